@@ -1,0 +1,25 @@
+"""symglep: derive, analyse and generate learning code for physical learning systems.
+
+Write a Lagrangian with SymPy, then ``symglep.derive(model)`` gives the
+Euler–Lagrange equations, the Legendre transform, the time-reversal and
+separability verdicts and the learning rule (see ``docs/theory.md``).
+"""
+
+__version__ = "0.1.0"
+
+from .derivation import Derivation, derive
+from .errors import DerivationError, ModelError, ModelFileError, SymglepError
+from .loader import load_model
+from .model import Model
+
+__all__ = [
+    "Derivation",
+    "DerivationError",
+    "Model",
+    "ModelError",
+    "ModelFileError",
+    "SymglepError",
+    "__version__",
+    "derive",
+    "load_model",
+]

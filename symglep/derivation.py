@@ -1,0 +1,104 @@
+"""``derive(model)``: everything the numeric layer and the reports need (pure sympy).
+
+A :class:`Derivation` collects the Euler–Lagrange equations (theory §1), the
+Legendre transform and regularity, the time-reversal and separability
+verdicts (theory §4, §6) and the learning rule with its locality (theory §5).
+This module never imports numba.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .legendre import hamiltonian as legendre_hamiltonian
+from .learning import learning_rule, locality
+from .mechanics import EulerLagrange, euler_lagrange
+from .model import Model
+from .symbolic import evaluate, sample_values
+from .symmetry import Symmetries, symmetries
+
+
+@dataclass
+class Derivation:
+    """The symbolic derivation of one model (see ``docs/derive-schema.md``)."""
+
+    model: Model
+    el: EulerLagrange
+    hamiltonian: sp.Expr | None
+    velocity_map: list | None          # v_i(q, p, t), when the momentum map inverts
+    hamiltonian_note: str
+    legendre_regular: bool
+    sym: Symmetries
+    learning_rule: dict                # θ -> ∂L/∂θ
+    locality: dict                     # θ -> {coordinates, velocities, inputs, parameters, time}
+    notes: list = field(default_factory=list)
+
+    # Shortcuts used by reports and later stages.
+    @property
+    def mass_matrix(self) -> sp.Matrix:
+        return self.el.mass_matrix
+
+    @property
+    def forcing(self) -> sp.Matrix:
+        return self.el.forcing
+
+    @property
+    def momenta(self) -> list:
+        return self.el.momenta
+
+    @property
+    def time_reversible(self) -> bool:
+        return self.sym.time_reversible
+
+    @property
+    def separable(self) -> bool:
+        return self.sym.separable
+
+    def _repr_latex_(self) -> str:
+        from .report import render
+
+        return render(self, "latex")
+
+
+def legendre_regularity(model: Model, mass: sp.Matrix, samples: int = 3) -> bool:
+    """``det M ≢ 0``: the mass matrix is evaluated at random points and its determinant taken numerically."""
+    import numpy as np
+
+    entries = list(mass)
+    for seed in range(samples):
+        values = sample_values(entries, seed=seed, fixed=model.constants)
+        for s in model.parameters:
+            if s in values:
+                values[s] = abs(values[s]) * 2 + sp.Float(0.5)
+        numeric = np.array([[evaluate(mass[i, j], values) for j in range(mass.cols)]
+                            for i in range(mass.rows)], dtype=complex)
+        if not np.all(np.isfinite(numeric)):
+            continue
+        scale = max(1.0, float(np.max(np.abs(numeric)))) ** mass.rows
+        if abs(np.linalg.det(numeric)) > 1e-12 * scale:
+            return True
+    return False
+
+
+def derive(model: Model) -> Derivation:
+    """Derive the equations of motion, Legendre transform, symmetries and learning rule of ``model``."""
+    if not isinstance(model, Model):
+        from .errors import ModelError
+
+        raise ModelError(f"derive() needs a symglep.Model, got {type(model).__name__}")
+    el = euler_lagrange(model)
+    regular = legendre_regularity(model, el.mass_matrix)
+    notes = []
+    if regular:
+        h, vmap, how = legendre_hamiltonian(model.lagrangian, model.v, model.p, positive=model.parameters)
+        if model.hamiltonian is not None:
+            h = model.hamiltonian  # keep the user's own form
+        note = f"velocity map inverted ({how})" if vmap is not None else how
+    else:
+        h, vmap, note = None, None, "the mass matrix is singular (det M ≡ 0): no Hamiltonian"
+        notes.append("Legendre transform is singular: the model is degenerate (constrained)")
+    sym = symmetries(model, el.momenta)
+    rule = learning_rule(model)
+    return Derivation(model, el, h, vmap, note, regular, sym, rule, locality(model, rule), notes)

@@ -1,0 +1,39 @@
+"""The learning rule ``∂L/∂θ`` and its locality (theory §2, §5).
+
+The bulk term of the estimator contrasts ``−∂L/∂θ = ∂V/∂θ`` along nudged
+trajectories; which state variables it reads says how local the rule is.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .model import Model
+
+
+def learning_rule(model: Model) -> dict:
+    """``{θ: ∂L/∂θ}`` for every learnable parameter."""
+    return {theta: sp.diff(model.lagrangian, theta) for theta in model.parameters}
+
+
+def locality(model: Model, rule: dict) -> dict:
+    """For each parameter, the coordinates, velocities, inputs and time its rule reads."""
+    out = {}
+    for theta, expr in rule.items():
+        free = expr.free_symbols
+        out[theta] = {
+            "coordinates": [s.name for s in model.q if s in free],
+            "velocities": [s.name for s in model.v if s in free],
+            "inputs": [s.name for s in model.u if s in free],
+            "parameters": [s.name for s in model.parameters if s in free],
+            "time": model.time in free,
+        }
+    return out
+
+
+def describe_locality(entry: dict) -> str:
+    """One line such as ``reads q1, q2`` for a :func:`locality` entry."""
+    reads = entry["coordinates"] + entry["velocities"] + entry["inputs"]
+    if entry["time"]:
+        reads.append("t")
+    return "reads " + ", ".join(reads) if reads else "reads no state (constant)"

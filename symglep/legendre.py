@@ -1,0 +1,124 @@
+"""The Legendre transform: momenta, Hamiltonian, and its inverse (theory §4).
+
+``p = ∂L/∂v``; ``H(q, p, t) = p·v(q, p, t) − L`` where ``v(q, p, t)`` inverts
+the momentum map. The map is inverted in closed form when it is affine in the
+velocities (quadratic kinetic terms, position-dependent mass) with a diagonal
+or small matrix, or decoupled per coordinate (e.g. the relativistic
+``−m·sqrt(1 − v²)``); otherwise the Hamiltonian is reported as unavailable and
+the numeric layer solves for velocities itself.
+"""
+
+from __future__ import annotations
+
+import sympy as sp
+
+from .errors import ModelError
+from .symbolic import evaluate, sample_values
+
+#: Largest dense matrix inverted symbolically (DESIGN: never a symbolic inverse of a large M).
+MAX_DENSE_INVERSE = 3
+
+
+def _is_diagonal(matrix: sp.Matrix) -> bool:
+    return all(matrix[i, j] == 0 for i in range(matrix.rows) for j in range(matrix.cols) if i != j)
+
+
+def _verify_root(exprs, xs, ys, root: dict, positive=()) -> bool:
+    """Check ``root`` (xs in terms of ys) inverts ``ys = exprs(xs)`` near random points."""
+    for seed in range(3):
+        values = sample_values(list(exprs) + list(root.values()), seed=seed)
+        for s in positive:
+            if s in values:
+                values[s] = abs(values[s]) + 1
+        point = {x: values.get(x, sp.Float(0.3)) for x in xs}
+        values.update(point)
+        image = {y: sp.Float(evaluate(e, values).real, 30) for y, e in zip(ys, exprs)}
+        values.update(image)
+        for x in xs:
+            back = evaluate(root[x], values)
+            if not abs(back - complex(point[x])) < 1e-12 * (1 + abs(complex(point[x]))):
+                return False
+    return True
+
+
+def invert_map(exprs, xs, ys, positive=()) -> tuple[list | None, str]:
+    """Solve ``ys = exprs(xs)`` for ``xs`` in closed form.
+
+    Returns ``(solution, how)``; ``solution`` is ``None`` when no closed form
+    is attempted or found, and ``how`` says why.
+    """
+    n = len(xs)
+    jac = sp.Matrix(exprs).jacobian(list(xs))
+    if not (jac.free_symbols & set(xs)):
+        offset = sp.Matrix(exprs).xreplace({x: 0 for x in xs})
+        rhs = sp.Matrix(ys) - offset
+        if _is_diagonal(jac):
+            if any(jac[i, i] == 0 for i in range(n)):
+                return None, "the momentum map is singular"
+            return [rhs[i] / jac[i, i] for i in range(n)], "affine, diagonal"
+        if n > MAX_DENSE_INVERSE:
+            return None, (f"the velocity map is affine with a dense {n}x{n} matrix; "
+                          f"its inverse is not built symbolically above n = {MAX_DENSE_INVERSE}")
+        try:
+            solution = jac.LUsolve(rhs)
+        except (ValueError, ZeroDivisionError, sp.matrices.exceptions.NonInvertibleMatrixError):
+            return None, "the momentum map is singular"
+        return [sp.together(s) for s in solution], "affine, dense (LU)"
+    if _is_diagonal(jac):
+        solution = []
+        for x, y, e in zip(xs, ys, exprs):
+            try:
+                roots = sp.solve(sp.Eq(e, y), x, dict=True)
+            except (NotImplementedError, ValueError):
+                return None, f"could not solve for {x} in closed form"
+            good = [r for r in roots if _verify_root([e], [x], [y], r, positive)]
+            if not good:
+                return None, f"no closed-form branch of the inverse for {x}"
+            solution.append(good[0][x])
+        return solution, "decoupled, solved per coordinate"
+    return None, "the momentum map is coupled and non-linear in the velocities"
+
+
+def momenta(lagrangian, velocities) -> list[sp.Expr]:
+    """Canonical momenta ``p_i = ∂L/∂v_i`` (theory §1)."""
+    return [sp.diff(lagrangian, v) for v in velocities]
+
+
+def _tidy(expr: sp.Expr, budget: int = 150) -> sp.Expr:
+    """Simplify small expressions only (DESIGN: never simplify big ones by default)."""
+    if sp.count_ops(expr) > budget:
+        return expr
+    simpler = sp.simplify(expr)
+    return simpler if sp.count_ops(simpler) <= sp.count_ops(expr) else expr
+
+
+def hamiltonian(lagrangian, velocities, momentum_symbols, positive=()):
+    """``H = p·v − L`` with ``v(q, p, t)`` from :func:`invert_map`.
+
+    Returns ``(H, velocity_map, how)``; ``H`` and the map are ``None`` when the
+    velocities cannot be solved for in closed form.
+    """
+    p_of_v = momenta(lagrangian, velocities)
+    v_of_p, how = invert_map(p_of_v, velocities, momentum_symbols, positive)
+    if v_of_p is None:
+        return None, None, how
+    subs = dict(zip(velocities, v_of_p))
+    h = sum(p * v for p, v in zip(momentum_symbols, v_of_p)) - lagrangian.xreplace(subs)
+    return _tidy(sp.expand(h) if sp.count_ops(h) < 150 else h), [_tidy(v) for v in v_of_p], how
+
+
+def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, positive=()):
+    """Inverse transform ``L = p·v − H`` with ``p(q, v, t)`` solved from ``v = ∂H/∂p``."""
+    ps = [sp.Dummy(f"p{i}") for i in range(len(momentum_objects))]
+    vs = [sp.Dummy(f"v{i}") for i in range(len(velocity_objects))]
+    h_d = h.xreplace(dict(zip(momentum_objects, ps)))
+    v_of_p = [sp.diff(h_d, p) for p in ps]
+    if all(e == 0 for e in v_of_p):
+        raise ModelError("the Hamiltonian does not depend on the momenta")
+    p_of_v, how = invert_map(v_of_p, ps, vs, positive)
+    if p_of_v is None:
+        raise ModelError(f"cannot invert v = ∂H/∂p in closed form ({how}); declare the Lagrangian instead")
+    subs = dict(zip(ps, p_of_v))
+    lag = sum(p * v for p, v in zip(p_of_v, vs)) - h_d.xreplace(subs)
+    lag = _tidy(sp.expand(lag) if sp.count_ops(lag) < 150 else lag)
+    return lag.xreplace(dict(zip(vs, velocity_objects))), how

@@ -1,0 +1,58 @@
+"""Loading a model file: a Python file that defines ``model`` (or ``path.py:NAME``)."""
+
+from __future__ import annotations
+
+import os
+import runpy
+import traceback
+
+from .errors import ModelError, ModelFileError, SymglepError
+from .model import Model
+
+
+def split_spec(spec: str) -> tuple[str, str]:
+    """``"path.py:NAME"`` -> ``("path.py", "NAME")``; the name defaults to ``model``."""
+    path, sep, name = spec.rpartition(":")
+    if not sep or not name or os.sep in name or "/" in name or not path:
+        return spec, "model"
+    return path, name
+
+
+def load_model(spec: str) -> Model:
+    """Run the model file and return its :class:`~symglep.Model`.
+
+    Every failure raises :class:`ModelFileError` (or the model's own
+    :class:`ModelError`) with a one-line message naming the file.
+    """
+    path, name = split_spec(str(spec))
+    if not os.path.exists(path):
+        raise ModelFileError(f"model file not found: {path}")
+    if os.path.isdir(path):
+        raise ModelFileError(f"model file is a directory: {path}")
+    try:
+        with open(path, "rb") as handle:
+            source = handle.read()
+        compile(source, path, "exec")
+    except SyntaxError as exc:
+        raise ModelFileError(f"syntax error in {path}, line {exc.lineno}: {exc.msg}") from None
+    except (OSError, ValueError) as exc:
+        raise ModelFileError(f"cannot read model file {path}: {exc}") from None
+    try:
+        namespace = runpy.run_path(path, run_name="__symglep_model__")
+    except SymglepError as exc:
+        raise type(exc)(f"{path}: {exc}") from None
+    except SystemExit as exc:
+        raise ModelFileError(f"{path} called exit({exc.code}) while loading") from None
+    except Exception as exc:  # the user's code failed: say where, in one line
+        frames = [f for f in traceback.extract_tb(exc.__traceback__) if os.path.abspath(f.filename) == os.path.abspath(path)]
+        where = f", line {frames[-1].lineno}" if frames else ""
+        raise ModelFileError(f"{path}{where} raised {type(exc).__name__}: {exc}") from exc
+    if name not in namespace:
+        raise ModelFileError(f"{path} defines no object named {name!r}")
+    obj = namespace[name]
+    if not isinstance(obj, Model):
+        raise ModelFileError(f"{name!r} in {path} is a {type(obj).__name__}, not a symglep.Model")
+    return obj
+
+
+__all__ = ["load_model", "split_spec", "ModelError"]

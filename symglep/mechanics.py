@@ -1,0 +1,82 @@
+"""Euler–Lagrange equations in the form ``M(q, v, t)·a = f(q, v, t)`` (theory §1).
+
+With ``p = ∂L/∂v`` the total time derivative along a trajectory is
+
+    d/dt p_i = Σ_j ∂p_i/∂v_j a_j + Σ_j ∂p_i/∂q_j v_j + ∂p_i/∂t + Σ_k ∂p_i/∂u_k u̇_k
+
+so ``M_ij = ∂²L/∂v_i∂v_j`` and
+``f_i = ∂L/∂q_i − Σ_j ∂p_i/∂q_j v_j − ∂p_i/∂t − Σ_k ∂p_i/∂u_k u̇_k``.
+Only plain symbols are differentiated; nothing is simplified.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .model import Model, velocity_name
+
+#: Explicit accelerations are built for dense mass matrices up to this size.
+MAX_DENSE_SOLVE = 3
+
+
+@dataclass
+class EulerLagrange:
+    """``M·a = f`` and the residual ``M·a − f = d/dt ∂L/∂v − ∂L/∂q``."""
+
+    momenta: list            # p_i(q, v, t)
+    mass_matrix: sp.Matrix   # M_ij
+    forcing: sp.Matrix       # f_i
+    residuals: list          # M·a − f, each ≡ 0 on solutions
+    accelerations: list | None   # a_i(q, v, t) or None when not built
+    acceleration_note: str
+    input_rates: tuple       # symbols u̇ that appear in f (inputs coupled to velocities)
+
+
+def input_rate_symbol(u: sp.Symbol) -> sp.Symbol:
+    """Symbol for the time derivative of input ``u`` (``u_dot``)."""
+    return sp.Symbol(velocity_name(u.name))
+
+
+def euler_lagrange(model: Model) -> EulerLagrange:
+    """Mass matrix, forcing and Euler–Lagrange residuals of ``model``."""
+    L, q, v, a, t = model.lagrangian, model.q, model.v, model.a, model.time
+    n = model.n
+    p = [sp.diff(L, vi) for vi in v]
+    mass = sp.Matrix(n, n, lambda i, j: sp.diff(p[i], v[j]))
+    rates = []
+    forcing = []
+    for i in range(n):
+        fi = sp.diff(L, q[i])
+        fi -= sum((sp.diff(p[i], q[j]) * v[j] for j in range(n)), sp.S.Zero)
+        fi -= sp.diff(p[i], t)
+        for u in model.u:
+            dpdu = sp.diff(p[i], u)
+            if dpdu != 0:
+                rate = input_rate_symbol(u)
+                rates.append(rate)
+                fi -= dpdu * rate
+        forcing.append(fi)
+    forcing = sp.Matrix(forcing)
+    residuals = [sum((mass[i, j] * a[j] for j in range(n)), sp.S.Zero) - forcing[i] for i in range(n)]
+    accelerations, note = explicit_accelerations(mass, forcing)
+    return EulerLagrange(p, mass, forcing, residuals, accelerations, note,
+                         tuple(dict.fromkeys(rates)))
+
+
+def explicit_accelerations(mass: sp.Matrix, forcing: sp.Matrix):
+    """``a = M⁻¹ f`` when cheap: diagonal ``M`` of any size, dense ``M`` up to :data:`MAX_DENSE_SOLVE`."""
+    n = mass.rows
+    diagonal = all(mass[i, j] == 0 for i in range(n) for j in range(n) if i != j)
+    if diagonal:
+        if any(mass[i, i] == 0 for i in range(n)):
+            return None, "the mass matrix has a zero on its diagonal"
+        return [forcing[i] / mass[i, i] for i in range(n)], "diagonal mass matrix"
+    if n > MAX_DENSE_SOLVE:
+        return None, (f"dense {n}x{n} mass matrix: accelerations are solved numerically, "
+                      f"not built symbolically above n = {MAX_DENSE_SOLVE}")
+    try:
+        return list(mass.LUsolve(forcing)), "dense mass matrix, LU solve"
+    except (ValueError, ZeroDivisionError, sp.matrices.exceptions.NonInvertibleMatrixError):
+        return None, "the mass matrix is singular"

@@ -1,0 +1,299 @@
+"""Declaring a model: a Lagrangian (or Hamiltonian), its variables and its cost.
+
+A :class:`Model` holds the user's expressions rewritten in *plain* symbols
+(theory §1): every coordinate ``q(t)`` becomes a symbol ``q``, its time
+derivative a symbol ``q_dot``, inputs ``u(t)`` and targets ``y(t)`` become
+symbols ``u`` and ``y``. Derivatives are then taken with respect to plain
+symbols, which keeps expressions small (DESIGN: "differentiate with plain
+symbols, not functions of t").
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+
+import sympy as sp
+from sympy.core.function import AppliedUndef
+
+from .errors import ModelError
+
+
+def velocity_name(coordinate: str) -> str:
+    """Name of the velocity of ``coordinate`` (``q1`` -> ``q1_dot``)."""
+    return f"{coordinate}_dot"
+
+
+def acceleration_name(coordinate: str) -> str:
+    """Name of the acceleration of ``coordinate`` (``q1`` -> ``q1_ddot``)."""
+    return f"{coordinate}_ddot"
+
+
+def momentum_name(coordinate: str) -> str:
+    """Name of the momentum conjugate to ``coordinate`` (``q1`` -> ``p_q1``)."""
+    return f"p_{coordinate}"
+
+
+def _name_of(obj) -> str:
+    if isinstance(obj, AppliedUndef):
+        return obj.func.__name__
+    if isinstance(obj, sp.Symbol):
+        return obj.name
+    raise ModelError(f"expected a symbol or a function of time, got {obj!r}")
+
+
+def _as_tuple(value, what: str) -> tuple:
+    if value is None:
+        return ()
+    if isinstance(value, (sp.Basic, str)):
+        return (value,)
+    if isinstance(value, Iterable):
+        return tuple(value)
+    raise ModelError(f"{what} must be a list of symbols, got {value!r}")
+
+
+def _sympify(expr, what: str) -> sp.Expr:
+    if isinstance(expr, (sp.MatrixBase, list, tuple, sp.NDimArray)):
+        raise ModelError(f"the {what} must be a scalar expression, got a {type(expr).__name__}")
+    try:
+        expr = sp.sympify(expr)
+    except (sp.SympifyError, TypeError) as exc:
+        raise ModelError(f"the {what} is not a sympy expression: {exc}") from None
+    if isinstance(expr, (sp.MatrixBase, sp.NDimArray)) or not isinstance(expr, sp.Expr):
+        raise ModelError(f"the {what} must be a scalar expression, got {type(expr).__name__}")
+    return expr
+
+
+@dataclass(frozen=True)
+class Variable:
+    """One declared quantity: the user's object and the plain symbol that replaces it."""
+
+    name: str
+    kind: str  # coordinate | parameter | constant | input | target
+    user: sp.Basic
+    symbol: sp.Symbol
+
+
+class Model:
+    """A physical learning system: ``L(q, v, t; θ)``, inputs, targets and a cost (theory §1).
+
+    Parameters
+    ----------
+    lagrangian:
+        Scalar sympy expression in the coordinates (``dynamicsymbols``), their
+        first time derivatives, parameters, constants, inputs and time.
+    coordinates:
+        ``sympy.physics.mechanics.dynamicsymbols`` (functions of time).
+    parameters:
+        Learnable symbols ``θ``.
+    constants:
+        Mapping of fixed symbols to numbers (e.g. ``{g: 9.81}``); not learned.
+    inputs, targets:
+        Functions of time (``dynamicsymbols``) sampled from arrays at run time.
+        Inputs may enter the Lagrangian and the cost, targets only the cost.
+    cost:
+        Cost density ``c(q, t)``; it must not depend on velocities or parameters.
+    name:
+        Model name (used for generated files and reports).
+    """
+
+    def __init__(
+        self,
+        lagrangian,
+        coordinates,
+        parameters=(),
+        inputs=(),
+        targets=(),
+        cost=0,
+        name: str = "model",
+        constants: Mapping | None = None,
+        *,
+        _hamiltonian=None,
+    ):
+        if not isinstance(name, str) or not name.strip():
+            raise ModelError(f"the model name must be a non-empty string, got {name!r}")
+        self.name = name
+        lagrangian = _sympify(lagrangian, "Lagrangian")
+        cost = _sympify(cost, "cost")
+        coordinates = _as_tuple(coordinates, "coordinates")
+        if not coordinates:
+            raise ModelError("a model needs at least one coordinate")
+        constants = dict(constants or {})
+
+        self.time = self._time_symbol(coordinates)
+        t = self.time
+        variables: list[Variable] = []
+        for c in coordinates:
+            if not (isinstance(c, AppliedUndef) and c.args == (t,)):
+                raise ModelError(
+                    f"coordinate {c!r} must be a function of time, e.g. dynamicsymbols('{c}')"
+                )
+            variables.append(Variable(_name_of(c), "coordinate", c, sp.Symbol(_name_of(c))))
+        for kind, group in (
+            ("parameter", _as_tuple(parameters, "parameters")),
+            ("constant", tuple(constants)),
+            ("input", _as_tuple(inputs, "inputs")),
+            ("target", _as_tuple(targets, "targets")),
+        ):
+            for obj in group:
+                if isinstance(obj, str):
+                    raise ModelError(f"{kind} {obj!r} is a string; declare it as a sympy symbol")
+                if kind in ("parameter", "constant") and not isinstance(obj, sp.Symbol):
+                    raise ModelError(f"{kind} {obj!r} must be a sympy Symbol")
+                if kind in ("input", "target") and not (
+                    isinstance(obj, sp.Symbol) or (isinstance(obj, AppliedUndef) and obj.args == (t,))
+                ):
+                    raise ModelError(f"{kind} {obj!r} must be a function of time, e.g. dynamicsymbols('u')")
+                symbol = obj if kind in ("parameter", "constant") else sp.Symbol(_name_of(obj))
+                variables.append(Variable(_name_of(obj), kind, obj, symbol))
+
+        self._check_names(variables)
+        self.variables = tuple(variables)
+        by_kind = lambda k: tuple(v for v in variables if v.kind == k)  # noqa: E731
+        coords = by_kind("coordinate")
+        self.coordinate_names = tuple(v.name for v in coords)
+        self.q = tuple(v.symbol for v in coords)
+        self.v = tuple(sp.Symbol(velocity_name(n)) for n in self.coordinate_names)
+        self.a = tuple(sp.Symbol(acceleration_name(n)) for n in self.coordinate_names)
+        self.p = tuple(sp.Symbol(momentum_name(n)) for n in self.coordinate_names)
+        self.parameters = tuple(v.symbol for v in by_kind("parameter"))
+        self.constants = {v.symbol: self._number(v.symbol, constants[v.user]) for v in by_kind("constant")}
+        self.u = tuple(v.symbol for v in by_kind("input"))
+        self.y = tuple(v.symbol for v in by_kind("target"))
+
+        self._to_plain = {}
+        for v in coords:
+            self._to_plain[sp.Derivative(v.user, t)] = self.v[self.q.index(v.symbol)]
+        for v in variables:
+            if v.kind != "parameter" and v.kind != "constant" and v.user != v.symbol:
+                self._to_plain[v.user] = v.symbol
+        self.lagrangian = self._plain(lagrangian, "Lagrangian")
+        self.cost = self._plain(cost, "cost")
+        self._validate()
+        self.hamiltonian = _hamiltonian  # set by from_hamiltonian, in (q, p) symbols
+
+    # -- construction helpers -------------------------------------------------
+    @staticmethod
+    def _time_symbol(coordinates) -> sp.Symbol:
+        times = {c.args[0] for c in coordinates if isinstance(c, AppliedUndef) and len(c.args) == 1}
+        if len(times) > 1:
+            raise ModelError(f"coordinates depend on different time symbols: {sorted(map(str, times))}")
+        if not times:
+            raise ModelError(
+                f"coordinate {coordinates[0]!r} must be a function of time, "
+                f"e.g. dynamicsymbols('{coordinates[0]}')"
+            )
+        (t,) = times
+        if not isinstance(t, sp.Symbol):
+            raise ModelError(f"coordinates must be functions of a time symbol, not of {t}")
+        return t
+
+    @staticmethod
+    def _number(symbol, value) -> sp.Float:
+        try:
+            number = sp.Float(float(value))
+        except (TypeError, ValueError):
+            raise ModelError(f"constant {symbol} must have a numeric value, got {value!r}") from None
+        return number
+
+    def _check_names(self, variables: list[Variable]) -> None:
+        seen: dict[str, str] = {self.time.name: "time"}
+        for var in variables:
+            names = [(var.name, var.kind)]
+            if var.kind == "coordinate":
+                names += [
+                    (velocity_name(var.name), f"velocity of coordinate {var.name}"),
+                    (acceleration_name(var.name), f"acceleration of coordinate {var.name}"),
+                    (momentum_name(var.name), f"momentum of coordinate {var.name}"),
+                ]
+            for name, role in names:
+                if name in seen:
+                    raise ModelError(f"name {name!r} is used twice: as {seen[name]} and as {role}")
+                seen[name] = role
+
+    def _plain(self, expr: sp.Expr, what: str) -> sp.Expr:
+        """Rewrite ``expr`` in plain symbols; refuse higher derivatives and unknown functions."""
+        for d in expr.atoms(sp.Derivative):
+            if d not in self._to_plain:
+                raise ModelError(
+                    f"the {what} contains {d}: only first time derivatives of coordinates are allowed"
+                )
+        plain = expr.xreplace(self._to_plain)
+        for f in plain.atoms(AppliedUndef):
+            raise ModelError(f"the {what} uses {f}, which is not declared (coordinates, inputs or targets)")
+        return plain
+
+    def _validate(self) -> None:
+        t = self.time
+        state = set(self.q) | set(self.v)
+        known = state | set(self.parameters) | set(self.constants) | set(self.u) | {t}
+        for sym in sorted(self.lagrangian.free_symbols, key=str):
+            if sym in set(self.y):
+                raise ModelError(f"target {sym} appears in the Lagrangian; targets enter only the cost")
+            if sym not in known:
+                raise ModelError(f"symbol {sym} in the Lagrangian is not declared "
+                                 "(add it to parameters, constants, inputs or coordinates)")
+        cost_known = set(self.q) | set(self.constants) | set(self.u) | set(self.y) | {t}
+        for sym in sorted(self.cost.free_symbols, key=str):
+            if sym in set(self.v):
+                raise ModelError(f"the cost depends on the velocity {sym}; the cost may depend "
+                                 "only on coordinates, inputs, targets and time (theory §1)")
+            if sym in set(self.parameters):
+                raise ModelError(f"the cost depends on the parameter {sym}; learnable "
+                                 "parameters may appear only in the Lagrangian")
+            if sym not in cost_known:
+                raise ModelError(f"symbol {sym} in the cost is not declared "
+                                 "(add it to constants, inputs, targets or coordinates)")
+        if not (self.lagrangian.free_symbols & set(self.v)):
+            raise ModelError("the Lagrangian does not depend on any velocity: it has no dynamics")
+        for expr, what in ((self.lagrangian, "Lagrangian"), (self.cost, "cost")):
+            if expr.has(sp.I) or expr.has(sp.zoo) or expr.has(sp.nan):
+                raise ModelError(f"the {what} contains a complex or undefined number")
+
+    # -- alternative constructor ---------------------------------------------
+    @classmethod
+    def from_hamiltonian(cls, hamiltonian, coordinates, momenta, parameters=(), inputs=(),
+                         targets=(), cost=0, name: str = "model", constants: Mapping | None = None):
+        """Build a model from ``H(q, p, t)`` by the inverse Legendre transform (theory §4).
+
+        ``L = p·v − H`` with ``p`` solved from ``v = ∂H/∂p``.
+        """
+        from .legendre import lagrangian_from_hamiltonian
+
+        hamiltonian = _sympify(hamiltonian, "Hamiltonian")
+        coordinates = _as_tuple(coordinates, "coordinates")
+        momenta = _as_tuple(momenta, "momenta")
+        if len(momenta) != len(coordinates):
+            raise ModelError(f"{len(coordinates)} coordinates but {len(momenta)} momenta")
+        t = cls._time_symbol(coordinates)
+        for p in momenta:
+            if not (isinstance(p, sp.Symbol) or (isinstance(p, AppliedUndef) and p.args == (t,))):
+                raise ModelError(f"momentum {p!r} must be a symbol or a function of time")
+        velocities = [sp.Derivative(c, t) for c in coordinates]
+        positive = [s for s in _as_tuple(parameters, "parameters") if isinstance(s, sp.Symbol)]
+        lagrangian, _ = lagrangian_from_hamiltonian(hamiltonian, list(momenta), velocities, positive)
+        model = cls(lagrangian, coordinates, parameters, inputs, targets, cost, name, constants)
+        h = hamiltonian.xreplace(dict(zip(momenta, model.p)))
+        model.hamiltonian = model._plain(h, "Hamiltonian")
+        return model
+
+    # -- conveniences ---------------------------------------------------------
+    @property
+    def n(self) -> int:
+        """Number of coordinates."""
+        return len(self.q)
+
+    def symbol_by_name(self) -> dict[str, sp.Symbol]:
+        """Every plain name of the model (including velocities and momenta) to its symbol."""
+        names = {s.name: s for s in (*self.q, *self.v, *self.a, *self.p, *self.parameters,
+                                     *self.constants, *self.u, *self.y, self.time)}
+        return names
+
+    def __repr__(self) -> str:
+        return (f"Model({self.name!r}, coordinates={list(self.coordinate_names)}, "
+                f"parameters={[s.name for s in self.parameters]})")
+
+    def _repr_latex_(self) -> str:
+        from .report import latex_symbol_names
+
+        return f"$L = {sp.latex(self.lagrangian, symbol_names=latex_symbol_names(self))}$"

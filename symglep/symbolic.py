@@ -1,0 +1,92 @@
+"""Small symbolic helpers: zero testing by evaluation, and random sample points.
+
+Deciding ``expr ≡ 0`` symbolically means simplifying, which is slow on large
+expressions and unreliable with trigonometry. symglep instead evaluates the
+expression at a few seeded random points with 30 significant digits: an
+expression that is not identically zero is non-zero at random points with
+probability one, and an identically zero one evaluates to round-off
+(~1e-28) there.
+"""
+
+from __future__ import annotations
+
+import random
+
+import sympy as sp
+from sympy.core.function import AppliedUndef
+
+PRECISION = 30
+ZERO_TOLERANCE = 1e-18
+N_SAMPLES = 3
+
+
+def _atoms(exprs) -> list[sp.Basic]:
+    atoms: set = set()
+    for e in exprs:
+        e = sp.sympify(e)
+        atoms |= e.atoms(AppliedUndef)
+        atoms |= {s for s in e.free_symbols}
+    return sorted(atoms, key=sp.default_sort_key)
+
+
+def sample_values(exprs, seed: int = 0, fixed: dict | None = None) -> dict:
+    """A random numeric value for every symbol and function of time in ``exprs``.
+
+    Symbols assumed positive (and every symbol whose name starts like a
+    physical constant) get values in [0.5, 2]; all others in [-0.45, 0.45],
+    small enough to stay inside domains such as ``sqrt(1 - v**2)``.
+    ``fixed`` values (e.g. model constants) are kept.
+    """
+    rng = random.Random(seed)
+    fixed = dict(fixed or {})
+    values = {}
+    for atom in _atoms(exprs):
+        if atom in fixed:
+            values[atom] = sp.Float(fixed[atom], PRECISION)
+        elif getattr(atom, "is_positive", False) or getattr(atom, "is_nonnegative", False):
+            values[atom] = sp.Float(rng.uniform(0.5, 2.0), PRECISION)
+        elif getattr(atom, "is_negative", False):
+            values[atom] = sp.Float(-rng.uniform(0.5, 2.0), PRECISION)
+        else:
+            values[atom] = sp.Float(rng.uniform(-0.45, 0.45), PRECISION)
+    return values
+
+
+def evaluate(expr, values: dict) -> complex:
+    """Evaluate ``expr`` at ``values`` with :data:`PRECISION` digits."""
+    expr = sp.sympify(expr)
+    functions = {k: v for k, v in values.items() if isinstance(k, AppliedUndef)}
+    number = expr.xreplace(functions).xreplace(values).evalf(PRECISION)
+    try:
+        return complex(number)
+    except TypeError:
+        return complex("nan")
+
+
+def is_zero(expr, fixed: dict | None = None, samples: int = N_SAMPLES, positive: set | None = None) -> bool:
+    """Whether ``expr`` vanishes identically, judged at ``samples`` random points.
+
+    ``positive`` lists symbols to be sampled in [0.5, 2] even without a
+    positivity assumption (e.g. model parameters such as masses).
+    """
+    expr = sp.sympify(expr)
+    if expr == 0:
+        return True
+    if not expr.free_symbols and not expr.atoms(AppliedUndef):
+        return abs(complex(expr.evalf(PRECISION))) < ZERO_TOLERANCE
+    for seed in range(samples):
+        values = sample_values([expr], seed=seed, fixed=fixed)
+        for s in positive or ():
+            if s in values and (fixed is None or s not in fixed):
+                values[s] = abs(values[s]) * 2 + sp.Float(0.5, PRECISION)
+        value = evaluate(expr, values)
+        if not abs(value) < ZERO_TOLERANCE:  # also catches nan
+            return False
+    return True
+
+
+def op_count(exprs) -> int:
+    """Total number of operations of a list (or matrix) of expressions, without sharing."""
+    if isinstance(exprs, sp.MatrixBase):
+        exprs = list(exprs)
+    return int(sum(sp.count_ops(e) for e in exprs))

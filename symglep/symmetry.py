@@ -1,0 +1,84 @@
+"""Time reversal, separability and explicit time dependence (theory §4, §6).
+
+* Time reversal: ``L(q, −v, t) ≡ L(q, v, t)``. The odd-in-velocity part
+  ``(L(v) − L(−v))/2`` of each term of ``L`` is what breaks it.
+* Separability: ``L = K(v) − V(q, t)`` (equivalently ``H = T(p) + V(q, t)``),
+  i.e. ``∂p/∂q ≡ 0``, ``∂p/∂t ≡ 0`` and ``∂p/∂u ≡ 0``; the Störmer–Verlet
+  (leapfrog) integrator applies.
+* Explicit time dependence (time, inputs, targets): allowed; the echo replays
+  it reversed in time.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .model import Model
+from .symbolic import is_zero
+
+ECHO_TREATMENT = "replayed reversed in the echo: the echo at time τ reads it at t = T − τ"
+
+
+@dataclass
+class Symmetries:
+    time_reversible: bool
+    breaking_terms: list          # odd-in-velocity parts of the terms of L
+    separable: bool
+    kinetic: sp.Expr | None       # K(v) when separable
+    potential: sp.Expr | None     # V(q, t) when separable (L = K − V)
+    separability_note: str
+    explicit_time: list           # dicts: symbol, kind, appears_in, echo
+
+
+def odd_part(expr, velocities) -> sp.Expr:
+    """``(e(v) − e(−v))/2``."""
+    flipped = expr.xreplace({v: -v for v in velocities})
+    return (expr - flipped) / 2
+
+
+def time_reversal(model: Model) -> tuple[bool, list]:
+    """Whether ``L`` is even in the velocities, and the odd parts of its terms that break it."""
+    fixed = model.constants
+    breaking = []
+    for term in sp.Add.make_args(model.lagrangian):
+        if not (term.free_symbols & set(model.v)):
+            continue
+        odd = odd_part(term, model.v)
+        if not is_zero(odd, fixed=fixed, positive=set(model.parameters)):
+            odd = sp.expand(odd) if sp.count_ops(odd) < 100 else odd
+            breaking.append(odd)
+    return not breaking, breaking
+
+
+def separability(model: Model, momenta: list) -> tuple[bool, sp.Expr | None, sp.Expr | None, str]:
+    """Whether ``L = K(v) − V(q, t)``; returns ``(separable, K, V, note)``."""
+    fixed = model.constants
+    for i, p in enumerate(momenta):
+        mixed = [*model.q, model.time, *model.u]
+        for s in mixed:
+            if s in p.free_symbols and not is_zero(sp.diff(p, s), fixed=fixed):
+                what = "time" if s == model.time else str(s)
+                return False, None, None, (f"the momentum {model.p[i]} depends on {what}: "
+                                           "kinetic and potential parts do not separate")
+    at_rest = model.lagrangian.xreplace({v: 0 for v in model.v})
+    kinetic = model.lagrangian - at_rest
+    return True, kinetic, -at_rest, "L = K(v) - V(q, t)"
+
+
+def explicit_time(model: Model) -> list[dict]:
+    """Every explicit time-dependence of ``L`` and the cost, with how the echo treats it."""
+    found = []
+    groups = [(model.time, "explicit time")] + [(u, "input") for u in model.u] + [(y, "target") for y in model.y]
+    for sym, kind in groups:
+        where = [w for w, e in (("lagrangian", model.lagrangian), ("cost", model.cost)) if sym in e.free_symbols]
+        if where:
+            found.append({"symbol": sym.name, "kind": kind, "appears_in": where, "echo": ECHO_TREATMENT})
+    return found
+
+
+def symmetries(model: Model, momenta: list) -> Symmetries:
+    reversible, breaking = time_reversal(model)
+    separable, kinetic, potential, note = separability(model, momenta)
+    return Symmetries(reversible, breaking, separable, kinetic, potential, note, explicit_time(model))
