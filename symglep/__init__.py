@@ -11,9 +11,16 @@ from .derivation import Derivation, derive
 from .errors import DerivationError, ModelError, ModelFileError, SymglepError
 from .loader import load_model
 from .model import Model
+from .runtime import Kernels, NotReversibleError, NumericalError, Result
+from .runtime import compile  # noqa: A001 - symglep.compile(model) is the public name
 
 __all__ = [
     "Derivation",
+    "Kernels",
+    "NotReversibleError",
+    "NumericalError",
+    "Result",
+    "compile",
     "DerivationError",
     "Model",
     "ModelError",

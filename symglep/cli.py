@@ -14,6 +14,12 @@ from . import __version__
 from .errors import SymglepError
 
 
+def _one_line(exc: BaseException) -> str:
+    """The message of ``exc`` on a single line (a multi-line message is joined with ' / ')."""
+    parts = [part.strip() for part in str(exc).splitlines() if part.strip()]
+    return " / ".join(parts) or type(exc).__name__
+
+
 class _Group(click.Group):
     """Turns exceptions into one-line messages unless ``--debug`` was given."""
 
@@ -23,7 +29,7 @@ class _Group(click.Group):
         except SymglepError as exc:
             if ctx.meta.get("symglep.debug"):
                 raise
-            click.echo(f"error: {exc}", err=True)
+            click.echo(f"error: {_one_line(exc)}", err=True)
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
@@ -33,7 +39,8 @@ class _Group(click.Group):
         except Exception as exc:  # noqa: BLE001 - last resort: one line, no traceback
             if ctx.meta.get("symglep.debug"):
                 raise
-            click.echo(f"internal error: {type(exc).__name__}: {exc} (rerun with --debug for details)", err=True)
+            message = f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for details)"
+            click.echo(message, err=True)
             ctx.exit(1)
 
 
@@ -74,6 +81,52 @@ def derive(model_spec, fmt, output):
 
     model = load_model(model_spec)
     _emit(render(derive_model(model), fmt), output)
+
+
+@main.command()
+@MODEL_ARG
+@click.option("--target", type=click.Choice(["numba"]), default="numba", show_default=True)
+@click.option("--integrator", type=click.Choice(["auto", "leapfrog", "midpoint"]), default="auto", show_default=True,
+              help="auto: leapfrog when separable, else midpoint (theory §6).")
+@click.option("--out", "out_dir", default="generated", show_default=True, type=click.Path(file_okay=False),
+              help="Root folder; files go to OUT/<model>/<target>/.")
+@click.option("--force", is_flag=True, help="Overwrite files that symglep did not generate.")
+def generate(model_spec, target, integrator, out_dir, force):
+    """Generate the kernels of MODEL (free, echo, gradient, BPTT) into OUT/<model>/<target>/."""
+    from .codegen.output import write_generated
+    from .loader import load_model
+
+    path = write_generated(load_model(model_spec), out_dir, target, integrator, force)
+    click.echo(path)
+
+
+@main.command()
+@MODEL_ARG
+@click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="Number of steps K.")
+@click.option("--dt", type=float, default=0.01, show_default=True, help="Step size h.")
+@click.option("--beta", type=float, default=1e-4, show_default=True, help="Nudge strength of the echo.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the drawn instance.")
+@click.option("--params", "params_file", type=click.Path(dir_okay=False), help="JSON {name: value} of parameters.")
+@click.option("--integrator", type=click.Choice(["auto", "leapfrog", "midpoint"]), default="auto", show_default=True)
+@click.option("--tolerance", type=float, default=1e-6, show_default=True, help="Allowed echo-vs-BPTT relative error.")
+@click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
+def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance, fmt):
+    """Round trip, energy drift, and echo vs BPTT vs finite-difference gradients on one seeded instance.
+
+    Exits with code 1 when the gradients disagree beyond the printed tolerances.
+    """
+    import json
+
+    from .check import load_params, render_text, run_check
+    from .loader import load_model
+
+    model = load_model(model_spec)
+    params = load_params(params_file, model) if params_file else None
+    report = run_check(model, steps=steps, dt=dt, beta=beta, seed=seed, params=params,
+                       integrator=integrator, tolerance=tolerance)
+    click.echo(json.dumps(report, indent=2) if fmt == "json" else render_text(report), nl=fmt == "json")
+    if not report["passed"]:
+        sys.exit(1)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from .legendre import _tidy
 from .legendre import hamiltonian as legendre_hamiltonian
 from .learning import learning_rule, locality
 from .mechanics import EulerLagrange, euler_lagrange
@@ -91,10 +92,15 @@ def derive(model: Model) -> Derivation:
     el = euler_lagrange(model)
     regular = legendre_regularity(model, el.mass_matrix)
     notes = []
-    if regular:
+    if regular and model.hamiltonian is not None:
+        # Keep the user's own H; its velocity map is v = ∂H/∂p. (Inverting the momentum
+        # map of the rebuilt L again would only be thrown away, and is slow on the
+        # unsimplified L that from_hamiltonian produces.)
+        h = model.hamiltonian
+        vmap = [_tidy(sp.diff(h, p)) for p in model.p]
+        note = "declared Hamiltonian; velocity map v = dH/dp"
+    elif regular:
         h, vmap, how = legendre_hamiltonian(model.lagrangian, model.v, model.p, positive=model.parameters)
-        if model.hamiltonian is not None:
-            h = model.hamiltonian  # keep the user's own form
         note = f"velocity map inverted ({how})" if vmap is not None else how
     else:
         h, vmap, note = None, None, "the mass matrix is singular (det M ≡ 0): no Hamiltonian"

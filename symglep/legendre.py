@@ -41,6 +41,31 @@ def _verify_root(exprs, xs, ys, root: dict, positive=()) -> bool:
     return True
 
 
+def _transcendental_knot(expr, x) -> bool:
+    """Whether ``x`` occurs more than once in ``expr``, at least once inside a
+    transcendental function or an exponent (e.g. Kepler's ``v − c·sin v``, or
+    ``v + c·exp(v)``). ``sympy.solve`` then searches Lambert-W forms, which can
+    run for minutes and rarely finds a closed form; such maps are not attempted.
+    """
+    inside = any(x in f.free_symbols for f in expr.atoms(sp.Function)) or any(
+        x in b.exp.free_symbols for b in expr.atoms(sp.Pow))
+    return inside and sum(1 for node in sp.preorder_traversal(expr) if node == x) > 1
+
+
+def _solve_one(form, expr, x, y, positive=()):
+    """Solve ``form = y`` for ``x``; return ``(root, why)`` with a root verified on ``expr``."""
+    if _transcendental_knot(form, x):
+        return None, f"the momentum map is transcendental in {x}: no closed form attempted"
+    try:
+        roots = sp.solve(sp.Eq(form, y), x, dict=True)
+    except (NotImplementedError, ValueError):
+        return None, f"could not solve for {x} in closed form"
+    good = [r for r in roots if _verify_root([expr], [x], [y], r, positive)]
+    if not good:
+        return None, f"no closed-form branch of the inverse for {x}"
+    return good[0][x], ""
+
+
 def invert_map(exprs, xs, ys, positive=()) -> tuple[list | None, str]:
     """Solve ``ys = exprs(xs)`` for ``xs`` in closed form.
 
@@ -67,14 +92,17 @@ def invert_map(exprs, xs, ys, positive=()) -> tuple[list | None, str]:
     if _is_diagonal(jac):
         solution = []
         for x, y, e in zip(xs, ys, exprs):
-            try:
-                roots = sp.solve(sp.Eq(e, y), x, dict=True)
-            except (NotImplementedError, ValueError):
-                return None, f"could not solve for {x} in closed form"
-            good = [r for r in roots if _verify_root([e], [x], [y], r, positive)]
-            if not good:
-                return None, f"no closed-form branch of the inverse for {x}"
-            solution.append(good[0][x])
+            root, why = _solve_one(e, e, x, y, positive)
+            if root is None:
+                # Unsimplified forms such as m**2*sqrt(1/(m**2 + p**2)) + ... solve only
+                # onto branches like m*sqrt(v**2/(1 - v**2)) = m*|v|/sqrt(1 - v**2),
+                # valid for one sign of v; the simplified form gives the global branch.
+                tidy = _tidy(e)
+                if tidy != e:
+                    root, why = _solve_one(tidy, e, x, y, positive)
+            if root is None:
+                return None, why
+            solution.append(root)
         return solution, "decoupled, solved per coordinate"
     return None, "the momentum map is coupled and non-linear in the velocities"
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import runpy
+import sys
 import traceback
 
 from .errors import ModelError, ModelFileError, SymglepError
@@ -37,16 +38,21 @@ def load_model(spec: str) -> Model:
         raise ModelFileError(f"syntax error in {path}, line {exc.lineno}: {exc.msg}") from None
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"cannot read model file {path}: {exc}") from None
+    folder = os.path.dirname(os.path.abspath(path))
+    sys.path.insert(0, folder)  # let a model file import helpers that sit beside it
     try:
         namespace = runpy.run_path(path, run_name="__symglep_model__")
     except SymglepError as exc:
-        raise type(exc)(f"{path}: {exc}") from None
+        raise type(exc)(f"{path}: {exc}") from exc
     except SystemExit as exc:
         raise ModelFileError(f"{path} called exit({exc.code}) while loading") from None
     except Exception as exc:  # the user's code failed: say where, in one line
         frames = [f for f in traceback.extract_tb(exc.__traceback__) if os.path.abspath(f.filename) == os.path.abspath(path)]
         where = f", line {frames[-1].lineno}" if frames else ""
         raise ModelFileError(f"{path}{where} raised {type(exc).__name__}: {exc}") from exc
+    finally:
+        if sys.path and sys.path[0] == folder:
+            del sys.path[0]
     if name not in namespace:
         raise ModelFileError(f"{path} defines no object named {name!r}")
     obj = namespace[name]

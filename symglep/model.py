@@ -206,6 +206,8 @@ class Model:
                     (acceleration_name(var.name), f"acceleration of coordinate {var.name}"),
                     (momentum_name(var.name), f"momentum of coordinate {var.name}"),
                 ]
+            if var.kind == "input":
+                names.append((velocity_name(var.name), f"rate of input {var.name}"))
             for name, role in names:
                 if name in seen:
                     raise ModelError(f"name {name!r} is used twice: as {seen[name]} and as {role}")

@@ -1,0 +1,498 @@
+"""Kernel benchmark: the n = 64 oscillator chain, generated Numba kernels vs hand-written code, echo vs BPTT.
+
+The system is ``examples/oscillator_chain.py`` with N = ``--n`` units (64 by default),
+built programmatically here:
+
+    L = Σ ẋ_i²/2 − Σ (w x_i²/2 + a x_i⁴/4) − Σ k_i (x_{i+1} − x_i)²/2 + x_0 u,
+
+learnable couplings k_0 … k_{n−2}, constants w = 1, a = 0.5, cost (x_{n−1} − y)²/2.
+symglep picks Störmer–Verlet (leapfrog) for it (separable, explicit).
+
+Three measurements, each for batch sizes ``--batches`` (1 and 32 by default):
+
+(a) **free phase**: the generated ``free`` kernel (the module function, called with
+    arrays already prepared, so that the comparison is kernel against kernel; the
+    ``Kernels.free`` wrapper, which validates the arguments, is reported too) against
+    :func:`hand_free`, a hand-written ``@njit(parallel=True)`` leapfrog of the same
+    model written below: ``prange`` over the batch, kick–drift–kick with the force
+    computed once per step (first-same-as-last), the same trapezoid loss. Both must
+    give the same final state and loss (checked; the script stops if they do not).
+(b) **gradients**: ``Kernels.gradient`` (echo, centred, default β) against
+    ``Kernels.bptt_gradient`` (discrete adjoint of the same integrator), time and
+    relative difference of their results.
+(c) **peak memory against K** (``--memory-steps``) of ``gradient``, ``bptt_gradient``
+    (and ``free`` for reference), each (method, B, K) in a fresh subprocess; see
+    :func:`memory_child` for how it is measured.
+
+Timings: one warm-up call first (compilation excluded), then the median of
+``--repeats`` calls (≥ 5), the two sides of every ratio interleaved in the same
+process. Kernels are cached on disk (``SYMGLEP_CACHE_DIR``, set to ``--cache`` for
+the whole run, subprocesses included); the first run compiles the n = 64 kernels,
+which takes a few minutes.
+
+This is a measurement script, not a test: it never asserts a time.
+
+Usage::
+
+    python benchmarks/kernels_chain.py [--n 64] [--steps 2000] [--batches 1 32] [--repeats 7]
+        [--memory-steps 500 2000 8000] [--cache /tmp/symglep-bench-cache] [--write docs/benchmarks-kernels.md]
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import os
+import platform
+import resource
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+DEFAULT_CACHE = "/tmp/symglep-bench-cache"
+W_VALUE, A_VALUE = 1.0, 0.5
+DT = 0.02
+SEED = 20240607
+
+
+def _set_cache(argv) -> None:
+    """Point SYMGLEP_CACHE_DIR at --cache before symglep is imported (subprocesses inherit it)."""
+    cache = DEFAULT_CACHE
+    for i, a in enumerate(argv):
+        if a == "--cache" and i + 1 < len(argv):
+            cache = argv[i + 1]
+        elif a.startswith("--cache="):
+            cache = a.split("=", 1)[1]
+    os.environ["SYMGLEP_CACHE_DIR"] = os.path.abspath(cache)
+
+
+_set_cache(sys.argv[1:])
+
+import numpy as np  # noqa: E402
+import numba  # noqa: E402
+import sympy as sp  # noqa: E402
+from numba import njit, prange  # noqa: E402
+from sympy.physics.mechanics import dynamicsymbols  # noqa: E402
+
+import symglep  # noqa: E402
+
+
+# -- the system -----------------------------------------------------------------
+def build_model(n: int) -> symglep.Model:
+    """The oscillator chain of ``examples/oscillator_chain.py`` with ``n`` units."""
+    xs = dynamicsymbols(f"x0:{n}")
+    ks = sp.symbols(f"k0:{n - 1}", positive=True)
+    u, y = dynamicsymbols("u y")
+    w, a = sp.symbols("w a", positive=True)
+    kinetic = sum(xi.diff() ** 2 for xi in xs) / 2
+    onsite = sum(w * xi**2 / 2 + a * xi**4 / 4 for xi in xs)
+    coupling = sum(k * (xs[i + 1] - xs[i]) ** 2 / 2 for i, k in enumerate(ks))
+    return symglep.Model(
+        lagrangian=kinetic - onsite - coupling + xs[0] * u,
+        coordinates=list(xs),
+        parameters=list(ks),
+        constants={w: W_VALUE, a: A_VALUE},
+        inputs=[u],
+        targets=[y],
+        cost=(xs[-1] - y) ** 2 / 2,
+        name=f"oscillator_chain{n}",
+    )
+
+
+def problem(n: int, batch: int, steps: int, seed: int = SEED):
+    """``(theta, q0, p0, u, y)``: couplings in [0.5, 1.5], small random start, a sine drive, a sine target."""
+    rng = np.random.default_rng(seed)
+    theta = rng.uniform(0.5, 1.5, n - 1)
+    q0 = rng.normal(0.0, 0.1, (batch, n))
+    p0 = rng.normal(0.0, 0.1, (batch, n))
+    t = DT * np.arange(steps + 1)
+    phase = rng.uniform(0.0, 2 * np.pi, (batch, 1))
+    u = (0.5 * np.sin(1.3 * t[None, :] + phase))[:, :, None]
+    y = (0.2 * np.sin(0.7 * t[None, :] - phase))[:, :, None]
+    return theta, q0, p0, np.ascontiguousarray(u), np.ascontiguousarray(y)
+
+
+# -- the hand-written reference -------------------------------------------------
+@njit(inline="always")
+def _hand_force(q, k, w, a, u0, f):
+    """f = ∂V/∂q with V = Σ (w x²/2 + a x⁴/4) + Σ k_i (x_{i+1} − x_i)²/2 − x_0 u."""
+    n = q.shape[0]
+    left = 0.0  # k_{i−1} (x_i − x_{i−1}), zero at the free end
+    for i in range(n - 1):
+        x = q[i]
+        right = k[i] * (q[i + 1] - x)
+        f[i] = w * x + a * x * x * x + left - right
+        left = right
+    x = q[n - 1]
+    f[n - 1] = w * x + a * x * x * x + left
+    f[0] -= u0
+
+
+@njit(parallel=True)
+def hand_free(k, w, a, q0, p0, u, y, h):
+    """Störmer–Verlet (kick–drift–kick, one force evaluation per step) and the trapezoid loss."""
+    B, n = q0.shape
+    K = u.shape[1] - 1
+    qT = np.empty((B, n))
+    pT = np.empty((B, n))
+    loss = np.zeros(B)
+    for b in prange(B):
+        q = q0[b].copy()
+        p = p0[b].copy()
+        f = np.empty(n)
+        _hand_force(q, k, w, a, u[b, 0, 0], f)
+        c = q[n - 1] - y[b, 0, 0]
+        acc = 0.25 * h * c * c
+        for j in range(1, K + 1):
+            for i in range(n):
+                p[i] -= 0.5 * h * f[i]
+                q[i] += h * p[i]
+            _hand_force(q, k, w, a, u[b, j, 0], f)
+            for i in range(n):
+                p[i] -= 0.5 * h * f[i]
+            c = q[n - 1] - y[b, j, 0]
+            acc += (0.25 if j == K else 0.5) * h * c * c
+        loss[b] = acc
+        qT[b] = q
+        pT[b] = p
+    return qT, pT, loss
+
+
+# -- timing -----------------------------------------------------------------------
+def interleaved(fns: dict, repeats: int) -> dict:
+    """Median wall seconds of each function after one warm-up call, runs interleaved."""
+    for fn in fns.values():
+        fn()
+    times = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            gc.collect()
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(ts) for name, ts in times.items()}
+
+
+def rel(a, b) -> float:
+    """max |a − b| / max |b| (0 when both vanish)."""
+    a, b = np.asarray(a), np.asarray(b)
+    scale = float(np.max(np.abs(b))) if b.size else 0.0
+    diff = float(np.max(np.abs(a - b))) if b.size else 0.0
+    return diff / scale if scale else diff
+
+
+def free_vs_hand(kernels, n: int, steps: int, batch: int, repeats: int) -> dict:
+    theta, q0, p0, u, y = problem(n, batch, steps)
+    module = kernels.module
+    h = DT
+
+    def generated():
+        return module.free(theta, q0, p0, False, u, y, h, 0.0, False)
+
+    def api():
+        return kernels.free(theta, q0, p0=p0, u=u, y=y, dt=h)
+
+    def hand():
+        return hand_free(theta, W_VALUE, A_VALUE, q0, p0, u, y, h)
+
+    g, hw = generated(), hand()
+    err_q, err_p, err_l = rel(g[0], hw[0]), rel(g[1], hw[1]), rel(g[2], hw[2])
+    if not (np.allclose(g[0], hw[0], rtol=1e-9, atol=1e-12) and np.allclose(g[1], hw[1], rtol=1e-9, atol=1e-12)
+            and np.allclose(g[2], hw[2], rtol=1e-9, atol=1e-15)):
+        raise SystemExit(f"generated and hand-written free phase disagree (B={batch}): "
+                         f"q {err_q:.1e}, p {err_p:.1e}, loss {err_l:.1e}")
+    t = interleaved({"generated": generated, "hand": hand, "api": api}, repeats)
+    return {"B": batch, **t, "err_q": err_q, "err_p": err_p, "err_l": err_l, "loss": float(g[2].sum())}
+
+
+def echo_vs_bptt(kernels, n: int, steps: int, batch: int, repeats: int) -> dict:
+    theta, q0, p0, u, y = problem(n, batch, steps)
+
+    def echo():
+        return kernels.gradient(theta, q0, p0=p0, u=u, y=y, dt=DT)
+
+    def bptt():
+        return kernels.bptt_gradient(theta, q0, p0=p0, u=u, y=y, dt=DT)
+
+    def free():
+        return kernels.free(theta, q0, p0=p0, u=u, y=y, dt=DT)
+
+    e, b = echo(), bptt()
+    t = interleaved({"echo": echo, "bptt": bptt, "free": free}, repeats)
+    return {"B": batch, **t, "err_th": rel(e.dtheta, b.dtheta), "err_q0": rel(e.dq0, b.dq0),
+            "err_p0": rel(e.dx0, b.dx0), "err_loss": rel(e.loss, b.loss)}
+
+
+# -- memory (one subprocess per measurement) ---------------------------------------
+def _rss_kib() -> tuple[int, int]:
+    """``(VmRSS, VmHWM)`` of this process in KiB (Linux)."""
+    rss = hwm = -1
+    with open("/proc/self/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                rss = int(line.split()[1])
+            elif line.startswith("VmHWM:"):
+                hwm = int(line.split()[1])
+    return rss, hwm
+
+
+def _reset_peak() -> bool:
+    """Reset the peak RSS (VmHWM, and with it ru_maxrss) to the current RSS: Linux ``clear_refs`` 5."""
+    try:
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+        return True
+    except OSError:
+        return False
+
+
+def memory_child(method: str, n: int, batch: int, steps: int) -> None:
+    """Print (JSON) the peak-RSS growth of one kernel call in this fresh process.
+
+    Load the cached kernels, warm up with the same method and batch at K = 4
+    (loads the compiled code, starts Numba's threads), build the inputs of the
+    measured call, collect garbage, reset the peak RSS to the current RSS
+    (``/proc/self/clear_refs`` 5; without it the baseline is the peak so far, which
+    includes the import and loading transients and can hide small growths), take
+    ``ru_maxrss`` as the baseline, make the call, and report
+    ``ru_maxrss(after) − baseline``: the most memory the call had in use at once,
+    as resident pages. Numba's NRT allocation counts of the call are reported too
+    (``NUMBA_NRT_STATS=1``; counts only, NRT keeps no byte totals).
+    """
+    from numba.core.runtime import rtsys
+
+    kernels = symglep.compile(build_model(n), dt=DT)
+    fn = {"echo": kernels.gradient, "bptt": kernels.bptt_gradient, "free": kernels.free}[method]
+    theta, q0, p0, u, y = problem(n, batch, 4)
+    fn(theta, q0, p0=p0, u=u, y=y)
+    theta, q0, p0, u, y = problem(n, batch, steps)
+    gc.collect()
+    reset = _reset_peak()
+    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    rss0, _ = _rss_kib()
+    try:
+        before = rtsys.get_allocation_stats()
+    except RuntimeError:
+        before = None
+    out = fn(theta, q0, p0=p0, u=u, y=y)
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    after = rtsys.get_allocation_stats() if before is not None else None
+    _, hwm = _rss_kib()
+    del out
+    print(json.dumps({
+        "method": method, "B": batch, "K": steps, "reset": reset, "base_kib": base, "rss0_kib": rss0,
+        "peak_kib": peak, "hwm_kib": hwm, "delta_kib": peak - base,
+        "nrt_allocs": None if after is None else after.alloc - before.alloc,
+        "nrt_frees": None if after is None else after.free - before.free,
+        "threads": numba.get_num_threads(),
+    }))
+
+
+def memory_table(n: int, batches, steps_list, log) -> tuple[list[str], list[dict]]:
+    rows = []
+    env = dict(os.environ, NUMBA_NRT_STATS="1")
+    for batch in batches:
+        for method in ("echo", "bptt", "free"):
+            for steps in steps_list:
+                cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", method, str(batch),
+                       str(steps), "--n", str(n), "--cache", os.environ["SYMGLEP_CACHE_DIR"]]
+                start = time.perf_counter()
+                done = subprocess.run(cmd, capture_output=True, text=True, env=env)
+                if done.returncode != 0:
+                    raise SystemExit(f"memory subprocess failed: {' '.join(cmd)}\n{done.stderr}")
+                row = json.loads(done.stdout.strip().splitlines()[-1])
+                log(f"memory {method} B={batch} K={steps}: +{row['delta_kib']} KiB "
+                    f"({time.perf_counter() - start:.1f} s)")
+                rows.append(row)
+    lines = [
+        "| B | method | K | Δ peak RSS (MiB) | expected trajectory (MiB) | measured / expected "
+        "| NRT allocations | peak-reset |",
+        "|---:|:---|---:|---:|---:|---:|---:|:---:|",
+    ]
+    for r in rows:
+        mib = r["delta_kib"] / 1024
+        if r["method"] == "bptt":
+            live = min(r["B"], r["threads"])
+            expected = live * (r["K"] + 1) * n * 2 * 8 / 2**20
+            exp_s, ratio = f"{expected:.2f} ({live} × 2·(K+1)·n·8 B)", f"{mib / expected:.2f}"
+        else:
+            exp_s, ratio = "0", "—"
+        lines.append(f"| {r['B']} | {r['method']} | {r['K']} | {mib:.2f} | {exp_s} | {ratio} "
+                     f"| {r['nrt_allocs']} | {'yes' if r['reset'] else 'no'} |")
+    return lines, rows
+
+
+# -- report ---------------------------------------------------------------------------
+def git_state() -> str:
+    root = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
+                              text=True, check=True).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "symglep", "templates"], cwd=root,
+                               capture_output=True, text=True, check=True).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}" + (" (symglep/ or templates/ have uncommitted changes)" if dirty else " (clean)")
+
+
+def cpu_name() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
+def machine_info() -> list[str]:
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    return [
+        f"- platform: {platform.platform()}",
+        f"- CPU: {cpu_name()}, {os.cpu_count()} logical CPUs, Numba threads {numba.get_num_threads()} "
+        f"(load average at start: {load})",
+        f"- python: {platform.python_version()} ({platform.python_implementation()})",
+        f"- numba: {numba.__version__}, numpy: {np.__version__}, sympy: {sp.__version__}",
+        f"- symglep: {symglep.__version__}, git {git_state()}",
+    ]
+
+
+def ms(seconds: float) -> str:
+    return f"{seconds * 1e3:.2f}"
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=64, help="units in the chain (default 64)")
+    parser.add_argument("--steps", type=int, default=2000, help="K for the timings (default 2000)")
+    parser.add_argument("--batches", type=int, nargs="+", default=[1, 32])
+    parser.add_argument("--repeats", type=int, default=7, help="timed runs per kernel (median; default 7)")
+    parser.add_argument("--memory-steps", type=int, nargs="*", default=[500, 2000, 8000],
+                        help="K of the memory table (none: skip it)")
+    parser.add_argument("--cache", default=DEFAULT_CACHE,
+                        help=f"SYMGLEP_CACHE_DIR for the whole run (default {DEFAULT_CACHE})")
+    parser.add_argument("--write", metavar="PATH", help="also write the Markdown report to PATH")
+    parser.add_argument("--memory-child", nargs=3, metavar=("METHOD", "B", "K"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    if args.memory_child:
+        method, batch, steps = args.memory_child
+        memory_child(method, args.n, int(batch), int(steps))
+        return 0
+    if args.repeats < 5:
+        parser.error("--repeats must be at least 5")
+
+    def log(message):
+        print(message, file=sys.stderr, flush=True)
+
+    command = "python " + " ".join(shlex.quote(a) for a in [
+        str(Path(sys.argv[0]).as_posix()) if argv is None else "benchmarks/kernels_chain.py",
+        *(sys.argv[1:] if argv is None else argv)])
+    started = time.perf_counter()
+    info = machine_info()
+    n, steps = args.n, args.steps
+    log(f"SYMGLEP_CACHE_DIR={os.environ['SYMGLEP_CACHE_DIR']}; compiling/loading the n={n} kernels ...")
+    t0 = time.perf_counter()
+    kernels = symglep.compile(build_model(n), dt=DT)
+    for fn in (kernels.free, kernels.gradient, kernels.bptt_gradient):  # load or compile every entry point
+        theta, q0, p0, u, y = problem(n, 1, 4)
+        fn(theta, q0, p0=p0, u=u, y=y)
+    load_s = time.perf_counter() - t0
+    log(f"kernels ready in {load_s:.1f} s (integrator {kernels.integrator})")
+
+    free_rows, grad_rows = [], []
+    for batch in args.batches:
+        log(f"free phase B={batch} ...")
+        free_rows.append(free_vs_hand(kernels, n, steps, batch, args.repeats))
+        log(f"gradients B={batch} ...")
+        grad_rows.append(echo_vs_bptt(kernels, n, steps, batch, args.repeats))
+
+    out = [
+        "# Kernel benchmark: oscillator chain, generated vs hand-written, echo vs BPTT",
+        "",
+        f"Command: `{command}`",
+        "",
+        "Generated by `benchmarks/kernels_chain.py` (see its docstring for the exact system and timed work).",
+        "",
+        *info,
+        "",
+        f"System: the oscillator chain of `examples/oscillator_chain.py` with n = {n} units, "
+        f"L = Σ ẋ_i²/2 − Σ (w x_i²/2 + a x_i⁴/4) − Σ k_i (x_{{i+1}} − x_i)²/2 + x_0 u, "
+        f"{n - 1} learnable k_i ∈ [0.5, 1.5], w = {W_VALUE:g}, a = {A_VALUE:g}, cost (x_{n - 1} − y)²/2; "
+        f"integrator {kernels.integrator}, dt = {DT:g}, K = {steps} steps, sine input and target, "
+        f"small random initial state. Kernels loaded from the cache (or compiled) in {load_s:.0f} s "
+        "before any timing.",
+        "",
+        "## How measured",
+        "",
+        f"Every time is the median of {args.repeats} calls after one warm-up call (compilation excluded), "
+        "wall clock (`time.perf_counter`), the kernels compared in one row interleaved in the same process, "
+        "so the ratios come from one run. The **generated** free phase is the generated module's `free` "
+        "called with ready arrays (kernel against kernel); `Kernels.free` (argument checks included) is "
+        "shown for reference. The **hand-written** free phase is `hand_free` in the script: "
+        "`@njit(parallel=True)`, `prange` over the batch, kick–drift–kick with one force evaluation per step "
+        "(first-same-as-last), the same trapezoid loss; both are checked to give the same final q, p and loss "
+        "(relative difference shown). Gradients go through the public `Kernels.gradient` (echo, centred, "
+        "β = 1e-4) and `Kernels.bptt_gradient`; their difference is max|echo − BPTT| / max|BPTT| per "
+        "output. Peak memory: each (B, method, K) runs in a fresh subprocess that loads the cached kernels, "
+        "warms up the same method at K = 4, builds the inputs, resets the process's peak RSS to its current "
+        "RSS (Linux `/proc/self/clear_refs` 5), takes `getrusage(RUSAGE_SELF).ru_maxrss` as the baseline, "
+        "makes the call, and reports `ru_maxrss` after it minus the baseline: the most memory the call held "
+        "at once, as resident pages, whoever allocated it (Numba's NRT allocations are invisible to "
+        "`tracemalloc`, and NRT's own statistics count allocations but not bytes; their count is shown). "
+        "Without the reset the baseline would be the import/compile peak, which hides growths of a few MiB.",
+        "",
+        f"## (a) Free phase, K = {steps}: generated `free` vs hand-written Numba leapfrog",
+        "",
+        "| B | generated (ms) | hand-written (ms) | **generated / hand-written** | Kernels.free (ms) "
+        "| µs per step and sequence (gen / hand) | rel. diff qT | rel. diff pT | rel. diff loss |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in free_rows:
+        per = lambda s: s * 1e6 / (steps * r["B"])  # noqa: E731
+        out.append(
+            f"| {r['B']} | {ms(r['generated'])} | {ms(r['hand'])} | **{r['generated'] / r['hand']:.2f}×** "
+            f"| {ms(r['api'])} | {per(r['generated']):.3f} / {per(r['hand']):.3f} "
+            f"| {r['err_q']:.1e} | {r['err_p']:.1e} | {r['err_l']:.1e} |")
+    met = all(r["generated"] / r["hand"] <= 1.2 for r in free_rows)
+    out += ["", f"Target generated / hand-written ≤ 1.2: **{'met' if met else 'not met'}**.", ""]
+    out += [
+        f"## (b) Gradients, K = {steps}: echo (`Kernels.gradient`, centred) vs BPTT (`Kernels.bptt_gradient`)",
+        "",
+        "| B | echo (ms) | BPTT (ms) | echo / BPTT | free phase (ms) | echo / free | BPTT / free "
+        "| rel. diff dθ | rel. diff dq0 | rel. diff dp0 | rel. diff loss |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for r in grad_rows:
+        out.append(
+            f"| {r['B']} | {ms(r['echo'])} | {ms(r['bptt'])} | {r['echo'] / r['bptt']:.2f}× | {ms(r['free'])} "
+            f"| {r['echo'] / r['free']:.2f}× | {r['bptt'] / r['free']:.2f}× "
+            f"| {r['err_th']:.1e} | {r['err_q0']:.1e} | {r['err_p0']:.1e} | {r['err_loss']:.1e} |")
+    if args.memory_steps:
+        lines, _ = memory_table(n, args.batches, args.memory_steps, log)
+        out += [
+            "",
+            "## (c) Peak memory of one call vs K (fresh subprocess each)",
+            "",
+            "Expected for BPTT: the stored trajectory, 2·(K+1)·n·8 bytes per sequence, held at once by "
+            "as many sequences as Numba runs in parallel (min(B, threads): each `prange` iteration allocates "
+            "its trajectory and frees it at the end); the echo and the free phase hold O(n) per sequence.",
+            "",
+            *lines,
+        ]
+    out += ["", f"Total benchmark wall time: {time.perf_counter() - started:.0f} s."]
+    text = "\n".join(out) + "\n"
+    print(text, end="")
+    if args.write:
+        Path(args.write).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.write).write_text(text)
+        log(f"wrote {args.write}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

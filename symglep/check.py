@@ -1,0 +1,186 @@
+"""``symglep check``: measure reversibility and gradient agreement on one seeded instance.
+
+On one sequence it reports (theory §5–§6):
+
+* the round-trip error of free → flip → free (β = 0) back to the start;
+* the relative energy drift of an undriven run, for autonomous models with a Hamiltonian;
+* the echo gradient (centred, ±β), the BPTT gradient of the same discrete
+  integrator, and central finite differences of the discrete loss, with
+  their relative errors ``‖a − b‖ / ‖b‖``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+
+import numpy as np
+
+from .errors import SymglepError
+from .model import Model
+from .runtime import compile as compile_model
+
+ECHO_TOLERANCE = 1e-6
+FD_TOLERANCE = 1e-5
+
+
+def rel_err(a, b) -> float:
+    """``‖a − b‖ / ‖b‖`` (2-norm over all entries; absolute when ``b`` is zero)."""
+    a, b = np.ravel(a), np.ravel(b)
+    scale = np.linalg.norm(b)
+    return float(np.linalg.norm(a - b) / (scale if scale > 0 else 1.0))
+
+
+def draw_parameters(model: Model, rng: np.random.Generator) -> dict:
+    """Positive-declared symbols in [0.5, 1.5]; others in [-1, 1]."""
+    out = {}
+    for s in model.parameters:
+        out[s.name] = float(rng.uniform(0.5, 1.5) if s.is_positive else rng.uniform(-1.0, 1.0))
+    return out
+
+
+def smooth_signal(rng: np.random.Generator, times: np.ndarray, width: int, amplitude: float) -> np.ndarray:
+    """``(K+1, width)``: a sum of three random sines per channel."""
+    out = np.zeros((times.size, width))
+    for c in range(width):
+        for _ in range(3):
+            w, phase = rng.uniform(0.5, 3.0), rng.uniform(0, 2 * math.pi)
+            out[:, c] += amplitude / 3 * np.sin(w * times + phase)
+    return out
+
+
+def load_params(path: str, model: Model) -> dict:
+    """Parameter values from a JSON object ``{name: value}``."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise SymglepError(f"cannot read parameters file {path}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise SymglepError(f"parameters file {path} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    if isinstance(data, dict) and isinstance(data.get("parameters"), dict):
+        data = data["parameters"]
+    if not isinstance(data, dict):
+        raise SymglepError(f"parameters file {path} must hold a JSON object {{name: value}}")
+    names = [s.name for s in model.parameters]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise SymglepError(f"parameters file {path} names unknown parameter(s): {', '.join(unknown)}")
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise SymglepError(f"parameters file {path} lacks value(s) for: {', '.join(missing)}")
+    try:
+        return {k: float(v) for k, v in data.items()}
+    except (TypeError, ValueError):
+        raise SymglepError(f"parameters file {path}: every value must be a number") from None
+
+
+def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta: float = 1e-4, seed: int = 0,
+              params: dict | None = None, integrator: str = "auto", tolerance: float = ECHO_TOLERANCE,
+              cache: str | None = None) -> dict:
+    """All the measurements of the module docstring, as a JSON-ready dict."""
+    if steps < 1:
+        raise SymglepError(f"--steps must be at least 1, got {steps}")
+    if not (dt > 0 and math.isfinite(dt)):
+        raise SymglepError(f"--dt must be a positive number, got {dt}")
+    if not (beta != 0 and math.isfinite(beta)):
+        raise SymglepError(f"--beta must be a non-zero number, got {beta}")
+    kernels = compile_model(model, integrator=integrator, dt=dt, cache=cache)
+    kernels._require_reversible()
+    rng = np.random.default_rng(seed)
+    theta = params if params is not None else draw_parameters(model, rng)
+    th = kernels.theta(theta)
+    n = model.n
+    q0 = rng.uniform(-0.3, 0.3, (1, n))
+    v0 = rng.uniform(-0.3, 0.3, (1, n))
+    times = np.arange(steps + 1) * dt
+    u = smooth_signal(rng, times, len(model.u), 0.2)[None]
+    y = smooth_signal(rng, times, len(model.y), 0.3)[None]
+    p0 = np.empty((1, n))
+    kernels.module.f_momentum(q0[0], v0[0], 0.0, u[0, 0], th, p0[0])
+
+    qT, pT, loss = kernels.free(th, q0, p0=p0, u=u, y=y)
+    sigma, pi, _, _ = kernels.echo(th, qT, pT, [0.0], u=u, y=y)
+    scale = max(1.0, float(np.max(np.abs(np.concatenate([q0, p0], axis=1)))))
+    roundtrip = float(max(np.max(np.abs(sigma[:, 0] - q0)), np.max(np.abs(pi[:, 0] + p0))) / scale)
+
+    energy_drift = None
+    if not _explicit_time(model):
+        zero_u = np.zeros_like(u)
+        out = kernels.free(th, q0, p0=p0, u=zero_u, y=y, record=True)
+        energies = kernels.energy(th, out[3], out[4], u=zero_u)
+        if energies is not None:
+            e = energies[0]
+            energy_drift = float(np.max(np.abs(e - e[0])) / max(abs(e[0]), 1e-300))
+
+    echo = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, centred=True)
+    bptt = kernels.bptt_gradient(th, q0, p0=p0, u=u, y=y)
+    fd = np.empty(th.size)
+    for i in range(th.size):
+        eps = 1e-6 * max(1.0, abs(th[i]))
+        hi, lo = th.copy(), th.copy()
+        hi[i] += eps
+        lo[i] -= eps
+        fd[i] = (kernels.free(hi, q0, p0=p0, u=u, y=y)[2][0] - kernels.free(lo, q0, p0=p0, u=u, y=y)[2][0]) / (2 * eps)
+    err_theta = rel_err(echo.dtheta[0], bptt.dtheta[0])
+    err_init = rel_err(np.concatenate([echo.dq0[0], echo.dx0[0]]), np.concatenate([bptt.dq0[0], bptt.dx0[0]]))
+    err_fd = rel_err(bptt.dtheta[0], fd)
+    names = [s.name for s in model.parameters]
+    return {
+        "model": model.name,
+        "integrator": kernels.integrator,
+        "steps": steps,
+        "dt": dt,
+        "beta": beta,
+        "seed": seed,
+        "parameters": dict(zip(names, map(float, th))),
+        "loss": float(loss[0]),
+        "roundtrip_error": roundtrip,
+        "energy_drift": energy_drift,
+        "rel_err_echo_vs_bptt": err_theta,
+        "rel_err_init_state": err_init,
+        "rel_err_bptt_vs_fd": err_fd,
+        "tolerance_echo_vs_bptt": tolerance,
+        "tolerance_bptt_vs_fd": FD_TOLERANCE,
+        "passed": bool(err_theta <= tolerance and err_init <= tolerance and err_fd <= FD_TOLERANCE),
+        "gradients": {
+            "echo": dict(zip(names, map(float, echo.dtheta[0]))),
+            "bptt": dict(zip(names, map(float, bptt.dtheta[0]))),
+            "finite_differences": dict(zip(names, map(float, fd))),
+            "echo_dq0": echo.dq0[0].tolist(), "bptt_dq0": bptt.dq0[0].tolist(),
+            "echo_dp0": echo.dx0[0].tolist(), "bptt_dp0": bptt.dx0[0].tolist(),
+        },
+    }
+
+
+def _explicit_time(model: Model) -> bool:
+    return model.time in model.lagrangian.free_symbols
+
+
+def render_text(r: dict) -> str:
+    fmt = lambda x: "n/a" if x is None else f"{x:.3e}"  # noqa: E731
+    lines = [
+        f"model {r['model']}: {r['integrator']} integrator, K = {r['steps']} steps of dt = {r['dt']}, "
+        f"beta = {r['beta']}, seed {r['seed']}",
+        f"loss                              {r['loss']:.10g}",
+        f"round-trip error (free-flip-free) {fmt(r['roundtrip_error'])}",
+        f"energy drift (undriven)           {fmt(r['energy_drift'])}",
+        "",
+        f"{'parameter':<12} {'echo':>16} {'BPTT':>16} {'finite diff':>16}",
+    ]
+    g = r["gradients"]
+    for name in r["parameters"]:
+        lines.append(f"{name:<12} {g['echo'][name]:>16.9e} {g['bptt'][name]:>16.9e} "
+                     f"{g['finite_differences'][name]:>16.9e}")
+    ok = lambda e, t: "ok" if e <= t else "FAIL"  # noqa: E731
+    lines += [
+        "",
+        f"rel. error echo vs BPTT (theta)    {fmt(r['rel_err_echo_vs_bptt'])}  "
+        f"(tolerance {r['tolerance_echo_vs_bptt']:.0e}) {ok(r['rel_err_echo_vs_bptt'], r['tolerance_echo_vs_bptt'])}",
+        f"rel. error echo vs BPTT (q0, p0)   {fmt(r['rel_err_init_state'])}  "
+        f"(tolerance {r['tolerance_echo_vs_bptt']:.0e}) {ok(r['rel_err_init_state'], r['tolerance_echo_vs_bptt'])}",
+        f"rel. error BPTT vs finite diff.    {fmt(r['rel_err_bptt_vs_fd'])}  "
+        f"(tolerance {r['tolerance_bptt_vs_fd']:.0e}) {ok(r['rel_err_bptt_vs_fd'], r['tolerance_bptt_vs_fd'])}",
+        "passed" if r["passed"] else "FAILED",
+    ]
+    return "\n".join(lines) + "\n"

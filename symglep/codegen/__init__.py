@@ -1,0 +1,1 @@
+"""Code generation: identifier sanitiser, printers, rendering and the kernel cache."""

@@ -1,0 +1,102 @@
+"""Rendering a :class:`~symglep.discrete.Scheme` through the Jinja templates.
+
+The Jinja environment uses ``StrictUndefined``, ``trim_blocks`` and
+``lstrip_blocks`` (DESIGN). Output is deterministic: the same model, options
+and templates give the same bytes; the header carries the symglep version and
+the content hash that keys the kernel cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import jinja2
+import sympy as sp
+
+from .. import __version__
+from ..discrete import Scheme
+from ..model import Model
+from .names import safe_comment
+from .printer import python_function
+
+TARGETS = ("numba",)
+NEWTON_MAXIT = 50
+NEWTON_TOL = 1e-13
+
+
+def template_dir() -> str:
+    """The templates folder: ``templates/`` of a source checkout, or the copy inside the wheel."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for candidate in (os.path.join(os.path.dirname(here), "templates"), os.path.join(here, "_templates")):
+        if os.path.isdir(os.path.join(candidate, "numba")):
+            return candidate
+    raise FileNotFoundError("symglep templates folder not found (broken installation)")
+
+
+def environment() -> jinja2.Environment:
+    return jinja2.Environment(
+        loader=jinja2.FileSystemLoader(template_dir()),
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )
+
+
+def _sources_digest(target: str) -> str:
+    """Digest of everything that shapes generated code besides the model: templates and generators."""
+    h = hashlib.sha256()
+    folder = os.path.join(template_dir(), target)
+    for name in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, name), "rb") as f:
+            h.update(name.encode() + b"\0" + f.read())
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for rel in ("discrete.py", "codegen/printer.py", "codegen/render.py", "codegen/names.py",
+                "mechanics.py", "legendre.py", "symmetry.py"):
+        with open(os.path.join(pkg, rel), "rb") as f:
+            h.update(rel.encode() + b"\0" + f.read())
+    return h.hexdigest()
+
+
+def model_fingerprint(model: Model) -> str:
+    """A canonical text of everything in the model that affects generated code."""
+    parts = [
+        "name=" + model.name,
+        "L=" + sp.srepr(model.lagrangian),
+        "c=" + sp.srepr(model.cost),
+        "H=" + (sp.srepr(model.hamiltonian) if model.hamiltonian is not None else "None"),
+        "q=" + ",".join(sp.srepr(s) for s in model.q),
+        "theta=" + ",".join(sp.srepr(s) for s in model.parameters),
+        "u=" + ",".join(sp.srepr(s) for s in model.u),
+        "y=" + ",".join(sp.srepr(s) for s in model.y),
+        "const=" + ",".join(f"{sp.srepr(k)}:{float(v)!r}" for k, v in model.constants.items()),
+        "t=" + sp.srepr(model.time),
+    ]
+    return "\n".join(parts)
+
+
+def content_hash(model: Model, target: str, options: dict) -> str:
+    """The cache key: sha256 of (version, model, options, templates and generator sources)."""
+    h = hashlib.sha256()
+    h.update(f"symglep {__version__}\n".encode())
+    h.update(model_fingerprint(model).encode())
+    h.update(("\n" + ";".join(f"{k}={options[k]}" for k in sorted(options))).encode())
+    h.update(("\n" + _sources_digest(target)).encode())
+    return h.hexdigest()
+
+
+def render_numba(scheme: Scheme, digest: str) -> str:
+    """Source of the Numba kernel module of ``scheme``."""
+    template = environment().get_template("numba/kernels.py.j2")
+    return template.render(
+        version=__version__,
+        content_hash=digest,
+        model_comment=safe_comment(scheme.name),
+        integrator=scheme.integrator,
+        n=scheme.n, n_theta=scheme.n_theta, n_u=scheme.n_u, n_y=scheme.n_y,
+        newton_maxit=NEWTON_MAXIT, newton_tol=repr(NEWTON_TOL),
+        functions=[python_function(f) for f in scheme.functions],
+        has_energy=scheme.has_energy,
+    )

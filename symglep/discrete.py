@@ -1,0 +1,214 @@
+"""Discretisation: the discrete Lagrangians and the pieces their step maps need (theory §6).
+
+Two variational integrators, both symmetric (so the echo of theory §4 is the
+same integrator run forward from the flipped final state):
+
+* ``leapfrog`` (Störmer–Verlet), for separable ``L = K(v) − V(q, t)``::
+
+      L_d(q_k, q_{k+1}) = h K((q_{k+1} − q_k)/h) − h/2 [V(q_k, t_k) + V(q_{k+1}, t_{k+1})]
+
+  kick ``p½ = p_k − h/2 ∇V^β(q_k)``, drift ``q_{k+1} = q_k + h W(p½)`` with
+  ``W = ∂T/∂p`` the velocity map, kick ``p_{k+1} = p½ − h/2 ∇V^β(q_{k+1})``,
+  where ``V^β = V + βc``. Loss: trapezoid ``C = h Σ' c(q_k, t_k)``.
+
+* ``midpoint``, for every regular model::
+
+      L_d(q_k, q_{k+1}) = h L(q̄, v̄, t_{k+½}),  q̄ = (q_k + q_{k+1})/2,  v̄ = (q_{k+1} − q_k)/h
+
+  ``p_k = −D₁L_d = ∂_vL − h/2 ∂_qL^β`` is solved for ``q_{k+1}`` by Newton, then
+  ``p_{k+1} = D₂L_d = ∂_vL + h/2 ∂_qL^β`` with ``L^β = L − βc``. Inputs and
+  targets are sampled at ``t_{k+½}`` as the mean of the two nodes.
+  Loss: ``C = h Σ c(q̄_k, t_{k+½})``.
+
+A :class:`Scheme` is a list of :class:`NumericFunction` — ordered argument
+symbols and output expressions — that the code printers turn into kernels.
+It is pure sympy: nothing here knows about numba or C.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .derivation import Derivation
+from .errors import DerivationError
+
+INTEGRATORS = ("auto", "leapfrog", "midpoint")
+
+
+@dataclass
+class NumericFunction:
+    """``name(args...) -> outputs``: each argument and output is a named vector of symbols/expressions."""
+
+    name: str
+    args: list      # [(arg_name, [symbols])] ; a scalar is a 1-element vector passed as a scalar
+    outputs: list   # [(out_name, [expressions])]
+    doc: str
+    scalars: tuple = ()  # names of args passed as scalars (t, beta, h)
+
+
+@dataclass
+class Scheme:
+    """Everything the numeric layer needs for one model and one integrator."""
+
+    name: str
+    integrator: str
+    n: int
+    n_theta: int
+    n_u: int
+    n_y: int
+    coordinate_names: list
+    parameter_names: list
+    input_names: list
+    target_names: list
+    functions: list = field(default_factory=list)
+    has_energy: bool = False
+    explicit_time: bool = False
+    time_reversible: bool = True
+    breaking_terms: list = field(default_factory=list)
+    notes: list = field(default_factory=list)
+
+    def function(self, name: str) -> NumericFunction:
+        for f in self.functions:
+            if f.name == name:
+                return f
+        raise KeyError(name)
+
+
+def _vec(prefix: str, n: int) -> list[sp.Symbol]:
+    return [sp.Symbol(f"{prefix}{i}") for i in range(n)]
+
+
+def choose_integrator(d: Derivation, integrator: str = "auto") -> str:
+    """``auto``: leapfrog when separable with a closed-form velocity map, else midpoint."""
+    if integrator not in INTEGRATORS:
+        raise DerivationError(f"unknown integrator {integrator!r}; choose one of {', '.join(INTEGRATORS)}")
+    leapfrog_ok = d.sym.separable and d.velocity_map is not None
+    if integrator == "leapfrog" and not leapfrog_ok:
+        why = d.sym.separability_note if not d.sym.separable else d.hamiltonian_note
+        raise DerivationError(f"the leapfrog integrator needs a separable model with a closed-form "
+                              f"velocity map ({why}); use --integrator midpoint")
+    if integrator == "auto":
+        return "leapfrog" if leapfrog_ok else "midpoint"
+    return integrator
+
+
+def discretise(d: Derivation, integrator: str = "auto") -> Scheme:
+    """Build the :class:`Scheme` of ``d`` for the chosen integrator (theory §6)."""
+    if not d.legendre_regular:
+        raise DerivationError("the mass matrix is singular (det M ≡ 0): no integrator applies")
+    integrator = choose_integrator(d, integrator)
+    m = d.model
+    fixed = dict(m.constants)
+    sub = lambda e: sp.sympify(e).xreplace(fixed)  # noqa: E731
+    scheme = Scheme(
+        name=m.name, integrator=integrator, n=m.n, n_theta=len(m.parameters), n_u=len(m.u), n_y=len(m.y),
+        coordinate_names=[s.name for s in m.q], parameter_names=[s.name for s in m.parameters],
+        input_names=[s.name for s in m.u], target_names=[s.name for s in m.y],
+        explicit_time=m.time in m.lagrangian.free_symbols or m.time in m.cost.free_symbols,
+        time_reversible=d.sym.time_reversible, breaking_terms=[str(b) for b in d.sym.breaking_terms],
+    )
+    q, v, p, th, u, y, t = list(m.q), list(m.v), list(m.p), list(m.parameters), list(m.u), list(m.y), m.time
+    beta, h = sp.Symbol("beta"), sp.Symbol("h")
+    L, c = sub(m.lagrangian), sub(m.cost)
+    lam, mu = _vec("lam", m.n), _vec("mu", m.n)
+    state_args = [("q", q), ("v", v), ("t", [t]), ("u", u), ("th", th)]
+    fns = scheme.functions
+
+    # Shared by both integrators --------------------------------------------------
+    mom = [sp.diff(L, vi) for vi in v]
+    fns.append(NumericFunction("momentum", state_args, [("p", mom)],
+                               "p = ∂L/∂v(q, v, t): start from a velocity (theory §5)", ("t",)))
+    g = sp.Symbol("_g")
+    gvec = _vec("g", m.n)
+    pair = sum((gi * pi for gi, pi in zip(gvec, mom)), sp.S.Zero)
+    fns.append(NumericFunction(
+        "momentum_vjp", state_args + [("g", gvec)],
+        [("dq", [sp.diff(pair, s) for s in q]), ("dv", [sp.diff(pair, s) for s in v]),
+         ("dth", [sp.diff(pair, s) for s in th]), ("du", [sp.diff(pair, s) for s in u])],
+        "gᵀ ∂p/∂(q, v, θ, u): converts dC/dp₀ for a start that fixes velocity (theory §5)", ("t",)))
+    del g
+    cost_args = [("q", q), ("t", [t]), ("u", u), ("y", y)]
+    fns.append(NumericFunction("cost", cost_args, [("c", [c])], "cost density c(q, t) (theory §1)", ("t",)))
+    fns.append(NumericFunction("cost_grad", cost_args,
+                               [("dq", [sp.diff(c, s) for s in q]), ("du", [sp.diff(c, s) for s in u])],
+                               "∂c/∂q and ∂c/∂u", ("t",)))
+    if d.hamiltonian is not None:
+        scheme.has_energy = True
+        fns.append(NumericFunction("energy", [("q", q), ("p", p), ("t", [t]), ("u", u), ("th", th)],
+                                   [("e", [sub(d.hamiltonian)])], "H(q, p, t) (theory §4)", ("t",)))
+
+    if integrator == "leapfrog":
+        _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam)
+    else:
+        _midpoint(scheme, d, sub, L, c, q, v, th, u, y, t, beta, h, lam, mu)
+    return scheme
+
+
+def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam):
+    """Functions of the Störmer–Verlet step (theory §6, separable case)."""
+    fns = scheme.functions
+    V = sub(d.sym.potential)
+    K = sub(d.sym.kinetic)
+    c = sub(d.model.cost)
+    W = [sub(e) for e in d.velocity_map]
+    grad = [sp.diff(V, s) + beta * sp.diff(c, s) for s in q]
+    node = [("q", q), ("t", [t]), ("u", u), ("y", y), ("th", th), ("beta", [beta])]
+    fns.append(NumericFunction("force", node, [("f", grad)],
+                               "∇_q V^β = ∇_q (V + βc): the kicks of Störmer–Verlet", ("t", "beta")))
+    fns.append(NumericFunction("velocity", [("p", p), ("th", th)], [("v", W)],
+                               "v = W(p) = ∂T/∂p: the drift of Störmer–Verlet", ()))
+    pot_args = [("q", q), ("t", [t]), ("u", u), ("th", th)]
+    fns.append(NumericFunction("potential_partials", pot_args,
+                               [("dth", [sp.diff(V, s) for s in th]), ("du", [sp.diff(V, s) for s in u])],
+                               "∂V/∂θ and ∂V/∂u: learning integrand of the nodes (theory §5)", ("t",)))
+    fns.append(NumericFunction("kinetic_partials", [("v", v), ("th", th)],
+                               [("dth", [sp.diff(K, s) for s in th])],
+                               "∂K/∂θ at fixed velocity: learning integrand of the drift", ()))
+    # Vector–Jacobian products for the discrete adjoint (BPTT).
+    fl = sum((li * gi for li, gi in zip(lam, grad)), sp.S.Zero)
+    fns.append(NumericFunction("force_vjp", node + [("lam", lam)],
+                               [("dq", [sp.diff(fl, s) for s in q]), ("dth", [sp.diff(fl, s) for s in th]),
+                                ("du", [sp.diff(fl, s) for s in u])],
+                               "λᵀ ∂(∇V^β)/∂(q, θ, u)", ("t", "beta")))
+    wl = sum((li * wi for li, wi in zip(lam, W)), sp.S.Zero)
+    fns.append(NumericFunction("velocity_vjp", [("p", p), ("th", th), ("lam", lam)],
+                               [("dp", [sp.diff(wl, s) for s in p]), ("dth", [sp.diff(wl, s) for s in th])],
+                               "λᵀ ∂W/∂(p, θ)", ()))
+
+
+def _midpoint(scheme, d, sub, L, c, q, v, th, u, y, t, beta, h, lam, mu):
+    """Functions of the implicit midpoint step (theory §6, general case)."""
+    fns = scheme.functions
+    n = len(q)
+    qa, qb = _vec("qa", n), _vec("qb", n)
+    at_mid = {**{qi: (a + b) / 2 for qi, a, b in zip(q, qa, qb)},
+              **{vi: (b - a) / h for vi, a, b in zip(v, qa, qb)}}
+    Lb = L - beta * c
+    pv = [sp.diff(L, s).xreplace(at_mid) for s in v]
+    fq = [sp.diff(Lb, s).xreplace(at_mid) for s in q]
+    F = [pv[i] - h / 2 * fq[i] for i in range(n)]      # = p_k   (−D₁L_d, nudged)
+    P = [pv[i] + h / 2 * fq[i] for i in range(n)]      # = p_{k+1} (D₂L_d, nudged)
+    step = [("qa", qa), ("qb", qb), ("t", [t]), ("u", u), ("y", y), ("th", th), ("beta", [beta]), ("h", [h])]
+    sc = ("t", "beta", "h")
+    fns.append(NumericFunction("midpoint_momenta", step, [("pa", F), ("pb", P)],
+                               "−D₁L_d^β and D₂L_d^β of the midpoint rule (theory §6)", sc))
+    fns.append(NumericFunction("midpoint_jacobian", step,
+                               [("jac", [sp.diff(F[i], qb[j]) for i in range(n) for j in range(n)])],
+                               "∂(−D₁L_d^β)/∂q_{k+1}, row-major n×n: the Newton matrix", sc))
+    learn_args = [("qa", qa), ("qb", qb), ("t", [t]), ("u", u), ("th", th), ("h", [h])]
+    Lmid = L.xreplace(at_mid)
+    fns.append(NumericFunction("lagrangian_partials", learn_args,
+                               [("dth", [sp.diff(Lmid, s) for s in th]), ("du", [sp.diff(Lmid, s) for s in u])],
+                               "∂L/∂θ and ∂L/∂u at the midpoint: learning integrand (theory §5)", ("t", "h")))
+    fl = sum((li * pi for li, pi in zip(lam, P)), sp.S.Zero)
+    fns.append(NumericFunction("midpoint_vjp_next", step + [("lam", lam)],
+                               [("dqa", [sp.diff(fl, s) for s in qa]), ("dqb", [sp.diff(fl, s) for s in qb]),
+                                ("dth", [sp.diff(fl, s) for s in th]), ("du", [sp.diff(fl, s) for s in u])],
+                               "λᵀ ∂(D₂L_d^β)/∂(q_k, q_{k+1}, θ, u)", sc))
+    fm = sum((mi * Fi for mi, Fi in zip(mu, F)), sp.S.Zero)
+    fns.append(NumericFunction("midpoint_vjp_implicit", step + [("mu", mu)],
+                               [("dqa", [sp.diff(fm, s) for s in qa]), ("dth", [sp.diff(fm, s) for s in th]),
+                                ("du", [sp.diff(fm, s) for s in u])],
+                               "μᵀ ∂(−D₁L_d^β)/∂(q_k, θ, u)", sc))

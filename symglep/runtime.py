@@ -1,0 +1,269 @@
+"""``symglep.compile``: generate, cache, import and call the Numba kernels.
+
+The kernel module of a model lives in a real file (so Numba's ``cache=True``
+works) in ``<cache>/<name>-<hash>/kernels.py``; the hash covers the model,
+the options, the templates and the generators, so an unchanged model is
+neither re-derived nor recompiled. The cache folder defaults to
+``$SYMGLEP_CACHE_DIR``, else ``$XDG_CACHE_HOME/symglep``, else ``~/.cache/symglep``.
+
+Array conventions (documented again on :class:`Kernels`): parameters by name
+or as a vector in declaration order; ``q0`` and ``p0``/``v0`` ``(B, n)``;
+inputs ``(B, K+1, n_u)``; targets ``(B, K+1, n_y)``. Node ``k`` sits at
+``t0 + k·dt``. The loss of a batch is the sum of the per-sequence losses.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+import re
+import sys
+from dataclasses import dataclass
+
+import numpy as np
+
+from .errors import SymglepError
+from .fileio import write_atomic
+from .model import Model
+
+_LOADED: dict = {}
+
+
+class NumericalError(SymglepError):
+    """A kernel failed numerically (Newton did not converge, NaN, overflow)."""
+
+    exit_code = 3
+
+
+class NotReversibleError(SymglepError):
+    """The echo needs time-reversal symmetry that the model lacks (theory §4)."""
+
+
+def cache_dir(override: str | None = None) -> str:
+    """Folder of compiled kernels (see module docstring)."""
+    if override:
+        return os.path.abspath(override)
+    if os.environ.get("SYMGLEP_CACHE_DIR"):
+        return os.path.abspath(os.environ["SYMGLEP_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "symglep")
+
+
+HASH_LINE = re.compile(r"^# symglep-hash: ([0-9a-f]{64})$", re.M)
+
+
+def generate_source(model: Model, integrator: str = "auto", target: str = "numba", digest: str | None = None):
+    """Derive, discretise and render; returns ``(source, scheme)``."""
+    from .codegen.render import content_hash, render_numba
+    from .derivation import derive
+    from .discrete import discretise
+
+    if target != "numba":
+        raise SymglepError(f"unknown target {target!r}; available: numba")
+    digest = digest or content_hash(model, target, {"integrator": integrator})
+    scheme = discretise(derive(model), integrator)
+    return render_numba(scheme, digest), scheme
+
+
+def _import(path: str, digest: str):
+    name = f"symglep_kernels_{digest[:20]}"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    return module
+
+
+def _valid_file(path: str, digest: str) -> bool:
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = f.read(4096)
+    except OSError:
+        return False
+    found = HASH_LINE.search(head)
+    return bool(found and found.group(1) == digest)
+
+
+def compile(model: Model, target: str = "numba", integrator: str = "auto", dt: float = 0.01,
+            cache: str | None = None) -> "Kernels":
+    """Compiled kernels of ``model`` (free, echo, gradient, bptt_gradient, energy).
+
+    ``dt`` is the default step of the returned :class:`Kernels`; every call can override it.
+    """
+    from .codegen.render import content_hash
+
+    if not isinstance(model, Model):
+        raise SymglepError(f"compile() needs a symglep.Model, got {type(model).__name__}")
+    digest = content_hash(model, target, {"integrator": integrator})
+    if digest in _LOADED:
+        return Kernels(model, _LOADED[digest], dt, digest)
+    folder = os.path.join(cache_dir(cache), f"{re.sub(r'[^A-Za-z0-9_]', '_', model.name)[:40]}-{digest[:16]}")
+    path = os.path.join(folder, "kernels.py")
+    if not _valid_file(path, digest):
+        source, _ = generate_source(model, integrator, target, digest)
+        write_atomic(path, source)
+    module = _import(path, digest)
+    _LOADED[digest] = module
+    return Kernels(model, module, dt, digest)
+
+
+@dataclass
+class Result:
+    """Outputs of a gradient computation (per sequence unless said otherwise)."""
+
+    loss: np.ndarray            # (B,)
+    dtheta: np.ndarray          # (B, n_theta)
+    dq0: np.ndarray             # (B, n)
+    dx0: np.ndarray             # (B, n): dC/dp0, or dC/dv0 for a velocity start
+    du: np.ndarray | None       # (B, K+1, n_u) or None
+
+    @property
+    def dtheta_total(self) -> np.ndarray:
+        """Gradient of the summed batch loss."""
+        return self.dtheta.sum(axis=0)
+
+
+class Kernels:
+    """Compiled kernels of one model.
+
+    Shapes: ``theta`` a mapping name → value or a vector (declaration order);
+    ``q0`` and ``p0``/``v0`` ``(B, n)`` (or ``(n,)`` for one sequence);
+    ``u`` ``(B, K+1, n_u)``, ``y`` ``(B, K+1, n_y)``; ``K`` steps of ``dt``.
+    """
+
+    def __init__(self, model: Model, module, dt: float, digest: str):
+        self.model = model
+        self.module = module
+        self.dt = float(dt)
+        self.digest = digest
+        self.integrator = module.INTEGRATOR
+        self.n, self.n_theta, self.n_u, self.n_y = module.N, module.N_THETA, module.N_U, module.N_Y
+
+    # -- argument handling ---------------------------------------------------
+    def theta(self, params) -> np.ndarray:
+        names = [s.name for s in self.model.parameters]
+        if isinstance(params, dict):
+            keys = {getattr(k, "name", k): v for k, v in params.items()}
+            missing = [n for n in names if n not in keys]
+            if missing:
+                raise SymglepError(f"missing parameter value(s): {', '.join(missing)}")
+            extra = [k for k in keys if k not in names]
+            if extra:
+                raise SymglepError(f"unknown parameter(s): {', '.join(map(str, extra))}")
+            vec = np.array([float(keys[n]) for n in names], dtype=np.float64)
+        else:
+            vec = np.asarray(params, dtype=np.float64).reshape(-1)
+            if vec.shape != (len(names),):
+                raise SymglepError(f"expected {len(names)} parameter values ({', '.join(names)}), got {vec.size}")
+        if not np.all(np.isfinite(vec)):
+            raise SymglepError("parameter values must be finite")
+        return vec
+
+    def _state(self, x, name: str, batch: int | None) -> np.ndarray:
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.ndim == 1:
+            arr = arr[None, :]
+        if arr.ndim != 2 or arr.shape[1] != self.n:
+            raise SymglepError(f"{name} must have shape (B, {self.n}), got {np.shape(x)}")
+        if batch is not None and arr.shape[0] != batch:
+            raise SymglepError(f"{name} has {arr.shape[0]} sequences, expected {batch}")
+        return np.ascontiguousarray(arr)
+
+    def _series(self, x, name: str, width: int, batch: int, steps: int | None) -> np.ndarray:
+        if x is None:
+            if steps is None:
+                raise SymglepError(f"{name} missing: pass it, or pass steps=K")
+            return np.zeros((batch, steps + 1, width))
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.ndim == 2 and batch == 1:
+            arr = arr[None]
+        if arr.ndim != 3 or arr.shape[0] != batch or arr.shape[2] != width:
+            raise SymglepError(f"{name} must have shape ({batch}, K+1, {width}), got {np.shape(x)}")
+        if arr.shape[1] < 2:
+            raise SymglepError(f"{name} needs at least 2 time nodes (K >= 1)")
+        return np.ascontiguousarray(arr)
+
+    def _prepare(self, theta, q0, p0, v0, u, y, steps):
+        if (p0 is None) == (v0 is None):
+            raise SymglepError("give exactly one of p0 (initial momentum) or v0 (initial velocity)")
+        q0 = self._state(q0, "q0", None)
+        batch = q0.shape[0]
+        x0 = self._state(p0 if p0 is not None else v0, "p0" if p0 is not None else "v0", batch)
+        u = self._series(u, "inputs u", self.n_u, batch, steps)
+        y = self._series(y, "targets y", self.n_y, batch, u.shape[1] - 1)
+        if y.shape[1] != u.shape[1]:
+            raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
+        return self.theta(theta), q0, x0, v0 is not None, u, y
+
+    def _check(self, status, residual, what: str):
+        bad = np.nonzero(status >= 0)[0]
+        if bad.size:
+            b = int(bad[0])
+            raise NumericalError(
+                f"{what}: Newton iteration of the midpoint rule did not converge at step {int(status[b])} "
+                f"of sequence {b} (residual {residual[b]:.3e}); reduce dt or check the model's regularity")
+
+    def _require_reversible(self):
+        from .derivation import derive
+
+        d = derive(self.model)
+        if not d.sym.time_reversible:
+            terms = ", ".join(str(t) for t in d.sym.breaking_terms)
+            raise NotReversibleError(
+                f"model {self.model.name!r} is not time-reversible: the term(s) {terms} are odd in "
+                "velocity, so the echo would not retrace the free run (theory §4); use bptt_gradient")
+
+    # -- kernels ---------------------------------------------------------------
+    def free(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0, record=False):
+        """Free phase. Returns ``(qT, pT, loss[, traj_q, traj_p])`` (trajectories ``(B, K+1, n)``)."""
+        th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
+        h = float(dt or self.dt)
+        qT, pT, loss, tq, tp, status, res = self.module.free(th, q0, x0, sv, u, y, h, float(t0), bool(record))
+        self._check(status, res, "free phase")
+        return (qT, pT, loss, tq, tp) if record else (qT, pT, loss)
+
+    def echo(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, t0=0.0, learn_inputs=False):
+        """Echo phase from the flipped final state for each β in ``betas`` (theory §4–5)."""
+        th = self.theta(theta)
+        qT = self._state(qT, "qT", None)
+        pT = self._state(pT, "pT", qT.shape[0])
+        u = self._series(u, "inputs u", self.n_u, qT.shape[0], steps)
+        y = self._series(y, "targets y", self.n_y, qT.shape[0], u.shape[1] - 1)
+        betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
+        out = self.module.echo(th, qT, pT, u, y, float(dt or self.dt), float(t0), betas, bool(learn_inputs))
+        self._check(out[4], out[5], "echo")
+        return out[:4]
+
+    def gradient(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0,
+                 beta=1e-4, centred=True, learn_inputs=False) -> Result:
+        """Echo estimate of the gradient (theory §5); refuses models without time-reversal symmetry."""
+        self._require_reversible()
+        th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
+        if not (np.isfinite(beta) and beta != 0):
+            raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
+        out = self.module.gradient(th, q0, x0, sv, u, y, float(dt or self.dt), float(t0), float(beta),
+                                   bool(centred), bool(learn_inputs))
+        self._check(out[5], out[6], "echo gradient")
+        return Result(out[0], out[1], out[2], out[3], out[4] if learn_inputs else None)
+
+    def bptt_gradient(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0) -> Result:
+        """Reference gradient by the discrete adjoint of the same integrator (O(K) memory)."""
+        th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
+        out = self.module.bptt_gradient(th, q0, x0, sv, u, y, float(dt or self.dt), float(t0))
+        self._check(out[5], out[6], "BPTT")
+        return Result(out[0], out[1], out[2], out[3], out[4])
+
+    def energy(self, theta, traj_q, traj_p, u=None, dt=None, t0=0.0):
+        """``H`` along recorded trajectories, ``(B, K+1)``; ``None`` without a closed-form Hamiltonian."""
+        if not hasattr(self.module, "energy"):
+            return None
+        tq = np.asarray(traj_q, dtype=np.float64)
+        u = self._series(u, "inputs u", self.n_u, tq.shape[0], tq.shape[1] - 1)
+        return self.module.energy(self.theta(theta), tq, np.asarray(traj_p, dtype=np.float64), u,
+                                  float(dt or self.dt), float(t0))
