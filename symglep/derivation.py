@@ -100,7 +100,8 @@ def derive(model: Model) -> Derivation:
         vmap = [_tidy(sp.diff(h, p)) for p in model.p]
         note = "declared Hamiltonian; velocity map v = dH/dp"
     elif regular:
-        h, vmap, how = legendre_hamiltonian(model.lagrangian, model.v, model.p, positive=model.parameters)
+        h, vmap, how = legendre_hamiltonian(model.lagrangian, model.v, model.p, positive=model.parameters,
+                                            p_of_v=el.momenta, mass=el.mass_matrix)
         note = f"velocity map inverted ({how})" if vmap is not None else how
     else:
         h, vmap, note = None, None, "the mass matrix is singular (det M ≡ 0): no Hamiltonian"

@@ -16,7 +16,7 @@ from .errors import ModelError
 from .symbolic import evaluate, sample_values
 
 #: Largest dense matrix inverted symbolically (DESIGN: never a symbolic inverse of a large M).
-MAX_DENSE_INVERSE = 3
+MAX_DENSE_INVERSE = 2
 
 
 def _is_diagonal(matrix: sp.Matrix) -> bool:
@@ -66,14 +66,14 @@ def _solve_one(form, expr, x, y, positive=()):
     return good[0][x], ""
 
 
-def invert_map(exprs, xs, ys, positive=()) -> tuple[list | None, str]:
+def invert_map(exprs, xs, ys, positive=(), jacobian: sp.Matrix | None = None) -> tuple[list | None, str]:
     """Solve ``ys = exprs(xs)`` for ``xs`` in closed form.
 
     Returns ``(solution, how)``; ``solution`` is ``None`` when no closed form
     is attempted or found, and ``how`` says why.
     """
     n = len(xs)
-    jac = sp.Matrix(exprs).jacobian(list(xs))
+    jac = jacobian if jacobian is not None else sp.Matrix(exprs).jacobian(list(xs))
     if not (jac.free_symbols & set(xs)):
         offset = sp.Matrix(exprs).xreplace({x: 0 for x in xs})
         rhs = sp.Matrix(ys) - offset
@@ -120,14 +120,14 @@ def _tidy(expr: sp.Expr, budget: int = 150) -> sp.Expr:
     return simpler if sp.count_ops(simpler) <= sp.count_ops(expr) else expr
 
 
-def hamiltonian(lagrangian, velocities, momentum_symbols, positive=()):
+def hamiltonian(lagrangian, velocities, momentum_symbols, positive=(), p_of_v=None, mass=None):
     """``H = p·v − L`` with ``v(q, p, t)`` from :func:`invert_map`.
 
     Returns ``(H, velocity_map, how)``; ``H`` and the map are ``None`` when the
     velocities cannot be solved for in closed form.
     """
-    p_of_v = momenta(lagrangian, velocities)
-    v_of_p, how = invert_map(p_of_v, velocities, momentum_symbols, positive)
+    p_of_v = p_of_v if p_of_v is not None else momenta(lagrangian, velocities)
+    v_of_p, how = invert_map(p_of_v, velocities, momentum_symbols, positive, mass)
     if v_of_p is None:
         return None, None, how
     subs = dict(zip(velocities, v_of_p))

@@ -31,7 +31,7 @@ NODES, WEIGHTS = np.polynomial.legendre.leggauss(60)
 TIMES = (NODES + 1) / 2          # [-1, 1] -> [0, 1]
 WEIGHTS = WEIGHTS / 2
 STEP = 1e-20                     # complex step
-RTOL = 1e-9
+RTOL = 1e-10
 ERRORS = []
 
 COORDS = dynamicsymbols("q0 q1")
