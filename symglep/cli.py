@@ -85,6 +85,29 @@ def derive(model_spec, fmt, output):
 
 @main.command()
 @MODEL_ARG
+@click.option("--bc", type=click.Choice(["civp", "cfvp", "cbvp", "periodic", "pfvp", "all"]), default="all",
+              show_default=True, help="Boundary condition to analyse.")
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown", "latex", "json"]), default="text",
+              show_default=True)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE.")
+def residuals(model_spec, bc, fmt, output):
+    """Boundary residuals of Lagrangian EP for each boundary condition (theory §2–§3)."""
+    from .boundary import latex_names
+    from .boundary import residuals as boundary_residuals
+    from .derivation import derive as derive_model
+    from .loader import load_model
+    from .residual_report import render
+
+    model = load_model(model_spec)
+    derivation = derive_model(model)
+    res = boundary_residuals(derivation)
+    if bc != "all":
+        res = {bc: res[bc]}
+    _emit(render(model, res, fmt, latex_names(derivation)), output)
+
+
+@main.command()
+@MODEL_ARG
 @click.option("--target", type=click.Choice(["numba"]), default="numba", show_default=True)
 @click.option("--integrator", type=click.Choice(["auto", "leapfrog", "midpoint"]), default="auto", show_default=True,
               help="auto: leapfrog when separable, else midpoint (theory §6).")

@@ -1,0 +1,206 @@
+"""Boundary residuals of Lagrangian Equilibrium Propagation, per boundary condition (theory §2–§3).
+
+For a parameter ``θ`` the general identity reads
+
+    dC/dθ = −d/dβ ∫ ∂L/∂θ dt − R,   R = X(T) − X(0),   X = ∂βp·∂θq − ∂θp·∂βq.
+
+With ``p = ∂L/∂v(q, v, θ, t)`` the momentum sensitivities expand as
+
+    ∂θp = M·∂θv + ∂²L/∂v∂q·∂θq + ∂²L/∂v∂θ,      ∂βp = M·∂βv + ∂²L/∂v∂q·∂βq
+
+(the cost does not read velocities, so ``p`` has no explicit β). The
+sensitivities are named symbols: ``d<q>_d<θ>_T``, ``d<q>_dot_d<θ>_T``,
+``d<q>_dbeta_T`` … at ``t = T`` (suffix ``_0`` at ``t = 0``), and the state at
+an end is ``<q>_T``, ``<q>_dot_T`` (``<q>_0``, ``<q>_dot_0``).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .derivation import Derivation
+from .symbolic import is_zero
+
+BOUNDARY_CONDITIONS = ("civp", "cfvp", "cbvp", "periodic", "pfvp")
+TITLES = {
+    "civp": "CIVP: constant initial value",
+    "cfvp": "CFVP: constant final value",
+    "cbvp": "CBVP: constant two-point (boundary value) problem",
+    "periodic": "periodic boundary conditions",
+    "pfvp": "PFVP: parametric final value (the echo)",
+}
+
+
+@dataclass
+class EndSymbols:
+    """Sensitivity and state symbols at one end (``T`` or ``0``)."""
+
+    suffix: str
+    q: list
+    v: list
+    t: sp.Symbol
+    dq_dtheta: dict      # θ -> [symbols]
+    dv_dtheta: dict
+    dq_dbeta: list
+    dv_dbeta: list
+
+
+@dataclass
+class Residual:
+    """What one boundary condition leaves of ``R`` for this model."""
+
+    bc: str
+    residual_T: dict | str          # θ -> expression, or "0"
+    residual_0: dict | str
+    vanishing_terms: list
+    needs: str
+    forward_only: bool
+    memory: str
+    tractable: bool
+    verdict: str
+    extra: dict = field(default_factory=dict)
+
+
+def end_symbols(d: Derivation, suffix: str) -> EndSymbols:
+    m = d.model
+    sym = lambda name: sp.Symbol(f"{name}_{suffix}")  # noqa: E731
+    return EndSymbols(
+        suffix=suffix,
+        q=[sym(s.name) for s in m.q],
+        v=[sym(s.name) for s in m.v],
+        t=sp.Symbol("T") if suffix == "T" else sp.S.Zero,
+        dq_dtheta={th: [sym(f"d{q.name}_d{th.name}") for q in m.q] for th in m.parameters},
+        dv_dtheta={th: [sym(f"d{v.name}_d{th.name}") for v in m.v] for th in m.parameters},
+        dq_dbeta=[sym(f"d{q.name}_dbeta") for q in m.q],
+        dv_dbeta=[sym(f"d{v.name}_dbeta") for v in m.v],
+    )
+
+
+def _at_end(expr, d: Derivation, e: EndSymbols):
+    m = d.model
+    subs = {**dict(zip(m.q, e.q)), **dict(zip(m.v, e.v)), m.time: e.t}
+    return sp.sympify(expr).xreplace(subs)
+
+
+def momentum_sensitivities(d: Derivation, e: EndSymbols, theta):
+    """``(∂θp, ∂βp)`` at one end, expanded through ``p = ∂L/∂v`` (module docstring)."""
+    m = d.model
+    n = m.n
+    M = d.el.mass_matrix
+    Lvq = [[sp.diff(d.el.momenta[i], m.q[j]) for j in range(n)] for i in range(n)]
+    Lvth = [sp.diff(d.el.momenta[i], theta) for i in range(n)]
+    dth_p, dbeta_p = [], []
+    for i in range(n):
+        a = sum((M[i, j] * e.dv_dtheta[theta][j] + Lvq[i][j] * e.dq_dtheta[theta][j] for j in range(n)), sp.S.Zero)
+        b = sum((M[i, j] * e.dv_dbeta[j] + Lvq[i][j] * e.dq_dbeta[j] for j in range(n)), sp.S.Zero)
+        dth_p.append(_at_end(a + Lvth[i], d, e))
+        dbeta_p.append(_at_end(b, d, e))
+    return dth_p, dbeta_p
+
+
+def symplectic_term(d: Derivation, e: EndSymbols, theta, fixed: dict | None = None) -> sp.Expr:
+    """``X = ∂βp·∂θq − ∂θp·∂βq`` at one end, with ``fixed`` sensitivities set (e.g. to zero)."""
+    dth_p, dbeta_p = momentum_sensitivities(d, e, theta)
+    x = sum((dbeta_p[i] * e.dq_dtheta[theta][i] - dth_p[i] * e.dq_dbeta[i] for i in range(d.model.n)), sp.S.Zero)
+    x = x.xreplace(fixed or {})
+    return sp.expand(x) if sp.count_ops(x) < 400 else x
+
+
+def _zeros(symbols) -> dict:
+    return {s: 0 for s in symbols}
+
+
+def _per_theta(d: Derivation, fn) -> dict | str:
+    out = {th: fn(th) for th in d.model.parameters}
+    if all(is_zero(e, fixed=d.model.constants) for e in out.values()):
+        return "0"
+    return out
+
+
+def residuals(d: Derivation) -> dict[str, Residual]:
+    """The residual left by each boundary condition of :data:`BOUNDARY_CONDITIONS` (theory §3)."""
+    m = d.model
+    eT, e0 = end_symbols(d, "T"), end_symbols(d, "0")
+    all_T = [*eT.dq_dbeta, *eT.dv_dbeta] + [s for th in m.parameters for s in (*eT.dq_dtheta[th], *eT.dv_dtheta[th])]
+    all_0 = [*e0.dq_dbeta, *e0.dv_dbeta] + [s for th in m.parameters for s in (*e0.dq_dtheta[th], *e0.dv_dtheta[th])]
+    X_T = lambda th, fixed=None: symplectic_term(d, eT, th, fixed)  # noqa: E731
+    minus_X_0 = lambda th, fixed=None: -symplectic_term(d, e0, th, fixed)  # noqa: E731
+    start_fixed = _zeros(all_0)
+    end_fixed = _zeros(all_T)
+    dim = f"{m.n} × {len(m.parameters)}"
+    out = {}
+    out["civp"] = Residual(
+        "civp", _per_theta(d, X_T), _per_theta(d, lambda th: minus_X_0(th, start_fixed)),
+        ["q(0) and v(0) are the same for every θ and β: ∂θq(0) = ∂θv(0) = ∂βq(0) = ∂βv(0) = 0, so X(0) = 0"],
+        f"forward sensitivities ∂θq(T), ∂θv(T) (an {dim} tangent propagated along the run, RTRL-like) "
+        "and ∂βq(T), ∂βv(T) from the nudged runs",
+        True, f"O(n·dim θ) = O({dim}), independent of T", False,
+        "forward-only but intractable at scale (the tangent costs dim θ passes); the bulk-only estimate is biased",
+    )
+    out["cfvp"] = Residual(
+        "cfvp", _per_theta(d, lambda th: X_T(th, end_fixed)), _per_theta(d, minus_X_0),
+        ["q(T) and v(T) are the same for every θ and β: X(T) = 0"],
+        f"backward sensitivities ∂θq(0), ∂θv(0) ({dim}) and the runs integrated backward from T",
+        False, f"O(n·dim θ) = O({dim})", False,
+        "mirror image of CIVP; inference runs backward in time: useless for causal models",
+    )
+    out["cbvp"] = Residual(
+        "cbvp", _per_theta(d, lambda th: X_T(th, _zeros([*eT.dq_dbeta] + [s for t in m.parameters for s in eT.dq_dtheta[t]]))),
+        _per_theta(d, lambda th: minus_X_0(th, _zeros([*e0.dq_dbeta] + [s for t in m.parameters for s in e0.dq_dtheta[t]]))),
+        ["q(0) = α and q(T) = b are constants: ∂θq = ∂βq = 0 at both ends, so X(0) = X(T) = 0"],
+        "the free trajectory as a boundary value problem (shooting or Newton over the whole trajectory)",
+        False, "O(T) (the whole trajectory is solved at once)", True,
+        "exact (no residual) but not forward-only: non-causal inference",
+    )
+    out["periodic"] = Residual(
+        "periodic", "0", "0",
+        ["q and p are equal at 0 and T for every θ and β: the sensitivities agree at both ends, "
+         "so X(T) = X(0) and R = X(T) − X(0) = 0"],
+        "a periodic orbit: boundary value solve over the whole period",
+        False, "O(T)", True, "exact (no residual) but not forward-only",
+    )
+    pfvp_fixed = {**_zeros([*eT.dq_dbeta, *eT.dv_dbeta]),
+                  **_zeros([s for t in m.parameters for s in (*e0.dq_dtheta[t], *e0.dv_dtheta[t])])}
+    correction = _per_theta(d, lambda th: minus_X_0(th, pfvp_fixed))
+    out["pfvp"] = Residual(
+        "pfvp", "0", correction,
+        ["q_β(T) = q₀(T) and p_β(T) = p₀(T) for every β: ∂βq(T) = ∂βp(T) = 0, so X(T) = 0",
+         "the start (α, γ) does not move with θ at β = 0: ∂θq(0) = 0 (and ∂θv(0) = 0 for a velocity start)",
+         "what remains is −X(0) = ∂θp(0)·∂βq(0) = ∂²L/∂θ∂v(q(0), v(0), 0)·∂βq(0); "
+         "it vanishes when the initial momentum is held fixed"],
+        "with time-reversal symmetry: the echo — the same system run forward from the flipped final state",
+        True, "O(1) in T (2–3 passes)", True,
+        "the practical one (HEL/RHEL): exact up to the finite difference in β, forward-only, O(1) memory",
+        extra={"pfvp_correction_vanishes": correction == "0",
+               "time_reversible": d.sym.time_reversible},
+    )
+    if not d.sym.time_reversible:
+        r = out["pfvp"]
+        r.forward_only = False
+        r.verdict = ("exact, but the model is not time-reversible (" + ", ".join(map(str, d.sym.breaking_terms))
+                     + "): the echo cannot run forward; PFVP needs a backward integration (digital PFVP)")
+    return out
+
+
+def latex_names(d: Derivation) -> dict:
+    """LaTeX names of the end symbols: ``dx_dk_T`` → ``\\partial_{k} x_{T}``, ``x_dot_0`` → ``\\dot{x}_{0}``."""
+    m = d.model
+    names = {}
+    for suffix in ("T", "0"):
+        e = end_symbols(d, suffix)
+        for q, v, qs, vs in zip(m.q, m.v, e.q, e.v):
+            base = sp.latex(q)
+            names[qs] = f"{base}_{{{suffix}}}"
+            names[vs] = rf"\dot{{{base}}}_{{{suffix}}}"
+        for th in m.parameters:
+            for q, s in zip(m.q, e.dq_dtheta[th]):
+                names[s] = rf"\partial_{{{sp.latex(th)}}} {sp.latex(q)}_{{{suffix}}}"
+            for q, s in zip(m.q, e.dv_dtheta[th]):
+                names[s] = rf"\partial_{{{sp.latex(th)}}} \dot{{{sp.latex(q)}}}_{{{suffix}}}"
+        for q, s in zip(m.q, e.dq_dbeta):
+            names[s] = rf"\partial_{{\beta}} {sp.latex(q)}_{{{suffix}}}"
+        for q, s in zip(m.q, e.dv_dbeta):
+            names[s] = rf"\partial_{{\beta}} \dot{{{sp.latex(q)}}}_{{{suffix}}}"
+    return names
