@@ -133,9 +133,15 @@ def generate(model_spec, target, integrator, out_dir, force):
 @click.option("--integrator", type=click.Choice(["auto", "leapfrog", "midpoint"]), default="auto", show_default=True)
 @click.option("--tolerance", type=float, default=1e-6, show_default=True, help="Allowed echo-vs-BPTT relative error.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance, fmt):
+@click.option("--bc", type=click.Choice(["civp", "pfvp", "cbvp", "all"]), default=None,
+              help="Instead: compare the estimators of these boundary conditions with their true gradients.")
+@click.option("--cbvp-steps", type=click.IntRange(min=2), default=40, show_default=True,
+              help="Steps of the two-point (CBVP) problem, solved whole by Newton.")
+def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance, fmt, bc, cbvp_steps):
     """Round trip, energy drift, and echo vs BPTT vs finite-difference gradients on one seeded instance.
 
+    With --bc: CIVP (bulk only, and with the residual from tangent kernels), PFVP (echo) and CBVP
+    (two-point solve) estimates against their true gradients (theory §3).
     Exits with code 1 when the gradients disagree beyond the printed tolerances.
     """
     import json
@@ -145,6 +151,16 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
 
     model = load_model(model_spec)
     params = load_params(params_file, model) if params_file else None
+    if bc is not None:
+        from .bc_check import BCS, run_bc_check
+        from .bc_check import render_text as render_bc
+
+        report = run_bc_check(model, BCS if bc == "all" else (bc,), steps=steps, dt=dt, beta=beta, seed=seed,
+                              params=params, cbvp_steps=min(cbvp_steps, steps), integrator=integrator)
+        click.echo(json.dumps(report, indent=2) if fmt == "json" else render_bc(report), nl=fmt == "json")
+        if not report["passed"]:
+            sys.exit(1)
+        return
     report = run_check(model, steps=steps, dt=dt, beta=beta, seed=seed, params=params,
                        integrator=integrator, tolerance=tolerance)
     click.echo(json.dumps(report, indent=2) if fmt == "json" else render_text(report), nl=fmt == "json")

@@ -80,6 +80,12 @@ def _vec(prefix: str, n: int) -> list[sp.Symbol]:
     return [sp.Symbol(f"{prefix}{i}") for i in range(n)]
 
 
+def _directional(expr, xs, dxs, th, dth) -> sp.Expr:
+    """``Σ ∂expr/∂x·dx + Σ ∂expr/∂θ·dθ`` (a Jacobian–vector product)."""
+    out = sum((sp.diff(expr, x) * d for x, d in zip(xs, dxs)), sp.S.Zero)
+    return out + sum((sp.diff(expr, t) * d for t, d in zip(th, dth)), sp.S.Zero)
+
+
 def choose_integrator(d: Derivation, integrator: str = "auto") -> str:
     """``auto``: leapfrog when separable with a closed-form velocity map, else midpoint."""
     if integrator not in INTEGRATORS:
@@ -172,6 +178,14 @@ def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam):
                                [("dq", [sp.diff(fl, s) for s in q]), ("dth", [sp.diff(fl, s) for s in th]),
                                 ("du", [sp.diff(fl, s) for s in u])],
                                "λᵀ ∂(∇V^β)/∂(q, θ, u)", ("t", "beta")))
+    dq, dth, dp = _vec("dq", len(q)), _vec("dth", len(th)), _vec("dp", len(q))
+    fns.append(NumericFunction("force_jvp", node + [("dq", dq), ("dth", dth)],
+                               [("df", [_directional(gi, q, dq, th, dth) for gi in grad])],
+                               "d(grad V^beta)/dq . dq + d(grad V^beta)/dtheta . dtheta: tangent (forward sensitivity)",
+                               ("t", "beta")))
+    fns.append(NumericFunction("velocity_jvp", [("p", p), ("th", th), ("dp", dp), ("dth", dth)],
+                               [("dv", [_directional(wi, p, dp, th, dth) for wi in W])],
+                               "dW/dp . dp + dW/dtheta . dtheta: tangent of the drift", ()))
     wl = sum((li * wi for li, wi in zip(lam, W)), sp.S.Zero)
     fns.append(NumericFunction("velocity_vjp", [("p", p), ("th", th), ("lam", lam)],
                                [("dp", [sp.diff(wl, s) for s in p]), ("dth", [sp.diff(wl, s) for s in th])],
@@ -207,6 +221,12 @@ def _midpoint(scheme, d, sub, L, c, q, v, th, u, y, t, beta, h, lam, mu):
                                [("dqa", [sp.diff(fl, s) for s in qa]), ("dqb", [sp.diff(fl, s) for s in qb]),
                                 ("dth", [sp.diff(fl, s) for s in th]), ("du", [sp.diff(fl, s) for s in u])],
                                "λᵀ ∂(D₂L_d^β)/∂(q_k, q_{k+1}, θ, u)", sc))
+    dqa, dqb, dth = _vec("dqa", n), _vec("dqb", n), _vec("dth", len(th))
+    fns.append(NumericFunction(
+        "midpoint_jvp", step + [("dqa", dqa), ("dqb", dqb), ("dth", dth)],
+        [("dpa", [_directional(Fi, qa + qb, dqa + dqb, th, dth) for Fi in F]),
+         ("dpb", [_directional(Pi, qa + qb, dqa + dqb, th, dth) for Pi in P])],
+        "tangents of -D1 L_d and D2 L_d along (dqa, dqb, dtheta): forward sensitivities", sc))
     fm = sum((mi * Fi for mi, Fi in zip(mu, F)), sp.S.Zero)
     fns.append(NumericFunction("midpoint_vjp_implicit", step + [("mu", mu)],
                                [("dqa", [sp.diff(fm, s) for s in qa]), ("dth", [sp.diff(fm, s) for s in th]),

@@ -267,3 +267,22 @@ class Kernels:
         u = self._series(u, "inputs u", self.n_u, tq.shape[0], tq.shape[1] - 1)
         return self.module.energy(self.theta(theta), tq, np.asarray(traj_p, dtype=np.float64), u,
                                   float(dt or self.dt), float(t0))
+
+    def nudged(self, theta, q0, betas, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0,
+               learn_inputs=False):
+        """Nudged runs forward from the same start, one per β (CIVP bulk, theory §3).
+
+        Returns ``(qT, pT, G, Gu)`` with ``qT, pT (B, nb, n)`` and ``G = −Σ ∂θL_d (B, nb, n_θ)``.
+        """
+        th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
+        betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
+        out = self.module.nudged(th, q0, x0, sv, u, y, float(dt or self.dt), float(t0), betas, bool(learn_inputs))
+        self._check(out[4], out[5], "nudged run")
+        return out[:4]
+
+    def tangent(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0):
+        """Forward sensitivities of the free run: ``(qT, pT, dq_dtheta, dp_dtheta)``, the last two ``(B, n_θ, n)``."""
+        th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
+        out = self.module.tangent(th, q0, x0, sv, u, y, float(dt or self.dt), float(t0))
+        self._check(out[4], out[5], "tangent run")
+        return out[:4]

@@ -32,7 +32,6 @@ TIMES = (NODES + 1) / 2          # [-1, 1] -> [0, 1]
 WEIGHTS = WEIGHTS / 2
 STEP = 1e-20                     # complex step
 RTOL = 1e-10
-ERRORS = []
 
 COORDS = dynamicsymbols("q0 q1")
 U = dynamicsymbols("u")
@@ -144,7 +143,6 @@ def test_residual_is_variational_derivative_of_action(case):
     scale = float(np.sum(WEIGHTS * np.abs(integrand)))
 
     assert np.isfinite(dS) and np.isfinite(variation)
-    ERRORS.append(abs(dS - variation) / max(scale, abs(dS)))
     assert abs(dS - variation) <= RTOL * max(scale, abs(dS)), (
         f"dS/dε = {dS!r}, −∫res·η = {variation!r}, scale {scale!r}\nL = {model.lagrangian}")
 

@@ -1,0 +1,317 @@
+"""``symglep check --bc``: every boundary condition's estimator against its true gradient (theory §2–§3).
+
+On one seeded instance (the same as :mod:`symglep.check`):
+
+* CIVP bulk only — ``(G(+β) − G(−β))/2β`` with ``G = −Σ ∂θL_d`` along nudged runs
+  forward from the same start; biased.
+* CIVP bulk + residual — the residual ``X(T) = ∂βp·∂θq − ∂θp·∂βq`` from the
+  forward sensitivities of the generated tangent kernel; exact up to O(β²).
+  The symbolic residual of :mod:`symglep.boundary`, evaluated with those
+  sensitivities, is compared with ``true − bulk``.
+* PFVP — the echo (start with a fixed momentum, and with a fixed velocity,
+  where the correction ``∂²L/∂θ∂v·∂βq(0)`` applies).
+* CBVP — ``q(0) = α``, ``q(K) = b`` fixed; the discrete Euler–Lagrange
+  equations of all interior nodes are solved at once by Newton; the bulk
+  estimate is compared with central differences of the two-point solve.
+
+True gradients: BPTT of the discrete integrator for the initial-value problems.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import sympy as sp
+
+from .boundary import end_symbols, residuals
+from .check import draw_parameters, rel_err, smooth_signal
+from .derivation import derive
+from .errors import SymglepError
+from .model import Model
+from .runtime import NumericalError
+from .runtime import compile as compile_model
+
+TOLERANCE = 1e-6
+BCS = ("civp", "pfvp", "cbvp")
+
+
+class Instance:
+    """One seeded problem: parameters, start, inputs and targets."""
+
+    def __init__(self, model: Model, kernels, steps: int, dt: float, seed: int, params: dict | None):
+        rng = np.random.default_rng(seed)
+        self.theta = kernels.theta(params if params is not None else draw_parameters(model, rng))
+        n = model.n
+        self.q0 = rng.uniform(-0.3, 0.3, (1, n))
+        self.v0 = rng.uniform(-0.3, 0.3, (1, n))
+        times = np.arange(steps + 1) * dt
+        self.u = smooth_signal(rng, times, len(model.u), 0.2)[None]
+        self.y = smooth_signal(rng, times, len(model.y), 0.3)[None]
+        self.p0 = np.empty((1, n))
+        kernels.module.f_momentum(self.q0[0], self.v0[0], 0.0, self.u[0, 0], self.theta, self.p0[0])
+        self.dt = dt
+        self.steps = steps
+
+
+# -- CIVP -------------------------------------------------------------------------
+def _lambdified_mechanics(d, model):
+    """Numeric p(q, v, t, u, θ), M, ∂²L/∂v∂q and ∂²L/∂v∂θ (for the symbolic residual)."""
+    m = model
+    args = [*m.q, *m.v, m.time, *m.u, *m.parameters]
+    fixed = m.constants
+    p = [e.xreplace(fixed) for e in d.el.momenta]
+    mass = d.el.mass_matrix.xreplace(fixed)
+    lvq = sp.Matrix(m.n, m.n, lambda i, j: sp.diff(p[i], m.q[j]))
+    lvth = sp.Matrix(m.n, len(m.parameters), lambda i, j: sp.diff(p[i], m.parameters[j]))
+    return (sp.lambdify(args, p, "numpy"), sp.lambdify(args, mass, "numpy"),
+            sp.lambdify(args, lvq, "numpy"), sp.lambdify(args, lvth, "numpy"))
+
+
+def _velocity_of(p_fn, m_fn, q, p_target, t, u, th, v_guess):
+    """Solve ``∂L/∂v(q, v, t) = p`` for ``v`` (Newton with the mass matrix)."""
+    v = np.array(v_guess, dtype=float)
+    for _ in range(60):
+        args = (*q, *v, t, *u, *th)
+        r = np.asarray(p_fn(*args), dtype=float) - p_target
+        dv = np.linalg.solve(np.asarray(m_fn(*args), dtype=float), r)
+        v -= dv
+        if np.max(np.abs(dv)) <= 1e-15 * (1 + np.max(np.abs(v))):
+            break
+    return v
+
+
+def civp(model, d, kernels, inst: Instance, beta: float) -> dict:
+    """CIVP bulk-only and bulk + residual estimates, and the symbolic residual check."""
+    kw = dict(u=inst.u, y=inst.y, dt=inst.dt)
+    true = kernels.bptt_gradient(inst.theta, inst.q0, p0=inst.p0, **kw).dtheta[0]
+    qT, pT, G, _ = kernels.nudged(inst.theta, inst.q0, [beta, -beta], p0=inst.p0, **kw)
+    bulk = (G[0, 0] - G[0, 1]) / (2 * beta)
+    dq_db = (qT[0, 0] - qT[0, 1]) / (2 * beta)
+    dp_db = (pT[0, 0] - pT[0, 1]) / (2 * beta)
+    q_free, p_free, dq_dth, dp_dth = kernels.tangent(inst.theta, inst.q0, p0=inst.p0, **kw)
+    dq_dth, dp_dth = dq_dth[0], dp_dth[0]
+    x_T = dq_dth @ dp_db - dp_dth @ dq_db          # X(T) per parameter; X(0) = 0
+    estimate = bulk - x_T
+
+    # The symbolic residual X(T) of boundary.py, evaluated with the same sensitivities.
+    p_fn, m_fn, lvq_fn, lvth_fn = _lambdified_mechanics(d, model)
+    K = inst.steps
+    T = K * inst.dt
+    uT, th = inst.u[0, K], inst.theta
+    q_T, p_T = q_free[0], p_free[0]
+    v_T = _velocity_of(p_fn, m_fn, q_T, p_T, T, uT, th, np.zeros(model.n))
+    args = (*q_T, *v_T, T, *uT, *th)
+    mass = np.asarray(m_fn(*args), dtype=float)
+    lvq = np.asarray(lvq_fn(*args), dtype=float)
+    lvth = np.asarray(lvth_fn(*args), dtype=float).reshape(model.n, -1)
+    dv_db = np.linalg.solve(mass, dp_db - lvq @ dq_db)
+    res = residuals(d)["civp"].residual_T
+    e = end_symbols(d, "T")
+    symbolic = np.zeros(len(model.parameters))
+    if res != "0":
+        for j, theta in enumerate(model.parameters):
+            dv_dth = np.linalg.solve(mass, dp_dth[j] - lvq @ dq_dth[j] - lvth[:, j])
+            values = {**dict(zip(e.q, q_T)), **dict(zip(e.v, v_T)), e.t: T,
+                      **dict(zip(e.dq_dtheta[theta], dq_dth[j])), **dict(zip(e.dv_dtheta[theta], dv_dth)),
+                      **dict(zip(e.dq_dbeta, dq_db)), **dict(zip(e.dv_dbeta, dv_db)),
+                      **{s: float(v) for s, v in zip(model.parameters, th)},
+                      **{s: float(v) for s, v in model.constants.items()},
+                      **dict(zip(model.u, uT))}
+            symbolic[j] = float(sp.sympify(res[theta]).xreplace({k: sp.Float(v) for k, v in values.items()}))
+    return {
+        "true": true, "bulk": bulk, "estimate": estimate,
+        "bulk_error": rel_err(bulk, true), "error": rel_err(estimate, true),
+        "symbolic_residual": symbolic,
+        # dC/dθ = bulk − R, so the symbolic R must equal bulk − true.
+        "symbolic_residual_error": rel_err(symbolic, bulk - true),
+    }
+
+
+# -- CBVP -------------------------------------------------------------------------
+class TwoPoint:
+    """Discrete two-point problem ``q_0 = α``, ``q_K = b``: Newton over the whole trajectory."""
+
+    def __init__(self, kernels, theta, u, y, dt):
+        self.k, self.mod = kernels, kernels.module
+        self.theta, self.u, self.y, self.h = theta, u[0], y[0], dt
+        self.n = kernels.n
+
+    def _momenta(self, qa, qb, k, beta, th):
+        """``(−D₁L_d^β, D₂L_d^β)`` of step ``k → k+1``."""
+        mod, h, u, y = self.mod, self.h, self.u, self.y
+        pa, pb = np.empty(self.n), np.empty(self.n)
+        if mod.INTEGRATOR == "leapfrog":
+            kin, fa, fb = np.empty(self.n), np.empty(self.n), np.empty(self.n)
+            mod.f_momentum(qa, (qb - qa) / h, k * h, u[k], th, kin)
+            mod.f_force(qa, k * h, u[k], y[k], th, beta, fa)
+            mod.f_force(qb, (k + 1) * h, u[k + 1], y[k + 1], th, beta, fb)
+            return kin + 0.5 * h * fa, kin - 0.5 * h * fb
+        um, ym = 0.5 * (u[k] + u[k + 1]), 0.5 * (y[k] + y[k + 1])
+        mod.f_midpoint_momenta(qa, qb, (k + 0.5) * h, um, ym, th, beta, h, pa, pb)
+        return pa, pb
+
+    def residual(self, Q, beta, th):
+        """Discrete Euler–Lagrange residual ``D₂L_d(q_{k−1}, q_k) + D₁L_d(q_k, q_{k+1})`` at interior nodes."""
+        K = Q.shape[0] - 1
+        out = np.empty((K - 1, self.n))
+        prev_pb = None
+        for k in range(K):
+            pa, pb = self._momenta(Q[k], Q[k + 1], k, beta, th)
+            if k >= 1:
+                out[k - 1] = prev_pb - pa
+            prev_pb = pb
+        return out
+
+    def solve(self, Q_guess, beta, th, tol=1e-14, maxit=40):
+        Q = Q_guess.copy()
+        K, n = Q.shape[0] - 1, self.n
+        for _ in range(maxit):
+            r = self.residual(Q, beta, th).ravel()
+            jac = np.zeros((r.size, r.size))
+            eps = 1e-6
+            for c in range(3):
+                for i in range(n):
+                    nodes = np.arange(1 + c, K, 3)
+                    Qp, Qm = Q.copy(), Q.copy()
+                    Qp[nodes, i] += eps
+                    Qm[nodes, i] -= eps
+                    dr = (self.residual(Qp, beta, th) - self.residual(Qm, beta, th)) / (2 * eps)
+                    for node in nodes:
+                        for m in (node - 1, node, node + 1):
+                            if 1 <= m <= K - 1:
+                                jac[(m - 1) * n:m * n, (node - 1) * n + i] = dr[m - 1]
+            step = np.linalg.solve(jac, r).reshape(K - 1, n)
+            Q[1:K] -= step
+            if np.max(np.abs(step)) <= tol * (1 + np.max(np.abs(Q))):
+                return Q
+        raise NumericalError(f"the two-point (CBVP) Newton solve did not converge in {maxit} iterations "
+                             f"(last step {np.max(np.abs(step)):.2e})")
+
+    def loss(self, Q):
+        mod, h, u, y = self.mod, self.h, self.u, self.y
+        K = Q.shape[0] - 1
+        c = np.empty(1)
+        total = 0.0
+        if mod.INTEGRATOR == "leapfrog":
+            for k in range(K + 1):
+                mod.f_cost(Q[k], k * h, u[k], y[k], c)
+                total += h * (0.5 if k in (0, K) else 1.0) * c[0]
+        else:
+            for k in range(K):
+                mod.f_cost(0.5 * (Q[k] + Q[k + 1]), (k + 0.5) * h, 0.5 * (u[k] + u[k + 1]),
+                           0.5 * (y[k] + y[k + 1]), c)
+                total += h * c[0]
+        return total
+
+    def learning_integral(self, Q, th):
+        """``G = −Σ ∂θL_d(q_k, q_{k+1})``."""
+        mod, h, u = self.mod, self.h, self.u
+        K = Q.shape[0] - 1
+        nth = th.size
+        G = np.zeros(nth)
+        dth, du = np.empty(nth), np.empty(self.k.n_u)
+        if mod.INTEGRATOR == "leapfrog":
+            for k in range(K + 1):
+                mod.f_potential_partials(Q[k], k * h, u[k], th, dth, du)
+                G += h * (0.5 if k in (0, K) else 1.0) * dth
+            for k in range(K):
+                mod.f_kinetic_partials((Q[k + 1] - Q[k]) / h, th, dth)
+                G -= h * dth
+        else:
+            for k in range(K):
+                mod.f_lagrangian_partials(Q[k], Q[k + 1], (k + 0.5) * h, 0.5 * (u[k] + u[k + 1]), th, h, dth, du)
+                G -= h * dth
+        return G
+
+
+def cbvp(kernels, inst: Instance, beta: float, steps: int) -> dict:
+    """CBVP bulk estimate against central differences of the two-point solve."""
+    u, y = inst.u[:, :steps + 1], inst.y[:, :steps + 1]
+    out = kernels.free(inst.theta, inst.q0, p0=inst.p0, u=u, y=y, dt=inst.dt, record=True)
+    guess = out[3][0]
+    bvp = TwoPoint(kernels, inst.theta, u, y, inst.dt)
+    th = inst.theta
+    plus = bvp.solve(guess, beta, th)
+    minus = bvp.solve(guess, -beta, th)
+    bulk = (bvp.learning_integral(plus, th) - bvp.learning_integral(minus, th)) / (2 * beta)
+    fd = np.empty(th.size)
+    for i in range(th.size):
+        eps = 1e-5 * max(1.0, abs(th[i]))
+        hi, lo = th.copy(), th.copy()
+        hi[i] += eps
+        lo[i] -= eps
+        fd[i] = (bvp.loss(bvp.solve(guess, 0.0, hi)) - bvp.loss(bvp.solve(guess, 0.0, lo))) / (2 * eps)
+    return {"true": fd, "estimate": bulk, "error": rel_err(bulk, fd)}
+
+
+# -- all together ---------------------------------------------------------------------
+def run_bc_check(model: Model, bcs=BCS, steps: int = 300, dt: float = 0.01, beta: float = 1e-4, seed: int = 0,
+                 params: dict | None = None, cbvp_steps: int = 40, integrator: str = "auto") -> dict:
+    """Estimates, errors, passes and memory for each requested boundary condition."""
+    if cbvp_steps < 2 or cbvp_steps > steps:
+        raise SymglepError(f"--cbvp-steps must be between 2 and --steps ({steps}), got {cbvp_steps}")
+    kernels = compile_model(model, integrator=integrator, dt=dt)
+    d = derive(model)
+    inst = Instance(model, kernels, steps, dt, seed, params)
+    names = [s.name for s in model.parameters]
+    n, nth = model.n, len(names)
+    rows = []
+    report = {"model": model.name, "integrator": kernels.integrator, "steps": steps, "dt": dt, "beta": beta,
+              "seed": seed, "cbvp_steps": cbvp_steps, "tolerance": TOLERANCE,
+              "parameters": dict(zip(names, map(float, inst.theta)))}
+    vec = lambda a: dict(zip(names, map(float, a)))  # noqa: E731
+    if "civp" in bcs:
+        c = civp(model, d, kernels, inst, beta)
+        rows.append({"estimate": "CIVP bulk only", "bc": "civp", "reference": "BPTT", "error": c["bulk_error"],
+                     "passes": 3, "memory": "O(n), independent of K", "passed": None,
+                     "gradient": vec(c["bulk"])})
+        rows.append({"estimate": "CIVP bulk + residual", "bc": "civp", "reference": "BPTT", "error": c["error"],
+                     "passes": 4, "memory": f"O(n·dim θ) = {n}×{nth} tangent, independent of K",
+                     "passed": c["error"] <= TOLERANCE, "gradient": vec(c["estimate"])})
+        report["true_gradient"] = vec(c["true"])
+        report["symbolic_residual"] = vec(c["symbolic_residual"])
+        report["symbolic_residual_error"] = c["symbolic_residual_error"]
+        report["civp_bulk_only_error"] = c["bulk_error"]
+    if "pfvp" in bcs:
+        if not d.sym.time_reversible:
+            rows.append({"estimate": "PFVP echo", "bc": "pfvp", "reference": "BPTT", "error": None, "passes": None,
+                         "memory": "-", "passed": None, "gradient": None,
+                         "note": "refused: the model is not time-reversible"})
+        else:
+            kw = dict(u=inst.u, y=inst.y, dt=inst.dt, beta=beta)
+            for label, start in (("momentum", {"p0": inst.p0}), ("velocity", {"v0": inst.v0})):
+                echo = kernels.gradient(inst.theta, inst.q0, **start, **kw)
+                true = kernels.bptt_gradient(inst.theta, inst.q0, u=inst.u, y=inst.y, dt=inst.dt, **start)
+                err = rel_err(echo.dtheta[0], true.dtheta[0])
+                rows.append({"estimate": f"PFVP echo ({label} start)", "bc": "pfvp", "reference": "BPTT",
+                             "error": err, "passes": 3, "memory": "O(n), independent of K",
+                             "passed": err <= TOLERANCE, "gradient": vec(echo.dtheta[0])})
+    if "cbvp" in bcs:
+        b = cbvp(kernels, inst, beta, cbvp_steps)
+        rows.append({"estimate": f"CBVP bulk (K = {cbvp_steps})", "bc": "cbvp",
+                     "reference": "central differences of the two-point solve", "error": b["error"],
+                     "passes": "2 Newton solves", "memory": f"O(K·n) = {cbvp_steps}×{n} (whole trajectory)",
+                     "passed": b["error"] <= TOLERANCE, "gradient": vec(b["estimate"])})
+    report["estimates"] = rows
+    checks = [r["passed"] for r in rows if r["passed"] is not None]
+    if "symbolic_residual_error" in report:
+        checks.append(report["symbolic_residual_error"] <= TOLERANCE)
+    report["passed"] = bool(all(checks))
+    return report
+
+
+def render_text(r: dict) -> str:
+    lines = [f"model {r['model']}: {r['integrator']}, K = {r['steps']} (CBVP: {r['cbvp_steps']}), dt = {r['dt']}, "
+             f"beta = {r['beta']}, seed {r['seed']}", "",
+             f"{'estimate':<28} {'rel. error':>11}  {'reference':<10} {'passes':<16} {'memory':<46} result"]
+    for row in r["estimates"]:
+        err = "n/a" if row["error"] is None else f"{row['error']:.3e}"
+        res = {None: "(biased, expected)" if "bulk only" in row["estimate"] else row.get("note", ""),
+               True: "ok", False: "FAIL"}[row["passed"]]
+        ref = "FD of BVP" if row["reference"].startswith("central") else row["reference"]
+        lines.append(f"{row['estimate']:<28} {err:>11}  {ref:<10} {str(row['passes']):<16} "
+                     f"{row['memory']:<46} {res}")
+    if "symbolic_residual_error" in r:
+        lines += ["", f"symbolic CIVP residual vs (bulk − true): rel. error {r['symbolic_residual_error']:.3e} "
+                      f"({'ok' if r['symbolic_residual_error'] <= r['tolerance'] else 'FAIL'})"]
+    lines.append("passed" if r["passed"] else "FAILED")
+    return "\n".join(lines) + "\n"
