@@ -277,10 +277,11 @@ def stage_breakdown(model: symglep.Model) -> list[tuple[str, float]]:
     The Euler–Lagrange step is split by re-running its formulas
     (``symglep.mechanics``) from a second cold cache.
     """
+    import inspect
+
+    from symglep import legendre, mechanics
     from symglep.derivation import legendre_regularity
     from symglep.learning import learning_rule, locality
-    from symglep.legendre import hamiltonian
-    from symglep.mechanics import explicit_accelerations
     from symglep.symmetry import symmetries
 
     rows = []
@@ -296,8 +297,12 @@ def stage_breakdown(model: symglep.Model) -> list[tuple[str, float]]:
     el = stage("euler_lagrange (M, f, residuals, accelerations)", lambda: euler_lagrange(model))
     stage("legendre_regularity (numeric det M at sample points)",
           lambda: legendre_regularity(model, el.mass_matrix))
-    stage("legendre.hamiltonian (momenta + Jacobian again, then gives up for n > 3)",
-          lambda: hamiltonian(model.lagrangian, model.v, model.p, positive=model.parameters))
+    reuse = {}
+    if "p_of_v" in inspect.signature(legendre.hamiltonian).parameters:
+        reuse = {"p_of_v": el.momenta, "mass": el.mass_matrix}
+    limit = getattr(legendre, "MAX_DENSE_INVERSE", "?")
+    stage(f"legendre.hamiltonian (symbolic inverse only for n <= {limit})",
+          lambda: legendre.hamiltonian(model.lagrangian, model.v, model.p, positive=model.parameters, **reuse))
     stage("symmetries (time reversal, separability)", lambda: symmetries(model, el.momenta))
     rule = stage("learning_rule (dL/dθ for every parameter)", lambda: learning_rule(model))
     stage("locality", lambda: locality(model, rule))
@@ -307,19 +312,6 @@ def stage_breakdown(model: symglep.Model) -> list[tuple[str, float]]:
     clear_cache()
     gc.collect()
     p = stage("  EL split: p_i = dL/dv_i (n diffs of L)", lambda: [sp.diff(L, vi) for vi in v])
-    mass = stage("  EL split: M_ij = dp_i/dv_j (n² diffs)",
-                 lambda: sp.Matrix(n, n, lambda i, j: sp.diff(p[i], v[j])))
-    dldq = stage("  EL split: dL/dq_i (n diffs of L)", lambda: [sp.diff(L, qi) for qi in q])
-    conv = stage("  EL split: Σ_j dp_i/dq_j v_j (n² diffs)",
-                 lambda: [sum((sp.diff(p[i], q[j]) * v[j] for j in range(n)), sp.S.Zero) for i in range(n)])
-    dpdt = stage("  EL split: dp_i/dt (n diffs)", lambda: [sp.diff(p[i], t) for i in range(n)])
-    forcing = stage("  EL split: assemble f", lambda: sp.Matrix([dldq[i] - conv[i] - dpdt[i] for i in range(n)]))
-    stage("  EL split: residuals M·a − f",
-          lambda: [sum((mass[i, j] * model.a[j] for j in range(n)), sp.S.Zero) - forcing[i] for i in range(n)])
-    stage("  EL split: explicit_accelerations", lambda: explicit_accelerations(mass, forcing))
-    clear_cache()
-    gc.collect()
-    p = [sp.diff(L, vi) for vi in v]
 
     def upper_triangle():
         out = sp.zeros(n, n)
@@ -328,7 +320,20 @@ def stage_breakdown(model: symglep.Model) -> list[tuple[str, float]]:
                 out[i, j] = out[j, i] = sp.diff(p[i], v[j])
         return out
 
-    stage("  what-if: M from its upper triangle only (n(n+1)/2 diffs, after a cold p)", upper_triangle)
+    mass = stage("  EL split: M_ij = dp_i/dv_j, j >= i (n(n+1)/2 diffs)", upper_triangle)
+    dldq = stage("  EL split: dL/dq_i (n diffs of L)", lambda: [sp.diff(L, qi) for qi in q])
+    if hasattr(mechanics, "along_velocity"):
+        conv = stage("  EL split: Σ_j dp_i/dq_j v_j via along_velocity (n directional diffs)",
+                     lambda: [mechanics.along_velocity(p[i], q, v) for i in range(n)])
+    else:
+        conv = stage("  EL split: Σ_j dp_i/dq_j v_j (n² diffs)",
+                     lambda: [sum((sp.diff(p[i], q[j]) * v[j] for j in range(n)), sp.S.Zero)
+                              for i in range(n)])
+    dpdt = stage("  EL split: dp_i/dt (n diffs)", lambda: [sp.diff(p[i], t) for i in range(n)])
+    forcing = stage("  EL split: assemble f", lambda: sp.Matrix([dldq[i] - conv[i] - dpdt[i] for i in range(n)]))
+    stage("  EL split: residuals M·a − f",
+          lambda: [sum((mass[i, j] * model.a[j] for j in range(n)), sp.S.Zero) - forcing[i] for i in range(n)])
+    stage("  EL split: explicit_accelerations", lambda: mechanics.explicit_accelerations(mass, forcing))
     return rows
 
 

@@ -91,10 +91,12 @@ def _valid_file(path: str, digest: str) -> bool:
 
 
 def compile(model: Model, target: str = "numba", integrator: str = "auto", dt: float = 0.01,
-            cache: str | None = None) -> "Kernels":
-    """Compiled kernels of ``model`` (free, echo, gradient, bptt_gradient, energy).
+            cache: str | None = None, warm: bool = True) -> "Kernels":
+    """Compiled kernels of ``model`` (free, echo, gradient, bptt_gradient, nudged, tangent, energy).
 
     ``dt`` is the default step of the returned :class:`Kernels`; every call can override it.
+    With ``warm`` (default) every kernel is compiled (or loaded from Numba's cache) now, under
+    a lock on the cache entry, so concurrent processes never compile the same model twice.
     """
     from .codegen.render import content_hash
 
@@ -103,14 +105,48 @@ def compile(model: Model, target: str = "numba", integrator: str = "auto", dt: f
     digest = content_hash(model, target, {"integrator": integrator})
     if digest in _LOADED:
         return Kernels(model, _LOADED[digest], dt, digest)
+    if not isinstance(dt, (int, float)) or not dt > 0:
+        raise SymglepError(f"dt must be a positive number, got {dt!r}")
     folder = os.path.join(cache_dir(cache), f"{re.sub(r'[^A-Za-z0-9_]', '_', model.name)[:40]}-{digest[:16]}")
     path = os.path.join(folder, "kernels.py")
-    if not _valid_file(path, digest):
-        source, _ = generate_source(model, integrator, target, digest)
-        write_atomic(path, source)
-    module = _import(path, digest)
+    os.makedirs(folder, exist_ok=True)
+    with _FileLock(folder + ".lock"):  # one process compiles; the others then load from the cache
+        if not _valid_file(path, digest):
+            source, _ = generate_source(model, integrator, target, digest)
+            write_atomic(path, source)
+        module = _import(path, digest)
+        kernels = Kernels(model, module, dt, digest)
+        if warm:
+            kernels.warm_up()
     _LOADED[digest] = module
-    return Kernels(model, module, dt, digest)
+    return kernels
+
+
+class _FileLock:
+    """An exclusive advisory lock on a file (POSIX ``flock``; a no-op where unavailable)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.handle = None
+
+    def __enter__(self):
+        self.handle = open(self.path, "a+")
+        try:
+            import fcntl
+
+            fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX)
+        except (ImportError, OSError):
+            pass
+        return self
+
+    def __exit__(self, *exc):
+        try:
+            import fcntl
+
+            fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
+        except (ImportError, OSError):
+            pass
+        self.handle.close()
 
 
 @dataclass
@@ -144,6 +180,31 @@ class Kernels:
         self.digest = digest
         self.integrator = module.INTEGRATOR
         self.n, self.n_theta, self.n_u, self.n_y = module.N, module.N_THETA, module.N_U, module.N_Y
+
+    def warm_up(self) -> None:
+        """Compile every kernel once on a tiny problem (results discarded)."""
+        mod = self.module
+        th = np.ones(self.n_theta)
+        q0 = np.full((1, self.n), 0.1)
+        x0 = np.zeros((1, self.n))
+        u = np.zeros((1, 2, self.n_u))
+        y = np.zeros((1, 2, self.n_y))
+        h, t0 = 0.01, 0.0
+        try:
+            self._warm_calls(mod, th, q0, x0, u, y, h, t0)
+        except (ArithmeticError, ValueError):  # compiled already; a tiny problem may still divide by zero
+            pass
+
+    def _warm_calls(self, mod, th, q0, x0, u, y, h, t0) -> None:
+        for start_velocity in (False, True):
+            mod.free(th, q0, x0, start_velocity, u, y, h, t0, False)
+            mod.gradient(th, q0, x0, start_velocity, u, y, h, t0, 1e-4, True, False)
+            mod.bptt_gradient(th, q0, x0, start_velocity, u, y, h, t0)
+            mod.nudged(th, q0, x0, start_velocity, u, y, h, t0, np.zeros(2), False)
+            mod.tangent(th, q0, x0, start_velocity, u, y, h, t0)
+        mod.echo(th, q0, x0, u, y, h, t0, np.zeros(2), False)
+        if hasattr(mod, "energy"):
+            mod.energy(th, np.zeros((1, 2, self.n)), np.zeros((1, 2, self.n)), u, h, t0)
 
     # -- argument handling ---------------------------------------------------
     def theta(self, params) -> np.ndarray:

@@ -562,7 +562,7 @@ def test_target_in_lagrangian():
 
 
 def test_cost_depending_on_velocity():
-    with pytest.raises(ModelError, match="x_dot"):
+    with pytest.raises(ModelError, match="velocity x_dot"):
         _model(cost=(XD - target_) ** 2)
 
 

@@ -1,0 +1,157 @@
+"""Boundary residuals: the symbolic analysis, its reports, and the numerical proof (`check --bc`)."""
+
+import json
+import pathlib
+import re
+
+import pytest
+import sympy as sp
+from click.testing import CliRunner
+
+import symglep
+from symglep.bc_check import run_bc_check
+from symglep.boundary import BOUNDARY_CONDITIONS, residuals
+from symglep.cli import main
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+EXAMPLES = sorted((ROOT / "examples").glob("*.py"))
+KEYS = ["residual_T", "residual_0", "vanishing_terms", "needs", "forward_only", "memory", "tractable", "verdict"]
+
+
+def _derive(name):
+    return symglep.derive(symglep.load_model(str(ROOT / "examples" / f"{name}.py")))
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_json_report_schema(path):
+    result = CliRunner().invoke(main, ["residuals", str(path), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert set(data["bc"]) == set(BOUNDARY_CONDITIONS)
+    for name, entry in data["bc"].items():
+        for key in KEYS:
+            assert key in entry, (name, key)
+        assert isinstance(entry["forward_only"], bool) and isinstance(entry["tractable"], bool)
+        for key in ("residual_T", "residual_0"):
+            value = entry[key]
+            assert value == "0" or (isinstance(value, dict) and value), (name, key, value)
+            if isinstance(value, dict):
+                for expr in value.values():
+                    sp.parse_expr(expr)  # every residual reads back
+    bc = data["bc"]
+    assert bc["pfvp"]["residual_T"] == "0" and bc["cbvp"]["residual_T"] == "0" == bc["cbvp"]["residual_0"]
+    assert bc["civp"]["residual_0"] == "0" and bc["cfvp"]["residual_T"] == "0"
+    assert bc["periodic"]["residual_T"] == "0" and bc["periodic"]["residual_0"] == "0"
+    assert bc["civp"]["forward_only"] and not bc["civp"]["tractable"]
+    assert bc["cbvp"]["tractable"] and not bc["cbvp"]["forward_only"]
+
+
+def test_pfvp_correction_of_learnable_mass():
+    """∂²L/∂m∂v · ∂βq(0) = v(0)·∂βq(0) for the harmonic oscillator; zero for k."""
+    res = residuals(_derive("harmonic_oscillator"))["pfvp"]
+    by_name = {th.name: e for th, e in res.residual_0.items()}
+    assert by_name["k"] == 0
+    assert sp.simplify(by_name["m"] - sp.Symbol("dx_dbeta_0") * sp.Symbol("x_dot_0")) == 0
+    assert res.extra["pfvp_correction_vanishes"] is False
+
+
+def test_pfvp_correction_vanishes_without_theta_in_kinetic_term():
+    res = residuals(_derive("oscillator_chain"))["pfvp"]
+    assert res.residual_0 == "0" and res.extra["pfvp_correction_vanishes"]
+
+
+def test_civp_residual_expands_through_the_momentum_map():
+    """X(T) for the oscillator with learnable mass, written out by hand."""
+    res = residuals(_derive("harmonic_oscillator"))["civp"].residual_T
+    s = sp.Symbol
+    m = sp.Symbol("m", positive=True)
+    for th in ("k", "m"):
+        dq_b, dv_b = s("dx_dbeta_T"), s("dx_dot_dbeta_T")
+        dq_t, dv_t = s(f"dx_d{th}_T"), s(f"dx_dot_d{th}_T")
+        dbeta_p = m * dv_b
+        dtheta_p = m * dv_t + (s("x_dot_T") if th == "m" else 0)
+        expected = dbeta_p * dq_t - dtheta_p * dq_b
+        got = {t.name: e for t, e in res.items()}[th]
+        assert sp.expand(got - expected) == 0
+
+
+def _balanced(text, open_, close):
+    depth = 0
+    for ch in text:
+        depth += ch == open_
+        depth -= ch == close
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_text_markdown_latex_reports_hold_every_condition(path):
+    runner = CliRunner()
+    text = runner.invoke(main, ["residuals", str(path)]).output
+    md = runner.invoke(main, ["residuals", str(path), "--format", "markdown"]).output
+    tex = runner.invoke(main, ["residuals", str(path), "--format", "latex"]).output
+    for name in BOUNDARY_CONDITIONS:
+        assert f"[{name}]" in text
+        assert re.search(rf"^\| {name} \|", md, re.M)
+        assert rf"\textbf{{{name.upper()}}}" in tex
+    assert text.count("verdict:") == len(BOUNDARY_CONDITIONS)
+    assert md.count("**Verdict:**") == len(BOUNDARY_CONDITIONS)
+    assert md.count("`") % 2 == 0
+    assert _balanced(tex, "{", "}") and _balanced(tex.replace(r"\left(", "(").replace(r"\right)", ")"), "(", ")")
+    assert tex.count(r"\begin{align*}") == tex.count(r"\end{align*}") == len(BOUNDARY_CONDITIONS)
+    assert tex.count(r"\begin{itemize}") == tex.count(r"\end{itemize}") == 1
+
+
+def test_single_bc_and_bad_option():
+    path = str(ROOT / "examples/harmonic_oscillator.py")
+    one = CliRunner().invoke(main, ["residuals", path, "--bc", "pfvp", "--format", "json"])
+    assert list(json.loads(one.output)["bc"]) == ["pfvp"]
+    bad = CliRunner().invoke(main, ["residuals", path, "--bc", "nonsense"])
+    assert bad.exit_code == 2
+
+
+@pytest.fixture(scope="module")
+def chain_report():
+    model = symglep.load_model(str(ROOT / "examples/oscillator_chain.py"))
+    return run_bc_check(model, steps=300, cbvp_steps=30)
+
+
+def _row(report, prefix):
+    return next(r for r in report["estimates"] if r["estimate"].startswith(prefix))
+
+
+def test_chain_estimators_match_their_true_gradients(chain_report):
+    r = chain_report
+    assert _row(r, "CIVP bulk + residual")["error"] <= 1e-6
+    assert _row(r, "PFVP echo (momentum")["error"] <= 1e-6
+    assert _row(r, "PFVP echo (velocity")["error"] <= 1e-6
+    assert _row(r, "CBVP")["error"] <= 1e-6
+    assert r["passed"]
+
+
+def test_chain_civp_bulk_only_is_biased(chain_report):
+    """Theory §3: without the residual, the CIVP estimate is biased (measured, not assumed)."""
+    assert chain_report["civp_bulk_only_error"] > 0.10
+
+
+def test_symbolic_residual_equals_bulk_minus_true(chain_report):
+    assert chain_report["symbolic_residual_error"] <= 1e-6
+
+
+def test_double_pendulum_all_boundary_conditions():
+    model = symglep.load_model(str(ROOT / "examples/double_pendulum.py"))
+    r = run_bc_check(model, steps=200, cbvp_steps=20)
+    assert r["passed"], json.dumps(r["estimates"], indent=1, default=str)
+    assert r["symbolic_residual_error"] <= 1e-6
+
+
+def test_check_bc_cli_json_and_non_reversible_model():
+    path = str(ROOT / "examples/charged_particle.py")
+    result = CliRunner().invoke(main, ["check", path, "--bc", "civp", "--steps", "100", "--format", "json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert data["passed"] and data["symbolic_residual_error"] <= 1e-6
+    result = CliRunner().invoke(main, ["check", path, "--bc", "pfvp", "--steps", "50", "--format", "json"])
+    row = json.loads(result.output)["estimates"][0]
+    assert row["error"] is None and "not time-reversible" in row["note"]
