@@ -185,46 +185,182 @@ def rel(a, b) -> float:
     return diff / scale if scale else diff
 
 
-def free_vs_hand(kernels, n: int, steps: int, batch: int, repeats: int) -> dict:
+class Serial:
+    """The same Python functions compiled with ``@njit`` but without ``parallel=True``.
+
+    The generated public kernels only wrap ``_pass``/``_adjoint`` (already compiled
+    and cached) in a ``prange`` loop; compiling their Python source without
+    ``parallel`` (``prange`` becomes ``range``) times the per-sequence work
+    without the threading layer's launch and barrier, which on a small or busy
+    machine can dominate a call.
+    """
+
+    def __init__(self, module):
+        self.free = njit(module.free.py_func)
+        self.gradient = njit(module.gradient.py_func)
+        self.bptt_gradient = njit(module.bptt_gradient.py_func)
+        self.hand_free = njit(hand_free.py_func)
+
+
+def free_vs_hand(kernels, serial: Serial, n: int, steps: int, batch: int, repeats: int) -> dict:
     theta, q0, p0, u, y = problem(n, batch, steps)
     module = kernels.module
     h = DT
-
-    def generated():
-        return module.free(theta, q0, p0, False, u, y, h, 0.0, False)
-
-    def api():
-        return kernels.free(theta, q0, p0=p0, u=u, y=y, dt=h)
-
-    def hand():
-        return hand_free(theta, W_VALUE, A_VALUE, q0, p0, u, y, h)
-
-    g, hw = generated(), hand()
+    fns = {
+        "generated": lambda: module.free(theta, q0, p0, False, u, y, h, 0.0, False),
+        "hand": lambda: hand_free(theta, W_VALUE, A_VALUE, q0, p0, u, y, h),
+        "generated_serial": lambda: serial.free(theta, q0, p0, False, u, y, h, 0.0, False),
+        "hand_serial": lambda: serial.hand_free(theta, W_VALUE, A_VALUE, q0, p0, u, y, h),
+        "api": lambda: kernels.free(theta, q0, p0=p0, u=u, y=y, dt=h),
+    }
+    g, hw = fns["generated"](), fns["hand"]()
     err_q, err_p, err_l = rel(g[0], hw[0]), rel(g[1], hw[1]), rel(g[2], hw[2])
     if not (np.allclose(g[0], hw[0], rtol=1e-9, atol=1e-12) and np.allclose(g[1], hw[1], rtol=1e-9, atol=1e-12)
             and np.allclose(g[2], hw[2], rtol=1e-9, atol=1e-15)):
         raise SystemExit(f"generated and hand-written free phase disagree (B={batch}): "
                          f"q {err_q:.1e}, p {err_p:.1e}, loss {err_l:.1e}")
-    t = interleaved({"generated": generated, "hand": hand, "api": api}, repeats)
+    gs = fns["generated_serial"]()
+    if not (np.array_equal(gs[0], g[0]) and np.array_equal(gs[2], g[2])):
+        raise SystemExit(f"serial and parallel generated free phase disagree (B={batch})")
+    t = interleaved(fns, repeats)
     return {"B": batch, **t, "err_q": err_q, "err_p": err_p, "err_l": err_l, "loss": float(g[2].sum())}
 
 
-def echo_vs_bptt(kernels, n: int, steps: int, batch: int, repeats: int) -> dict:
+def echo_vs_bptt(kernels, serial: Serial, n: int, steps: int, batch: int, repeats: int) -> dict:
     theta, q0, p0, u, y = problem(n, batch, steps)
-
-    def echo():
-        return kernels.gradient(theta, q0, p0=p0, u=u, y=y, dt=DT)
-
-    def bptt():
-        return kernels.bptt_gradient(theta, q0, p0=p0, u=u, y=y, dt=DT)
-
-    def free():
-        return kernels.free(theta, q0, p0=p0, u=u, y=y, dt=DT)
-
-    e, b = echo(), bptt()
-    t = interleaved({"echo": echo, "bptt": bptt, "free": free}, repeats)
+    module = kernels.module
+    h, beta = DT, 1e-4
+    fns = {
+        "echo": lambda: kernels.gradient(theta, q0, p0=p0, u=u, y=y, dt=h, beta=beta),
+        "bptt": lambda: kernels.bptt_gradient(theta, q0, p0=p0, u=u, y=y, dt=h),
+        "echo_kernel": lambda: module.gradient(theta, q0, p0, False, u, y, h, 0.0, beta, True, False),
+        "bptt_kernel": lambda: module.bptt_gradient(theta, q0, p0, False, u, y, h, 0.0),
+        "echo_serial": lambda: serial.gradient(theta, q0, p0, False, u, y, h, 0.0, beta, True, False),
+        "bptt_serial": lambda: serial.bptt_gradient(theta, q0, p0, False, u, y, h, 0.0),
+        "free_serial": lambda: serial.free(theta, q0, p0, False, u, y, h, 0.0, False),
+    }
+    e, b = fns["echo"](), fns["bptt"]()
+    t = interleaved(fns, repeats)
     return {"B": batch, **t, "err_th": rel(e.dtheta, b.dtheta), "err_q0": rel(e.dq0, b.dq0),
             "err_p0": rel(e.dx0, b.dx0), "err_loss": rel(e.loss, b.loss)}
+
+
+# -- where the free phase's time goes (per step, one sequence) -----------------------
+def breakdown(kernels, n: int, steps: int, repeats: int) -> list[str]:
+    """Per-step cost of the pieces of the generated leapfrog step, each timed in a K-step @njit loop.
+
+    Also counts the instructions of the generated force (its Python source compiled
+    afresh, since cached code cannot be disassembled) and of the hand-written one.
+    """
+    import collections
+    import re
+
+    m = kernels.module
+    f_force, f_velocity, f_cost, node = m.f_force, m.f_velocity, m.f_cost, m._node
+    n_theta = n - 1
+
+    @njit
+    def loop_force(th, q, u, y, K):
+        fa = np.empty(q.shape[0])
+        for k in range(K):
+            f_force(q, 0.0, u[k], y[k], th, 0.0, fa)
+            q[0] += 1e-12 * fa[0]
+        return fa[0]
+
+    @njit
+    def loop_hand_force(th, q, u, y, K):
+        fa = np.empty(q.shape[0])
+        for k in range(K):
+            _hand_force(q, th, W_VALUE, A_VALUE, u[k, 0], fa)
+            q[0] += 1e-12 * fa[0]
+        return fa[0]
+
+    @njit
+    def loop_velocity(th, q, u, y, K):
+        v = np.empty(q.shape[0])
+        for k in range(K):
+            f_velocity(q, th, v)
+            q[0] += 1e-12 * v[0]
+        return v[0]
+
+    @njit
+    def loop_node(th, q, u, y, K):
+        off = K < 0
+        G = np.zeros((1, n_theta))
+        Gu = np.zeros((1, 1, 1))
+        Cu = np.zeros((1, 1))
+        loss = np.zeros(1)
+        for k in range(K):
+            node(q, k, K, DT, 0.0, u, y, th, off, off, G[0], Gu[0], Cu, loss[0:1])
+        return loss[0]
+
+    @njit
+    def loop_cost(th, q, u, y, K):
+        c = np.empty(1)
+        s = 0.0
+        for k in range(K):
+            f_cost(q, 0.0, u[k], y[k], c)
+            s += c[0]
+        return s
+
+    @njit
+    def loop_alloc(th, q, u, y, K):
+        s = 0.0
+        for k in range(K):
+            c = np.empty(1)
+            c[0] = k
+            s += c[0]
+        return s
+
+    theta, q0, p0, u, y = problem(n, 1, steps)
+    serial = njit(m.free.py_func)
+    hand = njit(hand_free.py_func)
+    q = q0[0].copy()
+    pieces = {
+        "whole step, generated `free` (serial body)": lambda: serial(theta, q0, p0, False, u, y, DT, 0.0, False),
+        "whole step, hand-written (serial body)": lambda: hand(theta, W_VALUE, A_VALUE, q0, p0, u, y, DT),
+        "`f_force` (generated, one call)": lambda: loop_force(theta, q, u[0], y[0], steps),
+        "hand-written force (same maths, a loop over i)": lambda: loop_hand_force(theta, q, u[0], y[0], steps),
+        "`_node` with learn = cost_u = False (loss at one node)": lambda: loop_node(theta, q, u[0], y[0], steps),
+        "  of which `f_cost` with a preallocated output": lambda: loop_cost(theta, q, u[0], y[0], steps),
+        "  of which one `np.empty(1)` (NRT alloc + free)": lambda: loop_alloc(theta, q, u[0], y[0], steps),
+        "`f_velocity` (v = p here: a copy)": lambda: loop_velocity(theta, q, u[0], y[0], steps),
+    }
+    t = interleaved(pieces, max(repeats, 21))
+    lines = [
+        "| piece (one sequence) | ns per step |",
+        "|:---|---:|",
+    ]
+    lines += [f"| {name} | {sec * 1e9 / steps:.1f} |" for name, sec in t.items()]
+
+    source = Path(m.__file__).read_text()
+    body = re.search(r"^def f_force\(.*?(?=^@njit)", source, re.S | re.M).group(0)
+    namespace = {"np": np, "math": __import__("math")}
+    exec(body, namespace)  # noqa: S102 - the generated module's own source
+    fresh = njit(namespace["f_force"])
+    fresh(q, 0.0, u[0, 0], y[0, 0], theta, 0.0, np.empty(n))
+    plain_hand = njit(_hand_force.py_func)
+    plain_hand(q, theta, W_VALUE, A_VALUE, 0.0, np.empty(n))
+
+    def census(dispatcher):
+        asm = dispatcher.inspect_asm(dispatcher.signatures[0])
+        ops = collections.Counter(line.split()[0] for line in asm.splitlines()
+                                  if line.startswith("\t") and not line.strip().startswith("."))
+        scalar = sum(c for op, c in ops.items() if re.fullmatch(r"v?(add|sub|mul|fmadd\w*|fmsub\w*|fnmadd\w*)sd", op))
+        packed = sum(c for op, c in ops.items() if re.fullmatch(r"v?(add|sub|mul|fmadd\w*|fmsub\w*|fnmadd\w*)pd", op))
+        moves = sum(c for op, c in ops.items() if op in ("vmovsd", "movsd", "vmovupd", "vmovapd", "vmovups", "vmovaps"))
+        return sum(ops.values()), scalar, packed, moves
+
+    lines += [
+        "",
+        "| force routine | instructions | scalar FP arith (…sd) | packed FP arith (…pd) | FP moves |",
+        "|:---|---:|---:|---:|---:|",
+    ]
+    for name, disp in (("generated `f_force` (its source, compiled afresh)", fresh),
+                       ("hand-written force (not inlined)", plain_hand)):
+        total, scalar, packed, moves = census(disp)
+        lines.append(f"| {name} | {total} | {scalar} | {packed} | {moves} |")
+    return lines
 
 
 # -- memory (one subprocess per measurement) ---------------------------------------
@@ -256,12 +392,17 @@ def memory_child(method: str, n: int, batch: int, steps: int) -> None:
     Load the cached kernels, warm up with the same method and batch at K = 4
     (loads the compiled code, starts Numba's threads), build the inputs of the
     measured call, collect garbage, reset the peak RSS to the current RSS
-    (``/proc/self/clear_refs`` 5; without it the baseline is the peak so far, which
-    includes the import and loading transients and can hide small growths), take
-    ``ru_maxrss`` as the baseline, make the call, and report
-    ``ru_maxrss(after) − baseline``: the most memory the call had in use at once,
-    as resident pages. Numba's NRT allocation counts of the call are reported too
-    (``NUMBA_NRT_STATS=1``; counts only, NRT keeps no byte totals).
+    (``/proc/self/clear_refs`` 5, which resets VmHWM and with it ``ru_maxrss``;
+    without it the baseline is the peak so far, which includes the import and
+    loading transients and hides growths of a few MiB), read the current RSS, make
+    the call and read the peak. Reported: ``VmHWM(after) − VmRSS(before)`` from
+    ``/proc/self/status`` (exact page counts) and, as a cross-check,
+    ``ru_maxrss(after) − ru_maxrss(before)`` from ``getrusage`` (the kernel reads
+    approximate per-CPU counters there: ± ~0.25 MiB). Numba's NRT allocation
+    counts of the call come too (``NUMBA_NRT_STATS=1``; counts only, NRT keeps no
+    byte totals). The parent runs this with ``MALLOC_MMAP_THRESHOLD_=65536`` so that
+    glibc serves every block ≥ 64 KiB with fresh pages (otherwise a trajectory can
+    land in heap memory freed earlier and already resident, and RSS misses it).
     """
     from numba.core.runtime import rtsys
 
@@ -272,29 +413,29 @@ def memory_child(method: str, n: int, batch: int, steps: int) -> None:
     theta, q0, p0, u, y = problem(n, batch, steps)
     gc.collect()
     reset = _reset_peak()
-    base = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    maxrss0 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     rss0, _ = _rss_kib()
     try:
         before = rtsys.get_allocation_stats()
     except RuntimeError:
         before = None
     out = fn(theta, q0, p0=p0, u=u, y=y)
-    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    maxrss1 = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     after = rtsys.get_allocation_stats() if before is not None else None
     _, hwm = _rss_kib()
     del out
     print(json.dumps({
-        "method": method, "B": batch, "K": steps, "reset": reset, "base_kib": base, "rss0_kib": rss0,
-        "peak_kib": peak, "hwm_kib": hwm, "delta_kib": peak - base,
+        "method": method, "B": batch, "K": steps, "reset": reset,
+        "rss0_kib": rss0, "hwm_kib": hwm, "delta_kib": hwm - rss0,
+        "maxrss0_kib": maxrss0, "maxrss1_kib": maxrss1, "maxrss_delta_kib": maxrss1 - maxrss0,
         "nrt_allocs": None if after is None else after.alloc - before.alloc,
-        "nrt_frees": None if after is None else after.free - before.free,
         "threads": numba.get_num_threads(),
     }))
 
 
 def memory_table(n: int, batches, steps_list, log) -> tuple[list[str], list[dict]]:
     rows = []
-    env = dict(os.environ, NUMBA_NRT_STATS="1")
+    env = dict(os.environ, NUMBA_NRT_STATS="1", MALLOC_MMAP_THRESHOLD_="65536")
     for batch in batches:
         for method in ("echo", "bptt", "free"):
             for steps in steps_list:
@@ -309,20 +450,20 @@ def memory_table(n: int, batches, steps_list, log) -> tuple[list[str], list[dict
                     f"({time.perf_counter() - start:.1f} s)")
                 rows.append(row)
     lines = [
-        "| B | method | K | Δ peak RSS (MiB) | expected trajectory (MiB) | measured / expected "
-        "| NRT allocations | peak-reset |",
-        "|---:|:---|---:|---:|---:|---:|---:|:---:|",
+        "| B | method | K | Δ peak RSS (MiB) | Δ ru_maxrss (MiB) | expected (MiB) | measured / expected "
+        "| NRT allocations in the call |",
+        "|---:|:---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in rows:
         mib = r["delta_kib"] / 1024
         if r["method"] == "bptt":
             live = min(r["B"], r["threads"])
-            expected = live * (r["K"] + 1) * n * 2 * 8 / 2**20
-            exp_s, ratio = f"{expected:.2f} ({live} × 2·(K+1)·n·8 B)", f"{mib / expected:.2f}"
+            expected = (live * 2 * (r["K"] + 1) * n + r["B"] * (r["K"] + 1)) * 8 / 2**20
+            exp_s, ratio = f"{expected:.2f}", f"{mib / expected:.2f}"
         else:
-            exp_s, ratio = "0", "—"
-        lines.append(f"| {r['B']} | {r['method']} | {r['K']} | {mib:.2f} | {exp_s} | {ratio} "
-                     f"| {r['nrt_allocs']} | {'yes' if r['reset'] else 'no'} |")
+            exp_s, ratio = "≈ 0", "—"
+        lines.append(f"| {r['B']} | {r['method']} | {r['K']} | {mib:.2f} | {r['maxrss_delta_kib'] / 1024:.2f} "
+                     f"| {exp_s} | {ratio} | {r['nrt_allocs']} |")
     return lines, rows
 
 
@@ -349,14 +490,24 @@ def cpu_name() -> str:
     return platform.processor() or "unknown"
 
 
-def machine_info() -> list[str]:
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+def load_average() -> str:
+    return ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+
+
+def machine_info(load_at_start: str) -> list[str]:
+    try:
+        layer = numba.threading_layer()
+    except ValueError:
+        layer = "not initialised"
+    omp = {k: os.environ[k] for k in ("OMP_WAIT_POLICY", "GOMP_SPINCOUNT", "NUMBA_NUM_THREADS") if k in os.environ}
     return [
         f"- platform: {platform.platform()}",
-        f"- CPU: {cpu_name()}, {os.cpu_count()} logical CPUs, Numba threads {numba.get_num_threads()} "
-        f"(load average at start: {load})",
+        f"- CPU: {cpu_name()}, {os.cpu_count()} logical CPUs (load average at start: {load_at_start}; "
+        f"at the end: {load_average()})",
         f"- python: {platform.python_version()} ({platform.python_implementation()})",
-        f"- numba: {numba.__version__}, numpy: {np.__version__}, sympy: {sp.__version__}",
+        f"- numba: {numba.__version__} (threading layer {layer}, {numba.get_num_threads()} threads"
+        f"{', ' + ', '.join(f'{k}={v}' for k, v in omp.items()) if omp else ''}), numpy: {np.__version__}, "
+        f"sympy: {sp.__version__}",
         f"- symglep: {symglep.__version__}, git {git_state()}",
     ]
 
@@ -375,6 +526,7 @@ def main(argv=None) -> int:
                         help="K of the memory table (none: skip it)")
     parser.add_argument("--cache", default=DEFAULT_CACHE,
                         help=f"SYMGLEP_CACHE_DIR for the whole run (default {DEFAULT_CACHE})")
+    parser.add_argument("--no-breakdown", action="store_true", help="skip the per-step breakdown table")
     parser.add_argument("--write", metavar="PATH", help="also write the Markdown report to PATH")
     parser.add_argument("--memory-child", nargs=3, metavar=("METHOD", "B", "K"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -393,7 +545,7 @@ def main(argv=None) -> int:
         str(Path(sys.argv[0]).as_posix()) if argv is None else "benchmarks/kernels_chain.py",
         *(sys.argv[1:] if argv is None else argv)])
     started = time.perf_counter()
-    info = machine_info()
+    load_at_start = load_average()
     n, steps = args.n, args.steps
     log(f"SYMGLEP_CACHE_DIR={os.environ['SYMGLEP_CACHE_DIR']}; compiling/loading the n={n} kernels ...")
     t0 = time.perf_counter()
@@ -401,15 +553,26 @@ def main(argv=None) -> int:
     for fn in (kernels.free, kernels.gradient, kernels.bptt_gradient):  # load or compile every entry point
         theta, q0, p0, u, y = problem(n, 1, 4)
         fn(theta, q0, p0=p0, u=u, y=y)
+    serial = Serial(kernels.module)
+    theta, q0, p0, u, y = problem(n, 1, 4)
+    serial.free(theta, q0, p0, False, u, y, DT, 0.0, False)
+    serial.gradient(theta, q0, p0, False, u, y, DT, 0.0, 1e-4, True, False)
+    serial.bptt_gradient(theta, q0, p0, False, u, y, DT, 0.0)
+    hand_free(theta, W_VALUE, A_VALUE, q0, p0, u, y, DT)
+    serial.hand_free(theta, W_VALUE, A_VALUE, q0, p0, u, y, DT)
     load_s = time.perf_counter() - t0
     log(f"kernels ready in {load_s:.1f} s (integrator {kernels.integrator})")
 
     free_rows, grad_rows = [], []
     for batch in args.batches:
         log(f"free phase B={batch} ...")
-        free_rows.append(free_vs_hand(kernels, n, steps, batch, args.repeats))
+        free_rows.append(free_vs_hand(kernels, serial, n, steps, batch, args.repeats))
         log(f"gradients B={batch} ...")
-        grad_rows.append(echo_vs_bptt(kernels, n, steps, batch, args.repeats))
+        grad_rows.append(echo_vs_bptt(kernels, serial, n, steps, batch, args.repeats))
+    parts = None
+    if not args.no_breakdown:
+        log("per-step breakdown ...")
+        parts = breakdown(kernels, n, steps, args.repeats)
 
     out = [
         "# Kernel benchmark: oscillator chain, generated vs hand-written, echo vs BPTT",
@@ -418,7 +581,7 @@ def main(argv=None) -> int:
         "",
         "Generated by `benchmarks/kernels_chain.py` (see its docstring for the exact system and timed work).",
         "",
-        *info,
+        *machine_info(load_at_start),
         "",
         f"System: the oscillator chain of `examples/oscillator_chain.py` with n = {n} units, "
         f"L = Σ ẋ_i²/2 − Σ (w x_i²/2 + a x_i⁴/4) − Σ k_i (x_{{i+1}} − x_i)²/2 + x_0 u, "
@@ -430,47 +593,76 @@ def main(argv=None) -> int:
         "## How measured",
         "",
         f"Every time is the median of {args.repeats} calls after one warm-up call (compilation excluded), "
-        "wall clock (`time.perf_counter`), the kernels compared in one row interleaved in the same process, "
-        "so the ratios come from one run. The **generated** free phase is the generated module's `free` "
-        "called with ready arrays (kernel against kernel); `Kernels.free` (argument checks included) is "
-        "shown for reference. The **hand-written** free phase is `hand_free` in the script: "
-        "`@njit(parallel=True)`, `prange` over the batch, kick–drift–kick with one force evaluation per step "
-        "(first-same-as-last), the same trapezoid loss; both are checked to give the same final q, p and loss "
-        "(relative difference shown). Gradients go through the public `Kernels.gradient` (echo, centred, "
-        "β = 1e-4) and `Kernels.bptt_gradient`; their difference is max|echo − BPTT| / max|BPTT| per "
-        "output. Peak memory: each (B, method, K) runs in a fresh subprocess that loads the cached kernels, "
-        "warms up the same method at K = 4, builds the inputs, resets the process's peak RSS to its current "
-        "RSS (Linux `/proc/self/clear_refs` 5), takes `getrusage(RUSAGE_SELF).ru_maxrss` as the baseline, "
-        "makes the call, and reports `ru_maxrss` after it minus the baseline: the most memory the call held "
-        "at once, as resident pages, whoever allocated it (Numba's NRT allocations are invisible to "
-        "`tracemalloc`, and NRT's own statistics count allocations but not bytes; their count is shown). "
-        "Without the reset the baseline would be the import/compile peak, which hides growths of a few MiB.",
+        "wall clock (`time.perf_counter`); the calls of one table row are interleaved in the same process, "
+        "so every ratio comes from one run. **Generated** is the generated module's `free` (or `gradient`, "
+        "`bptt_gradient`) called with ready arrays, kernel against kernel; the `Kernels` methods (argument "
+        "checks, and for `gradient` the reversibility check) are shown for reference. **Hand-written** is "
+        "`hand_free` in the script: `@njit(parallel=True)`, `prange` over the batch, kick–drift–kick with one "
+        "force evaluation per step (first-same-as-last), the same trapezoid loss; both must give the same "
+        "final q, p and loss (relative difference shown; the script stops otherwise). **Serial body** is the "
+        "same Python function of either side compiled with `@njit` without `parallel=True` (the generated "
+        "`free`'s inner `_pass`, `_node`, `f_force` … are the very same compiled functions): the work per "
+        "sequence without the threading layer's launch and barrier, which on a small, busy machine (see the "
+        "load average) can cost more than the work itself. Gradients: echo = `gradient` (centred, β = 1e-4), "
+        "BPTT = `bptt_gradient`; their difference is max|echo − BPTT| / max|BPTT| per output.",
+        "",
+        "Peak memory: each (B, method, K) runs in a fresh subprocess (`--memory-child`) that loads the cached "
+        "kernels, warms up the same method at K = 4 (code loaded, threads started), builds the inputs, resets "
+        "the process's peak RSS to its current RSS (Linux `/proc/self/clear_refs` 5, which resets VmHWM and "
+        "`ru_maxrss`), makes the call and reports the peak minus the RSS just before: the most memory the "
+        "call held at once, as resident pages, whoever allocated it. `tracemalloc` cannot see Numba's (NRT) "
+        "allocations, and NRT's statistics (`NUMBA_NRT_STATS=1`, shown) count allocations but not bytes, "
+        "so RSS it is. Without the reset the baseline would be the import/compile peak, which hides growths "
+        "of a few MiB. The main column uses the exact page counts of `/proc/self/status` (VmHWM − VmRSS); "
+        "`getrusage(RUSAGE_SELF).ru_maxrss` gives the same quantity from approximate per-CPU counters "
+        "(± ~0.25 MiB) and is shown as a cross-check. The subprocesses run with "
+        "`MALLOC_MMAP_THRESHOLD_=65536` so that glibc serves every block ≥ 64 KiB with fresh pages "
+        "(otherwise a trajectory can reuse heap pages freed earlier, already resident, and RSS misses it).",
         "",
         f"## (a) Free phase, K = {steps}: generated `free` vs hand-written Numba leapfrog",
         "",
-        "| B | generated (ms) | hand-written (ms) | **generated / hand-written** | Kernels.free (ms) "
-        "| µs per step and sequence (gen / hand) | rel. diff qT | rel. diff pT | rel. diff loss |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| B | generated (ms) | hand-written (ms) | **generated / hand** | serial body: generated (ms) "
+        "| serial body: hand (ms) | **serial generated / hand** | ns per step and sequence, serial (gen / hand) "
+        "| Kernels.free (ms) | rel. diff qT | rel. diff pT | rel. diff loss |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in free_rows:
-        per = lambda s: s * 1e6 / (steps * r["B"])  # noqa: E731
+        per = lambda s: s * 1e9 / (steps * r["B"])  # noqa: E731
         out.append(
             f"| {r['B']} | {ms(r['generated'])} | {ms(r['hand'])} | **{r['generated'] / r['hand']:.2f}×** "
-            f"| {ms(r['api'])} | {per(r['generated']):.3f} / {per(r['hand']):.3f} "
+            f"| {ms(r['generated_serial'])} | {ms(r['hand_serial'])} "
+            f"| **{r['generated_serial'] / r['hand_serial']:.2f}×** "
+            f"| {per(r['generated_serial']):.0f} / {per(r['hand_serial']):.0f} | {ms(r['api'])} "
             f"| {r['err_q']:.1e} | {r['err_p']:.1e} | {r['err_l']:.1e} |")
     met = all(r["generated"] / r["hand"] <= 1.2 for r in free_rows)
-    out += ["", f"Target generated / hand-written ≤ 1.2: **{'met' if met else 'not met'}**.", ""]
+    met_serial = all(r["generated_serial"] / r["hand_serial"] <= 1.2 for r in free_rows)
+    out += ["", f"Target generated / hand-written ≤ 1.2: **{'met' if met else 'not met'}** as shipped "
+            f"(parallel), **{'met' if met_serial else 'not met'}** for the serial bodies.", ""]
+    if parts:
+        out += [
+            f"### Where a generated step goes (one sequence, K = {steps}, serial, median of "
+            f"{max(args.repeats, 21)})",
+            "",
+            "Each piece is timed in an `@njit` loop of K calls that uses the generated module's own compiled "
+            "functions; the rows do not add up exactly (loop overheads, overlap).",
+            "",
+            *parts,
+            "",
+        ]
     out += [
-        f"## (b) Gradients, K = {steps}: echo (`Kernels.gradient`, centred) vs BPTT (`Kernels.bptt_gradient`)",
+        f"## (b) Gradients, K = {steps}: echo (`gradient`, centred) vs BPTT (`bptt_gradient`)",
         "",
-        "| B | echo (ms) | BPTT (ms) | echo / BPTT | free phase (ms) | echo / free | BPTT / free "
+        "| B | Kernels.gradient (ms) | Kernels.bptt_gradient (ms) | echo kernel (ms) | BPTT kernel (ms) "
+        "| **echo / BPTT (kernels)** | serial body: echo / BPTT / free (ms) | serial echo / BPTT "
         "| rel. diff dθ | rel. diff dq0 | rel. diff dp0 | rel. diff loss |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for r in grad_rows:
         out.append(
-            f"| {r['B']} | {ms(r['echo'])} | {ms(r['bptt'])} | {r['echo'] / r['bptt']:.2f}× | {ms(r['free'])} "
-            f"| {r['echo'] / r['free']:.2f}× | {r['bptt'] / r['free']:.2f}× "
+            f"| {r['B']} | {ms(r['echo'])} | {ms(r['bptt'])} | {ms(r['echo_kernel'])} | {ms(r['bptt_kernel'])} "
+            f"| **{r['echo_kernel'] / r['bptt_kernel']:.2f}×** "
+            f"| {ms(r['echo_serial'])} / {ms(r['bptt_serial'])} / {ms(r['free_serial'])} "
+            f"| {r['echo_serial'] / r['bptt_serial']:.2f}× "
             f"| {r['err_th']:.1e} | {r['err_q0']:.1e} | {r['err_p0']:.1e} | {r['err_loss']:.1e} |")
     if args.memory_steps:
         lines, _ = memory_table(n, args.batches, args.memory_steps, log)
@@ -478,9 +670,10 @@ def main(argv=None) -> int:
             "",
             "## (c) Peak memory of one call vs K (fresh subprocess each)",
             "",
-            "Expected for BPTT: the stored trajectory, 2·(K+1)·n·8 bytes per sequence, held at once by "
-            "as many sequences as Numba runs in parallel (min(B, threads): each `prange` iteration allocates "
-            "its trajectory and frees it at the end); the echo and the free phase hold O(n) per sequence.",
+            "Expected for BPTT: the stored trajectory (q and p), 2·(K+1)·n·8 bytes per sequence, held at "
+            "once by as many sequences as Numba runs in parallel (min(B, threads): each `prange` iteration "
+            "allocates its trajectory and frees it at the end), plus the returned du, B·(K+1)·8 bytes; "
+            "the echo and the free phase hold O(n) per sequence, whatever K.",
             "",
             *lines,
         ]

@@ -8,12 +8,14 @@ from __future__ import annotations
 
 import sympy as sp
 
+from .fastdiff import Differentiator
 from .model import Model
 
 
 def learning_rule(model: Model) -> dict:
     """``{θ: ∂L/∂θ}`` for every learnable parameter."""
-    return {theta: sp.diff(model.lagrangian, theta) for theta in model.parameters}
+    grads = Differentiator(model.lagrangian).grad(model.parameters)
+    return dict(zip(model.parameters, grads))
 
 
 def locality(model: Model, rule: dict) -> dict:
