@@ -6,7 +6,6 @@ trajectories; which state variables it reads says how local the rule is.
 
 from __future__ import annotations
 
-import sympy as sp
 
 from .fastdiff import Differentiator
 from .model import Model
