@@ -17,12 +17,15 @@ Three measurements, each for batch sizes ``--batches`` (1 and 32 by default):
     model written below: ``prange`` over the batch, kick–drift–kick with the force
     computed once per step (first-same-as-last), the same trapezoid loss. Both must
     give the same final state and loss (checked; the script stops if they do not).
-(b) **gradients**: ``Kernels.gradient`` (echo, centred, default β) against
-    ``Kernels.bptt_gradient`` (discrete adjoint of the same integrator), time and
-    relative difference of their results.
+    Both are also timed as *serial bodies* (their Python source compiled without
+    ``parallel=True``, see :class:`Serial`), and :func:`breakdown` times the pieces
+    of a generated step (skip with ``--no-breakdown``).
+(b) **gradients**: ``gradient`` (echo, centred, β = 1e-4) against ``bptt_gradient``
+    (discrete adjoint of the same integrator): the ``Kernels`` methods, the module
+    kernels and their serial bodies; relative difference of their results.
 (c) **peak memory against K** (``--memory-steps``) of ``gradient``, ``bptt_gradient``
     (and ``free`` for reference), each (method, B, K) in a fresh subprocess; see
-    :func:`memory_child` for how it is measured.
+    :func:`memory_child` for how it is measured and why that way.
 
 Timings: one warm-up call first (compilation excluded), then the median of
 ``--repeats`` calls (≥ 5), the two sides of every ratio interleaved in the same
@@ -35,7 +38,8 @@ This is a measurement script, not a test: it never asserts a time.
 Usage::
 
     python benchmarks/kernels_chain.py [--n 64] [--steps 2000] [--batches 1 32] [--repeats 7]
-        [--memory-steps 500 2000 8000] [--cache /tmp/symglep-bench-cache] [--write docs/benchmarks-kernels.md]
+        [--memory-steps 500 2000 8000] [--cache /tmp/symglep-bench-cache]
+        [--omp-wait-policy default|passive|active] [--no-breakdown] [--write docs/benchmarks-kernels.md]
 """
 
 from __future__ import annotations
@@ -59,18 +63,29 @@ DT = 0.02
 SEED = 20240607
 
 
-def _set_cache(argv) -> None:
-    """Point SYMGLEP_CACHE_DIR at --cache before symglep is imported (subprocesses inherit it)."""
-    cache = DEFAULT_CACHE
+def _option(argv, name: str, default):
+    """Value of ``--name VALUE`` / ``--name=VALUE`` in argv (read before argparse: it must act before imports)."""
     for i, a in enumerate(argv):
-        if a == "--cache" and i + 1 < len(argv):
-            cache = argv[i + 1]
-        elif a.startswith("--cache="):
-            cache = a.split("=", 1)[1]
-    os.environ["SYMGLEP_CACHE_DIR"] = os.path.abspath(cache)
+        if a == name and i + 1 < len(argv):
+            return argv[i + 1]
+        if a.startswith(name + "="):
+            return a.split("=", 1)[1]
+    return default
 
 
-_set_cache(sys.argv[1:])
+def _early_environment(argv) -> None:
+    """Set what must be set before Numba and symglep are imported; subprocesses inherit it.
+
+    ``SYMGLEP_CACHE_DIR`` from ``--cache``; ``OMP_WAIT_POLICY`` from ``--omp-wait-policy``
+    (unless ``default``).
+    """
+    os.environ["SYMGLEP_CACHE_DIR"] = os.path.abspath(_option(argv, "--cache", DEFAULT_CACHE))
+    policy = _option(argv, "--omp-wait-policy", "default")
+    if policy != "default":
+        os.environ["OMP_WAIT_POLICY"] = policy
+
+
+_early_environment(sys.argv[1:])
 
 import numpy as np  # noqa: E402
 import numba  # noqa: E402
@@ -164,16 +179,24 @@ def hand_free(k, w, a, q0, p0, u, y, h):
 
 # -- timing -----------------------------------------------------------------------
 def interleaved(fns: dict, repeats: int) -> dict:
-    """Median wall seconds of each function after one warm-up call, runs interleaved."""
+    """Median wall seconds of each function after one warm-up call, runs interleaved.
+
+    The garbage collector is run once before and disabled during the runs: a
+    ``gc.collect()`` right before a call evicts the caches and adds tens of µs to it.
+    """
     for fn in fns.values():
         fn()
     times = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            gc.collect()
-            start = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - start)
+    gc.collect()
+    gc.disable()
+    try:
+        for _ in range(repeats):
+            for name, fn in fns.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    finally:
+        gc.enable()
     return {name: statistics.median(ts) for name, ts in times.items()}
 
 
@@ -260,78 +283,103 @@ def breakdown(kernels, n: int, steps: int, repeats: int) -> list[str]:
     n_theta = n - 1
 
     @njit
-    def loop_force(th, q, u, y, K):
+    def loop_empty(th, q, u, y, K, reps):
+        s = 0.0
+        for r in range(reps):
+            for k in range(K):
+                s += q[k % q.shape[0]]
+        return s
+
+    @njit
+    def loop_force(th, q, u, y, K, reps):
         fa = np.empty(q.shape[0])
-        for k in range(K):
-            f_force(q, 0.0, u[k], y[k], th, 0.0, fa)
-            q[0] += 1e-12 * fa[0]
+        for r in range(reps):
+            for k in range(K):
+                f_force(q, 0.0, u[k], y[k], th, 0.0, fa)
+                q[0] += 1e-12 * fa[0]
         return fa[0]
 
     @njit
-    def loop_hand_force(th, q, u, y, K):
+    def loop_hand_force(th, q, u, y, K, reps):
         fa = np.empty(q.shape[0])
-        for k in range(K):
-            _hand_force(q, th, W_VALUE, A_VALUE, u[k, 0], fa)
-            q[0] += 1e-12 * fa[0]
+        for r in range(reps):
+            for k in range(K):
+                _hand_force(q, th, W_VALUE, A_VALUE, u[k, 0], fa)
+                q[0] += 1e-12 * fa[0]
         return fa[0]
 
     @njit
-    def loop_velocity(th, q, u, y, K):
+    def loop_velocity(th, q, u, y, K, reps):
         v = np.empty(q.shape[0])
-        for k in range(K):
-            f_velocity(q, th, v)
-            q[0] += 1e-12 * v[0]
+        for r in range(reps):
+            for k in range(K):
+                f_velocity(q, th, v)
+                q[0] += 1e-12 * v[0]
         return v[0]
 
     @njit
-    def loop_node(th, q, u, y, K):
+    def loop_node(th, q, u, y, K, reps):
         off = K < 0
         G = np.zeros((1, n_theta))
         Gu = np.zeros((1, 1, 1))
         Cu = np.zeros((1, 1))
         loss = np.zeros(1)
-        for k in range(K):
-            node(q, k, K, DT, 0.0, u, y, th, off, off, G[0], Gu[0], Cu, loss[0:1])
+        for r in range(reps):
+            for k in range(K):
+                node(q, k, K, DT, 0.0, u, y, th, off, off, G[0], Gu[0], Cu, loss[0:1])
         return loss[0]
 
     @njit
-    def loop_cost(th, q, u, y, K):
+    def loop_cost(th, q, u, y, K, reps):
         c = np.empty(1)
         s = 0.0
-        for k in range(K):
-            f_cost(q, 0.0, u[k], y[k], c)
-            s += c[0]
+        for r in range(reps):
+            for k in range(K):
+                f_cost(q, 0.0, u[k], y[k], c)
+                s += c[0]
         return s
 
     @njit
-    def loop_alloc(th, q, u, y, K):
+    def loop_alloc(th, q, u, y, K, reps):
         s = 0.0
-        for k in range(K):
-            c = np.empty(1)
-            c[0] = k
-            s += c[0]
+        for r in range(reps):
+            for k in range(K):
+                c = np.empty(1)
+                c[0] = k
+                s += c[0]
         return s
 
     theta, q0, p0, u, y = problem(n, 1, steps)
     serial = njit(m.free.py_func)
     hand = njit(hand_free.py_func)
     q = q0[0].copy()
+    u0, y0 = u[0], y[0]
+    reps = max(1, 200_000 // steps)  # ~2e5 steps per timed call: the call's own overhead vanishes
+
+    def many(fn):
+        def run():
+            for _ in range(reps):
+                fn()
+        return run
+
     pieces = {
-        "whole step, generated `free` (serial body)": lambda: serial(theta, q0, p0, False, u, y, DT, 0.0, False),
-        "whole step, hand-written (serial body)": lambda: hand(theta, W_VALUE, A_VALUE, q0, p0, u, y, DT),
-        "`f_force` (generated, one call)": lambda: loop_force(theta, q, u[0], y[0], steps),
-        "hand-written force (same maths, a loop over i)": lambda: loop_hand_force(theta, q, u[0], y[0], steps),
-        "`_node` with learn = cost_u = False (loss at one node)": lambda: loop_node(theta, q, u[0], y[0], steps),
-        "  of which `f_cost` with a preallocated output": lambda: loop_cost(theta, q, u[0], y[0], steps),
-        "  of which one `np.empty(1)` (NRT alloc + free)": lambda: loop_alloc(theta, q, u[0], y[0], steps),
-        "`f_velocity` (v = p here: a copy)": lambda: loop_velocity(theta, q, u[0], y[0], steps),
+        "whole step, generated `free` (serial body)":
+            many(lambda: serial(theta, q0, p0, False, u, y, DT, 0.0, False)),
+        "whole step, hand-written (serial body)": many(lambda: hand(theta, W_VALUE, A_VALUE, q0, p0, u, y, DT)),
+        "empty loop (reference)": lambda: loop_empty(theta, q, u0, y0, steps, reps),
+        "`f_force` (generated, one call)": lambda: loop_force(theta, q, u0, y0, steps, reps),
+        "hand-written force (same maths, a loop over i)": lambda: loop_hand_force(theta, q, u0, y0, steps, reps),
+        "`_node` with learn = cost_u = False (loss at one node)": lambda: loop_node(theta, q, u0, y0, steps, reps),
+        "  of which `f_cost` with a preallocated output": lambda: loop_cost(theta, q, u0, y0, steps, reps),
+        "  of which one `np.empty(1)` (NRT alloc + free)": lambda: loop_alloc(theta, q, u0, y0, steps, reps),
+        "`f_velocity` (v = p here: a copy)": lambda: loop_velocity(theta, q, u0, y0, steps, reps),
     }
-    t = interleaved(pieces, max(repeats, 21))
+    t = interleaved(pieces, repeats)
     lines = [
         "| piece (one sequence) | ns per step |",
         "|:---|---:|",
     ]
-    lines += [f"| {name} | {sec * 1e9 / steps:.1f} |" for name, sec in t.items()]
+    lines += [f"| {name} | {sec * 1e9 / (steps * reps):.1f} |" for name, sec in t.items()]
 
     source = Path(m.__file__).read_text()
     body = re.search(r"^def f_force\(.*?(?=^@njit)", source, re.S | re.M).group(0)
@@ -396,9 +444,13 @@ def memory_child(method: str, n: int, batch: int, steps: int) -> None:
     without it the baseline is the peak so far, which includes the import and
     loading transients and hides growths of a few MiB), read the current RSS, make
     the call and read the peak. Reported: ``VmHWM(after) − VmRSS(before)`` from
-    ``/proc/self/status`` (exact page counts) and, as a cross-check,
-    ``ru_maxrss(after) − ru_maxrss(before)`` from ``getrusage`` (the kernel reads
-    approximate per-CPU counters there: ± ~0.25 MiB). Numba's NRT allocation
+    ``/proc/self/status`` (the kernel's RSS counters are per-CPU and read
+    approximately: ± ~0.25 MiB) and ``ru_maxrss(after) − ru_maxrss(before)`` from
+    ``getrusage``. The latter is the same high-water mark but also keeps the one
+    carried over from before ``exec`` (the forked copy of the parent, which has
+    compiled the kernels and is bigger than the child) and the one recorded when a
+    thread exits; ``clear_refs`` resets neither, so started from this script
+    it stays flat, while started from a small shell it agrees with VmHWM. Numba's NRT allocation
     counts of the call come too (``NUMBA_NRT_STATS=1``; counts only, NRT keeps no
     byte totals). The parent runs this with ``MALLOC_MMAP_THRESHOLD_=65536`` so that
     glibc serves every block ≥ 64 KiB with fresh pages (otherwise a trajectory can
@@ -440,7 +492,7 @@ def memory_table(n: int, batches, steps_list, log) -> tuple[list[str], list[dict
         for method in ("echo", "bptt", "free"):
             for steps in steps_list:
                 cmd = [sys.executable, str(Path(__file__).resolve()), "--memory-child", method, str(batch),
-                       str(steps), "--n", str(n), "--cache", os.environ["SYMGLEP_CACHE_DIR"]]
+                       str(steps), "--n", str(n)]  # the environment carries the cache and OpenMP settings
                 start = time.perf_counter()
                 done = subprocess.run(cmd, capture_output=True, text=True, env=env)
                 if done.returncode != 0:
@@ -450,7 +502,7 @@ def memory_table(n: int, batches, steps_list, log) -> tuple[list[str], list[dict
                     f"({time.perf_counter() - start:.1f} s)")
                 rows.append(row)
     lines = [
-        "| B | method | K | Δ peak RSS (MiB) | Δ ru_maxrss (MiB) | expected (MiB) | measured / expected "
+        "| B | method | K | Δ peak RSS (MiB) | Δ ru_maxrss (MiB, see above) | expected (MiB) | measured / expected "
         "| NRT allocations in the call |",
         "|---:|:---|---:|---:|---:|---:|---:|---:|",
     ]
@@ -526,6 +578,8 @@ def main(argv=None) -> int:
                         help="K of the memory table (none: skip it)")
     parser.add_argument("--cache", default=DEFAULT_CACHE,
                         help=f"SYMGLEP_CACHE_DIR for the whole run (default {DEFAULT_CACHE})")
+    parser.add_argument("--omp-wait-policy", choices=("default", "passive", "active"), default="default",
+                        help="set OMP_WAIT_POLICY for Numba's OpenMP threading layer (default: leave it)")
     parser.add_argument("--no-breakdown", action="store_true", help="skip the per-step breakdown table")
     parser.add_argument("--write", metavar="PATH", help="also write the Markdown report to PATH")
     parser.add_argument("--memory-child", nargs=3, metavar=("METHOD", "B", "K"), help=argparse.SUPPRESS)
@@ -605,6 +659,13 @@ def main(argv=None) -> int:
         "sequence without the threading layer's launch and barrier, which on a small, busy machine (see the "
         "load average) can cost more than the work itself. Gradients: echo = `gradient` (centred, β = 1e-4), "
         "BPTT = `bptt_gradient`; their difference is max|echo − BPTT| / max|BPTT| per output.",
+        *([] if args.omp_wait_policy == "default" else [
+            "",
+            f"`OMP_WAIT_POLICY={args.omp_wait_policy}` was set for this run (`--omp-wait-policy`). With GNU "
+            "OpenMP's default (threads spin before they sleep) and other processes competing for the few "
+            "CPUs, each parallel call of either side took tens of ms whatever its work while this script "
+            "was written, and the parallel columns measured the scheduler rather than the kernels.",
+        ]),
         "",
         "Peak memory: each (B, method, K) runs in a fresh subprocess (`--memory-child`) that loads the cached "
         "kernels, warms up the same method at K = 4 (code loaded, threads started), builds the inputs, resets "
@@ -613,9 +674,13 @@ def main(argv=None) -> int:
         "call held at once, as resident pages, whoever allocated it. `tracemalloc` cannot see Numba's (NRT) "
         "allocations, and NRT's statistics (`NUMBA_NRT_STATS=1`, shown) count allocations but not bytes, "
         "so RSS it is. Without the reset the baseline would be the import/compile peak, which hides growths "
-        "of a few MiB. The main column uses the exact page counts of `/proc/self/status` (VmHWM − VmRSS); "
-        "`getrusage(RUSAGE_SELF).ru_maxrss` gives the same quantity from approximate per-CPU counters "
-        "(± ~0.25 MiB) and is shown as a cross-check. The subprocesses run with "
+        "of a few MiB. The main column is VmHWM − VmRSS from `/proc/self/status` (the kernel's per-CPU RSS "
+        "counters are read approximately: ± ~0.25 MiB). `getrusage(RUSAGE_SELF).ru_maxrss` is shown too but "
+        "is not usable here: besides the address space's high-water mark it keeps the one inherited across "
+        "`exec` (the forked copy of this script's process, which has compiled the kernels and is bigger "
+        "than the child) and those recorded at thread exits, which `clear_refs` does not reset, so in these "
+        "children it never moves (run by hand from a shell, the child's ru_maxrss agrees with VmHWM). "
+        "The subprocesses run with "
         "`MALLOC_MMAP_THRESHOLD_=65536` so that glibc serves every block ≥ 64 KiB with fresh pages "
         "(otherwise a trajectory can reuse heap pages freed earlier, already resident, and RSS misses it).",
         "",
@@ -640,8 +705,8 @@ def main(argv=None) -> int:
             f"(parallel), **{'met' if met_serial else 'not met'}** for the serial bodies.", ""]
     if parts:
         out += [
-            f"### Where a generated step goes (one sequence, K = {steps}, serial, median of "
-            f"{max(args.repeats, 21)})",
+            f"### Where a generated step goes (one sequence, serial, K = {steps} steps repeated to "
+            f"~2·10⁵ per timed call, median of {args.repeats})",
             "",
             "Each piece is timed in an `@njit` loop of K calls that uses the generated module's own compiled "
             "functions; the rows do not add up exactly (loop overheads, overlap).",

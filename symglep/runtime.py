@@ -271,6 +271,8 @@ class Kernels:
                 f"of sequence {b} (residual {residual[b]:.3e}); reduce dt or check the model's regularity")
 
     def _require_reversible(self):
+        if self.module.TIME_REVERSIBLE:
+            return
         from .derivation import derive
 
         d = derive(self.model)
@@ -296,6 +298,8 @@ class Kernels:
         pT = self._state(pT, "pT", qT.shape[0])
         u = self._series(u, "inputs u", self.n_u, qT.shape[0], steps)
         y = self._series(y, "targets y", self.n_y, qT.shape[0], u.shape[1] - 1)
+        if y.shape[1] != u.shape[1]:
+            raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
         betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
         out = self.module.echo(th, qT, pT, u, y, float(dt or self.dt), float(t0), betas, bool(learn_inputs))
         self._check(out[4], out[5], "echo")

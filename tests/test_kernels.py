@@ -504,6 +504,15 @@ def test_echo_checks_shapes(ho):
         k.echo(th, np.zeros((2, 2)), p0, [0.0], u=u, y=y)
     with pytest.raises(symglep.SymglepError, match="targets y"):
         k.echo(th, q0, p0, [0.0], u=u, y=np.zeros((2, 11, 4)))
-    # The targets must span the same nodes as the inputs (the kernel reads y[k] for every k).
+
+
+def test_echo_rejects_targets_of_another_length(ho):
+    """``free``/``gradient`` refuse targets with more or fewer nodes than the inputs; so must ``echo``.
+
+    The kernel reads ``y[k]`` for every input node ``k`` without bounds checks, so shorter targets
+    are read out of bounds (NaN or garbage, silently). Longer ones are used here: they show the
+    missing check without reading past the end of the array.
+    """
+    k, th, q0, p0, u, y = ho
     with pytest.raises(symglep.SymglepError, match="time nodes"):
         k.echo(th, q0, p0, [0.0], u=u, y=np.zeros((2, 12, 1)))

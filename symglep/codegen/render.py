@@ -99,4 +99,5 @@ def render_numba(scheme: Scheme, digest: str) -> str:
         newton_maxit=NEWTON_MAXIT, newton_tol=repr(NEWTON_TOL),
         functions=[python_function(f) for f in scheme.functions],
         has_energy=scheme.has_energy,
+        time_reversible="True" if scheme.time_reversible else "False",
     )
