@@ -10,7 +10,7 @@ from click.testing import CliRunner
 
 import symglep
 from symglep.bc_check import run_bc_check
-from symglep.boundary import BOUNDARY_CONDITIONS, residuals
+from symglep.boundary import BOUNDARY_CONDITIONS, end_symbols, residuals
 from symglep.cli import main
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -28,6 +28,14 @@ def test_json_report_schema(path):
     assert result.exit_code == 0, result.output
     data = json.loads(result.output)
     assert set(data["bc"]) == set(BOUNDARY_CONDITIONS)
+    d = symglep.derive(symglep.load_model(str(path)))
+    names = {s.name: sp.Symbol(s.name) for s in d.model.symbol_by_name().values()}
+    names.update({s.name: sp.Symbol(s.name) for s in d.model.constants})
+    for suffix in ("T", "0"):
+        e = end_symbols(d, suffix)
+        for group in (e.q, e.v, e.dq_dbeta, e.dv_dbeta, *e.dq_dtheta.values(), *e.dv_dtheta.values()):
+            names.update({s.name: s for s in group})
+    names["T"] = sp.Symbol("T")
     for name, entry in data["bc"].items():
         for key in KEYS:
             assert key in entry, (name, key)
@@ -36,8 +44,9 @@ def test_json_report_schema(path):
             value = entry[key]
             assert value == "0" or (isinstance(value, dict) and value), (name, key, value)
             if isinstance(value, dict):
-                for expr in value.values():
-                    sp.parse_expr(expr)  # every residual reads back
+                for theta, expr in value.items():
+                    parsed = sp.parse_expr(expr, local_dict=names)  # reads back with the documented names
+                    assert {s.name for s in parsed.free_symbols} <= set(names), (name, theta, expr)
     bc = data["bc"]
     assert bc["pfvp"]["residual_T"] == "0" and bc["cbvp"]["residual_T"] == "0" == bc["cbvp"]["residual_0"]
     assert bc["civp"]["residual_0"] == "0" and bc["cfvp"]["residual_T"] == "0"
