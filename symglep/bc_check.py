@@ -23,7 +23,7 @@ import numpy as np
 import sympy as sp
 
 from .boundary import end_symbols, residuals
-from .check import draw_parameters, rel_err, smooth_signal
+from .check import central_differences, draw_parameters, rel_err, smooth_signal
 from .derivation import derive
 from .errors import SymglepError
 from .model import Model
@@ -233,13 +233,7 @@ def cbvp(kernels, inst: Instance, beta: float, steps: int) -> dict:
     plus = bvp.solve(guess, beta, th)
     minus = bvp.solve(guess, -beta, th)
     bulk = (bvp.learning_integral(plus, th) - bvp.learning_integral(minus, th)) / (2 * beta)
-    fd = np.empty(th.size)
-    for i in range(th.size):
-        eps = 1e-5 * max(1.0, abs(th[i]))
-        hi, lo = th.copy(), th.copy()
-        hi[i] += eps
-        lo[i] -= eps
-        fd[i] = (bvp.loss(bvp.solve(guess, 0.0, hi)) - bvp.loss(bvp.solve(guess, 0.0, lo))) / (2 * eps)
+    fd = central_differences(lambda t: bvp.loss(bvp.solve(guess, 0.0, t)), th, 1e-5)
     return {"true": fd, "estimate": bulk, "error": rel_err(bulk, fd)}
 
 

@@ -31,6 +31,18 @@ def rel_err(a, b) -> float:
     return float(np.linalg.norm(a - b) / (scale if scale > 0 else 1.0))
 
 
+def central_differences(loss, theta: np.ndarray, rel_step: float) -> np.ndarray:
+    """``(loss(θ + ε e_i) − loss(θ − ε e_i)) / 2ε`` for each parameter, ``ε = rel_step·max(1, |θ_i|)``."""
+    out = np.empty(theta.size)
+    for i in range(theta.size):
+        eps = rel_step * max(1.0, abs(theta[i]))
+        hi, lo = theta.copy(), theta.copy()
+        hi[i] += eps
+        lo[i] -= eps
+        out[i] = (loss(hi) - loss(lo)) / (2 * eps)
+    return out
+
+
 def draw_parameters(model: Model, rng: np.random.Generator) -> dict:
     """Positive-declared symbols in [0.5, 1.5]; others in [-1, 1]."""
     out = {}
@@ -115,13 +127,7 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta: float = 1
 
     echo = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, centred=True)
     bptt = kernels.bptt_gradient(th, q0, p0=p0, u=u, y=y)
-    fd = np.empty(th.size)
-    for i in range(th.size):
-        eps = 1e-6 * max(1.0, abs(th[i]))
-        hi, lo = th.copy(), th.copy()
-        hi[i] += eps
-        lo[i] -= eps
-        fd[i] = (kernels.free(hi, q0, p0=p0, u=u, y=y)[2][0] - kernels.free(lo, q0, p0=p0, u=u, y=y)[2][0]) / (2 * eps)
+    fd = central_differences(lambda t: kernels.free(t, q0, p0=p0, u=u, y=y)[2][0], th, 1e-6)
     err_theta = rel_err(echo.dtheta[0], bptt.dtheta[0])
     err_init = rel_err(np.concatenate([echo.dq0[0], echo.dx0[0]]), np.concatenate([bptt.dq0[0], bptt.dx0[0]]))
     err_fd = rel_err(bptt.dtheta[0], fd)
