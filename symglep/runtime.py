@@ -52,6 +52,11 @@ def cache_dir(override: str | None = None) -> str:
 HASH_LINE = re.compile(r"^# symglep-hash: ([0-9a-f]{64})$", re.M)
 
 
+def kernel_options(integrator: str) -> dict:
+    """The options that, with the model, key a kernel file (and Numba's cache beside it)."""
+    return {"integrator": integrator, "slp_vectorize": 1}
+
+
 def generate_source(model: Model, integrator: str = "auto", target: str = "numba", digest: str | None = None):
     """Derive, discretise and render; returns ``(source, scheme)``."""
     from .codegen.render import content_hash, render_numba
@@ -60,7 +65,7 @@ def generate_source(model: Model, integrator: str = "auto", target: str = "numba
 
     if target != "numba":
         raise SymglepError(f"unknown target {target!r}; available: numba")
-    digest = digest or content_hash(model, target, {"integrator": integrator})
+    digest = digest or content_hash(model, target, kernel_options(integrator))
     scheme = discretise(derive(model), integrator)
     return render_numba(scheme, digest), scheme
 
@@ -102,7 +107,7 @@ def compile(model: Model, target: str = "numba", integrator: str = "auto", dt: f
 
     if not isinstance(model, Model):
         raise SymglepError(f"compile() needs a symglep.Model, got {type(model).__name__}")
-    digest = content_hash(model, target, {"integrator": integrator})
+    digest = content_hash(model, target, kernel_options(integrator))
     if digest in _LOADED:
         return Kernels(model, _LOADED[digest], dt, digest)
     if not isinstance(dt, (int, float)) or not dt > 0:
@@ -190,10 +195,16 @@ class Kernels:
         u = np.zeros((1, 2, self.n_u))
         y = np.zeros((1, 2, self.n_y))
         h, t0 = 0.01, 0.0
+        from numba.core import config as numba_config
+
+        slp = numba_config.SLP_VECTORIZE
+        numba_config.SLP_VECTORIZE = 1  # vectorise the straight-line generated maths (same IEEE results)
         try:
             self._warm_calls(mod, th, q0, x0, u, y, h, t0)
         except (ArithmeticError, ValueError):  # compiled already; a tiny problem may still divide by zero
             pass
+        finally:
+            numba_config.SLP_VECTORIZE = slp
 
     def _warm_calls(self, mod, th, q0, x0, u, y, h, t0) -> None:
         for start_velocity in (False, True):
