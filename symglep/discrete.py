@@ -64,6 +64,7 @@ class Scheme:
     target_names: list
     functions: list = field(default_factory=list)
     has_energy: bool = False
+    velocity_is_momentum: bool = False   # leapfrog with W(p) = p: the drift needs no call
     explicit_time: bool = False
     time_reversible: bool = True
     breaking_terms: list = field(default_factory=list)
@@ -159,6 +160,7 @@ def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam):
     K = sub(d.sym.kinetic)
     c = sub(d.model.cost)
     W = [sub(e) for e in d.velocity_map]
+    scheme.velocity_is_momentum = all(sp.simplify(w - pi) == 0 for w, pi in zip(W, p))
     grad = [sp.diff(V, s) + beta * sp.diff(c, s) for s in q]
     node = [("q", q), ("t", [t]), ("u", u), ("y", y), ("th", th), ("beta", [beta])]
     fns.append(NumericFunction("force", node, [("f", grad)],

@@ -100,4 +100,5 @@ def render_numba(scheme: Scheme, digest: str) -> str:
         functions=[python_function(f) for f in scheme.functions],
         has_energy=scheme.has_energy,
         time_reversible="True" if scheme.time_reversible else "False",
+        velocity_is_momentum=scheme.velocity_is_momentum,
     )
