@@ -205,3 +205,13 @@ def test_check_params_file_errors(tmp_path):
     good.write_text(json.dumps({"k": 1.3, "m": 0.7}))
     result = CliRunner().invoke(main, ["check", model, "--params", str(good), "--steps", "100", "--format", "json"])
     assert result.exit_code == 0 and json.loads(result.output)["parameters"] == {"k": 1.3, "m": 0.7}
+
+
+def test_newton_failure_is_a_clear_error():
+    """The midpoint rule's Newton iteration that cannot converge names the step and the residual."""
+    kern = symglep.compile(symglep.load_model(str(ROOT / "examples/double_pendulum.py")), dt=0.01)
+    u = np.zeros((1, 11, 1))
+    y = np.zeros((1, 11, 1))
+    theta = {"l1": 1.0, "l2": 1.0, "m1": 1.0, "m2": 1.0}
+    with pytest.raises(symglep.NumericalError, match=r"did not converge at step \d+ of sequence 0 \(residual"):
+        kern.free(theta, [[0.1, 0.2]], p0=[[1e200, -1e200]], u=u, y=y, dt=50.0)
