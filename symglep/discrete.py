@@ -127,7 +127,6 @@ def discretise(d: Derivation, integrator: str = "auto") -> Scheme:
     mom = [sp.diff(L, vi) for vi in v]
     fns.append(NumericFunction("momentum", state_args, [("p", mom)],
                                "p = ∂L/∂v(q, v, t): start from a velocity (theory §5)", ("t",)))
-    g = sp.Symbol("_g")
     gvec = _vec("g", m.n)
     pair = sum((gi * pi for gi, pi in zip(gvec, mom)), sp.S.Zero)
     fns.append(NumericFunction(
@@ -135,7 +134,6 @@ def discretise(d: Derivation, integrator: str = "auto") -> Scheme:
         [("dq", [sp.diff(pair, s) for s in q]), ("dv", [sp.diff(pair, s) for s in v]),
          ("dth", [sp.diff(pair, s) for s in th]), ("du", [sp.diff(pair, s) for s in u])],
         "gᵀ ∂p/∂(q, v, θ, u): converts dC/dp₀ for a start that fixes velocity (theory §5)", ("t",)))
-    del g
     cost_args = [("q", q), ("t", [t]), ("u", u), ("y", y)]
     fns.append(NumericFunction("cost", cost_args, [("c", [c])], "cost density c(q, t) (theory §1)", ("t",)))
     fns.append(NumericFunction("cost_grad", cost_args,
