@@ -51,7 +51,6 @@ import platform
 import random
 import shlex
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -61,6 +60,7 @@ from sympy.core.cache import clear_cache
 from sympy.physics.mechanics import LagrangesMethod, dynamicsymbols
 
 import symglep
+from machine import cpu_name, git_state, load_average  # noqa: E402
 from symglep.mechanics import euler_lagrange
 from symglep.symbolic import op_count
 
@@ -188,36 +188,14 @@ def agree(a: sp.Matrix, b: sp.Matrix, point: dict, rtol: float = 1e-9) -> tuple[
 
 
 # -- report ---------------------------------------------------------------------
-def git_state() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "symglep"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}" + (" (symglep/ has uncommitted changes)" if dirty else " (symglep/ clean)")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
 def machine_info() -> list[str]:
-    load = ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
+    load = load_average()
     return [
         f"- platform: {platform.platform()}",
         f"- CPU: {cpu_name()}, {os.cpu_count()} logical CPUs (load average at start: {load})",
         f"- python: {platform.python_version()} ({platform.python_implementation()})",
         f"- sympy: {sp.__version__}",
-        f"- symglep: {symglep.__version__}, git {git_state()}",
+        f"- symglep: {symglep.__version__}, git {git_state(('symglep',))}",
     ]
 
 

@@ -91,6 +91,8 @@ import numpy as np  # noqa: E402
 import numba  # noqa: E402
 import sympy as sp  # noqa: E402
 from numba import njit, prange  # noqa: E402
+
+from machine import cpu_name, git_state, load_average  # noqa: E402
 from sympy.physics.mechanics import dynamicsymbols  # noqa: E402
 
 import symglep  # noqa: E402
@@ -548,32 +550,6 @@ def memory_table(n: int, batches, steps_list, log) -> tuple[list[str], list[dict
 
 
 # -- report ---------------------------------------------------------------------------
-def git_state() -> str:
-    root = Path(__file__).resolve().parent.parent
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=root, capture_output=True,
-                              text=True, check=True).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "symglep", "templates"], cwd=root,
-                               capture_output=True, text=True, check=True).stdout.strip()
-    except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}" + (" (symglep/ or templates/ have uncommitted changes)" if dirty else " (clean)")
-
-
-def cpu_name() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def load_average() -> str:
-    return ", ".join(f"{x:.2f}" for x in os.getloadavg()) if hasattr(os, "getloadavg") else "n/a"
-
-
 def machine_info(load_at_start: str) -> list[str]:
     try:
         layer = numba.threading_layer()
@@ -588,7 +564,7 @@ def machine_info(load_at_start: str) -> list[str]:
         f"- numba: {numba.__version__} (threading layer {layer}, {numba.get_num_threads()} threads"
         f"{', ' + ', '.join(f'{k}={v}' for k, v in omp.items()) if omp else ''}), numpy: {np.__version__}, "
         f"sympy: {sp.__version__}",
-        f"- symglep: {symglep.__version__}, git {git_state()}",
+        f"- symglep: {symglep.__version__}, git {git_state(('symglep', 'templates'))}",
     ]
 
 
