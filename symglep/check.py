@@ -4,6 +4,9 @@ On one sequence it reports (theory §5–§6):
 
 * the round-trip error of free → flip → free (β = 0) back to the start;
 * the relative energy drift of an undriven run, for autonomous models with a Hamiltonian;
+* the β error of the echo estimators (one-sided vs centred, and a Richardson
+  estimate of the centred one from a second run at 2β), with warnings when β
+  or the round-trip error is too large for the tolerance;
 * the echo gradient (centred, ±β), the BPTT gradient of the same discrete
   integrator, and central finite differences of the discrete loss, with
   their relative errors ``‖a − b‖ / ‖b‖``.
@@ -126,6 +129,9 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta: float = 1
             energy_drift = float(np.max(np.abs(e - e[0])) / max(abs(e[0]), 1e-300))
 
     echo = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, centred=True)
+    one_sided = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, centred=False)
+    doubled = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=2 * beta, centred=True)
+    beta_error = beta_error_estimates(echo.dtheta[0], one_sided.dtheta[0], doubled.dtheta[0])
     bptt = kernels.bptt_gradient(th, q0, p0=p0, u=u, y=y)
     fd = central_differences(lambda t: kernels.free(t, q0, p0=p0, u=u, y=y)[2][0], th, 1e-6)
     err_theta = rel_err(echo.dtheta[0], bptt.dtheta[0])
@@ -148,6 +154,9 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta: float = 1
         "rel_err_bptt_vs_fd": err_fd,
         "tolerance_echo_vs_bptt": tolerance,
         "tolerance_bptt_vs_fd": FD_TOLERANCE,
+        "one_sided_vs_centred": beta_error["one_sided"],
+        "centred_error_estimate": beta_error["centred"],
+        "warnings": warnings(roundtrip, beta, beta_error, tolerance),
         "passed": bool(err_theta <= tolerance and err_init <= tolerance and err_fd <= FD_TOLERANCE),
         "gradients": {
             "echo": dict(zip(names, map(float, echo.dtheta[0]))),
@@ -157,6 +166,32 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta: float = 1
             "echo_dp0": echo.dx0[0].tolist(), "bptt_dp0": bptt.dx0[0].tolist(),
         },
     }
+
+
+def beta_error_estimates(centred, one_sided, centred_2beta) -> dict:
+    """The β (finite-difference) error of each echo estimator, measured from the estimates alone (theory §5).
+
+    The one-sided estimate errs by ``a·β``, the centred one by ``c·β²``. Their
+    difference measures the first: ``‖one-sided − centred‖/‖centred‖``. The
+    centred error follows by Richardson from a second centred estimate at
+    ``2β``: ``G(2β) − G(β) ≈ 3cβ²``, so it is ``‖G(2β) − G(β)‖ / 3‖G(β)‖``.
+    """
+    return {"one_sided": rel_err(one_sided, centred), "centred": rel_err(centred_2beta, centred) / 3}
+
+
+def warnings(roundtrip: float, beta: float, beta_error: dict, tolerance: float) -> list:
+    """What the measurements say about the trust one can put in the echo gradient (theory §6)."""
+    out = []
+    if beta_error["centred"] > tolerance:
+        out.append(f"beta = {beta:g} is too large for this model's curvature: the centred echo estimate's "
+                   f"finite-difference error is about {beta_error['centred']:.1e} (> tolerance {tolerance:.0e}); "
+                   f"try --beta {beta * math.sqrt(tolerance / beta_error['centred']) / 2:.1g}")
+    if not roundtrip <= tolerance:
+        out.append(f"the free run is not reversible to the gradient tolerance: round-trip error {roundtrip:.1e} "
+                   f"> {tolerance:.0e}, so the echo does not retrace the free run closely enough for its gradient "
+                   "to be trusted to that tolerance (floating-point drift of a long or chaotic run, theory §6); "
+                   "shorten the sequence or reduce dt")
+    return out
 
 
 def _explicit_time(model: Model) -> bool:
@@ -187,6 +222,12 @@ def render_text(r: dict) -> str:
         f"(tolerance {r['tolerance_echo_vs_bptt']:.0e}) {ok(r['rel_err_init_state'], r['tolerance_echo_vs_bptt'])}",
         f"rel. error BPTT vs finite diff.    {fmt(r['rel_err_bptt_vs_fd'])}  "
         f"(tolerance {r['tolerance_bptt_vs_fd']:.0e}) {ok(r['rel_err_bptt_vs_fd'], r['tolerance_bptt_vs_fd'])}",
+        f"one-sided vs centred echo          {fmt(r['one_sided_vs_centred'])}  "
+        f"(error of the one-sided estimate at this beta)",
+        f"centred echo: beta error estimate  {fmt(r['centred_error_estimate'])}  (Richardson, beta and 2 beta)",
+    ]
+    lines += [f"warning: {w}" for w in r["warnings"]]
+    lines += [
         "passed" if r["passed"] else "FAILED",
     ]
     return "\n".join(lines) + "\n"

@@ -15,6 +15,7 @@ import sympy as sp
 from .legendre import _tidy
 from .legendre import hamiltonian as legendre_hamiltonian
 from .learning import learning_rule, locality
+from .limits import check_size
 from .mechanics import EulerLagrange, euler_lagrange
 from .model import Model
 from .symbolic import evaluate, sample_values
@@ -89,6 +90,7 @@ def derive(model: Model) -> Derivation:
         from .errors import ModelError
 
         raise ModelError(f"derive() needs a symglep.Model, got {type(model).__name__}")
+    check_size(model)
     el = euler_lagrange(model)
     regular = legendre_regularity(model, el.mass_matrix)
     notes = []

@@ -14,25 +14,23 @@ inputs ``(B, K+1, n_u)``; targets ``(B, K+1, n_y)``. Node ``k`` sits at
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import os
 import re
+import shutil
 import sys
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import diagnose
+from .diagnose import NumericalError
 from .errors import SymglepError
 from .fileio import write_atomic
 from .model import Model
 
 _LOADED: dict = {}
-
-
-class NumericalError(SymglepError):
-    """A kernel failed numerically (Newton did not converge, NaN, overflow)."""
-
-    exit_code = 3
 
 
 class NotReversibleError(SymglepError):
@@ -70,61 +68,109 @@ def generate_source(model: Model, integrator: str = "auto", target: str = "numba
     return render_numba(scheme, digest), scheme
 
 
-def _import(path: str, digest: str):
-    name = f"symglep_kernels_{digest[:20]}"
+def _import(path: str, digest: str, jit: bool = True):
+    """Import the kernel file as a module; ``jit=False`` imports plain Python functions (Numba off)."""
+    name = f"symglep_kernels_{digest[:20]}" + ("" if jit else "_interpreted")
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
+    from numba.core import config as numba_config
+
+    disabled = numba_config.DISABLE_JIT
+    numba_config.DISABLE_JIT = disabled or not jit
     try:
         spec.loader.exec_module(module)
     except BaseException:
         del sys.modules[name]
         raise
+    finally:
+        numba_config.DISABLE_JIT = disabled
     return module
 
 
-def _valid_file(path: str, digest: str) -> bool:
+def _checksum(path: str) -> str:
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def _valid_entry(path: str, digest: str) -> bool:
+    """The cached kernel file exists, is the one for ``digest`` and is intact (its checksum file matches)."""
     try:
         with open(path, encoding="utf-8") as f:
             head = f.read(4096)
-    except OSError:
+        with open(path + ".sha256", encoding="ascii") as f:
+            recorded = f.read().strip()
+    except (OSError, UnicodeDecodeError):
         return False
     found = HASH_LINE.search(head)
-    return bool(found and found.group(1) == digest)
+    return bool(found and found.group(1) == digest and recorded == _checksum(path))
+
+
+def _write_entry(folder: str, path: str, source: str) -> None:
+    """Write a cache entry: Numba's files of any older content go, then the source, then its checksum."""
+    shutil.rmtree(os.path.join(folder, "__pycache__"), ignore_errors=True)
+    write_atomic(path, source)
+    write_atomic(path + ".sha256", hashlib.sha256(source.encode("utf-8")).hexdigest() + "\n")
 
 
 def compile(model: Model, target: str = "numba", integrator: str = "auto", dt: float = 0.01,
-            cache: str | None = None, warm: bool = True) -> "Kernels":
+            cache: str | None = None, warm: bool = True, jit: bool = True) -> "Kernels":
     """Compiled kernels of ``model`` (free, echo, gradient, bptt_gradient, nudged, tangent, energy).
 
     ``dt`` is the default step of the returned :class:`Kernels`; every call can override it.
     With ``warm`` (default) every kernel is compiled (or loaded from Numba's cache) now, under
     a lock on the cache entry, so concurrent processes never compile the same model twice.
+    A cache entry whose file does not match its checksum (truncated, edited) is rebuilt, and
+    so is one whose Numba cache files cannot be loaded. ``jit=False`` runs the same generated
+    code as plain Python (slow; for debugging and for the fuzz tests).
     """
     from .codegen.render import content_hash
 
     if not isinstance(model, Model):
         raise SymglepError(f"compile() needs a symglep.Model, got {type(model).__name__}")
     digest = content_hash(model, target, kernel_options(integrator))
-    if digest in _LOADED:
-        return Kernels(model, _LOADED[digest], dt, digest)
+    key = (digest, bool(jit))
+    if key in _LOADED:
+        return Kernels(model, _LOADED[key], dt, digest)
     if not isinstance(dt, (int, float)) or not dt > 0:
         raise SymglepError(f"dt must be a positive number, got {dt!r}")
     folder = os.path.join(cache_dir(cache), f"{re.sub(r'[^A-Za-z0-9_]', '_', model.name)[:40]}-{digest[:16]}")
     path = os.path.join(folder, "kernels.py")
     os.makedirs(folder, exist_ok=True)
     with _FileLock(folder + ".lock"):  # one process compiles; the others then load from the cache
-        if not _valid_file(path, digest):
+        generated = not _valid_entry(path, digest)
+        if generated:
             source, _ = generate_source(model, integrator, target, digest)
-            write_atomic(path, source)
-        module = _import(path, digest)
+            _write_entry(folder, path, source)
+        module = _import(path, digest, jit)
         kernels = Kernels(model, module, dt, digest)
-        if warm:
-            kernels.warm_up()
-    _LOADED[digest] = module
+        kernels.generated_source = generated
+        if warm and jit:
+            try:
+                kernels.warm_up()
+            except Exception as exc:  # Numba's cache files of this entry are unreadable: drop and rebuild
+                if isinstance(exc, SymglepError):
+                    raise
+                shutil.rmtree(os.path.join(folder, "__pycache__"), ignore_errors=True)
+                sys.modules.pop(module.__name__, None)
+                module = _import(path, digest, jit)
+                kernels = Kernels(model, module, dt, digest)
+                kernels.warm_up()
+    _LOADED[key] = module
     return kernels
+
+
+def _first(outputs) -> tuple:
+    """The first sequence of each batched output."""
+    return tuple(a[0] for a in outputs)
+
+
+def _require_finite(arr: np.ndarray, name: str) -> None:
+    if not np.all(np.isfinite(arr)):
+        where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
+        raise SymglepError(f"{name} holds a non-finite value (first at index {where})")
 
 
 class _FileLock:
@@ -185,6 +231,7 @@ class Kernels:
         self.digest = digest
         self.integrator = module.INTEGRATOR
         self.n, self.n_theta, self.n_u, self.n_y = module.N, module.N_THETA, module.N_U, module.N_Y
+        self.generated_source = False  # True when this call wrote the kernel file (not found in the cache)
 
     def warm_up(self) -> None:
         """Compile every kernel once on a tiny problem (results discarded)."""
@@ -245,6 +292,7 @@ class Kernels:
             raise SymglepError(f"{name} must have shape (B, {self.n}), got {np.shape(x)}")
         if batch is not None and arr.shape[0] != batch:
             raise SymglepError(f"{name} has {arr.shape[0]} sequences, expected {batch}")
+        _require_finite(arr, name)
         return np.ascontiguousarray(arr)
 
     def _series(self, x, name: str, width: int, batch: int, steps: int | None) -> np.ndarray:
@@ -259,6 +307,7 @@ class Kernels:
             raise SymglepError(f"{name} must have shape ({batch}, K+1, {width}), got {np.shape(x)}")
         if arr.shape[1] < 2:
             raise SymglepError(f"{name} needs at least 2 time nodes (K >= 1)")
+        _require_finite(arr, name)
         return np.ascontiguousarray(arr)
 
     def _prepare(self, theta, q0, p0, v0, u, y, steps):
@@ -281,6 +330,53 @@ class Kernels:
                 f"{what}: Newton iteration of the midpoint rule did not converge at step {int(status[b])} "
                 f"of sequence {b} (residual {residual[b]:.3e}); reduce dt or check the model's regularity")
 
+    # -- locating NaN and overflow (symglep.diagnose) ---------------------------
+    @staticmethod
+    def _non_finite(*outputs) -> list:
+        """Sequences (leading axis) whose outputs hold NaN or infinity."""
+        bad = np.zeros(outputs[0].shape[0], dtype=bool)
+        for a in outputs:
+            if a is not None and a.ndim >= 1:
+                bad |= ~np.isfinite(a.reshape(a.shape[0], -1)).all(axis=1)
+        return [int(b) for b in np.nonzero(bad)[0]]
+
+    def _free_failure(self, phase, th, q0, x0, sv, u, y, h, t0, b):
+        """The located error if the free run of sequence ``b`` is not finite, else ``None``."""
+        def run(m):
+            out = self.module.free(th, q0[b:b + 1], x0[b:b + 1], sv, u[b:b + 1, :m + 1], y[b:b + 1, :m + 1],
+                                   h, t0, False)
+            return _first(out[:3])
+
+        if diagnose.all_finite(*run(u.shape[1] - 1)):
+            return None
+        return diagnose.forward_failure(phase, b, u.shape[1] - 1, h, t0, run)
+
+    def _echo_failure(self, phase, th, qT, pT, u, y, h, t0, betas, learn_inputs, b):
+        """The located error if the echo from ``(qT, pT)`` (one sequence) is not finite, else ``None``."""
+        K = u.shape[0] - 1
+
+        def run(j):
+            out = self.module.echo(th, qT[None], pT[None], u[None, j:], y[None, j:], h, t0 + j * h,
+                                   np.asarray(betas, dtype=np.float64), bool(learn_inputs))
+            return _first(out[:4])
+
+        if diagnose.all_finite(*run(0)):
+            return None
+        return diagnose.backward_failure(phase, b, K, h, t0, run, lambda j: run(j)[:2])
+
+    def _adjoint_failure(self, th, q0, x0, sv, u, y, h, t0, b):
+        """The located error of a BPTT whose forward pass is finite: the adjoint sweep overflowed."""
+        K = u.shape[0] - 1
+        _, _, _, tq, tp = self.free(th, q0[None], **{"v0" if sv else "p0": x0[None]}, u=u[None], y=y[None],
+                                    dt=h, t0=t0, record=True)
+
+        def run(j):
+            out = self.module.bptt_gradient(th, tq[:, j].copy(), tp[:, j].copy(), False, u[None, j:], y[None, j:],
+                                            h, t0 + j * h)
+            return _first(out[:5])
+
+        return diagnose.backward_failure("BPTT, adjoint pass", b, K, h, t0, run, lambda j: (tq[0, j], tp[0, j]))
+
     def _require_reversible(self):
         if self.module.TIME_REVERSIBLE:
             return
@@ -300,6 +396,8 @@ class Kernels:
         h = float(dt or self.dt)
         qT, pT, loss, tq, tp, status, res = self.module.free(th, q0, x0, sv, u, y, h, float(t0), bool(record))
         self._check(status, res, "free phase")
+        for b in self._non_finite(qT, pT, loss):
+            raise self._free_failure("free phase", th, q0, x0, sv, u, y, h, float(t0), b)
         return (qT, pT, loss, tq, tp) if record else (qT, pT, loss)
 
     def echo(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, t0=0.0, learn_inputs=False):
@@ -312,8 +410,11 @@ class Kernels:
         if y.shape[1] != u.shape[1]:
             raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
         betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
-        out = self.module.echo(th, qT, pT, u, y, float(dt or self.dt), float(t0), betas, bool(learn_inputs))
+        h = float(dt or self.dt)
+        out = self.module.echo(th, qT, pT, u, y, h, float(t0), betas, bool(learn_inputs))
         self._check(out[4], out[5], "echo")
+        for b in self._non_finite(*out[:4]):
+            raise self._echo_failure("echo", th, qT[b], pT[b], u[b], y[b], h, float(t0), betas, learn_inputs, b)
         return out[:4]
 
     def gradient(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0,
@@ -323,16 +424,31 @@ class Kernels:
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
         if not (np.isfinite(beta) and beta != 0):
             raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
-        out = self.module.gradient(th, q0, x0, sv, u, y, float(dt or self.dt), float(t0), float(beta),
-                                   bool(centred), bool(learn_inputs))
+        h, t0 = float(dt or self.dt), float(t0)
+        out = self.module.gradient(th, q0, x0, sv, u, y, h, t0, float(beta), bool(centred), bool(learn_inputs))
         self._check(out[5], out[6], "echo gradient")
+        for b in self._non_finite(*out[:5]):
+            free = self._free_failure("echo gradient, free phase", th, q0, x0, sv, u, y, h, t0, b)
+            if free is not None:
+                raise free
+            qT, pT, _ = self.free(th, q0[b:b + 1], **{"v0" if sv else "p0": x0[b:b + 1]}, u=u[b:b + 1],
+                                  y=y[b:b + 1], dt=h, t0=t0)
+            betas = np.array([beta, -beta if centred else 0.0])
+            echo = self._echo_failure("echo gradient, echo phase", th, qT[0], pT[0], u[b], y[b], h, t0, betas,
+                                      learn_inputs, b)
+            raise echo or NumericalError(f"echo gradient: non-finite gradient of sequence {b} although the free "
+                                         "and echo passes are finite (the difference quotient overflowed)")
         return Result(out[0], out[1], out[2], out[3], out[4] if learn_inputs else None)
 
     def bptt_gradient(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0) -> Result:
         """Reference gradient by the discrete adjoint of the same integrator (O(K) memory)."""
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
-        out = self.module.bptt_gradient(th, q0, x0, sv, u, y, float(dt or self.dt), float(t0))
+        h, t0 = float(dt or self.dt), float(t0)
+        out = self.module.bptt_gradient(th, q0, x0, sv, u, y, h, t0)
         self._check(out[5], out[6], "BPTT")
+        for b in self._non_finite(*out[:5]):
+            raise (self._free_failure("BPTT, forward pass", th, q0, x0, sv, u, y, h, t0, b)
+                   or self._adjoint_failure(th, q0[b], x0[b], sv, u[b], y[b], h, t0, b))
         return Result(out[0], out[1], out[2], out[3], out[4])
 
     def energy(self, theta, traj_q, traj_p, u=None, dt=None, t0=0.0):
@@ -352,13 +468,23 @@ class Kernels:
         """
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
         betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
-        out = self.module.nudged(th, q0, x0, sv, u, y, float(dt or self.dt), float(t0), betas, bool(learn_inputs))
+        h, t0 = float(dt or self.dt), float(t0)
+        out = self.module.nudged(th, q0, x0, sv, u, y, h, t0, betas, bool(learn_inputs))
         self._check(out[4], out[5], "nudged run")
+        for b in self._non_finite(*out[:4]):
+            run = lambda m: self.module.nudged(th, q0[b:b + 1], x0[b:b + 1], sv, u[b:b + 1, :m + 1],  # noqa: E731
+                                               y[b:b + 1, :m + 1], h, t0, betas, bool(learn_inputs))[:4]
+            raise diagnose.forward_failure("nudged run", b, u.shape[1] - 1, h, t0, lambda m: _first(run(m)))
         return out[:4]
 
     def tangent(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0):
         """Forward sensitivities of the free run: ``(qT, pT, dq_dtheta, dp_dtheta)``, the last two ``(B, n_θ, n)``."""
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
-        out = self.module.tangent(th, q0, x0, sv, u, y, float(dt or self.dt), float(t0))
+        h, t0 = float(dt or self.dt), float(t0)
+        out = self.module.tangent(th, q0, x0, sv, u, y, h, t0)
         self._check(out[4], out[5], "tangent run")
+        for b in self._non_finite(*out[:4]):
+            run = lambda m: self.module.tangent(th, q0[b:b + 1], x0[b:b + 1], sv, u[b:b + 1, :m + 1],  # noqa: E731
+                                                y[b:b + 1, :m + 1], h, t0)[:4]
+            raise diagnose.forward_failure("tangent run", b, u.shape[1] - 1, h, t0, lambda m: _first(run(m)))
         return out[:4]

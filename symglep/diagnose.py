@@ -1,0 +1,104 @@
+"""Locating a numerical failure: which step of which pass first produced NaN or infinity.
+
+The compiled kernels do not test every step (that would slow the inner loop);
+:class:`~symglep.runtime.Kernels` checks the outputs of every call instead, and
+only when one is not finite does it come here. A pass is a sequence of steps,
+and a NaN or an infinity, once produced, stays in the state of every later
+step, so "the run of the first ``m`` steps fails" is monotone in ``m``: a
+bisection over ``m`` finds the first failing step in ``O(log K)`` re-runs of
+the same compiled kernel (forward passes by prefixes, the echo and the BPTT
+adjoint, which run backward in time, by suffixes).
+"""
+
+from __future__ import annotations
+
+from typing import Callable
+
+import numpy as np
+
+from .errors import SymglepError
+
+
+class NumericalError(SymglepError):
+    """A kernel failed numerically (Newton did not converge, NaN, overflow).
+
+    ``phase``, ``sequence``, ``step`` and ``state`` (a dict of arrays) describe
+    where, when they are known.
+    """
+
+    exit_code = 3
+
+    def __init__(self, message: str, phase: str | None = None, sequence: int | None = None,
+                 step: int | None = None, state: dict | None = None):
+        super().__init__(message)
+        self.phase, self.sequence, self.step, self.state = phase, sequence, step, state or {}
+
+
+def all_finite(*arrays) -> bool:
+    """True when every entry of every array (``None`` ignored) is finite."""
+    return all(a is None or bool(np.all(np.isfinite(a))) for a in arrays)
+
+
+def first_failing(fails: Callable[[int], bool], lo: int, hi: int) -> int:
+    """Smallest ``m`` in ``[lo, hi]`` with ``fails(m)``, given ``fails`` monotone and ``fails(hi)``."""
+    while lo < hi:
+        mid = (lo + hi) // 2
+        if fails(mid):
+            hi = mid
+        else:
+            lo = mid + 1
+    return lo
+
+
+def _vector(x) -> str:
+    x = np.ravel(np.asarray(x, dtype=np.float64))
+    shown = ", ".join(f"{v:.6g}" for v in x[:8])
+    return f"[{shown}{', ...' if x.size > 8 else ''}]"
+
+
+def _kind(*arrays) -> str:
+    values = np.concatenate([np.ravel(np.asarray(a, dtype=np.float64)) for a in arrays])
+    return "overflow (inf)" if np.any(np.isinf(values)) else "NaN"
+
+
+def forward_failure(phase: str, sequence: int, steps: int, dt: float, t0: float,
+                    run: Callable[[int], tuple]) -> NumericalError:
+    """The error for a forward pass whose ``steps`` steps give non-finite output.
+
+    ``run(m)`` runs the first ``m`` steps (``m = 0``: none) of the failing
+    sequence and returns ``(q, p, *other outputs)``.
+    """
+    m = first_failing(lambda m: not all_finite(*run(m)), 1, steps)
+    before = run(m - 1)
+    after = run(m)
+    msg = (f"{phase}: {_kind(*after)} first appears at step {m} of sequence {sequence} "
+           f"(t = {t0 + m * dt:.6g}); state before it: q = {_vector(before[0])}, p = {_vector(before[1])}; "
+           f"after it: q = {_vector(after[0])}, p = {_vector(after[1])}")
+    if all_finite(after[0], after[1]):
+        msg += " (the state is finite: the loss or an accumulated sum overflowed)"
+    msg += ". Reduce dt, or check the parameters, inputs and initial state."
+    return NumericalError(msg, phase, sequence, m,
+                          {"q_before": np.asarray(before[0]), "p_before": np.asarray(before[1]),
+                           "q_after": np.asarray(after[0]), "p_after": np.asarray(after[1])})
+
+
+def backward_failure(phase: str, sequence: int, steps: int, dt: float, t0: float,
+                     run: Callable[[int], tuple], state_at: Callable[[int], tuple]) -> NumericalError:
+    """The error for a pass running from node ``steps`` down to node 0 (the echo, the adjoint).
+
+    ``run(j)`` runs the pass over nodes ``j..K`` only and returns its outputs;
+    ``state_at(j)`` is ``(q, p)`` to show at node ``j``: the pass's own state
+    (the echo) or the stored trajectory the adjoint runs along.
+    """
+    # the pass over nodes j..K fails for every j up to some j*: find j* (largest failing start)
+    j = steps - first_failing(lambda r: not all_finite(*run(steps - r)), 1, steps)
+    q, p = state_at(j)
+    q_prev, p_prev = state_at(j + 1)
+    msg = (f"{phase}: {_kind(*run(j))} first appears at the step from node {j + 1} to node {j} "
+           f"of sequence {sequence} (t = {t0 + j * dt:.6g}, running backward in time); "
+           f"state at node {j + 1}: q = {_vector(q_prev)}, p = {_vector(p_prev)}; "
+           f"at node {j}: q = {_vector(q)}, p = {_vector(p)}. "
+           "Reduce dt or beta, or check the parameters, inputs and initial state.")
+    return NumericalError(msg, phase, sequence, j,
+                          {"q_before": np.asarray(q_prev), "p_before": np.asarray(p_prev),
+                           "q_after": np.asarray(q), "p_after": np.asarray(p)})

@@ -1,0 +1,60 @@
+"""How large a model the scalar (element-by-element) method accepts before it refuses.
+
+Every step of symglep's scalar method works on the expanded Lagrangian: each
+Euler–Lagrange equation differentiates the whole of ``L``, the generated code
+has one line per term, and Numba compiles all of it. The cost grows with
+``size = n × (number of nodes of the expression tree of L)``; measured on this
+project's reference machine (docs/limits.md) derive + generate take about 6 s at
+size 2.6·10⁴, 45 s at 4·10⁵ (before compilation, which takes longer still).
+Past :data:`MAX_MODEL_SIZE` symglep stops at once with a message instead of
+running silently for many minutes; ``SYMGLEP_MAX_MODEL_SIZE`` raises the limit.
+"""
+
+from __future__ import annotations
+
+import os
+
+import sympy as sp
+
+from .errors import ModelError
+from .model import Model
+
+MAX_MODEL_SIZE = 200_000
+ENV_VAR = "SYMGLEP_MAX_MODEL_SIZE"
+
+
+def max_model_size() -> int:
+    """The limit in force: ``$SYMGLEP_MAX_MODEL_SIZE`` if set, else :data:`MAX_MODEL_SIZE`."""
+    raw = os.environ.get(ENV_VAR)
+    if raw is None or not raw.strip():
+        return MAX_MODEL_SIZE
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ModelError(f"{ENV_VAR} must be a whole number, got {raw!r}") from None
+    if value < 1:
+        raise ModelError(f"{ENV_VAR} must be positive, got {value}")
+    return value
+
+
+def model_size(model: Model, stop_after: int | None = None) -> int:
+    """``n × nodes(L)``; counting stops once it passes ``stop_after`` (huge trees are not walked to the end)."""
+    n = max(model.n, 1)
+    nodes = 0
+    for _ in sp.preorder_traversal(model.lagrangian):
+        nodes += 1
+        if stop_after is not None and n * nodes > stop_after:
+            break
+    return n * nodes
+
+
+def check_size(model: Model) -> None:
+    """Raise :class:`ModelError` when ``model`` is past the size limit (module docstring)."""
+    limit = max_model_size()
+    size = model_size(model, stop_after=limit)
+    if size > limit:
+        raise ModelError(
+            f"model {model.name!r} is too large for the scalar method: n × nodes(L) exceeds {limit} "
+            f"(n = {model.n}); deriving, generating and compiling it element by element would take many "
+            "minutes to hours. Networks this large need the array form (one derivation for any n), which is "
+            f"planned but not yet available (docs/limits.md); to go on anyway, raise the limit with {ENV_VAR}=N")

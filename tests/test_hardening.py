@@ -1,0 +1,315 @@
+"""Hardening: numerical failures located, broken caches rebuilt, concurrent compiles, interrupted writes, limits.
+
+Each test here fails when the protection it names is removed (see the
+docstrings); the fuzzing of random models is in tests/test_fuzz.py.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import pathlib
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+
+import numpy as np
+import pytest
+import sympy as sp
+from click.testing import CliRunner
+from sympy.physics.mechanics import dynamicsymbols
+
+import symglep
+from symglep import runtime
+from symglep.check import run_check
+from symglep.cli import main
+from symglep.diagnose import NumericalError
+from symglep.limits import ENV_VAR, MAX_MODEL_SIZE, check_size, model_size
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+OSCILLATOR = str(ROOT / "examples" / "harmonic_oscillator.py")
+UNSTABLE_DT = 2.5          # leapfrog on x'' = -x is unstable for dt > 2: the state grows until it overflows
+
+
+@pytest.fixture(scope="module")
+def oscillator():
+    return symglep.compile(symglep.load_model(OSCILLATOR), dt=0.01)
+
+
+def _blow_up_problem(steps=2000):
+    """Two sequences: sequence 0 rests at 0 (stays finite), sequence 1 starts displaced (overflows)."""
+    q0 = np.array([[0.0], [0.2]])
+    p0 = np.zeros((2, 1))
+    u = np.zeros((2, steps + 1, 1))
+    y = np.zeros((2, steps + 1, 1))
+    return q0, p0, u, y
+
+
+def _raw_free(kern, th, q0, p0, u, y, m, dt):
+    """The compiled free kernel over the first m steps of sequence 1, without symglep's checks."""
+    return kern.module.free(th, q0[1:], p0[1:], False, u[1:, :m + 1], y[1:, :m + 1], dt, 0.0, False)[:3]
+
+
+# -- numerics: NaN and overflow located (protection: Kernels' output checks + symglep.diagnose) ------------
+@pytest.mark.parametrize("call", ["free", "gradient", "bptt_gradient", "nudged", "tangent"])
+def test_overflow_in_a_forward_pass_names_the_step_and_the_state(oscillator, call):
+    """Without the checks the kernels return NaN silently; with them the error names the first bad step."""
+    q0, p0, u, y = _blow_up_problem()
+    th = oscillator.theta({"k": 1.0, "m": 1.0})
+    args = dict(p0=p0, u=u, y=y, dt=UNSTABLE_DT)
+    with pytest.raises(NumericalError) as info:
+        if call == "nudged":
+            oscillator.nudged(th, q0, [0.0], **args)
+        else:
+            getattr(oscillator, call)(th, q0, **args)
+    err = info.value
+    assert err.sequence == 1 and err.step is not None
+    assert f"at step {err.step} of sequence 1" in str(err)
+    assert "q = [" in str(err) and "p = [" in str(err)
+    if call in ("free", "gradient", "bptt_gradient"):   # the definition of "first": m - 1 steps finite, m not
+        m = err.step
+        before = _raw_free(oscillator, th, q0, p0, u, y, m - 1, UNSTABLE_DT)
+        after = _raw_free(oscillator, th, q0, p0, u, y, m, UNSTABLE_DT)
+        assert all(np.all(np.isfinite(a)) for a in before)
+        assert not all(np.all(np.isfinite(a)) for a in after)
+        np.testing.assert_array_equal(err.state["q_before"], before[0][0])
+        np.testing.assert_array_equal(err.state["p_before"], before[1][0])
+
+
+def test_overflow_in_the_echo_phase_is_located_backward_in_time(oscillator):
+    """A huge nudge overflows the echo while the free run is fine: the echo phase is named, with its node."""
+    steps = 400
+    q0, p0, u, y = _blow_up_problem(steps)
+    y += 1.0
+    th = oscillator.theta({"k": 1.0, "m": 1.0})
+    with pytest.raises(NumericalError, match=r"echo phase: .* from node \d+ to node \d+ of sequence 0") as info:
+        oscillator.gradient(th, q0, p0=p0, u=u, y=y, beta=1e305)
+    assert 0 <= info.value.step < steps
+    assert np.all(np.isfinite(info.value.state["q_before"]))
+
+
+def test_adjoint_failure_is_located_by_bisection(oscillator, monkeypatch):
+    """The BPTT adjoint runs backward: the last node whose suffix fails is the one reported."""
+    steps, bad_from = 50, 17
+    q0, p0, u, y = _blow_up_problem(steps)
+    q0[1] = 0.1
+    th = oscillator.theta({"k": 1.0, "m": 1.0})
+    real = oscillator.module
+
+    class AdjointOverflowsBeforeNode17:
+        """The real kernels, except that BPTT over nodes j..K gives NaN for j < 17 (an adjoint overflow)."""
+
+        def __getattr__(self, name):
+            return getattr(real, name)
+
+        @staticmethod
+        def bptt_gradient(th, q0, x0, sv, u, y, h, t0):
+            out = list(real.bptt_gradient(th, q0, x0, sv, u, y, h, t0))
+            if u.shape[1] - 1 > steps - bad_from:   # the run starts before node 17
+                out[1] = out[1] * np.nan
+            return tuple(out)
+
+    monkeypatch.setattr(oscillator, "module", AdjointOverflowsBeforeNode17())
+    with pytest.raises(NumericalError, match=r"BPTT, adjoint pass: NaN first appears at the step from node 17 "
+                                             r"to node 16 of sequence 0") as info:
+        oscillator.bptt_gradient(th, q0, p0=p0, u=u, y=y)
+    assert info.value.step == bad_from - 1
+
+
+def test_non_finite_inputs_are_refused(oscillator):
+    q0, p0, u, y = _blow_up_problem(10)
+    u[0, 3, 0] = np.nan
+    with pytest.raises(symglep.SymglepError, match=r"inputs u holds a non-finite value \(first at index \(0, 3, 0\)\)"):
+        oscillator.free([1.0, 1.0], q0, p0=p0, u=u, y=y)
+    with pytest.raises(symglep.SymglepError, match="q0 holds a non-finite value"):
+        oscillator.free([1.0, 1.0], np.array([[np.inf], [0.0]]), p0=p0, u=np.zeros_like(y), y=y)
+
+
+def test_cli_check_reports_overflow_with_exit_code_3():
+    result = CliRunner().invoke(main, ["check", OSCILLATOR, "--dt", "2.5", "--steps", "2000"])
+    assert result.exit_code == 3, result.output
+    assert "first appears at step" in result.output and "Traceback" not in result.output
+
+
+# -- symglep check warnings (protection: check.warnings) ------------------------------------------------
+def test_check_warns_when_beta_is_too_large():
+    """Richardson estimate of the centred estimator's beta error (beta vs 2 beta) above the tolerance."""
+    model = symglep.load_model(OSCILLATOR)
+    large = run_check(model, steps=300, beta=0.05)
+    assert any("too large for this model's curvature" in w for w in large["warnings"])
+    # the estimate is a measurement of the real error: it matches echo-vs-BPTT within a factor 2
+    assert 0.5 < large["centred_error_estimate"] / large["rel_err_echo_vs_bptt"] < 2
+    small = run_check(model, steps=300, beta=1e-4)
+    assert not any("beta" in w for w in small["warnings"])
+    assert small["one_sided_vs_centred"] > 1e3 * small["centred_error_estimate"]   # first vs second order
+
+
+def test_check_warns_when_the_round_trip_exceeds_the_tolerance():
+    model = symglep.load_model(OSCILLATOR)
+    strict = run_check(model, steps=300, tolerance=1e-17)
+    assert strict["roundtrip_error"] > 1e-17
+    assert any("not reversible to the gradient tolerance" in w for w in strict["warnings"])
+    normal = run_check(model, steps=300)
+    assert not any("reversible" in w for w in normal["warnings"])
+    result = CliRunner().invoke(main, ["check", OSCILLATOR, "--steps", "300", "--beta", "0.05"])
+    assert "warning: beta = 0.05 is too large" in result.output
+
+
+# -- cache entries (protection: runtime._valid_entry's checksum) ------------------------------------------
+def _forget(kernels):
+    """Drop what this process holds of a compiled entry, as a new process would start."""
+    runtime._LOADED.clear()
+    sys.modules.pop(kernels.module.__name__, None)
+
+
+@pytest.mark.parametrize("damage", ["truncate", "edit", "checksum"])
+def test_damaged_cache_entry_is_detected_and_rebuilt(tmp_path, damage):
+    model = symglep.load_model(OSCILLATOR)
+    kern = symglep.compile(model, cache=str(tmp_path), jit=False)
+    path = pathlib.Path(kern.module.__file__)
+    original = path.read_bytes()
+    assert kern.generated_source
+    if damage == "truncate":
+        path.write_bytes(original[: len(original) // 2])
+    elif damage == "edit":       # still valid Python with the right hash line: only the checksum tells
+        path.write_bytes(original.replace(b"NEWTON_MAXIT = 50", b"NEWTON_MAXIT = 1"))
+    else:
+        (path.parent / "kernels.py.sha256").write_text("0" * 64 + "\n")
+    _forget(kern)
+    again = symglep.compile(model, cache=str(tmp_path), jit=False)
+    assert again.generated_source
+    assert path.read_bytes() == original
+    _forget(again)
+    third = symglep.compile(model, cache=str(tmp_path), jit=False)
+    assert not third.generated_source            # an intact entry is reused
+    _forget(third)
+
+
+CONCURRENT = textwrap.dedent("""
+    import json, sys
+    import numpy as np
+    import symglep
+    kern = symglep.compile(symglep.load_model(sys.argv[1]), dt=0.01)
+    q0 = np.array([[0.2], [-0.1]]); p0 = np.zeros((2, 1))
+    u = np.zeros((2, 301, 1)); y = 0.1 * np.ones((2, 301, 1))
+    g = kern.gradient([1.1, 0.9], q0, p0=p0, u=u, y=y)
+    misses = sum(sum(f.stats.cache_misses.values()) for f in (kern.module.free, kern.module.gradient))
+    print(json.dumps({"generated": kern.generated_source, "misses": misses, "grad": g.dtheta.tolist()}))
+""")
+
+
+def test_concurrent_compiles_share_one_entry_and_survive_broken_numba_files(tmp_path):
+    """Two processes start compiling the same model into an empty cache at once (protection: the entry's
+    lock): one generates and compiles, the other waits and loads; both succeed with identical results.
+    Then Numba's own cache files are truncated: a third process still succeeds with the same numbers."""
+    env = dict(os.environ, SYMGLEP_CACHE_DIR=str(tmp_path / "cache"))
+    script = tmp_path / "compile_one.py"
+    script.write_text(CONCURRENT)
+    procs = [subprocess.Popen([sys.executable, str(script), OSCILLATOR], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = []
+    for proc in procs:
+        out, err = proc.communicate(timeout=600)
+        assert proc.returncode == 0, err
+        outs.append(json.loads(out.strip().splitlines()[-1]))
+    assert sorted(o["generated"] for o in outs) == [False, True]
+    assert [o["misses"] for o in outs if not o["generated"]] == [0]
+    assert outs[0]["grad"] == outs[1]["grad"]
+    entries = [p for p in (tmp_path / "cache").iterdir() if p.is_dir()]
+    assert len(entries) == 1
+    kernel_file = entries[0] / "kernels.py"
+    digest = runtime.HASH_LINE.search(kernel_file.read_text()).group(1)
+    assert runtime._valid_entry(str(kernel_file), digest)
+    for data in (entries[0] / "__pycache__").glob("*.nbc"):
+        data.write_bytes(data.read_bytes()[:64])
+    third = subprocess.run([sys.executable, str(script), OSCILLATOR], env=env, capture_output=True, text=True,
+                           timeout=600)
+    assert third.returncode == 0, third.stderr
+    assert json.loads(third.stdout.strip().splitlines()[-1])["grad"] == outs[0]["grad"]
+
+
+# -- interrupted generation (protection: fileio.write_atomic) --------------------------------------------
+KILLED = textwrap.dedent("""
+    import sys
+    import symglep.runtime as runtime
+    def huge_source(*args, **kwargs):   # a slow write, so that the kill lands in the middle of it
+        return "# Generated by symglep (interrupted)\\n" + "#" * 150_000_000 + "\\n", None
+    runtime.generate_source = huge_source
+    from symglep.cli import main
+    main(["generate", sys.argv[1], "--out", sys.argv[2]])
+""")
+
+
+def test_generation_killed_in_the_middle_leaves_the_previous_file_intact(tmp_path):
+    out = tmp_path / "generated"
+    assert CliRunner().invoke(main, ["generate", OSCILLATOR, "--out", str(out)]).exit_code == 0
+    target = out / "harmonic_oscillator" / "numba" / "kernels.py"
+    before = target.read_bytes()
+    folder = target.parent
+    listing = sorted(os.listdir(folder))
+    script = tmp_path / "killed.py"
+    script.write_text(KILLED)
+    proc = subprocess.Popen([sys.executable, str(script), OSCILLATOR, str(out)], stderr=subprocess.PIPE)
+    deadline = time.time() + 120
+    while time.time() < deadline and proc.poll() is None:     # wait until the write has begun
+        if sorted(os.listdir(folder)) != listing or target.stat().st_size != len(before):
+            break
+        time.sleep(0.002)
+    assert proc.poll() is None, "the generation finished before it could be interrupted"
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    assert target.read_bytes() == before
+
+
+# -- limits (protection: symglep.limits.check_size) ---------------------------------------------------------
+def _big_chain(n=128):
+    xs = dynamicsymbols(f"x0:{n}")
+    ks = sp.symbols(f"k0:{n - 1}", positive=True)
+    lagrangian = (sum(x.diff() ** 2 for x in xs) / 2 - sum(x**2 / 2 + x**4 / 4 for x in xs)
+                  - sum(k * (xs[i + 1] - xs[i]) ** 2 / 2 for i, k in enumerate(ks)))
+    return symglep.Model(lagrangian=lagrangian, coordinates=list(xs), parameters=list(ks), name="chain128")
+
+
+def test_model_past_the_size_limit_is_refused_at_once(monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    model = _big_chain()
+    assert model_size(model) > MAX_MODEL_SIZE
+    start = time.perf_counter()
+    with pytest.raises(symglep.ModelError, match=r"too large for the scalar method.*array form.*"
+                                                 + ENV_VAR):
+        symglep.derive(model)
+    assert time.perf_counter() - start < 5          # the full derivation takes minutes
+    monkeypatch.setenv(ENV_VAR, str(10 * MAX_MODEL_SIZE))
+    check_size(model)                                # raised limit: accepted
+    monkeypatch.setenv(ENV_VAR, "lots")
+    with pytest.raises(symglep.ModelError, match=f"{ENV_VAR} must be a whole number"):
+        check_size(model)
+
+
+def test_cli_refuses_a_too_large_model_in_one_line(tmp_path, monkeypatch):
+    monkeypatch.delenv(ENV_VAR, raising=False)
+    path = tmp_path / "big.py"
+    path.write_text(textwrap.dedent("""
+        import sympy as sp
+        from sympy.physics.mechanics import dynamicsymbols
+        import symglep
+        xs = dynamicsymbols("x0:128")
+        model = symglep.Model(lagrangian=sum(x.diff() ** 2 / 2 - sp.cos(x) - x**4 for x in xs)
+                              + sum(sp.cos(a - b) for a, b in zip(xs, xs[1:])), coordinates=list(xs))
+    """))
+    result = CliRunner().invoke(main, ["derive", str(path)])
+    assert result.exit_code == 2
+    assert result.output.count("\n") == 1 and "too large for the scalar method" in result.output
+
+
+# -- inert generated code: what reaches the file system from a model name (protection: names.encode) ------
+def test_model_name_cannot_escape_the_output_folder(tmp_path):
+    x = dynamicsymbols("x")
+    model = symglep.Model(lagrangian=x.diff() ** 2 / 2 - x**2 / 2, coordinates=[x], name="../../escaped/evil")
+    from symglep.codegen.output import write_generated
+
+    path = pathlib.Path(write_generated(model, str(tmp_path / "out")))
+    assert (tmp_path / "out") in path.resolve().parents
+    assert not (tmp_path / "escaped").exists()
