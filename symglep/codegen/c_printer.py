@@ -53,6 +53,7 @@ class CPrinter(C99CodePrinter):
         super().__init__({"type_aliases": {real: float32 if precision == "float32" else float64},
                           "math_macros": {}})
         self._names = names
+        self._single = precision == "float32"
 
     def _print_Symbol(self, expr):
         if expr in self._names:
@@ -60,6 +61,19 @@ class CPrinter(C99CodePrinter):
         raise KeyError(f"symbol {expr} has no generated name")
 
     _print_Dummy = _print_Symbol
+
+    def _print_Pow(self, expr):
+        """float: small integer powers as products (``powf`` is a slow library call on an MCU).
+
+        double keeps ``pow``, as the Numba kernels do, so that float64 results match them bit for bit.
+        """
+        exp = expr.exp
+        if (self._single and exp.is_Integer and 2 <= abs(int(exp)) <= 4
+                and not expr.base.atoms(sp.Function)):  # never repeat a call such as sinf
+            base = self.parenthesize(expr.base, 100)  # always bracketed: a product of atoms
+            product = "*".join([base] * abs(int(exp)))
+            return f"({product})" if exp > 0 else f"(1.0F/({product}))"
+        return super()._print_Pow(expr)
 
     def _print_NumberSymbol(self, expr):
         """π, e, ... as literals of the working precision (``M_PI`` is not C99)."""
@@ -97,6 +111,7 @@ def c_function(fn: NumericFunction, precision: str = "float64", prefix: str = "f
     printer = CPrinter(names, precision)
     for w, e in replacements:
         lines.append(f"    const real {names[w]} = {printer.doprint(e)};")
+    lines += [f"    (void){a};" for a in unused]  # after the declarations: C89-clean too
     k = 0
     for out, exprs in fn.outputs:
         params.append(f"real *restrict out_{out}")
@@ -104,8 +119,7 @@ def c_function(fn: NumericFunction, precision: str = "float64", prefix: str = "f
             lines.append(f"    out_{out}[{i}] = {printer.doprint(reduced[k])};")
             k += 1
     head = [f"/* {safe_comment(fn.doc)} */", f"static void {prefix}{fn.name}({', '.join(params)})", "{"]
-    voids = [f"    (void){a};" for a in unused]
-    return "\n".join(head + voids + lines + ["}"]) + "\n"
+    return "\n".join(head + lines + ["}"]) + "\n"
 
 
 def literal(text: str, precision: str) -> str:
