@@ -23,7 +23,8 @@ def generate(model, out: pathlib.Path, precision: str) -> pathlib.Path:
 
 def compile_c(cc: str, folder: pathlib.Path, output: pathlib.Path, sources, flags) -> None:
     """Compiles ``sources`` in ``folder``; fails with the compiler's messages on any warning."""
-    cmd = [cc, *flags, "-o", str(output), *[str(folder / s) for s in sources], "-lm"]
+    link = [] if "-c" in flags else ["-lm"]
+    cmd = [cc, *flags, "-o", str(output), *[str(folder / s) for s in sources], *link]
     done = subprocess.run(cmd, capture_output=True, text=True)
     assert done.returncode == 0 and not done.stderr.strip(), f"{' '.join(cmd)}\n{done.stderr}"
 
@@ -103,10 +104,10 @@ class CKernels:
         return np.array(tq), np.array(tp)
 
 
-def relative_error(a, b) -> float:
-    """max |a - b| / max |b| (norm-wise; b is the reference)."""
+def relative_error(a, b, scale=None) -> float:
+    """max |a - b| / max |b| (norm-wise; b is the reference), or / ``scale`` when given."""
     a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    scale = np.max(np.abs(b))
+    scale = np.max(np.abs(b)) if scale is None else scale
     return float(np.max(np.abs(a - b)) / scale) if scale > 0 else float(np.max(np.abs(a)))
 
 
@@ -117,3 +118,14 @@ def parse_example_output(text: str) -> dict:
         name, *values = line.split()
         out[name] = np.array([float(v) for v in values])
     return out
+
+
+def instance(model, seed: int, steps: int, single: bool):
+    """A seeded problem (th, q0, p0, u, y) for one sequence; float32-representable when ``single``."""
+    rng = np.random.default_rng(seed)
+    n, n_theta, n_u, n_y = model.n, len(model.parameters), len(model.u), len(model.y)
+    th = 1 + 0.2 * rng.random(n_theta)
+    q0, p0 = rng.uniform(-.3, .3, n), rng.uniform(-.2, .2, n)
+    u, y = rng.uniform(-.2, .2, (steps + 1, n_u)), rng.uniform(-.2, .2, (steps + 1, n_y))
+    arrays = (th, q0, p0, u, y)
+    return tuple(a.astype(np.float32).astype(np.float64) for a in arrays) if single else arrays

@@ -38,7 +38,7 @@ C_FUNCTIONS = {
 NEWTON_TOL_C = {"float64": repr(NEWTON_TOL), "float32": "1e-5F"}
 
 #: the echo's nudge in example_main.c (float32 needs a larger one, docs/c-kernels.md)
-EXAMPLE_BETA = {"float64": "1e-4", "float32": "1e-2"}
+EXAMPLE_BETA = {"float64": "1e-4", "float32": "0.1"}
 EXAMPLE_STEPS = 200
 EXAMPLE_DT = "0.01"
 
