@@ -34,6 +34,7 @@ from click.testing import CliRunner
 import symglep
 from symglep.cli import main
 from symglep.codegen.c_printer import c_api_prefix
+from symglep.codegen.output import write_generated
 
 from c_harness import (EXTRA, STRICT, CKernels, compile_c, generate, instance, parse_example_output,
                        relative_error)
@@ -327,3 +328,28 @@ def test_hostile_names_give_inert_c_with_the_same_numbers(tmp_path):
     for a, b in zip(evil.gradient(th, q0, p0, False, u, y, DT, 1e-4, True),
                     plain.gradient(th, q0, p0, False, u, y, DT, 1e-4, True)):
         np.testing.assert_array_equal(a, b)
+
+
+def test_model_without_inputs_or_targets_and_a_digit_name(tmp_path):
+    """Zero-sized inputs, targets and outputs, a name starting with a digit: clean C, both integrators."""
+    import sympy as sp
+    from sympy.physics.mechanics import dynamicsymbols
+
+    x = dynamicsymbols("x")
+    k = sp.Symbol("k", positive=True)
+    model = symglep.Model(lagrangian=x.diff() ** 2 / 2 - k * x**4 / 4, coordinates=[x], parameters=[k],
+                          cost=x**2 / 2, name="3 no-input")
+    assert c_api_prefix(model.name) == "m_3_x20_no_x2d_input"
+    losses = {}
+    for integrator in ("leapfrog", "midpoint"):
+        folder = pathlib.Path(write_generated(model, str(tmp_path / integrator), "c", integrator)[0]).parent
+        exe = folder / "example"
+        compile_c("gcc", folder, exe, ["example_main.c", f"{folder.parent.name}.c"],
+                  STRICT + EXTRA + ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
+        run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0 and not run.stderr, run.stderr[-2000:]
+        out = parse_example_output(run.stdout)
+        assert out["free_status"][0] == 0 and out["gradient_status"][0] == 0
+        losses[integrator] = out["loss"][0]
+    # two second-order integrators of the same system, 200 steps of 0.01: losses agree to O(h^2)
+    assert abs(losses["leapfrog"] - losses["midpoint"]) <= 1e-3 * abs(losses["leapfrog"])

@@ -115,6 +115,8 @@ def c_function(fn: NumericFunction, precision: str = "float64", prefix: str = "f
     k = 0
     for out, exprs in fn.outputs:
         params.append(f"real *restrict out_{out}")
+        if not exprs:
+            lines.append(f"    (void)out_{out};  /* size 0 for this model */")
         for i in range(len(exprs)):
             lines.append(f"    out_{out}[{i}] = {printer.doprint(reduced[k])};")
             k += 1
