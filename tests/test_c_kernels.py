@@ -55,6 +55,9 @@ MATH_FUNCTIONS = {"sinf", "cosf", "tanf", "expf", "logf", "powf", "sqrtf", "fabs
 COMPILER_SUPPORT = {"memset", "memcpy", "memmove"}  # GCC requires them even of freestanding code
 
 
+pytestmark = pytest.mark.usefixtures("toolchains")
+
+
 @functools.lru_cache(maxsize=None)
 def _model(name: str):
     return symglep.load_model(str(ROOT / "examples" / f"{name}.py"))
@@ -82,7 +85,7 @@ def _library(c_dir: pathlib.Path, name: str, precision: str) -> CKernels:
 def toolchains():
     """clang and arm-none-eabi-gcc, installed by scripts/install-toolchains.sh when missing (once)."""
     def missing():
-        return [cc for cc in ("clang", "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm")
+        return [cc for cc in ("gcc", "make", "clang", "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm")
                 if shutil.which(cc) is None]
 
     if missing():
@@ -246,7 +249,7 @@ def test_example_program_under_sanitizers(name, c_dir):
 # Other compilers: clang, and a Cortex-M4F cross-compile
 # ---------------------------------------------------------------------------
 
-def test_clang_compiles_every_example_without_warnings(toolchains, c_dir):
+def test_clang_compiles_every_example_without_warnings(c_dir):
     for name in EXAMPLES:
         for precision in ("float64", "float32"):
             folder = generate(_model(name), c_dir / f"clang-{precision}", precision)
@@ -255,7 +258,7 @@ def test_clang_compiles_every_example_without_warnings(toolchains, c_dir):
                           ["-std=c99", "-Weverything", "-Werror", "-pedantic", "-O2", "-c"])
 
 
-def test_cortex_m4_cross_compile_and_code_size(toolchains, c_dir):
+def test_cortex_m4_cross_compile_and_code_size(c_dir):
     """float32 kernels for a Cortex-M4F: warning-free, no double arithmetic, only math.h calls; sizes printed."""
     rows = []
     for name in EXAMPLES:
