@@ -108,19 +108,22 @@ def residuals(model_spec, bc, fmt, output):
 
 @main.command()
 @MODEL_ARG
-@click.option("--target", type=click.Choice(["numba"]), default="numba", show_default=True)
+@click.option("--target", type=click.Choice(["numba", "c"]), default="numba", show_default=True,
+              help="numba: Python kernels; c: portable C99 (docs/c-kernels.md).")
+@click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
+              help="Floating type of the C kernels (numba: float64 only).")
 @click.option("--integrator", type=click.Choice(["auto", "leapfrog", "midpoint"]), default="auto", show_default=True,
               help="auto: leapfrog when separable, else midpoint (theory §6).")
 @click.option("--out", "out_dir", default="generated", show_default=True, type=click.Path(file_okay=False),
               help="Root folder; files go to OUT/<model>/<target>/.")
 @click.option("--force", is_flag=True, help="Overwrite files that symglep did not generate.")
-def generate(model_spec, target, integrator, out_dir, force):
+def generate(model_spec, target, precision, integrator, out_dir, force):
     """Generate the kernels of MODEL (free, echo, gradient, BPTT) into OUT/<model>/<target>/."""
     from .codegen.output import write_generated
     from .loader import load_model
 
-    path = write_generated(load_model(model_spec), out_dir, target, integrator, force)
-    click.echo(path)
+    for path in write_generated(load_model(model_spec), out_dir, target, integrator, force, precision):
+        click.echo(path)
 
 
 @main.command()

@@ -33,6 +33,20 @@ def test_generated_files_are_up_to_date(path):
         f"{committed} is stale; regenerate with: symglep generate {path.relative_to(ROOT)}")
 
 
+@pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)
+def test_generated_c_files_are_up_to_date(path):
+    """generated/<model>/c/ (float64) holds exactly what `symglep generate --target c` writes today."""
+    from symglep.codegen.render_c import generate_c
+
+    model = symglep.load_model(str(path))
+    folder = ROOT / "generated" / model.name / "c"
+    files = generate_c(model)
+    hint = f"regenerate with: symglep generate {path.relative_to(ROOT)} --target c"
+    assert folder.is_dir() and sorted(p.name for p in folder.iterdir()) == sorted(files), hint
+    for name, text in files.items():
+        assert (folder / name).read_text(encoding="utf-8") == text, f"{folder / name} is stale; {hint}"
+
+
 def test_generation_is_deterministic_across_processes(tmp_path):
     """Same model, different hash seeds -> the same bytes."""
     outs = []

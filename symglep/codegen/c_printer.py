@@ -1,0 +1,130 @@
+"""Printing the maths of a :class:`~symglep.discrete.NumericFunction` as portable C99.
+
+Each function becomes a ``static void f_<name>(args..., outs...)`` that unpacks its
+argument vectors into ``const real`` locals (named by the sanitiser), evaluates the
+common subexpressions of *all* its outputs together (one ``cse`` call, as the Numba
+printer does) and writes the outputs through ``restrict`` pointers. ``real`` is the
+model's ``<model>_real`` (``float`` or ``double``, fixed at generation); for ``float``
+the printer uses the ``f``-suffixed ``math.h`` functions and ``F`` literals, so no
+expression is silently promoted to ``double``. Nothing but ``math.h`` is called.
+"""
+
+from __future__ import annotations
+
+import keyword
+
+import sympy as sp
+from sympy.codegen.ast import float32, float64, real
+from sympy.printing.c import C99CodePrinter
+
+from ..discrete import NumericFunction
+from .names import Namer, encode, safe_comment
+from .printer import common_subexpressions
+
+PRECISIONS = ("float64", "float32")
+
+#: C99 keywords and the names ``math.h``/``stddef.h`` use (an API prefix must not be one).
+C_RESERVED = frozenset("""
+auto break case char const continue default do double else enum extern float for goto if inline int long
+register restrict return short signed sizeof static struct switch typedef union unsigned void volatile while
+_Bool _Complex _Imaginary size_t NULL real
+""".split())
+
+
+def c_api_prefix(model_name: str) -> str:
+    """The prefix of every public C name of a model (``<prefix>_free``, ``<prefix>_real``, ...).
+
+    It is the sanitiser's :func:`~symglep.codegen.names.encode` of the model name, so it holds
+    only ``[A-Za-z0-9_]``; a name that would start with a digit or ``_`` (reserved in C), or
+    that is a C keyword, gets the prefix ``m_``. At most 40 characters.
+    """
+    base = encode(model_name)[:40]
+    if not base or not (base[0].isalpha()) or base in C_RESERVED or keyword.iskeyword(base):
+        base = "m_" + base
+    return base
+
+
+class CPrinter(C99CodePrinter):
+    """C99 printer writing sanitised local names and literals of the chosen precision."""
+
+    def __init__(self, names: dict, precision: str = "float64"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"unknown precision {precision!r}")
+        super().__init__({"type_aliases": {real: float32 if precision == "float32" else float64},
+                          "math_macros": {}})
+        self._names = names
+        self._single = precision == "float32"
+
+    def _print_Symbol(self, expr):
+        if expr in self._names:
+            return self._names[expr]
+        raise KeyError(f"symbol {expr} has no generated name")
+
+    _print_Dummy = _print_Symbol
+
+    def _print_Pow(self, expr):
+        """float: small integer powers as products (``powf`` is a slow library call on an MCU).
+
+        double keeps ``pow``, as the Numba kernels do, so that float64 results match them bit for bit.
+        """
+        exp = expr.exp
+        if (self._single and exp.is_Integer and 2 <= abs(int(exp)) <= 4
+                and not expr.base.atoms(sp.Function)):  # never repeat a call such as sinf
+            base = self.parenthesize(expr.base, 100)  # always bracketed: a product of atoms
+            product = "*".join([base] * abs(int(exp)))
+            return f"({product})" if exp > 0 else f"(1.0F/({product}))"
+        return super()._print_Pow(expr)
+
+    def _print_NumberSymbol(self, expr):
+        """π, e, ... as literals of the working precision (``M_PI`` is not C99)."""
+        return self._print(sp.Float(expr.evalf(30), 30))
+
+    _print_Pi = _print_NumberSymbol
+    _print_Exp1 = _print_NumberSymbol
+    _print_EulerGamma = _print_NumberSymbol
+    _print_GoldenRatio = _print_NumberSymbol
+    _print_Catalan = _print_NumberSymbol
+
+
+def c_function(fn: NumericFunction, precision: str = "float64", prefix: str = "f_") -> str:
+    """Source of one ``static void f_<name>(args..., outs...)`` (argument order as in ``fn.args``)."""
+    namer = Namer("s_")
+    replacements, reduced = common_subexpressions(fn.outputs)
+    used = set()
+    for e in [r for _, r in replacements] + list(reduced):
+        used |= e.free_symbols
+    names = {}
+    params, lines, unused = [], [], []
+    for arg, symbols in fn.args:
+        scalar = arg in fn.scalars
+        params.append(f"real {arg}" if scalar else f"const real *restrict {arg}")
+        touched = False
+        for i, s in enumerate(symbols):
+            if s in used:
+                names[s] = namer(s, s.name)
+                touched = True
+                lines.append(f"    const real {names[s]} = {arg if scalar else f'{arg}[{i}]'};")
+        if not touched:
+            unused.append(arg)
+    for w, _ in replacements:
+        names[w] = namer(w, f"w{w.name[1:]}").replace("s_", "t_", 1)
+    printer = CPrinter(names, precision)
+    for w, e in replacements:
+        lines.append(f"    const real {names[w]} = {printer.doprint(e)};")
+    lines += [f"    (void){a};" for a in unused]  # after the declarations: C89-clean too
+    k = 0
+    for out, exprs in fn.outputs:
+        params.append(f"real *restrict out_{out}")
+        if not exprs:
+            lines.append(f"    (void)out_{out};  /* size 0 for this model */")
+        for i in range(len(exprs)):
+            lines.append(f"    out_{out}[{i}] = {printer.doprint(reduced[k])};")
+            k += 1
+    head = [f"/* {safe_comment(fn.doc)} */", f"static void {prefix}{fn.name}({', '.join(params)})", "{"]
+    return "\n".join(head + lines + ["}"]) + "\n"
+
+
+def literal(text: str, precision: str) -> str:
+    """A floating literal of the working precision (``0.5`` or ``0.5F``)."""
+    float(text)
+    return text + ("F" if precision == "float32" else "")

@@ -1,0 +1,126 @@
+"""Rendering a :class:`~symglep.discrete.Scheme` into C99 files (``templates/c/``).
+
+Four files per model: ``<stem>.h`` (API, sizes, argument order), ``<stem>.c`` (the
+kernels), ``example_main.c`` (a tiny host program) and a ``Makefile``. The maths is
+printed by :mod:`symglep.codegen.c_printer`; the templates lay out the loops, which
+mirror the Numba template's operation for operation (docs/c-kernels.md).
+
+The content hash of the C target covers ``templates/c/`` and its own list of generator
+modules, so the Numba target's hash (and the committed Numba kernels) does not depend
+on the C printer.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from .. import __version__
+from ..discrete import Scheme
+from ..model import Model
+from .c_printer import PRECISIONS, c_api_prefix, c_function, literal
+from .names import encode, safe_comment
+from .render import NEWTON_MAXIT, NEWTON_TOL, environment, model_fingerprint, template_dir
+
+#: the generator modules whose source shapes the C files (hashed with templates/c/)
+C_GENERATORS = ("discrete.py", "codegen/printer.py", "codegen/c_printer.py", "codegen/render.py",
+                "codegen/render_c.py", "codegen/names.py", "mechanics.py", "legendre.py", "symmetry.py")
+
+#: the Scheme functions the C kernels call (only these are printed: C warns on unused statics)
+C_FUNCTIONS = {
+    "leapfrog": ("momentum", "momentum_vjp", "cost", "force", "velocity", "potential_partials",
+                 "kinetic_partials"),
+    "midpoint": ("momentum", "momentum_vjp", "cost", "midpoint_momenta", "midpoint_jacobian",
+                 "lagrangian_partials"),
+}
+
+#: Newton stops when a step is below tol * (1 + |q|); float32 round-off is ~1e-7
+NEWTON_TOL_C = {"float64": repr(NEWTON_TOL), "float32": "1e-5F"}
+
+#: the echo's nudge in example_main.c (float32 needs a larger one, docs/c-kernels.md)
+EXAMPLE_BETA = {"float64": "1e-4", "float32": "0.1"}
+EXAMPLE_STEPS = 200
+EXAMPLE_DT = "0.01"
+
+FILES = ("{stem}.h", "{stem}.c", "example_main.c", "Makefile")
+
+
+def file_stem(model_name: str) -> str:
+    """The stem of the header and source files (the output folder's name, see codegen.output)."""
+    return encode(model_name)[:80] or "model"
+
+
+def c_sources_digest() -> str:
+    """Digest of templates/c/ and the C generator modules."""
+    h = hashlib.sha256()
+    folder = os.path.join(template_dir(), "c")
+    for name in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, name), "rb") as f:
+            h.update(name.encode() + b"\0" + f.read())
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for rel in C_GENERATORS:
+        with open(os.path.join(pkg, rel), "rb") as f:
+            h.update(rel.encode() + b"\0" + f.read())
+    return h.hexdigest()
+
+
+def c_content_hash(model: Model, integrator: str, precision: str) -> str:
+    """sha256 of (version, model, integrator, precision, C templates and generators)."""
+    h = hashlib.sha256()
+    h.update(f"symglep {__version__}\ntarget=c\n".encode())
+    h.update(model_fingerprint(model).encode())
+    h.update(f"\nintegrator={integrator};precision={precision}\n".encode())
+    h.update(c_sources_digest().encode())
+    return h.hexdigest()
+
+
+def render_c(scheme: Scheme, digest: str, precision: str = "float64") -> dict:
+    """The four C files of ``scheme``: ``{file name: text}``."""
+    if precision not in PRECISIONS:
+        raise ValueError(f"unknown precision {precision!r}")
+    stem = file_stem(scheme.name)
+    api = c_api_prefix(scheme.name)
+    single = precision == "float32"
+    wanted = [f for f in C_FUNCTIONS[scheme.integrator] if scheme.time_reversible or f != "momentum_vjp"]
+    wanted += ["energy"] if scheme.has_energy else []
+    if scheme.integrator == "leapfrog":
+        loss = "the trapezoid sum h * sum' c(q_k, t_k), half weight at k = 0 and k = K"
+        step_note = ""
+    else:
+        loss = "h * sum c(qbar_k, t_k+1/2), inputs and targets the mean of the two nodes"
+        step_note = ("Newton starts from q (the free and echo kernels start from the last step's "
+                     "velocity: the results agree to round-off).")
+    context = dict(
+        version=__version__, content_hash=digest, model_comment=safe_comment(scheme.name),
+        integrator=scheme.integrator, precision=precision, ctype="float" if single else "double",
+        P=api, stem=stem, guard=f"SYMGLEP_{api.upper()}_H",
+        n=scheme.n, n_theta=scheme.n_theta, n_u=scheme.n_u, n_y=scheme.n_y,
+        parameter_comment=safe_comment(", ".join(scheme.parameter_names)) or "(none)",
+        coordinate_comment=safe_comment(", ".join(scheme.coordinate_names)),
+        input_comment=safe_comment(", ".join(scheme.input_names)) or "(none)",
+        target_comment=safe_comment(", ".join(scheme.target_names)) or "(none)",
+        breaking_comment=safe_comment(", ".join(scheme.breaking_terms)) or "(see symglep derive)",
+        time_reversible=scheme.time_reversible, has_energy=scheme.has_energy,
+        loss_comment=loss, step_note=step_note,
+        newton_maxit=NEWTON_MAXIT, newton_tol=NEWTON_TOL_C[precision],
+        functions=[c_function(scheme.function(name), precision) for name in wanted],
+        F="F" if single else "", compensated=single, fabs="fabsf" if single else "fabs", huge="HUGE_VALF" if single else "HUGE_VAL",
+        example_steps=EXAMPLE_STEPS, dt=EXAMPLE_DT, beta=EXAMPLE_BETA[precision],
+        lit=lambda text: literal(text, precision),
+    )
+    env = environment()
+    names = {"{stem}.h": "c/model.h.j2", "{stem}.c": "c/model.c.j2",
+             "example_main.c": "c/example_main.c.j2", "Makefile": "c/Makefile.j2"}
+    return {pattern.format(stem=stem): env.get_template(tpl).render(**context) for pattern, tpl in names.items()}
+
+
+def generate_c(model: Model, integrator: str = "auto", precision: str = "float64") -> dict:
+    """Derive, discretise and render ``model`` for the C target: ``{file name: text}``."""
+    from ..derivation import derive
+    from ..discrete import discretise
+    from ..errors import SymglepError
+
+    if precision not in PRECISIONS:
+        raise SymglepError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    scheme = discretise(derive(model), integrator)
+    return render_c(scheme, c_content_hash(model, integrator, precision), precision)

@@ -1,0 +1,358 @@
+"""The C99 target (docs/c-kernels.md): compiled, sanitised, cross-compiled, and equal to the Numba kernels.
+
+* float64: every bundled example's C kernels, built with ``gcc -std=c99 -Wall -Wextra -Werror
+  -pedantic`` (and more warnings) into a shared library and called through ctypes, match
+  ``symglep.compile(model)`` to ``1e-12`` relative (``max|a − b| / max|b|``) on trajectories,
+  echoes and gradients (centred and one-sided, momentum and velocity starts), and the
+  single-step function reproduces the free trajectory;
+* float32: the same kernels in single precision stay within the bounds docs/c-kernels.md
+  states (gradients against the float64 estimator at the same β = 0.1);
+* ``-fsanitize=address,undefined``: each example program is built with the sanitizers, run as
+  a subprocess (ASan cannot be loaded into Python by ctypes), and its printed results are
+  checked against Numba;
+* clang ``-Weverything -Werror`` and a Cortex-M4F cross-compile (``arm-none-eabi-gcc``), whose
+  code sizes the test prints. Missing compilers are installed once per session by
+  ``scripts/install-toolchains.sh`` (Debian packages); if that fails the tests FAIL, never skip.
+
+Numba kernels come from the shared on-disk cache (tests/conftest.py): test_kernels.py compiles
+the same six models.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import pathlib
+import re
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import symglep
+from symglep.cli import main
+from symglep.codegen.c_printer import c_api_prefix
+from symglep.codegen.output import write_generated
+
+from c_harness import (EXTRA, STRICT, CKernels, compile_c, generate, instance, parse_example_output,
+                       relative_error)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+EXAMPLES = ["harmonic_oscillator", "oscillator_chain", "double_pendulum", "relativistic_particle",
+            "damped_oscillator", "charged_particle"]
+REVERSIBLE = EXAMPLES[:5]
+DT = 0.01
+STEPS = 150
+MATCH_TOL = 1e-12        # float64 C against Numba
+F32_BETA = 0.1           # the nudge docs/c-kernels.md recommends for float32
+F32_GRAD_TOL = 3e-3      # float32 gradient (centred, beta = 0.1) vs the float64 estimator (docs/c-kernels.md)
+F32_TRAJ_TOL = 1e-4      # float32 free trajectories and echoes vs float64 (docs/c-kernels.md)
+CORTEX_M4 = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=hard"]
+MATH_FUNCTIONS = {"sinf", "cosf", "tanf", "expf", "logf", "powf", "sqrtf", "fabsf", "atanf", "atan2f",
+                  "asinf", "acosf", "sinhf", "coshf", "tanhf", "floorf", "ceilf"}
+COMPILER_SUPPORT = {"memset", "memcpy", "memmove"}  # GCC requires them even of freestanding code
+
+
+pytestmark = pytest.mark.usefixtures("toolchains")
+
+
+@functools.lru_cache(maxsize=None)
+def _model(name: str):
+    return symglep.load_model(str(ROOT / "examples" / f"{name}.py"))
+
+
+@functools.lru_cache(maxsize=None)
+def _numba(name: str):
+    return symglep.compile(_model(name), dt=DT)
+
+
+@pytest.fixture(scope="module")
+def c_dir(tmp_path_factory) -> pathlib.Path:
+    return tmp_path_factory.mktemp("c-kernels")
+
+
+def _library(c_dir: pathlib.Path, name: str, precision: str) -> CKernels:
+    folder = generate(_model(name), c_dir / precision, precision)
+    lib = folder / f"lib{name}.so"
+    if not lib.exists():
+        compile_c("gcc", folder, lib, [f"{name}.c"], STRICT + EXTRA + ["-Wconversion", "-O2", "-fPIC", "-shared"])
+    return CKernels(lib, _model(name), precision)
+
+
+@pytest.fixture(scope="session")
+def toolchains():
+    """clang and arm-none-eabi-gcc, installed by scripts/install-toolchains.sh when missing (once)."""
+    def missing():
+        return [cc for cc in ("gcc", "make", "clang", "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm")
+                if shutil.which(cc) is None]
+
+    if missing():
+        import fcntl
+
+        with open(ROOT / ".pytest_cache" / "install-toolchains.lock" if (ROOT / ".pytest_cache").is_dir()
+                  else "/tmp/symglep-install-toolchains.lock", "a+") as lock:
+            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # two xdist workers: one installs
+            if missing():
+                done = subprocess.run(["bash", str(ROOT / "scripts" / "install-toolchains.sh")],
+                                      capture_output=True, text=True)
+                if done.returncode != 0 or missing():
+                    pytest.fail(f"C toolchains {missing()} missing and scripts/install-toolchains.sh could not "
+                                f"install them: {done.stderr.strip()[-500:]}")
+    return True
+
+
+# ---------------------------------------------------------------------------
+# float64: the C kernels are the Numba kernels
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_float64_kernels_match_numba(name, c_dir):
+    c, kern = _library(c_dir, name, "float64"), _numba(name)
+    mod = kern.module
+    th, q0, p0, u, y = instance(_model(name), seed=EXAMPLES.index(name), steps=STEPS, single=False)
+    B = lambda a: a[None]  # noqa: E731 - one sequence as a batch of one
+    for velocity in (False, True):
+        qT, pT, loss, tq, tp, status, _ = mod.free(th, B(q0), B(p0), velocity, B(u), B(y), DT, 0.0, True)
+        assert status[0] == -1
+        cq, cp, cl, ctq, ctp = c.free(th, q0, p0, velocity, u, y, DT)
+        for mine, ref in ((ctq, tq[0]), (ctp, tp[0]), (cq, qT[0]), (cp, pT[0]), (cl, loss[0])):
+            assert relative_error(mine, ref) <= MATCH_TOL
+        nq, np_, nl = c.free(th, q0, p0, velocity, u, y, DT, record=False)[:3]  # O(1) memory variant
+        assert relative_error(nq, qT[0]) <= MATCH_TOL and relative_error(nl, loss[0]) <= MATCH_TOL
+    # single steps reproduce the recorded free trajectory (momentum start)
+    qT, pT, loss, tq, tp, _, _ = mod.free(th, B(q0), B(p0), False, B(u), B(y), DT, 0.0, True)
+    sq, sp_ = c.steps(th, q0, p0, u[:21], y[:21], DT)
+    assert relative_error(sq, tq[0, :21]) <= MATCH_TOL and relative_error(sp_, tp[0, :21]) <= MATCH_TOL
+    betas = np.array([1e-4, -1e-4])
+    sigma, pi, G, _, status, _ = mod.echo(th, qT, pT, B(u), B(y), DT, 0.0, betas, False)
+    cs, cpi, cG = c.echo(th, qT[0], pT[0], u, y, DT, betas)
+    for mine, ref in ((cs, sigma[0]), (cpi, pi[0]), (cG, G[0])):
+        assert relative_error(mine, ref) <= MATCH_TOL
+    if name not in REVERSIBLE:
+        assert not hasattr(c.lib, f"{c.api}_gradient")  # not time-reversible: no echo gradient in C
+        return
+    for velocity in (False, True):
+        for centred in (True, False):
+            loss, dth, dq0, dx0, _, status, _ = mod.gradient(th, B(q0), B(p0), velocity, B(u), B(y), DT, 0.0,
+                                                             1e-4, centred, False)
+            assert status[0] == -1
+            got = c.gradient(th, q0, p0, velocity, u, y, DT, 1e-4, centred)
+            for mine, ref in zip(got, (loss[0], dth[0], dq0[0], dx0[0])):
+                assert relative_error(mine, ref) <= MATCH_TOL, (velocity, centred)
+
+
+def test_c_arguments_are_checked(c_dir):
+    c = _library(c_dir, "double_pendulum", "float64")
+    th, q0, p0, u, y = instance(_model("double_pendulum"), seed=0, steps=5, single=False)
+    with pytest.raises(AssertionError, match="-1"):
+        c.gradient(th, q0, p0, False, u, y, DT, 0.0, True)      # beta = 0
+    with pytest.raises(AssertionError, match="-1"):
+        c.echo(th, q0, p0, u, y, DT, [0.1, 0.0, -0.1])           # 3 echoes
+    with pytest.raises(AssertionError, match="-1"):
+        c.free(th, q0, p0, False, u[:1], y[:1], DT)              # K = 0
+
+
+def test_newton_failure_is_reported_with_its_step(c_dir):
+    """A step far too large for the pendulum: the C kernel returns 1 + the failing step, like Numba."""
+    c = _library(c_dir, "double_pendulum", "float64")
+    th, q0, p0, u, y = instance(_model("double_pendulum"), seed=0, steps=5, single=False)
+    with pytest.raises(AssertionError) as failed:
+        c.free(th, q0, 50 * np.ones(2), False, u, y, 3.0)
+    status = int(str(failed.value).split("\n")[0])
+    mod = _numba("double_pendulum").module
+    numba_status = mod.free(th, q0[None], 50 * np.ones((1, 2)), False, u[None], y[None], 3.0, 0.0, False)[5][0]
+    assert numba_status >= 0 and status == numba_status + 1
+
+
+# ---------------------------------------------------------------------------
+# float32: within the bounds docs/c-kernels.md states
+# ---------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_float32_kernels_within_stated_error(name, c_dir):
+    c, mod = _library(c_dir, name, "float32"), _numba(name).module
+    th, q0, p0, u, y = instance(_model(name), seed=EXAMPLES.index(name), steps=STEPS, single=True)
+    B = lambda a: a[None]  # noqa: E731
+    qT, pT, loss, tq, tp, _, _ = mod.free(th, B(q0), B(p0), False, B(u), B(y), DT, 0.0, True)
+    cq, cp, cl, ctq, ctp = c.free(th, q0, p0, False, u, y, DT)
+    assert ctq.dtype == np.float32
+    for mine, ref in ((ctq, tq[0]), (ctp, tp[0]), (cl, loss[0])):
+        assert relative_error(mine, ref) <= F32_TRAJ_TOL
+    betas = np.array([F32_BETA, -F32_BETA])
+    sigma, pi, G = mod.echo(th, qT, pT, B(u), B(y), DT, 0.0, betas, False)[:3]
+    for mine, ref in zip(c.echo(th, qT[0], pT[0], u, y, DT, betas), (sigma[0], pi[0], G[0])):
+        assert relative_error(mine, ref) <= F32_TRAJ_TOL
+    if name not in REVERSIBLE:
+        return
+    for velocity in (False, True):
+        ref = mod.gradient(th, B(q0), B(p0), velocity, B(u), B(y), DT, 0.0, F32_BETA, True, False)
+        got = c.gradient(th, q0, p0, velocity, u, y, DT, F32_BETA, True)
+        errors = [relative_error(mine, r[0]) for mine, r in zip(got[1:], ref[1:4])]
+        print(f"{name} float32 gradient error (dtheta, dq0, dx0), velocity={velocity}: "
+              + ", ".join(f"{e:.1e}" for e in errors))
+        assert max(errors) <= F32_GRAD_TOL
+
+
+# ---------------------------------------------------------------------------
+# Sanitizers: the example programs under ASan + UBSan
+# ---------------------------------------------------------------------------
+
+def _example_data(model):
+    """The data example_main.c builds (exact in binary, see the template)."""
+    K = 200
+    k = np.arange(K + 1)
+    th = 1 + 0.125 * np.arange(len(model.parameters))
+    q0, p0 = 0.125 * (np.arange(model.n) + 1), 0.0625 * np.arange(model.n)
+    u = np.repeat((0.0625 * (k % 5) - 0.125)[:, None], len(model.u), axis=1)
+    y = np.repeat((0.25 - 0.03125 * (k % 7))[:, None], len(model.y), axis=1)
+    return th, q0, p0, u, y
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_example_program_under_sanitizers(name, c_dir):
+    model, mod = _model(name), _numba(name).module
+    th, q0, p0, u, y = _example_data(model)
+    B = lambda a: a[None]  # noqa: E731
+    qT, pT, loss, tq, tp, _, _ = mod.free(th, B(q0), B(p0), False, B(u), B(y), DT, 0.0, True)
+    for precision, tol, beta in (("float64", MATCH_TOL, 1e-4), ("float32", F32_GRAD_TOL, F32_BETA)):
+        folder = generate(model, c_dir / f"asan-{precision}", precision)
+        exe = folder / "example-asan"
+        compile_c("gcc", folder, exe, ["example_main.c", f"{name}.c"],
+                  STRICT + ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all",
+                            "-fno-omit-frame-pointer"])
+        env = dict(os.environ, ASAN_OPTIONS="detect_leaks=1:abort_on_error=0",
+                   UBSAN_OPTIONS="print_stacktrace=1:halt_on_error=1")
+        run = subprocess.run([str(exe)], capture_output=True, text=True, env=env, timeout=120)
+        assert run.returncode == 0 and not run.stderr, run.stderr[-2000:]
+        out = parse_example_output(run.stdout)
+        assert out["free_status"][0] == 0 and out["step_status"][0] == 0
+        # float64: to the bit budget of MATCH_TOL; float32: states relative to the trajectory's size
+        traj_tol = MATCH_TOL if precision == "float64" else F32_TRAJ_TOL
+        sq = None if precision == "float64" else np.max(np.abs(tq))
+        sp_ = None if precision == "float64" else np.max(np.abs(tp))
+        assert relative_error(out["loss"], loss[0]) <= traj_tol
+        assert relative_error(out["qT"], qT[0], sq) <= traj_tol and relative_error(out["pT"], pT[0], sp_) <= traj_tol
+        assert relative_error(out["step_q"], tq[0, 10], sq) <= traj_tol
+        assert relative_error(out["step_p"], tp[0, 10], sp_) <= traj_tol
+        if name in REVERSIBLE:
+            ref = mod.gradient(th, B(q0), B(p0), False, B(u), B(y), DT, 0.0, beta, True, False)
+            assert out["gradient_status"][0] == 0
+            for key, r in zip(("dtheta", "dq0", "dp0"), ref[1:4]):
+                assert relative_error(out[key], r[0]) <= tol, (precision, key)
+        else:
+            assert "dtheta" not in out
+
+
+# ---------------------------------------------------------------------------
+# Other compilers: clang, and a Cortex-M4F cross-compile
+# ---------------------------------------------------------------------------
+
+def test_clang_compiles_every_example_without_warnings(c_dir):
+    for name in EXAMPLES:
+        for precision in ("float64", "float32"):
+            folder = generate(_model(name), c_dir / f"clang-{precision}", precision)
+            for source in (f"{name}.c", "example_main.c"):
+                compile_c("clang", folder, folder / (source + ".o"), [source],
+                          ["-std=c99", "-Weverything", "-Werror", "-pedantic", "-O2", "-c"])
+
+
+def test_cortex_m4_cross_compile_and_code_size(c_dir):
+    """float32 kernels for a Cortex-M4F: warning-free, no double arithmetic, only math.h calls; sizes printed."""
+    rows = []
+    for name in EXAMPLES:
+        folder = generate(_model(name), c_dir / "cortex-m4", "float32")
+        obj = folder / f"{name}.o"
+        compile_c("arm-none-eabi-gcc", folder, obj, [f"{name}.c"],
+                  CORTEX_M4 + STRICT + ["-Wdouble-promotion", "-O2", "-c"])
+        size = subprocess.run(["arm-none-eabi-size", str(obj)], capture_output=True, text=True, check=True)
+        text, data, bss = map(int, size.stdout.splitlines()[1].split()[:3])
+        undefined = subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True, text=True,
+                                   check=True).stdout.split()
+        calls = {s for s in undefined if s != "U"}
+        assert calls <= MATH_FUNCTIONS | COMPILER_SUPPORT, calls   # no libc beyond math.h, no __aeabi_d* (double)
+        assert data == 0 and bss == 0 and text > 0                   # no static state: reentrant
+        rows.append(f"{name:24s} text {text:6d} B  calls {', '.join(sorted(calls)) or '-'}")
+    print("\nCortex-M4F (arm-none-eabi-gcc -O2, float32) code size of <model>.o:\n" + "\n".join(rows))
+
+
+# ---------------------------------------------------------------------------
+# The command line and the sanitiser
+# ---------------------------------------------------------------------------
+
+def test_generate_c_cli(tmp_path):
+    runner = CliRunner()
+    model = str(ROOT / "examples/harmonic_oscillator.py")
+    result = runner.invoke(main, ["generate", model, "--target", "c", "--precision", "float32",
+                                  "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "harmonic_oscillator" / "c"
+    names = ["Makefile", "example_main.c", "harmonic_oscillator.c", "harmonic_oscillator.h"]
+    assert sorted(p.name for p in folder.iterdir()) == names
+    assert sorted(result.output.split()) == sorted(str(folder / n) for n in names)
+    assert "typedef float harmonic_oscillator_real;" in (folder / "harmonic_oscillator.h").read_text()
+    (folder / "Makefile").write_text("all:\n\techo mine\n")
+    result = runner.invoke(main, ["generate", model, "--target", "c", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "was not generated by symglep" in result.output
+    assert (folder / "Makefile").read_text() == "all:\n\techo mine\n"
+    assert "typedef float" in (folder / "harmonic_oscillator.h").read_text()  # nothing half-written
+    result = runner.invoke(main, ["generate", model, "--target", "c", "--out", str(tmp_path), "--force"])
+    assert result.exit_code == 0 and "typedef double" in (folder / "harmonic_oscillator.h").read_text()
+    make = subprocess.run(["make", "-s", "-C", str(folder)], capture_output=True, text=True)
+    assert make.returncode == 0, make.stderr
+    run = subprocess.run([str(folder / "example")], capture_output=True, text=True)
+    assert run.returncode == 0 and "gradient_status 0" in run.stdout
+    result = runner.invoke(main, ["generate", model, "--target", "numba", "--precision", "float32",
+                                  "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "float32 is for --target c" in result.output
+
+
+def test_hostile_names_give_inert_c_with_the_same_numbers(tmp_path):
+    """Model and symbol names that are C keywords, comment ends or shell code stay inert."""
+    from test_codegen import _evil_model
+
+    evil_model = _evil_model()
+    folder = generate(evil_model, tmp_path, "float64")
+    header = next(folder.glob("*.h"))
+    source = header.with_suffix(".c")
+    api = c_api_prefix(evil_model.name)
+    assert re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", api) and header.stem.replace("_", "").isalnum()
+    for path, quotes in ((header, 0), (source, 2)):
+        code = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.S)   # the names appear in comments only
+        assert code.count('"') == quotes                                  # no string but the #include
+        includes = [line for line in code.splitlines() if line.startswith("#include")]
+        assert includes == ([] if quotes == 0 else ["#include <math.h>", f'#include "{header.name}"'])
+    lib = folder / "libevil.so"
+    compile_c("gcc", folder, lib, [source.name], STRICT + EXTRA + ["-O2", "-fPIC", "-shared"])
+    evil = CKernels(lib, evil_model, "float64")
+    plain = _library(tmp_path, "harmonic_oscillator", "float64")
+    th, q0, p0, u, y = instance(_model("harmonic_oscillator"), seed=7, steps=50, single=False)
+    for a, b in zip(evil.gradient(th, q0, p0, False, u, y, DT, 1e-4, True),
+                    plain.gradient(th, q0, p0, False, u, y, DT, 1e-4, True)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_model_without_inputs_or_targets_and_a_digit_name(tmp_path):
+    """Zero-sized inputs, targets and outputs, a name starting with a digit: clean C, both integrators."""
+    import sympy as sp
+    from sympy.physics.mechanics import dynamicsymbols
+
+    x = dynamicsymbols("x")
+    k = sp.Symbol("k", positive=True)
+    model = symglep.Model(lagrangian=x.diff() ** 2 / 2 - k * x**4 / 4, coordinates=[x], parameters=[k],
+                          cost=x**2 / 2, name="3 no-input")
+    assert c_api_prefix(model.name) == "m_3_x20_no_x2d_input"
+    losses = {}
+    for integrator in ("leapfrog", "midpoint"):
+        folder = pathlib.Path(write_generated(model, str(tmp_path / integrator), "c", integrator)[0]).parent
+        exe = folder / "example"
+        compile_c("gcc", folder, exe, ["example_main.c", f"{folder.parent.name}.c"],
+                  STRICT + EXTRA + ["-O1", "-g", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"])
+        run = subprocess.run([str(exe)], capture_output=True, text=True, timeout=60)
+        assert run.returncode == 0 and not run.stderr, run.stderr[-2000:]
+        out = parse_example_output(run.stdout)
+        assert out["free_status"][0] == 0 and out["gradient_status"][0] == 0
+        losses[integrator] = out["loss"][0]
+    # two second-order integrators of the same system, 200 steps of 0.01: losses agree to O(h^2)
+    assert abs(losses["leapfrog"] - losses["midpoint"]) <= 1e-3 * abs(losses["leapfrog"])
