@@ -1,0 +1,89 @@
+"""The element pieces of an array model: every derivative the kernels and reports need, once.
+
+Each piece is a list of scalar expressions in a term's element symbols
+(``q_i``, ``q_j``, ``W_ij``, ``λ_i``, ...). Their number depends on the kinds of
+terms, never on n (docs/networks.md, "Derivation").
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .terms import Slot, Term
+
+
+@dataclass
+class Piece:
+    """One generated element function ``name(args) -> tuple(outputs)``."""
+
+    name: str
+    args: list          # Slots, in call order
+    outputs: list       # sympy expressions
+    doc: str
+
+
+def _param_slots(slots):
+    return [s for s in slots if s.role in ("node", "pair", "scalar")]
+
+
+def _value_slots(term: Term):
+    """Argument order of a term's functions: coordinates, products, parameters."""
+    order = {"q": 0, "z": 1, "w": 2, "node": 3, "pair": 4, "scalar": 5}
+    return sorted(term.slots, key=lambda s: (order[s.role], s.side, s.comp, s.symbol.name))
+
+
+def term_pieces(t: int, term: Term) -> dict:
+    """The pieces of term number ``t``: phi, grad, dth, adj (generic), or the factor pieces (separable)."""
+    D = sp.diff
+    if term.factors is not None:
+        _, a, b = term.factors
+        (qa,) = [s.symbol for s in term.slots if s.role == "q" and s.side == 0]
+        (qb,) = [s.symbol for s in term.slots if s.role == "q" and s.side == 1]
+        x = sp.Symbol("x", real=True)
+        ax, bx = a.xreplace({qa: x}), b.xreplace({qb: x})
+        arg = [Slot(x, "x")]
+        return {
+            "a": Piece(f"t{t}_a", arg, [ax, D(ax, x), D(ax, x, 2)], "a(x), a'(x), a''(x) of W_ij a(q_i) b(q_j)"),
+            "b": Piece(f"t{t}_b", arg, [bx, D(bx, x), D(bx, x, 2)], "b(x), b'(x), b''(x) of W_ij a(q_i) b(q_j)"),
+        }
+    args = _value_slots(term)
+    qs = [s for s in args if s.role == "q"]
+    zs = [s for s in args if s.role == "z"]
+    ws = [s for s in args if s.role == "w"]
+    ps = _param_slots(args)
+    phi = term.phi
+    s, lam_slots = term.adjoint_scalar()
+    grad = [D(phi, x.symbol) for x in qs + zs]
+    dth = [D(phi, x.symbol) for x in ws + ps]
+    adj = [D(s, x.symbol) for x in qs + zs]
+    if zs:
+        adj.append(D(phi, zs[0].symbol))
+    adj += [D(s, x.symbol) for x in ws + ps]
+    return {
+        "phi": Piece(f"t{t}_phi", args, [phi], "element of V"),
+        "grad": Piece(f"t{t}_grad", args, grad, "dphi/d(coordinates, product A q)"),
+        "dth": Piece(f"t{t}_dth", args, dth, "dphi/d(product B u, parameters)"),
+        "adj": Piece(f"t{t}_adj", args + lam_slots, adj,
+                     "derivatives of s = lam . dphi/dq (+ mu dphi/dz): the adjoint of the force"),
+    }
+
+
+def kinetic_pieces(kinetic) -> dict:
+    args = sorted(kinetic.slots, key=lambda s: (s.role, s.symbol.name))
+    return {
+        "mass": Piece("k_mass", args, [kinetic.mass], "mass of a unit"),
+        "mass_dth": Piece("k_mass_dth", args, [sp.diff(kinetic.mass, s.symbol) for s in args],
+                          "d mass / d parameters"),
+    }
+
+
+def readout_pieces(readout) -> dict:
+    qs = sorted([s for s in readout.slots if s.role == "q"], key=lambda s: s.comp)
+    ys = [s for s in readout.slots if s.role == "y"]
+    args = qs + ys
+    return {
+        "cost": Piece("c_cost", args, [readout.cost], "cost element c(q_r, y_r)"),
+        "cost_grad": Piece("c_grad", args, [sp.diff(readout.cost, s.symbol) for s in qs], "dc/dq_r"),
+    }

@@ -1,0 +1,174 @@
+"""Rendering an array model through ``templates/network/kernels.py.j2`` (docs/networks.md).
+
+The element pieces (:mod:`symglep.network.elements`) are printed as small
+``@njit`` functions returning tuples; the template holds the loops over units,
+pairs and edges (run-time n) and the passes of theory §5–§6. Nothing printed
+depends on n, so generation time is the same at every size.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import sympy as sp
+
+from .. import __version__
+from ..codegen.names import safe_comment
+from ..codegen.printer import NumbaPrinter, common_subexpressions
+from ..codegen.render import environment, template_dir
+from .elements import Piece, kinetic_pieces, readout_pieces, term_pieces
+
+GENERATORS = ("network/model.py", "network/terms.py", "network/elements.py", "network/render.py")
+
+
+def element_function(piece: Piece) -> str:
+    """Source of ``@njit def name(a0, a1, ...): return (out0, out1, ...)`` with one ``cse``."""
+    names = {s.symbol: f"a{k}" for k, s in enumerate(piece.args)}
+    replacements, reduced = common_subexpressions([("o", piece.outputs)])
+    for w, _ in replacements:
+        names[w] = f"t_{w.name}"
+    printer = NumbaPrinter(names)
+    lines = [f"    {names[w]} = {printer.doprint(e)}" for w, e in replacements]
+    outs = ", ".join(printer.doprint(e) for e in reduced)
+    lines.append(f"    return ({outs},)" if outs else "    return ()")
+    head = ["@njit(cache=True)", f"def {piece.name}({', '.join(names[s.symbol] for s in piece.args)}):",
+            f'    """{safe_comment(piece.doc)}"""']
+    return "\n".join(head + lines) + "\n"
+
+
+class _Layout:
+    """Where each parameter lives in the flat θ vector: offset variable ``o<k>``."""
+
+    def __init__(self, model):
+        self.index = {p.name: k for k, p in enumerate(model.parameters)}
+
+    def off(self, param) -> str:
+        return f"o{self.index[param.name]}"
+
+
+def _arg(slot, layout, node=("i", "i"), pair="pi", lam="lam", q="q") -> str:
+    """The run-time expression of one element symbol inside a loop over ``node`` (and ``pair``)."""
+    role = slot.role
+    if role == "q":
+        return f"{q}[{node[slot.side]} * D + {slot.comp}]"
+    if role == "lam":
+        return f"{lam}[{node[slot.side]} * D + {slot.comp}]"
+    if role == "z":
+        return "zq[i]"
+    if role == "mu":
+        return "mu[i]"
+    if role == "w":
+        return "wu[i]"
+    if role == "node":
+        return f"th[{layout.off(slot.param)} + {node[slot.side]}]"
+    if role == "pair":
+        return f"th[{layout.off(slot.param)} + {pair}]"
+    if role == "scalar":
+        return f"th[{layout.off(slot.param)}]"
+    if role == "y":
+        return "yk[rr]"
+    raise ValueError(role)
+
+
+def _target(slot, layout, node=("i", "i"), pair="pi") -> str | None:
+    """Where ∂/∂(this parameter element) accumulates in G (``None`` for coordinates and products)."""
+    if slot.role == "node":
+        return f"{layout.off(slot.param)} + {node[slot.side]}"
+    if slot.role == "pair":
+        return f"{layout.off(slot.param)} + {pair}"
+    if slot.role == "scalar":
+        return f"{layout.off(slot.param)}"
+    return None
+
+
+def _term_context(t, term, layout, model) -> dict:
+    pieces = term_pieces(t, term)
+    ctx = {"kind": term.kind, "name": f"t{t}", "pieces": pieces}
+    if term.factors is not None:
+        ctx["kind"] = "separable"
+        ctx["W"] = layout.off(term.factors[0])
+        return ctx
+    node = ("i", "i") if term.kind == "site" else ("a", "b")
+    grad = pieces["grad"]
+    ctx["args"] = ", ".join(_arg(s, layout, node) for s in grad.args)
+    ctx["adj_args"] = ", ".join(_arg(s, layout, node) for s in pieces["adj"].args)
+    qs = [s for s in grad.args if s.role == "q"]
+    ctx["grad_q"] = [(k, f"{node[s.side]} * D + {s.comp}") for k, s in enumerate(qs)]
+    ctx["has_z"] = term.matrix_q is not None
+    ctx["has_w"] = term.matrix_u is not None
+    ctx["A"] = layout.off(term.matrix_q) if ctx["has_z"] else None
+    ctx["B"] = layout.off(term.matrix_u) if ctx["has_w"] else None
+    nz = 1 if ctx["has_z"] else 0
+    ctx["grad_z"] = len(qs) if nz else None
+    dth_slots = [s for s in pieces["dth"].args if s.role in ("w", "node", "pair", "scalar")]
+    ctx["dth_w"] = 0 if ctx["has_w"] else None
+    ctx["dth_p"] = [(k, _target(s, layout, node)) for k, s in enumerate(dth_slots) if s.role != "w"]
+    # adj outputs: s_q..., [s_z, phi_z], [s_w], s_params...
+    ctx["adj_q"] = ctx["grad_q"]
+    base = len(qs)
+    ctx["adj_z"] = (base, base + 1) if nz else None
+    base += 2 * nz
+    ctx["adj_w"] = base if ctx["has_w"] else None
+    ctx["adj_p"] = [(base + k, tgt) for k, tgt in ctx["dth_p"]]
+    return ctx
+
+
+def model_fingerprint(model) -> str:
+    """A canonical text of everything in the array model that shapes generated code."""
+    parts = [f"name={model.name}", f"dim={model.dim}",
+             "params=" + ";".join(f"{p.name}:{getattr(p, 'shape', ())}" for p in model.parameters)]
+    for term in model.potential_terms:
+        parts.append(f"{term.kind}:{sp.srepr(term.phi)}")
+    parts.append("K=" + sp.srepr(model.kinetic.mass))
+    parts.append("c=" + sp.srepr(model.readout.cost))
+    return "\n".join(parts)
+
+
+def sources_digest() -> str:
+    """Digest of the network templates and generator modules (and the shared printer)."""
+    h = hashlib.sha256()
+    folder = os.path.join(template_dir(), "network")
+    for name in sorted(os.listdir(folder)):
+        with open(os.path.join(folder, name), "rb") as f:
+            h.update(name.encode() + b"\0" + f.read())
+    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for rel in GENERATORS + ("codegen/printer.py", "codegen/names.py"):
+        with open(os.path.join(pkg, rel), "rb") as f:
+            h.update(rel.encode() + b"\0" + f.read())
+    return h.hexdigest()
+
+
+def content_hash(model, options: dict) -> str:
+    h = hashlib.sha256()
+    h.update(f"symglep {__version__} network\n".encode())
+    h.update(model_fingerprint(model).encode())
+    h.update(("\n" + ";".join(f"{k}={options[k]}" for k in sorted(options))).encode())
+    h.update(("\n" + sources_digest()).encode())
+    return h.hexdigest()
+
+
+def render_network(model, digest: str) -> str:
+    """Source of the Numba kernel module of an :class:`~symglep.network.ArrayModel`."""
+    layout = _Layout(model)
+    terms = [_term_context(t, term, layout, model) for t, term in enumerate(model.potential_terms)]
+    kin = kinetic_pieces(model.kinetic)
+    ro = readout_pieces(model.readout)
+    functions = []
+    for ctx in terms:
+        functions += [element_function(p) for p in ctx["pieces"].values()]
+    functions += [element_function(p) for p in kin.values()] + [element_function(p) for p in ro.values()]
+    mass_args = ", ".join(_arg(s, layout) for s in kin["mass"].args)
+    mass_targets = [_target(s, layout) for s in kin["mass"].args]
+    cost_args = ", ".join(_arg(s, layout, node=("u_r", "u_r")) for s in ro["cost"].args)
+    cost_q = [f"u_r * D + {s.comp}" for s in ro["cost_grad"].args if s.role == "q"]
+    template = environment().get_template("network/kernels.py.j2")
+    return template.render(
+        version=__version__, content_hash=digest, model_comment=safe_comment(model.name),
+        D=model.dim, n_params=len(model.parameters),
+        params=[{"k": k, "name": p.name} for k, p in enumerate(model.parameters)],
+        functions=functions, terms=terms,
+        mass_args=mass_args, mass_targets=mass_targets, mass_learnable=bool(mass_targets),
+        cost_args=cost_args, cost_q=cost_q,
+        n_work=max(1, 12 * len(terms)),
+    )

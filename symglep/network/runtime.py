@@ -1,0 +1,245 @@
+"""Compiling and calling the kernels of an array model (docs/networks.md).
+
+The kernel module is cached exactly like a scalar model's (``symglep.runtime``:
+cache folder, atomic write, checksum, lock); n, the inputs, the readout units and
+the edge list are run-time sizes, so one compiled module serves every n.
+
+Shapes: ``theta`` a mapping name → array of the parameter's shape (``W`` (n, n),
+``b`` (n,), edge values (n_e,), scalars); ``q0``, ``p0`` ``(B, n)`` (``(B, n, D)`` for
+vector coordinates); ``u`` ``(B, K+1, m)``, ``y`` ``(B, K+1, n_y)``. The start is a
+momentum ``p0`` (no velocity-start correction is needed, theory §3).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass
+
+import numpy as np
+
+from .. import runtime as base
+from ..errors import SymglepError
+from .model import ArrayModel
+
+_LOADED: dict = {}
+
+
+def kernel_options() -> dict:
+    return {"integrator": "leapfrog", "target": "numba-network"}
+
+
+def generate_source(model: ArrayModel, digest: str | None = None) -> str:
+    """The kernel module of ``model`` (derive once, print, render)."""
+    from .render import content_hash, render_network
+
+    return render_network(model, digest or content_hash(model, kernel_options()))
+
+
+def compile(model: ArrayModel, dt: float = 0.01, cache: str | None = None, warm: bool = True,
+            jit: bool = True) -> "NetworkKernels":
+    """Compiled kernels of an array model, cached on disk (same conventions as ``symglep.compile``)."""
+    from .render import content_hash
+
+    if not isinstance(model, ArrayModel):
+        raise SymglepError(f"expected a symglep.network.ArrayModel, got {type(model).__name__}")
+    if not isinstance(dt, (int, float)) or not dt > 0:
+        raise SymglepError(f"dt must be a positive number, got {dt!r}")
+    digest = content_hash(model, kernel_options())
+    key = (digest, bool(jit))
+    if key in _LOADED:
+        return NetworkKernels(model, _LOADED[key], dt)
+    folder = os.path.join(base.cache_dir(cache), f"{re.sub(r'[^A-Za-z0-9_]', '_', model.name)[:40]}-{digest[:16]}")
+    path = os.path.join(folder, "kernels.py")
+    os.makedirs(folder, exist_ok=True)
+    with base._FileLock(folder + ".lock"):
+        generated = not base._valid_entry(path, digest)
+        if generated:
+            base._write_entry(folder, path, generate_source(model, digest))
+        module = base._import(path, digest, jit)
+        kernels = NetworkKernels(model, module, dt)
+        kernels.generated_source = generated
+        if warm and jit:
+            kernels.warm_up()
+    _LOADED[key] = module
+    return kernels
+
+
+@dataclass
+class NetworkResult:
+    """Gradients of one batch (per sequence): ``dtheta[name]`` ``(B, *shape)``; ``dq0``, ``dp0`` like ``q0``."""
+
+    loss: np.ndarray
+    dtheta: dict
+    dq0: np.ndarray
+    dp0: np.ndarray
+    flat: np.ndarray  # (B, n_theta) in the kernel's flat layout
+
+    def total(self, name: str) -> np.ndarray:
+        """Gradient of the summed batch loss with respect to parameter ``name``."""
+        return self.dtheta[name].sum(axis=0)
+
+
+class NetworkKernels:
+    """Compiled kernels of one array model; n, m, n_y and the edges come from the arrays passed."""
+
+    def __init__(self, model: ArrayModel, module, dt: float):
+        self.model, self.module, self.dt = model, module, float(dt)
+        self.D = module.D
+        self.generated_source = False
+
+    # -- arguments -------------------------------------------------------------
+    def edges(self, n: int, edges=None) -> np.ndarray:
+        arr = self.model.default_edges(n) if edges is None else np.asarray(edges, dtype=np.int64).reshape(-1, 2)
+        if arr.size and (arr.min() < 0 or arr.max() >= n):
+            raise SymglepError(f"edge list refers to units outside 0..{n - 1}")
+        return np.ascontiguousarray(arr)
+
+    def readout(self, n: int, n_y: int, readout=None) -> np.ndarray:
+        arr = np.arange(n - n_y, n, dtype=np.int64) if readout is None else np.asarray(readout, dtype=np.int64)
+        if arr.shape != (n_y,) or (arr.size and (arr.min() < 0 or arr.max() >= n)):
+            raise SymglepError(f"readout must list {n_y} units in 0..{n - 1}")
+        return arr
+
+    def pack(self, theta, n: int, m: int, ne: int):
+        """``(th, off)``: the parameters flattened in declaration order, and their offsets."""
+        if not isinstance(theta, dict):
+            raise SymglepError("parameters of an array model are given as {name: array}")
+        keys = {getattr(k, "name", k): v for k, v in theta.items()}
+        names = [p.name for p in self.model.parameters]
+        missing = [x for x in names if x not in keys]
+        if missing:
+            raise SymglepError(f"missing parameter value(s): {', '.join(missing)}")
+        extra = [x for x in keys if x not in names]
+        if extra:
+            raise SymglepError(f"unknown parameter(s): {', '.join(map(str, extra))}")
+        parts, off, pos = [], [], 0
+        for p in self.model.parameters:
+            shape = self.model.parameter_shape(p, n, m, ne)
+            arr = np.asarray(keys[p.name], dtype=np.float64)
+            if arr.shape != shape:
+                raise SymglepError(f"parameter {p.name} must have shape {shape}, got {arr.shape}")
+            if not np.all(np.isfinite(arr)):
+                raise SymglepError(f"parameter {p.name} holds a non-finite value")
+            parts.append(arr.reshape(-1))
+            off.append(pos)
+            pos += arr.size
+        th = np.concatenate(parts) if parts else np.zeros(0)
+        return np.ascontiguousarray(th), np.asarray(off, dtype=np.int64)
+
+    def unpack(self, flat: np.ndarray, n: int, m: int, ne: int) -> dict:
+        out, pos = {}, 0
+        for p in self.model.parameters:
+            shape = self.model.parameter_shape(p, n, m, ne)
+            size = int(np.prod(shape)) if shape else 1
+            out[p.name] = flat[:, pos:pos + size].reshape((flat.shape[0],) + shape)
+            pos += size
+        return out
+
+    def _state(self, x, name):
+        arr = np.asarray(x, dtype=np.float64)
+        if self.D > 1 and arr.ndim == 3:
+            arr = arr.reshape(arr.shape[0], -1)
+        if arr.ndim == 1:
+            arr = arr[None]
+        if arr.ndim != 2 or arr.shape[1] % self.D:
+            raise SymglepError(f"{name} must have shape (B, n)" + (f" or (B, n, {self.D})" if self.D > 1 else ""))
+        if not np.all(np.isfinite(arr)):
+            raise SymglepError(f"{name} holds a non-finite value")
+        return np.ascontiguousarray(arr)
+
+    def _series(self, x, name, batch, steps, width):
+        if x is None:
+            if steps is None:
+                raise SymglepError(f"{name} missing: pass it, or pass steps=K")
+            return np.zeros((batch, steps + 1, width))
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.ndim != 3 or arr.shape[0] != batch or arr.shape[1] < 2:
+            raise SymglepError(f"{name} must have shape ({batch}, K+1, channels) with K >= 1, got {arr.shape}")
+        if not np.all(np.isfinite(arr)):
+            raise SymglepError(f"{name} holds a non-finite value")
+        return np.ascontiguousarray(arr)
+
+    def prepare(self, theta, q0, p0, u=None, y=None, steps=None, edges=None, readout=None):
+        """Checked kernel arguments ``(th, off, E, ro, q0, p0, u, y)`` and the sizes ``(n, m, ne)``."""
+        q0 = self._state(q0, "q0")
+        p0 = self._state(p0, "p0")
+        if p0.shape != q0.shape:
+            raise SymglepError(f"p0 has shape {p0.shape}, q0 {q0.shape}")
+        B, n = q0.shape[0], q0.shape[1] // self.D
+        u = self._series(u, "inputs u", B, steps, self.model.sizes["m"])
+        y = self._series(y, "targets y", B, u.shape[1] - 1, self.model.sizes["r"])
+        if y.shape[1] != u.shape[1]:
+            raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
+        E = self.edges(n, edges)
+        ro = self.readout(n, y.shape[2], readout)
+        th, off = self.pack(theta, n, u.shape[2], E.shape[0])
+        return (th, off, E, ro, q0, p0, u, y), (n, u.shape[2], E.shape[0])
+
+    def _shape_state(self, a, n):
+        return a.reshape(a.shape[0], n, self.D) if self.D > 1 else a
+
+    # -- kernels ---------------------------------------------------------------
+    def free(self, theta, q0, p0, u=None, y=None, steps=None, dt=None, record=False, edges=None, readout=None):
+        """Free phase: ``(qT, pT, loss[, traj_q, traj_p])`` (flat trajectories ``(B, K+1, n·D)``)."""
+        args, (n, m, ne) = self.prepare(theta, q0, p0, u, y, steps, edges, readout)
+        out = self.module.free(*args, float(dt or self.dt), bool(record))
+        _finite(out[:3], "free phase")
+        return out if record else out[:3]
+
+    def gradient(self, theta, q0, p0, u=None, y=None, steps=None, dt=None, beta=1e-4, centred=True,
+                 edges=None, readout=None) -> NetworkResult:
+        """Echo estimate (theory §5): 3 passes (centred) or 2 (one-sided), O(1) memory in K."""
+        if not (np.isfinite(beta) and beta != 0):
+            raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
+        args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout)
+        out = self.module.gradient(*args, float(dt or self.dt), float(beta), bool(centred))
+        _finite(out, "echo gradient")
+        return self._result(out, sizes)
+
+    def bptt_gradient(self, theta, q0, p0, u=None, y=None, steps=None, dt=None, edges=None,
+                      readout=None) -> NetworkResult:
+        """Reference gradient: discrete adjoint of the same leapfrog (O(K) memory)."""
+        args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout)
+        out = self.module.bptt_gradient(*args, float(dt or self.dt))
+        _finite(out, "BPTT")
+        return self._result(out, sizes)
+
+    def echo(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, edges=None, readout=None):
+        """Echo phase from ``(qT, −pT)`` for each β: ``(sigma, pi, G)``, G flat ``(B, nb, n_θ)``."""
+        args, _ = self.prepare(theta, qT, pT, u, y, steps, edges, readout)
+        betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
+        out = self.module.echo(*args, float(dt or self.dt), betas)
+        _finite(out, "echo")
+        return out
+
+    def _result(self, out, sizes) -> NetworkResult:
+        n = sizes[0]
+        return NetworkResult(out[0], self.unpack(out[1], *sizes), self._shape_state(out[2], n),
+                             self._shape_state(out[3], n), out[1])
+
+    def warm_up(self) -> None:
+        """Compile every kernel once on a tiny problem (results discarded)."""
+        n = 3
+        theta = {p.name: np.full(self.model.parameter_shape(p, n, self.model.sizes["m"],
+                                                            len(self.edges(n))), 0.1)
+                 for p in self.model.parameters}
+        q0 = np.full((1, n * self.D), 0.1)
+        args, _ = self.prepare(theta, q0, np.zeros_like(q0), steps=1)
+        mod = self.module
+        mod.free(*args, 0.01, False)
+        mod.gradient(*args, 0.01, 1e-4, True)
+        mod.bptt_gradient(*args, 0.01)
+        mod.echo(*args, 0.01, np.zeros(2))
+        th, off, E, ro, q, p, u, y = args
+        mod.energy(th, off, E, q[:, None, :].copy(), p[:, None, :].copy(), u[:, :1].copy())
+        mod.force(th, off, E, ro, q[0], u[0, 0], y[0, 0], 0.0)
+        mod.potential_partials(th, off, E, q[0], u[0, 0])
+
+
+def _finite(outputs, what: str) -> None:
+    for a in outputs:
+        if not np.all(np.isfinite(a)):
+            from ..diagnose import NumericalError
+
+            raise NumericalError(f"{what}: a non-finite value appeared (reduce dt or the parameter scale)")
