@@ -117,8 +117,9 @@ class Parameter(_Array):
 
     kind = "parameter"
 
-    def __init__(self, name: str, shape=()):
+    def __init__(self, name: str, shape=(), positive: bool = False):
         shape = (shape,) if isinstance(shape, str) else tuple(shape)
+        self.positive = bool(positive)
         for s in shape:
             if s not in ("n", "m", "e"):
                 raise ModelError(f"parameter {name}: size {s!r} unknown (use 'n' units, 'm' inputs, 'e' edges)")
@@ -278,10 +279,12 @@ class ArrayModel:
         sympy Symbols; ``constants`` maps fixed scalar symbols to numbers.
     size: the default number of units; ``sizes`` the default number of inputs ``m`` and readout
         units ``r`` (e.g. ``{"m": 2, "r": 1}``).
+    initial_positions: optional ``f(n, rng) -> (n, dim)`` drawing a sensible start (``symglep check``);
+        the default draws uniformly in [-0.3, 0.3].
     """
 
     def __init__(self, lagrangian, cost, coordinates, parameters=(), inputs=None, targets=None,
-                 constants=None, edges=None, name="network", size=16, sizes=None):
+                 constants=None, edges=None, name="network", size=16, sizes=None, initial_positions=None):
         if not isinstance(name, str) or not name.strip():
             raise ModelError(f"the model name must be a non-empty string, got {name!r}")
         self.name = name
@@ -309,6 +312,7 @@ class ArrayModel:
         if not isinstance(size, int) or size < 2:
             raise ModelError(f"size must be an integer >= 2, got {size!r}")
         self.size = size
+        self.initial_positions = initial_positions
         self.sizes = {"m": 1 if inputs is not None else 0, "r": 1}
         self.sizes.update(sizes or {})
         self.terms = [t for t in lagrangian.terms]

@@ -224,17 +224,14 @@ class NetworkKernels:
         theta = {p.name: np.full(self.model.parameter_shape(p, n, self.model.sizes["m"],
                                                             len(self.edges(n))), 0.1)
                  for p in self.model.parameters}
-        q0 = np.full((1, n * self.D), 0.1)
+        q0 = (0.1 + 0.37 * np.arange(n * self.D, dtype=float))[None]  # distinct positions (no zero length)
         args, _ = self.prepare(theta, q0, np.zeros_like(q0), steps=1)
         mod = self.module
         mod.free(*args, 0.01, False)
         mod.gradient(*args, 0.01, 1e-4, True)
         mod.bptt_gradient(*args, 0.01)
         mod.echo(*args, 0.01, np.zeros(2))
-        th, off, E, ro, q, p, u, y = args
-        mod.energy(th, off, E, q[:, None, :].copy(), p[:, None, :].copy(), u[:, :1].copy())
-        mod.force(th, off, E, ro, q[0], u[0, 0], y[0, 0], 0.0)
-        mod.potential_partials(th, off, E, q[0], u[0, 0])
+        # energy, force and potential_partials (checks and reports only) compile on first use
 
 
 def _finite(outputs, what: str) -> None:
