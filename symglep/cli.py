@@ -56,6 +56,13 @@ def main(ctx, debug):
 MODEL_ARG = click.argument("model_spec", metavar="MODEL")
 
 
+def _is_array(model) -> bool:
+    """An array (network) model: its commands live in symglep.network.commands."""
+    from .network.model import ArrayModel
+
+    return isinstance(model, ArrayModel)
+
+
 def _emit(text: str, output: str | None) -> None:
     if output:
         from .fileio import write_atomic
@@ -80,6 +87,10 @@ def derive(model_spec, fmt, output):
     from .report import render
 
     model = load_model(model_spec)
+    if _is_array(model):
+        from .network.commands import derive_report
+
+        return _emit(derive_report(model, fmt), output)
     _emit(render(derive_model(model), fmt), output)
 
 
@@ -99,6 +110,10 @@ def residuals(model_spec, bc, fmt, output):
     from .residual_report import render
 
     model = load_model(model_spec)
+    if _is_array(model):
+        from .network.commands import residuals_report
+
+        return _emit(residuals_report(model, bc, fmt), output)
     derivation = derive_model(model)
     res = boundary_residuals(derivation)
     if bc != "all":
@@ -122,7 +137,11 @@ def generate(model_spec, target, precision, integrator, out_dir, force):
     from .codegen.output import write_generated
     from .loader import load_model
 
-    for path in write_generated(load_model(model_spec), out_dir, target, integrator, force, precision):
+    model = load_model(model_spec)
+    if _is_array(model):
+        from .network.commands import write_generated as write_network
+    for path in (write_network if _is_array(model) else write_generated)(model, out_dir, target, integrator,
+                                                                          force, precision):
         click.echo(path)
 
 
@@ -153,6 +172,12 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
     from .loader import load_model
 
     model = load_model(model_spec)
+    if _is_array(model):
+        from .network.commands import check as check_network
+
+        report, text = check_network(model, steps, dt, beta, seed, params_file, integrator, tolerance, fmt, bc)
+        click.echo(text, nl=fmt == "json")
+        sys.exit(0 if report["passed"] else 1)
     params = load_params(params_file, model) if params_file else None
     if bc is not None:
         from .bc_check import BCS, run_bc_check

@@ -20,7 +20,7 @@ def split_spec(spec: str) -> tuple[str, str]:
 
 
 def load_model(spec: str) -> Model:
-    """Run the model file and return its :class:`~symglep.Model`.
+    """Run the model file and return its :class:`~symglep.Model` (or array model, docs/networks.md).
 
     Every failure raises :class:`ModelFileError` (or the model's own
     :class:`ModelError`) with a one-line message naming the file.
@@ -56,8 +56,11 @@ def load_model(spec: str) -> Model:
     if name not in namespace:
         raise ModelFileError(f"{path} defines no object named {name!r}")
     obj = namespace[name]
-    if not isinstance(obj, Model):
-        raise ModelFileError(f"{name!r} in {path} is a {type(obj).__name__}, not a symglep.Model")
+    from .network.model import ArrayModel
+
+    if not isinstance(obj, (Model, ArrayModel)):
+        raise ModelFileError(f"{name!r} in {path} is a {type(obj).__name__}, not a symglep.Model "
+                             "or symglep.network.ArrayModel")
     return obj
 
 

@@ -128,6 +128,12 @@ def compile(model: Model, target: str = "numba", integrator: str = "auto", dt: f
     """
     from .codegen.render import content_hash
 
+    from .network.model import ArrayModel
+
+    if isinstance(model, ArrayModel):  # networks: loop kernels with a run-time n (docs/networks.md)
+        from .network.runtime import compile as compile_network
+
+        return compile_network(model, dt=dt, cache=cache, warm=warm, jit=jit)
     if not isinstance(model, Model):
         raise SymglepError(f"compile() needs a symglep.Model, got {type(model).__name__}")
     digest = content_hash(model, target, kernel_options(integrator))
