@@ -24,7 +24,9 @@ def draw_parameters(model, n: int, m: int, ne: int, rng) -> dict:
     out = {}
     for p in model.parameters:
         shape = model.parameter_shape(p, n, m, ne)
-        if getattr(p, "positive", False) or getattr(p, "is_positive", False):
+        if getattr(p, "init", None) is not None:
+            out[p.name] = rng.uniform(p.init[0], p.init[1], shape)
+        elif getattr(p, "positive", False) or getattr(p, "is_positive", False):
             out[p.name] = rng.uniform(0.5, 1.5, shape)
         elif len(shape) == 2 and shape[1] == n:
             out[p.name] = rng.uniform(-1.0, 1.0, shape) / math.sqrt(n)
@@ -45,6 +47,9 @@ def draw_instance(model, kernels, n: int, batch: int, steps: int, dt: float, rng
     times = np.arange(steps + 1) * dt
     u = np.stack([smooth_signal(rng, times, m, 0.5) for _ in range(batch)])
     y = np.stack([smooth_signal(rng, times, ny, 0.3) for _ in range(batch)])
+    if model.initial_positions is not None:  # targets around where the readout units start
+        start = q0.reshape(batch, n, model.dim)[:, n - ny:, 0]
+        y += start[:, None, :]
     return theta, q0, p0, u, y
 
 

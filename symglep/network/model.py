@@ -112,14 +112,17 @@ class Parameter(_Array):
     """A learnable array: ``Parameter("W", ("n", "n"))``, ``Parameter("b", "n")``, edge values ``("e",)``.
 
     Sizes: ``n`` units, ``m`` inputs, ``e`` edges. ``A @ q`` and ``B @ u`` are matrix–vector
-    products whose rows are read as ``(A @ q)[i]``.
+    products whose rows are read as ``(A @ q)[i]``. ``init=(low, high)`` is the range that
+    ``symglep check`` draws the values from (default: [0.5, 1.5] if ``positive``, else
+    ±1/√n for square matrices and [-0.5, 0.5] otherwise).
     """
 
     kind = "parameter"
 
-    def __init__(self, name: str, shape=(), positive: bool = False):
+    def __init__(self, name: str, shape=(), positive: bool = False, init=None):
         shape = (shape,) if isinstance(shape, str) else tuple(shape)
         self.positive = bool(positive)
+        self.init = None if init is None else (float(init[0]), float(init[1]))  # range drawn by `check`
         for s in shape:
             if s not in ("n", "m", "e"):
                 raise ModelError(f"parameter {name}: size {s!r} unknown (use 'n' units, 'm' inputs, 'e' edges)")

@@ -1,0 +1,227 @@
+"""Array (network) models: index-form derivation, loop kernels at run-time n, and agreement with
+the element-by-element (scalar) method (docs/networks.md). Each network compiles once per session."""
+
+import json
+import pathlib
+
+import numpy as np
+import pytest
+import sympy as sp
+from click.testing import CliRunner
+
+import symglep
+from symglep.check import rel_err
+from symglep.cli import main
+from symglep.errors import ModelError, SymglepError
+from symglep.network import ArrayModel, Coordinates, Inputs, Parameter, Sum, Targets, i, j, r
+from symglep.network.check import draw_instance
+from symglep.network.derive import derive as derive_array
+from symglep.network.expand import expand
+from symglep.network.runtime import generate_source
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NAMES = ["dense", "springs", "hru"]
+DT = 0.01
+
+
+def example(name):
+    return symglep.load_model(str(ROOT / "examples" / f"network_{name}.py"))
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def network(request):
+    model = example(request.param)
+    return model, symglep.compile(model, dt=DT)
+
+
+def instance(model, kern, n, batch=1, steps=200, seed=0):
+    return draw_instance(model, kern, n, batch, steps, DT, np.random.default_rng(seed))
+
+
+# -- acceptance: echo vs BPTT at n = 64, beta = 1e-4 ---------------------------------------
+
+def test_echo_matches_bptt_at_n64(network):
+    """Centred echo (3 passes, O(1) memory) = BPTT of the same leapfrog to <= 1e-6 (theory §5-6)."""
+    model, kern = network
+    theta, q0, p0, u, y = instance(model, kern, 64, batch=2, steps=1000)
+    echo = kern.gradient(theta, q0, p0, u, y, beta=1e-4)
+    bptt = kern.bptt_gradient(theta, q0, p0, u, y)
+    np.testing.assert_array_equal(echo.loss, bptt.loss)
+    for b in range(2):
+        assert rel_err(echo.flat[b], bptt.flat[b]) <= 1e-6
+        assert rel_err(np.concatenate([echo.dq0[b].ravel(), echo.dp0[b].ravel()]),
+                       np.concatenate([bptt.dq0[b].ravel(), bptt.dp0[b].ravel()])) <= 1e-6
+    assert set(echo.dtheta) == {p.name for p in model.parameters}
+
+
+def test_one_sided_is_first_order_in_beta(network):
+    """One-sided (2 passes) errs by O(beta): 10x smaller beta, about 10x smaller error; centred is better."""
+    model, kern = network
+    theta, q0, p0, u, y = instance(model, kern, 16, steps=300, seed=1)
+    bptt = kern.bptt_gradient(theta, q0, p0, u, y).flat[0]
+    errs = [rel_err(kern.gradient(theta, q0, p0, u, y, beta=b, centred=False).flat[0], bptt) for b in (1e-3, 1e-4)]
+    assert 5 < errs[0] / errs[1] < 20
+    assert rel_err(kern.gradient(theta, q0, p0, u, y, beta=1e-4).flat[0], bptt) < errs[1] / 10
+
+
+def test_bptt_matches_finite_differences(network):
+    """BPTT is the gradient of the discrete loss: central differences on drawn entries agree to 1e-6."""
+    model, kern = network
+    theta, q0, p0, u, y = instance(model, kern, 12, steps=150, seed=2)
+    bptt = kern.bptt_gradient(theta, q0, p0, u, y)
+    args, _ = kern.prepare(theta, q0, p0, u, y)
+    th = args[0]
+    picks = np.random.default_rng(3).choice(th.size, 5, replace=False)
+    fd = []
+    for idx in picks:
+        hi, lo = th.copy(), th.copy()
+        hi[idx] += 1e-6
+        lo[idx] -= 1e-6
+        fd.append((kern.module.free(hi, *args[1:], DT, False)[2][0]
+                   - kern.module.free(lo, *args[1:], DT, False)[2][0]) / 2e-6)
+    assert rel_err(bptt.flat[0, picks], np.array(fd)) <= 1e-6
+
+
+def test_one_compiled_module_serves_every_n(network):
+    """n is a run-time size: the batch driver is compiled once and runs at n = 5 and n = 40."""
+    model, kern = network
+    for n in (5, 40):
+        theta, q0, p0, u, y = instance(model, kern, n, batch=3, steps=20)
+        out = kern.gradient(theta, q0, p0, u, y)
+        assert out.dq0.shape[:2] == (3, n)
+    assert len(kern.module._batch.signatures) == 1
+
+
+# -- acceptance: n = 8, array model vs the same model written with scalar symbols -----------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_array_equals_scalar_model_at_n8(name):
+    """Derivation (forces, Hamiltonian, learning rule, numerically) and gradients (BPTT and echo) of the
+    array model equal those of its element-by-element expansion (symglep.Model) at n = 8."""
+    model = example(name)
+    kern = symglep.compile(model, dt=DT)
+    n, K = 8, 60
+    scalar = expand(model, n)
+    skern = symglep.compile(scalar, dt=DT, jit=False)  # interpreted: no second Numba compile in CI
+    theta, q0, p0, u, y = instance(model, kern, n, steps=K, seed=4)
+    args, _ = kern.prepare(theta, q0, p0, u, y)
+    th, off, E, ro = args[:4]
+    assert [s.name for s in scalar.parameters] == [s.name for s in skern.model.parameters]
+    assert th.size == len(scalar.parameters)
+
+    # derivation: dV/dq, H and dL/dtheta at a random state (scalar: sympy; array: generated loops)
+    d = symglep.derive(scalar)
+    rng = np.random.default_rng(5)
+    q = q0[0] + rng.uniform(-0.1, 0.1, q0.shape[1])
+    v = rng.uniform(-0.3, 0.3, q.size)
+    uk = u[0, 3]
+    values = dict(zip(scalar.q, q)) | dict(zip(scalar.v, v)) | dict(zip(scalar.u, uk))
+    values |= dict(zip(scalar.parameters, th)) | dict(scalar.constants)
+    forcing = np.array([float(sp.N(f.xreplace(values), 30)) for f in d.el.forcing])
+    mass = np.array([float(sp.N(m.xreplace(values))) for m in d.el.mass_matrix.diagonal()])
+    force = kern.module.force(th, off, E, ro, q, uk, y[0, 3], 0.0)
+    assert rel_err(-force, forcing) <= 1e-12
+    p = mass * v
+    H = float(sp.N(d.hamiltonian.xreplace(values | dict(zip(scalar.p, p))), 30))
+    H_array = kern.module.energy(th, off, E, q[None, None], p[None, None], uk[None, None])[0, 0]
+    assert abs(H_array - H) <= 1e-12 * max(1.0, abs(H))
+    rule = np.array([float(sp.N(d.learning_rule[s].xreplace(values), 30)) for s in scalar.parameters])
+    kinetic = np.zeros(th.size)
+    if model.kinetic.slots:  # dK/dm_i = v_i^2 / 2 for the HRU's learnable masses
+        m_off = off[[p_.name for p_ in model.parameters].index("m")]
+        kinetic[m_off:m_off + n] = v**2 / 2
+    assert rel_err(kinetic - kern.module.potential_partials(th, off, E, q, uk), rule) <= 1e-12
+
+    # gradients: BPTT to round-off; echo to round-off amplified by 1/(2 beta)
+    bs = skern.bptt_gradient(th, q0, p0=p0, u=u, y=y)
+    ba = kern.bptt_gradient(theta, q0, p0, u, y)
+    assert rel_err(ba.flat[0], bs.dtheta[0]) <= 1e-12
+    assert rel_err(np.concatenate([ba.dq0.ravel(), ba.dp0.ravel()]), np.concatenate([bs.dq0[0], bs.dx0[0]])) <= 1e-12
+    es = skern.gradient(th, q0, p0=p0, u=u, y=y, beta=1e-2)
+    ea = kern.gradient(theta, q0, p0, u, y, beta=1e-2)
+    assert rel_err(ea.flat[0], es.dtheta[0]) <= 1e-12
+    assert rel_err(np.concatenate([ea.dq0.ravel(), ea.dp0.ravel()]), np.concatenate([es.dq0[0], es.dx0[0]])) <= 1e-12
+    np.testing.assert_allclose(ea.loss, es.loss, rtol=1e-13)
+
+
+# -- generated files, derivation reports, CLI ----------------------------------------------
+
+@pytest.mark.parametrize("name", NAMES)
+def test_generated_network_files_are_up_to_date(name):
+    model = example(name)
+    committed = ROOT / "generated" / model.name / "numba" / "kernels.py"
+    assert committed.read_text(encoding="utf-8") == generate_source(model), (
+        f"{committed} is stale; regenerate with: symglep generate examples/network_{name}.py")
+
+
+def test_generated_code_does_not_depend_on_n():
+    """The default size is not part of the generated code: n only exists at run time."""
+    model = example("dense")
+    source = generate_source(model)
+    model.size = 1024
+    assert generate_source(model) == source
+    assert "64" not in source.split("import numpy")[1].split("def t0")[0]
+
+
+def test_index_form_report():
+    d = derive_array(example("dense"))
+    rules = {r_["parameter"]: r_ for r_ in d["learning_rule"]}
+    assert rules["W"]["element"] == "W[i,j]" and rules["W"]["reads"] == ["q[i]", "q[j]"]
+    assert "(local)" in rules["W"]["locality"]
+    assert d["time_reversible"] and d["separable"]
+    assert any("W[j,i]" in t for t in d["force_terms"])  # the transpose term of a non-symmetric W
+    hru = {r_["parameter"]: r_ for r_ in derive_array(example("hru"))["learning_rule"]}
+    assert "(A@q)[k]" in hru["A"]["reads"] and "row" in hru["A"]["locality"]
+    assert "m_i" in derive_array(example("hru"))["residuals"]["pfvp"]
+
+
+def test_cli_commands_on_a_network(tmp_path):
+    runner = CliRunner()
+    path = str(ROOT / "examples" / "network_hru.py")
+    out = runner.invoke(main, ["derive", path, "--format", "json"])
+    assert out.exit_code == 0 and json.loads(out.output)["kind"] == "array"
+    out = runner.invoke(main, ["residuals", path, "--bc", "pfvp"])
+    assert out.exit_code == 0 and "PFVP" in out.output
+    out = runner.invoke(main, ["generate", path, "--out", str(tmp_path)])
+    assert out.exit_code == 0 and (tmp_path / "network_hru" / "numba" / "kernels.py").exists()
+    for args in (["generate", path, "--target", "c", "--out", str(tmp_path / "c")], ["check", path, "--bc", "civp"],
+                 ["derive", path, "--format", "latex"]):
+        out = runner.invoke(main, args)
+        assert out.exit_code == 2 and out.output.startswith("error: ") and out.output.count("\n") == 1
+    assert not (tmp_path / "c").exists()
+    out = runner.invoke(main, ["check", path, "--steps", "200", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    assert json.loads(out.output)["rel_err_echo_vs_bptt"] <= 1e-6
+
+
+# -- bad declarations: one-line errors ----------------------------------------------------
+
+def _declare(lagrangian, cost=None, params=None):
+    q, u, y = Coordinates("q"), Inputs("u"), Targets("y")
+    W = Parameter("W", ("n", "n"))
+    L = lagrangian(q, W, u)
+    return ArrayModel(L, cost or Sum((q[r] - y[r]) ** 2 / 2, r), q, params if params is not None else [W], u, y)
+
+
+@pytest.mark.parametrize("lagrangian, message", [
+    (lambda q, W, u: Sum(q.dot[i] ** 2 / 2, i) - Sum(q.dot[i] * q[i], i), "kinetic term may depend only on velocities"),
+    (lambda q, W, u: Sum(q.dot[i] ** 2 / 2, i) + Sum(W[i, j] * q[i] * q[j], i), "cannot be read at index"),
+    (lambda q, W, u: Sum(q.dot[i] ** 4, i), "kinetic term must be"),
+    (lambda q, W, u: Sum(q[i] ** 2, i), "no kinetic term"),
+    (lambda q, W, u: Sum(q.dot[i] ** 2 / 2, i) + Sum(q[i] * u[i], i), "inputs enter through a product"),
+])
+def test_bad_declarations_are_refused(lagrangian, message):
+    with pytest.raises(ModelError, match=message):
+        _declare(lagrangian)
+
+
+def test_undeclared_parameter_and_wrong_shapes():
+    with pytest.raises(ModelError, match="not listed in parameters"):
+        _declare(lambda q, W, u: Sum(q.dot[i] ** 2 / 2, i) + Sum(W[i, j] * q[i] * q[j], i, j), params=[])
+    model = example("dense")
+    kern = symglep.compile(model, dt=DT)
+    theta, q0, p0, u, y = instance(model, kern, 6, steps=5)
+    theta["W"] = theta["W"][:5]
+    with pytest.raises(SymglepError, match="W must have shape"):
+        kern.gradient(theta, q0, p0, u, y)
+
