@@ -44,9 +44,11 @@ def term_pieces(t: int, term: Term) -> dict:
         x = sp.Symbol("x", real=True)
         ax, bx = a.xreplace({qa: x}), b.xreplace({qb: x})
         arg = [Slot(x, "x")]
+        a0, a1, b0, b1 = ax, D(ax, x), bx, D(bx, x)
         return {
-            "a": Piece(f"t{t}_a", arg, [ax, D(ax, x), D(ax, x, 2)], "a(x), a'(x), a''(x) of W_ij a(q_i) b(q_j)"),
-            "b": Piece(f"t{t}_b", arg, [bx, D(bx, x), D(bx, x, 2)], "b(x), b'(x), b''(x) of W_ij a(q_i) b(q_j)"),
+            "ab": Piece(f"t{t}_ab", arg, [a0, a1, b0, b1], "a, a', b, b' of W_ij a(q_i) b(q_j) at x"),
+            "ab2": Piece(f"t{t}_ab2", arg, [a0, a1, D(a1, x), b0, b1, D(b1, x)],
+                         "a, a', a'', b, b', b'' of W_ij a(q_i) b(q_j) at x"),
         }
     args = _value_slots(term)
     qs = [s for s in args if s.role == "q"]
@@ -64,7 +66,7 @@ def term_pieces(t: int, term: Term) -> dict:
     return {
         "phi": Piece(f"t{t}_phi", args, [phi], "element of V"),
         "grad": Piece(f"t{t}_grad", args, grad, "dphi/d(coordinates, product A q)"),
-        "dth": Piece(f"t{t}_dth", args, dth, "dphi/d(product B u, parameters)"),
+        "gd": Piece(f"t{t}_gd", args, grad + dth, "dphi/d(coordinates, A q), then dphi/d(B u, parameters)"),
         "adj": Piece(f"t{t}_adj", args + lam_slots, adj,
                      "derivatives of s = lam . dphi/dq (+ mu dphi/dz): the adjoint of the force"),
     }

@@ -101,9 +101,11 @@ def _term_context(t, term, layout, model) -> dict:
     ctx["B"] = layout.off(term.matrix_u) if ctx["has_w"] else None
     nz = 1 if ctx["has_z"] else 0
     ctx["grad_z"] = len(qs) if nz else None
-    dth_slots = [s for s in pieces["dth"].args if s.role in ("w", "node", "pair", "scalar")]
-    ctx["dth_w"] = 0 if ctx["has_w"] else None
+    dth_slots = [s for s in pieces["gd"].args if s.role in ("w", "node", "pair", "scalar")]
+    ngrad = len(qs) + nz  # gd outputs: the gradient, then dphi/dw and the parameter partials
+    ctx["gd_w"] = ngrad if ctx["has_w"] else None
     ctx["dth_p"] = [(k, _target(s, layout, node)) for k, s in enumerate(dth_slots) if s.role != "w"]
+    ctx["gd_p"] = [(ngrad + k, tgt) for k, tgt in ctx["dth_p"]]
     # adj outputs: s_q..., [s_z, phi_z], [s_w], s_params...
     ctx["adj_q"] = ctx["grad_q"]
     base = len(qs)
