@@ -13,6 +13,7 @@ from .loader import load_model
 from .model import Model
 from .runtime import Kernels, NotReversibleError, NumericalError, Result
 from .runtime import compile  # noqa: A001 - symglep.compile(model) is the public name
+from . import network  # noqa: E402 - array (network) models, docs/networks.md
 
 __all__ = [
     "Derivation",
@@ -29,4 +30,5 @@ __all__ = [
     "__version__",
     "derive",
     "load_model",
+    "network",
 ]

@@ -88,7 +88,11 @@ def derive(model: Model) -> Derivation:
     """Derive the equations of motion, Legendre transform, symmetries and learning rule of ``model``."""
     if not isinstance(model, Model):
         from .errors import ModelError
+        from .network.model import ArrayModel
 
+        if isinstance(model, ArrayModel):
+            raise ModelError(f"{model.name!r} is an array model: its derivation is in index form, "
+                             "symglep.network.index_form(model) (docs/networks.md)")
         raise ModelError(f"derive() needs a symglep.Model, got {type(model).__name__}")
     check_size(model)
     el = euler_lagrange(model)
