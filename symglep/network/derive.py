@@ -14,7 +14,7 @@ import json
 import sympy as sp
 
 from ..errors import SymglepError
-from .model import Parameter, i as I_, j as J_
+from .model import Parameter
 from .terms import Term
 
 
@@ -64,7 +64,6 @@ def force_contributions(model) -> list:
             d_second = sp.diff(term.phi, b.symbol).xreplace(_rename(term, {i_: j_, j_: i_}))
             out.append(f"Σ_{j_} {_s(d_first)}  +  Σ_{j_} {_s(d_second)}")
         else:
-            e = model.edges
             for s in qs:
                 where = "src_e = i" if s.side == 0 else "dst_e = i"
                 out.append(f"Σ_(e: {where}) {_s(sp.diff(term.phi, s.symbol))}   (component {s.comp})")
@@ -135,14 +134,14 @@ def derive(model) -> dict:
     return {
         "model": model.name,
         "kind": "array",
-        "units": "n (run-time size; default %d)" % model.size,
+        "units": f"n (run-time size; default {model.size})",
         "components_per_unit": model.dim,
         "coordinates": f"{qn}[i], i = 0..n-1" + (f" (vectors in R^{model.dim})" if vec else ""),
         "parameters": {p.name: list(getattr(p, "shape", ())) for p in model.parameters},
         "kinetic": f"K = ½ Σ_i m_i |{qn}.dot[i]|²,  m_i = {m}",
         "potential": V,
         "momentum": f"p[i] = m_i {qn}.dot[i] = ({m})·{qn}.dot[i]",
-        "hamiltonian": f"H = Σ_i |p[i]|² / (2 m_i) + V,   V = " + "  +  ".join(V),
+        "hamiltonian": "H = Σ_i |p[i]|² / (2 m_i) + V,   V = " + "  +  ".join(V),
         "euler_lagrange": f"m_i {qn}.ddot[i] = −∂V/∂{qn}[i],   ∂V/∂{qn}[i] = " + "  +  ".join(el),
         "force_terms": el,
         "regular": f"yes, where m_i = {m} ≠ 0 (diagonal mass matrix)",
@@ -194,7 +193,7 @@ def render(d: dict, fmt: str) -> str:
         raise SymglepError(f"array models are reported as text, markdown or json, not {fmt}")
     md = fmt == "markdown"
     h = (lambda t: f"\n## {t}\n") if md else (lambda t: f"\n{t}\n" + "-" * len(t))
-    code = (lambda t: f"    {t}") if not md else (lambda t: f"    {t}")
+    code = lambda t: f"    {t}"  # noqa: E731 - an indented line (a code block in markdown)
     lines = [f"# {d['model']} (array model)" if md else f"{d['model']} (array model)",
              f"units: {d['units']}; coordinates {d['coordinates']}",
              "parameters: " + ", ".join(f"{k} {tuple(v)}" for k, v in d["parameters"].items())]

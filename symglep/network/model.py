@@ -94,9 +94,6 @@ class Coordinates(_Array):
             return self.element((idx,), suffix)
         return sp.Matrix([self.element((idx, c), suffix) for c in range(self.dim)])
 
-    def __matmul__(self, other):  # pragma: no cover - users write A @ q
-        return NotImplemented
-
 
 class _Velocities:
     """``q.dot[i]``: the velocity elements (only the kinetic term may use them)."""

@@ -84,7 +84,7 @@ def _target(slot, layout, node=("i", "i"), pair="pi") -> str | None:
 
 def _term_context(t, term, layout, model) -> dict:
     pieces = term_pieces(t, term)
-    ctx = {"kind": term.kind, "name": f"t{t}", "pieces": pieces}
+    ctx = {"kind": term.kind, "name": f"t{t}", "pieces": pieces, "has_z": False, "has_w": False}
     if term.factors is not None:
         ctx["kind"] = "separable"
         ctx["W"] = layout.off(term.factors[0])

@@ -60,12 +60,6 @@ class Term:
     factors: tuple | None = None        # dense separable: (W, a(q_i), b(q_j)) with φ = W_ij a b
     extra: dict = field(default_factory=dict)
 
-    def symbols(self, role: str) -> list:
-        return [s.symbol for s in self.slots if s.role == role]
-
-    def params(self) -> list:
-        return [s for s in self.slots if s.role in ("node", "pair", "scalar")]
-
     def q_slots(self) -> list:
         return [s for s in self.slots if s.role == "q"]
 
