@@ -186,7 +186,7 @@ def median_time(fn, repeats):
     return statistics.median(times)
 
 
-def time_row(n, batch, steps, repeats):
+def time_row(n, batch, steps, repeats, with_bptt=True):
     kern, args, (W, B, q0, p0, u, y) = kernels_and_args(n, batch, steps)
     mod = kern.module
     gen = lambda: mod.gradient(*args, DT, BETA, True)  # noqa: E731
@@ -198,15 +198,18 @@ def time_row(n, batch, steps, repeats):
               np.max(np.abs(g[2] - r[3])) / np.max(np.abs(r[3])))
     if not err <= 1e-9 or not np.allclose(g[0], r[0], rtol=1e-12):
         sys.exit(f"generated and hand-written gradients disagree at n = {n} (max rel. {err:.2e}); stopping")
-    t0 = time.perf_counter()
-    bptt()
-    if time.perf_counter() - t0 > 20:  # the largest rows: one timed run each (stated in the table)
-        repeats = 1
-    t = {"echo": [], "hand": [], "bptt": []}
+    kernels = (("echo", gen), ("hand", hand), ("bptt", bptt)) if with_bptt else (("echo", gen), ("hand", hand))
+    if with_bptt:
+        t0 = time.perf_counter()
+        bptt()
+        if time.perf_counter() - t0 > 20 and repeats > 2:  # the largest rows: fewer timed runs (stated)
+            repeats = 1
+    t = {name: [] for name, _ in kernels}
     for _ in range(repeats):  # interleaved
-        for name, fn in (("echo", gen), ("hand", hand), ("bptt", bptt)):
+        for name, fn in kernels:
             t[name].append(median_time(fn, 1))
     med = {k: statistics.median(v) for k, v in t.items()}
+    med.setdefault("bptt", float("nan"))
     return {"n": n, "batch": batch, "steps": steps, **med, "agreement": err, "runs": repeats}
 
 
@@ -319,6 +322,7 @@ def main():
     ap.add_argument("--no-memory", action="store_true")
     ap.add_argument("--no-compile", action="store_true")
     ap.add_argument("--no-timing", action="store_true")
+    ap.add_argument("--no-bptt", action="store_true", help="time the two echoes only")
     ap.add_argument("--write", help="also write the table to this markdown file (appended section)")
     ap.add_argument("--memory-child", nargs=4, help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -329,7 +333,7 @@ def main():
     if not args.no_timing:
         for n in args.sizes:
             for batch in args.batches:
-                rows.append(time_row(n, batch, args.steps, args.repeats))
+                rows.append(time_row(n, batch, args.steps, args.repeats, not args.no_bptt))
                 if not args.no_memory:
                     mem[(n, batch)] = (memory("echo", n, batch, args.steps), memory("bptt", n, batch, args.steps))
                 print(rows[-1], mem.get((n, batch)), flush=True)
