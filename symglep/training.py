@@ -208,6 +208,32 @@ def make_dataset(model: Model, kernels, task, seed: int, dt: float | None) -> tu
     raise SymglepError(f"task must be 'sine', a DATA.npz path or a Dataset, got {task!r}")
 
 
+def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume):
+    """Kernels, data set, start parameters, history, optimiser and gradient evaluator of a run."""
+    from .runtime import compile as compile_model
+
+    kernels = compile_model(model, integrator=integrator, dt=dt or SineTask.dt, cache=cache)
+    if estimator != "bptt":
+        kernels._require_reversible()
+    data, start = make_dataset(model, kernels, task, seed, dt)
+    history: list = []
+    opt = make_optimizer(optimizer, lr, len(model.parameters))
+    if resume is not None:
+        state = _resume_state(resume, model)
+        theta, history = state.theta.copy(), list(state.loss_history)
+        if state.optimizer_state and state.settings.get("optimizer") == optimizer:
+            opt.load(state.optimizer_state)
+    else:
+        theta = kernels.theta(start if start is not None else draw_parameters(model, np.random.default_rng(seed)))
+    if client is not None:
+        from .distributed import DaskGradient
+
+        grad = DaskGradient(client, spec if spec is not None else model, integrator, data, estimator, beta)
+    else:
+        grad = LocalGradient(kernels, data, estimator, beta)
+    return kernels, data, theta, history, opt, grad
+
+
 def train(model, task="sine", *, epochs: int | None = None, lr: float | None = None, optimizer: str = "adam",
           batch: int | None = None, beta: float = 1e-4, estimator: str = "echo", seed: int = 0,
           dt: float | None = None, resume=None, save: str | None = None, scheduler: str | None = None,
@@ -220,8 +246,6 @@ def train(model, task="sine", *, epochs: int | None = None, lr: float | None = N
     ``estimator``: ``echo`` (centred, theory §5), ``echo-one-sided`` or ``bptt``.
     ``resume``: a :class:`TrainResult`, a file saved by ``save=`` or a ``{name: value}`` JSON file.
     """
-    from .runtime import compile as compile_model
-
     started = time.perf_counter()
     model, spec = _as_model(model)
     if estimator not in ESTIMATORS:
@@ -233,36 +257,24 @@ def train(model, task="sine", *, epochs: int | None = None, lr: float | None = N
         raise SymglepError(f"epochs must be >= 0, got {epochs}")
     if dt is not None and not (math.isfinite(dt) and dt > 0):
         raise SymglepError(f"dt must be a positive number, got {dt}")
+    client = None
     if scheduler:
         from .distributed import connect
 
         client = connect(scheduler)  # fail fast (missing extra, unreachable address) before compiling
-    kernels = compile_model(model, integrator=integrator, dt=dt or SineTask.dt, cache=cache)
-    if estimator != "bptt":
-        kernels._require_reversible()
-    data, start = make_dataset(model, kernels, task, seed, dt)
+    try:
+        kernels, data, theta, history, opt, grad = _prepare(model, spec, task, client, integrator, dt, cache, seed,
+                                                            estimator, beta, optimizer, lr, resume)
+    except BaseException:
+        if client is not None:
+            client.close()
+        raise
     S = data.size
     batch = S if batch is None else int(batch)
     if not 1 <= batch <= S:
+        grad.close()
         raise SymglepError(f"batch must be between 1 and the number of sequences ({S}), got {batch}")
-
     names = [s.name for s in model.parameters]
-    history: list = []
-    opt = make_optimizer(optimizer, lr, len(names))
-    if resume is not None:
-        state = _resume_state(resume, model)
-        theta, history = state.theta.copy(), list(state.loss_history)
-        if state.optimizer_state and state.settings.get("optimizer") == optimizer:
-            opt.load(state.optimizer_state)
-    else:
-        theta = kernels.theta(start if start is not None else draw_parameters(model, np.random.default_rng(seed)))
-
-    if scheduler:
-        from .distributed import DaskGradient
-
-        grad = DaskGradient(client, spec if spec is not None else model, integrator, data, estimator, beta)
-    else:
-        grad = LocalGradient(kernels, data, estimator, beta)
     bar = Progress(epochs, progress)
     first = len(history)
     try:
