@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import sys
 import time
 from dataclasses import dataclass, field
@@ -189,9 +190,10 @@ def _as_model(model) -> tuple[Model, str | None]:
     if isinstance(model, Model):
         return model, None
     if isinstance(model, str):
-        from .loader import load_model
+        from .loader import load_model, split_spec
 
-        return load_model(model), model
+        path, name = split_spec(model)
+        return load_model(model), f"{os.path.abspath(path)}:{name}"  # workers may run in another folder
     raise SymglepError(f"train() needs a symglep.Model or a model file path, got {type(model).__name__}")
 
 
