@@ -187,10 +187,10 @@ def main():
     a.loglog([r[1] for r in pendulum], [r[2] for r in pendulum], "s-", label="chaotic double pendulum: echo vs BPTT")
     a.loglog([r[1] for r in pendulum], [r[3] for r in pendulum], "s:", label="chaotic double pendulum: round trip")
     a.set_xlabel("sequence length T")
-    a.set_title("2. against T (β = 1e-4)")
+    a.set_title("2. against T (β = 1e-4 unless labelled)")
     a = ax[1, 0]
     g = [r[0] for r in damping[1:]]
-    a.loglog(g, [r[2] for r in damping[1:]], "o-", label="symglep echo (replays e^{γt} reversed)")
+    a.loglog(g, [r[2] for r in damping[1:]], "o-", label="symglep echo (replays exp(γt) reversed)")
     a.loglog(g, [r[3] for r in damping[1:]], "s-", label="naive echo (damped in both phases)")
     a.set_xlabel("damping γ (T = 20)")
     a.set_title("3. against damping (Caldirola–Kanai Duffing)")
