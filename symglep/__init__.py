@@ -13,6 +13,8 @@ from .loader import load_model
 from .model import Model
 from .runtime import Kernels, NotReversibleError, NumericalError, Result
 from .runtime import compile  # noqa: A001 - symglep.compile(model) is the public name
+from .tasks import Dataset
+from .training import TrainResult, train
 
 __all__ = [
     "Derivation",
@@ -20,6 +22,8 @@ __all__ = [
     "NotReversibleError",
     "NumericalError",
     "Result",
+    "Dataset",
+    "TrainResult",
     "compile",
     "DerivationError",
     "Model",
@@ -29,4 +33,5 @@ __all__ = [
     "__version__",
     "derive",
     "load_model",
+    "train",
 ]

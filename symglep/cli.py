@@ -171,5 +171,58 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
         sys.exit(1)
 
 
+@main.command()
+@MODEL_ARG
+@click.option("--task", default="sine", show_default=True, metavar="sine|DATA.npz",
+              help="Built-in task 'sine', or a .npz file of inputs, targets and initial states (docs/training.md).")
+@click.option("--epochs", type=click.IntRange(min=0), default=100, show_default=True)
+@click.option("--lr", type=float, default=None, help="Learning rate [default: 0.05 for adam, 0.01 for sgd].")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam", show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Sequences per step [default: all].")
+@click.option("--beta", type=float, default=1e-4, show_default=True, help="Nudge strength of the echo.")
+@click.option("--estimator", type=click.Choice(["echo", "echo-one-sided", "bptt"]), default="echo",
+              show_default=True, help="Gradient: centred echo (3 passes), one-sided echo (2), or BPTT reference.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the task, start and batch order.")
+@click.option("--dt", type=float, default=None, help="Step size [default: the task's, or 'dt' in DATA.npz].")
+@click.option("--integrator", type=click.Choice(["auto", "leapfrog", "midpoint"]), default="auto", show_default=True)
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write the loss curve to this PNG.")
+@click.option("--save", "save_path", type=click.Path(dir_okay=False), help="Write parameters and loss_history (JSON).")
+@click.option("--resume", "resume_path", type=click.Path(dir_okay=False),
+              help="Start from a --save file (or a {name: value} JSON file).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler address: spread the batches over its workers (extra 'dask').")
+@click.option("--quiet", is_flag=True, help="No progress line.")
+def train(model_spec, task, epochs, lr, optimizer, batch, beta, estimator, seed, dt, integrator, plot_path,
+          save_path, resume_path, scheduler, quiet):
+    """Train the parameters of MODEL with the echo gradient (theory §5) on a task.
+
+    Prints the loss before and after, and the learned parameters.
+    """
+    from .training import train as run_training
+
+    if plot_path:
+        from .plotting import pyplot
+
+        pyplot()  # fail before training when matplotlib is missing
+    result = run_training(model_spec, task, epochs=epochs, lr=lr, optimizer=optimizer, batch=batch, beta=beta,
+                          estimator=estimator, seed=seed, dt=dt, resume=resume_path, save=save_path,
+                          scheduler=scheduler, progress=not quiet, integrator=integrator)
+    history = result.loss_history
+    first = history[0] if history else result.final_loss
+    click.echo(f"model {result.model}: {result.settings['estimator']} gradient, {result.settings['optimizer']} "
+               f"(lr {result.settings['lr']:g}), {len(history)} epochs, {result.seconds:.1f} s")
+    click.echo(f"loss {first:.6e} -> {result.final_loss:.6e} (x{first / result.final_loss:.3g} lower)"
+               if result.final_loss > 0 else f"loss {first:.6e} -> 0")
+    for name, value in result.parameters.items():
+        click.echo(f"  {name} = {value:.10g}")
+    if plot_path:
+        from .plotting import plot_loss
+
+        plot_loss({result.settings["estimator"]: history}, plot_path, f"{result.model}: {result.settings['task']}")
+    for path in (save_path, plot_path):
+        if path:
+            click.echo(f"wrote {path}")
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

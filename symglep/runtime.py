@@ -50,22 +50,28 @@ def cache_dir(override: str | None = None) -> str:
 HASH_LINE = re.compile(r"^# symglep-hash: ([0-9a-f]{64})$", re.M)
 
 
-def kernel_options(integrator: str) -> dict:
+def kernel_options(integrator: str, newton_tol: float | None = None) -> dict:
     """The options that, with the model, key a kernel file (and Numba's cache beside it)."""
-    return {"integrator": integrator, "slp_vectorize": 1}
+    options = {"integrator": integrator, "slp_vectorize": 1}
+    if newton_tol is not None:
+        options["newton_tol"] = repr(float(newton_tol))
+    return options
 
 
-def generate_source(model: Model, integrator: str = "auto", target: str = "numba", digest: str | None = None):
+def generate_source(model: Model, integrator: str = "auto", target: str = "numba", digest: str | None = None,
+                    newton_tol: float | None = None):
     """Derive, discretise and render; returns ``(source, scheme)``."""
-    from .codegen.render import content_hash, render_numba
+    from .codegen.render import NEWTON_TOL, content_hash, render_numba
     from .derivation import derive
     from .discrete import discretise
 
     if target != "numba":
         raise SymglepError(f"unknown target {target!r}; available: numba")
-    digest = digest or content_hash(model, target, kernel_options(integrator))
+    if newton_tol is not None and not (np.isfinite(newton_tol) and newton_tol > 0):
+        raise SymglepError(f"newton_tol must be a positive number, got {newton_tol!r}")
+    digest = digest or content_hash(model, target, kernel_options(integrator, newton_tol))
     scheme = discretise(derive(model), integrator)
-    return render_numba(scheme, digest), scheme
+    return render_numba(scheme, digest, NEWTON_TOL if newton_tol is None else newton_tol), scheme
 
 
 def _import(path: str, digest: str, jit: bool = True):
@@ -116,10 +122,14 @@ def _write_entry(folder: str, path: str, source: str) -> None:
 
 
 def compile(model: Model, target: str = "numba", integrator: str = "auto", dt: float = 0.01,
-            cache: str | None = None, warm: bool = True, jit: bool = True) -> "Kernels":
+            cache: str | None = None, warm: bool = True, newton_tol: float | None = None,
+            jit: bool = True) -> "Kernels":
     """Compiled kernels of ``model`` (free, echo, gradient, bptt_gradient, nudged, tangent, energy).
 
     ``dt`` is the default step of the returned :class:`Kernels`; every call can override it.
+    ``newton_tol`` replaces the midpoint rule's Newton stopping step (default 1e-13, relative to
+    ``1 + |q|``, then one polishing iteration); a loose value makes the step map inexact and
+    breaks its time reversal, which the failure-mode study measures (docs/experiments).
     With ``warm`` (default) every kernel is compiled (or loaded from Numba's cache) now, under
     a lock on the cache entry, so concurrent processes never compile the same model twice.
     A cache entry whose file does not match its checksum (truncated, edited) is rebuilt, and
@@ -130,7 +140,7 @@ def compile(model: Model, target: str = "numba", integrator: str = "auto", dt: f
 
     if not isinstance(model, Model):
         raise SymglepError(f"compile() needs a symglep.Model, got {type(model).__name__}")
-    digest = content_hash(model, target, kernel_options(integrator))
+    digest = content_hash(model, target, kernel_options(integrator, newton_tol))
     key = (digest, bool(jit))
     if key in _LOADED:
         return Kernels(model, _LOADED[key], dt, digest)
@@ -142,7 +152,7 @@ def compile(model: Model, target: str = "numba", integrator: str = "auto", dt: f
     with _FileLock(folder + ".lock"):  # one process compiles; the others then load from the cache
         generated = not _valid_entry(path, digest)
         if generated:
-            source, _ = generate_source(model, integrator, target, digest)
+            source, _ = generate_source(model, integrator, target, digest, newton_tol)
             _write_entry(folder, path, source)
         module = _import(path, digest, jit)
         kernels = Kernels(model, module, dt, digest)

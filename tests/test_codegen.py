@@ -229,3 +229,18 @@ def test_newton_failure_is_a_clear_error():
     theta = {"l1": 1.0, "l2": 1.0, "m1": 1.0, "m2": 1.0}
     with pytest.raises(symglep.NumericalError, match=r"did not converge at step \d+ of sequence 0 \(residual"):
         kern.free(theta, [[0.1, 0.2]], p0=[[1e200, -1e200]], u=u, y=y, dt=50.0)
+
+
+def test_newton_tolerance_option_renders_and_keys_the_cache():
+    """compile(newton_tol=...) renders that tolerance and gets its own cache key; the default is unchanged."""
+    from symglep.codegen.render import NEWTON_TOL
+
+    model = symglep.load_model(str(ROOT / "examples/harmonic_oscillator.py"))
+    default, _ = generate_source(model, "midpoint")
+    loose, _ = generate_source(model, "midpoint", newton_tol=1e-6)
+    assert f"\nNEWTON_TOL = {NEWTON_TOL!r}\n" in default and "\nNEWTON_TOL = 1e-06\n" in loose
+    assert default.splitlines()[1] != loose.splitlines()[1]  # different hash line
+    assert default.splitlines()[2:] != loose.splitlines()[2:]
+    assert [a for a, b in zip(default.splitlines()[2:], loose.splitlines()[2:]) if a != b] == [f"NEWTON_TOL = {NEWTON_TOL!r}"]
+    with pytest.raises(symglep.SymglepError, match="newton_tol must be a positive number"):
+        generate_source(model, newton_tol=0.0)

@@ -87,8 +87,8 @@ def content_hash(model: Model, target: str, options: dict) -> str:
     return h.hexdigest()
 
 
-def render_numba(scheme: Scheme, digest: str) -> str:
-    """Source of the Numba kernel module of ``scheme``."""
+def render_numba(scheme: Scheme, digest: str, newton_tol: float = NEWTON_TOL) -> str:
+    """Source of the Numba kernel module of ``scheme`` (``newton_tol``: midpoint Newton stopping step)."""
     template = environment().get_template("numba/kernels.py.j2")
     return template.render(
         version=__version__,
@@ -96,7 +96,7 @@ def render_numba(scheme: Scheme, digest: str) -> str:
         model_comment=safe_comment(scheme.name),
         integrator=scheme.integrator,
         n=scheme.n, n_theta=scheme.n_theta, n_u=scheme.n_u, n_y=scheme.n_y,
-        newton_maxit=NEWTON_MAXIT, newton_tol=repr(NEWTON_TOL),
+        newton_maxit=NEWTON_MAXIT, newton_tol=repr(float(newton_tol)),
         functions=[python_function(f) for f in scheme.functions],
         has_energy=scheme.has_energy,
         time_reversible="True" if scheme.time_reversible else "False",
