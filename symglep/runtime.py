@@ -39,6 +39,10 @@ class NotReversibleError(SymglepError):
     """The echo needs time-reversal symmetry that the model lacks (theory §4)."""
 
 
+class NoExactRouteError(SymglepError):
+    """No exact echo or PFVP rule applies (non-variational dissipation, theory §7)."""
+
+
 def cache_dir(override: str | None = None) -> str:
     """Folder of compiled kernels (see module docstring)."""
     if override:
@@ -163,6 +167,14 @@ class Result:
     dq0: np.ndarray             # (B, n)
     dx0: np.ndarray             # (B, n): dC/dp0, or dC/dv0 for a velocity start
     du: np.ndarray | None       # (B, K+1, n_u) or None
+    route: str = "bptt"         # how it was computed: echo, flipped_echo, digital_pfvp, naive_echo, bptt
+
+    @property
+    def label(self) -> str:
+        """The route in words, e.g. digital PFVP's "exact on a computer, not forward-only in hardware"."""
+        from .routes import LABELS
+
+        return LABELS[self.route]
 
     @property
     def dtheta_total(self) -> np.ndarray:
@@ -209,11 +221,13 @@ class Kernels:
     def _warm_calls(self, mod, th, q0, x0, u, y, h, t0) -> None:
         for start_velocity in (False, True):
             mod.free(th, q0, x0, start_velocity, u, y, h, t0, False)
-            mod.gradient(th, q0, x0, start_velocity, u, y, h, t0, 1e-4, True, False)
+            for digital in (False, True):
+                mod.gradient(th, q0, x0, start_velocity, u, y, h, t0, 1e-4, True, False, th, digital)
             mod.bptt_gradient(th, q0, x0, start_velocity, u, y, h, t0)
             mod.nudged(th, q0, x0, start_velocity, u, y, h, t0, np.zeros(2), False)
             mod.tangent(th, q0, x0, start_velocity, u, y, h, t0)
-        mod.echo(th, q0, x0, u, y, h, t0, np.zeros(2), False)
+        mod.echo(th, th, q0, x0, u, y, h, t0, np.zeros(2), False)
+        mod.pfvp_backward(th, q0, x0, u, y, h, t0, np.zeros(2), False)
         if hasattr(mod, "energy"):
             mod.energy(th, np.zeros((1, 2, self.n)), np.zeros((1, 2, self.n)), u, h, t0)
 
@@ -281,17 +295,73 @@ class Kernels:
                 f"{what}: Newton iteration of the midpoint rule did not converge at step {int(status[b])} "
                 f"of sequence {b} (residual {residual[b]:.3e}); reduce dt or check the model's regularity")
 
-    def _require_reversible(self):
-        if self.module.TIME_REVERSIBLE:
-            return
+    def echo_parameters(self, th: np.ndarray) -> np.ndarray:
+        """The echo's parameters: ``th`` with the signs of ``ECHO_FLIP`` reversed (theory §4)."""
+        out = np.array(th, dtype=np.float64)
+        for i in self.module.ECHO_FLIP:
+            out[i] = -out[i]
+        return out
+
+    def route(self, route: str = "auto", naive_echo: bool = False) -> str:
+        """The route a gradient takes (``symglep.routes``); refuses routes that are not exact.
+
+        ``auto`` picks the model's default exact route (echo, flipped echo, or digital PFVP); the
+        naive echo runs only with ``naive_echo=True`` (or ``route="naive_echo"`` with it).
+        """
+        from .routes import ROUTES
+
+        mod = self.module
+        if route not in ("auto",) + ROUTES:
+            raise SymglepError(f"unknown route {route!r}; choose auto or one of {', '.join(ROUTES)}")
+        if naive_echo and route in ("auto", "naive_echo"):
+            return "naive_echo"
+        if route == "naive_echo":
+            raise SymglepError("the naive echo is biased for models without time-reversal symmetry; "
+                               "ask for it explicitly with naive_echo=True (--naive-echo)")
+        if route == "auto":
+            route = mod.DEFAULT_ROUTE
+            if route is None:
+                raise self._no_route_error()
+        if route == "bptt":
+            return route
+        if mod.DAMPED:
+            raise self._no_route_error()
+        if route == "echo" and not mod.TIME_REVERSIBLE:
+            raise self._not_reversible_error()
+        if route == "flipped_echo" and not mod.ECHO_FLIP:
+            if mod.TIME_REVERSIBLE:
+                raise SymglepError(f"model {self.model.name!r} is time-reversible: it needs no flipped echo; "
+                                   "use route='echo'")
+            raise self._not_reversible_error()
+        return route
+
+    def _derivation(self):
         from .derivation import derive
 
-        d = derive(self.model)
-        if not d.sym.time_reversible:
-            terms = ", ".join(str(t) for t in d.sym.breaking_terms)
-            raise NotReversibleError(
-                f"model {self.model.name!r} is not time-reversible: the term(s) {terms} are odd in "
-                "velocity, so the echo would not retrace the free run (theory §4); use bptt_gradient")
+        return derive(self.model)
+
+    def _not_reversible_error(self) -> NotReversibleError:
+        d = self._derivation()
+        terms = ", ".join(str(t) for t in d.sym.breaking_terms)
+        if d.sym.flip:
+            flip = ", ".join(f"{s} -> -{s}" for s in d.sym.flip)
+            fix = (f"flipping {flip} restores the symmetry: use route='flipped_echo' (the echo with {flip}, "
+                   "exact), route='auto' or bptt_gradient")
+        else:
+            fix = (f"no parameter flip restores it ({d.sym.flip_note}); use route='digital_pfvp' "
+                   "(exact on a computer, not forward-only in hardware) or bptt_gradient")
+        return NotReversibleError(
+            f"model {self.model.name!r} is not time-reversible: the term(s) {terms} are odd in velocity, so the "
+            f"plain echo would not retrace the free run (theory §4); {fix}")
+
+    def _no_route_error(self) -> NoExactRouteError:
+        from .dissipation import NON_VARIATIONAL_NOTE
+
+        return NoExactRouteError(f"model {self.model.name!r}: {NON_VARIATIONAL_NOTE}; use bptt_gradient")
+
+    def _require_reversible(self):
+        """Refuse the plain echo on a model that lacks time-reversal symmetry (theory §4)."""
+        self.route("echo")
 
     # -- kernels ---------------------------------------------------------------
     def free(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0, record=False):
@@ -302,8 +372,40 @@ class Kernels:
         self._check(status, res, "free phase")
         return (qT, pT, loss, tq, tp) if record else (qT, pT, loss)
 
-    def echo(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, t0=0.0, learn_inputs=False):
-        """Echo phase from the flipped final state for each β in ``betas`` (theory §4–5)."""
+    def echo(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, t0=0.0, learn_inputs=False,
+             naive_echo=False):
+        """Echo phase from the flipped final state for each β in ``betas`` (theory §4–5).
+
+        On a model with a reversing flip the echo runs with the flipped parameters (theory §4);
+        a model with no exact echo is refused unless ``naive_echo``.
+        Returns ``(sigma, pi, G, Gu)``.
+        """
+        route = self.route("auto", naive_echo)
+        if route == "digital_pfvp":
+            raise self._not_reversible_error()
+        th = self.theta(theta)
+        th_echo = self.echo_parameters(th) if route == "flipped_echo" else th
+        qT = self._state(qT, "qT", None)
+        pT = self._state(pT, "pT", qT.shape[0])
+        u = self._series(u, "inputs u", self.n_u, qT.shape[0], steps)
+        y = self._series(y, "targets y", self.n_y, qT.shape[0], u.shape[1] - 1)
+        if y.shape[1] != u.shape[1]:
+            raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
+        betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
+        out = self.module.echo(th, th_echo, qT, pT, u, y, float(dt or self.dt), float(t0), betas,
+                               bool(learn_inputs))
+        self._check(out[4], out[5], "echo")
+        return out[:4]
+
+    def pfvp_backward(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, t0=0.0,
+                      learn_inputs=False):
+        """Digital PFVP (theory §4): the nudged runs integrated backward from the free final state.
+
+        Exact on a computer, not forward-only in hardware. Returns ``(q0, p0, G, Gu)``: the nudged
+        runs' initial states ``(B, nb, n)`` and ``G = −Σ ∂θL_d`` along them.
+        """
+        if self.module.DAMPED:
+            raise self._no_route_error()
         th = self.theta(theta)
         qT = self._state(qT, "qT", None)
         pT = self._state(pT, "pT", qT.shape[0])
@@ -312,28 +414,38 @@ class Kernels:
         if y.shape[1] != u.shape[1]:
             raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
         betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
-        out = self.module.echo(th, qT, pT, u, y, float(dt or self.dt), float(t0), betas, bool(learn_inputs))
-        self._check(out[4], out[5], "echo")
+        out = self.module.pfvp_backward(th, qT, pT, u, y, float(dt or self.dt), float(t0), betas,
+                                        bool(learn_inputs))
+        self._check(out[4], out[5], "digital PFVP")
         return out[:4]
 
     def gradient(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0,
-                 beta=1e-4, centred=True, learn_inputs=False) -> Result:
-        """Echo estimate of the gradient (theory §5); refuses models without time-reversal symmetry."""
-        self._require_reversible()
+                 beta=1e-4, centred=True, learn_inputs=False, route="auto", naive_echo=False) -> Result:
+        """Contrastive estimate of the gradient (theory §5) by an exact route (see :meth:`route`).
+
+        ``route``: ``auto`` (the model's exact route), ``echo``, ``flipped_echo`` (theory §4),
+        ``digital_pfvp`` (exact on a computer, not forward-only in hardware) or ``bptt``;
+        ``naive_echo=True`` runs the plain echo even where it is biased. ``Result.route`` says
+        which route ran.
+        """
+        route = self.route(route, naive_echo)
+        if route == "bptt":
+            return self.bptt_gradient(theta, q0, p0, v0, u, y, steps, dt, t0)
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
         if not (np.isfinite(beta) and beta != 0):
             raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
+        th_echo = self.echo_parameters(th) if route == "flipped_echo" else th
         out = self.module.gradient(th, q0, x0, sv, u, y, float(dt or self.dt), float(t0), float(beta),
-                                   bool(centred), bool(learn_inputs))
-        self._check(out[5], out[6], "echo gradient")
-        return Result(out[0], out[1], out[2], out[3], out[4] if learn_inputs else None)
+                                   bool(centred), bool(learn_inputs), th_echo, route == "digital_pfvp")
+        self._check(out[5], out[6], "digital PFVP gradient" if route == "digital_pfvp" else "echo gradient")
+        return Result(out[0], out[1], out[2], out[3], out[4] if learn_inputs else None, route)
 
     def bptt_gradient(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0) -> Result:
         """Reference gradient by the discrete adjoint of the same integrator (O(K) memory)."""
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
         out = self.module.bptt_gradient(th, q0, x0, sv, u, y, float(dt or self.dt), float(t0))
         self._check(out[5], out[6], "BPTT")
-        return Result(out[0], out[1], out[2], out[3], out[4])
+        return Result(out[0], out[1], out[2], out[3], out[4], "bptt")
 
     def energy(self, theta, traj_q, traj_p, u=None, dt=None, t0=0.0):
         """``H`` along recorded trajectories, ``(B, K+1)``; ``None`` without a closed-form Hamiltonian."""
