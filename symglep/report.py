@@ -120,13 +120,15 @@ def _dissipation_verdict(m: Model) -> str:
 
 def _route_line(r: dict) -> str:
     if r["available"] and r["exact"]:
-        state = "exact"
+        state = "EXACT"
     elif r["available"]:
-        state = "available, NOT exact"
+        state = "BIASED, behind an explicit flag"
+    elif r["exact"]:
+        state = "not needed"
     else:
-        state = "not used"
+        state = "refused"
     hw = "forward-only" if r["forward_only"] else "not forward-only"
-    return f"{r['route']}: {state}, {hw}: {r['why']}"
+    return f"{r['route']}: {state} ({hw} route): {r['why']}"
 
 
 def _version() -> str:
