@@ -614,7 +614,7 @@ def main(argv=None) -> int:
     serial = Serial(kernels.module)
     theta, q0, p0, u, y = problem(n, 1, 4)
     serial.free(theta, q0, p0, False, u, y, DT, 0.0, False)
-    serial.gradient(theta, q0, p0, False, u, y, DT, 0.0, 1e-4, True, False)
+    serial.gradient(theta, q0, p0, False, u, y, DT, 0.0, 1e-4, True, False, theta, False)
     serial.bptt_gradient(theta, q0, p0, False, u, y, DT, 0.0)
     hand_free(theta, W_VALUE, A_VALUE, q0, p0, u, y, DT)
     serial.hand_free(theta, W_VALUE, A_VALUE, q0, p0, u, y, DT)
