@@ -14,7 +14,7 @@ import sympy as sp
 
 from .legendre import _tidy
 from .legendre import hamiltonian as legendre_hamiltonian
-from .dissipation import NON_VARIATIONAL_NOTE, REWRITE_NOTE
+from .dissipation import REWRITE_NOTE, non_variational_note
 from .learning import learning_rule, locality
 from .mechanics import EulerLagrange, euler_lagrange
 from .model import Model
@@ -113,7 +113,7 @@ def derive(model: Model) -> Derivation:
     sym = symmetries(model, el.momenta)
     rule = learning_rule(model)
     if model.rayleigh is not None:
-        notes.append(REWRITE_NOTE if model.rayleigh.rewritable else NON_VARIATIONAL_NOTE)
+        notes.append(REWRITE_NOTE if model.rayleigh.rewritable else non_variational_note(model.rayleigh.why))
     routes = learning_routes(model, sym)
     return Derivation(model, el, h, vmap, note, regular, sym, rule, locality(model, rule), notes,
                       routes, default_route(routes))

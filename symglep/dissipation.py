@@ -29,10 +29,11 @@ REWRITE_NOTE = (
     "nudging the damped system with a plain (unweighted) force instead would differentiate the loss "
     "integral of exp(gamma*t)*c dt (theory §7)")
 
-NON_VARIATIONAL_NOTE = (
-    "the Rayleigh dissipation function is not variational and no rewriting makes it so (the damping "
-    "force is not one rate times the momentum): no exact echo or PFVP rule applies; BPTT is the "
-    "reference, the naive echo (naive_echo=True, --naive-echo) is biased (theory §7)")
+def non_variational_note(why: str) -> str:
+    """What a model whose Rayleigh force stays in the dynamics is told (theory §7)."""
+    return (f"the Rayleigh dissipation is kept as a non-variational force ({why}): no exact echo or PFVP "
+            "rule applies; BPTT is the reference, the naive echo (naive_echo=True, --naive-echo) is biased "
+            "(theory §7)")
 
 
 @dataclass(frozen=True)

@@ -98,6 +98,9 @@ class Model:
         ``−∂R/∂v`` joins the equations of motion. Uniform linear damping
         (``∂R/∂v = γ ∂L/∂v``) is rewritten into the Caldirola–Kanai Lagrangian
         ``e^{γt} L``; any other ``R`` stays as a non-variational force.
+    rewrite_dissipation:
+        ``False`` keeps even uniform damping as a Rayleigh force (no exact echo then);
+        useful to measure what the rewriting buys.
     name:
         Model name (used for generated files and reports).
     """
@@ -114,6 +117,7 @@ class Model:
         constants: Mapping | None = None,
         *,
         dissipation=None,
+        rewrite_dissipation: bool = True,
         _hamiltonian=None,
     ):
         if not isinstance(name, str) or not name.strip():
@@ -176,7 +180,7 @@ class Model:
         self.lagrangian = self._plain(lagrangian, "Lagrangian")
         self.cost = self._plain(cost, "cost")
         self._validate()
-        self._dissipation(dissipation)
+        self._dissipation(dissipation, rewrite_dissipation)
         self.hamiltonian = _hamiltonian  # set by from_hamiltonian, in (q, p) symbols
 
     # -- construction helpers -------------------------------------------------
@@ -259,10 +263,10 @@ class Model:
             if expr.has(sp.I) or expr.has(sp.zoo) or expr.has(sp.nan):
                 raise ModelError(f"the {what} contains a complex or undefined number")
 
-    def _dissipation(self, dissipation) -> None:
+    def _dissipation(self, dissipation, rewrite: bool) -> None:
         """Set ``rayleigh`` (the declared R or None), ``damping`` (the R left in the dynamics, 0 if none)
         and ``user_lagrangian``; rewrite uniform linear damping into Caldirola–Kanai form (theory §7)."""
-        from .dissipation import caldirola_kanai, uniform_rate
+        from .dissipation import Rayleigh, caldirola_kanai, uniform_rate
 
         self.user_lagrangian = self.lagrangian
         self.rayleigh = None
@@ -279,6 +283,9 @@ class Model:
             raise ModelError("the dissipation function does not depend on any velocity: it dissipates nothing")
         varying = set(self.q) | set(self.v) | set(self.u) | {self.time}
         self.rayleigh = uniform_rate(self.lagrangian, r, self.v, self.time, varying, self.constants)
+        if not rewrite and self.rayleigh.rewritable:
+            self.rayleigh = Rayleigh(r, None, f"uniform ({self.rayleigh.why}), but kept as a force: "
+                                              "rewrite_dissipation=False")
         if self.rayleigh.rewritable:
             self.lagrangian = caldirola_kanai(self.lagrangian, self.rayleigh.rate, self.time)
         else:

@@ -355,9 +355,10 @@ class Kernels:
             f"plain echo would not retrace the free run (theory §4); {fix}")
 
     def _no_route_error(self) -> NoExactRouteError:
-        from .dissipation import NON_VARIATIONAL_NOTE
+        from .dissipation import non_variational_note
 
-        return NoExactRouteError(f"model {self.model.name!r}: {NON_VARIATIONAL_NOTE}; use bptt_gradient")
+        return NoExactRouteError(f"model {self.model.name!r}: {non_variational_note(self.model.rayleigh.why)}; "
+                                 "use bptt_gradient")
 
     def _require_reversible(self):
         """Refuse the plain echo on a model that lacks time-reversal symmetry (theory §4)."""

@@ -310,7 +310,7 @@ def test_nonuniform_damping_reports_no_exact_route():
     assert d.default_route is None
     exact = [r["route"] for r in d.routes if r["available"] and r["exact"]]
     assert exact == ["bptt"]
-    assert any("not variational" in note for note in d.notes)
+    assert any("non-variational" in note and "differs between coordinates" in note for note in d.notes)
 
 
 def test_nonuniform_damping_bptt_matches_finite_differences(nonuniform):
@@ -387,6 +387,16 @@ def test_uniform_damping_with_masses_is_rewritten():
     mdl = model(kin - k * (x - y) ** 2 / 2, [k], constants={m1: 1.0, m2: 2.0, c: 0.3}, dissipation=c * kin)
     assert mdl.rayleigh.rate == c
     assert mdl.lagrangian.has(sp.exp(c * mdl.time))
+
+
+def test_uniform_damping_can_be_kept_as_a_force():
+    c, k = sp.symbols("c k", positive=True)
+    kin = (x.diff() ** 2 + y.diff() ** 2) / 2
+    mdl = symglep.Model(kin - k * x**2 / 2, [x, y], [k], constants={c: 0.3}, dissipation=c * kin,
+                        rewrite_dissipation=False)
+    assert not mdl.rayleigh.rewritable and mdl.damping == mdl.rayleigh.function
+    assert "rewrite_dissipation=False" in mdl.rayleigh.why
+    assert symglep.derive(mdl).default_route is None
 
 
 def test_nonuniform_damping_is_kept_as_a_force():
