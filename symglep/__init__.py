@@ -11,7 +11,7 @@ from .derivation import Derivation, derive
 from .errors import DerivationError, ModelError, ModelFileError, SymglepError
 from .loader import load_model
 from .model import Model
-from .runtime import Kernels, NotReversibleError, NumericalError, Result
+from .runtime import Kernels, NoExactRouteError, NotReversibleError, NumericalError, Result
 from .runtime import compile  # noqa: A001 - symglep.compile(model) is the public name
 from .tasks import Dataset
 from .training import TrainResult, train
@@ -19,6 +19,7 @@ from .training import TrainResult, train
 __all__ = [
     "Derivation",
     "Kernels",
+    "NoExactRouteError",
     "NotReversibleError",
     "NumericalError",
     "Result",

@@ -140,7 +140,13 @@ def generate(model_spec, target, precision, integrator, out_dir, force):
               help="Instead: compare the estimators of these boundary conditions with their true gradients.")
 @click.option("--cbvp-steps", type=click.IntRange(min=2), default=40, show_default=True,
               help="Steps of the two-point (CBVP) problem, solved whole by Newton.")
-def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance, fmt, bc, cbvp_steps):
+@click.option("--route", type=click.Choice(["auto", "echo", "flipped_echo", "digital_pfvp"]), default="auto",
+              show_default=True, help="Gradient route: auto takes the model's exact one (see `symglep derive`); "
+              "digital_pfvp is exact on a computer, not forward-only in hardware.")
+@click.option("--naive-echo", is_flag=True,
+              help="Run the plain echo even where it is not exact, and report its bias against BPTT.")
+def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance, fmt, bc, cbvp_steps, route,
+          naive_echo):
     """Round trip, energy drift, and echo vs BPTT vs finite-difference gradients on one seeded instance.
 
     With --bc: CIVP (bulk only, and with the residual from tangent kernels), PFVP (echo) and CBVP
@@ -165,7 +171,7 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
             sys.exit(1)
         return
     report = run_check(model, steps=steps, dt=dt, beta=beta, seed=seed, params=params,
-                       integrator=integrator, tolerance=tolerance)
+                       integrator=integrator, tolerance=tolerance, route=route, naive_echo=naive_echo)
     click.echo(json.dumps(report, indent=2) if fmt == "json" else render_text(report), nl=fmt == "json")
     if not report["passed"]:
         sys.exit(1)

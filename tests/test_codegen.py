@@ -200,10 +200,15 @@ def test_check_cli_text_and_failure_exit_code():
     assert bad.exit_code == 1 and "FAIL" in bad.output
 
 
-def test_check_refuses_non_reversible_model():
-    result = CliRunner().invoke(main, ["check", str(ROOT / "examples/charged_particle.py"), "--steps", "50"])
+def test_check_refuses_the_plain_echo_on_a_non_reversible_model():
+    path = str(ROOT / "examples/charged_particle.py")
+    result = CliRunner().invoke(main, ["check", path, "--steps", "50", "--route", "echo"])
     assert result.exit_code == 2
     assert "not time-reversible" in result.output and "B*e" in result.output.replace(" ", "")
+    assert "B -> -B" in result.output
+    flipped = CliRunner().invoke(main, ["check", path, "--steps", "50"])
+    assert flipped.exit_code == 0, flipped.output
+    assert "route: flipped-parameter echo" in flipped.output
 
 
 def test_check_params_file_errors(tmp_path):

@@ -74,6 +74,8 @@ def model_fingerprint(model: Model) -> str:
         "const=" + ",".join(f"{sp.srepr(k)}:{float(v)!r}" for k, v in model.constants.items()),
         "t=" + sp.srepr(model.time),
     ]
+    if model.damping != 0:
+        parts.append("R=" + sp.srepr(model.damping))
     return "\n".join(parts)
 
 
@@ -100,5 +102,8 @@ def render_numba(scheme: Scheme, digest: str, newton_tol: float = NEWTON_TOL) ->
         functions=[python_function(f) for f in scheme.functions],
         has_energy=scheme.has_energy,
         time_reversible="True" if scheme.time_reversible else "False",
+        echo_flip=repr(tuple(scheme.echo_flip)),
+        damped="True" if scheme.damped else "False",
+        default_route=repr(scheme.default_route),
         velocity_is_momentum=scheme.velocity_is_momentum,
     )
