@@ -4,8 +4,9 @@ Every step of symglep's scalar method works on the expanded Lagrangian: each
 Euler–Lagrange equation differentiates the whole of ``L``, the generated code
 has one line per term, and Numba compiles all of it. The cost grows with
 ``size = n × (number of nodes of the expression tree of L)``; measured on this
-project's reference machine (docs/robustness.md) derive + generate take about 6 s at
-size 2.6·10⁴, 45 s at 4·10⁵ (before compilation, which takes longer still).
+project's reference machine (docs/robustness.md, ``benchmarks/model_size.py``),
+derive + generate take 3 CPU seconds at size 2.6·10⁴ and 28 s at 4.2·10⁵, and
+Numba's compilation of the result takes minutes more.
 Past :data:`MAX_MODEL_SIZE` symglep stops at once with a message instead of
 running silently for many minutes; ``SYMGLEP_MAX_MODEL_SIZE`` raises the limit.
 """
