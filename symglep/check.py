@@ -18,12 +18,12 @@ On one sequence it reports (theory §5–§6):
 
 from __future__ import annotations
 
-import json
 import math
 
 import numpy as np
 
 from .errors import SymglepError
+from .fileio import read_json_object
 from .model import Model
 from .runtime import compile as compile_model
 
@@ -69,18 +69,10 @@ def smooth_signal(rng: np.random.Generator, times: np.ndarray, width: int, ampli
 
 
 def load_params(path: str, model: Model) -> dict:
-    """Parameter values from a JSON object ``{name: value}``."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as exc:
-        raise SymglepError(f"cannot read parameters file {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise SymglepError(f"parameters file {path} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
-    if isinstance(data, dict) and isinstance(data.get("parameters"), dict):
+    """Parameter values from a JSON object ``{name: value}`` (or a training file's ``parameters``)."""
+    data = read_json_object(path, "parameters file")
+    if isinstance(data.get("parameters"), dict):
         data = data["parameters"]
-    if not isinstance(data, dict):
-        raise SymglepError(f"parameters file {path} must hold a JSON object {{name: value}}")
     names = [s.name for s in model.parameters]
     unknown = [k for k in data if k not in names]
     if unknown:

@@ -346,6 +346,16 @@ class Kernels:
             raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
         return self.theta(theta), q0, x0, v0 is not None, u, y
 
+    def _end_state(self, qT, pT, betas, u, y, steps):
+        """Checked arguments of a pass that starts from a final state (the echo, the digital PFVP)."""
+        qT = self._state(qT, "qT", None)
+        pT = self._state(pT, "pT", qT.shape[0])
+        u = self._series(u, "inputs u", self.n_u, qT.shape[0], steps)
+        y = self._series(y, "targets y", self.n_y, qT.shape[0], u.shape[1] - 1)
+        if y.shape[1] != u.shape[1]:
+            raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
+        return qT, pT, u, y, np.atleast_1d(np.asarray(betas, dtype=np.float64))
+
     def _check(self, status, residual, what: str):
         bad = np.nonzero(status >= 0)[0]
         if bad.size:
@@ -500,13 +510,7 @@ class Kernels:
             raise self._not_reversible_error()
         th = self.theta(theta)
         th_echo = self.echo_parameters(th) if route == "flipped_echo" else th
-        qT = self._state(qT, "qT", None)
-        pT = self._state(pT, "pT", qT.shape[0])
-        u = self._series(u, "inputs u", self.n_u, qT.shape[0], steps)
-        y = self._series(y, "targets y", self.n_y, qT.shape[0], u.shape[1] - 1)
-        if y.shape[1] != u.shape[1]:
-            raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
-        betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
+        qT, pT, u, y, betas = self._end_state(qT, pT, betas, u, y, steps)
         h = float(dt or self.dt)
         out = self.module.echo(th, th_echo, qT, pT, u, y, h, float(t0), betas, bool(learn_inputs))
         self._check(out[4], out[5], "echo")
@@ -525,13 +529,7 @@ class Kernels:
         if self.module.DAMPED:
             raise self._no_route_error()
         th = self.theta(theta)
-        qT = self._state(qT, "qT", None)
-        pT = self._state(pT, "pT", qT.shape[0])
-        u = self._series(u, "inputs u", self.n_u, qT.shape[0], steps)
-        y = self._series(y, "targets y", self.n_y, qT.shape[0], u.shape[1] - 1)
-        if y.shape[1] != u.shape[1]:
-            raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
-        betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
+        qT, pT, u, y, betas = self._end_state(qT, pT, betas, u, y, steps)
         h = float(dt or self.dt)
         out = self.module.pfvp_backward(th, qT, pT, u, y, h, float(t0), betas, bool(learn_inputs))
         self._check(out[4], out[5], "digital PFVP")

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import SymglepError
-from .fileio import write_atomic
+from .fileio import read_json_object, write_atomic
 from .model import Model
 from .optim import make_optimizer
 from .tasks import Dataset, SineTask, draw_parameters, load_npz, sine_task
@@ -123,16 +123,7 @@ class TrainResult:
 
 
 def _read_json(path: str) -> dict:
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except OSError as exc:
-        raise SymglepError(f"cannot read {path}: {exc.strerror}") from None
-    except json.JSONDecodeError as exc:
-        raise SymglepError(f"{path} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
-    if not isinstance(data, dict):
-        raise SymglepError(f"{path} must hold a JSON object")
-    return data
+    return read_json_object(path)
 
 
 def _resume_state(resume, model: Model) -> TrainResult:
