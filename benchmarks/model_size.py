@@ -10,10 +10,10 @@ For each, the table gives the size symglep's limit reads (``n × nodes(L)``,
 ``generate_source`` (derive + discretise + render), the generated source size,
 and whether the default limit accepts it. Times are CPU seconds of this process
 (``time.process_time``), median of ``--repeats`` runs (one run past 20 s).
-Numba compilation comes on top and grows faster still (about a minute for the
-4-unit chain example on 2 cores); it is not timed here.
+With ``--compile N``, models with n <= N are also compiled once by Numba into a
+fresh cache (``symglep.compile``, every kernel; wall seconds, one run).
 
-    python benchmarks/model_size.py [--repeats 3] [--sizes chain:8,32,64,128 dense:8,16,32]
+    python benchmarks/model_size.py [--repeats 3] [--sizes chain:8,32,64,128 dense:8,16,32] [--compile 64]
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ import gc
 import os
 import statistics
 import sys
+import tempfile
 import time
 
 import sympy as sp
@@ -68,16 +69,26 @@ def cpu_time(fn, repeats: int) -> float:
     return statistics.median(times)
 
 
+def compile_time(model: symglep.Model) -> float:
+    """Wall seconds of ``symglep.compile`` (derive, generate, Numba-compile every kernel) into an empty cache."""
+    with tempfile.TemporaryDirectory() as cache:
+        start = time.perf_counter()
+        symglep.compile(model, cache=cache)
+        return time.perf_counter() - start
+
+
 def main(argv=None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--sizes", nargs="*", default=["chain:8,32,64,128", "dense:8,16,32"])
+    parser.add_argument("--compile", type=int, default=0, help="also time Numba compilation for n <= N")
     args = parser.parse_args(argv)
     os.environ[ENV_VAR] = str(10**9)  # measure past the limit too
     print(f"# model size vs derive/generate time ({git_state()}; {cpu_name()}; load {load_average()})\n")
     print(f"limit: n × nodes(L) ≤ {MAX_MODEL_SIZE} (symglep.limits.MAX_MODEL_SIZE)\n")
-    print("| model | n | parameters | n × nodes(L) | derive (s) | derive + generate (s) | source (kB) | accepted |")
-    print("|---|---:|---:|---:|---:|---:|---:|---|")
+    print("| model | n | parameters | n × nodes(L) | derive (s) | derive + generate (s) | source (kB) "
+          "| compile (wall s) | accepted |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---|")
     for spec in args.sizes:
         kind, sizes = spec.split(":")
         for n in map(int, sizes.split(",")):
@@ -86,8 +97,10 @@ def main(argv=None) -> None:
             t_derive = cpu_time(lambda: symglep.derive(model), args.repeats)
             source = []
             t_generate = cpu_time(lambda: source.append(generate_source(model)[0]), args.repeats)
+            t_compile = compile_time(model) if n <= args.compile else None
             print(f"| {kind} | {n} | {len(model.parameters)} | {size} | {t_derive:.2f} | {t_generate:.1f} | "
-                  f"{len(source[-1]) / 1e3:.0f} | {'yes' if size <= MAX_MODEL_SIZE else 'no'} |", flush=True)
+                  f"{len(source[-1]) / 1e3:.0f} | {'—' if t_compile is None else f'{t_compile:.0f}'} | "
+                  f"{'yes' if size <= MAX_MODEL_SIZE else 'no'} |", flush=True)
 
 
 if __name__ == "__main__":

@@ -11,16 +11,21 @@ from .derivation import Derivation, derive
 from .errors import DerivationError, ModelError, ModelFileError, SymglepError
 from .loader import load_model
 from .model import Model
-from .runtime import Kernels, NotReversibleError, NumericalError, Result
+from .runtime import Kernels, NoExactRouteError, NotReversibleError, NumericalError, Result
 from .runtime import compile  # noqa: A001 - symglep.compile(model) is the public name
+from .tasks import Dataset
+from .training import TrainResult, train
 from . import network  # noqa: E402 - array (network) models, docs/networks.md
 
 __all__ = [
     "Derivation",
     "Kernels",
+    "NoExactRouteError",
     "NotReversibleError",
     "NumericalError",
     "Result",
+    "Dataset",
+    "TrainResult",
     "compile",
     "DerivationError",
     "Model",
@@ -31,4 +36,5 @@ __all__ = [
     "derive",
     "load_model",
     "network",
+    "train",
 ]

@@ -266,17 +266,19 @@ def run_bc_check(model: Model, bcs=BCS, steps: int = 300, dt: float = 0.01, beta
         report["symbolic_residual_error"] = c["symbolic_residual_error"]
         report["civp_bulk_only_error"] = c["bulk_error"]
     if "pfvp" in bcs:
-        if not d.sym.time_reversible:
+        route = d.default_route  # echo, flipped echo or digital PFVP (theory §4); None: not variational
+        name = {"echo": "PFVP echo", "flipped_echo": "PFVP flipped echo", "digital_pfvp": "PFVP digital"}.get(route)
+        if route is None:
             rows.append({"estimate": "PFVP echo", "bc": "pfvp", "reference": "BPTT", "error": None, "passes": None,
                          "memory": "-", "passed": None, "gradient": None,
-                         "note": "refused: the model is not time-reversible"})
+                         "note": "refused: non-variational dissipation, no exact echo or PFVP rule (theory §7)"})
         else:
-            kw = dict(u=inst.u, y=inst.y, dt=inst.dt, beta=beta)
+            kw = dict(u=inst.u, y=inst.y, dt=inst.dt, beta=beta, route=route)
             for label, start in (("momentum", {"p0": inst.p0}), ("velocity", {"v0": inst.v0})):
                 echo = kernels.gradient(inst.theta, inst.q0, **start, **kw)
                 true = kernels.bptt_gradient(inst.theta, inst.q0, u=inst.u, y=inst.y, dt=inst.dt, **start)
                 err = rel_err(echo.dtheta[0], true.dtheta[0])
-                rows.append({"estimate": f"PFVP echo ({label} start)", "bc": "pfvp", "reference": "BPTT",
+                rows.append({"estimate": f"{name} ({label} start)", "bc": "pfvp", "reference": "BPTT",
                              "error": err, "passes": 3, "memory": "O(n), independent of K",
                              "passed": err <= TOLERANCE, "gradient": vec(echo.dtheta[0])})
     if "cbvp" in bcs:

@@ -176,11 +176,17 @@ def residuals(d: Derivation) -> dict[str, Residual]:
         extra={"pfvp_correction_vanishes": correction == "0",
                "time_reversible": d.sym.time_reversible},
     )
-    if not d.sym.time_reversible:
+    if not d.sym.time_reversible and d.sym.flip:
+        flip = ", ".join(f"{s} -> -{s}" for s in d.sym.flip)
+        out["pfvp"].verdict = ("exact and forward-only with the flipped echo: the model is not time-reversible ("
+                               + ", ".join(map(str, d.sym.breaking_terms)) + f"), but the echo with {flip} "
+                               "runs forward (theory §4)")
+    elif not d.sym.time_reversible:
         r = out["pfvp"]
         r.forward_only = False
         r.verdict = ("exact, but the model is not time-reversible (" + ", ".join(map(str, d.sym.breaking_terms))
-                     + "): the echo cannot run forward; PFVP needs a backward integration (digital PFVP)")
+                     + ") and no parameter flip restores it: the echo cannot run forward; PFVP needs a backward "
+                     "integration (digital PFVP: exact on a computer, not forward-only in hardware)")
     return out
 
 

@@ -159,7 +159,13 @@ def generate(model_spec, target, precision, integrator, out_dir, force):
               help="Instead: compare the estimators of these boundary conditions with their true gradients.")
 @click.option("--cbvp-steps", type=click.IntRange(min=2), default=40, show_default=True,
               help="Steps of the two-point (CBVP) problem, solved whole by Newton.")
-def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance, fmt, bc, cbvp_steps):
+@click.option("--route", type=click.Choice(["auto", "echo", "flipped_echo", "digital_pfvp"]), default="auto",
+              show_default=True, help="Gradient route: auto takes the model's exact one (see `symglep derive`); "
+              "digital_pfvp is exact on a computer, not forward-only in hardware.")
+@click.option("--naive-echo", is_flag=True,
+              help="Run the plain echo even where it is not exact, and report its bias against BPTT.")
+def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance, fmt, bc, cbvp_steps, route,
+          naive_echo):
     """Round trip, energy drift, and echo vs BPTT vs finite-difference gradients on one seeded instance.
 
     With --bc: CIVP (bulk only, and with the residual from tangent kernels), PFVP (echo) and CBVP
@@ -174,6 +180,10 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
     model = load_model(model_spec)
     if _is_array(model):
         from .network.commands import check as check_network
+
+        if route != "auto" or naive_echo:
+            raise SymglepError("array models have one gradient route (the echo): --route and --naive-echo "
+                               "do not apply")
 
         report, text = check_network(model, steps, dt, beta, seed, params_file, integrator, tolerance, fmt, bc)
         click.echo(text, nl=fmt == "json")
@@ -190,10 +200,67 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
             sys.exit(1)
         return
     report = run_check(model, steps=steps, dt=dt, beta=beta, seed=seed, params=params,
-                       integrator=integrator, tolerance=tolerance)
+                       integrator=integrator, tolerance=tolerance, route=route, naive_echo=naive_echo)
     click.echo(json.dumps(report, indent=2) if fmt == "json" else render_text(report), nl=fmt == "json")
     if not report["passed"]:
         sys.exit(1)
+
+
+@main.command()
+@MODEL_ARG
+@click.option("--task", default="sine", show_default=True, metavar="sine|DATA.npz",
+              help="Built-in task 'sine', or a .npz file of inputs, targets and initial states (docs/training.md).")
+@click.option("--epochs", type=click.IntRange(min=0), default=100, show_default=True)
+@click.option("--lr", type=float, default=None, help="Learning rate [default: 0.05 for adam, 0.01 for sgd].")
+@click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam", show_default=True)
+@click.option("--batch", type=click.IntRange(min=1), default=None, help="Sequences per step [default: all].")
+@click.option("--beta", type=float, default=1e-4, show_default=True, help="Nudge strength of the echo.")
+@click.option("--estimator", type=click.Choice(["echo", "echo-one-sided", "bptt"]), default="echo",
+              show_default=True, help="Gradient: centred echo (3 passes), one-sided echo (2), or BPTT reference.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the task, start and batch order.")
+@click.option("--dt", type=float, default=None, help="Step size [default: the task's, or 'dt' in DATA.npz].")
+@click.option("--integrator", type=click.Choice(["auto", "leapfrog", "midpoint"]), default="auto", show_default=True)
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write the loss curve to this PNG.")
+@click.option("--save", "save_path", type=click.Path(dir_okay=False), help="Write parameters and loss_history (JSON).")
+@click.option("--resume", "resume_path", type=click.Path(dir_okay=False),
+              help="Start from a --save file (or a {name: value} JSON file).")
+@click.option("--scheduler", default=None, metavar="ADDRESS",
+              help="Dask scheduler address: spread the batches over its workers (extra 'dask').")
+@click.option("--quiet", is_flag=True, help="No progress line.")
+def train(model_spec, task, epochs, lr, optimizer, batch, beta, estimator, seed, dt, integrator, plot_path,
+          save_path, resume_path, scheduler, quiet):
+    """Train the parameters of MODEL with the echo gradient (theory §5) on a task.
+
+    Prints the loss before and after, and the learned parameters.
+    """
+    from .loader import load_model
+    from .training import train as run_training
+
+    if _is_array(load_model(model_spec)):
+        raise SymglepError("train does not support array models yet; train a network from Python with "
+                           "symglep.compile(model).gradient (docs/networks.md)")
+    if plot_path:
+        from .plotting import pyplot
+
+        pyplot()  # fail before training when matplotlib is missing
+    result = run_training(model_spec, task, epochs=epochs, lr=lr, optimizer=optimizer, batch=batch, beta=beta,
+                          estimator=estimator, seed=seed, dt=dt, resume=resume_path, save=save_path,
+                          scheduler=scheduler, progress=not quiet, integrator=integrator)
+    history = result.loss_history
+    first = history[0] if history else result.final_loss
+    click.echo(f"model {result.model}: {result.settings['estimator']} gradient, {result.settings['optimizer']} "
+               f"(lr {result.settings['lr']:g}), {len(history)} epochs, {result.seconds:.1f} s")
+    click.echo(f"loss {first:.6e} -> {result.final_loss:.6e} (x{first / result.final_loss:.3g} lower)"
+               if result.final_loss > 0 else f"loss {first:.6e} -> 0")
+    for name, value in result.parameters.items():
+        click.echo(f"  {name} = {value:.10g}")
+    if plot_path:
+        from .plotting import plot_loss
+
+        plot_loss({result.settings["estimator"]: history}, plot_path, f"{result.model}: {result.settings['task']}")
+    for path in (save_path, plot_path):
+        if path:
+            click.echo(f"wrote {path}")
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -14,10 +14,12 @@ import sympy as sp
 
 from .legendre import _tidy
 from .legendre import hamiltonian as legendre_hamiltonian
+from .dissipation import REWRITE_NOTE, non_variational_note
 from .learning import learning_rule, locality
 from .limits import check_size
 from .mechanics import EulerLagrange, euler_lagrange
 from .model import Model
+from .routes import default_route, learning_routes
 from .symbolic import evaluate, sample_values
 from .symmetry import Symmetries, symmetries
 
@@ -36,6 +38,8 @@ class Derivation:
     learning_rule: dict                # θ -> ∂L/∂θ
     locality: dict                     # θ -> {coordinates, velocities, inputs, parameters, time}
     notes: list = field(default_factory=list)
+    routes: list = field(default_factory=list)    # learning routes: exact? forward-only? why (symglep.routes)
+    default_route: str | None = None               # the route Kernels.gradient takes by default
 
     # Shortcuts used by reports and later stages.
     @property
@@ -114,4 +118,8 @@ def derive(model: Model) -> Derivation:
         notes.append("Legendre transform is singular: the model is degenerate (constrained)")
     sym = symmetries(model, el.momenta)
     rule = learning_rule(model)
-    return Derivation(model, el, h, vmap, note, regular, sym, rule, locality(model, rule), notes)
+    if model.rayleigh is not None:
+        notes.append(REWRITE_NOTE if model.rayleigh.rewritable else non_variational_note(model.rayleigh.why))
+    routes = learning_routes(model, sym)
+    return Derivation(model, el, h, vmap, note, regular, sym, rule, locality(model, rule), notes,
+                      routes, default_route(routes))

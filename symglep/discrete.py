@@ -68,6 +68,9 @@ class Scheme:
     explicit_time: bool = False
     time_reversible: bool = True
     breaking_terms: list = field(default_factory=list)
+    echo_flip: list = field(default_factory=list)  # indices of the parameters the echo flips (theory §4)
+    damped: bool = False                           # a non-variational Rayleigh force is in the step (theory §7)
+    default_route: str | None = "echo"             # symglep.routes
     notes: list = field(default_factory=list)
 
     def function(self, name: str) -> NumericFunction:
@@ -91,9 +94,12 @@ def choose_integrator(d: Derivation, integrator: str = "auto") -> str:
     """``auto``: leapfrog when separable with a closed-form velocity map, else midpoint."""
     if integrator not in INTEGRATORS:
         raise DerivationError(f"unknown integrator {integrator!r}; choose one of {', '.join(INTEGRATORS)}")
-    leapfrog_ok = d.sym.separable and d.velocity_map is not None
+    damped = d.model.damping != 0
+    leapfrog_ok = d.sym.separable and d.velocity_map is not None and not damped
     if integrator == "leapfrog" and not leapfrog_ok:
         why = d.sym.separability_note if not d.sym.separable else d.hamiltonian_note
+        if damped:
+            why = "a Rayleigh dissipation force enters the midpoint step only"
         raise DerivationError(f"the leapfrog integrator needs a separable model with a closed-form "
                               f"velocity map ({why}); use --integrator midpoint")
     if integrator == "auto":
@@ -115,6 +121,8 @@ def discretise(d: Derivation, integrator: str = "auto") -> Scheme:
         input_names=[s.name for s in m.u], target_names=[s.name for s in m.y],
         explicit_time=m.time in m.lagrangian.free_symbols or m.time in m.cost.free_symbols,
         time_reversible=d.sym.time_reversible, breaking_terms=[str(b) for b in d.sym.breaking_terms],
+        echo_flip=[m.parameters.index(s) for s in (d.sym.flip or [])], damped=m.damping != 0,
+        default_route=d.default_route,
     )
     q, v, p, th, u, y, t = list(m.q), list(m.v), list(m.p), list(m.parameters), list(m.u), list(m.y), m.time
     beta, h = sp.Symbol("beta"), sp.Symbol("h")
@@ -147,7 +155,7 @@ def discretise(d: Derivation, integrator: str = "auto") -> Scheme:
     if integrator == "leapfrog":
         _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam)
     else:
-        _midpoint(scheme, d, sub, L, c, q, v, th, u, y, t, beta, h, lam, mu)
+        _midpoint(scheme, d, sub, L, c, sub(m.damping), q, v, th, u, y, t, beta, h, lam, mu)
     return scheme
 
 
@@ -192,8 +200,12 @@ def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam):
                                "λᵀ ∂W/∂(p, θ)", ()))
 
 
-def _midpoint(scheme, d, sub, L, c, q, v, th, u, y, t, beta, h, lam, mu):
-    """Functions of the implicit midpoint step (theory §6, general case)."""
+def _midpoint(scheme, d, sub, L, c, R, q, v, th, u, y, t, beta, h, lam, mu):
+    """Functions of the implicit midpoint step (theory §6, general case).
+
+    A Rayleigh force ``−∂R/∂v`` (theory §7) joins ``∂L^β/∂q`` at the midpoint, half to each
+    end (the discrete Lagrange–d'Alembert principle); ``R = 0`` for variational models.
+    """
     fns = scheme.functions
     n = len(q)
     qa, qb = _vec("qa", n), _vec("qb", n)
@@ -201,7 +213,7 @@ def _midpoint(scheme, d, sub, L, c, q, v, th, u, y, t, beta, h, lam, mu):
               **{vi: (b - a) / h for vi, a, b in zip(v, qa, qb)}}
     Lb = L - beta * c
     pv = [sp.diff(L, s).xreplace(at_mid) for s in v]
-    fq = [sp.diff(Lb, s).xreplace(at_mid) for s in q]
+    fq = [(sp.diff(Lb, s) - sp.diff(R, w)).xreplace(at_mid) for s, w in zip(q, v)]
     F = [pv[i] - h / 2 * fq[i] for i in range(n)]      # = p_k   (−D₁L_d, nudged)
     P = [pv[i] + h / 2 * fq[i] for i in range(n)]      # = p_{k+1} (D₂L_d, nudged)
     step = [("qa", qa), ("qb", qb), ("t", [t]), ("u", u), ("y", y), ("th", th), ("beta", [beta]), ("h", [h])]
@@ -211,6 +223,10 @@ def _midpoint(scheme, d, sub, L, c, q, v, th, u, y, t, beta, h, lam, mu):
     fns.append(NumericFunction("midpoint_jacobian", step,
                                [("jac", [sp.diff(F[i], qb[j]) for i in range(n) for j in range(n)])],
                                "∂(−D₁L_d^β)/∂q_{k+1}, row-major n×n: the Newton matrix", sc))
+    fns.append(NumericFunction("midpoint_jacobian_prev", step,
+                               [("jac", [sp.diff(P[i], qa[j]) for i in range(n) for j in range(n)])],
+                               "∂(D₂L_d^β)/∂q_k, row-major n×n: the Newton matrix of the inverted step "
+                               "(digital PFVP, theory §4)", sc))
     learn_args = [("qa", qa), ("qb", qb), ("t", [t]), ("u", u), ("th", th), ("h", [h])]
     Lmid = L.xreplace(at_mid)
     fns.append(NumericFunction("lagrangian_partials", learn_args,

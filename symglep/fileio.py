@@ -6,8 +6,11 @@ half-written file.
 
 from __future__ import annotations
 
+import json
 import os
 import tempfile
+
+from .errors import SymglepError
 
 
 def write_atomic(path: str, text: str | bytes) -> None:
@@ -26,3 +29,20 @@ def write_atomic(path: str, text: str | bytes) -> None:
         if os.path.exists(tmp):
             os.unlink(tmp)
         raise
+
+
+def read_json_object(path: str, what: str = "") -> dict:
+    """The JSON object in ``path``; a missing, unreadable or malformed file is a one-line :class:`SymglepError`."""
+    label = f"{what} {path}".strip()
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except OSError as exc:
+        raise SymglepError(f"cannot read {label}: {exc.strerror}") from None
+    except json.JSONDecodeError as exc:
+        raise SymglepError(f"{label} is not valid JSON: {exc.msg} (line {exc.lineno})") from None
+    except UnicodeDecodeError:
+        raise SymglepError(f"{label} is not UTF-8 text") from None
+    if not isinstance(data, dict):
+        raise SymglepError(f"{label} must hold a JSON object")
+    return data

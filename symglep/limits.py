@@ -4,8 +4,9 @@ Every step of symglep's scalar method works on the expanded Lagrangian: each
 Euler–Lagrange equation differentiates the whole of ``L``, the generated code
 has one line per term, and Numba compiles all of it. The cost grows with
 ``size = n × (number of nodes of the expression tree of L)``; measured on this
-project's reference machine (docs/limits.md) derive + generate take about 6 s at
-size 2.6·10⁴, 45 s at 4·10⁵ (before compilation, which takes longer still).
+project's reference machine (docs/robustness.md, ``benchmarks/model_size.py``),
+derive + generate take 3 CPU seconds at size 2.6·10⁴ and 28 s at 4.2·10⁵, and
+Numba's compilation of the result takes minutes more.
 Past :data:`MAX_MODEL_SIZE` symglep stops at once with a message instead of
 running silently for many minutes; ``SYMGLEP_MAX_MODEL_SIZE`` raises the limit.
 """
@@ -57,4 +58,4 @@ def check_size(model: Model) -> None:
             f"model {model.name!r} is too large for the scalar method: n × nodes(L) exceeds {limit} "
             f"(n = {model.n}); deriving, generating and compiling it element by element would take many "
             "minutes to hours. Networks this large need the array form (one derivation for any n), which is "
-            f"planned but not yet available (docs/limits.md); to go on anyway, raise the limit with {ENV_VAR}=N")
+            f"planned but not yet available (docs/robustness.md); to go on anyway, raise the limit with {ENV_VAR}=N")

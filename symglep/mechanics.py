@@ -5,7 +5,9 @@ With ``p = ∂L/∂v`` the total time derivative along a trajectory is
     d/dt p_i = Σ_j ∂p_i/∂v_j a_j + Σ_j ∂p_i/∂q_j v_j + ∂p_i/∂t + Σ_k ∂p_i/∂u_k u̇_k
 
 so ``M_ij = ∂²L/∂v_i∂v_j`` and
-``f_i = ∂L/∂q_i − Σ_j ∂p_i/∂q_j v_j − ∂p_i/∂t − Σ_k ∂p_i/∂u_k u̇_k``.
+``f_i = ∂L/∂q_i − Σ_j ∂p_i/∂q_j v_j − ∂p_i/∂t − Σ_k ∂p_i/∂u_k u̇_k − ∂R/∂v_i``,
+the last term being the force of a non-variational Rayleigh dissipation
+function ``R`` that the model keeps (theory §7; zero for most models).
 Only plain symbols are differentiated (through SymEngine when available,
 ``symglep.fastdiff``); nothing is simplified.
 """
@@ -64,6 +66,8 @@ def euler_lagrange(model: Model) -> EulerLagrange:
                 rate = input_rate_symbol(u)
                 rates.append(rate)
                 fi -= dpdu * rate
+        if model.damping != 0:
+            fi -= sp.diff(model.damping, v[i])
         forcing.append(fi)
     forcing = sp.Matrix(forcing)
     residuals = [sum((mass[i, j] * a[j] for j in range(n)), sp.S.Zero) - forcing[i] for i in range(n)]

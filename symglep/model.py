@@ -93,6 +93,14 @@ class Model:
         Inputs may enter the Lagrangian and the cost, targets only the cost.
     cost:
         Cost density ``c(q, t)``; it must not depend on velocities or parameters.
+    dissipation:
+        Optional Rayleigh dissipation function ``R(q, v)`` (theory §7): the force
+        ``−∂R/∂v`` joins the equations of motion. Uniform linear damping
+        (``∂R/∂v = γ ∂L/∂v``) is rewritten into the Caldirola–Kanai Lagrangian
+        ``e^{γt} L``; any other ``R`` stays as a non-variational force.
+    rewrite_dissipation:
+        ``False`` keeps even uniform damping as a Rayleigh force (no exact echo then);
+        useful to measure what the rewriting buys.
     name:
         Model name (used for generated files and reports).
     """
@@ -108,6 +116,8 @@ class Model:
         name: str = "model",
         constants: Mapping | None = None,
         *,
+        dissipation=None,
+        rewrite_dissipation: bool = True,
         _hamiltonian=None,
     ):
         if not isinstance(name, str) or not name.strip():
@@ -170,6 +180,7 @@ class Model:
         self.lagrangian = self._plain(lagrangian, "Lagrangian")
         self.cost = self._plain(cost, "cost")
         self._validate()
+        self._dissipation(dissipation, rewrite_dissipation)
         self.hamiltonian = _hamiltonian  # set by from_hamiltonian, in (q, p) symbols
 
     # -- construction helpers -------------------------------------------------
@@ -252,10 +263,39 @@ class Model:
             if expr.has(sp.I) or expr.has(sp.zoo) or expr.has(sp.nan):
                 raise ModelError(f"the {what} contains a complex or undefined number")
 
+    def _dissipation(self, dissipation, rewrite: bool) -> None:
+        """Set ``rayleigh`` (the declared R or None), ``damping`` (the R left in the dynamics, 0 if none)
+        and ``user_lagrangian``; rewrite uniform linear damping into Caldirola–Kanai form (theory §7)."""
+        from .dissipation import Rayleigh, caldirola_kanai, uniform_rate
+
+        self.user_lagrangian = self.lagrangian
+        self.rayleigh = None
+        self.damping = sp.S.Zero
+        if dissipation is None:
+            return
+        r = self._plain(_sympify(dissipation, "dissipation function"), "dissipation function")
+        allowed = set(self.q) | set(self.v) | set(self.parameters) | set(self.constants)
+        for sym in sorted(r.free_symbols, key=str):
+            if sym not in allowed:
+                raise ModelError(f"symbol {sym} in the dissipation function is not allowed: R may depend "
+                                 "only on coordinates, velocities, parameters and constants")
+        if not (r.free_symbols & set(self.v)):
+            raise ModelError("the dissipation function does not depend on any velocity: it dissipates nothing")
+        varying = set(self.q) | set(self.v) | set(self.u) | {self.time}
+        self.rayleigh = uniform_rate(self.lagrangian, r, self.v, self.time, varying, self.constants)
+        if not rewrite and self.rayleigh.rewritable:
+            self.rayleigh = Rayleigh(r, None, f"uniform ({self.rayleigh.why}), but kept as a force: "
+                                              "rewrite_dissipation=False")
+        if self.rayleigh.rewritable:
+            self.lagrangian = caldirola_kanai(self.lagrangian, self.rayleigh.rate, self.time)
+        else:
+            self.damping = r
+
     # -- alternative constructor ---------------------------------------------
     @classmethod
     def from_hamiltonian(cls, hamiltonian, coordinates, momenta, parameters=(), inputs=(),
-                         targets=(), cost=0, name: str = "model", constants: Mapping | None = None):
+                         targets=(), cost=0, name: str = "model", constants: Mapping | None = None,
+                         dissipation=None):
         """Build a model from ``H(q, p, t)`` by the inverse Legendre transform (theory §4).
 
         ``L = p·v − H`` with ``p`` solved from ``v = ∂H/∂p``.
@@ -274,7 +314,10 @@ class Model:
         velocities = [sp.Derivative(c, t) for c in coordinates]
         positive = [s for s in _as_tuple(parameters, "parameters") if isinstance(s, sp.Symbol)]
         lagrangian, _ = lagrangian_from_hamiltonian(hamiltonian, list(momenta), velocities, positive)
-        model = cls(lagrangian, coordinates, parameters, inputs, targets, cost, name, constants)
+        model = cls(lagrangian, coordinates, parameters, inputs, targets, cost, name, constants,
+                    dissipation=dissipation)
+        if model.rayleigh is not None and model.rayleigh.rewritable:
+            return model  # the declared H is not that of exp(γt)·L: derive builds the rewritten one
         h = hamiltonian.xreplace(dict(zip(momenta, model.p)))
         model.hamiltonian = model._plain(h, "Hamiltonian")
         return model

@@ -75,10 +75,60 @@ def to_dict(d: Derivation) -> dict:
         "time_reversible": d.sym.time_reversible,
         "reversibility_breaking_terms": [expr_str(e) for e in d.sym.breaking_terms],
         "explicit_time_dependence": d.sym.explicit_time,
+        "time_reversal_flip": [s.name for s in d.sym.flip] if d.sym.flip is not None else None,
+        "time_reversal_flip_note": d.sym.flip_note,
+        "dissipation": _dissipation(m),
+        "learning_routes": [dict(r) for r in d.routes],
+        "default_route": d.default_route,
         "learning_rule": {th.name: expr_str(e) for th, e in d.learning_rule.items()},
         "locality": {th.name: entry for th, entry in d.locality.items()},
         "notes": list(d.notes),
     }
+
+
+def _dissipation(m: Model) -> dict | None:
+    """The declared Rayleigh function and what symglep made of it (theory §7), or None."""
+    r = m.rayleigh
+    if r is None:
+        return None
+    return {
+        "function": expr_str(r.function),
+        "variational": r.rewritable,
+        "rewritten": r.rewritable,
+        "rate": expr_str(r.rate) if r.rate is not None else None,
+        "why": r.why,
+        "lagrangian_before_rewrite": expr_str(m.user_lagrangian),
+    }
+
+
+def _flip_verdict(d: Derivation) -> str:
+    if d.sym.flip is None:
+        return f"none ({d.sym.flip_note})"
+    if not d.sym.flip:
+        return "not needed"
+    return ", ".join(f"{s} → −{s}" for s in d.sym.flip) + " restores it (the echo runs the flipped system)"
+
+
+def _dissipation_verdict(m: Model) -> str:
+    r = m.rayleigh
+    if r is None:
+        return "none"
+    if r.rewritable:
+        return f"R = {expr_str(r.function)}: uniform, rewritten as exp({expr_str(r.rate)}·t)·L (Caldirola–Kanai)"
+    return f"R = {expr_str(r.function)}: NOT variational ({r.why})"
+
+
+def _route_line(r: dict) -> str:
+    if r["available"] and r["exact"]:
+        state = "EXACT"
+    elif r["available"]:
+        state = "BIASED, behind an explicit flag"
+    elif r["exact"]:
+        state = "not needed"
+    else:
+        state = "refused"
+    hw = "forward-only" if r["forward_only"] else "not forward-only"
+    return f"{r['route']}: {state} ({hw} route): {r['why']}"
 
 
 def _version() -> str:
@@ -94,6 +144,8 @@ def _verdicts(d: Derivation) -> list[tuple[str, str]]:
         ("Legendre regular (det M ≢ 0)", "yes" if d.legendre_regular else "NO"),
         ("separable (L = K(v) − V(q, t))", "yes" if d.sym.separable else f"no: {d.sym.separability_note}"),
         ("time-reversible (L even in v)", rev),
+        ("time-reversing parameter flip", _flip_verdict(d)),
+        ("dissipation", _dissipation_verdict(d.model)),
         ("explicit time dependence", ", ".join(
             f"{e['symbol']} ({e['kind']}, in {'/'.join(e['appears_in'])})" for e in d.sym.explicit_time) or "none"),
     ]
@@ -125,6 +177,9 @@ def render_text(d: Derivation) -> str:
     out.append("")
     out += [f"{k}: {v}" for k, v in _verdicts(d)]
     out.append("")
+    out.append(f"learning routes (default: {d.default_route or 'none exact; BPTT'}):")
+    out += [f"  {_route_line(r)}" for r in d.routes]
+    out.append("")
     out.append("learning rule ∂L/∂θ:")
     for th, e in d.learning_rule.items():
         out.append(f"  ∂L/∂{th} = {expr_str(e)}    [{describe_locality(d.locality[th])}]")
@@ -148,6 +203,11 @@ def render_markdown(d: Derivation) -> str:
         out += ["", f"Hamiltonian not available: {d.hamiltonian_note}."]
     out += ["", "## Verdicts", "", "| property | verdict |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in _verdicts(d)]
+    out += ["", "## Learning routes", "", f"Default: `{d.default_route or 'none exact: BPTT'}`.", "",
+            "| route | available | exact | forward-only | why |", "|---|---|---|---|---|"]
+    yn = lambda b: "yes" if b else "no"  # noqa: E731
+    out += [f"| {r['route']} | {yn(r['available'])} | {yn(r['exact'])} | {yn(r['forward_only'])} | "
+            f"{r['why'].replace('|', '/')} |" for r in d.routes]
     out += ["", "## Learning rule", "", "| parameter | ∂L/∂θ | locality |", "|---|---|---|"]
     out += [f"| `{th}` | ${tex(e)}$ | {describe_locality(d.locality[th])} |" for th, e in d.learning_rule.items()]
     return "\n".join(out) + "\n"
@@ -164,9 +224,18 @@ def render_latex(d: Derivation) -> str:
     if d.hamiltonian is not None:
         lines.append(rf"H &= {tex(d.hamiltonian)} \\")
     lines += [rf"\frac{{\partial L}}{{\partial {sp.latex(th)}}} &= {tex(e)} \\" for th, e in d.learning_rule.items()]
+    lines += [rf"\intertext{{{_latex_text(_route_line(r))}}}" for r in d.routes]
     lines[-1] = lines[-1].rstrip(" \\")
     lines.append(r"\end{align}")
     return "\n".join(lines) + "\n"
+
+
+def _latex_text(text: str) -> str:
+    """Plain text made safe inside ``\\intertext{}``."""
+    out = text.replace("\\", " ")
+    for ch in "&%$#_{}":
+        out = out.replace(ch, "\\" + ch)
+    return out.replace("^", r"\^{}").replace("~", r"\~{}")
 
 
 def render(d: Derivation, fmt: str) -> str:

@@ -26,6 +26,14 @@ def _res(value) -> str | dict:
     return {th.name: expr_str(e) for th, e in value.items()}
 
 
+def notes(model) -> list[str]:
+    """Warnings that qualify every residual of ``model`` (non-variational dissipation, theory §7)."""
+    if getattr(model, "damping", 0) != 0:
+        return ["the model has a non-variational Rayleigh force: these are the residuals of its conservative "
+                "part, and no echo or PFVP estimator is exact for it (theory §7); BPTT is the reference"]
+    return []
+
+
 def to_dict(model, res: dict[str, Residual]) -> dict:
     bc = {}
     for name, r in res.items():
@@ -41,7 +49,7 @@ def to_dict(model, res: dict[str, Residual]) -> dict:
             "verdict": r.verdict,
             **{k: v for k, v in r.extra.items()},
         }
-    return {"model": model.name, "sign_convention": SIGN, "bc": bc}
+    return {"model": model.name, "sign_convention": SIGN, "notes": notes(model), "bc": bc}
 
 
 def _lines_of(value, tex=False, names=None) -> list[str]:
@@ -53,7 +61,7 @@ def _lines_of(value, tex=False, names=None) -> list[str]:
 
 
 def render_text(model, res) -> str:
-    out = [f"boundary residuals of model {model.name}", SIGN, ""]
+    out = [f"boundary residuals of model {model.name}", SIGN, *(f"note: {n}" for n in notes(model)), ""]
     for name, r in res.items():
         out.append(f"== {TITLES[name]} [{name}]")
         out.append("residual at T (X(T)):")
@@ -71,7 +79,7 @@ def render_text(model, res) -> str:
 
 
 def render_markdown(model, res) -> str:
-    out = [f"# Boundary residuals of `{model.name}`", "", SIGN, "",
+    out = [f"# Boundary residuals of `{model.name}`", "", SIGN, "", *(f"**Note:** {n}\n" for n in notes(model)),
            "| boundary condition | residual at T | residual at 0 | forward-only | memory | tractable |",
            "|---|---|---|---|---|---|"]
     for name, r in res.items():
@@ -90,7 +98,7 @@ def render_markdown(model, res) -> str:
 
 
 def render_latex(model, res, names=None) -> str:
-    out = [rf"% boundary residuals of {model.name}", r"\begin{itemize}"]
+    out = [rf"% boundary residuals of {model.name}", *(f"% note: {n}" for n in notes(model)), r"\begin{itemize}"]
     for name, r in res.items():
         out.append(rf"\item \textbf{{{name.upper()}}}: {'forward-only' if r.forward_only else 'not forward-only'}, "
                    rf"{'tractable' if r.tractable else 'intractable'}.")

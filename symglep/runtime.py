@@ -37,6 +37,10 @@ class NotReversibleError(SymglepError):
     """The echo needs time-reversal symmetry that the model lacks (theory §4)."""
 
 
+class NoExactRouteError(SymglepError):
+    """No exact echo or PFVP rule applies (non-variational dissipation, theory §7)."""
+
+
 def cache_dir(override: str | None = None) -> str:
     """Folder of compiled kernels (see module docstring)."""
     if override:
@@ -50,22 +54,28 @@ def cache_dir(override: str | None = None) -> str:
 HASH_LINE = re.compile(r"^# symglep-hash: ([0-9a-f]{64})$", re.M)
 
 
-def kernel_options(integrator: str) -> dict:
+def kernel_options(integrator: str, newton_tol: float | None = None) -> dict:
     """The options that, with the model, key a kernel file (and Numba's cache beside it)."""
-    return {"integrator": integrator, "slp_vectorize": 1}
+    options = {"integrator": integrator, "slp_vectorize": 1}
+    if newton_tol is not None:
+        options["newton_tol"] = repr(float(newton_tol))
+    return options
 
 
-def generate_source(model: Model, integrator: str = "auto", target: str = "numba", digest: str | None = None):
+def generate_source(model: Model, integrator: str = "auto", target: str = "numba", digest: str | None = None,
+                    newton_tol: float | None = None):
     """Derive, discretise and render; returns ``(source, scheme)``."""
-    from .codegen.render import content_hash, render_numba
+    from .codegen.render import NEWTON_TOL, content_hash, render_numba
     from .derivation import derive
     from .discrete import discretise
 
     if target != "numba":
         raise SymglepError(f"unknown target {target!r}; available: numba")
-    digest = digest or content_hash(model, target, kernel_options(integrator))
+    if newton_tol is not None and not (np.isfinite(newton_tol) and newton_tol > 0):
+        raise SymglepError(f"newton_tol must be a positive number, got {newton_tol!r}")
+    digest = digest or content_hash(model, target, kernel_options(integrator, newton_tol))
     scheme = discretise(derive(model), integrator)
-    return render_numba(scheme, digest), scheme
+    return render_numba(scheme, digest, NEWTON_TOL if newton_tol is None else newton_tol), scheme
 
 
 def _import(path: str, digest: str, jit: bool = True):
@@ -116,10 +126,14 @@ def _write_entry(folder: str, path: str, source: str) -> None:
 
 
 def compile(model: Model, target: str = "numba", integrator: str = "auto", dt: float = 0.01,
-            cache: str | None = None, warm: bool = True, jit: bool = True) -> "Kernels":
+            cache: str | None = None, warm: bool = True, newton_tol: float | None = None,
+            jit: bool = True) -> "Kernels":
     """Compiled kernels of ``model`` (free, echo, gradient, bptt_gradient, nudged, tangent, energy).
 
     ``dt`` is the default step of the returned :class:`Kernels`; every call can override it.
+    ``newton_tol`` replaces the midpoint rule's Newton stopping step (default 1e-13, relative to
+    ``1 + |q|``, then one polishing iteration); a loose value makes the step map inexact and
+    breaks its time reversal, which the failure-mode study measures (docs/experiments).
     With ``warm`` (default) every kernel is compiled (or loaded from Numba's cache) now, under
     a lock on the cache entry, so concurrent processes never compile the same model twice.
     A cache entry whose file does not match its checksum (truncated, edited) is rebuilt, and
@@ -136,7 +150,7 @@ def compile(model: Model, target: str = "numba", integrator: str = "auto", dt: f
         return compile_network(model, dt=dt, cache=cache, warm=warm, jit=jit)
     if not isinstance(model, Model):
         raise SymglepError(f"compile() needs a symglep.Model, got {type(model).__name__}")
-    digest = content_hash(model, target, kernel_options(integrator))
+    digest = content_hash(model, target, kernel_options(integrator, newton_tol))
     key = (digest, bool(jit))
     if key in _LOADED:
         return Kernels(model, _LOADED[key], dt, digest)
@@ -148,7 +162,7 @@ def compile(model: Model, target: str = "numba", integrator: str = "auto", dt: f
     with _FileLock(folder + ".lock"):  # one process compiles; the others then load from the cache
         generated = not _valid_entry(path, digest)
         if generated:
-            source, _ = generate_source(model, integrator, target, digest)
+            source, _ = generate_source(model, integrator, target, digest, newton_tol)
             _write_entry(folder, path, source)
         module = _import(path, digest, jit)
         kernels = Kernels(model, module, dt, digest)
@@ -215,6 +229,14 @@ class Result:
     dq0: np.ndarray             # (B, n)
     dx0: np.ndarray             # (B, n): dC/dp0, or dC/dv0 for a velocity start
     du: np.ndarray | None       # (B, K+1, n_u) or None
+    route: str = "bptt"         # how it was computed: echo, flipped_echo, digital_pfvp, naive_echo, bptt
+
+    @property
+    def label(self) -> str:
+        """The route in words, e.g. digital PFVP's "exact on a computer, not forward-only in hardware"."""
+        from .routes import LABELS
+
+        return LABELS[self.route]
 
     @property
     def dtheta_total(self) -> np.ndarray:
@@ -262,11 +284,13 @@ class Kernels:
     def _warm_calls(self, mod, th, q0, x0, u, y, h, t0) -> None:
         for start_velocity in (False, True):
             mod.free(th, q0, x0, start_velocity, u, y, h, t0, False)
-            mod.gradient(th, q0, x0, start_velocity, u, y, h, t0, 1e-4, True, False)
+            for digital in (False, True):
+                mod.gradient(th, q0, x0, start_velocity, u, y, h, t0, 1e-4, True, False, th, digital)
             mod.bptt_gradient(th, q0, x0, start_velocity, u, y, h, t0)
             mod.nudged(th, q0, x0, start_velocity, u, y, h, t0, np.zeros(2), False)
             mod.tangent(th, q0, x0, start_velocity, u, y, h, t0)
-        mod.echo(th, q0, x0, u, y, h, t0, np.zeros(2), False)
+        mod.echo(th, th, q0, x0, u, y, h, t0, np.zeros(2), False)
+        mod.pfvp_backward(th, q0, x0, u, y, h, t0, np.zeros(2), False)
         if hasattr(mod, "energy"):
             mod.energy(th, np.zeros((1, 2, self.n)), np.zeros((1, 2, self.n)), u, h, t0)
 
@@ -328,6 +352,16 @@ class Kernels:
             raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
         return self.theta(theta), q0, x0, v0 is not None, u, y
 
+    def _end_state(self, qT, pT, betas, u, y, steps):
+        """Checked arguments of a pass that starts from a final state (the echo, the digital PFVP)."""
+        qT = self._state(qT, "qT", None)
+        pT = self._state(pT, "pT", qT.shape[0])
+        u = self._series(u, "inputs u", self.n_u, qT.shape[0], steps)
+        y = self._series(y, "targets y", self.n_y, qT.shape[0], u.shape[1] - 1)
+        if y.shape[1] != u.shape[1]:
+            raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
+        return qT, pT, u, y, np.atleast_1d(np.asarray(betas, dtype=np.float64))
+
     def _check(self, status, residual, what: str):
         bad = np.nonzero(status >= 0)[0]
         if bad.size:
@@ -357,13 +391,19 @@ class Kernels:
             return None
         return diagnose.forward_failure(phase, b, u.shape[1] - 1, h, t0, run)
 
-    def _echo_failure(self, phase, th, qT, pT, u, y, h, t0, betas, learn_inputs, b):
-        """The located error if the echo from ``(qT, pT)`` (one sequence) is not finite, else ``None``."""
+    def _echo_failure(self, phase, th, th_echo, qT, pT, u, y, h, t0, betas, learn_inputs, b, digital=False):
+        """The located error if the echo (or, ``digital``, the backward PFVP) from ``(qT, pT)`` of one
+        sequence is not finite, else ``None``."""
         K = u.shape[0] - 1
+        betas = np.asarray(betas, dtype=np.float64)
 
         def run(j):
-            out = self.module.echo(th, qT[None], pT[None], u[None, j:], y[None, j:], h, t0 + j * h,
-                                   np.asarray(betas, dtype=np.float64), bool(learn_inputs))
+            if digital:
+                out = self.module.pfvp_backward(th, qT[None], pT[None], u[None, j:], y[None, j:], h, t0 + j * h,
+                                                betas, bool(learn_inputs))
+            else:
+                out = self.module.echo(th, th_echo, qT[None], pT[None], u[None, j:], y[None, j:], h, t0 + j * h,
+                                       betas, bool(learn_inputs))
             return _first(out[:4])
 
         if diagnose.all_finite(*run(0)):
@@ -383,17 +423,74 @@ class Kernels:
 
         return diagnose.backward_failure("BPTT, adjoint pass", b, K, h, t0, run, lambda j: (tq[0, j], tp[0, j]))
 
-    def _require_reversible(self):
-        if self.module.TIME_REVERSIBLE:
-            return
+    def echo_parameters(self, th: np.ndarray) -> np.ndarray:
+        """The echo's parameters: ``th`` with the signs of ``ECHO_FLIP`` reversed (theory §4)."""
+        out = np.array(th, dtype=np.float64)
+        for i in self.module.ECHO_FLIP:
+            out[i] = -out[i]
+        return out
+
+    def route(self, route: str = "auto", naive_echo: bool = False) -> str:
+        """The route a gradient takes (``symglep.routes``); refuses routes that are not exact.
+
+        ``auto`` picks the model's default exact route (echo, flipped echo, or digital PFVP); the
+        naive echo runs only with ``naive_echo=True`` (or ``route="naive_echo"`` with it).
+        """
+        from .routes import ROUTES
+
+        mod = self.module
+        if route not in ("auto",) + ROUTES:
+            raise SymglepError(f"unknown route {route!r}; choose auto or one of {', '.join(ROUTES)}")
+        if naive_echo and route in ("auto", "naive_echo"):
+            return "naive_echo"
+        if route == "naive_echo":
+            raise SymglepError("the naive echo is biased for models without time-reversal symmetry; "
+                               "ask for it explicitly with naive_echo=True (--naive-echo)")
+        if route == "auto":
+            route = mod.DEFAULT_ROUTE
+            if route is None:
+                raise self._no_route_error()
+        if route == "bptt":
+            return route
+        if mod.DAMPED:
+            raise self._no_route_error()
+        if route == "echo" and not mod.TIME_REVERSIBLE:
+            raise self._not_reversible_error()
+        if route == "flipped_echo" and not mod.ECHO_FLIP:
+            if mod.TIME_REVERSIBLE:
+                raise SymglepError(f"model {self.model.name!r} is time-reversible: it needs no flipped echo; "
+                                   "use route='echo'")
+            raise self._not_reversible_error()
+        return route
+
+    def _derivation(self):
         from .derivation import derive
 
-        d = derive(self.model)
-        if not d.sym.time_reversible:
-            terms = ", ".join(str(t) for t in d.sym.breaking_terms)
-            raise NotReversibleError(
-                f"model {self.model.name!r} is not time-reversible: the term(s) {terms} are odd in "
-                "velocity, so the echo would not retrace the free run (theory §4); use bptt_gradient")
+        return derive(self.model)
+
+    def _not_reversible_error(self) -> NotReversibleError:
+        d = self._derivation()
+        terms = ", ".join(str(t) for t in d.sym.breaking_terms)
+        if d.sym.flip:
+            flip = ", ".join(f"{s} -> -{s}" for s in d.sym.flip)
+            fix = (f"flipping {flip} restores the symmetry: use route='flipped_echo' (the echo with {flip}, "
+                   "exact), route='auto' or bptt_gradient")
+        else:
+            fix = (f"no parameter flip restores it ({d.sym.flip_note}); use route='digital_pfvp' "
+                   "(exact on a computer, not forward-only in hardware) or bptt_gradient")
+        return NotReversibleError(
+            f"model {self.model.name!r} is not time-reversible: the term(s) {terms} are odd in velocity, so the "
+            f"plain echo would not retrace the free run (theory §4); {fix}")
+
+    def _no_route_error(self) -> NoExactRouteError:
+        from .dissipation import non_variational_note
+
+        return NoExactRouteError(f"model {self.model.name!r}: {non_variational_note(self.model.rayleigh.why)}; "
+                                 "use bptt_gradient")
+
+    def _require_reversible(self):
+        """Refuse the plain echo on a model that lacks time-reversal symmetry (theory §4)."""
+        self.route("echo")
 
     # -- kernels ---------------------------------------------------------------
     def free(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0, record=False):
@@ -406,45 +503,81 @@ class Kernels:
             raise self._free_failure("free phase", th, q0, x0, sv, u, y, h, float(t0), b)
         return (qT, pT, loss, tq, tp) if record else (qT, pT, loss)
 
-    def echo(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, t0=0.0, learn_inputs=False):
-        """Echo phase from the flipped final state for each β in ``betas`` (theory §4–5)."""
+    def echo(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, t0=0.0, learn_inputs=False,
+             naive_echo=False):
+        """Echo phase from the flipped final state for each β in ``betas`` (theory §4–5).
+
+        On a model with a reversing flip the echo runs with the flipped parameters (theory §4);
+        a model with no exact echo is refused unless ``naive_echo``.
+        Returns ``(sigma, pi, G, Gu)``.
+        """
+        route = self.route("auto", naive_echo)
+        if route == "digital_pfvp":
+            raise self._not_reversible_error()
         th = self.theta(theta)
-        qT = self._state(qT, "qT", None)
-        pT = self._state(pT, "pT", qT.shape[0])
-        u = self._series(u, "inputs u", self.n_u, qT.shape[0], steps)
-        y = self._series(y, "targets y", self.n_y, qT.shape[0], u.shape[1] - 1)
-        if y.shape[1] != u.shape[1]:
-            raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
-        betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
+        th_echo = self.echo_parameters(th) if route == "flipped_echo" else th
+        qT, pT, u, y, betas = self._end_state(qT, pT, betas, u, y, steps)
         h = float(dt or self.dt)
-        out = self.module.echo(th, qT, pT, u, y, h, float(t0), betas, bool(learn_inputs))
+        out = self.module.echo(th, th_echo, qT, pT, u, y, h, float(t0), betas, bool(learn_inputs))
         self._check(out[4], out[5], "echo")
         for b in self._non_finite(*out[:4]):
-            raise self._echo_failure("echo", th, qT[b], pT[b], u[b], y[b], h, float(t0), betas, learn_inputs, b)
+            raise self._echo_failure("echo", th, th_echo, qT[b], pT[b], u[b], y[b], h, float(t0), betas,
+                                     learn_inputs, b)
+        return out[:4]
+
+    def pfvp_backward(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, t0=0.0,
+                      learn_inputs=False):
+        """Digital PFVP (theory §4): the nudged runs integrated backward from the free final state.
+
+        Exact on a computer, not forward-only in hardware. Returns ``(q0, p0, G, Gu)``: the nudged
+        runs' initial states ``(B, nb, n)`` and ``G = −Σ ∂θL_d`` along them.
+        """
+        if self.module.DAMPED:
+            raise self._no_route_error()
+        th = self.theta(theta)
+        qT, pT, u, y, betas = self._end_state(qT, pT, betas, u, y, steps)
+        h = float(dt or self.dt)
+        out = self.module.pfvp_backward(th, qT, pT, u, y, h, float(t0), betas, bool(learn_inputs))
+        self._check(out[4], out[5], "digital PFVP")
+        for b in self._non_finite(*out[:4]):
+            raise self._echo_failure("digital PFVP", th, th, qT[b], pT[b], u[b], y[b], h, float(t0), betas,
+                                     learn_inputs, b, digital=True)
         return out[:4]
 
     def gradient(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0,
-                 beta=1e-4, centred=True, learn_inputs=False) -> Result:
-        """Echo estimate of the gradient (theory §5); refuses models without time-reversal symmetry."""
-        self._require_reversible()
+                 beta=1e-4, centred=True, learn_inputs=False, route="auto", naive_echo=False) -> Result:
+        """Contrastive estimate of the gradient (theory §5) by an exact route (see :meth:`route`).
+
+        ``route``: ``auto`` (the model's exact route), ``echo``, ``flipped_echo`` (theory §4),
+        ``digital_pfvp`` (exact on a computer, not forward-only in hardware) or ``bptt``;
+        ``naive_echo=True`` runs the plain echo even where it is biased. ``Result.route`` says
+        which route ran.
+        """
+        route = self.route(route, naive_echo)
+        if route == "bptt":
+            return self.bptt_gradient(theta, q0, p0, v0, u, y, steps, dt, t0)
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
         if not (np.isfinite(beta) and beta != 0):
             raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
         h, t0 = float(dt or self.dt), float(t0)
-        out = self.module.gradient(th, q0, x0, sv, u, y, h, t0, float(beta), bool(centred), bool(learn_inputs))
-        self._check(out[5], out[6], "echo gradient")
+        th_echo = self.echo_parameters(th) if route == "flipped_echo" else th
+        digital = route == "digital_pfvp"
+        out = self.module.gradient(th, q0, x0, sv, u, y, h, t0, float(beta), bool(centred), bool(learn_inputs),
+                                   th_echo, digital)
+        what = "digital PFVP gradient" if digital else "echo gradient"
+        self._check(out[5], out[6], what)
         for b in self._non_finite(*out[:5]):
-            free = self._free_failure("echo gradient, free phase", th, q0, x0, sv, u, y, h, t0, b)
+            free = self._free_failure(f"{what}, free phase", th, q0, x0, sv, u, y, h, t0, b)
             if free is not None:
                 raise free
             qT, pT, _ = self.free(th, q0[b:b + 1], **{"v0" if sv else "p0": x0[b:b + 1]}, u=u[b:b + 1],
                                   y=y[b:b + 1], dt=h, t0=t0)
             betas = np.array([beta, -beta if centred else 0.0])
-            echo = self._echo_failure("echo gradient, echo phase", th, qT[0], pT[0], u[b], y[b], h, t0, betas,
-                                      learn_inputs, b)
-            raise echo or NumericalError(f"echo gradient: non-finite gradient of sequence {b} although the free "
-                                         "and echo passes are finite (the difference quotient overflowed)")
-        return Result(out[0], out[1], out[2], out[3], out[4] if learn_inputs else None)
+            back = self._echo_failure(f"{what}, {'backward' if digital else 'echo'} phase", th, th_echo, qT[0],
+                                      pT[0], u[b], y[b], h, t0, betas, learn_inputs, b, digital)
+            raise back or NumericalError(f"{what}: non-finite gradient of sequence {b} although the free "
+                                         "and backward passes are finite (the difference quotient overflowed)")
+        return Result(out[0], out[1], out[2], out[3], out[4] if learn_inputs else None, route)
 
     def bptt_gradient(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0) -> Result:
         """Reference gradient by the discrete adjoint of the same integrator (O(K) memory)."""
@@ -455,7 +588,7 @@ class Kernels:
         for b in self._non_finite(*out[:5]):
             raise (self._free_failure("BPTT, forward pass", th, q0, x0, sv, u, y, h, t0, b)
                    or self._adjoint_failure(th, q0[b], x0[b], sv, u[b], y[b], h, t0, b))
-        return Result(out[0], out[1], out[2], out[3], out[4])
+        return Result(out[0], out[1], out[2], out[3], out[4], "bptt")
 
     def energy(self, theta, traj_q, traj_p, u=None, dt=None, t0=0.0):
         """``H`` along recorded trajectories, ``(B, K+1)``; ``None`` without a closed-form Hamiltonian."""

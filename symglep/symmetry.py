@@ -7,11 +7,15 @@
   (leapfrog) integrator applies.
 * Explicit time dependence (time, inputs, targets): allowed; the echo replays
   it reversed in time.
+* Generalised time reversal: a set ``P`` of learnable parameters whose sign
+  flip gives ``L(q, −v, t; θ) ≡ L(q, v, t; Pθ)``; the echo then runs the flipped
+  system (theory §4). Constants are fixed knobs and are never flipped.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import combinations
 
 import sympy as sp
 
@@ -19,6 +23,9 @@ from .model import Model
 from .symbolic import is_zero
 
 ECHO_TREATMENT = "replayed reversed in the echo: the echo at time τ reads it at t = T − τ"
+
+#: The flip search tries every subset of at most this many candidate parameters (2^12 = 4096 tests).
+MAX_FLIP_CANDIDATES = 12
 
 
 @dataclass
@@ -30,6 +37,8 @@ class Symmetries:
     potential: sp.Expr | None     # V(q, t) when separable (L = K − V)
     separability_note: str
     explicit_time: list           # dicts: symbol, kind, appears_in, echo
+    flip: list | None = None      # parameters whose sign flip restores time reversal ([] if not needed)
+    flip_note: str = ""
 
 
 def odd_part(expr, velocities) -> sp.Expr:
@@ -78,7 +87,40 @@ def explicit_time(model: Model) -> list[dict]:
     return found
 
 
+def reversing_flip(model: Model, breaking: list) -> tuple[list | None, str]:
+    """The smallest set ``P`` of parameters with ``L(q, −v, t; θ) ≡ L(q, v, t; Pθ)`` (theory §4).
+
+    Candidates are the learnable parameters that appear in the odd terms; every subset of them is
+    tried, smallest first (exhaustive, so limited to :data:`MAX_FLIP_CANDIDATES` candidates).
+    Constants are fixed knobs: they are never flipped. Returns ``([], note)`` when ``L`` is already
+    even in ``v`` and ``(None, why)`` when no flip exists.
+    """
+    if not breaking:
+        return [], "not needed: L is even in the velocities"
+    odd_symbols = set().union(*(b.free_symbols for b in breaking))
+    candidates = [s for s in model.parameters if s in odd_symbols]
+    if not candidates:
+        fixed = sorted((s.name for s in odd_symbols & set(model.constants)), key=str)
+        what = f"their coefficient(s) {', '.join(fixed)} are fixed constants" if fixed else "they have no parameter"
+        return None, f"no parameter flip restores time reversal: the odd term(s) hold no learnable parameter ({what})"
+    if len(candidates) > MAX_FLIP_CANDIDATES:
+        return None, (f"{len(candidates)} parameters appear in the odd terms; the exhaustive flip search "
+                      f"stops at {MAX_FLIP_CANDIDATES}")
+    mirrored = model.lagrangian.xreplace({v: -v for v in model.v})
+    fixed = model.constants
+    for size in range(1, len(candidates) + 1):
+        for subset in combinations(candidates, size):
+            flipped = model.lagrangian.xreplace({s: -s for s in subset})
+            if is_zero(mirrored - flipped, fixed=fixed, positive=set(model.parameters)):
+                names = ", ".join(f"{s} -> -{s}" for s in subset)
+                return list(subset), f"L(q, -v; theta) = L(q, v; theta flipped) with {names}"
+    return None, (f"no sign flip of the parameters {', '.join(map(str, candidates))} makes "
+                  "L(q, -v) equal to L(q, v)")
+
+
 def symmetries(model: Model, momenta: list) -> Symmetries:
     reversible, breaking = time_reversal(model)
     separable, kinetic, potential, note = separability(model, momenta)
-    return Symmetries(reversible, breaking, separable, kinetic, potential, note, explicit_time(model))
+    flip, flip_note = reversing_flip(model, breaking)
+    return Symmetries(reversible, breaking, separable, kinetic, potential, note, explicit_time(model),
+                      flip, flip_note)

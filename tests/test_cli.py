@@ -43,7 +43,8 @@ REQUIRED_KEYS = {
 EXTRA_KEYS = {
     "symglep_version", "accelerations", "constants", "input_rates", "explicit_accelerations",
     "accelerations_note", "velocity_map", "hamiltonian_note", "separability_note", "kinetic_energy",
-    "potential_energy", "notes",
+    "potential_energy", "notes", "time_reversal_flip", "time_reversal_flip_note", "dissipation",
+    "learning_routes", "default_route",
 }
 
 MODEL_HEADER = """\
@@ -701,7 +702,8 @@ def test_json_expressions_equal_the_in_memory_derivation(model_path):
 
 
 def test_json_euler_lagrange_sign_convention(model_path):
-    """residual = d/dt ∂L/∂v − ∂L/∂q = M·a − f, computed independently from the parsed Lagrangian."""
+    """residual = d/dt ∂L/∂v − ∂L/∂q (+ ∂R/∂v for a Rayleigh function kept as a force) = M·a − f,
+    computed independently from the parsed Lagrangian."""
     report = json_report(model_path)
     names = listed_names(report)
     sym = lambda n: sp.Symbol(n)  # noqa: E731
@@ -719,9 +721,11 @@ def test_json_euler_lagrange_sign_convention(model_path):
 
     M = [[parse(s, report) for s in row] for row in report["mass_matrix"]]
     f = [parse(s, report) for s in report["forcing"]]
+    dissipation = report["dissipation"]
+    R = parse(dissipation["function"], report) if dissipation and not dissipation["rewritten"] else sp.S.Zero
     for i, text in enumerate(report["euler_lagrange"]):
         residual = parse(text, report)
-        expected = d_dt(sp.diff(L, v[i])) - sp.diff(L, q[i])
+        expected = d_dt(sp.diff(L, v[i])) - sp.diff(L, q[i]) + sp.diff(R, v[i])
         assert {s.name for s in expected.free_symbols} <= set(names)
         assert_numerically_equal(residual, expected, names, f"euler_lagrange[{i}]")
         m_a_minus_f = sum((M[i][j] * a[j] for j in range(len(a))), sp.S.Zero) - f[i]

@@ -200,10 +200,15 @@ def test_check_cli_text_and_failure_exit_code():
     assert bad.exit_code == 1 and "FAIL" in bad.output
 
 
-def test_check_refuses_non_reversible_model():
-    result = CliRunner().invoke(main, ["check", str(ROOT / "examples/charged_particle.py"), "--steps", "50"])
+def test_check_refuses_the_plain_echo_on_a_non_reversible_model():
+    path = str(ROOT / "examples/charged_particle.py")
+    result = CliRunner().invoke(main, ["check", path, "--steps", "50", "--route", "echo"])
     assert result.exit_code == 2
     assert "not time-reversible" in result.output and "B*e" in result.output.replace(" ", "")
+    assert "B -> -B" in result.output
+    flipped = CliRunner().invoke(main, ["check", path, "--steps", "50"])
+    assert flipped.exit_code == 0, flipped.output
+    assert "route: flipped-parameter echo" in flipped.output
 
 
 def test_check_params_file_errors(tmp_path):
@@ -229,3 +234,18 @@ def test_newton_failure_is_a_clear_error():
     theta = {"l1": 1.0, "l2": 1.0, "m1": 1.0, "m2": 1.0}
     with pytest.raises(symglep.NumericalError, match=r"did not converge at step \d+ of sequence 0 \(residual"):
         kern.free(theta, [[0.1, 0.2]], p0=[[1e200, -1e200]], u=u, y=y, dt=50.0)
+
+
+def test_newton_tolerance_option_renders_and_keys_the_cache():
+    """compile(newton_tol=...) renders that tolerance and gets its own cache key; the default is unchanged."""
+    from symglep.codegen.render import NEWTON_TOL
+
+    model = symglep.load_model(str(ROOT / "examples/harmonic_oscillator.py"))
+    default, _ = generate_source(model, "midpoint")
+    loose, _ = generate_source(model, "midpoint", newton_tol=1e-6)
+    assert f"\nNEWTON_TOL = {NEWTON_TOL!r}\n" in default and "\nNEWTON_TOL = 1e-06\n" in loose
+    assert default.splitlines()[1] != loose.splitlines()[1]  # different hash line
+    assert default.splitlines()[2:] != loose.splitlines()[2:]
+    assert [a for a, b in zip(default.splitlines()[2:], loose.splitlines()[2:]) if a != b] == [f"NEWTON_TOL = {NEWTON_TOL!r}"]
+    with pytest.raises(symglep.SymglepError, match="newton_tol must be a positive number"):
+        generate_source(model, newton_tol=0.0)

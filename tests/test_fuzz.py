@@ -7,8 +7,10 @@ symmetry), a velocity coupling or a position-dependent mass (the implicit
 midpoint integrator), sometimes nothing the Legendre transform can invert.
 Each one must end in one of two ways:
 
-* a correct result: the generated kernels' echo gradient agrees with their BPTT
-  gradient (theory §6) and BPTT with central differences of the discrete loss; or
+* a correct result: the generated kernels' gradient by the model's exact route
+  (echo, flipped echo or digital PFVP, theory §4) agrees with their BPTT gradient
+  (theory §6), BPTT agrees with central differences of the discrete loss, and a
+  model without time-reversal symmetry has its plain echo refused; or
 * a clear error: a :class:`symglep.SymglepError` with a one-line message.
 
 Anything else (another exception, a wrong gradient) fails. The generated code
@@ -138,14 +140,14 @@ def run_pipeline(spec: dict, cache: str) -> str:
         bptt = kernels.bptt_gradient(theta, q0, v0=v0, u=u, y=y)
         fd = central_differences(lambda th: kernels.free(th, q0, v0=v0, u=u, y=y)[2][0], theta, 1e-6)
         assert _close(bptt.dtheta[0], fd, FD_RTOL), (bptt.dtheta[0], fd)
-        if not derivation.sym.time_reversible:
-            with pytest.raises(symglep.NotReversibleError):
-                kernels.gradient(theta, q0, v0=v0, u=u, y=y, beta=BETA)
-            return "correct (BPTT only: not reversible)"
+        if not derivation.sym.time_reversible:        # the plain echo is refused, naming the term
+            with pytest.raises(symglep.NotReversibleError, match="odd in velocity"):
+                kernels.gradient(theta, q0, v0=v0, u=u, y=y, beta=BETA, route="echo")
+        # the model's exact route: echo, flipped echo or digital PFVP (theory §4)
         echo = kernels.gradient(theta, q0, v0=v0, u=u, y=y, beta=BETA)
-        assert _close(echo.dtheta[0], bptt.dtheta[0], ECHO_RTOL), (echo.dtheta[0], bptt.dtheta[0])
-        assert _close(np.r_[echo.dq0[0], echo.dx0[0]], np.r_[bptt.dq0[0], bptt.dx0[0]], ECHO_RTOL)
-        return f"correct ({kernels.integrator})"
+        assert _close(echo.dtheta[0], bptt.dtheta[0], ECHO_RTOL), (echo.route, echo.dtheta[0], bptt.dtheta[0])
+        assert _close(np.r_[echo.dq0[0], echo.dx0[0]], np.r_[bptt.dq0[0], bptt.dx0[0]], ECHO_RTOL), echo.route
+        return f"correct ({kernels.integrator}, {echo.route})"
     except symglep.SymglepError as exc:
         message = str(exc)
         assert message.strip() and "\n" not in message and "Traceback" not in message, message

@@ -310,6 +310,8 @@ def test_model_name_cannot_escape_the_output_folder(tmp_path):
     model = symglep.Model(lagrangian=x.diff() ** 2 / 2 - x**2 / 2, coordinates=[x], name="../../escaped/evil")
     from symglep.codegen.output import write_generated
 
-    path = pathlib.Path(write_generated(model, str(tmp_path / "out")))
-    assert (tmp_path / "out") in path.resolve().parents
+    paths = write_generated(model, str(tmp_path / "out"))
+    assert paths
+    for path in paths:
+        assert (tmp_path / "out").resolve() in pathlib.Path(path).resolve().parents
     assert not (tmp_path / "escaped").exists()

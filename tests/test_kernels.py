@@ -304,7 +304,7 @@ def charged():
 def test_not_reversible_refuses_echo(charged):
     k = charged.k
     with pytest.raises(symglep.NotReversibleError) as info:
-        k.gradient(charged.th, charged.q0, p0=charged.p0, u=charged.u, y=charged.y)
+        k.gradient(charged.th, charged.q0, p0=charged.p0, u=charged.u, y=charged.y, route="echo")
     msg = str(info.value)
     assert isinstance(info.value, symglep.SymglepError)
     assert "charged_particle" in msg and "time-reversible" in msg

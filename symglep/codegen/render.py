@@ -74,6 +74,8 @@ def model_fingerprint(model: Model) -> str:
         "const=" + ",".join(f"{sp.srepr(k)}:{float(v)!r}" for k, v in model.constants.items()),
         "t=" + sp.srepr(model.time),
     ]
+    if model.damping != 0:
+        parts.append("R=" + sp.srepr(model.damping))
     return "\n".join(parts)
 
 
@@ -87,8 +89,8 @@ def content_hash(model: Model, target: str, options: dict) -> str:
     return h.hexdigest()
 
 
-def render_numba(scheme: Scheme, digest: str) -> str:
-    """Source of the Numba kernel module of ``scheme``."""
+def render_numba(scheme: Scheme, digest: str, newton_tol: float = NEWTON_TOL) -> str:
+    """Source of the Numba kernel module of ``scheme`` (``newton_tol``: midpoint Newton stopping step)."""
     template = environment().get_template("numba/kernels.py.j2")
     return template.render(
         version=__version__,
@@ -96,9 +98,12 @@ def render_numba(scheme: Scheme, digest: str) -> str:
         model_comment=safe_comment(scheme.name),
         integrator=scheme.integrator,
         n=scheme.n, n_theta=scheme.n_theta, n_u=scheme.n_u, n_y=scheme.n_y,
-        newton_maxit=NEWTON_MAXIT, newton_tol=repr(NEWTON_TOL),
+        newton_maxit=NEWTON_MAXIT, newton_tol=repr(float(newton_tol)),
         functions=[python_function(f) for f in scheme.functions],
         has_energy=scheme.has_energy,
         time_reversible="True" if scheme.time_reversible else "False",
+        echo_flip=repr(tuple(scheme.echo_flip)),
+        damped="True" if scheme.damped else "False",
+        default_route=repr(scheme.default_route),
         velocity_is_momentum=scheme.velocity_is_momentum,
     )

@@ -81,7 +81,10 @@ def render_c(scheme: Scheme, digest: str, precision: str = "float64") -> dict:
     stem = file_stem(scheme.name)
     api = c_api_prefix(scheme.name)
     single = precision == "float32"
-    wanted = [f for f in C_FUNCTIONS[scheme.integrator] if scheme.time_reversible or f != "momentum_vjp"]
+    # the C gradient is the plain echo: generated only where it is exact (reversible, no Rayleigh force);
+    # the flipped echo and the digital PFVP (theory §4) are Python-only for now
+    echo_exact = scheme.time_reversible and not scheme.damped
+    wanted = [f for f in C_FUNCTIONS[scheme.integrator] if echo_exact or f != "momentum_vjp"]
     wanted += ["energy"] if scheme.has_energy else []
     if scheme.integrator == "leapfrog":
         loss = "the trapezoid sum h * sum' c(q_k, t_k), half weight at k = 0 and k = K"
@@ -99,8 +102,10 @@ def render_c(scheme: Scheme, digest: str, precision: str = "float64") -> dict:
         coordinate_comment=safe_comment(", ".join(scheme.coordinate_names)),
         input_comment=safe_comment(", ".join(scheme.input_names)) or "(none)",
         target_comment=safe_comment(", ".join(scheme.target_names)) or "(none)",
-        breaking_comment=safe_comment(", ".join(scheme.breaking_terms)) or "(see symglep derive)",
-        time_reversible=scheme.time_reversible, has_energy=scheme.has_energy,
+        breaking_comment=(safe_comment(", ".join(scheme.breaking_terms)) if scheme.breaking_terms else
+                          "a non-variational Rayleigh dissipation force (theory sec. 7)" if scheme.damped else
+                          "(see symglep derive)"),
+        time_reversible=echo_exact, has_energy=scheme.has_energy,
         loss_comment=loss, step_note=step_note,
         newton_maxit=NEWTON_MAXIT, newton_tol=NEWTON_TOL_C[precision],
         functions=[c_function(scheme.function(name), precision) for name in wanted],

@@ -1,0 +1,79 @@
+"""Rayleigh dissipation and its Caldirola–Kanai rewriting (theory §7).
+
+A Rayleigh dissipation function ``R(q, v)`` adds the force ``−∂R/∂v`` to the
+Euler–Lagrange equations::
+
+    d/dt ∂L/∂v − ∂L/∂q + ∂R/∂v = 0
+
+It does not come from an action, so the identity of theory §2 does not hold
+for it. One case is exactly variational: **uniform linear damping**, where the
+damping force is ``γ`` times the canonical momentum, ``∂R/∂v = γ ∂L/∂v`` with
+one constant rate ``γ``. Then the Caldirola–Kanai Lagrangian ``e^{γt} L`` has
+the same free trajectories, since ``d/dt (e^{γt} p) − e^{γt} ∂L/∂q =
+e^{γt} (ṗ + γ p − ∂L/∂q)``; symglep rewrites such a model into that form.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import sympy as sp
+
+from .symbolic import is_zero
+
+#: Shown with every rewritten model (theory §7).
+REWRITE_NOTE = (
+    "uniform linear damping rewritten into the Caldirola-Kanai Lagrangian exp(gamma*t)*L: same free "
+    "trajectories and the same loss (integral of c dt), but the nudge now acts with weight exp(-gamma*t) "
+    "relative to the physical forces and the learning integrand carries the weight exp(gamma*t); "
+    "nudging the damped system with a plain (unweighted) force instead would differentiate the loss "
+    "integral of exp(gamma*t)*c dt (theory §7)")
+
+def non_variational_note(why: str) -> str:
+    """What a model whose Rayleigh force stays in the dynamics is told (theory §7)."""
+    return (f"the Rayleigh dissipation is kept as a non-variational force ({why}): no exact echo or PFVP "
+            "rule applies; BPTT is the reference, the naive echo (naive_echo=True, --naive-echo) is biased "
+            "(theory §7)")
+
+
+@dataclass(frozen=True)
+class Rayleigh:
+    """What symglep made of a declared dissipation function."""
+
+    function: sp.Expr            # R(q, v), plain symbols
+    rate: sp.Expr | None         # γ when ∂R/∂v = γ ∂L/∂v (uniform linear damping), else None
+    why: str                     # why it is (not) uniform
+
+    @property
+    def rewritable(self) -> bool:
+        return self.rate is not None
+
+
+def uniform_rate(lagrangian, rayleigh, velocities, time, varying, constants) -> Rayleigh:
+    """``γ`` with ``∂R/∂v_i = γ ∂L/∂v_i`` for every ``i`` (γ free of the state, time and inputs), if any.
+
+    ``varying`` holds the symbols γ may not contain (coordinates, velocities, time, inputs).
+    """
+    momenta = [sp.diff(lagrangian, v) for v in velocities]
+    forces = [sp.diff(rayleigh, v) for v in velocities]
+    rate = None
+    for p, f in zip(momenta, forces):
+        if not is_zero(p, fixed=constants):
+            rate = sp.cancel(sp.together(f / p))
+            break
+    if rate is None:
+        return Rayleigh(rayleigh, None, "the Lagrangian has no momentum to compare the damping with")
+    moving = sorted(rate.free_symbols & set(varying), key=str)
+    if moving:
+        return Rayleigh(rayleigh, None, f"the damping rate {rate} depends on {', '.join(map(str, moving))}")
+    for v, p, f in zip(velocities, momenta, forces):
+        if not is_zero(f - rate * p, fixed=constants):
+            return Rayleigh(rayleigh, None,
+                            f"dR/d{v} is not {rate} times the momentum dL/d{v}: the damping differs "
+                            "between coordinates (or is not linear in the velocities)")
+    return Rayleigh(rayleigh, rate, f"dR/dv = {rate} * dL/dv for every coordinate (uniform linear damping)")
+
+
+def caldirola_kanai(lagrangian, rate, time) -> sp.Expr:
+    """``e^{γt} L`` (theory §7)."""
+    return sp.exp(rate * time) * lagrangian

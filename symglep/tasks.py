@@ -1,0 +1,209 @@
+"""Training data for ``symglep train``: the built-in ``sine`` task and ``DATA.npz`` files.
+
+A :class:`Dataset` is ``S`` sequences of ``K`` steps of ``dt`` (shapes as in
+``symglep.compile``): inputs ``u (S, K+1, n_u)``, targets ``y (S, K+1, n_y)``,
+initial coordinates ``q0 (S, n)`` and initial momenta ``p0 (S, n)`` (or
+velocities ``v0``). ``DATA.npz`` holds the same arrays under the keys
+``inputs``, ``targets``, optional ``q0`` and one of ``p0``/``v0`` (zeros when
+absent) and an optional scalar ``dt`` (docs/training.md).
+
+The ``sine`` task drives every input with one sine wave, ``u(t) = A sin(ωt + φ_s)``
+(a random phase ``φ_s`` per sequence), and asks the readout to reproduce what a
+*teacher* copy of the model, with parameters ``θ*`` drawn from the seed, puts
+on its readout under the same drive: the drive delayed (phase-shifted) and
+reshaped by the system. The readout is read off the cost: the target value
+that makes the cost stationary, ``∂c/∂y = 0`` (``y = x3`` for
+``c = (x3 − y)²/2``). A teacher makes the target reachable: an undamped system
+never forgets its transients, and in steady state it can only answer a sine in
+phase or in antiphase, so a fixed phase-shifted sine is not a target it can track.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+
+import numpy as np
+import sympy as sp
+
+from .errors import SymglepError
+from .model import Model
+
+
+@dataclass
+class Dataset:
+    """``S`` training sequences (module docstring for the shapes)."""
+
+    u: np.ndarray
+    y: np.ndarray
+    q0: np.ndarray
+    x0: np.ndarray                 # p0, or v0 when start_velocity
+    dt: float
+    start_velocity: bool = False
+    t0: float = 0.0
+    name: str = "data"
+    info: dict = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return self.u.shape[0]
+
+    @property
+    def steps(self) -> int:
+        return self.u.shape[1] - 1
+
+    def start(self) -> dict:
+        """The keyword (``p0`` or ``v0``) and array of the initial momenta or velocities."""
+        return {"v0" if self.start_velocity else "p0": self.x0}
+
+
+@dataclass(frozen=True)
+class SineTask:
+    """Defaults of the ``sine`` task (tuned on examples/oscillator_chain.py, docs/training.md)."""
+
+    sequences: int = 8
+    steps: int = 400
+    dt: float = 0.05
+    omega: float = 0.8
+    amplitude: float = 0.5
+
+
+def draw_parameters(model: Model, rng: np.random.Generator) -> dict:
+    """Positive-declared parameters uniform in [0.5, 1.5], others in [-1, 1] (as ``symglep check``)."""
+    from .check import draw_parameters as draw
+
+    return draw(model, rng)
+
+
+def readout_map(model: Model):
+    """``f(q, u, t) -> y``: the targets that make the cost stationary, ``∂c/∂y = 0``.
+
+    Returns a function of arrays ``q (..., n)``, ``u (..., n_u)``, ``t (...)``
+    giving ``(..., n_y)``. Raises :class:`SymglepError` when the equations have
+    no unique closed-form solution.
+    """
+    ys = list(model.y)
+    cost = model.cost.subs(model.constants)
+    equations = [sp.diff(cost, y) for y in ys]
+    try:
+        solutions = sp.solve(equations, ys, dict=True)
+    except (NotImplementedError, ValueError):
+        solutions = []
+    if len(solutions) != 1 or set(solutions[0]) != set(ys) or any(
+            solutions[0][y].free_symbols & set(ys) for y in ys):
+        raise SymglepError(f"the sine task needs a readout: the cost of {model.name!r} must fix each target "
+                           "by dc/dy = 0 (e.g. c = (x - y)**2/2); give your own DATA.npz instead")
+    exprs = [solutions[0][y] for y in ys]
+    args = list(model.q) + list(model.u) + [model.time]
+    fn = sp.lambdify(args, exprs, modules="numpy")
+
+    def readout(q, u, t):
+        q, u, t = np.asarray(q), np.asarray(u), np.asarray(t)
+        values = fn(*[q[..., i] for i in range(q.shape[-1])], *[u[..., i] for i in range(u.shape[-1])], t)
+        shape = np.broadcast_shapes(q.shape[:-1], u.shape[:-1], t.shape)
+        return np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), shape) for v in values], axis=-1)
+
+    return readout
+
+
+def sine_task(model: Model, kernels, seed: int = 0, dt: float | None = None,
+              config: SineTask = SineTask()) -> tuple[Dataset, dict]:
+    """The ``sine`` data set and the student's start parameters (module docstring).
+
+    The seed draws, in order: the teacher's parameters, the start parameters,
+    the phases of the sequences. Returns ``(dataset, start_parameters)``.
+    """
+    if not model.u or not model.y:
+        raise SymglepError(f"the sine task drives the model's inputs and tracks its targets; "
+                           f"{model.name!r} has {len(model.u)} input(s) and {len(model.y)} target(s)")
+    readout = readout_map(model)
+    dt = float(dt or config.dt)
+    rng = np.random.default_rng(seed)
+    teacher = draw_parameters(model, rng)
+    start = draw_parameters(model, rng)
+    phases = rng.uniform(0.0, 2 * np.pi, config.sequences)
+    S, K, n = config.sequences, config.steps, model.n
+    t = np.arange(K + 1) * dt
+    drive = config.amplitude * np.sin(config.omega * t[None, :] + phases[:, None])
+    u = np.repeat(drive[:, :, None], len(model.u), axis=2)
+    q0, p0 = np.zeros((S, n)), np.zeros((S, n))
+    placeholder = np.zeros((S, K + 1, len(model.y)))
+    out = kernels.free(teacher, q0, p0=p0, u=u, y=placeholder, dt=dt, record=True)
+    y = np.ascontiguousarray(readout(out[3], u, t[None, :]))
+    if not np.all(np.isfinite(y)):
+        raise SymglepError(f"the teacher run of the sine task diverged for {model.name!r} (dt = {dt}); "
+                           "try a smaller --dt or give your own DATA.npz")
+    info = {"task": "sine", "omega": config.omega, "amplitude": config.amplitude, "teacher": teacher}
+    return Dataset(u, y, q0, p0, dt, name="sine", info=info), start
+
+
+NPZ_KEYS = ("inputs", "targets", "q0", "p0", "v0", "dt")
+
+
+def load_npz(path: str, model: Model, dt: float | None = None) -> Dataset:
+    """Read ``DATA.npz`` (module docstring); every shape problem is a one-line :class:`SymglepError`."""
+    if not os.path.exists(path):
+        raise SymglepError(f"data file not found: {path}")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            arrays = {key: np.asarray(archive[key]) for key in archive.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise SymglepError(f"cannot read {path} as a numpy .npz archive: {exc}") from None
+    unknown = sorted(set(arrays) - set(NPZ_KEYS))
+    if unknown:
+        raise SymglepError(f"{path}: unknown key(s) {', '.join(unknown)}; expected {', '.join(NPZ_KEYS)}")
+    n_u, n_y, n = len(model.u), len(model.y), model.n
+    if "targets" not in arrays:
+        raise SymglepError(f"{path} has no 'targets' array of shape (S, K+1, {n_y})")
+    y = _float_array(path, "targets", arrays["targets"], 3)
+    S, nodes = y.shape[0], y.shape[1]
+    if y.shape[2] != n_y:
+        raise SymglepError(f"{path}: 'targets' has shape {y.shape}; model {model.name!r} has {n_y} target(s): "
+                           f"expected (S, K+1, {n_y})")
+    if S < 1 or nodes < 2:
+        raise SymglepError(f"{path}: 'targets' has shape {y.shape}; need S >= 1 sequences of K+1 >= 2 nodes")
+    if "inputs" in arrays:
+        u = _float_array(path, "inputs", arrays["inputs"], 3)
+        if u.shape != (S, nodes, n_u):
+            raise SymglepError(f"{path}: 'inputs' has shape {u.shape}, expected {(S, nodes, n_u)} "
+                               f"(S and K+1 as in 'targets', {n_u} input(s))")
+    elif n_u:
+        raise SymglepError(f"{path} has no 'inputs' array; model {model.name!r} has {n_u} input(s): "
+                           f"expected shape (S, K+1, {n_u})")
+    else:
+        u = np.zeros((S, nodes, 0))
+    if "p0" in arrays and "v0" in arrays:
+        raise SymglepError(f"{path} holds both 'p0' and 'v0'; give the initial momenta or the velocities")
+    start = {}
+    for key in ("q0", "p0", "v0"):
+        if key in arrays:
+            arr = _float_array(path, key, arrays[key], 2)
+            if arr.shape != (S, n):
+                raise SymglepError(f"{path}: '{key}' has shape {arr.shape}, expected {(S, n)}")
+            start[key] = arr
+    if "dt" in arrays:
+        stored = arrays["dt"]
+        if stored.shape != () or not np.issubdtype(stored.dtype, np.number):
+            raise SymglepError(f"{path}: 'dt' must be a scalar number, got shape {stored.shape}")
+        dt = dt or float(stored)
+    if dt is None:
+        raise SymglepError(f"{path} has no 'dt'; store one in the file or pass --dt")
+    if not (np.isfinite(dt) and dt > 0):
+        raise SymglepError(f"dt must be a positive number, got {dt}")
+    velocity = "v0" in start
+    return Dataset(
+        u=np.ascontiguousarray(u), y=np.ascontiguousarray(y),
+        q0=start.get("q0", np.zeros((S, n))), x0=start.get("v0", start.get("p0", np.zeros((S, n)))),
+        dt=float(dt), start_velocity=velocity, name=os.path.basename(path), info={"task": path},
+    )
+
+
+def _float_array(path: str, key: str, arr: np.ndarray, ndim: int) -> np.ndarray:
+    if not np.issubdtype(arr.dtype, np.number) or np.issubdtype(arr.dtype, np.complexfloating):
+        raise SymglepError(f"{path}: '{key}' must hold real numbers, got dtype {arr.dtype}")
+    if arr.ndim != ndim:
+        raise SymglepError(f"{path}: '{key}' must have {ndim} dimensions, got shape {arr.shape}")
+    arr = np.ascontiguousarray(arr, dtype=np.float64)
+    if not np.all(np.isfinite(arr)):
+        raise SymglepError(f"{path}: '{key}' contains NaN or infinite values")
+    return arr

@@ -1,0 +1,302 @@
+"""``symglep train``: gradient descent on a data set with the echo estimator (or BPTT).
+
+Each epoch visits the ``S`` sequences of a :class:`~symglep.tasks.Dataset` in
+batches (one batched kernel call each, so the sequences of a batch run in
+parallel on the machine's cores). A batch of ``b`` sequences costs, with the
+echo, one free pass and the two echoes of theory §5; its gradient is the mean of
+the per-sequence gradients, summed in sequence order, and the optimiser
+(:mod:`symglep.optim`) takes one step. The loss of an epoch is the mean
+per-sequence loss of the free passes met during the epoch (with one batch per
+epoch: the data set's loss at the epoch's starting parameters).
+
+With ``scheduler=ADDRESS`` the batches are cut into contiguous chunks computed
+by the workers of a Dask cluster (:mod:`symglep.distributed`); per-sequence
+results are the same numbers either way and are reduced here in the same order,
+so the two paths give bit-identical parameters.
+
+:meth:`TrainResult.save` writes JSON (docs/training.md): the parameters, the
+per-epoch ``loss_history``, the settings and the optimiser state, which
+``resume=`` reloads to continue exactly where the run stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .errors import SymglepError
+from .fileio import read_json_object, write_atomic
+from .model import Model
+from .optim import make_optimizer
+from .tasks import Dataset, SineTask, draw_parameters, load_npz, sine_task
+
+ESTIMATORS = ("echo", "echo-one-sided", "bptt")
+FORMAT = "symglep-train/1"
+DEFAULT_EPOCHS = 100
+
+
+def sequence_gradients(kernels, estimator: str, beta: float, theta, u, y, q0, x0, start_velocity: bool,
+                       dt: float, t0: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Per-sequence ``(loss (b,), dθ (b, n_θ))`` of one batch by ``estimator`` (theory §5, §8)."""
+    start = {"v0" if start_velocity else "p0": x0}
+    if estimator == "bptt":
+        r = kernels.bptt_gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, **start)
+    else:
+        r = kernels.gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, beta=beta,
+                             centred=estimator == "echo", **start)
+    return r.loss, r.dtheta
+
+
+class LocalGradient:
+    """Per-sequence losses and gradients of any subset of the data set, on this machine."""
+
+    def __init__(self, kernels, dataset: Dataset, estimator: str, beta: float):
+        self.kernels, self.data, self.estimator, self.beta = kernels, dataset, estimator, beta
+
+    def __call__(self, theta: np.ndarray, index: np.ndarray):
+        d = self.data
+        return sequence_gradients(self.kernels, self.estimator, self.beta, theta, d.u[index], d.y[index],
+                                  d.q0[index], d.x0[index], d.start_velocity, d.dt, d.t0)
+
+    def close(self) -> None:
+        pass
+
+
+@dataclass
+class TrainResult:
+    """Outcome of :func:`train` (and the content of a ``--save`` file)."""
+
+    model: str
+    names: list
+    theta: np.ndarray
+    loss_history: list
+    final_loss: float
+    settings: dict
+    optimizer_state: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    @property
+    def parameters(self) -> dict:
+        return dict(zip(self.names, map(float, self.theta)))
+
+    @property
+    def epochs(self) -> int:
+        return len(self.loss_history)
+
+    def to_json(self) -> dict:
+        return {
+            "format": FORMAT,
+            "model": self.model,
+            "parameters": self.parameters,
+            "loss_history": [float(x) for x in self.loss_history],
+            "final_loss": float(self.final_loss),
+            "epochs": self.epochs,
+            "settings": self.settings,
+            "optimizer_state": self.optimizer_state,
+        }
+
+    def save(self, path: str) -> None:
+        """Write the JSON file (atomically; floats round-trip exactly)."""
+        write_atomic(path, json.dumps(self.to_json(), indent=2) + "\n")
+
+    @classmethod
+    def load(cls, path: str) -> "TrainResult":
+        """Read a file written by :meth:`save`."""
+        data = _read_json(path)
+        if data.get("format") != FORMAT or not isinstance(data.get("parameters"), dict):
+            raise SymglepError(f"{path} is not a symglep training file (no \"format\": \"{FORMAT}\")")
+        try:
+            names = list(data["parameters"])
+            theta = np.array([float(data["parameters"][k]) for k in names])
+            history = [float(x) for x in data.get("loss_history", [])]
+            final = float(data.get("final_loss", math.nan))
+        except (TypeError, ValueError):
+            raise SymglepError(f"{path}: parameters and losses must be numbers") from None
+        return cls(str(data.get("model", "")), names, theta, history, final, dict(data.get("settings", {})),
+                   dict(data.get("optimizer_state", {})))
+
+
+def _read_json(path: str) -> dict:
+    return read_json_object(path)
+
+
+def _resume_state(resume, model: Model) -> TrainResult:
+    """A previous run (a :class:`TrainResult`, a ``--save`` file, or a plain ``{name: value}`` file)."""
+    if isinstance(resume, TrainResult):
+        state = resume
+    else:
+        data = _read_json(str(resume))
+        if data.get("format") == FORMAT:
+            state = TrainResult.load(str(resume))
+        else:
+            from .check import load_params
+
+            params = load_params(str(resume), model)
+            names = [s.name for s in model.parameters]
+            state = TrainResult(model.name, names, np.array([params[n] for n in names]), [], math.nan, {})
+    names = [s.name for s in model.parameters]
+    if sorted(state.names) != sorted(names):
+        raise SymglepError(f"the resumed parameters ({', '.join(state.names)}) are not those of model "
+                           f"{model.name!r} ({', '.join(names)})")
+    order = [state.names.index(n) for n in names]
+    state.theta, state.names = np.asarray(state.theta, dtype=np.float64)[order], names
+    return state
+
+
+class Progress:
+    """One self-rewriting stderr line: epoch, a bar and the running loss (plain lines when not a terminal)."""
+
+    def __init__(self, total: int, enabled: bool, stream=None):
+        self.total, self.enabled = total, enabled
+        self.stream = stream or sys.stderr
+        self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
+        self.every = max(1, total // 10)
+
+    def update(self, done: int, epoch: int, loss: float) -> None:
+        if not self.enabled:
+            return
+        width = 24
+        filled = int(width * done / max(self.total, 1))
+        line = f"epoch {epoch:>5} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} loss {loss:.6e}"
+        if self.tty:
+            self.stream.write("\r" + line)
+            self.stream.flush()
+        elif done % self.every == 0 or done == self.total:
+            self.stream.write(line + "\n")
+            self.stream.flush()
+
+    def close(self) -> None:
+        if self.enabled and self.tty:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _as_model(model) -> tuple[Model, str | None]:
+    if isinstance(model, Model):
+        return model, None
+    if isinstance(model, str):
+        from .loader import load_model, split_spec
+
+        path, name = split_spec(model)
+        return load_model(model), f"{os.path.abspath(path)}:{name}"  # workers may run in another folder
+    raise SymglepError(f"train() needs a symglep.Model or a model file path, got {type(model).__name__}")
+
+
+def make_dataset(model: Model, kernels, task, seed: int, dt: float | None) -> tuple[Dataset, dict | None]:
+    """``(dataset, start parameters or None)`` for ``task``: ``"sine"``, a ``.npz`` path or a Dataset."""
+    if isinstance(task, Dataset):
+        return task, None
+    if isinstance(task, SineTask):
+        return sine_task(model, kernels, seed, dt, task)
+    if task == "sine":
+        return sine_task(model, kernels, seed, dt)
+    if isinstance(task, str):
+        return load_npz(task, model, dt), None
+    raise SymglepError(f"task must be 'sine', a DATA.npz path or a Dataset, got {task!r}")
+
+
+def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume):
+    """Kernels, data set, start parameters, history, optimiser and gradient evaluator of a run."""
+    from .runtime import compile as compile_model
+
+    kernels = compile_model(model, integrator=integrator, dt=dt or SineTask.dt, cache=cache)
+    if estimator != "bptt":
+        kernels._require_reversible()
+    data, start = make_dataset(model, kernels, task, seed, dt)
+    history: list = []
+    opt = make_optimizer(optimizer, lr, len(model.parameters))
+    if resume is not None:
+        state = _resume_state(resume, model)
+        theta, history = state.theta.copy(), list(state.loss_history)
+        if state.optimizer_state and state.settings.get("optimizer") == optimizer:
+            opt.load(state.optimizer_state)
+    else:
+        theta = kernels.theta(start if start is not None else draw_parameters(model, np.random.default_rng(seed)))
+    if client is not None:
+        from .distributed import DaskGradient
+
+        grad = DaskGradient(client, spec if spec is not None else model, integrator, data, estimator, beta)
+    else:
+        grad = LocalGradient(kernels, data, estimator, beta)
+    return kernels, data, theta, history, opt, grad
+
+
+def train(model, task="sine", *, epochs: int | None = None, lr: float | None = None, optimizer: str = "adam",
+          batch: int | None = None, beta: float = 1e-4, estimator: str = "echo", seed: int = 0,
+          dt: float | None = None, resume=None, save: str | None = None, scheduler: str | None = None,
+          progress: bool = False, integrator: str = "auto", cache: str | None = None) -> TrainResult:
+    """Train the parameters of ``model`` on ``task`` (module docstring); returns a :class:`TrainResult`.
+
+    ``model``: a :class:`~symglep.Model` or a model file path (``path.py[:NAME]``, needed by
+    Dask workers in other processes). ``task``: ``"sine"``, a ``DATA.npz`` path or a
+    :class:`~symglep.tasks.Dataset`. ``batch``: sequences per step (default: all).
+    ``estimator``: ``echo`` (centred, theory §5), ``echo-one-sided`` or ``bptt``.
+    ``resume``: a :class:`TrainResult`, a file saved by ``save=`` or a ``{name: value}`` JSON file.
+    """
+    started = time.perf_counter()
+    model, spec = _as_model(model)
+    if estimator not in ESTIMATORS:
+        raise SymglepError(f"unknown estimator {estimator!r}; available: {', '.join(ESTIMATORS)}")
+    if not (math.isfinite(beta) and beta != 0):
+        raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
+    epochs = DEFAULT_EPOCHS if epochs is None else int(epochs)
+    if epochs < 0:
+        raise SymglepError(f"epochs must be >= 0, got {epochs}")
+    if dt is not None and not (math.isfinite(dt) and dt > 0):
+        raise SymglepError(f"dt must be a positive number, got {dt}")
+    client = None
+    if scheduler:
+        from .distributed import connect
+
+        client = connect(scheduler)  # fail fast (missing extra, unreachable address) before compiling
+    try:
+        kernels, data, theta, history, opt, grad = _prepare(model, spec, task, client, integrator, dt, cache, seed,
+                                                            estimator, beta, optimizer, lr, resume)
+    except BaseException:
+        if client is not None:
+            client.close()
+        raise
+    S = data.size
+    batch = S if batch is None else int(batch)
+    if not 1 <= batch <= S:
+        grad.close()
+        raise SymglepError(f"batch must be between 1 and the number of sequences ({S}), got {batch}")
+    names = [s.name for s in model.parameters]
+    bar = Progress(epochs, progress)
+    first = len(history)
+    try:
+        for done, epoch in enumerate(range(first, first + epochs), start=1):
+            order = np.arange(S) if batch == S else np.random.default_rng([seed, epoch]).permutation(S)
+            total = 0.0
+            for lo in range(0, S, batch):
+                index = order[lo:lo + batch]
+                loss, dtheta = grad(theta, index)
+                total += float(loss.sum())
+                g = dtheta.sum(axis=0) / len(index)
+                if not np.all(np.isfinite(g)):
+                    raise SymglepError(f"the gradient is not finite at epoch {epoch}; lower --lr or --dt")
+                theta = opt.step(theta, g)
+            history.append(total / S)
+            bar.update(done, epoch + 1, history[-1])
+    finally:
+        bar.close()
+        grad.close()
+    final = float(kernels.free(theta, data.q0, u=data.u, y=data.y, dt=data.dt, t0=data.t0, **data.start())[2].mean())
+    settings = {
+        "task": data.info.get("task", data.name), "optimizer": optimizer, "lr": opt.lr, "batch": batch,
+        "beta": beta, "estimator": estimator, "seed": seed, "dt": data.dt, "steps": data.steps,
+        "sequences": S, "integrator": kernels.integrator,
+    }
+    if "teacher" in data.info:
+        settings["teacher"] = data.info["teacher"]
+    result = TrainResult(model.name, names, theta, history, final, settings, opt.state(),
+                         time.perf_counter() - started)
+    if save:
+        result.save(save)
+    return result

@@ -1,0 +1,442 @@
+"""Dissipation and broken time reversal: the exact routes and the honest reports (theory §4, §7).
+
+* Caldirola–Kanai oscillator and the uniformly damped chain (rewritten automatically):
+  echo vs BPTT ≤ 1e-6 (float64, centred β = 1e-4);
+* charged particle: the flipped-parameter echo (B → −B) vs BPTT ≤ 1e-6, the plain
+  echo refused with a message naming the odd term and the flip;
+* gyroscope (fixed Coriolis coefficient): digital PFVP vs BPTT ≤ 1e-6;
+* damped chain with per-coordinate rates: no exact route; BPTT is right (finite
+  differences), the naive echo runs only behind its flag and is measurably biased;
+* BPTT vs central finite differences (≤ 1e-5) on every model a new route runs on.
+
+Instances are drawn like those of ``tests/test_kernels.py`` (K = 1000 steps of 0.01).
+Models already compiled by that module are loaded from the shared kernel cache.
+"""
+
+from __future__ import annotations
+
+import functools
+import pathlib
+
+import numpy as np
+import pytest
+import sympy as sp
+from click.testing import CliRunner
+from sympy.physics.mechanics import dynamicsymbols
+
+import symglep
+from symglep.check import draw_parameters, rel_err, smooth_signal
+from symglep.cli import main
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+EXAMPLES = ROOT / "examples"
+DT = 0.01
+STEPS = 1000
+BETA = 1e-4
+ECHO_TOL = 1e-6
+FD_TOL = 1e-5
+FD_EPS = 1e-6
+ROUNDTRIP_TOL = 1e-9
+
+
+@functools.lru_cache(maxsize=None)
+def kernels(name: str) -> symglep.Kernels:
+    return symglep.compile(symglep.load_model(str(EXAMPLES / f"{name}.py")), dt=DT)
+
+
+class Instance:
+    """A seeded random problem of one sequence, and its loss as a function of θ, q0, p0."""
+
+    def __init__(self, name: str, seed: int = 11):
+        self.k = k = kernels(name)
+        model = k.model
+        rng = np.random.default_rng(seed)
+        self.th = k.theta(draw_parameters(model, rng))
+        self.q0 = rng.uniform(-0.3, 0.3, (1, model.n))
+        self.v0 = rng.uniform(-0.3, 0.3, (1, model.n))
+        times = np.arange(STEPS + 1) * DT
+        self.u = smooth_signal(rng, times, k.n_u, 0.2)[None]
+        self.y = smooth_signal(rng, times, k.n_y, 0.3)[None]
+        self.p0 = np.empty((1, model.n))
+        k.module.f_momentum(self.q0[0], self.v0[0], 0.0, self.u[0, 0], self.th, self.p0[0])
+
+    def loss(self, th=None, q0=None, p0=None) -> float:
+        out = self.k.free(self.th if th is None else th, self.q0 if q0 is None else q0,
+                          p0=self.p0 if p0 is None else p0, u=self.u, y=self.y)
+        return float(out[2][0])
+
+    def gradient(self, **kw) -> symglep.Result:
+        return self.k.gradient(self.th, self.q0, p0=self.p0, u=self.u, y=self.y, beta=BETA, centred=True, **kw)
+
+    def gradient_v(self, **kw) -> symglep.Result:
+        return self.k.gradient(self.th, self.q0, v0=self.v0, u=self.u, y=self.y, beta=BETA, centred=True, **kw)
+
+    def bptt(self, velocity: bool = False) -> symglep.Result:
+        start = {"v0": self.v0} if velocity else {"p0": self.p0}
+        return self.k.bptt_gradient(self.th, self.q0, u=self.u, y=self.y, **start)
+
+
+def central_differences(fun, x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.float64)
+    out = np.empty(x.size)
+    for i in range(x.size):
+        eps = FD_EPS * max(1.0, abs(x.flat[i]))
+        hi, lo = x.copy(), x.copy()
+        hi.flat[i] += eps
+        lo.flat[i] -= eps
+        out[i] = (fun(hi) - fun(lo)) / (2 * eps)
+    return out
+
+
+def state(r: symglep.Result) -> np.ndarray:
+    return np.concatenate([r.dq0[0], r.dx0[0]])
+
+
+def assert_route_matches_bptt(inst: Instance, expected: str, **kw) -> None:
+    """θ and (q0, p0) gradients of the route ``expected`` against BPTT, momentum and velocity start."""
+    route = expected
+    for velocity in (False, True):
+        est = inst.gradient_v(**kw) if velocity else inst.gradient(**kw)
+        ref = inst.bptt(velocity)
+        assert est.route == route
+        start = "velocity" if velocity else "momentum"
+        err_th = rel_err(est.dtheta[0], ref.dtheta[0])
+        err_init = rel_err(state(est), state(ref))
+        assert err_th <= ECHO_TOL, f"{route} vs BPTT, θ, {start} start: {err_th:.3e}"
+        assert err_init <= ECHO_TOL, f"{route} vs BPTT, initial state, {start} start: {err_init:.3e}"
+
+
+def assert_bptt_matches_finite_differences(inst: Instance) -> None:
+    ref = inst.bptt()
+    fd_th = central_differences(lambda t: inst.loss(th=t), inst.th)
+    fd_q0 = central_differences(lambda q: inst.loss(q0=q[None]), inst.q0[0])
+    fd_p0 = central_differences(lambda p: inst.loss(p0=p[None]), inst.p0[0])
+    for what, a, b in (("θ", ref.dtheta[0], fd_th), ("q0", ref.dq0[0], fd_q0), ("p0", ref.dx0[0], fd_p0)):
+        err = rel_err(a, b)
+        assert err <= FD_TOL, f"{inst.k.model.name}: BPTT vs finite differences, {what}: {err:.3e}"
+
+
+# ---------------------------------------------------------------------------
+# Caldirola–Kanai: the explicit oscillator and the automatic rewriting.
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ck_oscillator():
+    return Instance("damped_oscillator")
+
+
+@pytest.fixture(scope="module")
+def damped_chain():
+    return Instance("damped_chain")
+
+
+def test_caldirola_kanai_oscillator_echo_matches_bptt(ck_oscillator):
+    assert_route_matches_bptt(ck_oscillator, "echo")
+
+
+def test_caldirola_kanai_oscillator_bptt_matches_finite_differences(ck_oscillator):
+    assert_bptt_matches_finite_differences(ck_oscillator)
+
+
+def test_damped_chain_is_rewritten_into_caldirola_kanai_form():
+    model = symglep.load_model(str(EXAMPLES / "damped_chain.py"))
+    assert model.rayleigh.rewritable and model.damping == 0
+    gamma = sp.Symbol("gamma", positive=True)
+    assert model.rayleigh.rate == gamma
+    # The rewritten Euler–Lagrange residuals are exp(γt) times those of the damped equations
+    # ẍ_i + γ ẋ_i + ∂V/∂x_i = 0, with V read from the declared Lagrangian.
+    d = symglep.derive(model)
+    t = model.time
+    declared = model.user_lagrangian
+    for i, (q, v, a) in enumerate(zip(model.q, model.v, model.a)):
+        damped = a + gamma * v - sp.diff(declared, q)
+        assert sp.simplify(d.el.residuals[i] * sp.exp(-gamma * t) - damped) == 0
+    assert any("Caldirola-Kanai" in note and "exp(-gamma*t)" in note for note in d.notes)
+    assert d.default_route == "echo"
+
+
+def test_damped_chain_echo_matches_bptt(damped_chain):
+    assert_route_matches_bptt(damped_chain, "echo")
+
+
+def test_damped_chain_bptt_matches_finite_differences(damped_chain):
+    assert_bptt_matches_finite_differences(damped_chain)
+
+
+def test_damped_chain_echo_is_anti_damped_and_returns(damped_chain):
+    """β = 0: the echo (anti-damped in echo time) lands back on (q0, −p0) though the free run decays."""
+    inst = damped_chain
+    qT, pT, _ = inst.k.free(inst.th, inst.q0, p0=inst.p0, u=inst.u, y=inst.y)
+    sigma, pi, _, _ = inst.k.echo(inst.th, qT, pT, [0.0], u=inst.u, y=inst.y)
+    assert np.max(np.abs(sigma[0, 0] - inst.q0[0])) <= ROUNDTRIP_TOL
+    assert np.max(np.abs(pi[0, 0] + inst.p0[0])) <= ROUNDTRIP_TOL
+
+
+# ---------------------------------------------------------------------------
+# Generalised time reversal: the charged particle with B flipped.
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def charged():
+    return Instance("charged_particle")
+
+
+def test_charged_particle_flip_is_found():
+    d = symglep.derive(symglep.load_model(str(EXAMPLES / "charged_particle.py")))
+    assert [s.name for s in d.sym.flip] == ["B"]
+    assert d.default_route == "flipped_echo"
+    assert charged_route(d, "echo")["available"] is False
+    assert charged_route(d, "flipped_echo")["exact"] is True
+
+
+def charged_route(d, name):
+    return next(r for r in d.routes if r["route"] == name)
+
+
+def test_charged_particle_flipped_echo_matches_bptt(charged):
+    assert_route_matches_bptt(charged, "flipped_echo")
+    assert_route_matches_bptt(charged, "flipped_echo", route="flipped_echo")
+
+
+def test_charged_particle_bptt_matches_finite_differences(charged):
+    assert_bptt_matches_finite_differences(charged)
+
+
+def test_charged_particle_plain_echo_is_refused_naming_term_and_flip(charged):
+    with pytest.raises(symglep.NotReversibleError) as info:
+        charged.gradient(route="echo")
+    msg = str(info.value)
+    assert "B*e*x*y_dot/2 - B*e*x_dot*y/2" in msg
+    assert "B -> -B" in msg and "flipped_echo" in msg
+    assert "\n" not in msg
+
+
+def test_charged_particle_flipped_echo_round_trip_and_naive_bias(charged):
+    """β = 0: the flipped echo returns to (q0, −p0) to round-off; the plain one does not, and its
+    gradient is far off."""
+    inst = charged
+    qT, pT, _ = inst.k.free(inst.th, inst.q0, p0=inst.p0, u=inst.u, y=inst.y)
+    sigma, pi, _, _ = inst.k.echo(inst.th, qT, pT, [0.0], u=inst.u, y=inst.y)
+    assert np.max(np.abs(np.r_[sigma[0, 0] - inst.q0[0], pi[0, 0] + inst.p0[0]])) <= ROUNDTRIP_TOL
+    sigma, pi, _, _ = inst.k.echo(inst.th, qT, pT, [0.0], u=inst.u, y=inst.y, naive_echo=True)
+    assert np.max(np.abs(np.r_[sigma[0, 0] - inst.q0[0], pi[0, 0] + inst.p0[0]])) > 1e-2
+    naive = inst.gradient(naive_echo=True)
+    assert naive.route == "naive_echo"
+    assert rel_err(naive.dtheta[0], inst.bptt().dtheta[0]) > 0.1
+
+
+def test_flipped_learning_integrand_sign_form(charged):
+    """theory §4: the echo's own integrand at Pθ, with the flipped parameters' sign reversed, is the
+    kernels' integrand (original θ at the swapped pair)."""
+    k = charged.k
+    mod = k.module
+    th = charged.th
+    th_flip = k.echo_parameters(th)
+    signs = np.where(th_flip == th, 1.0, -1.0)
+    assert list(mod.ECHO_FLIP) == [0] and signs[0] == -1.0
+    rng = np.random.default_rng(5)
+    qa, qb = rng.normal(size=2), rng.normal(size=2)
+    um = np.array([0.1])
+    d_orig, du1 = np.empty(k.n_theta), np.empty(1)
+    d_own, du2 = np.empty(k.n_theta), np.empty(1)
+    mod.f_lagrangian_partials(qb, qa, 0.3, um, th, DT, d_orig, du1)
+    mod.f_lagrangian_partials(qa, qb, 0.3, um, th_flip, DT, d_own, du2)
+    assert np.allclose(d_orig, signs * d_own, rtol=1e-13, atol=1e-15)
+
+
+# ---------------------------------------------------------------------------
+# Digital PFVP: the gyroscope with a fixed Coriolis coefficient, and a leapfrog model.
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def gyro():
+    return Instance("gyroscope")
+
+
+def test_gyroscope_has_no_flip_and_defaults_to_digital_pfvp():
+    d = symglep.derive(symglep.load_model(str(EXAMPLES / "gyroscope.py")))
+    assert d.sym.flip is None and "Omega" in d.sym.flip_note
+    assert d.default_route == "digital_pfvp"
+    entry = charged_route(d, "digital_pfvp")
+    assert entry["exact"] and not entry["forward_only"]
+    assert "not forward-only in hardware" in entry["label"]
+
+
+def test_gyroscope_digital_pfvp_matches_bptt(gyro):
+    assert_route_matches_bptt(gyro, "digital_pfvp")
+    assert "not forward-only in hardware" in gyro.gradient().label
+
+
+def test_gyroscope_bptt_matches_finite_differences(gyro):
+    assert_bptt_matches_finite_differences(gyro)
+
+
+def test_gyroscope_echo_routes_are_refused(gyro):
+    for route in ("echo", "flipped_echo"):
+        with pytest.raises(symglep.NotReversibleError, match="Omega") as info:
+            gyro.gradient(route=route)
+        assert "digital_pfvp" in str(info.value)
+
+
+def test_gyroscope_backward_run_returns_to_the_start(gyro):
+    inst = gyro
+    qT, pT, _ = inst.k.free(inst.th, inst.q0, p0=inst.p0, u=inst.u, y=inst.y)
+    q0, p0, _, _ = inst.k.pfvp_backward(inst.th, qT, pT, [0.0], u=inst.u, y=inst.y)
+    assert np.max(np.abs(np.r_[q0[0, 0] - inst.q0[0], p0[0, 0] - inst.p0[0]])) <= ROUNDTRIP_TOL
+
+
+def test_digital_pfvp_on_a_leapfrog_model_matches_bptt():
+    """The inverted Störmer–Verlet step (the same step with −h) on the Duffing chain."""
+    inst = Instance("oscillator_chain")
+    assert inst.k.integrator == "leapfrog"
+    assert_route_matches_bptt(inst, "digital_pfvp", route="digital_pfvp")
+
+
+def test_digital_pfvp_on_the_caldirola_kanai_oscillator_matches_bptt(ck_oscillator):
+    assert_route_matches_bptt(ck_oscillator, "digital_pfvp", route="digital_pfvp")
+
+
+# ---------------------------------------------------------------------------
+# Non-variational dissipation: no exact route, BPTT, the naive echo behind a flag.
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def nonuniform():
+    return Instance("damped_chain_nonuniform")
+
+
+def test_nonuniform_damping_reports_no_exact_route():
+    d = symglep.derive(symglep.load_model(str(EXAMPLES / "damped_chain_nonuniform.py")))
+    assert d.default_route is None
+    exact = [r["route"] for r in d.routes if r["available"] and r["exact"]]
+    assert exact == ["bptt"]
+    assert any("non-variational" in note and "differs between coordinates" in note for note in d.notes)
+
+
+def test_nonuniform_damping_bptt_matches_finite_differences(nonuniform):
+    assert_bptt_matches_finite_differences(nonuniform)
+
+
+def test_nonuniform_damping_refuses_every_contrastive_route(nonuniform):
+    for route in ("auto", "echo", "digital_pfvp"):
+        with pytest.raises(symglep.NoExactRouteError, match="BPTT"):
+            nonuniform.gradient(route=route)
+    with pytest.raises(symglep.SymglepError, match="naive_echo=True"):
+        nonuniform.gradient(route="naive_echo")
+
+
+def test_nonuniform_damping_naive_echo_is_biased(nonuniform):
+    naive = nonuniform.gradient(naive_echo=True)
+    assert naive.route == "naive_echo"
+    bias = rel_err(naive.dtheta[0], nonuniform.bptt().dtheta[0])
+    assert bias > 1e-2, f"the naive echo's bias ({bias:.2e}) should be visible on this chain"
+
+
+def test_check_cli_on_nonuniform_damping(nonuniform):
+    path = str(EXAMPLES / "damped_chain_nonuniform.py")
+    refused = CliRunner().invoke(main, ["check", path, "--steps", "200"])
+    assert refused.exit_code == 2 and "no exact echo or PFVP rule" in refused.output
+    naive = CliRunner().invoke(main, ["check", path, "--steps", "200", "--naive-echo"])
+    assert naive.exit_code == 0, naive.output
+    assert "naive echo" in naive.output and "not a pass criterion" in naive.output
+
+
+def test_check_cli_labels_digital_pfvp(gyro):
+    result = CliRunner().invoke(main, ["check", str(EXAMPLES / "gyroscope.py"), "--steps", "200"])
+    assert result.exit_code == 0, result.output
+    assert "exact on a computer, not forward-only in hardware" in result.output
+
+
+# ---------------------------------------------------------------------------
+# Symbolic: the flip search and the uniform-damping test.
+# ---------------------------------------------------------------------------
+
+x, y = dynamicsymbols("x y")
+
+
+def model(lagrangian, parameters, constants=None, dissipation=None):
+    return symglep.Model(lagrangian, [x, y], parameters, constants=constants or {}, dissipation=dissipation)
+
+
+def test_flip_needs_two_parameters():
+    b1, b2, k = sp.symbols("b1 b2 k")
+    lag = (x.diff() ** 2 + y.diff() ** 2) / 2 + b1 * x * y.diff() + b2 * y * x.diff() + b1 * b2 * x * y \
+        - k * x**2 / 2
+    d = symglep.derive(model(lag, [k, b1, b2]))
+    assert [s.name for s in d.sym.flip] == ["b1", "b2"]
+
+
+def test_no_flip_when_the_even_part_is_odd_in_the_parameter():
+    b, k = sp.symbols("b k")
+    lag = (x.diff() ** 2 + y.diff() ** 2) / 2 + b * x * y.diff() + b * x**3 - k * x**2 / 2
+    d = symglep.derive(model(lag, [b, k]))
+    assert d.sym.flip is None and d.default_route == "digital_pfvp"
+
+
+def test_constants_are_never_flipped():
+    b, k = sp.symbols("b k")
+    lag = (x.diff() ** 2 + y.diff() ** 2) / 2 + b * (x * y.diff() - y * x.diff()) - k * x**2 / 2
+    assert [s.name for s in symglep.derive(model(lag, [b, k])).sym.flip] == ["b"]
+    fixed = symglep.derive(model(lag, [k], constants={b: 0.5}))
+    assert fixed.sym.flip is None and "fixed constants" in fixed.sym.flip_note
+
+
+def test_uniform_damping_with_masses_is_rewritten():
+    m1, m2, c, k = sp.symbols("m1 m2 c k", positive=True)
+    kin = m1 * x.diff() ** 2 / 2 + m2 * y.diff() ** 2 / 2
+    mdl = model(kin - k * (x - y) ** 2 / 2, [k], constants={m1: 1.0, m2: 2.0, c: 0.3}, dissipation=c * kin)
+    assert mdl.rayleigh.rate == c
+    assert mdl.lagrangian.has(sp.exp(c * mdl.time))
+
+
+def test_uniform_damping_can_be_kept_as_a_force():
+    c, k = sp.symbols("c k", positive=True)
+    kin = (x.diff() ** 2 + y.diff() ** 2) / 2
+    mdl = symglep.Model(kin - k * x**2 / 2, [x, y], [k], constants={c: 0.3}, dissipation=c * kin,
+                        rewrite_dissipation=False)
+    assert not mdl.rayleigh.rewritable and mdl.damping == mdl.rayleigh.function
+    assert "rewrite_dissipation=False" in mdl.rayleigh.why
+    assert symglep.derive(mdl).default_route is None
+
+
+def test_nonuniform_damping_is_kept_as_a_force():
+    c1, c2, k = sp.symbols("c1 c2 k", positive=True)
+    kin = (x.diff() ** 2 + y.diff() ** 2) / 2
+    r = c1 * x.diff() ** 2 / 2 + c2 * y.diff() ** 2 / 2
+    mdl = model(kin - k * x**2 / 2, [k], constants={c1: 0.1, c2: 0.2}, dissipation=r)
+    assert not mdl.rayleigh.rewritable and mdl.damping == mdl.rayleigh.function
+    d = symglep.derive(mdl)
+    xd = mdl.v[0]
+    assert sp.expand(d.el.forcing[0] - (-mdl.q[0] * k - c1 * xd)) == 0
+
+
+@pytest.mark.parametrize("bad, fragment", [
+    (sp.Symbol("c") * x**2, "not allowed"),          # undeclared symbol
+    (x**2, "does not depend on any velocity"),
+    (dynamicsymbols._t * x.diff() ** 2, "not allowed"),
+])
+def test_bad_dissipation_functions(bad, fragment):
+    k = sp.Symbol("k")
+    with pytest.raises(symglep.ModelError, match=fragment):
+        model((x.diff() ** 2 + y.diff() ** 2) / 2 - k * x**2, [k], dissipation=bad)
+
+
+@pytest.mark.parametrize("name, default", [
+    ("harmonic_oscillator", "echo"), ("damped_oscillator", "echo"), ("damped_chain", "echo"),
+    ("charged_particle", "flipped_echo"), ("gyroscope", "digital_pfvp"), ("damped_chain_nonuniform", None),
+])
+def test_derive_reports_routes(name, default):
+    runner = CliRunner()
+    import json
+
+    result = runner.invoke(main, ["derive", str(EXAMPLES / f"{name}.py"), "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["default_route"] == default
+    routes = {r["route"]: r for r in report["learning_routes"]}
+    assert set(routes) == {"echo", "flipped_echo", "digital_pfvp", "bptt", "naive_echo"}
+    assert routes["bptt"]["exact"] and not routes["bptt"]["forward_only"]
+    assert not routes["digital_pfvp"]["forward_only"]
+    assert routes["echo"]["forward_only"] and routes["flipped_echo"]["forward_only"]
+    text = runner.invoke(main, ["derive", str(EXAMPLES / f"{name}.py")]).output
+    assert "learning routes" in text and "digital_pfvp: " in text

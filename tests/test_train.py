@@ -1,0 +1,215 @@
+"""``symglep train``: the acceptance runs on the oscillator chain, Dask, save/resume, data files, errors.
+
+The default ``--task sine`` run is done in full (about a second once the chain's
+kernels are compiled): it must lower the loss at least tenfold, and BPTT must
+give the same loss curve to 1e-5 relative at every epoch (the one-sided echo,
+whose O(β) bias is visible, must not: the comparison can fail).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import sys
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import symglep
+from symglep.cli import main
+from symglep.errors import SymglepError
+from symglep.tasks import load_npz, readout_map, sine_task
+from symglep.training import TrainResult, train
+
+from conftest import EXAMPLES
+
+CHAIN = str(EXAMPLES / "oscillator_chain.py")
+
+
+@pytest.fixture(scope="module")
+def chain():
+    return symglep.load_model(CHAIN)
+
+
+@pytest.fixture(scope="module")
+def default_runs(chain):
+    """The default sine run with each estimator (same seed)."""
+    return {est: train(chain, "sine", estimator=est) for est in ("echo", "bptt", "echo-one-sided")}
+
+
+def rel_curve_error(a, b) -> float:
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(a - b) / np.abs(b)))
+
+
+def test_default_sine_run_lowers_loss_tenfold(default_runs):
+    run = default_runs["echo"]
+    assert run.epochs == 100
+    assert run.settings["estimator"] == "echo" and run.settings["optimizer"] == "adam"
+    assert run.final_loss * 10 <= run.loss_history[0]
+    assert all(np.isfinite(run.loss_history))
+
+
+def test_bptt_gives_the_same_loss_curve(default_runs):
+    echo, bptt = default_runs["echo"].loss_history, default_runs["bptt"].loss_history
+    assert len(echo) == len(bptt) == 100
+    assert rel_curve_error(echo, bptt) <= 1e-5
+    assert abs(default_runs["echo"].final_loss - default_runs["bptt"].final_loss) <= 1e-5 * default_runs["bptt"].final_loss
+
+
+def test_one_sided_echo_is_visibly_biased(default_runs):
+    """The curve comparison is sharp enough to tell the O(β) one-sided estimator from the centred one."""
+    assert rel_curve_error(default_runs["echo-one-sided"].loss_history, default_runs["bptt"].loss_history) > 1e-5
+
+
+def test_cli_default_run(tmp_path):
+    save, plot = tmp_path / "p.json", tmp_path / "loss.png"
+    res = CliRunner().invoke(main, ["train", CHAIN, "--task", "sine", "--save", str(save), "--plot", str(plot)])
+    assert res.exit_code == 0, res.output
+    before, after = map(float, re.search(r"^loss (\S+) -> (\S+) \(x", res.output, re.M).groups())
+    assert after * 10 <= before
+    data = json.loads(save.read_text())
+    assert (data["loss_history"][0], data["final_loss"]) == (pytest.approx(before, rel=1e-6), pytest.approx(after, rel=1e-6))
+    assert data["format"] == "symglep-train/1" and set(data["parameters"]) == {"k0", "k1", "k2"}
+    assert len(data["loss_history"]) == 100 and data["final_loss"] * 10 <= data["loss_history"][0]
+    assert plot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "epoch" in res.stderr and "loss" in res.stderr  # the progress line
+
+
+def test_save_resume_continues_exactly(chain, tmp_path):
+    """3 + 3 epochs through a saved file equal 6 epochs in one go, bit for bit (Adam state, shuffled batches)."""
+    whole = train(chain, "sine", epochs=6, batch=3)
+    path = tmp_path / "half.json"
+    train(chain, "sine", epochs=3, batch=3, save=str(path))
+    resumed = train(chain, "sine", epochs=3, batch=3, resume=str(path))
+    assert np.array_equal(resumed.theta, whole.theta)
+    assert resumed.loss_history == whole.loss_history
+    loaded = TrainResult.load(str(path))
+    assert loaded.epochs == 3 and loaded.optimizer_state["t"] == 3 * 3  # 3 batches of 3, 3, 2 per epoch
+
+
+def test_cli_resume_and_check_read_the_saved_file(tmp_path):
+    path = tmp_path / "p.json"
+    runner = CliRunner()
+    assert runner.invoke(main, ["train", CHAIN, "--epochs", "2", "--quiet", "--save", str(path)]).exit_code == 0
+    res = runner.invoke(main, ["train", CHAIN, "--epochs", "2", "--quiet", "--resume", str(path), "--save", str(path)])
+    assert res.exit_code == 0, res.output
+    assert len(json.loads(path.read_text())["loss_history"]) == 4
+    params = tmp_path / "start.json"
+    params.write_text(json.dumps({"k0": 1.0, "k1": 1.0, "k2": 1.0}))
+    res = runner.invoke(main, ["train", CHAIN, "--epochs", "0", "--quiet", "--resume", str(params)])
+    assert res.exit_code == 0 and "k0 = 1\n" in res.output
+
+
+def test_data_file_reproduces_the_sine_task(chain, tmp_path):
+    """The sine data written to DATA.npz and loaded back trains identically (from the same start)."""
+    kernels = symglep.compile(chain)
+    data, start = sine_task(chain, kernels, seed=0)
+    path = tmp_path / "data.npz"
+    np.savez(path, inputs=data.u, targets=data.y, q0=data.q0, p0=data.x0, dt=data.dt)
+    loaded = load_npz(str(path), chain)
+    assert loaded.u.shape == (8, 401, 1) and loaded.dt == data.dt
+    params = tmp_path / "start.json"
+    params.write_text(json.dumps(start))
+    from_file = train(chain, str(path), epochs=5, resume=str(params))
+    builtin = train(chain, "sine", epochs=5)
+    assert from_file.loss_history == builtin.loss_history
+
+
+def test_readout_is_read_off_the_cost(chain):
+    f = readout_map(chain)
+    q = np.arange(8.0).reshape(2, 4)
+    np.testing.assert_array_equal(f(q, np.zeros((2, 1)), np.zeros(2)), q[:, 3:4])
+
+
+def _bad_npz(tmp_path, **arrays):
+    path = tmp_path / "bad.npz"
+    np.savez(path, **arrays)
+    return str(path)
+
+
+GOOD = dict(inputs=np.zeros((2, 5, 1)), targets=np.zeros((2, 5, 1)), dt=0.1)
+
+
+@pytest.mark.parametrize("arrays, fragment", [
+    (dict(inputs=np.zeros((2, 5, 1)), dt=0.1), "no 'targets'"),
+    (dict(GOOD, targets=np.zeros((2, 5, 2))), "expected (S, K+1, 1)"),
+    (dict(GOOD, inputs=np.zeros((3, 5, 1))), "'inputs' has shape (3, 5, 1), expected (2, 5, 1)"),
+    (dict(GOOD, targets=np.zeros((2, 5))), "'targets' must have 3 dimensions"),
+    (dict(GOOD, targets=np.full((2, 5, 1), np.nan)), "NaN"),
+    (dict(GOOD, q0=np.zeros((2, 3))), "'q0' has shape (2, 3), expected (2, 4)"),
+    (dict(GOOD, p0=np.zeros((2, 4)), v0=np.zeros((2, 4))), "both 'p0' and 'v0'"),
+    (dict(inputs=GOOD["inputs"], targets=GOOD["targets"]), "no 'dt'"),
+    (dict(GOOD, weights=np.zeros(3)), "unknown key(s) weights"),
+    (dict(GOOD, targets=np.zeros((2, 1, 1)), inputs=np.zeros((2, 1, 1))), "K+1 >= 2"),
+])
+def test_bad_data_file_is_one_line_exit_2(tmp_path, arrays, fragment):
+    path = _bad_npz(tmp_path, **arrays)
+    res = CliRunner().invoke(main, ["train", CHAIN, "--task", path, "--quiet"])
+    assert res.exit_code == 2, res.output
+    assert fragment in res.output
+    assert res.output.startswith("error: ") and res.output.count("\n") == 1
+
+
+def test_data_file_that_is_not_an_archive(tmp_path):
+    path = tmp_path / "data.npz"
+    path.write_text("not numpy")
+    res = CliRunner().invoke(main, ["train", CHAIN, "--task", str(path), "--quiet"])
+    assert res.exit_code == 2 and "cannot read" in res.output and res.output.count("\n") == 1
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--batch", "9"], "batch must be between 1 and the number of sequences (8)"),
+    (["--beta", "0"], "beta must be a finite non-zero number"),
+    (["--lr", "-1"], "learning rate must be a positive number"),
+    (["--resume", "missing.json"], "cannot read missing.json"),
+])
+def test_bad_options(args, fragment):
+    res = CliRunner().invoke(main, ["train", CHAIN, "--quiet", "--epochs", "1", *args])
+    assert res.exit_code == 2 and fragment in res.output, res.output
+
+
+@pytest.mark.parametrize("module, args, extra", [
+    ("matplotlib", ["--plot", "x.png"], "plot"),
+    ("dask.distributed", ["--scheduler", "tcp://127.0.0.1:1"], "dask"),
+])
+def test_missing_extra_names_it(monkeypatch, tmp_path, module, args, extra):
+    monkeypatch.setitem(sys.modules, module, None)  # importing it now raises ImportError
+    monkeypatch.chdir(tmp_path)
+    res = CliRunner().invoke(main, ["train", CHAIN, "--quiet", "--epochs", "1", *args])
+    assert res.exit_code == 2, res.output
+    assert f"pip install 'symglep[{extra}]'" in res.output and res.output.count("\n") == 1
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_sine_task_needs_a_readout():
+    import sympy as sp
+    from sympy.physics.mechanics import dynamicsymbols
+
+    x = dynamicsymbols("x")
+    u, y = dynamicsymbols("u y")
+    k = sp.Symbol("k", positive=True)
+    model = symglep.Model(lagrangian=x.diff() ** 2 / 2 - k * x**2 / 2 + x * u, coordinates=[x], parameters=[k],
+                          inputs=[u], targets=[y], cost=sp.cos(x - y), name="periodic_cost")
+    with pytest.raises(SymglepError, match="needs a readout"):
+        readout_map(model)
+
+
+@pytest.mark.parametrize("processes", [False, True])
+def test_dask_gives_the_local_parameters(chain, processes):
+    """Batches spread over a LocalCluster on loopback give bit-identical parameters and losses."""
+    import dask.distributed as distributed  # in the test extra
+    local = train(CHAIN, "sine", epochs=3, batch=5)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=processes, protocol="tcp://",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        spread = train(CHAIN if processes else chain, "sine", epochs=3, batch=5, scheduler=cluster.scheduler_address)
+    assert np.array_equal(spread.theta, local.theta)
+    assert spread.loss_history == local.loss_history
+
+
+def test_unreachable_scheduler_is_a_user_error():
+    from symglep.distributed import connect
+
+    with pytest.raises(SymglepError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
+        connect("tcp://127.0.0.1:9", timeout=1)
