@@ -225,3 +225,13 @@ def test_undeclared_parameter_and_wrong_shapes():
     with pytest.raises(SymglepError, match="W must have shape"):
         kern.gradient(theta, q0, p0, u, y)
 
+
+
+def test_equal_symbols_shared_by_sympy_caches_resolve_to_this_models_arrays():
+    """SymPy's caches may hand back an equal element symbol made by an earlier load of the same model
+    (its own symbol cache evicted, the expression cache not): elements resolve by name in the model."""
+    first = example("dense")
+    sp.Symbol._Symbol__xnew_cached_.cache_clear()  # evict the symbol cache only (as its LRU bound does)
+    second = example("dense")
+    assert generate_source(second) == generate_source(first)
+    assert derive_array(second)["learning_rule"] == derive_array(first)["learning_rule"]

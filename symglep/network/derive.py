@@ -22,14 +22,13 @@ def _s(expr) -> str:
     return str(sp.simplify(expr)) if sp.count_ops(expr) < 60 else str(expr)
 
 
-def _rename(term: Term, node_map: dict) -> dict:
+def _rename(model, term: Term, node_map: dict) -> dict:
     """Element symbols of ``term`` re-indexed by ``node_map`` (e.g. swap i and j)."""
     out = {}
     for sym in term.phi.free_symbols:
-        array = getattr(sym, "_array", None)
-        if array is None:
+        if getattr(sym, "_array", None) is None:
             continue
-        index, suffix = sym._index
+        array, (index, suffix) = model.element_info(sym)
         new = tuple(node_map.get(x, x) for x in index)
         out[sym] = array.element(new, suffix) if hasattr(array, "element") else array[new[0]]
     return out
@@ -54,14 +53,14 @@ def force_contributions(model) -> list:
                 out.append(f"{_s(sp.diff(term.phi, s.symbol))}")
             for s in [x for x in term.slots if x.role == "z"]:
                 A = s.param.name
-                row = s.symbol._index[0][0]
+                row = model.element_info(s.symbol)[1][0][0]
                 out.append(f"Σ_{row} {A}[{row},i] · ({_s(sp.diff(term.phi, s.symbol))})")
         elif term.kind == "dense":
             a = [s for s in qs if s.side == 0][0]
             b = [s for s in qs if s.side == 1][0]
-            i_, j_ = a.symbol._index[0][0], b.symbol._index[0][0]
+            i_, j_ = model.element_info(a.symbol)[1][0][0], model.element_info(b.symbol)[1][0][0]
             d_first = sp.diff(term.phi, a.symbol)
-            d_second = sp.diff(term.phi, b.symbol).xreplace(_rename(term, {i_: j_, j_: i_}))
+            d_second = sp.diff(term.phi, b.symbol).xreplace(_rename(model, term, {i_: j_, j_: i_}))
             out.append(f"Σ_{j_} {_s(d_first)}  +  Σ_{j_} {_s(d_second)}")
         else:
             for s in qs:
@@ -93,7 +92,7 @@ def learning_rules(model) -> list:
                     continue
                 g = -sp.diff(term.phi, s.symbol)
                 if s.role in ("z", "w"):
-                    row = s.symbol._index[0][0]
+                    row = model.element_info(s.symbol)[1][0][0]
                     vec = model.q.name if s.role == "z" else model.u.name
                     pieces.append(f"({_s(g)})·{vec}[j]")
                     reads |= set(_reads(g)) | {f"{vec}[j]"}

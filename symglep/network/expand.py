@@ -44,7 +44,7 @@ def expand(model, n: int, m: int | None = None, n_y: int | None = None, edges=No
             flat.append(p)
 
     def concrete(sym, assign):
-        array, (index, suffix) = sym._array, sym._index
+        array, (index, suffix) = model.element_info(sym)
         if isinstance(array, MatVec):
             row = assign[index[0]]
             mat = scal[array.matrix.name]
@@ -83,7 +83,7 @@ def expand(model, n: int, m: int | None = None, n_y: int | None = None, edges=No
         subs = {}
         for s in expr.free_symbols:
             if isinstance(s, _Element):
-                subs[s] = concrete(s, {r: unit}) if isinstance(s._array, Coordinates) else ys[pos]
+                subs[s] = concrete(s, {r: unit}) if isinstance(model.element_info(s)[0], Coordinates) else ys[pos]
         costs.append(expr.xreplace(subs))
     lagrangian, cost = sp.Add(*parts), sp.Add(*costs)
     return Model(lagrangian=lagrangian, coordinates=[x for q in qs for x in q], parameters=flat,

@@ -23,7 +23,13 @@ NODE_INDICES = (i, j, k)
 
 
 class _Element(sp.Symbol):
-    """A real scalar element symbol that remembers its array and index (``W[i, j]``)."""
+    """A real scalar element symbol (``W[i, j]``).
+
+    SymPy caches and shares equal symbols and expressions, so an element symbol met in an
+    expression may be an equal object made by an earlier model with arrays of the same
+    names: its array is looked up by name in the model (:meth:`ArrayModel.element_info`);
+    the attributes set here serve only to name undeclared arrays in error messages.
+    """
 
     def __new__(cls, name, array=None, index=()):
         obj = super().__new__(cls, name, real=True)
@@ -134,7 +140,10 @@ class Parameter(_Array):
         if self.shape != ("n", want):
             raise ModelError(f"{self.name} @ {other.name} needs {self.name} of shape ('n', '{want}'), "
                              f"got {self.shape}")
-        return MatVec(self, other)
+        products = self.__dict__.setdefault("_products", {})
+        if other.name not in products or products[other.name].vector is not other:
+            products[other.name] = MatVec(self, other)
+        return products[other.name]
 
 
 class MatVec:
@@ -146,9 +155,10 @@ class MatVec:
         self._cache = {}
 
     def __getitem__(self, idx):
-        if idx not in self._cache:
-            self._cache[idx] = _Element(f"{self.name}[{_index_name(idx)}]", self, ((idx,), ""))
-        return self._cache[idx]
+        key = ((idx,), "")
+        if key not in self._cache:
+            self._cache[key] = _Element(f"{self.name}[{_index_name(idx)}]", self, key)
+        return self._cache[key]
 
 
 class Inputs(_Array):
@@ -317,9 +327,22 @@ class ArrayModel:
         self.sizes.update(sizes or {})
         self.terms = [t for t in lagrangian.terms]
         self.cost = cost
+        self._elements = {}  # element name -> (array, (index, suffix)), from this model's own arrays
+        arrays = [self.q] + [p for p in self.parameters if isinstance(p, Parameter)]
+        arrays += [a for a in (inputs, targets) if a is not None]
+        for a in arrays:
+            for key, el in a._cache.items():
+                self._elements[el.name] = (a, key)
+            for mv in getattr(a, "_products", {}).values():
+                for key, el in mv._cache.items():
+                    self._elements[el.name] = (mv, key)
         from .terms import classify  # the term kinds and their checks
 
         self.kinetic, self.potential_terms, self.readout = classify(self)
+
+    def element_info(self, sym) -> tuple:
+        """``(array, (index, suffix))`` of an element symbol, by name among this model's arrays."""
+        return self._elements.get(sym.name) or (sym._array, sym._index)
 
     @property
     def n(self) -> int:

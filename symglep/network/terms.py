@@ -115,7 +115,7 @@ def _slots_for(model, expr, sides: dict, edge: Edges | None, what: str, allow_ve
             if slot is not None:
                 slots.append(slot)
             continue
-        array, (index, suffix) = sym._array, sym._index
+        array, (index, suffix) = model.element_info(sym)
         if isinstance(array, MatVec):
             if index[0] not in sides or sides[index[0]] != 0 or len(sides) != 1:
                 raise ModelError(f"{sym} in {what}: a matrix product is read at the row of a site sum")
@@ -247,7 +247,7 @@ def classify(model):
     for sym in sorted(expr.free_symbols, key=lambda s: s.name):
         if not isinstance(sym, _Element):
             raise ModelError(f"symbol {sym} in the cost is not a constant; parameters may not enter the cost")
-        array, (index, suffix) = sym._array, sym._index
+        array, (index, suffix) = model.element_info(sym)
         if isinstance(array, Coordinates) and not suffix and index[0] == r:
             slots.append(Slot(sym, "q", 0, index[1] if len(index) == 2 else 0))
         elif isinstance(array, Targets) and index == (r,):
