@@ -182,6 +182,18 @@ def compile(model: Model, target: str = "numba", integrator: str = "auto", dt: f
     return kernels
 
 
+def values_by_name(params: dict, names: list) -> dict:
+    """``{name: value}`` from a mapping keyed by names or symbols; every name in ``names``, no other."""
+    keys = {getattr(k, "name", k): v for k, v in params.items()}
+    missing = [n for n in names if n not in keys]
+    if missing:
+        raise SymglepError(f"missing parameter value(s): {', '.join(missing)}")
+    extra = [k for k in keys if k not in names]
+    if extra:
+        raise SymglepError(f"unknown parameter(s): {', '.join(map(str, extra))}")
+    return keys
+
+
 def _first(outputs) -> tuple:
     """The first sequence of each batched output."""
     return tuple(a[0] for a in outputs)
@@ -298,13 +310,7 @@ class Kernels:
     def theta(self, params) -> np.ndarray:
         names = [s.name for s in self.model.parameters]
         if isinstance(params, dict):
-            keys = {getattr(k, "name", k): v for k, v in params.items()}
-            missing = [n for n in names if n not in keys]
-            if missing:
-                raise SymglepError(f"missing parameter value(s): {', '.join(missing)}")
-            extra = [k for k in keys if k not in names]
-            if extra:
-                raise SymglepError(f"unknown parameter(s): {', '.join(map(str, extra))}")
+            keys = values_by_name(params, names)
             vec = np.array([float(keys[n]) for n in names], dtype=np.float64)
         else:
             vec = np.asarray(params, dtype=np.float64).reshape(-1)

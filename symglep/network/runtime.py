@@ -105,14 +105,7 @@ class NetworkKernels:
         """``(th, off)``: the parameters flattened in declaration order, and their offsets."""
         if not isinstance(theta, dict):
             raise SymglepError("parameters of an array model are given as {name: array}")
-        keys = {getattr(k, "name", k): v for k, v in theta.items()}
-        names = [p.name for p in self.model.parameters]
-        missing = [x for x in names if x not in keys]
-        if missing:
-            raise SymglepError(f"missing parameter value(s): {', '.join(missing)}")
-        extra = [x for x in keys if x not in names]
-        if extra:
-            raise SymglepError(f"unknown parameter(s): {', '.join(map(str, extra))}")
+        keys = base.values_by_name(theta, [p.name for p in self.model.parameters])
         parts, off, pos = [], [], 0
         for p in self.model.parameters:
             shape = self.model.parameter_shape(p, n, m, ne)
