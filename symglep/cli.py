@@ -164,8 +164,11 @@ def generate(model_spec, target, precision, integrator, out_dir, force):
               "digital_pfvp is exact on a computer, not forward-only in hardware.")
 @click.option("--naive-echo", is_flag=True,
               help="Run the plain echo even where it is not exact, and report its bias against BPTT.")
+@click.option("--size", type=int, default=None,
+              help="Array models: number of units n [default: the model's size; with --bc, 3 (the model is "
+                   "expanded element by element)].")
 def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance, fmt, bc, cbvp_steps, route,
-          naive_echo):
+          naive_echo, size):
     """Round trip, energy drift, and echo vs BPTT vs finite-difference gradients on one seeded instance.
 
     With --bc: CIVP (bulk only, and with the residual from tangent kernels), PFVP (echo) and CBVP
@@ -185,9 +188,12 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
             raise SymglepError("array models have one gradient route (the echo): --route and --naive-echo "
                                "do not apply")
 
-        report, text = check_network(model, steps, dt, beta, seed, params_file, integrator, tolerance, fmt, bc)
+        report, text = check_network(model, steps, dt, beta, seed, params_file, integrator, tolerance, fmt, bc,
+                                     size, cbvp_steps)
         click.echo(text, nl=fmt == "json")
         sys.exit(0 if report["passed"] else 1)
+    if size is not None:
+        raise SymglepError("--size applies to array models only (a scalar model's size is fixed by its file)")
     params = load_params(params_file, model) if params_file else None
     if bc is not None:
         from .bc_check import BCS, run_bc_check

@@ -184,14 +184,83 @@ def test_cli_commands_on_a_network(tmp_path):
     assert out.exit_code == 0 and "PFVP" in out.output
     out = runner.invoke(main, ["generate", path, "--out", str(tmp_path)])
     assert out.exit_code == 0 and (tmp_path / "network_hru" / "numba" / "kernels.py").exists()
-    for args in (["generate", path, "--target", "c", "--out", str(tmp_path / "c")], ["check", path, "--bc", "civp"],
-                 ["derive", path, "--format", "latex"]):
+    for args in (["generate", path, "--target", "c", "--out", str(tmp_path / "c")],
+                 ["check", path, "--bc", "civp", "--size", "9"], ["check", path, "--size", "0"],
+                 ["check", str(ROOT / "examples" / "harmonic_oscillator.py"), "--size", "4"]):
         out = runner.invoke(main, args)
         assert out.exit_code == 2 and out.output.startswith("error: ") and out.output.count("\n") == 1
     assert not (tmp_path / "c").exists()
     out = runner.invoke(main, ["check", path, "--steps", "200", "--format", "json"])
     assert out.exit_code == 0, out.output
     assert json.loads(out.output)["rel_err_echo_vs_bptt"] <= 1e-6
+
+
+def _balanced(text: str) -> bool:
+    depth = 0
+    for ch in text.replace("\\{", "").replace("\\}", ""):
+        depth += {"{": 1, "}": -1}.get(ch, 0)
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_latex_reports(name):
+    runner = CliRunner()
+    path = str(ROOT / "examples" / f"network_{name}.py")
+    derive_tex = runner.invoke(main, ["derive", path, "--format", "latex"])
+    residuals_tex = runner.invoke(main, ["residuals", path, "--format", "latex"])
+    for out in (derive_tex, residuals_tex):
+        assert out.exit_code == 0, out.output
+        assert _balanced(out.output)
+        assert out.output.count("\\begin{align}") == out.output.count("\\end{align}") >= 1
+    math = [ln for ln in derive_tex.output.splitlines() if "&=" in ln]
+    assert any(ln.startswith("V &= \\sum_") for ln in math)
+    assert not any(ch in ln for ln in math for ch in "Σ·−[")  # the text glue became LaTeX
+    assert "PFVP" in residuals_tex.output and "CIVP" in residuals_tex.output
+    if name == "dense":
+        assert "\\frac{\\partial L}{\\partial W_{i j}}" in derive_tex.output
+    if name == "springs":
+        assert "\\sum_{e \\in E}" in derive_tex.output and "x_{d_e 0}" in derive_tex.output
+
+
+def test_check_with_parameters_file_and_size(tmp_path):
+    runner = CliRunner()
+    path = str(ROOT / "examples" / "network_dense.py")
+    args = ["check", path, "--steps", "100", "--size", "6", "--format", "json"]
+    seeded = runner.invoke(main, args)
+    assert seeded.exit_code == 0, seeded.output
+    report = json.loads(seeded.output)
+    assert report["units"] == 6
+    model = example("dense")
+    kern = symglep.compile(model)
+    theta = draw_instance(model, kern, 6, 1, 100, 0.01, np.random.default_rng(0))[0]
+    params = tmp_path / "p.json"
+    params.write_text(json.dumps({k: np.asarray(v).tolist() for k, v in theta.items()}))
+    same = json.loads(runner.invoke(main, args + ["--params", str(params)]).output)
+    assert same["loss"] == report["loss"]  # the file holds the seeded draw: the same instance
+    theta["W"] = 2 * np.asarray(theta["W"])
+    params.write_text(json.dumps({k: np.asarray(v).tolist() for k, v in theta.items()}))
+    other = json.loads(runner.invoke(main, args + ["--params", str(params)]).output)
+    assert other["loss"] != report["loss"] and other["passed"]
+    theta["W"] = np.zeros((5, 5))
+    params.write_text(json.dumps({k: np.asarray(v).tolist() for k, v in theta.items()}))
+    bad = runner.invoke(main, args + ["--params", str(params)])
+    assert bad.exit_code == 2 and bad.output.startswith("error: ") and "shape" in bad.output
+    assert bad.output.count("\n") == 1
+
+
+def test_check_bc_expands_the_array_model():
+    out = CliRunner().invoke(main, ["check", str(ROOT / "examples" / "network_dense.py"), "--bc", "all",
+                                    "--size", "2", "--steps", "200", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    report = json.loads(out.output)
+    assert report["array_model"] == "network_dense" and report["units"] == 2 and report["passed"]
+    rows = {r_["estimate"]: r_ for r_ in report["estimates"]}
+    assert rows["CIVP bulk only"]["error"] > 0.01  # dropping the residual biases CIVP
+    for name in ("CIVP bulk + residual", "PFVP echo (momentum start)", "CBVP bulk (K = 40)"):
+        assert rows[name]["error"] <= 1e-6
+    assert report["symbolic_residual_error"] <= 1e-6
 
 
 # -- bad declarations: one-line errors ----------------------------------------------------

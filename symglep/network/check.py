@@ -53,14 +53,44 @@ def draw_instance(model, kernels, n: int, batch: int, steps: int, dt: float, rng
     return theta, q0, p0, u, y
 
 
-def run_check(model, steps=1000, dt=0.01, beta=1e-4, seed=0, n=None, tolerance=1e-6, cache=None) -> dict:
-    """The measurements of the module docstring, as a JSON-ready dict."""
+def load_array_params(path: str, model) -> dict:
+    """``{name: array}`` from a JSON object of numbers and nested lists (or a training file's ``parameters``)."""
+    from ..fileio import read_json_object
+
+    data = read_json_object(path, "parameters file")
+    if isinstance(data.get("parameters"), dict):
+        data = data["parameters"]
+    names = [p.name for p in model.parameters]
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise SymglepError(f"parameters file {path} names unknown parameter(s): {', '.join(unknown)}")
+    missing = [k for k in names if k not in data]
+    if missing:
+        raise SymglepError(f"parameters file {path} lacks value(s) for: {', '.join(missing)}")
+    out = {}
+    for k, v in data.items():
+        try:
+            out[k] = np.asarray(v, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise SymglepError(f"parameters file {path}: {k} must be a number or a (nested) list of "
+                               "numbers") from None
+    return out
+
+
+def run_check(model, steps=1000, dt=0.01, beta=1e-4, seed=0, n=None, tolerance=1e-6, cache=None,
+              params: dict | None = None) -> dict:
+    """The measurements of the module docstring, as a JSON-ready dict.
+
+    ``params``: ``{name: array}`` at ``n`` units instead of the seeded draw (shapes checked).
+    """
     if steps < 1 or not (dt > 0 and math.isfinite(dt)) or not (beta != 0 and math.isfinite(beta)):
         raise SymglepError("--steps must be >= 1, --dt positive and --beta non-zero")
     n = n or model.size
     kern = compile_network(model, dt=dt, cache=cache)
     rng = np.random.default_rng(seed)
     theta, q0, p0, u, y = draw_instance(model, kern, n, 1, steps, dt, rng)
+    if params is not None:
+        theta = params
     qT, pT, loss = kern.free(theta, q0, p0, u, y)
     sigma, pi, _ = kern.echo(theta, qT, pT, [0.0], u, y)
     scale = max(1.0, float(np.max(np.abs(np.concatenate([q0, p0], axis=1)))))

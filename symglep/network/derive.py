@@ -10,6 +10,7 @@ locality); and the boundary residuals of each boundary condition (theory §3).
 from __future__ import annotations
 
 import json
+import re
 
 import sympy as sp
 
@@ -18,8 +19,15 @@ from .model import Parameter
 from .terms import Term
 
 
-def _s(expr) -> str:
+def _plain(expr) -> str:
     return str(sp.simplify(expr)) if sp.count_ops(expr) < 60 else str(expr)
+
+
+_printer = [_plain]  # how element expressions are written: plain text, or LaTeX while render_latex runs
+
+
+def _s(expr) -> str:
+    return _printer[0](expr)
 
 
 def _rename(model, term: Term, node_map: dict) -> dict:
@@ -185,11 +193,11 @@ def element_summary(model) -> dict:
 
 
 def render(d: dict, fmt: str) -> str:
-    """The report as text, markdown or json."""
+    """The report as text, markdown or json (LaTeX: :func:`render_latex`)."""
     if fmt == "json":
         return json.dumps(d, indent=2, ensure_ascii=False) + "\n"
     if fmt not in ("text", "markdown"):
-        raise SymglepError(f"array models are reported as text, markdown or json, not {fmt}")
+        raise SymglepError(f"array models are reported as text, markdown, latex or json, not {fmt}")
     md = fmt == "markdown"
     h = (lambda t: f"\n## {t}\n") if md else (lambda t: f"\n{t}\n" + "-" * len(t))
     code = lambda t: f"    {t}"  # noqa: E731 - an indented line (a code block in markdown)
@@ -211,4 +219,89 @@ def render(d: dict, fmt: str) -> str:
     es = d["element_pieces"]
     lines += [h("Derived once"), code(f"{es['element_expressions']} element expressions for the terms "
                                       f"{', '.join(es['terms'])}; none depends on n")]
+    return "\n".join(lines) + "\n"
+
+
+# -- LaTeX -------------------------------------------------------------------------
+_ELEMENT = re.compile(r"^(?:\((\w+)@(\w+)\)|(\w+))(\.dot|\.ddot)?(?:\[([\w, ]+)\])?$")
+_GLUE = {"Σ_": r"\sum_", "·": r" \cdot ", "−": "-", "½": r"\tfrac{1}{2}", "²": "^{2}", "∂": r"\partial ",
+         "≠": r"\neq ", "θ": r"\theta ", "β": r"\beta "}
+_TEXT_INDEX = re.compile(r"(?<![\\\w])([A-Za-z]\w*)\[([\w, ]+)\]")
+
+
+def element_latex(name: str) -> str:
+    """LaTeX of an element symbol's name: ``W[i,j]`` → ``W_{i j}``, ``q.dot[i]`` → ``\\dot{q}_{i}``."""
+    match = _ELEMENT.match(name)
+    if not match:
+        return name
+    matrix, vector, plain, suffix, index = match.groups()
+    base = rf"\left({sp.latex(sp.Symbol(matrix))} {sp.latex(sp.Symbol(vector))}\right)" if matrix \
+        else sp.latex(sp.Symbol(plain))
+    if suffix:
+        base = rf"\{suffix[1:]}{{{base}}}"
+    return base + (f"_{{{' '.join(_index_latex(x.strip()) for x in index.split(','))}}}" if index else "")
+
+
+def _index_latex(token: str) -> str:
+    """An index in LaTeX: an edge list's ``E_src``/``E_dst`` → ``s_e``/``d_e``, ``E_e`` → ``e``."""
+    edge = re.match(r"^\w+_(src|dst|e)$", token)
+    if not edge:
+        return token
+    return {"src": "s_e", "dst": "d_e", "e": "e"}[edge.group(1)]
+
+
+def _over_latex(over) -> str:
+    return ", ".join(f"e \\in {x.name}" if hasattr(x, "src") else str(x) for x in over)
+
+
+def _latex_expr(expr) -> str:
+    expr = sp.simplify(expr) if sp.count_ops(expr) < 60 else expr
+    names = {x: element_latex(x.name) for x in expr.free_symbols if isinstance(x, sp.Symbol)}
+    return sp.latex(expr, symbol_names=names)
+
+
+def _latex_glue(line: str) -> str:
+    """Text glue around LaTeX element expressions (Σ_, ·, A[k,i]) written as LaTeX."""
+    line = re.sub(r"Σ_\(([^)]*)\)", r"Σ_{\1}", line)
+    line = re.sub(r"(\w+)\.dot\[([\w, ]+)\]", lambda m: element_latex(f"{m.group(1)}.dot[{m.group(2)}]"), line)
+    line = _TEXT_INDEX.sub(lambda m: element_latex(f"{m.group(1)}[{m.group(2)}]"), line)
+    for glyph, tex in _GLUE.items():
+        line = line.replace(glyph, tex)
+    return line
+
+
+def render_latex(model) -> str:
+    """The index-form derivation as a LaTeX ``align`` block, prose in ``\\intertext`` (theory §1–§6)."""
+    from ..report import _latex_text
+
+    _printer[0] = _latex_expr
+    try:
+        d = derive(model)
+    finally:
+        _printer[0] = _plain
+    q = element_latex(model.q.name)
+    mass = _latex_expr(model.kinetic.mass)
+    V = [rf"\sum_{{{_over_latex(t.user.over)}}} {_latex_expr(t.phi)}" for t in model.potential_terms]
+    lines = [r"\begin{align}", rf"\intertext{{{_latex_text(d['model'])} (array model): {_latex_text(d['units'])}}}",
+             rf"L &= \frac{{1}}{{2}} \sum_{{i}} m_{{i}} \dot{{{q}}}_{{i}}^{{2}} - V, \qquad m_{{i}} = {mass} \\",
+             rf"V &= {' + '.join(V)} \\",
+             rf"p_{{i}} &= m_{{i}} \dot{{{q}}}_{{i}}, \qquad H = \sum_{{i}} \frac{{p_{{i}}^{{2}}}}{{2 m_{{i}}}} + V \\",
+             rf"m_{{i}} \ddot{{{q}}}_{{i}} &= -\frac{{\partial V}}{{\partial {q}_{{i}}}} = "
+             rf"-\left({' + '.join(_latex_glue(t) for t in d['force_terms'])}\right) \\",
+             rf"\intertext{{regular: {_latex_text(d['regular'])}; time-reversible: yes "
+             rf"({_latex_text(d['time_reversal_note'])}); separable: yes, {_latex_text(d['integrator'])}}}"]
+    for r in d["learning_rule"]:
+        lines.append(rf"\frac{{\partial L}}{{\partial {element_latex(r['element'])}}} &= {_latex_glue(r['dL'])} \\")
+        lines.append(rf"\intertext{{{_latex_text(r['locality'])}}}")
+    lines.append(r"\end{align}")
+    return "\n".join(lines) + "\n" + residuals_latex(d["residuals"])
+
+
+def residuals_latex(res: dict, title: str | None = None) -> str:
+    """The boundary residuals (theory §3), one ``\\intertext`` each."""
+    from ..report import _latex_text
+
+    lines = [r"\begin{align}"] + ([rf"\intertext{{{_latex_text(title)}}}"] if title else [])
+    lines += [rf"\intertext{{{k.upper()}: {_latex_text(v)}}}" for k, v in res.items()]
+    lines.append(r"\end{align}")
     return "\n".join(lines) + "\n"
