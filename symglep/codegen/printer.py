@@ -73,7 +73,7 @@ def python_function(fn: NumericFunction, prefix: str = "f_") -> str:
             lines.append(f"    out_{out}[{i}] = {printer.doprint(reduced[k])}")
             k += 1
     args = [a for a, _ in fn.args] + [f"out_{o}" for o, _ in fn.outputs]
-    head = [f"@njit(cache=True)", f"def {prefix}{fn.name}({', '.join(args)}):",
+    head = ["@njit(cache=True)", f"def {prefix}{fn.name}({', '.join(args)}):",
             f'    """{safe_comment(fn.doc)}"""']
     if not lines:
         lines = ["    return"]

@@ -17,6 +17,7 @@ import sympy as sp
 from .. import __version__
 from ..discrete import Scheme
 from ..model import Model
+from .digest import sources_digest
 from .names import safe_comment
 from .printer import python_function
 
@@ -45,19 +46,13 @@ def environment() -> jinja2.Environment:
     )
 
 
+NUMBA_GENERATORS = ("discrete.py", "codegen/printer.py", "codegen/render.py", "codegen/names.py",
+                    "mechanics.py", "legendre.py", "symmetry.py")
+
+
 def _sources_digest(target: str) -> str:
     """Digest of everything that shapes generated code besides the model: templates and generators."""
-    h = hashlib.sha256()
-    folder = os.path.join(template_dir(), target)
-    for name in sorted(os.listdir(folder)):
-        with open(os.path.join(folder, name), "rb") as f:
-            h.update(name.encode() + b"\0" + f.read())
-    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for rel in ("discrete.py", "codegen/printer.py", "codegen/render.py", "codegen/names.py",
-                "mechanics.py", "legendre.py", "symmetry.py"):
-        with open(os.path.join(pkg, rel), "rb") as f:
-            h.update(rel.encode() + b"\0" + f.read())
-    return h.hexdigest()
+    return sources_digest(os.path.join(template_dir(), target), NUMBA_GENERATORS)
 
 
 def model_fingerprint(model: Model) -> str:

@@ -19,6 +19,7 @@ from .. import __version__
 from ..discrete import Scheme
 from ..model import Model
 from .c_printer import PRECISIONS, c_api_prefix, c_function, literal
+from .digest import sources_digest
 from .names import encode, safe_comment
 from .render import NEWTON_MAXIT, NEWTON_TOL, environment, model_fingerprint, template_dir
 
@@ -52,16 +53,7 @@ def file_stem(model_name: str) -> str:
 
 def c_sources_digest() -> str:
     """Digest of templates/c/ and the C generator modules."""
-    h = hashlib.sha256()
-    folder = os.path.join(template_dir(), "c")
-    for name in sorted(os.listdir(folder)):
-        with open(os.path.join(folder, name), "rb") as f:
-            h.update(name.encode() + b"\0" + f.read())
-    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for rel in C_GENERATORS:
-        with open(os.path.join(pkg, rel), "rb") as f:
-            h.update(rel.encode() + b"\0" + f.read())
-    return h.hexdigest()
+    return sources_digest(os.path.join(template_dir(), "c"), C_GENERATORS)
 
 
 def c_content_hash(model: Model, integrator: str, precision: str) -> str:

@@ -14,6 +14,7 @@ import os
 import sympy as sp
 
 from .. import __version__
+from ..codegen.digest import sources_digest
 from ..codegen.names import safe_comment
 from ..codegen.printer import NumbaPrinter, common_subexpressions
 from ..codegen.render import environment, template_dir
@@ -127,18 +128,10 @@ def model_fingerprint(model) -> str:
     return "\n".join(parts)
 
 
-def sources_digest() -> str:
+def network_sources_digest() -> str:
     """Digest of the network templates and generator modules (and the shared printer)."""
-    h = hashlib.sha256()
-    folder = os.path.join(template_dir(), "network")
-    for name in sorted(os.listdir(folder)):
-        with open(os.path.join(folder, name), "rb") as f:
-            h.update(name.encode() + b"\0" + f.read())
-    pkg = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for rel in GENERATORS + ("codegen/printer.py", "codegen/names.py"):
-        with open(os.path.join(pkg, rel), "rb") as f:
-            h.update(rel.encode() + b"\0" + f.read())
-    return h.hexdigest()
+    return sources_digest(os.path.join(template_dir(), "network"),
+                          GENERATORS + ("codegen/printer.py", "codegen/names.py"))
 
 
 def content_hash(model, options: dict) -> str:
@@ -146,7 +139,7 @@ def content_hash(model, options: dict) -> str:
     h.update(f"symglep {__version__} network\n".encode())
     h.update(model_fingerprint(model).encode())
     h.update(("\n" + ";".join(f"{k}={options[k]}" for k in sorted(options))).encode())
-    h.update(("\n" + sources_digest()).encode())
+    h.update(("\n" + network_sources_digest()).encode())
     return h.hexdigest()
 
 
