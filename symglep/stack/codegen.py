@@ -17,12 +17,12 @@ import os
 
 import sympy as sp
 
-from . import __version__
-from .codegen.names import safe_comment
-from .codegen.printer import python_function
-from .codegen.render import _sources_digest, environment, model_fingerprint
-from .derivation import derive
-from .discrete import NumericFunction, discretise
+from .. import __version__
+from ..codegen.names import safe_comment
+from ..codegen.printer import python_function
+from ..codegen.render import _sources_digest, environment, model_fingerprint
+from ..derivation import derive
+from ..discrete import NumericFunction, discretise
 
 #: The per-unit functions the stack template calls (names in symglep.discrete).
 UNIT_FUNCTIONS = ("force", "velocity", "potential_partials", "kinetic_partials", "cost", "cost_grad",
@@ -90,7 +90,7 @@ def stack_fingerprint(stack) -> str:
 def _own_sources_digest() -> str:
     h = hashlib.sha256()
     here = os.path.dirname(os.path.abspath(__file__))
-    with open(os.path.join(here, "stack_codegen.py"), "rb") as f:
+    with open(os.path.join(here, "codegen.py"), "rb") as f:
         h.update(f.read())
     return h.hexdigest()
 
