@@ -119,3 +119,36 @@ def test_cli_refuses_a_file_without_a_stack(tmp_path):
     run = subprocess.run([sys.executable, "-m", "symglep.stack", "train", str(bad)], capture_output=True, text=True)
     assert run.returncode == 2
     assert run.stderr.strip().count("\n") == 0 and "no symglep.Stack" in run.stderr
+
+
+def test_symglep_train_runs_a_stack_file(tmp_path):
+    """``symglep train STACK_FILE --task sine`` trains the stack (loader hook) and saves JSON."""
+    import json
+
+    from click.testing import CliRunner
+
+    from symglep.cli import main
+
+    save = tmp_path / "stack.json"
+    result = CliRunner().invoke(main, ["train", str(EXAMPLE), "--task", "sine", "--epochs", "40", "--quiet",
+                                       "--save", str(save)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads(save.read_text())
+    history = saved["loss_history"]
+    assert history[-1] < 0.8 * history[0]
+    assert len(saved["parameters"]) == 18
+
+
+@pytest.mark.parametrize("args, message", [
+    (["derive"], "defines a symglep.Stack, not a model"),
+    (["train", "--batch", "2"], "not supported for a stack: --batch"),
+    (["train", "--task", "data.npz"], "not supported for a stack: --task"),
+])
+def test_stack_files_elsewhere_in_the_cli_fail_in_one_line(args, message):
+    from click.testing import CliRunner
+
+    from symglep.cli import main
+
+    result = CliRunner().invoke(main, [args[0], str(EXAMPLE)] + args[1:])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output

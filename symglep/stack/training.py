@@ -52,19 +52,25 @@ def sine_data(stack: Stack, kernels: StackKernels, seed: int = 0, sequences: int
     return x, y, start, teacher
 
 
-def train_stack(stack: Stack, epochs: int = 400, lr: float = 0.05, seed: int = 0, beta: float = 1e-4,
+def train_stack(stack: Stack, epochs: int = 400, lr: float | None = 0.05, seed: int = 0, beta: float = 1e-4,
                 estimator: str = "echo", dt: float = 0.05, steps: int = 400, sequences: int = 8,
-                progress=None, cache: str | None = None) -> StackTrainResult:
-    """Train ``stack`` on the sine task with Adam, full batch; ``estimator`` ``echo`` or ``bptt``."""
+                progress=None, cache: str | None = None, optimizer: str = "adam") -> StackTrainResult:
+    """Train ``stack`` on the sine task, full batch (Adam by default; ``lr=None``: the optimiser's
+    default); ``estimator`` ``echo`` (the stacked echo, theory §9) or ``bptt``."""
+    import time
+
     from ..optim import make_optimizer
 
     if estimator not in ("echo", "bptt"):
         raise SymglepError(f"unknown estimator {estimator!r}; choose echo or bptt")
     if not (isinstance(epochs, int) and epochs >= 1):
         raise SymglepError(f"epochs must be a positive integer, got {epochs!r}")
+    if not (np.isfinite(dt) and dt > 0):
+        raise SymglepError(f"dt must be a positive number, got {dt!r}")
     kernels = compile_stack(stack, dt=dt, cache=cache)
     x, y, theta, teacher = sine_data(stack, kernels, seed, sequences, steps, dt)
-    opt = make_optimizer("adam", lr, theta.size)
+    opt = make_optimizer(optimizer, lr, theta.size)
+    start = time.perf_counter()
     losses = []
     for epoch in range(epochs):
         if estimator == "echo":
@@ -78,7 +84,8 @@ def train_stack(stack: Stack, epochs: int = 400, lr: float = 0.05, seed: int = 0
     losses.append(float(kernels.free(theta, x, y)[2].sum()))
     return StackTrainResult(losses, theta, stack.parameter_names,
                             {"task": "sine", "estimator": estimator, "beta": beta, "dt": dt, "steps": steps,
-                             "sequences": sequences, "seed": seed, "teacher": teacher.tolist()})
+                             "sequences": sequences, "seed": seed, "teacher": teacher.tolist(),
+                             "optimizer": optimizer, "lr": opt.lr, "seconds": time.perf_counter() - start})
 
 
 def load_stack(spec: str, name: str = "stack") -> Stack:
