@@ -9,7 +9,7 @@
 * unit 2: two coupled oscillators driven at s0, the cost reads s1: c = (s1 − y)²/2.
 
 Glue 0: v = W0 (x1, x2) + b0; glue 1: drive = tanh(W1 (z0, z1) + b1).
-Run: python -m symglep.stack train examples/stack_chain_hru.py
+Run: symglep train examples/stack_chain_hru.py --task sine --epochs 400
 """
 
 import sympy as sp

@@ -100,6 +100,11 @@ def _units():
     return a, b, x, z
 
 
+def _non_separable():
+    x, u = dynamicsymbols("x u")
+    return symglep.Model(x.diff() ** 2 * (1 + x**2) / 2 - x**2 / 2 + x * u, [x], inputs=[u], name="nonsep")
+
+
 @pytest.mark.parametrize("make, message", [
     (lambda a, b, x, z: Stack([a], []), "at least two units"),
     (lambda a, b, x, z: Stack([a, b], [[z]]), "not coordinates of that unit"),
@@ -107,6 +112,8 @@ def _units():
     (lambda a, b, x, z: Stack([a, b], [[x], [x]]), "needs 1 readouts"),
     (lambda a, b, x, z: Stack([b, a], [[z]]), "must declare no cost"),
     (lambda a, b, x, z: Stack([a, b], [[x]], activations=["relu"]), "unknown activation"),
+    (lambda a, b, x, z: Stack([_non_separable(), b], [[x]]), "stacks step their units by leapfrog"),
+    (lambda a, b, x, z: Stack([a, b], [[x]], name="two words"), "must be an identifier"),
 ])
 def test_bad_stacks_are_refused(make, message):
     with pytest.raises(symglep.ModelError, match=message):

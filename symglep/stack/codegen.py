@@ -90,18 +90,18 @@ def stack_fingerprint(stack) -> str:
 def _own_sources_digest() -> str:
     h = hashlib.sha256()
     here = os.path.dirname(os.path.abspath(__file__))
-    with open(os.path.join(here, "codegen.py"), "rb") as f:
-        h.update(f.read())
+    for name in ("model.py", "codegen.py"):  # the echo models and the printing of the stack
+        with open(os.path.join(here, name), "rb") as f:
+            h.update(name.encode() + b"\0" + f.read())
     return h.hexdigest()
 
 
 def stack_hash(stack) -> str:
-    """Cache key: version, the stack, the stack template and every generator it uses."""
+    """Cache key: version, the stack, the stack template, symglep's generators and this package's."""
     h = hashlib.sha256()
     h.update(f"symglep {__version__}\n".encode())
     h.update(stack_fingerprint(stack).encode())
-    h.update(("\n" + _sources_digest("stack") + "\n" + _sources_digest("numba") + "\n"
-              + _own_sources_digest()).encode())
+    h.update(("\n" + _sources_digest("stack") + "\n" + _own_sources_digest()).encode())
     return h.hexdigest()
 
 

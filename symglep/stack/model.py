@@ -11,7 +11,7 @@ becomes the linear readout cost that nudges the unit below (theory §9). Memory
 is O(1) in the sequence length; :meth:`StackKernels.bptt_gradient` is the
 BPTT reference (O(K) memory).
 
-Run ``python -m symglep.stack train examples/stack_chain_hru.py`` (docs/echo-family.md).
+Run ``symglep train examples/stack_chain_hru.py --task sine`` (docs/echo-family.md).
 """
 
 from __future__ import annotations
@@ -176,14 +176,14 @@ class Stack:
 
     def _check_units(self):
         from ..derivation import derive
-        from ..discrete import choose_integrator
 
         for i, m in enumerate(self.echo_models):
             d = derive(m)
-            try:
-                choose_integrator(d, "leapfrog")
-            except SymglepError as exc:
-                raise ModelError(f"unit {i} ({self.units[i].name!r}): stacks step their units by leapfrog; {exc}")
+            if m.damping != 0 or not d.sym.separable or d.velocity_map is None:
+                why = ("a Rayleigh dissipation force" if m.damping != 0 else
+                       d.sym.separability_note if not d.sym.separable else d.hamiltonian_note)
+                raise ModelError(f"unit {i} ({self.units[i].name!r}): stacks step their units by leapfrog, which "
+                                 f"needs a separable, undamped model with a closed-form velocity map ({why})")
             if not d.sym.time_reversible:
                 raise ModelError(f"unit {i} ({self.units[i].name!r}) is not time-reversible: the stacked echo "
                                  "needs the plain echo of every unit (theory sec. 4)")
