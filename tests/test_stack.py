@@ -159,3 +159,49 @@ def test_stack_files_elsewhere_in_the_cli_fail_in_one_line(args, message):
     result = CliRunner().invoke(main, [args[0], str(EXAMPLE)] + args[1:])
     assert result.exit_code == 2
     assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.fixture(scope="module")
+def small_stack():
+    """Two units exercising what the example does not: learned masses (the drift's learning term),
+    two inputs per unit, nonlinear readouts, a sigmoid glue and a cost that reads the top unit's inputs."""
+    x0, x1, d0, d1 = dynamicsymbols("x0 x1 d0 d1")
+    m, k = sp.symbols("m k", positive=True)
+    g = sp.Symbol("g")
+    low = symglep.Model(m * x0.diff() ** 2 / 2 + x1.diff() ** 2 / (2 * m) - x0**2 / 2 - x1**2 / 2
+                        - k * (x0 - x1) ** 2 / 2 - x0**4 / 8 + g * x0 * d0 + x1 * d1,
+                        [x0, x1], [m, k, g], inputs=[d0, d1], name="low")
+    z, v0, v1, y = dynamicsymbols("z v0 v1 y")
+    mu = sp.Symbol("mu", positive=True)
+    top = symglep.Model(mu * z.diff() ** 2 / 2 - z**2 / 2 - sp.log(sp.cosh(z + v0)) + z * v1, [z], [mu],
+                        inputs=[v0, v1], targets=[y], cost=(z - y) ** 2 / 2 + v1**2 / 10, name="top")
+    stack = Stack([low, top], readouts=[[x0 * x1, sp.sin(x1), x0]], activations=["sigmoid"], name="small_stack")
+    return stack, compile_stack(stack, dt=0.04)
+
+
+def test_small_stack_echo_matches_bptt_and_finite_differences(small_stack):
+    stack, kernels = small_stack
+    rng = np.random.default_rng(3)
+    theta = stack.draw_parameters(rng)
+    K, B = 250, 2
+    t = np.arange(K + 1) * 0.04
+    x = np.stack([0.6 * np.sin(0.9 * t + 0.3), 0.4 * np.cos(1.3 * t)], axis=-1)[None].repeat(B, axis=0)
+    x[1] *= -1.5
+    y = 0.2 * np.sin(0.7 * t)[None, :, None].repeat(B, axis=0)
+    q0 = rng.normal(0, 0.3, (B, kernels.nq))
+    p0 = rng.normal(0, 0.3, (B, kernels.nq))
+    loss, g, dx, trip = kernels.gradient(theta, x, y, q0=q0, p0=p0, beta=1e-4, learn_inputs=True)
+    loss_b, g_b, dx_b = kernels.bptt_gradient(theta, x, y, q0=q0, p0=p0)
+    assert np.all(trip < 1e-10)
+    GB = g_b.sum(axis=0)
+    for name, sl in _layers(stack):
+        err = np.linalg.norm(g.sum(axis=0)[sl] - GB[sl]) / np.linalg.norm(GB[sl])
+        assert err <= 1e-6, f"{name}: relative error {err:.2e}"
+    assert np.abs(dx - dx_b).max() <= 1e-6 * np.abs(dx_b).max()
+    eps = 1e-6
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = eps
+        fd = (kernels.free(theta + e, x, y, q0=q0, p0=p0)[2].sum()
+              - kernels.free(theta - e, x, y, q0=q0, p0=p0)[2].sum()) / (2 * eps)
+        assert abs(fd - GB[i]) <= 1e-7 * np.abs(GB).max(), stack.parameter_names[i]
