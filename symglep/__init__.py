@@ -15,6 +15,7 @@ from .runtime import Kernels, NoExactRouteError, NotReversibleError, NumericalEr
 from .runtime import compile  # noqa: A001 - symglep.compile(model) is the public name
 from .tasks import Dataset
 from .training import TrainResult, train
+from .stack import Stack, train_stack  # stacks of units (RHEL's deep models), theory §9
 from . import network  # noqa: E402 - array (network) models, docs/networks.md
 
 __all__ = [
@@ -32,9 +33,11 @@ __all__ = [
     "ModelError",
     "ModelFileError",
     "SymglepError",
+    "Stack",
     "__version__",
     "derive",
     "load_model",
     "network",
     "train",
+    "train_stack",
 ]

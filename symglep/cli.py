@@ -242,7 +242,12 @@ def train(model_spec, task, epochs, lr, optimizer, batch, beta, estimator, seed,
     from .loader import load_model
     from .training import train as run_training
 
-    if _is_array(load_model(model_spec)):
+    loaded = load_model(model_spec, allow_stack=True)
+    if _is_stack(loaded):  # a stack of units: its own trainer (docs/echo-family.md)
+        return _train_stack(loaded, task=task, epochs=epochs, lr=lr, optimizer=optimizer, batch=batch, beta=beta,
+                            estimator=estimator, seed=seed, dt=dt, integrator=integrator, plot_path=plot_path,
+                            save_path=save_path, resume_path=resume_path, scheduler=scheduler, quiet=quiet)
+    if _is_array(loaded):
         raise SymglepError("train does not support array models yet; train a network from Python with "
                            "symglep.compile(model).gradient (docs/networks.md)")
     if plot_path:
@@ -264,6 +269,60 @@ def train(model_spec, task, epochs, lr, optimizer, batch, beta, estimator, seed,
         from .plotting import plot_loss
 
         plot_loss({result.settings["estimator"]: history}, plot_path, f"{result.model}: {result.settings['task']}")
+    for path in (save_path, plot_path):
+        if path:
+            click.echo(f"wrote {path}")
+
+
+def _is_stack(obj) -> bool:
+    from .stack.model import Stack
+
+    return isinstance(obj, Stack)
+
+
+def _train_stack(stack, *, task, epochs, lr, optimizer, batch, beta, estimator, seed, dt, integrator, plot_path,
+                 save_path, resume_path, scheduler, quiet):
+    """``symglep train STACK_FILE``: the sine task, full batch, echo or BPTT (symglep.stack.training)."""
+    import json
+
+    from .fileio import write_atomic
+    from .stack.training import train_stack
+
+    refused = {"--task": task != "sine", "--batch": batch is not None, "--resume": resume_path is not None,
+               "--scheduler": scheduler is not None, "--integrator": integrator == "midpoint",
+               "--estimator echo-one-sided": estimator == "echo-one-sided"}
+    bad = [flag for flag, on in refused.items() if on]
+    if bad:
+        raise SymglepError(f"stacks train on the sine task, full batch, by the centred echo or BPTT with "
+                           f"leapfrog units; not supported for a stack: {', '.join(bad)}")
+    if epochs < 1:
+        raise SymglepError("a stack needs --epochs >= 1")
+    if plot_path:
+        from .plotting import pyplot
+
+        pyplot()
+
+    def show(epoch, loss):
+        if not quiet and (epoch % 20 == 0 or epoch == epochs - 1):
+            click.echo(f"epoch {epoch:4d}  loss {loss:.6e}", err=True)
+
+    result = train_stack(stack, epochs=epochs, lr=lr, optimizer=optimizer, seed=seed, beta=beta,
+                         estimator=estimator, dt=dt or 0.05, progress=show)
+    first, last = result.losses[0], result.losses[-1]
+    how = "stacked echo, theory sec. 9" if estimator == "echo" else "BPTT through the stack"
+    click.echo(f"stack {stack.name}: {estimator} gradient ({how}), {optimizer}, "
+               f"{epochs} epochs, {result.info['seconds']:.1f} s")
+    click.echo(f"loss {first:.6e} -> {last:.6e} (x{first / last:.3g} lower)")
+    for name, value in zip(result.names, result.theta):
+        click.echo(f"  {name} = {value:.10g}")
+    if plot_path:
+        from .plotting import plot_loss
+
+        plot_loss({estimator: result.losses}, plot_path, f"{stack.name}: sine")
+    if save_path:
+        write_atomic(save_path, json.dumps({"stack": stack.name, "parameters": dict(zip(result.names,
+                     map(float, result.theta))), "loss_history": result.losses, "settings": result.info},
+                     indent=2) + "\n")
     for path in (save_path, plot_path):
         if path:
             click.echo(f"wrote {path}")

@@ -19,8 +19,11 @@ def split_spec(spec: str) -> tuple[str, str]:
     return path, name
 
 
-def load_model(spec: str) -> Model:
+def load_model(spec: str, allow_stack: bool = False) -> Model:
     """Run the model file and return its :class:`~symglep.Model` (or array model, docs/networks.md).
+
+    With ``allow_stack``, a file that defines no ``model`` but a :class:`~symglep.Stack` named
+    ``stack`` returns the stack (``symglep train``; docs/echo-family.md).
 
     Every failure raises :class:`ModelFileError` (or the model's own
     :class:`ModelError`) with a one-line message naming the file.
@@ -53,6 +56,9 @@ def load_model(spec: str) -> Model:
     finally:
         if sys.path and sys.path[0] == folder:
             del sys.path[0]
+    stack = _stack_instead(namespace, name, path, allow_stack)  # stacks of units (symglep.stack)
+    if stack is not None:
+        return stack
     if name not in namespace:
         raise ModelFileError(f"{path} defines no object named {name!r}")
     obj = namespace[name]
@@ -62,6 +68,18 @@ def load_model(spec: str) -> Model:
         raise ModelFileError(f"{name!r} in {path} is a {type(obj).__name__}, not a symglep.Model "
                              "or symglep.network.ArrayModel")
     return obj
+
+
+def _stack_instead(namespace: dict, name: str, path: str, allow_stack: bool):
+    """The file's ``stack`` when it defines no ``model`` (only where ``allow_stack``), else ``None``."""
+    from .stack.model import Stack
+
+    if name != "model" or name in namespace or not isinstance(namespace.get("stack"), Stack):
+        return None
+    if not allow_stack:
+        raise ModelFileError(f"{path} defines a symglep.Stack, not a model: run it with 'symglep train {path}' "
+                             f"or 'python -m symglep.stack train {path}' (docs/echo-family.md)")
+    return namespace["stack"]
 
 
 __all__ = ["load_model", "split_spec", "ModelError"]

@@ -14,7 +14,7 @@ from symglep.boundary import BOUNDARY_CONDITIONS, end_symbols, residuals
 from symglep.cli import main
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("network_"))  # array models: test_networks.py
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith(("network_", "stack_")))  # arrays: test_networks.py; stacks: test_stack.py
 KEYS = ["residual_T", "residual_0", "vanishing_terms", "needs", "forward_only", "memory", "tractable", "verdict"]
 
 

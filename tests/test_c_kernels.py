@@ -41,7 +41,7 @@ from c_harness import (EXTRA, STRICT, CKernels, compile_c, generate, instance, p
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.py")  # every bundled scalar example
-                  if not p.name.startswith("network_"))  # (array models: Numba only, test_networks.py)
+                  if not p.name.startswith(("network_", "stack_")))  # (arrays: test_networks.py; stacks: test_stack.py)
 # the C gradient is the plain echo: only where it is exact (reversible, no Rayleigh force; the flipped
 # echo of the charged particle and the digital PFVP of the gyroscope are Numba-only)
 REVERSIBLE = ["damped_chain", "damped_oscillator", "double_pendulum", "harmonic_oscillator", "oscillator_chain",

@@ -29,7 +29,7 @@ from symglep.errors import ModelError, ModelFileError, SymglepError
 from symglep.loader import load_model
 
 ROOT = Path(__file__).resolve().parents[1]
-EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("network_"))  # array models: test_networks.py
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith(("network_", "stack_")))  # arrays: test_networks.py; stacks: test_stack.py
 EXAMPLE_IDS = [p.stem for p in EXAMPLES]
 FORMATS = ["text", "markdown", "latex", "json"]
 

@@ -19,7 +19,7 @@ from symglep.codegen.names import Namer, encode, identifier, safe_comment
 from symglep.runtime import generate_source
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith("network_"))  # array models: test_networks.py
+EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith(("network_", "stack_")))  # arrays: test_networks.py; stacks: test_stack.py
 
 
 @pytest.mark.parametrize("path", EXAMPLES, ids=lambda p: p.stem)

@@ -37,7 +37,7 @@ import symglep
 from symglep import ModelError, derive, load_model
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
-EXAMPLE_NAMES = sorted(p.stem for p in EXAMPLES_DIR.glob("*.py") if not p.name.startswith("network_"))  # arrays: test_networks
+EXAMPLE_NAMES = sorted(p.stem for p in EXAMPLES_DIR.glob("*.py") if not p.name.startswith(("network_", "stack_")))  # test_networks, test_stack
 T = dynamicsymbols._t
 
 EXPECTED_EXAMPLES = {

@@ -1,0 +1,122 @@
+"""Generated Numba kernels of a :class:`~symglep.stack.Stack` (theory §9).
+
+One kernel module per stack, rendered from ``templates/stack/kernels.py.j2``.
+It holds, for every unit ``i``, the Störmer–Verlet functions of the unit's
+*echo model* (the unit with its cost replaced by the linear readout cost of
+theory §9), printed by :func:`symglep.codegen.printer.python_function` with
+the prefix ``u<i>_f_``; and for every link ``i`` (unit ``i`` → unit ``i+1``)
+the glue ``u = φ(W r(q) + b)`` and its vector–Jacobian product, differentiated
+by SymPy and printed with the prefix ``g<i>_``. The template steps all units
+in lockstep (forward, echo) and holds the stack's BPTT reference.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import sympy as sp
+
+from .. import __version__
+from ..codegen.names import safe_comment
+from ..codegen.printer import python_function
+from ..codegen.render import _sources_digest, environment, model_fingerprint
+from ..derivation import derive
+from ..discrete import NumericFunction, discretise
+
+#: The per-unit functions the stack template calls (names in symglep.discrete).
+UNIT_FUNCTIONS = ("force", "velocity", "potential_partials", "kinetic_partials", "cost", "cost_grad",
+                  "force_vjp", "velocity_vjp")
+
+
+def glue_functions(link) -> list:
+    """``forward`` (u = φ(W r(q) + b)) and ``vjp`` (λ·u differentiated in (W, b) and in r) of one link."""
+    q = list(link.q)
+    R = [sp.Symbol(f"r{j}") for j in range(len(link.readout))]
+    wb = list(link.weights) + list(link.bias)
+    pre = [sum((link.W[m][j] * R[j] for j in range(len(R))), sp.S.Zero) + link.bias[m]
+           for m in range(len(link.bias))]
+    out = [link.activation(e) for e in pre]
+    at_q = dict(zip(R, link.readout))
+    lam = [sp.Symbol(f"lam{m}") for m in range(len(out))]
+    pair = sum((lm * om for lm, om in zip(lam, out)), sp.S.Zero)
+    forward = NumericFunction("forward", [("q", q), ("wb", wb)], [("u", [o.xreplace(at_q) for o in out])],
+                              "glue u = phi(W r(q) + b) (theory sec. 9)")
+    vjp = NumericFunction("vjp", [("q", q), ("wb", wb), ("lam", lam)],
+                          [("dwb", [sp.diff(pair, s).xreplace(at_q) for s in wb]),
+                           ("dr", [sp.diff(pair, r).xreplace(at_q) for r in R])],
+                          "lam . du/d(W, b) and lam . du/dr of the glue (theory sec. 9)")
+    return [forward, vjp]
+
+
+def unit_scheme(model):
+    """The leapfrog :class:`~symglep.discrete.Scheme` of one unit's echo model."""
+    return discretise(derive(model), "leapfrog")
+
+
+def layout(stack) -> dict:
+    """Sizes and offsets into the packed state, parameter, input and target vectors."""
+    units, links = [], []
+    qo = to = uo = yo = 0
+    for i, m in enumerate(stack.echo_models):
+        n, nt, nu, ny = m.n, len(m.parameters), len(m.u), len(m.y)
+        units.append(dict(i=i, n=n, nt=nt, nu=nu, ny=ny, qo=qo, to=to, uo=uo, yo=yo,
+                          top=i == len(stack.units) - 1))
+        qo, to, uo, yo = qo + n, to + nt, uo + nu, yo + ny
+    go = to
+    for i, link in enumerate(stack.links):
+        ng = len(link.weights) + len(link.bias)
+        links.append(dict(i=i, nr=len(link.readout), nu=len(link.bias), ng=ng, go=go,
+                          lo=units[i], up=units[i + 1]))
+        go += ng
+    return dict(units=units, links=links, nq=qo, nth_units=to, nth=go, nut=uo, nyt=yo,
+                nx=units[0]["nu"], ny=units[-1]["ny"],
+                max_n=max(u["n"] for u in units), max_nt=max(max(u["nt"] for u in units), 1),
+                max_nu=max(max(u["nu"] for u in units), 1), max_nr=max([lk["nr"] for lk in links] or [1]),
+                max_ng=max([lk["ng"] for lk in links] or [1]))
+
+
+def stack_fingerprint(stack) -> str:
+    """Canonical text of everything in the stack that shapes its generated code."""
+    parts = [f"stack={stack.name}"]
+    for i, m in enumerate(stack.echo_models):
+        parts.append(f"unit{i}:\n" + model_fingerprint(m))
+    for i, link in enumerate(stack.links):
+        parts.append(f"link{i}: r=" + ",".join(sp.srepr(e) for e in link.readout)
+                     + " phi=" + sp.srepr(link.activation(sp.Symbol("s"))))
+    return "\n".join(parts)
+
+
+def _own_sources_digest() -> str:
+    h = hashlib.sha256()
+    here = os.path.dirname(os.path.abspath(__file__))
+    for name in ("model.py", "codegen.py"):  # the echo models and the printing of the stack
+        with open(os.path.join(here, name), "rb") as f:
+            h.update(name.encode() + b"\0" + f.read())
+    return h.hexdigest()
+
+
+def stack_hash(stack) -> str:
+    """Cache key: version, the stack, the stack template, symglep's generators and this package's."""
+    h = hashlib.sha256()
+    h.update(f"symglep {__version__}\n".encode())
+    h.update(stack_fingerprint(stack).encode())
+    h.update(("\n" + _sources_digest("stack") + "\n" + _own_sources_digest()).encode())
+    return h.hexdigest()
+
+
+def render_stack(stack, digest: str | None = None) -> str:
+    """Source of the stack's Numba kernel module (deterministic for a given stack)."""
+    digest = digest or stack_hash(stack)
+    functions = []
+    for i, m in enumerate(stack.echo_models):
+        scheme = unit_scheme(m)
+        for name in UNIT_FUNCTIONS:
+            functions.append(python_function(scheme.function(name), prefix=f"u{i}_f_"))
+    for i, link in enumerate(stack.links):
+        for fn in glue_functions(link):
+            functions.append(python_function(fn, prefix=f"g{i}_"))
+    template = environment().get_template("stack/kernels.py.j2")
+    return template.render(version=__version__, content_hash=digest, name=safe_comment(stack.name),
+                           unit_names=[safe_comment(m.name) for m in stack.units],
+                           functions=functions, **layout(stack))

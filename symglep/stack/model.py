@@ -1,0 +1,249 @@
+"""``symglep.Stack``: Hamiltonian units stacked by feed-forward glue, trained end to end (theory §9).
+
+Unit ``i``'s readout ``r_i(q_i)`` (declared expressions of its coordinates)
+drives unit ``i+1`` through the glue ``u_{i+1} = φ(W_i r_i + b_i)`` with
+learnable ``W_i``, ``b_i`` and an optional elementwise ``φ`` (``tanh``...).
+Only the top unit has a cost. The gradient runs by chained echoes (RHEL's
+deep models): the units' echoes are stepped in lockstep, the un-nudged echo
+of each lower unit rebuilds its free trajectory and feeds the unit above, and
+each unit's per-node input gradient, pulled back through the glue's Jacobian,
+becomes the linear readout cost that nudges the unit below (theory §9). Memory
+is O(1) in the sequence length; :meth:`StackKernels.bptt_gradient` is the
+BPTT reference (O(K) memory).
+
+Run ``symglep train examples/stack_chain_hru.py --task sine`` (docs/echo-family.md).
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+from sympy.core.function import AppliedUndef
+
+from ..errors import ModelError, SymglepError
+from ..model import Model
+
+
+def _identity(e):
+    return e
+
+
+@dataclass
+class Link:
+    """The glue from unit ``i`` to unit ``i+1``: ``u = φ(W r(q) + b)`` (plain symbols of unit ``i``)."""
+
+    q: tuple
+    readout: list
+    W: list            # [[Symbol]] (n_out × n_r)
+    bias: list         # [Symbol] (n_out)
+    activation: object = _identity
+
+    @property
+    def weights(self) -> list:
+        return [w for row in self.W for w in row]
+
+
+def _plain_map(model: Model) -> dict:
+    """User objects (coordinate functions, inputs, targets) → the model's plain symbols."""
+    out = {}
+    for v in model.variables:
+        if v.kind in ("coordinate", "input", "target") and v.user != v.symbol:
+            out[v.user] = v.symbol
+    return out
+
+
+def _user_map(model: Model) -> dict:
+    """The model's plain symbols → user objects (velocities → derivatives of the coordinates)."""
+    out = {}
+    for v in model.variables:
+        if v.kind == "coordinate":
+            out[v.symbol] = v.user
+            out[model.v[model.q.index(v.symbol)]] = sp.Derivative(v.user, model.time)
+        elif v.kind in ("input", "target") and v.user != v.symbol:
+            out[v.symbol] = v.user
+    return out
+
+
+def echo_model(model: Model, name: str, readout: list | None) -> Model:
+    """Unit ``model`` with its cost replaced by the linear readout cost ``Σ_j ρ_j r_j(q)`` (theory §9).
+
+    ``ρ_j`` are new targets (the per-node weights of the nudge); ``readout=None`` keeps the
+    model's own cost (the top unit).
+    """
+    back = _user_map(model)
+    users = lambda group: [v.user for v in model.variables if v.kind == group]  # noqa: E731
+    constants = {v.user: float(model.constants[v.symbol]) for v in model.variables if v.kind == "constant"}
+    if readout is None:
+        targets, cost = users("target"), model.cost.xreplace(back)
+    else:
+        taken = {v.name for v in model.variables}
+        base = "readout_weight"
+        while any(f"{base}{j}" in taken for j in range(len(readout))):
+            base = "_" + base
+        t = model.time
+        targets = [sp.Function(f"{base}{j}")(t) for j in range(len(readout))]
+        cost = sum((rho * r.xreplace(back) for rho, r in zip(targets, readout)), sp.S.Zero)
+    return Model(lagrangian=model.lagrangian.xreplace(back), coordinates=users("coordinate"),
+                 parameters=list(model.parameters), inputs=users("input"), targets=targets, cost=cost,
+                 name=name, constants=constants)
+
+
+def _activation(value):
+    if value is None:
+        return _identity
+    if isinstance(value, str):
+        funcs = {"tanh": sp.tanh, "sigmoid": lambda e: 1 / (1 + sp.exp(-e)), "identity": _identity,
+                 "linear": _identity}
+        if value not in funcs:
+            raise ModelError(f"unknown activation {value!r}; choose one of {', '.join(funcs)} or give a callable")
+        return funcs[value]
+    if callable(value):
+        return value
+    raise ModelError(f"an activation must be None, a name or a callable on sympy expressions, got {value!r}")
+
+
+class Stack:
+    """A composition of :class:`~symglep.Model` units (module docstring; theory §9).
+
+    Parameters
+    ----------
+    units:
+        Models, bottom first. Every unit must be separable (leapfrog) and time-reversible;
+        the bottom unit's inputs are the stack's inputs, unit ``i+1``'s inputs are fed by the glue,
+        only the top unit may have a cost (and its targets are the stack's targets).
+    readouts:
+        For each unit but the top one, a list of expressions of its coordinates: ``r_i(q_i)``.
+    activations:
+        For each link, ``None`` (linear), ``"tanh"``, ``"sigmoid"`` or a callable on sympy expressions.
+    name:
+        Used for the generated files and the kernel cache.
+    """
+
+    def __init__(self, units, readouts, activations=None, name: str = "stack"):
+        units = list(units)
+        if len(units) < 2:
+            raise ModelError("a stack needs at least two units")
+        for u in units:
+            if not isinstance(u, Model):
+                raise ModelError(f"stack units must be symglep.Model objects, got {type(u).__name__}")
+        readouts = [list(r) for r in readouts]
+        if len(readouts) != len(units) - 1:
+            raise ModelError(f"a stack of {len(units)} units needs {len(units) - 1} readouts, got {len(readouts)}")
+        activations = list(activations) if activations is not None else [None] * (len(units) - 1)
+        if len(activations) != len(units) - 1:
+            raise ModelError(f"a stack of {len(units)} units needs {len(units) - 1} activations")
+        if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
+            raise ModelError(f"the stack name must be an identifier, got {name!r}")
+        self.name = name
+        self.units = units
+        for i, u in enumerate(units[:-1]):
+            if u.cost != 0:
+                raise ModelError(f"unit {i} ({u.name!r}) is not the top unit: it must declare no cost "
+                                 "(the stack's cost sits on the top unit)")
+        for i, u in enumerate(units[1:], start=1):
+            if not u.u:
+                raise ModelError(f"unit {i} ({u.name!r}) has no inputs: the unit below cannot drive it")
+        if not units[0].u:
+            raise ModelError(f"the bottom unit ({units[0].name!r}) needs inputs: the stack's drive")
+        self.links = []
+        for i, (u, r) in enumerate(zip(units[:-1], readouts)):
+            if not r:
+                raise ModelError(f"the readout of unit {i} ({u.name!r}) is empty")
+            to_plain = _plain_map(u)
+            plain = []
+            for e in r:
+                e = sp.sympify(e)
+                if e.atoms(sp.Derivative):
+                    raise ModelError(f"readout {e} of unit {i} depends on a velocity; a readout is a "
+                                     "function of the coordinates only")
+                e = e.xreplace(to_plain).xreplace(u.constants)
+                stray = e.free_symbols - set(u.q)
+                stray |= {a for a in e.atoms(AppliedUndef)}
+                if stray:
+                    raise ModelError(f"readout {e} of unit {i} ({u.name!r}) uses {', '.join(map(str, stray))}, "
+                                     "not coordinates of that unit")
+                plain.append(e)
+            n_out = len(units[i + 1].u)
+            W = [[sp.Symbol(f"glue{i}_W{m}_{j}") for j in range(len(plain))] for m in range(n_out)]
+            b = [sp.Symbol(f"glue{i}_b{m}") for m in range(n_out)]
+            self.links.append(Link(tuple(u.q), plain, W, b, _activation(activations[i])))
+        self.echo_models = [echo_model(u, f"{name}_unit{i}", lk.readout if i < len(self.links) else None)
+                            for i, (u, lk) in enumerate(zip(units, self.links + [None]))]
+        self._check_units()
+
+    def _check_units(self):
+        from ..derivation import derive
+
+        for i, m in enumerate(self.echo_models):
+            d = derive(m)
+            if m.damping != 0 or not d.sym.separable or d.velocity_map is None:
+                why = ("a Rayleigh dissipation force" if m.damping != 0 else
+                       d.sym.separability_note if not d.sym.separable else d.hamiltonian_note)
+                raise ModelError(f"unit {i} ({self.units[i].name!r}): stacks step their units by leapfrog, which "
+                                 f"needs a separable, undamped model with a closed-form velocity map ({why})")
+            if not d.sym.time_reversible:
+                raise ModelError(f"unit {i} ({self.units[i].name!r}) is not time-reversible: the stacked echo "
+                                 "needs the plain echo of every unit (theory sec. 4)")
+
+    # -- parameters ------------------------------------------------------------
+    @property
+    def parameter_names(self) -> list:
+        """Names of the packed parameter vector: ``unit<i>.<name>``, then ``glue<i>.W<m>_<j>``, ``glue<i>.b<m>``."""
+        names = [f"unit{i}.{s.name}" for i, u in enumerate(self.units) for s in u.parameters]
+        for i, lk in enumerate(self.links):
+            names += [f"glue{i}.{s.name.split('_', 1)[1]}" for s in lk.weights + lk.bias]
+        return names
+
+    @property
+    def n(self) -> int:
+        return sum(u.n for u in self.units)
+
+    def unit_slices(self) -> list:
+        """The slice of each unit's parameters in the packed vector."""
+        out, o = [], 0
+        for u in self.units:
+            out.append(slice(o, o + len(u.parameters)))
+            o += len(u.parameters)
+        return out
+
+    def glue_slices(self) -> list:
+        out, o = [], sum(len(u.parameters) for u in self.units)
+        for lk in self.links:
+            k = len(lk.weights) + len(lk.bias)
+            out.append(slice(o, o + k))
+            o += k
+        return out
+
+    def draw_parameters(self, rng: np.random.Generator) -> np.ndarray:
+        """Units as ``symglep check`` draws them; glue weights N(0, 1/n_r), biases N(0, 0.1²)."""
+        from ..check import draw_parameters as draw
+
+        parts = []
+        for u in self.units:
+            values = draw(u, rng)
+            keys = {getattr(k, "name", k): v for k, v in values.items()}
+            parts.append([float(keys[s.name]) for s in u.parameters])
+        for lk in self.links:
+            nr = len(lk.readout)
+            parts.append(list(rng.normal(0.0, 1.0 / np.sqrt(nr), len(lk.weights))))
+            parts.append(list(rng.normal(0.0, 0.1, len(lk.bias))))
+        return np.array([v for p in parts for v in p], dtype=np.float64)
+
+    # -- code ------------------------------------------------------------------
+    def source(self) -> str:
+        """The generated kernel module (deterministic)."""
+        from .codegen import render_stack
+
+        return render_stack(self)
+
+    def compile(self, dt: float = 0.05, cache: str | None = None):
+        """The compiled kernels (:func:`symglep.stack.runtime.compile_stack`)."""
+        from .runtime import compile_stack
+
+        return compile_stack(self, dt=dt, cache=cache)
+
+    def __repr__(self) -> str:
+        return f"Stack({self.name!r}: {' -> '.join(u.name for u in self.units)})"

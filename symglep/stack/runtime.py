@@ -1,0 +1,107 @@
+"""Compiling a stack's generated module and calling its kernels (theory §9).
+
+The module lives in the kernel cache like a model's (``symglep.runtime``):
+``<cache>/stack_<name>-<hash>/kernels.py``, keyed by the stack, the templates
+and the generators.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+from ..errors import SymglepError
+from .model import Stack
+
+
+_LOADED: dict = {}
+
+
+def compile_stack(stack: Stack, dt: float = 0.05, cache: str | None = None) -> "StackKernels":
+    """Generate (or find in the kernel cache) and import the stack's Numba module (as ``symglep.compile``)."""
+    from ..runtime import _FileLock, _import, _valid_entry, _write_entry, cache_dir
+    from .codegen import render_stack, stack_hash
+
+    digest = stack_hash(stack)
+    if digest not in _LOADED:
+        folder = os.path.join(cache_dir(cache), f"stack_{stack.name[:40]}-{digest[:16]}")
+        path = os.path.join(folder, "kernels.py")
+        os.makedirs(folder, exist_ok=True)
+        with _FileLock(folder + ".lock"):
+            if not _valid_entry(path, digest):
+                _write_entry(folder, path, render_stack(stack, digest))
+            module = _import(path, digest)
+            kernels = StackKernels(stack, module, dt)
+            kernels.warm_up()
+        _LOADED[digest] = module
+    return StackKernels(stack, _LOADED[digest], dt)
+
+
+class StackKernels:
+    """Compiled kernels of one stack. ``theta`` packed (:attr:`Stack.parameter_names`);
+    ``x (B, K+1, n_x)`` the bottom unit's inputs, ``y (B, K+1, n_y)`` the top unit's targets;
+    every unit starts at rest unless ``q0``/``p0`` ``(B, NQ)`` are given."""
+
+    def __init__(self, stack: Stack, module, dt: float):
+        self.stack, self.module, self.dt = stack, module, float(dt)
+        self.n_theta, self.nq, self.n_x, self.n_y = module.NTH, module.NQ, module.NX, module.NY
+
+    def warm_up(self) -> None:
+        th = np.full(self.n_theta, 0.5)
+        x = np.zeros((1, 3, self.n_x))
+        y = np.zeros((1, 3, self.n_y))
+        q0 = np.zeros((1, self.nq))
+        for record in (False, True):
+            self.module.free(th, q0, q0, x, y, 0.01, 0.0, record)
+        for learn in (False, True):
+            self.module.gradient(th, q0, q0, x, y, 0.01, 0.0, 1e-4, learn)
+        self.module.bptt_gradient(th, q0, q0, x, y, 0.01, 0.0)
+
+    def _args(self, theta, x, y, q0, p0):
+        th = np.asarray(theta, dtype=np.float64).reshape(-1)
+        if th.shape != (self.n_theta,):
+            raise SymglepError(f"the stack has {self.n_theta} parameters, got {th.size}")
+        x = np.ascontiguousarray(x, dtype=np.float64)
+        y = np.ascontiguousarray(y, dtype=np.float64)
+        if x.ndim != 3 or x.shape[2] != self.n_x:
+            raise SymglepError(f"inputs must have shape (B, K+1, {self.n_x}), got {x.shape}")
+        if y.shape != x.shape[:2] + (self.n_y,):
+            raise SymglepError(f"targets must have shape {x.shape[:2] + (self.n_y,)}, got {y.shape}")
+        if x.shape[1] < 2:
+            raise SymglepError("the sequences need at least 2 time nodes (K >= 1)")
+        for name, a in (("theta", th), ("inputs", x), ("targets", y)):
+            if not np.all(np.isfinite(a)):
+                raise SymglepError(f"{name} hold a non-finite value")
+        B = x.shape[0]
+        zero = np.zeros((B, self.nq))
+        q0 = zero if q0 is None else np.ascontiguousarray(q0, dtype=np.float64)
+        p0 = zero.copy() if p0 is None else np.ascontiguousarray(p0, dtype=np.float64)
+        if q0.shape != (B, self.nq) or p0.shape != (B, self.nq):
+            raise SymglepError(f"q0 and p0 must have shape ({B}, {self.nq})")
+        return th, x, y, q0, p0
+
+    def free(self, theta, x, y=None, q0=None, p0=None, dt=None, t0=0.0, record=False):
+        """Free pass: ``(qT, pT, loss[, traj_q, traj_p, traj_u])`` (trajectories with ``record``)."""
+        if y is None:
+            y = np.zeros(np.shape(x)[:2] + (self.n_y,))
+        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0)
+        out = self.module.free(th, q0, p0, x, y, float(dt or self.dt), float(t0), bool(record))
+        return out if record else out[:3]
+
+    def gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, beta=1e-4, learn_inputs=False):
+        """Stacked echo (theory §9): ``(loss (B,), dtheta (B, n_θ), dx, round_trip (B,))``; memory O(1) in K."""
+        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0)
+        if not (np.isfinite(beta) and beta != 0):
+            raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
+        out = self.module.gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0), float(beta),
+                                   bool(learn_inputs))
+        if not all(np.all(np.isfinite(a)) for a in out[:2]):
+            raise SymglepError("the stacked echo produced a non-finite value (the free run or an echo diverged; "
+                               "reduce dt)")
+        return out
+
+    def bptt_gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0):
+        """Reference: BPTT through the stack, ``(loss, dtheta, dx)``; O(K) memory."""
+        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0)
+        return self.module.bptt_gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0))

@@ -1,0 +1,207 @@
+"""Stacks of units (RHEL's deep models, theory §9): the stacked echo against BPTT through the
+stack and against finite differences, per layer; training; golden file; bad input."""
+
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import sympy as sp
+from sympy.physics.mechanics import dynamicsymbols
+
+import symglep
+from symglep.stack import Stack, compile_stack, load_stack, sine_data, train_stack
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "stack_chain_hru.py"
+
+
+@pytest.fixture(scope="module")
+def stack():
+    return load_stack(str(EXAMPLE))
+
+
+@pytest.fixture(scope="module")
+def kernels(stack):
+    return compile_stack(stack, dt=0.05)
+
+
+@pytest.fixture(scope="module")
+def problem(stack, kernels):
+    """Two sine sequences of 300 steps at the student's start parameters."""
+    x, y, theta, _ = sine_data(stack, kernels, seed=1, sequences=2, steps=300)
+    return x, y, theta
+
+
+def _layers(stack):
+    names = [f"unit {i} ({u.name})" for i, u in enumerate(stack.units)] + [f"glue {i}" for i in range(len(stack.links))]
+    return list(zip(names, stack.unit_slices() + stack.glue_slices()))
+
+
+def test_stacked_echo_matches_bptt_per_layer(stack, kernels, problem):
+    """Every unit's parameters and every glue's weights: echo vs BPTT through the stack <= 1e-6."""
+    x, y, theta = problem
+    loss, g, dx, trip = kernels.gradient(theta, x, y, beta=1e-4, learn_inputs=True)
+    loss_b, g_b, dx_b = kernels.bptt_gradient(theta, x, y)
+    np.testing.assert_allclose(loss, loss_b, rtol=1e-13)
+    assert np.all(trip < 1e-10), trip  # the un-nudged echoes retrace the free run
+    G, GB = g.sum(axis=0), g_b.sum(axis=0)
+    for name, sl in _layers(stack):
+        scale = np.linalg.norm(GB[sl])
+        assert scale > 1e-6, f"{name}: vanishing reference gradient"
+        err = np.linalg.norm(G[sl] - GB[sl]) / scale
+        assert err <= 1e-6, f"{name}: relative error {err:.2e}"
+    err_x = np.abs(dx - dx_b).max() / np.abs(dx_b).max()
+    assert err_x <= 1e-6, f"input gradient: relative error {err_x:.2e}"
+
+
+def test_bptt_through_the_stack_matches_finite_differences(kernels, problem):
+    """The reference is the gradient of the discrete loss: central differences in every parameter."""
+    x, y, theta = problem
+    _, g_b, _ = kernels.bptt_gradient(theta, x, y)
+    GB = g_b.sum(axis=0)
+    eps = 1e-6
+    fd = np.empty_like(theta)
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = eps
+        fd[i] = (kernels.free(theta + e, x, y)[2].sum() - kernels.free(theta - e, x, y)[2].sum()) / (2 * eps)
+    assert np.abs(fd - GB).max() <= 1e-7 * np.abs(GB).max()
+
+
+def test_beta_convergence_is_second_order(kernels, problem):
+    """The centred contrast's error falls as beta^2 (theory §5), down to round-off."""
+    x, y, theta = problem
+    GB = kernels.bptt_gradient(theta, x, y)[1].sum(axis=0)
+    errs = [np.abs(kernels.gradient(theta, x, y, beta=b)[1].sum(axis=0) - GB).max() for b in (1e-2, 1e-3)]
+    assert errs[1] < errs[0] / 50, errs
+
+
+def test_stack_trains_on_the_sine_task(stack):
+    res = train_stack(stack, epochs=60, lr=0.05, steps=200, sequences=4)
+    assert res.losses[-1] < 0.7 * res.losses[0], res.losses[::10]
+    assert len(res.theta) == len(stack.parameter_names)
+
+
+def test_generated_stack_kernels_are_up_to_date(stack):
+    committed = ROOT / "generated" / stack.name / "numba" / "kernels.py"
+    assert committed.read_text(encoding="utf-8") == stack.source(), (
+        "regenerate: python -m symglep.stack generate examples/stack_chain_hru.py --out generated")
+
+
+def _units():
+    x, u = dynamicsymbols("x u")
+    k = sp.Symbol("k", positive=True)
+    a = symglep.Model(x.diff() ** 2 / 2 - k * x**2 / 2 + x * u, [x], [k], inputs=[u], name="a")
+    z, v, y = dynamicsymbols("z v y")
+    b = symglep.Model(z.diff() ** 2 / 2 - z**2 / 2 + z * v, [z], inputs=[v], targets=[y], cost=(z - y) ** 2 / 2,
+                      name="b")
+    return a, b, x, z
+
+
+def _non_separable():
+    x, u = dynamicsymbols("x u")
+    return symglep.Model(x.diff() ** 2 * (1 + x**2) / 2 - x**2 / 2 + x * u, [x], inputs=[u], name="nonsep")
+
+
+@pytest.mark.parametrize("make, message", [
+    (lambda a, b, x, z: Stack([a], []), "at least two units"),
+    (lambda a, b, x, z: Stack([a, b], [[z]]), "not coordinates of that unit"),
+    (lambda a, b, x, z: Stack([a, b], [[x.diff()]]), "velocity"),
+    (lambda a, b, x, z: Stack([a, b], [[x], [x]]), "needs 1 readouts"),
+    (lambda a, b, x, z: Stack([b, a], [[z]]), "must declare no cost"),
+    (lambda a, b, x, z: Stack([a, b], [[x]], activations=["relu"]), "unknown activation"),
+    (lambda a, b, x, z: Stack([_non_separable(), b], [[x]]), "stacks step their units by leapfrog"),
+    (lambda a, b, x, z: Stack([a, b], [[x]], name="two words"), "must be an identifier"),
+])
+def test_bad_stacks_are_refused(make, message):
+    with pytest.raises(symglep.ModelError, match=message):
+        make(*_units())
+
+
+def test_cli_refuses_a_file_without_a_stack(tmp_path):
+    bad = tmp_path / "nostack.py"
+    bad.write_text("x = 1\n")
+    run = subprocess.run([sys.executable, "-m", "symglep.stack", "train", str(bad)], capture_output=True, text=True)
+    assert run.returncode == 2
+    assert run.stderr.strip().count("\n") == 0 and "no symglep.Stack" in run.stderr
+
+
+def test_symglep_train_runs_a_stack_file(tmp_path):
+    """``symglep train STACK_FILE --task sine`` trains the stack (loader hook) and saves JSON."""
+    import json
+
+    from click.testing import CliRunner
+
+    from symglep.cli import main
+
+    save = tmp_path / "stack.json"
+    result = CliRunner().invoke(main, ["train", str(EXAMPLE), "--task", "sine", "--epochs", "40", "--quiet",
+                                       "--save", str(save)])
+    assert result.exit_code == 0, result.output
+    saved = json.loads(save.read_text())
+    history = saved["loss_history"]
+    assert history[-1] < 0.8 * history[0]
+    assert len(saved["parameters"]) == 18
+
+
+@pytest.mark.parametrize("args, message", [
+    (["derive"], "defines a symglep.Stack, not a model"),
+    (["train", "--batch", "2"], "not supported for a stack: --batch"),
+    (["train", "--task", "data.npz"], "not supported for a stack: --task"),
+])
+def test_stack_files_elsewhere_in_the_cli_fail_in_one_line(args, message):
+    from click.testing import CliRunner
+
+    from symglep.cli import main
+
+    result = CliRunner().invoke(main, [args[0], str(EXAMPLE)] + args[1:])
+    assert result.exit_code == 2
+    assert message in result.output and "Traceback" not in result.output
+
+
+@pytest.fixture(scope="module")
+def small_stack():
+    """Two units exercising what the example does not: learned masses (the drift's learning term),
+    two inputs per unit, nonlinear readouts, a sigmoid glue and a cost that reads the top unit's inputs."""
+    x0, x1, d0, d1 = dynamicsymbols("x0 x1 d0 d1")
+    m, k = sp.symbols("m k", positive=True)
+    g = sp.Symbol("g")
+    low = symglep.Model(m * x0.diff() ** 2 / 2 + x1.diff() ** 2 / (2 * m) - x0**2 / 2 - x1**2 / 2
+                        - k * (x0 - x1) ** 2 / 2 - x0**4 / 8 + g * x0 * d0 + x1 * d1,
+                        [x0, x1], [m, k, g], inputs=[d0, d1], name="low")
+    z, v0, v1, y = dynamicsymbols("z v0 v1 y")
+    mu = sp.Symbol("mu", positive=True)
+    top = symglep.Model(mu * z.diff() ** 2 / 2 - z**2 / 2 - sp.log(sp.cosh(z + v0)) + z * v1, [z], [mu],
+                        inputs=[v0, v1], targets=[y], cost=(z - y) ** 2 / 2 + v1**2 / 10, name="top")
+    stack = Stack([low, top], readouts=[[x0 * x1, sp.sin(x1), x0]], activations=["sigmoid"], name="small_stack")
+    return stack, compile_stack(stack, dt=0.04)
+
+
+def test_small_stack_echo_matches_bptt_and_finite_differences(small_stack):
+    stack, kernels = small_stack
+    rng = np.random.default_rng(3)
+    theta = stack.draw_parameters(rng)
+    K, B = 250, 2
+    t = np.arange(K + 1) * 0.04
+    x = np.stack([0.6 * np.sin(0.9 * t + 0.3), 0.4 * np.cos(1.3 * t)], axis=-1)[None].repeat(B, axis=0)
+    x[1] *= -1.5
+    y = 0.2 * np.sin(0.7 * t)[None, :, None].repeat(B, axis=0)
+    q0 = rng.normal(0, 0.3, (B, kernels.nq))
+    p0 = rng.normal(0, 0.3, (B, kernels.nq))
+    loss, g, dx, trip = kernels.gradient(theta, x, y, q0=q0, p0=p0, beta=1e-4, learn_inputs=True)
+    loss_b, g_b, dx_b = kernels.bptt_gradient(theta, x, y, q0=q0, p0=p0)
+    assert np.all(trip < 1e-10)
+    GB = g_b.sum(axis=0)
+    for name, sl in _layers(stack):
+        err = np.linalg.norm(g.sum(axis=0)[sl] - GB[sl]) / np.linalg.norm(GB[sl])
+        assert err <= 1e-6, f"{name}: relative error {err:.2e}"
+    assert np.abs(dx - dx_b).max() <= 1e-6 * np.abs(dx_b).max()
+    eps = 1e-6
+    for i in range(theta.size):
+        e = np.zeros_like(theta)
+        e[i] = eps
+        fd = (kernels.free(theta + e, x, y, q0=q0, p0=p0)[2].sum()
+              - kernels.free(theta - e, x, y, q0=q0, p0=p0)[2].sum()) / (2 * eps)
+        assert abs(fd - GB[i]) <= 1e-7 * np.abs(GB).max(), stack.parameter_names[i]
