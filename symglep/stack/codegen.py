@@ -18,9 +18,10 @@ import os
 import sympy as sp
 
 from .. import __version__
+from ..codegen.digest import sources_digest
 from ..codegen.names import safe_comment
 from ..codegen.printer import python_function
-from ..codegen.render import _sources_digest, environment, model_fingerprint
+from ..codegen.render import NUMBA_GENERATORS, environment, model_fingerprint, template_dir
 from ..derivation import derive
 from ..discrete import NumericFunction, discretise
 
@@ -87,21 +88,13 @@ def stack_fingerprint(stack) -> str:
     return "\n".join(parts)
 
 
-def _own_sources_digest() -> str:
-    h = hashlib.sha256()
-    here = os.path.dirname(os.path.abspath(__file__))
-    for name in ("model.py", "codegen.py"):  # the echo models and the printing of the stack
-        with open(os.path.join(here, name), "rb") as f:
-            h.update(name.encode() + b"\0" + f.read())
-    return h.hexdigest()
-
-
 def stack_hash(stack) -> str:
     """Cache key: version, the stack, the stack template, symglep's generators and this package's."""
     h = hashlib.sha256()
     h.update(f"symglep {__version__}\n".encode())
     h.update(stack_fingerprint(stack).encode())
-    h.update(("\n" + _sources_digest("stack") + "\n" + _own_sources_digest()).encode())
+    h.update(("\n" + sources_digest(os.path.join(template_dir(), "stack"),
+                                     NUMBA_GENERATORS + ("stack/model.py", "stack/codegen.py"))).encode())
     return h.hexdigest()
 
 

@@ -23,7 +23,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from ..errors import ModelError, SymglepError
+from ..errors import ModelError
 from ..model import Model
 
 
