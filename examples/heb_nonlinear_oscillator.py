@@ -4,8 +4,8 @@ A planar anharmonic (Duffing-type) oscillator with a cross coupling k:
 
     L = (ẋ² + ż²)/2 − w (x² + z²)/2 − a (x² + z²)²/4 − k x z
 
-No running cost: only the terminal cost c_T = ((x − x_T)² + (z − z_T)²)/2 at t = T, with the
-targets x_T, z_T read at the final node. In HEB's setting the parameters stay fixed and the
+No running cost: only the terminal cost c_T = ((x − x_goal)² + (z − z_goal)²)/2 at t = T, with the
+targets x_goal, z_goal read at the final node. In HEB's setting the parameters stay fixed and the
 learning sits in the initial state (q0, p0):
 
     symglep train examples/heb_nonlinear_oscillator.py --task target \\
@@ -21,7 +21,7 @@ from sympy.physics.mechanics import dynamicsymbols
 import symglep
 
 x, z = dynamicsymbols("x z")
-x_T, z_T = dynamicsymbols("x_T z_T")
+x_goal, z_goal = dynamicsymbols("x_goal z_goal")
 k = sp.symbols("k")
 w, a = sp.symbols("w a", positive=True)
 
@@ -31,7 +31,7 @@ model = symglep.Model(
     coordinates=[x, z],
     parameters=[k],
     constants={w: 1.0, a: 1.0},
-    targets=[x_T, z_T],
-    terminal_cost=((x - x_T) ** 2 + (z - z_T) ** 2) / 2,
+    targets=[x_goal, z_goal],
+    terminal_cost=((x - x_goal) ** 2 + (z - z_goal) ** 2) / 2,
     name="heb_nonlinear_oscillator",
 )

@@ -44,7 +44,7 @@ EXTRA_KEYS = {
     "symglep_version", "accelerations", "constants", "input_rates", "explicit_accelerations",
     "accelerations_note", "velocity_map", "hamiltonian_note", "separability_note", "kinetic_energy",
     "potential_energy", "notes", "time_reversal_flip", "time_reversal_flip_note", "dissipation",
-    "learning_routes", "default_route",
+    "learning_routes", "default_route", "terminal_cost",
 }
 
 MODEL_HEADER = """\
