@@ -89,12 +89,15 @@ def civp(model, d, kernels, inst: Instance, beta: float) -> dict:
     dp_db = (pT[0, 0] - pT[0, 1]) / (2 * beta)
     q_free, p_free, dq_dth, dp_dth = kernels.tangent(inst.theta, inst.q0, p0=inst.p0, **kw)
     dq_dth, dp_dth = dq_dth[0], dp_dth[0]
-    x_T = dq_dth @ dp_db - dp_dth @ dq_db          # X(T) per parameter; X(0) = 0
+    K = inst.steps
+    grad_T = np.empty(model.n)  # ∂c_T/∂q at the free final state (zero without a terminal cost)
+    kernels.module.f_terminal_cost_grad(q_free[0], inst.y[0, K], grad_T)
+    # X(T) per parameter, with the boundary momentum p − β ∂c_T/∂q (theory §10); X(0) = 0
+    x_T = dq_dth @ (dp_db - grad_T) - dp_dth @ dq_db
     estimate = bulk - x_T
 
     # The symbolic residual X(T) of boundary.py, evaluated with the same sensitivities.
     p_fn, m_fn, lvq_fn, lvth_fn = _lambdified_mechanics(d, model)
-    K = inst.steps
     T = K * inst.dt
     uT, th = inst.u[0, K], inst.theta
     q_T, p_T = q_free[0], p_free[0]
@@ -115,7 +118,7 @@ def civp(model, d, kernels, inst: Instance, beta: float) -> dict:
                       **dict(zip(e.dq_dbeta, dq_db)), **dict(zip(e.dv_dbeta, dv_db)),
                       **{s: float(v) for s, v in zip(model.parameters, th)},
                       **{s: float(v) for s, v in model.constants.items()},
-                      **dict(zip(model.u, uT))}
+                      **dict(zip(model.u, uT)), **dict(zip(model.y, inst.y[0, K]))}
             symbolic[j] = float(sp.sympify(res[theta]).xreplace({k: sp.Float(v) for k, v in values.items()}))
     return {
         "true": true, "bulk": bulk, "estimate": estimate,

@@ -8,7 +8,9 @@ With ``p = ∂L/∂v(q, v, θ, t)`` the momentum sensitivities expand as
 
     ∂θp = M·∂θv + ∂²L/∂v∂q·∂θq + ∂²L/∂v∂θ,      ∂βp = M·∂βv + ∂²L/∂v∂q·∂βq
 
-(the cost does not read velocities, so ``p`` has no explicit β). The
+(the cost does not read velocities, so ``p`` has no explicit β). A terminal cost
+``c_T(q(T))`` (theory §10) adds ``−β c_T`` to the nudged action, so the momentum of the
+boundary term at ``T`` is ``p − β ∂c_T/∂q``: its β-variation gains ``−∂c_T/∂q`` there. The
 sensitivities are named symbols: ``d<q>_d<θ>_T``, ``d<q>_dot_d<θ>_T``,
 ``d<q>_dbeta_T`` … at ``t = T`` (suffix ``_0`` at ``t = 0``), and the state at
 an end is ``<q>_T``, ``<q>_dot_T`` (``<q>_0``, ``<q>_dot_0``).
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .derivation import Derivation
+from .report import expr_str
 from .symbolic import is_zero
 
 BOUNDARY_CONDITIONS = ("civp", "cfvp", "cbvp", "periodic", "pfvp")
@@ -108,6 +111,12 @@ def symplectic_term(d: Derivation, e: EndSymbols, theta, fixed: dict | None = No
     return sp.expand(x) if sp.count_ops(x) < 400 else x
 
 
+def terminal_gradient(d: Derivation, e: EndSymbols) -> list:
+    """``∂c_T/∂q`` at the end ``e`` (zeros without a terminal cost; theory §10)."""
+    m = d.model
+    return [_at_end(sp.diff(m.terminal_cost, q), d, e) for q in m.q]
+
+
 def _zeros(symbols) -> dict:
     return {s: 0 for s in symbols}
 
@@ -125,7 +134,14 @@ def residuals(d: Derivation) -> dict[str, Residual]:
     eT, e0 = end_symbols(d, "T"), end_symbols(d, "0")
     all_T = [*eT.dq_dbeta, *eT.dv_dbeta] + [s for th in m.parameters for s in (*eT.dq_dtheta[th], *eT.dv_dtheta[th])]
     all_0 = [*e0.dq_dbeta, *e0.dv_dbeta] + [s for th in m.parameters for s in (*e0.dq_dtheta[th], *e0.dv_dtheta[th])]
-    X_T = lambda th, fixed=None: symplectic_term(d, eT, th, fixed)  # noqa: E731
+    grad_T = terminal_gradient(d, eT)
+
+    def X_T(th, fixed=None):
+        """X(T) with the boundary momentum p − β∂c_T/∂q (theory §10): ∂βp gains −∂c_T/∂q."""
+        x = symplectic_term(d, eT, th, fixed)
+        extra = -sum((g * dq for g, dq in zip(grad_T, eT.dq_dtheta[th])), sp.S.Zero)
+        return x + extra.xreplace(fixed or {})
+
     minus_X_0 = lambda th, fixed=None: -symplectic_term(d, e0, th, fixed)  # noqa: E731
     start_fixed = _zeros(all_0)
     end_fixed = _zeros(all_T)
@@ -164,9 +180,22 @@ def residuals(d: Derivation) -> dict[str, Residual]:
     pfvp_fixed = {**_zeros([*eT.dq_dbeta, *eT.dv_dbeta]),
                   **_zeros([s for t in m.parameters for s in (*e0.dq_dtheta[t], *e0.dv_dtheta[t])])}
     correction = _per_theta(d, lambda th: minus_X_0(th, pfvp_fixed))
+    terminal = m.terminal_cost != 0
+    if terminal:
+        kick = ", ".join(f"∂βp_{q.name}(T) = {expr_str(g)}" for q, g in zip(m.q, grad_T))
+        end_terms = [
+            f"the terminal cost c_T = {expr_str(m.terminal_cost)} adds −β c_T(q(T)) to the nudged action, so the "
+            "momentum of the boundary term at T is p − β ∂c_T/∂q (theory §10)",
+            "PFVP pins q_β(T) = q₀(T) and p_β(T) − β ∂c_T/∂q(q_β(T)) = p₀(T) for every β: ∂βq(T) = 0 but the final "
+            f"momentum varies with β, {kick}; X(T), built on p − β ∂c_T/∂q, is zero: ∂βp(T)·∂θq(T) is cancelled "
+            "by the terminal cost's own boundary term −∂c_T/∂q·∂θq(T)",
+            "the echo therefore starts from (q₀(T), −p₀(T) − β ∂c_T/∂q(q₀(T))): a momentum kick at the flip",
+        ]
+    else:
+        end_terms = ["q_β(T) = q₀(T) and p_β(T) = p₀(T) for every β: ∂βq(T) = ∂βp(T) = 0, so X(T) = 0"]
     out["pfvp"] = Residual(
         "pfvp", "0", correction,
-        ["q_β(T) = q₀(T) and p_β(T) = p₀(T) for every β: ∂βq(T) = ∂βp(T) = 0, so X(T) = 0",
+        [*end_terms,
          "the start (α, γ) does not move with θ at β = 0: ∂θq(0) = 0 (and ∂θv(0) = 0 for a velocity start)",
          "what remains is −X(0) = ∂θp(0)·∂βq(0) = ∂²L/∂θ∂v(q(0), v(0), 0)·∂βq(0); "
          "it vanishes when the initial momentum is held fixed"],
@@ -174,7 +203,10 @@ def residuals(d: Derivation) -> dict[str, Residual]:
         True, "O(1) in T (2–3 passes)", True,
         "the practical one (HEL/RHEL): exact up to the finite difference in β, forward-only, O(1) memory",
         extra={"pfvp_correction_vanishes": correction == "0",
-               "time_reversible": d.sym.time_reversible},
+               "time_reversible": d.sym.time_reversible,
+               **({"terminal_cost": expr_str(m.terminal_cost),
+                   "final_momentum_beta_variation": {f"p_{q.name}": expr_str(g) for q, g in zip(m.q, grad_T)}}
+                  if terminal else {})},
     )
     if not d.sym.time_reversible and d.sym.flip:
         flip = ", ".join(f"{s} -> -{s}" for s in d.sym.flip)

@@ -214,8 +214,9 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
 
 @main.command()
 @MODEL_ARG
-@click.option("--task", default="sine", show_default=True, metavar="sine|DATA.npz",
-              help="Built-in task 'sine', or a .npz file of inputs, targets and initial states (docs/training.md).")
+@click.option("--task", default="sine", show_default=True, metavar="sine|target|DATA.npz",
+              help="Built-in task 'sine' or 'target' (reach a final state, HEB), or a .npz file of inputs, "
+                   "targets and initial states (docs/training.md).")
 @click.option("--epochs", type=click.IntRange(min=0), default=100, show_default=True)
 @click.option("--lr", type=float, default=None, help="Learning rate [default: 0.05 for adam, 0.01 for sgd].")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam", show_default=True)
@@ -232,9 +233,13 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
               help="Start from a --save file (or a {name: value} JSON file).")
 @click.option("--scheduler", default=None, metavar="ADDRESS",
               help="Dask scheduler address: spread the batches over its workers (extra 'dask').")
+@click.option("--learn-initial-state", is_flag=True,
+              help="Also learn one initial state (q0, p0) shared by all sequences (HEB, docs/echo-family.md).")
+@click.option("--freeze-parameters", is_flag=True,
+              help="Keep the parameters fixed (with --learn-initial-state: learn only the initial state).")
 @click.option("--quiet", is_flag=True, help="No progress line.")
 def train(model_spec, task, epochs, lr, optimizer, batch, beta, estimator, seed, dt, integrator, plot_path,
-          save_path, resume_path, scheduler, quiet):
+          save_path, resume_path, scheduler, learn_initial_state, freeze_parameters, quiet):
     """Train the parameters of MODEL with the echo gradient (theory §5) on a task.
 
     Prints the loss before and after, and the learned parameters.
@@ -246,7 +251,8 @@ def train(model_spec, task, epochs, lr, optimizer, batch, beta, estimator, seed,
     if _is_stack(loaded):  # a stack of units: its own trainer (docs/echo-family.md)
         return _train_stack(loaded, task=task, epochs=epochs, lr=lr, optimizer=optimizer, batch=batch, beta=beta,
                             estimator=estimator, seed=seed, dt=dt, integrator=integrator, plot_path=plot_path,
-                            save_path=save_path, resume_path=resume_path, scheduler=scheduler, quiet=quiet)
+                            save_path=save_path, resume_path=resume_path, scheduler=scheduler, quiet=quiet,
+                            learn_initial_state=learn_initial_state, freeze_parameters=freeze_parameters)
     if _is_array(loaded):
         raise SymglepError("train does not support array models yet; train a network from Python with "
                            "symglep.compile(model).gradient (docs/networks.md)")
@@ -256,7 +262,8 @@ def train(model_spec, task, epochs, lr, optimizer, batch, beta, estimator, seed,
         pyplot()  # fail before training when matplotlib is missing
     result = run_training(model_spec, task, epochs=epochs, lr=lr, optimizer=optimizer, batch=batch, beta=beta,
                           estimator=estimator, seed=seed, dt=dt, resume=resume_path, save=save_path,
-                          scheduler=scheduler, progress=not quiet, integrator=integrator)
+                          scheduler=scheduler, progress=not quiet, integrator=integrator,
+                          learn_initial_state=learn_initial_state, freeze_parameters=freeze_parameters)
     history = result.loss_history
     first = history[0] if history else result.final_loss
     click.echo(f"model {result.model}: {result.settings['estimator']} gradient, {result.settings['optimizer']} "
@@ -264,7 +271,9 @@ def train(model_spec, task, epochs, lr, optimizer, batch, beta, estimator, seed,
     click.echo(f"loss {first:.6e} -> {result.final_loss:.6e} (x{first / result.final_loss:.3g} lower)"
                if result.final_loss > 0 else f"loss {first:.6e} -> 0")
     for name, value in result.parameters.items():
-        click.echo(f"  {name} = {value:.10g}")
+        click.echo(f"  {name} = {value:.10g}" + (" (fixed)" if freeze_parameters else ""))
+    for key, values in (result.initial_state or {}).items():
+        click.echo(f"  {key} = [{', '.join(f'{v:.10g}' for v in values)}]")
     if plot_path:
         from .plotting import plot_loss
 
@@ -281,7 +290,7 @@ def _is_stack(obj) -> bool:
 
 
 def _train_stack(stack, *, task, epochs, lr, optimizer, batch, beta, estimator, seed, dt, integrator, plot_path,
-                 save_path, resume_path, scheduler, quiet):
+                 save_path, resume_path, scheduler, quiet, learn_initial_state=False, freeze_parameters=False):
     """``symglep train STACK_FILE``: the sine task, full batch, echo or BPTT (symglep.stack.training)."""
     import json
 
@@ -290,7 +299,8 @@ def _train_stack(stack, *, task, epochs, lr, optimizer, batch, beta, estimator, 
 
     refused = {"--task": task != "sine", "--batch": batch is not None, "--resume": resume_path is not None,
                "--scheduler": scheduler is not None, "--integrator": integrator == "midpoint",
-               "--estimator echo-one-sided": estimator == "echo-one-sided"}
+               "--estimator echo-one-sided": estimator == "echo-one-sided",
+               "--learn-initial-state": learn_initial_state, "--freeze-parameters": freeze_parameters}
     bad = [flag for flag, on in refused.items() if on]
     if bad:
         raise SymglepError(f"stacks train on the sine task, full batch, by the centred echo or BPTT with "

@@ -20,6 +20,8 @@ same integrator run forward from the flipped final state):
   targets are sampled at ``t_{k+½}`` as the mean of the two nodes.
   Loss: ``C = h Σ c(q̄_k, t_{k+½})``.
 
+Either loss gains ``c_T(q_K)`` when the model declares a terminal cost (theory §10).
+
 A :class:`Scheme` is a list of :class:`NumericFunction` — ordered argument
 symbols and output expressions — that the code printers turn into kernels.
 It is pure sympy: nothing here knows about numba or C.
@@ -71,6 +73,7 @@ class Scheme:
     echo_flip: list = field(default_factory=list)  # indices of the parameters the echo flips (theory §4)
     damped: bool = False                           # a non-variational Rayleigh force is in the step (theory §7)
     default_route: str | None = "echo"             # symglep.routes
+    has_terminal_cost: bool = False                # a cost c_T(q_K) of the final state (theory §10)
     notes: list = field(default_factory=list)
 
     def function(self, name: str) -> NumericFunction:
@@ -122,7 +125,7 @@ def discretise(d: Derivation, integrator: str = "auto") -> Scheme:
         explicit_time=m.time in m.lagrangian.free_symbols or m.time in m.cost.free_symbols,
         time_reversible=d.sym.time_reversible, breaking_terms=[str(b) for b in d.sym.breaking_terms],
         echo_flip=[m.parameters.index(s) for s in (d.sym.flip or [])], damped=m.damping != 0,
-        default_route=d.default_route,
+        default_route=d.default_route, has_terminal_cost=m.terminal_cost != 0,
     )
     q, v, p, th, u, y, t = list(m.q), list(m.v), list(m.p), list(m.parameters), list(m.u), list(m.y), m.time
     beta, h = sp.Symbol("beta"), sp.Symbol("h")
@@ -147,6 +150,13 @@ def discretise(d: Derivation, integrator: str = "auto") -> Scheme:
     fns.append(NumericFunction("cost_grad", cost_args,
                                [("dq", [sp.diff(c, s) for s in q]), ("du", [sp.diff(c, s) for s in u])],
                                "∂c/∂q and ∂c/∂u", ("t",)))
+    terminal = sub(m.terminal_cost)
+    fns.append(NumericFunction("terminal_cost", [("q", q), ("y", y)], [("c", [terminal])],
+                               "terminal cost c_T(q_K, y_K) of the final state (theory §10)", ()))
+    fns.append(NumericFunction("terminal_cost_grad", [("q", q), ("y", y)],
+                               [("dq", [sp.diff(terminal, s) for s in q])],
+                               "∂c_T/∂q: the momentum kick at the flip and the adjoint's final value (theory §10)",
+                               ()))
     if d.hamiltonian is not None:
         scheme.has_energy = True
         fns.append(NumericFunction("energy", [("q", q), ("p", p), ("t", [t]), ("u", u), ("th", th)],

@@ -93,6 +93,10 @@ class Model:
         Inputs may enter the Lagrangian and the cost, targets only the cost.
     cost:
         Cost density ``c(q, t)``; it must not depend on velocities or parameters.
+    terminal_cost:
+        Cost ``c_T(q(T))`` of the final state (theory §10): coordinates, targets (read at the
+        final node, e.g. a final-time target ``y_T``) and constants only. The loss is the
+        running loss plus ``c_T(q_K)``; the echo starts from the kicked, flipped momentum.
     dissipation:
         Optional Rayleigh dissipation function ``R(q, v)`` (theory §7): the force
         ``−∂R/∂v`` joins the equations of motion. Uniform linear damping
@@ -118,6 +122,7 @@ class Model:
         *,
         dissipation=None,
         rewrite_dissipation: bool = True,
+        terminal_cost=0,
         _hamiltonian=None,
     ):
         if not isinstance(name, str) or not name.strip():
@@ -125,6 +130,7 @@ class Model:
         self.name = name
         lagrangian = _sympify(lagrangian, "Lagrangian")
         cost = _sympify(cost, "cost")
+        terminal_cost = _sympify(terminal_cost, "terminal cost")
         coordinates = _as_tuple(coordinates, "coordinates")
         if not coordinates:
             raise ModelError("a model needs at least one coordinate")
@@ -179,6 +185,7 @@ class Model:
                 self._to_plain[v.user] = v.symbol
         self.lagrangian = self._plain(lagrangian, "Lagrangian")
         self.cost = self._plain(cost, "cost")
+        self.terminal_cost = self._plain(terminal_cost, "terminal cost")
         self._validate()
         self._dissipation(dissipation, rewrite_dissipation)
         self.hamiltonian = _hamiltonian  # set by from_hamiltonian, in (q, p) symbols
@@ -257,9 +264,24 @@ class Model:
             if sym not in cost_known:
                 raise ModelError(f"symbol {sym} in the cost is not declared "
                                  "(add it to constants, inputs, targets or coordinates)")
+        terminal_known = set(self.q) | set(self.constants) | set(self.y)
+        for sym in sorted(self.terminal_cost.free_symbols, key=str):
+            if sym in set(self.v):
+                raise ModelError(f"the terminal cost depends on the velocity {sym}; it may depend only on "
+                                 "the final coordinates, targets and constants (theory §10)")
+            if sym in set(self.parameters):
+                raise ModelError(f"the terminal cost depends on the parameter {sym}; learnable "
+                                 "parameters may appear only in the Lagrangian")
+            if sym in set(self.u) or sym == t:
+                raise ModelError(f"the terminal cost depends on {'time' if sym == t else 'the input ' + str(sym)}; "
+                                 "it may depend only on the final coordinates, targets and constants (theory §10)")
+            if sym not in terminal_known:
+                raise ModelError(f"symbol {sym} in the terminal cost is not declared "
+                                 "(add it to constants, targets or coordinates)")
         if not (self.lagrangian.free_symbols & set(self.v)):
             raise ModelError("the Lagrangian does not depend on any velocity: it has no dynamics")
-        for expr, what in ((self.lagrangian, "Lagrangian"), (self.cost, "cost")):
+        for expr, what in ((self.lagrangian, "Lagrangian"), (self.cost, "cost"),
+                           (self.terminal_cost, "terminal cost")):
             if expr.has(sp.I) or expr.has(sp.zoo) or expr.has(sp.nan):
                 raise ModelError(f"the {what} contains a complex or undefined number")
 
@@ -295,7 +317,7 @@ class Model:
     @classmethod
     def from_hamiltonian(cls, hamiltonian, coordinates, momenta, parameters=(), inputs=(),
                          targets=(), cost=0, name: str = "model", constants: Mapping | None = None,
-                         dissipation=None):
+                         dissipation=None, terminal_cost=0):
         """Build a model from ``H(q, p, t)`` by the inverse Legendre transform (theory §4).
 
         ``L = p·v − H`` with ``p`` solved from ``v = ∂H/∂p``.
@@ -315,7 +337,7 @@ class Model:
         positive = [s for s in _as_tuple(parameters, "parameters") if isinstance(s, sp.Symbol)]
         lagrangian, _ = lagrangian_from_hamiltonian(hamiltonian, list(momenta), velocities, positive)
         model = cls(lagrangian, coordinates, parameters, inputs, targets, cost, name, constants,
-                    dissipation=dissipation)
+                    dissipation=dissipation, terminal_cost=terminal_cost)
         if model.rayleigh is not None and model.rayleigh.rewritable:
             return model  # the declared H is not that of exp(γt)·L: derive builds the rewritten one
         h = hamiltonian.xreplace(dict(zip(momenta, model.p)))

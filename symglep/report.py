@@ -54,6 +54,7 @@ def to_dict(d: Derivation) -> dict:
         "targets": [s.name for s in m.y],
         "lagrangian": expr_str(m.lagrangian),
         "cost": expr_str(m.cost),
+        "terminal_cost": expr_str(m.terminal_cost),
         "euler_lagrange": [expr_str(r) for r in el.residuals],
         "mass_matrix": [[expr_str(el.mass_matrix[i, j]) for j in range(m.n)] for i in range(m.n)],
         "forcing": [expr_str(f) for f in el.forcing],
@@ -156,7 +157,11 @@ def render_text(d: Derivation) -> str:
     el = d.el
     out = [f"model {m.name}: {m.n} coordinate(s) {', '.join(s.name for s in m.q)}; "
            f"parameters {', '.join(s.name for s in m.parameters) or 'none'}", ""]
-    out += [f"L = {expr_str(m.lagrangian)}", f"c = {expr_str(m.cost)}", ""]
+    out += [f"L = {expr_str(m.lagrangian)}", f"c = {expr_str(m.cost)}"]
+    if m.terminal_cost != 0:
+        out.append(f"c_T = {expr_str(m.terminal_cost)}    [terminal cost at t = T; the echo starts from "
+                   "(q(T), −p(T) − β ∂c_T/∂q), theory §10]")
+    out.append("")
     out.append("Euler–Lagrange (d/dt ∂L/∂v − ∂L/∂q = 0):")
     out += [f"  0 = {expr_str(r)}" for r in el.residuals]
     out.append("mass matrix M:")
@@ -193,7 +198,12 @@ def render_markdown(d: Derivation) -> str:
     names = latex_symbol_names(m)
     tex = lambda e: sp.latex(e, symbol_names=names)  # noqa: E731
     out = [f"# Derivation of `{m.name}`", "", f"$$L = {tex(m.lagrangian)}$$", "",
-           f"$$c = {tex(m.cost)}$$", "", "## Euler–Lagrange equations", ""]
+           f"$$c = {tex(m.cost)}$$", ""]
+    if m.terminal_cost != 0:
+        out += [f"$$c_T = {tex(m.terminal_cost)}$$", "",
+                "Terminal cost at $t = T$: the echo starts from $(q(T), -p(T) - \\beta\\,\\partial c_T/\\partial q)$ "
+                "(theory §10).", ""]
+    out += ["## Euler–Lagrange equations", ""]
     out += [f"$$0 = {tex(r)}$$" for r in el.residuals]
     out += ["", "## Mass matrix", "", f"$$M = {tex(el.mass_matrix)}$$", "", "## Legendre transform", ""]
     out += [f"- ${names[p]} = {tex(e)}$" for p, e in zip(m.p, el.momenta)]
@@ -219,6 +229,8 @@ def render_latex(d: Derivation) -> str:
     names = latex_symbol_names(m)
     tex = lambda e: sp.latex(e, symbol_names=names)  # noqa: E731
     lines = [r"\begin{align}", rf"L &= {tex(m.lagrangian)} \\", rf"c &= {tex(m.cost)} \\"]
+    if m.terminal_cost != 0:
+        lines.append(rf"c_T &= {tex(m.terminal_cost)} \\")
     lines += [rf"0 &= {tex(r)} \\" for r in el.residuals]
     lines += [rf"{names[p]} &= {tex(e)} \\" for p, e in zip(m.p, el.momenta)]
     if d.hamiltonian is not None:

@@ -511,7 +511,8 @@ class Kernels:
 
     def echo(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, t0=0.0, learn_inputs=False,
              naive_echo=False):
-        """Echo phase from the flipped final state for each β in ``betas`` (theory §4–5).
+        """Echo phase from the flipped final state for each β in ``betas`` (theory §4–5); with a
+        terminal cost the start is kicked, ``(qT, −pT − β ∂c_T/∂q)`` (theory §10).
 
         On a model with a reversing flip the echo runs with the flipped parameters (theory §4);
         a model with no exact echo is refused unless ``naive_echo``.

@@ -1,4 +1,4 @@
-"""Training data for ``symglep train``: the built-in ``sine`` task and ``DATA.npz`` files.
+"""Training data for ``symglep train``: the built-in ``sine`` and ``target`` tasks and ``DATA.npz`` files.
 
 A :class:`Dataset` is ``S`` sequences of ``K`` steps of ``dt`` (shapes as in
 ``symglep.compile``): inputs ``u (S, K+1, n_u)``, targets ``y (S, K+1, n_y)``,
@@ -75,15 +75,17 @@ def draw_parameters(model: Model, rng: np.random.Generator) -> dict:
     return draw(model, rng)
 
 
-def readout_map(model: Model):
+def readout_map(model: Model, cost=None):
     """``f(q, u, t) -> y``: the targets that make the cost stationary, ``∂c/∂y = 0``.
+
+    ``cost`` defaults to the running cost; the ``target`` task passes the terminal cost.
 
     Returns a function of arrays ``q (..., n)``, ``u (..., n_u)``, ``t (...)``
     giving ``(..., n_y)``. Raises :class:`SymglepError` when the equations have
     no unique closed-form solution.
     """
     ys = list(model.y)
-    cost = model.cost.subs(model.constants)
+    cost = (model.cost if cost is None else cost).subs(model.constants)
     equations = [sp.diff(cost, y) for y in ys]
     try:
         solutions = sp.solve(equations, ys, dict=True)
@@ -91,7 +93,8 @@ def readout_map(model: Model):
         solutions = []
     if len(solutions) != 1 or set(solutions[0]) != set(ys) or any(
             solutions[0][y].free_symbols & set(ys) for y in ys):
-        raise SymglepError(f"the sine task needs a readout: the cost of {model.name!r} must fix each target "
+        which = "cost" if cost is None else "terminal cost"
+        raise SymglepError(f"the task needs a readout: the {which} of {model.name!r} must fix each target "
                            "by dc/dy = 0 (e.g. c = (x - y)**2/2); give your own DATA.npz instead")
     exprs = [solutions[0][y] for y in ys]
     args = list(model.q) + list(model.u) + [model.time]
@@ -135,6 +138,47 @@ def sine_task(model: Model, kernels, seed: int = 0, dt: float | None = None,
                            "try a smaller --dt or give your own DATA.npz")
     info = {"task": "sine", "omega": config.omega, "amplitude": config.amplitude, "teacher": teacher}
     return Dataset(u, y, q0, p0, dt, name="sine", info=info), start
+
+
+@dataclass(frozen=True)
+class TargetTask:
+    """Defaults of the ``target`` task (HEB's setting, docs/echo-family.md)."""
+
+    sequences: int = 1
+    steps: int = 200
+    dt: float = 0.02
+    spread: float = 1.0
+
+
+def target_task(model: Model, kernels, seed: int = 0, dt: float | None = None,
+                config: TargetTask = TargetTask()) -> tuple[Dataset, dict]:
+    """The ``target`` data set: reach a final state (HEB, theory §10). Returns ``(dataset, parameters)``.
+
+    The seed draws, in order: the parameters (the teacher's, and the start of training), a
+    teacher's initial state ``(q0*, p0*)`` uniform in ``[−spread, spread]``, and the student's
+    initial state likewise. The targets are constant in time: the readout of the terminal cost
+    (``∂c_T/∂y = 0``) at the teacher's final state, so the task is reachable with the parameters
+    fixed, by learning the initial state alone. Inputs are zero.
+    """
+    if model.terminal_cost == 0 or not model.y:
+        raise SymglepError(f"the target task needs a terminal cost with targets (theory §10); {model.name!r} has "
+                           f"{'no terminal cost' if model.terminal_cost == 0 else 'no targets'}")
+    readout = readout_map(model, model.terminal_cost)
+    dt = float(dt or config.dt)
+    rng = np.random.default_rng(seed)
+    params = draw_parameters(model, rng)
+    S, K, n = config.sequences, config.steps, model.n
+    teacher_q, teacher_p = (rng.uniform(-config.spread, config.spread, (S, n)) for _ in range(2))
+    q0, p0 = (rng.uniform(-config.spread, config.spread, (S, n)) for _ in range(2))
+    u = np.zeros((S, K + 1, len(model.u)))
+    placeholder = np.zeros((S, K + 1, len(model.y)))
+    qT = kernels.free(params, teacher_q, p0=teacher_p, u=u, y=placeholder, dt=dt)[0]
+    final = readout(qT, u[:, -1], np.full(S, K * dt))
+    if not np.all(np.isfinite(final)):
+        raise SymglepError(f"the teacher run of the target task diverged for {model.name!r} (dt = {dt})")
+    y = np.ascontiguousarray(np.repeat(final[:, None, :], K + 1, axis=1))
+    info = {"task": "target", "teacher_q0": teacher_q.tolist(), "teacher_p0": teacher_p.tolist()}
+    return Dataset(u, y, q0, p0, dt, name="target", info=info), params
 
 
 NPZ_KEYS = ("inputs", "targets", "q0", "p0", "v0", "dt")

@@ -17,6 +17,13 @@ so the two paths give bit-identical parameters.
 :meth:`TrainResult.save` writes JSON (docs/training.md): the parameters, the
 per-epoch ``loss_history``, the settings and the optimiser state, which
 ``resume=`` reloads to continue exactly where the run stopped.
+
+With ``learn_initial_state`` the initial state is trainable too (HEB's setting,
+docs/echo-family.md): ONE start ``(q0, p0)`` (``v0`` for a data set of velocity
+starts) shared by every sequence, initialised from the data set's first sequence,
+with its gradient from the echo's end state (theory §5) or from BPTT. The
+optimiser works on the vector ``(θ, q0, p0)``; ``freeze_parameters`` drops ``θ``
+from it (the parameters keep their start values), so only the start is learned.
 """
 
 from __future__ import annotations
@@ -34,7 +41,7 @@ from .errors import SymglepError
 from .fileio import read_json_object, write_atomic
 from .model import Model
 from .optim import make_optimizer
-from .tasks import Dataset, SineTask, draw_parameters, load_npz, sine_task
+from .tasks import Dataset, SineTask, TargetTask, draw_parameters, load_npz, sine_task, target_task
 
 ESTIMATORS = ("echo", "echo-one-sided", "bptt")
 FORMAT = "symglep-train/1"
@@ -42,14 +49,17 @@ DEFAULT_EPOCHS = 100
 
 
 def sequence_gradients(kernels, estimator: str, beta: float, theta, u, y, q0, x0, start_velocity: bool,
-                       dt: float, t0: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sequence ``(loss (b,), dθ (b, n_θ))`` of one batch by ``estimator`` (theory §5, §8)."""
+                       dt: float, t0: float = 0.0, with_start: bool = False) -> tuple:
+    """Per-sequence ``(loss (b,), dθ (b, n_θ))`` of one batch by ``estimator`` (theory §5, §8);
+    ``with_start`` adds ``dC/dq0`` and ``dC/dp0`` (or ``dC/dv0``), each ``(b, n)``."""
     start = {"v0" if start_velocity else "p0": x0}
     if estimator == "bptt":
         r = kernels.bptt_gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, **start)
     else:
         r = kernels.gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, beta=beta,
                              centred=estimator == "echo", **start)
+    if with_start:
+        return r.loss, r.dtheta, r.dq0, r.dx0
     return r.loss, r.dtheta
 
 
@@ -59,10 +69,16 @@ class LocalGradient:
     def __init__(self, kernels, dataset: Dataset, estimator: str, beta: float):
         self.kernels, self.data, self.estimator, self.beta = kernels, dataset, estimator, beta
 
-    def __call__(self, theta: np.ndarray, index: np.ndarray):
+    def __call__(self, theta: np.ndarray, index: np.ndarray, start=None):
+        """``(loss, dθ)``; with ``start = (q0, x0)`` (one shared start, shape ``(n,)`` each) every
+        sequence starts there and ``(loss, dθ, dq0, dx0)`` comes back."""
         d = self.data
+        if start is None:
+            return sequence_gradients(self.kernels, self.estimator, self.beta, theta, d.u[index], d.y[index],
+                                      d.q0[index], d.x0[index], d.start_velocity, d.dt, d.t0)
+        q0, x0 = (np.ascontiguousarray(np.broadcast_to(a, (len(index), a.size))) for a in start)
         return sequence_gradients(self.kernels, self.estimator, self.beta, theta, d.u[index], d.y[index],
-                                  d.q0[index], d.x0[index], d.start_velocity, d.dt, d.t0)
+                                  q0, x0, d.start_velocity, d.dt, d.t0, with_start=True)
 
     def close(self) -> None:
         pass
@@ -80,6 +96,8 @@ class TrainResult:
     settings: dict
     optimizer_state: dict = field(default_factory=dict)
     seconds: float = 0.0
+    initial_state: dict | None = None   # {"q0": [...], "p0" or "v0": [...]} when it was learned
+
 
     @property
     def parameters(self) -> dict:
@@ -99,6 +117,7 @@ class TrainResult:
             "epochs": self.epochs,
             "settings": self.settings,
             "optimizer_state": self.optimizer_state,
+            **({"initial_state": self.initial_state} if self.initial_state is not None else {}),
         }
 
     def save(self, path: str) -> None:
@@ -116,10 +135,13 @@ class TrainResult:
             theta = np.array([float(data["parameters"][k]) for k in names])
             history = [float(x) for x in data.get("loss_history", [])]
             final = float(data.get("final_loss", math.nan))
+            start = data.get("initial_state")
+            if start is not None:
+                start = {key: [float(x) for x in value] for key, value in dict(start).items()}
         except (TypeError, ValueError):
-            raise SymglepError(f"{path}: parameters and losses must be numbers") from None
+            raise SymglepError(f"{path}: parameters, losses and the initial state must be numbers") from None
         return cls(str(data.get("model", "")), names, theta, history, final, dict(data.get("settings", {})),
-                   dict(data.get("optimizer_state", {})))
+                   dict(data.get("optimizer_state", {})), initial_state=start)
 
 
 def _read_json(path: str) -> dict:
@@ -194,26 +216,52 @@ def make_dataset(model: Model, kernels, task, seed: int, dt: float | None) -> tu
         return task, None
     if isinstance(task, SineTask):
         return sine_task(model, kernels, seed, dt, task)
+    if isinstance(task, TargetTask):
+        return target_task(model, kernels, seed, dt, task)
     if task == "sine":
         return sine_task(model, kernels, seed, dt)
+    if task == "target":
+        return target_task(model, kernels, seed, dt)
     if isinstance(task, str):
         return load_npz(task, model, dt), None
-    raise SymglepError(f"task must be 'sine', a DATA.npz path or a Dataset, got {task!r}")
+    raise SymglepError(f"task must be 'sine', 'target', a DATA.npz path or a Dataset, got {task!r}")
 
 
-def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume):
-    """Kernels, data set, start parameters, history, optimiser and gradient evaluator of a run."""
+def _start_key(data: Dataset) -> str:
+    return "v0" if data.start_velocity else "p0"
+
+
+def _resumed_start(state: "TrainResult", data: Dataset, n: int):
+    """The learned initial state of a resumed run, ``(q0, x0)``; ``None`` when it holds none."""
+    saved = state.initial_state
+    if saved is None:
+        return None
+    key = _start_key(data)
+    if set(saved) != {"q0", key} or any(len(saved[k]) != n for k in saved):
+        raise SymglepError(f"the resumed initial state must hold 'q0' and '{key}' of {n} values each, "
+                           f"got {', '.join(f'{k} ({len(v)})' for k, v in saved.items())}")
+    return np.array(saved["q0"], dtype=np.float64), np.array(saved[key], dtype=np.float64)
+
+
+def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume,
+             learn_start, learn_theta):
+    """Kernels, data set, start parameters and initial state, history, optimiser and gradient evaluator."""
     from .runtime import compile as compile_model
 
-    kernels = compile_model(model, integrator=integrator, dt=dt or SineTask.dt, cache=cache)
+    default_dt = TargetTask.dt if task == "target" or isinstance(task, TargetTask) else SineTask.dt
+    kernels = compile_model(model, integrator=integrator, dt=dt or default_dt, cache=cache)
     if estimator != "bptt":
         kernels._require_reversible()
     data, start = make_dataset(model, kernels, task, seed, dt)
     history: list = []
-    opt = make_optimizer(optimizer, lr, len(model.parameters))
+    size = (len(model.parameters) if learn_theta else 0) + (2 * model.n if learn_start else 0)
+    opt = make_optimizer(optimizer, lr, size)
+    initial = (data.q0[0].copy(), data.x0[0].copy()) if learn_start else None
     if resume is not None:
         state = _resume_state(resume, model)
         theta, history = state.theta.copy(), list(state.loss_history)
+        if learn_start:
+            initial = _resumed_start(state, data, model.n) or initial
         if state.optimizer_state and state.settings.get("optimizer") == optimizer:
             opt.load(state.optimizer_state)
     else:
@@ -224,13 +272,14 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
         grad = DaskGradient(client, spec if spec is not None else model, integrator, data, estimator, beta)
     else:
         grad = LocalGradient(kernels, data, estimator, beta)
-    return kernels, data, theta, history, opt, grad
+    return kernels, data, theta, initial, history, opt, grad
 
 
 def train(model, task="sine", *, epochs: int | None = None, lr: float | None = None, optimizer: str = "adam",
           batch: int | None = None, beta: float = 1e-4, estimator: str = "echo", seed: int = 0,
           dt: float | None = None, resume=None, save: str | None = None, scheduler: str | None = None,
-          progress: bool = False, integrator: str = "auto", cache: str | None = None) -> TrainResult:
+          progress: bool = False, integrator: str = "auto", cache: str | None = None,
+          learn_initial_state: bool = False, freeze_parameters: bool = False) -> TrainResult:
     """Train the parameters of ``model`` on ``task`` (module docstring); returns a :class:`TrainResult`.
 
     ``model``: a :class:`~symglep.Model` or a model file path (``path.py[:NAME]``, needed by
@@ -238,6 +287,8 @@ def train(model, task="sine", *, epochs: int | None = None, lr: float | None = N
     :class:`~symglep.tasks.Dataset`. ``batch``: sequences per step (default: all).
     ``estimator``: ``echo`` (centred, theory §5), ``echo-one-sided`` or ``bptt``.
     ``resume``: a :class:`TrainResult`, a file saved by ``save=`` or a ``{name: value}`` JSON file.
+    ``learn_initial_state``: train one shared start ``(q0, p0)`` as well (module docstring);
+    ``freeze_parameters``: keep θ fixed (HEB: only the initial state is learned).
     """
     started = time.perf_counter()
     model, spec = _as_model(model)
@@ -250,14 +301,21 @@ def train(model, task="sine", *, epochs: int | None = None, lr: float | None = N
         raise SymglepError(f"epochs must be >= 0, got {epochs}")
     if dt is not None and not (math.isfinite(dt) and dt > 0):
         raise SymglepError(f"dt must be a positive number, got {dt}")
+    if freeze_parameters and not learn_initial_state:
+        raise SymglepError("nothing to learn: freeze_parameters (--freeze-parameters) needs "
+                           "learn_initial_state (--learn-initial-state)")
+    if learn_initial_state and scheduler:
+        raise SymglepError("learning the initial state runs on this machine only; drop --scheduler")
+    learn_theta = not freeze_parameters
     client = None
     if scheduler:
         from .distributed import connect
 
         client = connect(scheduler)  # fail fast (missing extra, unreachable address) before compiling
     try:
-        kernels, data, theta, history, opt, grad = _prepare(model, spec, task, client, integrator, dt, cache, seed,
-                                                            estimator, beta, optimizer, lr, resume)
+        kernels, data, theta, initial, history, opt, grad = _prepare(
+            model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume,
+            learn_initial_state, learn_theta)
     except BaseException:
         if client is not None:
             client.close()
@@ -276,27 +334,46 @@ def train(model, task="sine", *, epochs: int | None = None, lr: float | None = N
             total = 0.0
             for lo in range(0, S, batch):
                 index = order[lo:lo + batch]
-                loss, dtheta = grad(theta, index)
+                if initial is None:
+                    loss, dtheta = grad(theta, index)
+                    parts = [dtheta]
+                else:
+                    loss, dtheta, dq0, dx0 = grad(theta, index, initial)
+                    parts = ([dtheta] if learn_theta else []) + [dq0, dx0]
                 total += float(loss.sum())
-                g = dtheta.sum(axis=0) / len(index)
+                g = np.concatenate([a.sum(axis=0) for a in parts]) / len(index)
                 if not np.all(np.isfinite(g)):
                     raise SymglepError(f"the gradient is not finite at epoch {epoch}; lower --lr or --dt")
-                theta = opt.step(theta, g)
+                z = np.concatenate(([theta] if learn_theta else []) + ([*initial] if initial is not None else []))
+                z = opt.step(z, g)
+                if learn_theta:
+                    theta, z = z[:theta.size], z[theta.size:]
+                if initial is not None:
+                    initial = (z[:model.n], z[model.n:])
             history.append(total / S)
             bar.update(done, epoch + 1, history[-1])
     finally:
         bar.close()
         grad.close()
-    final = float(kernels.free(theta, data.q0, u=data.u, y=data.y, dt=data.dt, t0=data.t0, **data.start())[2].mean())
+    if initial is None:
+        q0, start = data.q0, data.start()
+    else:
+        q0 = np.broadcast_to(initial[0], data.q0.shape)
+        start = {_start_key(data): np.broadcast_to(initial[1], data.x0.shape)}
+    final = float(kernels.free(theta, q0, u=data.u, y=data.y, dt=data.dt, t0=data.t0, **start)[2].mean())
     settings = {
         "task": data.info.get("task", data.name), "optimizer": optimizer, "lr": opt.lr, "batch": batch,
         "beta": beta, "estimator": estimator, "seed": seed, "dt": data.dt, "steps": data.steps,
         "sequences": S, "integrator": kernels.integrator,
+        "learn_initial_state": bool(learn_initial_state), "freeze_parameters": bool(freeze_parameters),
     }
     if "teacher" in data.info:
         settings["teacher"] = data.info["teacher"]
+    learned = None
+    if initial is not None:
+        learned = {"q0": [float(x) for x in initial[0]], _start_key(data): [float(x) for x in initial[1]]}
     result = TrainResult(model.name, names, theta, history, final, settings, opt.state(),
-                         time.perf_counter() - started)
+                         time.perf_counter() - started, learned)
     if save:
         result.save(save)
     return result

@@ -44,7 +44,7 @@ EXTRA_KEYS = {
     "symglep_version", "accelerations", "constants", "input_rates", "explicit_accelerations",
     "accelerations_note", "velocity_map", "hamiltonian_note", "separability_note", "kinetic_energy",
     "potential_energy", "notes", "time_reversal_flip", "time_reversal_flip_note", "dissipation",
-    "learning_routes", "default_route",
+    "learning_routes", "default_route", "terminal_cost",
 }
 
 MODEL_HEADER = """\
@@ -467,10 +467,11 @@ def test_latex_is_balanced(example):
     assert text.count(r"\begin{") == text.count(r"\end{")
     assert text.lstrip().startswith(r"\begin{align}")
     assert text.rstrip().endswith(r"\end{align}")
-    # one line per equation: L, c, one EL residual and one momentum per coordinate, ∂L/∂θ per parameter
+    # one line per equation: L, c (and c_T), one EL residual and one momentum per coordinate, ∂L/∂θ per parameter
     d = in_memory(str(example))
     rows = [line for line in text.splitlines() if "&=" in line]
-    expected = 2 + 2 * d.model.n + len(d.model.parameters) + (d.hamiltonian is not None)
+    expected = (2 + (d.model.terminal_cost != 0) + 2 * d.model.n + len(d.model.parameters)
+                + (d.hamiltonian is not None))
     assert len(rows) == expected
 
 

@@ -100,6 +100,12 @@ def _units():
     return a, b, x, z
 
 
+def _with_terminal_cost(unit):
+    z, v, y = dynamicsymbols("z v y")
+    return symglep.Model(z.diff() ** 2 / 2 - z**2 / 2 + z * v, [z], inputs=[v], targets=[y], cost=(z - y) ** 2 / 2,
+                         terminal_cost=z**2 / 2, name="b_terminal")
+
+
 def _non_separable():
     x, u = dynamicsymbols("x u")
     return symglep.Model(x.diff() ** 2 * (1 + x**2) / 2 - x**2 / 2 + x * u, [x], inputs=[u], name="nonsep")
@@ -114,6 +120,7 @@ def _non_separable():
     (lambda a, b, x, z: Stack([a, b], [[x]], activations=["relu"]), "unknown activation"),
     (lambda a, b, x, z: Stack([_non_separable(), b], [[x]]), "stacks step their units by leapfrog"),
     (lambda a, b, x, z: Stack([a, b], [[x]], name="two words"), "must be an identifier"),
+    (lambda a, b, x, z: Stack([a, _with_terminal_cost(b)], [[x]]), "declares a terminal cost"),
 ])
 def test_bad_stacks_are_refused(make, message):
     with pytest.raises(symglep.ModelError, match=message):
@@ -150,6 +157,7 @@ def test_symglep_train_runs_a_stack_file(tmp_path):
     (["derive"], "defines a symglep.Stack, not a model"),
     (["train", "--batch", "2"], "not supported for a stack: --batch"),
     (["train", "--task", "data.npz"], "not supported for a stack: --task"),
+    (["train", "--learn-initial-state"], "not supported for a stack: --learn-initial-state"),
 ])
 def test_stack_files_elsewhere_in_the_cli_fail_in_one_line(args, message):
     from click.testing import CliRunner

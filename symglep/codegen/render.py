@@ -71,6 +71,8 @@ def model_fingerprint(model: Model) -> str:
     ]
     if model.damping != 0:
         parts.append("R=" + sp.srepr(model.damping))
+    if getattr(model, "terminal_cost", 0) != 0:
+        parts.append("cT=" + sp.srepr(model.terminal_cost))
     return "\n".join(parts)
 
 

@@ -29,9 +29,9 @@ C_GENERATORS = ("discrete.py", "codegen/printer.py", "codegen/c_printer.py", "co
 
 #: the Scheme functions the C kernels call (only these are printed: C warns on unused statics)
 C_FUNCTIONS = {
-    "leapfrog": ("momentum", "momentum_vjp", "cost", "force", "velocity", "potential_partials",
+    "leapfrog": ("momentum", "momentum_vjp", "cost", "terminal_cost", "terminal_cost_grad", "force", "velocity", "potential_partials",
                  "kinetic_partials"),
-    "midpoint": ("momentum", "momentum_vjp", "cost", "midpoint_momenta", "midpoint_jacobian",
+    "midpoint": ("momentum", "momentum_vjp", "cost", "terminal_cost", "terminal_cost_grad", "midpoint_momenta", "midpoint_jacobian",
                  "lagrangian_partials"),
 }
 
@@ -85,6 +85,8 @@ def render_c(scheme: Scheme, digest: str, precision: str = "float64") -> dict:
         loss = "h * sum c(qbar_k, t_k+1/2), inputs and targets the mean of the two nodes"
         step_note = ("Newton starts from q (the free and echo kernels start from the last step's "
                      "velocity: the results agree to round-off).")
+    if scheme.has_terminal_cost:
+        loss += ", plus the terminal cost c_T(q_K, y_K) (theory sec. 10)"
     context = dict(
         version=__version__, content_hash=digest, model_comment=safe_comment(scheme.name),
         integrator=scheme.integrator, precision=precision, ctype="float" if single else "double",

@@ -143,6 +143,10 @@ class Stack:
             if u.cost != 0:
                 raise ModelError(f"unit {i} ({u.name!r}) is not the top unit: it must declare no cost "
                                  "(the stack's cost sits on the top unit)")
+        for i, u in enumerate(units):
+            if getattr(u, "terminal_cost", 0) != 0:
+                raise ModelError(f"unit {i} ({u.name!r}) declares a terminal cost: stacks take a running cost on "
+                                 "the top unit only (terminal costs: single models, theory §10)")
         for i, u in enumerate(units[1:], start=1):
             if not u.u:
                 raise ModelError(f"unit {i} ({u.name!r}) has no inputs: the unit below cannot drive it")
