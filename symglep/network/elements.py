@@ -24,6 +24,29 @@ class Piece:
     doc: str
 
 
+def tanh_quotients(expr):
+    """``sinh(x)^a cosh(x)^-b`` → ``tanh(x)^min(a,b) …``: one libm call where SymPy's derivative makes two.
+
+    ``d/dx log cosh x`` comes out of SymPy as ``sinh(x)/cosh(x)``; the kernels evaluate it in
+    every force of every step, so the quotient is written as ``tanh`` (the same function).
+    """
+    def merge(term):
+        powers = term.as_powers_dict()
+        changed = False
+        for base in [b for b in powers if isinstance(b, sp.sinh)]:
+            cosh = sp.cosh(base.args[0])
+            a, b = powers[base], -powers.get(cosh, 0)
+            if a.is_positive and b.is_positive:
+                k = sp.Min(a, b)
+                powers[base] -= k
+                powers[cosh] = -(b - k)
+                powers[sp.tanh(base.args[0])] = powers.get(sp.tanh(base.args[0]), 0) + k
+                changed = True
+        return sp.Mul(*[bb**e for bb, e in powers.items()]) if changed else term
+
+    return expr.replace(lambda e: e.is_Mul, merge)
+
+
 def _param_slots(slots):
     return [s for s in slots if s.role in ("node", "pair", "scalar")]
 
@@ -36,7 +59,9 @@ def _value_slots(term: Term):
 
 def term_pieces(t: int, term: Term) -> dict:
     """The pieces of term number ``t``: phi, grad, dth, adj (generic), or the factor pieces (separable)."""
-    D = sp.diff
+    def D(expr, x):
+        return tanh_quotients(sp.diff(expr, x))
+
     if term.factors is not None:
         _, a, b = term.factors
         (qa,) = [s.symbol for s in term.slots if s.role == "q" and s.side == 0]

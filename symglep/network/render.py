@@ -33,7 +33,7 @@ def element_function(piece: Piece) -> str:
     lines = [f"    {names[w]} = {printer.doprint(e)}" for w, e in replacements]
     outs = ", ".join(printer.doprint(e) for e in reduced)
     lines.append(f"    return ({outs},)" if outs else "    return ()")
-    head = ['@njit(cache=True, error_model="numpy")', f"def {piece.name}({', '.join(names[s.symbol] for s in piece.args)}):",
+    head = ['@njit(cache=True, error_model="numpy", fastmath=FAST)', f"def {piece.name}({', '.join(names[s.symbol] for s in piece.args)}):",
             f'    """{safe_comment(piece.doc)}"""']
     return "\n".join(head + lines) + "\n"
 
