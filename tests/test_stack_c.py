@@ -4,7 +4,6 @@ pass and the stacked echo match the stack's Numba kernels; float32 compiles clea
 
 import ctypes
 import pathlib
-import shutil
 import subprocess
 import sys
 
@@ -12,6 +11,7 @@ import numpy as np
 import pytest
 
 from c_harness import EXTRA, STRICT, compile_c, relative_error
+from test_c_kernels import COMPILER_SUPPORT, CORTEX_M4, MATH_FUNCTIONS, toolchains  # noqa: F401 (fixture)
 from symglep.codegen.c_printer import c_api_prefix
 from symglep.stack import compile_stack, load_stack, sine_data
 from symglep.stack.codegen_c import render_stack_c, write_stack_c
@@ -19,8 +19,6 @@ from symglep.stack.codegen_c import render_stack_c, write_stack_c
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLE = ROOT / "examples" / "stack_chain_hru.py"
 DT = 0.05
-
-pytestmark = pytest.mark.skipif(shutil.which("gcc") is None, reason="gcc is needed for the C kernels")
 
 
 @pytest.fixture(scope="module")
@@ -144,7 +142,7 @@ def test_float32_compiles_cleanly_and_example_runs(stack, kernels, folder, tmp_p
         x = np.repeat(np.sin(0.05 * k)[None, :, None], kernels.n_x, axis=2)
         y = np.repeat((0.5 * np.sin(0.05 * k - 0.5))[None, :, None], kernels.n_y, axis=2)
         loss, g, _, _ = kernels.gradient(th, x, y, dt=h, beta=1e-4)
-        tol = 1e-10 if precision == "float64" else 2e-2  # float32: round-off and beta = 0.05
+        tol = 1e-10 if precision == "float64" else 1e-2  # float32: round-off and beta = 0.05 (measured 2.9e-3)
         assert relative_error(values["loss"], loss) <= (1e-12 if precision == "float64" else 1e-5)
         assert relative_error(values["dth"], g[0]) <= tol, relative_error(values["dth"], g[0])
         assert values["round_trip"][0] < (1e-12 if precision == "float64" else 1e-5)
@@ -175,3 +173,21 @@ def test_integer_powers_are_printed_in_numbas_order():
     assert numba_powers("c = 2*pow(tanh(pow(y, 4)), -3) + pow(x, 2) + pow(x, 1.5) + expow(z, 3);") == (
         "c = 2*(1.0/((tanh(((y*y)*(y*y))))*((tanh(((y*y)*(y*y))))*(tanh(((y*y)*(y*y))))))) + pow(x, 2) "
         "+ pow(x, 1.5) + expow(z, 3);")
+
+
+def test_clang_and_cortex_m4(stack, folder, toolchains, tmp_path):
+    """clang -Weverything on both precisions; float32 for a Cortex-M4F: no double arithmetic
+    (no __aeabi_d*), nothing called but math.h (and memset/memmove), no static state."""
+    for precision in ("float64", "float32"):
+        src = folder / precision / stack.name / "c"
+        compile_c("clang", src, tmp_path / f"{precision}.o", [f"{stack.name}.c"],
+                  ["-std=c99", "-Weverything", "-Werror", "-pedantic", "-O2", "-c"])
+    obj = tmp_path / "m4.o"
+    compile_c("arm-none-eabi-gcc", folder / "float32" / stack.name / "c", obj, [f"{stack.name}.c"],
+              CORTEX_M4 + STRICT + ["-Wdouble-promotion", "-O2", "-c"])
+    calls = set(subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True, text=True,
+                               check=True).stdout.split()) - {"U"}
+    size = subprocess.run(["arm-none-eabi-size", str(obj)], capture_output=True, text=True, check=True).stdout
+    text, data, bss = (int(v) for v in size.splitlines()[1].split()[:3])
+    assert calls <= MATH_FUNCTIONS | COMPILER_SUPPORT, calls
+    assert data == 0 and bss == 0 and text > 0
