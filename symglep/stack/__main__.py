@@ -24,12 +24,22 @@ def main(argv=None) -> int:
     tr.add_argument("--estimator", choices=("echo", "bptt"), default="echo")
     tr.add_argument("--steps", type=int, default=400)
     tr.add_argument("--dt", type=float, default=0.05)
-    gen = sub.add_parser("generate", help="write the stack's generated kernels to OUT/<name>/numba/kernels.py")
+    gen = sub.add_parser("generate", help="write the stack's generated kernels to OUT/<name>/numba/kernels.py "
+                                          "(--target c: OUT/<name>/c/<name>.h, .c, example_main.c)")
     gen.add_argument("file")
     gen.add_argument("--out", default="generated")
+    gen.add_argument("--target", choices=("numba", "c"), default="numba")
+    gen.add_argument("--precision", choices=("float64", "float32"), default="float64",
+                     help="C target only: the type of <name>_real")
     args = parser.parse_args(argv)
     try:
         stack = load_stack(args.file)
+        if args.command == "generate" and args.target == "c":
+            from .codegen_c import write_stack_c
+
+            for path in write_stack_c(stack, args.out, args.precision):
+                print(path)
+            return 0
         if args.command == "generate":
             path = os.path.join(args.out, stack.name, "numba", "kernels.py")
             os.makedirs(os.path.dirname(path), exist_ok=True)

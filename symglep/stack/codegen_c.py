@@ -1,0 +1,163 @@
+"""Generated C99 kernels of a :class:`~symglep.stack.Stack` (theory §9, docs/echo-family.md).
+
+Rendered from ``templates/stack_c/``: ``<stack>.h`` (API, sizes, argument order),
+``<stack>.c`` (the kernels) and ``example_main.c``. The C files hold the lockstep
+free pass (the loss) and the stacked echo's centred gradient, one sequence per call,
+mirroring ``templates/stack/kernels.py.j2`` operation for operation; the maths of
+every unit (prefix ``u<i>_f_``) and of every glue (prefix ``g<i>_``) is printed by
+:func:`symglep.codegen.c_printer.c_function`, the conventions are those of the
+single-model C target (docs/c-kernels.md): no allocation, a caller work buffer,
+only ``math.h``. BPTT through the stack stays in the Numba module.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+from .. import __version__
+from ..codegen.c_printer import PRECISIONS, c_api_prefix, c_function
+from ..codegen.digest import sources_digest
+from ..codegen.names import safe_comment
+from ..codegen.render import environment, template_dir
+from ..codegen.render_c import C_GENERATORS
+from ..errors import SymglepError
+from .codegen import glue_functions, layout, stack_fingerprint, unit_scheme
+
+#: the stack's C files depend on these sources besides templates/stack_c/
+STACK_C_GENERATORS = C_GENERATORS + ("stack/model.py", "stack/codegen.py", "stack/codegen_c.py")
+
+#: the per-unit Scheme functions the C kernels call (the top unit's cost functions only for the top unit:
+#: C warns on unused static functions)
+UNIT_FUNCTIONS_C = ("force", "velocity", "potential_partials", "kinetic_partials")
+TOP_FUNCTIONS_C = ("cost", "cost_grad")
+
+#: the echo's nudge in example_main.c (float32 needs a larger one, docs/c-kernels.md)
+EXAMPLE_BETA = {"float64": "1e-4", "float32": "0.05"}
+
+
+def _bracketed(text: str) -> bool:
+    """Whether ``text`` is one bracketed group ``( ... )``."""
+    depth = 0
+    for k, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0:
+            return ch == ")" and k == len(text) - 1 and text[0] == "("
+    return False
+
+
+def _int_power(base: str, n: int) -> str:
+    """C text of ``base**n`` (``n >= 1``) in Numba's order: ``r *= a`` for each set bit, ``a *= a`` in between."""
+    a, r = base if base.isidentifier() or _bracketed(base) else f"({base})", None
+    while True:
+        if n & 1:
+            r = a if r is None else f"{r}*{a}"
+        n >>= 1
+        if n == 0:
+            return r if _bracketed(r) else f"({r})"
+        a = f"({a}*{a})"
+
+
+def numba_powers(source: str) -> str:
+    """``source`` (C text of :func:`c_function`) with ``pow(b, n)`` for integers ``|n| >= 3`` as products.
+
+    Numba computes ``x**3`` as ``x*(x*x)`` (binary powering; ``x**-3`` as ``1/(x*(x*x))``), while
+    ``pow(x, 3)`` in C rounds differently in about a quarter of the cases, and the echo's ``1/beta``
+    amplifies that last-bit difference to ~1e-11 of the gradient. Rewriting the printed calls keeps
+    the expression tree (and SymPy's order of the additions) as the Numba printer sees it, so the
+    float64 C kernels equal the Numba kernels bit for bit (docs/echo-family.md, "C kernels").
+    ``pow(x, 2)`` is left alone: it equals ``x*x`` (glibc rounds it exactly; gcc folds it).
+    """
+    out, i = [], 0
+    while True:
+        j = source.find("pow(", i)
+        if j < 0:
+            return "".join(out) + source[i:]
+        if j > 0 and (source[j - 1].isalnum() or source[j - 1] == "_"):
+            out.append(source[i:j + 4])
+            i = j + 4
+            continue
+        depth, k = 0, j + 4
+        while not (depth == 0 and source[k] == ","):  # the comma that ends the base
+            depth += {"(": 1, ")": -1}.get(source[k], 0)
+            k += 1
+        end = source.index(")", k)
+        exponent = source[k + 1:end].strip()
+        base = numba_powers(source[j + 4:k])
+        out.append(source[i:j])
+        if exponent.lstrip("-").isdigit() and abs(int(exponent)) >= 3:
+            n = int(exponent)
+            out.append(_int_power(base, n) if n > 0 else f"(1.0/{_int_power(base, -n)})")
+        else:
+            out.append(f"pow({base},{source[k + 1:end + 1]}")
+        i = end + 1
+
+
+def stack_c_hash(stack, precision: str) -> str:
+    """sha256 of (version, stack, precision, templates/stack_c/ and the C generators)."""
+    h = hashlib.sha256()
+    h.update(f"symglep {__version__}\ntarget=c;precision={precision}\n".encode())
+    h.update(stack_fingerprint(stack).encode())
+    h.update(("\n" + sources_digest(os.path.join(template_dir(), "stack_c"), STACK_C_GENERATORS)).encode())
+    return h.hexdigest()
+
+
+def work_layout(lay: dict) -> list:
+    """``[(name, size)]`` of the work buffer, in order (the template takes offsets from it)."""
+    nq, nut, nyt = lay["nq"], lay["nut"], lay["nyt"]
+    nthu, nglue = lay["nth_units"], lay["nth"] - lay["nth_units"]
+    return [("q", nq), ("p", nq), ("U", nut), ("Y", nyt), ("Y0", nyt), ("f", nq), ("ph", nq), ("v", nq),
+            ("vl", nq), ("c", 1), ("Qs", 3 * nq), ("Ps", 3 * nq), ("Fs", 3 * nq), ("PH", 3 * nq),
+            ("G", 2 * max(nthu, 1)), ("Gc", 2 * max(nthu, 1)), ("dglue", max(nglue, 1)), ("dth", lay["max_nt"]), ("du", 2 * lay["max_nu"]),
+            ("dui", lay["max_nu"]), ("dcq", lay["max_n"]), ("dwb", lay["max_ng"]), ("dr", lay["max_nr"])]
+
+
+def render_stack_c(stack, precision: str = "float64", digest: str | None = None) -> dict:
+    """The C files of ``stack``: ``{file name: text}`` (deterministic)."""
+    if precision not in PRECISIONS:
+        raise SymglepError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    digest = digest or stack_c_hash(stack, precision)
+    lay = layout(stack)
+    top = len(stack.echo_models) - 1
+    # float32: the C printer writes small powers as products itself (and Numba is no reference there)
+    exact = numba_powers if precision == "float64" else (lambda text: text)
+    functions = []
+    for i, m in enumerate(stack.echo_models):
+        scheme = unit_scheme(m)
+        for name in UNIT_FUNCTIONS_C + (TOP_FUNCTIONS_C if i == top else ()):
+            functions.append(exact(c_function(scheme.function(name), precision, prefix=f"u{i}_f_")))
+    for i, link in enumerate(stack.links):
+        for fn in glue_functions(link):
+            functions.append(exact(c_function(fn, precision, prefix=f"g{i}_")))
+    offsets, o = {}, 0
+    for name, size in work_layout(lay):
+        offsets[name] = o
+        o += size
+    P = c_api_prefix(stack.name)
+    single = precision == "float32"
+    context = dict(version=__version__, content_hash=digest, name=safe_comment(stack.name), P=P,
+                   guard=f"SYMGLEP_{P.upper()}_H", stem=P, precision=precision,
+                   ctype="float" if single else "double", F="F" if single else "",
+                   fabs="fabsf" if single else "fabs", compensated=single,
+                   unit_names=[safe_comment(u.name) for u in stack.units],
+                   parameter_comment=safe_comment(", ".join(stack.parameter_names)),
+                   functions=functions, work=offsets, work_size=o, beta=EXAMPLE_BETA[precision], **lay)
+    env = environment()
+    return {f"{P}.h": env.get_template("stack_c/stack.h.j2").render(**context),
+            f"{P}.c": env.get_template("stack_c/stack.c.j2").render(**context),
+            "example_main.c": env.get_template("stack_c/example_main.c.j2").render(**context)}
+
+
+def write_stack_c(stack, out_dir: str, precision: str = "float64") -> list:
+    """Writes ``OUT/<stack>/c/*`` atomically; returns the paths."""
+    from ..fileio import write_atomic
+
+    files = render_stack_c(stack, precision)
+    folder = os.path.join(out_dir, stack.name, "c")
+    os.makedirs(folder, exist_ok=True)
+    paths = []
+    for fname, text in files.items():
+        path = os.path.join(folder, fname)
+        write_atomic(path, text)
+        paths.append(path)
+    return paths

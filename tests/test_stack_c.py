@@ -1,0 +1,193 @@
+"""C99 kernels of a stack (theory §9, docs/echo-family.md): built with ``gcc -std=c99 -Wall -Wextra
+-Werror -pedantic`` (and more warnings) into a shared library and called through ctypes, the free
+pass and the stacked echo match the stack's Numba kernels; float32 compiles cleanly; golden files."""
+
+import ctypes
+import pathlib
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from c_harness import EXTRA, STRICT, compile_c, relative_error
+from test_c_kernels import COMPILER_SUPPORT, CORTEX_M4, MATH_FUNCTIONS, toolchains  # noqa: F401 (fixture)
+from symglep.codegen.c_printer import c_api_prefix
+from symglep.stack import compile_stack, load_stack, sine_data
+from symglep.stack.codegen_c import render_stack_c, write_stack_c
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+EXAMPLE = ROOT / "examples" / "stack_chain_hru.py"
+DT = 0.05
+
+
+@pytest.fixture(scope="module")
+def stack():
+    return load_stack(str(EXAMPLE))
+
+
+@pytest.fixture(scope="module")
+def kernels(stack):
+    return compile_stack(stack, dt=DT)  # the same cache entry as tests/test_stack.py
+
+
+@pytest.fixture(scope="module")
+def folder(stack, tmp_path_factory):
+    out = tmp_path_factory.mktemp("stack-c")
+    for precision in ("float64", "float32"):
+        write_stack_c(stack, str(out / precision), precision)
+    return out
+
+
+class StackC:
+    """The float64 C API of one stack, called with numpy arrays."""
+
+    def __init__(self, library: pathlib.Path, stack):
+        self.lib = ctypes.CDLL(str(library))
+        self.api = c_api_prefix(stack.name)
+        self.fn("work_size").restype = ctypes.c_long
+        self.work = np.zeros(self.fn("work_size")())
+        self.nq, self.nth = stack.n, len(stack.parameter_names)
+
+    def fn(self, name):
+        return getattr(self.lib, f"{self.api}_{name}")
+
+    @staticmethod
+    def ptr(a):
+        assert a is None or (a.dtype == np.float64 and a.flags.c_contiguous)
+        return None if a is None else a.ctypes.data_as(ctypes.c_void_p)
+
+    def free(self, th, q0, p0, x, y, h):
+        qT, pT, loss = np.zeros(self.nq), np.zeros(self.nq), np.zeros(1)
+        status = self.fn("free")(*map(self.ptr, (th, q0, p0, x, y)), ctypes.c_long(x.shape[0] - 1),
+                                 ctypes.c_double(h), ctypes.c_double(0.0), *map(self.ptr, (qT, pT, loss, self.work)))
+        assert status == 0
+        return qT, pT, loss[0]
+
+    def gradient(self, th, q0, p0, x, y, h, beta, learn_x=True):
+        loss, dth, trip = np.zeros(1), np.zeros(self.nth), np.zeros(1)
+        dx = np.zeros(x.shape) if learn_x else None
+        status = self.fn("gradient")(*map(self.ptr, (th, q0, p0, x, y)), ctypes.c_long(x.shape[0] - 1),
+                                     ctypes.c_double(h), ctypes.c_double(0.0), ctypes.c_double(beta),
+                                     *map(self.ptr, (loss, dth, dx, trip, self.work)))
+        assert status == 0
+        return loss[0], dth, dx, trip[0]
+
+
+@pytest.fixture(scope="module")
+def c_stack(stack, folder):
+    src = folder / "float64" / stack.name / "c"
+    lib = src / f"lib{stack.name}.so"
+    compile_c("gcc", src, lib, [f"{stack.name}.c"], STRICT + EXTRA + ["-Wconversion", "-O2", "-fPIC", "-shared"])
+    return StackC(lib, stack)
+
+
+@pytest.fixture(scope="module")
+def problem(stack, kernels):
+    """The sine task of tests/test_stack.py (two sequences of 300 steps), from a random start state."""
+    x, y, theta, _ = sine_data(stack, kernels, seed=1, sequences=2, steps=300)
+    rng = np.random.default_rng(3)
+    q0, p0 = rng.uniform(-0.3, 0.3, (2, stack.n)), rng.uniform(-0.2, 0.2, (2, stack.n))
+    return theta, x, y, q0, p0
+
+
+def test_c_free_pass_matches_numba(kernels, c_stack, problem):
+    theta, x, y, q0, p0 = problem
+    qT, pT, loss = kernels.free(theta, x, y, q0=q0, p0=p0)
+    for b in range(x.shape[0]):
+        cq, cp, closs = c_stack.free(theta, q0[b], p0[b], x[b], y[b], DT)
+        assert relative_error(closs, loss[b]) <= 1e-12
+        assert relative_error(cq, qT[b]) <= 1e-12 and relative_error(cp, pT[b]) <= 1e-12
+
+
+def test_c_stacked_echo_matches_numba(kernels, c_stack, problem):
+    """dC/dtheta of every unit and glue parameter, dC/dx and the round trip: C vs Numba <= 1e-12."""
+    theta, x, y, q0, p0 = problem
+    loss, g, dx, trip = kernels.gradient(theta, x, y, q0=q0, p0=p0, beta=1e-4, learn_inputs=True)
+    _, g_b, _ = kernels.bptt_gradient(theta, x, y, q0=q0, p0=p0)
+    for b in range(x.shape[0]):
+        closs, cg, cdx, ctrip = c_stack.gradient(theta, q0[b], p0[b], x[b], y[b], DT, 1e-4)
+        assert relative_error(closs, loss[b]) <= 1e-12
+        assert relative_error(cg, g[b]) <= 1e-12, relative_error(cg, g[b])
+        assert relative_error(cdx, dx[b]) <= 1e-12
+        assert ctrip < 1e-10
+        assert relative_error(cg, g_b[b]) <= 1e-6  # and so the gradient (BPTT through the stack)
+        _, cg2, none, _ = c_stack.gradient(theta, q0[b], p0[b], x[b], y[b], DT, 1e-4, learn_x=False)
+        assert none is None and np.array_equal(cg2, cg)
+
+
+def test_c_rejects_bad_arguments(c_stack, problem):
+    theta, x, y, q0, p0 = problem
+    c = c_stack
+    one = x[0, :1]
+    assert c.fn("free")(*map(c.ptr, (theta, q0[0], p0[0], one, y[0, :1])), ctypes.c_long(0), ctypes.c_double(DT),
+                        ctypes.c_double(0.0), *map(c.ptr, (np.zeros(c.nq), np.zeros(c.nq), np.zeros(1), c.work))) == -1
+    assert c.fn("gradient")(*map(c.ptr, (theta, q0[0], p0[0], x[0], y[0])), ctypes.c_long(x.shape[1] - 1),
+                            ctypes.c_double(DT), ctypes.c_double(0.0), ctypes.c_double(0.0),
+                            *map(c.ptr, (np.zeros(1), np.zeros(c.nth), None, np.zeros(1), c.work))) == -1
+
+
+def test_float32_compiles_cleanly_and_example_runs(stack, kernels, folder, tmp_path):
+    """float32: no warning with -Wdouble-promotion (no silent double); both example programs run, and
+    the float64 one prints the Numba stacked echo's numbers for its problem."""
+    for precision in ("float64", "float32"):
+        src = folder / precision / stack.name / "c"
+        exe = tmp_path / f"example_{precision}"
+        compile_c("gcc", src, exe, ["example_main.c", f"{stack.name}.c"], STRICT + EXTRA + ["-O2"])
+        out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+        values = {line.split()[0]: np.array([float(v) for v in line.split()[1:]]) for line in out.splitlines()}
+        K, h = 200, 0.05
+        th = np.full(len(stack.parameter_names), 0.5)
+        k = np.arange(K + 1)
+        x = np.repeat(np.sin(0.05 * k)[None, :, None], kernels.n_x, axis=2)
+        y = np.repeat((0.5 * np.sin(0.05 * k - 0.5))[None, :, None], kernels.n_y, axis=2)
+        loss, g, _, _ = kernels.gradient(th, x, y, dt=h, beta=1e-4)
+        tol = 1e-10 if precision == "float64" else 1e-2  # float32: round-off and beta = 0.05 (measured 2.9e-3)
+        assert relative_error(values["loss"], loss) <= (1e-12 if precision == "float64" else 1e-5)
+        assert relative_error(values["dth"], g[0]) <= tol, relative_error(values["dth"], g[0])
+        assert values["round_trip"][0] < (1e-12 if precision == "float64" else 1e-5)
+
+
+def test_generated_stack_c_files_are_up_to_date(stack):
+    for fname, text in render_stack_c(stack, "float64").items():
+        committed = ROOT / "generated" / stack.name / "c" / fname
+        assert committed.read_text() == text, (
+            "regenerate: python -m symglep.stack generate examples/stack_chain_hru.py --target c --out generated")
+
+
+def test_cli_writes_the_c_files(tmp_path):
+    done = subprocess.run([sys.executable, "-m", "symglep.stack", "generate", str(EXAMPLE), "--target", "c",
+                           "--precision", "float32", "--out", str(tmp_path)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    folder = tmp_path / "stack_chain_hru" / "c"
+    assert sorted(p.name for p in folder.iterdir()) == ["example_main.c", "stack_chain_hru.c", "stack_chain_hru.h"]
+    assert "typedef float stack_chain_hru_real;" in (folder / "stack_chain_hru.h").read_text()
+
+
+def test_integer_powers_are_printed_in_numbas_order():
+    """x**n as Numba evaluates it (binary powering), so float64 C and Numba agree bit for bit."""
+    from symglep.stack.codegen_c import numba_powers
+
+    assert numba_powers("a = pow(s_x, 3);") == "a = (s_x*(s_x*s_x));"
+    assert numba_powers("b = pow(u + v, 5);") == "b = ((u + v)*(((u + v)*(u + v))*((u + v)*(u + v))));"
+    assert numba_powers("c = 2*pow(tanh(pow(y, 4)), -3) + pow(x, 2) + pow(x, 1.5) + expow(z, 3);") == (
+        "c = 2*(1.0/((tanh(((y*y)*(y*y))))*((tanh(((y*y)*(y*y))))*(tanh(((y*y)*(y*y))))))) + pow(x, 2) "
+        "+ pow(x, 1.5) + expow(z, 3);")
+
+
+def test_clang_and_cortex_m4(stack, folder, toolchains, tmp_path):
+    """clang -Weverything on both precisions; float32 for a Cortex-M4F: no double arithmetic
+    (no __aeabi_d*), nothing called but math.h (and memset/memmove), no static state."""
+    for precision in ("float64", "float32"):
+        src = folder / precision / stack.name / "c"
+        compile_c("clang", src, tmp_path / f"{precision}.o", [f"{stack.name}.c"],
+                  ["-std=c99", "-Weverything", "-Werror", "-pedantic", "-O2", "-c"])
+    obj = tmp_path / "m4.o"
+    compile_c("arm-none-eabi-gcc", folder / "float32" / stack.name / "c", obj, [f"{stack.name}.c"],
+              CORTEX_M4 + STRICT + ["-Wdouble-promotion", "-O2", "-c"])
+    calls = set(subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True, text=True,
+                               check=True).stdout.split()) - {"U"}
+    size = subprocess.run(["arm-none-eabi-size", str(obj)], capture_output=True, text=True, check=True).stdout
+    text, data, bss = (int(v) for v in size.splitlines()[1].split()[:3])
+    assert calls <= MATH_FUNCTIONS | COMPILER_SUPPORT, calls
+    assert data == 0 and bss == 0 and text > 0
