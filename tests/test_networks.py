@@ -132,13 +132,13 @@ def test_array_equals_scalar_model_at_n8(name):
         kinetic[m_off:m_off + n] = v**2 / 2
     assert rel_err(kinetic - kern.module.potential_partials(th, off, E, q, uk), rule) <= 1e-12
 
-    # gradients: BPTT to round-off; echo to round-off amplified by 1/(2 beta)
+    # gradients: BPTT to round-off; the same echo estimator on both sides, to round-off amplified by 1/(2 beta)
     bs = skern.bptt_gradient(th, q0, p0=p0, u=u, y=y)
     ba = kern.bptt_gradient(theta, q0, p0, u, y)
     assert rel_err(ba.flat[0], bs.dtheta[0]) <= 1e-12
     assert rel_err(np.concatenate([ba.dq0.ravel(), ba.dp0.ravel()]), np.concatenate([bs.dq0[0], bs.dx0[0]])) <= 1e-12
-    es = skern.gradient(th, q0, p0=p0, u=u, y=y, beta=1e-2)
-    ea = kern.gradient(theta, q0, p0, u, y, beta=1e-2)
+    es = skern.gradient(th, q0, p0=p0, u=u, y=y, beta=1e-1)
+    ea = kern.gradient(theta, q0, p0, u, y, beta=1e-1)
     assert rel_err(ea.flat[0], es.dtheta[0]) <= 1e-12
     assert rel_err(np.concatenate([ea.dq0.ravel(), ea.dp0.ravel()]), np.concatenate([es.dq0[0], es.dx0[0]])) <= 1e-12
     np.testing.assert_allclose(ea.loss, es.loss, rtol=1e-13)
