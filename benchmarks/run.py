@@ -599,7 +599,7 @@ def explanations(sym, num, roof, peak, probe):
         lo, hi = sym[0], sym[-1]
         out.append(f"- Derivation: LagrangesMethod / symglep.derive goes from {lo['lm'] / lo['derive']:.1f}× at "
                    f"n = {lo['n']} to {hi['lm'] / hi['derive']:.1f}× at n = {hi['n']}"
-                   + (f" ({r8[0]['lm'] / r8[0]['derive']:.1f}× at n = 8)" if r8 else "") +
+                   + (f" ({r8[0]['lm'] / r8[0]['derive']:.1f}× at n = 8)" if r8 and hi["n"] != 8 else "") +
                    "; symglep.derive also checks Legendre regularity, the symmetries and derives the learning "
                    "rule, which LagrangesMethod does not. `lambdify` adds little to LagrangesMethod, but what it "
                    "returns is M and f as NumPy functions only: no integrator, no gradient.")
@@ -641,8 +641,12 @@ def explanations(sym, num, roof, peak, probe):
                 "LLVM may not change without fast-math), so it neither vectorises nor pipelines — "
                 f"{probe[names[0]]:.2f} GFLOP/s in the probe above, against {probe[names[2]]:.2f} for the "
                 f"column form `Aᵀ g` the template already uses and {probe[names[1]]:.2f} for the same dot product "
-                "with reassociation allowed. XLA calls a vectorised matrix–vector product (Eigen) for both "
-                "products. The BPTT it runs does more flops than the echo, but at a higher rate. Remedies (in "
+                "with reassociation allowed. At the probe's rates the three row dot products per step (6n² flops) "
+                f"take {6 * r['n'] ** 2 / probe[names[0]] / 1e3:.1f} µs and the other "
+                f"{fl - 6 * r['n'] ** 2} flops {(fl - 6 * r['n'] ** 2) / probe[names[2]] / 1e3:.1f} µs, of the "
+                f"{r['echo'] / r['K'] * 1e6:.1f} µs per step measured. XLA calls a vectorised matrix–vector product (Eigen) for both "
+                "products: its BPTT has at least a BPTT's work (the generated BPTT counts "
+                f"{roof['hru']['bptt_gradient']['flops']} per step) but does it at a higher rate. Remedies (in "
                 "templates/network, not in this issue): compute `A q` as a column sweep "
                 "(`z += A[:, j] q_j` over a transposed copy, or fused with the Aᵀ sweep), or let LLVM "
                 "reassociate that one reduction (`fastmath={'reassoc'}` on the dot product: the force stays a "
