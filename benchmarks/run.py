@@ -9,7 +9,8 @@ Three parts, each measured in this run on this machine (see docs/benchmarks.md f
    followed by ``lambdify`` of M and f (a common user route to numbers). Op counts are
    ``count_ops`` of M and f from each route. Times are CPU seconds (sympy is single-threaded),
    medians of ``--repeats`` runs (a route whose first run takes over 10 s runs once); the
-   compile is one cold run per n (wall seconds).
+   compile is one cold run per n (wall seconds), at n = 2, 4, 6, 8, 10 by default
+   (``--compile-sizes``: it grows with n, to minutes per model).
 2. **Numeric** — the array chain (``examples/network_chain.py``) at n = 16, 64, 256 and the
    HRU network (``examples/network_hru.py``) at n = 64; K = 1000 and 4000; batch 1 and 32:
    the generated centred echo gradient (β = 1e-4), the generated BPTT, and
@@ -27,7 +28,7 @@ This is a measurement script, not a test: it never asserts a time.
 
 Usage::
 
-    python benchmarks/run.py                  # full run (~20 min on 2 cores), writes docs/benchmarks.md
+    python benchmarks/run.py                  # full run (~25 min on 2 cores), writes docs/benchmarks.md
     python benchmarks/run.py --quick          # a few minutes: fewer sizes and repeats, prints only
     python -m benchmarks [options]            # the same
 """
@@ -680,7 +681,8 @@ def main(argv=None) -> int:
                     default=["symbolic", "numeric", "roofline"])
     ap.add_argument("--repeats", type=int, help="runs per timing (median); default 3, --quick 1")
     ap.add_argument("--compile-sizes", type=int, nargs="*",
-                    help="pendulum sizes that get a cold compile (default: all of n = 2..10; --quick: 2)")
+                    help="pendulum sizes that get a cold compile (default: 2 4 6 8 10, ~2-6 min each on 2 busy cores; "
+                         "--quick: 2)")
     ap.add_argument("--write", metavar="PATH",
                     help="write the report here (default: docs/benchmarks.md for a full run, nothing with --quick)")
     ap.add_argument("--memory-child", nargs=5, help=argparse.SUPPRESS)
@@ -697,7 +699,7 @@ def main(argv=None) -> int:
         sym_sizes, compile_sizes = (2, 8), (2,)
         cases, steps_list, batches = [("chain", 16), ("chain", 64), ("hru", 64)], (250, 1000), (1, 4)
     else:
-        sym_sizes, compile_sizes = tuple(range(2, 11)), tuple(range(2, 11))
+        sym_sizes, compile_sizes = tuple(range(2, 11)), (2, 4, 6, 8, 10)
         cases, steps_list, batches = ([("chain", 16), ("chain", 64), ("chain", 256), ("hru", 64)],
                                       (1000, 4000), (1, 32))
     if args.compile_sizes is not None:
