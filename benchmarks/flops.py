@@ -689,4 +689,39 @@ def matvec_probe(n: int = 64, calls: int = 20000, repeats: int = 5) -> dict:
             fn(A, q, z, calls)
             best = min(best, time.perf_counter() - t0)
         out[label] = 2.0 * n * n * calls / best / 1e9
+    out.update(transcendental_probe(n, calls, repeats))
+    return out
+
+
+def transcendental_probe(n: int = 64, calls: int = 20000, repeats: int = 5) -> dict:
+    """Nanoseconds per unit of ``sinh(z)/cosh(z)`` (the HRU's generated f′(z) of log cosh: two scalar
+    libm calls and a division) and of ``tanh(z)``, in a loop over n units (best of ``repeats``)."""
+    import math
+
+    import numpy as np
+    from numba import njit
+
+    def two(x, out, reps):
+        for _ in range(reps):
+            for i in range(x.shape[0]):
+                t = x[i]
+                out[i] = math.sinh(t) / math.cosh(t)
+
+    def one(x, out, reps):
+        for _ in range(reps):
+            for i in range(x.shape[0]):
+                out[i] = math.tanh(x[i])
+
+    x = np.random.default_rng(1).uniform(-2, 2, n)
+    res = np.empty(n)
+    out = {}
+    for label, fn in (("sinh(z)/cosh(z) per unit, as generated (ns, not GFLOP/s)", njit(error_model="numpy")(two)),
+                      ("tanh(z) per unit (ns)", njit(error_model="numpy")(one))):
+        fn(x, res, 1)
+        best = float("inf")
+        for _ in range(repeats):
+            t0 = time.perf_counter()
+            fn(x, res, calls)
+            best = min(best, time.perf_counter() - t0)
+        out[label] = best / calls / n * 1e9
     return out

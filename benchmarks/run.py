@@ -584,8 +584,8 @@ def roofline_section(roof, num, peak, probe):
                      f"{r['echo'] / (r['K'] * r['B']) * 1e9:.0f} | {gflops:.2f} | {gflops / top:.1%} |")
     lines.append("")
     if probe:
-        lines += ["Loop shapes of a dense n × n force term at n = 64 (`flops.matvec_probe`, best of 5, "
-                  "GFLOP/s): " + "; ".join(f"{k}: **{v:.2f}**" for k, v in probe.items()) + ".", ""]
+        lines += ["Loop shapes of a dense n × n force term at n = 64 (`flops.matvec_probe`, best of 5; "
+                  "GFLOP/s unless marked ns): " + "; ".join(f"{k}: **{v:.2f}**" for k, v in probe.items()) + ".", ""]
     return lines
 
 
@@ -642,17 +642,23 @@ def explanations(sym, num, roof, peak, probe):
                 "LLVM may not change without fast-math), so it neither vectorises nor pipelines — "
                 f"{probe[names[0]]:.2f} GFLOP/s in the probe above, against {probe[names[2]]:.2f} for the "
                 f"column form `Aᵀ g` the template already uses and {probe[names[1]]:.2f} for the same dot product "
-                "with reassociation allowed. At the probe's rates the three row dot products per step (6n² flops) "
-                f"take {6 * r['n'] ** 2 / probe[names[0]] / 1e3:.1f} µs and the other "
+                "with reassociation allowed. Second, f′(z) of log cosh is generated as `sinh(z)/cosh(z)`: two "
+                "scalar libm calls per unit in each of the 3 forces per step, "
+                f"{probe[names[3]]:.0f} ns per unit in the probe against {probe[names[4]]:.0f} ns for one `tanh`. "
+                "At the probe's rates the three row dot products per step (6n² flops) "
+                f"take {6 * r['n'] ** 2 / probe[names[0]] / 1e3:.1f} µs, the transcendentals "
+                f"{3 * r['n'] * probe[names[3]] / 1e3:.1f} µs and the other "
                 f"{fl - 6 * r['n'] ** 2} flops {(fl - 6 * r['n'] ** 2) / probe[names[2]] / 1e3:.1f} µs, of the "
                 f"{r['echo'] / r['K'] * 1e6:.1f} µs per step measured. XLA calls a vectorised matrix–vector product (Eigen) for both "
-                "products: its BPTT has at least a BPTT's work (the generated BPTT counts "
+                "products and a vectorised approximation of tanh: its BPTT has at least a BPTT's work (the "
+                "generated BPTT counts "
                 f"{roof['hru']['bptt_gradient']['flops']} per step) but does it at a higher rate. Remedies (in "
                 "templates/network, not in this issue): compute `A q` as a column sweep "
                 "(`z += A[:, j] q_j` over a transposed copy, or fused with the Aᵀ sweep), or let LLVM "
                 "reassociate that one reduction (`fastmath={'reassoc'}` on the dot product: the force stays a "
                 "deterministic function of q, so the echo's time reversal is unaffected; the last bits of the "
-                "gradient change).")
+                "gradient change); and print f′ of log cosh as `tanh` (one call; SymPy's `simplify` of "
+                "sinh/cosh).")
         b32 = [r for r in num if r["B"] > 1]
         if b32:
             worst = max(b32, key=lambda r: r["echo"] / r["jax"])
