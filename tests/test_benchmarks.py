@@ -1,0 +1,84 @@
+"""benchmarks/: the non-JAX parts import, and the flop counter counts right (no timing here)."""
+
+import subprocess
+import sys
+
+import pytest
+import sympy as sp
+
+from conftest import ROOT
+
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import flops  # noqa: E402
+from flops import FLOAT, Array, Bool, FlopCountError, count_flops  # noqa: E402
+
+TINY = '''
+import math
+
+from numba import njit
+
+
+@njit
+def axpy(x, y, a):
+    n = x.shape[0]
+    for i in range(n):
+        y[i * 1 + 0] += a * x[i]  # 2 flops; the index arithmetic is integer work
+
+
+@njit
+def tri(x):
+    s = 0.0
+    n = x.shape[0]
+    for i in range(n):
+        for j in range(i, n):
+            s += x[i] * x[j]  # 2 flops, n(n+1)/2 times
+    return s
+
+
+def entry(x, y, a, learn):
+    for k in range(3):
+        axpy(x, y, a)  # 3 * 2n
+    if learn:
+        s = tri(x)  # n(n+1)
+    else:
+        s = 0.0
+    return math.exp(1.0 * a) + s ** 2  # 1 transcendental; 1.0* folded; ** 2 one multiply; + one
+'''
+
+
+def test_flop_counter_on_a_hand_checked_kernel():
+    n = sp.Symbol("n", integer=True, positive=True)
+    args = {"x": Array((n,)), "y": Array((n,)), "a": FLOAT}
+    on = count_flops(TINY, "entry", {**args, "learn": Bool(True)})
+    off = count_flops(TINY, "entry", {**args, "learn": Bool(False)})
+    assert sp.expand(on.flops - (6 * n + n * (n + 1) + 2)) == 0
+    assert sp.expand(off.flops - (6 * n + 2)) == 0
+    assert on.trans == 1 and off.trans == 1
+    assert count_flops(TINY, "entry", {"x": Array((sp.Integer(4),)), "y": Array((sp.Integer(4),)), "a": FLOAT,
+                                       "learn": Bool(True)}).flops == 6 * 4 + 4 * 5 + 2
+
+
+def test_flop_counter_refuses_what_it_does_not_model():
+    with pytest.raises(FlopCountError, match="While statements are not modelled"):
+        count_flops("def f(x):\n    while x > 0:\n        x -= 1.0\n", "f", {"x": FLOAT})
+
+
+def test_generated_network_flops_per_step():
+    """Per step of the centred echo: 3 passes; the HRU's n x n products are counted by hand as
+    A q and A^T f'(z) in every force (2n^2 flops each, 3 forces) and the rank-one update of dV/dA in
+    the two echoes (2n^2 each): 16 n^2. The chain (edge list) has no n^2 term."""
+    hru = flops.network_step_flops((ROOT / "generated/network_hru/numba/kernels.py").read_text())
+    chain = flops.network_step_flops((ROOT / "generated/network_chain/numba/kernels.py").read_text())
+    n = hru["symbols"]["n"]
+    assert sp.Poly(hru["flops"], n).coeff_monomial(n ** 2) == 16
+    assert sp.Poly(chain["flops"], chain["symbols"]["n"]).degree() == 1
+    assert chain["trans"] == 0 and hru["trans"] != 0
+
+
+def test_benchmark_modules_import_without_jax():
+    """run.py, flops.py and derive_pendulum.py import in a clean process without touching JAX (an optional extra)."""
+    code = ("import sys; sys.path.insert(0, 'benchmarks'); import run, flops, derive_pendulum; "
+            "assert 'jax' not in sys.modules, 'jax imported'; assert run.rel_err([1.0, 3.0], [1.0, 2.0]) == 0.5")
+    done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr[-2000:]
