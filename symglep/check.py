@@ -68,18 +68,24 @@ def smooth_signal(rng: np.random.Generator, times: np.ndarray, width: int, ampli
     return out
 
 
-def load_params(path: str, model: Model) -> dict:
-    """Parameter values from a JSON object ``{name: value}`` (or a training file's ``parameters``)."""
+def read_parameter_file(path: str, names: list) -> dict:
+    """The raw ``{name: value}`` of a JSON parameters file (or a training file's ``parameters``), every name
+    in ``names`` and no other."""
     data = read_json_object(path, "parameters file")
     if isinstance(data.get("parameters"), dict):
         data = data["parameters"]
-    names = [s.name for s in model.parameters]
     unknown = [k for k in data if k not in names]
     if unknown:
         raise SymglepError(f"parameters file {path} names unknown parameter(s): {', '.join(unknown)}")
     missing = [n for n in names if n not in data]
     if missing:
         raise SymglepError(f"parameters file {path} lacks value(s) for: {', '.join(missing)}")
+    return data
+
+
+def load_params(path: str, model: Model) -> dict:
+    """Parameter values from a JSON object ``{name: value}`` (or a training file's ``parameters``)."""
+    data = read_parameter_file(path, [s.name for s in model.parameters])
     try:
         return {k: float(v) for k, v in data.items()}
     except (TypeError, ValueError):

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 
-from ..check import rel_err, smooth_signal
+from ..check import read_parameter_file, rel_err, smooth_signal
 from ..errors import SymglepError
 from .runtime import compile as compile_network
 
@@ -55,18 +55,7 @@ def draw_instance(model, kernels, n: int, batch: int, steps: int, dt: float, rng
 
 def load_array_params(path: str, model) -> dict:
     """``{name: array}`` from a JSON object of numbers and nested lists (or a training file's ``parameters``)."""
-    from ..fileio import read_json_object
-
-    data = read_json_object(path, "parameters file")
-    if isinstance(data.get("parameters"), dict):
-        data = data["parameters"]
-    names = [p.name for p in model.parameters]
-    unknown = [k for k in data if k not in names]
-    if unknown:
-        raise SymglepError(f"parameters file {path} names unknown parameter(s): {', '.join(unknown)}")
-    missing = [k for k in names if k not in data]
-    if missing:
-        raise SymglepError(f"parameters file {path} lacks value(s) for: {', '.join(missing)}")
+    data = read_parameter_file(path, [p.name for p in model.parameters])
     out = {}
     for k, v in data.items():
         try:
