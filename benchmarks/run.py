@@ -637,28 +637,21 @@ def explanations(sym, num, roof, peak, probe):
                 f"{fl} flops per step at n = {r['n']} ({roof['hru']['gradient']['flops']}), almost all in "
                 "the n × n loops — in every force `(A q)_i` and `Aᵀ f′(z)`, in each echo also the rank-one "
                 f"update of ∂V/∂A. The echo runs them at {gf:.2f} GFLOP/s, "
-                f"{gf / peak['one thread']:.0%} of the one-thread FMA peak. The generated `(A q)_i = Σ_j A_ij q_j` "
-                "is a dot product with one accumulator: every add waits for the previous one (IEEE order, which "
-                "LLVM may not change without fast-math), so it neither vectorises nor pipelines — "
-                f"{probe[names[0]]:.2f} GFLOP/s in the probe above, against {probe[names[2]]:.2f} for the "
-                f"column form `Aᵀ g` the template already uses and {probe[names[1]]:.2f} for the same dot product "
-                "with reassociation allowed. Second, f′(z) of log cosh is generated as `sinh(z)/cosh(z)`: two "
-                "scalar libm calls per unit in each of the 3 forces per step, "
-                f"{probe[names[3]]:.0f} ns per unit in the probe against {probe[names[4]]:.0f} ns for one `tanh`. "
-                "At the probe's rates the three row dot products per step (6n² flops) "
-                f"take {6 * r['n'] ** 2 / probe[names[0]] / 1e3:.1f} µs, the transcendentals "
-                f"{3 * r['n'] * probe[names[3]] / 1e3:.1f} µs and the other "
-                f"{fl - 6 * r['n'] ** 2} flops {(fl - 6 * r['n'] ** 2) / probe[names[2]] / 1e3:.1f} µs, of the "
-                f"{r['echo'] / r['K'] * 1e6:.1f} µs per step measured. XLA calls a vectorised matrix–vector product (Eigen) for both "
-                "products and a vectorised approximation of tanh: its BPTT has at least a BPTT's work (the "
-                "generated BPTT counts "
-                f"{roof['hru']['bptt_gradient']['flops']} per step) but does it at a higher rate. Remedies (in "
-                "templates/network, not in this issue): compute `A q` as a column sweep "
-                "(`z += A[:, j] q_j` over a transposed copy, or fused with the Aᵀ sweep), or let LLVM "
-                "reassociate that one reduction (`fastmath={'reassoc'}` on the dot product: the force stays a "
-                "deterministic function of q, so the echo's time reversal is unaffected; the last bits of the "
-                "gradient change); and print f′ of log cosh as `tanh` (one call; SymPy's `simplify` of "
-                "sinh/cosh).")
+                f"{gf / peak['one thread']:.0%} of the one-thread FMA peak. The network kernels already let LLVM "
+                "reassociate sums and fuse products (`fastmath={'reassoc', 'contract'}`: the row dot product "
+                f"`(A q)_i` runs at {probe[names[1]]:.2f} GFLOP/s in the probe above, against "
+                f"{probe[names[0]]:.2f} in strict IEEE order) and call `tanh` once per unit for f′(z) of log cosh "
+                f"({probe[names[4]]:.0f} ns per unit, against {probe[names[3]]:.0f} ns for SymPy's "
+                "`sinh(z)/cosh(z)`). What is left: the echo evaluates the force three times per step (free pass "
+                "and both echoes, each a pass over A for `A q` and one for `Aᵀ f′(z)`) and, in the echoes, the "
+                "rank-one update of ∂V/∂A — four to five sweeps of the n × n matrix per step, each a simple loop "
+                "that streams A once for one vector; XLA's BPTT does its (more) work as Eigen matrix–vector "
+                "kernels (register-blocked over several rows, so each load of q serves several rows) with a "
+                "vectorised tanh. "
+                f"Measured per step: echo {r['echo'] / r['K'] * 1e6:.1f} µs for {fl} flops, JAX "
+                f"{r['jax'] / r['K'] * 1e6:.1f} µs. Remedies (templates/network): fuse the `A q` and `Aᵀ g` "
+                "sweeps of one force into one pass over A, block the row loop by 4 rows, and a vectorised "
+                "tanh (Numba uses SVML when `icc_rt` is installed).")
         slow_chain = [r for r in b1 if r["model"] == "chain" and r["echo"] >= r["jax"]]
         if slow_chain:
             per_step = {(r["n"], r["K"]): r["echo"] / r["K"] * 1e6 for r in b1 if r["model"] == "chain"}
@@ -667,11 +660,13 @@ def explanations(sym, num, roof, peak, probe):
                     f"n = {r['n']}, K = {r['K']}: {r['echo'] / r['jax']:.2f}" for r in slow_chain) + "): the echo "
                 "of one chain step is O(n) work (flops formula above) done in loops over units and edges that "
                 "read and write through the edge list (`q[E[e, 0]]`, `f[E[e, 1]] +=`: indirect, not vectorised), "
-                "at 2–3 GFLOP/s; the JAX version is written, as a JAX user would for a chain, with slices "
-                "(`x[:-1] − x[1:]`) that XLA vectorises. The two are close at n ≥ 64, and the same kernel's time "
-                "per step varies between rows of this run (µs per step: " + ", ".join(
+                "three times per step (free pass and both echoes); the JAX version is written, as a JAX user "
+                "would for a chain, with slices (`x[:-1] − x[1:]`) that XLA vectorises. At n ≤ 64 the fixed cost "
+                "per step dominates and the echo is faster; at n = 256 the unvectorised O(n) loops catch up "
+                "(µs per step of the echo: " + ", ".join(
                     f"n = {n}, K = {k}: {v:.1f}" for (n, k), v in sorted(per_step.items())) +
-                "), which is the machine's load rather than the kernel: compare rows on a quiet machine.")
+                "). Remedy (templates/network): detect a chain-shaped edge list (e, e+1) at run time and use "
+                "contiguous loops the compiler vectorises.")
         b32 = [r for r in num if r["B"] > 1]
         if b32:
             worst = max(b32, key=lambda r: r["echo"] / r["jax"])
