@@ -23,13 +23,6 @@ def _plain(expr) -> str:
     return str(sp.simplify(expr)) if sp.count_ops(expr) < 60 else str(expr)
 
 
-_printer = [_plain]  # how element expressions are written: plain text, or LaTeX while render_latex runs
-
-
-def _s(expr) -> str:
-    return _printer[0](expr)
-
-
 def _rename(model, term: Term, node_map: dict) -> dict:
     """Element symbols of ``term`` re-indexed by ``node_map`` (e.g. swap i and j)."""
     out = {}
@@ -46,38 +39,38 @@ def _reads(expr) -> list:
     return sorted({str(s) for s in expr.free_symbols})
 
 
-def _term_text(term: Term) -> str:
+def _term_text(term: Term, show=_plain) -> str:
     over = ", ".join(str(x) for x in term.user.over)
-    return f"Σ_{{{over}}} {_s(term.phi)}"
+    return f"Σ_{{{over}}} {show(term.phi)}"
 
 
-def force_contributions(model) -> list:
+def force_contributions(model, show=_plain) -> list:
     """``∂V/∂q_i`` term by term, in index form (one string per term and component)."""
     out = []
     for term in model.potential_terms:
         qs = term.q_slots()
         if term.kind == "site":
             for s in qs:
-                out.append(f"{_s(sp.diff(term.phi, s.symbol))}")
+                out.append(f"{show(sp.diff(term.phi, s.symbol))}")
             for s in [x for x in term.slots if x.role == "z"]:
                 A = s.param.name
                 row = model.element_info(s.symbol)[1][0][0]
-                out.append(f"Σ_{row} {A}[{row},i] · ({_s(sp.diff(term.phi, s.symbol))})")
+                out.append(f"Σ_{row} {A}[{row},i] · ({show(sp.diff(term.phi, s.symbol))})")
         elif term.kind == "dense":
             a = [s for s in qs if s.side == 0][0]
             b = [s for s in qs if s.side == 1][0]
             i_, j_ = model.element_info(a.symbol)[1][0][0], model.element_info(b.symbol)[1][0][0]
             d_first = sp.diff(term.phi, a.symbol)
             d_second = sp.diff(term.phi, b.symbol).xreplace(_rename(model, term, {i_: j_, j_: i_}))
-            out.append(f"Σ_{j_} {_s(d_first)}  +  Σ_{j_} {_s(d_second)}")
+            out.append(f"Σ_{j_} {show(d_first)}  +  Σ_{j_} {show(d_second)}")
         else:
             for s in qs:
                 where = "src_e = i" if s.side == 0 else "dst_e = i"
-                out.append(f"Σ_(e: {where}) {_s(sp.diff(term.phi, s.symbol))}   (component {s.comp})")
+                out.append(f"Σ_(e: {where}) {show(sp.diff(term.phi, s.symbol))}   (component {s.comp})")
     return out
 
 
-def learning_rules(model) -> list:
+def learning_rules(model, show=_plain) -> list:
     """For each parameter: ``∂L/∂θ`` of a generic element and what it reads."""
     rules = []
     for p in model.parameters:
@@ -85,13 +78,13 @@ def learning_rules(model) -> list:
         for s in model.kinetic.slots:
             if s.param is p:
                 v = "|q.dot[i]|²" if model.dim > 1 else "q.dot[i]²"
-                pieces.append(f"{_s(sp.diff(model.kinetic.mass, s.symbol) / 2)}·{v}".replace("q.", model.q.name + "."))
+                pieces.append(f"{show(sp.diff(model.kinetic.mass, s.symbol) / 2)}·{v}".replace("q.", model.q.name + "."))
                 reads.add(f"{model.q.name}.dot[i]")
                 element = str(s.symbol)
         for term in model.potential_terms:
             if term.factors is not None and term.factors[0] is p:
                 _, a, b = term.factors
-                pieces.append(f"−({_s(a)})·({_s(b)})")
+                pieces.append(f"−({show(a)})·({show(b)})")
                 reads |= set(_reads(a * b))
                 element = str([s.symbol for s in term.slots if s.role == "pair"][0])
                 continue
@@ -102,16 +95,16 @@ def learning_rules(model) -> list:
                 if s.role in ("z", "w"):
                     row = model.element_info(s.symbol)[1][0][0]
                     vec = model.q.name if s.role == "z" else model.u.name
-                    pieces.append(f"({_s(g)})·{vec}[j]")
+                    pieces.append(f"({show(g)})·{vec}[j]")
                     reads |= set(_reads(g)) | {f"{vec}[j]"}
                     element = f"{p.name}[{row},j]"
                 elif s.role == "scalar":
                     over = ", ".join(str(x) for x in term.user.over)
-                    pieces.append(f"Σ_{{{over}}} {_s(g)}")
+                    pieces.append(f"Σ_{{{over}}} {show(g)}")
                     reads |= set(_reads(g))
                     element = p.name
                 elif s.role in ("node", "pair"):
-                    pieces.append(_s(g))
+                    pieces.append(show(g))
                     reads |= set(_reads(g)) - {str(s.symbol)}
                     element = str(s.symbol)
         element = element or p.name
@@ -130,14 +123,14 @@ def _locality(p, element, reads) -> str:
     return text + " (local)"
 
 
-def derive(model) -> dict:
-    """The index-form derivation as a JSON-ready dict."""
+def derive(model, show=_plain) -> dict:
+    """The index-form derivation as a JSON-ready dict (element expressions written by ``show``)."""
     qn = model.q.name
-    m = _s(model.kinetic.mass)
+    m = show(model.kinetic.mass)
     vec = model.dim > 1
-    V = [_term_text(t) for t in model.potential_terms]
+    V = [_term_text(t, show) for t in model.potential_terms]
     mass_learnable = bool(model.kinetic.slots)
-    el = force_contributions(model)
+    el = force_contributions(model, show)
     return {
         "model": model.name,
         "kind": "array",
@@ -156,7 +149,7 @@ def derive(model) -> dict:
         "time_reversal_note": "L is even in velocity: the kinetic term is quadratic, the potential velocity-free",
         "separable": True,
         "integrator": "leapfrog (Störmer–Verlet), explicit: v = p / m",
-        "learning_rule": learning_rules(model),
+        "learning_rule": learning_rules(model, show),
         "residuals": residuals(model, mass_learnable),
         "element_pieces": element_summary(model),
     }
@@ -274,11 +267,7 @@ def render_latex(model) -> str:
     """The index-form derivation as a LaTeX ``align`` block, prose in ``\\intertext`` (theory §1–§6)."""
     from ..report import _latex_text
 
-    _printer[0] = _latex_expr
-    try:
-        d = derive(model)
-    finally:
-        _printer[0] = _plain
+    d = derive(model, _latex_expr)
     q = element_latex(model.q.name)
     mass = _latex_expr(model.kinetic.mass)
     V = [rf"\sum_{{{_over_latex(t.user.over)}}} {_latex_expr(t.phi)}" for t in model.potential_terms]
