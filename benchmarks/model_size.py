@@ -31,7 +31,7 @@ from sympy.physics.mechanics import dynamicsymbols
 
 import symglep
 from symglep.limits import ENV_VAR, MAX_MODEL_SIZE, model_size
-from symglep.runtime import generate_source
+from symglep.codegen.numba_source import generate_source
 
 try:
     from machine import cpu_name, git_state, load_average

@@ -141,7 +141,7 @@ import json, sys, tempfile, time, os
 sys.path.insert(0, sys.argv[2])
 import derive_pendulum as dp
 import symglep
-from symglep import runtime
+from symglep import cache, runtime
 from symglep.codegen.render import NEWTON_TOL, content_hash, render_numba
 from symglep.discrete import discretise
 n = int(sys.argv[1])
@@ -155,8 +155,8 @@ source = render_numba(scheme, digest, NEWTON_TOL)
 t2 = time.perf_counter()
 with tempfile.TemporaryDirectory() as folder:
     path = os.path.join(folder, "kernels.py")
-    runtime._write_entry(folder, path, source)
-    module = runtime._import(path, digest, True)
+    cache.write_entry(folder, path, source)
+    module = cache.import_kernels(path, digest, True)
     runtime.Kernels(model, module, 0.01, digest).warm_up()
     t3 = time.perf_counter()
 print(json.dumps({"c_derive": t1 - t0, "c_generate": t2 - t1, "c_compile": t3 - t2,

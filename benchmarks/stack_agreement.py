@@ -4,7 +4,8 @@ examples/stack_chain_hru.py (8 sequences, 400 steps); BPTT vs central finite dif
     python benchmarks/stack_agreement.py
 """
 import numpy as np
-from symglep.stack import compile_stack, load_stack, sine_data
+from symglep.stack.runtime import compile_stack
+from symglep.stack.training import load_stack, sine_data
 import os
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

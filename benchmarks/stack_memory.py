@@ -31,7 +31,8 @@ def measure(steps: int, batch: int, repeats: int) -> dict:
     """Run in the child: peak extra MiB and median seconds of the echo and of BPTT."""
     import numpy as np
 
-    from symglep.stack import compile_stack, load_stack
+    from symglep.stack.runtime import compile_stack
+    from symglep.stack.training import load_stack
 
     stack = load_stack(os.path.join(ROOT, "examples", "stack_chain_hru.py"))
     kernels = compile_stack(stack, dt=0.05)

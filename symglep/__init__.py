@@ -9,13 +9,14 @@ __version__ = "0.1.0"
 
 from .derivation import Derivation, derive
 from .errors import DerivationError, ModelError, ModelFileError, SymglepError
-from .loader import load_model
+from .loader import load_model, load_system
 from .model import Model
 from .runtime import Kernels, NoExactRouteError, NotReversibleError, NumericalError, Result
-from .runtime import compile  # noqa: A001 - symglep.compile(model) is the public name
+from .systems import compile  # noqa: A001 - symglep.compile(system) is the public name
 from .tasks import Dataset
 from .training import TrainResult, train
-from .stack import Stack, train_stack  # stacks of units (RHEL's deep models), theory §9
+from .stack import Stack  # stacks of units (RHEL's deep models), theory §9
+from .stack.training import train_stack
 from . import network  # noqa: E402 - array (network) models, docs/networks.md
 
 __all__ = [
@@ -37,6 +38,7 @@ __all__ = [
     "__version__",
     "derive",
     "load_model",
+    "load_system",
     "network",
     "train",
     "train_stack",

@@ -28,7 +28,7 @@ from .derivation import derive
 from .errors import SymglepError
 from .model import Model
 from .runtime import NumericalError
-from .runtime import compile as compile_model
+from .runtime import compile_model
 
 TOLERANCE = 1e-6
 BCS = ("civp", "pfvp", "cbvp")

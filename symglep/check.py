@@ -25,7 +25,7 @@ import numpy as np
 from .errors import SymglepError
 from .fileio import read_json_object
 from .model import Model
-from .runtime import compile as compile_model
+from .runtime import compile_model
 
 ECHO_TOLERANCE = 1e-6
 FD_TOLERANCE = 1e-5

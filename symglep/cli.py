@@ -10,8 +10,11 @@ import sys
 
 import click
 
-from . import __version__
+from . import __version__, commands
+from .command_options import CheckOptions, TrainOptions
 from .errors import SymglepError
+from .fileio import write_atomic
+from .loader import load_system
 
 
 def _one_line(exc: BaseException) -> str:
@@ -56,17 +59,8 @@ def main(ctx, debug):
 MODEL_ARG = click.argument("model_spec", metavar="MODEL")
 
 
-def _is_array(model) -> bool:
-    """An array (network) model: its commands live in symglep.network.commands."""
-    from .network.model import ArrayModel
-
-    return isinstance(model, ArrayModel)
-
-
 def _emit(text: str, output: str | None) -> None:
     if output:
-        from .fileio import write_atomic
-
         write_atomic(output, text)
     else:
         click.echo(text, nl=False)
@@ -82,16 +76,7 @@ def derive(model_spec, fmt, output):
 
     MODEL is a Python file defining `model`, or PATH.py:NAME.
     """
-    from .derivation import derive as derive_model
-    from .loader import load_model
-    from .report import render
-
-    model = load_model(model_spec)
-    if _is_array(model):
-        from .network.commands import derive_report
-
-        return _emit(derive_report(model, fmt), output)
-    _emit(render(derive_model(model), fmt), output)
+    _emit(commands.derive_report(load_system(model_spec), fmt), output)
 
 
 @main.command()
@@ -103,22 +88,7 @@ def derive(model_spec, fmt, output):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE.")
 def residuals(model_spec, bc, fmt, output):
     """Boundary residuals of Lagrangian EP for each boundary condition (theory §2–§3)."""
-    from .boundary import latex_names
-    from .boundary import residuals as boundary_residuals
-    from .derivation import derive as derive_model
-    from .loader import load_model
-    from .residual_report import render
-
-    model = load_model(model_spec)
-    if _is_array(model):
-        from .network.commands import residuals_report
-
-        return _emit(residuals_report(model, bc, fmt), output)
-    derivation = derive_model(model)
-    res = boundary_residuals(derivation)
-    if bc != "all":
-        res = {bc: res[bc]}
-    _emit(render(model, res, fmt, latex_names(derivation)), output)
+    _emit(commands.residuals_report(load_system(model_spec), bc, fmt), output)
 
 
 @main.command()
@@ -134,14 +104,7 @@ def residuals(model_spec, bc, fmt, output):
 @click.option("--force", is_flag=True, help="Overwrite files that symglep did not generate.")
 def generate(model_spec, target, precision, integrator, out_dir, force):
     """Generate the kernels of MODEL (free, echo, gradient, BPTT) into OUT/<model>/<target>/."""
-    from .codegen.output import write_generated
-    from .loader import load_model
-
-    model = load_model(model_spec)
-    if _is_array(model):
-        from .network.commands import write_generated as write_network
-    for path in (write_network if _is_array(model) else write_generated)(model, out_dir, target, integrator,
-                                                                          force, precision):
+    for path in commands.write_generated(load_system(model_spec), out_dir, target, integrator, force, precision):
         click.echo(path)
 
 
@@ -175,39 +138,11 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
     (two-point solve) estimates against their true gradients (theory §3).
     Exits with code 1 when the gradients disagree beyond the printed tolerances.
     """
-    import json
-
-    from .check import load_params, render_text, run_check
-    from .loader import load_model
-
-    model = load_model(model_spec)
-    if _is_array(model):
-        from .network.commands import check as check_network
-
-        if route != "auto" or naive_echo:
-            raise SymglepError("array models have one gradient route (the echo): --route and --naive-echo "
-                               "do not apply")
-
-        report, text = check_network(model, steps, dt, beta, seed, params_file, integrator, tolerance, fmt, bc,
-                                     size, cbvp_steps)
-        click.echo(text, nl=fmt == "json")
-        sys.exit(0 if report["passed"] else 1)
-    if size is not None:
-        raise SymglepError("--size applies to array models only (a scalar model's size is fixed by its file)")
-    params = load_params(params_file, model) if params_file else None
-    if bc is not None:
-        from .bc_check import BCS, run_bc_check
-        from .bc_check import render_text as render_bc
-
-        report = run_bc_check(model, BCS if bc == "all" else (bc,), steps=steps, dt=dt, beta=beta, seed=seed,
-                              params=params, cbvp_steps=min(cbvp_steps, steps), integrator=integrator)
-        click.echo(json.dumps(report, indent=2) if fmt == "json" else render_bc(report), nl=fmt == "json")
-        if not report["passed"]:
-            sys.exit(1)
-        return
-    report = run_check(model, steps=steps, dt=dt, beta=beta, seed=seed, params=params,
-                       integrator=integrator, tolerance=tolerance, route=route, naive_echo=naive_echo)
-    click.echo(json.dumps(report, indent=2) if fmt == "json" else render_text(report), nl=fmt == "json")
+    opts = CheckOptions(steps=steps, dt=dt, beta=beta, seed=seed, params_file=params_file, integrator=integrator,
+                        tolerance=tolerance, fmt=fmt, bc=bc, cbvp_steps=cbvp_steps, route=route,
+                        naive_echo=naive_echo, size=size)
+    report, text = commands.check(load_system(model_spec), opts)
+    click.echo(text, nl=fmt == "json")
     if not report["passed"]:
         sys.exit(1)
 
@@ -244,95 +179,22 @@ def train(model_spec, task, epochs, lr, optimizer, batch, beta, estimator, seed,
 
     Prints the loss before and after, and the learned parameters.
     """
-    from .loader import load_model
-    from .training import train as run_training
-
-    loaded = load_model(model_spec, allow_stack=True)
-    if _is_stack(loaded):  # a stack of units: its own trainer (docs/echo-family.md)
-        return _train_stack(loaded, task=task, epochs=epochs, lr=lr, optimizer=optimizer, batch=batch, beta=beta,
-                            estimator=estimator, seed=seed, dt=dt, integrator=integrator, plot_path=plot_path,
-                            save_path=save_path, resume_path=resume_path, scheduler=scheduler, quiet=quiet,
-                            learn_initial_state=learn_initial_state, freeze_parameters=freeze_parameters)
-    if _is_array(loaded):
-        raise SymglepError("train does not support array models yet; train a network from Python with "
-                           "symglep.compile(model).gradient (docs/networks.md)")
+    opts = TrainOptions(spec=model_spec, task=task, epochs=epochs, lr=lr, optimizer=optimizer, batch=batch,
+                        beta=beta, estimator=estimator, seed=seed, dt=dt, integrator=integrator, plot_path=plot_path,
+                        save_path=save_path, resume_path=resume_path, scheduler=scheduler,
+                        learn_initial_state=learn_initial_state, freeze_parameters=freeze_parameters, quiet=quiet)
+    system = load_system(model_spec)
     if plot_path:
-        from .plotting import pyplot
+        from .plotting import pyplot  # optional extra 'plot'
 
         pyplot()  # fail before training when matplotlib is missing
-    result = run_training(model_spec, task, epochs=epochs, lr=lr, optimizer=optimizer, batch=batch, beta=beta,
-                          estimator=estimator, seed=seed, dt=dt, resume=resume_path, save=save_path,
-                          scheduler=scheduler, progress=not quiet, integrator=integrator,
-                          learn_initial_state=learn_initial_state, freeze_parameters=freeze_parameters)
-    history = result.loss_history
-    first = history[0] if history else result.final_loss
-    click.echo(f"model {result.model}: {result.settings['estimator']} gradient, {result.settings['optimizer']} "
-               f"(lr {result.settings['lr']:g}), {len(history)} epochs, {result.seconds:.1f} s")
-    click.echo(f"loss {first:.6e} -> {result.final_loss:.6e} (x{first / result.final_loss:.3g} lower)"
-               if result.final_loss > 0 else f"loss {first:.6e} -> 0")
-    for name, value in result.parameters.items():
-        click.echo(f"  {name} = {value:.10g}" + (" (fixed)" if freeze_parameters else ""))
-    for key, values in (result.initial_state or {}).items():
-        click.echo(f"  {key} = [{', '.join(f'{v:.10g}' for v in values)}]")
+    lines, histories, title = commands.train(system, opts)
+    for line in lines:
+        click.echo(line)
     if plot_path:
         from .plotting import plot_loss
 
-        plot_loss({result.settings["estimator"]: history}, plot_path, f"{result.model}: {result.settings['task']}")
-    for path in (save_path, plot_path):
-        if path:
-            click.echo(f"wrote {path}")
-
-
-def _is_stack(obj) -> bool:
-    from .stack.model import Stack
-
-    return isinstance(obj, Stack)
-
-
-def _train_stack(stack, *, task, epochs, lr, optimizer, batch, beta, estimator, seed, dt, integrator, plot_path,
-                 save_path, resume_path, scheduler, quiet, learn_initial_state=False, freeze_parameters=False):
-    """``symglep train STACK_FILE``: the sine task, full batch, echo or BPTT (symglep.stack.training)."""
-    import json
-
-    from .fileio import write_atomic
-    from .stack.training import train_stack
-
-    refused = {"--task": task != "sine", "--batch": batch is not None, "--resume": resume_path is not None,
-               "--scheduler": scheduler is not None, "--integrator": integrator == "midpoint",
-               "--estimator echo-one-sided": estimator == "echo-one-sided",
-               "--learn-initial-state": learn_initial_state, "--freeze-parameters": freeze_parameters}
-    bad = [flag for flag, on in refused.items() if on]
-    if bad:
-        raise SymglepError(f"stacks train on the sine task, full batch, by the centred echo or BPTT with "
-                           f"leapfrog units; not supported for a stack: {', '.join(bad)}")
-    if epochs < 1:
-        raise SymglepError("a stack needs --epochs >= 1")
-    if plot_path:
-        from .plotting import pyplot
-
-        pyplot()
-
-    def show(epoch, loss):
-        if not quiet and (epoch % 20 == 0 or epoch == epochs - 1):
-            click.echo(f"epoch {epoch:4d}  loss {loss:.6e}", err=True)
-
-    result = train_stack(stack, epochs=epochs, lr=lr, optimizer=optimizer, seed=seed, beta=beta,
-                         estimator=estimator, dt=dt or 0.05, progress=show)
-    first, last = result.losses[0], result.losses[-1]
-    how = "stacked echo, theory sec. 9" if estimator == "echo" else "BPTT through the stack"
-    click.echo(f"stack {stack.name}: {estimator} gradient ({how}), {optimizer}, "
-               f"{epochs} epochs, {result.info['seconds']:.1f} s")
-    click.echo(f"loss {first:.6e} -> {last:.6e} (x{first / last:.3g} lower)")
-    for name, value in zip(result.names, result.theta):
-        click.echo(f"  {name} = {value:.10g}")
-    if plot_path:
-        from .plotting import plot_loss
-
-        plot_loss({estimator: result.losses}, plot_path, f"{stack.name}: sine")
-    if save_path:
-        write_atomic(save_path, json.dumps({"stack": stack.name, "parameters": dict(zip(result.names,
-                     map(float, result.theta))), "loss_history": result.losses, "settings": result.info},
-                     indent=2) + "\n")
+        plot_loss(histories, plot_path, title)
     for path in (save_path, plot_path):
         if path:
             click.echo(f"wrote {path}")

@@ -15,7 +15,10 @@ import threading
 import numpy as np
 
 from .errors import SymglepError
+from .estimators import sequence_gradients
 from .extras import require
+from .loader import load_model
+from .runtime import compile_model
 
 _KERNELS: dict = {}
 _LOCK = threading.Lock()  # one kernel call at a time per worker process (Numba's default threading layer)
@@ -32,9 +35,6 @@ def connect(address: str, timeout: float = 10):
 
 def _kernels(model, integrator: str):
     """The compiled kernels of ``model`` (a Model or a model file path), once per worker process."""
-    from .loader import load_model
-    from .runtime import compile as compile_model
-
     key = (model if isinstance(model, str) else id(model), integrator)
     if key not in _KERNELS:
         _KERNELS[key] = compile_model(load_model(model) if isinstance(model, str) else model, integrator=integrator)
@@ -42,9 +42,7 @@ def _kernels(model, integrator: str):
 
 
 def chunk_gradients(model, integrator, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0):
-    """Worker task: per-sequence ``(loss, dθ)`` of one chunk (:func:`symglep.training.sequence_gradients`)."""
-    from .training import sequence_gradients
-
+    """Worker task: per-sequence ``(loss, dθ)`` of one chunk (:func:`symglep.estimators.sequence_gradients`)."""
     with _LOCK:
         kernels = _kernels(model, integrator)
         return sequence_gradients(kernels, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0)

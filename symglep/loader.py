@@ -9,6 +9,8 @@ import traceback
 
 from .errors import ModelError, ModelFileError, SymglepError
 from .model import Model
+from .network.model import ArrayModel
+from .stack.model import Stack
 
 
 def split_spec(spec: str) -> tuple[str, str]:
@@ -19,14 +21,13 @@ def split_spec(spec: str) -> tuple[str, str]:
     return path, name
 
 
-def load_model(spec: str, allow_stack: bool = False) -> Model:
-    """Run the model file and return its :class:`~symglep.Model` (or array model, docs/networks.md).
+def load_system(spec: str):
+    """Run a model file and return the system it defines: a :class:`~symglep.Model`, an array
+    model (docs/networks.md) or a :class:`~symglep.Stack` (theory §9).
 
-    With ``allow_stack``, a file that defines no ``model`` but a :class:`~symglep.Stack` named
-    ``stack`` returns the stack (``symglep train``; docs/echo-family.md).
-
-    Every failure raises :class:`ModelFileError` (or the model's own
-    :class:`ModelError`) with a one-line message naming the file.
+    ``path.py`` takes the object named ``model``, or, where the file defines none, ``stack``;
+    ``path.py:NAME`` takes ``NAME``. Every failure raises :class:`ModelFileError` (or the
+    model's own :class:`ModelError`) with a one-line message naming the file.
     """
     path, name = split_spec(str(spec))
     if not os.path.exists(path):
@@ -56,30 +57,24 @@ def load_model(spec: str, allow_stack: bool = False) -> Model:
     finally:
         if sys.path and sys.path[0] == folder:
             del sys.path[0]
-    stack = _stack_instead(namespace, name, path, allow_stack)  # stacks of units (symglep.stack)
-    if stack is not None:
-        return stack
+    if name == "model" and name not in namespace and isinstance(namespace.get("stack"), Stack):
+        name = "stack"
     if name not in namespace:
         raise ModelFileError(f"{path} defines no object named {name!r}")
     obj = namespace[name]
-    from .network.model import ArrayModel
-
-    if not isinstance(obj, (Model, ArrayModel)):
-        raise ModelFileError(f"{name!r} in {path} is a {type(obj).__name__}, not a symglep.Model "
-                             "or symglep.network.ArrayModel")
+    if not isinstance(obj, (Model, ArrayModel, Stack)):
+        raise ModelFileError(f"{name!r} in {path} is a {type(obj).__name__}, not a symglep.Model, "
+                             "symglep.network.ArrayModel or symglep.Stack")
     return obj
 
 
-def _stack_instead(namespace: dict, name: str, path: str, allow_stack: bool):
-    """The file's ``stack`` when it defines no ``model`` (only where ``allow_stack``), else ``None``."""
-    from .stack.model import Stack
-
-    if name != "model" or name in namespace or not isinstance(namespace.get("stack"), Stack):
-        return None
-    if not allow_stack:
-        raise ModelFileError(f"{path} defines a symglep.Stack, not a model: run it with 'symglep train {path}' "
-                             f"or 'python -m symglep.stack train {path}' (docs/echo-family.md)")
-    return namespace["stack"]
+def load_model(spec: str):
+    """The :class:`~symglep.Model` or array model of a model file (:func:`load_system`, stacks refused)."""
+    system = load_system(spec)
+    if isinstance(system, Stack):
+        raise ModelFileError(f"{split_spec(str(spec))[0]} defines a symglep.Stack, not a model: load it with "
+                             "symglep.load_system")
+    return system
 
 
-__all__ = ["load_model", "split_spec", "ModelError"]
+__all__ = ["load_model", "load_system", "split_spec", "ModelError"]

@@ -16,7 +16,10 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
+from .capabilities import Capabilities
+from .dissipation import Rayleigh, caldirola_kanai, uniform_rate
 from .errors import ModelError
+from .legendre import lagrangian_from_hamiltonian
 
 
 def velocity_name(coordinate: str) -> str:
@@ -108,6 +111,10 @@ class Model:
     name:
         Model name (used for generated files and reports).
     """
+
+    capabilities = Capabilities("scalar", {
+        ("check option", "--size"): "a scalar model's size is fixed by its file (--size is for array models)",
+    })
 
     def __init__(
         self,
@@ -288,8 +295,6 @@ class Model:
     def _dissipation(self, dissipation, rewrite: bool) -> None:
         """Set ``rayleigh`` (the declared R or None), ``damping`` (the R left in the dynamics, 0 if none)
         and ``user_lagrangian``; rewrite uniform linear damping into Caldirola–Kanai form (theory §7)."""
-        from .dissipation import Rayleigh, caldirola_kanai, uniform_rate
-
         self.user_lagrangian = self.lagrangian
         self.rayleigh = None
         self.damping = sp.S.Zero
@@ -322,8 +327,6 @@ class Model:
 
         ``L = p·v − H`` with ``p`` solved from ``v = ∂H/∂p``.
         """
-        from .legendre import lagrangian_from_hamiltonian
-
         hamiltonian = _sympify(hamiltonian, "Hamiltonian")
         coordinates = _as_tuple(coordinates, "coordinates")
         momenta = _as_tuple(momenta, "momenta")
@@ -361,6 +364,15 @@ class Model:
                 f"parameters={[s.name for s in self.parameters]})")
 
     def _repr_latex_(self) -> str:
-        from .report import latex_symbol_names
-
         return f"$L = {sp.latex(self.lagrangian, symbol_names=latex_symbol_names(self))}$"
+
+
+def latex_symbol_names(model: Model) -> dict:
+    """LaTeX names: ``q1_dot`` -> ``\\dot{q}_{1}``, ``p_q1`` -> ``p_{q_{1}}``."""
+    names = {}
+    for q, v, a, p in zip(model.q, model.v, model.a, model.p):
+        base = sp.latex(q)
+        names[v] = rf"\dot{{{base}}}"
+        names[a] = rf"\ddot{{{base}}}"
+        names[p] = rf"p_{{{base}}}"
+    return names

@@ -14,7 +14,7 @@ import sympy as sp
 
 from .derivation import Derivation
 from .learning import describe_locality
-from .model import Model
+from .model import Model, latex_symbol_names
 
 FORMATS = ("text", "markdown", "latex", "json")
 
@@ -22,17 +22,6 @@ FORMATS = ("text", "markdown", "latex", "json")
 def expr_str(expr) -> str:
     """A ``parse_expr``-readable string of ``expr``."""
     return sp.sstr(sp.sympify(expr), order="none")
-
-
-def latex_symbol_names(model: Model) -> dict:
-    """LaTeX names: ``q1_dot`` -> ``\\dot{q}_{1}``, ``p_q1`` -> ``p_{q_{1}}``."""
-    names = {}
-    for q, v, a, p in zip(model.q, model.v, model.a, model.p):
-        base = sp.latex(q)
-        names[v] = rf"\dot{{{base}}}"
-        names[a] = rf"\ddot{{{base}}}"
-        names[p] = rf"p_{{{base}}}"
-    return names
 
 
 def to_dict(d: Derivation) -> dict:

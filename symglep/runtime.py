@@ -14,21 +14,17 @@ inputs ``(B, K+1, n_u)``; targets ``(B, K+1, n_y)``. Node ``k`` sits at
 
 from __future__ import annotations
 
-import hashlib
-import importlib.util
-import os
-import re
-import shutil
-import sys
 from dataclasses import dataclass
 
 import numpy as np
 
+from . import cache as kernel_cache
 from . import diagnose
 from .diagnose import NumericalError
 from .errors import SymglepError
-from .fileio import write_atomic
+from .codegen.numba_source import content_hash, generate_source, kernel_options
 from .model import Model
+from .parameter_values import values_by_name
 
 _LOADED: dict = {}
 
@@ -41,157 +37,34 @@ class NoExactRouteError(SymglepError):
     """No exact echo or PFVP rule applies (non-variational dissipation, theory §7)."""
 
 
-def cache_dir(override: str | None = None) -> str:
-    """Folder of compiled kernels (see module docstring)."""
-    if override:
-        return os.path.abspath(override)
-    if os.environ.get("SYMGLEP_CACHE_DIR"):
-        return os.path.abspath(os.environ["SYMGLEP_CACHE_DIR"])
-    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
-    return os.path.join(base, "symglep")
-
-
-HASH_LINE = re.compile(r"^# symglep-hash: ([0-9a-f]{64})$", re.M)
-
-
-def kernel_options(integrator: str, newton_tol: float | None = None) -> dict:
-    """The options that, with the model, key a kernel file (and Numba's cache beside it)."""
-    options = {"integrator": integrator, "slp_vectorize": 1}
-    if newton_tol is not None:
-        options["newton_tol"] = repr(float(newton_tol))
-    return options
-
-
-def generate_source(model: Model, integrator: str = "auto", target: str = "numba", digest: str | None = None,
-                    newton_tol: float | None = None):
-    """Derive, discretise and render; returns ``(source, scheme)``."""
-    from .codegen.render import NEWTON_TOL, content_hash, render_numba
-    from .derivation import derive
-    from .discrete import discretise
-
-    if target != "numba":
-        raise SymglepError(f"unknown target {target!r}; available: numba")
-    if newton_tol is not None and not (np.isfinite(newton_tol) and newton_tol > 0):
-        raise SymglepError(f"newton_tol must be a positive number, got {newton_tol!r}")
-    digest = digest or content_hash(model, target, kernel_options(integrator, newton_tol))
-    scheme = discretise(derive(model), integrator)
-    return render_numba(scheme, digest, NEWTON_TOL if newton_tol is None else newton_tol), scheme
-
-
-def _import(path: str, digest: str, jit: bool = True):
-    """Import the kernel file as a module; ``jit=False`` imports plain Python functions (Numba off)."""
-    name = f"symglep_kernels_{digest[:20]}" + ("" if jit else "_interpreted")
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    from numba.core import config as numba_config
-
-    disabled = numba_config.DISABLE_JIT
-    numba_config.DISABLE_JIT = disabled or not jit
-    try:
-        spec.loader.exec_module(module)
-    except BaseException:
-        del sys.modules[name]
-        raise
-    finally:
-        numba_config.DISABLE_JIT = disabled
-    return module
-
-
-def _checksum(path: str) -> str:
-    with open(path, "rb") as f:
-        return hashlib.sha256(f.read()).hexdigest()
-
-
-def _valid_entry(path: str, digest: str) -> bool:
-    """The cached kernel file exists, is the one for ``digest`` and is intact (its checksum file matches)."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            head = f.read(4096)
-        with open(path + ".sha256", encoding="ascii") as f:
-            recorded = f.read().strip()
-    except (OSError, UnicodeDecodeError):
-        return False
-    found = HASH_LINE.search(head)
-    return bool(found and found.group(1) == digest and recorded == _checksum(path))
-
-
-def _write_entry(folder: str, path: str, source: str) -> None:
-    """Write a cache entry: Numba's files of any older content go, then the source, then its checksum."""
-    shutil.rmtree(os.path.join(folder, "__pycache__"), ignore_errors=True)
-    write_atomic(path, source)
-    write_atomic(path + ".sha256", hashlib.sha256(source.encode("utf-8")).hexdigest() + "\n")
-
-
-def compile(model: Model, target: str = "numba", integrator: str = "auto", dt: float = 0.01,
-            cache: str | None = None, warm: bool = True, newton_tol: float | None = None,
-            jit: bool = True) -> "Kernels":
-    """Compiled kernels of ``model`` (free, echo, gradient, bptt_gradient, nudged, tangent, energy).
+def compile_model(model: Model, target: str = "numba", integrator: str = "auto", dt: float = 0.01,
+                  cache: str | None = None, warm: bool = True, newton_tol: float | None = None,
+                  jit: bool = True) -> "Kernels":
+    """Compiled kernels of a scalar ``model`` (free, echo, gradient, bptt_gradient, nudged, tangent, energy).
 
     ``dt`` is the default step of the returned :class:`Kernels`; every call can override it.
     ``newton_tol`` replaces the midpoint rule's Newton stopping step (default 1e-13, relative to
     ``1 + |q|``, then one polishing iteration); a loose value makes the step map inexact and
     breaks its time reversal, which the failure-mode study measures (docs/experiments).
     With ``warm`` (default) every kernel is compiled (or loaded from Numba's cache) now, under
-    a lock on the cache entry, so concurrent processes never compile the same model twice.
-    A cache entry whose file does not match its checksum (truncated, edited) is rebuilt, and
-    so is one whose Numba cache files cannot be loaded. ``jit=False`` runs the same generated
-    code as plain Python (slow; for debugging and for the fuzz tests).
+    a lock on the cache entry (:func:`symglep.cache.load`), so concurrent processes never compile
+    the same model twice. ``jit=False`` runs the same generated code as plain Python (slow; for
+    debugging and for the fuzz tests).
     """
-    from .codegen.render import content_hash
-
-    from .network.model import ArrayModel
-
-    if isinstance(model, ArrayModel):  # networks: loop kernels with a run-time n (docs/networks.md)
-        from .network.runtime import compile as compile_network
-
-        return compile_network(model, dt=dt, cache=cache, warm=warm, jit=jit)
     if not isinstance(model, Model):
         raise SymglepError(f"compile() needs a symglep.Model, got {type(model).__name__}")
     digest = content_hash(model, target, kernel_options(integrator, newton_tol))
-    key = (digest, bool(jit))
-    if key in _LOADED:
-        return Kernels(model, _LOADED[key], dt, digest)
+    module = kernel_cache.loaded(digest, jit)
+    if module is not None:
+        return Kernels(model, module, dt, digest)
     if not isinstance(dt, (int, float)) or not dt > 0:
         raise SymglepError(f"dt must be a positive number, got {dt!r}")
-    folder = os.path.join(cache_dir(cache), f"{re.sub(r'[^A-Za-z0-9_]', '_', model.name)[:40]}-{digest[:16]}")
-    path = os.path.join(folder, "kernels.py")
-    os.makedirs(folder, exist_ok=True)
-    with _FileLock(folder + ".lock"):  # one process compiles; the others then load from the cache
-        generated = not _valid_entry(path, digest)
-        if generated:
-            source, _ = generate_source(model, integrator, target, digest, newton_tol)
-            _write_entry(folder, path, source)
-        module = _import(path, digest, jit)
-        kernels = Kernels(model, module, dt, digest)
-        kernels.generated_source = generated
-        if warm and jit:
-            try:
-                kernels.warm_up()
-            except Exception as exc:  # Numba's cache files of this entry are unreadable: drop and rebuild
-                if isinstance(exc, SymglepError):
-                    raise
-                shutil.rmtree(os.path.join(folder, "__pycache__"), ignore_errors=True)
-                sys.modules.pop(module.__name__, None)
-                module = _import(path, digest, jit)
-                kernels = Kernels(model, module, dt, digest)
-                kernels.warm_up()
-    _LOADED[key] = module
+    module, generated = kernel_cache.load(
+        model.name, digest, lambda: generate_source(model, integrator, target, digest, newton_tol)[0], cache=cache,
+        jit=jit, warm=(lambda mod: Kernels(model, mod, dt, digest).warm_up()) if warm else None)
+    kernels = Kernels(model, module, dt, digest)
+    kernels.generated_source = generated
     return kernels
-
-
-def values_by_name(params: dict, names: list) -> dict:
-    """``{name: value}`` from a mapping keyed by names or symbols; every name in ``names``, no other."""
-    keys = {getattr(k, "name", k): v for k, v in params.items()}
-    missing = [n for n in names if n not in keys]
-    if missing:
-        raise SymglepError(f"missing parameter value(s): {', '.join(missing)}")
-    extra = [k for k in keys if k not in names]
-    if extra:
-        raise SymglepError(f"unknown parameter(s): {', '.join(map(str, extra))}")
-    return keys
 
 
 def _first(outputs) -> tuple:
@@ -203,33 +76,6 @@ def _require_finite(arr: np.ndarray, name: str) -> None:
     if not np.all(np.isfinite(arr)):
         where = tuple(int(i) for i in np.argwhere(~np.isfinite(arr))[0])
         raise SymglepError(f"{name} holds a non-finite value (first at index {where})")
-
-
-class _FileLock:
-    """An exclusive advisory lock on a file (POSIX ``flock``; a no-op where unavailable)."""
-
-    def __init__(self, path: str):
-        self.path = path
-        self.handle = None
-
-    def __enter__(self):
-        self.handle = open(self.path, "a+")
-        try:
-            import fcntl
-
-            fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX)
-        except (ImportError, OSError):
-            pass
-        return self
-
-    def __exit__(self, *exc):
-        try:
-            import fcntl
-
-            fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
-        except (ImportError, OSError):
-            pass
-        self.handle.close()
 
 
 @dataclass

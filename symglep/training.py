@@ -37,30 +37,19 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .distributed import DaskGradient, connect
 from .errors import SymglepError
+from .estimators import ESTIMATORS, sequence_gradients
+from .check import load_params
 from .fileio import read_json_object, write_atomic
+from .loader import load_model, split_spec
 from .model import Model
 from .optim import make_optimizer
+from .runtime import compile_model
 from .tasks import Dataset, SineTask, TargetTask, draw_parameters, load_npz, sine_task, target_task
 
-ESTIMATORS = ("echo", "echo-one-sided", "bptt")
 FORMAT = "symglep-train/1"
 DEFAULT_EPOCHS = 100
-
-
-def sequence_gradients(kernels, estimator: str, beta: float, theta, u, y, q0, x0, start_velocity: bool,
-                       dt: float, t0: float = 0.0, with_start: bool = False) -> tuple:
-    """Per-sequence ``(loss (b,), dθ (b, n_θ))`` of one batch by ``estimator`` (theory §5, §8);
-    ``with_start`` adds ``dC/dq0`` and ``dC/dp0`` (or ``dC/dv0``), each ``(b, n)``."""
-    start = {"v0" if start_velocity else "p0": x0}
-    if estimator == "bptt":
-        r = kernels.bptt_gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, **start)
-    else:
-        r = kernels.gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, beta=beta,
-                             centred=estimator == "echo", **start)
-    if with_start:
-        return r.loss, r.dtheta, r.dq0, r.dx0
-    return r.loss, r.dtheta
 
 
 class LocalGradient:
@@ -157,8 +146,6 @@ def _resume_state(resume, model: Model) -> TrainResult:
         if data.get("format") == FORMAT:
             state = TrainResult.load(str(resume))
         else:
-            from .check import load_params
-
             params = load_params(str(resume), model)
             names = [s.name for s in model.parameters]
             state = TrainResult(model.name, names, np.array([params[n] for n in names]), [], math.nan, {})
@@ -203,8 +190,6 @@ def _as_model(model) -> tuple[Model, str | None]:
     if isinstance(model, Model):
         return model, None
     if isinstance(model, str):
-        from .loader import load_model, split_spec
-
         path, name = split_spec(model)
         return load_model(model), f"{os.path.abspath(path)}:{name}"  # workers may run in another folder
     raise SymglepError(f"train() needs a symglep.Model or a model file path, got {type(model).__name__}")
@@ -246,8 +231,6 @@ def _resumed_start(state: "TrainResult", data: Dataset, n: int):
 def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume,
              learn_start, learn_theta):
     """Kernels, data set, start parameters and initial state, history, optimiser and gradient evaluator."""
-    from .runtime import compile as compile_model
-
     default_dt = TargetTask.dt if task == "target" or isinstance(task, TargetTask) else SineTask.dt
     kernels = compile_model(model, integrator=integrator, dt=dt or default_dt, cache=cache)
     if estimator != "bptt":
@@ -267,8 +250,6 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
     else:
         theta = kernels.theta(start if start is not None else draw_parameters(model, np.random.default_rng(seed)))
     if client is not None:
-        from .distributed import DaskGradient
-
         grad = DaskGradient(client, spec if spec is not None else model, integrator, data, estimator, beta)
     else:
         grad = LocalGradient(kernels, data, estimator, beta)
@@ -309,8 +290,6 @@ def train(model, task="sine", *, epochs: int | None = None, lr: float | None = N
     learn_theta = not freeze_parameters
     client = None
     if scheduler:
-        from .distributed import connect
-
         client = connect(scheduler)  # fail fast (missing extra, unreachable address) before compiling
     try:
         kernels, data, theta, initial, history, opt, grad = _prepare(

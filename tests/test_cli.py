@@ -336,12 +336,12 @@ def test_missing_file_debug(tmp_path):
 
 
 def test_internal_error_is_one_line_exit_1(monkeypatch):
-    import symglep.derivation
+    import symglep.scalar_commands
 
     def explode(model):
         raise RuntimeError("unexpected\nfailure")
 
-    monkeypatch.setattr(symglep.derivation, "derive", explode)
+    monkeypatch.setattr(symglep.scalar_commands, "derive", explode)
     result = invoke("derive", ROOT / "examples" / "harmonic_oscillator.py")
     out, err = _streams(result)
     assert result.exit_code == 1

@@ -16,7 +16,7 @@ from sympy.physics.mechanics import dynamicsymbols
 import symglep
 from symglep.cli import main
 from symglep.codegen.names import Namer, encode, identifier, safe_comment
-from symglep.runtime import generate_source
+from symglep.codegen.numba_source import generate_source
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith(("network_", "stack_")))  # arrays: test_networks.py; stacks: test_stack.py

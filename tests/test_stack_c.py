@@ -13,7 +13,8 @@ import pytest
 from c_harness import EXTRA, STRICT, compile_c, relative_error
 from test_c_kernels import COMPILER_SUPPORT, CORTEX_M4, MATH_FUNCTIONS, toolchains  # noqa: F401 (fixture)
 from symglep.codegen.c_printer import c_api_prefix
-from symglep.stack import compile_stack, load_stack, sine_data
+from symglep.stack.runtime import compile_stack
+from symglep.stack.training import load_stack, sine_data
 from symglep.stack.codegen_c import render_stack_c, write_stack_c
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]

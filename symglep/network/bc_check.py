@@ -12,8 +12,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..bc_check import render_text as render_scalar
+from ..bc_check import run_bc_check as run_scalar
 from ..errors import SymglepError
-from .expand import _flat_names, expand
+from .expand import expand, flat_names
 
 DEFAULT_UNITS = 3
 MAX_UNITS = 8  # the expansion grows like n² for a dense matrix: keep the scalar model small
@@ -29,14 +31,12 @@ def _flat_params(model, params: dict, n: int) -> dict:
         arr = np.asarray(params[p.name], dtype=np.float64)
         if arr.shape != shape:
             raise SymglepError(f"parameter {p.name} must have shape {shape} at n = {n} units, got {arr.shape}")
-        out.update(zip(_flat_names(p, shape), arr.reshape(-1).tolist()))
+        out.update(zip(flat_names(p, shape), arr.reshape(-1).tolist()))
     return out
 
 
 def run_bc_check(model, bcs, n: int | None = None, params: dict | None = None, **options) -> dict:
     """The scalar ``run_bc_check`` of ``model`` expanded at ``n`` units (default 3)."""
-    from ..bc_check import run_bc_check as run_scalar
-
     n = DEFAULT_UNITS if n is None else n
     if not 2 <= n <= MAX_UNITS:
         raise SymglepError(f"check --bc expands an array model element by element: --size must be between 2 "
@@ -50,8 +50,6 @@ def run_bc_check(model, bcs, n: int | None = None, params: dict | None = None, *
 
 
 def render_text(report: dict) -> str:
-    from ..bc_check import render_text as render_scalar
-
     head = (f"array model {report['array_model']} expanded element by element at n = {report['units']} units "
             f"(the CIVP tangent and the CBVP solve have no loop kernels; the residuals do not depend on n)\n")
     return head + render_scalar(report)

@@ -14,7 +14,7 @@ import numpy as np
 
 from ..check import read_parameter_file, rel_err, smooth_signal
 from ..errors import SymglepError
-from .runtime import compile as compile_network
+from .runtime import compile_array_model as compile_network
 
 FD_ENTRIES = 6
 

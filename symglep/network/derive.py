@@ -15,7 +15,7 @@ import re
 import sympy as sp
 
 from ..errors import SymglepError
-from .model import Parameter
+from .arrays import Parameter
 from .terms import Term
 
 

@@ -13,10 +13,10 @@ import sympy as sp
 from sympy.physics.mechanics import dynamicsymbols
 
 from ..model import Model
-from .model import Coordinates, Edges, Inputs, MatVec, Parameter, Targets, _Element, r
+from .arrays import Coordinates, Edges, Element, Inputs, MatVec, Parameter, Targets, r
 
 
-def _flat_names(p, shape) -> list:
+def flat_names(p, shape) -> list:
     if not shape:
         return [p.name]
     return [p.name + "_" + "_".join(map(str, idx)) for idx in np.ndindex(*shape)]
@@ -37,7 +37,7 @@ def expand(model, n: int, m: int | None = None, n_y: int | None = None, edges=No
     for p in model.parameters:
         if isinstance(p, Parameter):
             shape = model.parameter_shape(p, n, m, len(E))
-            syms = [sp.Symbol(name, real=True, positive=p.positive or None) for name in _flat_names(p, shape)]
+            syms = [sp.Symbol(name, real=True, positive=p.positive or None) for name in flat_names(p, shape)]
             scal[p.name] = np.array(syms, dtype=object).reshape(shape)
             flat += syms
         else:
@@ -60,7 +60,7 @@ def expand(model, n: int, m: int | None = None, n_y: int | None = None, edges=No
         return scal[array.name][tuple(assign[x] for x in index)]
 
     def instance(expr, assign):
-        return expr.xreplace({s: concrete(s, assign) for s in expr.free_symbols if isinstance(s, _Element)})
+        return expr.xreplace({s: concrete(s, assign) for s in expr.free_symbols if isinstance(s, Element)})
 
     parts = []
     for term in model.terms:
@@ -82,7 +82,7 @@ def expand(model, n: int, m: int | None = None, n_y: int | None = None, edges=No
         expr = model.cost.sign * model.cost.expr
         subs = {}
         for s in expr.free_symbols:
-            if isinstance(s, _Element):
+            if isinstance(s, Element):
                 subs[s] = concrete(s, {r: unit}) if isinstance(model.element_info(s)[0], Coordinates) else ys[pos]
         costs.append(expr.xreplace(subs))
     lagrangian, cost = sp.Add(*parts), sp.Add(*costs)

@@ -20,7 +20,7 @@ from ..codegen.printer import NumbaPrinter, common_subexpressions
 from ..codegen.render import environment, template_dir
 from .elements import Piece, kinetic_pieces, readout_pieces, term_pieces
 
-GENERATORS = ("network/model.py", "network/terms.py", "network/elements.py", "network/render.py")
+GENERATORS = ("network/arrays.py", "network/model.py", "network/terms.py", "network/elements.py", "network/render.py")
 
 
 def element_function(piece: Piece) -> str:

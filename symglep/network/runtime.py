@@ -12,18 +12,16 @@ momentum ``p0`` (no velocity-start correction is needed, theory §3).
 
 from __future__ import annotations
 
-import os
-import re
 from dataclasses import dataclass
 
 import numpy as np
 
-from .. import runtime as base
+from .. import cache as kernel_cache
+from ..diagnose import NumericalError
 from ..errors import SymglepError
+from ..parameter_values import values_by_name
 from .model import ArrayModel
-
-_LOADED: dict = {}
-
+from .render import content_hash, render_network
 
 def kernel_options() -> dict:
     return {"integrator": "leapfrog", "target": "numba-network"}
@@ -31,37 +29,22 @@ def kernel_options() -> dict:
 
 def generate_source(model: ArrayModel, digest: str | None = None) -> str:
     """The kernel module of ``model`` (derive once, print, render)."""
-    from .render import content_hash, render_network
-
     return render_network(model, digest or content_hash(model, kernel_options()))
 
 
-def compile(model: ArrayModel, dt: float = 0.01, cache: str | None = None, warm: bool = True,
-            jit: bool = True) -> "NetworkKernels":
-    """Compiled kernels of an array model, cached on disk (same conventions as ``symglep.compile``)."""
-    from .render import content_hash
-
+def compile_array_model(model: ArrayModel, dt: float = 0.01, cache: str | None = None, warm: bool = True,
+                        jit: bool = True) -> "NetworkKernels":
+    """Compiled kernels of an array model, cached on disk (:func:`symglep.cache.load`, as scalar models)."""
     if not isinstance(model, ArrayModel):
         raise SymglepError(f"expected a symglep.network.ArrayModel, got {type(model).__name__}")
     if not isinstance(dt, (int, float)) or not dt > 0:
         raise SymglepError(f"dt must be a positive number, got {dt!r}")
     digest = content_hash(model, kernel_options())
-    key = (digest, bool(jit))
-    if key in _LOADED:
-        return NetworkKernels(model, _LOADED[key], dt)
-    folder = os.path.join(base.cache_dir(cache), f"{re.sub(r'[^A-Za-z0-9_]', '_', model.name)[:40]}-{digest[:16]}")
-    path = os.path.join(folder, "kernels.py")
-    os.makedirs(folder, exist_ok=True)
-    with base._FileLock(folder + ".lock"):
-        generated = not base._valid_entry(path, digest)
-        if generated:
-            base._write_entry(folder, path, generate_source(model, digest))
-        module = base._import(path, digest, jit)
-        kernels = NetworkKernels(model, module, dt)
-        kernels.generated_source = generated
-        if warm and jit:
-            kernels.warm_up()
-    _LOADED[key] = module
+    module, generated = kernel_cache.load(model.name, digest, lambda: generate_source(model, digest), cache=cache,
+                                          jit=jit, warm=(lambda mod: NetworkKernels(model, mod, dt).warm_up())
+                                          if warm else None)
+    kernels = NetworkKernels(model, module, dt)
+    kernels.generated_source = generated
     return kernels
 
 
@@ -105,7 +88,7 @@ class NetworkKernels:
         """``(th, off)``: the parameters flattened in declaration order, and their offsets."""
         if not isinstance(theta, dict):
             raise SymglepError("parameters of an array model are given as {name: array}")
-        keys = base.values_by_name(theta, [p.name for p in self.model.parameters])
+        keys = values_by_name(theta, [p.name for p in self.model.parameters])
         parts, off, pos = [], [], 0
         for p in self.model.parameters:
             shape = self.model.parameter_shape(p, n, m, ne)
@@ -230,6 +213,4 @@ class NetworkKernels:
 def _finite(outputs, what: str) -> None:
     for a in outputs:
         if not np.all(np.isfinite(a)):
-            from ..diagnose import NumericalError
-
             raise NumericalError(f"{what}: a non-finite value appeared (reduce dt or the parameter scale)")

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..errors import ModelError
-from .model import NODE_INDICES, Coordinates, Edges, Inputs, MatVec, Parameter, Targets, _Element, r
+from .arrays import NODE_INDICES, Coordinates, Edges, Inputs, MatVec, Parameter, Targets, Element, r
 
 
 def _lam(name: str):
@@ -110,7 +110,7 @@ def _slots_for(model, expr, sides: dict, edge: Edges | None, what: str, allow_ve
     """Classify every free symbol of ``expr``; ``sides`` maps an index symbol to its side (0 or 1)."""
     slots, matq, matu = [], None, None
     for sym in sorted(expr.free_symbols, key=lambda s: s.name):
-        if not isinstance(sym, _Element):
+        if not isinstance(sym, Element):
             slot = _scalar_slot(model, sym)
             if slot is not None:
                 slots.append(slot)
@@ -245,7 +245,7 @@ def classify(model):
     expr = cost.sign * cost.expr.xreplace(model.constants)
     slots = []
     for sym in sorted(expr.free_symbols, key=lambda s: s.name):
-        if not isinstance(sym, _Element):
+        if not isinstance(sym, Element):
             raise ModelError(f"symbol {sym} in the cost is not a constant; parameters may not enter the cost")
         array, (index, suffix) = model.element_info(sym)
         if isinstance(array, Coordinates) and not suffix and index[0] == r:

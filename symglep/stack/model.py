@@ -23,6 +23,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
+from ..capabilities import Capabilities
 from ..errors import ModelError
 from ..model import Model
 
@@ -121,6 +122,30 @@ class Stack:
     name:
         Used for the generated files and the kernel cache.
     """
+
+    capabilities = Capabilities("stack", {
+        ("command", "check --bc"): "the boundary-condition estimators run on single models; run "
+                                   "'symglep check UNIT.py --bc ...' on a unit (each unit's start is fixed in "
+                                   "momentum, so the stacked echo leaves no residual, theory §9)",
+        ("integrator", "midpoint"): "the stacked echo steps its units by leapfrog (separable units, theory §9)",
+        ("start", "velocity"): "stack units start from momenta (q0, p0)",
+        ("cost", "terminal"): "stacks take a running cost on the top unit only (terminal costs: theory §10, "
+                              "single models)",
+        ("route", "flipped_echo"): "the stacked echo needs the plain echo of every unit (reversible units)",
+        ("route", "digital_pfvp"): "the stacked echo needs the plain echo of every unit (reversible units)",
+        ("route", "naive_echo"): "stack units are time-reversible: the stacked echo is exact, never naive",
+        ("estimator", "echo-one-sided"): "the stacked echo is centred (each unit's ±β echoes, theory §9)",
+        ("check option", "--size"): "a stack's size is fixed by its units (--size is for array models)",
+        ("check option", "--route"): "a stack has one exact gradient route, the stacked echo (theory §9)",
+        ("check option", "--naive-echo"): "stack units are time-reversible: the stacked echo is exact",
+        ("train option", "--task target"): "not built yet for stacks (issue #16): stacks train on the sine task",
+        ("train option", "--task DATA.npz"): "not built yet for stacks (issue #16): stacks train on the sine task",
+        ("train option", "--batch"): "not built yet for stacks (issue #16): stacks train full batch",
+        ("train option", "--resume"): "not built yet for stacks (issue #16)",
+        ("train option", "--scheduler"): "not built yet for stacks (issue #16)",
+        ("train option", "--learn-initial-state"): "not built yet for stacks (issue #16)",
+        ("train option", "--freeze-parameters"): "not built yet for stacks (issue #16)",
+    })
 
     def __init__(self, units, readouts, activations=None, name: str = "stack"):
         units = list(units)
@@ -235,19 +260,6 @@ class Stack:
             parts.append(list(rng.normal(0.0, 1.0 / np.sqrt(nr), len(lk.weights))))
             parts.append(list(rng.normal(0.0, 0.1, len(lk.bias))))
         return np.array([v for p in parts for v in p], dtype=np.float64)
-
-    # -- code ------------------------------------------------------------------
-    def source(self) -> str:
-        """The generated kernel module (deterministic)."""
-        from .codegen import render_stack
-
-        return render_stack(self)
-
-    def compile(self, dt: float = 0.05, cache: str | None = None):
-        """The compiled kernels (:func:`symglep.stack.runtime.compile_stack`)."""
-        from .runtime import compile_stack
-
-        return compile_stack(self, dt=dt, cache=cache)
 
     def __repr__(self) -> str:
         return f"Stack({self.name!r}: {' -> '.join(u.name for u in self.units)})"

@@ -7,35 +7,20 @@ and the generators.
 
 from __future__ import annotations
 
-import os
-
 import numpy as np
 
+from .. import cache as kernel_cache
 from ..errors import SymglepError
+from .codegen import render_stack, stack_hash
 from .model import Stack
 
 
-_LOADED: dict = {}
-
-
-def compile_stack(stack: Stack, dt: float = 0.05, cache: str | None = None) -> "StackKernels":
-    """Generate (or find in the kernel cache) and import the stack's Numba module (as ``symglep.compile``)."""
-    from ..runtime import _FileLock, _import, _valid_entry, _write_entry, cache_dir
-    from .codegen import render_stack, stack_hash
-
+def compile_stack(stack: Stack, dt: float = 0.05, cache: str | None = None, jit: bool = True) -> "StackKernels":
+    """Generate (or find in the kernel cache) and import the stack's Numba module (:func:`symglep.cache.load`)."""
     digest = stack_hash(stack)
-    if digest not in _LOADED:
-        folder = os.path.join(cache_dir(cache), f"stack_{stack.name[:40]}-{digest[:16]}")
-        path = os.path.join(folder, "kernels.py")
-        os.makedirs(folder, exist_ok=True)
-        with _FileLock(folder + ".lock"):
-            if not _valid_entry(path, digest):
-                _write_entry(folder, path, render_stack(stack, digest))
-            module = _import(path, digest)
-            kernels = StackKernels(stack, module, dt)
-            kernels.warm_up()
-        _LOADED[digest] = module
-    return StackKernels(stack, _LOADED[digest], dt)
+    module, _ = kernel_cache.load(f"stack_{stack.name}", digest, lambda: render_stack(stack, digest), cache=cache,
+                                  jit=jit, warm=lambda mod: StackKernels(stack, mod, dt).warm_up())
+    return StackKernels(stack, module, dt)
 
 
 class StackKernels:

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-import os
+import json
+import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..errors import SymglepError
+from ..command_options import TrainOptions
+from ..errors import ModelFileError, SymglepError
+from ..fileio import write_atomic
+from ..loader import load_system, split_spec
+from ..optim import make_optimizer
+from ..tasks import readout_map
 from .model import Stack
 from .runtime import StackKernels, compile_stack
 
@@ -32,8 +39,6 @@ def sine_data(stack: Stack, kernels: StackKernels, seed: int = 0, sequences: int
     """The ``sine`` task for a stack (as ``symglep.tasks``): a sine drive with a random phase per
     sequence; the targets are what a teacher stack (parameters drawn from the seed) puts on the top
     unit's readout (``∂c/∂y = 0``). Returns ``(x, y, start parameters, teacher parameters)``."""
-    from ..tasks import readout_map
-
     top = stack.units[-1]
     readout = readout_map(top)
     rng = np.random.default_rng(seed)
@@ -57,10 +62,6 @@ def train_stack(stack: Stack, epochs: int = 400, lr: float | None = 0.05, seed: 
                 progress=None, cache: str | None = None, optimizer: str = "adam") -> StackTrainResult:
     """Train ``stack`` on the sine task, full batch (Adam by default; ``lr=None``: the optimiser's
     default); ``estimator`` ``echo`` (the stacked echo, theory §9) or ``bptt``."""
-    import time
-
-    from ..optim import make_optimizer
-
     if estimator not in ("echo", "bptt"):
         raise SymglepError(f"unknown estimator {estimator!r}; choose echo or bptt")
     if not (isinstance(epochs, int) and epochs >= 1):
@@ -90,21 +91,35 @@ def train_stack(stack: Stack, epochs: int = 400, lr: float | None = 0.05, seed: 
 
 def load_stack(spec: str, name: str = "stack") -> Stack:
     """Run a model file and return its ``stack`` object (``path.py:NAME`` picks another name)."""
-    import runpy
-
-    from ..errors import ModelFileError
-    from ..loader import split_spec
-
     path, obj = split_spec(spec)
-    obj = obj if ":" in str(spec) else name
-    if not os.path.isfile(path):
-        raise ModelFileError(f"model file not found: {path}")
-    try:
-        namespace = runpy.run_path(path, run_name="__symglep_model__")
-    except SymglepError as exc:
-        raise type(exc)(f"{path}: {exc}") from exc
-    except Exception as exc:
-        raise ModelFileError(f"{path} raised {type(exc).__name__}: {exc}") from exc
-    if not isinstance(namespace.get(obj), Stack):
-        raise ModelFileError(f"{path} defines no symglep.Stack named {obj!r}")
-    return namespace[obj]
+    system = load_system(f"{path}:{obj if ':' in str(spec) else name}")
+    if not isinstance(system, Stack):
+        raise ModelFileError(f"{path}: {obj if ':' in str(spec) else name!r} is a {type(system).__name__}, "
+                             "not a symglep.Stack")
+    return system
+
+
+def train_command(stack: Stack, opts: TrainOptions) -> tuple:
+    """``symglep train STACK_FILE``: the sine task, full batch, by the stacked echo or BPTT
+    (options a stack does not serve are refused by its capabilities first); returns
+    ``(lines to print, {label: loss history}, plot title)`` and writes ``--save``."""
+    if opts.epochs < 1:
+        raise SymglepError("a stack needs --epochs >= 1")
+
+    def show(epoch, loss):
+        if not opts.quiet and (epoch % 20 == 0 or epoch == opts.epochs - 1):
+            print(f"epoch {epoch:4d}  loss {loss:.6e}", file=sys.stderr, flush=True)
+
+    result = train_stack(stack, epochs=opts.epochs, lr=opts.lr, optimizer=opts.optimizer, seed=opts.seed,
+                         beta=opts.beta, estimator=opts.estimator, dt=opts.dt or 0.05, progress=show)
+    first, last = result.losses[0], result.losses[-1]
+    how = "stacked echo, theory sec. 9" if opts.estimator == "echo" else "BPTT through the stack"
+    lines = [f"stack {stack.name}: {opts.estimator} gradient ({how}), {opts.optimizer}, "
+             f"{opts.epochs} epochs, {result.info['seconds']:.1f} s",
+             f"loss {first:.6e} -> {last:.6e} (x{first / last:.3g} lower)"]
+    lines += [f"  {name} = {value:.10g}" for name, value in zip(result.names, result.theta)]
+    if opts.save_path:
+        write_atomic(opts.save_path, json.dumps({"stack": stack.name, "parameters": dict(zip(result.names,
+                     map(float, result.theta))), "loss_history": result.losses, "settings": result.info},
+                     indent=2) + "\n")
+    return lines, {opts.estimator: result.losses}, f"{stack.name}: sine"

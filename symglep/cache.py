@@ -1,0 +1,168 @@
+"""The kernel cache: generated modules in real files, keyed by their content hash.
+
+Every kind of system (scalar model, array model, stack) compiles through
+:func:`load`: the module lives in ``<cache>/<label>-<hash16>/kernels.py`` (a real
+file, so Numba's ``cache=True`` keeps its machine code beside it) with a
+``kernels.py.sha256`` checksum. The folder defaults to ``$SYMGLEP_CACHE_DIR``,
+else ``$XDG_CACHE_HOME/symglep``, else ``~/.cache/symglep``.
+
+Protections (docs/robustness.md): an entry whose file does not match its hash
+line or its checksum (truncated, edited) is rebuilt; Numba cache files that
+cannot be loaded are dropped and recompiled; one process at a time builds an
+entry (a lock file beside it), the others wait and load what it wrote.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib.util
+import os
+import re
+import shutil
+import sys
+from typing import Callable
+
+from .errors import SymglepError
+from .fileio import write_atomic
+
+try:  # POSIX advisory locks; elsewhere the lock is a no-op
+    import fcntl
+except ImportError:  # pragma: no cover - not POSIX
+    fcntl = None
+
+HASH_LINE = re.compile(r"^# symglep-hash: ([0-9a-f]{64})$", re.M)
+
+_LOADED: dict = {}   # (digest, jit) -> imported module, for this process
+
+
+def cache_dir(override: str | None = None) -> str:
+    """Folder of compiled kernels (see module docstring)."""
+    if override:
+        return os.path.abspath(override)
+    if os.environ.get("SYMGLEP_CACHE_DIR"):
+        return os.path.abspath(os.environ["SYMGLEP_CACHE_DIR"])
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
+    return os.path.join(base, "symglep")
+
+
+def entry_folder(label: str, digest: str, cache: str | None = None) -> str:
+    """``<cache>/<label>-<hash16>``, the label reduced to at most 40 identifier characters."""
+    return os.path.join(cache_dir(cache), f"{re.sub(r'[^A-Za-z0-9_]', '_', label)[:40]}-{digest[:16]}")
+
+
+class FileLock:
+    """An exclusive advisory lock on a file (POSIX ``flock``; a no-op where unavailable)."""
+
+    def __init__(self, path: str):
+        self.path = path
+        self.handle = None
+
+    def __enter__(self):
+        self.handle = open(self.path, "a+")
+        if fcntl is not None:
+            try:
+                fcntl.flock(self.handle.fileno(), fcntl.LOCK_EX)
+            except OSError:
+                pass
+        return self
+
+    def __exit__(self, *exc):
+        if fcntl is not None:
+            try:
+                fcntl.flock(self.handle.fileno(), fcntl.LOCK_UN)
+            except OSError:
+                pass
+        self.handle.close()
+
+
+def file_checksum(path: str) -> str:
+    """SHA-256 of a file's bytes."""
+    with open(path, "rb") as f:
+        return hashlib.sha256(f.read()).hexdigest()
+
+
+def valid_entry(path: str, digest: str) -> bool:
+    """The cached kernel file exists, is the one for ``digest`` and is intact (its checksum file matches)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            head = f.read(4096)
+        with open(path + ".sha256", encoding="ascii") as f:
+            recorded = f.read().strip()
+    except (OSError, UnicodeDecodeError):
+        return False
+    found = HASH_LINE.search(head)
+    return bool(found and found.group(1) == digest and recorded == file_checksum(path))
+
+
+def write_entry(folder: str, path: str, source: str) -> None:
+    """Write a cache entry: Numba's files of any older content go, then the source, then its checksum."""
+    shutil.rmtree(os.path.join(folder, "__pycache__"), ignore_errors=True)
+    write_atomic(path, source)
+    write_atomic(path + ".sha256", hashlib.sha256(source.encode("utf-8")).hexdigest() + "\n")
+
+
+def import_kernels(path: str, digest: str, jit: bool = True):
+    """Import a kernel file as a module; ``jit=False`` imports plain Python functions (Numba off)."""
+    from numba.core import config as numba_config  # heavy: only when kernels are loaded
+
+    name = f"symglep_kernels_{digest[:20]}" + ("" if jit else "_interpreted")
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    disabled = numba_config.DISABLE_JIT
+    numba_config.DISABLE_JIT = disabled or not jit
+    try:
+        spec.loader.exec_module(module)
+    except BaseException:
+        del sys.modules[name]
+        raise
+    finally:
+        numba_config.DISABLE_JIT = disabled
+    return module
+
+
+def loaded(digest: str, jit: bool = True):
+    """The module of ``digest`` if this process has loaded it, else ``None``."""
+    return _LOADED.get((digest, bool(jit)))
+
+
+def forget_loaded() -> None:
+    """Forget the modules loaded by this process (the next :func:`load` reads the cache again)."""
+    _LOADED.clear()
+
+
+def load(label: str, digest: str, render: Callable[[], str], cache: str | None = None, jit: bool = True,
+         warm: Callable | None = None) -> tuple:
+    """``(module, generated)``: the kernel module of ``digest``, built with ``render()`` when the
+    cache has no intact entry (``generated`` is then True).
+
+    ``warm(module)`` compiles the kernels under the entry's lock (so concurrent processes never
+    compile the same module twice); if it fails on Numba cache files that cannot be loaded, they
+    are dropped and the module is imported and warmed again. A module this process loaded
+    before is returned at once (``generated`` False) and not warmed again.
+    """
+    key = (digest, bool(jit))
+    if key in _LOADED:
+        return _LOADED[key], False
+    folder = entry_folder(label, digest, cache)
+    path = os.path.join(folder, "kernels.py")
+    os.makedirs(folder, exist_ok=True)
+    with FileLock(folder + ".lock"):
+        generated = not valid_entry(path, digest)
+        if generated:
+            write_entry(folder, path, render())
+        module = import_kernels(path, digest, jit)
+        if warm is not None and jit:
+            try:
+                warm(module)
+            except Exception as exc:  # Numba's cache files of this entry are unreadable: drop and rebuild
+                if isinstance(exc, SymglepError):
+                    raise
+                shutil.rmtree(os.path.join(folder, "__pycache__"), ignore_errors=True)
+                sys.modules.pop(module.__name__, None)
+                module = import_kernels(path, digest, jit)
+                warm(module)
+    _LOADED[key] = module
+    return module, generated

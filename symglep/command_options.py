@@ -1,0 +1,59 @@
+"""The options of ``symglep check`` and ``symglep train``, as every kind of system receives them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class CheckOptions:
+    """``symglep check`` (see its ``--help``); ``bc`` set means the boundary-condition check."""
+
+    steps: int = 1000
+    dt: float = 0.01
+    beta: float = 1e-4
+    seed: int = 0
+    params_file: str | None = None
+    integrator: str = "auto"
+    tolerance: float = 1e-6
+    fmt: str = "text"
+    bc: str | None = None
+    cbvp_steps: int = 40
+    route: str = "auto"
+    naive_echo: bool = False
+    size: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainOptions:
+    """``symglep train`` (see its ``--help``)."""
+
+    spec: str
+    task: str = "sine"
+    epochs: int = 100
+    lr: float | None = None
+    optimizer: str = "adam"
+    batch: int | None = None
+    beta: float = 1e-4
+    estimator: str = "echo"
+    seed: int = 0
+    dt: float | None = None
+    integrator: str = "auto"
+    plot_path: str | None = None
+    save_path: str | None = None
+    resume_path: str | None = None
+    scheduler: str | None = None
+    learn_initial_state: bool = False
+    freeze_parameters: bool = False
+    quiet: bool = False
+
+    def task_kind(self) -> str:
+        """``--task sine``, ``--task target`` or ``--task DATA.npz`` (the capability cell)."""
+        return f"--task {self.task}" if self.task in ("sine", "target") else "--task DATA.npz"
+
+    def options_given(self) -> list:
+        """The ``train option`` capability cells this run asks for."""
+        given = {"--batch": self.batch is not None, "--resume": self.resume_path is not None,
+                 "--scheduler": self.scheduler is not None, "--learn-initial-state": self.learn_initial_state,
+                 "--freeze-parameters": self.freeze_parameters}
+        return [self.task_kind()] + [flag for flag, on in given.items() if on]

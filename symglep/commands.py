@@ -1,0 +1,73 @@
+"""Every ``symglep`` command on every kind of system (the click CLI is a thin layer over this).
+
+The system's :class:`~symglep.capabilities.Capabilities` is asked first, so a refusal
+comes in one line with its reason; then the command runs in the module of the
+system's kind: :mod:`symglep.scalar_commands`, :mod:`symglep.network.commands`,
+:mod:`symglep.stack.commands`. Each of them offers the same functions:
+``derive_report``, ``residuals_report``, ``write_generated``, ``check``, ``train``.
+"""
+
+from __future__ import annotations
+
+from types import ModuleType
+
+from . import scalar_commands
+from .command_options import CheckOptions, TrainOptions
+from .network import commands as array_commands
+from .stack import commands as stack_commands
+from .systems import kind_of
+
+COMMANDS = {"scalar": scalar_commands, "array": array_commands, "stack": stack_commands}
+
+
+def commands_of(system) -> ModuleType:
+    """The module that runs the commands for ``system``'s kind."""
+    return COMMANDS[kind_of(system)]
+
+
+def derive_report(system, fmt: str) -> str:
+    """``symglep derive`` (theory §1–§5; stacks: per unit, the glue and the stacked rule, theory §9)."""
+    system.capabilities.require("command", "derive")
+    return commands_of(system).derive_report(system, fmt)
+
+
+def residuals_report(system, bc: str, fmt: str) -> str:
+    """``symglep residuals`` (theory §2–§3)."""
+    system.capabilities.require("command", "residuals")
+    return commands_of(system).residuals_report(system, bc, fmt)
+
+
+def write_generated(system, out_dir: str, target: str = "numba", integrator: str = "auto", force: bool = False,
+                    precision: str = "float64") -> list:
+    """``symglep generate``: writes ``OUT/<name>/<target>/…`` and returns the paths."""
+    caps = system.capabilities
+    caps.require("command", "generate")
+    caps.require("target", target)
+    if integrator != "auto":
+        caps.require("integrator", integrator)
+    return commands_of(system).write_generated(system, out_dir, target, integrator, force, precision)
+
+
+def check(system, opts: CheckOptions) -> tuple:
+    """``symglep check``: ``(report, text)``; ``report["passed"]`` decides the exit code."""
+    caps = system.capabilities
+    caps.require("command", "check --bc" if opts.bc is not None else "check")
+    if opts.integrator != "auto":
+        caps.require("integrator", opts.integrator)
+    for flag, given in (("--params", opts.params_file is not None), ("--size", opts.size is not None),
+                        ("--route", opts.route != "auto"), ("--naive-echo", opts.naive_echo)):
+        if given:
+            caps.require("check option", flag)
+    return commands_of(system).check(system, opts)
+
+
+def train(system, opts: TrainOptions) -> tuple:
+    """``symglep train``: ``(lines to print, {label: loss history}, plot title)``."""
+    caps = system.capabilities
+    caps.require("command", "train")
+    caps.require("estimator", opts.estimator)
+    if opts.integrator != "auto":
+        caps.require("integrator", opts.integrator)
+    for cell in opts.options_given():
+        caps.require("train option", cell)
+    return commands_of(system).train(system, opts)

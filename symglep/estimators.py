@@ -1,0 +1,25 @@
+"""Per-sequence losses and gradients of one batch by a named estimator (theory §5, §8).
+
+``echo`` is the centred contrast (3 passes, O(β²) bias), ``echo-one-sided`` the one-sided
+one (2 passes, O(β)), ``bptt`` the discrete adjoint of the same integrator (the reference).
+Training and the Dask workers both call :func:`sequence_gradients`.
+"""
+
+from __future__ import annotations
+
+ESTIMATORS = ("echo", "echo-one-sided", "bptt")
+
+
+def sequence_gradients(kernels, estimator: str, beta: float, theta, u, y, q0, x0, start_velocity: bool,
+                       dt: float, t0: float = 0.0, with_start: bool = False) -> tuple:
+    """Per-sequence ``(loss (b,), dθ (b, n_θ))`` of one batch by ``estimator`` (theory §5, §8);
+    ``with_start`` adds ``dC/dq0`` and ``dC/dp0`` (or ``dC/dv0``), each ``(b, n)``."""
+    start = {"v0" if start_velocity else "p0": x0}
+    if estimator == "bptt":
+        r = kernels.bptt_gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, **start)
+    else:
+        r = kernels.gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, beta=beta,
+                             centred=estimator == "echo", **start)
+    if with_start:
+        return r.loss, r.dtheta, r.dq0, r.dx0
+    return r.loss, r.dtheta

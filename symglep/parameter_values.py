@@ -1,0 +1,17 @@
+"""Parameter values given by name: the one check every kind of system applies to ``{name: value}``."""
+
+from __future__ import annotations
+
+from .errors import SymglepError
+
+
+def values_by_name(params: dict, names: list) -> dict:
+    """``{name: value}`` from a mapping keyed by names or symbols; every name in ``names``, no other."""
+    keys = {getattr(k, "name", k): v for k, v in params.items()}
+    missing = [n for n in names if n not in keys]
+    if missing:
+        raise SymglepError(f"missing parameter value(s): {', '.join(missing)}")
+    extra = [k for k in keys if k not in names]
+    if extra:
+        raise SymglepError(f"unknown parameter(s): {', '.join(map(str, extra))}")
+    return keys

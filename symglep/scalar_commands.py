@@ -1,0 +1,71 @@
+"""What each ``symglep`` command does with a scalar :class:`~symglep.Model` (dispatched by :mod:`symglep.commands`)."""
+
+from __future__ import annotations
+
+import json
+
+from .bc_check import BCS, run_bc_check
+from .bc_check import render_text as render_bc_check
+from .boundary import latex_names
+from .boundary import residuals as boundary_residuals
+from .check import load_params, render_text, run_check
+from .codegen.output import write_generated as write_model_files
+from .command_options import CheckOptions, TrainOptions
+from .derivation import derive
+from .model import Model
+from .report import render as render_derivation
+from .residual_report import render as render_residuals
+from .training import train as run_training
+
+
+def derive_report(model: Model, fmt: str) -> str:
+    """``symglep derive``: the derivation of theory §1–§5 in ``fmt``."""
+    return render_derivation(derive(model), fmt)
+
+
+def residuals_report(model: Model, bc: str, fmt: str) -> str:
+    """``symglep residuals``: the boundary residual of each boundary condition (theory §2–§3)."""
+    derivation = derive(model)
+    res = boundary_residuals(derivation)
+    if bc != "all":
+        res = {bc: res[bc]}
+    return render_residuals(model, res, fmt, latex_names(derivation))
+
+
+def write_generated(model: Model, out_dir: str, target: str, integrator: str, force: bool, precision: str) -> list:
+    """``symglep generate``: the kernel files of ``target``; returns the paths written."""
+    return write_model_files(model, out_dir, target, integrator, force, precision)
+
+
+def check(model: Model, opts: CheckOptions) -> tuple:
+    """``symglep check``: ``(report, text)``; ``report["passed"]`` decides the exit code."""
+    params = load_params(opts.params_file, model) if opts.params_file else None
+    if opts.bc is not None:
+        report = run_bc_check(model, BCS if opts.bc == "all" else (opts.bc,), steps=opts.steps, dt=opts.dt,
+                              beta=opts.beta, seed=opts.seed, params=params,
+                              cbvp_steps=min(opts.cbvp_steps, opts.steps), integrator=opts.integrator)
+        return report, json.dumps(report, indent=2) if opts.fmt == "json" else render_bc_check(report)
+    report = run_check(model, steps=opts.steps, dt=opts.dt, beta=opts.beta, seed=opts.seed, params=params,
+                       integrator=opts.integrator, tolerance=opts.tolerance, route=opts.route,
+                       naive_echo=opts.naive_echo)
+    return report, json.dumps(report, indent=2) if opts.fmt == "json" else render_text(report)
+
+
+def train(model: Model, opts: TrainOptions) -> tuple:
+    """``symglep train``: ``(lines to print, {label: loss history}, plot title)`` (docs/training.md)."""
+    result = run_training(opts.spec, opts.task, epochs=opts.epochs, lr=opts.lr, optimizer=opts.optimizer,
+                          batch=opts.batch, beta=opts.beta, estimator=opts.estimator, seed=opts.seed, dt=opts.dt,
+                          resume=opts.resume_path, save=opts.save_path, scheduler=opts.scheduler,
+                          progress=not opts.quiet, integrator=opts.integrator,
+                          learn_initial_state=opts.learn_initial_state, freeze_parameters=opts.freeze_parameters)
+    history = result.loss_history
+    first = history[0] if history else result.final_loss
+    lines = [f"model {result.model}: {result.settings['estimator']} gradient, {result.settings['optimizer']} "
+             f"(lr {result.settings['lr']:g}), {len(history)} epochs, {result.seconds:.1f} s",
+             f"loss {first:.6e} -> {result.final_loss:.6e} (x{first / result.final_loss:.3g} lower)"
+             if result.final_loss > 0 else f"loss {first:.6e} -> 0"]
+    lines += [f"  {name} = {value:.10g}" + (" (fixed)" if opts.freeze_parameters else "")
+              for name, value in result.parameters.items()]
+    lines += [f"  {key} = [{', '.join(f'{v:.10g}' for v in values)}]"
+              for key, values in (result.initial_state or {}).items()]
+    return lines, {result.settings["estimator"]: history}, f"{result.model}: {result.settings['task']}"
