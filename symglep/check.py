@@ -25,6 +25,8 @@ import numpy as np
 from .errors import SymglepError
 from .fileio import read_json_object
 from .model import Model
+from .parameter_values import draw_parameters
+from .routes import LABELS
 from .runtime import compile_model
 
 ECHO_TOLERANCE = 1e-6
@@ -47,14 +49,6 @@ def central_differences(loss, theta: np.ndarray, rel_step: float) -> np.ndarray:
         hi[i] += eps
         lo[i] -= eps
         out[i] = (loss(hi) - loss(lo)) / (2 * eps)
-    return out
-
-
-def draw_parameters(model: Model, rng: np.random.Generator) -> dict:
-    """Positive-declared symbols in [0.5, 1.5]; others in [-1, 1]."""
-    out = {}
-    for s in model.parameters:
-        out[s.name] = float(rng.uniform(0.5, 1.5) if s.is_positive else rng.uniform(-1.0, 1.0))
     return out
 
 
@@ -149,8 +143,6 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta: float = 1
     err_init = rel_err(np.concatenate([echo.dq0[0], echo.dx0[0]]), np.concatenate([bptt.dq0[0], bptt.dx0[0]]))
     err_fd = rel_err(bptt.dtheta[0], fd)
     names = [s.name for s in model.parameters]
-    from .routes import LABELS
-
     return {
         "model": model.name,
         "integrator": kernels.integrator,

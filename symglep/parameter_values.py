@@ -1,4 +1,5 @@
-"""Parameter values given by name: the one check every kind of system applies to ``{name: value}``."""
+"""Parameter values: given by name (the one check every kind of system applies to ``{name: value}``),
+or drawn for a seeded instance (``symglep check``, the tasks' teachers)."""
 
 from __future__ import annotations
 
@@ -15,3 +16,12 @@ def values_by_name(params: dict, names: list) -> dict:
     if extra:
         raise SymglepError(f"unknown parameter(s): {', '.join(map(str, extra))}")
     return keys
+
+
+def draw_parameters(model, rng) -> dict:
+    """``{name: value}`` for a scalar model's parameters from the generator ``rng``: positive-declared
+    symbols uniform in [0.5, 1.5], others in [-1, 1]."""
+    out = {}
+    for s in model.parameters:
+        out[s.name] = float(rng.uniform(0.5, 1.5) if s.is_positive else rng.uniform(-1.0, 1.0))
+    return out

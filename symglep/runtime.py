@@ -23,8 +23,11 @@ from . import diagnose
 from .diagnose import NumericalError
 from .errors import SymglepError
 from .codegen.numba_source import content_hash, generate_source, kernel_options
+from .derivation import derive
+from .dissipation import non_variational_note
 from .model import Model
 from .parameter_values import values_by_name
+from .routes import LABELS, ROUTES
 
 _LOADED: dict = {}
 
@@ -92,8 +95,6 @@ class Result:
     @property
     def label(self) -> str:
         """The route in words, e.g. digital PFVP's "exact on a computer, not forward-only in hardware"."""
-        from .routes import LABELS
-
         return LABELS[self.route]
 
     @property
@@ -288,8 +289,6 @@ class Kernels:
         ``auto`` picks the model's default exact route (echo, flipped echo, or digital PFVP); the
         naive echo runs only with ``naive_echo=True`` (or ``route="naive_echo"`` with it).
         """
-        from .routes import ROUTES
-
         mod = self.module
         if route not in ("auto",) + ROUTES:
             raise SymglepError(f"unknown route {route!r}; choose auto or one of {', '.join(ROUTES)}")
@@ -316,8 +315,6 @@ class Kernels:
         return route
 
     def _derivation(self):
-        from .derivation import derive
-
         return derive(self.model)
 
     def _not_reversible_error(self) -> NotReversibleError:
@@ -335,8 +332,6 @@ class Kernels:
             f"plain echo would not retrace the free run (theory §4); {fix}")
 
     def _no_route_error(self) -> NoExactRouteError:
-        from .dissipation import non_variational_note
-
         return NoExactRouteError(f"model {self.model.name!r}: {non_variational_note(self.model.rayleigh.why)}; "
                                  "use bptt_gradient")
 

@@ -28,6 +28,7 @@ import sympy as sp
 
 from .errors import SymglepError
 from .model import Model
+from .parameter_values import draw_parameters
 
 
 @dataclass
@@ -66,13 +67,6 @@ class SineTask:
     dt: float = 0.05
     omega: float = 0.8
     amplitude: float = 0.5
-
-
-def draw_parameters(model: Model, rng: np.random.Generator) -> dict:
-    """Positive-declared parameters uniform in [0.5, 1.5], others in [-1, 1] (as ``symglep check``)."""
-    from .check import draw_parameters as draw
-
-    return draw(model, rng)
 
 
 def readout_map(model: Model, cost=None):

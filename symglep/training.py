@@ -46,7 +46,8 @@ from .loader import load_model, split_spec
 from .model import Model
 from .optim import make_optimizer
 from .runtime import compile_model
-from .tasks import Dataset, SineTask, TargetTask, draw_parameters, load_npz, sine_task, target_task
+from .parameter_values import draw_parameters
+from .tasks import Dataset, SineTask, TargetTask, load_npz, sine_task, target_task
 
 FORMAT = "symglep-train/1"
 DEFAULT_EPOCHS = 100

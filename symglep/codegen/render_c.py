@@ -16,7 +16,9 @@ import hashlib
 import os
 
 from .. import __version__
-from ..discrete import Scheme
+from ..derivation import derive
+from ..discrete import Scheme, discretise
+from ..errors import SymglepError
 from ..model import Model
 from .c_printer import PRECISIONS, c_api_prefix, c_function, literal
 from .digest import sources_digest
@@ -115,10 +117,6 @@ def render_c(scheme: Scheme, digest: str, precision: str = "float64") -> dict:
 
 def generate_c(model: Model, integrator: str = "auto", precision: str = "float64") -> dict:
     """Derive, discretise and render ``model`` for the C target: ``{file name: text}``."""
-    from ..derivation import derive
-    from ..discrete import discretise
-    from ..errors import SymglepError
-
     if precision not in PRECISIONS:
         raise SymglepError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     scheme = discretise(derive(model), integrator)

@@ -16,6 +16,7 @@ import sympy as sp
 
 from ..errors import SymglepError
 from .arrays import Parameter
+from .elements import kinetic_pieces, readout_pieces, term_pieces
 from .terms import Term
 
 
@@ -174,8 +175,6 @@ def residuals(model, mass_learnable: bool) -> dict:
 
 def element_summary(model) -> dict:
     """How many element expressions were derived (independent of n)."""
-    from .elements import kinetic_pieces, readout_pieces, term_pieces
-
     count = 0
     for t, term in enumerate(model.potential_terms):
         count += sum(len(p.outputs) for p in term_pieces(t, term).values())

@@ -22,6 +22,7 @@ from ..codegen.names import safe_comment
 from ..codegen.render import environment, template_dir
 from ..codegen.render_c import C_GENERATORS
 from ..errors import SymglepError
+from ..fileio import write_atomic
 from .codegen import glue_functions, layout, stack_fingerprint, unit_scheme
 
 #: the stack's C files depend on these sources besides templates/stack_c/
@@ -150,8 +151,6 @@ def render_stack_c(stack, precision: str = "float64", digest: str | None = None)
 
 def write_stack_c(stack, out_dir: str, precision: str = "float64") -> list:
     """Writes ``OUT/<stack>/c/*`` atomically; returns the paths."""
-    from ..fileio import write_atomic
-
     files = render_stack_c(stack, precision)
     folder = os.path.join(out_dir, stack.name, "c")
     os.makedirs(folder, exist_ok=True)

@@ -24,8 +24,10 @@ import sympy as sp
 from sympy.core.function import AppliedUndef
 
 from ..capabilities import Capabilities
+from ..derivation import derive
 from ..errors import ModelError
 from ..model import Model
+from ..parameter_values import draw_parameters
 
 
 def _identity(e):
@@ -204,8 +206,6 @@ class Stack:
         self._check_units()
 
     def _check_units(self):
-        from ..derivation import derive
-
         for i, m in enumerate(self.echo_models):
             d = derive(m)
             if m.damping != 0 or not d.sym.separable or d.velocity_map is None:
@@ -248,11 +248,9 @@ class Stack:
 
     def draw_parameters(self, rng: np.random.Generator) -> np.ndarray:
         """Units as ``symglep check`` draws them; glue weights N(0, 1/n_r), biases N(0, 0.1²)."""
-        from ..check import draw_parameters as draw
-
         parts = []
         for u in self.units:
-            values = draw(u, rng)
+            values = draw_parameters(u, rng)
             keys = {getattr(k, "name", k): v for k, v in values.items()}
             parts.append([float(keys[s.name]) for s in u.parameters])
         for lk in self.links:
