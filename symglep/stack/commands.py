@@ -122,8 +122,8 @@ def _unit_rule(stack: Stack, i: int, d) -> dict:
         "readout_weights": [] if top else [s.name for s in echo.y],
         "input_integrand": {u.name: expr_str(sp.diff(V, u)) for u in unit.u},
         "input_cost_gradient": {u.name: expr_str(sp.diff(unit.cost, u)) for u in unit.u} if top else None,
-        "input_gradient_of": "dC/dx, the gradient of the stack's inputs" if i == 0 else
-                             f"what glue {i - 1} pulls back to unit {i - 1}",
+        "input_gradient_feeds": "dC/dx (the stack's inputs)" if i == 0 else
+                                f"glue {i - 1} (pulled back to unit {i - 1}'s readout weights)",
     }
     return entry
 
@@ -212,7 +212,7 @@ def _rule_lines(stack: Stack, data: dict) -> list:
     for u in rule["units"]:
         out.append(f"  unit {u['unit']} ({u['model']}): nudged by {u['nudge_cost']}; ∂V/∂u: "
                    + ", ".join(f"{k} -> {v}" for k, v in u["input_integrand"].items())
-                   + f"; g_{u['unit']} is {u['input_gradient_of']}")
+                   + f"; g_{u['unit']} feeds {u['input_gradient_feeds']}")
     out.append("per glue (theory §9): dC/dw = Σ_k of the per-node term, dC_d<u> being the input gradient g of the "
                "unit above at node k; ρ_j the readout weights of the unit below")
     for g in rule["glue"]:
