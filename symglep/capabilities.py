@@ -48,9 +48,9 @@ class Capabilities:
                 raise ValueError(f"unknown capability {area}: {name}")
 
     def supports(self, area: str, name: str) -> bool:
-        """Whether this kind serves ``name`` in ``area``."""
+        """Whether this kind serves ``name`` in ``area`` (an unknown name is a one-line error)."""
         if name not in AREAS.get(area, ()):
-            raise ValueError(f"unknown capability {area}: {name}")
+            raise NotSupportedError(f"unknown {area} {name!r}; known: {', '.join(AREAS.get(area, ()))}")
         return (area, name) not in self.refused
 
     def reason(self, area: str, name: str) -> str | None:

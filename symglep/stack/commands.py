@@ -1,7 +1,559 @@
-"""What each ``symglep`` command does with a :class:`~symglep.Stack` (dispatched by :mod:`symglep.commands`)."""
+"""What each ``symglep`` command does with a :class:`~symglep.stack.Stack` (the CLI dispatches here).
+
+``derive`` embeds every unit's scalar report (:mod:`symglep.report`) and adds the glue and the
+stacked learning rule of theory §9; ``residuals`` embeds every unit's scalar residual report
+(:mod:`symglep.residual_report`, theory §2–§3); ``generate`` writes the stack's Numba module or
+its C files; ``check`` compares the stacked echo with BPTT through the stack and with central
+finite differences of the discrete loss on one seeded instance. JSON schema of ``derive``:
+``docs/derive-schema.md`` ("Stacks").
+"""
 
 from __future__ import annotations
 
+import json
+import math
+import os
+
+import numpy as np
+import sympy as sp
+
+from .. import __version__
+from ..boundary import latex_names
+from ..check import FD_TOLERANCE, central_differences, read_parameter_file, rel_err, smooth_signal
+from ..boundary import residuals as boundary_residuals
+from ..codegen.output import refuse_foreign
+from ..command_options import CheckOptions
+from ..derivation import derive
+from ..errors import SymglepError
+from ..fileio import write_atomic
+from ..model import latex_symbol_names
+from ..report import expr_str
+from ..report import render as render_unit
+from ..report import to_dict as unit_dict
+from ..residual_report import render as render_residuals
+from ..residual_report import to_dict as residuals_dict
+from .codegen import render_stack
+from .codegen_c import render_stack_c
+from .model import Stack
+from .runtime import compile_stack
 from .training import train_command as train
 
-__all__ = ["train"]
+DERIVE_FORMATS = ("text", "markdown", "latex", "json")
+BOUNDARY_CONDITIONS = ("civp", "cfvp", "cbvp", "periodic", "pfvp")
+
+#: relative step of the central differences in θ (as ``symglep check``) and in the inputs x. A per-node
+#: input gradient is O(h) while the loss's round-off is that of a K-term sum, so at 1e-6 the differences
+#: in x are round-off bound (2e-6–5e-6 relative at K = 1000, h = 0.01); at 1e-4 they agree with BPTT to
+#: 2e-8–5e-8 there, and their truncation error (1e-3 gives 2e-9–5e-9) is still far below the tolerance.
+THETA_FD_STEP = 1e-6
+INPUT_FD_STEP = 1e-4
+
+#: what theory §9 says the stack composition changes in the boundary residuals of its units
+COMPOSITION_NOTE = (
+    "In a stack (theory §9) symglep runs one boundary condition, the PFVP of every unit: unit i's ±β "
+    "echoes start from its own free final state (q_i(T), −p_i(T)), the top unit nudged by its cost and "
+    "every lower unit by its linear readout cost ρ·r_i(q), so each unit's ±β echo is the exact echo of "
+    "theory §5 for its own problem and R = 0 per unit (the [pfvp] entry of each unit below); the units' "
+    "starts (q_i(0), p_i(0)) are data that do not move with θ. The glue u_{i+1} = φ(W_i r_i(q_i) + b_i) "
+    "is evaluated at the time nodes and has no dynamics, no momentum and so no boundary term: its "
+    "gradient is the sum over the nodes of theory §9. The other boundary conditions are listed per unit "
+    "as for a single model; for a stack they are analysed, not run.")
+
+COMPOSITION_LATEX = (
+    r"In a stack (theory \S 9) symglep runs one boundary condition, the PFVP of every unit: unit $i$'s "
+    r"$\pm\beta$ echoes start from its own free final state $(q^i(T), -p^i(T))$, the top unit nudged by its "
+    r"cost and every lower unit by its linear readout cost $\rho \cdot r^i(q)$, so each unit's echo is the exact "
+    r"echo of theory \S 5 for its own problem and $R = 0$ per unit (the PFVP entry of each unit below); the "
+    r"starts $(q^i(0), p^i(0))$ are data that do not move with $\theta$. The glue "
+    r"$u^{i+1} = \varphi(W^i r^i(q^i) + b^i)$ is evaluated at the time nodes and has no dynamics, no momentum "
+    r"and so no boundary term. The other boundary conditions are listed per unit as for a single model; for a "
+    r"stack they are analysed, not run.")
+
+# --------------------------------------------------------------------------------------------------
+# derive
+# --------------------------------------------------------------------------------------------------
+
+def _activation_name(link) -> str:
+    """``φ`` as an expression of ``z`` (``z`` for the identity)."""
+    return expr_str(link.activation(sp.Symbol("z")))
+
+
+def _fresh(base: str, taken: set) -> sp.Symbol:
+    while base in taken:
+        base = "_" + base
+    return sp.Symbol(base)
+
+
+def input_gradient_symbols(stack: Stack, i: int) -> list:
+    """``dC_d<u>``: the per-node input gradient ``g_{i+1,k}`` of unit ``i+1`` (theory §9), one per input."""
+    link = stack.links[i]
+    taken = {s.name for s in set(link.q) | set(link.weights) | set(link.bias)}
+    taken |= {s.name for e in link.readout for s in e.free_symbols}
+    return [_fresh(f"dC_d{u.name}", taken) for u in stack.units[i + 1].u]
+
+
+def glue_rule(stack: Stack, i: int) -> dict:
+    """The symbolic glue of link ``i`` and what the stacked echo accumulates for it (theory §9).
+
+    ``pre``: ``z = W r(q) + b``; ``out``: ``φ(z)``; ``per_node``: for each glue parameter ``w``,
+    ``Σ_m g_m ∂φ(z_m)/∂w`` (``dC/dw`` is its sum over the nodes ``k``); ``cotangent``: ``a_j =
+    Σ_m g_m ∂φ(z_m)/∂r_j``, the weight of readout ``r_j`` in the linear readout cost of unit ``i``.
+    Everything in unit ``i``'s coordinates, the glue symbols and ``g = dC_d<u>``.
+    """
+    link = stack.links[i]
+    R = [sp.Dummy(f"r{j}") for j in range(len(link.readout))]
+    pre = [sum((w * r for w, r in zip(row, R)), sp.S.Zero) + b for row, b in zip(link.W, link.bias)]
+    out = [link.activation(z) for z in pre]
+    g = input_gradient_symbols(stack, i)
+    pair = sum((gm * om for gm, om in zip(g, out)), sp.S.Zero)
+    at_q = dict(zip(R, link.readout))
+    per_node = {w: sp.diff(pair, w).xreplace(at_q) for w in link.weights + link.bias}
+    cotangent = [sp.diff(pair, r).xreplace(at_q) for r in R]
+    return dict(pre=[z.xreplace(at_q) for z in pre], out=[o.xreplace(at_q) for o in out], g=g,
+                per_node=per_node, cotangent=cotangent)
+
+
+def _parameter_name(symbol) -> str:
+    """The packed-vector name of a glue symbol (``glue0_W0_1`` -> ``glue0.W0_1``)."""
+    return symbol.name.replace("_", ".", 1)
+
+
+def _unit_rule(stack: Stack, i: int, d) -> dict:
+    """How unit ``i``'s parameters and inputs are learned in the stack (theory §9)."""
+    unit, top = stack.units[i], i == len(stack.units) - 1
+    echo = stack.echo_models[i]
+    V = d.sym.potential
+    entry = {
+        "unit": i,
+        "model": unit.name,
+        "parameters": [s.name for s in unit.parameters],
+        "integrand": {th.name: expr_str(e) for th, e in d.learning_rule.items()},
+        "nudge": "cost" if top else "readout",
+        "nudge_cost": expr_str(unit.cost if top else echo.cost.xreplace(_plain(echo))),
+        "readout_weights": [] if top else [s.name for s in echo.y],
+        "input_integrand": {u.name: expr_str(sp.diff(V, u)) for u in unit.u},
+        "input_cost_gradient": {u.name: expr_str(sp.diff(unit.cost, u)) for u in unit.u} if top else None,
+        "input_gradient_feeds": "dC/dx (the stack's inputs)" if i == 0 else
+                                f"glue {i - 1} (pulled back to unit {i - 1}'s readout weights)",
+    }
+    return entry
+
+
+def _plain(model) -> dict:
+    """The model's user objects (functions of t) → its plain symbols."""
+    return {v.user: v.symbol for v in model.variables if v.user != v.symbol}
+
+
+def _stack_dict(stack: Stack, derivations: list) -> dict:
+    glue = []
+    for i, link in enumerate(stack.links):
+        rule = glue_rule(stack, i)
+        up = stack.units[i + 1]
+        glue.append({
+            "link": i,
+            "from_unit": i,
+            "to_unit": i + 1,
+            "coordinates": [s.name for s in link.q],
+            "readout": [expr_str(e) for e in link.readout],
+            "weights": [[w.name for w in row] for row in link.W],
+            "bias": [b.name for b in link.bias],
+            "parameter_names": {s.name: _parameter_name(s) for s in link.weights + link.bias},
+            "activation": _activation_name(link),
+            "preactivation": [expr_str(z) for z in rule["pre"]],
+            "inputs": {u.name: expr_str(o) for u, o in zip(up.u, rule["out"])},
+        })
+    units = [_unit_rule(stack, i, d) for i, d in enumerate(derivations)]
+    glue_rules = []
+    for i, link in enumerate(stack.links):
+        rule = glue_rule(stack, i)
+        glue_rules.append({
+            "link": i,
+            "input_gradients": {g.name: stack.units[i + 1].u[m].name for m, g in enumerate(rule["g"])},
+            "per_node": {w.name: expr_str(e) for w, e in rule["per_node"].items()},
+            "readout_cotangent": {rho.name: expr_str(a) for rho, a in zip(stack.echo_models[i].y, rule["cotangent"])},
+        })
+    return {
+        "symglep_version": __version__,
+        "kind": "stack",
+        "stack": stack.name,
+        "units": [unit_dict(d) for d in derivations],
+        "glue": glue,
+        "parameter_names": list(stack.parameter_names),
+        "learning_rule": {
+            "loss": "C = h Σ'_k c(q_top,k, y_k): the top unit's trapezoid sum",
+            "units": units,
+            "glue": glue_rules,
+        },
+    }
+
+
+def _derivations(stack: Stack) -> list:
+    return [derive(u) for u in stack.units]
+
+
+def _structure_lines(stack: Stack) -> list:
+    out = []
+    for i, u in enumerate(stack.units):
+        role = "bottom" if i == 0 else "top" if i == len(stack.units) - 1 else "middle"
+        out.append(f"unit {i} ({u.name}, {role}): coordinates {', '.join(s.name for s in u.q)}; parameters "
+                   f"{', '.join(s.name for s in u.parameters) or 'none'}; inputs {', '.join(s.name for s in u.u)}"
+                   + ("" if i else " (the stack's inputs x)")
+                   + (f"; cost {expr_str(u.cost)}" if i == len(stack.units) - 1 else ""))
+    return out
+
+
+def _glue_lines(stack: Stack) -> list:
+    out = []
+    for i, link in enumerate(stack.links):
+        rule = glue_rule(stack, i)
+        out.append(f"glue {i} (unit {i} -> unit {i + 1}): readout r = ({', '.join(map(expr_str, link.readout))}), "
+                   f"activation φ(z) = {_activation_name(link)}")
+        out += [f"  {u} = {expr_str(o)}" for u, o in zip(stack.units[i + 1].u, rule["out"])]
+    return out
+
+
+def _rule_lines(stack: Stack, data: dict) -> list:
+    rule = data["learning_rule"]
+    out = ["loss: " + rule["loss"],
+           "per unit (theory §9): dC/dθ_i is the centred contrast (±β) of ∂L_i/∂θ_i along unit i's echoes "
+           "(its learning rule above), the top unit nudged by its cost, unit i < top by the linear readout cost "
+           "ρ·r_i(q) with ρ_k = a_k / (h w_k) (w_k = ½ at k = 0, K, else 1)",
+           "per node k, unit i's input gradient: g_i,k = h w_k (∂V_i/∂u(σ₊,k) − ∂V_i/∂u(σ₋,k)) / 2β "
+           "(+ h w_k ∂c/∂u on the top unit)"]
+    for u in rule["units"]:
+        out.append(f"  unit {u['unit']} ({u['model']}): nudged by {u['nudge_cost']}; ∂V/∂u: "
+                   + ", ".join(f"{k} -> {v}" for k, v in u["input_integrand"].items())
+                   + f"; g_{u['unit']} feeds {u['input_gradient_feeds']}")
+    out.append("per glue (theory §9): dC/dw = Σ_k of the per-node term, dC_d<u> being the input gradient g of the "
+               "unit above at node k; ρ_j the readout weights of the unit below")
+    for g in rule["glue"]:
+        out.append(f"  glue {g['link']}:")
+        out += [f"    dC/d{w} = Σ_k {e}" for w, e in g["per_node"].items()]
+        out += [f"    {rho} = ({e}) / (h w_k)" for rho, e in g["readout_cotangent"].items()]
+    return out
+
+
+def _demote(markdown: str) -> str:
+    """A unit's Markdown report with its headings two levels down, to sit under the stack's."""
+    return "\n".join("##" + line if line.startswith("#") else line for line in markdown.splitlines()) + "\n"
+
+
+def _tex_text(text: str) -> str:
+    """Plain text made safe inside ``\\text{}`` / ``\\intertext{}`` / ``\\paragraph{}``."""
+    out = text.replace("\\", " ")
+    for ch in "&%$#_{}":
+        out = out.replace(ch, "\\" + ch)
+    return out.replace("^", r"\^{}").replace("~", r"\~{}")
+
+
+def _glue_latex_names(stack: Stack, i: int) -> dict:
+    link = stack.links[i]
+    names = latex_symbol_names(stack.units[i])
+    for m, row in enumerate(link.W):
+        for j, w in enumerate(row):
+            names[w] = rf"W^{{({i})}}_{{{m}{j}}}"
+    for m, b in enumerate(link.bias):
+        names[b] = rf"b^{{({i})}}_{{{m}}}"
+    for u, g in zip(stack.units[i + 1].u, input_gradient_symbols(stack, i)):
+        names[g] = rf"g_{{{sp.latex(u)}}}"
+    return names
+
+
+RULE_LATEX = (
+    r"$C = h \sum'_k c(q^{M-1}_k, y_k)$, the top unit's trapezoid sum. For unit $i$, $dC/d\theta^i$ is the "
+    r"centred contrast of $\partial L_i/\partial \theta^i$ along its $\pm\beta$ echoes; the top unit is nudged by "
+    r"its cost, a unit $i$ below the top by the linear readout cost $\rho \cdot r^i(q)$ with "
+    r"$\rho_k = a_k / (h w_k)$ ($w_k = 1/2$ at $k = 0, K$, else 1). Unit $i$'s input gradient at node $k$: "
+    r"$g^i_k = h w_k\,(\partial_u V^i(\sigma_{+,k}) - \partial_u V^i(\sigma_{-,k}))/2\beta$ "
+    r"(plus $h w_k\,\partial_u c$ on the top unit); the glue above unit $i$ reads $g = g^{i+1}_k$.")
+
+
+def _glue_rule_latex(stack: Stack, i: int) -> list:
+    """``(left, right)`` LaTeX of link ``i``'s gradient rule and readout weights (theory §9)."""
+    names = _glue_latex_names(stack, i)
+    rule = glue_rule(stack, i)
+    tex = lambda e: sp.latex(e, symbol_names=names)  # noqa: E731
+    rows = [(rf"\frac{{\partial C}}{{\partial {names[w]}}}", rf"\sum_k \left[{tex(e)}\right]_k")
+            for w, e in rule["per_node"].items()]
+    rows += [(rf"\rho^{{({i})}}_{{{j}, k}}", rf"\frac{{1}}{{h w_k}} \left[{tex(a)}\right]_k")
+             for j, a in enumerate(rule["cotangent"])]
+    return rows
+
+
+def _render_text(stack: Stack, derivations: list, data: dict) -> str:
+    out = [f"stack {stack.name}: {len(stack.units)} units, bottom to top: "
+           + " -> ".join(u.name for u in stack.units) + " (theory §9)", ""]
+    out += _structure_lines(stack) + [""] + _glue_lines(stack) + [""]
+    for i, d in enumerate(derivations):
+        out.append(f"=== unit {i}: {stack.units[i].name}")
+        out.append(render_unit(d, "text"))
+    out.append("=== stacked learning rule")
+    out += _rule_lines(stack, data)
+    return "\n".join(out) + "\n"
+
+
+def _render_markdown(stack: Stack, derivations: list, data: dict) -> str:
+    out = [f"# Derivation of stack `{stack.name}`", "",
+           f"{len(stack.units)} units, bottom to top: " + " → ".join(f"`{u.name}`" for u in stack.units)
+           + " (theory §9).", "", "## Structure", "",
+           "| unit | model | coordinates | parameters | inputs |", "|---|---|---|---|---|"]
+    for i, u in enumerate(stack.units):
+        out.append(f"| {i} | `{u.name}` | {', '.join(s.name for s in u.q)} | "
+                   f"{', '.join(s.name for s in u.parameters) or 'none'} | {', '.join(s.name for s in u.u)} |")
+    out += ["", "## Glue", ""]
+    for i, link in enumerate(stack.links):
+        names = _glue_latex_names(stack, i)
+        rule = glue_rule(stack, i)
+        out.append(f"Glue {i} (unit {i} → unit {i + 1}), activation $\\varphi(z) = "
+                   f"{sp.latex(link.activation(sp.Symbol('z')))}$:")
+        out.append("")
+        out += [f"$${sp.latex(u)} = {sp.latex(o, symbol_names=names)}$$"
+                for u, o in zip(stack.units[i + 1].u, rule["out"])]
+        out.append("")
+    for i, d in enumerate(derivations):
+        out += [f"## Unit {i}: `{stack.units[i].name}`", "", _demote(render_unit(d, "markdown"))]
+    out += ["## Stacked learning rule", ""]
+    out += [f"- {line}" for line in _rule_lines(stack, data)[:3]]
+    for u in data["learning_rule"]["units"]:
+        out.append(f"- unit {u['unit']} (`{u['model']}`): nudged by `{u['nudge_cost']}`")
+    for i in range(len(stack.links)):
+        out += ["", f"Glue {i} ($g$: the input gradient of unit {i + 1} at node $k$; $\\rho$: the readout "
+                    f"weights of unit {i}):", ""]
+        out += [f"$${left} = {right}$$" for left, right in _glue_rule_latex(stack, i)]
+    return "\n".join(out) + "\n"
+
+
+def _render_latex(stack: Stack, derivations: list) -> str:
+    out = [rf"% derivation of stack {_tex_text(stack.name)} (theory \S 9)",
+           rf"\paragraph{{Stack {_tex_text(stack.name)}}} "
+           + r" $\to$ ".join(_tex_text(u.name) for u in stack.units) + "."]
+    for i, d in enumerate(derivations):
+        out += [rf"\paragraph{{Unit {i}: {_tex_text(stack.units[i].name)}}}", render_unit(d, "latex").rstrip("\n")]
+    for i, link in enumerate(stack.links):
+        names = _glue_latex_names(stack, i)
+        rule = glue_rule(stack, i)
+        out.append(rf"\paragraph{{Glue {i} (unit {i} to unit {i + 1})}}")
+        rows = [rf"{sp.latex(u)} &= {sp.latex(o, symbol_names=names)}" for u, o in zip(stack.units[i + 1].u,
+                                                                                      rule["out"])]
+        rows += [f"{left} &= {right}" for left, right in _glue_rule_latex(stack, i)]
+        out += [r"\begin{align}", " \\\\\n".join(rows), r"\end{align}"]
+    out += [r"\paragraph{Stacked learning rule (theory \S 9)} " + RULE_LATEX]
+    return "\n".join(out) + "\n"
+
+
+def derive_report(stack: Stack, fmt: str) -> str:
+    """The stack's derivation in ``fmt``: structure, glue, every unit's own report, the stacked rule (§9)."""
+    if fmt not in DERIVE_FORMATS:
+        raise SymglepError(f"unknown format {fmt!r}; choose one of {', '.join(DERIVE_FORMATS)}")
+    derivations = _derivations(stack)
+    if fmt == "latex":
+        return _render_latex(stack, derivations)
+    data = _stack_dict(stack, derivations)
+    if fmt == "json":
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    return (_render_text if fmt == "text" else _render_markdown)(stack, derivations, data)
+
+
+# --------------------------------------------------------------------------------------------------
+# residuals
+# --------------------------------------------------------------------------------------------------
+
+def residuals_report(stack: Stack, bc: str, fmt: str) -> str:
+    """Every unit's boundary residuals (theory §2–§3), headed by the unit, and what the stack changes (§9)."""
+    if bc != "all" and bc not in BOUNDARY_CONDITIONS:
+        raise SymglepError(f"unknown boundary condition {bc!r}; choose one of {', '.join(BOUNDARY_CONDITIONS)} "
+                           "or all")
+    if fmt not in DERIVE_FORMATS:
+        raise SymglepError(f"unknown format {fmt!r}; choose one of {', '.join(DERIVE_FORMATS)}")
+    per_unit = []
+    for u in stack.units:
+        d = derive(u)
+        res = boundary_residuals(d)
+        per_unit.append((u, d, res if bc == "all" else {bc: res[bc]}))
+    if fmt == "json":
+        data = {"kind": "stack", "stack": stack.name, "composition": COMPOSITION_NOTE,
+                "units": [{"unit": i, **residuals_dict(u, res)} for i, (u, _, res) in enumerate(per_unit)]}
+        return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
+    chain = " -> ".join(u.name for u in stack.units)
+    if fmt == "latex":
+        out = [rf"% boundary residuals of stack {_tex_text(stack.name)}",
+               rf"\paragraph{{Stack {_tex_text(stack.name)}}} "
+               + r" $\to$ ".join(_tex_text(u.name) for u in stack.units) + ". " + COMPOSITION_LATEX]
+        for i, (u, d, res) in enumerate(per_unit):
+            out += [rf"\paragraph{{Unit {i}: {_tex_text(u.name)}}}",
+                    render_residuals(u, res, "latex", latex_names(d)).rstrip("\n")]
+        return "\n".join(out) + "\n"
+    if fmt == "markdown":
+        out = [f"# Boundary residuals of stack `{stack.name}`", "", chain, "", COMPOSITION_NOTE, ""]
+        for i, (u, d, res) in enumerate(per_unit):
+            out += [f"## Unit {i}: `{u.name}`", "", _demote(render_residuals(u, res, "markdown"))]
+        return "\n".join(out)
+    out = [f"boundary residuals of stack {stack.name}: {chain}", COMPOSITION_NOTE, ""]
+    for i, (u, d, res) in enumerate(per_unit):
+        out += [f"=== unit {i}: {u.name}", render_residuals(u, res, "text")]
+    return "\n".join(out)
+
+
+# --------------------------------------------------------------------------------------------------
+# generate
+# --------------------------------------------------------------------------------------------------
+
+def write_generated(stack: Stack, out_dir: str, target: str, integrator: str, force: bool,
+                    precision: str) -> list:
+    """``OUT/<stack>/numba/kernels.py`` or ``OUT/<stack>/c/*`` (theory §9); returns the paths written."""
+    stack.capabilities.require("target", target)
+    if integrator != "auto":
+        stack.capabilities.require("integrator", integrator)
+    if target == "numba":
+        if precision != "float64":
+            raise SymglepError("the numba target computes in float64; --precision float32 is for --target c")
+        files = {"kernels.py": render_stack(stack)}
+    elif target == "c":
+        files = render_stack_c(stack, precision)
+    else:
+        raise SymglepError(f"unknown target {target!r}; available: numba, c")
+    folder = os.path.join(out_dir, stack.name, target)
+    paths = [os.path.join(folder, name) for name in files]
+    if not force:
+        for path in paths:
+            refuse_foreign(path)
+    for path, text in zip(paths, files.values()):
+        write_atomic(path, text)
+    return paths
+
+
+# --------------------------------------------------------------------------------------------------
+# check
+# --------------------------------------------------------------------------------------------------
+
+def _groups(stack: Stack) -> list:
+    """``(label, slice)`` of every reported group of θ: all, units, glue, then each unit and each glue."""
+    nu = sum(len(u.parameters) for u in stack.units)
+    n = len(stack.parameter_names)
+    out = [("theta", slice(0, n)), ("units", slice(0, nu)), ("glue", slice(nu, n))]
+    out += [(f"unit {i} ({u.name})", sl) for i, (u, sl) in enumerate(zip(stack.units, stack.unit_slices()))]
+    out += [(f"glue {i}", sl) for i, sl in enumerate(stack.glue_slices())]
+    return out
+
+
+def _read_parameters(stack: Stack, path: str) -> np.ndarray:
+    data = read_parameter_file(path, stack.parameter_names)
+    try:
+        return np.array([float(data[name]) for name in stack.parameter_names])
+    except (TypeError, ValueError):
+        raise SymglepError(f"parameters file {path}: every value must be a number") from None
+
+
+def check(stack: Stack, opts: CheckOptions) -> tuple:
+    """``symglep check`` of a stack: (report dict, rendered text); theory §9.
+
+    One seeded instance: parameters drawn by :meth:`Stack.draw_parameters` (or read from
+    ``params_file``), a smooth random drive ``x`` and targets ``y``, random starts ``q0``, ``p0``. The
+    stacked echo (centred, ±β) against BPTT through the stack, and BPTT against central finite
+    differences of the discrete loss, for θ (all, units, glue, each unit, each glue) and for the
+    inputs ``x``; the round trip of the un-nudged echoes; a Richardson estimate of the β error.
+    ``passed``: every group within ``tolerance`` (echo vs BPTT) and ``FD_TOLERANCE`` (BPTT vs FD).
+    """
+    steps, dt, beta, seed, params_file, tolerance, fmt = (opts.steps, opts.dt, opts.beta, opts.seed,
+                                                          opts.params_file, opts.tolerance, opts.fmt)
+    if fmt not in ("text", "json"):
+        raise SymglepError(f"check reports as text or json, not {fmt}")
+    if steps < 1:
+        raise SymglepError(f"--steps must be at least 1, got {steps}")
+    if not (dt > 0 and math.isfinite(dt)):
+        raise SymglepError(f"--dt must be a positive number, got {dt}")
+    if not (beta != 0 and math.isfinite(beta)):
+        raise SymglepError(f"--beta must be a non-zero number, got {beta}")
+    kernels = compile_stack(stack, dt=dt)
+    rng = np.random.default_rng(seed)
+    drawn = stack.draw_parameters(rng)
+    theta = _read_parameters(stack, params_file) if params_file else drawn
+    times = np.arange(steps + 1) * dt
+    x = smooth_signal(rng, times, kernels.n_x, 0.2)[None]
+    y = smooth_signal(rng, times, kernels.n_y, 0.3)[None]
+    q0 = rng.uniform(-0.3, 0.3, (1, kernels.nq))
+    p0 = rng.uniform(-0.3, 0.3, (1, kernels.nq))
+
+    loss, echo, echo_x, trip = kernels.gradient(theta, x, y, q0, p0, beta=beta, learn_inputs=True)
+    doubled = kernels.gradient(theta, x, y, q0, p0, beta=2 * beta)[1]
+    loss_b, bptt, bptt_x = kernels.bptt_gradient(theta, x, y, q0, p0)
+    fd = central_differences(lambda th: kernels.free(th, x, y, q0, p0)[2][0], theta, THETA_FD_STEP)
+    fd_x = central_differences(lambda flat: kernels.free(theta, flat.reshape(x.shape), y, q0, p0)[2][0],
+                               x.ravel().copy(), INPUT_FD_STEP)
+    echo, doubled, bptt = echo[0], doubled[0], bptt[0]
+    scale = max(1.0, float(np.max(np.abs(np.concatenate([q0, p0], axis=1)))))
+    roundtrip = float(trip[0]) / scale
+    beta_error = rel_err(doubled, echo) / 3
+
+    groups = []
+    for label, sl in _groups(stack):
+        groups.append({"group": label, "echo_vs_bptt": rel_err(echo[sl], bptt[sl]),
+                       "bptt_vs_fd": rel_err(bptt[sl], fd[sl]), "norm": float(np.linalg.norm(bptt[sl]))})
+    groups.append({"group": "inputs x", "echo_vs_bptt": rel_err(echo_x, bptt_x),
+                   "bptt_vs_fd": rel_err(bptt_x.ravel(), fd_x), "norm": float(np.linalg.norm(bptt_x))})
+    passed = all(g["echo_vs_bptt"] <= tolerance and g["bptt_vs_fd"] <= FD_TOLERANCE for g in groups)
+    warns = []
+    if beta_error > tolerance:
+        warns.append(f"beta = {beta:g} is too large for this stack: the centred echo's beta error is about "
+                     f"{beta_error:.1e} (> tolerance {tolerance:.0e}); try --beta "
+                     f"{beta * math.sqrt(tolerance / beta_error) / 2:.1g}")
+    if not roundtrip <= tolerance:
+        warns.append(f"the un-nudged echoes do not retrace the free run to the tolerance: round-trip error "
+                     f"{roundtrip:.1e} > {tolerance:.0e} (shorten the sequence or reduce dt, theory §6)")
+    names = stack.parameter_names
+    report = {
+        "kind": "stack",
+        "stack": stack.name,
+        "units": [u.name for u in stack.units],
+        "integrator": "leapfrog",
+        "route": "stacked_echo",
+        "steps": steps,
+        "dt": dt,
+        "beta": beta,
+        "seed": seed,
+        "parameters": dict(zip(names, map(float, theta))),
+        "loss": float(loss[0]),
+        "loss_bptt": float(loss_b[0]),
+        "roundtrip_error": roundtrip,
+        "centred_error_estimate": beta_error,
+        "groups": groups,
+        "rel_err_echo_vs_bptt": groups[0]["echo_vs_bptt"],
+        "rel_err_inputs": groups[-1]["echo_vs_bptt"],
+        "rel_err_bptt_vs_fd": groups[0]["bptt_vs_fd"],
+        "tolerance_echo_vs_bptt": tolerance,
+        "tolerance_bptt_vs_fd": FD_TOLERANCE,
+        "fd_steps": {"theta": THETA_FD_STEP, "inputs": INPUT_FD_STEP},
+        "warnings": warns,
+        "passed": bool(passed),
+        "gradients": {
+            "echo": dict(zip(names, map(float, echo))),
+            "bptt": dict(zip(names, map(float, bptt))),
+            "finite_differences": dict(zip(names, map(float, fd))),
+            "echo_dx": echo_x[0].tolist(), "bptt_dx": bptt_x[0].tolist(),
+        },
+    }
+    return report, (json.dumps(report, indent=2) if fmt == "json" else render_check_text(report))
+
+
+def render_check_text(r: dict) -> str:
+    """The check report for people: per parameter, then per group of θ and the inputs."""
+    lines = [f"stack {r['stack']} ({' -> '.join(r['units'])}): leapfrog units, stacked echo (theory §9), "
+             f"K = {r['steps']} steps of dt = {r['dt']}, beta = {r['beta']}, seed {r['seed']}",
+             f"loss                                {r['loss']:.10g}",
+             f"round-trip error (un-nudged echoes) {r['roundtrip_error']:.3e}",
+             f"centred echo: beta error estimate   {r['centred_error_estimate']:.3e}  (Richardson, beta and 2 beta)",
+             "", f"{'parameter':<16} {'echo':>16} {'BPTT':>16} {'finite diff':>16}"]
+    g = r["gradients"]
+    for name in r["parameters"]:
+        lines.append(f"{name:<16} {g['echo'][name]:>16.9e} {g['bptt'][name]:>16.9e} "
+                     f"{g['finite_differences'][name]:>16.9e}")
+    te, tf = r["tolerance_echo_vs_bptt"], r["tolerance_bptt_vs_fd"]
+    ok = lambda e, t: "ok" if e <= t else "FAIL"  # noqa: E731
+    lines += ["", f"{'rel. error':<22} {'echo vs BPTT':>14}      {'BPTT vs FD':>14}      (tolerances "
+                  f"{te:.0e}, {tf:.0e})"]
+    for grp in r["groups"]:
+        lines.append(f"{grp['group']:<22} {grp['echo_vs_bptt']:>14.3e} {ok(grp['echo_vs_bptt'], te):<4} "
+                     f"{grp['bptt_vs_fd']:>14.3e} {ok(grp['bptt_vs_fd'], tf)}")
+    lines += [f"warning: {w}" for w in r["warnings"]]
+    lines.append("passed" if r["passed"] else "FAILED")
+    return "\n".join(lines) + "\n"
