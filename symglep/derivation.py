@@ -8,6 +8,7 @@ This module never imports numba.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -19,7 +20,9 @@ from .learning import learning_rule, locality
 from .limits import check_size
 from .mechanics import EulerLagrange, euler_lagrange
 from .model import Model
+from .readable import Readable, readable_forms
 from .routes import default_route, learning_routes
+from .simplify import Budget
 from .symbolic import evaluate, sample_values
 from .symmetry import Symmetries, symmetries
 
@@ -40,6 +43,7 @@ class Derivation:
     notes: list = field(default_factory=list)
     routes: list = field(default_factory=list)    # learning routes: exact? forward-only? why (symglep.routes)
     default_route: str | None = None               # the route Kernels.gradient takes by default
+    readable: Readable | None = None               # simplified/structured forms for the reports (theory §11)
 
     # Shortcuts used by reports and later stages.
     @property
@@ -88,8 +92,14 @@ def legendre_regularity(model: Model, mass: sp.Matrix, samples: int = 3) -> bool
     return False
 
 
-def derive(model: Model) -> Derivation:
-    """Derive the equations of motion, Legendre transform, symmetries and learning rule of ``model``."""
+def derive(model: Model, simplify: str = "fast") -> Derivation:
+    """Derive the equations of motion, Legendre transform, symmetries and learning rule of ``model``.
+
+    ``simplify`` (``none``, ``fast``, ``full``) sets the time budget of the readable forms the
+    reports print (:mod:`symglep.readable`, theory §11); the raw fields are the same in every mode.
+    """
+    started = time.perf_counter()
+    Budget.for_model(simplify, 0, 0.0)  # reject a bad mode before the work
     if not isinstance(model, Model):
         from .errors import ModelError
         from .network.model import ArrayModel
@@ -121,5 +131,7 @@ def derive(model: Model) -> Derivation:
     if model.rayleigh is not None:
         notes.append(REWRITE_NOTE if model.rayleigh.rewritable else non_variational_note(model.rayleigh.why))
     routes = learning_routes(model, sym)
+    budget = Budget.for_model(simplify, model.n, time.perf_counter() - started)
+    readable = readable_forms(model, el, h, rule, budget, declared_hamiltonian=model.hamiltonian is not None)
     return Derivation(model, el, h, vmap, note, regular, sym, rule, locality(model, rule), notes,
-                      routes, default_route(routes))
+                      routes, default_route(routes), readable)
