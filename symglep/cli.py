@@ -77,7 +77,9 @@ def _emit(text: str, output: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "latex", "json"]), default="text",
               show_default=True, help="Report format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE.")
-def derive(model_spec, fmt, output):
+@click.option("--simplify", type=click.Choice(["none", "fast", "full"]), default="fast", show_default=True,
+              help="Time budget of the readable forms the report prints (theory §11); raw fields are unchanged.")
+def derive(model_spec, fmt, output, simplify):
     """Derive Euler–Lagrange equations, Legendre transform, symmetries and learning rule.
 
     MODEL is a Python file defining `model`, or PATH.py:NAME.
@@ -91,7 +93,7 @@ def derive(model_spec, fmt, output):
         from .network.commands import derive_report
 
         return _emit(derive_report(model, fmt), output)
-    _emit(render(derive_model(model), fmt), output)
+    _emit(render(derive_model(model, simplify=simplify), fmt), output)
 
 
 @main.command()
@@ -114,7 +116,7 @@ def residuals(model_spec, bc, fmt, output):
         from .network.commands import residuals_report
 
         return _emit(residuals_report(model, bc, fmt), output)
-    derivation = derive_model(model)
+    derivation = derive_model(model, simplify="none")
     res = boundary_residuals(derivation)
     if bc != "all":
         res = {bc: res[bc]}

@@ -19,6 +19,7 @@ from .dissipation import REWRITE_NOTE, non_variational_note
 from .learning import learning_rule, locality
 from .limits import check_size
 from .mechanics import EulerLagrange, euler_lagrange
+from . import report
 from .model import Model
 from .readable import Readable, readable_forms
 from .routes import default_route, learning_routes
@@ -67,9 +68,12 @@ class Derivation:
         return self.sym.separable
 
     def _repr_latex_(self) -> str:
-        from .report import render
+        """Jupyter: the LaTeX report (readable forms, Hamilton's equations)."""
+        return report.render(self, "latex")
 
-        return render(self, "latex")
+    def _repr_markdown_(self) -> str:
+        """Jupyter: the Markdown report."""
+        return report.render(self, "markdown")
 
 
 def legendre_regularity(model: Model, mass: sp.Matrix, samples: int = 3) -> bool:

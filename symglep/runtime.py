@@ -74,7 +74,7 @@ def generate_source(model: Model, integrator: str = "auto", target: str = "numba
     if newton_tol is not None and not (np.isfinite(newton_tol) and newton_tol > 0):
         raise SymglepError(f"newton_tol must be a positive number, got {newton_tol!r}")
     digest = digest or content_hash(model, target, kernel_options(integrator, newton_tol))
-    scheme = discretise(derive(model), integrator)
+    scheme = discretise(derive(model, simplify="none"), integrator)
     return render_numba(scheme, digest, NEWTON_TOL if newton_tol is None else newton_tol), scheme
 
 
@@ -472,7 +472,7 @@ class Kernels:
     def _derivation(self):
         from .derivation import derive
 
-        return derive(self.model)
+        return derive(self.model, simplify="none")
 
     def _not_reversible_error(self) -> NotReversibleError:
         d = self._derivation()

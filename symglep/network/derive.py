@@ -142,6 +142,8 @@ def derive(model, show=_plain) -> dict:
         "potential": V,
         "momentum": f"p[i] = m_i {qn}.dot[i] = ({m})·{qn}.dot[i]",
         "hamiltonian": "H = Σ_i |p[i]|² / (2 m_i) + V,   V = " + "  +  ".join(V),
+        "hamilton_equations": [f"{qn}.dot[i] = ∂H/∂p[i] = p[i] / m_i",
+                               f"p.dot[i] = −∂H/∂{qn}[i] = −∂V/∂{qn}[i]"],
         "euler_lagrange": f"m_i {qn}.ddot[i] = −∂V/∂{qn}[i],   ∂V/∂{qn}[i] = " + "  +  ".join(el),
         "force_terms": el,
         "regular": f"yes, where m_i = {m} ≠ 0 (diagonal mass matrix)",
@@ -199,6 +201,7 @@ def render(d: dict, fmt: str) -> str:
              "parameters: " + ", ".join(f"{k} {tuple(v)}" for k, v in d["parameters"].items())]
     lines += [h("Lagrangian L = K − V"), code(d["kinetic"])] + [code(f"V ⊃ {v}") for v in d["potential"]]
     lines += [h("Momentum and Hamiltonian"), code(d["momentum"]), code(d["hamiltonian"])]
+    lines += [h("Hamilton's equations of unit i (theory §11)")] + [code(e) for e in d["hamilton_equations"]]
     lines += [h("Euler–Lagrange equation of unit i"), code(f"m_i {d['coordinates'].split('[')[0]}.ddot[i] = −∂V/∂q_i"),
               code("∂V/∂q_i =")] + [code(f"    + {t}") for t in d["force_terms"]]
     lines += [h("Verdicts"), code(f"regular: {d['regular']}"),
@@ -275,6 +278,9 @@ def render_latex(model) -> str:
              rf"L &= \frac{{1}}{{2}} \sum_{{i}} m_{{i}} \dot{{{q}}}_{{i}}^{{2}} - V, \qquad m_{{i}} = {mass} \\",
              rf"V &= {' + '.join(V)} \\",
              rf"p_{{i}} &= m_{{i}} \dot{{{q}}}_{{i}}, \qquad H = \sum_{{i}} \frac{{p_{{i}}^{{2}}}}{{2 m_{{i}}}} + V \\",
+             rf"\intertext{{Hamilton's equations of unit $i$ (theory §11)}}",
+             rf"\dot{{{q}}}_{{i}} &= \frac{{\partial H}}{{\partial p_{{i}}}} = \frac{{p_{{i}}}}{{m_{{i}}}}, \qquad "
+             rf"\dot{{p}}_{{i}} = -\frac{{\partial H}}{{\partial {q}_{{i}}}} = -\frac{{\partial V}}{{\partial {q}_{{i}}}} \\",
              rf"m_{{i}} \ddot{{{q}}}_{{i}} &= -\frac{{\partial V}}{{\partial {q}_{{i}}}} = "
              rf"-\left({' + '.join(_latex_glue(t) for t in d['force_terms'])}\right) \\",
              rf"\intertext{{regular: {_latex_text(d['regular'])}; time-reversible: yes "
