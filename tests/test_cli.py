@@ -45,6 +45,9 @@ EXTRA_KEYS = {
     "accelerations_note", "velocity_map", "hamiltonian_note", "separability_note", "kinetic_energy",
     "potential_energy", "notes", "time_reversal_flip", "time_reversal_flip_note", "dissipation",
     "learning_routes", "default_route", "terminal_cost",
+    # readable forms, Hamilton's equations and safe names (docs/derive-schema.md, theory §11)
+    "momentum_rates", "hamilton_equations", "hamilton_note", "readable", "simplification", "symbol_table",
+    "safe_expressions",
 }
 
 MODEL_HEADER = """\
