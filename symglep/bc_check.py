@@ -247,7 +247,7 @@ def run_bc_check(model: Model, bcs=BCS, steps: int = 300, dt: float = 0.01, beta
     if cbvp_steps < 2 or cbvp_steps > steps:
         raise SymglepError(f"--cbvp-steps must be between 2 and --steps ({steps}), got {cbvp_steps}")
     kernels = compile_model(model, integrator=integrator, dt=dt)
-    d = derive(model)
+    d = derive(model, simplify="none")
     inst = Instance(model, kernels, steps, dt, seed, params)
     names = [s.name for s in model.parameters]
     n, nth = model.n, len(names)

@@ -71,12 +71,14 @@ def _emit(text: str, output: str | None) -> None:
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "latex", "json"]), default="text",
               show_default=True, help="Report format.")
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE.")
-def derive(model_spec, fmt, output):
+@click.option("--simplify", type=click.Choice(["none", "fast", "full"]), default="fast", show_default=True,
+              help="Time budget of the readable forms the report prints (theory §11); raw fields are unchanged.")
+def derive(model_spec, fmt, output, simplify):
     """Derive Euler–Lagrange equations, Legendre transform, symmetries and learning rule.
 
     MODEL is a Python file defining `model`, or PATH.py:NAME.
     """
-    _emit(commands.derive_report(load_system(model_spec), fmt), output)
+    _emit(commands.derive_report(load_system(model_spec), fmt, simplify), output)
 
 
 @main.command()

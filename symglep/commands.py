@@ -25,10 +25,11 @@ def commands_of(system) -> ModuleType:
     return COMMANDS[kind_of(system)]
 
 
-def derive_report(system, fmt: str) -> str:
-    """``symglep derive`` (theory §1–§5; stacks: per unit, the glue and the stacked rule, theory §9)."""
+def derive_report(system, fmt: str, simplify: str = "fast") -> str:
+    """``symglep derive`` (theory §1–§5; stacks: per unit, the glue and the stacked rule, theory §9);
+    ``simplify`` is the time budget of the readable forms (theory §11)."""
     system.capabilities.require("command", "derive")
-    return commands_of(system).derive_report(system, fmt)
+    return commands_of(system).derive_report(system, fmt, simplify)
 
 
 def residuals_report(system, bc: str, fmt: str) -> str:

@@ -8,18 +8,24 @@ This module never imports numba.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 
+import numpy as np
 import sympy as sp
 
-from .legendre import _tidy
-from .legendre import hamiltonian as legendre_hamiltonian
+from . import report
 from .dissipation import REWRITE_NOTE, non_variational_note
+from .errors import ModelError
+from .legendre import hamiltonian as legendre_hamiltonian
+from .legendre import tidy
 from .learning import learning_rule, locality
 from .limits import check_size
 from .mechanics import EulerLagrange, euler_lagrange
 from .model import Model
+from .readable import Readable, readable_forms
 from .routes import default_route, learning_routes
+from .simplify import Budget
 from .symbolic import evaluate, sample_values
 from .symmetry import Symmetries, symmetries
 
@@ -40,6 +46,7 @@ class Derivation:
     notes: list = field(default_factory=list)
     routes: list = field(default_factory=list)    # learning routes: exact? forward-only? why (symglep.routes)
     default_route: str | None = None               # the route Kernels.gradient takes by default
+    readable: Readable | None = None               # simplified/structured forms for the reports (theory §11)
 
     # Shortcuts used by reports and later stages.
     @property
@@ -63,15 +70,16 @@ class Derivation:
         return self.sym.separable
 
     def _repr_latex_(self) -> str:
-        from .report import render
+        """Jupyter: the LaTeX report (readable forms, Hamilton's equations)."""
+        return report.render(self, "latex")
 
-        return render(self, "latex")
+    def _repr_markdown_(self) -> str:
+        """Jupyter: the Markdown report."""
+        return report.render(self, "markdown")
 
 
 def legendre_regularity(model: Model, mass: sp.Matrix, samples: int = 3) -> bool:
     """``det M ≢ 0``: the mass matrix is evaluated at random points and its determinant taken numerically."""
-    import numpy as np
-
     entries = list(mass)
     for seed in range(samples):
         values = sample_values(entries, seed=seed, fixed=model.constants)
@@ -88,13 +96,16 @@ def legendre_regularity(model: Model, mass: sp.Matrix, samples: int = 3) -> bool
     return False
 
 
-def derive(model: Model) -> Derivation:
-    """Derive the equations of motion, Legendre transform, symmetries and learning rule of ``model``."""
-    if not isinstance(model, Model):
-        from .errors import ModelError
-        from .network.model import ArrayModel
+def derive(model: Model, simplify: str = "fast") -> Derivation:
+    """Derive the equations of motion, Legendre transform, symmetries and learning rule of ``model``.
 
-        if isinstance(model, ArrayModel):
+    ``simplify`` (``none``, ``fast``, ``full``) sets the time budget of the readable forms the
+    reports print (:mod:`symglep.readable`, theory §11); the raw fields are the same in every mode.
+    """
+    started = time.perf_counter()
+    Budget.for_model(simplify, 0, 0.0)  # reject a bad mode before the work
+    if not isinstance(model, Model):
+        if getattr(getattr(model, "capabilities", None), "kind", None) == "array":
             raise ModelError(f"{model.name!r} is an array model: its derivation is in index form, "
                              "symglep.network.index_form(model) (docs/networks.md)")
         raise ModelError(f"derive() needs a symglep.Model, got {type(model).__name__}")
@@ -107,7 +118,7 @@ def derive(model: Model) -> Derivation:
         # map of the rebuilt L again would only be thrown away, and is slow on the
         # unsimplified L that from_hamiltonian produces.)
         h = model.hamiltonian
-        vmap = [_tidy(sp.diff(h, p)) for p in model.p]
+        vmap = [tidy(sp.diff(h, p)) for p in model.p]
         note = "declared Hamiltonian; velocity map v = dH/dp"
     elif regular:
         h, vmap, how = legendre_hamiltonian(model.lagrangian, model.v, model.p, positive=model.parameters,
@@ -121,5 +132,7 @@ def derive(model: Model) -> Derivation:
     if model.rayleigh is not None:
         notes.append(REWRITE_NOTE if model.rayleigh.rewritable else non_variational_note(model.rayleigh.why))
     routes = learning_routes(model, sym)
+    budget = Budget.for_model(simplify, model.n, time.perf_counter() - started)
+    readable = readable_forms(model, el, h, rule, budget, declared_hamiltonian=model.hamiltonian is not None)
     return Derivation(model, el, h, vmap, note, regular, sym, rule, locality(model, rule), notes,
-                      routes, default_route(routes))
+                      routes, default_route(routes), readable)

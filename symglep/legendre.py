@@ -97,9 +97,9 @@ def invert_map(exprs, xs, ys, positive=(), jacobian: sp.Matrix | None = None) ->
                 # Unsimplified forms such as m**2*sqrt(1/(m**2 + p**2)) + ... solve only
                 # onto branches like m*sqrt(v**2/(1 - v**2)) = m*|v|/sqrt(1 - v**2),
                 # valid for one sign of v; the simplified form gives the global branch.
-                tidy = _tidy(e)
-                if tidy != e:
-                    root, why = _solve_one(tidy, e, x, y, positive)
+                tidied = tidy(e)
+                if tidied != e:
+                    root, why = _solve_one(tidied, e, x, y, positive)
             if root is None:
                 return None, why
             solution.append(root)
@@ -112,7 +112,7 @@ def momenta(lagrangian, velocities) -> list[sp.Expr]:
     return [sp.diff(lagrangian, v) for v in velocities]
 
 
-def _tidy(expr: sp.Expr, budget: int = 150) -> sp.Expr:
+def tidy(expr: sp.Expr, budget: int = 150) -> sp.Expr:
     """Simplify small expressions only (DESIGN: never simplify big ones by default)."""
     if sp.count_ops(expr) > budget:
         return expr
@@ -132,7 +132,7 @@ def hamiltonian(lagrangian, velocities, momentum_symbols, positive=(), p_of_v=No
         return None, None, how
     subs = dict(zip(velocities, v_of_p))
     h = sum(p * v for p, v in zip(momentum_symbols, v_of_p)) - lagrangian.xreplace(subs)
-    return _tidy(sp.expand(h) if sp.count_ops(h) < 150 else h), [_tidy(v) for v in v_of_p], how
+    return tidy(sp.expand(h) if sp.count_ops(h) < 150 else h), [tidy(v) for v in v_of_p], how
 
 
 def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, positive=()):
@@ -148,5 +148,5 @@ def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, positive=
         raise ModelError(f"cannot invert v = ∂H/∂p in closed form ({how}); declare the Lagrangian instead")
     subs = dict(zip(ps, p_of_v))
     lag = sum(p * v for p, v in zip(p_of_v, vs)) - h_d.xreplace(subs)
-    lag = _tidy(sp.expand(lag) if sp.count_ops(lag) < 150 else lag)
+    lag = tidy(sp.expand(lag) if sp.count_ops(lag) < 150 else lag)
     return lag.xreplace(dict(zip(vs, velocity_objects))), how

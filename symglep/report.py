@@ -1,9 +1,10 @@
 """Reports of a derivation: JSON, text, Markdown and LaTeX (schema: ``docs/derive-schema.md``).
 
-Every expression in JSON is a string that ``sympy.parse_expr`` reads back with
-the names listed in the report (coordinates, velocities ``<q>_dot``, momenta
-``p_<q>``, accelerations ``<q>_ddot``, parameters, constants, inputs, targets,
-``t``) and standard functions.
+Expressions are written with the model's names for people (the top-level keys)
+and, under ``safe_expressions``, with the safe names of the report's
+``symbol_table`` (:mod:`symglep.symbol_table`), which ``sympy.parse_expr``
+always reads back whatever the model called its symbols. Text, Markdown and
+LaTeX print the readable forms (:mod:`symglep.readable`, theory §11).
 """
 
 from __future__ import annotations
@@ -12,23 +13,87 @@ import json
 
 import sympy as sp
 
-from .derivation import Derivation
+from . import __version__
 from .learning import describe_locality
 from .model import Model, latex_symbol_names
+from .symbol_table import SymbolTable, model_symbols
 
 FORMATS = ("text", "markdown", "latex", "json")
 
 
 def expr_str(expr) -> str:
-    """A ``parse_expr``-readable string of ``expr``."""
+    """A ``parse_expr``-readable string of ``expr`` (terms in the order sympy built them)."""
     return sp.sstr(sp.sympify(expr), order="none")
 
 
-def to_dict(d: Derivation) -> dict:
+def readable_str(expr) -> str:
+    """A ``parse_expr``-readable string of a readable form, terms in sympy's canonical order
+    (``l**2*m``, ``M + m``)."""
+    return sp.sstr(sp.sympify(expr))
+
+
+def symbol_table(d) -> SymbolTable:
+    """The safe names of every symbol the report of ``d`` can print."""
+    r = d.readable
+    extra = [(s, "input rate") for s in d.el.input_rates]
+    extra += [(s, "momentum rate") for s in (r.momentum_rates if r is not None else ())]
+    return SymbolTable(model_symbols(d.model, extra))
+
+
+def expressions(d, show, key, show_readable) -> dict:
+    """Every expression-valued key of the report, printed by ``show`` (the readable forms by
+    ``show_readable``); maps keyed by ``key(symbol)``."""
+    m, el = d.model, d.el
+    n = m.n
+    out = {
+        "lagrangian": show(m.lagrangian),
+        "cost": show(m.cost),
+        "terminal_cost": show(m.terminal_cost),
+        "euler_lagrange": [show(r) for r in el.residuals],
+        "mass_matrix": [[show(el.mass_matrix[i, j]) for j in range(n)] for i in range(n)],
+        "forcing": [show(f) for f in el.forcing],
+        "explicit_accelerations": (
+            {key(a): show(e) for a, e in zip(m.a, el.accelerations)} if el.accelerations else None),
+        "momentum_map": {key(p): show(e) for p, e in zip(m.p, el.momenta)},
+        "velocity_map": {key(v): show(e) for v, e in zip(m.v, d.velocity_map)} if d.velocity_map else None,
+        "hamiltonian": show(d.hamiltonian) if d.hamiltonian is not None else None,
+        "kinetic_energy": show(d.sym.kinetic) if d.sym.kinetic is not None else None,
+        "potential_energy": show(d.sym.potential) if d.sym.potential is not None else None,
+        "reversibility_breaking_terms": [show(e) for e in d.sym.breaking_terms],
+        "learning_rule": {key(th): show(e) for th, e in d.learning_rule.items()},
+    }
+    r = d.readable
+    if r is None:
+        return out
+    out["readable"] = {
+        "mass_matrix": [[show_readable(r.mass_matrix[i, j]) for j in range(n)] for i in range(n)],
+        "det_mass_matrix": show_readable(r.det_mass) if r.det_mass is not None else None,
+        "adjugate_mass_matrix": ([[show_readable(r.adjugate[i, j]) for j in range(n)] for i in range(n)]
+                                 if r.adjugate is not None else None),
+        "momentum_map": {key(p): show_readable(e) for p, e in zip(m.p, r.momenta)},
+        "hamiltonian": show_readable(r.hamiltonian) if r.hamiltonian is not None else None,
+        "hamiltonian_parts": ({k: show_readable(e) for k, e in r.hamiltonian_parts.items()}
+                              if r.hamiltonian_parts is not None else None),
+        "explicit_accelerations": (
+            {key(a): show_readable(e) for a, e in zip(m.a, r.accelerations)} if r.accelerations else None),
+        "learning_rule": {key(th): show_readable(e) for th, e in r.learning_rule.items()},
+    }
+    out["hamilton_equations"] = None if r.hamilton_equations is None else {
+        "velocities": {key(v): show_readable(qd) for v, (qd, _) in zip(m.v, r.hamilton_equations)},
+        "momentum_rates": {key(pr): show_readable(pd) for pr, (_, pd) in zip(r.momentum_rates, r.hamilton_equations)},
+    }
+    return out
+
+
+def to_dict(d) -> dict:
     """The JSON-ready content of a derivation."""
     m = d.model
     el = d.el
-    return {
+    table = symbol_table(d)
+    ex = expressions(d, expr_str, lambda s: s.name, readable_str)
+    safe = expressions(d, lambda e: expr_str(table.safe(e)), table.safe_name, lambda e: readable_str(table.safe(e)))
+    r = d.readable
+    out = {
         "symglep_version": _version(),
         "model": m.name,
         "time": m.time.name,
@@ -41,39 +106,38 @@ def to_dict(d: Derivation) -> dict:
         "inputs": [s.name for s in m.u],
         "input_rates": [s.name for s in el.input_rates],
         "targets": [s.name for s in m.y],
-        "lagrangian": expr_str(m.lagrangian),
-        "cost": expr_str(m.cost),
-        "terminal_cost": expr_str(m.terminal_cost),
-        "euler_lagrange": [expr_str(r) for r in el.residuals],
-        "mass_matrix": [[expr_str(el.mass_matrix[i, j]) for j in range(m.n)] for i in range(m.n)],
-        "forcing": [expr_str(f) for f in el.forcing],
-        "explicit_accelerations": (
-            {a.name: expr_str(e) for a, e in zip(m.a, el.accelerations)} if el.accelerations else None
-        ),
+        **{k: ex[k] for k in ("lagrangian", "cost", "terminal_cost", "euler_lagrange", "mass_matrix", "forcing",
+                              "explicit_accelerations")},
         "accelerations_note": el.acceleration_note,
-        "momentum_map": {p.name: expr_str(e) for p, e in zip(m.p, el.momenta)},
-        "velocity_map": (
-            {v.name: expr_str(e) for v, e in zip(m.v, d.velocity_map)} if d.velocity_map else None
-        ),
-        "hamiltonian": expr_str(d.hamiltonian) if d.hamiltonian is not None else None,
+        **{k: ex[k] for k in ("momentum_map", "velocity_map", "hamiltonian")},
         "hamiltonian_note": d.hamiltonian_note,
         "legendre_regular": d.legendre_regular,
         "separable": d.sym.separable,
         "separability_note": d.sym.separability_note,
-        "kinetic_energy": expr_str(d.sym.kinetic) if d.sym.kinetic is not None else None,
-        "potential_energy": expr_str(d.sym.potential) if d.sym.potential is not None else None,
+        **{k: ex[k] for k in ("kinetic_energy", "potential_energy")},
         "time_reversible": d.sym.time_reversible,
-        "reversibility_breaking_terms": [expr_str(e) for e in d.sym.breaking_terms],
+        "reversibility_breaking_terms": ex["reversibility_breaking_terms"],
         "explicit_time_dependence": d.sym.explicit_time,
         "time_reversal_flip": [s.name for s in d.sym.flip] if d.sym.flip is not None else None,
         "time_reversal_flip_note": d.sym.flip_note,
         "dissipation": _dissipation(m),
         "learning_routes": [dict(r) for r in d.routes],
         "default_route": d.default_route,
-        "learning_rule": {th.name: expr_str(e) for th, e in d.learning_rule.items()},
+        "learning_rule": ex["learning_rule"],
         "locality": {th.name: entry for th, entry in d.locality.items()},
         "notes": list(d.notes),
     }
+    if r is not None:
+        out["momentum_rates"] = [s.name for s in r.momentum_rates]
+        out["hamilton_equations"] = ex["hamilton_equations"]
+        out["hamilton_note"] = r.hamilton_note
+        out["readable"] = {**ex["readable"], "hamiltonian_form": r.hamiltonian_form}
+        out["simplification"] = {"mode": r.mode, "seconds": round(r.seconds, 3),
+                                 "budget_seconds": round(r.budget_seconds, 3),
+                                 "attempts_dropped": r.attempts_dropped, "op_counts": r.op_counts}
+    out["symbol_table"] = table.as_json()
+    out["safe_expressions"] = safe
+    return out
 
 
 def _dissipation(m: Model) -> dict | None:
@@ -91,7 +155,7 @@ def _dissipation(m: Model) -> dict | None:
     }
 
 
-def _flip_verdict(d: Derivation) -> str:
+def _flip_verdict(d) -> str:
     if d.sym.flip is None:
         return f"none ({d.sym.flip_note})"
     if not d.sym.flip:
@@ -122,12 +186,10 @@ def _route_line(r: dict) -> str:
 
 
 def _version() -> str:
-    from . import __version__
-
     return __version__
 
 
-def _verdicts(d: Derivation) -> list[tuple[str, str]]:
+def _verdicts(d) -> list[tuple[str, str]]:
     rev = "yes" if d.sym.time_reversible else "NO (odd in velocity: " + ", ".join(
         expr_str(e) for e in d.sym.breaking_terms) + ")"
     return [
@@ -141,9 +203,31 @@ def _verdicts(d: Derivation) -> list[tuple[str, str]]:
     ]
 
 
-def render_text(d: Derivation) -> str:
+def shown(d):
+    """The forms the human-readable reports print: the readable ones when built, else the raw ones."""
+    r = d.readable
+    if r is not None:
+        return r.mass_matrix, r.momenta, r.hamiltonian, r.accelerations, r.learning_rule
+    return d.el.mass_matrix, d.el.momenta, d.hamiltonian, d.el.accelerations, d.learning_rule
+
+
+def _op_summary(d) -> str:
+    r = d.readable
+    labels = {"hamiltonian": "H", "mass_matrix": "M", "accelerations": "a", "momenta": "p", "learning_rule": "∂L/∂θ"}
+    counts = ", ".join(f"{labels[k]} {v['raw']} → {v['readable']}" for k, v in r.op_counts.items())
+    return f"simplification {r.mode} ({r.seconds:.2f} s of {r.budget_seconds:.2f} s); op counts raw → shown: {counts}"
+
+
+PART_LABELS = {"kinetic": "kinetic ½ (p − b)ᵀ M⁻¹ (p − b)", "potential": "potential V(q)",
+               "time_and_inputs": "time and input terms W(q, t, u)"}
+
+
+def render_text(d) -> str:
     m = d.model
     el = d.el
+    r = d.readable
+    mass, momenta, h, accelerations, rule = shown(d)
+    show = readable_str if r is not None else expr_str
     out = [f"model {m.name}: {m.n} coordinate(s) {', '.join(s.name for s in m.q)}; "
            f"parameters {', '.join(s.name for s in m.parameters) or 'none'}", ""]
     out += [f"L = {expr_str(m.lagrangian)}", f"c = {expr_str(m.cost)}"]
@@ -152,39 +236,73 @@ def render_text(d: Derivation) -> str:
                    "(q(T), −p(T) − β ∂c_T/∂q), theory §10]")
     out.append("")
     out.append("Euler–Lagrange (d/dt ∂L/∂v − ∂L/∂q = 0):")
-    out += [f"  0 = {expr_str(r)}" for r in el.residuals]
+    out += [f"  0 = {expr_str(e)}" for e in el.residuals]
     out.append("mass matrix M:")
-    out += ["  [" + ", ".join(expr_str(el.mass_matrix[i, j]) for j in range(m.n)) + "]" for i in range(m.n)]
+    out += ["  [" + ", ".join(show(mass[i, j]) for j in range(m.n)) + "]" for i in range(m.n)]
+    if r is not None and r.det_mass is not None:
+        out.append(f"  det M = {show(r.det_mass)}")
     out.append("forcing f (M·a = f):")
     out += [f"  {expr_str(f)}" for f in el.forcing]
-    if el.accelerations:
-        out.append("accelerations:")
-        out += [f"  {a} = {expr_str(e)}" for a, e in zip(m.a, el.accelerations)]
+    if accelerations:
+        out.append("accelerations (a = M⁻¹ f = adj(M) f / det M):" if r is not None and r.adjugate is not None
+                   else "accelerations:")
+        out += [f"  {a} = {show(e)}" for a, e in zip(m.a, accelerations)]
     else:
         out.append(f"accelerations: not built symbolically ({el.acceleration_note})")
     out.append("momenta:")
-    out += [f"  {p} = {expr_str(e)}" for p, e in zip(m.p, el.momenta)]
-    if d.hamiltonian is not None:
-        out.append(f"Hamiltonian: H = {expr_str(d.hamiltonian)}")
+    out += [f"  {p} = {show(e)}" for p, e in zip(m.p, momenta)]
+    if h is not None:
+        out.append(f"Hamiltonian: H = {show(h)}")
+        if r is not None and r.hamiltonian_parts is not None:
+            out += [f"  {PART_LABELS[k]} = {show(e)}" for k, e in r.hamiltonian_parts.items()]
     else:
         out.append(f"Hamiltonian: not available ({d.hamiltonian_note})")
+    if r is not None and r.hamilton_equations is not None:
+        out.append(f"Hamilton's equations ({r.hamilton_note}):")
+        for q, p, v, pr, (qd, pd) in zip(m.q, m.p, m.v, r.momentum_rates, r.hamilton_equations):
+            out += [f"  {v} = ∂H/∂{p} = {show(qd)}", f"  {pr} = −∂H/∂{q} = {show(pd)}"]
+    if r is not None:
+        out.append(_op_summary(d))
     out.append("")
     out += [f"{k}: {v}" for k, v in _verdicts(d)]
     out.append("")
     out.append(f"learning routes (default: {d.default_route or 'none exact; BPTT'}):")
-    out += [f"  {_route_line(r)}" for r in d.routes]
+    out += [f"  {_route_line(x)}" for x in d.routes]
     out.append("")
     out.append("learning rule ∂L/∂θ:")
-    for th, e in d.learning_rule.items():
-        out.append(f"  ∂L/∂{th} = {expr_str(e)}    [{describe_locality(d.locality[th])}]")
+    for th, e in rule.items():
+        out.append(f"  ∂L/∂{th} = {show(e)}    [{describe_locality(d.locality[th])}]")
     out += [f"note: {n}" for n in d.notes]
     return "\n".join(out) + "\n"
 
 
-def render_markdown(d: Derivation) -> str:
+def latex_names(d) -> dict:
+    """:func:`latex_symbol_names` plus the momentum rates ``\\dot{p}_{q}``."""
+    names = latex_symbol_names(d.model)
+    if d.readable is not None:
+        for q, pr in zip(d.model.q, d.readable.momentum_rates):
+            names[pr] = rf"\dot{{p}}_{{{sp.latex(q)}}}"
+    return names
+
+
+def hamilton_rows(d, tex) -> list[tuple[str, str]]:
+    """``(left, right)`` LaTeX of Hamilton's equations ``q̇ = ∂H/∂p``, ``ṗ = −∂H/∂q`` (theory §11)."""
+    r = d.readable
+    if r is None or r.hamilton_equations is None:
+        return []
+    names = latex_names(d)
+    rows = []
+    for q, v, pr, (qd, pd) in zip(d.model.q, d.model.v, r.momentum_rates, r.hamilton_equations):
+        rows += [(names[v], tex(qd)), (names[pr], tex(pd))]
+    return rows
+
+
+def render_markdown(d) -> str:
     m = d.model
     el = d.el
-    names = latex_symbol_names(m)
+    r = d.readable
+    mass, momenta, h, accelerations, rule = shown(d)
+    names = latex_names(d)
     tex = lambda e: sp.latex(e, symbol_names=names)  # noqa: E731
     out = [f"# Derivation of `{m.name}`", "", f"$$L = {tex(m.lagrangian)}$$", "",
            f"$$c = {tex(m.cost)}$$", ""]
@@ -193,45 +311,60 @@ def render_markdown(d: Derivation) -> str:
                 "Terminal cost at $t = T$: the echo starts from $(q(T), -p(T) - \\beta\\,\\partial c_T/\\partial q)$ "
                 "(theory §10).", ""]
     out += ["## Euler–Lagrange equations", ""]
-    out += [f"$$0 = {tex(r)}$$" for r in el.residuals]
-    out += ["", "## Mass matrix", "", f"$$M = {tex(el.mass_matrix)}$$", "", "## Legendre transform", ""]
-    out += [f"- ${names[p]} = {tex(e)}$" for p, e in zip(m.p, el.momenta)]
-    if d.hamiltonian is not None:
-        out += ["", f"$$H = {tex(d.hamiltonian)}$$"]
+    out += [f"$$0 = {tex(e)}$$" for e in el.residuals]
+    out += ["", "## Mass matrix", "", f"$$M = {tex(mass)}$$", ""]
+    if r is not None and r.det_mass is not None:
+        out += [f"$$\\det M = {tex(r.det_mass)}$$", ""]
+    if accelerations:
+        out += ["## Accelerations", ""]
+        out += [f"$${names[a]} = {tex(e)}$$" for a, e in zip(m.a, accelerations)]
+        out.append("")
+    out += ["## Legendre transform", ""]
+    out += [f"- ${names[p]} = {tex(e)}$" for p, e in zip(m.p, momenta)]
+    if h is not None:
+        out += ["", f"$$H = {tex(h)}$$"]
     else:
         out += ["", f"Hamiltonian not available: {d.hamiltonian_note}."]
+    rows = hamilton_rows(d, tex)
+    if rows:
+        out += ["", "## Hamilton's equations", "", f"{r.hamilton_note}.", ""]
+        out += [f"$${left} = {right}$$" for left, right in rows]
+    if r is not None:
+        out += ["", _op_summary(d) + "."]
     out += ["", "## Verdicts", "", "| property | verdict |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in _verdicts(d)]
     out += ["", "## Learning routes", "", f"Default: `{d.default_route or 'none exact: BPTT'}`.", "",
             "| route | available | exact | forward-only | why |", "|---|---|---|---|---|"]
     yn = lambda b: "yes" if b else "no"  # noqa: E731
-    out += [f"| {r['route']} | {yn(r['available'])} | {yn(r['exact'])} | {yn(r['forward_only'])} | "
-            f"{r['why'].replace('|', '/')} |" for r in d.routes]
+    out += [f"| {x['route']} | {yn(x['available'])} | {yn(x['exact'])} | {yn(x['forward_only'])} | "
+            f"{x['why'].replace('|', '/')} |" for x in d.routes]
     out += ["", "## Learning rule", "", "| parameter | ∂L/∂θ | locality |", "|---|---|---|"]
-    out += [f"| `{th}` | ${tex(e)}$ | {describe_locality(d.locality[th])} |" for th, e in d.learning_rule.items()]
+    out += [f"| `{th}` | ${tex(e)}$ | {describe_locality(d.locality[th])} |" for th, e in rule.items()]
     return "\n".join(out) + "\n"
 
 
-def render_latex(d: Derivation) -> str:
+def render_latex(d) -> str:
     m = d.model
     el = d.el
-    names = latex_symbol_names(m)
+    _, momenta, h, _, rule = shown(d)
+    names = latex_names(d)
     tex = lambda e: sp.latex(e, symbol_names=names)  # noqa: E731
     lines = [r"\begin{align}", rf"L &= {tex(m.lagrangian)} \\", rf"c &= {tex(m.cost)} \\"]
     if m.terminal_cost != 0:
         lines.append(rf"c_T &= {tex(m.terminal_cost)} \\")
-    lines += [rf"0 &= {tex(r)} \\" for r in el.residuals]
-    lines += [rf"{names[p]} &= {tex(e)} \\" for p, e in zip(m.p, el.momenta)]
-    if d.hamiltonian is not None:
-        lines.append(rf"H &= {tex(d.hamiltonian)} \\")
-    lines += [rf"\frac{{\partial L}}{{\partial {sp.latex(th)}}} &= {tex(e)} \\" for th, e in d.learning_rule.items()]
-    lines += [rf"\intertext{{{_latex_text(_route_line(r))}}}" for r in d.routes]
+    lines += [rf"0 &= {tex(e)} \\" for e in el.residuals]
+    lines += [rf"{names[p]} &= {tex(e)} \\" for p, e in zip(m.p, momenta)]
+    if h is not None:
+        lines.append(rf"H &= {tex(h)} \\")
+    lines += [rf"{left} &= {right} \\" for left, right in hamilton_rows(d, tex)]
+    lines += [rf"\frac{{\partial L}}{{\partial {sp.latex(th)}}} &= {tex(e)} \\" for th, e in rule.items()]
+    lines += [rf"\intertext{{{latex_text(_route_line(x))}}}" for x in d.routes]
     lines[-1] = lines[-1].rstrip(" \\")
     lines.append(r"\end{align}")
     return "\n".join(lines) + "\n"
 
 
-def _latex_text(text: str) -> str:
+def latex_text(text: str) -> str:
     """Plain text made safe inside ``\\intertext{}``."""
     out = text.replace("\\", " ")
     for ch in "&%$#_{}":
@@ -239,7 +372,7 @@ def _latex_text(text: str) -> str:
     return out.replace("^", r"\^{}").replace("~", r"\~{}")
 
 
-def render(d: Derivation, fmt: str) -> str:
+def render(d, fmt: str) -> str:
     """The report of ``d`` in ``fmt`` (one of :data:`FORMATS`)."""
     if fmt == "json":
         return json.dumps(to_dict(d), indent=2, ensure_ascii=False) + "\n"

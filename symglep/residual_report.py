@@ -10,10 +10,11 @@ the residual vanishes, else a map parameter → expression), ``vanishing_terms``
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 
 import sympy as sp
 
-from .boundary import BOUNDARY_CONDITIONS, TITLES, Residual
+from .boundary import BOUNDARY_CONDITIONS, TITLES, Residual, latex_names, residuals
 from .report import expr_str
 
 SIGN = ("dC/dθ = −d/dβ ∫ ∂L/∂θ dt − R with R = residual_T + residual_0, "
@@ -123,3 +124,26 @@ def render(model, res, fmt: str, names: dict | None = None) -> str:
 
 
 __all__ = ["render", "to_dict", "BOUNDARY_CONDITIONS"]
+
+
+@dataclass
+class ResidualReport:
+    """The boundary residuals of one model (theory §2–§3), with Jupyter rich display."""
+
+    model: object
+    residuals: dict
+    names: dict
+
+    def render(self, fmt: str) -> str:
+        return render(self.model, self.residuals, fmt, self.names)
+
+    def _repr_latex_(self) -> str:
+        return self.render("latex")
+
+    def _repr_markdown_(self) -> str:
+        return self.render("markdown")
+
+
+def residual_report(d) -> ResidualReport:
+    """The residual report of derivation ``d`` (what ``symglep residuals`` prints)."""
+    return ResidualReport(d.model, residuals(d), latex_names(d))

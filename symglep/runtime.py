@@ -315,7 +315,7 @@ class Kernels:
         return route
 
     def _derivation(self):
-        return derive(self.model)
+        return derive(self.model, simplify="none")
 
     def _not_reversible_error(self) -> NotReversibleError:
         d = self._derivation()

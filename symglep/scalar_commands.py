@@ -18,14 +18,14 @@ from .residual_report import render as render_residuals
 from .training import train as run_training
 
 
-def derive_report(model: Model, fmt: str) -> str:
-    """``symglep derive``: the derivation of theory §1–§5 in ``fmt``."""
-    return render_derivation(derive(model), fmt)
+def derive_report(model: Model, fmt: str, simplify: str = "fast") -> str:
+    """``symglep derive``: the derivation of theory §1–§5 (readable forms, theory §11) in ``fmt``."""
+    return render_derivation(derive(model, simplify=simplify), fmt)
 
 
 def residuals_report(model: Model, bc: str, fmt: str) -> str:
     """``symglep residuals``: the boundary residual of each boundary condition (theory §2–§3)."""
-    derivation = derive(model)
+    derivation = derive(model, simplify="none")
     res = boundary_residuals(derivation)
     if bc != "all":
         res = {bc: res[bc]}

@@ -45,6 +45,9 @@ EXTRA_KEYS = {
     "accelerations_note", "velocity_map", "hamiltonian_note", "separability_note", "kinetic_energy",
     "potential_energy", "notes", "time_reversal_flip", "time_reversal_flip_note", "dissipation",
     "learning_routes", "default_route", "terminal_cost",
+    # readable forms, Hamilton's equations and safe names (docs/derive-schema.md, theory §11)
+    "momentum_rates", "hamilton_equations", "hamilton_note", "readable", "simplification", "symbol_table",
+    "safe_expressions",
 }
 
 MODEL_HEADER = """\
@@ -467,11 +470,12 @@ def test_latex_is_balanced(example):
     assert text.count(r"\begin{") == text.count(r"\end{")
     assert text.lstrip().startswith(r"\begin{align}")
     assert text.rstrip().endswith(r"\end{align}")
-    # one line per equation: L, c (and c_T), one EL residual and one momentum per coordinate, ∂L/∂θ per parameter
+    # one line per equation: L, c (and c_T), one EL residual and one momentum per coordinate, ∂L/∂θ per parameter,
+    # H and Hamilton's two equations per coordinate when H exists
     d = in_memory(str(example))
     rows = [line for line in text.splitlines() if "&=" in line]
     expected = (2 + (d.model.terminal_cost != 0) + 2 * d.model.n + len(d.model.parameters)
-                + (d.hamiltonian is not None))
+                + (d.hamiltonian is not None) * (1 + 2 * d.model.n))
     assert len(rows) == expected
 
 

@@ -31,5 +31,5 @@ def generate_source(model: Model, integrator: str = "auto", target: str = "numba
     if newton_tol is not None and not (np.isfinite(newton_tol) and newton_tol > 0):
         raise SymglepError(f"newton_tol must be a positive number, got {newton_tol!r}")
     digest = digest or content_hash(model, target, kernel_options(integrator, newton_tol))
-    scheme = discretise(derive(model), integrator)
+    scheme = discretise(derive(model, simplify="none"), integrator)
     return render_numba(scheme, digest, NEWTON_TOL if newton_tol is None else newton_tol), scheme

@@ -119,5 +119,5 @@ def generate_c(model: Model, integrator: str = "auto", precision: str = "float64
     """Derive, discretise and render ``model`` for the C target: ``{file name: text}``."""
     if precision not in PRECISIONS:
         raise SymglepError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    scheme = discretise(derive(model), integrator)
+    scheme = discretise(derive(model, simplify="none"), integrator)
     return render_c(scheme, c_content_hash(model, integrator, precision), precision)

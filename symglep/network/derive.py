@@ -15,6 +15,7 @@ import re
 import sympy as sp
 
 from ..errors import SymglepError
+from ..report import latex_text
 from .arrays import Parameter
 from .elements import kinetic_pieces, readout_pieces, term_pieces
 from .terms import Term
@@ -143,6 +144,8 @@ def derive(model, show=_plain) -> dict:
         "potential": V,
         "momentum": f"p[i] = m_i {qn}.dot[i] = ({m})·{qn}.dot[i]",
         "hamiltonian": "H = Σ_i |p[i]|² / (2 m_i) + V,   V = " + "  +  ".join(V),
+        "hamilton_equations": [f"{qn}.dot[i] = ∂H/∂p[i] = p[i] / m_i",
+                               f"p.dot[i] = −∂H/∂{qn}[i] = −∂V/∂{qn}[i]"],
         "euler_lagrange": f"m_i {qn}.ddot[i] = −∂V/∂{qn}[i],   ∂V/∂{qn}[i] = " + "  +  ".join(el),
         "force_terms": el,
         "regular": f"yes, where m_i = {m} ≠ 0 (diagonal mass matrix)",
@@ -198,6 +201,7 @@ def render(d: dict, fmt: str) -> str:
              "parameters: " + ", ".join(f"{k} {tuple(v)}" for k, v in d["parameters"].items())]
     lines += [h("Lagrangian L = K − V"), code(d["kinetic"])] + [code(f"V ⊃ {v}") for v in d["potential"]]
     lines += [h("Momentum and Hamiltonian"), code(d["momentum"]), code(d["hamiltonian"])]
+    lines += [h("Hamilton's equations of unit i (theory §11)")] + [code(e) for e in d["hamilton_equations"]]
     lines += [h("Euler–Lagrange equation of unit i"), code(f"m_i {d['coordinates'].split('[')[0]}.ddot[i] = −∂V/∂q_i"),
               code("∂V/∂q_i =")] + [code(f"    + {t}") for t in d["force_terms"]]
     lines += [h("Verdicts"), code(f"regular: {d['regular']}"),
@@ -264,32 +268,31 @@ def _latex_glue(line: str) -> str:
 
 def render_latex(model) -> str:
     """The index-form derivation as a LaTeX ``align`` block, prose in ``\\intertext`` (theory §1–§6)."""
-    from ..report import _latex_text
-
     d = derive(model, _latex_expr)
     q = element_latex(model.q.name)
     mass = _latex_expr(model.kinetic.mass)
     V = [rf"\sum_{{{_over_latex(t.user.over)}}} {_latex_expr(t.phi)}" for t in model.potential_terms]
-    lines = [r"\begin{align}", rf"\intertext{{{_latex_text(d['model'])} (array model): {_latex_text(d['units'])}}}",
+    lines = [r"\begin{align}", rf"\intertext{{{latex_text(d['model'])} (array model): {latex_text(d['units'])}}}",
              rf"L &= \frac{{1}}{{2}} \sum_{{i}} m_{{i}} \dot{{{q}}}_{{i}}^{{2}} - V, \qquad m_{{i}} = {mass} \\",
              rf"V &= {' + '.join(V)} \\",
              rf"p_{{i}} &= m_{{i}} \dot{{{q}}}_{{i}}, \qquad H = \sum_{{i}} \frac{{p_{{i}}^{{2}}}}{{2 m_{{i}}}} + V \\",
+             r"\intertext{Hamilton's equations of unit $i$ (theory §11)}",
+             rf"\dot{{{q}}}_{{i}} &= \frac{{\partial H}}{{\partial p_{{i}}}} = \frac{{p_{{i}}}}{{m_{{i}}}}, \qquad "
+             rf"\dot{{p}}_{{i}} = -\frac{{\partial H}}{{\partial {q}_{{i}}}} = -\frac{{\partial V}}{{\partial {q}_{{i}}}} \\",
              rf"m_{{i}} \ddot{{{q}}}_{{i}} &= -\frac{{\partial V}}{{\partial {q}_{{i}}}} = "
              rf"-\left({' + '.join(_latex_glue(t) for t in d['force_terms'])}\right) \\",
-             rf"\intertext{{regular: {_latex_text(d['regular'])}; time-reversible: yes "
-             rf"({_latex_text(d['time_reversal_note'])}); separable: yes, {_latex_text(d['integrator'])}}}"]
+             rf"\intertext{{regular: {latex_text(d['regular'])}; time-reversible: yes "
+             rf"({latex_text(d['time_reversal_note'])}); separable: yes, {latex_text(d['integrator'])}}}"]
     for r in d["learning_rule"]:
         lines.append(rf"\frac{{\partial L}}{{\partial {element_latex(r['element'])}}} &= {_latex_glue(r['dL'])} \\")
-        lines.append(rf"\intertext{{{_latex_text(r['locality'])}}}")
+        lines.append(rf"\intertext{{{latex_text(r['locality'])}}}")
     lines.append(r"\end{align}")
     return "\n".join(lines) + "\n" + residuals_latex(d["residuals"])
 
 
 def residuals_latex(res: dict, title: str | None = None) -> str:
     """The boundary residuals (theory §3), one ``\\intertext`` each."""
-    from ..report import _latex_text
-
-    lines = [r"\begin{align}"] + ([rf"\intertext{{{_latex_text(title)}}}"] if title else [])
-    lines += [rf"\intertext{{{k.upper()}: {_latex_text(v)}}}" for k, v in res.items()]
+    lines = [r"\begin{align}"] + ([rf"\intertext{{{latex_text(title)}}}"] if title else [])
+    lines += [rf"\intertext{{{k.upper()}: {latex_text(v)}}}" for k, v in res.items()]
     lines.append(r"\end{align}")
     return "\n".join(lines) + "\n"

@@ -52,7 +52,7 @@ def glue_functions(link) -> list:
 
 def unit_scheme(model):
     """The leapfrog :class:`~symglep.discrete.Scheme` of one unit's echo model."""
-    return discretise(derive(model), "leapfrog")
+    return discretise(derive(model, simplify="none"), "leapfrog")
 
 
 def layout(stack) -> dict:

@@ -187,8 +187,8 @@ def _stack_dict(stack: Stack, derivations: list) -> dict:
     }
 
 
-def _derivations(stack: Stack) -> list:
-    return [derive(u) for u in stack.units]
+def _derivations(stack: Stack, simplify: str = "fast") -> list:
+    return [derive(u, simplify=simplify) for u in stack.units]
 
 
 def _structure_lines(stack: Stack) -> list:
@@ -341,11 +341,12 @@ def _render_latex(stack: Stack, derivations: list) -> str:
     return "\n".join(out) + "\n"
 
 
-def derive_report(stack: Stack, fmt: str) -> str:
-    """The stack's derivation in ``fmt``: structure, glue, every unit's own report, the stacked rule (§9)."""
+def derive_report(stack: Stack, fmt: str, simplify: str = "fast") -> str:
+    """The stack's derivation in ``fmt``: structure, glue, every unit's own report (readable forms with
+    ``simplify``, theory §11), the stacked rule (§9)."""
     if fmt not in DERIVE_FORMATS:
         raise SymglepError(f"unknown format {fmt!r}; choose one of {', '.join(DERIVE_FORMATS)}")
-    derivations = _derivations(stack)
+    derivations = _derivations(stack, simplify)
     if fmt == "latex":
         return _render_latex(stack, derivations)
     data = _stack_dict(stack, derivations)
@@ -367,7 +368,7 @@ def residuals_report(stack: Stack, bc: str, fmt: str) -> str:
         raise SymglepError(f"unknown format {fmt!r}; choose one of {', '.join(DERIVE_FORMATS)}")
     per_unit = []
     for u in stack.units:
-        d = derive(u)
+        d = derive(u, simplify="none")
         res = boundary_residuals(d)
         per_unit.append((u, d, res if bc == "all" else {bc: res[bc]}))
     if fmt == "json":

@@ -207,7 +207,7 @@ class Stack:
 
     def _check_units(self):
         for i, m in enumerate(self.echo_models):
-            d = derive(m)
+            d = derive(m, simplify="none")
             if m.damping != 0 or not d.sym.separable or d.velocity_map is None:
                 why = ("a Rayleigh dissipation force" if m.damping != 0 else
                        d.sym.separability_note if not d.sym.separable else d.hamiltonian_note)

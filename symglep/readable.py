@@ -1,0 +1,170 @@
+"""Readable forms of a derivation, for the reports (theory §11).
+
+Built beside the raw results, never instead of them: the numeric layer and
+the code generator keep reading :class:`symglep.mechanics.EulerLagrange` and
+the raw Hamiltonian. Here, within a :class:`symglep.simplify.Budget`:
+
+* the mass-matrix entries, ``det M`` and ``adj M`` (dense ``M`` up to 3 × 3),
+  the momenta and the learning rule, each simplified;
+* the Hamiltonian in structured form ``H = ½ (p − b)ᵀ M⁻¹ (p − b) + V + W``
+  for ``L = ½ vᵀ M v + b·v − V − W`` (``M⁻¹ = adj M / det M``; ``W`` the terms
+  with explicit time or inputs, kept apart), or the raw ``H`` simplified,
+  whichever is smaller (never larger than the raw one);
+* the accelerations as ``a = adj(M) f / det M`` with the simplified pieces;
+* Hamilton's equations ``q̇ = ∂H/∂p``, ``ṗ = −∂H/∂q − ∂R/∂v`` of the printed
+  ``H`` (``R`` a non-variational Rayleigh function, theory §7).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from .model import Model, velocity_name
+from .simplify import SMALL_MODEL, Budget, smallest, tidy
+from .symbolic import op_count
+
+
+@dataclass
+class Readable:
+    """Simplified and structured forms of one derivation, with op counts before/after."""
+
+    mode: str
+    mass_matrix: sp.Matrix
+    det_mass: sp.Expr | None            # det M (n ≤ 3), else None
+    adjugate: sp.Matrix | None          # adj M (dense n ≤ 3), else None
+    momenta: list
+    hamiltonian: sp.Expr | None
+    hamiltonian_parts: dict | None      # {"kinetic", "potential", "time_and_inputs"} when H is structured
+    hamiltonian_form: str
+    accelerations: list | None
+    momentum_rates: list                # symbols ṗ_i (``p_<q>_dot``)
+    hamilton_equations: list | None     # [(q̇_i expr, ṗ_i expr)] from the printed H
+    hamilton_note: str
+    learning_rule: dict
+    op_counts: dict = field(default_factory=dict)  # what -> {"raw": int, "readable": int}
+    seconds: float = 0.0
+    budget_seconds: float = 0.0
+    attempts_dropped: int = 0
+
+
+def momentum_rate_symbol(p: sp.Symbol) -> sp.Symbol:
+    """``ṗ`` of momentum ``p`` (``p_x`` -> ``p_x_dot``)."""
+    return sp.Symbol(velocity_name(p.name))
+
+
+def _is_diagonal(matrix: sp.Matrix) -> bool:
+    return all(matrix[i, j] == 0 for i in range(matrix.rows) for j in range(matrix.cols) if i != j)
+
+
+def simplified_matrix(matrix: sp.Matrix, budget: Budget) -> sp.Matrix:
+    """Entry-wise :func:`tidy` of a symmetric matrix (each off-diagonal pair once)."""
+    n = matrix.rows
+    upper = {(i, j): tidy(matrix[i, j], budget) for i in range(n) for j in range(i, n)}
+    return sp.Matrix(n, n, lambda i, j: upper[(min(i, j), max(i, j))])
+
+
+def structured_hamiltonian(model: Model, mass: sp.Matrix, det, adj, budget: Budget):
+    """``(H, parts)`` with ``H = ½ wᵀ adj(M) w / det M + V + W``, ``w = p − b``, or ``(None, None)``
+    when ``L`` is not quadratic in ``v`` (or ``M`` is dense above 3 × 3)."""
+    v, p = list(model.v), list(model.p)
+    if det is None or mass.free_symbols & set(v) or det == 0:
+        return None, None
+    at_rest = {s: 0 for s in v}
+    lagrangian = model.lagrangian
+    b = [tidy(sp.diff(lagrangian, s).xreplace(at_rest), budget) for s in v]
+    w = [pi - bi for pi, bi in zip(p, b)]
+    n = len(v)
+    if adj is None:  # diagonal M
+        kinetic = sp.Add(*[w[i] ** 2 / (2 * mass[i, i]) for i in range(n)])
+    else:
+        quadratic = sp.Add(*[adj[i, i] * w[i] ** 2 for i in range(n)],
+                           *[2 * adj[i, j] * w[i] * w[j] for i in range(n) for j in range(i + 1, n)])
+        kinetic = quadratic / (2 * det)
+    rest = -lagrangian.xreplace(at_rest)
+    driven = set(model.u) | {model.time}
+    terms = sp.Add.make_args(sp.expand(rest)) if sp.count_ops(rest) <= budget.max_ops else (rest,)
+    time_terms = sp.Add(*[t for t in terms if t.free_symbols & driven])
+    potential = sp.Add(*[t for t in terms if not t.free_symbols & driven])
+    potential = smallest([tidy(potential, budget), tidy(sp.factor_terms(rest - time_terms), budget)])
+    time_terms = tidy(time_terms, budget)
+    parts = {"kinetic": kinetic, "potential": potential, "time_and_inputs": time_terms}
+    return kinetic + potential + time_terms, parts
+
+
+def structured_accelerations(el, mass: sp.Matrix, det, adj, budget: Budget):
+    """``a = adj(M) f / det M`` (``f_i / M_ii`` for diagonal ``M``) with simplified pieces, or None."""
+    if el.accelerations is None:
+        return None
+    forcing = [tidy(f, budget) for f in el.forcing]
+    n = mass.rows
+    if _is_diagonal(mass):
+        return [forcing[i] / mass[i, i] for i in range(n)]
+    if adj is None or det is None:
+        return None
+    quotients = [sp.Add(*[adj[i, j] * forcing[j] for j in range(n)]) / det for i in range(n)]
+    return [smallest([a, tidy(a, budget)]) for a in quotients]
+
+
+def hamilton_equations(model: Model, h, budget: Budget) -> list:
+    """``[(q̇_i, ṗ_i)]`` with ``q̇_i = ∂H/∂p_i`` and ``ṗ_i = −∂H/∂q_i − ∂R/∂v_i`` at ``v = q̇`` (theory §11)."""
+    qdot = [tidy(sp.diff(h, p), budget) for p in model.p]
+    velocity = dict(zip(model.v, qdot))
+    out = []
+    for q, v, rate in zip(model.q, model.v, qdot):
+        pdot = -sp.diff(h, q)
+        if model.damping != 0:
+            pdot -= sp.diff(model.damping, v).xreplace(velocity)
+        out.append((rate, tidy(pdot, budget)))
+    return out
+
+
+def readable_forms(model: Model, el, hamiltonian, learning_rule: dict, budget: Budget,
+                   declared_hamiltonian: bool = False) -> Readable:
+    """Everything in :class:`Readable`, within ``budget`` (pieces over budget stay raw)."""
+    raw_mass = el.mass_matrix
+    n = raw_mass.rows
+    mass = simplified_matrix(raw_mass, budget)
+    det = adj = None
+    if n <= SMALL_MODEL and budget.mode != "none":
+        det = tidy(mass.det(method="berkowitz"), budget)
+        if not _is_diagonal(mass):
+            adj = simplified_matrix(mass.adjugate(method="berkowitz"), budget)
+    momenta = [tidy(p, budget) for p in el.momenta]
+
+    h, parts, form = hamiltonian, None, "raw"
+    if hamiltonian is not None and budget.mode != "none":
+        candidates = [(hamiltonian, None, "raw"), (tidy(hamiltonian, budget), None, "simplified")]
+        if not declared_hamiltonian:
+            structured, pieces = structured_hamiltonian(model, mass, det, adj, budget)
+            if structured is not None:
+                candidates.append((structured, pieces, "structured: ½ (p − b)ᵀ M⁻¹ (p − b) + V + W, "
+                                                      "M⁻¹ = adj(M)/det(M)"))
+        h, parts, form = min(candidates, key=lambda c: sp.count_ops(c[0]))
+
+    accelerations = el.accelerations
+    if accelerations is not None and budget.mode != "none":
+        structured = structured_accelerations(el, mass, det, adj, budget) or [None] * n
+        accelerations = [s if s is not None and sp.count_ops(s) <= sp.count_ops(raw)  # a = M⁻¹ f shown as such
+                         else smallest([raw, tidy(raw, budget)])
+                         for raw, s in zip(el.accelerations, structured)]
+
+    if h is not None:
+        equations, note = hamilton_equations(model, h, budget), "q̇ = ∂H/∂p, ṗ = −∂H/∂q of the H shown"
+        if model.damping != 0:
+            note += ", plus the Rayleigh force −∂R/∂v (theory §7)"
+    else:
+        equations, note = None, "no Hamiltonian in closed form: Hamilton's equations are not written"
+    rule = {th: tidy(e, budget) for th, e in learning_rule.items()}
+
+    counts = {"mass_matrix": (raw_mass, mass), "momenta": (el.momenta, momenta),
+              "learning_rule": (list(learning_rule.values()), list(rule.values()))}
+    if hamiltonian is not None:
+        counts["hamiltonian"] = ([hamiltonian], [h])
+    if el.accelerations is not None:
+        counts["accelerations"] = (el.accelerations, accelerations)
+    ops = {k: {"raw": op_count(a), "readable": op_count(b)} for k, (a, b) in counts.items()}
+    return Readable(budget.mode, mass, det, adj, momenta, h, parts, form, accelerations,
+                    [momentum_rate_symbol(p) for p in model.p], equations, note, rule, ops,
+                    budget.spent(), budget.total, budget.attempts_dropped)

@@ -1,0 +1,172 @@
+"""Simplification with a time budget, for the reports only (theory §11).
+
+The code generator never sees these expressions: it keeps consuming the raw
+Euler–Lagrange and Legendre results (DESIGN: never ``simplify`` big
+expressions by default). A :class:`Budget` bounds the work per expression and
+in total; an attempt that runs over its time (or starts on an expression
+larger than the op-count guard) is dropped and the raw expression is kept, so
+large models never stall. Every attempt is a rewriting that sympy proves
+equal; the smallest result by ``count_ops`` wins, and ties keep the input.
+
+Modes (``symglep derive --simplify``):
+
+* ``none``: no simplification (today's speed);
+* ``fast`` (default): factoring, trigonometric sum/product rules and
+  ``sin² + cos² = 1``, cheap rational forms; the total is capped at half the
+  time of the raw derivation (at least :data:`FAST_FLOOR_S` seconds for
+  models of up to :data:`SMALL_MODEL` coordinates, whose closed-form H and
+  accelerations are what the reports show);
+* ``full``: also ``sympy.simplify`` per expression, with larger limits.
+"""
+
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+
+import sympy as sp
+from sympy.simplify.fu import TR10i
+
+MODES = ("none", "fast", "full")
+
+#: Models up to this many coordinates get at least FAST_FLOOR_S seconds in ``fast`` mode.
+SMALL_MODEL = 3
+FAST_FLOOR_S = 3.0
+#: Per-expression seconds and op-count guards of each mode.
+PER_EXPRESSION_S = {"fast": 0.5, "full": 10.0}
+MAX_OPS = {"fast": 400, "full": 3000}
+#: Expressions up to this size also get ``sympy.trigsimp`` in ``fast`` mode (it is slow on large ones).
+TRIGSIMP_OPS = 40
+
+
+class _OverTime(Exception):
+    """Raised by the alarm inside an attempt that ran past its deadline."""
+
+
+@dataclass
+class Budget:
+    """How much simplification work is allowed (seconds per expression and in total)."""
+
+    mode: str = "fast"
+    per_expression: float = 0.5
+    total: float = FAST_FLOOR_S
+    max_ops: int = MAX_OPS["fast"]
+    started: float = field(default_factory=time.perf_counter)
+    attempts_dropped: int = 0
+
+    @classmethod
+    def for_model(cls, mode: str, n: int, derive_seconds: float) -> "Budget":
+        """The budget of ``mode`` for a model of ``n`` coordinates whose raw derivation took ``derive_seconds``."""
+        if mode not in MODES:
+            raise ValueError(f"simplify must be one of {', '.join(MODES)}; got {mode!r}")
+        if mode == "none":
+            return cls(mode, 0.0, 0.0, 0)
+        if mode == "fast":
+            total = max(0.5 * derive_seconds, FAST_FLOOR_S if n <= SMALL_MODEL else 0.0)
+        else:
+            total = max(5.0 * derive_seconds, 60.0)
+        return cls(mode, PER_EXPRESSION_S[mode], total, MAX_OPS[mode])
+
+    def remaining(self) -> float:
+        return self.total - (time.perf_counter() - self.started)
+
+    def spent(self) -> float:
+        return time.perf_counter() - self.started
+
+    def allows(self, expr) -> bool:
+        """Whether an attempt on ``expr`` may start (mode, time left, op-count guard)."""
+        return self.mode != "none" and self.remaining() > 0 and sp.count_ops(expr) <= self.max_ops
+
+
+def _alarm(signum, frame):  # noqa: ARG001 - signal handler signature
+    raise _OverTime
+
+
+@contextmanager
+def deadline(seconds: float):
+    """Interrupt the body after ``seconds`` (SIGALRM, main thread only; elsewhere the op-count guard
+    and the wall-clock checks between attempts are the only limits)."""
+    usable = (seconds > 0 and hasattr(signal, "setitimer")
+              and threading.current_thread() is threading.main_thread())
+    if not usable:
+        yield
+        return
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    signal.setitimer(signal.ITIMER_REAL, seconds)
+    try:
+        yield
+    finally:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+        finally:
+            signal.signal(signal.SIGALRM, previous)
+
+
+def pythagoras(expr):
+    """``sin(x)² + cos(x)² = 1`` used both ways (``sin² → 1 − cos²`` and ``cos² → 1 − sin²``, expanded);
+    the smallest of the three forms is kept."""
+    args = {f.args[0] for f in expr.atoms(sp.sin, sp.cos) if expr.has(f ** 2)}
+    if not args:
+        return expr
+    to_cos = sp.expand(expr.xreplace({sp.sin(a) ** 2: 1 - sp.cos(a) ** 2 for a in args}))
+    to_sin = sp.expand(expr.xreplace({sp.cos(a) ** 2: 1 - sp.sin(a) ** 2 for a in args}))
+    return smallest([expr, to_cos, to_sin])
+
+
+def trig_factor_pass(expr):
+    """Pull out common factors, then apply the sum-of-products rule (fu's TR10i, e.g.
+    ``sin a sin b + cos a cos b`` → ``cos(a − b)``) and :func:`pythagoras` to each factor."""
+    factored = sp.factor_terms(expr)
+    if not factored.has(sp.sin, sp.cos):
+        return factored
+    parts = []
+    for factor in sp.Mul.make_args(factored):
+        if factor.has(sp.sin, sp.cos):
+            factor = smallest([factor, pythagoras(factor), TR10i(factor), pythagoras(TR10i(factor))])
+        parts.append(factor)
+    return sp.Mul(*parts)
+
+
+def smallest(candidates):
+    """The candidate with the fewest operations (the first one on ties)."""
+    best, best_ops = None, None
+    for c in candidates:
+        ops = sp.count_ops(c)
+        if best is None or ops < best_ops:
+            best, best_ops = c, ops
+    return best
+
+
+def attempts(mode: str, ops: int):
+    """The rewritings tried in ``mode`` on an expression of ``ops`` operations, cheapest first."""
+    out = [sp.factor_terms, trig_factor_pass]
+    if ops <= TRIGSIMP_OPS or mode == "full":
+        out += [sp.trigsimp, lambda e: sp.factor(sp.cancel(e))]
+    if mode == "full":
+        out.append(sp.simplify)
+    return out
+
+
+def tidy(expr, budget: Budget):
+    """The smallest equal form of ``expr`` found within ``budget`` (``expr`` itself when none is smaller)."""
+    expr = sp.sympify(expr)
+    if expr.is_Atom or not budget.allows(expr):
+        return expr
+    best, best_ops = expr, sp.count_ops(expr)
+    for attempt in attempts(budget.mode, best_ops):
+        seconds = min(budget.per_expression, budget.remaining())
+        if seconds <= 0:
+            break
+        try:
+            with deadline(seconds):
+                candidate = attempt(expr)
+        except _OverTime:
+            budget.attempts_dropped += 1
+            continue
+        ops = sp.count_ops(candidate)
+        if ops < best_ops:
+            best, best_ops = candidate, ops
+    return best
