@@ -147,3 +147,14 @@ def test_a_stack_of_array_units_is_refused_with_its_reason():
     unit = symglep.Model(x.diff() ** 2 / 2 - k * x**2 / 2 + x * u, [x], [k], inputs=[u], name="unit")
     with pytest.raises(symglep.ModelError, match="stack units must be symglep.Model objects"):
         Stack([unit, network], readouts=[[x]])
+
+
+def test_architecture_page_shows_the_current_capability_table():
+    """docs/architecture.md carries the table docs/capabilities_table.py prints from the code."""
+    import runpy
+
+    table = runpy.run_path(str(ROOT / "docs" / "capabilities_table.py"))["table"]()
+    page = (ROOT / "docs" / "architecture.md").read_text(encoding="utf-8")
+    begin, end = "<!-- capabilities:begin -->\n", "<!-- capabilities:end -->"
+    shown = page[page.index(begin) + len(begin):page.index(end)]
+    assert shown == table, "regenerate the table: python docs/capabilities_table.py"
