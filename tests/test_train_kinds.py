@@ -199,3 +199,14 @@ def test_stack_learner_gradients_are_the_kernels_numbers(stack):
     loss, g = learner.gradients("bptt", 1e-4, start, data.u, data.y, q0, p0, False, data.dt)
     ref = kernels.bptt_gradient(start, data.u, data.y, q0, p0, dt=data.dt)
     assert np.array_equal(loss, ref[0]) and np.array_equal(g, ref[1])
+
+
+def test_array_dask_gives_the_local_parameters(network):
+    """Dask ships the array model and compiles it on the worker (symglep.compile): bit-identical."""
+    import dask.distributed as distributed  # in the test extra
+    local = train(network, ARRAY_TASK, epochs=2, batch=3)
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
+                                  host="127.0.0.1", dashboard_address=None) as cluster:
+        spread = train(network, ARRAY_TASK, epochs=2, batch=3, scheduler=cluster.scheduler_address)
+    assert np.array_equal(spread.theta, local.theta)
+    assert spread.loss_history == local.loss_history
