@@ -210,3 +210,16 @@ def test_array_dask_gives_the_local_parameters(network):
         spread = train(network, ARRAY_TASK, epochs=2, batch=3, scheduler=cluster.scheduler_address)
     assert np.array_equal(spread.theta, local.theta)
     assert spread.loss_history == local.loss_history
+
+
+def test_array_learns_its_initial_state(network):
+    """The array kernels return dC/dq0 and dC/dp0: the shared start is learned, by echo as by BPTT."""
+    task = SineTask(sequences=3, steps=100)
+    echo = train(network, task, epochs=5, learn_initial_state=True)
+    bptt = train(network, task, epochs=5, learn_initial_state=True, estimator="bptt")
+    assert rel_curve_error(echo.loss_history, bptt.loss_history) <= 1e-5
+    assert echo.final_loss < 0.2 * echo.loss_history[0]
+    assert len(echo.initial_state["q0"]) == len(echo.initial_state["p0"]) == UNITS
+    frozen = train(network, task, epochs=2, learn_initial_state=True, freeze_parameters=True)
+    assert np.array_equal(frozen.theta, train(network, task, epochs=0).theta)
+    assert frozen.loss_history[1] < frozen.loss_history[0]
