@@ -201,7 +201,7 @@ def target_task(model: Model, kernels, seed: int = 0, dt: float | None = None,
     """
     if not isinstance(model, Model):
         model.capabilities.require("train option", "--task target")
-        raise SymglepError(f"the target task needs a scalar model with a terminal cost (theory §10)")
+        raise SymglepError("the target task needs a scalar model with a terminal cost (theory §10)")
     if model.terminal_cost == 0 or not model.y:
         raise SymglepError(f"the target task needs a terminal cost with targets (theory §10); {model.name!r} has "
                            f"{'no terminal cost' if model.terminal_cost == 0 else 'no targets'}")

@@ -1,4 +1,9 @@
-"""``symglep train``: gradient descent on a data set with the echo estimator (or BPTT).
+"""``symglep train``: gradient descent on a data set with the echo estimator (or BPTT), for every kind.
+
+One trainer for scalar models, array models and stacks: what it needs from each kind's
+kernels (θ and its names, draws, the free pass, per-sequence gradients) comes from the
+kind's learner (:mod:`symglep.learners`); what a kind cannot serve is refused by its
+capabilities, in one line with the reason (docs/training.md).
 
 Each epoch visits the ``S`` sequences of a :class:`~symglep.tasks.Dataset` in
 batches (one batched kernel call each, so the sequences of a batch run in
