@@ -1,8 +1,8 @@
 """Data-parallel gradients over a Dask distributed cluster (optional extra ``dask``).
 
 A batch of sequences is cut into contiguous chunks, one per worker thread; each
-worker loads the model's compiled kernels once (from the kernel cache) and
-returns the per-sequence losses and gradients of its chunk. The chunks are
+worker receives the system (a Model, an array model, a Stack, or a model file path),
+compiles it once with ``symglep.compile`` (from the kernel cache) and returns the per-sequence losses and gradients of its chunk. The chunks are
 concatenated back in sequence order, so the caller reduces exactly the arrays
 the local path computes: per-sequence results do not depend on which batch a
 sequence shares a kernel call with, and the parameters come out bit-identical.
@@ -15,12 +15,11 @@ import threading
 import numpy as np
 
 from .errors import SymglepError
-from .estimators import sequence_gradients
 from .extras import require
-from .loader import load_model
-from .runtime import compile_model
+from .learners import compile_kernels, learner_for
+from .loader import load_system
 
-_KERNELS: dict = {}
+_LEARNERS: dict = {}
 _LOCK = threading.Lock()  # one kernel call at a time per worker process (Numba's default threading layer)
 
 
@@ -33,19 +32,19 @@ def connect(address: str, timeout: float = 10):
         raise SymglepError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
 
 
-def _kernels(model, integrator: str):
-    """The compiled kernels of ``model`` (a Model or a model file path), once per worker process."""
-    key = (model if isinstance(model, str) else id(model), integrator)
-    if key not in _KERNELS:
-        _KERNELS[key] = compile_model(load_model(model) if isinstance(model, str) else model, integrator=integrator)
-    return _KERNELS[key]
+def _learner(system, integrator: str):
+    """The learner over the compiled kernels of ``system`` (or a model file path), once per worker process."""
+    key = (system if isinstance(system, str) else id(system), integrator)
+    if key not in _LEARNERS:
+        loaded = load_system(system) if isinstance(system, str) else system
+        _LEARNERS[key] = learner_for(loaded, compile_kernels(loaded, integrator))
+    return _LEARNERS[key]
 
 
-def chunk_gradients(model, integrator, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0):
-    """Worker task: per-sequence ``(loss, dθ)`` of one chunk (:func:`symglep.estimators.sequence_gradients`)."""
+def chunk_gradients(system, integrator, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0):
+    """Worker task: per-sequence ``(loss, dθ)`` of one chunk (:meth:`symglep.learners.Learner.gradients`)."""
     with _LOCK:
-        kernels = _kernels(model, integrator)
-        return sequence_gradients(kernels, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0)
+        return _learner(system, integrator).gradients(estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0)
 
 
 class DaskGradient:

@@ -10,12 +10,12 @@ from .boundary import latex_names
 from .boundary import residuals as boundary_residuals
 from .check import load_params, render_text, run_check
 from .codegen.output import write_generated as write_model_files
-from .command_options import CheckOptions, TrainOptions
+from .command_options import CheckOptions
 from .derivation import derive
 from .model import Model
 from .report import render as render_derivation
 from .residual_report import render as render_residuals
-from .training import train as run_training
+from .training import train_command as train  # noqa: F401 - one trainer for every kind
 
 
 def derive_report(model: Model, fmt: str, simplify: str = "fast") -> str:
@@ -49,23 +49,3 @@ def check(model: Model, opts: CheckOptions) -> tuple:
                        integrator=opts.integrator, tolerance=opts.tolerance, route=opts.route,
                        naive_echo=opts.naive_echo)
     return report, json.dumps(report, indent=2) if opts.fmt == "json" else render_text(report)
-
-
-def train(model: Model, opts: TrainOptions) -> tuple:
-    """``symglep train``: ``(lines to print, {label: loss history}, plot title)`` (docs/training.md)."""
-    result = run_training(opts.spec, opts.task, epochs=opts.epochs, lr=opts.lr, optimizer=opts.optimizer,
-                          batch=opts.batch, beta=opts.beta, estimator=opts.estimator, seed=opts.seed, dt=opts.dt,
-                          resume=opts.resume_path, save=opts.save_path, scheduler=opts.scheduler,
-                          progress=not opts.quiet, integrator=opts.integrator,
-                          learn_initial_state=opts.learn_initial_state, freeze_parameters=opts.freeze_parameters)
-    history = result.loss_history
-    first = history[0] if history else result.final_loss
-    lines = [f"model {result.model}: {result.settings['estimator']} gradient, {result.settings['optimizer']} "
-             f"(lr {result.settings['lr']:g}), {len(history)} epochs, {result.seconds:.1f} s",
-             f"loss {first:.6e} -> {result.final_loss:.6e} (x{first / result.final_loss:.3g} lower)"
-             if result.final_loss > 0 else f"loss {first:.6e} -> 0"]
-    lines += [f"  {name} = {value:.10g}" + (" (fixed)" if opts.freeze_parameters else "")
-              for name, value in result.parameters.items()]
-    lines += [f"  {key} = [{', '.join(f'{v:.10g}' for v in values)}]"
-              for key, values in (result.initial_state or {}).items()]
-    return lines, {result.settings["estimator"]: history}, f"{result.model}: {result.settings['task']}"

@@ -27,8 +27,11 @@ import numpy as np
 import sympy as sp
 
 from .errors import SymglepError
+from .learners import data_sizes, learner_for
 from .model import Model
+from .network.model import ArrayModel
 from .parameter_values import draw_parameters
+from .stack.model import Stack
 
 
 @dataclass
@@ -103,34 +106,76 @@ def readout_map(model: Model, cost=None):
     return readout
 
 
-def sine_task(model: Model, kernels, seed: int = 0, dt: float | None = None,
-              config: SineTask = SineTask()) -> tuple[Dataset, dict]:
-    """The ``sine`` data set and the student's start parameters (module docstring).
+def array_readout_map(model):
+    """``f(q_r, u, t) -> y``: the element readout of an array model's cost ``Σ_r c(q[r], y[r])``,
+    ``∂c/∂y_r = 0`` solved once for ``y_r`` (``y_r = x_r`` for ``c = (x[r] − y[r])²/2``).
+
+    Returns a function of ``q (..., n_y, dim)`` (the readout units' coordinates) giving ``(..., n_y)``.
+    """
+    slots = model.readout.slots
+    qs = sorted((s for s in slots if s.role == "q"), key=lambda s: s.comp)
+    ys = [s.symbol for s in slots if s.role == "y"]
+    cost = model.readout.cost
+    solutions = []
+    if len(ys) == 1:
+        try:
+            solutions = sp.solve(sp.diff(cost, ys[0]), ys[0], dict=True)
+        except (NotImplementedError, ValueError):
+            solutions = []
+    if len(solutions) != 1 or ys[0] not in solutions[0] or solutions[0][ys[0]].free_symbols & set(ys):
+        raise SymglepError(f"the task needs a readout: the cost element of {model.name!r} must fix y[r] by "
+                           "dc/dy = 0 (e.g. Sum((x[r] - y[r])**2/2, r)); give your own DATA.npz instead")
+    fn = sp.lambdify([s.symbol for s in qs], solutions[0][ys[0]], modules="numpy")
+
+    def readout(q, u, t):
+        q = np.asarray(q)
+        value = fn(*[q[..., s.comp] for s in qs])
+        return np.broadcast_to(np.asarray(value, dtype=np.float64), q.shape[:-1]).copy()
+
+    return readout
+
+
+def readout_of(system):
+    """The readout ``f(q, u, t) -> y`` that the task's targets are read with, for any kind:
+    the cost's (scalar models), the cost element's (array models), the top unit's (stacks)."""
+    if isinstance(system, ArrayModel):
+        return array_readout_map(system)
+    if isinstance(system, Stack):
+        return readout_map(system.units[-1])
+    return readout_map(system)
+
+
+def sine_task(system, kernels, seed: int = 0, dt: float | None = None,
+              config: SineTask = SineTask()) -> tuple[Dataset, object]:
+    """The ``sine`` data set and the student's start parameters (module docstring), for any kind.
 
     The seed draws, in order: the teacher's parameters, the start parameters,
-    the phases of the sequences. Returns ``(dataset, start_parameters)``.
+    the phases of the sequences. Every sequence starts at rest (array models: at their
+    ``initial_positions``). Returns ``(dataset, start_parameters)``, the start as the
+    kind's learner draws it (:mod:`symglep.learners`).
     """
-    if not model.u or not model.y:
+    learner = learner_for(system, kernels)
+    if not learner.n_inputs or not learner.n_targets:
         raise SymglepError(f"the sine task drives the model's inputs and tracks its targets; "
-                           f"{model.name!r} has {len(model.u)} input(s) and {len(model.y)} target(s)")
-    readout = readout_map(model)
+                           f"{system.name!r} has {learner.n_inputs} input(s) and {learner.n_targets} target(s)")
+    readout = readout_of(system)
     dt = float(dt or config.dt)
     rng = np.random.default_rng(seed)
-    teacher = draw_parameters(model, rng)
-    start = draw_parameters(model, rng)
+    teacher = learner.flat(learner.draw(rng))
+    start = learner.draw(rng)
     phases = rng.uniform(0.0, 2 * np.pi, config.sequences)
-    S, K, n = config.sequences, config.steps, model.n
+    S, K = config.sequences, config.steps
     t = np.arange(K + 1) * dt
     drive = config.amplitude * np.sin(config.omega * t[None, :] + phases[:, None])
-    u = np.repeat(drive[:, :, None], len(model.u), axis=2)
-    q0, p0 = np.zeros((S, n)), np.zeros((S, n))
-    placeholder = np.zeros((S, K + 1, len(model.y)))
-    out = kernels.free(teacher, q0, p0=p0, u=u, y=placeholder, dt=dt, record=True)
-    y = np.ascontiguousarray(readout(out[3], u, t[None, :]))
+    u = np.repeat(drive[:, :, None], learner.n_inputs, axis=2)
+    q0, p0 = learner.rest(S)
+    q, seen = learner.readout_run(teacher, u, q0, p0, dt)
+    y = np.ascontiguousarray(readout(q, seen, t[None, :]))
     if not np.all(np.isfinite(y)):
-        raise SymglepError(f"the teacher run of the sine task diverged for {model.name!r} (dt = {dt}); "
+        raise SymglepError(f"the teacher run of the sine task diverged for {system.name!r} (dt = {dt}); "
                            "try a smaller --dt or give your own DATA.npz")
-    info = {"task": "sine", "omega": config.omega, "amplitude": config.amplitude, "teacher": teacher}
+    info = {"task": "sine", "omega": config.omega, "amplitude": config.amplitude,
+            "teacher": learner.parameters_json(teacher)}
     return Dataset(u, y, q0, p0, dt, name="sine", info=info), start
 
 
@@ -154,6 +199,9 @@ def target_task(model: Model, kernels, seed: int = 0, dt: float | None = None,
     (``∂c_T/∂y = 0``) at the teacher's final state, so the task is reachable with the parameters
     fixed, by learning the initial state alone. Inputs are zero.
     """
+    if not isinstance(model, Model):
+        model.capabilities.require("train option", "--task target")
+        raise SymglepError("the target task needs a scalar model with a terminal cost (theory §10)")
     if model.terminal_cost == 0 or not model.y:
         raise SymglepError(f"the target task needs a terminal cost with targets (theory §10); {model.name!r} has "
                            f"{'no terminal cost' if model.terminal_cost == 0 else 'no targets'}")
@@ -178,8 +226,10 @@ def target_task(model: Model, kernels, seed: int = 0, dt: float | None = None,
 NPZ_KEYS = ("inputs", "targets", "q0", "p0", "v0", "dt")
 
 
-def load_npz(path: str, model: Model, dt: float | None = None) -> Dataset:
-    """Read ``DATA.npz`` (module docstring); every shape problem is a one-line :class:`SymglepError`."""
+def load_npz(path: str, model, dt: float | None = None) -> Dataset:
+    """Read ``DATA.npz`` (module docstring) for any kind of system; every shape problem is a one-line
+    :class:`SymglepError`. An array model's size is read off ``q0`` (or ``p0``), else its default size;
+    array models and stacks start from momenta (no ``v0``)."""
     if not os.path.exists(path):
         raise SymglepError(f"data file not found: {path}")
     try:
@@ -190,7 +240,8 @@ def load_npz(path: str, model: Model, dt: float | None = None) -> Dataset:
     unknown = sorted(set(arrays) - set(NPZ_KEYS))
     if unknown:
         raise SymglepError(f"{path}: unknown key(s) {', '.join(unknown)}; expected {', '.join(NPZ_KEYS)}")
-    n_u, n_y, n = len(model.u), len(model.y), model.n
+    sizes = data_sizes(model)
+    n_u, n_y, n = sizes["n_u"], sizes["n_y"], sizes["n"]
     if "targets" not in arrays:
         raise SymglepError(f"{path} has no 'targets' array of shape (S, K+1, {n_y})")
     y = _float_array(path, "targets", arrays["targets"], 3)
@@ -212,6 +263,14 @@ def load_npz(path: str, model: Model, dt: float | None = None) -> Dataset:
         u = np.zeros((S, nodes, 0))
     if "p0" in arrays and "v0" in arrays:
         raise SymglepError(f"{path} holds both 'p0' and 'v0'; give the initial momenta or the velocities")
+    if "v0" in arrays and not sizes["velocity"]:
+        raise SymglepError(f"{path} holds 'v0': {model.name!r} starts from momenta; give 'p0'")
+    if n is None:  # an array model: as many units as the start has, else its default size
+        given = [arrays[k] for k in ("q0", "p0") if k in arrays and np.ndim(arrays[k]) == 2]
+        n = given[0].shape[1] if given else sizes["default_n"]
+        if n % sizes["dim"] or n // sizes["dim"] < 2:
+            raise SymglepError(f"{path}: the start has {n} coordinates per sequence; {model.name!r} needs "
+                               f"a multiple of {sizes['dim']} for at least 2 units")
     start = {}
     for key in ("q0", "p0", "v0"):
         if key in arrays:

@@ -1,4 +1,9 @@
-"""``symglep train``: gradient descent on a data set with the echo estimator (or BPTT).
+"""``symglep train``: gradient descent on a data set with the echo estimator (or BPTT), for every kind.
+
+One trainer for scalar models, array models and stacks: what it needs from each kind's
+kernels (θ and its names, draws, the free pass, per-sequence gradients) comes from the
+kind's learner (:mod:`symglep.learners`); what a kind cannot serve is refused by its
+capabilities, in one line with the reason (docs/training.md).
 
 Each epoch visits the ``S`` sequences of a :class:`~symglep.tasks.Dataset` in
 batches (one batched kernel call each, so the sequences of a batch run in
@@ -37,16 +42,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .command_options import TrainOptions
 from .distributed import DaskGradient, connect
 from .errors import SymglepError
-from .estimators import ESTIMATORS, sequence_gradients
-from .check import load_params
+from .estimators import ESTIMATORS
 from .fileio import read_json_object, write_atomic
-from .loader import load_model, split_spec
-from .model import Model
+from .learners import compile_kernels, element_names, flatten_parameters, group_parameters, learner_for
+from .loader import load_system, split_spec
 from .optim import make_optimizer
-from .runtime import compile_model
-from .parameter_values import draw_parameters
+from .systems import kind_of
 from .tasks import Dataset, SineTask, TargetTask, load_npz, sine_task, target_task
 
 FORMAT = "symglep-train/1"
@@ -54,21 +58,22 @@ DEFAULT_EPOCHS = 100
 
 
 class LocalGradient:
-    """Per-sequence losses and gradients of any subset of the data set, on this machine."""
+    """Per-sequence losses and gradients of any subset of the data set, on this machine
+    (the kind's :class:`~symglep.learners.Learner`)."""
 
-    def __init__(self, kernels, dataset: Dataset, estimator: str, beta: float):
-        self.kernels, self.data, self.estimator, self.beta = kernels, dataset, estimator, beta
+    def __init__(self, learner, dataset: Dataset, estimator: str, beta: float):
+        self.learner, self.data, self.estimator, self.beta = learner, dataset, estimator, beta
 
     def __call__(self, theta: np.ndarray, index: np.ndarray, start=None):
         """``(loss, dθ)``; with ``start = (q0, x0)`` (one shared start, shape ``(n,)`` each) every
         sequence starts there and ``(loss, dθ, dq0, dx0)`` comes back."""
         d = self.data
         if start is None:
-            return sequence_gradients(self.kernels, self.estimator, self.beta, theta, d.u[index], d.y[index],
-                                      d.q0[index], d.x0[index], d.start_velocity, d.dt, d.t0)
+            return self.learner.gradients(self.estimator, self.beta, theta, d.u[index], d.y[index],
+                                          d.q0[index], d.x0[index], d.start_velocity, d.dt, d.t0)
         q0, x0 = (np.ascontiguousarray(np.broadcast_to(a, (len(index), a.size))) for a in start)
-        return sequence_gradients(self.kernels, self.estimator, self.beta, theta, d.u[index], d.y[index],
-                                  q0, x0, d.start_velocity, d.dt, d.t0, with_start=True)
+        return self.learner.gradients(self.estimator, self.beta, theta, d.u[index], d.y[index],
+                                      q0, x0, d.start_velocity, d.dt, d.t0, with_start=True)
 
     def close(self) -> None:
         pass
@@ -76,7 +81,10 @@ class LocalGradient:
 
 @dataclass
 class TrainResult:
-    """Outcome of :func:`train` (and the content of a ``--save`` file)."""
+    """Outcome of :func:`train` (and the content of a ``--save`` file).
+
+    ``names``/``theta``: the flat parameter vector by element (``W[0,1]`` for array models);
+    ``layout``: ``[(parameter, shape)]``, how the JSON groups them (arrays as nested lists)."""
 
     model: str
     names: list
@@ -87,11 +95,17 @@ class TrainResult:
     optimizer_state: dict = field(default_factory=dict)
     seconds: float = 0.0
     initial_state: dict | None = None   # {"q0": [...], "p0" or "v0": [...]} when it was learned
-
+    layout: list | None = None          # [(name, shape)]; None: one scalar per name
 
     @property
     def parameters(self) -> dict:
+        """``{element name: value}``."""
         return dict(zip(self.names, map(float, self.theta)))
+
+    @property
+    def grouped(self) -> dict:
+        """``{parameter: value or nested list}`` (the JSON's ``parameters``)."""
+        return group_parameters(self.layout or [(n, ()) for n in self.names], self.theta)
 
     @property
     def epochs(self) -> int:
@@ -101,7 +115,7 @@ class TrainResult:
         return {
             "format": FORMAT,
             "model": self.model,
-            "parameters": self.parameters,
+            "parameters": self.grouped,
             "loss_history": [float(x) for x in self.loss_history],
             "final_loss": float(self.final_loss),
             "epochs": self.epochs,
@@ -121,25 +135,30 @@ class TrainResult:
         if data.get("format") != FORMAT or not isinstance(data.get("parameters"), dict):
             raise SymglepError(f"{path} is not a symglep training file (no \"format\": \"{FORMAT}\")")
         try:
-            names = list(data["parameters"])
-            theta = np.array([float(data["parameters"][k]) for k in names])
+            layout, theta = flatten_parameters(data["parameters"])
             history = [float(x) for x in data.get("loss_history", [])]
             final = float(data.get("final_loss", math.nan))
             start = data.get("initial_state")
             if start is not None:
                 start = {key: [float(x) for x in value] for key, value in dict(start).items()}
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, SymglepError):
             raise SymglepError(f"{path}: parameters, losses and the initial state must be numbers") from None
+        names = [e for name, shape in layout for e in element_names(name, shape)]
         return cls(str(data.get("model", "")), names, theta, history, final, dict(data.get("settings", {})),
-                   dict(data.get("optimizer_state", {})), initial_state=start)
+                   dict(data.get("optimizer_state", {})), initial_state=start, layout=layout)
 
 
 def _read_json(path: str) -> dict:
     return read_json_object(path)
 
 
-def _resume_state(resume, model: Model) -> TrainResult:
+def _describe(layout: list) -> str:
+    return ", ".join(name if not shape else f"{name} {tuple(shape)}" for name, shape in layout)
+
+
+def _resume_state(resume, learner) -> TrainResult:
     """A previous run (a :class:`TrainResult`, a ``--save`` file, or a plain ``{name: value}`` file)."""
+    system = learner.system
     if isinstance(resume, TrainResult):
         state = resume
     else:
@@ -147,15 +166,19 @@ def _resume_state(resume, model: Model) -> TrainResult:
         if data.get("format") == FORMAT:
             state = TrainResult.load(str(resume))
         else:
-            params = load_params(str(resume), model)
-            names = [s.name for s in model.parameters]
-            state = TrainResult(model.name, names, np.array([params[n] for n in names]), [], math.nan, {})
-    names = [s.name for s in model.parameters]
+            state = TrainResult(system.name, learner.names, learner.load_parameters(str(resume)), [], math.nan, {},
+                                layout=learner.layout)
+    names = learner.names
     if sorted(state.names) != sorted(names):
-        raise SymglepError(f"the resumed parameters ({', '.join(state.names)}) are not those of model "
-                           f"{model.name!r} ({', '.join(names)})")
+        if learner.kind == "scalar":
+            raise SymglepError(f"the resumed parameters ({', '.join(state.names)}) are not those of model "
+                               f"{system.name!r} ({', '.join(names)})")
+        mine = state.layout or [(n, ()) for n in state.names]
+        raise SymglepError(f"the resumed parameters ({_describe(mine)}) are not those of {learner.kind} "
+                           f"{system.name!r} ({_describe(learner.layout)})")
     order = [state.names.index(n) for n in names]
     state.theta, state.names = np.asarray(state.theta, dtype=np.float64)[order], names
+    state.layout = learner.layout
     return state
 
 
@@ -187,17 +210,23 @@ class Progress:
             self.stream.flush()
 
 
-def _as_model(model) -> tuple[Model, str | None]:
-    if isinstance(model, Model):
-        return model, None
-    if isinstance(model, str):
-        path, name = split_spec(model)
-        return load_model(model), f"{os.path.abspath(path)}:{name}"  # workers may run in another folder
-    raise SymglepError(f"train() needs a symglep.Model or a model file path, got {type(model).__name__}")
+def _worker_spec(spec: str) -> str:
+    """``spec`` with an absolute path: workers may run in another folder."""
+    path, name = split_spec(spec)
+    return f"{os.path.abspath(path)}:{name}"
 
 
-def make_dataset(model: Model, kernels, task, seed: int, dt: float | None) -> tuple[Dataset, dict | None]:
-    """``(dataset, start parameters or None)`` for ``task``: ``"sine"``, a ``.npz`` path or a Dataset."""
+def _as_system(system) -> tuple:
+    """``(system, spec or None)`` of a Model, ArrayModel, Stack or a model file path."""
+    if isinstance(system, str):
+        return load_system(system), _worker_spec(system)
+    kind_of(system)  # anything else: one line naming what was given
+    return system, None
+
+
+def make_dataset(model, kernels, task, seed: int, dt: float | None) -> tuple[Dataset, object]:
+    """``(dataset, start parameters or None)`` for ``task``: ``"sine"``, ``"target"``, a ``.npz`` path
+    or a Dataset (any kind of system; the start as the kind's learner draws it)."""
     if isinstance(task, Dataset):
         return task, None
     if isinstance(task, SineTask):
@@ -231,51 +260,74 @@ def _resumed_start(state: "TrainResult", data: Dataset, n: int):
 
 def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume,
              learn_start, learn_theta):
-    """Kernels, data set, start parameters and initial state, history, optimiser and gradient evaluator."""
+    """Learner, data set, start parameters and initial state, history, optimiser and gradient evaluator."""
     default_dt = TargetTask.dt if task == "target" or isinstance(task, TargetTask) else SineTask.dt
-    kernels = compile_model(model, integrator=integrator, dt=dt or default_dt, cache=cache)
-    if estimator != "bptt":
-        kernels._require_reversible()
+    kernels = compile_kernels(model, integrator, dt or default_dt, cache)
+    learner_for(model, kernels).require_estimator(estimator)
     data, start = make_dataset(model, kernels, task, seed, dt)
+    width = data.q0.shape[1]
+    learner = learner_for(model, kernels, size=width // getattr(model, "dim", 1))
     history: list = []
-    size = (len(model.parameters) if learn_theta else 0) + (2 * model.n if learn_start else 0)
+    size = (len(learner.names) if learn_theta else 0) + (2 * width if learn_start else 0)
     opt = make_optimizer(optimizer, lr, size)
     initial = (data.q0[0].copy(), data.x0[0].copy()) if learn_start else None
     if resume is not None:
-        state = _resume_state(resume, model)
+        state = _resume_state(resume, learner)
         theta, history = state.theta.copy(), list(state.loss_history)
         if learn_start:
-            initial = _resumed_start(state, data, model.n) or initial
+            initial = _resumed_start(state, data, width) or initial
         if state.optimizer_state and state.settings.get("optimizer") == optimizer:
             opt.load(state.optimizer_state)
     else:
-        theta = kernels.theta(start if start is not None else draw_parameters(model, np.random.default_rng(seed)))
+        theta = learner.flat(start if start is not None else learner.draw(np.random.default_rng(seed)))
     if client is not None:
         grad = DaskGradient(client, spec if spec is not None else model, integrator, data, estimator, beta)
     else:
-        grad = LocalGradient(kernels, data, estimator, beta)
-    return kernels, data, theta, initial, history, opt, grad
+        grad = LocalGradient(learner, data, estimator, beta)
+    return learner, data, theta, initial, history, opt, grad
 
 
-def train(model, task="sine", *, epochs: int | None = None, lr: float | None = None, optimizer: str = "adam",
+def _require_capabilities(system, task, estimator, batch, resume, scheduler, learn_start, freeze) -> None:
+    """The capability cells a run asks for (:mod:`symglep.capabilities`): a refusal says why, in one line."""
+    caps = system.capabilities
+    caps.require("command", "train")
+    caps.require("estimator", estimator)
+    if isinstance(task, TargetTask) or task == "target":
+        caps.require("train option", "--task target")
+    elif isinstance(task, str) and task != "sine":
+        caps.require("train option", "--task DATA.npz")
+    for cell, given in (("--batch", batch is not None), ("--resume", resume is not None),
+                        ("--scheduler", bool(scheduler)), ("--learn-initial-state", learn_start),
+                        ("--freeze-parameters", freeze)):
+        if given:
+            caps.require("train option", cell)
+
+
+def train(system, task="sine", *, epochs: int | None = None, lr: float | None = None, optimizer: str = "adam",
           batch: int | None = None, beta: float = 1e-4, estimator: str = "echo", seed: int = 0,
           dt: float | None = None, resume=None, save: str | None = None, scheduler: str | None = None,
           progress: bool = False, integrator: str = "auto", cache: str | None = None,
-          learn_initial_state: bool = False, freeze_parameters: bool = False) -> TrainResult:
-    """Train the parameters of ``model`` on ``task`` (module docstring); returns a :class:`TrainResult`.
+          learn_initial_state: bool = False, freeze_parameters: bool = False,
+          source: str | None = None) -> TrainResult:
+    """Train the parameters of ``system`` on ``task`` (module docstring); returns a :class:`TrainResult`.
 
-    ``model``: a :class:`~symglep.Model` or a model file path (``path.py[:NAME]``, needed by
-    Dask workers in other processes). ``task``: ``"sine"``, a ``DATA.npz`` path or a
-    :class:`~symglep.tasks.Dataset`. ``batch``: sequences per step (default: all).
+    ``system``: a :class:`~symglep.Model`, an array model, a :class:`~symglep.Stack`, or a model
+    file path (``path.py[:NAME]``, needed by Dask workers in other processes); every kind goes
+    through its :class:`~symglep.learners.Learner` and its capabilities (docs/training.md).
+    ``task``: ``"sine"``, ``"target"``, a ``DATA.npz`` path or a :class:`~symglep.tasks.Dataset`. ``batch``: sequences per step (default: all).
     ``estimator``: ``echo`` (centred, theory §5), ``echo-one-sided`` or ``bptt``.
     ``resume``: a :class:`TrainResult`, a file saved by ``save=`` or a ``{name: value}`` JSON file.
     ``learn_initial_state``: train one shared start ``(q0, p0)`` as well (module docstring);
     ``freeze_parameters``: keep θ fixed (HEB: only the initial state is learned).
+    ``source``: the model file ``system`` was loaded from (Dask workers in other processes load it).
     """
     started = time.perf_counter()
-    model, spec = _as_model(model)
+    model, spec = _as_system(system)
+    if source is not None:
+        spec = _worker_spec(source)
     if estimator not in ESTIMATORS:
         raise SymglepError(f"unknown estimator {estimator!r}; available: {', '.join(ESTIMATORS)}")
+    _require_capabilities(model, task, estimator, batch, resume, scheduler, learn_initial_state, freeze_parameters)
     if not (math.isfinite(beta) and beta != 0):
         raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
     epochs = DEFAULT_EPOCHS if epochs is None else int(epochs)
@@ -293,7 +345,7 @@ def train(model, task="sine", *, epochs: int | None = None, lr: float | None = N
     if scheduler:
         client = connect(scheduler)  # fail fast (missing extra, unreachable address) before compiling
     try:
-        kernels, data, theta, initial, history, opt, grad = _prepare(
+        learner, data, theta, initial, history, opt, grad = _prepare(
             model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume,
             learn_initial_state, learn_theta)
     except BaseException:
@@ -305,7 +357,7 @@ def train(model, task="sine", *, epochs: int | None = None, lr: float | None = N
     if not 1 <= batch <= S:
         grad.close()
         raise SymglepError(f"batch must be between 1 and the number of sequences ({S}), got {batch}")
-    names = [s.name for s in model.parameters]
+    names, width = learner.names, data.q0.shape[1]
     bar = Progress(epochs, progress)
     first = len(history)
     try:
@@ -329,7 +381,7 @@ def train(model, task="sine", *, epochs: int | None = None, lr: float | None = N
                 if learn_theta:
                     theta, z = z[:theta.size], z[theta.size:]
                 if initial is not None:
-                    initial = (z[:model.n], z[model.n:])
+                    initial = (z[:width], z[width:])
             history.append(total / S)
             bar.update(done, epoch + 1, history[-1])
     finally:
@@ -340,11 +392,13 @@ def train(model, task="sine", *, epochs: int | None = None, lr: float | None = N
     else:
         q0 = np.broadcast_to(initial[0], data.q0.shape)
         start = {_start_key(data): np.broadcast_to(initial[1], data.x0.shape)}
-    final = float(kernels.free(theta, q0, u=data.u, y=data.y, dt=data.dt, t0=data.t0, **start)[2].mean())
+    final = float(learner.losses(theta, data.u, data.y, np.ascontiguousarray(q0),
+                                 np.ascontiguousarray(next(iter(start.values()))), data.dt, data.t0,
+                                 data.start_velocity).mean())
     settings = {
         "task": data.info.get("task", data.name), "optimizer": optimizer, "lr": opt.lr, "batch": batch,
         "beta": beta, "estimator": estimator, "seed": seed, "dt": data.dt, "steps": data.steps,
-        "sequences": S, "integrator": kernels.integrator,
+        "sequences": S, "integrator": learner.integrator,
         "learn_initial_state": bool(learn_initial_state), "freeze_parameters": bool(freeze_parameters),
     }
     if "teacher" in data.info:
@@ -352,8 +406,41 @@ def train(model, task="sine", *, epochs: int | None = None, lr: float | None = N
     learned = None
     if initial is not None:
         learned = {"q0": [float(x) for x in initial[0]], _start_key(data): [float(x) for x in initial[1]]}
+    if learner.kind == "array":
+        settings["units"] = width // model.dim
     result = TrainResult(model.name, names, theta, history, final, settings, opt.state(),
-                         time.perf_counter() - started, learned)
+                         time.perf_counter() - started, learned, learner.layout)
     if save:
         result.save(save)
     return result
+
+
+KIND_WORDS = {"scalar": "model", "array": "array model", "stack": "stack"}
+
+
+def _value_text(value) -> str:
+    if isinstance(value, list):
+        return "[" + ", ".join(map(_value_text, value)) + "]"
+    return f"{value:.10g}"
+
+
+def train_command(system, opts: TrainOptions) -> tuple:
+    """``symglep train`` for any kind: ``(lines to print, {label: loss history}, plot title)``
+    (docs/training.md); the scalar, array and stack command modules all run this."""
+    result = train(system, opts.task, source=opts.spec, epochs=opts.epochs, lr=opts.lr, optimizer=opts.optimizer,
+                   batch=opts.batch, beta=opts.beta, estimator=opts.estimator, seed=opts.seed, dt=opts.dt,
+                   resume=opts.resume_path, save=opts.save_path, scheduler=opts.scheduler,
+                   progress=not opts.quiet, integrator=opts.integrator,
+                   learn_initial_state=opts.learn_initial_state, freeze_parameters=opts.freeze_parameters)
+    history = result.loss_history
+    first = history[0] if history else result.final_loss
+    lines = [f"{KIND_WORDS[kind_of(system)]} {result.model}: {result.settings['estimator']} gradient, "
+             f"{result.settings['optimizer']} (lr {result.settings['lr']:g}), {len(history)} epochs, "
+             f"{result.seconds:.1f} s",
+             f"loss {first:.6e} -> {result.final_loss:.6e} (x{first / result.final_loss:.3g} lower)"
+             if result.final_loss > 0 else f"loss {first:.6e} -> 0"]
+    lines += [f"  {name} = {_value_text(value)}" + (" (fixed)" if opts.freeze_parameters else "")
+              for name, value in result.grouped.items()]
+    lines += [f"  {key} = [{', '.join(f'{v:.10g}' for v in values)}]"
+              for key, values in (result.initial_state or {}).items()]
+    return lines, {result.settings["estimator"]: history}, f"{result.model}: {result.settings['task']}"

@@ -157,8 +157,8 @@ def test_symglep_train_runs_a_stack_file(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--batch", "2"], "stack systems: train option --batch is not supported"),
-    (["train", "--task", "data.npz"], "stack systems: train option --task DATA.npz is not supported"),
+    (["train", "--task", "target"], "stack systems: train option --task target is not supported"),
+    (["train", "--task", "data.npz"], "data file not found: data.npz"),
     (["train", "--learn-initial-state"], "stack systems: train option --learn-initial-state is not supported"),
     (["train", "--estimator", "echo-one-sided"], "the stacked echo is centred"),
     (["check", "--route", "echo"], "a stack has one exact gradient route"),

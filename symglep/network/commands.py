@@ -14,6 +14,7 @@ from .bc_check import run_bc_check
 from .bc_check import render_text as render_bc
 from .check import load_array_params, render_text, run_check
 from .derive import derive, render, render_latex, residuals_latex
+from ..training import train_command as train  # noqa: F401 - one trainer for every kind
 from .runtime import generate_source
 
 

@@ -43,8 +43,6 @@ class ArrayModel:
     """
 
     capabilities = Capabilities("array", {
-        ("command", "train"): "not built yet for array models (issue #16); train a network from Python with "
-                              "symglep.compile(model).gradient (docs/networks.md)",
         ("target", "c"): "C kernels of array models are not built yet (issue #16)",
         ("integrator", "midpoint"): "array models are separable by construction (a kinetic site term "
                                     "m/2 q̇²): they use the leapfrog integrator",
@@ -55,6 +53,8 @@ class ArrayModel:
         ("route", "naive_echo"): "array models are even in velocity: the plain echo is exact, never naive",
         ("check option", "--route"): "array models have one exact gradient route, the echo (theory §4)",
         ("check option", "--naive-echo"): "array models are even in velocity: the plain echo is exact",
+        ("train option", "--task target"): "the target task reads its targets off a terminal cost (theory §10); "
+                                           "an array model's cost is the running Sum(c(q[r], y[r]), r)",
     })
 
     def __init__(self, lagrangian, cost, coordinates, parameters=(), inputs=None, targets=None,

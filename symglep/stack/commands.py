@@ -36,7 +36,7 @@ from .codegen import render_stack
 from .codegen_c import render_stack_c
 from .model import Stack
 from .runtime import compile_stack
-from .training import train_command as train  # noqa: F401 - the stack's `symglep train`
+from ..training import train_command as train  # noqa: F401 - one trainer for every kind
 
 DERIVE_FORMATS = ("text", "markdown", "latex", "json")
 BOUNDARY_CONDITIONS = ("civp", "cfvp", "cbvp", "periodic", "pfvp")

@@ -11,7 +11,7 @@ becomes the linear readout cost that nudges the unit below (theory §9). Memory
 is O(1) in the sequence length; :meth:`StackKernels.bptt_gradient` is the
 BPTT reference (O(K) memory).
 
-Run ``symglep train examples/stack_chain_hru.py --task sine`` (docs/echo-family.md).
+Run ``symglep train examples/stack_chain_hru.py --task sine`` (docs/echo-family.md, docs/training.md).
 """
 
 from __future__ import annotations
@@ -140,13 +140,12 @@ class Stack:
         ("check option", "--size"): "a stack's size is fixed by its units (--size is for array models)",
         ("check option", "--route"): "a stack has one exact gradient route, the stacked echo (theory §9)",
         ("check option", "--naive-echo"): "stack units are time-reversible: the stacked echo is exact",
-        ("train option", "--task target"): "not built yet for stacks (issue #16): stacks train on the sine task",
-        ("train option", "--task DATA.npz"): "not built yet for stacks (issue #16): stacks train on the sine task",
-        ("train option", "--batch"): "not built yet for stacks (issue #16): stacks train full batch",
-        ("train option", "--resume"): "not built yet for stacks (issue #16)",
-        ("train option", "--scheduler"): "not built yet for stacks (issue #16)",
-        ("train option", "--learn-initial-state"): "not built yet for stacks (issue #16)",
-        ("train option", "--freeze-parameters"): "not built yet for stacks (issue #16)",
+        ("train option", "--task target"): "the target task reads its targets off a terminal cost (theory §10); "
+                                           "a stack's cost is a running cost on its top unit",
+        ("train option", "--learn-initial-state"): "the stacked kernels do not return initial-state gradients "
+                                                   "(the stacked echo hands back θ and input gradients, theory §9)",
+        ("train option", "--freeze-parameters"): "the stacked kernels do not return initial-state gradients, so "
+                                                 "there is nothing to learn with θ frozen (theory §9)",
     })
 
     def __init__(self, units, readouts, activations=None, name: str = "stack"):

@@ -1,0 +1,296 @@
+"""What the trainer needs from each kind's compiled kernels (docs/training.md, theory §5, §9).
+
+:func:`learner_for` wraps the kernels of a :class:`~symglep.Model`, an array model or a
+:class:`~symglep.Stack` in one interface, so :mod:`symglep.training`, :mod:`symglep.tasks` and
+the Dask workers never ask which kind they train:
+
+* ``names`` / ``layout`` — the flat parameter vector θ and its element names (array models:
+  every element of every array parameter, ``W[0,1]``, ``k[3]``; stacks ``unit0.k0``, ``glue1.b0``);
+  :func:`group_parameters` / :func:`flatten_parameters` turn θ into the JSON of a training file
+  (array parameters as nested lists) and back;
+* ``draw(rng)`` — start and teacher parameters (scalars as ``symglep check`` draws them, arrays
+  as :func:`symglep.network.check.draw_parameters`, stacks :meth:`Stack.draw_parameters`);
+* ``readout_run`` — a recorded free pass: the coordinates and inputs of the unit the cost reads
+  (the task's teacher runs); ``losses`` — the free pass's per-sequence loss;
+* ``gradients`` — per-sequence ``(loss (b,), dθ (b, n_θ)[, dq0, dx0])`` by estimator: ``echo``
+  (centred, theory §5; stacks: the stacked echo, §9), ``echo-one-sided``, ``bptt``.
+
+Every kind takes the same arrays: ``u (b, K+1, n_u)``, ``y (b, K+1, n_y)``, ``q0``, ``x0 (b, n)``
+(``x0`` a momentum, or a velocity where ``start_velocity``; only scalar models take velocities).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .check import load_params, read_parameter_file
+from .errors import SymglepError
+from .estimators import sequence_gradients
+from .model import Model
+from .network.check import draw_parameters as draw_array_parameters
+from .network.check import load_array_params
+from .parameter_values import draw_parameters
+from .systems import compile as compile_system
+from .systems import kind_of
+
+
+def compile_kernels(system, integrator: str = "auto", dt: float | None = None, cache: str | None = None):
+    """``symglep.compile(system)``; ``integrator`` only reaches scalar models (the others use leapfrog)."""
+    options = {"integrator": integrator} if isinstance(system, Model) else {}
+    return compile_system(system, dt=dt, cache=cache, **options)
+
+
+def data_sizes(system) -> dict:
+    """What a data set for ``system`` holds: ``n_u`` inputs, ``n_y`` targets, the state width ``n``
+    (``None`` for array models: their size is a run-time choice, a multiple of ``dim``), and
+    whether a velocity start ``v0`` is accepted."""
+    kind = kind_of(system)
+    if kind == "scalar":
+        return {"n_u": len(system.u), "n_y": len(system.y), "n": system.n, "dim": 1, "default_n": system.n,
+                "velocity": True}
+    if kind == "array":
+        return {"n_u": system.sizes["m"], "n_y": system.sizes["r"], "n": None, "dim": system.dim,
+                "default_n": system.n, "velocity": False}
+    return {"n_u": len(system.units[0].u), "n_y": len(system.units[-1].y), "n": system.n, "dim": 1,
+            "default_n": system.n, "velocity": False}
+
+
+def element_names(name: str, shape: tuple) -> list:
+    """``name`` for a scalar, ``name[i]`` / ``name[i,j]`` for each element of an array (C order)."""
+    if not shape:
+        return [name]
+    return [f"{name}[{','.join(map(str, idx))}]" for idx in np.ndindex(*shape)]
+
+
+def group_parameters(layout: list, theta: np.ndarray) -> dict:
+    """``{name: float or nested list}`` of the flat ``theta`` (JSON of a training file)."""
+    out, pos = {}, 0
+    for name, shape in layout:
+        size = int(np.prod(shape)) if shape else 1
+        part = np.asarray(theta[pos:pos + size], dtype=np.float64)
+        out[name] = float(part[0]) if not shape else part.reshape(shape).tolist()
+        pos += size
+    return out
+
+
+def flatten_parameters(values: dict) -> tuple:
+    """``(layout, θ)`` of ``{name: number or nested list}`` (:func:`group_parameters` inverted)."""
+    layout, parts = [], []
+    for name, value in values.items():
+        try:
+            arr = np.asarray(value, dtype=np.float64)
+        except (TypeError, ValueError):
+            raise SymglepError(f"parameter {name} must be a number or a (nested) list of numbers") from None
+        layout.append((name, arr.shape))
+        parts.append(arr.reshape(-1))
+    return layout, (np.concatenate(parts) if parts else np.zeros(0))
+
+
+class Learner:
+    """The common part: θ's layout and names, the free loss (module docstring)."""
+
+    kind = ""
+    integrator = "leapfrog"
+
+    def __init__(self, system, kernels):
+        self.system, self.kernels = system, kernels
+
+    @property
+    def names(self) -> list:
+        """Element names of the flat θ, in kernel order."""
+        return [e for name, shape in self.layout for e in element_names(name, shape)]
+
+    def parameters_json(self, theta) -> dict:
+        return group_parameters(self.layout, np.asarray(theta, dtype=np.float64))
+
+    def require_estimator(self, estimator: str) -> None:
+        """Refuse an estimator the kind cannot serve (its capability reason)."""
+        self.system.capabilities.require("estimator", estimator)
+
+    def rest(self, sequences: int) -> tuple:
+        """``(q0, p0)`` of sequences that start at rest at the origin."""
+        return np.zeros((sequences, self.n)), np.zeros((sequences, self.n))
+
+    def _momentum_only(self, start_velocity: bool) -> None:
+        if start_velocity:
+            raise SymglepError(self.system.capabilities.reason("start", "velocity")
+                               or "this kind starts from momenta p0")
+
+
+class ScalarLearner(Learner):
+    """A :class:`~symglep.Model`'s :class:`~symglep.runtime.Kernels`."""
+
+    kind = "scalar"
+
+    def __init__(self, model, kernels, size=None):
+        super().__init__(model, kernels)
+        self.n, self.n_inputs, self.n_targets = model.n, len(model.u), len(model.y)
+        self.layout = [(s.name, ()) for s in model.parameters]
+        self.integrator = kernels.integrator
+
+    def require_estimator(self, estimator: str) -> None:
+        super().require_estimator(estimator)
+        if estimator != "bptt":
+            self.kernels.route("echo")  # refuses the echo on a model without time-reversal symmetry (theory §4)
+
+    def draw(self, rng) -> dict:
+        return draw_parameters(self.system, rng)
+
+    def flat(self, params) -> np.ndarray:
+        return self.kernels.theta(params)
+
+    def load_parameters(self, path: str) -> np.ndarray:
+        return self.flat(load_params(path, self.system))
+
+    def readout_run(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
+        placeholder = np.zeros(u.shape[:2] + (self.n_targets,))
+        start = {"v0" if start_velocity else "p0": x0}
+        out = self.kernels.free(theta, q0, u=u, y=placeholder, dt=dt, t0=t0, record=True, **start)
+        return out[3], u
+
+    def losses(self, theta, u, y, q0, x0, dt, t0=0.0, start_velocity=False) -> np.ndarray:
+        start = {"v0" if start_velocity else "p0": x0}
+        return self.kernels.free(theta, q0, u=u, y=y, dt=dt, t0=t0, **start)[2]
+
+    def gradients(self, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0=0.0, with_start=False):
+        return sequence_gradients(self.kernels, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0,
+                                  with_start=with_start)
+
+
+class ArrayLearner(Learner):
+    """An array model's :class:`~symglep.network.runtime.NetworkKernels` at ``size`` units (docs/networks.md).
+
+    θ is every element of every parameter in declaration order (the kernels' flat layout);
+    the number of units of a call is read off ``q0``, so one learner serves any size.
+    """
+
+    kind = "array"
+
+    def __init__(self, model, kernels, size=None):
+        super().__init__(model, kernels)
+        self.size = int(size or model.size)
+        self.n = self.size * model.dim
+        self.n_inputs, self.n_targets = model.sizes["m"], model.sizes["r"]
+        self.layout = self._layout(self.size)
+
+    def _layout(self, units: int) -> list:
+        ne = len(self.kernels.edges(units))
+        return [(p.name, self.system.parameter_shape(p, units, self.n_inputs, ne)) for p in self.system.parameters]
+
+    def _as_dict(self, theta, q0) -> dict:
+        """``{name: array}`` of the flat ``theta`` at the size of ``q0``."""
+        units = np.shape(q0)[-1] // self.system.dim
+        layout = self.layout if units == self.size else self._layout(units)
+        theta = np.asarray(theta, dtype=np.float64)
+        total = sum(int(np.prod(s)) if s else 1 for _, s in layout)
+        if theta.shape != (total,):
+            raise SymglepError(f"array model {self.system.name!r} at {units} units has {total} parameter "
+                               f"values, got {theta.size}")
+        out, pos = {}, 0
+        for name, shape in layout:
+            size = int(np.prod(shape)) if shape else 1
+            out[name] = theta[pos:pos + size].reshape(shape)
+            pos += size
+        return out
+
+    def draw(self, rng) -> dict:
+        ne = len(self.kernels.edges(self.size))
+        return draw_array_parameters(self.system, self.size, self.n_inputs, ne, rng)
+
+    def flat(self, params) -> np.ndarray:
+        ne = len(self.kernels.edges(self.size))
+        return self.kernels.pack(params, self.size, self.n_inputs, ne)[0].copy()
+
+    def load_parameters(self, path: str) -> np.ndarray:
+        return self.flat(load_array_params(path, self.system))
+
+    def rest(self, sequences: int) -> tuple:
+        """At rest; at the model's ``initial_positions`` (one draw, seeded) where it declares them."""
+        q0 = np.zeros((sequences, self.n))
+        draw = self.system.initial_positions
+        if draw is not None:
+            q0[:] = np.asarray(draw(self.size, np.random.default_rng(0)), dtype=np.float64).reshape(-1)
+        return q0, np.zeros((sequences, self.n))
+
+    def readout_run(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
+        """The readout units' coordinates ``(b, K+1, n_y, dim)`` and the inputs."""
+        self._momentum_only(start_velocity)
+        placeholder = np.zeros(u.shape[:2] + (self.n_targets,))
+        tq = self.kernels.free(self._as_dict(theta, q0), q0, x0, u, placeholder, dt=dt, record=True)[3]
+        units = q0.shape[1] // self.system.dim
+        tq = tq.reshape(tq.shape[:2] + (units, self.system.dim))
+        return tq[:, :, units - self.n_targets:, :], u
+
+    def losses(self, theta, u, y, q0, x0, dt, t0=0.0, start_velocity=False) -> np.ndarray:
+        self._momentum_only(start_velocity)
+        return self.kernels.free(self._as_dict(theta, q0), q0, x0, u, y, dt=dt)[2]
+
+    def gradients(self, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0=0.0, with_start=False):
+        self._momentum_only(start_velocity)
+        params = self._as_dict(theta, q0)
+        if estimator == "bptt":
+            r = self.kernels.bptt_gradient(params, q0, x0, u, y, dt=dt)
+        else:
+            r = self.kernels.gradient(params, q0, x0, u, y, dt=dt, beta=beta, centred=estimator == "echo")
+        if with_start:
+            b = q0.shape[0]
+            return r.loss, r.flat, r.dq0.reshape(b, -1), r.dp0.reshape(b, -1)
+        return r.loss, r.flat
+
+
+class StackLearner(Learner):
+    """A stack's :class:`~symglep.stack.runtime.StackKernels` (theory §9): the stacked echo is
+    centred and returns θ's gradient only, no initial-state gradient."""
+
+    kind = "stack"
+
+    def __init__(self, stack, kernels, size=None):
+        super().__init__(stack, kernels)
+        self.n, self.n_inputs, self.n_targets = kernels.nq, kernels.n_x, kernels.n_y
+        self.layout = [(name, ()) for name in stack.parameter_names]
+
+    def draw(self, rng) -> np.ndarray:
+        return self.system.draw_parameters(rng)
+
+    def flat(self, params) -> np.ndarray:
+        return np.asarray(params, dtype=np.float64).reshape(-1)
+
+    def load_parameters(self, path: str) -> np.ndarray:
+        data = read_parameter_file(path, self.system.parameter_names)
+        try:
+            return np.array([float(data[name]) for name in self.system.parameter_names])
+        except (TypeError, ValueError):
+            raise SymglepError(f"parameters file {path}: every value must be a number") from None
+
+    def readout_run(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
+        """The top unit's coordinates and its inputs (the glue's drive)."""
+        self._momentum_only(start_velocity)
+        _, _, _, tq, _, tu = self.kernels.free(theta, u, None, q0, x0, dt=dt, t0=t0, record=True)
+        below = self.system.units[:-1]
+        return tq[:, :, sum(unit.n for unit in below):], tu[:, :, sum(len(unit.u) for unit in below):]
+
+    def losses(self, theta, u, y, q0, x0, dt, t0=0.0, start_velocity=False) -> np.ndarray:
+        self._momentum_only(start_velocity)
+        return self.kernels.free(theta, u, y, q0, x0, dt=dt, t0=t0)[2]
+
+    def gradients(self, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0=0.0, with_start=False):
+        self._momentum_only(start_velocity)
+        if with_start:
+            raise SymglepError(self.system.capabilities.reason("train option", "--learn-initial-state"))
+        if estimator == "bptt":
+            return tuple(self.kernels.bptt_gradient(theta, u, y, q0, x0, dt=dt, t0=t0)[:2])
+        if estimator != "echo":
+            raise SymglepError(self.system.capabilities.reason("estimator", estimator))
+        return tuple(self.kernels.gradient(theta, u, y, q0, x0, dt=dt, t0=t0, beta=beta)[:2])
+
+
+LEARNERS = {"scalar": ScalarLearner, "array": ArrayLearner, "stack": StackLearner}
+
+
+def learner_for(system, kernels, size: int | None = None) -> Learner:
+    """The learner of ``system``'s kind over its compiled ``kernels``; ``size``: units of an array model."""
+    return LEARNERS[kind_of(system)](system, kernels, size)
+
+
+__all__ = ["ArrayLearner", "Learner", "ScalarLearner", "StackLearner", "compile_kernels", "data_sizes",
+           "element_names", "flatten_parameters", "group_parameters", "learner_for"]
