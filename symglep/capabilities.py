@@ -1,8 +1,9 @@
 """What a kind of system can do, and why not where it cannot (docs/architecture.md).
 
-Every system (:class:`~symglep.Model`, :class:`~symglep.network.ArrayModel`,
-:class:`~symglep.Stack`) has a ``capabilities`` attribute: a :class:`Capabilities`
-naming, for each area (commands, targets, integrators, starts, costs, routes,
+Every system class (:class:`~symglep.Model`, :class:`~symglep.network.ArrayModel`,
+:class:`~symglep.Stack`) has a ``capabilities`` attribute, its kind's table at the end of
+this module (kept here, not in the model modules, so that editing a reason does not
+change the content hash of generated kernels): a :class:`Capabilities` naming, for each area (commands, targets, integrators, starts, costs, routes,
 estimators, check and train options), the cells its pipeline does not serve, each
 with its reason. The command line and the Python API ask it before they run, so a
 refusal is said in one place, in one line, with its reason. Refusals that depend
@@ -66,3 +67,46 @@ class Capabilities:
     def table(self) -> list:
         """``[(area, name, reason or None)]`` over every cell, in :data:`AREAS` order (docs, tests)."""
         return [(area, name, self.reason(area, name)) for area, names in AREAS.items() for name in names]
+
+
+SCALAR = Capabilities("scalar", {
+    ("check option", "--size"): "a scalar model's size is fixed by its file (--size is for array models)",
+})
+
+ARRAY = Capabilities("array", {
+    ("target", "c"): "C kernels of array models are not built yet (issue #16)",
+    ("integrator", "midpoint"): "array models are separable by construction (a kinetic site term "
+                                "m/2 q̇²): they use the leapfrog integrator",
+    ("start", "velocity"): "array models start from a momentum p0 (with m constant, v0 = p0/m)",
+    ("cost", "terminal"): "terminal costs of array models are not built yet (issue #16)",
+    ("route", "flipped_echo"): "array models are even in velocity: the plain echo is exact (theory §4)",
+    ("route", "digital_pfvp"): "array models are even in velocity: the plain echo is exact (theory §4)",
+    ("route", "naive_echo"): "array models are even in velocity: the plain echo is exact, never naive",
+    ("check option", "--route"): "array models have one exact gradient route, the echo (theory §4)",
+    ("check option", "--naive-echo"): "array models are even in velocity: the plain echo is exact",
+    ("train option", "--task target"): "the target task reads its targets off a terminal cost (theory §10); "
+                                       "an array model's cost is the running Sum(c(q[r], y[r]), r)",
+})
+
+STACK = Capabilities("stack", {
+    ("command", "check --bc"): "the boundary-condition estimators run on single models; run "
+                               "'symglep check UNIT.py --bc ...' on a unit (each unit's start is fixed in "
+                               "momentum, so the stacked echo leaves no residual, theory §9)",
+    ("integrator", "midpoint"): "the stacked echo steps its units by leapfrog (separable units, theory §9)",
+    ("start", "velocity"): "stack units start from momenta (q0, p0)",
+    ("cost", "terminal"): "stacks take a running cost on the top unit only (terminal costs: theory §10, "
+                          "single models)",
+    ("route", "flipped_echo"): "the stacked echo needs the plain echo of every unit (reversible units)",
+    ("route", "digital_pfvp"): "the stacked echo needs the plain echo of every unit (reversible units)",
+    ("route", "naive_echo"): "stack units are time-reversible: the stacked echo is exact, never naive",
+    ("estimator", "echo-one-sided"): "the stacked echo is centred (each unit's ±β echoes, theory §9)",
+    ("check option", "--size"): "a stack's size is fixed by its units (--size is for array models)",
+    ("check option", "--route"): "a stack has one exact gradient route, the stacked echo (theory §9)",
+    ("check option", "--naive-echo"): "stack units are time-reversible: the stacked echo is exact",
+    ("train option", "--task target"): "the target task reads its targets off a terminal cost (theory §10); "
+                                       "a stack's cost is a running cost on its top unit",
+    ("train option", "--learn-initial-state"): "the stacked kernels do not return initial-state gradients "
+                                               "(the stacked echo hands back θ and input gradients, theory §9)",
+    ("train option", "--freeze-parameters"): "the stacked kernels do not return initial-state gradients, so "
+                                             "there is nothing to learn with θ frozen (theory §9)",
+})

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from .capabilities import Capabilities
+from . import capabilities as capabilities_table
 from .dissipation import Rayleigh, caldirola_kanai, uniform_rate
 from .errors import ModelError
 from .legendre import lagrangian_from_hamiltonian
@@ -112,9 +112,7 @@ class Model:
         Model name (used for generated files and reports).
     """
 
-    capabilities = Capabilities("scalar", {
-        ("check option", "--size"): "a scalar model's size is fixed by its file (--size is for array models)",
-    })
+    capabilities = capabilities_table.SCALAR  # what this kind serves, and why not (docs/architecture.md)
 
     def __init__(
         self,

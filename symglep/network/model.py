@@ -21,7 +21,7 @@ import sympy as sp
 
 import numpy as np
 
-from ..capabilities import Capabilities
+from .. import capabilities as capabilities_table
 from ..errors import ModelError
 from .arrays import Coordinates, Element, Parameter, Sum, Terms
 from .terms import classify
@@ -42,20 +42,7 @@ class ArrayModel:
         the default draws uniformly in [-0.3, 0.3].
     """
 
-    capabilities = Capabilities("array", {
-        ("target", "c"): "C kernels of array models are not built yet (issue #16)",
-        ("integrator", "midpoint"): "array models are separable by construction (a kinetic site term "
-                                    "m/2 q̇²): they use the leapfrog integrator",
-        ("start", "velocity"): "array models start from a momentum p0 (with m constant, v0 = p0/m)",
-        ("cost", "terminal"): "terminal costs of array models are not built yet (issue #16)",
-        ("route", "flipped_echo"): "array models are even in velocity: the plain echo is exact (theory §4)",
-        ("route", "digital_pfvp"): "array models are even in velocity: the plain echo is exact (theory §4)",
-        ("route", "naive_echo"): "array models are even in velocity: the plain echo is exact, never naive",
-        ("check option", "--route"): "array models have one exact gradient route, the echo (theory §4)",
-        ("check option", "--naive-echo"): "array models are even in velocity: the plain echo is exact",
-        ("train option", "--task target"): "the target task reads its targets off a terminal cost (theory §10); "
-                                           "an array model's cost is the running Sum(c(q[r], y[r]), r)",
-    })
+    capabilities = capabilities_table.ARRAY  # what this kind serves, and why not (docs/architecture.md)
 
     def __init__(self, lagrangian, cost, coordinates, parameters=(), inputs=None, targets=None,
                  constants=None, edges=None, name="network", size=16, sizes=None, initial_positions=None):

@@ -23,7 +23,7 @@ import numpy as np
 import sympy as sp
 from sympy.core.function import AppliedUndef
 
-from ..capabilities import Capabilities
+from .. import capabilities as capabilities_table
 from ..derivation import derive
 from ..errors import ModelError
 from ..model import Model
@@ -125,28 +125,7 @@ class Stack:
         Used for the generated files and the kernel cache.
     """
 
-    capabilities = Capabilities("stack", {
-        ("command", "check --bc"): "the boundary-condition estimators run on single models; run "
-                                   "'symglep check UNIT.py --bc ...' on a unit (each unit's start is fixed in "
-                                   "momentum, so the stacked echo leaves no residual, theory §9)",
-        ("integrator", "midpoint"): "the stacked echo steps its units by leapfrog (separable units, theory §9)",
-        ("start", "velocity"): "stack units start from momenta (q0, p0)",
-        ("cost", "terminal"): "stacks take a running cost on the top unit only (terminal costs: theory §10, "
-                              "single models)",
-        ("route", "flipped_echo"): "the stacked echo needs the plain echo of every unit (reversible units)",
-        ("route", "digital_pfvp"): "the stacked echo needs the plain echo of every unit (reversible units)",
-        ("route", "naive_echo"): "stack units are time-reversible: the stacked echo is exact, never naive",
-        ("estimator", "echo-one-sided"): "the stacked echo is centred (each unit's ±β echoes, theory §9)",
-        ("check option", "--size"): "a stack's size is fixed by its units (--size is for array models)",
-        ("check option", "--route"): "a stack has one exact gradient route, the stacked echo (theory §9)",
-        ("check option", "--naive-echo"): "stack units are time-reversible: the stacked echo is exact",
-        ("train option", "--task target"): "the target task reads its targets off a terminal cost (theory §10); "
-                                           "a stack's cost is a running cost on its top unit",
-        ("train option", "--learn-initial-state"): "the stacked kernels do not return initial-state gradients "
-                                                   "(the stacked echo hands back θ and input gradients, theory §9)",
-        ("train option", "--freeze-parameters"): "the stacked kernels do not return initial-state gradients, so "
-                                                 "there is nothing to learn with θ frozen (theory §9)",
-    })
+    capabilities = capabilities_table.STACK  # what this kind serves, and why not (docs/architecture.md)
 
     def __init__(self, units, readouts, activations=None, name: str = "stack"):
         units = list(units)
