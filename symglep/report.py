@@ -132,9 +132,9 @@ def to_dict(d) -> dict:
         out["hamilton_equations"] = ex["hamilton_equations"]
         out["hamilton_note"] = r.hamilton_note
         out["readable"] = {**ex["readable"], "hamiltonian_form": r.hamiltonian_form}
-        out["simplification"] = {"mode": r.mode, "seconds": round(r.seconds, 3),
-                                 "budget_seconds": round(r.budget_seconds, 3),
-                                 "attempts_dropped": r.attempts_dropped, "op_counts": r.op_counts}
+        # no wall times here: the same model gives the same report (Readable.seconds has them)
+        out["simplification"] = {"mode": r.mode, "attempts_dropped": r.attempts_dropped,
+                                 "op_counts": r.op_counts}
     out["symbol_table"] = table.as_json()
     out["safe_expressions"] = safe
     return out
@@ -215,7 +215,8 @@ def _op_summary(d) -> str:
     r = d.readable
     labels = {"hamiltonian": "H", "mass_matrix": "M", "accelerations": "a", "momenta": "p", "learning_rule": "∂L/∂θ"}
     counts = ", ".join(f"{labels[k]} {v['raw']} → {v['readable']}" for k, v in r.op_counts.items())
-    return f"simplification {r.mode} ({r.seconds:.2f} s of {r.budget_seconds:.2f} s); op counts raw → shown: {counts}"
+    dropped = f", {r.attempts_dropped} attempt(s) stopped by the time budget" if r.attempts_dropped else ""
+    return f"simplification {r.mode}{dropped}; op counts raw → shown: {counts}"
 
 
 PART_LABELS = {"kinetic": "kinetic ½ (p − b)ᵀ M⁻¹ (p − b)", "potential": "potential V(q)",

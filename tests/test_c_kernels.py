@@ -44,7 +44,7 @@ EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.py")  # every bund
                   if not p.name.startswith(("network_", "stack_")))  # (arrays: test_networks.py; stacks: test_stack.py)
 # the C gradient is the plain echo: only where it is exact (reversible, no Rayleigh force; the flipped
 # echo of the charged particle and the digital PFVP of the gyroscope are Numba-only)
-REVERSIBLE = ["damped_chain", "damped_oscillator", "double_pendulum", "harmonic_oscillator",
+REVERSIBLE = ["cart_pole", "damped_chain", "damped_oscillator", "double_pendulum", "harmonic_oscillator",
               "harmonic_oscillator_terminal", "heb_nonlinear_oscillator", "oscillator_chain",
               "oscillator_chain_terminal", "relativistic_particle"]  # *_terminal, heb_*: terminal costs (theory §10)
 DT = 0.01

@@ -341,7 +341,7 @@ def test_missing_file_debug(tmp_path):
 def test_internal_error_is_one_line_exit_1(monkeypatch):
     import symglep.scalar_commands
 
-    def explode(model):
+    def explode(model, **options):
         raise RuntimeError("unexpected\nfailure")
 
     monkeypatch.setattr(symglep.scalar_commands, "derive", explode)
