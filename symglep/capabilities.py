@@ -77,15 +77,14 @@ ARRAY = Capabilities("array", {
     ("target", "c"): "C kernels of array models are not built yet (issue #16)",
     ("integrator", "midpoint"): "array models are separable by construction (a kinetic site term "
                                 "m/2 q̇²): they use the leapfrog integrator",
-    ("start", "velocity"): "array models start from a momentum p0 (with m constant, v0 = p0/m)",
-    ("cost", "terminal"): "terminal costs of array models are not built yet (issue #16)",
     ("route", "flipped_echo"): "array models are even in velocity: the plain echo is exact (theory §4)",
     ("route", "digital_pfvp"): "array models are even in velocity: the plain echo is exact (theory §4)",
     ("route", "naive_echo"): "array models are even in velocity: the plain echo is exact, never naive",
     ("check option", "--route"): "array models have one exact gradient route, the echo (theory §4)",
     ("check option", "--naive-echo"): "array models are even in velocity: the plain echo is exact",
-    ("train option", "--task target"): "the target task reads its targets off a terminal cost (theory §10); "
-                                       "an array model's cost is the running Sum(c(q[r], y[r]), r)",
+    ("train option", "--task target"): "not built yet for array models (issue #16): the target task's "
+                                       "teacher reads its targets off a scalar model's terminal cost; give "
+                                       "the final targets in a DATA.npz",
 })
 
 STACK = Capabilities("stack", {

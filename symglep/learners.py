@@ -50,7 +50,7 @@ def data_sizes(system) -> dict:
                 "velocity": True}
     if kind == "array":
         return {"n_u": system.sizes["m"], "n_y": system.sizes["r"], "n": None, "dim": system.dim,
-                "default_n": system.n, "velocity": False}
+                "default_n": system.n, "velocity": True}
     return {"n_u": len(system.units[0].u), "n_y": len(system.units[-1].y), "n": system.n, "dim": 1,
             "default_n": system.n, "velocity": False}
 
@@ -212,29 +212,36 @@ class ArrayLearner(Learner):
             q0[:] = np.asarray(draw(self.size, np.random.default_rng(0)), dtype=np.float64).reshape(-1)
         return q0, np.zeros((sequences, self.n))
 
+    @staticmethod
+    def _start(x0, start_velocity: bool) -> dict:
+        """The kernels' keyword of the start: ``v0`` (velocities) or ``p0`` (momenta)."""
+        return {"v0" if start_velocity else "p0": x0}
+
     def readout_run(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
         """The readout units' coordinates ``(b, K+1, n_y, dim)`` and the inputs."""
-        self._momentum_only(start_velocity)
         placeholder = np.zeros(u.shape[:2] + (self.n_targets,))
-        tq = self.kernels.free(self._as_dict(theta, q0), q0, x0, u, placeholder, dt=dt, record=True)[3]
+        tq = self.kernels.free(self._as_dict(theta, q0), q0, u=u, y=placeholder, dt=dt, record=True,
+                               **self._start(x0, start_velocity))[3]
         units = q0.shape[1] // self.system.dim
         tq = tq.reshape(tq.shape[:2] + (units, self.system.dim))
         return tq[:, :, units - self.n_targets:, :], u
 
     def losses(self, theta, u, y, q0, x0, dt, t0=0.0, start_velocity=False) -> np.ndarray:
-        self._momentum_only(start_velocity)
-        return self.kernels.free(self._as_dict(theta, q0), q0, x0, u, y, dt=dt)[2]
+        return self.kernels.free(self._as_dict(theta, q0), q0, u=u, y=y, dt=dt,
+                                 **self._start(x0, start_velocity))[2]
 
     def gradients(self, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0=0.0, with_start=False):
-        self._momentum_only(start_velocity)
+        """Per-sequence gradients (theory §5); with a velocity start ``dx0`` is ``dC/dv0`` and θ's
+        gradient carries the PFVP correction of a learned mass (theory §3)."""
         params = self._as_dict(theta, q0)
+        start = self._start(x0, start_velocity)
         if estimator == "bptt":
-            r = self.kernels.bptt_gradient(params, q0, x0, u, y, dt=dt)
+            r = self.kernels.bptt_gradient(params, q0, u=u, y=y, dt=dt, **start)
         else:
-            r = self.kernels.gradient(params, q0, x0, u, y, dt=dt, beta=beta, centred=estimator == "echo")
+            r = self.kernels.gradient(params, q0, u=u, y=y, dt=dt, beta=beta, centred=estimator == "echo", **start)
         if with_start:
             b = q0.shape[0]
-            return r.loss, r.flat, r.dq0.reshape(b, -1), r.dp0.reshape(b, -1)
+            return r.loss, r.flat, r.dq0.reshape(b, -1), (r.dv0 if start_velocity else r.dp0).reshape(b, -1)
         return r.loss, r.flat
 
 

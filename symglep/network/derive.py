@@ -133,7 +133,7 @@ def derive(model, show=_plain) -> dict:
     V = [_term_text(t, show) for t in model.potential_terms]
     mass_learnable = bool(model.kinetic.slots)
     el = force_contributions(model, show)
-    return {
+    out = {
         "model": model.name,
         "kind": "array",
         "units": f"n (run-time size; default {model.size})",
@@ -157,22 +157,37 @@ def derive(model, show=_plain) -> dict:
         "residuals": residuals(model, mass_learnable),
         "element_pieces": element_summary(model),
     }
+    if model.terminal is not None:
+        out["terminal_cost"] = terminal_text(model, show)
+    return out
+
+
+def terminal_text(model, show=_plain) -> str:
+    """The terminal cost in one line (theory §10)."""
+    return (f"c_T = Σ_r {show(model.terminal.cost)} at the final node K (targets y_K), added to the loss; "
+            f"the echo starts from the kicked flipped momentum −p_K − β ∂c_T/∂q, BPTT's adjoint from "
+            f"λ_q(K) = ∂c_T/∂q (theory §10)")
 
 
 def residuals(model, mass_learnable: bool) -> dict:
     """Boundary residual of each boundary condition (theory §3) in index form."""
     masses = [s.param.name for s in model.kinetic.slots if isinstance(s.param, Parameter)]
+    terminal = ("; with the terminal cost c_T the nudged runs end at p_β(T) = p(T) + β ∂c_T/∂q, so the "
+                "echo starts from −p_K − β ∂c_T/∂q and R stays as above (theory §10)"
+                if model.terminal else "")
     pf = ("R_θ = 0 for every parameter except the masses: R_{m_i} = −X(0) = ∂²L/∂m_i∂v_i · ∂βq_i(0) = "
-          f"{model.q.name}.dot[i](0) · ∂βq_i(0), from the two echoes' end points; zero with a momentum start "
-          "(what the kernels use)") if mass_learnable else \
+          f"{model.q.name}.dot[i](0) · ∂βq_i(0), from the two echoes' end points; zero with a momentum start, "
+          "added by the kernels with a velocity start (v0_i ∂m_i/∂θ · dC/dp0_i)") if mass_learnable else \
         "R = 0: no parameter enters the kinetic term, so ∂²L/∂θ∂v = 0 (exact, forward-only)"
     return {
         "civp": "R = X(T) = Σ_i ∂βp_i(T)·∂θq_i(T) − ∂θp_i(T)·∂βq_i(T): needs the n × n_θ forward sensitivities "
-                "(n_θ grows like n² for a matrix): intractable at scale; dropping it biases the estimate",
+                "(n_θ grows like n² for a matrix): intractable at scale; dropping it biases the estimate"
+                + ("; with the terminal cost c_T, minus Σ_i ∂c_T/∂q_i(T)·∂θq_i(T) (theory §10)"
+                   if model.terminal else ""),
         "cfvp": "R = −X(0): mirror of CIVP, inference runs backward; no use for causal networks",
         "cbvp": "R = 0 (q fixed at both ends): exact, but a two-point solve, not forward-only",
         "periodic": "R = 0: exact, not forward-only",
-        "pfvp": pf + ("" if not masses else f" (mass parameters: {', '.join(masses)})"),
+        "pfvp": pf + ("" if not masses else f" (mass parameters: {', '.join(masses)})") + terminal,
     }
 
 
@@ -183,6 +198,8 @@ def element_summary(model) -> dict:
         count += sum(len(p.outputs) for p in term_pieces(t, term).values())
     count += sum(len(p.outputs) for p in kinetic_pieces(model.kinetic).values())
     count += sum(len(p.outputs) for p in readout_pieces(model.readout).values())
+    if model.terminal is not None:
+        count += sum(len(p.outputs) for p in readout_pieces(model.terminal, "ct").values())
     return {"terms": [t.kind if t.factors is None else "dense (separable: matrix–vector products)"
                       for t in model.potential_terms], "element_expressions": count}
 
@@ -210,6 +227,8 @@ def render(d: dict, fmt: str) -> str:
     lines += [h("Learning rule (∂L/∂θ of a generic element) and locality")]
     for r in d["learning_rule"]:
         lines += [code(f"∂L/∂{r['element']} = {r['dL']}"), code(f"    {r['locality']}")]
+    if "terminal_cost" in d:
+        lines += [h("Terminal cost (theory §10)"), code(d["terminal_cost"])]
     lines += [h("Boundary residuals (theory §3)")]
     lines += [code(f"{k.upper():<9} {v}") for k, v in d["residuals"].items()]
     es = d["element_pieces"]

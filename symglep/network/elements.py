@@ -106,11 +106,13 @@ def kinetic_pieces(kinetic) -> dict:
     }
 
 
-def readout_pieces(readout) -> dict:
+def readout_pieces(readout, prefix: str = "c") -> dict:
+    """The cost element and its coordinate gradient (``prefix`` ``ct``: the terminal cost, theory §10)."""
     qs = sorted([s for s in readout.slots if s.role == "q"], key=lambda s: s.comp)
     ys = [s for s in readout.slots if s.role == "y"]
     args = qs + ys
+    what = "terminal cost" if prefix == "ct" else "cost"
     return {
-        "cost": Piece("c_cost", args, [readout.cost], "cost element c(q_r, y_r)"),
-        "cost_grad": Piece("c_grad", args, [sp.diff(readout.cost, s.symbol) for s in qs], "dc/dq_r"),
+        "cost": Piece(f"{prefix}_cost", args, [readout.cost], f"{what} element c(q_r, y_r)"),
+        "cost_grad": Piece(f"{prefix}_grad", args, [sp.diff(readout.cost, s.symbol) for s in qs], f"d({what})/dq_r"),
     }

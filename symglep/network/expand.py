@@ -77,15 +77,19 @@ def expand(model, n: int, m: int | None = None, n_y: int | None = None, edges=No
             for a in range(n):
                 for b in range(n):
                     parts.append(instance(expr, {over[0]: a, over[1]: b}))
-    costs = []
-    for pos, unit in enumerate(ro):
-        expr = model.cost.sign * model.cost.expr
-        subs = {}
-        for s in expr.free_symbols:
-            if isinstance(s, Element):
-                subs[s] = concrete(s, {r: unit}) if isinstance(model.element_info(s)[0], Coordinates) else ys[pos]
-        costs.append(expr.xreplace(subs))
-    lagrangian, cost = sp.Add(*parts), sp.Add(*costs)
+    def readout_sum(user):
+        costs = []
+        for pos, unit in enumerate(ro):
+            expr = user.sign * user.expr
+            subs = {}
+            for s in expr.free_symbols:
+                if isinstance(s, Element):
+                    subs[s] = concrete(s, {r: unit}) if isinstance(model.element_info(s)[0], Coordinates) else ys[pos]
+            costs.append(expr.xreplace(subs))
+        return sp.Add(*costs)
+
+    lagrangian, cost = sp.Add(*parts), readout_sum(model.cost)
+    terminal = 0 if model.terminal_cost is None else readout_sum(model.terminal_cost)  # theory §10
     return Model(lagrangian=lagrangian, coordinates=[x for q in qs for x in q], parameters=flat,
                  inputs=us, targets=ys, cost=cost, constants=dict(model.constants),
-                 name=f"{model.name}_scalar_{n}")
+                 name=f"{model.name}_scalar_{n}", terminal_cost=terminal)

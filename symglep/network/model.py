@@ -24,7 +24,7 @@ import numpy as np
 from .. import capabilities as capabilities_table
 from ..errors import ModelError
 from .arrays import Coordinates, Element, Parameter, Sum, Terms
-from .terms import classify
+from .terms import classify, terminal_readout
 
 
 class ArrayModel:
@@ -34,6 +34,8 @@ class ArrayModel:
     ----------
     lagrangian: ``Sum(...) ± Sum(...) ...``; exactly one kinetic site term ``Sum(m/2 * q.dot[i]**2, i)``.
     cost: ``Sum(c(q[r], y[r]), r)`` over the readout units.
+    terminal_cost: optional ``Sum(c_T(q[r], y[r]), r)`` read once at the final node K, with the
+        final targets ``y_K`` (theory §10): the loss adds ``c_T(q_K)``, the echo starts kicked.
     coordinates, parameters, inputs, targets: the declared arrays; scalar parameters are plain
         sympy Symbols; ``constants`` maps fixed scalar symbols to numbers.
     size: the default number of units; ``sizes`` the default number of inputs ``m`` and readout
@@ -45,7 +47,8 @@ class ArrayModel:
     capabilities = capabilities_table.ARRAY  # what this kind serves, and why not (docs/architecture.md)
 
     def __init__(self, lagrangian, cost, coordinates, parameters=(), inputs=None, targets=None,
-                 constants=None, edges=None, name="network", size=16, sizes=None, initial_positions=None):
+                 constants=None, edges=None, name="network", size=16, sizes=None, initial_positions=None,
+                 terminal_cost=None):
         if not isinstance(name, str) or not name.strip():
             raise ModelError(f"the model name must be a non-empty string, got {name!r}")
         self.name = name
@@ -78,6 +81,7 @@ class ArrayModel:
         self.sizes.update(sizes or {})
         self.terms = [t for t in lagrangian.terms]
         self.cost = cost
+        self.terminal_cost = terminal_cost
         self._elements = {}  # element name -> (array, (index, suffix)), from this model's own arrays
         arrays = [self.q] + [p for p in self.parameters if isinstance(p, Parameter)]
         arrays += [a for a in (inputs, targets) if a is not None]
@@ -88,6 +92,7 @@ class ArrayModel:
                 for key, el in mv._cache.items():
                     self._elements[el.name] = (mv, key)
         self.kinetic, self.potential_terms, self.readout = classify(self)
+        self.terminal = terminal_readout(self)
 
     def element_info(self, sym) -> tuple:
         """``(array, (index, suffix))`` of an element symbol, by name among this model's arrays."""

@@ -125,6 +125,8 @@ def model_fingerprint(model) -> str:
         parts.append(f"{term.kind}:{sp.srepr(term.phi)}")
     parts.append("K=" + sp.srepr(model.kinetic.mass))
     parts.append("c=" + sp.srepr(model.readout.cost))
+    if model.terminal is not None:
+        parts.append("cT=" + sp.srepr(model.terminal.cost))
     return "\n".join(parts)
 
 
@@ -157,6 +159,10 @@ def render_network(model, digest: str) -> str:
     mass_targets = [_target(s, layout) for s in kin["mass"].args]
     cost_args = ", ".join(_arg(s, layout, node=("u_r", "u_r")) for s in ro["cost"].args)
     cost_q = [f"u_r * D + {s.comp}" for s in ro["cost_grad"].args if s.role == "q"]
+    tro = readout_pieces(model.terminal, "ct") if model.terminal is not None else {}
+    functions += [element_function(p) for p in tro.values()]
+    tcost_args = ", ".join(_arg(s, layout, node=("u_r", "u_r")) for s in tro["cost"].args) if tro else ""
+    tcost_q = [f"u_r * D + {s.comp}" for s in tro["cost_grad"].args if s.role == "q"] if tro else []
     template = environment().get_template("network/kernels.py.j2")
     return template.render(
         version=__version__, content_hash=digest, model_comment=safe_comment(model.name),
@@ -165,5 +171,6 @@ def render_network(model, digest: str) -> str:
         functions=functions, terms=terms,
         mass_args=mass_args, mass_targets=mass_targets, mass_learnable=bool(mass_targets),
         cost_args=cost_args, cost_q=cost_q,
+        terminal=bool(tro), tcost_args=tcost_args, tcost_q=tcost_q,
         n_work=max(1, 12 * len(terms)),
     )

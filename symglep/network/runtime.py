@@ -6,8 +6,9 @@ the edge list are run-time sizes, so one compiled module serves every n.
 
 Shapes: ``theta`` a mapping name → array of the parameter's shape (``W`` (n, n),
 ``b`` (n,), edge values (n_e,), scalars); ``q0``, ``p0`` ``(B, n)`` (``(B, n, D)`` for
-vector coordinates); ``u`` ``(B, K+1, m)``, ``y`` ``(B, K+1, n_y)``. The start is a
-momentum ``p0`` (no velocity-start correction is needed, theory §3).
+vector coordinates); ``u`` ``(B, K+1, m)``, ``y`` ``(B, K+1, n_y)``. The start is a momentum
+``p0`` or a velocity ``v0`` (exactly one): ``p0 = m v0``, and with learned masses the gradient
+takes the PFVP correction of theory §3, §5 (``(∂p0/∂θ)ᵀ dC/dp0``); ``dC/dv0 = m dC/dp0``.
 """
 
 from __future__ import annotations
@@ -50,13 +51,19 @@ def compile_array_model(model: ArrayModel, dt: float = 0.01, cache: str | None =
 
 @dataclass
 class NetworkResult:
-    """Gradients of one batch (per sequence): ``dtheta[name]`` ``(B, *shape)``; ``dq0``, ``dp0`` like ``q0``."""
+    """Gradients of one batch (per sequence): ``dtheta[name]`` ``(B, *shape)``; ``dq0``, ``dp0`` like ``q0``.
+
+    ``dv0``: ``dC/dv0`` for a velocity start (else ``None``; ``dp0`` is then ``dC/dp0`` at ``p0 = m v0``);
+    ``du``: ``dC/du`` ``(B, K+1, m)`` when asked (``learn_inputs=True``), else ``None``.
+    """
 
     loss: np.ndarray
     dtheta: dict
     dq0: np.ndarray
     dp0: np.ndarray
     flat: np.ndarray  # (B, n_theta) in the kernel's flat layout
+    dv0: np.ndarray | None = None
+    du: np.ndarray | None = None
 
     def total(self, name: str) -> np.ndarray:
         """Gradient of the summed batch loss with respect to parameter ``name``."""
@@ -136,12 +143,17 @@ class NetworkKernels:
             raise SymglepError(f"{name} holds a non-finite value")
         return np.ascontiguousarray(arr)
 
-    def prepare(self, theta, q0, p0, u=None, y=None, steps=None, edges=None, readout=None):
-        """Checked kernel arguments ``(th, off, E, ro, q0, p0, u, y)`` and the sizes ``(n, m, ne)``."""
+    def prepare(self, theta, q0, p0=None, u=None, y=None, steps=None, edges=None, readout=None, v0=None):
+        """Checked kernel arguments ``(th, off, E, ro, q0, p0, u, y)`` and the sizes ``(n, m, ne)``.
+
+        With ``v0`` instead of ``p0`` the momentum is ``p0 = m v0`` (theory §5).
+        """
+        if (p0 is None) == (v0 is None):
+            raise SymglepError("give exactly one of p0 (initial momentum) or v0 (initial velocity)")
         q0 = self._state(q0, "q0")
-        p0 = self._state(p0, "p0")
-        if p0.shape != q0.shape:
-            raise SymglepError(f"p0 has shape {p0.shape}, q0 {q0.shape}")
+        x0 = self._state(p0 if v0 is None else v0, "p0" if v0 is None else "v0")
+        if x0.shape != q0.shape:
+            raise SymglepError(f"{'p0' if v0 is None else 'v0'} has shape {x0.shape}, q0 {q0.shape}")
         B, n = q0.shape[0], q0.shape[1] // self.D
         u = self._series(u, "inputs u", B, steps, self.model.sizes["m"])
         y = self._series(y, "targets y", B, u.shape[1] - 1, self.model.sizes["r"])
@@ -150,49 +162,64 @@ class NetworkKernels:
         E = self.edges(n, edges)
         ro = self.readout(n, y.shape[2], readout)
         th, off = self.pack(theta, n, u.shape[2], E.shape[0])
+        p0 = x0 if v0 is None else np.ascontiguousarray(x0 * np.repeat(self.module.masses(th, off, n), self.D))
         return (th, off, E, ro, q0, p0, u, y), (n, u.shape[2], E.shape[0])
 
     def _shape_state(self, a, n):
         return a.reshape(a.shape[0], n, self.D) if self.D > 1 else a
 
     # -- kernels ---------------------------------------------------------------
-    def free(self, theta, q0, p0, u=None, y=None, steps=None, dt=None, record=False, edges=None, readout=None):
-        """Free phase: ``(qT, pT, loss[, traj_q, traj_p])`` (flat trajectories ``(B, K+1, n·D)``)."""
-        args, (n, m, ne) = self.prepare(theta, q0, p0, u, y, steps, edges, readout)
+    def free(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, record=False, edges=None, readout=None,
+             v0=None):
+        """Free phase: ``(qT, pT, loss[, traj_q, traj_p])`` (flat trajectories ``(B, K+1, n·D)``);
+        the loss includes a terminal cost (theory §10)."""
+        args, (n, m, ne) = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0)
         out = self.module.free(*args, float(dt or self.dt), bool(record))
         _finite(out[:3], "free phase")
         return out if record else out[:3]
 
-    def gradient(self, theta, q0, p0, u=None, y=None, steps=None, dt=None, beta=1e-4, centred=True,
-                 edges=None, readout=None) -> NetworkResult:
-        """Echo estimate (theory §5): 3 passes (centred) or 2 (one-sided), O(1) memory in K."""
+    def gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, beta=1e-4, centred=True,
+                 edges=None, readout=None, v0=None, learn_inputs=False) -> NetworkResult:
+        """Echo estimate (theory §5): 3 passes (centred) or 2 (one-sided), O(1) memory in K.
+
+        ``learn_inputs``: also ``du = dC/du`` ``(B, K+1, m)``, the same contrast of ``∂V/∂u``.
+        """
         if not (np.isfinite(beta) and beta != 0):
             raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
-        args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout)
-        out = self.module.gradient(*args, float(dt or self.dt), float(beta), bool(centred))
+        args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0)
+        out = self.module.gradient(*args, float(dt or self.dt), float(beta), bool(centred), bool(learn_inputs))
         _finite(out, "echo gradient")
-        return self._result(out, sizes)
+        return self._result(out, sizes, args, v0, learn_inputs)
 
-    def bptt_gradient(self, theta, q0, p0, u=None, y=None, steps=None, dt=None, edges=None,
-                      readout=None) -> NetworkResult:
-        """Reference gradient: discrete adjoint of the same leapfrog (O(K) memory)."""
-        args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout)
-        out = self.module.bptt_gradient(*args, float(dt or self.dt))
+    def bptt_gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, edges=None,
+                      readout=None, v0=None, learn_inputs=False) -> NetworkResult:
+        """Reference gradient: discrete adjoint of the same leapfrog (O(K) memory); ``du`` as in
+        :meth:`gradient`."""
+        args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0)
+        out = self.module.bptt_gradient(*args, float(dt or self.dt), bool(learn_inputs))
         _finite(out, "BPTT")
-        return self._result(out, sizes)
+        return self._result(out, sizes, args, v0, learn_inputs)
 
     def echo(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, edges=None, readout=None):
-        """Echo phase from ``(qT, −pT)`` for each β: ``(sigma, pi, G)``, G flat ``(B, nb, n_θ)``."""
+        """Echo phase from ``(qT, −pT − β ∂c_T/∂q)`` for each β (theory §4, §10): ``(sigma, pi, G)``,
+        G flat ``(B, nb, n_θ)``."""
         args, _ = self.prepare(theta, qT, pT, u, y, steps, edges, readout)
         betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
         out = self.module.echo(*args, float(dt or self.dt), betas)
         _finite(out, "echo")
         return out
 
-    def _result(self, out, sizes) -> NetworkResult:
+    def _result(self, out, sizes, args, v0, learn_inputs) -> NetworkResult:
         n = sizes[0]
-        return NetworkResult(out[0], self.unpack(out[1], *sizes), self._shape_state(out[2], n),
-                             self._shape_state(out[3], n), out[1])
+        loss, flat, dq0, dp0, du = out
+        dv0 = None
+        if v0 is not None:  # p0 = m v0: dC/dv0 = m dC/dp0, dC/dtheta += (dp0/dtheta)^T dC/dp0 (theory §3, §5)
+            th, off = args[0], args[1]
+            v = self._state(v0, "v0").reshape(-1, n, self.D)
+            flat = flat + self.module.mass_vjp(th, off, np.ascontiguousarray((v * dp0.reshape(v.shape)).sum(axis=2)))
+            dv0 = self._shape_state(dp0 * np.repeat(self.module.masses(th, off, n), self.D), n)
+        return NetworkResult(loss, self.unpack(flat, *sizes), self._shape_state(dq0, n), self._shape_state(dp0, n),
+                             flat, dv0, du if learn_inputs else None)
 
     def warm_up(self) -> None:
         """Compile every kernel once on a tiny problem (results discarded)."""
@@ -204,8 +231,8 @@ class NetworkKernels:
         args, _ = self.prepare(theta, q0, np.zeros_like(q0), steps=1)
         mod = self.module
         mod.free(*args, 0.01, False)
-        mod.gradient(*args, 0.01, 1e-4, True)
-        mod.bptt_gradient(*args, 0.01)
+        mod.gradient(*args, 0.01, 1e-4, True, False)
+        mod.bptt_gradient(*args, 0.01, False)
         mod.echo(*args, 0.01, np.zeros(2))
         # energy, force and potential_partials (checks and reports only) compile on first use
 

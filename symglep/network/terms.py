@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..errors import ModelError
-from .arrays import NODE_INDICES, Coordinates, Edges, Inputs, MatVec, Parameter, Targets, Element, r
+from .arrays import NODE_INDICES, Coordinates, Edges, Inputs, MatVec, Parameter, Sum, Targets, Element, r
 
 
 def _lam(name: str):
@@ -226,6 +226,33 @@ def _kinetic(model, user, expr, slots, vs) -> Kinetic:
     return Kinetic(mass, [s for s in slots if s.role != "v"])
 
 
+def _readout(model, cost, what: str) -> Readout:
+    """The readout cost ``Sum(c(q[r], y[r]), r)`` (``what``: cost or terminal cost), checked."""
+    if not isinstance(cost, Sum):
+        raise ModelError(f"the {what} of an array model is Sum(c(q[r], y[r]), r)")
+    if len(cost.over) != 1 or cost.over[0] != r:
+        raise ModelError(f"the {what} must be Sum(c(q[r], y[r]), r) over the readout units r")
+    expr = cost.sign * cost.expr.xreplace(model.constants)
+    slots = []
+    for sym in sorted(expr.free_symbols, key=lambda s: s.name):
+        if not isinstance(sym, Element):
+            raise ModelError(f"symbol {sym} in the {what} is not a constant; parameters may not enter the {what}")
+        array, (index, suffix) = model.element_info(sym)
+        if isinstance(array, Coordinates) and not suffix and index[0] == r:
+            slots.append(Slot(sym, "q", 0, index[1] if len(index) == 2 else 0))
+        elif isinstance(array, Targets) and index == (r,):
+            slots.append(Slot(sym, "y"))
+        else:
+            raise ModelError(f"{sym} in the {what}: it reads only q[r] and y[r] (no velocities, "
+                             "parameters or inputs)")
+    return Readout(expr, slots)
+
+
+def terminal_readout(model):
+    """The terminal cost ``c_T(q_K, y_K)`` over the readout units (theory §10), or ``None``."""
+    return None if model.terminal_cost is None else _readout(model, model.terminal_cost, "terminal cost")
+
+
 def classify(model):
     """``(kinetic, potential terms, readout)`` of an :class:`ArrayModel`, checked."""
     kinetic, terms = None, []
@@ -239,23 +266,8 @@ def classify(model):
             terms.append(t)
     if kinetic is None:
         raise ModelError("the Lagrangian has no kinetic term Sum(m/2 * q.dot[i]**2, i): it has no dynamics")
-    cost = model.cost
-    if len(cost.over) != 1 or cost.over[0] != r:
-        raise ModelError("the cost must be Sum(c(q[r], y[r]), r) over the readout units r")
-    expr = cost.sign * cost.expr.xreplace(model.constants)
-    slots = []
-    for sym in sorted(expr.free_symbols, key=lambda s: s.name):
-        if not isinstance(sym, Element):
-            raise ModelError(f"symbol {sym} in the cost is not a constant; parameters may not enter the cost")
-        array, (index, suffix) = model.element_info(sym)
-        if isinstance(array, Coordinates) and not suffix and index[0] == r:
-            slots.append(Slot(sym, "q", 0, index[1] if len(index) == 2 else 0))
-        elif isinstance(array, Targets) and index == (r,):
-            slots.append(Slot(sym, "y"))
-        else:
-            raise ModelError(f"{sym} in the cost: the cost reads only q[r] and y[r] (no velocities, "
-                             "parameters or inputs)")
+    readout = _readout(model, model.cost, "cost")
     for term in terms:
         if term.matrix_u is not None and model.u is None:
             raise ModelError("a term reads (B @ u) but the model declares no inputs")
-    return kinetic, terms, Readout(expr, slots)
+    return kinetic, terms, readout
