@@ -266,7 +266,7 @@ def load_npz(path: str, model, dt: float | None = None) -> Dataset:
     if "v0" in arrays and not sizes["velocity"]:
         raise SymglepError(f"{path} holds 'v0': {model.name!r} starts from momenta; give 'p0'")
     if n is None:  # an array model: as many units as the start has, else its default size
-        given = [arrays[k] for k in ("q0", "p0") if k in arrays and np.ndim(arrays[k]) == 2]
+        given = [arrays[k] for k in ("q0", "p0", "v0") if k in arrays and np.ndim(arrays[k]) == 2]
         n = given[0].shape[1] if given else sizes["default_n"]
         if n % sizes["dim"] or n // sizes["dim"] < 2:
             raise SymglepError(f"{path}: the start has {n} coordinates per sequence; {model.name!r} needs "

@@ -119,11 +119,18 @@ def test_array_data_file_trains_at_the_size_of_its_start(network, tmp_path):
     np.savez(wider, inputs=data.u, targets=data.y, q0=np.zeros((3, 8)), dt=data.dt)
     eight = train(network, str(wider), epochs=1)
     assert eight.settings["units"] == 8 and len(eight.grouped["k"]) == 7
+    moving = tmp_path / "velocity.npz"  # velocity starts (theory §5): echo and BPTT give the same curve
+    np.savez(moving, inputs=data.u, targets=data.y, q0=data.q0, v0=np.full_like(data.x0, 0.1), dt=data.dt)
+    echo = train(network, str(moving), epochs=5)
+    bptt = train(network, str(moving), epochs=5, estimator="bptt")
+    assert echo.final_loss < echo.loss_history[0]
+    np.testing.assert_allclose(echo.loss_history, bptt.loss_history, rtol=1e-5)
 
 
 @pytest.mark.parametrize("arrays, fragment", [
     (dict(inputs=np.zeros((2, 5, 1)), targets=np.zeros((2, 5, 2)), dt=0.1), "expected (S, K+1, 1)"),
-    (dict(inputs=np.zeros((2, 5, 1)), targets=np.zeros((2, 5, 1)), v0=np.zeros((2, 6)), dt=0.1), "give 'p0'"),
+    (dict(inputs=np.zeros((2, 5, 1)), targets=np.zeros((2, 5, 1)), v0=np.zeros((2, 6)), p0=np.zeros((2, 6)),
+          dt=0.1), "holds both 'p0' and 'v0'"),
     (dict(inputs=np.zeros((2, 5, 1)), targets=np.zeros((2, 5, 1)), q0=np.zeros((2, 6)), p0=np.zeros((2, 5)),
           dt=0.1), "'p0' has shape (2, 5), expected (2, 6)"),
 ])
