@@ -86,16 +86,21 @@ def load_params(path: str, model: Model) -> dict:
         raise SymglepError(f"parameters file {path}: every value must be a number") from None
 
 
-def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta: float = 1e-4, seed: int = 0,
-              params: dict | None = None, integrator: str = "auto", tolerance: float = ECHO_TOLERANCE,
-              cache: str | None = None, route: str = "auto", naive_echo: bool = False) -> dict:
-    """All the measurements of the module docstring, as a JSON-ready dict."""
+def require_run_settings(steps: int, dt: float, beta: float) -> None:
+    """One-line errors for a check's ``--steps``, ``--dt`` and ``--beta`` (every kind of system)."""
     if steps < 1:
         raise SymglepError(f"--steps must be at least 1, got {steps}")
     if not (dt > 0 and math.isfinite(dt)):
         raise SymglepError(f"--dt must be a positive number, got {dt}")
     if not (beta != 0 and math.isfinite(beta)):
         raise SymglepError(f"--beta must be a non-zero number, got {beta}")
+
+
+def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta: float = 1e-4, seed: int = 0,
+              params: dict | None = None, integrator: str = "auto", tolerance: float = ECHO_TOLERANCE,
+              cache: str | None = None, route: str = "auto", naive_echo: bool = False) -> dict:
+    """All the measurements of the module docstring, as a JSON-ready dict."""
+    require_run_settings(steps, dt, beta)
     kernels = compile_model(model, integrator=integrator, dt=dt, cache=cache)
     route = kernels.route(route, naive_echo)
     if route == "bptt":

@@ -46,7 +46,19 @@ class Derivation:
     notes: list = field(default_factory=list)
     routes: list = field(default_factory=list)    # learning routes: exact? forward-only? why (symglep.routes)
     default_route: str | None = None               # the route Kernels.gradient takes by default
-    readable: Readable | None = None               # simplified/structured forms for the reports (theory §11)
+    simplify: str = "fast"                         # the readable forms' time budget (theory §11)
+    raw_seconds: float = 0.0                       # time of the raw derivation (sets the "fast" budget)
+    readable_cache: list = field(default_factory=list, repr=False)   # [Readable] once computed
+
+    @property
+    def readable(self) -> Readable:
+        """The simplified/structured forms the reports print (theory §11), computed on first use so
+        that the numeric layer (which reads only the raw fields) never pays for them."""
+        if not self.readable_cache:
+            budget = Budget.for_model(self.simplify, self.model.n, self.raw_seconds)
+            self.readable_cache.append(readable_forms(self.model, self.el, self.hamiltonian, self.learning_rule,
+                                                      budget, declared_hamiltonian=self.model.hamiltonian is not None))
+        return self.readable_cache[0]
 
     # Shortcuts used by reports and later stages.
     @property
@@ -132,7 +144,5 @@ def derive(model: Model, simplify: str = "fast") -> Derivation:
     if model.rayleigh is not None:
         notes.append(REWRITE_NOTE if model.rayleigh.rewritable else non_variational_note(model.rayleigh.why))
     routes = learning_routes(model, sym)
-    budget = Budget.for_model(simplify, model.n, time.perf_counter() - started)
-    readable = readable_forms(model, el, h, rule, budget, declared_hamiltonian=model.hamiltonian is not None)
     return Derivation(model, el, h, vmap, note, regular, sym, rule, locality(model, rule), notes,
-                      routes, default_route(routes), readable)
+                      routes, default_route(routes), simplify, time.perf_counter() - started)

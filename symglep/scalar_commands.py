@@ -15,7 +15,7 @@ from .derivation import derive
 from .model import Model
 from .report import render as render_derivation
 from .residual_report import render as render_residuals
-from .training import train_command as train  # noqa: F401 - one trainer for every kind
+from .training import train_command as train
 
 
 def derive_report(model: Model, fmt: str, simplify: str = "fast") -> str:
@@ -49,3 +49,5 @@ def check(model: Model, opts: CheckOptions) -> tuple:
                        integrator=opts.integrator, tolerance=opts.tolerance, route=opts.route,
                        naive_echo=opts.naive_echo)
     return report, json.dumps(report, indent=2) if opts.fmt == "json" else render_text(report)
+
+__all__ = ["derive_report", "residuals_report", "write_generated", "check", "train"]  # symglep.commands

@@ -128,7 +128,7 @@ def run_pipeline(spec: dict, cache: str) -> str:
     """derive → report → generate → echo/BPTT/finite differences; returns the outcome's name."""
     try:
         model = symglep.Model(**spec)
-        derivation = symglep.derive(model)
+        derivation = symglep.derive(model, simplify="none")  # readable forms: tests/test_readable.py
         assert render(derivation, "text")
         kernels = symglep.compile(model, dt=DT, cache=cache, jit=False)
         rng = np.random.default_rng(0)

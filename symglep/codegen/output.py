@@ -50,6 +50,12 @@ def write_generated(model: Model, out_dir: str, target: str = "numba", integrato
         files = generate_c(model, integrator, precision)
     else:
         raise SymglepError(f"unknown target {target!r}; available: {', '.join(TARGETS)}")
+    return write_files(folder, files, force)
+
+
+def write_files(folder: str, files: dict, force: bool = False) -> list:
+    """Write ``{name: text}`` into ``folder``, each file atomically, after checking that none of them
+    is a foreign file (unless ``force``); returns the paths written."""
     paths = [os.path.join(folder, name) for name in files]
     if not force:
         for path in paths:

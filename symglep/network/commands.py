@@ -5,16 +5,15 @@ from __future__ import annotations
 import json
 import os
 
-from ..codegen.output import model_folder_name, refuse_foreign
+from ..codegen.output import model_folder_name, write_files
 from ..command_options import CheckOptions
 from ..errors import SymglepError
-from ..fileio import write_atomic
 from ..bc_check import BCS
 from .bc_check import run_bc_check
 from .bc_check import render_text as render_bc
 from .check import load_array_params, render_text, run_check
 from .derive import derive, render, render_latex, residuals_latex
-from ..training import train_command as train  # noqa: F401 - one trainer for every kind
+from ..training import train_command as train
 from .runtime import generate_source
 
 
@@ -46,12 +45,8 @@ def write_generated(model, out_dir: str, target: str, integrator: str, force: bo
     """``OUT/<model>/numba/kernels.py`` of an array model (Numba only)."""
     if precision != "float64":
         raise SymglepError("the numba target computes in float64; --precision float32 is for --target c")
-    path = os.path.join(out_dir, model_folder_name(model), "numba", "kernels.py")
-    source = generate_source(model)
-    if not force:
-        refuse_foreign(path)
-    write_atomic(path, source)
-    return [path]
+    return write_files(os.path.join(out_dir, model_folder_name(model), "numba"),
+                       {"kernels.py": generate_source(model)}, force)
 
 
 def check(model, opts: CheckOptions) -> tuple:
@@ -71,3 +66,5 @@ def check(model, opts: CheckOptions) -> tuple:
     report = run_check(model, steps=opts.steps, dt=opts.dt, beta=opts.beta, seed=opts.seed, n=opts.size,
                        tolerance=opts.tolerance, params=params)
     return report, (json.dumps(report, indent=2) if opts.fmt == "json" else render_text(report))
+
+__all__ = ["derive_report", "residuals_report", "write_generated", "check", "train"]  # symglep.commands

@@ -19,13 +19,13 @@ import sympy as sp
 
 from .. import __version__
 from ..boundary import latex_names
-from ..check import FD_TOLERANCE, central_differences, read_parameter_file, rel_err, smooth_signal
+from ..check import (FD_TOLERANCE, central_differences, read_parameter_file, rel_err, require_run_settings,
+                     smooth_signal)
 from ..boundary import residuals as boundary_residuals
-from ..codegen.output import refuse_foreign
+from ..codegen.output import write_files
 from ..command_options import CheckOptions
 from ..derivation import derive
 from ..errors import SymglepError
-from ..fileio import write_atomic
 from ..model import latex_symbol_names
 from ..report import expr_str
 from ..report import render as render_unit
@@ -36,7 +36,7 @@ from .codegen import render_stack
 from .codegen_c import render_stack_c
 from .model import Stack
 from .runtime import compile_stack
-from ..training import train_command as train  # noqa: F401 - one trainer for every kind
+from ..training import train_command as train
 
 DERIVE_FORMATS = ("text", "markdown", "latex", "json")
 BOUNDARY_CONDITIONS = ("civp", "cfvp", "cbvp", "periodic", "pfvp")
@@ -413,14 +413,7 @@ def write_generated(stack: Stack, out_dir: str, target: str, integrator: str, fo
         files = render_stack_c(stack, precision)
     else:
         raise SymglepError(f"unknown target {target!r}; available: numba, c")
-    folder = os.path.join(out_dir, stack.name, target)
-    paths = [os.path.join(folder, name) for name in files]
-    if not force:
-        for path in paths:
-            refuse_foreign(path)
-    for path, text in zip(paths, files.values()):
-        write_atomic(path, text)
-    return paths
+    return write_files(os.path.join(out_dir, stack.name, target), files, force)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -459,12 +452,7 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
                                                           opts.params_file, opts.tolerance, opts.fmt)
     if fmt not in ("text", "json"):
         raise SymglepError(f"check reports as text or json, not {fmt}")
-    if steps < 1:
-        raise SymglepError(f"--steps must be at least 1, got {steps}")
-    if not (dt > 0 and math.isfinite(dt)):
-        raise SymglepError(f"--dt must be a positive number, got {dt}")
-    if not (beta != 0 and math.isfinite(beta)):
-        raise SymglepError(f"--beta must be a non-zero number, got {beta}")
+    require_run_settings(steps, dt, beta)
     kernels = compile_stack(stack, dt=dt)
     rng = np.random.default_rng(seed)
     drawn = stack.draw_parameters(rng)
@@ -558,3 +546,5 @@ def render_check_text(r: dict) -> str:
     lines += [f"warning: {w}" for w in r["warnings"]]
     lines.append("passed" if r["passed"] else "FAILED")
     return "\n".join(lines) + "\n"
+
+__all__ = ["derive_report", "residuals_report", "write_generated", "check", "train"]  # symglep.commands
