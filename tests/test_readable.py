@@ -22,7 +22,7 @@ from symglep import report
 from symglep.cli import main
 from symglep.residual_report import residual_report
 from symglep.simplify import Budget, tidy
-from symglep.symbolic import evaluate, op_count
+from symglep.symbolic import evaluate
 
 ROOT = Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.py") if not p.name.startswith(("network_", "stack_")))
