@@ -562,6 +562,7 @@ def network_step_flops(source: str, method: str = "gradient") -> dict:
             "u": Array((B, K + 1, m)), "y": Array((B, K + 1, r)), "h": FLOAT}
     if method == "gradient":
         args.update(beta=FLOAT, centred=Bool(True))
+    args.update(learn_u=Bool(False))  # the default path: no input gradients
     count = counter.call(method, args)
     per = lambda x: sp.expand(sp.diff(sp.expand(x), K, B))  # noqa: E731 - coefficient of K·B
     return {"flops": per(count.flops), "trans": per(count.trans), "symbols": {"n": n, "e": e, "m": m, "r": r, "N": N}}
