@@ -87,10 +87,12 @@ def _alarm(signum, frame):  # noqa: ARG001 - signal handler signature
 
 @contextmanager
 def deadline(seconds: float):
-    """Interrupt the body after ``seconds`` (SIGALRM, main thread only; elsewhere the op-count guard
-    and the wall-clock checks between attempts are the only limits)."""
+    """Interrupt the body after ``seconds`` (SIGALRM, main thread only, and only when the program has
+    no timer of its own armed; elsewhere the op-count guard and the wall-clock checks between
+    attempts are the only limits)."""
     usable = (seconds > 0 and hasattr(signal, "setitimer")
-              and threading.current_thread() is threading.main_thread())
+              and threading.current_thread() is threading.main_thread()
+              and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
     if not usable:
         yield
         return

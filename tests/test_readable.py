@@ -290,3 +290,23 @@ def test_array_model_reports_hamilton_equations():
     assert len(data["hamilton_equations"]) == 2 and "p[i] / m_i" in data["hamilton_equations"][0]
     for fmt in ("text", "markdown", "latex"):
         assert "Hamilton" in derive_report(model, fmt)
+
+
+def test_the_budget_leaves_a_timer_of_the_program_alone():
+    """A program's own SIGALRM timer is neither cancelled nor replaced by the simplification deadline."""
+    import signal
+
+    from symglep.simplify import deadline
+
+    fired = []
+    previous = signal.signal(signal.SIGALRM, lambda *_: fired.append(True))
+    try:
+        signal.setitimer(signal.ITIMER_REAL, 0.3)
+        with deadline(0.05):
+            pass
+        assert signal.getitimer(signal.ITIMER_REAL)[0] > 0   # still armed
+        time.sleep(0.5)
+        assert fired == [True]
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, previous)
