@@ -55,24 +55,38 @@ def _sources_digest(target: str) -> str:
     return sources_digest(os.path.join(template_dir(), target), NUMBA_GENERATORS)
 
 
+def canonical_srepr(expr) -> str:
+    """``srepr`` with every plain Symbol spelled by its name and its full, sorted assumptions.
+
+    SymPy's ``srepr`` prints the assumptions a Symbol was *created* with, and its caches may hand
+    back an equal expression built from an equal Symbol spelled another way (``Symbol('l',
+    positive=True)`` or the same symbol with every derived assumption written out), depending on
+    what the process did before; the fingerprint must not depend on that history.
+    """
+    expr = sp.sympify(expr)
+    spelled = {s: sp.Symbol(f"{s.name}|" + ",".join(f"{k}={v}" for k, v in sorted(s.assumptions0.items())))
+               for s in expr.atoms(sp.Symbol) if type(s) is sp.Symbol}
+    return sp.srepr(expr.xreplace(spelled))
+
+
 def model_fingerprint(model: Model) -> str:
     """A canonical text of everything in the model that affects generated code."""
     parts = [
         "name=" + model.name,
-        "L=" + sp.srepr(model.lagrangian),
-        "c=" + sp.srepr(model.cost),
-        "H=" + (sp.srepr(model.hamiltonian) if model.hamiltonian is not None else "None"),
-        "q=" + ",".join(sp.srepr(s) for s in model.q),
-        "theta=" + ",".join(sp.srepr(s) for s in model.parameters),
-        "u=" + ",".join(sp.srepr(s) for s in model.u),
-        "y=" + ",".join(sp.srepr(s) for s in model.y),
-        "const=" + ",".join(f"{sp.srepr(k)}:{float(v)!r}" for k, v in model.constants.items()),
-        "t=" + sp.srepr(model.time),
+        "L=" + canonical_srepr(model.lagrangian),
+        "c=" + canonical_srepr(model.cost),
+        "H=" + (canonical_srepr(model.hamiltonian) if model.hamiltonian is not None else "None"),
+        "q=" + ",".join(canonical_srepr(s) for s in model.q),
+        "theta=" + ",".join(canonical_srepr(s) for s in model.parameters),
+        "u=" + ",".join(canonical_srepr(s) for s in model.u),
+        "y=" + ",".join(canonical_srepr(s) for s in model.y),
+        "const=" + ",".join(f"{canonical_srepr(k)}:{float(v)!r}" for k, v in model.constants.items()),
+        "t=" + canonical_srepr(model.time),
     ]
     if model.damping != 0:
-        parts.append("R=" + sp.srepr(model.damping))
+        parts.append("R=" + canonical_srepr(model.damping))
     if getattr(model, "terminal_cost", 0) != 0:
-        parts.append("cT=" + sp.srepr(model.terminal_cost))
+        parts.append("cT=" + canonical_srepr(model.terminal_cost))
     return "\n".join(parts)
 
 
