@@ -2,17 +2,6 @@
 
 :class:`ArrayModel` holds a Lagrangian and a cost written in the declaration language of
 :mod:`symglep.network.arrays`, split into term kinds by :mod:`symglep.network.terms`.
-
-The user declares arrays (coordinates ``q``, parameters ``W``, inputs ``u``,
-targets ``y``) and writes the Lagrangian as a signed sum of index sums,
-``Sum(expr, i)``, ``Sum(expr, i, j)``, ``Sum(expr, E)`` (an edge list) and a cost
-``Sum(expr, r)`` over readout units. Each ``expr`` is an ordinary SymPy scalar in
-*element symbols* — ``q[i]``, ``q.dot[i]``, ``W[i, j]``, ``(B @ u)[i]`` — so
-symglep differentiates small scalar expressions once; n is only a run-time size.
-
-Index meaning: ``i``, ``j``, ``k`` run over the n units, ``r`` over the readout
-units (the last ``n_y`` units unless given at run time), an :class:`Edges` object
-over its edge list (its ``src``/``dst``/``e`` element indices).
 """
 
 from __future__ import annotations
