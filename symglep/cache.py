@@ -9,7 +9,8 @@ else ``$XDG_CACHE_HOME/symglep``, else ``~/.cache/symglep``.
 Protections (docs/robustness.md): an entry whose file does not match its hash
 line or its checksum (truncated, edited) is rebuilt; Numba cache files that
 cannot be loaded are dropped and recompiled; one process at a time builds an
-entry (a lock file beside it), the others wait and load what it wrote.
+entry or compiles one of its kernels (a lock file beside it), the others wait and
+load what it wrote. Kernels compile on first call (``symglep.kernel_module``).
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ import shutil
 import sys
 from typing import Callable
 
-from .errors import SymglepError
 from .fileio import write_atomic
+from .kernel_module import KernelModule
 
 try:  # POSIX advisory locks; elsewhere the lock is a no-op
     import fcntl
@@ -135,13 +136,12 @@ def forget_loaded() -> None:
 
 def load(label: str, digest: str, render: Callable[[], str], cache: str | None = None, jit: bool = True,
          warm: Callable | None = None) -> tuple:
-    """``(module, generated)``: the kernel module of ``digest``, built with ``render()`` when the
-    cache has no intact entry (``generated`` is then True).
+    """``(module, generated)``: the kernel module of ``digest`` as a :class:`KernelModule`, built with
+    ``render()`` when the cache has no intact entry (``generated`` is then True).
 
-    ``warm(module)`` compiles the kernels under the entry's lock (so concurrent processes never
-    compile the same module twice); if it fails on Numba cache files that cannot be loaded, they
-    are dropped and the module is imported and warmed again. A module this process loaded
-    before is returned at once (``generated`` False) and not warmed again.
+    Kernels compile on their first call, under the entry's lock (``symglep.kernel_module``);
+    ``warm(module)``, when given, calls them all now. A module this process loaded before is
+    returned at once (``generated`` False) and not warmed again.
     """
     key = (digest, bool(jit))
     if key in _LOADED:
@@ -154,15 +154,14 @@ def load(label: str, digest: str, render: Callable[[], str], cache: str | None =
         if generated:
             write_entry(folder, path, render())
         module = import_kernels(path, digest, jit)
-        if warm is not None and jit:
-            try:
-                warm(module)
-            except Exception as exc:  # Numba's cache files of this entry are unreadable: drop and rebuild
-                if isinstance(exc, SymglepError):
-                    raise
-                shutil.rmtree(os.path.join(folder, "__pycache__"), ignore_errors=True)
-                sys.modules.pop(module.__name__, None)
-                module = import_kernels(path, digest, jit)
-                warm(module)
-    _LOADED[key] = module
-    return module, generated
+
+    def reimport():  # Numba's cache files of this entry are unreadable: drop them, import again
+        shutil.rmtree(os.path.join(folder, "__pycache__"), ignore_errors=True)
+        sys.modules.pop(module.__name__, None)
+        return import_kernels(path, digest, jit)
+
+    kernels = KernelModule(module, jit, lock=lambda: FileLock(folder + ".lock"), reimport=reimport)
+    if warm is not None and jit:
+        warm(kernels)
+    _LOADED[key] = kernels
+    return kernels, generated

@@ -29,7 +29,6 @@ from .model import Model
 from .parameter_values import values_by_name
 from .routes import LABELS, ROUTES
 
-_LOADED: dict = {}
 
 
 class NotReversibleError(SymglepError):
@@ -41,7 +40,7 @@ class NoExactRouteError(SymglepError):
 
 
 def compile_model(model: Model, target: str = "numba", integrator: str = "auto", dt: float = 0.01,
-                  cache: str | None = None, warm: bool = True, newton_tol: float | None = None,
+                  cache: str | None = None, warm: bool = False, newton_tol: float | None = None,
                   jit: bool = True) -> "Kernels":
     """Compiled kernels of a scalar ``model`` (free, echo, gradient, bptt_gradient, nudged, tangent, energy).
 
@@ -49,9 +48,9 @@ def compile_model(model: Model, target: str = "numba", integrator: str = "auto",
     ``newton_tol`` replaces the midpoint rule's Newton stopping step (default 1e-13, relative to
     ``1 + |q|``, then one polishing iteration); a loose value makes the step map inexact and
     breaks its time reversal, which the failure-mode study measures (docs/experiments).
-    With ``warm`` (default) every kernel is compiled (or loaded from Numba's cache) now, under
-    a lock on the cache entry (:func:`symglep.cache.load`), so concurrent processes never compile
-    the same model twice. ``jit=False`` runs the same generated code as plain Python (slow; for
+    Each kernel compiles (or loads from Numba's cache) on its first call, under a lock on the
+    cache entry, so concurrent processes never compile the same kernel twice
+    (:mod:`symglep.kernel_module`); ``warm=True`` compiles every kernel now. ``jit=False`` runs the same generated code as plain Python (slow; for
     debugging and for the fuzz tests).
     """
     if not isinstance(model, Model):
@@ -128,17 +127,10 @@ class Kernels:
         x0 = np.zeros((1, self.n))
         u = np.zeros((1, 2, self.n_u))
         y = np.zeros((1, 2, self.n_y))
-        h, t0 = 0.01, 0.0
-        from numba.core import config as numba_config
-
-        slp = numba_config.SLP_VECTORIZE
-        numba_config.SLP_VECTORIZE = 1  # vectorise the straight-line generated maths (same IEEE results)
         try:
-            self._warm_calls(mod, th, q0, x0, u, y, h, t0)
+            self._warm_calls(mod, th, q0, x0, u, y, 0.01, 0.0)
         except (ArithmeticError, ValueError):  # compiled already; a tiny problem may still divide by zero
             pass
-        finally:
-            numba_config.SLP_VECTORIZE = slp
 
     def _warm_calls(self, mod, th, q0, x0, u, y, h, t0) -> None:
         for start_velocity in (False, True):

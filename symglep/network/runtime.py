@@ -33,9 +33,10 @@ def generate_source(model: ArrayModel, digest: str | None = None) -> str:
     return render_network(model, digest or content_hash(model, kernel_options()))
 
 
-def compile_array_model(model: ArrayModel, dt: float = 0.01, cache: str | None = None, warm: bool = True,
+def compile_array_model(model: ArrayModel, dt: float = 0.01, cache: str | None = None, warm: bool = False,
                         jit: bool = True) -> "NetworkKernels":
-    """Compiled kernels of an array model, cached on disk (:func:`symglep.cache.load`, as scalar models)."""
+    """Compiled kernels of an array model, cached on disk (:func:`symglep.cache.load`, as scalar models);
+    each kernel compiles on its first call, or all of them now with ``warm``."""
     if not isinstance(model, ArrayModel):
         raise SymglepError(f"expected a symglep.network.ArrayModel, got {type(model).__name__}")
     if not isinstance(dt, (int, float)) or not dt > 0:

@@ -15,11 +15,13 @@ from .codegen import render_stack, stack_hash
 from .model import Stack
 
 
-def compile_stack(stack: Stack, dt: float = 0.05, cache: str | None = None, jit: bool = True) -> "StackKernels":
-    """Generate (or find in the kernel cache) and import the stack's Numba module (:func:`symglep.cache.load`)."""
+def compile_stack(stack: Stack, dt: float = 0.05, cache: str | None = None, jit: bool = True,
+                  warm: bool = False) -> "StackKernels":
+    """Generate (or find in the kernel cache) and import the stack's Numba module (:func:`symglep.cache.load`);
+    each kernel compiles on its first call, or all of them now with ``warm``."""
     digest = stack_hash(stack)
     module, _ = kernel_cache.load(f"stack_{stack.name}", digest, lambda: render_stack(stack, digest), cache=cache,
-                                  jit=jit, warm=lambda mod: StackKernels(stack, mod, dt).warm_up())
+                                  jit=jit, warm=(lambda mod: StackKernels(stack, mod, dt).warm_up()) if warm else None)
     return StackKernels(stack, module, dt)
 
 

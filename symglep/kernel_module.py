@@ -1,0 +1,186 @@
+"""A loaded kernel module as the runtime calls it: compile on first call, batches on threads.
+
+Every generated Numba module (scalar model, array model, stack) declares ``BATCHED``: its public
+kernels and the positions of their arguments that run over the batch (axis 0). Each of those
+kernels is a plain loop over sequences compiled with ``nogil=True``. :class:`KernelModule`
+wraps such a module so that
+
+* a kernel is compiled the first time it is called, and only then ("compile only what runs"):
+  that first call holds the cache entry's lock, so concurrent processes never compile the same
+  kernel twice (the second one loads Numba's cache file the first one wrote);
+* if that first call fails on Numba cache files that cannot be loaded (truncated, foreign),
+  they are dropped, the module is imported again and the call retried once
+  (docs/robustness.md);
+* a batch of B > 1 sequences is cut into contiguous slices, one per thread, run at once (the
+  kernels release the GIL) and joined; each sequence is computed exactly as alone, so results do
+  not depend on the number of threads.
+
+Threads: ``$SYMGLEP_NUM_THREADS``, else ``$NUMBA_NUM_THREADS``, else the machine's cores;
+:func:`set_threads` changes it for this process.
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from typing import Callable
+
+import numpy as np
+
+from .errors import SymglepError
+
+_THREADS: list = [None]      # the number set by set_threads, else None (read the environment)
+_POOL: dict = {}             # threads -> ThreadPoolExecutor, shared by every kernel module
+
+
+def threads() -> int:
+    """Threads a batched kernel call uses (see the module docstring)."""
+    if _THREADS[0] is not None:
+        return _THREADS[0]
+    for name in ("SYMGLEP_NUM_THREADS", "NUMBA_NUM_THREADS"):
+        value = os.environ.get(name, "").strip()
+        if value.isdigit() and int(value) > 0:
+            return int(value)
+    return os.cpu_count() or 1
+
+
+def set_threads(count: int | None) -> None:
+    """Use ``count`` threads for batched kernel calls in this process (``None``: the environment's)."""
+    if count is not None and (not isinstance(count, int) or count < 1):
+        raise SymglepError(f"the number of threads must be a positive integer, got {count!r}")
+    _THREADS[0] = count
+
+
+def _pool(count: int) -> ThreadPoolExecutor:
+    if count not in _POOL:
+        _POOL[count] = ThreadPoolExecutor(max_workers=count, thread_name_prefix="symglep-kernel")
+    return _POOL[count]
+
+
+def _slices(batch: int, count: int) -> list:
+    """``count`` contiguous, nearly equal slices of ``range(batch)``."""
+    bounds = [batch * i // count for i in range(count + 1)]
+    return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
+
+
+def _join(parts: list):
+    """Concatenate the per-slice outputs of a kernel along the batch axis (a tuple or one array)."""
+    if isinstance(parts[0], tuple):
+        return tuple(np.concatenate([p[i] for p in parts]) for i in range(len(parts[0])))
+    return np.concatenate(parts)
+
+
+@contextmanager
+def _compiler_settings(module):
+    """Numba settings a module asks for while its kernels compile: ``SLP_VECTORIZE = True``
+    vectorises straight-line generated maths (same IEEE results, no reassociation)."""
+    if not getattr(module, "SLP_VECTORIZE", False):
+        yield
+        return
+    from numba.core import config as numba_config  # heavy: only when a kernel compiles
+
+    before = numba_config.SLP_VECTORIZE
+    numba_config.SLP_VECTORIZE = 1
+    try:
+        yield
+    finally:
+        numba_config.SLP_VECTORIZE = before
+
+
+class _Kernel:
+    """One public kernel of a :class:`KernelModule` (see the module docstring)."""
+
+    def __init__(self, owner: "KernelModule", name: str, batched: tuple):
+        self.owner = owner
+        self.name = name
+        self.batched = batched
+        self.compiled = False
+        self.guard = threading.Lock()
+
+    @property
+    def function(self) -> Callable:
+        return getattr(self.owner.module, self.name)
+
+    def __getattr__(self, attr):        # Numba's dispatcher attributes (stats, signatures, ...)
+        return getattr(self.function, attr)
+
+    def __call__(self, *args):
+        if not self.compiled:
+            with self.guard:
+                if not self.compiled:
+                    return self._first_call(args)
+        return self._run(args)
+
+    def _first_call(self, args):
+        """Compile (or load from Numba's cache) under the entry's lock: on one slice of the batch
+        when threads will run the rest, so every thread then finds the kernel compiled."""
+        parts = self._parts(args)
+        with self.owner.lock(), _compiler_settings(self.owner.module):
+            try:
+                first = self.function(*parts[0])
+            except Exception as exc:
+                if isinstance(exc, (SymglepError, ArithmeticError)) or not self.owner.reload():
+                    raise
+                first = self.function(*parts[0])
+        self.compiled = True
+        if len(parts) == 1:
+            return first
+        rest = list(_pool(len(parts)).map(lambda a: self.function(*a), parts[1:]))
+        return _join([first] + rest)
+
+    def _run(self, args):
+        parts = self._parts(args)
+        if len(parts) == 1:
+            return self.function(*parts[0])
+        return _join(list(_pool(len(parts)).map(lambda a: self.function(*a), parts)))
+
+    def _parts(self, args) -> list:
+        """The argument tuples of the slices of the batch (one tuple when no split pays)."""
+        if not self.batched or not self.owner.jit:
+            return [args]
+        batch = np.shape(args[self.batched[0]])[0] if np.ndim(args[self.batched[0]]) else 1
+        count = min(threads(), batch)
+        if count < 2:
+            return [args]
+        parts = []
+        for part in _slices(batch, count):
+            sliced = list(args)
+            for i in self.batched:
+                sliced[i] = args[i][part]
+            parts.append(tuple(sliced))
+        return parts
+
+
+class KernelModule:
+    """A generated kernel module, its public kernels wrapped (see the module docstring).
+
+    Every other attribute (constants such as ``N``, model functions) is the module's own.
+    """
+
+    def __init__(self, module, jit: bool = True, lock: Callable | None = None, reimport: Callable | None = None):
+        """``lock()`` returns the cache entry's lock (a context manager); ``reimport()`` drops the entry's
+        Numba cache files and imports the module again (both absent for a module outside the cache)."""
+        self.__dict__.update(module=module, jit=jit, lock_factory=lock, reimport=reimport, kernels={})
+        for name, positions in getattr(module, "BATCHED", {}).items():
+            self.kernels[name] = _Kernel(self, name, tuple(positions))
+
+    def __getattr__(self, name):
+        kernels = self.__dict__["kernels"]
+        if name in kernels:
+            return kernels[name]
+        return getattr(self.__dict__["module"], name)
+
+    def lock(self):
+        """The cache entry's lock (a process-local lock for a module outside the cache)."""
+        return self.lock_factory() if self.lock_factory is not None else threading.Lock()
+
+    def reload(self) -> bool:
+        """Drop this entry's Numba cache files and import the module again; False if it cannot."""
+        if self.reimport is None:
+            return False
+        self.__dict__["module"] = self.reimport()
+        for kernel in self.kernels.values():
+            kernel.compiled = False
+        return True
