@@ -258,9 +258,9 @@ def echo_vs_bptt(kernels, serial: Serial, n: int, steps: int, batch: int, repeat
     fns = {
         "echo": lambda: kernels.gradient(theta, q0, p0=p0, u=u, y=y, dt=h, beta=beta),
         "bptt": lambda: kernels.bptt_gradient(theta, q0, p0=p0, u=u, y=y, dt=h),
-        "echo_kernel": lambda: module.gradient(theta, q0, p0, False, u, y, h, 0.0, beta, True, False, theta, False),
+        "echo_kernel": lambda: module.gradient(theta, q0, p0, False, u, y, h, 0.0, beta, 2, False, theta, False),
         "bptt_kernel": lambda: module.bptt_gradient(theta, q0, p0, False, u, y, h, 0.0),
-        "echo_serial": lambda: serial.gradient(theta, q0, p0, False, u, y, h, 0.0, beta, True, False, theta, False),
+        "echo_serial": lambda: serial.gradient(theta, q0, p0, False, u, y, h, 0.0, beta, 2, False, theta, False),
         "bptt_serial": lambda: serial.bptt_gradient(theta, q0, p0, False, u, y, h, 0.0),
         "free_serial": lambda: serial.free(theta, q0, p0, False, u, y, h, 0.0, False),
     }
@@ -614,7 +614,7 @@ def main(argv=None) -> int:
     serial = Serial(kernels.module)
     theta, q0, p0, u, y = problem(n, 1, 4)
     serial.free(theta, q0, p0, False, u, y, DT, 0.0, False)
-    serial.gradient(theta, q0, p0, False, u, y, DT, 0.0, 1e-4, True, False, theta, False)
+    serial.gradient(theta, q0, p0, False, u, y, DT, 0.0, 1e-4, 2, False, theta, False)
     serial.bptt_gradient(theta, q0, p0, False, u, y, DT, 0.0)
     hand_free(theta, W_VALUE, A_VALUE, q0, p0, u, y, DT)
     serial.hand_free(theta, W_VALUE, A_VALUE, q0, p0, u, y, DT)

@@ -214,7 +214,7 @@ def methods(model_name, n, batch, steps):
     jfn, jargs = jax_bptt.compiled(model_name, DT, theta, q0, p0, u, y)
     jax_compile = time.perf_counter() - t0
     calls = {
-        "echo": lambda: mod.gradient(*args, DT, BETA, True),
+        "echo": lambda: mod.gradient(*args, DT, BETA, 2),
         "bptt": lambda: mod.bptt_gradient(*args, DT),
         "jax": lambda: jax_bptt.run(jfn, jargs),
     }
@@ -286,7 +286,7 @@ def memory_child(method, model_name, n, batch, steps):
         call = lambda: jax_bptt.run(fn, jargs)  # noqa: E731
     else:
         small = kern.prepare(*instance(model_name, n, batch, 4))[0]
-        fn = {"echo": lambda a: kern.module.gradient(*a, DT, BETA, True),
+        fn = {"echo": lambda a: kern.module.gradient(*a, DT, BETA, 2),
               "bptt": lambda a: kern.module.bptt_gradient(*a, DT)}[method]
         fn(small)  # kernels loaded, threads started
         args = kern.prepare(*instance(model_name, n, batch, steps))[0]

@@ -24,7 +24,7 @@ AREAS = {
     "start": ("momentum", "velocity"),
     "cost": ("running", "terminal"),
     "route": ("echo", "flipped_echo", "digital_pfvp", "naive_echo", "bptt"),
-    "estimator": ("echo", "echo-one-sided", "bptt"),
+    "estimator": ("echo", "echo-one-sided", "echo4", "bptt"),
     "check option": ("--params", "--size", "--route", "--naive-echo"),
     "train option": ("--task sine", "--task target", "--task DATA.npz", "--batch", "--resume", "--scheduler",
                      "--learn-initial-state", "--freeze-parameters"),
@@ -99,6 +99,8 @@ STACK = Capabilities("stack", {
     ("route", "digital_pfvp"): "the stacked echo needs the plain echo of every unit (reversible units)",
     ("route", "naive_echo"): "stack units are time-reversible: the stacked echo is exact, never naive",
     ("estimator", "echo-one-sided"): "the stacked echo is centred (each unit's ±β echoes, theory §9)",
+    ("estimator", "echo4"): "not built yet for stacks (issue #21): the stacked kernels run one ±β pair of "
+                            "echoes per unit, not the ±β, ±2β quartet of the Richardson contrast",
     ("check option", "--size"): "a stack's size is fixed by its units (--size is for array models)",
     ("check option", "--route"): "a stack has one exact gradient route, the stacked echo (theory §9)",
     ("check option", "--naive-echo"): "stack units are time-reversible: the stacked echo is exact",

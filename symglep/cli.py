@@ -14,6 +14,7 @@ from . import __version__, commands
 from .command_options import CheckOptions, TrainOptions
 from .errors import SymglepError
 from .fileio import write_atomic
+from .estimators import ESTIMATORS
 from .loader import load_system
 
 
@@ -159,8 +160,9 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam", show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Sequences per step [default: all].")
 @click.option("--beta", type=float, default=1e-4, show_default=True, help="Nudge strength of the echo.")
-@click.option("--estimator", type=click.Choice(["echo", "echo-one-sided", "bptt"]), default="echo",
-              show_default=True, help="Gradient: centred echo (3 passes), one-sided echo (2), or BPTT reference.")
+@click.option("--estimator", type=click.Choice(list(ESTIMATORS)), default="echo",
+              show_default=True, help="Gradient: centred echo (3 passes, O(β²)), one-sided echo (2, O(β)), "
+              "echo4 (echoes at ±β, ±2β in one pass, O(β⁴)), or BPTT reference.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the task, start and batch order.")
 @click.option("--dt", type=float, default=None, help="Step size [default: the task's, or 'dt' in DATA.npz].")
 @click.option("--integrator", type=click.Choice(["auto", "leapfrog", "midpoint"]), default="auto", show_default=True)

@@ -1,13 +1,16 @@
 """Per-sequence losses and gradients of one batch by a named estimator (theory §5, §8).
 
 ``echo`` is the centred contrast (3 passes, O(β²) bias), ``echo-one-sided`` the one-sided
-one (2 passes, O(β)), ``bptt`` the discrete adjoint of the same integrator (the reference).
+one (2 passes, O(β)), ``echo4`` the Richardson contrast of the echoes at ±β and ±2β (run
+together in one pass, O(β⁴)), ``bptt`` the discrete adjoint of the same integrator (the reference).
 Training and the Dask workers both call :func:`sequence_gradients`.
 """
 
 from __future__ import annotations
 
-ESTIMATORS = ("echo", "echo-one-sided", "bptt")
+ESTIMATORS = ("echo", "echo-one-sided", "echo4", "bptt")
+# order of each contrast (Kernels.gradient's ``order``): its bias is O(β^order)
+ORDERS = {"echo": 2, "echo-one-sided": 1, "echo4": 4}
 
 
 def sequence_gradients(kernels, estimator: str, beta: float, theta, u, y, q0, x0, start_velocity: bool,
@@ -18,8 +21,7 @@ def sequence_gradients(kernels, estimator: str, beta: float, theta, u, y, q0, x0
     if estimator == "bptt":
         r = kernels.bptt_gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, **start)
     else:
-        r = kernels.gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, beta=beta,
-                             centred=estimator == "echo", **start)
+        r = kernels.gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, beta=beta, order=ORDERS[estimator], **start)
     if with_start:
         return r.loss, r.dtheta, r.dq0, r.dx0
     return r.loss, r.dtheta

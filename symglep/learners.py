@@ -13,7 +13,7 @@ the Dask workers never ask which kind they train:
 * ``readout_run`` — a recorded free pass: the coordinates and inputs of the unit the cost reads
   (the task's teacher runs); ``losses`` — the free pass's per-sequence loss;
 * ``gradients`` — per-sequence ``(loss (b,), dθ (b, n_θ)[, dq0, dx0])`` by estimator: ``echo``
-  (centred, theory §5; stacks: the stacked echo, §9), ``echo-one-sided``, ``bptt``.
+  (centred, theory §5; stacks: the stacked echo, §9), ``echo-one-sided``, ``echo4``, ``bptt``.
 
 Every kind takes the same arrays: ``u (b, K+1, n_u)``, ``y (b, K+1, n_y)``, ``q0``, ``x0 (b, n)``
 (``x0`` a momentum, or a velocity where ``start_velocity``; only scalar models take velocities).
@@ -25,7 +25,7 @@ import numpy as np
 
 from .check import load_params, read_parameter_file
 from .errors import SymglepError
-from .estimators import sequence_gradients
+from .estimators import ORDERS, sequence_gradients
 from .model import Model
 from .network.check import draw_parameters as draw_array_parameters
 from .network.check import load_array_params
@@ -238,7 +238,7 @@ class ArrayLearner(Learner):
         if estimator == "bptt":
             r = self.kernels.bptt_gradient(params, q0, u=u, y=y, dt=dt, **start)
         else:
-            r = self.kernels.gradient(params, q0, u=u, y=y, dt=dt, beta=beta, centred=estimator == "echo", **start)
+            r = self.kernels.gradient(params, q0, u=u, y=y, dt=dt, beta=beta, order=ORDERS[estimator], **start)
         if with_start:
             b = q0.shape[0]
             return r.loss, r.flat, r.dq0.reshape(b, -1), (r.dv0 if start_velocity else r.dp0).reshape(b, -1)

@@ -30,7 +30,6 @@ from .parameter_values import values_by_name
 from .routes import LABELS, ROUTES
 
 
-
 class NotReversibleError(SymglepError):
     """The echo needs time-reversal symmetry that the model lacks (theory §4)."""
 
@@ -136,7 +135,7 @@ class Kernels:
         for start_velocity in (False, True):
             mod.free(th, q0, x0, start_velocity, u, y, h, t0, False)
             for digital in (False, True):
-                mod.gradient(th, q0, x0, start_velocity, u, y, h, t0, 1e-4, True, False, th, digital)
+                mod.gradient(th, q0, x0, start_velocity, u, y, h, t0, 1e-4, 2, False, th, digital)
             mod.bptt_gradient(th, q0, x0, start_velocity, u, y, h, t0)
             mod.nudged(th, q0, x0, start_velocity, u, y, h, t0, np.zeros(2), False)
             mod.tangent(th, q0, x0, start_velocity, u, y, h, t0)
@@ -385,8 +384,13 @@ class Kernels:
         return out[:4]
 
     def gradient(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0,
-                 beta=1e-4, centred=True, learn_inputs=False, route="auto", naive_echo=False) -> Result:
+                 beta=1e-4, centred=True, learn_inputs=False, route="auto", naive_echo=False,
+                 order: int | None = None) -> Result:
         """Contrastive estimate of the gradient (theory §5) by an exact route (see :meth:`route`).
+
+        ``order``: 2 the centred contrast (echoes at ±β, error O(β²)), 1 the one-sided one (O(β)),
+        4 the Richardson contrast of the echoes at ±β and ±2β (O(β⁴), theory §5); by default 2,
+        or 1 when ``centred`` is false.
 
         ``route``: ``auto`` (the model's exact route), ``echo``, ``flipped_echo`` (theory §4),
         ``digital_pfvp`` (exact on a computer, not forward-only in hardware) or ``bptt``;
@@ -399,10 +403,14 @@ class Kernels:
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
         if not (np.isfinite(beta) and beta != 0):
             raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
+        order = (2 if centred else 1) if order is None else order
+        if order not in (1, 2, 4):
+            raise SymglepError(f"the contrast's order must be 1 (one-sided), 2 (centred) or 4 (Richardson), got {order!r}")
+        centred = order != 1
         h, t0 = float(dt or self.dt), float(t0)
         th_echo = self.echo_parameters(th) if route == "flipped_echo" else th
         digital = route == "digital_pfvp"
-        out = self.module.gradient(th, q0, x0, sv, u, y, h, t0, float(beta), bool(centred), bool(learn_inputs),
+        out = self.module.gradient(th, q0, x0, sv, u, y, h, t0, float(beta), int(order), bool(learn_inputs),
                                    th_echo, digital)
         what = "digital PFVP gradient" if digital else "echo gradient"
         self._check(out[5], out[6], what)

@@ -77,13 +77,13 @@ class CKernels:
         assert status == 0, status
         return sigma, pi, G
 
-    def gradient(self, th, q0, x0, velocity, u, y, h, beta, centred, t0=0.0):
+    def gradient(self, th, q0, x0, velocity, u, y, h, beta, order, t0=0.0):
         th, q0, x0, u, y = map(self.arr, (th, q0, x0, u, y))
         loss = np.zeros(1, self.dtype)
         dth, dq0, dx0 = np.zeros(self.n_theta, self.dtype), np.zeros(self.n, self.dtype), np.zeros(self.n, self.dtype)
         status = self.fn("gradient")(self.ptr(th), self.ptr(q0), self.ptr(x0), int(velocity), self.ptr(u),
                                      self.ptr(y), ctypes.c_long(u.shape[0] - 1), self.real(h), self.real(t0),
-                                     self.real(beta), int(centred), self.ptr(loss), self.ptr(dth), self.ptr(dq0),
+                                     self.real(beta), int(order), self.ptr(loss), self.ptr(dth), self.ptr(dq0),
                                      self.ptr(dx0), self.ptr(self.work))
         assert status == 0, status
         return loss[0], dth, dq0, dx0

@@ -141,22 +141,24 @@ def test_float64_kernels_match_numba(name, c_dir):
         assert not hasattr(c.lib, f"{c.api}_gradient")  # not time-reversible: no echo gradient in C
         return
     for velocity in (False, True):
-        for centred in (True, False):
+        for order in (2, 1, 4):     # centred, one-sided, Richardson (echoes at +-beta, +-2 beta)
             loss, dth, dq0, dx0, _, status, _ = mod.gradient(th, B(q0), B(p0), velocity, B(u), B(y), DT, 0.0,
-                                                             1e-4, centred, False, th, False)
+                                                             1e-4, order, False, th, False)
             assert status[0] == -1
-            got = c.gradient(th, q0, p0, velocity, u, y, DT, 1e-4, centred)
+            got = c.gradient(th, q0, p0, velocity, u, y, DT, 1e-4, order)
             for mine, ref in zip(got, (loss[0], dth[0], dq0[0], dx0[0])):
-                assert relative_error(mine, ref) <= MATCH_TOL, (velocity, centred)
+                assert relative_error(mine, ref) <= MATCH_TOL, (velocity, order)
 
 
 def test_c_arguments_are_checked(c_dir):
     c = _library(c_dir, "double_pendulum", "float64")
     th, q0, p0, u, y = instance(_model("double_pendulum"), seed=0, steps=5, single=False)
     with pytest.raises(AssertionError, match="-1"):
-        c.gradient(th, q0, p0, False, u, y, DT, 0.0, True)      # beta = 0
+        c.gradient(th, q0, p0, False, u, y, DT, 0.0, 2)         # beta = 0
     with pytest.raises(AssertionError, match="-1"):
-        c.echo(th, q0, p0, u, y, DT, [0.1, 0.0, -0.1])           # 3 echoes
+        c.gradient(th, q0, p0, False, u, y, DT, 1e-4, 3)        # no contrast of order 3
+    with pytest.raises(AssertionError, match="-1"):
+        c.echo(th, q0, p0, u, y, DT, [0.2, 0.1, 0.0, -0.1, -0.2])  # 5 echoes (MAX_ECHOES = 4)
     with pytest.raises(AssertionError, match="-1"):
         c.free(th, q0, p0, False, u[:1], y[:1], DT)              # K = 0
 
@@ -194,8 +196,8 @@ def test_float32_kernels_within_stated_error(name, c_dir):
     if name not in REVERSIBLE:
         return
     for velocity in (False, True):
-        ref = mod.gradient(th, B(q0), B(p0), velocity, B(u), B(y), DT, 0.0, F32_BETA, True, False, th, False)
-        got = c.gradient(th, q0, p0, velocity, u, y, DT, F32_BETA, True)
+        ref = mod.gradient(th, B(q0), B(p0), velocity, B(u), B(y), DT, 0.0, F32_BETA, 2, False, th, False)
+        got = c.gradient(th, q0, p0, velocity, u, y, DT, F32_BETA, 2)
         errors = [relative_error(mine, r[0]) for mine, r in zip(got[1:], ref[1:4])]
         print(f"{name} float32 gradient error (dtheta, dq0, dx0), velocity={velocity}: "
               + ", ".join(f"{e:.1e}" for e in errors))
@@ -245,7 +247,7 @@ def test_example_program_under_sanitizers(name, c_dir):
         assert relative_error(out["step_q"], tq[0, 10], sq) <= traj_tol
         assert relative_error(out["step_p"], tp[0, 10], sp_) <= traj_tol
         if name in REVERSIBLE:
-            ref = mod.gradient(th, B(q0), B(p0), False, B(u), B(y), DT, 0.0, beta, True, False, th, False)
+            ref = mod.gradient(th, B(q0), B(p0), False, B(u), B(y), DT, 0.0, beta, 2, False, th, False)
             assert out["gradient_status"][0] == 0
             for key, r in zip(("dtheta", "dq0", "dp0"), ref[1:4]):
                 assert relative_error(out[key], r[0]) <= tol, (precision, key)
@@ -336,8 +338,8 @@ def test_hostile_names_give_inert_c_with_the_same_numbers(tmp_path):
     evil = CKernels(lib, evil_model, "float64")
     plain = _library(tmp_path, "harmonic_oscillator", "float64")
     th, q0, p0, u, y = instance(_model("harmonic_oscillator"), seed=7, steps=50, single=False)
-    for a, b in zip(evil.gradient(th, q0, p0, False, u, y, DT, 1e-4, True),
-                    plain.gradient(th, q0, p0, False, u, y, DT, 1e-4, True)):
+    for a, b in zip(evil.gradient(th, q0, p0, False, u, y, DT, 1e-4, 2),
+                    plain.gradient(th, q0, p0, False, u, y, DT, 1e-4, 2)):
         np.testing.assert_array_equal(a, b)
 
 

@@ -71,7 +71,7 @@ def test_scalar_results_do_not_depend_on_the_number_of_threads(threads):
     one = _scalar_outputs(kern, np.random.default_rng(3))
     threads(3)
     args = (np.ones(2), np.zeros((7, 1)), np.zeros((7, 1)), False, np.zeros((7, 3, 1)), np.zeros((7, 3, 1)),
-            0.01, 0.0, 1e-4, True, False, np.ones(2), False)
+            0.01, 0.0, 1e-4, 2, False, np.ones(2), False)
     assert len(kern.module.gradient._parts(args)) == 3       # really cut into three slices
     three = _scalar_outputs(kern, np.random.default_rng(3))
     for a, b in zip(one, three):

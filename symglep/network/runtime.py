@@ -180,15 +180,20 @@ class NetworkKernels:
         return out if record else out[:3]
 
     def gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, beta=1e-4, centred=True,
-                 edges=None, readout=None, v0=None, learn_inputs=False) -> NetworkResult:
+                 edges=None, readout=None, v0=None, learn_inputs=False, order: int | None = None) -> NetworkResult:
         """Echo estimate (theory §5): 3 passes (centred) or 2 (one-sided), O(1) memory in K.
 
+        ``order`` (as :meth:`symglep.runtime.Kernels.gradient`): 2 centred, 1 one-sided, 4 the
+        Richardson contrast of the echoes at ±β and ±2β; by default 2, or 1 when not ``centred``.
         ``learn_inputs``: also ``du = dC/du`` ``(B, K+1, m)``, the same contrast of ``∂V/∂u``.
         """
         if not (np.isfinite(beta) and beta != 0):
             raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
+        order = (2 if centred else 1) if order is None else order
+        if order not in (1, 2, 4):
+            raise SymglepError(f"the contrast's order must be 1 (one-sided), 2 (centred) or 4 (Richardson), got {order!r}")
         args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0)
-        out = self.module.gradient(*args, float(dt or self.dt), float(beta), bool(centred), bool(learn_inputs))
+        out = self.module.gradient(*args, float(dt or self.dt), float(beta), int(order), bool(learn_inputs))
         _finite(out, "echo gradient")
         return self._result(out, sizes, args, v0, learn_inputs)
 
