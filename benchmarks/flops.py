@@ -16,7 +16,7 @@ sizes (``n``, ``K``, ``B`` …). The rules:
 * ``for v in range(a, b)`` (or ``prange``) multiplies by the trip count, as an exact sum
   over ``v`` (triangular loops come out right); calls to functions of the same module are
   counted through, with the caller's argument shapes and known flags (``learn``,
-  ``mode``, ``centred`` …), so only the branches that run are counted; an ``if`` whose
+  ``mode``, ``order`` …), so only the branches that run are counted; an ``if`` whose
   condition is unknown counts its costlier branch (compared at sizes of 100).
 
 The peak: :func:`fma_peak` times a Numba loop of independent fused multiply–adds on an
@@ -528,6 +528,8 @@ class Counter:
             if short in ("int", "len"):
                 if short == "len" and isinstance(args[0], Array):
                     return args[0].shape[0], c
+                if short == "int" and _is_int(args[0]):  # a known integer (e.g. the contrast's order)
+                    return args[0], c
                 return self.fresh(), c
             if short == "bool":
                 return Bool(self.truth(args[0])), c
@@ -561,7 +563,7 @@ def network_step_flops(source: str, method: str = "gradient") -> dict:
             "ro": Array((r,), True), "q0": Array((B, NQ)), "p0": Array((B, NQ)),
             "u": Array((B, K + 1, m)), "y": Array((B, K + 1, r)), "h": FLOAT}
     if method == "gradient":
-        args.update(beta=FLOAT, centred=Bool(True))
+        args.update(beta=FLOAT, order=2)  # the centred contrast
     args.update(learn_u=Bool(False))  # the default path: no input gradients
     count = counter.call(method, args)
     per = lambda x: sp.expand(sp.diff(sp.expand(x), K, B))  # noqa: E731 - coefficient of K·B
