@@ -1,0 +1,162 @@
+"""Automatic choice of the nudge β of a contrastive estimate (docs/theory.md §5, §6 "Choosing β").
+
+By theory §6 the contrast ``D(β)`` of the echoes differs from the exact gradient of the
+discrete loss only by its finite difference in β, plus floating-point round-off:
+
+* bias ``c·β^p`` (relative): ``p = 2`` for the centred contrast, ``p = 1`` for the one-sided
+  one (theory §5). A pilot pair ``D(β0)``, ``D(2β0)`` measures it (Richardson):
+  ``‖D(2β0) − D(β0)‖ ≈ (2^p − 1)·c·β0^p·‖D‖`` — the estimate ``symglep check`` prints as
+  "centred echo: beta error estimate".
+* round-off ``a/β``: each learning integral ``G(±β)`` carries a rounding error that does not
+  shrink with β, and the contrast divides their difference by ``2β`` (float64 cancellation).
+  ``a`` is measured from probes at ``β_r ≪ β0``, where the bias is negligible:
+  ``a = β_r·‖D(β_r) − D_R‖/‖D_R‖`` with ``D_R = (2^p D(β0) − D(2β0))/(2^p − 1)`` the
+  Richardson-corrected pilot (the larger of two probes; never below the resolution ``10ε``).
+
+Choice: ``β_tol = (τ/c)^{1/p}`` keeps the estimated bias at the tolerance ``τ``; below
+``β_opt = (a/(p·c))^{1/(p+1)}``, the minimiser of ``c·β^p + a/β``, a smaller β only adds
+round-off. So ``β = max(β_tol, β_opt)``, capped at ``MAX_GROWTH·β0`` (the β^p law is measured
+at β0 and not trusted far above it). When ``β_tol < β_opt`` the tolerance cannot be met in
+float64 and ``β_opt`` (the least total error) is used, with a note saying so.
+
+Every kind of system uses it through a ``contrast(β)`` callable returning the groups of
+gradients the caller will judge (θ, the initial state, the inputs); the worst group decides.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import Callable, Sequence
+
+import numpy as np
+
+from .errors import SymglepError
+
+AUTO = "auto"
+#: relative bias of the contrast that ``--beta auto`` aims for
+BIAS_TOLERANCE = 1e-8
+#: first pilot β; divided by 10 (at most ``PILOT_TRIES`` times) while the pilot is not in the β^p regime
+PILOT_BETA = 1e-3
+PILOT_TRIES = 3
+#: a pilot estimate above this is outside the asymptotic β^p regime
+PILOT_MAX_ERROR = 1e-3
+#: round-off probes, as fractions of the pilot β
+PROBES = (1e-4, 1e-5)
+#: the chosen β is at most this multiple of the pilot
+MAX_GROWTH = 10.0
+EPS = float(np.finfo(np.float64).eps)
+#: β of the checks that do not choose one (``check --bc``: several estimators and boundary conditions)
+FIXED_BETA = 1e-4
+
+
+@dataclass(frozen=True)
+class BetaChoice:
+    """What the pilot measured and the β it chose (all errors relative)."""
+
+    beta: float             # the chosen β
+    order: int              # p: 2 centred, 1 one-sided
+    tolerance: float        # τ, the bias aimed for
+    pilot_beta: float       # β0
+    curvature: float        # c in c·β^p
+    roundoff: float         # a in a/β
+    beta_tolerance: float   # (τ/c)^{1/p} (inf when c = 0)
+    beta_optimal: float     # argmin c·β^p + a/β
+    predicted_bias: float   # c·β^p at the chosen β
+    predicted_roundoff: float  # a/β at the chosen β
+    note: str               # one line: which bound decided
+
+    def to_json(self) -> dict:
+        return {k: (None if isinstance(v, float) and math.isinf(v) else v) for k, v in asdict(self).items()}
+
+
+def parse_beta(value, option: str = "--beta"):
+    """``"auto"`` or a positive finite float, from the command line or the Python API; one-line error otherwise."""
+    if isinstance(value, str):
+        text = value.strip()
+        if text.lower() == AUTO:
+            return AUTO
+        try:
+            number = float(text)
+        except ValueError:
+            raise SymglepError(f"{option} must be a positive number or 'auto', got {value!r}") from None
+    elif isinstance(value, (int, float, np.floating, np.integer)) and not isinstance(value, bool):
+        number = float(value)
+    else:
+        raise SymglepError(f"{option} must be a positive number or 'auto', got {value!r}")
+    if not (math.isfinite(number) and number > 0):
+        raise SymglepError(f"{option} must be a positive number or 'auto', got {value}")
+    return number
+
+
+def fixed_or(beta) -> float:
+    """``beta``, or :data:`FIXED_BETA` when it is ``"auto"`` (for the checks that do not choose β)."""
+    return FIXED_BETA if beta == AUTO else beta
+
+
+def _worst(groups_a: Sequence[np.ndarray], groups_b: Sequence[np.ndarray]) -> float:
+    """``max_g ‖a_g − b_g‖ / ‖b_g‖`` over the groups (absolute for an all-zero group)."""
+    worst = 0.0
+    for a, b in zip(groups_a, groups_b):
+        a, b = np.ravel(a), np.ravel(b)
+        scale = np.linalg.norm(b)
+        worst = max(worst, float(np.linalg.norm(a - b) / (scale if scale > 0 else 1.0)))
+    return worst
+
+
+def pick(curvature: float, roundoff: float, order: int, tolerance: float, pilot_beta: float) -> tuple:
+    """``(β, β_tol, β_opt, note)`` from the model ``c·β^p + a/β`` (module docstring)."""
+    p = order
+    beta_tol = math.inf if curvature <= 0 else (tolerance / curvature) ** (1.0 / p)
+    beta_opt = 0.0 if curvature <= 0 else (roundoff / (p * curvature)) ** (1.0 / (p + 1))
+    cap = MAX_GROWTH * pilot_beta
+    if beta_tol >= beta_opt:
+        beta = min(beta_tol, cap)
+        note = ("the bias tolerance decides" if beta_tol <= cap else
+                f"bias far below the tolerance; capped at {MAX_GROWTH:g}x the pilot beta")
+    else:
+        beta = min(beta_opt, cap)
+        note = ("the bias tolerance is not reachable in float64: beta minimises bias + round-off instead")
+    return beta, beta_tol, beta_opt, note
+
+
+def choose_beta(contrast: Callable[[float], Sequence[np.ndarray]], order: int = 2,
+                tolerance: float = BIAS_TOLERANCE, pilot_beta: float = PILOT_BETA) -> BetaChoice:
+    """β for the contrast ``contrast(β) -> [gradient groups]`` (module docstring; theory §5–§6).
+
+    Costs ``2 + len(PROBES)`` contrasts (more when the pilot is out of the β^p regime).
+    """
+    if order not in (1, 2):
+        raise SymglepError(f"automatic beta knows the centred (order 2) and one-sided (order 1) contrasts, "
+                           f"not order {order}")
+    if not (math.isfinite(tolerance) and tolerance > 0):
+        raise SymglepError(f"the bias tolerance must be a positive number, got {tolerance}")
+    k = 2.0 ** order - 1.0
+    beta0 = pilot_beta
+    for _ in range(PILOT_TRIES):
+        one = [np.asarray(g, dtype=np.float64) for g in contrast(beta0)]
+        two = [np.asarray(g, dtype=np.float64) for g in contrast(2 * beta0)]
+        estimate = _worst(two, one) / k
+        if estimate <= PILOT_MAX_ERROR:
+            break
+        beta0 /= 10
+    curvature = estimate / beta0 ** order
+    corrected = [((k + 1) * a - b) / k for a, b in zip(one, two)]
+    roundoff = 10 * EPS * beta0 * PROBES[-1]
+    for fraction in PROBES:
+        probe = beta0 * fraction
+        roundoff = max(roundoff, probe * _worst(contrast(probe), corrected))
+    beta, beta_tol, beta_opt, note = pick(curvature, roundoff, order, tolerance, beta0)
+    return BetaChoice(beta=float(beta), order=order, tolerance=tolerance, pilot_beta=beta0,
+                      curvature=float(curvature), roundoff=float(roundoff), beta_tolerance=float(beta_tol),
+                      beta_optimal=float(beta_opt), predicted_bias=float(curvature * beta ** order),
+                      predicted_roundoff=float(roundoff / beta), note=note)
+
+
+def describe(choice) -> str:
+    """One line for reports: the chosen β and why (a :class:`BetaChoice` or its JSON)."""
+    c = choice.to_json() if isinstance(choice, BetaChoice) else choice
+    return (f"beta = {c['beta']:.3g} chosen automatically (pilot beta {c['pilot_beta']:g}: bias "
+            f"{c['curvature']:.2e}*beta^{c['order']}, round-off {c['roundoff']:.1e}/beta; predicted bias "
+            f"{c['predicted_bias']:.1e}, round-off {c['predicted_roundoff']:.1e}, tolerance "
+            f"{c['tolerance']:.0e}: {c['note']})")
