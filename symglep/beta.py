@@ -13,11 +13,14 @@ discrete loss only by its finite difference in β, plus floating-point round-off
   ``a = β_r·‖D(β_r) − D_R‖/‖D_R‖`` with ``D_R = (2^p D(β0) − D(2β0))/(2^p − 1)`` the
   Richardson-corrected pilot (the larger of two probes; never below the resolution ``10ε``).
 
-Choice: ``β_tol = (τ/c)^{1/p}`` keeps the estimated bias at the tolerance ``τ``; below
-``β_opt = (a/(p·c))^{1/(p+1)}``, the minimiser of ``c·β^p + a/β``, a smaller β only adds
-round-off. So ``β = max(β_tol, β_opt)``, capped at ``MAX_GROWTH·β0`` (the β^p law is measured
-at β0 and not trusted far above it). When ``β_tol < β_opt`` the tolerance cannot be met in
-float64 and ``β_opt`` (the least total error) is used, with a note saying so.
+Choice: the estimated error ``E(β) = c·β^p + a/β`` is least at ``β_opt = (a/(p·c))^{1/(p+1)}``;
+below it a smaller β only adds round-off (the floor). β is the largest β with ``E(β) <= τ``
+(it lies between ``β_opt`` and ``β_tol = (τ/c)^{1/p}``, where the bias alone reaches ``τ``):
+the bias is kept below the tolerance with the round-off counted in, and β is as large as that
+allows (less cancellation, more room for measurement noise, docs/noise.md). It is capped at
+``MAX_GROWTH·β0`` (the β^p law is measured at β0 and not trusted far above it). When even
+``E(β_opt) > τ`` the tolerance cannot be met in float64 and ``β_opt`` (the least total error)
+is used, with a note saying so.
 
 Every kind of system uses it through a ``contrast(β)`` callable returning the groups of
 gradients the caller will judge (θ, the initial state, the inputs); the worst group decides.
@@ -105,19 +108,27 @@ def _worst(groups_a: Sequence[np.ndarray], groups_b: Sequence[np.ndarray]) -> fl
 
 
 def pick(curvature: float, roundoff: float, order: int, tolerance: float, pilot_beta: float) -> tuple:
-    """``(β, β_tol, β_opt, note)`` from the model ``c·β^p + a/β`` (module docstring)."""
-    p = order
-    beta_tol = math.inf if curvature <= 0 else (tolerance / curvature) ** (1.0 / p)
-    beta_opt = 0.0 if curvature <= 0 else (roundoff / (p * curvature)) ** (1.0 / (p + 1))
-    cap = MAX_GROWTH * pilot_beta
-    if beta_tol >= beta_opt:
-        beta = min(beta_tol, cap)
-        note = ("the bias tolerance decides" if beta_tol <= cap else
-                f"bias far below the tolerance; capped at {MAX_GROWTH:g}x the pilot beta")
-    else:
-        beta = min(beta_opt, cap)
-        note = ("the bias tolerance is not reachable in float64: beta minimises bias + round-off instead")
-    return beta, beta_tol, beta_opt, note
+    """``(β, β_tol, β_opt, note)`` from the model ``E(β) = c·β^p + a/β`` (module docstring).
+
+    β is the largest β with ``E(β) <= τ`` (between ``β_opt`` and ``β_tol``), capped at
+    ``MAX_GROWTH·β0``; when even ``E(β_opt) > τ``, β is ``β_opt``.
+    """
+    c, a, p, cap = curvature, roundoff, order, MAX_GROWTH * pilot_beta
+    if c <= 0:
+        return cap, math.inf, 0.0, f"no bias measured at the pilot; capped at {MAX_GROWTH:g}x the pilot beta"
+    beta_tol = (tolerance / c) ** (1.0 / p)
+    beta_opt = (a / (p * c)) ** (1.0 / (p + 1))
+    total = lambda b: c * b ** p + a / b  # noqa: E731
+    if total(beta_opt) > tolerance:
+        note = "the tolerance is not reachable in float64: beta minimises bias + round-off instead"
+        return min(beta_opt, cap), beta_tol, beta_opt, note
+    lo, hi = beta_opt, beta_tol  # E(lo) <= tau < E(hi): bisect in log beta for the largest root
+    for _ in range(60):
+        mid = math.sqrt(lo * hi)
+        lo, hi = (mid, hi) if total(mid) <= tolerance else (lo, mid)
+    if lo > cap:
+        return cap, beta_tol, beta_opt, f"bias far below the tolerance; capped at {MAX_GROWTH:g}x the pilot beta"
+    return lo, beta_tol, beta_opt, "bias + round-off at the tolerance"
 
 
 def choose_beta(contrast: Callable[[float], Sequence[np.ndarray]], order: int = 2,

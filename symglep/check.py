@@ -109,22 +109,8 @@ def auto_beta(contrast, tolerance: float):
     return choose_beta(contrast, tolerance=min(BIAS_TOLERANCE, tolerance / 10))
 
 
-def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed: int = 0,
-              params: dict | None = None, integrator: str = "auto", tolerance: float = ECHO_TOLERANCE,
-              cache: str | None = None, route: str = "auto", naive_echo: bool = False,
-              noise: float | None = None) -> dict:
-    """All the measurements of the module docstring, as a JSON-ready dict.
-
-    ``beta``: a positive number or ``"auto"``; ``noise``: σ of the noise study (``None``: none).
-    """
-    beta = require_run_settings(steps, dt, beta)
-    noise = parse_noise(noise)
-    kernels = compile_model(model, integrator=integrator, dt=dt, cache=cache)
-    route = kernels.route(route, naive_echo)
-    if route == "bptt":
-        raise SymglepError("check compares a contrastive route with BPTT; choose --route auto, echo, "
-                           "flipped_echo or digital_pfvp")
-    exact = route != "naive_echo" or (kernels.module.TIME_REVERSIBLE and not kernels.module.DAMPED)
+def check_instance(model: Model, kernels, steps: int, dt: float, seed: int, params: dict | None = None) -> tuple:
+    """``(θ, q0, p0, u, y)`` of the seeded instance the check measures: one sequence, started by momentum."""
     rng = np.random.default_rng(seed)
     theta = params if params is not None else draw_parameters(model, rng)
     th = kernels.theta(theta)
@@ -136,6 +122,27 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
     y = smooth_signal(rng, times, len(model.y), 0.3)[None]
     p0 = np.empty((1, n))
     kernels.module.f_momentum(q0[0], v0[0], 0.0, u[0, 0], th, p0[0])
+    return th, q0, p0, u, y
+
+
+def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed: int = 0,
+              params: dict | None = None, integrator: str = "auto", tolerance: float = ECHO_TOLERANCE,
+              cache: str | None = None, route: str = "auto", naive_echo: bool = False,
+              noise=None) -> dict:
+    """All the measurements of the module docstring, as a JSON-ready dict.
+
+    ``beta``: a positive number or ``"auto"``; ``noise``: σ of the noise study, or a list of them
+    (``None``: no study).
+    """
+    beta = require_run_settings(steps, dt, beta)
+    sigmas = None if noise is None else [parse_noise(s) for s in np.atleast_1d(noise)]
+    kernels = compile_model(model, integrator=integrator, dt=dt, cache=cache)
+    route = kernels.route(route, naive_echo)
+    if route == "bptt":
+        raise SymglepError("check compares a contrastive route with BPTT; choose --route auto, echo, "
+                           "flipped_echo or digital_pfvp")
+    exact = route != "naive_echo" or (kernels.module.TIME_REVERSIBLE and not kernels.module.DAMPED)
+    th, q0, p0, u, y = check_instance(model, kernels, steps, dt, seed, params)
 
     qT, pT, loss = kernels.free(th, q0, p0=p0, u=u, y=y)
     if route == "digital_pfvp":
@@ -175,13 +182,13 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
     err_fd = rel_err(bptt.dtheta[0], fd)
     names = [s.name for s in model.parameters]
     noise_study = None
-    if noise is not None:
+    if sigmas is not None:
         def integrals(nudges):
             if route == "digital_pfvp":
                 return kernels.pfvp_backward(th, qT, pT, nudges, u=u, y=y)[2][0]
             return kernels.echo(th, qT, pT, nudges, u=u, y=y, naive_echo=naive)[2][0]
 
-        noise_study = study(integrals, bptt.dtheta[0], [noise], seed=seed)
+        noise_study = study(integrals, bptt.dtheta[0], sigmas, seed=seed)
     return {
         "model": model.name,
         "integrator": kernels.integrator,
