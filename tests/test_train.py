@@ -161,7 +161,7 @@ def test_data_file_that_is_not_an_archive(tmp_path):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--batch", "9"], "batch must be between 1 and the number of sequences (8)"),
-    (["--beta", "0"], "beta must be a finite non-zero number"),
+    (["--beta", "0"], "--beta must be a positive number or 'auto', got 0"),
     (["--lr", "-1"], "learning rate must be a positive number"),
     (["--resume", "missing.json"], "cannot read missing.json"),
 ])
