@@ -51,6 +51,8 @@ MAX_GROWTH = 10.0
 EPS = float(np.finfo(np.float64).eps)
 #: β of the checks that do not choose one (``check --bc``: several estimators and boundary conditions)
 FIXED_BETA = 1e-4
+FIXED_BETA_NOTE = (f"beta = {FIXED_BETA:g}: --bc compares several estimators at one fixed beta; --beta auto "
+                   "chooses beta for the echo-vs-BPTT check only")
 
 
 @dataclass(frozen=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 
 from .bc_check import BCS, run_bc_check
-from .beta import fixed_or
+from .beta import AUTO, FIXED_BETA_NOTE, fixed_or
 from .bc_check import render_text as render_bc_check
 from .boundary import latex_names
 from .boundary import residuals as boundary_residuals
@@ -46,7 +46,8 @@ def check(model: Model, opts: CheckOptions) -> tuple:
         report = run_bc_check(model, BCS if opts.bc == "all" else (opts.bc,), steps=opts.steps, dt=opts.dt,
                               beta=fixed_or(opts.beta), seed=opts.seed, params=params,
                               cbvp_steps=min(opts.cbvp_steps, opts.steps), integrator=opts.integrator)
-        return report, json.dumps(report, indent=2) if opts.fmt == "json" else render_bc_check(report)
+        text = render_bc_check(report) + (f"note: {FIXED_BETA_NOTE}\n" if opts.beta == AUTO else "")
+        return report, json.dumps(report, indent=2) if opts.fmt == "json" else text
     report = run_check(model, steps=opts.steps, dt=opts.dt, beta=opts.beta, seed=opts.seed, params=params,
                        integrator=opts.integrator, tolerance=opts.tolerance, route=opts.route,
                        naive_echo=opts.naive_echo, noise=opts.noise)

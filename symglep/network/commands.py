@@ -6,7 +6,7 @@ import json
 import os
 
 from ..codegen.output import model_folder_name, write_files
-from ..beta import fixed_or
+from ..beta import AUTO, FIXED_BETA_NOTE, fixed_or
 from ..command_options import CheckOptions, require_plain_check
 from ..errors import SymglepError
 from ..bc_check import BCS
@@ -64,7 +64,8 @@ def check(model, opts: CheckOptions) -> tuple:
         report = run_bc_check(model, BCS if opts.bc == "all" else (opts.bc,), n=opts.size, params=params,
                               steps=opts.steps, dt=opts.dt, beta=fixed_or(opts.beta), seed=opts.seed,
                               cbvp_steps=min(opts.cbvp_steps, opts.steps))
-        return report, (json.dumps(report, indent=2) if opts.fmt == "json" else render_bc(report))
+        text = render_bc(report) + (f"note: {FIXED_BETA_NOTE}\n" if opts.beta == AUTO else "")
+        return report, (json.dumps(report, indent=2) if opts.fmt == "json" else text)
     report = run_check(model, steps=opts.steps, dt=opts.dt, beta=opts.beta, seed=opts.seed, n=opts.size,
                        tolerance=opts.tolerance, params=params)
     return report, (json.dumps(report, indent=2) if opts.fmt == "json" else render_text(report))
