@@ -37,7 +37,7 @@ import numpy as np
 from .errors import SymglepError
 
 AUTO = "auto"
-#: relative bias of the contrast that ``--beta auto`` aims for
+#: relative error (bias + round-off) of the contrast that ``--beta auto`` aims for
 BIAS_TOLERANCE = 1e-8
 #: first pilot β; divided by 10 (at most ``PILOT_TRIES`` times) while the pilot is not in the β^p regime
 PILOT_BETA = 1e-3
