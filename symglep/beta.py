@@ -4,7 +4,7 @@ By theory §6 the contrast ``D(β)`` of the echoes differs from the exact gradie
 discrete loss only by its finite difference in β, plus floating-point round-off:
 
 * bias ``c·β^p`` (relative): ``p = 2`` for the centred contrast, ``p = 1`` for the one-sided
-  one (theory §5). A pilot pair ``D(β0)``, ``D(2β0)`` measures it (Richardson):
+  one (theory §5), ``p = 4`` for a Richardson (±β, ±2β) contrast. A pilot pair ``D(β0)``, ``D(2β0)`` measures it (Richardson):
   ``‖D(2β0) − D(β0)‖ ≈ (2^p − 1)·c·β0^p·‖D‖`` — the estimate ``symglep check`` prints as
   "centred echo: beta error estimate".
 * round-off ``a/β``: each learning integral ``G(±β)`` carries a rounding error that does not
@@ -60,7 +60,7 @@ class BetaChoice:
     """What the pilot measured and the β it chose (all errors relative)."""
 
     beta: float             # the chosen β
-    order: int              # p: 2 centred, 1 one-sided
+    order: int              # p: 2 centred, 1 one-sided, 4 Richardson (±β, ±2β)
     tolerance: float        # τ, the bias aimed for
     pilot_beta: float       # β0
     curvature: float        # c in c·β^p
@@ -139,9 +139,9 @@ def choose_beta(contrast: Callable[[float], Sequence[np.ndarray]], order: int = 
 
     Costs ``2 + len(PROBES)`` contrasts (more when the pilot is out of the β^p regime).
     """
-    if order not in (1, 2):
-        raise SymglepError(f"automatic beta knows the centred (order 2) and one-sided (order 1) contrasts, "
-                           f"not order {order}")
+    if order not in (1, 2, 4):
+        raise SymglepError(f"automatic beta knows contrasts of bias order 1 (one-sided), 2 (centred) and 4 "
+                           f"(Richardson), not order {order}")
     if not (math.isfinite(tolerance) and tolerance > 0):
         raise SymglepError(f"the bias tolerance must be a positive number, got {tolerance}")
     k = 2.0 ** order - 1.0

@@ -58,7 +58,7 @@ def test_pick_caps_beta_without_measured_bias():
     assert beta == MAX_GROWTH * 1e-3 and math.isinf(beta_tol) and "capped" in note
 
 
-@pytest.mark.parametrize("order, c", [(2, 3.0), (1, 3e-4)])  # one-sided: a bias small enough to reach 1e-8
+@pytest.mark.parametrize("order, c", [(2, 3.0), (1, 3e-4), (4, 50.0)])  # one-sided: a bias small enough to reach 1e-8
 def test_choose_beta_measures_bias_and_roundoff(order, c):
     a = 2e-14
     g, contrast = synthetic(c, a, order=order)
