@@ -4,7 +4,8 @@ By theory §6 the contrast ``D(β)`` of the echoes differs from the exact gradie
 discrete loss only by its finite difference in β, plus floating-point round-off:
 
 * bias ``c·β^p`` (relative): ``p = 2`` for the centred contrast, ``p = 1`` for the one-sided
-  one (theory §5), ``p = 4`` for a Richardson (±β, ±2β) contrast. A pilot pair ``D(β0)``, ``D(2β0)`` measures it (Richardson):
+  one (theory §5), ``p = 4`` for a Richardson (±β, ±2β) contrast. A pilot pair ``D(β0)``,
+  ``D(2β0)`` measures it (Richardson):
   ``‖D(2β0) − D(β0)‖ ≈ (2^p − 1)·c·β0^p·‖D‖`` — the estimate ``symglep check`` prints as
   "centred echo: beta error estimate".
 * round-off ``a/β``: each learning integral ``G(±β)`` carries a rounding error that does not

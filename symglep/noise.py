@@ -59,7 +59,8 @@ def contrasts(g_plus, g_minus, g_plus2, g_minus2, beta) -> dict:
 
 
 def sample(integrals: np.ndarray, beta: float, sigma: float, repeats: int, rng) -> dict:
-    """``{estimator: (repeats, n) noisy gradients}`` from ``integrals`` = ``G`` at ``[β, −β, 2β, −2β]``, shape ``(4, n)``."""
+    """``{estimator: (repeats, n) noisy gradients}`` from ``integrals``: ``G`` at ``[β, −β, 2β, −2β]``,
+    shape ``(4, n)``."""
     noisy = integrals[None, :, :] + sigma * rng.standard_normal((repeats,) + integrals.shape)
     return contrasts(noisy[:, 0], noisy[:, 1], noisy[:, 2], noisy[:, 3], beta)
 

@@ -18,7 +18,8 @@ from symglep.noise import study
 
 ROOT = Path(__file__).resolve().parents[1]
 OSCILLATOR = str(ROOT / "examples/harmonic_oscillator.py")
-#: per parameter, by hand: centred (ξ₊ − ξ₋)σ/2β → σ²·2/4β²; Richardson (8(ξ₁ − ξ₋₁) − (ξ₂ − ξ₋₂))σ/12β → σ²·130/144β²
+#: per parameter, by hand: centred (ξ₊ − ξ₋)σ/2β → σ²·2/4β²;
+#: Richardson (8(ξ₁ − ξ₋₁) − (ξ₂ − ξ₋₂))σ/12β → σ²·130/144β²
 PER_PARAMETER = {"centred": 2 / 4, "richardson": 130 / 144}
 
 
