@@ -46,7 +46,7 @@ from .beta import AUTO, choose_beta, describe, parse_beta
 from .command_options import TrainOptions
 from .distributed import DaskGradient, connect
 from .errors import SymglepError
-from .estimators import ESTIMATORS
+from .estimators import ESTIMATORS, ORDERS
 from .fileio import read_json_object, write_atomic
 from .learners import compile_kernels, element_names, flatten_parameters, group_parameters, learner_for
 from .loader import load_system, split_spec
@@ -313,7 +313,7 @@ def _pilot_beta(learner, data: Dataset, estimator: str, theta, initial, learn_th
         parts = local(theta, index, initial)[1:]
         return [a.mean(axis=0) for a in (parts if learn_theta else parts[1:])]
 
-    return choose_beta(contrast, order=2 if estimator == "echo" else 1)
+    return choose_beta(contrast, order=ORDERS[estimator])
 
 
 def _require_capabilities(system, task, estimator, batch, resume, scheduler, learn_start, freeze) -> None:

@@ -230,6 +230,12 @@ def test_unreachable_scheduler_is_a_user_error():
         connect("tcp://127.0.0.1:9", timeout=1)
 
 
+def test_auto_beta_of_the_richardson_estimator(chain, default_runs):
+    """echo4 (bias O(β⁴)): the pilot measures a fourth-order bias and allows a larger β than the centred echo."""
+    run = train(chain, "sine", estimator="echo4", epochs=2)
+    assert run.settings["beta_auto"]["order"] == 4 and run.settings["beta"] > default_runs["echo"].settings["beta"]
+
+
 def test_resumed_auto_run_keeps_its_beta(chain, tmp_path):
     """A resumed run continues with the β it was trained with, not a new pilot at the new parameters."""
     first = train(chain, "sine", epochs=3, save=str(tmp_path / "p.json"))
