@@ -8,6 +8,10 @@ On one sequence it reports (theory §5–§6):
 * the β error of the contrastive estimators (one-sided vs centred, and a
   Richardson estimate of the centred one from a second run at 2β), with
   warnings when β or the round-trip error is too large for the tolerance;
+* with ``beta="auto"`` (the default) the β chosen by :mod:`symglep.beta` from a pilot
+  estimate of the contrast's curvature and round-off (theory §6 "Choosing β"), and what decided it;
+* with ``noise=σ`` the study of :mod:`symglep.noise`: Gaussian noise on the learning integrals,
+  bias, variance and the best β of the centred and Richardson contrasts (docs/noise.md);
 * the contrastive gradient (centred, ±β) by the model's exact route — echo, flipped
   echo or digital PFVP (theory §4) — the BPTT gradient of the same discrete
   integrator, and central finite differences of the discrete loss, with
@@ -22,9 +26,12 @@ import math
 
 import numpy as np
 
+from .beta import AUTO, BIAS_TOLERANCE, choose_beta, describe, parse_beta
 from .errors import SymglepError
 from .fileio import read_json_object
 from .model import Model
+from .noise import parse_noise, study
+from .noise import render_text as render_noise
 from .parameter_values import draw_parameters
 from .routes import LABELS
 from .runtime import compile_model
@@ -86,27 +93,24 @@ def load_params(path: str, model: Model) -> dict:
         raise SymglepError(f"parameters file {path}: every value must be a number") from None
 
 
-def require_run_settings(steps: int, dt: float, beta: float) -> None:
-    """One-line errors for a check's ``--steps``, ``--dt`` and ``--beta`` (every kind of system)."""
+def require_run_settings(steps: int, dt: float, beta):
+    """One-line errors for a check's ``--steps``, ``--dt`` and ``--beta`` (every kind of system);
+    returns β: ``"auto"`` or a positive number."""
     if steps < 1:
         raise SymglepError(f"--steps must be at least 1, got {steps}")
     if not (dt > 0 and math.isfinite(dt)):
         raise SymglepError(f"--dt must be a positive number, got {dt}")
-    if not (beta != 0 and math.isfinite(beta)):
-        raise SymglepError(f"--beta must be a non-zero number, got {beta}")
+    return parse_beta(beta)
 
 
-def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta: float = 1e-4, seed: int = 0,
-              params: dict | None = None, integrator: str = "auto", tolerance: float = ECHO_TOLERANCE,
-              cache: str | None = None, route: str = "auto", naive_echo: bool = False) -> dict:
-    """All the measurements of the module docstring, as a JSON-ready dict."""
-    require_run_settings(steps, dt, beta)
-    kernels = compile_model(model, integrator=integrator, dt=dt, cache=cache)
-    route = kernels.route(route, naive_echo)
-    if route == "bptt":
-        raise SymglepError("check compares a contrastive route with BPTT; choose --route auto, echo, "
-                           "flipped_echo or digital_pfvp")
-    exact = route != "naive_echo" or (kernels.module.TIME_REVERSIBLE and not kernels.module.DAMPED)
+def auto_beta(contrast, tolerance: float):
+    """The :class:`~symglep.beta.BetaChoice` of a check whose echo-vs-BPTT tolerance is ``tolerance``:
+    the bias aimed for is ``min(BIAS_TOLERANCE, tolerance / 10)``, so the β error uses a tenth of it."""
+    return choose_beta(contrast, tolerance=min(BIAS_TOLERANCE, tolerance / 10))
+
+
+def check_instance(model: Model, kernels, steps: int, dt: float, seed: int, params: dict | None = None) -> tuple:
+    """``(θ, q0, p0, u, y)`` of the seeded instance the check measures: one sequence, started by momentum."""
     rng = np.random.default_rng(seed)
     theta = params if params is not None else draw_parameters(model, rng)
     th = kernels.theta(theta)
@@ -118,6 +122,27 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta: float = 1
     y = smooth_signal(rng, times, len(model.y), 0.3)[None]
     p0 = np.empty((1, n))
     kernels.module.f_momentum(q0[0], v0[0], 0.0, u[0, 0], th, p0[0])
+    return th, q0, p0, u, y
+
+
+def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed: int = 0,
+              params: dict | None = None, integrator: str = "auto", tolerance: float = ECHO_TOLERANCE,
+              cache: str | None = None, route: str = "auto", naive_echo: bool = False,
+              noise=None) -> dict:
+    """All the measurements of the module docstring, as a JSON-ready dict.
+
+    ``beta``: a positive number or ``"auto"``; ``noise``: σ of the noise study, or a list of them
+    (``None``: no study).
+    """
+    beta = require_run_settings(steps, dt, beta)
+    sigmas = None if noise is None else [parse_noise(s) for s in np.atleast_1d(noise)]
+    kernels = compile_model(model, integrator=integrator, dt=dt, cache=cache)
+    route = kernels.route(route, naive_echo)
+    if route == "bptt":
+        raise SymglepError("check compares a contrastive route with BPTT; choose --route auto, echo, "
+                           "flipped_echo or digital_pfvp")
+    exact = route != "naive_echo" or (kernels.module.TIME_REVERSIBLE and not kernels.module.DAMPED)
+    th, q0, p0, u, y = check_instance(model, kernels, steps, dt, seed, params)
 
     qT, pT, loss = kernels.free(th, q0, p0=p0, u=u, y=y)
     if route == "digital_pfvp":
@@ -138,6 +163,14 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta: float = 1
             energy_drift = float(np.max(np.abs(e - e[0])) / max(abs(e[0]), 1e-300))
 
     naive = route == "naive_echo"
+    choice = None
+    if beta == AUTO:
+        def contrast(b):
+            r = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=b, centred=True, route=route, naive_echo=naive)
+            return [r.dtheta[0], np.concatenate([r.dq0[0], r.dx0[0]])]
+
+        choice = auto_beta(contrast, tolerance)
+        beta = choice.beta
     echo = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, centred=True, route=route, naive_echo=naive)
     one_sided = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, centred=False, route=route, naive_echo=naive)
     doubled = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=2 * beta, centred=True, route=route, naive_echo=naive)
@@ -148,6 +181,14 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta: float = 1
     err_init = rel_err(np.concatenate([echo.dq0[0], echo.dx0[0]]), np.concatenate([bptt.dq0[0], bptt.dx0[0]]))
     err_fd = rel_err(bptt.dtheta[0], fd)
     names = [s.name for s in model.parameters]
+    noise_study = None
+    if sigmas is not None:
+        def integrals(nudges):
+            if route == "digital_pfvp":
+                return kernels.pfvp_backward(th, qT, pT, nudges, u=u, y=y)[2][0]
+            return kernels.echo(th, qT, pT, nudges, u=u, y=y, naive_echo=naive)[2][0]
+
+        noise_study = study(integrals, bptt.dtheta[0], sigmas, seed=seed)
     return {
         "model": model.name,
         "integrator": kernels.integrator,
@@ -157,6 +198,7 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta: float = 1
         "steps": steps,
         "dt": dt,
         "beta": beta,
+        "beta_auto": None if choice is None else choice.to_json(),
         "seed": seed,
         "parameters": dict(zip(names, map(float, th))),
         "loss": float(loss[0]),
@@ -170,6 +212,7 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta: float = 1
         "one_sided_vs_centred": beta_error["one_sided"],
         "centred_error_estimate": beta_error["centred"],
         "warnings": warnings(roundtrip, beta, beta_error, tolerance),
+        "noise": noise_study,
         "passed": bool((not exact or (err_theta <= tolerance and err_init <= tolerance)) and err_fd <= FD_TOLERANCE),
         "gradients": {
             "echo": dict(zip(names, map(float, echo.dtheta[0]))),
@@ -215,8 +258,9 @@ def render_text(r: dict) -> str:
     fmt = lambda x: "n/a" if x is None else f"{x:.3e}"  # noqa: E731
     lines = [
         f"model {r['model']}: {r['integrator']} integrator, K = {r['steps']} steps of dt = {r['dt']}, "
-        f"beta = {r['beta']}, seed {r['seed']}",
+        f"beta = {r['beta']:.3g}, seed {r['seed']}",
         f"route: {r['route_label']}",
+        *([describe(r["beta_auto"])] if r.get("beta_auto") else []),
         f"loss                              {r['loss']:.10g}",
         f"round-trip error (free-flip-free) {fmt(r['roundtrip_error'])}",
         f"energy drift (undriven)           {fmt(r['energy_drift'])}",
@@ -244,6 +288,9 @@ def render_text(r: dict) -> str:
         f"centred echo: beta error estimate  {fmt(r['centred_error_estimate'])}  (Richardson, beta and 2 beta)",
     ]
     lines += [f"warning: {w}" for w in r["warnings"]]
+    if r.get("noise"):
+        lines += ["", render_noise(r["noise"]).rstrip("\n"),
+                  "(the noise study is a measurement; the pass criterion is the noiseless one above)"]
     lines += [
         "passed" if r["passed"] else "FAILED",
     ]

@@ -11,11 +11,13 @@ import sys
 import click
 
 from . import __version__, commands
+from .beta import parse_beta
 from .command_options import CheckOptions, TrainOptions
 from .errors import SymglepError
 from .fileio import write_atomic
 from .estimators import ESTIMATORS
 from .loader import load_system
+from .noise import parse_noise
 
 
 def _one_line(exc: BaseException) -> str:
@@ -115,7 +117,9 @@ def generate(model_spec, target, precision, integrator, out_dir, force):
 @MODEL_ARG
 @click.option("--steps", type=click.IntRange(min=1), default=1000, show_default=True, help="Number of steps K.")
 @click.option("--dt", type=float, default=0.01, show_default=True, help="Step size h.")
-@click.option("--beta", type=float, default=1e-4, show_default=True, help="Nudge strength of the echo.")
+@click.option("--beta", default="auto", show_default=True, metavar="auto|BETA",
+              help="Nudge strength of the echo; auto: chosen from a pilot estimate of the bias and round-off "
+                   "(docs/theory.md §6).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the drawn instance.")
 @click.option("--params", "params_file", type=click.Path(dir_okay=False), help="JSON {name: value} of parameters.")
 @click.option("--integrator", type=click.Choice(["auto", "leapfrog", "midpoint"]), default="auto", show_default=True)
@@ -133,17 +137,20 @@ def generate(model_spec, target, precision, integrator, out_dir, force):
 @click.option("--size", type=int, default=None,
               help="Array models: number of units n [default: the model's size; with --bc, 3 (the model is "
                    "expanded element by element)].")
+@click.option("--noise", type=str, default=None, metavar="SIGMA",
+              help="Also study Gaussian noise of std SIGMA on the learning integrals G: bias, variance and the "
+                   "best beta of the centred and Richardson contrasts (docs/noise.md).")
 def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance, fmt, bc, cbvp_steps, route,
-          naive_echo, size):
+          naive_echo, size, noise):
     """Round trip, energy drift, and echo vs BPTT vs finite-difference gradients on one seeded instance.
 
     With --bc: CIVP (bulk only, and with the residual from tangent kernels), PFVP (echo) and CBVP
     (two-point solve) estimates against their true gradients (theory §3).
     Exits with code 1 when the gradients disagree beyond the printed tolerances.
     """
-    opts = CheckOptions(steps=steps, dt=dt, beta=beta, seed=seed, params_file=params_file, integrator=integrator,
-                        tolerance=tolerance, fmt=fmt, bc=bc, cbvp_steps=cbvp_steps, route=route,
-                        naive_echo=naive_echo, size=size)
+    opts = CheckOptions(steps=steps, dt=dt, beta=parse_beta(beta), seed=seed, params_file=params_file,
+                        integrator=integrator, tolerance=tolerance, fmt=fmt, bc=bc, cbvp_steps=cbvp_steps,
+                        route=route, naive_echo=naive_echo, size=size, noise=parse_noise(noise))
     report, text = commands.check(load_system(model_spec), opts)
     click.echo(text, nl=fmt == "json")
     if not report["passed"]:
@@ -159,7 +166,9 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
 @click.option("--lr", type=float, default=None, help="Learning rate [default: 0.05 for adam, 0.01 for sgd].")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam", show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Sequences per step [default: all].")
-@click.option("--beta", type=float, default=1e-4, show_default=True, help="Nudge strength of the echo.")
+@click.option("--beta", default="auto", show_default=True, metavar="auto|BETA",
+              help="Nudge strength of the echo; auto: chosen once, at the start parameters, from a pilot "
+                   "estimate of the bias and round-off (docs/theory.md §6), and saved.")
 @click.option("--estimator", type=click.Choice(list(ESTIMATORS)), default="echo",
               show_default=True, help="Gradient: centred echo (3 passes, O(β²)), one-sided echo (2, O(β)), "
               "echo4 (echoes at ±β, ±2β in one pass, O(β⁴)), or BPTT reference.")
@@ -184,7 +193,7 @@ def train(model_spec, task, epochs, lr, optimizer, batch, beta, estimator, seed,
     Prints the loss before and after, and the learned parameters.
     """
     opts = TrainOptions(spec=model_spec, task=task, epochs=epochs, lr=lr, optimizer=optimizer, batch=batch,
-                        beta=beta, estimator=estimator, seed=seed, dt=dt, integrator=integrator, plot_path=plot_path,
+                        beta=parse_beta(beta), estimator=estimator, seed=seed, dt=dt, integrator=integrator, plot_path=plot_path,
                         save_path=save_path, resume_path=resume_path, scheduler=scheduler,
                         learn_initial_state=learn_initial_state, freeze_parameters=freeze_parameters, quiet=quiet)
     system = load_system(model_spec)

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from .errors import SymglepError
+
 
 @dataclass(frozen=True)
 class CheckOptions:
@@ -11,7 +13,7 @@ class CheckOptions:
 
     steps: int = 1000
     dt: float = 0.01
-    beta: float = 1e-4
+    beta: float | str = "auto"      # a positive number or "auto" (symglep.beta)
     seed: int = 0
     params_file: str | None = None
     integrator: str = "auto"
@@ -22,6 +24,19 @@ class CheckOptions:
     route: str = "auto"
     naive_echo: bool = False
     size: int | None = None
+    noise: float | None = None      # σ of the noise study (symglep.noise); None: no study
+
+
+def require_plain_check(opts: CheckOptions, kind: str = "") -> None:
+    """``--noise`` belongs to the echo-vs-BPTT check of a scalar model: a one-line refusal elsewhere
+    (``kind``: why this kind has no noise study). With ``--bc``, ``--beta auto`` means 1e-4
+    (:data:`symglep.beta.FIXED_BETA`): that check compares several estimators at one β."""
+    if opts.noise is None:
+        return
+    if kind:
+        raise SymglepError(f"--noise is not measured for {kind}")
+    if opts.bc is not None:
+        raise SymglepError("--noise studies the echo-vs-BPTT check; drop --bc")
 
 
 @dataclass(frozen=True)
@@ -34,7 +49,7 @@ class TrainOptions:
     lr: float | None = None
     optimizer: str = "adam"
     batch: int | None = None
-    beta: float = 1e-4
+    beta: float | str = "auto"      # a positive number or "auto" (symglep.beta)
     estimator: str = "echo"
     seed: int = 0
     dt: float | None = None

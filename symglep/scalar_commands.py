@@ -5,12 +5,13 @@ from __future__ import annotations
 import json
 
 from .bc_check import BCS, run_bc_check
+from .beta import AUTO, FIXED_BETA_NOTE, fixed_or
 from .bc_check import render_text as render_bc_check
 from .boundary import latex_names
 from .boundary import residuals as boundary_residuals
 from .check import load_params, render_text, run_check
 from .codegen.output import write_generated as write_model_files
-from .command_options import CheckOptions
+from .command_options import CheckOptions, require_plain_check
 from .derivation import derive
 from .model import Model
 from .report import render as render_derivation
@@ -41,13 +42,15 @@ def check(model: Model, opts: CheckOptions) -> tuple:
     """``symglep check``: ``(report, text)``; ``report["passed"]`` decides the exit code."""
     params = load_params(opts.params_file, model) if opts.params_file else None
     if opts.bc is not None:
+        require_plain_check(opts)
         report = run_bc_check(model, BCS if opts.bc == "all" else (opts.bc,), steps=opts.steps, dt=opts.dt,
-                              beta=opts.beta, seed=opts.seed, params=params,
+                              beta=fixed_or(opts.beta), seed=opts.seed, params=params,
                               cbvp_steps=min(opts.cbvp_steps, opts.steps), integrator=opts.integrator)
-        return report, json.dumps(report, indent=2) if opts.fmt == "json" else render_bc_check(report)
+        text = render_bc_check(report) + (f"note: {FIXED_BETA_NOTE}\n" if opts.beta == AUTO else "")
+        return report, json.dumps(report, indent=2) if opts.fmt == "json" else text
     report = run_check(model, steps=opts.steps, dt=opts.dt, beta=opts.beta, seed=opts.seed, params=params,
                        integrator=opts.integrator, tolerance=opts.tolerance, route=opts.route,
-                       naive_echo=opts.naive_echo)
+                       naive_echo=opts.naive_echo, noise=opts.noise)
     return report, json.dumps(report, indent=2) if opts.fmt == "json" else render_text(report)
 
 __all__ = ["derive_report", "residuals_report", "write_generated", "check", "train"]  # symglep.commands

@@ -42,10 +42,11 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from .beta import AUTO, choose_beta, describe, parse_beta
 from .command_options import TrainOptions
 from .distributed import DaskGradient, connect
 from .errors import SymglepError
-from .estimators import ESTIMATORS
+from .estimators import ESTIMATORS, ORDERS
 from .fileio import read_json_object, write_atomic
 from .learners import compile_kernels, element_names, flatten_parameters, group_parameters, learner_for
 from .loader import load_system, split_spec
@@ -55,6 +56,8 @@ from .tasks import Dataset, SineTask, TargetTask, load_npz, sine_task, target_ta
 
 FORMAT = "symglep-train/1"
 DEFAULT_EPOCHS = 100
+#: sequences of the data set whose mean gradient the pilot of ``beta="auto"`` measures
+PILOT_SEQUENCES = 4
 
 
 class LocalGradient:
@@ -280,11 +283,37 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
             opt.load(state.optimizer_state)
     else:
         theta = learner.flat(start if start is not None else learner.draw(np.random.default_rng(seed)))
+    choice = None
+    if beta == AUTO:
+        saved = state.settings.get("beta") if resume is not None else None
+        if estimator == "bptt":
+            beta = None  # BPTT has no nudge
+        elif isinstance(saved, (int, float)) and saved > 0:
+            beta = float(saved)  # a resumed run continues with the β it was trained with
+        else:
+            choice = _pilot_beta(learner, data, estimator, theta, initial, learn_theta)
+            beta = choice.beta
     if client is not None:
         grad = DaskGradient(client, spec if spec is not None else model, integrator, data, estimator, beta)
     else:
         grad = LocalGradient(learner, data, estimator, beta)
-    return learner, data, theta, initial, history, opt, grad
+    return learner, data, theta, initial, history, opt, grad, choice
+
+
+def _pilot_beta(learner, data: Dataset, estimator: str, theta, initial, learn_theta: bool):
+    """``beta="auto"``: :func:`~symglep.beta.choose_beta` on the mean gradient of the first
+    :data:`PILOT_SEQUENCES` sequences at the start parameters (and start, when it is learned)."""
+    index = np.arange(min(PILOT_SEQUENCES, data.size))
+    local = LocalGradient(learner, data, estimator, None)
+
+    def contrast(b):
+        local.beta = b
+        if initial is None:
+            return [local(theta, index)[1].mean(axis=0)]
+        parts = local(theta, index, initial)[1:]
+        return [a.mean(axis=0) for a in (parts if learn_theta else parts[1:])]
+
+    return choose_beta(contrast, order=ORDERS[estimator])
 
 
 def _require_capabilities(system, task, estimator, batch, resume, scheduler, learn_start, freeze) -> None:
@@ -304,7 +333,7 @@ def _require_capabilities(system, task, estimator, batch, resume, scheduler, lea
 
 
 def train(system, task="sine", *, epochs: int | None = None, lr: float | None = None, optimizer: str = "adam",
-          batch: int | None = None, beta: float = 1e-4, estimator: str = "echo", seed: int = 0,
+          batch: int | None = None, beta="auto", estimator: str = "echo", seed: int = 0,
           dt: float | None = None, resume=None, save: str | None = None, scheduler: str | None = None,
           progress: bool = False, integrator: str = "auto", cache: str | None = None,
           learn_initial_state: bool = False, freeze_parameters: bool = False,
@@ -316,6 +345,9 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     through its :class:`~symglep.learners.Learner` and its capabilities (docs/training.md).
     ``task``: ``"sine"``, ``"target"``, a ``DATA.npz`` path or a :class:`~symglep.tasks.Dataset`. ``batch``: sequences per step (default: all).
     ``estimator``: ``echo`` (centred, theory §5), ``echo-one-sided`` or ``bptt``.
+    ``beta``: the nudge, or ``"auto"``: chosen once by :func:`~symglep.beta.choose_beta` on the mean
+    gradient of the first sequences at the start parameters (a resumed run keeps its saved β); the
+    β used and the pilot's measurements are saved in ``settings`` (``beta``, ``beta_auto``).
     ``resume``: a :class:`TrainResult`, a file saved by ``save=`` or a ``{name: value}`` JSON file.
     ``learn_initial_state``: train one shared start ``(q0, p0)`` as well (module docstring);
     ``freeze_parameters``: keep θ fixed (HEB: only the initial state is learned).
@@ -328,8 +360,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     if estimator not in ESTIMATORS:
         raise SymglepError(f"unknown estimator {estimator!r}; available: {', '.join(ESTIMATORS)}")
     _require_capabilities(model, task, estimator, batch, resume, scheduler, learn_initial_state, freeze_parameters)
-    if not (math.isfinite(beta) and beta != 0):
-        raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
+    beta = parse_beta(beta, "beta")
     epochs = DEFAULT_EPOCHS if epochs is None else int(epochs)
     if epochs < 0:
         raise SymglepError(f"epochs must be >= 0, got {epochs}")
@@ -345,7 +376,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     if scheduler:
         client = connect(scheduler)  # fail fast (missing extra, unreachable address) before compiling
     try:
-        learner, data, theta, initial, history, opt, grad = _prepare(
+        learner, data, theta, initial, history, opt, grad, choice = _prepare(
             model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume,
             learn_initial_state, learn_theta)
     except BaseException:
@@ -397,7 +428,8 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
                                  data.start_velocity).mean())
     settings = {
         "task": data.info.get("task", data.name), "optimizer": optimizer, "lr": opt.lr, "batch": batch,
-        "beta": beta, "estimator": estimator, "seed": seed, "dt": data.dt, "steps": data.steps,
+        "beta": grad.beta, "beta_auto": None if choice is None else choice.to_json(),
+        "estimator": estimator, "seed": seed, "dt": data.dt, "steps": data.steps,
         "sequences": S, "integrator": learner.integrator,
         "learn_initial_state": bool(learn_initial_state), "freeze_parameters": bool(freeze_parameters),
     }
@@ -439,6 +471,10 @@ def train_command(system, opts: TrainOptions) -> tuple:
              f"{result.seconds:.1f} s",
              f"loss {first:.6e} -> {result.final_loss:.6e} (x{first / result.final_loss:.3g} lower)"
              if result.final_loss > 0 else f"loss {first:.6e} -> 0"]
+    if result.settings.get("beta_auto"):
+        lines.insert(1, describe(result.settings["beta_auto"]))
+    elif result.settings.get("beta") is not None:
+        lines.insert(1, f"beta = {result.settings['beta']:.3g}")
     lines += [f"  {name} = {_value_text(value)}" + (" (fixed)" if opts.freeze_parameters else "")
               for name, value in result.grouped.items()]
     lines += [f"  {key} = [{', '.join(f'{v:.10g}' for v in values)}]"

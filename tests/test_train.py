@@ -58,9 +58,24 @@ def test_bptt_gives_the_same_loss_curve(default_runs):
     assert abs(default_runs["echo"].final_loss - default_runs["bptt"].final_loss) <= 1e-5 * default_runs["bptt"].final_loss
 
 
-def test_one_sided_echo_is_visibly_biased(default_runs):
-    """The curve comparison is sharp enough to tell the O(β) one-sided estimator from the centred one."""
-    assert rel_curve_error(default_runs["echo-one-sided"].loss_history, default_runs["bptt"].loss_history) > 1e-5
+def test_one_sided_echo_is_visibly_biased(chain, default_runs):
+    """The curve comparison is sharp enough to tell the O(β) one-sided estimator from the centred one
+    at the same β = 1e-4 (the automatic β of the one-sided estimator is far smaller, see the next test)."""
+    one_sided = train(chain, "sine", estimator="echo-one-sided", beta=1e-4)
+    assert rel_curve_error(one_sided.loss_history, default_runs["bptt"].loss_history) > 1e-5
+    centred = train(chain, "sine", estimator="echo", beta=1e-4)
+    assert rel_curve_error(centred.loss_history, default_runs["bptt"].loss_history) <= 1e-5
+
+
+def test_auto_beta_is_saved_and_suits_each_estimator(default_runs):
+    """``beta="auto"`` (the default): the chosen β and the pilot's numbers are in the settings; the
+    one-sided estimator, with its O(β) bias, gets a much smaller β than the centred one, and with it
+    follows BPTT's loss curve too; BPTT has no β."""
+    echo, one_sided = default_runs["echo"].settings, default_runs["echo-one-sided"].settings
+    assert echo["beta"] == echo["beta_auto"]["beta"] and echo["beta_auto"]["order"] == 2
+    assert one_sided["beta_auto"]["order"] == 1 and one_sided["beta"] < echo["beta"] / 100
+    assert default_runs["bptt"].settings["beta"] is None and default_runs["bptt"].settings["beta_auto"] is None
+    assert rel_curve_error(default_runs["echo-one-sided"].loss_history, default_runs["bptt"].loss_history) <= 1e-5
 
 
 def test_cli_default_run(tmp_path):
@@ -161,7 +176,7 @@ def test_data_file_that_is_not_an_archive(tmp_path):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--batch", "9"], "batch must be between 1 and the number of sequences (8)"),
-    (["--beta", "0"], "beta must be a finite non-zero number"),
+    (["--beta", "0"], "--beta must be a positive number or 'auto', got 0"),
     (["--lr", "-1"], "learning rate must be a positive number"),
     (["--resume", "missing.json"], "cannot read missing.json"),
 ])
@@ -213,3 +228,16 @@ def test_unreachable_scheduler_is_a_user_error():
 
     with pytest.raises(SymglepError, match="cannot reach the Dask scheduler at tcp://127.0.0.1:9"):
         connect("tcp://127.0.0.1:9", timeout=1)
+
+
+def test_auto_beta_of_the_richardson_estimator(chain, default_runs):
+    """echo4 (bias O(β⁴)): the pilot measures a fourth-order bias and allows a larger β than the centred echo."""
+    run = train(chain, "sine", estimator="echo4", epochs=2)
+    assert run.settings["beta_auto"]["order"] == 4 and run.settings["beta"] > default_runs["echo"].settings["beta"]
+
+
+def test_resumed_auto_run_keeps_its_beta(chain, tmp_path):
+    """A resumed run continues with the β it was trained with, not a new pilot at the new parameters."""
+    first = train(chain, "sine", epochs=3, save=str(tmp_path / "p.json"))
+    again = train(chain, "sine", epochs=2, resume=str(tmp_path / "p.json"))
+    assert again.settings["beta"] == first.settings["beta"] and again.settings["beta_auto"] is None

@@ -12,7 +12,8 @@ import math
 
 import numpy as np
 
-from ..check import read_parameter_file, rel_err, smooth_signal
+from ..beta import AUTO, describe
+from ..check import auto_beta, read_parameter_file, rel_err, require_run_settings, smooth_signal
 from ..errors import SymglepError
 from .runtime import compile_array_model as compile_network
 
@@ -66,14 +67,14 @@ def load_array_params(path: str, model) -> dict:
     return out
 
 
-def run_check(model, steps=1000, dt=0.01, beta=1e-4, seed=0, n=None, tolerance=1e-6, cache=None,
+def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1e-6, cache=None,
               params: dict | None = None) -> dict:
     """The measurements of the module docstring, as a JSON-ready dict.
 
-    ``params``: ``{name: array}`` at ``n`` units instead of the seeded draw (shapes checked).
+    ``params``: ``{name: array}`` at ``n`` units instead of the seeded draw (shapes checked);
+    ``beta``: a positive number or ``"auto"`` (:mod:`symglep.beta`, as the scalar check).
     """
-    if steps < 1 or not (dt > 0 and math.isfinite(dt)) or not (beta != 0 and math.isfinite(beta)):
-        raise SymglepError("--steps must be >= 1, --dt positive and --beta non-zero")
+    beta = require_run_settings(steps, dt, beta)
     n = n or model.size
     kern = compile_network(model, dt=dt, cache=cache)
     rng = np.random.default_rng(seed)
@@ -89,6 +90,14 @@ def run_check(model, steps=1000, dt=0.01, beta=1e-4, seed=0, n=None, tolerance=1
     _, _, _, tq, tp = kern.module.free(*args, dt, True)
     e = kern.module.energy(args[0], args[1], args[2], tq, tp, zero_u)[0]
     drift = float(np.max(np.abs(e - e[0])) / max(abs(e[0]), 1e-300))
+    choice = None
+    if beta == AUTO:
+        def contrast(b):
+            r = kern.gradient(theta, q0, p0, u, y, beta=b)
+            return [r.flat[0], np.concatenate([r.dq0.ravel(), r.dp0.ravel()])]
+
+        choice = auto_beta(contrast, tolerance)
+        beta = choice.beta
     echo = kern.gradient(theta, q0, p0, u, y, beta=beta)
     bptt = kern.bptt_gradient(theta, q0, p0, u, y)
     args, _ = kern.prepare(theta, q0, p0, u, y)
@@ -108,7 +117,8 @@ def run_check(model, steps=1000, dt=0.01, beta=1e-4, seed=0, n=None, tolerance=1
     err_fd = rel_err(bptt.flat[0, picks], np.array(fd))
     return {
         "model": model.name, "units": n, "integrator": "leapfrog", "steps": steps, "dt": dt, "beta": beta,
-        "seed": seed, "n_theta": int(th.size), "loss": float(loss[0]),
+        "beta_auto": None if choice is None else choice.to_json(), "seed": seed, "n_theta": int(th.size),
+        "loss": float(loss[0]),
         "roundtrip_error": roundtrip, "energy_drift": drift,
         "rel_err_echo_vs_bptt": err_theta, "rel_err_init_state": err_init, "rel_err_bptt_vs_fd": err_fd,
         "fd_entries": [int(i) for i in picks],
@@ -121,7 +131,8 @@ def render_text(r: dict) -> str:
     ok = lambda e, t: "ok" if e <= t else "FAIL"  # noqa: E731
     lines = [
         f"model {r['model']} (array model, n = {r['units']} units, {r['n_theta']} parameters): leapfrog, "
-        f"K = {r['steps']} steps of dt = {r['dt']}, beta = {r['beta']}, seed {r['seed']}",
+        f"K = {r['steps']} steps of dt = {r['dt']}, beta = {r['beta']:.3g}, seed {r['seed']}",
+        *([describe(r["beta_auto"])] if r.get("beta_auto") else []),
         f"loss                              {r['loss']:.10g}",
         f"round-trip error (free-flip-free) {r['roundtrip_error']:.3e}",
         f"energy drift (undriven)           {r['energy_drift']:.3e}",

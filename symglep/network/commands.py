@@ -6,7 +6,8 @@ import json
 import os
 
 from ..codegen.output import model_folder_name, write_files
-from ..command_options import CheckOptions
+from ..beta import AUTO, FIXED_BETA_NOTE, fixed_or
+from ..command_options import CheckOptions, require_plain_check
 from ..errors import SymglepError
 from ..bc_check import BCS
 from .bc_check import run_bc_check
@@ -55,14 +56,16 @@ def check(model, opts: CheckOptions) -> tuple:
     ``opts.size``: the run-time number of units (default: the model's size; with ``bc``, 3 —
     the boundary-condition check runs on the model expanded element by element).
     """
+    require_plain_check(opts, "array models (the study reads a scalar model's learning integrals)")
     if opts.size is not None and opts.size < 1:
         raise SymglepError(f"--size must be a positive number of units, got {opts.size}")
     params = load_array_params(opts.params_file, model) if opts.params_file else None
     if opts.bc is not None:
         report = run_bc_check(model, BCS if opts.bc == "all" else (opts.bc,), n=opts.size, params=params,
-                              steps=opts.steps, dt=opts.dt, beta=opts.beta, seed=opts.seed,
+                              steps=opts.steps, dt=opts.dt, beta=fixed_or(opts.beta), seed=opts.seed,
                               cbvp_steps=min(opts.cbvp_steps, opts.steps))
-        return report, (json.dumps(report, indent=2) if opts.fmt == "json" else render_bc(report))
+        text = render_bc(report) + (f"note: {FIXED_BETA_NOTE}\n" if opts.beta == AUTO else "")
+        return report, (json.dumps(report, indent=2) if opts.fmt == "json" else text)
     report = run_check(model, steps=opts.steps, dt=opts.dt, beta=opts.beta, seed=opts.seed, n=opts.size,
                        tolerance=opts.tolerance, params=params)
     return report, (json.dumps(report, indent=2) if opts.fmt == "json" else render_text(report))

@@ -19,11 +19,12 @@ import sympy as sp
 
 from .. import __version__
 from ..boundary import latex_names
-from ..check import (FD_TOLERANCE, central_differences, read_parameter_file, rel_err, require_run_settings,
-                     smooth_signal)
+from ..beta import AUTO, describe
+from ..check import (FD_TOLERANCE, auto_beta, central_differences, read_parameter_file, rel_err,
+                     require_run_settings, smooth_signal)
 from ..boundary import residuals as boundary_residuals
 from ..codegen.output import write_files
-from ..command_options import CheckOptions
+from ..command_options import CheckOptions, require_plain_check
 from ..derivation import derive
 from ..errors import SymglepError
 from ..model import latex_symbol_names
@@ -452,7 +453,8 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
                                                           opts.params_file, opts.tolerance, opts.fmt)
     if fmt not in ("text", "json"):
         raise SymglepError(f"check reports as text or json, not {fmt}")
-    require_run_settings(steps, dt, beta)
+    require_plain_check(opts, "stacks (the study reads a scalar model's learning integrals)")
+    beta = require_run_settings(steps, dt, beta)
     kernels = compile_stack(stack, dt=dt)
     rng = np.random.default_rng(seed)
     drawn = stack.draw_parameters(rng)
@@ -463,6 +465,16 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
     q0 = rng.uniform(-0.3, 0.3, (1, kernels.nq))
     p0 = rng.uniform(-0.3, 0.3, (1, kernels.nq))
 
+    choice = None
+    if beta == AUTO:
+        slices = [sl for _, sl in _groups(stack)]
+
+        def contrast(b):
+            grad, grad_x = kernels.gradient(theta, x, y, q0, p0, beta=b, learn_inputs=True)[1:3]
+            return [grad[0][sl] for sl in slices] + [grad_x]
+
+        choice = auto_beta(contrast, tolerance)
+        beta = choice.beta
     loss, echo, echo_x, trip = kernels.gradient(theta, x, y, q0, p0, beta=beta, learn_inputs=True)
     doubled = kernels.gradient(theta, x, y, q0, p0, beta=2 * beta)[1]
     loss_b, bptt, bptt_x = kernels.bptt_gradient(theta, x, y, q0, p0)
@@ -499,6 +511,7 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
         "steps": steps,
         "dt": dt,
         "beta": beta,
+        "beta_auto": None if choice is None else choice.to_json(),
         "seed": seed,
         "parameters": dict(zip(names, map(float, theta))),
         "loss": float(loss[0]),
@@ -527,7 +540,8 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
 def render_check_text(r: dict) -> str:
     """The check report for people: per parameter, then per group of θ and the inputs."""
     lines = [f"stack {r['stack']} ({' -> '.join(r['units'])}): leapfrog units, stacked echo (theory §9), "
-             f"K = {r['steps']} steps of dt = {r['dt']}, beta = {r['beta']}, seed {r['seed']}",
+             f"K = {r['steps']} steps of dt = {r['dt']}, beta = {r['beta']:.3g}, seed {r['seed']}",
+             *([describe(r["beta_auto"])] if r.get("beta_auto") else []),
              f"loss                                {r['loss']:.10g}",
              f"round-trip error (un-nudged echoes) {r['roundtrip_error']:.3e}",
              f"centred echo: beta error estimate   {r['centred_error_estimate']:.3e}  (Richardson, beta and 2 beta)",

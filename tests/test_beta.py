@@ -1,0 +1,143 @@
+"""Automatic β (symglep/beta.py, theory §6 "Choosing β"): the choice on synthetic contrasts with a
+known bias and round-off, on two bundled examples against BPTT, and the command-line forms."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import symglep
+from symglep.beta import AUTO, MAX_GROWTH, choose_beta, parse_beta, pick
+from symglep.check import rel_err, run_check
+from symglep.cli import main
+from symglep.errors import SymglepError
+
+ROOT = Path(__file__).resolve().parents[1]
+OSCILLATOR = str(ROOT / "examples/harmonic_oscillator.py")
+PENDULUM = str(ROOT / "examples/double_pendulum.py")
+
+
+# -- the rule ------------------------------------------------------------------------------------
+def synthetic(c: float, a: float, seed: int = 0, order: int = 2):
+    """A contrast with relative bias exactly ``c·β^p`` along one direction and round-off noise of
+    relative size ``a/β`` (seeded, fresh at each call), around a known gradient ``g``."""
+    g = np.array([1.0, -2.0, 0.5])
+    direction = np.array([0.3, 0.9, -0.2])
+    direction *= np.linalg.norm(g) / np.linalg.norm(direction)
+    rng = np.random.default_rng(seed)
+
+    def contrast(beta):
+        noise = rng.standard_normal(3)
+        noise *= np.linalg.norm(g) / np.linalg.norm(noise)
+        return [g + c * beta ** order * direction + a / beta * noise]
+
+    return g, contrast
+
+
+def test_pick_keeps_the_estimated_error_at_the_tolerance():
+    beta, beta_tol, beta_opt, note = pick(1.0, 1e-15, 2, 1e-8, 1e-3)
+    assert beta_opt < beta < beta_tol
+    assert 1.0 * beta ** 2 + 1e-15 / beta == pytest.approx(1e-8, rel=1e-9)
+    assert "tolerance" in note
+
+
+def test_pick_floor_when_the_tolerance_is_out_of_reach():
+    """A tolerance below what float64 allows: β stops at the minimiser of bias + round-off."""
+    beta, beta_tol, beta_opt, note = pick(1e6, 1e-12, 2, 1e-16, 1e-3)
+    assert beta == beta_opt == pytest.approx((1e-12 / 2e6) ** (1 / 3))
+    assert beta > 1e4 * beta_tol and "not reachable" in note
+
+
+def test_pick_caps_beta_without_measured_bias():
+    beta, beta_tol, _, note = pick(0.0, 1e-15, 2, 1e-8, 1e-3)
+    assert beta == MAX_GROWTH * 1e-3 and math.isinf(beta_tol) and "capped" in note
+
+
+@pytest.mark.parametrize("order, c", [(2, 3.0), (1, 3e-4), (4, 50.0)])  # one-sided: a bias small enough to reach 1e-8
+def test_choose_beta_measures_bias_and_roundoff(order, c):
+    a = 2e-14
+    g, contrast = synthetic(c, a, order=order)
+    choice = choose_beta(contrast, order=order, tolerance=1e-8)
+    assert choice.curvature == pytest.approx(c, rel=0.05)
+    assert a / 3 < choice.roundoff < 3 * a
+    # the error of the chosen contrast, measured against the known gradient, is within the tolerance
+    errors = [rel_err(contrast(choice.beta)[0], g) for _ in range(20)]
+    assert max(errors) <= 1.5e-8 and choice.predicted_bias <= 1e-8
+
+
+def test_roundoff_floor_keeps_beta_from_going_absurdly_small():
+    """τ = 1e-15 asks for β ~ 2e-8 by the bias alone; there round-off is 1e-6. The floor stops at
+    the minimum of bias + round-off, where the error is orders of magnitude smaller."""
+    c, a = 3.0, 2e-14
+    g, contrast = synthetic(c, a)
+    choice = choose_beta(contrast, tolerance=1e-15)
+    assert choice.beta == pytest.approx(choice.beta_optimal) and choice.beta > 100 * choice.beta_tolerance
+    at_choice = np.mean([rel_err(contrast(choice.beta)[0], g) for _ in range(20)])
+    at_tolerance = np.mean([rel_err(contrast(choice.beta_tolerance)[0], g) for _ in range(20)])
+    assert at_choice < at_tolerance / 30
+
+
+# -- on bundled examples, against BPTT -----------------------------------------------------------
+@pytest.mark.parametrize("path", [OSCILLATOR, PENDULUM], ids=["harmonic_oscillator", "double_pendulum"])
+def test_auto_beta_bias_below_its_tolerance(path):
+    report = run_check(symglep.load_model(path))
+    auto = report["beta_auto"]
+    assert report["beta"] == auto["beta"] and report["passed"]
+    tolerance = auto["tolerance"]
+    # the bias, measured again at the chosen β (Richardson, β and 2β), is within the tolerance
+    assert report["centred_error_estimate"] <= tolerance
+    # and the whole error against BPTT (bias + round-off) is within it up to the round-off's scatter
+    assert report["rel_err_echo_vs_bptt"] <= 1.5 * tolerance
+    assert report["rel_err_init_state"] <= 1.5 * tolerance
+
+
+def test_auto_beta_floor_on_an_example():
+    """A tolerance beyond float64 (1e-16 → bias target 1e-17): β stops at the round-off floor,
+    and the error there is far below the error at the β the bias alone would ask for."""
+    model = symglep.load_model(OSCILLATOR)
+    report = run_check(model, tolerance=1e-16, steps=300)
+    auto = report["beta_auto"]
+    assert auto["beta"] == pytest.approx(auto["beta_optimal"]) and "not reachable" in auto["note"]
+    naive = run_check(model, tolerance=1e-16, steps=300, beta=auto["beta_tolerance"])
+    assert report["rel_err_echo_vs_bptt"] < naive["rel_err_echo_vs_bptt"] / 10
+
+
+# -- command line ----------------------------------------------------------------------------------
+def test_check_default_is_auto_and_within_1e7():
+    result = CliRunner().invoke(main, ["check", OSCILLATOR, "--format", "json"])
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.output)
+    assert report["beta_auto"]["beta"] == report["beta"]
+    assert report["rel_err_echo_vs_bptt"] <= 1e-7 and report["rel_err_init_state"] <= 1e-7
+    text = CliRunner().invoke(main, ["check", OSCILLATOR, "--steps", "200"]).output
+    assert "chosen automatically" in text
+
+
+def test_explicit_beta_still_works():
+    result = CliRunner().invoke(main, ["check", OSCILLATOR, "--steps", "200", "--beta", "1e-4", "--format", "json"])
+    report = json.loads(result.output)
+    assert result.exit_code == 0 and report["beta"] == 1e-4 and report["beta_auto"] is None
+
+
+@pytest.mark.parametrize("command, args, fragment", [
+    (command, ["--beta", value], f"--beta must be a positive number or 'auto', got {shown}")
+    for command in ("check", "train") for value, shown in (("-1", "-1"), ("foo", "'foo'"), ("0", "0"))
+] + [("check", ["--noise", "-1"], "--noise must be a non-negative number")])
+def test_bad_beta_and_noise_are_one_line_errors(command, args, fragment):
+    result = CliRunner().invoke(main, [command, OSCILLATOR, *args])
+    assert result.exit_code == 2, result.output
+    assert result.output.startswith("error: ") and fragment in result.output
+    assert result.output.count("\n") == 1
+
+
+def test_parse_beta():
+    assert parse_beta("auto") == AUTO and parse_beta(" AUTO ") == AUTO
+    assert parse_beta("1e-4") == 1e-4 and parse_beta(3e-5) == 3e-5
+    for bad in ("nan", "inf", "-1e-4", None, True):
+        with pytest.raises(SymglepError, match="positive number or 'auto'"):
+            parse_beta(bad)
