@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .bc_check import BCS, run_bc_check
+from .bc_check import parse_bcs, run_bc_check
 from .bc_check import render_text as render_bc_check
 from .boundary import latex_names
 from .boundary import residuals as boundary_residuals
@@ -41,7 +41,7 @@ def check(model: Model, opts: CheckOptions) -> tuple:
     """``symglep check``: ``(report, text)``; ``report["passed"]`` decides the exit code."""
     params = load_params(opts.params_file, model) if opts.params_file else None
     if opts.bc is not None:
-        report = run_bc_check(model, BCS if opts.bc == "all" else (opts.bc,), steps=opts.steps, dt=opts.dt,
+        report = run_bc_check(model, parse_bcs(opts.bc), steps=opts.steps, dt=opts.dt,
                               beta=opts.beta, seed=opts.seed, params=params,
                               cbvp_steps=min(opts.cbvp_steps, opts.steps), integrator=opts.integrator)
         return report, json.dumps(report, indent=2) if opts.fmt == "json" else render_bc_check(report)
