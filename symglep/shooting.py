@@ -193,9 +193,33 @@ class Shooting:
 
 
 # -- the estimators against their true gradients -------------------------------------------
-def _differences(loss, theta: np.ndarray) -> np.ndarray:
-    """Central differences of ``loss`` at steps ε and 2ε combined as ``(4D(ε) − D(2ε))/3`` (error O(ε⁴))."""
-    return (4 * central_differences(loss, theta, 1e-4) - central_differences(loss, theta, 2e-4)) / 3
+def true_gradient(loss, theta: np.ndarray) -> tuple:
+    """``(dC/dθ, uncertainty)`` by central differences of ``loss`` (a solve per evaluation).
+
+    At each step ε the differences at ε and 2ε are combined as ``(4D(ε) − D(2ε))/3`` (error O(ε⁴)).
+    ε shrinks tenfold (1e-4 → 1e-7, relative) while the results keep converging: near a fold of the
+    solve the loss is strongly curved and 1e-4 is too coarse, while a smaller step than needed only
+    adds round-off. Returned: the larger step of the closest successive pair, and their relative
+    difference (the uncertainty).
+    """
+    previous, best, change = None, None, np.inf
+    for eps in (1e-4, 1e-5, 1e-6, 1e-7):
+        try:
+            value = (4 * central_differences(loss, theta, eps) - central_differences(loss, theta, 2 * eps)) / 3
+        except NoSolution:  # the step left the solution's branch: take a smaller one
+            previous = None
+            continue
+        if previous is not None:
+            now = float(np.linalg.norm(value - previous) / max(np.linalg.norm(value), 1e-300))
+            if now >= change:       # round-off has taken over: keep the previous pair's result
+                break
+            best, change = previous, now
+            if change <= 1e-9:
+                break
+        previous = value
+    if best is None:
+        raise NoSolution("the free solve does not survive small changes of θ (central differences failed)")
+    return best, change
 
 
 def _is_equilibrium(s: Shooting, x) -> bool:
@@ -205,39 +229,67 @@ def _is_equilibrium(s: Shooting, x) -> bool:
     return bool(np.max(np.abs(np.concatenate([qT[0], pT[0]]) - z0)) <= 1e-12 * (1 + np.max(np.abs(z0))))
 
 
+def _contrast(f, beta: float):
+    """``(d/dβ by ±β, ±2β, d/dβ by ±β)``: ``(8(f(β) − f(−β)) − (f(2β) − f(−2β)))/12β`` (error O(β⁴)) and
+    the centred ``(f(β) − f(−β))/2β`` (error O(β²)); ``f`` maps a nudge to an array."""
+    v = {b: f(b) for b in (beta, -beta, 2 * beta, -2 * beta)}
+    centred = (v[beta] - v[-beta]) / (2 * beta)
+    return (8 * (v[beta] - v[-beta]) - (v[2 * beta] - v[-2 * beta])) / (12 * beta), centred
+
+
 def measure(kernels, kind: str, theta, q0, p0, u, y, dt: float, beta: float) -> dict:
     """The estimator of ``kind`` against its true gradient on one instance (theory §3).
 
     * ``cfvp``: ``bulk + X(0)``, ``X(0) = ∂βp(0)·∂θq(0) − ∂θp(0)·∂βq(0)`` (``X(T) = 0``: the end is
       fixed); the bulk alone is biased.
-    * ``periodic``, ``mixed``: the bulk ``(G(+β) − G(−β))/2β`` alone (``R = 0``).
+    * ``periodic``, ``mixed``: the bulk ``d/dβ G`` alone (``R = 0``).
 
-    ``G = −Σ ∂θL_d^β`` along the runs from the ±β solutions. The true gradient is central differences
-    of the free solve (five-point, O(ε⁴)); ``adjoint`` is the same gradient by BPTT and the
-    implicit-function theorem (an independent route). Raises :class:`NoSolution` when the free
-    problem has no isolated solution near the seeded start.
+    ``G = −Σ ∂θL_d^β`` along the runs from the nudged solutions. The problems are solved on a
+    computer, so four nudges ±β, ±2β cost little: ``d/dβ`` is their O(β⁴) contrast (``centred_error``:
+    the error of the ±β contrast alone, O(β²); ``beta``: the nudge used, β or smaller when the two
+    contrasts differ by more than 1e-4, ``unresolved_gap`` that difference at β). The true gradient is central differences of the free
+    solve (:func:`true_gradient`); ``adjoint`` is the same gradient by BPTT and the implicit-function
+    theorem (an independent route). Raises :class:`NoSolution` when a problem has no isolated
+    solution near the seeded start.
     """
     s = Shooting(kernels, kind, theta, q0, p0, u, y, dt)
     x0 = s.solve_free()
-    xp, xm = s.solve(beta, x=x0), s.solve(-beta, x=x0)
-    bulk = (s.gradient_integral(xp, beta) - s.gradient_integral(xm, -beta)) / (2 * beta)
-    estimate, residual = bulk, None
+    solutions = {}
+
+    def solution(b):
+        if b not in solutions:
+            solutions[b] = s.solve(b, x=x0)
+        return solutions[b]
+
+    # a strongly curved solve (near a fold) leaves even the ±β, ±2β contrast unresolved: when the ±β one
+    # differs from it by more than 1e-4 (its own error being ~ the square of that), β shrinks tenfold
+    used, unresolved = beta, None
+    for used in (beta, beta / 10, beta / 100):
+        bulk, bulk_centred = _contrast(lambda b: s.gradient_integral(solution(b), b), used)
+        gap = float(np.linalg.norm(bulk - bulk_centred) / max(np.linalg.norm(bulk), 1e-300))
+        if gap <= 1e-4:
+            break
+        unresolved = unresolved or gap
+    estimate, centred, residual = bulk, bulk_centred, None
     if kind == "cfvp":
         n = s.n
         dz = s.start_sensitivity(x0)                                    # ∂θ(q(0), p(0)), (n_θ, 2n)
-        db = (s.start(xp)[0] - s.start(xm)[0]) / (2 * beta)            # ∂β(q(0), p(0))
-        residual = dz[:, :n] @ db[n:] - dz[:, n:] @ db[:n]              # X(0)
+        x0_of = lambda db: dz[:, :n] @ db[n:] - dz[:, n:] @ db[:n]     # noqa: E731  X(0) of ∂β(q(0), p(0))
+        db, db_centred = _contrast(lambda b: s.start(solution(b))[0], used)
+        residual = x0_of(db)
         estimate = bulk + residual                                       # dC/dθ = bulk − R, R = −X(0)
-    true = _differences(lambda th: s.loss(s.solve(0.0, theta=th, x=x0), theta=th), s.theta)
+        centred = bulk_centred + x0_of(db_centred)
+    true, uncertainty = true_gradient(lambda th: s.loss(s.solve(0.0, theta=th, x=x0), theta=th), s.theta)
     adjoint = s.adjoint_gradient(x0)
-    # a loss that cannot depend on θ (CFVP with only a terminal cost: q(T) is held fixed) has a zero
-    # gradient; its errors are then measured against the size of the bulk term it cancels
-    zero = np.linalg.norm(true) <= 1e-8 * np.linalg.norm(bulk)
-    scale = np.linalg.norm(bulk) if zero else np.linalg.norm(true)
-    err = lambda a: float(np.linalg.norm(a - true) / (scale if scale > 0 else 1.0))  # noqa: E731
+    # a loss that does not depend on θ (CFVP with only a terminal cost: q(T) is held fixed; a rest
+    # point) has a zero gradient: errors are then relative to the bulk term it cancels, or absolute
+    zero = np.linalg.norm(true) <= 1e-8 * max(np.linalg.norm(bulk), 1.0)
+    scale = (np.linalg.norm(bulk) if np.linalg.norm(bulk) > 1e-6 else 1.0) if zero else np.linalg.norm(true)
+    err = lambda a: float(np.linalg.norm(a - true) / scale)  # noqa: E731
     return {
-        "true": true, "bulk": bulk, "estimate": estimate, "adjoint": adjoint, "residual": residual,
-        "error": err(estimate), "bulk_error": err(bulk), "reference_error": err(adjoint),
-        "zero_gradient": bool(zero), "equilibrium": kind == "periodic" and _is_equilibrium(s, x0),
+        "true": true, "true_uncertainty": uncertainty, "beta": used, "unresolved_gap": unresolved, "bulk": bulk, "estimate": estimate, "adjoint": adjoint,
+        "residual": residual, "error": err(estimate), "centred_error": err(centred), "bulk_error": err(bulk),
+        "reference_error": err(adjoint), "zero_gradient": bool(zero), "absolute": bool(zero and scale == 1.0),
+        "equilibrium": kind == "periodic" and _is_equilibrium(s, x0),
         "start_shift": float(np.max(np.abs(s.start(x0)[0] - s.z0))),
     }
