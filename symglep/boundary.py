@@ -249,7 +249,7 @@ def residuals(d: Derivation) -> dict[str, Residual]:
         r.verdict = ("exact, but the model is not time-reversible (" + ", ".join(map(str, d.sym.breaking_terms))
                      + ") and no parameter flip restores it: the echo cannot run forward; PFVP needs a backward "
                      "integration (digital PFVP: exact on a computer, not forward-only in hardware)")
-    return out
+    return {name: out[name] for name in BOUNDARY_CONDITIONS}
 
 
 def latex_names(d: Derivation) -> dict:
