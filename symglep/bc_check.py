@@ -13,8 +13,17 @@ On one seeded instance (the same as :mod:`symglep.check`):
 * CBVP — ``q(0) = α``, ``q(K) = b`` fixed; the discrete Euler–Lagrange
   equations of all interior nodes are solved at once by Newton; the bulk
   estimate is compared with central differences of the two-point solve.
+* CFVP, periodic, mixed ``q(0), p(T)`` — solved by shooting (:mod:`symglep.shooting`):
+  CFVP bulk only (biased) and bulk + ``X(0)``; periodic and mixed bulk (``R = 0``). These are
+  solved on a computer anyway, so their β-derivative is the O(β⁴) contrast of four nudges ±β, ±2β
+  (the error of the ±β contrast alone is reported beside it).
+  The mixed ``q(0), q(T)`` condition is CBVP itself.
 
-True gradients: BPTT of the discrete integrator for the initial-value problems.
+True gradients: BPTT of the discrete integrator for the initial-value problems,
+central differences of the corresponding solve for the others (with an independent
+route, BPTT plus the implicit-function theorem, for the shooting problems).
+A model with a non-variational Rayleigh force has no exact rule (theory §7): its
+rows are measured and labelled biased.
 """
 
 from __future__ import annotations
@@ -29,9 +38,21 @@ from .errors import SymglepError
 from .model import Model
 from .runtime import NumericalError
 from .runtime import compile_model
+from .shooting import NoSolution, measure
 
 TOLERANCE = 1e-6
-BCS = ("civp", "pfvp", "cbvp")
+BCS = ("civp", "cfvp", "cbvp", "periodic", "pfvp", "mixed")
+NOT_VARIATIONAL = "biased: non-variational Rayleigh force, the identity of theory §2 does not hold (§7)"
+
+
+def parse_bcs(text: str) -> tuple:
+    """``all`` or a comma-separated list of :data:`BCS` names; one-line error otherwise."""
+    names = BCS if text == "all" else tuple(dict.fromkeys(t.strip().lower() for t in text.split(",")))
+    bad = [t for t in names if t not in BCS]
+    if bad or not names:
+        raise SymglepError(f"unknown boundary condition {(bad or [text])[0]!r} for --bc; choose from "
+                           f"{', '.join(BCS)}, all (or a comma-separated list)")
+    return names
 
 
 class Instance:
@@ -241,9 +262,59 @@ def cbvp(kernels, inst: Instance, beta: float, steps: int) -> dict:
 
 
 # -- all together ---------------------------------------------------------------------
+SHOOTING = {"cfvp": "CFVP", "periodic": "periodic", "mixed": "mixed q(0), p(T)"}
+
+
+def _shooting_rows(kind: str, kernels, inst: Instance, beta: float, vec, exact: bool) -> tuple:
+    """Rows of one shooting condition (CFVP, periodic, mixed ``q(0), p(T)``) and its true-gradient check."""
+    n, nth = kernels.n, kernels.n_theta
+    title = SHOOTING[kind]
+    reference = f"central differences of the {title} solve"
+    try:
+        m = measure(kernels, kind, inst.theta, inst.q0[0], inst.p0[0], inst.u, inst.y, inst.dt, beta)
+    except (NoSolution, NumericalError) as exc:
+        why = "no periodic orbit" if kind == "periodic" else "no solution"
+        return [{"estimate": f"{title} bulk", "bc": kind, "reference": reference, "error": None, "passes": None,
+                 "memory": "-", "passed": None, "biased": False, "gradient": None,
+                 "note": f"does not apply: {why} found ({exc})"}], None
+    note = []
+    if m["zero_gradient"]:
+        why = " (only a terminal cost, and q(T) is held fixed)" if kind == "cfvp" else ""
+        note.append(f"dC/dθ = 0{why}: " + ("absolute errors" if m["absolute"] else "errors relative to the bulk term"))
+    if m["unresolved_gap"] is not None:
+        note.append(f"β = {m['beta']:.0e}: at {beta:.0e} the ±β contrast was off the ±β, ±2β one by "
+                    f"{m['unresolved_gap']:.1e} (a strongly curved solve)")
+    if m["equilibrium"]:
+        note.append("the periodic orbit found is a rest point")
+    if not exact:
+        note.insert(0, NOT_VARIATIONAL)
+    rows = []
+    size = n if kind == "mixed" else 2 * n
+    shooting = f"O(n²) = {size}×{size} shooting Jacobian, independent of K"
+    if kind == "cfvp":
+        rows.append({"estimate": "CFVP bulk only", "bc": kind, "reference": reference, "error": m["bulk_error"],
+                     "passes": "4 backward", "memory": "O(n), independent of K", "passed": None, "biased": True,
+                     "gradient": vec(m["bulk"]), "note": "biased (expected): X(0) left out"})
+        rows.append({"estimate": "CFVP bulk + residual", "bc": kind, "reference": reference, "error": m["error"],
+                     "passes": "4 backward + tangent",
+                     "memory": f"O(n·dim θ) = {n}×{nth} backward sensitivities, independent of K",
+                     "passed": m["error"] <= TOLERANCE if exact else None, "biased": not exact,
+                     "gradient": vec(m["estimate"]), "residual_X0": vec(m["residual"])})
+    else:
+        rows.append({"estimate": f"{title} bulk", "bc": kind, "reference": reference, "error": m["error"],
+                     "passes": "4 Newton solves", "memory": shooting,
+                     "passed": m["error"] <= TOLERANCE if exact else None, "biased": not exact,
+                     "gradient": vec(m["estimate"])})
+    if note:
+        rows[-1]["note"] = "; ".join(note)
+    rows[-1].update(true_gradient=vec(m["true"]), true_uncertainty=m["true_uncertainty"],
+                    centred_error=m["centred_error"], contrast="±β, ±2β", beta_used=m["beta"])
+    return rows, m["reference_error"]
+
+
 def run_bc_check(model: Model, bcs=BCS, steps: int = 300, dt: float = 0.01, beta: float = 1e-4, seed: int = 0,
                  params: dict | None = None, cbvp_steps: int = 40, integrator: str = "auto") -> dict:
-    """Estimates, errors, passes and memory for each requested boundary condition."""
+    """Estimates, errors, passes and memory for each requested boundary condition (in :data:`BCS` order)."""
     if cbvp_steps < 2 or cbvp_steps > steps:
         raise SymglepError(f"--cbvp-steps must be between 2 and --steps ({steps}), got {cbvp_steps}")
     kernels = compile_model(model, integrator=integrator, dt=dt)
@@ -251,49 +322,71 @@ def run_bc_check(model: Model, bcs=BCS, steps: int = 300, dt: float = 0.01, beta
     inst = Instance(model, kernels, steps, dt, seed, params)
     names = [s.name for s in model.parameters]
     n, nth = model.n, len(names)
+    exact = not kernels.module.DAMPED   # a Rayleigh force: no boundary-condition identity is exact (theory §7)
     rows = []
     report = {"model": model.name, "integrator": kernels.integrator, "steps": steps, "dt": dt, "beta": beta,
-              "seed": seed, "cbvp_steps": cbvp_steps, "tolerance": TOLERANCE,
-              "parameters": dict(zip(names, map(float, inst.theta)))}
+              "seed": seed, "cbvp_steps": cbvp_steps, "tolerance": TOLERANCE, "conditions": [b for b in BCS if b in bcs],
+              "parameters": dict(zip(names, map(float, inst.theta))), "reference_errors": {}, "variational": exact}
     vec = lambda a: dict(zip(names, map(float, a)))  # noqa: E731
-    if "civp" in bcs:
-        c = civp(model, d, kernels, inst, beta)
-        rows.append({"estimate": "CIVP bulk only", "bc": "civp", "reference": "BPTT", "error": c["bulk_error"],
-                     "passes": 3, "memory": "O(n), independent of K", "passed": None,
-                     "gradient": vec(c["bulk"])})
-        rows.append({"estimate": "CIVP bulk + residual", "bc": "civp", "reference": "BPTT", "error": c["error"],
-                     "passes": 4, "memory": f"O(n·dim θ) = {n}×{nth} tangent, independent of K",
-                     "passed": c["error"] <= TOLERANCE, "gradient": vec(c["estimate"])})
-        report["true_gradient"] = vec(c["true"])
-        report["symbolic_residual"] = vec(c["symbolic_residual"])
-        report["symbolic_residual_error"] = c["symbolic_residual_error"]
-        report["civp_bulk_only_error"] = c["bulk_error"]
-    if "pfvp" in bcs:
-        route = d.default_route  # echo, flipped echo or digital PFVP (theory §4); None: not variational
-        name = {"echo": "PFVP echo", "flipped_echo": "PFVP flipped echo", "digital_pfvp": "PFVP digital"}.get(route)
-        if route is None:
-            rows.append({"estimate": "PFVP echo", "bc": "pfvp", "reference": "BPTT", "error": None, "passes": None,
-                         "memory": "-", "passed": None, "gradient": None,
-                         "note": "refused: non-variational dissipation, no exact echo or PFVP rule (theory §7)"})
-        else:
+    label = lambda row: row if exact else {**row, "passed": None, "biased": True, "note": NOT_VARIATIONAL}  # noqa: E731
+
+    def cbvp_row(title):
+        b = cbvp(kernels, inst, beta, cbvp_steps)
+        return label({"estimate": f"{title} (K = {cbvp_steps})", "bc": "cbvp",
+                      "reference": "central differences of the two-point solve", "error": b["error"],
+                      "passes": "2 Newton solves", "memory": f"O(K·n) = {cbvp_steps}×{n} (whole trajectory)",
+                      "passed": b["error"] <= TOLERANCE, "biased": False, "gradient": vec(b["estimate"])})
+
+    for bc in report["conditions"]:
+        if bc == "civp":
+            c = civp(model, d, kernels, inst, beta)
+            rows.append({"estimate": "CIVP bulk only", "bc": "civp", "reference": "BPTT", "error": c["bulk_error"],
+                         "passes": 3, "memory": "O(n), independent of K", "passed": None, "biased": True,
+                         "gradient": vec(c["bulk"]), "note": "biased (expected): X(T) left out"})
+            rows.append(label({"estimate": "CIVP bulk + residual", "bc": "civp", "reference": "BPTT",
+                               "error": c["error"], "passes": 4,
+                               "memory": f"O(n·dim θ) = {n}×{nth} tangent, independent of K",
+                               "passed": c["error"] <= TOLERANCE, "biased": False, "gradient": vec(c["estimate"])}))
+            report["true_gradient"] = vec(c["true"])
+            report["symbolic_residual"] = vec(c["symbolic_residual"])
+            report["symbolic_residual_error"] = c["symbolic_residual_error"]
+            report["civp_bulk_only_error"] = c["bulk_error"]
+        elif bc == "pfvp":
+            route = d.default_route  # echo, flipped echo or digital PFVP (theory §4); None: not variational
+            name = {"echo": "PFVP echo", "flipped_echo": "PFVP flipped echo",
+                    "digital_pfvp": "PFVP digital"}.get(route)
+            if route is None:
+                rows.append({"estimate": "PFVP echo", "bc": "pfvp", "reference": "BPTT", "error": None,
+                             "passes": None, "memory": "-", "passed": None, "biased": True, "gradient": None,
+                             "note": "refused: non-variational dissipation, no exact echo or PFVP rule (theory §7)"})
+                continue
             kw = dict(u=inst.u, y=inst.y, dt=inst.dt, beta=beta, route=route)
-            for label, start in (("momentum", {"p0": inst.p0}), ("velocity", {"v0": inst.v0})):
+            for how, start in (("momentum", {"p0": inst.p0}), ("velocity", {"v0": inst.v0})):
                 echo = kernels.gradient(inst.theta, inst.q0, **start, **kw)
                 true = kernels.bptt_gradient(inst.theta, inst.q0, u=inst.u, y=inst.y, dt=inst.dt, **start)
                 err = rel_err(echo.dtheta[0], true.dtheta[0])
-                rows.append({"estimate": f"{name} ({label} start)", "bc": "pfvp", "reference": "BPTT",
+                rows.append({"estimate": f"{name} ({how} start)", "bc": "pfvp", "reference": "BPTT",
                              "error": err, "passes": 3, "memory": "O(n), independent of K",
-                             "passed": err <= TOLERANCE, "gradient": vec(echo.dtheta[0])})
-    if "cbvp" in bcs:
-        b = cbvp(kernels, inst, beta, cbvp_steps)
-        rows.append({"estimate": f"CBVP bulk (K = {cbvp_steps})", "bc": "cbvp",
-                     "reference": "central differences of the two-point solve", "error": b["error"],
-                     "passes": "2 Newton solves", "memory": f"O(K·n) = {cbvp_steps}×{n} (whole trajectory)",
-                     "passed": b["error"] <= TOLERANCE, "gradient": vec(b["estimate"])})
+                             "passed": err <= TOLERANCE, "biased": False, "gradient": vec(echo.dtheta[0])})
+        elif bc == "cbvp":
+            rows.append(cbvp_row("CBVP bulk"))
+        else:
+            new, ref_err = _shooting_rows(bc, kernels, inst, beta, vec, exact)
+            rows += new
+            if ref_err is not None:
+                report["reference_errors"][bc] = ref_err
+            if bc == "mixed":  # q(0) with q(T) fixed is the constant two-point problem itself
+                if "cbvp" in bcs:
+                    rows.append({"estimate": "mixed q(0), q(T)", "bc": "mixed", "reference": "-", "error": None,
+                                 "passes": None, "memory": "-", "passed": None, "biased": False, "gradient": None,
+                                 "note": "is CBVP (q(0) = α, q(T) = b): measured in the CBVP row"})
+                else:
+                    rows.append({**cbvp_row("mixed q(0), q(T) = CBVP bulk"), "bc": "mixed"})
     report["estimates"] = rows
     checks = [r["passed"] for r in rows if r["passed"] is not None]
-    if "symbolic_residual_error" in report:
+    if "symbolic_residual_error" in report and exact:
         checks.append(report["symbolic_residual_error"] <= TOLERANCE)
+    checks += [e <= TOLERANCE for e in report["reference_errors"].values()]
     report["passed"] = bool(all(checks))
     return report
 
@@ -301,16 +394,26 @@ def run_bc_check(model: Model, bcs=BCS, steps: int = 300, dt: float = 0.01, beta
 def render_text(r: dict) -> str:
     lines = [f"model {r['model']}: {r['integrator']}, K = {r['steps']} (CBVP: {r['cbvp_steps']}), dt = {r['dt']}, "
              f"beta = {r['beta']}, seed {r['seed']}", "",
-             f"{'estimate':<28} {'rel. error':>11}  {'reference':<10} {'passes':<16} {'memory':<46} result"]
+             f"{'estimate':<38} {'rel. error':>11}  {'reference':<13} {'passes':<21} {'memory':<58} result"]
     for row in r["estimates"]:
         err = "n/a" if row["error"] is None else f"{row['error']:.3e}"
-        res = {None: "(biased, expected)" if "bulk only" in row["estimate"] else row.get("note", ""),
-               True: "ok", False: "FAIL"}[row["passed"]]
-        ref = "FD of BVP" if row["reference"].startswith("central") else row["reference"]
-        lines.append(f"{row['estimate']:<28} {err:>11}  {ref:<10} {str(row['passes']):<16} "
-                     f"{row['memory']:<46} {res}")
+        res = {None: row.get("note", ""), True: "ok", False: "FAIL"}[row["passed"]]
+        if row["passed"] is not None and row.get("note"):
+            res += f" ({row['note']})"
+        if "centred_error" in row:
+            res += f" [contrast ±β, ±2β; ±β alone: {row['centred_error']:.1e}]"
+        ref = "FD of solve" if row["reference"].startswith("central") else row["reference"]
+        lines.append(f"{row['estimate']:<38} {err:>11}  {ref:<13} {str(row['passes'] or '-'):<21} "
+                     f"{row['memory']:<58} {res}")
     if "symbolic_residual_error" in r:
+        verdict = ("ok" if r["symbolic_residual_error"] <= r["tolerance"] else "FAIL") if r.get("variational", True) \
+            else "not exact: non-variational Rayleigh force, theory §7"
         lines += ["", f"symbolic CIVP residual vs (bulk − true): rel. error {r['symbolic_residual_error']:.3e} "
-                      f"({'ok' if r['symbolic_residual_error'] <= r['tolerance'] else 'FAIL'})"]
+                      f"({verdict})"]
+    if r.get("reference_errors"):
+        checks = ", ".join(f"{bc} {e:.1e}" for bc, e in r["reference_errors"].items())
+        ok = all(e <= r["tolerance"] for e in r["reference_errors"].values())
+        lines += ["", f"true gradients (FD of the solve) vs BPTT + implicit-function theorem: {checks} "
+                      f"({'ok' if ok else 'FAIL'})"]
     lines.append("passed" if r["passed"] else "FAILED")
     return "\n".join(lines) + "\n"

@@ -26,13 +26,14 @@ from .derivation import Derivation
 from .report import expr_str
 from .symbolic import is_zero
 
-BOUNDARY_CONDITIONS = ("civp", "cfvp", "cbvp", "periodic", "pfvp")
+BOUNDARY_CONDITIONS = ("civp", "cfvp", "cbvp", "periodic", "pfvp", "mixed")
 TITLES = {
     "civp": "CIVP: constant initial value",
     "cfvp": "CFVP: constant final value",
     "cbvp": "CBVP: constant two-point (boundary value) problem",
     "periodic": "periodic boundary conditions",
     "pfvp": "PFVP: parametric final value (the echo)",
+    "mixed": "mixed initial–final: q(0) and p(T) fixed",
 }
 
 
@@ -111,6 +112,20 @@ def symplectic_term(d: Derivation, e: EndSymbols, theta, fixed: dict | None = No
     return sp.expand(x) if sp.count_ops(x) < 400 else x
 
 
+def fixed_momentum(d: Derivation, e: EndSymbols, theta, grad: list) -> dict:
+    """The velocity sensitivities at the end ``e`` when the boundary momentum ``p − β ∂c_T/∂q`` is held
+    fixed (``grad`` = ``∂c_T/∂q`` there): ``∂θp = 0`` and ``∂βp = ∂c_T/∂q`` solved for ``∂θv``, ``∂βv``."""
+    m = d.model
+    n = m.n
+    M = d.el.mass_matrix.applyfunc(lambda x: _at_end(x, d, e))
+    Lvq = sp.Matrix(n, n, lambda i, j: _at_end(sp.diff(d.el.momenta[i], m.q[j]), d, e))
+    Lvth = sp.Matrix([_at_end(sp.diff(d.el.momenta[i], theta), d, e) for i in range(n)])
+    dq_th, dq_b = sp.Matrix(e.dq_dtheta[theta]), sp.Matrix(e.dq_dbeta)
+    dv_th = M.LUsolve(-(Lvq * dq_th + Lvth))
+    dv_b = M.LUsolve(sp.Matrix(grad) - Lvq * dq_b)
+    return {**dict(zip(e.dv_dtheta[theta], dv_th)), **dict(zip(e.dv_dbeta, dv_b))}
+
+
 def terminal_gradient(d: Derivation, e: EndSymbols) -> list:
     """``∂c_T/∂q`` at the end ``e`` (zeros without a terminal cost; theory §10)."""
     m = d.model
@@ -177,6 +192,21 @@ def residuals(d: Derivation) -> dict[str, Residual]:
         "a periodic orbit: boundary value solve over the whole period",
         False, "O(T)", True, "exact (no residual) but not forward-only",
     )
+    q0_fixed = _zeros([*e0.dq_dbeta] + [s for t in m.parameters for s in e0.dq_dtheta[t]])
+    out["mixed"] = Residual(
+        "mixed", _per_theta(d, lambda th: X_T(th, fixed_momentum(d, eT, th, grad_T))),
+        _per_theta(d, lambda th: minus_X_0(th, q0_fixed)),
+        ["q(0) = α for every θ and β: ∂θq(0) = ∂βq(0) = 0, so X(0) = 0 (both variations have δq = 0)",
+         "the boundary momentum at T is held fixed (p(T) = π, or p(T) − β ∂c_T/∂q = π with a terminal cost, "
+         "theory §10): ∂θp(T) = ∂βp(T) = 0, so X(T) = 0 (both variations have δp = 0)",
+         "q(0) with q(T) fixed (the other mixed choice) is the constant two-point problem: see cbvp"],
+        "a two-point solve for the start momentum p(0) of every nudged run (shooting on n unknowns, "
+        "or Newton over the whole trajectory)",
+        False, "O(n²) for shooting (an n × n Jacobian), O(T) for a whole-trajectory solve", True,
+        "exact (no residual) but not forward-only: the start momentum depends on the end condition, so "
+        "neither the free nor the nudged run can be played forward by the physical system",
+        extra={"q0_qT_is": "cbvp"},
+    )
     pfvp_fixed = {**_zeros([*eT.dq_dbeta, *eT.dv_dbeta]),
                   **_zeros([s for t in m.parameters for s in (*e0.dq_dtheta[t], *e0.dv_dtheta[t])])}
     correction = _per_theta(d, lambda th: minus_X_0(th, pfvp_fixed))
@@ -219,7 +249,7 @@ def residuals(d: Derivation) -> dict[str, Residual]:
         r.verdict = ("exact, but the model is not time-reversible (" + ", ".join(map(str, d.sym.breaking_terms))
                      + ") and no parameter flip restores it: the echo cannot run forward; PFVP needs a backward "
                      "integration (digital PFVP: exact on a computer, not forward-only in hardware)")
-    return out
+    return {name: out[name] for name in BOUNDARY_CONDITIONS}
 
 
 def latex_names(d: Derivation) -> dict:

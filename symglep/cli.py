@@ -86,8 +86,8 @@ def derive(model_spec, fmt, output, simplify):
 
 @main.command()
 @MODEL_ARG
-@click.option("--bc", type=click.Choice(["civp", "cfvp", "cbvp", "periodic", "pfvp", "all"]), default="all",
-              show_default=True, help="Boundary condition to analyse.")
+@click.option("--bc", default="all", show_default=True, metavar="civp|cfvp|cbvp|periodic|pfvp|mixed|all",
+              help="Boundary condition to analyse.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "latex", "json"]), default="text",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE.")
@@ -125,8 +125,9 @@ def generate(model_spec, target, precision, integrator, out_dir, force):
 @click.option("--integrator", type=click.Choice(["auto", "leapfrog", "midpoint"]), default="auto", show_default=True)
 @click.option("--tolerance", type=float, default=1e-6, show_default=True, help="Allowed echo-vs-BPTT relative error.")
 @click.option("--format", "fmt", type=click.Choice(["text", "json"]), default="text", show_default=True)
-@click.option("--bc", type=click.Choice(["civp", "pfvp", "cbvp", "all"]), default=None,
-              help="Instead: compare the estimators of these boundary conditions with their true gradients.")
+@click.option("--bc", default=None, metavar="civp|cfvp|cbvp|periodic|pfvp|mixed|all",
+              help="Instead: compare the estimators of these boundary conditions (one, a comma-separated "
+                   "list, or all six) with their true gradients.")
 @click.option("--cbvp-steps", type=click.IntRange(min=2), default=40, show_default=True,
               help="Steps of the two-point (CBVP) problem, solved whole by Newton.")
 @click.option("--route", type=click.Choice(["auto", "echo", "flipped_echo", "digital_pfvp"]), default="auto",
@@ -144,8 +145,9 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
           naive_echo, size, noise):
     """Round trip, energy drift, and echo vs BPTT vs finite-difference gradients on one seeded instance.
 
-    With --bc: CIVP (bulk only, and with the residual from tangent kernels), PFVP (echo) and CBVP
-    (two-point solve) estimates against their true gradients (theory §3).
+    With --bc: CIVP (bulk only, and with the residual from tangent kernels), CFVP (bulk only, and with
+    its residual X(0)), CBVP (two-point solve), periodic (a periodic orbit by shooting), PFVP (echo) and
+    mixed q(0), p(T) (shooting) estimates against their true gradients (theory §3).
     Exits with code 1 when the gradients disagree beyond the printed tolerances.
     """
     opts = CheckOptions(steps=steps, dt=dt, beta=parse_beta(beta), seed=seed, params_file=params_file,

@@ -12,7 +12,10 @@ from __future__ import annotations
 from types import ModuleType
 
 from . import scalar_commands
+from .bc_check import parse_bcs
+from .boundary import BOUNDARY_CONDITIONS
 from .command_options import CheckOptions, TrainOptions
+from .errors import SymglepError
 from .network import commands as array_commands
 from .stack import commands as stack_commands
 from .systems import kind_of
@@ -35,6 +38,9 @@ def derive_report(system, fmt: str, simplify: str = "fast") -> str:
 def residuals_report(system, bc: str, fmt: str) -> str:
     """``symglep residuals`` (theory §2–§3)."""
     system.capabilities.require("command", "residuals")
+    if bc != "all" and bc not in BOUNDARY_CONDITIONS:
+        raise SymglepError(f"unknown boundary condition {bc!r} for --bc; choose from "
+                           f"{', '.join(BOUNDARY_CONDITIONS)}, all")
     return commands_of(system).residuals_report(system, bc, fmt)
 
 
@@ -53,6 +59,8 @@ def check(system, opts: CheckOptions) -> tuple:
     """``symglep check``: ``(report, text)``; ``report["passed"]`` decides the exit code."""
     caps = system.capabilities
     caps.require("command", "check --bc" if opts.bc is not None else "check")
+    if opts.bc is not None:
+        parse_bcs(opts.bc)  # an unknown name: one-line error before any work
     if opts.integrator != "auto":
         caps.require("integrator", opts.integrator)
     for flag, given in (("--params", opts.params_file is not None), ("--size", opts.size is not None),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from .bc_check import BCS, run_bc_check
+from .bc_check import parse_bcs, run_bc_check
 from .beta import AUTO, FIXED_BETA_NOTE, fixed_or
 from .bc_check import render_text as render_bc_check
 from .boundary import latex_names
@@ -43,7 +43,7 @@ def check(model: Model, opts: CheckOptions) -> tuple:
     params = load_params(opts.params_file, model) if opts.params_file else None
     if opts.bc is not None:
         require_plain_check(opts)
-        report = run_bc_check(model, BCS if opts.bc == "all" else (opts.bc,), steps=opts.steps, dt=opts.dt,
+        report = run_bc_check(model, parse_bcs(opts.bc), steps=opts.steps, dt=opts.dt,
                               beta=fixed_or(opts.beta), seed=opts.seed, params=params,
                               cbvp_steps=min(opts.cbvp_steps, opts.steps), integrator=opts.integrator)
         text = render_bc_check(report) + (f"note: {FIXED_BETA_NOTE}\n" if opts.beta == AUTO else "")

@@ -9,7 +9,7 @@ from ..codegen.output import model_folder_name, write_files
 from ..beta import AUTO, FIXED_BETA_NOTE, fixed_or
 from ..command_options import CheckOptions, require_plain_check
 from ..errors import SymglepError
-from ..bc_check import BCS
+from ..bc_check import parse_bcs
 from .bc_check import run_bc_check
 from .bc_check import render_text as render_bc
 from .check import load_array_params, render_text, run_check
@@ -61,7 +61,7 @@ def check(model, opts: CheckOptions) -> tuple:
         raise SymglepError(f"--size must be a positive number of units, got {opts.size}")
     params = load_array_params(opts.params_file, model) if opts.params_file else None
     if opts.bc is not None:
-        report = run_bc_check(model, BCS if opts.bc == "all" else (opts.bc,), n=opts.size, params=params,
+        report = run_bc_check(model, parse_bcs(opts.bc), n=opts.size, params=params,
                               steps=opts.steps, dt=opts.dt, beta=fixed_or(opts.beta), seed=opts.seed,
                               cbvp_steps=min(opts.cbvp_steps, opts.steps))
         text = render_bc(report) + (f"note: {FIXED_BETA_NOTE}\n" if opts.beta == AUTO else "")

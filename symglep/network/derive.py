@@ -188,6 +188,8 @@ def residuals(model, mass_learnable: bool) -> dict:
         "cbvp": "R = 0 (q fixed at both ends): exact, but a two-point solve, not forward-only",
         "periodic": "R = 0: exact, not forward-only",
         "pfvp": pf + ("" if not masses else f" (mass parameters: {', '.join(masses)})") + terminal,
+        "mixed": "q(0) and p(T) fixed: R = 0 (δq = 0 at the start, δp = 0 at the end); exact, but a two-point "
+                 "solve for the start momentum, not forward-only; q(0) with q(T) fixed is CBVP",
     }
 
 

@@ -18,6 +18,7 @@ import numpy as np
 import sympy as sp
 
 from .. import __version__
+from ..boundary import BOUNDARY_CONDITIONS as BOUNDARY_CONDITIONS_OF_UNITS
 from ..boundary import latex_names
 from ..beta import AUTO, describe
 from ..check import (FD_TOLERANCE, auto_beta, central_differences, read_parameter_file, rel_err,
@@ -40,7 +41,7 @@ from .runtime import compile_stack
 from ..training import train_command as train
 
 DERIVE_FORMATS = ("text", "markdown", "latex", "json")
-BOUNDARY_CONDITIONS = ("civp", "cfvp", "cbvp", "periodic", "pfvp")
+BOUNDARY_CONDITIONS = BOUNDARY_CONDITIONS_OF_UNITS  # every unit is a scalar model (theory §3)
 
 #: relative step of the central differences in θ (as ``symglep check``) and in the inputs x. A per-node
 #: input gradient is O(h) while the loss's round-off is that of a K-term sum, so at 1e-6 the differences
