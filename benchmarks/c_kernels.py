@@ -1,7 +1,7 @@
 """C99 kernels: float32 error against the float64 estimator, and Cortex-M4F code size (docs/c-kernels.md).
 
 (a) For every time-reversible bundled example and each β in ``--betas``, the generated C
-    kernels in float32 (gcc -O2, x86-64) compute the centred and one-sided echo gradient of
+    kernels in float32 (gcc -O2, x86-64) compute the centred, one-sided and Richardson (±β, ±2β) echo gradient of
     one seeded sequence (``--steps`` steps of 0.01, the same instance as
     tests/test_c_kernels.py); the table gives the norm-wise relative error
     ``max|g32 − g64| / max|g64|`` of dC/dθ, dC/dq0 and dC/dp0 against the float64 Numba
@@ -44,7 +44,8 @@ CORTEX_M4 = ["-mcpu=cortex-m4", "-mthumb", "-mfpu=fpv4-sp-d16", "-mfloat-abi=har
 def float32_errors(out: pathlib.Path, steps: int, betas) -> None:
     print(f"(a) float32 C gradient vs float64 estimator at the same beta, {steps} steps of {DT}, "
           "momentum start; relative error of dtheta / dq0 / dp0")
-    print(f"{'model':22s} {'beta':>7s} {'centred':>26s} {'one-sided':>26s} {'f64 centred vs BPTT':>20s}")
+    print(f"{'model':22s} {'beta':>7s} {'centred':>26s} {'one-sided':>26s} {'richardson':>26s} "
+          f"{'f64 centred vs BPTT':>20s} {'f64 richardson vs BPTT':>23s}")
     for name in REVERSIBLE:
         model = symglep.load_model(str(ROOT / "examples" / f"{name}.py"))
         folder = generate(model, out, "float32")
@@ -56,13 +57,16 @@ def float32_errors(out: pathlib.Path, steps: int, betas) -> None:
         bptt = mod.bptt_gradient(th, q0[None], p0[None], False, u[None], y[None], DT, 0.0)
         for beta in betas:
             cells = []
-            for centred in (2, 1):  # centred, one-sided
-                ref = mod.gradient(th, q0[None], p0[None], False, u[None], y[None], DT, 0.0, beta, centred, False, th, False)
-                got = c.gradient(th, q0, p0, False, u, y, DT, beta, centred)
+            for order in (2, 1, 4):  # centred, one-sided, Richardson (±beta, ±2 beta)
+                ref = mod.gradient(th, q0[None], p0[None], False, u[None], y[None], DT, 0.0, beta, order, False, th, False)
+                got = c.gradient(th, q0, p0, False, u, y, DT, beta, order)
                 cells.append(" / ".join(f"{relative_error(g, r[0]):.1e}" for g, r in zip(got[1:], ref[1:4])))
-            ref = mod.gradient(th, q0[None], p0[None], False, u[None], y[None], DT, 0.0, beta, 2, False, th, False)
-            bias = relative_error(ref[1][0], bptt[1][0])
-            print(f"{name:22s} {beta:7.0e} {cells[0]:>26s} {cells[1]:>26s} {bias:20.1e}")
+            biases = []
+            for order in (2, 4):
+                ref = mod.gradient(th, q0[None], p0[None], False, u[None], y[None], DT, 0.0, beta, order, False, th, False)
+                biases.append(relative_error(ref[1][0], bptt[1][0]))
+            print(f"{name:22s} {beta:7.0e} {cells[0]:>26s} {cells[1]:>26s} {cells[2]:>26s} {biases[0]:20.1e} "
+                  f"{biases[1]:23.1e}")
 
 
 def code_size(out: pathlib.Path) -> None:
