@@ -8,9 +8,20 @@ Training and the Dask workers both call :func:`sequence_gradients`.
 
 from __future__ import annotations
 
+from .errors import SymglepError
+
 ESTIMATORS = ("echo", "echo-one-sided", "echo4", "bptt")
 # order of each contrast (Kernels.gradient's ``order``): its bias is O(β^order)
 ORDERS = {"echo": 2, "echo-one-sided": 1, "echo4": 4}
+
+
+def contrast_order(centred: bool, order: int | None) -> int:
+    """The ``order`` a gradient kernel takes: ``order`` when given (1, 2 or 4), else 2 (centred) or
+    1 (one-sided) from ``centred``; one-line error for any other order."""
+    order = (2 if centred else 1) if order is None else order
+    if order not in (1, 2, 4):
+        raise SymglepError(f"the contrast's order must be 1 (one-sided), 2 (centred) or 4 (Richardson), got {order!r}")
+    return order
 
 
 def sequence_gradients(kernels, estimator: str, beta: float, theta, u, y, q0, x0, start_velocity: bool,

@@ -24,7 +24,7 @@ from __future__ import annotations
 import os
 import threading
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from typing import Callable
 
 import numpy as np
@@ -125,16 +125,15 @@ class _Kernel:
                     raise
                 first = self.function(*parts[0])
         self.compiled = True
-        if len(parts) == 1:
-            return first
-        rest = list(_pool(len(parts)).map(lambda a: self.function(*a), parts[1:]))
-        return _join([first] + rest)
+        return first if len(parts) == 1 else _join([first] + self._on_threads(parts[1:]))
 
     def _run(self, args):
         parts = self._parts(args)
-        if len(parts) == 1:
-            return self.function(*parts[0])
-        return _join(list(_pool(len(parts)).map(lambda a: self.function(*a), parts)))
+        return self.function(*parts[0]) if len(parts) == 1 else _join(self._on_threads(parts))
+
+    def _on_threads(self, parts: list) -> list:
+        """The kernel's outputs for each argument tuple, run at once on the shared pool."""
+        return list(_pool(len(parts)).map(lambda a: self.function(*a), parts))
 
     def _parts(self, args) -> list:
         """The argument tuples of the slices of the batch (one tuple when no split pays)."""
@@ -173,8 +172,8 @@ class KernelModule:
         return getattr(self.__dict__["module"], name)
 
     def lock(self):
-        """The cache entry's lock (a process-local lock for a module outside the cache)."""
-        return self.lock_factory() if self.lock_factory is not None else threading.Lock()
+        """The cache entry's lock (nothing to lock for a module outside the cache)."""
+        return self.lock_factory() if self.lock_factory is not None else nullcontext()
 
     def reload(self) -> bool:
         """Drop this entry's Numba cache files and import the module again; False if it cannot."""

@@ -22,6 +22,7 @@ from . import cache as kernel_cache
 from . import diagnose
 from .diagnose import NumericalError
 from .errors import SymglepError
+from .estimators import contrast_order
 from .codegen.numba_source import content_hash, generate_source, kernel_options
 from .derivation import derive
 from .dissipation import non_variational_note
@@ -403,9 +404,7 @@ class Kernels:
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
         if not (np.isfinite(beta) and beta != 0):
             raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
-        order = (2 if centred else 1) if order is None else order
-        if order not in (1, 2, 4):
-            raise SymglepError(f"the contrast's order must be 1 (one-sided), 2 (centred) or 4 (Richardson), got {order!r}")
+        order = contrast_order(centred, order)
         centred = order != 1
         h, t0 = float(dt or self.dt), float(t0)
         th_echo = self.echo_parameters(th) if route == "flipped_echo" else th

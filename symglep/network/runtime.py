@@ -20,6 +20,7 @@ import numpy as np
 from .. import cache as kernel_cache
 from ..diagnose import NumericalError
 from ..errors import SymglepError
+from ..estimators import contrast_order
 from ..parameter_values import values_by_name
 from .model import ArrayModel
 from .render import content_hash, render_network
@@ -189,9 +190,7 @@ class NetworkKernels:
         """
         if not (np.isfinite(beta) and beta != 0):
             raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
-        order = (2 if centred else 1) if order is None else order
-        if order not in (1, 2, 4):
-            raise SymglepError(f"the contrast's order must be 1 (one-sided), 2 (centred) or 4 (Richardson), got {order!r}")
+        order = contrast_order(centred, order)
         args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0)
         out = self.module.gradient(*args, float(dt or self.dt), float(beta), int(order), bool(learn_inputs))
         _finite(out, "echo gradient")
