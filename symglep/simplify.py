@@ -42,8 +42,16 @@ MAX_OPS = {"fast": 400, "full": 3000}
 TRIGSIMP_OPS = 40
 
 
-class _OverTime(Exception):
-    """Raised by the alarm inside an attempt that ran past its deadline."""
+class _OverTime(BaseException):
+    """Raised by the alarm inside an attempt that ran past its deadline (a BaseException, so that
+    library code's ``except Exception`` does not swallow it and carry on)."""
+
+
+#: After the deadline the alarm repeats every REPEAT_S seconds until the attempt has stopped: an
+#: _OverTime raised where Python ignores exceptions (a garbage-collector callback, a ``__del__``)
+#: is reported as "Exception ignored" and lost, and with a one-shot alarm the attempt would then
+#: run without any limit (seen in CI: a run that never ended).
+REPEAT_S = 0.05
 
 
 @dataclass
@@ -87,9 +95,9 @@ def _alarm(signum, frame):  # noqa: ARG001 - signal handler signature
 
 @contextmanager
 def deadline(seconds: float):
-    """Interrupt the body after ``seconds`` (SIGALRM, main thread only, and only when the program has
-    no timer of its own armed; elsewhere the op-count guard and the wall-clock checks between
-    attempts are the only limits)."""
+    """Interrupt the body after ``seconds``, and again every :data:`REPEAT_S` until it stops (SIGALRM,
+    main thread only, and only when the program has no timer of its own armed; elsewhere the
+    op-count guard and the wall-clock checks between attempts are the only limits)."""
     usable = (seconds > 0 and hasattr(signal, "setitimer")
               and threading.current_thread() is threading.main_thread()
               and signal.getitimer(signal.ITIMER_REAL)[0] == 0)
@@ -97,7 +105,7 @@ def deadline(seconds: float):
         yield
         return
     previous = signal.signal(signal.SIGALRM, _alarm)
-    signal.setitimer(signal.ITIMER_REAL, seconds)
+    signal.setitimer(signal.ITIMER_REAL, seconds, REPEAT_S)
     try:
         yield
     finally:
