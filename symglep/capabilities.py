@@ -24,7 +24,7 @@ AREAS = {
     "start": ("momentum", "velocity"),
     "cost": ("running", "terminal"),
     "route": ("echo", "flipped_echo", "digital_pfvp", "naive_echo", "bptt"),
-    "estimator": ("echo", "echo-one-sided", "echo4", "bptt"),
+    "estimator": ("echo", "echo-one-sided", "echo4", "echo-complex", "bptt"),
     "check option": ("--params", "--size", "--route", "--naive-echo"),
     "train option": ("--task sine", "--task target", "--task DATA.npz", "--batch", "--resume", "--scheduler",
                      "--learn-initial-state", "--freeze-parameters"),

@@ -173,7 +173,8 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
                    "estimate of the bias and round-off (docs/theory.md §6), and saved.")
 @click.option("--estimator", type=click.Choice(list(ESTIMATORS)), default="echo",
               show_default=True, help="Gradient: centred echo (3 passes, O(β²)), one-sided echo (2, O(β)), "
-              "echo4 (echoes at ±β, ±2β in one pass, O(β⁴)), or BPTT reference.")
+              "echo4 (echoes at ±β, ±2β in one pass, O(β⁴)), echo-complex (β = iε in complex arithmetic: "
+              "exact to round-off, digital only), or BPTT reference.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the task, start and batch order.")
 @click.option("--dt", type=float, default=None, help="Step size [default: the task's, or 'dt' in DATA.npz].")
 @click.option("--integrator", type=click.Choice(["auto", "leapfrog", "midpoint"]), default="auto", show_default=True)

@@ -2,7 +2,9 @@
 
 ``echo`` is the centred contrast (3 passes, O(β²) bias), ``echo-one-sided`` the one-sided
 one (2 passes, O(β)), ``echo4`` the Richardson contrast of the echoes at ±β and ±2β (run
-together in one pass, O(β⁴)), ``bptt`` the discrete adjoint of the same integrator (the reference).
+together in one pass, O(β⁴)), ``echo-complex`` the complex-step echo (β = iε in complex
+arithmetic, exact to round-off; digital only, no β to choose), ``bptt`` the discrete adjoint
+of the same integrator (the reference).
 Training and the Dask workers both call :func:`sequence_gradients`.
 """
 
@@ -10,9 +12,11 @@ from __future__ import annotations
 
 from .errors import SymglepError
 
-ESTIMATORS = ("echo", "echo-one-sided", "echo4", "bptt")
+ESTIMATORS = ("echo", "echo-one-sided", "echo4", "echo-complex", "bptt")
 # order of each contrast (Kernels.gradient's ``order``): its bias is O(β^order)
 ORDERS = {"echo": 2, "echo-one-sided": 1, "echo4": 4}
+# estimators without a nudge strength β to choose
+NO_BETA = ("echo-complex", "bptt")
 
 
 def contrast_order(centred: bool, order: int | None) -> int:
@@ -31,6 +35,8 @@ def sequence_gradients(kernels, estimator: str, beta: float, theta, u, y, q0, x0
     start = {"v0" if start_velocity else "p0": x0}
     if estimator == "bptt":
         r = kernels.bptt_gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, **start)
+    elif estimator == "echo-complex":
+        r = kernels.complex_step_gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, **start)
     else:
         r = kernels.gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, beta=beta, order=ORDERS[estimator], **start)
     if with_start:

@@ -237,6 +237,8 @@ class ArrayLearner(Learner):
         start = self._start(x0, start_velocity)
         if estimator == "bptt":
             r = self.kernels.bptt_gradient(params, q0, u=u, y=y, dt=dt, **start)
+        elif estimator == "echo-complex":
+            r = self.kernels.complex_step_gradient(params, q0, u=u, y=y, dt=dt, **start)
         else:
             r = self.kernels.gradient(params, q0, u=u, y=y, dt=dt, beta=beta, order=ORDERS[estimator], **start)
         if with_start:
@@ -286,6 +288,8 @@ class StackLearner(Learner):
             raise SymglepError(self.system.capabilities.reason("train option", "--learn-initial-state"))
         if estimator == "bptt":
             return tuple(self.kernels.bptt_gradient(theta, u, y, q0, x0, dt=dt, t0=t0)[:2])
+        if estimator == "echo-complex":
+            return tuple(self.kernels.complex_step_gradient(theta, u, y, q0, x0, dt=dt, t0=t0)[:2])
         if estimator != "echo":
             raise SymglepError(self.system.capabilities.reason("estimator", estimator))
         return tuple(self.kernels.gradient(theta, u, y, q0, x0, dt=dt, t0=t0, beta=beta)[:2])

@@ -58,15 +58,29 @@ def compile_model(model: Model, target: str = "numba", integrator: str = "auto",
     digest = content_hash(model, target, kernel_options(integrator, newton_tol))
     module = kernel_cache.loaded(digest, jit)
     if module is not None:
-        return Kernels(model, module, dt, digest)
+        return Kernels(model, module, dt, digest, (integrator, newton_tol, cache, jit))
     if not isinstance(dt, (int, float)) or not dt > 0:
         raise SymglepError(f"dt must be a positive number, got {dt!r}")
     module, generated = kernel_cache.load(
         model.name, digest, lambda: generate_source(model, integrator, target, digest, newton_tol)[0], cache=cache,
         jit=jit, warm=(lambda mod: Kernels(model, mod, dt, digest).warm_up()) if warm else None)
-    kernels = Kernels(model, module, dt, digest)
+    kernels = Kernels(model, module, dt, digest, (integrator, newton_tol, cache, jit))
     kernels.generated_source = generated
     return kernels
+
+
+def load_complex_step(model: Model, integrator: str, newton_tol, cache, jit: bool):
+    """The complex-step kernel module of ``model`` (generated, cached and compiled like the real one,
+    on first use only; :class:`~symglep.codegen.printer.NotAnalyticError` for non-analytic maths)."""
+    options = kernel_options(integrator, newton_tol, complex_step=True)
+    digest = content_hash(model, "numba", options)
+    module = kernel_cache.loaded(digest, jit)
+    if module is None:
+        module, _ = kernel_cache.load(
+            model.name + "_complex", digest,
+            lambda: generate_source(model, integrator, "numba", digest, newton_tol, complex_step=True)[0],
+            cache=cache, jit=jit)
+    return module
 
 
 def _first(outputs) -> tuple:
@@ -110,9 +124,11 @@ class Kernels:
     ``u`` ``(B, K+1, n_u)``, ``y`` ``(B, K+1, n_y)``; ``K`` steps of ``dt``.
     """
 
-    def __init__(self, model: Model, module, dt: float, digest: str):
+    def __init__(self, model: Model, module, dt: float, digest: str, options: tuple = ("auto", None, None, True)):
         self.model = model
         self.module = module
+        self.options = options  # (integrator, newton_tol, cache, jit) it was compiled with
+        self._complex = None    # the complex-step module, loaded on first use
         self.dt = float(dt)
         self.digest = digest
         self.integrator = module.INTEGRATOR
@@ -425,6 +441,37 @@ class Kernels:
             raise back or NumericalError(f"{what}: non-finite gradient of sequence {b} although the free "
                                          "and backward passes are finite (the difference quotient overflowed)")
         return Result(out[0], out[1], out[2], out[3], out[4] if learn_inputs else None, route)
+
+    def complex_step_gradient(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0,
+                              eps: float = 1e-20, learn_inputs=False, route="auto", naive_echo=False) -> Result:
+        """The complex-step echo (theory §5; digital only): the echo nudged by β = iε in complex
+        arithmetic, ``dC/dθ = Im G(iε) / ε`` -- no difference of nearly equal numbers, so ε can be
+        1e-20 and the estimate is the discrete gradient to round-off, in O(1) memory in K.
+
+        The kernels come from a second, complex-safe module (``cmath`` model functions, complex work
+        arrays), generated and compiled on the first call; a model whose maths is not analytic
+        (abs, max, piecewise, ...) is refused with one line. ``route`` as in :meth:`gradient`.
+        """
+        route = self.route(route, naive_echo)
+        if route == "bptt":
+            return self.bptt_gradient(theta, q0, p0, v0, u, y, steps, dt, t0)
+        if not (np.isfinite(eps) and 0 < eps <= 1e-6):
+            raise SymglepError(f"the complex step eps must be in (0, 1e-6], got {eps}")
+        th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
+        if self._complex is None:
+            self._complex = load_complex_step(self.model, *self.options)
+        h, t0 = float(dt or self.dt), float(t0)
+        th_echo = self.echo_parameters(th) if route == "flipped_echo" else th
+        digital = route == "digital_pfvp"
+        # order 1 with beta = i eps: (G(i eps) - G(0)) / (i eps), whose real part is Im G(i eps) / eps
+        out = self._complex.gradient(th, q0, x0, sv, u, y, h, t0, 1j * eps, 1, bool(learn_inputs), th_echo, digital)
+        what = "complex-step echo gradient"
+        self._check(out[5], out[6], what)
+        real = [np.ascontiguousarray(a.real) for a in out[:5]]
+        for b in self._non_finite(*real):
+            raise NumericalError(f"{what}: non-finite gradient of sequence {b}; run gradient() or "
+                                 "bptt_gradient() on it to locate the overflow")
+        return Result(real[0], real[1], real[2], real[3], real[4] if learn_inputs else None, route)
 
     def bptt_gradient(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0) -> Result:
         """Reference gradient by the discrete adjoint of the same integrator (O(K) memory)."""

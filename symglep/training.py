@@ -46,7 +46,7 @@ from .beta import AUTO, choose_beta, describe, parse_beta
 from .command_options import TrainOptions
 from .distributed import DaskGradient, connect
 from .errors import SymglepError
-from .estimators import ESTIMATORS, ORDERS
+from .estimators import ESTIMATORS, NO_BETA, ORDERS
 from .fileio import read_json_object, write_atomic
 from .learners import compile_kernels, element_names, flatten_parameters, group_parameters, learner_for
 from .loader import load_system, split_spec
@@ -286,8 +286,8 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
     choice = None
     if beta == AUTO:
         saved = state.settings.get("beta") if resume is not None else None
-        if estimator == "bptt":
-            beta = None  # BPTT has no nudge
+        if estimator in NO_BETA:
+            beta = None  # BPTT has no nudge; the complex step's is fixed (iε, ε = 1e-20)
         elif isinstance(saved, (int, float)) and saved > 0:
             beta = float(saved)  # a resumed run continues with the β it was trained with
         else:
@@ -344,7 +344,8 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     file path (``path.py[:NAME]``, needed by Dask workers in other processes); every kind goes
     through its :class:`~symglep.learners.Learner` and its capabilities (docs/training.md).
     ``task``: ``"sine"``, ``"target"``, a ``DATA.npz`` path or a :class:`~symglep.tasks.Dataset`. ``batch``: sequences per step (default: all).
-    ``estimator``: ``echo`` (centred, theory §5), ``echo-one-sided`` or ``bptt``.
+    ``estimator``: ``echo`` (centred, theory §5), ``echo-one-sided``, ``echo4``, ``echo-complex`` (the
+    complex-step echo: no β) or ``bptt`` (:mod:`symglep.estimators`).
     ``beta``: the nudge, or ``"auto"``: chosen once by :func:`~symglep.beta.choose_beta` on the mean
     gradient of the first sequences at the start parameters (a resumed run keeps its saved β); the
     β used and the pilot's measurements are saved in ``settings`` (``beta``, ``beta_auto``).

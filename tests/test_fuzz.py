@@ -9,7 +9,8 @@ Each one must end in one of two ways:
 
 * a correct result: the generated kernels' gradient by the model's exact route
   (echo, flipped echo or digital PFVP, theory §4) agrees with their BPTT gradient
-  (theory §6), BPTT agrees with central differences of the discrete loss, and a
+  (theory §6), so does the complex-step echo to round-off (every primitive is
+  analytic), BPTT agrees with central differences of the discrete loss, and a
   model without time-reversal symmetry has its plain echo refused; or
 * a clear error: a :class:`symglep.SymglepError` with a one-line message.
 
@@ -43,6 +44,7 @@ POOL = sp.symbols("a b c", positive=True)       # parameters (declared when used
 G = sp.Symbol("g")                              # declared as parameter, constant, or not at all
 STEPS, DT, BETA = 30, 0.02, 1e-4
 ECHO_RTOL, FD_RTOL = 1e-6, 1e-5
+CS_RTOL = 1e-12                                 # the complex-step echo: the discrete gradient to round-off
 EXAMPLES_PER_TEST, TESTS = 50, 4                # 200 examples, spread over the xdist workers
 
 OUTCOMES: collections.Counter = collections.Counter()
@@ -147,6 +149,12 @@ def run_pipeline(spec: dict, cache: str) -> str:
         echo = kernels.gradient(theta, q0, v0=v0, u=u, y=y, beta=BETA)
         assert _close(echo.dtheta[0], bptt.dtheta[0], ECHO_RTOL), (echo.route, echo.dtheta[0], bptt.dtheta[0])
         assert _close(np.r_[echo.dq0[0], echo.dx0[0]], np.r_[bptt.dq0[0], bptt.dx0[0]], ECHO_RTOL), echo.route
+        # every primitive of the grammar is analytic: the complex-step echo meets BPTT to round-off
+        # (absolute 1e-14 below a gradient norm of 1e-2: an exactly zero gradient's round-off)
+        cs = kernels.complex_step_gradient(theta, q0, v0=v0, u=u, y=y)
+        for mine, ref in ((cs.dtheta[0], bptt.dtheta[0]), (np.r_[cs.dq0[0], cs.dx0[0]], np.r_[bptt.dq0[0], bptt.dx0[0]])):
+            gap, scale = np.linalg.norm(mine - ref), max(np.linalg.norm(ref), 1e-2)
+            assert gap <= CS_RTOL * scale, (cs.route, gap / scale)
         return f"correct ({kernels.integrator}, {echo.route})"
     except symglep.SymglepError as exc:
         message = str(exc)

@@ -9,10 +9,19 @@ writes the outputs into caller-provided arrays.
 from __future__ import annotations
 
 import sympy as sp
+from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
 from ..discrete import NumericFunction
+from ..errors import SymglepError
 from .names import Namer, safe_comment
+
+#: functions analytic on the real line (holomorphic in a neighbourhood of it, where the model
+#: evaluates them), each with its NumPy ufunc, which Numba evaluates for real and complex
+#: arguments alike: the complex-step echo can run through them
+ANALYTIC_FUNCTIONS = {"exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "tan": "tan", "asin": "arcsin",
+                      "acos": "arccos", "atan": "arctan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
+                      "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh"}
 
 
 class NumbaPrinter(PythonCodePrinter):
@@ -33,6 +42,44 @@ class NumbaPrinter(PythonCodePrinter):
         return repr(float(expr))
 
 
+class NotAnalyticError(SymglepError):
+    """The model uses a function without a complex extension: no complex-step echo (theory §5)."""
+
+
+class ComplexPrinter(NumbaPrinter):
+    """The printer of the complex-step kernels: NumPy's ufuncs instead of ``math`` (``math`` takes
+    real numbers only, ``cmath`` complex ones only), so that every model function accepts real
+    and complex arguments (theory §5, complex-step echo)."""
+
+    def __init__(self, names: dict, settings=None):
+        super().__init__(names, settings)
+        for name, ufunc in ANALYTIC_FUNCTIONS.items():
+            self.known_functions[name] = f"np.{ufunc}"
+
+    def _print_Pow(self, expr, rational=False):
+        """Integer powers as products: a complex ``z**n`` goes through exp(n log z), whose argument
+        near the negative real axis is rounded to pi and loses the tiny imaginary part."""
+        base, exp = expr.as_base_exp()
+        if exp.is_Integer and 0 < abs(int(exp)) <= 64:
+            factor = self.parenthesize(base, PRECEDENCE["Pow"])
+            product = "*".join([factor] * abs(int(exp)))
+            return f"({product})" if exp > 0 else f"(1.0/({product}))"
+        return self._hprint_Pow(expr, rational=rational, sqrt="np.sqrt")
+
+
+def require_analytic(name: str, exprs) -> None:
+    """Refuse (one line) the function ``name`` if its outputs ``exprs`` use something other than
+    arithmetic, powers and :data:`ANALYTIC_FUNCTIONS`: abs, max, min, sign, piecewise, floor, ...
+    have no complex extension, so the complex step cannot run through them."""
+    allowed = {getattr(sp, f) for f in ANALYTIC_FUNCTIONS}
+    for e in exprs:
+        for f in sp.preorder_traversal(sp.sympify(e)):
+            if not (f.is_Atom or f.is_Add or f.is_Mul or f.is_Pow or f.func in allowed):
+                raise NotAnalyticError(
+                    f"the complex-step echo needs analytic model functions, but {name} uses "
+                    f"{f.func.__name__} (not analytic: no complex extension); use echo or echo4")
+
+
 def common_subexpressions(outputs: list):
     """One ``cse`` over all output expressions of a function (deterministic order)."""
     flat = [sp.sympify(e) for _, exprs in outputs for e in exprs]
@@ -47,8 +94,11 @@ def op_count(fn: NumericFunction) -> int:
     return int(sum(sp.count_ops(e) for _, e in replacements) + sum(sp.count_ops(e) for e in reduced))
 
 
-def python_function(fn: NumericFunction, prefix: str = "f_") -> str:
-    """Source of one ``@njit`` function ``f_<name>(args..., outs...)``."""
+def python_function(fn: NumericFunction, prefix: str = "f_", complex_step: bool = False) -> str:
+    """Source of one ``@njit`` function ``f_<name>(args..., outs...)``; with ``complex_step`` it
+    accepts complex arguments (:class:`ComplexPrinter`; refused for non-analytic maths)."""
+    if complex_step:
+        require_analytic(fn.name, [e for _, exprs in fn.outputs for e in exprs])
     namer = Namer("s_")
     replacements, reduced = common_subexpressions(fn.outputs)
     used = set()
@@ -64,7 +114,7 @@ def python_function(fn: NumericFunction, prefix: str = "f_") -> str:
                 lines.append(f"    {names[s]} = {source}")
     for w, _ in replacements:
         names[w] = namer(w, f"w{w.name[1:]}").replace("s_", "t_", 1)
-    printer = NumbaPrinter(names)
+    printer = ComplexPrinter(names) if complex_step else NumbaPrinter(names)
     for w, e in replacements:
         lines.append(f"    {names[w]} = {printer.doprint(e)}")
     k = 0

@@ -100,8 +100,9 @@ def content_hash(model: Model, target: str, options: dict) -> str:
     return h.hexdigest()
 
 
-def render_numba(scheme: Scheme, digest: str, newton_tol: float = NEWTON_TOL) -> str:
-    """Source of the Numba kernel module of ``scheme`` (``newton_tol``: midpoint Newton stopping step)."""
+def render_numba(scheme: Scheme, digest: str, newton_tol: float = NEWTON_TOL, complex_step: bool = False) -> str:
+    """Source of the Numba kernel module of ``scheme`` (``newton_tol``: midpoint Newton stopping step);
+    ``complex_step``: the complex-safe variant whose ``gradient`` takes an imaginary β (theory §5)."""
     template = environment().get_template("numba/kernels.py.j2")
     return template.render(
         version=__version__,
@@ -110,7 +111,9 @@ def render_numba(scheme: Scheme, digest: str, newton_tol: float = NEWTON_TOL) ->
         integrator=scheme.integrator,
         n=scheme.n, n_theta=scheme.n_theta, n_u=scheme.n_u, n_y=scheme.n_y,
         newton_maxit=NEWTON_MAXIT, newton_tol=repr(float(newton_tol)),
-        functions=[python_function(f) for f in scheme.functions],
+        functions=[python_function(f, complex_step=complex_step) for f in scheme.functions],
+        complex_step=complex_step,
+        W=", np.complex128" if complex_step else "",
         has_energy=scheme.has_energy,
         time_reversible="True" if scheme.time_reversible else "False",
         echo_flip=repr(tuple(scheme.echo_flip)),

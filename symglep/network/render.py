@@ -16,20 +16,23 @@ import sympy as sp
 from .. import __version__
 from ..codegen.digest import sources_digest
 from ..codegen.names import safe_comment
-from ..codegen.printer import NumbaPrinter, common_subexpressions
+from ..codegen.printer import ComplexPrinter, NumbaPrinter, common_subexpressions, require_analytic
 from ..codegen.render import environment, template_dir
 from .elements import Piece, kinetic_pieces, readout_pieces, term_pieces
 
 GENERATORS = ("network/arrays.py", "network/model.py", "network/terms.py", "network/elements.py", "network/render.py")
 
 
-def element_function(piece: Piece) -> str:
-    """Source of ``@njit def name(a0, a1, ...): return (out0, out1, ...)`` with one ``cse``."""
+def element_function(piece: Piece, complex_step: bool = False) -> str:
+    """Source of ``@njit def name(a0, a1, ...): return (out0, out1, ...)`` with one ``cse``; with
+    ``complex_step`` it accepts complex arguments (refused for non-analytic maths, theory §5)."""
+    if complex_step:
+        require_analytic(piece.name, piece.outputs)
     names = {s.symbol: f"a{k}" for k, s in enumerate(piece.args)}
     replacements, reduced = common_subexpressions([("o", piece.outputs)])
     for w, _ in replacements:
         names[w] = f"t_{w.name}"
-    printer = NumbaPrinter(names)
+    printer = ComplexPrinter(names) if complex_step else NumbaPrinter(names)
     lines = [f"    {names[w]} = {printer.doprint(e)}" for w, e in replacements]
     outs = ", ".join(printer.doprint(e) for e in reduced)
     lines.append(f"    return ({outs},)" if outs else "    return ()")
@@ -145,22 +148,23 @@ def content_hash(model, options: dict) -> str:
     return h.hexdigest()
 
 
-def render_network(model, digest: str) -> str:
-    """Source of the Numba kernel module of an :class:`~symglep.network.ArrayModel`."""
+def render_network(model, digest: str, complex_step: bool = False) -> str:
+    """Source of the Numba kernel module of an :class:`~symglep.network.ArrayModel`; ``complex_step``:
+    the complex-safe variant whose ``gradient`` takes an imaginary β (theory §5)."""
     layout = _Layout(model)
     terms = [_term_context(t, term, layout, model) for t, term in enumerate(model.potential_terms)]
     kin = kinetic_pieces(model.kinetic)
     ro = readout_pieces(model.readout)
     functions = []
     for ctx in terms:
-        functions += [element_function(p) for p in ctx["pieces"].values()]
-    functions += [element_function(p) for p in kin.values()] + [element_function(p) for p in ro.values()]
+        functions += [element_function(p, complex_step) for p in ctx["pieces"].values()]
+    functions += [element_function(p, complex_step) for p in kin.values()] + [element_function(p, complex_step) for p in ro.values()]
     mass_args = ", ".join(_arg(s, layout) for s in kin["mass"].args)
     mass_targets = [_target(s, layout) for s in kin["mass"].args]
     cost_args = ", ".join(_arg(s, layout, node=("u_r", "u_r")) for s in ro["cost"].args)
     cost_q = [f"u_r * D + {s.comp}" for s in ro["cost_grad"].args if s.role == "q"]
     tro = readout_pieces(model.terminal, "ct") if model.terminal is not None else {}
-    functions += [element_function(p) for p in tro.values()]
+    functions += [element_function(p, complex_step) for p in tro.values()]
     tcost_args = ", ".join(_arg(s, layout, node=("u_r", "u_r")) for s in tro["cost"].args) if tro else ""
     tcost_q = [f"u_r * D + {s.comp}" for s in tro["cost_grad"].args if s.role == "q"] if tro else []
     template = environment().get_template("network/kernels.py.j2")
@@ -173,4 +177,5 @@ def render_network(model, digest: str) -> str:
         cost_args=cost_args, cost_q=cost_q,
         terminal=bool(tro), tcost_args=tcost_args, tcost_q=tcost_q,
         n_work=max(1, 12 * len(terms)),
+        complex_step=complex_step, W=", np.complex128" if complex_step else "",
     )

@@ -25,13 +25,17 @@ from ..parameter_values import values_by_name
 from .model import ArrayModel
 from .render import content_hash, render_network
 
-def kernel_options() -> dict:
-    return {"integrator": "leapfrog", "target": "numba-network"}
+def kernel_options(complex_step: bool = False) -> dict:
+    options = {"integrator": "leapfrog", "target": "numba-network"}
+    if complex_step:
+        options["complex_step"] = 1
+    return options
 
 
-def generate_source(model: ArrayModel, digest: str | None = None) -> str:
-    """The kernel module of ``model`` (derive once, print, render)."""
-    return render_network(model, digest or content_hash(model, kernel_options()))
+def generate_source(model: ArrayModel, digest: str | None = None, complex_step: bool = False) -> str:
+    """The kernel module of ``model`` (derive once, print, render); ``complex_step``: the complex-safe
+    variant of the complex-step echo (theory §5)."""
+    return render_network(model, digest or content_hash(model, kernel_options(complex_step)), complex_step)
 
 
 def compile_array_model(model: ArrayModel, dt: float = 0.01, cache: str | None = None, warm: bool = False,
@@ -46,7 +50,7 @@ def compile_array_model(model: ArrayModel, dt: float = 0.01, cache: str | None =
     module, generated = kernel_cache.load(model.name, digest, lambda: generate_source(model, digest), cache=cache,
                                           jit=jit, warm=(lambda mod: NetworkKernels(model, mod, dt).warm_up())
                                           if warm else None)
-    kernels = NetworkKernels(model, module, dt)
+    kernels = NetworkKernels(model, module, dt, (cache, jit))
     kernels.generated_source = generated
     return kernels
 
@@ -75,10 +79,12 @@ class NetworkResult:
 class NetworkKernels:
     """Compiled kernels of one array model; n, m, n_y and the edges come from the arrays passed."""
 
-    def __init__(self, model: ArrayModel, module, dt: float):
+    def __init__(self, model: ArrayModel, module, dt: float, options: tuple = (None, True)):
         self.model, self.module, self.dt = model, module, float(dt)
         self.D = module.D
         self.generated_source = False
+        self.options = options  # (cache, jit) it was compiled with
+        self._complex = None    # the complex-step module, loaded on first use
 
     # -- arguments -------------------------------------------------------------
     def edges(self, n: int, edges=None) -> np.ndarray:
@@ -194,6 +200,25 @@ class NetworkKernels:
         args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0)
         out = self.module.gradient(*args, float(dt or self.dt), float(beta), int(order), bool(learn_inputs))
         _finite(out, "echo gradient")
+        return self._result(out, sizes, args, v0, learn_inputs)
+
+    def complex_step_gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, eps: float = 1e-20,
+                              edges=None, readout=None, v0=None, learn_inputs=False) -> NetworkResult:
+        """The complex-step echo (theory §5; digital only), as :meth:`symglep.runtime.Kernels.complex_step_gradient`:
+        the echo nudged by β = iε in complex arithmetic, ``Im G(iε) / ε``, exact to round-off."""
+        if not (np.isfinite(eps) and 0 < eps <= 1e-6):
+            raise SymglepError(f"the complex step eps must be in (0, 1e-6], got {eps}")
+        args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0)
+        if self._complex is None:
+            cache, jit = self.options
+            digest = content_hash(self.model, kernel_options(complex_step=True))
+            self._complex, _ = kernel_cache.load(self.model.name + "_complex", digest,
+                                                 lambda: generate_source(self.model, digest, complex_step=True),
+                                                 cache=cache, jit=jit)
+        # order 1 with beta = i eps: (G(i eps) - G(0)) / (i eps), whose real part is Im G(i eps) / eps
+        out = self._complex.gradient(*args, float(dt or self.dt), 1j * eps, 1, bool(learn_inputs))
+        out = tuple(np.ascontiguousarray(a.real) for a in out)
+        _finite(out, "complex-step echo gradient")
         return self._result(out, sizes, args, v0, learn_inputs)
 
     def bptt_gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, edges=None,

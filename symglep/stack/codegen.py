@@ -88,28 +88,33 @@ def stack_fingerprint(stack) -> str:
     return "\n".join(parts)
 
 
-def stack_hash(stack) -> str:
-    """Cache key: version, the stack, the stack template, symglep's generators and this package's."""
+def stack_hash(stack, complex_step: bool = False) -> str:
+    """Cache key: version, the stack, the stack template, symglep's generators and this package's
+    (and ``complex_step``: the complex-safe variant)."""
     h = hashlib.sha256()
     h.update(f"symglep {__version__}\n".encode())
+    if complex_step:
+        h.update(b"complex_step\n")
     h.update(stack_fingerprint(stack).encode())
     h.update(("\n" + sources_digest(os.path.join(template_dir(), "stack"),
                                      NUMBA_GENERATORS + ("stack/model.py", "stack/codegen.py"))).encode())
     return h.hexdigest()
 
 
-def render_stack(stack, digest: str | None = None) -> str:
-    """Source of the stack's Numba kernel module (deterministic for a given stack)."""
-    digest = digest or stack_hash(stack)
+def render_stack(stack, digest: str | None = None, complex_step: bool = False) -> str:
+    """Source of the stack's Numba kernel module (deterministic for a given stack); ``complex_step``:
+    the complex-safe variant whose ``gradient`` takes an imaginary β (theory §5)."""
+    digest = digest or stack_hash(stack, complex_step)
     functions = []
     for i, m in enumerate(stack.echo_models):
         scheme = unit_scheme(m)
         for name in UNIT_FUNCTIONS:
-            functions.append(python_function(scheme.function(name), prefix=f"u{i}_f_"))
+            functions.append(python_function(scheme.function(name), prefix=f"u{i}_f_", complex_step=complex_step))
     for i, link in enumerate(stack.links):
         for fn in glue_functions(link):
-            functions.append(python_function(fn, prefix=f"g{i}_"))
+            functions.append(python_function(fn, prefix=f"g{i}_", complex_step=complex_step))
     template = environment().get_template("stack/kernels.py.j2")
     return template.render(version=__version__, content_hash=digest, name=safe_comment(stack.name),
                            unit_names=[safe_comment(m.name) for m in stack.units],
-                           functions=functions, **layout(stack))
+                           functions=functions, complex_step=complex_step,
+                           W=", np.complex128" if complex_step else "", **layout(stack))

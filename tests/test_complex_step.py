@@ -1,0 +1,135 @@
+"""The complex-step echo (theory §5: the echo nudged by β = iε in complex arithmetic, Im G(iε)/ε)
+against BPTT of the same discrete integrator, to round-off, on every bundled example with an exact
+route: scalar models (leapfrog and midpoint), array models and the stack."""
+
+import json
+import pathlib
+import zlib
+
+import numpy as np
+import pytest
+import sympy as sp
+from click.testing import CliRunner
+from sympy.physics.mechanics import dynamicsymbols
+
+import symglep
+from symglep.check import draw_parameters, rel_err, smooth_signal
+from symglep.cli import main
+from symglep.codegen.printer import NotAnalyticError
+from symglep.errors import SymglepError
+from symglep.loader import load_system
+from symglep.network.check import draw_instance
+
+EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
+TOL = 1e-12
+DT = 0.01
+STEPS = 300
+
+
+def _examples(kind: str) -> list:
+    marker = {"scalar": "symglep.Model(", "array": "ArrayModel(", "stack": "symglep.Stack("}[kind]
+    return [p.stem for p in sorted(EXAMPLES.glob("*.py")) if marker in p.read_text()
+            and (kind != "scalar" or "\nmodel = " in p.read_text())]
+
+
+@pytest.mark.parametrize("name", _examples("scalar"))
+def test_scalar_examples_meet_bptt_to_round_off(name):
+    kern = symglep.compile(symglep.load_model(str(EXAMPLES / f"{name}.py")), dt=DT)
+    try:
+        route = kern.route("auto", False)
+    except SymglepError as exc:      # no exact echo (non-variational damping): nothing to estimate
+        pytest.skip(f"{name}: {exc}")
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    th = kern.theta(draw_parameters(kern.model, rng))
+    q0 = rng.uniform(-0.3, 0.3, (2, kern.n))
+    p0 = rng.uniform(-0.3, 0.3, (2, kern.n))
+    times = np.arange(STEPS + 1) * DT
+    u = np.stack([smooth_signal(rng, times, kern.n_u, 0.2) for _ in range(2)])
+    y = np.stack([smooth_signal(rng, times, kern.n_y, 0.3) for _ in range(2)])
+    ref = kern.bptt_gradient(th, q0, p0=p0, u=u, y=y)
+    cs = kern.complex_step_gradient(th, q0, p0=p0, u=u, y=y, learn_inputs=True, route=route)
+    assert cs.route == route
+    np.testing.assert_array_equal(cs.loss, ref.loss)
+    for what in ("dtheta", "dq0", "dx0", "du"):
+        err = rel_err(getattr(cs, what), getattr(ref, what))
+        assert err <= TOL, f"{name} ({route}): complex step vs BPTT {what} {err:.2e}"
+
+
+@pytest.mark.parametrize("name", _examples("array"))
+def test_array_examples_meet_bptt_to_round_off(name):
+    model = symglep.load_model(str(EXAMPLES / f"{name}.py"))
+    kern = symglep.compile(model, dt=DT)
+    theta, q0, p0, u, y = draw_instance(model, kern, 6, 2, STEPS, DT, np.random.default_rng(4))
+    ref = kern.bptt_gradient(theta, q0, p0, u, y, learn_inputs=True)
+    cs = kern.complex_step_gradient(theta, q0, p0, u, y, learn_inputs=True)
+    for what in ("flat", "dq0", "dp0", "du"):
+        err = rel_err(getattr(cs, what), getattr(ref, what))
+        assert err <= TOL, f"{name}: complex step vs BPTT {what} {err:.2e}"
+
+
+@pytest.mark.parametrize("name", _examples("stack"))
+def test_stack_meets_bptt_to_round_off(name):
+    """Every unit's and glue's gradient and dC/dx; the inner contrasts (a unit's input gradient, which
+    nudges the unit below) are complex steps too, so nothing cancels anywhere (theory §9)."""
+    stack = load_system(str(EXAMPLES / f"{name}.py"))
+    kern = symglep.compile(stack)
+    rng = np.random.default_rng(1)
+    th = np.abs(rng.uniform(-0.5, 0.5, kern.n_theta))
+    t = np.arange(201) * 0.05
+    x = 0.3 * np.sin(np.outer([1.0, 1.3], t))[..., None] * np.ones(kern.n_x)
+    y = 0.3 * np.cos(np.outer([0.7, 1.1], t))[..., None] * np.ones(kern.n_y)
+    loss_b, g_b, dx_b = kern.bptt_gradient(th, x, y)
+    loss, g, dx, trip = kern.complex_step_gradient(th, x, y, learn_inputs=True)
+    np.testing.assert_allclose(loss, loss_b, rtol=1e-13)
+    assert rel_err(g, g_b) <= TOL and rel_err(dx, dx_b) <= TOL, (rel_err(g, g_b), rel_err(dx, dx_b))
+    # the centred echo at beta = 1e-4 is O(beta^2) away; the complex step is not
+    assert rel_err(kern.gradient(th, x, y, beta=1e-4)[1], g_b) > 100 * rel_err(g, g_b)
+
+
+def test_the_step_size_does_not_matter():
+    """No subtractive cancellation: from eps = 1e-10 to 1e-150 the midpoint rule's gradient stays at
+    BPTT's to round-off (the centred echo's error at such a beta would be ~1/beta)."""
+    kern = symglep.compile(symglep.load_model(str(EXAMPLES / "double_pendulum.py")), dt=DT)
+    args = (np.ones(kern.n_theta), [[0.3, -0.2]])
+    ref = kern.bptt_gradient(*args, p0=[[0.1, 0.0]], steps=200)
+    for eps in (1e-10, 1e-20, 1e-100, 1e-150):
+        cs = kern.complex_step_gradient(*args, p0=[[0.1, 0.0]], steps=200, eps=eps)
+        assert rel_err(cs.dtheta, ref.dtheta) <= TOL, eps
+
+
+def _model_with(term, name):
+    x = dynamicsymbols("x")
+    k = sp.Symbol("k", positive=True)
+    return symglep.Model(lagrangian=x.diff() ** 2 / 2 - k * term(x), coordinates=[x], parameters=[k],
+                         cost=x**2 / 2, name=name)
+
+
+@pytest.mark.parametrize("term", [lambda x: sp.Piecewise((x**4, x > 0), (x**2, True)),
+                                  lambda x: x**2 * sp.Piecewise((1, x > 0), (2, True))])
+def test_non_analytic_maths_is_refused_in_one_line(term, tmp_path):
+    kern = symglep.compile(_model_with(term, "kinked"), cache=str(tmp_path))
+    with pytest.raises(NotAnalyticError, match="not analytic") as info:
+        kern.complex_step_gradient([1.0], [[0.1]], p0=[[0.0]], steps=5)
+    assert "\n" not in str(info.value)
+    kern.gradient([1.0], [[0.1]], p0=[[0.0]], steps=5)  # the real echo still runs
+
+
+def test_bad_eps_is_refused():
+    kern = symglep.compile(symglep.load_model(str(EXAMPLES / "harmonic_oscillator.py")))
+    with pytest.raises(SymglepError, match="complex step eps"):
+        kern.complex_step_gradient([1.0, 1.0], [[0.1]], p0=[[0.0]], steps=3, eps=1e-3)
+
+
+def test_train_with_the_complex_step_from_the_cli(tmp_path):
+    """Training by the complex step follows BPTT's loss curve (the same gradient to round-off)."""
+    runs = {}
+    for est in ("echo-complex", "bptt"):
+        out = tmp_path / f"{est}.json"
+        result = CliRunner().invoke(main, ["train", str(EXAMPLES / "harmonic_oscillator.py"), "--epochs", "5",
+                                           "--estimator", est, "--save", str(out)])
+        assert result.exit_code == 0, result.output
+        runs[est] = json.loads(out.read_text())["loss_history"]
+    curves = runs
+    assert np.allclose(curves["echo-complex"], curves["bptt"], rtol=1e-10, atol=0)
+    bad = CliRunner().invoke(main, ["train", str(tmp_path / "missing.py"), "--estimator", "echo-complex"])
+    assert bad.exit_code != 0
