@@ -4,7 +4,6 @@ route: scalar models (leapfrog and midpoint), array models and the stack."""
 
 import json
 import pathlib
-import zlib
 
 import numpy as np
 import pytest
@@ -13,12 +12,14 @@ from click.testing import CliRunner
 from sympy.physics.mechanics import dynamicsymbols
 
 import symglep
-from symglep.check import draw_parameters, rel_err, smooth_signal
+from symglep.check import rel_err
 from symglep.cli import main
 from symglep.codegen.printer import NotAnalyticError
 from symglep.errors import SymglepError
 from symglep.loader import load_system
 from symglep.network.check import draw_instance
+
+from instances import exact_route_kernels, scalar_instance
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 TOL = 1e-12
@@ -34,18 +35,8 @@ def _examples(kind: str) -> list:
 
 @pytest.mark.parametrize("name", _examples("scalar"))
 def test_scalar_examples_meet_bptt_to_round_off(name):
-    kern = symglep.compile(symglep.load_model(str(EXAMPLES / f"{name}.py")), dt=DT)
-    try:
-        route = kern.route("auto", False)
-    except SymglepError as exc:      # no exact echo (non-variational damping): nothing to estimate
-        pytest.skip(f"{name}: {exc}")
-    rng = np.random.default_rng(zlib.crc32(name.encode()))
-    th = kern.theta(draw_parameters(kern.model, rng))
-    q0 = rng.uniform(-0.3, 0.3, (2, kern.n))
-    p0 = rng.uniform(-0.3, 0.3, (2, kern.n))
-    times = np.arange(STEPS + 1) * DT
-    u = np.stack([smooth_signal(rng, times, kern.n_u, 0.2) for _ in range(2)])
-    y = np.stack([smooth_signal(rng, times, kern.n_y, 0.3) for _ in range(2)])
+    kern, route = exact_route_kernels(str(EXAMPLES / f"{name}.py"), name, DT)
+    th, q0, p0, u, y = scalar_instance(kern, name, 2, STEPS, DT)
     ref = kern.bptt_gradient(th, q0, p0=p0, u=u, y=y)
     cs = kern.complex_step_gradient(th, q0, p0=p0, u=u, y=y, learn_inputs=True, route=route)
     assert cs.route == route

@@ -2,17 +2,18 @@
 against BPTT of the same discrete integrator, on every bundled example with an exact route."""
 
 import pathlib
-import zlib
 
 import numpy as np
 import pytest
 from click.testing import CliRunner
 
 import symglep
-from symglep.check import draw_parameters, rel_err, smooth_signal
+from symglep.check import rel_err
 from symglep.cli import main
 from symglep.errors import SymglepError
 from symglep.network.check import draw_instance
+
+from instances import exact_route_kernels, scalar_instance
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 BETA = 1e-3
@@ -42,18 +43,8 @@ def _scalar_examples():
 
 @pytest.mark.parametrize("name", _scalar_examples())
 def test_echo4_meets_bptt_to_round_off(name):
-    kern = symglep.compile(symglep.load_model(str(EXAMPLES / f"{name}.py")), dt=DT)
-    try:
-        route = kern.route("auto", False)
-    except SymglepError as exc:      # no exact echo (non-variational damping): nothing to contrast
-        pytest.skip(f"{name}: {exc}")
-    rng = np.random.default_rng(zlib.crc32(name.encode()))
-    th = kern.theta(draw_parameters(kern.model, rng))
-    q0 = rng.uniform(-0.3, 0.3, (1, kern.n))
-    p0 = rng.uniform(-0.3, 0.3, (1, kern.n))
-    times = np.arange(STEPS + 1) * DT
-    u = smooth_signal(rng, times, kern.n_u, 0.2)[None]
-    y = smooth_signal(rng, times, kern.n_y, 0.3)[None]
+    kern, route = exact_route_kernels(str(EXAMPLES / f"{name}.py"), name, DT)
+    th, q0, p0, u, y = scalar_instance(kern, name, 1, STEPS, DT)
     ref = kern.bptt_gradient(th, q0, p0=p0, u=u, y=y)
     beta = BETA_FOR.get(name, BETA)
     four = kern.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, order=4, learn_inputs=True, route=route)

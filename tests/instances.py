@@ -1,0 +1,34 @@
+"""A reproducible problem instance of a bundled scalar model, shared by the estimator tests."""
+
+import zlib
+
+import numpy as np
+
+from symglep.check import draw_parameters, smooth_signal
+
+
+def scalar_instance(kern, name: str, batch: int = 1, steps: int = 300, dt: float = 0.01) -> tuple:
+    """``(theta, q0, p0, u, y)`` for ``batch`` sequences of ``steps`` steps, seeded by ``name``."""
+    rng = np.random.default_rng(zlib.crc32(name.encode()))
+    th = kern.theta(draw_parameters(kern.model, rng))
+    q0 = rng.uniform(-0.3, 0.3, (batch, kern.n))
+    p0 = rng.uniform(-0.3, 0.3, (batch, kern.n))
+    times = np.arange(steps + 1) * dt
+    u = np.stack([smooth_signal(rng, times, kern.n_u, 0.2) for _ in range(batch)])
+    y = np.stack([smooth_signal(rng, times, kern.n_y, 0.3) for _ in range(batch)])
+    return th, q0, p0, u, y
+
+
+def exact_route_kernels(path: str, name: str, dt: float) -> tuple:
+    """``(kernels, route)`` of a bundled model with an exact gradient route (theory §4); skips the test
+    for a model without one (non-variational damping: BPTT is the only reference)."""
+    import pytest
+
+    import symglep
+    from symglep.errors import SymglepError
+
+    kern = symglep.compile(symglep.load_model(path), dt=dt)
+    try:
+        return kern, kern.route("auto", False)
+    except SymglepError as exc:
+        pytest.skip(f"{name}: {exc}")
