@@ -10,6 +10,8 @@ Training and the Dask workers both call :func:`sequence_gradients`.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .errors import SymglepError
 
 ESTIMATORS = ("echo", "echo-one-sided", "echo4", "echo-complex", "bptt")
@@ -26,6 +28,14 @@ def contrast_order(centred: bool, order: int | None) -> int:
     if order not in (1, 2, 4):
         raise SymglepError(f"the contrast's order must be 1 (one-sided), 2 (centred) or 4 (Richardson), got {order!r}")
     return order
+
+
+def complex_nudge(eps: float) -> complex:
+    """The imaginary nudge ``iε`` of the complex-step echo (theory §5); one-line error unless
+    ``0 < ε ≤ 1e-6`` (a larger ε brings back an O(ε²) bias)."""
+    if not (np.isfinite(eps) and 0 < eps <= 1e-6):
+        raise SymglepError(f"the complex step eps must be in (0, 1e-6], got {eps}")
+    return 1j * float(eps)
 
 
 def sequence_gradients(kernels, estimator: str, beta: float, theta, u, y, q0, x0, start_velocity: bool,

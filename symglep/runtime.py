@@ -22,7 +22,7 @@ from . import cache as kernel_cache
 from . import diagnose
 from .diagnose import NumericalError
 from .errors import SymglepError
-from .estimators import contrast_order
+from .estimators import complex_nudge, contrast_order
 from .codegen.numba_source import content_hash, generate_source, kernel_options
 from .derivation import derive
 from .dissipation import non_variational_note
@@ -74,12 +74,10 @@ def load_complex_step(model: Model, integrator: str, newton_tol, cache, jit: boo
     on first use only; :class:`~symglep.codegen.printer.NotAnalyticError` for non-analytic maths)."""
     options = kernel_options(integrator, newton_tol, complex_step=True)
     digest = content_hash(model, "numba", options)
-    module = kernel_cache.loaded(digest, jit)
-    if module is None:
-        module, _ = kernel_cache.load(
-            model.name + "_complex", digest,
-            lambda: generate_source(model, integrator, "numba", digest, newton_tol, complex_step=True)[0],
-            cache=cache, jit=jit)
+    module, _ = kernel_cache.load(
+        model.name + "_complex", digest,
+        lambda: generate_source(model, integrator, "numba", digest, newton_tol, complex_step=True)[0],
+        cache=cache, jit=jit)
     return module
 
 
@@ -448,15 +446,14 @@ class Kernels:
         arithmetic, ``dC/dθ = Im G(iε) / ε`` -- no difference of nearly equal numbers, so ε can be
         1e-20 and the estimate is the discrete gradient to round-off, in O(1) memory in K.
 
-        The kernels come from a second, complex-safe module (``cmath`` model functions, complex work
-        arrays), generated and compiled on the first call; a model whose maths is not analytic
+        The kernels come from a second, complex-safe module (NumPy ufuncs in the model functions,
+        complex work arrays), generated and compiled on the first call; a model whose maths is not analytic
         (abs, max, piecewise, ...) is refused with one line. ``route`` as in :meth:`gradient`.
         """
         route = self.route(route, naive_echo)
         if route == "bptt":
             return self.bptt_gradient(theta, q0, p0, v0, u, y, steps, dt, t0)
-        if not (np.isfinite(eps) and 0 < eps <= 1e-6):
-            raise SymglepError(f"the complex step eps must be in (0, 1e-6], got {eps}")
+        nudge = complex_nudge(eps)
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
         if self._complex is None:
             self._complex = load_complex_step(self.model, *self.options)
@@ -464,7 +461,7 @@ class Kernels:
         th_echo = self.echo_parameters(th) if route == "flipped_echo" else th
         digital = route == "digital_pfvp"
         # order 1 with beta = i eps: (G(i eps) - G(0)) / (i eps), whose real part is Im G(i eps) / eps
-        out = self._complex.gradient(th, q0, x0, sv, u, y, h, t0, 1j * eps, 1, bool(learn_inputs), th_echo, digital)
+        out = self._complex.gradient(th, q0, x0, sv, u, y, h, t0, nudge, 1, bool(learn_inputs), th_echo, digital)
         what = "complex-step echo gradient"
         self._check(out[5], out[6], what)
         real = [np.ascontiguousarray(a.real) for a in out[:5]]

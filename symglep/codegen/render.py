@@ -100,6 +100,13 @@ def content_hash(model: Model, target: str, options: dict) -> str:
     return h.hexdigest()
 
 
+def complex_step_context(complex_step: bool) -> dict:
+    """Template variables of the complex-step variant (theory §5), shared by the Numba templates:
+    ``complex_step`` and ``W``, the dtype argument appended to the work arrays' ``np.empty``/``np.zeros``
+    (empty for the real kernels, whose source stays as it was)."""
+    return {"complex_step": complex_step, "W": ", np.complex128" if complex_step else ""}
+
+
 def render_numba(scheme: Scheme, digest: str, newton_tol: float = NEWTON_TOL, complex_step: bool = False) -> str:
     """Source of the Numba kernel module of ``scheme`` (``newton_tol``: midpoint Newton stopping step);
     ``complex_step``: the complex-safe variant whose ``gradient`` takes an imaginary β (theory §5)."""
@@ -112,8 +119,7 @@ def render_numba(scheme: Scheme, digest: str, newton_tol: float = NEWTON_TOL, co
         n=scheme.n, n_theta=scheme.n_theta, n_u=scheme.n_u, n_y=scheme.n_y,
         newton_maxit=NEWTON_MAXIT, newton_tol=repr(float(newton_tol)),
         functions=[python_function(f, complex_step=complex_step) for f in scheme.functions],
-        complex_step=complex_step,
-        W=", np.complex128" if complex_step else "",
+        **complex_step_context(complex_step),
         has_energy=scheme.has_energy,
         time_reversible="True" if scheme.time_reversible else "False",
         echo_flip=repr(tuple(scheme.echo_flip)),

@@ -17,7 +17,7 @@ from .. import __version__
 from ..codegen.digest import sources_digest
 from ..codegen.names import safe_comment
 from ..codegen.printer import ComplexPrinter, NumbaPrinter, common_subexpressions, require_analytic
-from ..codegen.render import environment, template_dir
+from ..codegen.render import complex_step_context, environment, template_dir
 from .elements import Piece, kinetic_pieces, readout_pieces, term_pieces
 
 GENERATORS = ("network/arrays.py", "network/model.py", "network/terms.py", "network/elements.py", "network/render.py")
@@ -158,7 +158,7 @@ def render_network(model, digest: str, complex_step: bool = False) -> str:
     functions = []
     for ctx in terms:
         functions += [element_function(p, complex_step) for p in ctx["pieces"].values()]
-    functions += [element_function(p, complex_step) for p in kin.values()] + [element_function(p, complex_step) for p in ro.values()]
+    functions += [element_function(p, complex_step) for p in [*kin.values(), *ro.values()]]
     mass_args = ", ".join(_arg(s, layout) for s in kin["mass"].args)
     mass_targets = [_target(s, layout) for s in kin["mass"].args]
     cost_args = ", ".join(_arg(s, layout, node=("u_r", "u_r")) for s in ro["cost"].args)
@@ -177,5 +177,5 @@ def render_network(model, digest: str, complex_step: bool = False) -> str:
         cost_args=cost_args, cost_q=cost_q,
         terminal=bool(tro), tcost_args=tcost_args, tcost_q=tcost_q,
         n_work=max(1, 12 * len(terms)),
-        complex_step=complex_step, W=", np.complex128" if complex_step else "",
+        **complex_step_context(complex_step),
     )

@@ -20,7 +20,7 @@ import numpy as np
 from .. import cache as kernel_cache
 from ..diagnose import NumericalError
 from ..errors import SymglepError
-from ..estimators import contrast_order
+from ..estimators import complex_nudge, contrast_order
 from ..parameter_values import values_by_name
 from .model import ArrayModel
 from .render import content_hash, render_network
@@ -206,8 +206,7 @@ class NetworkKernels:
                               edges=None, readout=None, v0=None, learn_inputs=False) -> NetworkResult:
         """The complex-step echo (theory §5; digital only), as :meth:`symglep.runtime.Kernels.complex_step_gradient`:
         the echo nudged by β = iε in complex arithmetic, ``Im G(iε) / ε``, exact to round-off."""
-        if not (np.isfinite(eps) and 0 < eps <= 1e-6):
-            raise SymglepError(f"the complex step eps must be in (0, 1e-6], got {eps}")
+        nudge = complex_nudge(eps)
         args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0)
         if self._complex is None:
             cache, jit = self.options
@@ -216,7 +215,7 @@ class NetworkKernels:
                                                  lambda: generate_source(self.model, digest, complex_step=True),
                                                  cache=cache, jit=jit)
         # order 1 with beta = i eps: (G(i eps) - G(0)) / (i eps), whose real part is Im G(i eps) / eps
-        out = self._complex.gradient(*args, float(dt or self.dt), 1j * eps, 1, bool(learn_inputs))
+        out = self._complex.gradient(*args, float(dt or self.dt), nudge, 1, bool(learn_inputs))
         out = tuple(np.ascontiguousarray(a.real) for a in out)
         _finite(out, "complex-step echo gradient")
         return self._result(out, sizes, args, v0, learn_inputs)

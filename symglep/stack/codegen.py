@@ -21,7 +21,7 @@ from .. import __version__
 from ..codegen.digest import sources_digest
 from ..codegen.names import safe_comment
 from ..codegen.printer import python_function
-from ..codegen.render import NUMBA_GENERATORS, environment, model_fingerprint, template_dir
+from ..codegen.render import NUMBA_GENERATORS, complex_step_context, environment, model_fingerprint, template_dir
 from ..derivation import derive
 from ..discrete import NumericFunction, discretise
 
@@ -116,5 +116,4 @@ def render_stack(stack, digest: str | None = None, complex_step: bool = False) -
     template = environment().get_template("stack/kernels.py.j2")
     return template.render(version=__version__, content_hash=digest, name=safe_comment(stack.name),
                            unit_names=[safe_comment(m.name) for m in stack.units],
-                           functions=functions, complex_step=complex_step,
-                           W=", np.complex128" if complex_step else "", **layout(stack))
+                           functions=functions, **complex_step_context(complex_step), **layout(stack))

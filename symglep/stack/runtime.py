@@ -11,6 +11,7 @@ import numpy as np
 
 from .. import cache as kernel_cache
 from ..errors import SymglepError
+from ..estimators import complex_nudge
 from .codegen import render_stack, stack_hash
 from .model import Stack
 
@@ -95,15 +96,14 @@ class StackKernels:
         """The stacked echo nudged by ±iε in complex arithmetic (theory §5, §9; digital only): every
         contrast is ``Im X(iε) / ε``, exact to round-off. Returns what :meth:`gradient` returns."""
         th, x, y, q0, p0 = self._args(theta, x, y, q0, p0)
-        if not (np.isfinite(eps) and 0 < eps <= 1e-6):
-            raise SymglepError(f"the complex step eps must be in (0, 1e-6], got {eps}")
+        nudge = complex_nudge(eps)
         if self._complex is None:
             cache, jit = self.options
             digest = stack_hash(self.stack, complex_step=True)
             self._complex, _ = kernel_cache.load(f"stack_{self.stack.name}_complex", digest,
                                                  lambda: render_stack(self.stack, digest, complex_step=True),
                                                  cache=cache, jit=jit)
-        loss, dth, dx, trip = self._complex.gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0), 1j * eps,
+        loss, dth, dx, trip = self._complex.gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0), nudge,
                                                      bool(learn_inputs))
         dth, dx = np.ascontiguousarray(dth.real), np.ascontiguousarray(dx.real)
         if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(dth))):
