@@ -99,8 +99,6 @@ STACK = Capabilities("stack", {
     ("route", "digital_pfvp"): "the stacked echo needs the plain echo of every unit (reversible units)",
     ("route", "naive_echo"): "stack units are time-reversible: the stacked echo is exact, never naive",
     ("estimator", "echo-one-sided"): "the stacked echo is centred (each unit's ±β echoes, theory §9)",
-    ("estimator", "echo4"): "not built yet for stacks (issue #21): the stacked kernels run one ±β pair of "
-                            "echoes per unit, not the ±β, ±2β quartet of the Richardson contrast",
     ("check option", "--size"): "a stack's size is fixed by its units (--size is for array models)",
     ("check option", "--route"): "a stack has one exact gradient route, the stacked echo (theory §9)",
     ("check option", "--naive-echo"): "stack units are time-reversible: the stacked echo is exact",

@@ -290,9 +290,10 @@ class StackLearner(Learner):
             return tuple(self.kernels.bptt_gradient(theta, u, y, q0, x0, dt=dt, t0=t0)[:2])
         if estimator == "echo-complex":
             return tuple(self.kernels.complex_step_gradient(theta, u, y, q0, x0, dt=dt, t0=t0)[:2])
-        if estimator != "echo":
+        if estimator not in ("echo", "echo4"):
             raise SymglepError(self.system.capabilities.reason("estimator", estimator))
-        return tuple(self.kernels.gradient(theta, u, y, q0, x0, dt=dt, t0=t0, beta=beta)[:2])
+        return tuple(self.kernels.gradient(theta, u, y, q0, x0, dt=dt, t0=t0, beta=beta,
+                                           order=ORDERS[estimator])[:2])
 
 
 LEARNERS = {"scalar": ScalarLearner, "array": ArrayLearner, "stack": StackLearner}

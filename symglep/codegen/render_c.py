@@ -105,7 +105,7 @@ def render_c(scheme: Scheme, digest: str, precision: str = "float64") -> dict:
         loss_comment=loss, step_note=step_note,
         newton_maxit=NEWTON_MAXIT, newton_tol=NEWTON_TOL_C[precision],
         functions=[c_function(scheme.function(name), precision) for name in wanted],
-        F="F" if single else "", compensated=single, fabs="fabsf" if single else "fabs", huge="HUGE_VALF" if single else "HUGE_VAL",
+        F="F" if single else "", fabs="fabsf" if single else "fabs", huge="HUGE_VALF" if single else "HUGE_VAL",
         example_steps=EXAMPLE_STEPS, dt=EXAMPLE_DT, beta=EXAMPLE_BETA[precision],
         lit=lambda text: literal(text, precision),
     )

@@ -108,8 +108,9 @@ def work_layout(lay: dict) -> list:
     nq, nut, nyt = lay["nq"], lay["nut"], lay["nyt"]
     nthu, nglue = lay["nth_units"], lay["nth"] - lay["nth_units"]
     return [("q", nq), ("p", nq), ("U", nut), ("Y", nyt), ("Y0", nyt), ("f", nq), ("ph", nq), ("v", nq),
-            ("vl", nq), ("c", 1), ("Qs", 3 * nq), ("Ps", 3 * nq), ("Fs", 3 * nq), ("PH", 3 * nq),
-            ("G", 2 * max(nthu, 1)), ("Gc", 2 * max(nthu, 1)), ("dglue", max(nglue, 1)), ("dth", lay["max_nt"]), ("du", 2 * lay["max_nu"]),
+            ("vl", nq), ("c", 1), ("Qs", 5 * nq), ("Ps", 5 * nq), ("Fs", 5 * nq), ("PH", 5 * nq),
+            ("G", 4 * max(nthu, 1)), ("Gc", 4 * max(nthu, 1)), ("dglue", max(nglue, 1)), ("dth", lay["max_nt"]),
+            ("du", 4 * lay["max_nu"]),
             ("dui", lay["max_nu"]), ("dcq", lay["max_n"]), ("dwb", lay["max_ng"]), ("dr", lay["max_nr"])]
 
 
@@ -139,7 +140,7 @@ def render_stack_c(stack, precision: str = "float64", digest: str | None = None)
     context = dict(version=__version__, content_hash=digest, name=safe_comment(stack.name), P=P,
                    guard=f"SYMGLEP_{P.upper()}_H", stem=P, precision=precision,
                    ctype="float" if single else "double", F="F" if single else "",
-                   fabs="fabsf" if single else "fabs", compensated=single,
+                   fabs="fabsf" if single else "fabs",
                    unit_names=[safe_comment(u.name) for u in stack.units],
                    parameter_comment=safe_comment(", ".join(stack.parameter_names)),
                    functions=functions, work=offsets, work_size=o, beta=EXAMPLE_BETA[precision], **lay)

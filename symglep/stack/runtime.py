@@ -11,7 +11,7 @@ import numpy as np
 
 from .. import cache as kernel_cache
 from ..errors import SymglepError
-from ..estimators import complex_nudge
+from ..estimators import complex_nudge, contrast_order
 from .codegen import render_stack, stack_hash
 from .model import Stack
 
@@ -45,7 +45,7 @@ class StackKernels:
         for record in (False, True):
             self.module.free(th, q0, q0, x, y, 0.01, 0.0, record)
         for learn in (False, True):
-            self.module.gradient(th, q0, q0, x, y, 0.01, 0.0, 1e-4, learn)
+            self.module.gradient(th, q0, q0, x, y, 0.01, 0.0, 1e-4, 2, learn)
         self.module.bptt_gradient(th, q0, q0, x, y, 0.01, 0.0)
 
     def _args(self, theta, x, y, q0, p0):
@@ -79,12 +79,18 @@ class StackKernels:
         out = self.module.free(th, q0, p0, x, y, float(dt or self.dt), float(t0), bool(record))
         return out if record else out[:3]
 
-    def gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, beta=1e-4, learn_inputs=False):
-        """Stacked echo (theory §9): ``(loss (B,), dtheta (B, n_θ), dx, round_trip (B,))``; memory O(1) in K."""
+    def gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, beta=1e-4, learn_inputs=False,
+                 order: int = 2):
+        """Stacked echo (theory §9): ``(loss (B,), dtheta (B, n_θ), dx, round_trip (B,))``; memory O(1) in K.
+
+        ``order`` 2: every unit's echoes at ±β (centred contrast, error O(β²)); 4: at ±β and ±2β
+        combined by Richardson (O(β⁴), theory §5). The stacked echo has no one-sided form (§9)."""
         th, x, y, q0, p0 = self._args(theta, x, y, q0, p0)
         if not (np.isfinite(beta) and beta != 0):
             raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
-        out = self.module.gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0), float(beta),
+        if contrast_order(True, order) == 1:
+            raise SymglepError(self.stack.capabilities.reason("estimator", "echo-one-sided"))
+        out = self.module.gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0), float(beta), int(order),
                                    bool(learn_inputs))
         if not all(np.all(np.isfinite(a)) for a in out[:2]):
             raise SymglepError("the stacked echo produced a non-finite value (the free run or an echo diverged; "
@@ -103,7 +109,7 @@ class StackKernels:
             self._complex, _ = kernel_cache.load(f"stack_{self.stack.name}_complex", digest,
                                                  lambda: render_stack(self.stack, digest, complex_step=True),
                                                  cache=cache, jit=jit)
-        loss, dth, dx, trip = self._complex.gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0), nudge,
+        loss, dth, dx, trip = self._complex.gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0), nudge, 2,
                                                      bool(learn_inputs))
         dth, dx = np.ascontiguousarray(dth.real), np.ascontiguousarray(dx.real)
         if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(dth))):
