@@ -6,6 +6,7 @@ failures print one line and exit with code 1. ``--debug`` shows tracebacks.
 
 from __future__ import annotations
 
+import os
 import sys
 
 import click
@@ -42,6 +43,9 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except BrokenPipeError:  # the reader went away (`symglep train ... | head`): stop quietly, like cat
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
+            ctx.exit(141)  # 128 + SIGPIPE, what a shell reports for a command killed by a closed pipe
         except Exception as exc:  # noqa: BLE001 - last resort: one line, no traceback
             if ctx.meta.get("symglep.debug"):
                 raise

@@ -813,3 +813,14 @@ def test_schema_doc_lists_every_key():
     keys = set(report) | set(report["locality"]["k"]) | set(report["explicit_time_dependence"][0])
     undocumented = sorted(key for key in keys if f"| `{key}` |" not in doc)
     assert not undocumented, f"docs/derive-schema.md does not document {undocumented}"
+
+
+def test_a_closed_pipe_ends_quietly():
+    """`symglep train ... | head`: the reader goes away; no traceback, exit 141 (128 + SIGPIPE) as a shell reports."""
+    proc = subprocess.Popen([sys.executable, "-m", "symglep", "train", str(ROOT / "examples" / "harmonic_oscillator.py"),
+                             "--epochs", "2", "--beta", "1e-3"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    proc.stdout.close()  # before the first line is written
+    err = proc.stderr.read()
+    assert proc.wait(timeout=300) == 141, err
+    assert "Traceback" not in err and "Exception ignored" not in err and "internal error" not in err, err
