@@ -186,8 +186,8 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
         beta = choice.beta
     echo = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, order=order, route=route, naive_echo=naive)
     one_sided = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, centred=False, route=route, naive_echo=naive)
-    doubled = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=2 * beta, centred=True, route=route, naive_echo=naive)
-    beta_error = beta_error_estimates(echo.dtheta[0], one_sided.dtheta[0], doubled.dtheta[0])
+    doubled = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=2 * beta, order=order, route=route, naive_echo=naive)
+    beta_error = beta_error_estimates(echo.dtheta[0], one_sided.dtheta[0], doubled.dtheta[0], order)
     bptt = kernels.bptt_gradient(th, q0, p0=p0, u=u, y=y)
     fd = central_differences(lambda t: kernels.free(t, q0, p0=p0, u=u, y=y)[2][0], th, 1e-6)
     err_theta = rel_err(echo.dtheta[0], bptt.dtheta[0])
@@ -225,7 +225,7 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
         "tolerance_bptt_vs_fd": FD_TOLERANCE,
         "one_sided_vs_centred": beta_error["one_sided"],
         "centred_error_estimate": beta_error["centred"],
-        "warnings": warnings(roundtrip, beta, beta_error, tolerance),
+        "warnings": warnings(roundtrip, beta, beta_error, tolerance, order),
         "noise": noise_study,
         "passed": bool((not exact or (err_theta <= tolerance and err_init <= tolerance)) and err_fd <= FD_TOLERANCE),
         "gradients": {
@@ -238,24 +238,26 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
     }
 
 
-def beta_error_estimates(centred, one_sided, centred_2beta) -> dict:
+def beta_error_estimates(contrast, one_sided, contrast_2beta, order: int = 2) -> dict:
     """The β (finite-difference) error of each echo estimator, measured from the estimates alone (theory §5).
 
-    The one-sided estimate errs by ``a·β``, the centred one by ``c·β²``. Their
-    difference measures the first: ``‖one-sided − centred‖/‖centred‖``. The
-    centred error follows by Richardson from a second centred estimate at
-    ``2β``: ``G(2β) − G(β) ≈ 3cβ²``, so it is ``‖G(2β) − G(β)‖ / 3‖G(β)‖``.
+    The one-sided estimate errs by ``a·β``, the contrast of order p (2 centred, 4 Richardson) by
+    ``c·β^p``. Their difference measures the first: ``‖one-sided − contrast‖/‖contrast‖``. The
+    contrast's error follows by Richardson from a second estimate at ``2β``: ``G(2β) − G(β) ≈
+    (2^p − 1)cβ^p``, so it is ``‖G(2β) − G(β)‖ / (2^p − 1)‖G(β)‖`` (key ``centred``, whichever p).
     """
-    return {"one_sided": rel_err(one_sided, centred), "centred": rel_err(centred_2beta, centred) / 3}
+    return {"one_sided": rel_err(one_sided, contrast), "centred": rel_err(contrast_2beta, contrast) / (2**order - 1)}
 
 
-def warnings(roundtrip: float, beta: float, beta_error: dict, tolerance: float) -> list:
+def warnings(roundtrip: float, beta: float, beta_error: dict, tolerance: float, order: int = 2) -> list:
     """What the measurements say about the trust one can put in the echo gradient (theory §6)."""
     out = []
     if beta_error["centred"] > tolerance:
-        out.append(f"beta = {beta:g} is too large for this model's curvature: the centred echo estimate's "
+        kind = "centred" if order == 2 else "Richardson"
+        better = beta * (tolerance / beta_error["centred"]) ** (1 / order) / 2
+        out.append(f"beta = {beta:g} is too large for this model's curvature: the {kind} echo estimate's "
                    f"finite-difference error is about {beta_error['centred']:.1e} (> tolerance {tolerance:.0e}); "
-                   f"try --beta {beta * math.sqrt(tolerance / beta_error['centred']) / 2:.1g}")
+                   f"try --beta {better:.1g}")
     if not roundtrip <= tolerance:
         out.append(f"the free run is not reversible to the gradient tolerance: round-trip error {roundtrip:.1e} "
                    f"> {tolerance:.0e}, so the echo does not retrace the free run closely enough for its gradient "
@@ -286,6 +288,7 @@ def render_text(r: dict) -> str:
         lines.append(f"{name:<12} {g['echo'][name]:>16.9e} {g['bptt'][name]:>16.9e} "
                      f"{g['finite_differences'][name]:>16.9e}")
     ok = lambda e, t: "ok" if e <= t else "FAIL"  # noqa: E731
+    kind = "Richardson" if r.get("contrast") == CONTRASTS[4] else "centred"  # the contrast measured
     if not r["route_exact"]:
         ok = lambda e, t: "(bias of a route that is not exact; not a pass criterion)"  # noqa: E731
     lines += [
@@ -297,9 +300,10 @@ def render_text(r: dict) -> str:
         f"rel. error BPTT vs finite diff.    {fmt(r['rel_err_bptt_vs_fd'])}  "
         f"(tolerance {r['tolerance_bptt_vs_fd']:.0e}) "
         f"{'ok' if r['rel_err_bptt_vs_fd'] <= r['tolerance_bptt_vs_fd'] else 'FAIL'}",
-        f"one-sided vs centred echo          {fmt(r['one_sided_vs_centred'])}  "
+        f"{'one-sided vs ' + kind + ' echo':<34} {fmt(r['one_sided_vs_centred'])}  "
         f"(error of the one-sided estimate at this beta)",
-        f"centred echo: beta error estimate  {fmt(r['centred_error_estimate'])}  (Richardson, beta and 2 beta)",
+        f"{kind + ' echo: beta error estimate':<34} {fmt(r['centred_error_estimate'])}  "
+        "(from the estimates at beta and 2 beta)",
     ]
     lines += [f"warning: {w}" for w in r["warnings"]]
     if r.get("noise"):
