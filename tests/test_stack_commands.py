@@ -208,6 +208,17 @@ def test_check_passes_on_the_example(stack, steps, dt):
     assert text.rstrip().endswith("passed")
 
 
+def test_check_auto_beta_takes_the_richardson_contrast_when_the_centred_one_falls_short(stack):
+    """At the example's own step (dt = 0.05) the contrast is curved: for a 1e-8 tolerance the centred
+    contrast's bias + round-off cannot reach a tenth of it, so --beta auto takes echo4 (theory §5), and
+    the beta error it reports is that contrast's own."""
+    report, text = check(stack, 300, 0.05, "auto", 0, None, 1e-8, "text")
+    assert report["contrast"].startswith("Richardson") and report["beta_auto"]["order"] == 4, text
+    assert report["passed"] and report["rel_err_echo_vs_bptt"] <= 1e-8, text
+    assert report["centred_error_estimate"] <= 1e-8 and not report["warnings"], text
+    assert "Richardson echo: beta error estimate" in text
+
+
 def test_check_fails_when_the_echo_is_wrong(stack):
     """A huge nudge biases the contrast far beyond the tolerance: the check must say FAILED."""
     report, text = check(stack, 400, 0.05, 0.5, 0, None, 1e-6, "json")
