@@ -117,6 +117,28 @@ def predicted_error(choice) -> float:
 CONTRASTS = {2: "centred (echoes at ±beta)", 4: "Richardson (echoes at ±beta and ±2 beta, theory §5)"}
 
 
+def contrast_kind(label: str) -> str:
+    """``centred`` or ``Richardson``: the name of a report's contrast label (:data:`CONTRASTS`)."""
+    return label.split(" (")[0]
+
+
+def choose_contrast(contrast, tolerance: float) -> tuple:
+    """``(choice, order)`` of ``--beta auto``: the centred contrast's β, or the Richardson contrast's when
+    the centred one cannot reach the tolerance in float64 and the O(β⁴) one predicts less error
+    (theory §6). ``contrast(b, order=2)`` returns the estimates at nudge ``b``."""
+    choice = auto_beta(contrast, tolerance)
+    if predicted_error(choice) > choice.tolerance:
+        fourth = auto_beta(lambda b: contrast(b, 4), tolerance, order=4)
+        if predicted_error(fourth) < predicted_error(choice):
+            return fourth, 4
+    return choice, 2
+
+
+def suggested_beta(beta: float, error: float, tolerance: float, order: int) -> float:
+    """A β whose bias ``c·β^p``, measured as ``error`` at ``beta``, falls below ``tolerance`` (margin 2)."""
+    return beta * (tolerance / error) ** (1 / order) / 2
+
+
 def check_instance(model: Model, kernels, steps: int, dt: float, seed: int, params: dict | None = None) -> tuple:
     """``(θ, q0, p0, u, y)`` of the seeded instance the check measures: one sequence, started by momentum."""
     rng = np.random.default_rng(seed)
@@ -178,11 +200,7 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
             r = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=b, order=order, route=route, naive_echo=naive)
             return [r.dtheta[0], np.concatenate([r.dq0[0], r.dx0[0]])]
 
-        choice = auto_beta(contrast, tolerance)
-        if predicted_error(choice) > choice.tolerance:  # out of the centred contrast's reach: the O(beta^4) one
-            fourth = auto_beta(lambda b: contrast(b, 4), tolerance, order=4)
-            if predicted_error(fourth) < predicted_error(choice):
-                choice, order = fourth, 4
+        choice, order = choose_contrast(contrast, tolerance)
         beta = choice.beta
     echo = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, order=order, route=route, naive_echo=naive)
     one_sided = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, centred=False, route=route, naive_echo=naive)
@@ -253,11 +271,10 @@ def warnings(roundtrip: float, beta: float, beta_error: dict, tolerance: float, 
     """What the measurements say about the trust one can put in the echo gradient (theory §6)."""
     out = []
     if beta_error["centred"] > tolerance:
-        kind = "centred" if order == 2 else "Richardson"
-        better = beta * (tolerance / beta_error["centred"]) ** (1 / order) / 2
-        out.append(f"beta = {beta:g} is too large for this model's curvature: the {kind} echo estimate's "
-                   f"finite-difference error is about {beta_error['centred']:.1e} (> tolerance {tolerance:.0e}); "
-                   f"try --beta {better:.1g}")
+        better = suggested_beta(beta, beta_error["centred"], tolerance, order)
+        out.append(f"beta = {beta:g} is too large for this model's curvature: the {contrast_kind(CONTRASTS[order])} "
+                   f"echo estimate's finite-difference error is about {beta_error['centred']:.1e} (> tolerance "
+                   f"{tolerance:.0e}); try --beta {better:.1g}")
     if not roundtrip <= tolerance:
         out.append(f"the free run is not reversible to the gradient tolerance: round-trip error {roundtrip:.1e} "
                    f"> {tolerance:.0e}, so the echo does not retrace the free run closely enough for its gradient "
@@ -288,7 +305,7 @@ def render_text(r: dict) -> str:
         lines.append(f"{name:<12} {g['echo'][name]:>16.9e} {g['bptt'][name]:>16.9e} "
                      f"{g['finite_differences'][name]:>16.9e}")
     ok = lambda e, t: "ok" if e <= t else "FAIL"  # noqa: E731
-    kind = "Richardson" if r.get("contrast") == CONTRASTS[4] else "centred"  # the contrast measured
+    kind = contrast_kind(r.get("contrast", CONTRASTS[2]))  # the contrast measured
     if not r["route_exact"]:
         ok = lambda e, t: "(bias of a route that is not exact; not a pass criterion)"  # noqa: E731
     lines += [

@@ -1,4 +1,4 @@
-"""A reproducible problem instance of a bundled scalar model, shared by the estimator tests."""
+"""Reproducible problem instances of the bundled models, shared by the estimator tests."""
 
 import zlib
 
@@ -32,3 +32,14 @@ def exact_route_kernels(path: str, name: str, dt: float) -> tuple:
         return kern, kern.route("auto", False)
     except SymglepError as exc:
         pytest.skip(f"{name}: {exc}")
+
+
+def stack_instance(stack, kernels, steps: int = 300) -> tuple:
+    """``(theta, x, y, q0, p0)``: the sine task of tests/test_stack.py (two sequences of ``steps`` steps)
+    from a seeded random start state."""
+    from symglep.stack.training import sine_data
+
+    x, y, theta, _ = sine_data(stack, kernels, seed=1, sequences=2, steps=steps)
+    rng = np.random.default_rng(3)
+    q0, p0 = rng.uniform(-0.3, 0.3, (2, stack.n)), rng.uniform(-0.2, 0.2, (2, stack.n))
+    return theta, x, y, q0, p0

@@ -13,7 +13,7 @@ from symglep.cli import main
 from symglep.errors import SymglepError
 from symglep.network.check import draw_instance
 
-from instances import exact_route_kernels, scalar_instance
+from instances import exact_route_kernels, scalar_instance, stack_instance
 
 EXAMPLES = pathlib.Path(__file__).resolve().parents[1] / "examples"
 BETA = 1e-3
@@ -68,15 +68,12 @@ def test_echo4_on_the_array_models(name):
 def stack_case():
     """stack_chain_hru on the sine task (two sequences of 300 steps) from a random start state."""
     from symglep.stack.runtime import compile_stack
-    from symglep.stack.training import load_stack, sine_data
+    from symglep.stack.training import load_stack
 
     def case(dt):
         stack = load_stack(str(EXAMPLES / "stack_chain_hru.py"))
         kern = compile_stack(stack, dt=dt)
-        x, y, theta, _ = sine_data(stack, kern, seed=1, sequences=2, steps=STEPS)
-        rng = np.random.default_rng(3)
-        q0, p0 = rng.uniform(-0.3, 0.3, (2, stack.n)), rng.uniform(-0.2, 0.2, (2, stack.n))
-        return kern, (theta, x, y, q0, p0)
+        return kern, stack_instance(stack, kern, STEPS)
     return case
 
 

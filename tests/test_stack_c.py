@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 from c_harness import EXTRA, STRICT, compile_c, relative_error
+from instances import stack_instance
 from test_c_kernels import COMPILER_SUPPORT, CORTEX_M4, MATH_FUNCTIONS, toolchains  # noqa: F401 (fixture)
 from symglep.codegen.c_printer import c_api_prefix
 from symglep.stack.runtime import compile_stack
-from symglep.stack.training import load_stack, sine_data
+from symglep.stack.training import load_stack
 from symglep.stack.codegen_c import render_stack_c, write_stack_c
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
@@ -86,10 +87,7 @@ def c_stack(stack, folder):
 @pytest.fixture(scope="module")
 def problem(stack, kernels):
     """The sine task of tests/test_stack.py (two sequences of 300 steps), from a random start state."""
-    x, y, theta, _ = sine_data(stack, kernels, seed=1, sequences=2, steps=300)
-    rng = np.random.default_rng(3)
-    q0, p0 = rng.uniform(-0.3, 0.3, (2, stack.n)), rng.uniform(-0.2, 0.2, (2, stack.n))
-    return theta, x, y, q0, p0
+    return stack_instance(stack, kernels)
 
 
 def test_c_free_pass_matches_numba(kernels, c_stack, problem):

@@ -20,8 +20,8 @@ from .. import __version__
 from ..boundary import BOUNDARY_CONDITIONS as BOUNDARY_CONDITIONS_OF_UNITS
 from ..boundary import latex_names
 from ..beta import AUTO, describe
-from ..check import (CONTRASTS, FD_TOLERANCE, auto_beta, central_differences, predicted_error,
-                     read_parameter_file, rel_err, require_run_settings, smooth_signal)
+from ..check import (CONTRASTS, FD_TOLERANCE, central_differences, choose_contrast, contrast_kind,
+                     read_parameter_file, rel_err, require_run_settings, smooth_signal, suggested_beta)
 from ..boundary import residuals as boundary_residuals
 from ..codegen.output import write_files
 from ..command_options import CheckOptions, require_plain_check
@@ -474,11 +474,7 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
             grad, grad_x = kernels.gradient(theta, x, y, q0, p0, beta=b, learn_inputs=True, order=order)[1:3]
             return [grad[0][sl] for sl in slices] + [grad_x]
 
-        choice = auto_beta(contrast, tolerance)
-        if predicted_error(choice) > choice.tolerance:  # out of the centred contrast's reach: the O(beta^4) one
-            fourth = auto_beta(lambda b: contrast(b, 4), tolerance, order=4)
-            if predicted_error(fourth) < predicted_error(choice):
-                choice, order = fourth, 4
+        choice, order = choose_contrast(contrast, tolerance)
         beta = choice.beta
     loss, echo, echo_x, trip = kernels.gradient(theta, x, y, q0, p0, beta=beta, learn_inputs=True, order=order)
     doubled = kernels.gradient(theta, x, y, q0, p0, beta=2 * beta, order=order)[1]
@@ -500,9 +496,9 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
     passed = all(g["echo_vs_bptt"] <= tolerance and g["bptt_vs_fd"] <= FD_TOLERANCE for g in groups)
     warns = []
     if beta_error > tolerance:
-        warns.append(f"beta = {beta:g} is too large for this stack: the {CONTRASTS[order].split(' (')[0]} echo's "
+        warns.append(f"beta = {beta:g} is too large for this stack: the {contrast_kind(CONTRASTS[order])} echo's "
                      f"beta error is about {beta_error:.1e} (> tolerance {tolerance:.0e}); try --beta "
-                     f"{beta * (tolerance / beta_error) ** (1 / order) / 2:.1g}")
+                     f"{suggested_beta(beta, beta_error, tolerance, order):.1g}")
     if not roundtrip <= tolerance:
         warns.append(f"the un-nudged echoes do not retrace the free run to the tolerance: round-trip error "
                      f"{roundtrip:.1e} > {tolerance:.0e} (shorten the sequence or reduce dt, theory §6)")
@@ -551,7 +547,7 @@ def render_check_text(r: dict) -> str:
              f"loss                                {r['loss']:.10g}",
              f"round-trip error (un-nudged echoes) {r['roundtrip_error']:.3e}",
              f"contrast: {r.get('contrast', CONTRASTS[2])}",
-             f"{r.get('contrast', CONTRASTS[2]).split(' (')[0]} echo: beta error estimate   "
+             f"{contrast_kind(r.get('contrast', CONTRASTS[2]))} echo: beta error estimate   "
              f"{r['centred_error_estimate']:.3e}  (from the estimates at beta and 2 beta)",
              "", f"{'parameter':<16} {'echo':>16} {'BPTT':>16} {'finite diff':>16}"]
     g = r["gradients"]
