@@ -64,6 +64,11 @@ class Capabilities:
         if why is not None:
             raise NotSupportedError(f"{self.kind} systems: {area} {name} is not supported: {why}")
 
+    def refusing(self, more: dict) -> "Capabilities":
+        """This table with the cells of ``more`` (``{(area, name): reason}``) refused too: a system whose
+        parts refuse what its kind serves (a stack with an array unit has no C target)."""
+        return Capabilities(self.kind, {**self.refused, **more})
+
     def table(self) -> list:
         """``[(area, name, reason or None)]`` over every cell, in :data:`AREAS` order (docs, tests)."""
         return [(area, name, self.reason(area, name)) for area, names in AREAS.items() for name in names]

@@ -29,7 +29,7 @@ from .estimators import ORDERS, sequence_gradients
 from .model import Model
 from .network.check import draw_parameters as draw_array_parameters
 from .network.check import load_array_params
-from .parameter_values import draw_parameters
+from .parameter_values import draw_parameters, element_names
 from .systems import compile as compile_system
 from .systems import kind_of
 
@@ -51,15 +51,8 @@ def data_sizes(system) -> dict:
     if kind == "array":
         return {"n_u": system.sizes["m"], "n_y": system.sizes["r"], "n": None, "dim": system.dim,
                 "default_n": system.n, "velocity": True}
-    return {"n_u": len(system.units[0].u), "n_y": len(system.units[-1].y), "n": system.n, "dim": 1,
+    return {"n_u": system.n_inputs, "n_y": system.n_targets, "n": system.n, "dim": 1,
             "default_n": system.n, "velocity": False}
-
-
-def element_names(name: str, shape: tuple) -> list:
-    """``name`` for a scalar, ``name[i]`` / ``name[i,j]`` for each element of an array (C order)."""
-    if not shape:
-        return [name]
-    return [f"{name}[{','.join(map(str, idx))}]" for idx in np.ndindex(*shape)]
 
 
 def group_parameters(layout: list, theta: np.ndarray) -> dict:
@@ -261,6 +254,19 @@ class StackLearner(Learner):
     def draw(self, rng) -> np.ndarray:
         return self.system.draw_parameters(rng)
 
+    def rest(self, sequences: int) -> tuple:
+        """At rest; an array unit at its model's ``initial_positions`` where it declares them (as
+        :meth:`ArrayLearner.rest`)."""
+        q0, p0 = super().rest(sequences)
+        start = 0
+        for i, array in enumerate(self.system.arrays):
+            size = self.system.unit_size(i)
+            if array is not None and array.model.initial_positions is not None:
+                draw = array.model.initial_positions(array.size, np.random.default_rng(0))
+                q0[:, start:start + size] = np.asarray(draw, dtype=np.float64).reshape(-1)
+            start += size
+        return q0, p0
+
     def flat(self, params) -> np.ndarray:
         return np.asarray(params, dtype=np.float64).reshape(-1)
 
@@ -272,11 +278,17 @@ class StackLearner(Learner):
             raise SymglepError(f"parameters file {path}: every value must be a number") from None
 
     def readout_run(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
-        """The top unit's coordinates and its inputs (the glue's drive)."""
+        """The top unit's coordinates and its inputs (the glue's drive); an array top unit's as
+        :class:`ArrayLearner` gives them, ``(b, K+1, n_y, dim)`` of its readout units."""
         self._momentum_only(start_velocity)
         _, _, _, tq, _, tu = self.kernels.free(theta, u, None, q0, x0, dt=dt, t0=t0, record=True)
-        below = self.system.units[:-1]
-        return tq[:, :, sum(unit.n for unit in below):], tu[:, :, sum(len(unit.u) for unit in below):]
+        stack, top = self.system, len(self.system.units) - 1
+        q = tq[:, :, sum(stack.unit_size(i) for i in range(top)):]
+        seen = tu[:, :, sum(stack.unit_inputs(i) for i in range(top)):]
+        array = stack.arrays[top]
+        if array is not None:
+            q = q.reshape(q.shape[:2] + (array.size, array.dim))[:, :, array.readout_units(), :]
+        return q, seen
 
     def losses(self, theta, u, y, q0, x0, dt, t0=0.0, start_velocity=False) -> np.ndarray:
         self._momentum_only(start_velocity)

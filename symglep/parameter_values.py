@@ -3,6 +3,8 @@ or drawn for a seeded instance (``symglep check``, the tasks' teachers)."""
 
 from __future__ import annotations
 
+import itertools
+
 from .errors import SymglepError
 
 
@@ -25,3 +27,10 @@ def draw_parameters(model, rng) -> dict:
     for s in model.parameters:
         out[s.name] = float(rng.uniform(0.5, 1.5) if s.is_positive else rng.uniform(-1.0, 1.0))
     return out
+
+
+def element_names(name: str, shape: tuple) -> list:
+    """``name`` for a scalar, ``name[i]`` / ``name[i,j]`` for each element of an array (C order)."""
+    if not shape:
+        return [name]
+    return [f"{name}[{','.join(map(str, idx))}]" for idx in itertools.product(*(range(s) for s in shape))]

@@ -141,7 +141,8 @@ def readout_of(system):
     if isinstance(system, ArrayModel):
         return array_readout_map(system)
     if isinstance(system, Stack):
-        return readout_map(system.units[-1])
+        top = system.units[-1]
+        return array_readout_map(top) if isinstance(top, ArrayModel) else readout_map(top)
     return readout_map(system)
 
 

@@ -23,8 +23,8 @@ from .elements import Piece, kinetic_pieces, readout_pieces, term_pieces
 GENERATORS = ("network/arrays.py", "network/model.py", "network/terms.py", "network/elements.py", "network/render.py")
 
 
-def element_function(piece: Piece, complex_step: bool = False) -> str:
-    """Source of ``@njit def name(a0, a1, ...): return (out0, out1, ...)`` with one ``cse``; with
+def element_function(piece: Piece, complex_step: bool = False, prefix: str = "") -> str:
+    """Source of ``@njit def <prefix>name(a0, a1, ...): return (out0, out1, ...)`` with one ``cse``; with
     ``complex_step`` it accepts complex arguments (refused for non-analytic maths, theory §5)."""
     if complex_step:
         require_analytic(piece.name, piece.outputs)
@@ -36,16 +36,19 @@ def element_function(piece: Piece, complex_step: bool = False) -> str:
     lines = [f"    {names[w]} = {printer.doprint(e)}" for w, e in replacements]
     outs = ", ".join(printer.doprint(e) for e in reduced)
     lines.append(f"    return ({outs},)" if outs else "    return ()")
-    head = ['@njit(cache=True, error_model="numpy", fastmath=FAST)', f"def {piece.name}({', '.join(names[s.symbol] for s in piece.args)}):",
+    args = ", ".join(names[s.symbol] for s in piece.args)
+    head = ['@njit(cache=True, error_model="numpy", fastmath=FAST)', f"def {prefix}{piece.name}({args}):",
             f'    """{safe_comment(piece.doc)}"""']
     return "\n".join(head + lines) + "\n"
 
 
 class _Layout:
-    """Where each parameter lives in the flat θ vector: offset variable ``o<k>``."""
+    """Where each parameter lives in the flat θ vector: offset variable ``o<k>``; ``D`` the name of
+    the module constant that holds the coordinates' dimension."""
 
-    def __init__(self, model):
+    def __init__(self, model, prefix: str = ""):
         self.index = {p.name: k for k, p in enumerate(model.parameters)}
+        self.D = f"{prefix}D"
 
     def off(self, param) -> str:
         return f"o{self.index[param.name]}"
@@ -54,10 +57,11 @@ class _Layout:
 def _arg(slot, layout, node=("i", "i"), pair="pi", lam="lam", q="q") -> str:
     """The run-time expression of one element symbol inside a loop over ``node`` (and ``pair``)."""
     role = slot.role
+    D = layout.D
     if role == "q":
-        return f"{q}[{node[slot.side]} * D + {slot.comp}]"
+        return f"{q}[{node[slot.side]} * {D} + {slot.comp}]"
     if role == "lam":
-        return f"{lam}[{node[slot.side]} * D + {slot.comp}]"
+        return f"{lam}[{node[slot.side]} * {D} + {slot.comp}]"
     if role == "z":
         return "zq[i]"
     if role == "mu":
@@ -86,9 +90,9 @@ def _target(slot, layout, node=("i", "i"), pair="pi") -> str | None:
     return None
 
 
-def _term_context(t, term, layout, model) -> dict:
+def _term_context(t, term, layout, prefix: str = "") -> dict:
     pieces = term_pieces(t, term)
-    ctx = {"kind": term.kind, "name": f"t{t}", "pieces": pieces, "has_z": False, "has_w": False}
+    ctx = {"kind": term.kind, "name": f"{prefix}t{t}", "pieces": pieces, "has_z": False, "has_w": False}
     if term.factors is not None:
         ctx["kind"] = "separable"
         ctx["W"] = layout.off(term.factors[0])
@@ -98,7 +102,7 @@ def _term_context(t, term, layout, model) -> dict:
     ctx["args"] = ", ".join(_arg(s, layout, node) for s in grad.args)
     ctx["adj_args"] = ", ".join(_arg(s, layout, node) for s in pieces["adj"].args)
     qs = [s for s in grad.args if s.role == "q"]
-    ctx["grad_q"] = [(k, f"{node[s.side]} * D + {s.comp}") for k, s in enumerate(qs)]
+    ctx["grad_q"] = [(k, f"{node[s.side]} * {layout.D} + {s.comp}") for k, s in enumerate(qs)]
     ctx["has_z"] = term.matrix_q is not None
     ctx["has_w"] = term.matrix_u is not None
     ctx["A"] = layout.off(term.matrix_q) if ctx["has_z"] else None
@@ -148,34 +152,46 @@ def content_hash(model, options: dict) -> str:
     return h.hexdigest()
 
 
-def render_network(model, digest: str, complex_step: bool = False) -> str:
-    """Source of the Numba kernel module of an :class:`~symglep.network.ArrayModel`; ``complex_step``:
-    the complex-safe variant whose ``gradient`` takes an imaginary β (theory §5)."""
-    layout = _Layout(model)
-    terms = [_term_context(t, term, layout, model) for t, term in enumerate(model.potential_terms)]
+def unit_source(model, prefix: str = "", complex_step: bool = False) -> str:
+    """The element functions and the unit-level loops (V, ∇V with the parameter partials, the force's
+    adjoint, masses, costs) of an array model, every name prefixed by ``prefix``
+    (``templates/network/unit.py.j2``); the module that holds them defines ``<prefix>D``,
+    ``<prefix>NW`` and ``FAST``. The network module uses ``prefix=""``; a stack one per array unit."""
+    layout = _Layout(model, prefix)
+    terms = [_term_context(t, term, layout, prefix) for t, term in enumerate(model.potential_terms)]
     kin = kinetic_pieces(model.kinetic)
     ro = readout_pieces(model.readout)
-    functions = []
-    for ctx in terms:
-        functions += [element_function(p, complex_step) for p in ctx["pieces"].values()]
-    functions += [element_function(p, complex_step) for p in [*kin.values(), *ro.values()]]
+    tro = readout_pieces(model.terminal, "ct") if model.terminal is not None else {}
+    pieces = [p for ctx in terms for p in ctx["pieces"].values()] + [*kin.values(), *ro.values(), *tro.values()]
+    functions = [element_function(p, complex_step, prefix) for p in pieces]
     mass_args = ", ".join(_arg(s, layout) for s in kin["mass"].args)
     mass_targets = [_target(s, layout) for s in kin["mass"].args]
     cost_args = ", ".join(_arg(s, layout, node=("u_r", "u_r")) for s in ro["cost"].args)
-    cost_q = [f"u_r * D + {s.comp}" for s in ro["cost_grad"].args if s.role == "q"]
-    tro = readout_pieces(model.terminal, "ct") if model.terminal is not None else {}
-    functions += [element_function(p, complex_step) for p in tro.values()]
+    cost_q = [f"u_r * {layout.D} + {s.comp}" for s in ro["cost_grad"].args if s.role == "q"]
     tcost_args = ", ".join(_arg(s, layout, node=("u_r", "u_r")) for s in tro["cost"].args) if tro else ""
-    tcost_q = [f"u_r * D + {s.comp}" for s in tro["cost_grad"].args if s.role == "q"] if tro else []
-    template = environment().get_template("network/kernels.py.j2")
+    tcost_q = [f"u_r * {layout.D} + {s.comp}" for s in tro["cost_grad"].args if s.role == "q"] if tro else []
+    template = environment().get_template("network/unit.py.j2")
     return template.render(
-        version=__version__, content_hash=digest, model_comment=safe_comment(model.name),
-        D=model.dim, n_params=len(model.parameters),
-        params=[{"k": k, "name": p.name} for k, p in enumerate(model.parameters)],
+        P=prefix, params=[{"k": k, "name": p.name} for k, p in enumerate(model.parameters)],
         functions=functions, terms=terms,
         mass_args=mass_args, mass_targets=mass_targets, mass_learnable=bool(mass_targets),
         cost_args=cost_args, cost_q=cost_q,
         terminal=bool(tro), tcost_args=tcost_args, tcost_q=tcost_q,
-        n_work=max(1, 12 * len(terms)),
-        **complex_step_context(complex_step),
+    ).rstrip("\n") + "\n\n"
+
+
+def work_rows(model) -> int:
+    """Rows of the ``(NW, n)`` work buffer of the unit functions: 12 per potential term."""
+    return max(1, 12 * len(model.potential_terms))
+
+
+def render_network(model, digest: str, complex_step: bool = False) -> str:
+    """Source of the Numba kernel module of an :class:`~symglep.network.ArrayModel`; ``complex_step``:
+    the complex-safe variant whose ``gradient`` takes an imaginary β (theory §5)."""
+    template = environment().get_template("network/kernels.py.j2")
+    return template.render(
+        version=__version__, content_hash=digest, model_comment=safe_comment(model.name),
+        D=model.dim, n_params=len(model.parameters), unit_source=unit_source(model, "", complex_step),
+        terminal=model.terminal is not None, mass_learnable=bool(kinetic_pieces(model.kinetic)["mass"].args),
+        n_work=work_rows(model), **complex_step_context(complex_step),
     )

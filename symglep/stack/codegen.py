@@ -1,13 +1,16 @@
 """Generated Numba kernels of a :class:`~symglep.stack.Stack` (theory §9).
 
 One kernel module per stack, rendered from ``templates/stack/kernels.py.j2``.
-It holds, for every unit ``i``, the Störmer–Verlet functions of the unit's
-*echo model* (the unit with its cost replaced by the linear readout cost of
-theory §9), printed by :func:`symglep.codegen.printer.python_function` with
-the prefix ``u<i>_f_``; and for every link ``i`` (unit ``i`` → unit ``i+1``)
-the glue ``u = φ(W r(q) + b)`` and its vector–Jacobian product, differentiated
-by SymPy and printed with the prefix ``g<i>_``. The template steps all units
-in lockstep (forward, echo) and holds the stack's BPTT reference.
+It holds, for every unit ``i``, the Störmer–Verlet functions ``u<i>_f_*`` of
+the unit's *echo model* (the unit with its cost replaced by the linear readout
+cost of theory §9): a scalar unit's printed by
+:func:`symglep.codegen.printer.python_function`; an array unit's written over
+the loops of ``templates/network/unit.py.j2`` (``templates/stack/array_unit.py.j2``,
+same signatures). For every link ``i`` (unit ``i`` → unit ``i+1``) it holds the
+glue ``u = φ(W r(q) + b)`` and its vector–Jacobian product: differentiated by
+SymPy when unit ``i`` is scalar, as loops over ``W`` when it is an array unit
+(``templates/stack/dense_glue.py.j2``). The template steps all units in
+lockstep (forward, echo) and holds the stack's BPTT reference.
 """
 
 from __future__ import annotations
@@ -20,10 +23,12 @@ import sympy as sp
 from .. import __version__
 from ..codegen.digest import sources_digest
 from ..codegen.names import safe_comment
-from ..codegen.printer import python_function
+from ..codegen.printer import ComplexPrinter, NumbaPrinter, python_function
 from ..codegen.render import NUMBA_GENERATORS, complex_step_context, environment, model_fingerprint, template_dir
 from ..derivation import derive
 from ..discrete import NumericFunction, discretise
+from ..network.render import model_fingerprint as array_fingerprint
+from ..network.render import network_sources_digest, unit_source, work_rows
 
 #: The per-unit functions the stack template calls (names in symglep.discrete).
 UNIT_FUNCTIONS = ("force", "velocity", "potential_partials", "kinetic_partials", "cost", "cost_grad",
@@ -55,20 +60,31 @@ def unit_scheme(model):
     return discretise(derive(model, simplify="none"), "leapfrog")
 
 
+def _array_unit(stack, i: int) -> dict:
+    """What ``templates/stack/array_unit.py.j2`` reads of array unit ``i``."""
+    a, top = stack.arrays[i], i == len(stack.units) - 1
+    return dict(P=f"u{i}_a_", model=safe_comment(a.name), size=a.size, D=a.dim, NW=work_rows(a.model),
+                offsets=a.offsets, param_names=[name for name, _ in a.layout], edges=list(a.edges.reshape(-1)),
+                ne=len(a.edges), ro=list(a.readout_units()), sel=[] if top else stack.links[i].select)
+
+
 def layout(stack) -> dict:
     """Sizes and offsets into the packed state, parameter, input and target vectors."""
     units, links = [], []
     qo = to = uo = yo = 0
-    for i, m in enumerate(stack.echo_models):
-        n, nt, nu, ny = m.n, len(m.parameters), len(m.u), len(m.y)
-        units.append(dict(i=i, n=n, nt=nt, nu=nu, ny=ny, qo=qo, to=to, uo=uo, yo=yo,
-                          top=i == len(stack.units) - 1))
+    top = len(stack.units) - 1
+    for i in range(len(stack.units)):
+        n, nt, nu = stack.unit_size(i), stack.unit_theta(i), stack.unit_inputs(i)
+        ny = stack.n_targets if i == top else len(stack.links[i].readout)
+        units.append(dict(i=i, n=n, nt=nt, nu=nu, ny=ny, qo=qo, to=to, uo=uo, yo=yo, top=i == top,
+                          array=stack.arrays[i] is not None,
+                          **(_array_unit(stack, i) if stack.arrays[i] is not None else {})))
         qo, to, uo, yo = qo + n, to + nt, uo + nu, yo + ny
     go = to
     for i, link in enumerate(stack.links):
         ng = len(link.weights) + len(link.bias)
         links.append(dict(i=i, nr=len(link.readout), nu=len(link.bias), ng=ng, go=go,
-                          lo=units[i], up=units[i + 1]))
+                          lo=units[i], up=units[i + 1], dense=link.select is not None, sel=link.select))
         go += ng
     return dict(units=units, links=links, nq=qo, nth_units=to, nth=go, nut=uo, nyt=yo,
                 nx=units[0]["nu"], ny=units[-1]["ny"],
@@ -81,10 +97,12 @@ def stack_fingerprint(stack) -> str:
     """Canonical text of everything in the stack that shapes its generated code."""
     parts = [f"stack={stack.name}"]
     for i, m in enumerate(stack.echo_models):
-        parts.append(f"unit{i}:\n" + model_fingerprint(m))
+        a = stack.arrays[i]
+        parts.append(f"unit{i}:\n" + (model_fingerprint(m) if a is None else
+                                      array_fingerprint(a.model) + "\n" + a.fingerprint()))
     for i, link in enumerate(stack.links):
         parts.append(f"link{i}: r=" + ",".join(sp.srepr(e) for e in link.readout)
-                     + " phi=" + sp.srepr(link.activation(sp.Symbol("s"))))
+                     + f" select={link.select} phi=" + sp.srepr(link.activation(sp.Symbol("s"))))
     return "\n".join(parts)
 
 
@@ -97,23 +115,48 @@ def stack_hash(stack, complex_step: bool = False) -> str:
         h.update(b"complex_step\n")
     h.update(stack_fingerprint(stack).encode())
     h.update(("\n" + sources_digest(os.path.join(template_dir(), "stack"),
-                                     NUMBA_GENERATORS + ("stack/model.py", "stack/codegen.py"))).encode())
+                                     NUMBA_GENERATORS + ("stack/model.py", "stack/units.py",
+                                                         "stack/codegen.py"))).encode())
+    h.update(("\n" + network_sources_digest()).encode())  # the array units' loops
     return h.hexdigest()
+
+
+def dense_glue_source(link, lk: dict, complex_step: bool = False) -> str:
+    """Glue ``u = φ(W q[SEL] + b)`` of a link from an array unit, as loops (``templates/stack/dense_glue.py.j2``)."""
+    z = sp.Symbol("z")
+    printer = (ComplexPrinter if complex_step else NumbaPrinter)({z: "z"})
+    phi = link.activation(z)
+    ctx = dict(lk, phi=printer.doprint(phi), dphi=printer.doprint(sp.diff(phi, z)))
+    return environment().get_template("stack/dense_glue.py.j2").render(l=ctx).rstrip("\n") + "\n"
+
+
+def array_unit_source(stack, u: dict, complex_step: bool = False) -> str:
+    """Array unit ``u``'s loops and its ``u<i>_f_*`` interface (``templates/stack/array_unit.py.j2``)."""
+    source = unit_source(stack.arrays[u["i"]].model, u["P"], complex_step)
+    return environment().get_template("stack/array_unit.py.j2").render(
+        u=u, P=u["P"], source=source, **complex_step_context(complex_step)).rstrip("\n") + "\n"
 
 
 def render_stack(stack, digest: str | None = None, complex_step: bool = False) -> str:
     """Source of the stack's Numba kernel module (deterministic for a given stack); ``complex_step``:
     the complex-safe variant whose ``gradient`` takes an imaginary β (theory §5)."""
     digest = digest or stack_hash(stack, complex_step)
+    shape = layout(stack)
     functions = []
     for i, m in enumerate(stack.echo_models):
+        if stack.arrays[i] is not None:
+            functions.append(array_unit_source(stack, shape["units"][i], complex_step))
+            continue
         scheme = unit_scheme(m)
         for name in UNIT_FUNCTIONS:
             functions.append(python_function(scheme.function(name), prefix=f"u{i}_f_", complex_step=complex_step))
     for i, link in enumerate(stack.links):
+        if link.select is not None:
+            functions.append(dense_glue_source(link, shape["links"][i], complex_step))
+            continue
         for fn in glue_functions(link):
             functions.append(python_function(fn, prefix=f"g{i}_", complex_step=complex_step))
     template = environment().get_template("stack/kernels.py.j2")
     return template.render(version=__version__, content_hash=digest, name=safe_comment(stack.name),
                            unit_names=[safe_comment(m.name) for m in stack.units],
-                           functions=functions, **complex_step_context(complex_step), **layout(stack))
+                           functions=functions, **complex_step_context(complex_step), **shape)

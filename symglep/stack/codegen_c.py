@@ -115,7 +115,9 @@ def work_layout(lay: dict) -> list:
 
 
 def render_stack_c(stack, precision: str = "float64", digest: str | None = None) -> dict:
-    """The C files of ``stack``: ``{file name: text}`` (deterministic)."""
+    """The C files of ``stack``: ``{file name: text}`` (deterministic); refused for a stack with an array
+    unit (array models have no C target yet)."""
+    stack.capabilities.require("target", "c")
     if precision not in PRECISIONS:
         raise SymglepError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     digest = digest or stack_c_hash(stack, precision)

@@ -28,6 +28,10 @@ from ..command_options import CheckOptions, require_plain_check
 from ..derivation import derive
 from ..errors import SymglepError
 from ..model import latex_symbol_names
+from ..network.derive import derive as derive_array
+from ..network.derive import render as render_array
+from ..network.derive import render_latex as render_array_latex
+from ..network.derive import residuals_latex as array_residuals_latex
 from ..report import expr_str
 from ..report import render as render_unit
 from ..report import to_dict as unit_dict
@@ -40,7 +44,7 @@ from .runtime import compile_stack
 from ..training import train_command as train
 
 DERIVE_FORMATS = ("text", "markdown", "latex", "json")
-BOUNDARY_CONDITIONS = BOUNDARY_CONDITIONS_OF_UNITS  # every unit is a scalar model (theory §3)
+BOUNDARY_CONDITIONS = BOUNDARY_CONDITIONS_OF_UNITS  # each unit reports its own (theory §3)
 
 #: relative step of the central differences in θ (as ``symglep check``) and in the inputs x. A per-node
 #: input gradient is O(h) while the loss's round-off is that of a K-term sum, so at 1e-6 the differences
@@ -90,7 +94,7 @@ def input_gradient_symbols(stack: Stack, i: int) -> list:
     link = stack.links[i]
     taken = {s.name for s in set(link.q) | set(link.weights) | set(link.bias)}
     taken |= {s.name for e in link.readout for s in e.free_symbols}
-    return [_fresh(f"dC_d{u.name}", taken) for u in stack.units[i + 1].u]
+    return [_fresh(f"dC_d{u.name}", taken) for u in stack.unit_input_symbols(i + 1)]
 
 
 def glue_rule(stack: Stack, i: int) -> dict:
@@ -114,13 +118,55 @@ def glue_rule(stack: Stack, i: int) -> dict:
                 per_node=per_node, cotangent=cotangent)
 
 
+def dense_glue_rule(stack: Stack, i: int) -> dict:
+    """Link ``i`` from an array unit in index form (its ``W`` may hold thousands of entries): the glue
+    ``u_m = φ(z_m)``, ``z_m = Σ_j W_mj r_j + b_m`` with ``r_j = q[s_j]``, and the rule of :func:`glue_rule`
+    written once for a generic element (theory §9)."""
+    link = stack.links[i]
+    z = sp.Symbol("z_m")
+    dphi = expr_str(sp.diff(link.activation(z), z))
+    n_out, n_r = len(link.bias), len(link.readout)
+    u = stack.units[i + 1]
+    inputs = (f"{u.u.name}[m]" if stack.arrays[i + 1] is not None else "u_m")
+    return dict(
+        readout=[expr_str(r) for r in link.readout],
+        pre=f"z_m = Σ_j W_mj r_j + b_m, r_j = {link.readout[0]}, …, {link.readout[-1]} (j = 0..{n_r - 1})",
+        out=f"{inputs} = {expr_str(link.activation(z))} (m = 0..{n_out - 1})",
+        weights=f"W: {n_out} × {n_r} symbols glue{i}_W<m>_<j>", bias=f"b: {n_out} symbols glue{i}_b<m>",
+        per_node={f"glue{i}_W<m>_<j>": f"g_m ({dphi}) r_j", f"glue{i}_b<m>": f"g_m ({dphi})"},
+        cotangent=f"a_j = Σ_m g_m ({dphi}) W_mj", g=f"g_m = dC_d{inputs}")
+
+
 def _parameter_name(symbol) -> str:
     """The packed-vector name of a glue symbol (``glue0_W0_1`` -> ``glue0.W0_1``)."""
     return symbol.name.replace("_", ".", 1)
 
 
+def _array_unit_rule(stack: Stack, i: int, d: dict) -> dict:
+    """:func:`_unit_rule` of an array unit, in index form (its derivation ``d``: symglep.network.derive)."""
+    top, a = i == len(stack.units) - 1, stack.arrays[i]
+    link = None if top else stack.links[i]
+    return {
+        "unit": i,
+        "model": a.name,
+        "parameters": [name for name, _ in a.layout],
+        "integrand": {r["element"]: r["dL"] for r in d["learning_rule"]},
+        "nudge": "cost" if top else "readout",
+        "nudge_cost": (f"Σ_r {expr_str(a.model.readout.cost)} over the readout units "
+                       f"{[int(r) for r in a.readout_units()]}" if top else
+                       f"Σ_j readout_weight<j> · r_j, r_j = {link.readout[0]}, …, {link.readout[-1]}"),
+        "readout_weights": [] if top else [f"readout_weight{j}" for j in range(len(link.readout))],
+        "input_integrand": {f"{a.model.u.name}[j]": "∂V/∂u_j = Σ_i ∂φ_i/∂(B u)_i · B_ij (index form)"},
+        "input_cost_gradient": {f"{a.model.u.name}[j]": "0"} if top else None,
+        "input_gradient_feeds": "dC/dx (the stack's inputs)" if i == 0 else
+                                f"glue {i - 1} (pulled back to unit {i - 1}'s readout weights)",
+    }
+
+
 def _unit_rule(stack: Stack, i: int, d) -> dict:
     """How unit ``i``'s parameters and inputs are learned in the stack (theory §9)."""
+    if stack.arrays[i] is not None:
+        return _array_unit_rule(stack, i, d)
     unit, top = stack.units[i], i == len(stack.units) - 1
     echo = stack.echo_models[i]
     V = d.sym.potential
@@ -148,8 +194,15 @@ def _plain(model) -> dict:
 def _stack_dict(stack: Stack, derivations: list) -> dict:
     glue = []
     for i, link in enumerate(stack.links):
+        if link.select is not None:
+            rule = dense_glue_rule(stack, i)
+            glue.append({"link": i, "from_unit": i, "to_unit": i + 1, "form": "dense",
+                         "coordinates": rule["readout"], "readout": rule["readout"], "weights": rule["weights"],
+                         "bias": rule["bias"], "parameter_names": f"glue{i}.W<m>_<j>, glue{i}.b<m>",
+                         "activation": _activation_name(link), "preactivation": rule["pre"], "inputs": rule["out"]})
+            continue
         rule = glue_rule(stack, i)
-        up = stack.units[i + 1]
+        up = stack.unit_input_symbols(i + 1)
         glue.append({
             "link": i,
             "from_unit": i,
@@ -161,15 +214,21 @@ def _stack_dict(stack: Stack, derivations: list) -> dict:
             "parameter_names": {s.name: _parameter_name(s) for s in link.weights + link.bias},
             "activation": _activation_name(link),
             "preactivation": [expr_str(z) for z in rule["pre"]],
-            "inputs": {u.name: expr_str(o) for u, o in zip(up.u, rule["out"])},
+            "inputs": {u.name: expr_str(o) for u, o in zip(up, rule["out"])},
         })
     units = [_unit_rule(stack, i, d) for i, d in enumerate(derivations)]
     glue_rules = []
     for i, link in enumerate(stack.links):
+        if link.select is not None:
+            rule = dense_glue_rule(stack, i)
+            glue_rules.append({"link": i, "form": "dense", "input_gradients": rule["g"],
+                               "per_node": rule["per_node"], "readout_cotangent": rule["cotangent"]})
+            continue
         rule = glue_rule(stack, i)
+        inputs = stack.unit_input_symbols(i + 1)
         glue_rules.append({
             "link": i,
-            "input_gradients": {g.name: stack.units[i + 1].u[m].name for m, g in enumerate(rule["g"])},
+            "input_gradients": {g.name: inputs[m].name for m, g in enumerate(rule["g"])},
             "per_node": {w.name: expr_str(e) for w, e in rule["per_node"].items()},
             "readout_cotangent": {rho.name: expr_str(a) for rho, a in zip(stack.echo_models[i].y, rule["cotangent"])},
         })
@@ -177,7 +236,7 @@ def _stack_dict(stack: Stack, derivations: list) -> dict:
         "symglep_version": __version__,
         "kind": "stack",
         "stack": stack.name,
-        "units": [unit_dict(d) for d in derivations],
+        "units": [d if isinstance(d, dict) else unit_dict(d) for d in derivations],
         "glue": glue,
         "parameter_names": list(stack.parameter_names),
         "learning_rule": {
@@ -189,27 +248,54 @@ def _stack_dict(stack: Stack, derivations: list) -> dict:
 
 
 def _derivations(stack: Stack, simplify: str = "fast") -> list:
-    return [derive(u, simplify=simplify) for u in stack.units]
+    """Per unit: a scalar unit's :class:`~symglep.derivation.Derivation`, an array unit's index-form
+    dict (:func:`symglep.network.derive.derive`)."""
+    return [derive(u, simplify=simplify) if a is None else derive_array(u) for u, a in zip(stack.units, stack.arrays)]
+
+
+def _unit_summary(stack: Stack, i: int) -> dict:
+    """Coordinates, parameters, inputs and cost of unit ``i`` in a few words each."""
+    u, a = stack.units[i], stack.arrays[i]
+    if a is None:
+        return dict(q=", ".join(s.name for s in u.q), theta=", ".join(s.name for s in u.parameters) or "none",
+                    u=", ".join(s.name for s in u.u), cost=expr_str(u.cost))
+    shapes = ", ".join(f"{name} {tuple(shape)}" if shape else name for name, shape in a.layout)
+    return dict(q=f"{u.q.name}[i], i = 0..{a.size - 1}" + (f" (vectors in R^{a.dim})" if a.dim > 1 else ""),
+                theta=shapes or "none", u=f"{u.u.name}[0..{a.m - 1}]",
+                cost=f"Σ_r {expr_str(u.readout.cost)} over the units {[int(r) for r in a.readout_units()]}")
+
+
+def _unit_report(stack: Stack, i: int, d, fmt: str) -> str:
+    """Unit ``i``'s own ``symglep derive`` report in ``fmt`` (text, markdown, latex)."""
+    if stack.arrays[i] is None:
+        return render_unit(d, fmt)
+    return render_array_latex(stack.units[i]) if fmt == "latex" else render_array(d, fmt)
 
 
 def _structure_lines(stack: Stack) -> list:
     out = []
     for i, u in enumerate(stack.units):
         role = "bottom" if i == 0 else "top" if i == len(stack.units) - 1 else "middle"
-        out.append(f"unit {i} ({u.name}, {role}): coordinates {', '.join(s.name for s in u.q)}; parameters "
-                   f"{', '.join(s.name for s in u.parameters) or 'none'}; inputs {', '.join(s.name for s in u.u)}"
-                   + ("" if i else " (the stack's inputs x)")
-                   + (f"; cost {expr_str(u.cost)}" if i == len(stack.units) - 1 else ""))
+        kind = "" if stack.arrays[i] is None else f"array model at n = {stack.arrays[i].size}, "
+        unit = _unit_summary(stack, i)
+        out.append(f"unit {i} ({u.name}, {kind}{role}): coordinates {unit['q']}; parameters {unit['theta']}; "
+                   f"inputs {unit['u']}" + ("" if i else " (the stack's inputs x)")
+                   + (f"; cost {unit['cost']}" if i == len(stack.units) - 1 else ""))
     return out
 
 
 def _glue_lines(stack: Stack) -> list:
     out = []
     for i, link in enumerate(stack.links):
+        if link.select is not None:
+            rule = dense_glue_rule(stack, i)
+            out += [f"glue {i} (unit {i} -> unit {i + 1}, dense): activation φ(z) = {_activation_name(link)}",
+                    f"  {rule['pre']}", f"  {rule['out']}"]
+            continue
         rule = glue_rule(stack, i)
         out.append(f"glue {i} (unit {i} -> unit {i + 1}): readout r = ({', '.join(map(expr_str, link.readout))}), "
                    f"activation φ(z) = {_activation_name(link)}")
-        out += [f"  {u} = {expr_str(o)}" for u, o in zip(stack.units[i + 1].u, rule["out"])]
+        out += [f"  {u} = {expr_str(o)}" for u, o in zip(stack.unit_input_symbols(i + 1), rule["out"])]
     return out
 
 
@@ -230,6 +316,9 @@ def _rule_lines(stack: Stack, data: dict) -> list:
     for g in rule["glue"]:
         out.append(f"  glue {g['link']}:")
         out += [f"    dC/d{w} = Σ_k {e}" for w, e in g["per_node"].items()]
+        if g.get("form") == "dense":
+            out += [f"    {g['input_gradients']}; readout_weight<j> = {g['readout_cotangent']} / (h w_k)"]
+            continue
         out += [f"    {rho} = ({e}) / (h w_k)" for rho, e in g["readout_cotangent"].items()]
     return out
 
@@ -249,13 +338,13 @@ def _tex_text(text: str) -> str:
 
 def _glue_latex_names(stack: Stack, i: int) -> dict:
     link = stack.links[i]
-    names = latex_symbol_names(stack.units[i])
+    names = latex_symbol_names(stack.units[i]) if stack.arrays[i] is None else {}
     for m, row in enumerate(link.W):
         for j, w in enumerate(row):
             names[w] = rf"W^{{({i})}}_{{{m}{j}}}"
     for m, b in enumerate(link.bias):
         names[b] = rf"b^{{({i})}}_{{{m}}}"
-    for u, g in zip(stack.units[i + 1].u, input_gradient_symbols(stack, i)):
+    for u, g in zip(stack.unit_input_symbols(i + 1), input_gradient_symbols(stack, i)):
         names[g] = rf"g_{{{sp.latex(u)}}}"
     return names
 
@@ -269,8 +358,27 @@ RULE_LATEX = (
     r"(plus $h w_k\,\partial_u c$ on the top unit); the glue above unit $i$ reads $g = g^{i+1}_k$.")
 
 
+def _dense_glue_latex(stack: Stack, i: int) -> list:
+    """``(left, right)`` LaTeX of a dense link's glue and rule, for generic elements ``m, j`` (theory §9)."""
+    link = stack.links[i]
+    z = sp.Symbol("z_m")
+    phi, dphi = sp.latex(link.activation(z)), sp.latex(sp.diff(link.activation(z), z))
+    sel = link.select
+    r = rf"r_j = q_{{s_j}},\ s = ({sel[0]}, \ldots, {sel[-1]})" if len(sel) > 2 else \
+        rf"r_j = q_{{s_j}},\ s = ({', '.join(map(str, sel))})"
+    return [(r"z_m", rf"\sum_j W^{{({i})}}_{{mj}} r_j + b^{{({i})}}_m, \quad {r}"),
+            (r"u^{" + str(i + 1) + r"}_m", phi),
+            (rf"\frac{{\partial C}}{{\partial W^{{({i})}}_{{mj}}}}",
+             rf"\sum_k \left[g_m \left({dphi}\right) r_j\right]_k"),
+            (rf"\frac{{\partial C}}{{\partial b^{{({i})}}_m}}", rf"\sum_k \left[g_m \left({dphi}\right)\right]_k"),
+            (rf"\rho^{{({i})}}_{{j, k}}",
+             rf"\frac{{1}}{{h w_k}} \left[\sum_m g_m \left({dphi}\right) W^{{({i})}}_{{mj}}\right]_k")]
+
+
 def _glue_rule_latex(stack: Stack, i: int) -> list:
     """``(left, right)`` LaTeX of link ``i``'s gradient rule and readout weights (theory §9)."""
+    if stack.links[i].select is not None:
+        return _dense_glue_latex(stack, i)[2:]
     names = _glue_latex_names(stack, i)
     rule = glue_rule(stack, i)
     tex = lambda e: sp.latex(e, symbol_names=names)  # noqa: E731
@@ -287,7 +395,7 @@ def _render_text(stack: Stack, derivations: list, data: dict) -> str:
     out += _structure_lines(stack) + [""] + _glue_lines(stack) + [""]
     for i, d in enumerate(derivations):
         out.append(f"=== unit {i}: {stack.units[i].name}")
-        out.append(render_unit(d, "text"))
+        out.append(_unit_report(stack, i, d, "text"))
     out.append("=== stacked learning rule")
     out += _rule_lines(stack, data)
     return "\n".join(out) + "\n"
@@ -299,20 +407,25 @@ def _render_markdown(stack: Stack, derivations: list, data: dict) -> str:
            + " (theory §9).", "", "## Structure", "",
            "| unit | model | coordinates | parameters | inputs |", "|---|---|---|---|---|"]
     for i, u in enumerate(stack.units):
-        out.append(f"| {i} | `{u.name}` | {', '.join(s.name for s in u.q)} | "
-                   f"{', '.join(s.name for s in u.parameters) or 'none'} | {', '.join(s.name for s in u.u)} |")
+        unit = _unit_summary(stack, i)
+        out.append(f"| {i} | `{u.name}` | {unit['q']} | {unit['theta']} | {unit['u']} |")
     out += ["", "## Glue", ""]
     for i, link in enumerate(stack.links):
+        if link.select is not None:
+            out.append(f"Glue {i} (unit {i} → unit {i + 1}, dense), activation $\\varphi(z) = "
+                       f"{sp.latex(link.activation(sp.Symbol('z')))}$:")
+            out += ["", *[f"$${left} = {right}$$" for left, right in _dense_glue_latex(stack, i)[:2]], ""]
+            continue
         names = _glue_latex_names(stack, i)
         rule = glue_rule(stack, i)
         out.append(f"Glue {i} (unit {i} → unit {i + 1}), activation $\\varphi(z) = "
                    f"{sp.latex(link.activation(sp.Symbol('z')))}$:")
         out.append("")
         out += [f"$${sp.latex(u)} = {sp.latex(o, symbol_names=names)}$$"
-                for u, o in zip(stack.units[i + 1].u, rule["out"])]
+                for u, o in zip(stack.unit_input_symbols(i + 1), rule["out"])]
         out.append("")
     for i, d in enumerate(derivations):
-        out += [f"## Unit {i}: `{stack.units[i].name}`", "", _demote(render_unit(d, "markdown"))]
+        out += [f"## Unit {i}: `{stack.units[i].name}`", "", _demote(_unit_report(stack, i, d, "markdown"))]
     out += ["## Stacked learning rule", ""]
     out += [f"- {line}" for line in _rule_lines(stack, data)[:3]]
     for u in data["learning_rule"]["units"]:
@@ -329,13 +442,19 @@ def _render_latex(stack: Stack, derivations: list) -> str:
            rf"\paragraph{{Stack {_tex_text(stack.name)}}} "
            + r" $\to$ ".join(_tex_text(u.name) for u in stack.units) + "."]
     for i, d in enumerate(derivations):
-        out += [rf"\paragraph{{Unit {i}: {_tex_text(stack.units[i].name)}}}", render_unit(d, "latex").rstrip("\n")]
+        out += [rf"\paragraph{{Unit {i}: {_tex_text(stack.units[i].name)}}}",
+                _unit_report(stack, i, d, "latex").rstrip("\n")]
     for i, link in enumerate(stack.links):
+        if link.select is not None:
+            out.append(rf"\paragraph{{Glue {i} (unit {i} to unit {i + 1}, dense)}}")
+            rows = [f"{left} &= {right}" for left, right in _dense_glue_latex(stack, i)]
+            out += [r"\begin{align}", " \\\\\n".join(rows), r"\end{align}"]
+            continue
         names = _glue_latex_names(stack, i)
         rule = glue_rule(stack, i)
         out.append(rf"\paragraph{{Glue {i} (unit {i} to unit {i + 1})}}")
-        rows = [rf"{sp.latex(u)} &= {sp.latex(o, symbol_names=names)}" for u, o in zip(stack.units[i + 1].u,
-                                                                                      rule["out"])]
+        rows = [rf"{sp.latex(u)} &= {sp.latex(o, symbol_names=names)}"
+                for u, o in zip(stack.unit_input_symbols(i + 1), rule["out"])]
         rows += [f"{left} &= {right}" for left, right in _glue_rule_latex(stack, i)]
         out += [r"\begin{align}", " \\\\\n".join(rows), r"\end{align}"]
     out += [r"\paragraph{Stacked learning rule (theory \S 9)} " + RULE_LATEX]
@@ -368,13 +487,24 @@ def residuals_report(stack: Stack, bc: str, fmt: str) -> str:
     if fmt not in DERIVE_FORMATS:
         raise SymglepError(f"unknown format {fmt!r}; choose one of {', '.join(DERIVE_FORMATS)}")
     per_unit = []
-    for u in stack.units:
-        d = derive(u, simplify="none")
-        res = boundary_residuals(d)
+    for u, a in zip(stack.units, stack.arrays):
+        d = derive(u, simplify="none") if a is None else None
+        res = boundary_residuals(d) if a is None else derive_array(u)["residuals"]  # array units: index form
         per_unit.append((u, d, res if bc == "all" else {bc: res[bc]}))
+
+    def unit_residuals(i, fmt):
+        u, d, res = per_unit[i]
+        if d is not None:
+            return render_residuals(u, res, fmt, latex_names(d) if fmt == "latex" else None)
+        if fmt == "latex":
+            return array_residuals_latex(res, f"{u.name} (array model): boundary residuals in index form")
+        return "\n".join(f"{k.upper():<9} {v}" for k, v in res.items()) + "\n"
+
     if fmt == "json":
         data = {"kind": "stack", "stack": stack.name, "composition": COMPOSITION_NOTE,
-                "units": [{"unit": i, **residuals_dict(u, res)} for i, (u, _, res) in enumerate(per_unit)]}
+                "units": [{"unit": i, **(residuals_dict(u, res) if d is not None else
+                                         {"model": u.name, "kind": "array", "residuals": res})}
+                          for i, (u, d, res) in enumerate(per_unit)]}
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     chain = " -> ".join(u.name for u in stack.units)
     if fmt == "latex":
@@ -382,17 +512,16 @@ def residuals_report(stack: Stack, bc: str, fmt: str) -> str:
                rf"\paragraph{{Stack {_tex_text(stack.name)}}} "
                + r" $\to$ ".join(_tex_text(u.name) for u in stack.units) + ". " + COMPOSITION_LATEX]
         for i, (u, d, res) in enumerate(per_unit):
-            out += [rf"\paragraph{{Unit {i}: {_tex_text(u.name)}}}",
-                    render_residuals(u, res, "latex", latex_names(d)).rstrip("\n")]
+            out += [rf"\paragraph{{Unit {i}: {_tex_text(u.name)}}}", unit_residuals(i, "latex").rstrip("\n")]
         return "\n".join(out) + "\n"
     if fmt == "markdown":
         out = [f"# Boundary residuals of stack `{stack.name}`", "", chain, "", COMPOSITION_NOTE, ""]
         for i, (u, d, res) in enumerate(per_unit):
-            out += [f"## Unit {i}: `{u.name}`", "", _demote(render_residuals(u, res, "markdown"))]
+            out += [f"## Unit {i}: `{u.name}`", "", _demote(unit_residuals(i, "markdown"))]
         return "\n".join(out)
     out = [f"boundary residuals of stack {stack.name}: {chain}", COMPOSITION_NOTE, ""]
     for i, (u, d, res) in enumerate(per_unit):
-        out += [f"=== unit {i}: {u.name}", render_residuals(u, res, "text")]
+        out += [f"=== unit {i}: {u.name}", unit_residuals(i, "text")]
     return "\n".join(out)
 
 
@@ -423,7 +552,7 @@ def write_generated(stack: Stack, out_dir: str, target: str, integrator: str, fo
 
 def _groups(stack: Stack) -> list:
     """``(label, slice)`` of every reported group of θ: all, units, glue, then each unit and each glue."""
-    nu = sum(len(u.parameters) for u in stack.units)
+    nu = sum(stack.unit_theta(i) for i in range(len(stack.units)))
     n = len(stack.parameter_names)
     out = [("theta", slice(0, n)), ("units", slice(0, nu)), ("glue", slice(nu, n))]
     out += [(f"unit {i} ({u.name})", sl) for i, (u, sl) in enumerate(zip(stack.units, stack.unit_slices()))]

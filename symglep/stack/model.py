@@ -1,7 +1,8 @@
 """``symglep.Stack``: Hamiltonian units stacked by feed-forward glue, trained end to end (theory §9).
 
-Unit ``i``'s readout ``r_i(q_i)`` (declared expressions of its coordinates)
-drives unit ``i+1`` through the glue ``u_{i+1} = φ(W_i r_i + b_i)`` with
+Units are scalar models or array models (:mod:`symglep.stack.units`). Unit ``i``'s
+readout ``r_i(q_i)`` (declared expressions of its coordinates; an array unit's
+picked coordinates) drives unit ``i+1`` through the glue ``u_{i+1} = φ(W_i r_i + b_i)`` with
 learnable ``W_i``, ``b_i`` and an optional elementwise ``φ`` (``tanh``...).
 Only the top unit has a cost. The gradient runs by chained echoes (RHEL's
 deep models): the units' echoes are stepped in lockstep, the un-nudged echo
@@ -27,7 +28,9 @@ from .. import capabilities as capabilities_table
 from ..derivation import derive
 from ..errors import ModelError
 from ..model import Model
+from ..network.model import ArrayModel
 from ..parameter_values import draw_parameters
+from .units import ArrayUnit
 
 
 def _identity(e):
@@ -36,13 +39,18 @@ def _identity(e):
 
 @dataclass
 class Link:
-    """The glue from unit ``i`` to unit ``i+1``: ``u = φ(W r(q) + b)`` (plain symbols of unit ``i``)."""
+    """The glue from unit ``i`` to unit ``i+1``: ``u = φ(W r(q) + b)`` (plain symbols of unit ``i``).
+
+    ``select``: when unit ``i`` is an array unit, the coordinate indices its readout picks
+    (``r_j = q[select[j]]``; ``q`` and ``readout`` then hold symbols named ``q[j]``), else ``None``.
+    """
 
     q: tuple
     readout: list
     W: list            # [[Symbol]] (n_out × n_r)
     bias: list         # [Symbol] (n_out)
     activation: object = _identity
+    select: list | None = None
 
     @property
     def weights(self) -> list:
@@ -109,16 +117,21 @@ def _activation(value):
 
 
 class Stack:
-    """A composition of :class:`~symglep.Model` units (module docstring; theory §9).
+    """A composition of units, bottom first (module docstring; theory §9).
 
     Parameters
     ----------
     units:
-        Models, bottom first. Every unit must be separable (leapfrog) and time-reversible;
-        the bottom unit's inputs are the stack's inputs, unit ``i+1``'s inputs are fed by the glue,
-        only the top unit may have a cost (and its targets are the stack's targets).
+        :class:`~symglep.Model` or :class:`~symglep.network.ArrayModel` objects, bottom first. A
+        scalar unit must be separable (leapfrog) and time-reversible; an array unit is both by
+        construction and runs at its declared ``size`` (:mod:`symglep.stack.units`). The bottom
+        unit's inputs are the stack's inputs, unit ``i+1``'s inputs are fed by the glue, only the
+        top unit's cost is used (its targets are the stack's targets): a scalar unit below the top
+        declares no cost, an array unit's cost is ignored there.
     readouts:
-        For each unit but the top one, a list of expressions of its coordinates: ``r_i(q_i)``.
+        For each unit but the top one: a scalar unit's list of expressions of its coordinates
+        ``r_i(q_i)``; an array unit's ``"all"`` (or its ``Coordinates``) or a list of flat coordinate
+        indices.
     activations:
         For each link, ``None`` (linear), ``"tanh"``, ``"sigmoid"`` or a callable on sympy expressions.
     name:
@@ -132,9 +145,10 @@ class Stack:
         if len(units) < 2:
             raise ModelError("a stack needs at least two units")
         for u in units:
-            if not isinstance(u, Model):
-                raise ModelError(f"stack units must be symglep.Model objects, got {type(u).__name__}")
-        readouts = [list(r) for r in readouts]
+            if not isinstance(u, (Model, ArrayModel)):
+                raise ModelError(f"stack units must be symglep.Model or symglep.network.ArrayModel objects, "
+                                 f"got {type(u).__name__}")
+        readouts = [r if isinstance(r, str) else list(r) for r in readouts]
         if len(readouts) != len(units) - 1:
             raise ModelError(f"a stack of {len(units)} units needs {len(units) - 1} readouts, got {len(readouts)}")
         activations = list(activations) if activations is not None else [None] * (len(units) - 1)
@@ -144,26 +158,48 @@ class Stack:
             raise ModelError(f"the stack name must be an identifier, got {name!r}")
         self.name = name
         self.units = units
+        #: per unit, its :class:`~symglep.stack.units.ArrayUnit` view, or ``None`` for a scalar unit
+        self.arrays = [ArrayUnit(u, i) if isinstance(u, ArrayModel) else None for i, u in enumerate(units)]
         for i, u in enumerate(units[:-1]):
-            if u.cost != 0:
+            if self.arrays[i] is None and u.cost != 0:
                 raise ModelError(f"unit {i} ({u.name!r}) is not the top unit: it must declare no cost "
                                  "(the stack's cost sits on the top unit)")
         for i, u in enumerate(units):
-            if getattr(u, "terminal_cost", 0) != 0:
+            if self.arrays[i] is None and getattr(u, "terminal_cost", 0) != 0:
                 raise ModelError(f"unit {i} ({u.name!r}) declares a terminal cost: stacks take a running cost on "
                                  "the top unit only (terminal costs: single models, theory §10)")
-        for i, u in enumerate(units[1:], start=1):
-            if not u.u:
-                raise ModelError(f"unit {i} ({u.name!r}) has no inputs: the unit below cannot drive it")
-        if not units[0].u:
+        for i in range(1, len(units)):
+            if not self.unit_inputs(i):
+                raise ModelError(f"unit {i} ({units[i].name!r}) has no inputs: the unit below cannot drive it")
+        if not self.unit_inputs(0):
             raise ModelError(f"the bottom unit ({units[0].name!r}) needs inputs: the stack's drive")
-        self.links = []
-        for i, (u, r) in enumerate(zip(units[:-1], readouts)):
-            if not r:
-                raise ModelError(f"the readout of unit {i} ({u.name!r}) is empty")
+        arrays = [a for a in self.arrays if a is not None]
+        if arrays:  # this stack's parts refuse what the stack kind serves: its capabilities say so
+            self.capabilities = capabilities_table.STACK.refusing({
+                ("target", "c"): f"unit {arrays[0].index} ({arrays[0].name!r}) is an array model, and "
+                                 + capabilities_table.ARRAY.reason("target", "c")})
+        self.links = [self._link(i, r, a) for i, (r, a) in enumerate(zip(readouts, activations))]
+        self.echo_models = [None if self.arrays[i] is not None else
+                            echo_model(u, f"{name}_unit{i}", lk.readout if i < len(self.links) else None)
+                            for i, (u, lk) in enumerate(zip(units, self.links + [None]))]
+        self._check_units()
+
+    def _link(self, i: int, readout, activation) -> Link:
+        """The glue from unit ``i`` to unit ``i+1`` with its readout checked (class docstring)."""
+        u, n_out = self.units[i], self.unit_inputs(i + 1)
+        array = self.arrays[i]
+        if array is not None:
+            select = array.select(readout)
+            names = array.coordinate_names
+            plain = [sp.Symbol(names[j]) for j in select]
+            q = tuple(plain)
+        else:
+            if isinstance(readout, str) or not readout:
+                raise ModelError(f"the readout of unit {i} ({u.name!r}) must be a non-empty list of expressions "
+                                 "of its coordinates")
+            select, plain, q = None, [], tuple(u.q)
             to_plain = _plain_map(u)
-            plain = []
-            for e in r:
+            for e in readout:
                 e = sp.sympify(e)
                 if e.atoms(sp.Derivative):
                     raise ModelError(f"readout {e} of unit {i} depends on a velocity; a readout is a "
@@ -175,16 +211,14 @@ class Stack:
                     raise ModelError(f"readout {e} of unit {i} ({u.name!r}) uses {', '.join(map(str, stray))}, "
                                      "not coordinates of that unit")
                 plain.append(e)
-            n_out = len(units[i + 1].u)
-            W = [[sp.Symbol(f"glue{i}_W{m}_{j}") for j in range(len(plain))] for m in range(n_out)]
-            b = [sp.Symbol(f"glue{i}_b{m}") for m in range(n_out)]
-            self.links.append(Link(tuple(u.q), plain, W, b, _activation(activations[i])))
-        self.echo_models = [echo_model(u, f"{name}_unit{i}", lk.readout if i < len(self.links) else None)
-                            for i, (u, lk) in enumerate(zip(units, self.links + [None]))]
-        self._check_units()
+        W = [[sp.Symbol(f"glue{i}_W{m}_{j}") for j in range(len(plain))] for m in range(n_out)]
+        b = [sp.Symbol(f"glue{i}_b{m}") for m in range(n_out)]
+        return Link(q, plain, W, b, _activation(activation), select)
 
     def _check_units(self):
         for i, m in enumerate(self.echo_models):
+            if m is None:
+                continue  # an array unit: separable with a diagonal mass and even in velocity by construction
             d = derive(m, simplify="none")
             if m.damping != 0 or not d.sym.separable or d.velocity_map is None:
                 why = ("a Rayleigh dissipation force" if m.damping != 0 else
@@ -195,29 +229,66 @@ class Stack:
                 raise ModelError(f"unit {i} ({self.units[i].name!r}) is not time-reversible: the stacked echo "
                                  "needs the plain echo of every unit (theory sec. 4)")
 
+    # -- sizes -------------------------------------------------------------------
+    def unit_size(self, i: int) -> int:
+        """Coordinates of unit ``i``."""
+        return self.arrays[i].n if self.arrays[i] is not None else self.units[i].n
+
+    def unit_inputs(self, i: int) -> int:
+        return self.arrays[i].m if self.arrays[i] is not None else len(self.units[i].u)
+
+    def unit_theta(self, i: int) -> int:
+        """Entries of θ that unit ``i`` holds."""
+        return self.arrays[i].n_theta if self.arrays[i] is not None else len(self.units[i].parameters)
+
+    def unit_parameter_names(self, i: int) -> list:
+        return self.arrays[i].parameter_names() if self.arrays[i] is not None else \
+            [s.name for s in self.units[i].parameters]
+
+    def unit_input_symbols(self, i: int) -> list:
+        """Unit ``i``'s inputs as symbols: a scalar unit's own, an array unit's ``u[m]``."""
+        if self.arrays[i] is None:
+            return [v.symbol for v in self.units[i].variables if v.kind == "input"]
+        return [sp.Symbol(f"{self.units[i].u.name}[{m}]") for m in range(self.arrays[i].m)]
+
+    @property
+    def n_inputs(self) -> int:
+        """The stack's inputs x: the bottom unit's."""
+        return self.unit_inputs(0)
+
+    @property
+    def n_targets(self) -> int:
+        """The stack's targets y: the top unit's (an array unit's readout units)."""
+        top = len(self.units) - 1
+        return self.arrays[top].r if self.arrays[top] is not None else len(self.units[top].y)
+
+    @property
+    def has_array_units(self) -> bool:
+        return any(a is not None for a in self.arrays)
+
     # -- parameters ------------------------------------------------------------
     @property
     def parameter_names(self) -> list:
         """Names of the packed parameter vector: ``unit<i>.<name>``, then ``glue<i>.W<m>_<j>``, ``glue<i>.b<m>``."""
-        names = [f"unit{i}.{s.name}" for i, u in enumerate(self.units) for s in u.parameters]
+        names = [f"unit{i}.{name}" for i in range(len(self.units)) for name in self.unit_parameter_names(i)]
         for i, lk in enumerate(self.links):
             names += [f"glue{i}.{s.name.split('_', 1)[1]}" for s in lk.weights + lk.bias]
         return names
 
     @property
     def n(self) -> int:
-        return sum(u.n for u in self.units)
+        return sum(self.unit_size(i) for i in range(len(self.units)))
 
     def unit_slices(self) -> list:
         """The slice of each unit's parameters in the packed vector."""
         out, o = [], 0
-        for u in self.units:
-            out.append(slice(o, o + len(u.parameters)))
-            o += len(u.parameters)
+        for i in range(len(self.units)):
+            out.append(slice(o, o + self.unit_theta(i)))
+            o += self.unit_theta(i)
         return out
 
     def glue_slices(self) -> list:
-        out, o = [], sum(len(u.parameters) for u in self.units)
+        out, o = [], sum(self.unit_theta(i) for i in range(len(self.units)))
         for lk in self.links:
             k = len(lk.weights) + len(lk.bias)
             out.append(slice(o, o + k))
@@ -227,7 +298,10 @@ class Stack:
     def draw_parameters(self, rng: np.random.Generator) -> np.ndarray:
         """Units as ``symglep check`` draws them; glue weights N(0, 1/n_r), biases N(0, 0.1²)."""
         parts = []
-        for u in self.units:
+        for u, array in zip(self.units, self.arrays):
+            if array is not None:
+                parts.append(list(array.draw(rng)))
+                continue
             values = draw_parameters(u, rng)
             keys = {getattr(k, "name", k): v for k, v in values.items()}
             parts.append([float(keys[s.name]) for s in u.parameters])
