@@ -109,8 +109,4 @@ STACK = Capabilities("stack", {
     ("check option", "--naive-echo"): "stack units are time-reversible: the stacked echo is exact",
     ("train option", "--task target"): "the target task reads its targets off a terminal cost (theory §10); "
                                        "a stack's cost is a running cost on its top unit",
-    ("train option", "--learn-initial-state"): "the stacked kernels do not return initial-state gradients "
-                                               "(the stacked echo hands back θ and input gradients, theory §9)",
-    ("train option", "--freeze-parameters"): "the stacked kernels do not return initial-state gradients, so "
-                                             "there is nothing to learn with θ frozen (theory §9)",
 })

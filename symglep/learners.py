@@ -242,7 +242,7 @@ class ArrayLearner(Learner):
 
 class StackLearner(Learner):
     """A stack's :class:`~symglep.stack.runtime.StackKernels` (theory §9): the stacked echo is
-    centred and returns θ's gradient only, no initial-state gradient."""
+    centred (or Richardson) and returns θ's gradient and every unit's start gradient."""
 
     kind = "stack"
 
@@ -295,17 +295,22 @@ class StackLearner(Learner):
         return self.kernels.free(theta, u, y, q0, x0, dt=dt, t0=t0)[2]
 
     def gradients(self, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0=0.0, with_start=False):
+        """Per-sequence ``(loss, dθ)``; ``with_start``: also every unit's ``dC/dq0``, ``dC/dp0`` (the
+        stacked echo's end points, theory §5, §9)."""
         self._momentum_only(start_velocity)
-        if with_start:
-            raise SymglepError(self.system.capabilities.reason("train option", "--learn-initial-state"))
         if estimator == "bptt":
-            return tuple(self.kernels.bptt_gradient(theta, u, y, q0, x0, dt=dt, t0=t0)[:2])
-        if estimator == "echo-complex":
-            return tuple(self.kernels.complex_step_gradient(theta, u, y, q0, x0, dt=dt, t0=t0)[:2])
-        if estimator not in ("echo", "echo4"):
-            raise SymglepError(self.system.capabilities.reason("estimator", estimator))
-        return tuple(self.kernels.gradient(theta, u, y, q0, x0, dt=dt, t0=t0, beta=beta,
-                                           order=ORDERS[estimator])[:2])
+            out = self.kernels.bptt_gradient(theta, u, y, q0, x0, dt=dt, t0=t0, initial_state=True)
+            start = out[3:5]
+        else:
+            if estimator == "echo-complex":
+                out = self.kernels.complex_step_gradient(theta, u, y, q0, x0, dt=dt, t0=t0, initial_state=True)
+            elif estimator in ("echo", "echo4"):
+                out = self.kernels.gradient(theta, u, y, q0, x0, dt=dt, t0=t0, beta=beta, order=ORDERS[estimator],
+                                            initial_state=True)
+            else:
+                raise SymglepError(self.system.capabilities.reason("estimator", estimator))
+            start = out[4:6]
+        return (out[0], out[1], *start) if with_start else (out[0], out[1])
 
 
 LEARNERS = {"scalar": ScalarLearner, "array": ArrayLearner, "stack": StackLearner}

@@ -199,7 +199,7 @@ def test_check_passes_on_the_example(stack, steps, dt):
     assert report["passed"], text
     groups = {g["group"]: g for g in report["groups"]}
     assert set(groups) == {"theta", "units", "glue", "unit 0 (chain)", "unit 1 (hru)", "unit 2 (output)",
-                           "glue 0", "glue 1", "inputs x"}
+                           "glue 0", "glue 1", "initial q0", "initial p0", "inputs x"}
     for g in groups.values():
         assert g["echo_vs_bptt"] <= 1e-6 and g["bptt_vs_fd"] <= 1e-5, g
         assert g["norm"] > 1e-4, g  # nothing passes by having no gradient

@@ -574,8 +574,8 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
     One seeded instance: parameters drawn by :meth:`Stack.draw_parameters` (or read from
     ``params_file``), a smooth random drive ``x`` and targets ``y``, random starts ``q0``, ``p0``. The
     stacked echo (centred, ±β) against BPTT through the stack, and BPTT against central finite
-    differences of the discrete loss, for θ (all, units, glue, each unit, each glue) and for the
-    inputs ``x``; the round trip of the un-nudged echoes; a Richardson estimate of the β error.
+    differences of the discrete loss, for θ (all, units, glue, each unit, each glue), the units'
+    starts ``q0``, ``p0`` and the inputs ``x``; the round trip of the un-nudged echoes; a Richardson estimate of the β error.
     ``passed``: every group within ``tolerance`` (echo vs BPTT) and ``FD_TOLERANCE`` (BPTT vs FD).
     """
     steps, dt, beta, seed, params_file, tolerance, fmt = (opts.steps, opts.dt, opts.beta, opts.seed,
@@ -605,12 +605,15 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
 
         choice, order = choose_contrast(contrast, tolerance)
         beta = choice.beta
-    loss, echo, echo_x, trip = kernels.gradient(theta, x, y, q0, p0, beta=beta, learn_inputs=True, order=order)
+    loss, echo, echo_x, trip, echo_q0, echo_p0 = kernels.gradient(theta, x, y, q0, p0, beta=beta, learn_inputs=True,
+                                                                  order=order, initial_state=True)
     doubled = kernels.gradient(theta, x, y, q0, p0, beta=2 * beta, order=order)[1]
-    loss_b, bptt, bptt_x = kernels.bptt_gradient(theta, x, y, q0, p0)
+    loss_b, bptt, bptt_x, bptt_q0, bptt_p0 = kernels.bptt_gradient(theta, x, y, q0, p0, initial_state=True)
     fd = central_differences(lambda th: kernels.free(th, x, y, q0, p0)[2][0], theta, THETA_FD_STEP)
     fd_x = central_differences(lambda flat: kernels.free(theta, flat.reshape(x.shape), y, q0, p0)[2][0],
                                x.ravel().copy(), INPUT_FD_STEP)
+    fd_q0 = central_differences(lambda s: kernels.free(theta, x, y, s[None], p0)[2][0], q0[0].copy(), THETA_FD_STEP)
+    fd_p0 = central_differences(lambda s: kernels.free(theta, x, y, q0, s[None])[2][0], p0[0].copy(), THETA_FD_STEP)
     echo, doubled, bptt = echo[0], doubled[0], bptt[0]
     scale = max(1.0, float(np.max(np.abs(np.concatenate([q0, p0], axis=1)))))
     roundtrip = float(trip[0]) / scale
@@ -620,6 +623,10 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
     for label, sl in _groups(stack):
         groups.append({"group": label, "echo_vs_bptt": rel_err(echo[sl], bptt[sl]),
                        "bptt_vs_fd": rel_err(bptt[sl], fd[sl]), "norm": float(np.linalg.norm(bptt[sl]))})
+    groups.append({"group": "initial q0", "echo_vs_bptt": rel_err(echo_q0[0], bptt_q0[0]),
+                   "bptt_vs_fd": rel_err(bptt_q0[0], fd_q0), "norm": float(np.linalg.norm(bptt_q0))})
+    groups.append({"group": "initial p0", "echo_vs_bptt": rel_err(echo_p0[0], bptt_p0[0]),
+                   "bptt_vs_fd": rel_err(bptt_p0[0], fd_p0), "norm": float(np.linalg.norm(bptt_p0))})
     groups.append({"group": "inputs x", "echo_vs_bptt": rel_err(echo_x, bptt_x),
                    "bptt_vs_fd": rel_err(bptt_x.ravel(), fd_x), "norm": float(np.linalg.norm(bptt_x))})
     passed = all(g["echo_vs_bptt"] <= tolerance and g["bptt_vs_fd"] <= FD_TOLERANCE for g in groups)

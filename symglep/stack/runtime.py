@@ -80,8 +80,10 @@ class StackKernels:
         return out if record else out[:3]
 
     def gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, beta=1e-4, learn_inputs=False,
-                 order: int = 2):
-        """Stacked echo (theory §9): ``(loss (B,), dtheta (B, n_θ), dx, round_trip (B,))``; memory O(1) in K.
+                 order: int = 2, initial_state: bool = False):
+        """Stacked echo (theory §9): ``(loss (B,), dtheta (B, n_θ), dx, round_trip (B,))``, and with
+        ``initial_state`` also ``dq0, dp0 (B, NQ)``, every unit's start gradient from its echoes' end
+        points (theory §5); memory O(1) in K.
 
         ``order`` 2: every unit's echoes at ±β (centred contrast, error O(β²)); 4: at ±β and ±2β
         combined by Richardson (O(β⁴), theory §5). The stacked echo has no one-sided form (§9)."""
@@ -95,10 +97,10 @@ class StackKernels:
         if not all(np.all(np.isfinite(a)) for a in out[:2]):
             raise SymglepError("the stacked echo produced a non-finite value (the free run or an echo diverged; "
                                "reduce dt)")
-        return out
+        return out if initial_state else out[:4]
 
     def complex_step_gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, eps: float = 1e-20,
-                              learn_inputs=False):
+                              learn_inputs=False, initial_state: bool = False):
         """The stacked echo nudged by ±iε in complex arithmetic (theory §5, §9; digital only): every
         contrast is ``Im X(iε) / ε``, exact to round-off. Returns what :meth:`gradient` returns."""
         th, x, y, q0, p0 = self._args(theta, x, y, q0, p0)
@@ -109,15 +111,19 @@ class StackKernels:
             self._complex, _ = kernel_cache.load(f"stack_{self.stack.name}_complex", digest,
                                                  lambda: render_stack(self.stack, digest, complex_step=True),
                                                  cache=cache, jit=jit)
-        loss, dth, dx, trip = self._complex.gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0), nudge, 2,
-                                                     bool(learn_inputs))
+        loss, dth, dx, trip, dq0, dp0 = self._complex.gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0),
+                                                               nudge, 2, bool(learn_inputs))
         dth, dx = np.ascontiguousarray(dth.real), np.ascontiguousarray(dx.real)
         if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(dth))):
             raise SymglepError("the complex-step stacked echo produced a non-finite value (the free run or an "
                                "echo diverged; reduce dt)")
+        if initial_state:
+            return loss, dth, dx, trip, np.ascontiguousarray(dq0.real), np.ascontiguousarray(dp0.real)
         return loss, dth, dx, trip
 
-    def bptt_gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0):
-        """Reference: BPTT through the stack, ``(loss, dtheta, dx)``; O(K) memory."""
+    def bptt_gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, initial_state: bool = False):
+        """Reference: BPTT through the stack, ``(loss, dtheta, dx)`` and with ``initial_state`` also
+        ``dq0, dp0``; O(K) memory."""
         th, x, y, q0, p0 = self._args(theta, x, y, q0, p0)
-        return self.module.bptt_gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0))
+        out = self.module.bptt_gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0))
+        return out if initial_state else out[:3]
