@@ -159,7 +159,7 @@ def test_symglep_train_runs_a_stack_file(tmp_path):
 @pytest.mark.parametrize("args, message", [
     (["train", "--task", "target"], "stack systems: train option --task target is not supported"),
     (["train", "--task", "data.npz"], "data file not found: data.npz"),
-    (["train", "--learn-initial-state"], "stack systems: train option --learn-initial-state is not supported"),
+    (["check", "--bc", "civp"], "stack systems: command check --bc is not supported"),
     (["train", "--estimator", "echo-one-sided"], "the stacked echo is centred"),
     (["check", "--route", "echo"], "a stack has one exact gradient route"),
     (["generate", "--integrator", "midpoint"], "steps its units by leapfrog"),
