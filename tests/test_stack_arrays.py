@@ -154,6 +154,13 @@ def test_stack_of_array_layers_trains_by_the_echo():
     assert result.final_loss < 0.2 * result.loss_history[0]
 
 
+def test_an_array_units_coordinates_read_out_every_coordinate():
+    chain = example_model("network_chain", 5)
+    springs = example_model("network_springs", 4)
+    stack = symglep.Stack([chain, springs], readouts=[chain.q])
+    assert stack.links[0].select == list(range(5)) and len(stack.links[0].W) == springs.sizes["m"]
+
+
 def test_array_unit_declaration_errors_are_clear():
     chain = example_model("network_chain", 5)
     springs = example_model("network_springs", 4)

@@ -28,6 +28,7 @@ from .. import capabilities as capabilities_table
 from ..derivation import derive
 from ..errors import ModelError
 from ..model import Model
+from ..network.arrays import Coordinates
 from ..network.model import ArrayModel
 from ..parameter_values import draw_parameters
 from .units import ArrayUnit
@@ -148,7 +149,7 @@ class Stack:
             if not isinstance(u, (Model, ArrayModel)):
                 raise ModelError(f"stack units must be symglep.Model or symglep.network.ArrayModel objects, "
                                  f"got {type(u).__name__}")
-        readouts = [r if isinstance(r, str) else list(r) for r in readouts]
+        readouts = [r if isinstance(r, (str, Coordinates)) else list(r) for r in readouts]
         if len(readouts) != len(units) - 1:
             raise ModelError(f"a stack of {len(units)} units needs {len(units) - 1} readouts, got {len(readouts)}")
         activations = list(activations) if activations is not None else [None] * (len(units) - 1)
