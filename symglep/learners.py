@@ -79,6 +79,14 @@ def flatten_parameters(values: dict) -> tuple:
     return layout, (np.concatenate(parts) if parts else np.zeros(0))
 
 
+def rest_positions(model, size: int) -> np.ndarray:
+    """An array model's flat start coordinates ``(size · dim,)``: its ``initial_positions`` (one draw,
+    seeded) where it declares them, else zeros."""
+    if model.initial_positions is None:
+        return np.zeros(size * model.dim)
+    return np.asarray(model.initial_positions(size, np.random.default_rng(0)), dtype=np.float64).reshape(-1)
+
+
 class Learner:
     """The common part: θ's layout and names, the free loss (module docstring)."""
 
@@ -199,10 +207,7 @@ class ArrayLearner(Learner):
 
     def rest(self, sequences: int) -> tuple:
         """At rest; at the model's ``initial_positions`` (one draw, seeded) where it declares them."""
-        q0 = np.zeros((sequences, self.n))
-        draw = self.system.initial_positions
-        if draw is not None:
-            q0[:] = np.asarray(draw(self.size, np.random.default_rng(0)), dtype=np.float64).reshape(-1)
+        q0 = np.repeat(rest_positions(self.system, self.size)[None], sequences, axis=0)
         return q0, np.zeros((sequences, self.n))
 
     @staticmethod
@@ -261,9 +266,8 @@ class StackLearner(Learner):
         start = 0
         for i, array in enumerate(self.system.arrays):
             size = self.system.unit_size(i)
-            if array is not None and array.model.initial_positions is not None:
-                draw = array.model.initial_positions(array.size, np.random.default_rng(0))
-                q0[:, start:start + size] = np.asarray(draw, dtype=np.float64).reshape(-1)
+            if array is not None:
+                q0[:, start:start + size] = rest_positions(array.model, array.size)
             start += size
         return q0, p0
 

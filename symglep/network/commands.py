@@ -27,11 +27,18 @@ def derive_report(model, fmt: str, simplify: str = "fast") -> str:
 def residuals_report(model, bc: str, fmt: str) -> str:
     """``symglep residuals``: the index-form boundary residuals (theory §3)."""
     res = derive(model)["residuals"]
-    if bc != "all":
-        res = {bc: res[bc]}
+    return render_residuals(model, res if bc == "all" else {bc: res[bc]}, fmt)
+
+
+def residuals_data(model, res: dict) -> dict:
+    """The JSON object of an array model's residuals ``res`` (boundary condition → index-form text)."""
+    return {"model": model.name, "kind": "array", "residuals": res}
+
+
+def render_residuals(model, res: dict, fmt: str) -> str:
+    """An array model's residuals ``res`` in ``fmt`` (its own report, or one unit's in a stack's)."""
     if fmt == "json":
-        return json.dumps({"model": model.name, "kind": "array", "residuals": res}, indent=2,
-                          ensure_ascii=False) + "\n"
+        return json.dumps(residuals_data(model, res), indent=2, ensure_ascii=False) + "\n"
     title = f"{model.name} (array model): boundary residuals in index form (theory §3)"
     if fmt == "latex":
         return residuals_latex(res, title)

@@ -192,6 +192,6 @@ def render_network(model, digest: str, complex_step: bool = False) -> str:
     return template.render(
         version=__version__, content_hash=digest, model_comment=safe_comment(model.name),
         D=model.dim, n_params=len(model.parameters), unit_source=unit_source(model, "", complex_step),
-        terminal=model.terminal is not None, mass_learnable=bool(kinetic_pieces(model.kinetic)["mass"].args),
+        terminal=model.terminal is not None, mass_learnable=bool(model.kinetic.slots),
         n_work=work_rows(model), **complex_step_context(complex_step),
     )

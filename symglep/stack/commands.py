@@ -31,7 +31,8 @@ from ..model import latex_symbol_names
 from ..network.derive import derive as derive_array
 from ..network.derive import render as render_array
 from ..network.derive import render_latex as render_array_latex
-from ..network.derive import residuals_latex as array_residuals_latex
+from ..network.commands import render_residuals as render_array_residuals
+from ..network.commands import residuals_data as array_residuals_data
 from ..report import expr_str
 from ..report import render as render_unit
 from ..report import to_dict as unit_dict
@@ -488,22 +489,22 @@ def residuals_report(stack: Stack, bc: str, fmt: str) -> str:
         raise SymglepError(f"unknown format {fmt!r}; choose one of {', '.join(DERIVE_FORMATS)}")
     per_unit = []
     for u, a in zip(stack.units, stack.arrays):
-        d = derive(u, simplify="none") if a is None else None
-        res = boundary_residuals(d) if a is None else derive_array(u)["residuals"]  # array units: index form
+        if a is None:
+            d = derive(u, simplify="none")
+            res = boundary_residuals(d)
+        else:  # an array unit: index form
+            d, res = None, derive_array(u)["residuals"]
         per_unit.append((u, d, res if bc == "all" else {bc: res[bc]}))
 
     def unit_residuals(i, fmt):
         u, d, res = per_unit[i]
-        if d is not None:
-            return render_residuals(u, res, fmt, latex_names(d) if fmt == "latex" else None)
-        if fmt == "latex":
-            return array_residuals_latex(res, f"{u.name} (array model): boundary residuals in index form")
-        return "\n".join(f"{k.upper():<9} {v}" for k, v in res.items()) + "\n"
+        if d is None:
+            return render_array_residuals(u, res, fmt)
+        return render_residuals(u, res, fmt, latex_names(d) if fmt == "latex" else None)
 
     if fmt == "json":
         data = {"kind": "stack", "stack": stack.name, "composition": COMPOSITION_NOTE,
-                "units": [{"unit": i, **(residuals_dict(u, res) if d is not None else
-                                         {"model": u.name, "kind": "array", "residuals": res})}
+                "units": [{"unit": i, **(residuals_dict(u, res) if d is not None else array_residuals_data(u, res))}
                           for i, (u, d, res) in enumerate(per_unit)]}
         return json.dumps(data, indent=2, ensure_ascii=False) + "\n"
     chain = " -> ".join(u.name for u in stack.units)
@@ -575,7 +576,8 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
     ``params_file``), a smooth random drive ``x`` and targets ``y``, random starts ``q0``, ``p0``. The
     stacked echo (centred, ±β) against BPTT through the stack, and BPTT against central finite
     differences of the discrete loss, for θ (all, units, glue, each unit, each glue), the units'
-    starts ``q0``, ``p0`` and the inputs ``x``; the round trip of the un-nudged echoes; a Richardson estimate of the β error.
+    starts ``q0``, ``p0`` and the inputs ``x``; the round trip of the un-nudged echoes; a Richardson
+    estimate of the β error.
     ``passed``: every group within ``tolerance`` (echo vs BPTT) and ``FD_TOLERANCE`` (BPTT vs FD).
     """
     steps, dt, beta, seed, params_file, tolerance, fmt = (opts.steps, opts.dt, opts.beta, opts.seed,

@@ -249,7 +249,7 @@ class Stack:
     def unit_input_symbols(self, i: int) -> list:
         """Unit ``i``'s inputs as symbols: a scalar unit's own, an array unit's ``u[m]``."""
         if self.arrays[i] is None:
-            return [v.symbol for v in self.units[i].variables if v.kind == "input"]
+            return list(self.units[i].u)
         return [sp.Symbol(f"{self.units[i].u.name}[{m}]") for m in range(self.arrays[i].m)]
 
     @property

@@ -11,7 +11,6 @@ pack them; their names are ``unit<i>.<name>[j,k]``.
 from __future__ import annotations
 
 import numpy as np
-import sympy as sp
 
 from ..errors import ModelError
 from ..network.check import draw_parameters as draw_array_parameters
@@ -51,9 +50,6 @@ class ArrayUnit:
         if self.dim == 1:
             return [f"{base}[{i}]" for i in range(self.size)]
         return [f"{base}[{i},{c}]" for i in range(self.size) for c in range(self.dim)]
-
-    def coordinate_symbols(self) -> list:
-        return [sp.Symbol(name) for name in self.coordinate_names]
 
     def readout_units(self) -> np.ndarray:
         """The units the cost reads (top unit): the last ``r``."""
