@@ -87,9 +87,6 @@ ARRAY = Capabilities("array", {
     ("route", "naive_echo"): "array models are even in velocity: the plain echo is exact, never naive",
     ("check option", "--route"): "array models have one exact gradient route, the echo (theory §4)",
     ("check option", "--naive-echo"): "array models are even in velocity: the plain echo is exact",
-    ("train option", "--task target"): "not built yet for array models (issue #16): the target task's "
-                                       "teacher reads its targets off a scalar model's terminal cost; give "
-                                       "the final targets in a DATA.npz",
 })
 
 STACK = Capabilities("stack", {
@@ -98,8 +95,6 @@ STACK = Capabilities("stack", {
                                "momentum, so the stacked echo leaves no residual, theory §9)",
     ("integrator", "midpoint"): "the stacked echo steps its units by leapfrog (separable units, theory §9)",
     ("start", "velocity"): "stack units start from momenta (q0, p0)",
-    ("cost", "terminal"): "stacks take a running cost on the top unit only (terminal costs: theory §10, "
-                          "single models)",
     ("route", "flipped_echo"): "the stacked echo needs the plain echo of every unit (reversible units)",
     ("route", "digital_pfvp"): "the stacked echo needs the plain echo of every unit (reversible units)",
     ("route", "naive_echo"): "stack units are time-reversible: the stacked echo is exact, never naive",
@@ -107,6 +102,4 @@ STACK = Capabilities("stack", {
     ("check option", "--size"): "a stack's size is fixed by its units (--size is for array models)",
     ("check option", "--route"): "a stack has one exact gradient route, the stacked echo (theory §9)",
     ("check option", "--naive-echo"): "stack units are time-reversible: the stacked echo is exact",
-    ("train option", "--task target"): "the target task reads its targets off a terminal cost (theory §10); "
-                                       "a stack's cost is a running cost on its top unit",
 })

@@ -30,7 +30,6 @@ from .errors import SymglepError
 from .learners import data_sizes, learner_for
 from .model import Model
 from .network.model import ArrayModel
-from .parameter_values import draw_parameters
 from .stack.model import Stack
 
 
@@ -106,16 +105,18 @@ def readout_map(model: Model, cost=None):
     return readout
 
 
-def array_readout_map(model):
+def array_readout_map(model, element=None):
     """``f(q_r, u, t) -> y``: the element readout of an array model's cost ``Σ_r c(q[r], y[r])``,
     ``∂c/∂y_r = 0`` solved once for ``y_r`` (``y_r = x_r`` for ``c = (x[r] − y[r])²/2``).
+    ``element`` defaults to the running cost's; the ``target`` task passes the terminal cost's.
 
     Returns a function of ``q (..., n_y, dim)`` (the readout units' coordinates) giving ``(..., n_y)``.
     """
-    slots = model.readout.slots
+    element = model.readout if element is None else element
+    slots = element.slots
     qs = sorted((s for s in slots if s.role == "q"), key=lambda s: s.comp)
     ys = [s.symbol for s in slots if s.role == "y"]
-    cost = model.readout.cost
+    cost = element.cost
     solutions = []
     if len(ys) == 1:
         try:
@@ -123,7 +124,8 @@ def array_readout_map(model):
         except (NotImplementedError, ValueError):
             solutions = []
     if len(solutions) != 1 or ys[0] not in solutions[0] or solutions[0][ys[0]].free_symbols & set(ys):
-        raise SymglepError(f"the task needs a readout: the cost element of {model.name!r} must fix y[r] by "
+        which = "cost" if element is model.readout else "terminal cost"
+        raise SymglepError(f"the task needs a readout: the {which} element of {model.name!r} must fix y[r] by "
                            "dc/dy = 0 (e.g. Sum((x[r] - y[r])**2/2, r)); give your own DATA.npz instead")
     fn = sp.lambdify([s.symbol for s in qs], solutions[0][ys[0]], modules="numpy")
 
@@ -190,9 +192,24 @@ class TargetTask:
     spread: float = 1.0
 
 
-def target_task(model: Model, kernels, seed: int = 0, dt: float | None = None,
-                config: TargetTask = TargetTask()) -> tuple[Dataset, dict]:
-    """The ``target`` data set: reach a final state (HEB, theory §10). Returns ``(dataset, parameters)``.
+def terminal_readout_of(system):
+    """The readout ``f(q, u, t) -> y`` of the terminal cost (``∂c_T/∂y = 0``, theory §10) for any kind:
+    a scalar model's, an array model's terminal cost element, a stack's top unit's."""
+    model = system.units[-1] if isinstance(system, Stack) else system
+    if isinstance(model, ArrayModel):
+        if model.terminal is None:
+            raise SymglepError(f"the target task needs a terminal cost (theory §10); {model.name!r} has none")
+        return array_readout_map(model, model.terminal)
+    if model.terminal_cost == 0 or not model.y:
+        raise SymglepError(f"the target task needs a terminal cost with targets (theory §10); {model.name!r} has "
+                           f"{'no terminal cost' if model.terminal_cost == 0 else 'no targets'}")
+    return readout_map(model, model.terminal_cost)
+
+
+def target_task(system, kernels, seed: int = 0, dt: float | None = None,
+                config: TargetTask = TargetTask()) -> tuple[Dataset, object]:
+    """The ``target`` data set: reach a final state (HEB, theory §10), for any kind whose (top unit's)
+    cost has a terminal part. Returns ``(dataset, start parameters)``.
 
     The seed draws, in order: the parameters (the teacher's, and the start of training), a
     teacher's initial state ``(q0*, p0*)`` uniform in ``[−spread, spread]``, and the student's
@@ -200,25 +217,19 @@ def target_task(model: Model, kernels, seed: int = 0, dt: float | None = None,
     (``∂c_T/∂y = 0``) at the teacher's final state, so the task is reachable with the parameters
     fixed, by learning the initial state alone. Inputs are zero.
     """
-    if not isinstance(model, Model):
-        model.capabilities.require("train option", "--task target")
-        raise SymglepError("the target task needs a scalar model with a terminal cost (theory §10)")
-    if model.terminal_cost == 0 or not model.y:
-        raise SymglepError(f"the target task needs a terminal cost with targets (theory §10); {model.name!r} has "
-                           f"{'no terminal cost' if model.terminal_cost == 0 else 'no targets'}")
-    readout = readout_map(model, model.terminal_cost)
+    readout = terminal_readout_of(system)
+    learner = learner_for(system, kernels)
     dt = float(dt or config.dt)
     rng = np.random.default_rng(seed)
-    params = draw_parameters(model, rng)
-    S, K, n = config.sequences, config.steps, model.n
+    params = learner.draw(rng)
+    S, K, n = config.sequences, config.steps, learner.n
     teacher_q, teacher_p = (rng.uniform(-config.spread, config.spread, (S, n)) for _ in range(2))
     q0, p0 = (rng.uniform(-config.spread, config.spread, (S, n)) for _ in range(2))
-    u = np.zeros((S, K + 1, len(model.u)))
-    placeholder = np.zeros((S, K + 1, len(model.y)))
-    qT = kernels.free(params, teacher_q, p0=teacher_p, u=u, y=placeholder, dt=dt)[0]
-    final = readout(qT, u[:, -1], np.full(S, K * dt))
+    u = np.zeros((S, K + 1, learner.n_inputs))
+    q, seen = learner.readout_run(learner.flat(params), u, teacher_q, teacher_p, dt)
+    final = readout(q[:, -1], seen[:, -1], np.full(S, K * dt))
     if not np.all(np.isfinite(final)):
-        raise SymglepError(f"the teacher run of the target task diverged for {model.name!r} (dt = {dt})")
+        raise SymglepError(f"the teacher run of the target task diverged for {system.name!r} (dt = {dt})")
     y = np.ascontiguousarray(np.repeat(final[:, None, :], K + 1, axis=1))
     info = {"task": "target", "teacher_q0": teacher_q.tolist(), "teacher_p0": teacher_p.tolist()}
     return Dataset(u, y, q0, p0, dt, name="target", info=info), params

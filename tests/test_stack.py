@@ -123,7 +123,7 @@ def _non_separable():
     (lambda a, b, x, z: Stack([a, b], [[x]], activations=["relu"]), "unknown activation"),
     (lambda a, b, x, z: Stack([_non_separable(), b], [[x]]), "stacks step their units by leapfrog"),
     (lambda a, b, x, z: Stack([a, b], [[x]], name="two words"), "must be an identifier"),
-    (lambda a, b, x, z: Stack([a, _with_terminal_cost(b)], [[x]]), "declares a terminal cost"),
+    (lambda a, b, x, z: Stack([_with_terminal_cost(b), b], [[z]]), "must declare no cost"),
 ])
 def test_bad_stacks_are_refused(make, message):
     with pytest.raises(symglep.ModelError, match=message):
@@ -157,7 +157,7 @@ def test_symglep_train_runs_a_stack_file(tmp_path):
 
 
 @pytest.mark.parametrize("args, message", [
-    (["train", "--task", "target"], "stack systems: train option --task target is not supported"),
+    (["train", "--task", "target"], "the target task needs a terminal cost"),
     (["train", "--task", "data.npz"], "data file not found: data.npz"),
     (["check", "--bc", "civp"], "stack systems: command check --bc is not supported"),
     (["train", "--estimator", "echo-one-sided"], "the stacked echo is centred"),

@@ -172,7 +172,7 @@ def test_array_unit_declaration_errors_are_clear():
     model = terminal["model"]
     model.terminal_cost = model.cost
     with pytest.raises(symglep.ModelError, match="declares a terminal cost"):
-        symglep.Stack([chain, model], readouts=["all"])
+        symglep.Stack([model, springs], readouts=["all"])  # below the top: only the top unit's cost is used
 
 
 def test_generated_stack_of_arrays_is_up_to_date():

@@ -34,6 +34,9 @@ from ..network.render import network_sources_digest, unit_source, work_rows
 UNIT_FUNCTIONS = ("force", "velocity", "potential_partials", "kinetic_partials", "cost", "cost_grad",
                   "force_vjp", "velocity_vjp")
 
+#: the top unit's terminal cost and its gradient, where it declares one (theory §10)
+TERMINAL_FUNCTIONS = ("terminal_cost", "terminal_cost_grad")
+
 
 def glue_functions(link) -> list:
     """``forward`` (u = φ(W r(q) + b)) and ``vjp`` (λ·u differentiated in (W, b) and in r) of one link."""
@@ -77,6 +80,7 @@ def layout(stack) -> dict:
         n, nt, nu = stack.unit_size(i), stack.unit_theta(i), stack.unit_inputs(i)
         ny = stack.n_targets if i == top else len(stack.links[i].readout)
         units.append(dict(i=i, n=n, nt=nt, nu=nu, ny=ny, qo=qo, to=to, uo=uo, yo=yo, top=i == top,
+                          terminal=i == top and stack.has_terminal_cost,
                           array=stack.arrays[i] is not None,
                           **(_array_unit(stack, i) if stack.arrays[i] is not None else {})))
         qo, to, uo, yo = qo + n, to + nt, uo + nu, yo + ny
@@ -87,7 +91,7 @@ def layout(stack) -> dict:
                           lo=units[i], up=units[i + 1], dense=link.select is not None, sel=link.select))
         go += ng
     return dict(units=units, links=links, nq=qo, nth_units=to, nth=go, nut=uo, nyt=yo,
-                nx=units[0]["nu"], ny=units[-1]["ny"],
+                nx=units[0]["nu"], ny=units[-1]["ny"], terminal=units[-1]["terminal"],
                 max_n=max(u["n"] for u in units), max_nt=max(max(u["nt"] for u in units), 1),
                 max_nu=max(max(u["nu"] for u in units), 1), max_nr=max([lk["nr"] for lk in links] or [1]),
                 max_ng=max([lk["ng"] for lk in links] or [1]))
@@ -148,7 +152,7 @@ def render_stack(stack, digest: str | None = None, complex_step: bool = False) -
             functions.append(array_unit_source(stack, shape["units"][i], complex_step))
             continue
         scheme = unit_scheme(m)
-        for name in UNIT_FUNCTIONS:
+        for name in UNIT_FUNCTIONS + (TERMINAL_FUNCTIONS if shape["units"][i]["terminal"] else ()):
             functions.append(python_function(scheme.function(name), prefix=f"u{i}_f_", complex_step=complex_step))
     for i, link in enumerate(stack.links):
         if link.select is not None:

@@ -23,7 +23,7 @@ from ..codegen.render import environment, template_dir
 from ..codegen.render_c import C_GENERATORS
 from ..errors import SymglepError
 from ..fileio import write_atomic
-from .codegen import glue_functions, layout, stack_fingerprint, unit_scheme
+from .codegen import TERMINAL_FUNCTIONS, glue_functions, layout, stack_fingerprint, unit_scheme
 
 #: the stack's C files depend on these sources besides templates/stack_c/
 STACK_C_GENERATORS = C_GENERATORS + ("stack/model.py", "stack/codegen.py", "stack/codegen_c.py")
@@ -128,7 +128,8 @@ def render_stack_c(stack, precision: str = "float64", digest: str | None = None)
     functions = []
     for i, m in enumerate(stack.echo_models):
         scheme = unit_scheme(m)
-        for name in UNIT_FUNCTIONS_C + (TOP_FUNCTIONS_C if i == top else ()):
+        top_functions = TOP_FUNCTIONS_C + (TERMINAL_FUNCTIONS if lay["terminal"] else ())
+        for name in UNIT_FUNCTIONS_C + (top_functions if i == top else ()):
             functions.append(exact(c_function(scheme.function(name), precision, prefix=f"u{i}_f_")))
     for i, link in enumerate(stack.links):
         for fn in glue_functions(link):

@@ -255,15 +255,19 @@ def _derivations(stack: Stack, simplify: str = "fast") -> list:
 
 
 def _unit_summary(stack: Stack, i: int) -> dict:
-    """Coordinates, parameters, inputs and cost of unit ``i`` in a few words each."""
+    """Coordinates, parameters, inputs, cost and terminal cost (theory §10; ``None`` without one) of
+    unit ``i`` in a few words each."""
     u, a = stack.units[i], stack.arrays[i]
     if a is None:
         return dict(q=", ".join(s.name for s in u.q), theta=", ".join(s.name for s in u.parameters) or "none",
-                    u=", ".join(s.name for s in u.u), cost=expr_str(u.cost))
+                    u=", ".join(s.name for s in u.u), cost=expr_str(u.cost),
+                    terminal=expr_str(u.terminal_cost) if u.terminal_cost != 0 else None)
     shapes = ", ".join(f"{name} {tuple(shape)}" if shape else name for name, shape in a.layout)
+    over = f"over the units {[int(r) for r in a.readout_units()]}"
     return dict(q=f"{u.q.name}[i], i = 0..{a.size - 1}" + (f" (vectors in R^{a.dim})" if a.dim > 1 else ""),
                 theta=shapes or "none", u=f"{u.u.name}[0..{a.m - 1}]",
-                cost=f"Σ_r {expr_str(u.readout.cost)} over the units {[int(r) for r in a.readout_units()]}")
+                cost=f"Σ_r {expr_str(u.readout.cost)} {over}",
+                terminal=f"Σ_r {expr_str(u.terminal.cost)} {over}" if u.terminal is not None else None)
 
 
 def _unit_report(stack: Stack, i: int, d, fmt: str) -> str:
@@ -281,7 +285,9 @@ def _structure_lines(stack: Stack) -> list:
         unit = _unit_summary(stack, i)
         out.append(f"unit {i} ({u.name}, {kind}{role}): coordinates {unit['q']}; parameters {unit['theta']}; "
                    f"inputs {unit['u']}" + ("" if i else " (the stack's inputs x)")
-                   + (f"; cost {unit['cost']}" if i == len(stack.units) - 1 else ""))
+                   + (f"; cost {unit['cost']}" if i == len(stack.units) - 1 else "")
+                   + (f"; terminal cost {unit['terminal']} at t = T" if i == len(stack.units) - 1
+                      and unit["terminal"] else ""))
     return out
 
 

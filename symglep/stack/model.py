@@ -83,13 +83,15 @@ def echo_model(model: Model, name: str, readout: list | None) -> Model:
     """Unit ``model`` with its cost replaced by the linear readout cost ``Σ_j ρ_j r_j(q)`` (theory §9).
 
     ``ρ_j`` are new targets (the per-node weights of the nudge); ``readout=None`` keeps the
-    model's own cost (the top unit).
+    model's own cost and terminal cost (the top unit).
     """
     back = _user_map(model)
     users = lambda group: [v.user for v in model.variables if v.kind == group]  # noqa: E731
     constants = {v.user: float(model.constants[v.symbol]) for v in model.variables if v.kind == "constant"}
+    terminal = 0
     if readout is None:
         targets, cost = users("target"), model.cost.xreplace(back)
+        terminal = model.terminal_cost.xreplace(back)
     else:
         taken = {v.name for v in model.variables}
         base = "readout_weight"
@@ -100,7 +102,7 @@ def echo_model(model: Model, name: str, readout: list | None) -> Model:
         cost = sum((rho * r.xreplace(back) for rho, r in zip(targets, readout)), sp.S.Zero)
     return Model(lagrangian=model.lagrangian.xreplace(back), coordinates=users("coordinate"),
                  parameters=list(model.parameters), inputs=users("input"), targets=targets, cost=cost,
-                 name=name, constants=constants)
+                 name=name, constants=constants, terminal_cost=terminal)
 
 
 def _activation(value):
@@ -128,7 +130,8 @@ class Stack:
         construction and runs at its declared ``size`` (:mod:`symglep.stack.units`). The bottom
         unit's inputs are the stack's inputs, unit ``i+1``'s inputs are fed by the glue, only the
         top unit's cost is used (its targets are the stack's targets): a scalar unit below the top
-        declares no cost, an array unit's cost is ignored there.
+        declares no cost, an array unit's cost is ignored there. The top unit may add a terminal
+        cost ``c_T(q_K, y_K)`` (theory §10); no unit below it may.
     readouts:
         For each unit but the top one: a scalar unit's list of expressions of its coordinates
         ``r_i(q_i)``; an array unit's ``"all"`` (or its ``Coordinates``) or a list of flat coordinate
@@ -165,10 +168,10 @@ class Stack:
             if self.arrays[i] is None and u.cost != 0:
                 raise ModelError(f"unit {i} ({u.name!r}) is not the top unit: it must declare no cost "
                                  "(the stack's cost sits on the top unit)")
-        for i, u in enumerate(units):
-            if self.arrays[i] is None and getattr(u, "terminal_cost", 0) != 0:
-                raise ModelError(f"unit {i} ({u.name!r}) declares a terminal cost: stacks take a running cost on "
-                                 "the top unit only (terminal costs: single models, theory §10)")
+        for i, u in enumerate(units[:-1]):
+            if (u.terminal_cost is not None) if self.arrays[i] is not None else u.terminal_cost != 0:
+                raise ModelError(f"unit {i} ({u.name!r}) declares a terminal cost: only the top unit's cost is "
+                                 "used (a running cost and a terminal cost, theory §9, §10)")
         for i in range(1, len(units)):
             if not self.unit_inputs(i):
                 raise ModelError(f"unit {i} ({units[i].name!r}) has no inputs: the unit below cannot drive it")
@@ -262,6 +265,12 @@ class Stack:
         """The stack's targets y: the top unit's (an array unit's readout units)."""
         top = len(self.units) - 1
         return self.arrays[top].r if self.arrays[top] is not None else len(self.units[top].y)
+
+    @property
+    def has_terminal_cost(self) -> bool:
+        """Whether the top unit adds a terminal cost ``c_T(q_K, y_K)`` to the loss (theory §10)."""
+        top, array = self.units[-1], self.arrays[-1]
+        return top.terminal_cost is not None if array is not None else top.terminal_cost != 0
 
     @property
     def has_array_units(self) -> bool:

@@ -28,9 +28,6 @@ class ArrayUnit:
         self.n = self.size * self.dim
         self.m = model.sizes["m"] if model.u is not None else 0
         self.r = model.sizes["r"]
-        if model.terminal_cost is not None:
-            raise ModelError(f"unit {index} ({model.name!r}) declares a terminal cost: stacks take a running cost on "
-                             "the top unit only (terminal costs: single models, theory §10)")
         if not 1 <= self.r <= self.size:
             raise ModelError(f"unit {index} ({model.name!r}): sizes['r'] = {self.r} readout units, "
                              f"not within 1..{self.size}")

@@ -1,0 +1,205 @@
+"""A terminal cost on a stack's top unit, and the ``target`` task on every kind (issue #16, theory §9, §10).
+
+Two stacks cover the top unit's kinds: a scalar unit driving a scalar top unit with a running and a
+terminal cost (tanh glue, two readouts), and a scalar unit driving an array top unit (learned masses,
+dense tanh couplings) whose terminal cost is an element sum over its readout units. On both:
+
+* the loss is the running loss plus ``c_T(q_K, y_K)``, evaluated independently from the free final state;
+* the stacked echo (Richardson, β = 1e-3 and centred, β = 1e-4) against BPTT through the same discrete
+  stack, for θ and every unit's start (q0, p0); the complex-step echo to round-off;
+* BPTT against central differences of the discrete loss;
+* the C kernels of the scalar stack against its Numba kernels (loss and gradient to 1e-12).
+
+The ``target`` task (HEB's setting: reach the teacher's final state by learning the start) runs for an
+array model with a terminal cost and for the scalar stack: the loss falls, echo and BPTT curves agree.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import sympy as sp
+from sympy.physics.mechanics import dynamicsymbols
+
+import symglep
+from symglep.errors import ModelError, SymglepError
+from symglep.network import ArrayModel, Coordinates, Inputs, Parameter, Sum, Targets, i, j, r
+from symglep.stack.runtime import compile_stack
+from symglep.tasks import TargetTask
+from symglep.training import train
+
+DT, K = 0.02, 200
+
+
+def scalar_top_stack(terminal=True):
+    x, u = dynamicsymbols("x u")
+    k = sp.Symbol("k", positive=True)
+    bottom = symglep.Model(x.diff() ** 2 / 2 - k * x**2 / 2 - x**4 / 4 + x * u, [x], [k], inputs=[u], name="bottom")
+    z, v, y = dynamicsymbols("z v y")
+    c = sp.Symbol("c", positive=True)
+    top = symglep.Model(z.diff() ** 2 / 2 - c * z**2 / 2 + z * v, [z], [c], inputs=[v], targets=[y],
+                        cost=(z - y) ** 2 / 4, terminal_cost=((z - y) ** 2 + sp.cos(z)) if terminal else 0,
+                        name="top")
+    return symglep.Stack([bottom, top], [[x, x**2]], activations=["tanh"],
+                         name="scalar_terminal" if terminal else "scalar_running")
+
+
+def terminal_cell(size=4, terminal=True):
+    """Duffing units with learned masses and dense couplings; a running and a terminal cost."""
+    q = Coordinates("q")
+    W = Parameter("W", ("n", "n"))
+    B = Parameter("B", ("n", "m"))
+    m = Parameter("m", "n", positive=True)
+    u = Inputs("u")
+    y = Targets("y")
+    return ArrayModel(
+        lagrangian=(Sum(m[i] * q.dot[i] ** 2 / 2, i) - Sum(q[i] ** 2 / 2 + q[i] ** 4 / 8, i)
+                    + Sum(W[i, j] * sp.tanh(q[i]) * sp.tanh(q[j]) / 2, i, j) + Sum(q[i] * (B @ u)[i], i)),
+        cost=Sum((q[r] - y[r]) ** 2 / 4, r), terminal_cost=Sum(sp.log(sp.cosh(q[r] - y[r])), r) if terminal else None,
+        coordinates=q, parameters=[W, B, m], inputs=u, targets=y, name="terminal_cell" if terminal else "cell",
+        size=size,
+        sizes={"m": 2, "r": 2})
+
+
+def array_top_stack(terminal=True):
+    s = dynamicsymbols("s0:2")
+    f = dynamicsymbols("f")
+    kappa = sp.Symbol("kappa", positive=True)
+    bottom = symglep.Model(sum(a.diff() ** 2 for a in s) / 2 - sum(a**2 for a in s) / 2
+                           - kappa * (s[1] - s[0]) ** 2 / 2 + s[0] * f, list(s), [kappa], inputs=[f], name="pair")
+    return symglep.Stack([bottom, terminal_cell(terminal=terminal)], [[s[0], s[1]]],
+                         name="array_terminal" if terminal else "array_running")
+
+
+def instance(kernels, seed=2):
+    rng = np.random.default_rng(seed)
+    t = np.arange(K + 1) * DT
+    x = 0.4 * np.sin(1.3 * t[None, :, None] + rng.uniform(0, 6, (2, 1, kernels.n_x)))
+    y = 0.3 * np.cos(0.7 * t[None, :, None] + rng.uniform(0, 6, (2, 1, kernels.n_y)))
+    q0, p0 = rng.uniform(-0.3, 0.3, (2, kernels.nq)), rng.uniform(-0.3, 0.3, (2, kernels.nq))
+    return np.ascontiguousarray(x), np.ascontiguousarray(y), q0, p0
+
+
+@pytest.fixture(scope="module", params=["scalar top", "array top"])
+def case(request):
+    stack = scalar_top_stack() if request.param == "scalar top" else array_top_stack()
+    kernels = compile_stack(stack, dt=DT)
+    theta = stack.draw_parameters(np.random.default_rng(5))
+    return (request.param, stack, kernels, theta, *instance(kernels))
+
+
+def rel(a, b) -> float:
+    return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(b))
+
+
+def terminal_value(stack, qT, yK) -> float:
+    """c_T(q_K, y_K) of the top unit, by lambdify of its declaration (not the generated code)."""
+    top = stack.units[-1]
+    if isinstance(top, ArrayModel):
+        q, y = sp.symbols("q y")
+        element = sp.log(sp.cosh(q - y))  # terminal_cell's c_T element, over its last r = 2 units
+        f = sp.lambdify([q, y], element, "numpy")
+        return float(np.sum(f(qT[-top.sizes["r"]:], yK)))
+    f = sp.lambdify([list(top.q), list(top.y)], top.terminal_cost, "numpy")
+    return float(f(qT[-top.n:], yK))
+
+
+def test_the_loss_adds_the_terminal_cost(case):
+    name, stack, kernels, theta, x, y, q0, p0 = case
+    qT, _, loss = kernels.free(theta, x, y, q0, p0)
+    without = scalar_top_stack(terminal=False) if name == "scalar top" else array_top_stack(terminal=False)
+    assert stack.has_terminal_cost and not without.has_terminal_cost
+    qT_r, _, running = compile_stack(without, dt=DT).free(theta, x, y, q0, p0)
+    assert np.array_equal(qT_r, qT)  # the terminal cost changes the loss, not the dynamics
+    for b in range(2):
+        c_T = terminal_value(stack, qT[b], y[b, -1])
+        assert abs(c_T) > 1e-3 and abs(loss[b] - running[b] - c_T) <= 1e-13 * abs(loss[b])
+
+
+@pytest.mark.parametrize("order, beta, tol", [(2, 1e-4, 1e-6), (4, 1e-3, 1e-9)])
+def test_stacked_echo_matches_bptt(case, order, beta, tol):
+    """θ and every unit's start: the terminal cost's kick at the flip carries its gradient (theory §10)."""
+    _, stack, kernels, theta, x, y, q0, p0 = case
+    loss, g, _, trip, dq0, dp0 = kernels.gradient(theta, x, y, q0, p0, beta=beta, order=order, initial_state=True)
+    loss_b, g_b, _, dq0_b, dp0_b = kernels.bptt_gradient(theta, x, y, q0, p0, initial_state=True)
+    assert np.allclose(loss, loss_b, rtol=1e-14, atol=0)
+    assert rel(g, g_b) <= tol and rel(dq0, dq0_b) <= tol and rel(dp0, dp0_b) <= tol, (
+        rel(g, g_b), rel(dq0, dq0_b), rel(dp0, dp0_b))
+    assert np.max(trip) < 1e-12
+
+
+def test_complex_step_echo_matches_bptt(case):
+    _, stack, kernels, theta, x, y, q0, p0 = case
+    _, g, _, _, dq0, dp0 = kernels.complex_step_gradient(theta, x, y, q0, p0, initial_state=True)
+    _, g_b, _, dq0_b, dp0_b = kernels.bptt_gradient(theta, x, y, q0, p0, initial_state=True)
+    assert rel(g, g_b) <= 1e-12 and rel(dq0, dq0_b) <= 1e-12 and rel(dp0, dp0_b) <= 1e-12
+
+
+def test_bptt_matches_central_differences(case):
+    _, stack, kernels, theta, x, y, q0, p0 = case
+    one = (x[:1], y[:1], q0[:1], p0[:1])
+    _, g_b, _, dq0_b, _ = kernels.bptt_gradient(theta, *one, initial_state=True)
+
+    def loss(th=theta, q=q0[:1]):
+        return kernels.free(th, one[0], one[1], q, one[3])[2][0]
+
+    h = 1e-6
+    fd = np.array([(loss(th=theta + h * e) - loss(th=theta - h * e)) / (2 * h) for e in np.eye(theta.size)])
+    assert rel(g_b[0], fd) <= 1e-7
+    top = slice(kernels.nq - stack.unit_size(len(stack.units) - 1), kernels.nq)
+    fd_q = np.array([(loss(q=q0[:1] + h * e) - loss(q=q0[:1] - h * e)) / (2 * h)
+                     for e in np.eye(kernels.nq)[top]])
+    assert rel(dq0_b[0, top], fd_q) <= 1e-7
+
+
+def test_c_kernels_of_a_stack_with_a_terminal_cost(tmp_path):
+    """The C stack kernels add c_T to the loss and kick the top unit's echoes (theory §10): loss and
+    gradient equal the Numba kernels' to 1e-12."""
+    from c_harness import EXTRA, STRICT, compile_c, relative_error
+    from test_stack_c import StackC
+
+    from symglep.stack.codegen_c import write_stack_c
+
+    stack = scalar_top_stack()
+    kernels = compile_stack(stack, dt=DT)
+    theta = stack.draw_parameters(np.random.default_rng(5))
+    x, y, q0, p0 = instance(kernels)
+    write_stack_c(stack, str(tmp_path), "float64")
+    src = tmp_path / stack.name / "c"
+    assert "terminal_cost" in (src / f"{stack.name}.c").read_text()
+    lib = src / f"lib{stack.name}.so"
+    compile_c("gcc", src, lib, [f"{stack.name}.c"], STRICT + EXTRA + ["-Wconversion", "-O2", "-fPIC", "-shared"])
+    c = StackC(lib, stack)
+    loss, g, dx, _ = kernels.gradient(theta, x, y, q0, p0, beta=1e-4, learn_inputs=True)
+    for b in range(2):
+        closs, cg, cdx, _ = c.gradient(theta, q0[b], p0[b], x[b], y[b], DT, 1e-4)
+        assert relative_error(closs, loss[b]) <= 1e-12
+        assert relative_error(cg, g[b]) <= 1e-12 and relative_error(cdx, dx[b]) <= 1e-12
+
+
+@pytest.mark.parametrize("make, fall", [(terminal_cell, 10), (array_top_stack, 10), (scalar_top_stack, 2)],
+                         ids=["array model", "stack, array top", "stack, scalar top"])
+def test_target_task_trains_every_kind(make, fall):
+    """HEB's task (the start learned, θ frozen) on an array model and on stacks: the loss falls and the
+    echo's loss curve is BPTT's (the scalar stack keeps a running cost its constant targets cannot zero)."""
+    runs = {est: train(make(), "target", epochs=60, learn_initial_state=True, freeze_parameters=True,
+                       estimator=est) for est in ("echo", "bptt")}
+    echo, bptt = (np.array(runs[e].loss_history) for e in ("echo", "bptt"))
+    assert echo[0] / echo[-1] >= fall
+    assert float(np.max(np.abs(echo - bptt) / bptt)) <= 1e-6
+    assert runs["echo"].settings["task"] == "target"
+
+
+def test_target_task_needs_a_terminal_cost_on_every_kind():
+    for system in (terminal_cell(terminal=False), array_top_stack(terminal=False)):
+        with pytest.raises(SymglepError, match="needs a terminal cost"):
+            train(system, TargetTask(steps=10), epochs=1)
+
+
+def test_only_the_top_unit_may_declare_a_terminal_cost():
+    x, u = dynamicsymbols("x u")
+    bottom = symglep.Model(x.diff() ** 2 / 2 - x**2 / 2 + x * u, [x], inputs=[u], terminal_cost=x**2, name="b")
+    with pytest.raises(ModelError, match="declares a terminal cost"):
+        symglep.Stack([bottom, scalar_top_stack().units[-1]], [[x]])
+    with pytest.raises(ModelError, match="declares a terminal cost"):
+        symglep.Stack([terminal_cell(), scalar_top_stack().units[-1]], ["all"])
