@@ -94,7 +94,6 @@ STACK = Capabilities("stack", {
                                "'symglep check UNIT.py --bc ...' on a unit (each unit's start is fixed in "
                                "momentum, so the stacked echo leaves no residual, theory §9)",
     ("integrator", "midpoint"): "the stacked echo steps its units by leapfrog (separable units, theory §9)",
-    ("start", "velocity"): "stack units start from momenta (q0, p0)",
     ("route", "flipped_echo"): "the stacked echo needs the plain echo of every unit (reversible units)",
     ("route", "digital_pfvp"): "the stacked echo needs the plain echo of every unit (reversible units)",
     ("route", "naive_echo"): "stack units are time-reversible: the stacked echo is exact, never naive",

@@ -16,7 +16,7 @@ the Dask workers never ask which kind they train:
   (centred, theory §5; stacks: the stacked echo, §9), ``echo-one-sided``, ``echo4``, ``bptt``.
 
 Every kind takes the same arrays: ``u (b, K+1, n_u)``, ``y (b, K+1, n_y)``, ``q0``, ``x0 (b, n)``
-(``x0`` a momentum, or a velocity where ``start_velocity``; only scalar models take velocities).
+(``x0`` a momentum, or a velocity where ``start_velocity``).
 """
 
 from __future__ import annotations
@@ -42,17 +42,16 @@ def compile_kernels(system, integrator: str = "auto", dt: float | None = None, c
 
 def data_sizes(system) -> dict:
     """What a data set for ``system`` holds: ``n_u`` inputs, ``n_y`` targets, the state width ``n``
-    (``None`` for array models: their size is a run-time choice, a multiple of ``dim``), and
-    whether a velocity start ``v0`` is accepted."""
+    (``None`` for array models: their size is a run-time choice, a multiple of ``dim``); every kind
+    accepts a velocity start ``v0``."""
     kind = kind_of(system)
     if kind == "scalar":
-        return {"n_u": len(system.u), "n_y": len(system.y), "n": system.n, "dim": 1, "default_n": system.n,
-                "velocity": True}
+        return {"n_u": len(system.u), "n_y": len(system.y), "n": system.n, "dim": 1, "default_n": system.n}
     if kind == "array":
         return {"n_u": system.sizes["m"], "n_y": system.sizes["r"], "n": None, "dim": system.dim,
-                "default_n": system.n, "velocity": True}
+                "default_n": system.n}
     return {"n_u": system.n_inputs, "n_y": system.n_targets, "n": system.n, "dim": 1,
-            "default_n": system.n, "velocity": False}
+            "default_n": system.n}
 
 
 def group_parameters(layout: list, theta: np.ndarray) -> dict:
@@ -112,10 +111,10 @@ class Learner:
         """``(q0, p0)`` of sequences that start at rest at the origin."""
         return np.zeros((sequences, self.n)), np.zeros((sequences, self.n))
 
-    def _momentum_only(self, start_velocity: bool) -> None:
-        if start_velocity:
-            raise SymglepError(self.system.capabilities.reason("start", "velocity")
-                               or "this kind starts from momenta p0")
+    @staticmethod
+    def _start(x0, start_velocity: bool) -> dict:
+        """The kernels' keyword of the start: ``v0`` (velocities) or ``p0`` (momenta)."""
+        return {"v0" if start_velocity else "p0": x0}
 
 
 class ScalarLearner(Learner):
@@ -145,13 +144,12 @@ class ScalarLearner(Learner):
 
     def readout_run(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
         placeholder = np.zeros(u.shape[:2] + (self.n_targets,))
-        start = {"v0" if start_velocity else "p0": x0}
-        out = self.kernels.free(theta, q0, u=u, y=placeholder, dt=dt, t0=t0, record=True, **start)
+        out = self.kernels.free(theta, q0, u=u, y=placeholder, dt=dt, t0=t0, record=True,
+                                **self._start(x0, start_velocity))
         return out[3], u
 
     def losses(self, theta, u, y, q0, x0, dt, t0=0.0, start_velocity=False) -> np.ndarray:
-        start = {"v0" if start_velocity else "p0": x0}
-        return self.kernels.free(theta, q0, u=u, y=y, dt=dt, t0=t0, **start)[2]
+        return self.kernels.free(theta, q0, u=u, y=y, dt=dt, t0=t0, **self._start(x0, start_velocity))[2]
 
     def gradients(self, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0=0.0, with_start=False):
         return sequence_gradients(self.kernels, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0,
@@ -209,11 +207,6 @@ class ArrayLearner(Learner):
         """At rest; at the model's ``initial_positions`` (one draw, seeded) where it declares them."""
         q0 = np.repeat(rest_positions(self.system, self.size)[None], sequences, axis=0)
         return q0, np.zeros((sequences, self.n))
-
-    @staticmethod
-    def _start(x0, start_velocity: bool) -> dict:
-        """The kernels' keyword of the start: ``v0`` (velocities) or ``p0`` (momenta)."""
-        return {"v0" if start_velocity else "p0": x0}
 
     def readout_run(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
         """The readout units' coordinates ``(b, K+1, n_y, dim)`` and the inputs."""
@@ -284,8 +277,8 @@ class StackLearner(Learner):
     def readout_run(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
         """The top unit's coordinates and its inputs (the glue's drive); an array top unit's as
         :class:`ArrayLearner` gives them, ``(b, K+1, n_y, dim)`` of its readout units."""
-        self._momentum_only(start_velocity)
-        _, _, _, tq, _, tu = self.kernels.free(theta, u, None, q0, x0, dt=dt, t0=t0, record=True)
+        _, _, _, tq, _, tu = self.kernels.free(theta, u, None, q0, dt=dt, t0=t0, record=True,
+                                               **self._start(x0, start_velocity))
         stack, top = self.system, len(self.system.units) - 1
         q = tq[:, :, sum(stack.unit_size(i) for i in range(top)):]
         seen = tu[:, :, sum(stack.unit_inputs(i) for i in range(top)):]
@@ -295,22 +288,21 @@ class StackLearner(Learner):
         return q, seen
 
     def losses(self, theta, u, y, q0, x0, dt, t0=0.0, start_velocity=False) -> np.ndarray:
-        self._momentum_only(start_velocity)
-        return self.kernels.free(theta, u, y, q0, x0, dt=dt, t0=t0)[2]
+        return self.kernels.free(theta, u, y, q0, dt=dt, t0=t0, **self._start(x0, start_velocity))[2]
 
     def gradients(self, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0=0.0, with_start=False):
         """Per-sequence ``(loss, dθ)``; ``with_start``: also every unit's ``dC/dq0``, ``dC/dp0`` (the
-        stacked echo's end points, theory §5, §9)."""
-        self._momentum_only(start_velocity)
+        stacked echo's end points, theory §5, §9), ``dC/dv0`` for a velocity start."""
+        start = self._start(x0, start_velocity)
         if estimator == "bptt":
-            out = self.kernels.bptt_gradient(theta, u, y, q0, x0, dt=dt, t0=t0, initial_state=True)
+            out = self.kernels.bptt_gradient(theta, u, y, q0, dt=dt, t0=t0, initial_state=True, **start)
             start = out[3:5]
         else:
             if estimator == "echo-complex":
-                out = self.kernels.complex_step_gradient(theta, u, y, q0, x0, dt=dt, t0=t0, initial_state=True)
+                out = self.kernels.complex_step_gradient(theta, u, y, q0, dt=dt, t0=t0, initial_state=True, **start)
             elif estimator in ("echo", "echo4"):
-                out = self.kernels.gradient(theta, u, y, q0, x0, dt=dt, t0=t0, beta=beta, order=ORDERS[estimator],
-                                            initial_state=True)
+                out = self.kernels.gradient(theta, u, y, q0, dt=dt, t0=t0, beta=beta, order=ORDERS[estimator],
+                                            initial_state=True, **start)
             else:
                 raise SymglepError(self.system.capabilities.reason("estimator", estimator))
             start = out[4:6]

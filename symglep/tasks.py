@@ -241,7 +241,7 @@ NPZ_KEYS = ("inputs", "targets", "q0", "p0", "v0", "dt")
 def load_npz(path: str, model, dt: float | None = None) -> Dataset:
     """Read ``DATA.npz`` (module docstring) for any kind of system; every shape problem is a one-line
     :class:`SymglepError`. An array model's size is read off ``q0`` (or ``p0``), else its default size;
-    array models and stacks start from momenta (no ``v0``)."""
+    every kind starts from momenta ``p0`` or velocities ``v0``."""
     if not os.path.exists(path):
         raise SymglepError(f"data file not found: {path}")
     try:
@@ -275,8 +275,6 @@ def load_npz(path: str, model, dt: float | None = None) -> Dataset:
         u = np.zeros((S, nodes, 0))
     if "p0" in arrays and "v0" in arrays:
         raise SymglepError(f"{path} holds both 'p0' and 'v0'; give the initial momenta or the velocities")
-    if "v0" in arrays and not sizes["velocity"]:
-        raise SymglepError(f"{path} holds 'v0': {model.name!r} starts from momenta; give 'p0'")
     if n is None:  # an array model: as many units as the start has, else its default size
         given = [arrays[k] for k in ("q0", "p0", "v0") if k in arrays and np.ndim(arrays[k]) == 2]
         n = given[0].shape[1] if given else sizes["default_n"]

@@ -32,7 +32,7 @@ from ..network.render import network_sources_digest, unit_source, work_rows
 
 #: The per-unit functions the stack template calls (names in symglep.discrete).
 UNIT_FUNCTIONS = ("force", "velocity", "potential_partials", "kinetic_partials", "cost", "cost_grad",
-                  "force_vjp", "velocity_vjp")
+                  "force_vjp", "velocity_vjp", "momentum", "momentum_vjp")
 
 #: the top unit's terminal cost and its gradient, where it declares one (theory §10)
 TERMINAL_FUNCTIONS = ("terminal_cost", "terminal_cost_grad")

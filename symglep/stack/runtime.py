@@ -29,7 +29,10 @@ def compile_stack(stack: Stack, dt: float = 0.05, cache: str | None = None, jit:
 class StackKernels:
     """Compiled kernels of one stack. ``theta`` packed (:attr:`Stack.parameter_names`);
     ``x (B, K+1, n_x)`` the bottom unit's inputs, ``y (B, K+1, n_y)`` the top unit's targets;
-    every unit starts at rest unless ``q0``/``p0`` ``(B, NQ)`` are given."""
+    every unit starts at rest unless ``q0`` and ``p0`` (momenta) or ``v0`` (velocities), all
+    ``(B, NQ)``, are given. With ``v0`` each unit starts from ``p0 = ∂L/∂v(q0, v0)``, the gradients
+    carry the chain rule through it (a learned mass's PFVP term, theory §3, §5) and ``dv0`` takes
+    the place of ``dp0``."""
 
     def __init__(self, stack: Stack, module, dt: float, options: tuple = (None, True)):
         self.stack, self.module, self.dt = stack, module, float(dt)
@@ -48,7 +51,7 @@ class StackKernels:
             self.module.gradient(th, q0, q0, x, y, 0.01, 0.0, 1e-4, 2, learn)
         self.module.bptt_gradient(th, q0, q0, x, y, 0.01, 0.0)
 
-    def _args(self, theta, x, y, q0, p0):
+    def _args(self, theta, x, y, q0, p0, v0=None, t0=0.0):
         th = np.asarray(theta, dtype=np.float64).reshape(-1)
         if th.shape != (self.n_theta,):
             raise SymglepError(f"the stack has {self.n_theta} parameters, got {th.size}")
@@ -64,30 +67,46 @@ class StackKernels:
             if not np.all(np.isfinite(a)):
                 raise SymglepError(f"{name} hold a non-finite value")
         B = x.shape[0]
+        if p0 is not None and v0 is not None:
+            raise SymglepError("give the initial momenta p0 or the velocities v0, not both")
+        start = p0 if v0 is None else v0
         zero = np.zeros((B, self.nq))
         q0 = zero if q0 is None else np.ascontiguousarray(q0, dtype=np.float64)
-        p0 = zero.copy() if p0 is None else np.ascontiguousarray(p0, dtype=np.float64)
-        if q0.shape != (B, self.nq) or p0.shape != (B, self.nq):
-            raise SymglepError(f"q0 and p0 must have shape ({B}, {self.nq})")
-        return th, x, y, q0, p0
+        start = zero.copy() if start is None else np.ascontiguousarray(start, dtype=np.float64)
+        if q0.shape != (B, self.nq) or start.shape != (B, self.nq):
+            raise SymglepError(f"q0 and {'v0' if v0 is not None else 'p0'} must have shape ({B}, {self.nq})")
+        for name, a in (("q0", q0), ("the start", start)):
+            if not np.all(np.isfinite(a)):
+                raise SymglepError(f"{name} holds a non-finite value")
+        if v0 is None:
+            return th, x, y, q0, start
+        return th, x, y, q0, self.module.momenta(th, q0, start, x, float(t0))
 
-    def free(self, theta, x, y=None, q0=None, p0=None, dt=None, t0=0.0, record=False):
+    def _through_velocity(self, th, x, q0, v0, t0, dth, dq0, dp0) -> tuple:
+        """``(dθ, dq0, dv0)`` of a velocity start from the kernels' ``(dθ, dq0, dp0)`` (theory §3, §5)."""
+        if v0 is None:
+            return dth, dq0, dp0
+        extra, dq, dv0 = self.module.velocity_start(th, q0, np.ascontiguousarray(v0, dtype=np.float64), x,
+                                                    float(t0), np.ascontiguousarray(dp0))
+        return dth + extra, dq0 + dq, dv0
+
+    def free(self, theta, x, y=None, q0=None, p0=None, dt=None, t0=0.0, record=False, v0=None):
         """Free pass: ``(qT, pT, loss[, traj_q, traj_p, traj_u])`` (trajectories with ``record``)."""
         if y is None:
             y = np.zeros(np.shape(x)[:2] + (self.n_y,))
-        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0)
+        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0)
         out = self.module.free(th, q0, p0, x, y, float(dt or self.dt), float(t0), bool(record))
         return out if record else out[:3]
 
     def gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, beta=1e-4, learn_inputs=False,
-                 order: int = 2, initial_state: bool = False):
+                 order: int = 2, initial_state: bool = False, v0=None):
         """Stacked echo (theory §9): ``(loss (B,), dtheta (B, n_θ), dx, round_trip (B,))``, and with
-        ``initial_state`` also ``dq0, dp0 (B, NQ)``, every unit's start gradient from its echoes' end
-        points (theory §5); memory O(1) in K.
+        ``initial_state`` also ``dq0, dp0 (B, NQ)`` (``dv0`` with a velocity start), every unit's start
+        gradient from its echoes' end points (theory §5); memory O(1) in K.
 
         ``order`` 2: every unit's echoes at ±β (centred contrast, error O(β²)); 4: at ±β and ±2β
         combined by Richardson (O(β⁴), theory §5). The stacked echo has no one-sided form (§9)."""
-        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0)
+        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0)
         if not (np.isfinite(beta) and beta != 0):
             raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
         if contrast_order(True, order) == 1:
@@ -97,13 +116,15 @@ class StackKernels:
         if not all(np.all(np.isfinite(a)) for a in out[:2]):
             raise SymglepError("the stacked echo produced a non-finite value (the free run or an echo diverged; "
                                "reduce dt)")
-        return out if initial_state else out[:4]
+        loss, dth, dx, trip, dq0, dp0 = out
+        dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, dq0, dp0)
+        return (loss, dth, dx, trip, dq0, dp0) if initial_state else (loss, dth, dx, trip)
 
     def complex_step_gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, eps: float = 1e-20,
-                              learn_inputs=False, initial_state: bool = False):
+                              learn_inputs=False, initial_state: bool = False, v0=None):
         """The stacked echo nudged by ±iε in complex arithmetic (theory §5, §9; digital only): every
         contrast is ``Im X(iε) / ε``, exact to round-off. Returns what :meth:`gradient` returns."""
-        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0)
+        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0)
         nudge = complex_nudge(eps)
         if self._complex is None:
             cache, jit = self.options
@@ -117,13 +138,15 @@ class StackKernels:
         if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(dth))):
             raise SymglepError("the complex-step stacked echo produced a non-finite value (the free run or an "
                                "echo diverged; reduce dt)")
-        if initial_state:
-            return loss, dth, dx, trip, np.ascontiguousarray(dq0.real), np.ascontiguousarray(dp0.real)
-        return loss, dth, dx, trip
+        dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, np.ascontiguousarray(dq0.real),
+                                               np.ascontiguousarray(dp0.real))
+        return (loss, dth, dx, trip, dq0, dp0) if initial_state else (loss, dth, dx, trip)
 
-    def bptt_gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, initial_state: bool = False):
+    def bptt_gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, initial_state: bool = False,
+                      v0=None):
         """Reference: BPTT through the stack, ``(loss, dtheta, dx)`` and with ``initial_state`` also
-        ``dq0, dp0``; O(K) memory."""
-        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0)
-        out = self.module.bptt_gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0))
-        return out if initial_state else out[:3]
+        ``dq0, dp0`` (``dv0`` with a velocity start); O(K) memory."""
+        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0)
+        loss, dth, dx, dq0, dp0 = self.module.bptt_gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0))
+        dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, dq0, dp0)
+        return (loss, dth, dx, dq0, dp0) if initial_state else (loss, dth, dx)

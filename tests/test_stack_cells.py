@@ -1,8 +1,10 @@
-"""A terminal cost on a stack's top unit, and the ``target`` task on every kind (issue #16, theory §9, §10).
+"""Stack cells of issue #16: a terminal cost on the top unit, the ``target`` task on every kind, velocity
+starts (theory §3, §5, §9, §10).
 
 Two stacks cover the top unit's kinds: a scalar unit driving a scalar top unit with a running and a
-terminal cost (tanh glue, two readouts), and a scalar unit driving an array top unit (learned masses,
-dense tanh couplings) whose terminal cost is an element sum over its readout units. On both:
+terminal cost (tanh glue, two readouts), and a scalar unit with a learned mass driving an array top
+unit (learned masses, dense tanh couplings) whose terminal cost is an element sum over its readout
+units. On both:
 
 * the loss is the running loss plus ``c_T(q_K, y_K)``, evaluated independently from the free final state;
 * the stacked echo (Richardson, β = 1e-3 and centred, β = 1e-4) against BPTT through the same discrete
@@ -11,7 +13,11 @@ dense tanh couplings) whose terminal cost is an element sum over its readout uni
 * the C kernels of the scalar stack against its Numba kernels (loss and gradient to 1e-12).
 
 The ``target`` task (HEB's setting: reach the teacher's final state by learning the start) runs for an
-array model with a terminal cost and for the scalar stack: the loss falls, echo and BPTT curves agree.
+array model with a terminal cost and for both stacks: the loss falls, echo and BPTT curves agree.
+
+Velocity starts (the learned masses of both units of the second stack): every unit's ``p0 = ∂L/∂v``,
+the stacked echo with the chain rule through it against BPTT and central differences in θ and ``v0``;
+a DATA.npz of velocity starts trains with a learned start.
 """
 
 from __future__ import annotations
@@ -64,9 +70,10 @@ def terminal_cell(size=4, terminal=True):
 def array_top_stack(terminal=True):
     s = dynamicsymbols("s0:2")
     f = dynamicsymbols("f")
-    kappa = sp.Symbol("kappa", positive=True)
-    bottom = symglep.Model(sum(a.diff() ** 2 for a in s) / 2 - sum(a**2 for a in s) / 2
-                           - kappa * (s[1] - s[0]) ** 2 / 2 + s[0] * f, list(s), [kappa], inputs=[f], name="pair")
+    kappa, mu = sp.symbols("kappa mu", positive=True)
+    bottom = symglep.Model(mu * sum(a.diff() ** 2 for a in s) / 2 - sum(a**2 for a in s) / 2
+                           - kappa * (s[1] - s[0]) ** 2 / 2 + s[0] * f, list(s), [kappa, mu], inputs=[f],
+                           name="pair")
     return symglep.Stack([bottom, terminal_cell(terminal=terminal)], [[s[0], s[1]]],
                          name="array_terminal" if terminal else "array_running")
 
@@ -203,3 +210,64 @@ def test_only_the_top_unit_may_declare_a_terminal_cost():
         symglep.Stack([bottom, scalar_top_stack().units[-1]], [[x]])
     with pytest.raises(ModelError, match="declares a terminal cost"):
         symglep.Stack([terminal_cell(), scalar_top_stack().units[-1]], ["all"])
+
+
+@pytest.fixture(scope="module")
+def moving():
+    """The array-top stack (learned masses in both units) from velocity starts."""
+    stack = array_top_stack()
+    kernels = compile_stack(stack, dt=DT)
+    theta = stack.draw_parameters(np.random.default_rng(5))
+    x, y, q0, _ = instance(kernels)
+    v0 = np.random.default_rng(9).uniform(-0.5, 0.5, q0.shape)
+    return stack, kernels, theta, x, y, q0, v0
+
+
+def test_velocity_start_sets_every_units_momentum(moving):
+    stack, kernels, theta, x, y, q0, v0 = moving
+    p0 = kernels.module.momenta(theta, q0, v0, x, 0.0)
+    mu = theta[stack.parameter_names.index("unit0.mu")]
+    masses = theta[[stack.parameter_names.index(f"unit1.m[{i}]") for i in range(4)]]
+    assert np.allclose(p0, np.concatenate([mu * v0[:, :2], masses * v0[:, 2:]], axis=1), rtol=1e-15, atol=0)
+    np.testing.assert_array_equal(kernels.free(theta, x, y, q0, v0=v0)[2], kernels.free(theta, x, y, q0, p0)[2])
+
+
+def test_velocity_start_gradients(moving):
+    """Echo (Richardson) and complex step against BPTT, BPTT against central differences, for θ (the
+    masses' PFVP term included), q0 and v0; without the chain rule the gradient is off by percents."""
+    stack, kernels, theta, x, y, q0, v0 = moving
+    _, g, _, _, dq0, dv0 = kernels.gradient(theta, x, y, q0, v0=v0, beta=1e-3, order=4, initial_state=True)
+    _, g_c, _, _, dq0_c, dv0_c = kernels.complex_step_gradient(theta, x, y, q0, v0=v0, initial_state=True)
+    _, g_b, _, dq0_b, dv0_b = kernels.bptt_gradient(theta, x, y, q0, v0=v0, initial_state=True)
+    assert max(rel(g, g_b), rel(dq0, dq0_b), rel(dv0, dv0_b)) <= 1e-9
+    assert max(rel(g_c, g_b), rel(dq0_c, dq0_b), rel(dv0_c, dv0_b)) <= 1e-12
+
+    def loss(th=theta, v=v0[:1]):
+        return kernels.free(th, x[:1], y[:1], q0[:1], v0=v)[2][0]
+
+    h = 1e-6
+    fd = np.array([(loss(th=theta + h * e) - loss(th=theta - h * e)) / (2 * h) for e in np.eye(theta.size)])
+    fd_v = np.array([(loss(v=v0[:1] + h * e) - loss(v=v0[:1] - h * e)) / (2 * h) for e in np.eye(kernels.nq)])
+    assert rel(g_b[0], fd) <= 1e-7 and rel(dv0_b[0], fd_v) <= 1e-7
+    p0 = kernels.module.momenta(theta, q0, v0, x, 0.0)
+    assert rel(kernels.bptt_gradient(theta, x, y, q0, p0)[1], g_b) > 1e-2  # the masses' PFVP term matters
+
+
+def test_velocity_start_refusals(moving):
+    stack, kernels, theta, x, y, q0, v0 = moving
+    with pytest.raises(SymglepError, match="p0 or the velocities v0, not both"):
+        kernels.free(theta, x, y, q0, v0, v0=v0)
+    with pytest.raises(SymglepError, match="v0 must have shape"):
+        kernels.gradient(theta, x, y, q0, v0=v0[:, :3])
+
+
+def test_a_stack_learns_a_velocity_start_from_data(moving, tmp_path):
+    """DATA.npz with v0: the learned start is (q0, v0); echo and BPTT loss curves agree."""
+    stack, kernels, theta, x, y, q0, v0 = moving
+    path = tmp_path / "moving.npz"
+    np.savez(path, inputs=x, targets=y, q0=q0, v0=v0, dt=DT)
+    runs = {est: train(array_top_stack(), str(path), epochs=15, learn_initial_state=True, estimator=est)
+            for est in ("echo", "bptt")}
+    echo, bptt = (np.array(runs[e].loss_history) for e in ("echo", "bptt"))
+    assert echo[-1] < 0.9 * echo[0] and float(np.max(np.abs(echo - bptt) / bptt)) <= 1e-6
+    assert set(runs["echo"].initial_state) == {"q0", "v0"}
