@@ -232,3 +232,38 @@ def test_clang_cortex_m4_and_make(c_root, tmp_path):
     subprocess.run(["make", "-C", str(folder)], capture_output=True, text=True, check=True)
     out = subprocess.run([str(folder / "example")], capture_output=True, text=True, check=True).stdout
     assert out.startswith("loss ") and (folder / "libnetwork_chain.a").is_file()
+
+
+def test_hostile_names_give_inert_c_with_the_same_numbers(c_root, tmp_path):
+    """A model named with a comment end, a directive and a leading digit, arrays named like a C keyword,
+    the kernels' macros (N, o0) and non-ASCII: the C is strict-clean, every name sanitised, and it
+    computes network_chain's numbers bit for bit."""
+    import sympy as sp
+
+    from symglep.network import ArrayModel, Coordinates, Edges, Inputs, Parameter, Sum, Targets, i, r
+
+    x, E, u, y = Coordinates("real"), Edges("N", default=lambda n: [(a, a + 1) for a in range(n - 1)]), \
+        Inputs("for"), Targets("o0")
+    k, B = Parameter("θ", "e", positive=True), Parameter("D", ("n", "m"))
+    w, a = sp.symbols("w a", positive=True)
+    evil = ArrayModel(
+        lagrangian=(Sum(x.dot[i] ** 2 / 2, i) - Sum(w * x[i] ** 2 / 2 + a * x[i] ** 4 / 4, i)
+                    - Sum(k[E.e] * (x[E.src] - x[E.dst]) ** 2 / 2, E) + Sum(x[i] * (B @ u)[i], i)),
+        cost=Sum((x[r] - y[r]) ** 2 / 2, r), coordinates=x, parameters=[k, B], inputs=u, targets=y, edges=E,
+        constants={w: 1.0, a: 0.5}, name="9 lives */ #include", size=16, sizes={"m": 1, "r": 1})
+    paths = write_generated(evil, str(tmp_path), "c", "auto", False, "float64")
+    folder = pathlib.Path(paths[0]).parent
+    stem = c_api_prefix(evil.name)
+    assert stem.startswith("m_9") and all(ch.isalnum() or ch == "_" for ch in stem)
+    text = "".join(pathlib.Path(p).read_text() for p in paths)
+    assert "lives */" not in text and "θ" not in text and "#include\n" not in text.replace('#include "', "")
+    compile_c("gcc", folder, folder / "libevil.so", [f"{stem}.c"], FLAGS + ["-fPIC", "-shared"])
+    chain = symglep.load_model(str(ROOT / "examples" / "network_chain.py"))
+    src = c_root / "float64" / chain.name / "c"
+    compile_c("gcc", src, tmp_path / "libchain.so", [f"{chain.name}.c"], FLAGS + ["-fPIC", "-shared"])
+    c_evil, c_chain = ArrayC(folder / "libevil.so", evil), ArrayC(tmp_path / "libchain.so", chain)
+    rng = np.random.default_rng(7)
+    th, q0, p0 = rng.uniform(0.5, 1.5, 15 + 16), rng.uniform(-0.3, 0.3, 16), rng.uniform(-0.3, 0.3, 16)
+    uu, yy = rng.uniform(-0.5, 0.5, (51, 1)), rng.uniform(-0.3, 0.3, (51, 1))
+    for mine, ref in zip(c_evil.gradient(th, q0, p0, uu, yy, DT, 1e-4), c_chain.gradient(th, q0, p0, uu, yy, DT, 1e-4)):
+        assert np.array_equal(mine, ref)
