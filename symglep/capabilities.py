@@ -79,7 +79,6 @@ SCALAR = Capabilities("scalar", {
 })
 
 ARRAY = Capabilities("array", {
-    ("target", "c"): "C kernels of array models are not built yet (issue #16)",
     ("integrator", "midpoint"): "array models are separable by construction (a kinetic site term "
                                 "m/2 q̇²): they use the leapfrog integrator",
     ("route", "flipped_echo"): "array models are even in velocity: the plain echo is exact (theory §4)",

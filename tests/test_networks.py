@@ -154,6 +154,20 @@ def test_generated_network_files_are_up_to_date(name):
         f"{committed} is stale; regenerate with: symglep generate examples/network_{name}.py")
 
 
+@pytest.mark.parametrize("name", ["chain"] + NAMES)
+def test_generated_network_c_files_are_up_to_date(name):
+    """generated/<model>/c/ (float64) holds exactly what `symglep generate --target c` writes today."""
+    from symglep.network.render_c import generate_network_c
+
+    model = example(name)
+    folder = ROOT / "generated" / model.name / "c"
+    files = generate_network_c(model)
+    hint = f"regenerate with: symglep generate examples/network_{name}.py --target c --out generated"
+    assert folder.is_dir() and sorted(p.name for p in folder.iterdir()) == sorted(files), hint
+    for fname, text in files.items():
+        assert (folder / fname).read_text(encoding="utf-8") == text, f"{folder / fname} is stale; {hint}"
+
+
 def test_generated_code_does_not_depend_on_n():
     """The default size is not part of the generated code: n only exists at run time."""
     model = example("dense")
@@ -184,7 +198,7 @@ def test_cli_commands_on_a_network(tmp_path):
     assert out.exit_code == 0 and "PFVP" in out.output
     out = runner.invoke(main, ["generate", path, "--out", str(tmp_path)])
     assert out.exit_code == 0 and (tmp_path / "network_hru" / "numba" / "kernels.py").exists()
-    for args in (["generate", path, "--target", "c", "--out", str(tmp_path / "c")],
+    for args in (["generate", path, "--integrator", "midpoint", "--out", str(tmp_path / "c")],
                  ["check", path, "--bc", "civp", "--size", "9"], ["check", path, "--size", "0"],
                  ["check", str(ROOT / "examples" / "harmonic_oscillator.py"), "--size", "4"]):
         out = runner.invoke(main, args)

@@ -15,6 +15,7 @@ from .bc_check import render_text as render_bc
 from .check import load_array_params, render_text, run_check
 from .derive import derive, render, render_latex, residuals_latex
 from ..training import train_command as train
+from .render_c import generate_network_c
 from .runtime import generate_source
 
 
@@ -50,11 +51,15 @@ def render_residuals(model, res: dict, fmt: str) -> str:
 
 
 def write_generated(model, out_dir: str, target: str, integrator: str, force: bool, precision: str) -> list:
-    """``OUT/<model>/numba/kernels.py`` of an array model (Numba only)."""
-    if precision != "float64":
+    """``OUT/<model>/numba/kernels.py``, or the four files of ``OUT/<model>/c/`` (docs/c-kernels.md,
+    "Array models"), of an array model; returns the paths written."""
+    if target == "c":
+        files = generate_network_c(model, precision)
+    elif precision != "float64":
         raise SymglepError("the numba target computes in float64; --precision float32 is for --target c")
-    return write_files(os.path.join(out_dir, model_folder_name(model), "numba"),
-                       {"kernels.py": generate_source(model)}, force)
+    else:
+        files = {"kernels.py": generate_source(model)}
+    return write_files(os.path.join(out_dir, model_folder_name(model), target), files, force)
 
 
 def check(model, opts: CheckOptions) -> tuple:

@@ -152,32 +152,40 @@ def content_hash(model, options: dict) -> str:
     return h.hexdigest()
 
 
-def unit_source(model, prefix: str = "", complex_step: bool = False) -> str:
-    """The element functions and the unit-level loops (V, ∇V with the parameter partials, the force's
-    adjoint, masses, costs) of an array model, every name prefixed by ``prefix``
-    (``templates/network/unit.py.j2``); the module that holds them defines ``<prefix>D``,
-    ``<prefix>NW`` and ``FAST``. The network module uses ``prefix=""``; a stack one per array unit."""
+def unit_context(model, prefix: str = "") -> dict:
+    """The loop structure of an array model's unit functions, for every target's template: the element
+    pieces (``pieces``), one context per potential term (its kind, argument and index texts, where
+    each output goes) and the argument texts of the mass and cost loops. The index texts
+    (``q[i * D + 0]``, ``th[o2 + pi]``) are valid Python and C alike."""
     layout = _Layout(model, prefix)
     terms = [_term_context(t, term, layout, prefix) for t, term in enumerate(model.potential_terms)]
     kin = kinetic_pieces(model.kinetic)
     ro = readout_pieces(model.readout)
     tro = readout_pieces(model.terminal, "ct") if model.terminal is not None else {}
     pieces = [p for ctx in terms for p in ctx["pieces"].values()] + [*kin.values(), *ro.values(), *tro.values()]
-    functions = [element_function(p, complex_step, prefix) for p in pieces]
-    mass_args = ", ".join(_arg(s, layout) for s in kin["mass"].args)
     mass_targets = [_target(s, layout) for s in kin["mass"].args]
-    cost_args = ", ".join(_arg(s, layout, node=("u_r", "u_r")) for s in ro["cost"].args)
-    cost_q = [f"u_r * {layout.D} + {s.comp}" for s in ro["cost_grad"].args if s.role == "q"]
-    tcost_args = ", ".join(_arg(s, layout, node=("u_r", "u_r")) for s in tro["cost"].args) if tro else ""
-    tcost_q = [f"u_r * {layout.D} + {s.comp}" for s in tro["cost_grad"].args if s.role == "q"] if tro else []
-    template = environment().get_template("network/unit.py.j2")
-    return template.render(
+    return dict(
         P=prefix, params=[{"k": k, "name": p.name} for k, p in enumerate(model.parameters)],
-        functions=functions, terms=terms,
-        mass_args=mass_args, mass_targets=mass_targets, mass_learnable=bool(mass_targets),
-        cost_args=cost_args, cost_q=cost_q,
-        terminal=bool(tro), tcost_args=tcost_args, tcost_q=tcost_q,
-    ).rstrip("\n") + "\n\n"
+        pieces=pieces, terms=terms,
+        mass_args=", ".join(_arg(s, layout) for s in kin["mass"].args),
+        mass_targets=mass_targets, mass_learnable=bool(mass_targets),
+        cost_args=", ".join(_arg(s, layout, node=("u_r", "u_r")) for s in ro["cost"].args),
+        cost_q=[f"u_r * {layout.D} + {s.comp}" for s in ro["cost_grad"].args if s.role == "q"],
+        terminal=bool(tro),
+        tcost_args=", ".join(_arg(s, layout, node=("u_r", "u_r")) for s in tro["cost"].args) if tro else "",
+        tcost_q=[f"u_r * {layout.D} + {s.comp}" for s in tro["cost_grad"].args if s.role == "q"] if tro else [],
+    )
+
+
+def unit_source(model, prefix: str = "", complex_step: bool = False) -> str:
+    """The element functions and the unit-level loops (V, ∇V with the parameter partials, the force's
+    adjoint, masses, costs) of an array model, every name prefixed by ``prefix``
+    (``templates/network/unit.py.j2``); the module that holds them defines ``<prefix>D``,
+    ``<prefix>NW`` and ``FAST``. The network module uses ``prefix=""``; a stack one per array unit."""
+    context = unit_context(model, prefix)
+    functions = [element_function(p, complex_step, prefix) for p in context.pop("pieces")]
+    template = environment().get_template("network/unit.py.j2")
+    return template.render(functions=functions, **context).rstrip("\n") + "\n\n"
 
 
 def work_rows(model) -> int:

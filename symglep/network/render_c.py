@@ -1,0 +1,194 @@
+"""Rendering an array model into C99 files (``templates/network_c/``, docs/c-kernels.md, "Array models").
+
+The C kernels mirror the Numba array kernels (``templates/network/``) operation for operation:
+the element pieces (:mod:`symglep.network.elements`) are printed as small ``static void``
+functions writing their outputs through a pointer, the per-unit loops take the loop structure
+of :func:`symglep.network.render.unit_context`, and the passes are the Numba module's free pass,
+centred (or one-sided, or Richardson) echo gradient and BPTT (theory §5–§6). Unlike the Numba
+kernels, every size is fixed at generation: the model's declared size ``n`` (``size=``), its
+``sizes`` (inputs, readout units), its default edge list at that size and the readout on the
+last units, so the work buffer is a compile-time constant (as for every C model).
+
+The content hash covers ``templates/network_c/``, the shared ``templates/c/Makefile.j2`` and
+this target's generator modules; the Numba array hash does not depend on any of them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+
+import sympy as sp
+
+from .. import __version__
+from ..codegen.c_printer import PRECISIONS, CPrinter, c_api_prefix
+from ..codegen.digest import sources_digest
+from ..codegen.names import safe_comment
+from ..codegen.printer import common_subexpressions
+from ..codegen.render import environment, template_dir
+from ..errors import SymglepError
+from .elements import Piece
+from .render import GENERATORS, model_fingerprint, unit_context, work_rows
+
+#: the generator modules whose source shapes the array C files (hashed with templates/network_c/)
+C_GENERATORS = GENERATORS + ("network/render_c.py", "codegen/printer.py", "codegen/c_printer.py",
+                             "codegen/names.py")
+
+#: the most trajectories one pass steps together: the echoes at ±β, ±2β and the un-nudged one
+MAX_TRAJECTORIES = 5
+#: the most nudged echoes of one gradient (Richardson: ±β and ±2β, theory §5)
+MAX_ECHOES = 4
+
+#: example_main.c's problem (float32 needs a larger nudge, docs/c-kernels.md)
+EXAMPLE_BETA = {"float64": "1e-4", "float32": "0.1"}
+EXAMPLE_STEPS = 200
+EXAMPLE_DT = "0.01"
+
+
+class ElementPrinter(CPrinter):
+    """The C printer of the element pieces: integer powers as Numba evaluates them.
+
+    Numba computes ``x**n`` for an integer ``n`` by binary powering (``x**4 = (x*x)*(x*x)``), while
+    ``pow(x, 4)`` rounds differently; the echo's ``1/β`` amplifies that last bit, so products in
+    Numba's order keep the float64 C kernels on the Numba ones. A base holding a function call
+    is left to ``pow`` (repeating a libm call costs more than the bit it saves).
+    """
+
+    def _print_Element(self, expr):
+        """An array element symbol (``symglep.network.arrays.Element``, a Symbol): its argument name
+        (sympy's C printer would take it for its own indexed ``Element``)."""
+        return self._print_Symbol(expr)
+
+    def _print_Pow(self, expr):
+        exp = expr.exp
+        if exp.is_Integer and 2 <= abs(int(exp)) <= 16 and not expr.base.atoms(sp.Function):
+            base = self.parenthesize(expr.base, 100)
+            power, result, n = base, None, abs(int(exp))
+            while True:
+                if n & 1:
+                    result = power if result is None else f"{result}*{power}"
+                n >>= 1
+                if n == 0:
+                    break
+                power = f"({power}*{power})"
+            one = "1.0F" if self._single else "1.0"
+            return f"({result})" if exp > 0 else f"({one}/({result}))"
+        return super()._print_Pow(expr)
+
+
+def element_c_function(piece: Piece, precision: str) -> str:
+    """Source of ``static void <name>(real a0, ..., real *restrict o)``, the outputs of ``piece``
+    in ``o[0..]``, with one ``cse`` over all of them (as the Numba element functions)."""
+    names = {s.symbol: f"a{k}" for k, s in enumerate(piece.args)}
+    replacements, reduced = common_subexpressions([("o", piece.outputs)])
+    used = set()
+    for e in [r for _, r in replacements] + list(reduced):
+        used |= e.free_symbols
+    for w, _ in replacements:
+        names[w] = f"t_{w.name}"
+    printer = ElementPrinter(names, precision)
+    params = [f"real {names[s.symbol]}" for s in piece.args] + ["real *restrict o"]
+    lines = [f"    (void){names[s.symbol]};" for s in piece.args if s.symbol not in used]
+    lines += [f"    const real {names[w]} = {printer.doprint(e)};" for w, e in replacements]
+    lines += [f"    o[{k}] = {printer.doprint(e)};" for k, e in enumerate(reduced)]
+    if not reduced:
+        lines.append("    (void)o;")
+    head = [f"/* {safe_comment(piece.doc)} */", f"static void {piece.name}({', '.join(params)})", "{"]
+    return "\n".join(head + lines + ["}"]) + "\n"
+
+
+def c_sources_digest() -> str:
+    """Digest of templates/network_c/, templates/c/Makefile.j2 and the generator modules."""
+    h = hashlib.sha256(sources_digest(os.path.join(template_dir(), "network_c"), C_GENERATORS).encode())
+    with open(os.path.join(template_dir(), "c", "Makefile.j2"), "rb") as f:
+        h.update(b"c/Makefile.j2\0" + f.read())
+    return h.hexdigest()
+
+
+def c_content_hash(model, precision: str) -> str:
+    """sha256 of (version, model, its generation sizes, precision, templates and generators)."""
+    h = hashlib.sha256()
+    h.update(f"symglep {__version__}\ntarget=c-network;precision={precision}\n".encode())
+    h.update(model_fingerprint(model).encode())
+    h.update(f"\nsize={model.size};sizes={sorted(model.sizes.items())}\n".encode())
+    h.update(repr(model.default_edges(model.size).tolist()).encode())
+    h.update(("\n" + c_sources_digest()).encode())
+    return h.hexdigest()
+
+
+def work_layout(sizes: dict) -> list:
+    """``[(name, elements)]`` of the work buffer, in order (the templates take offsets from it)."""
+    n, nq, nt, nw = sizes["n"], sizes["nq"], sizes["nt"], sizes["nw"]
+    return [("mass", n), ("hinv", n), ("coef", n), ("wk", nw * n), ("ph", nq),
+            ("Q", MAX_TRAJECTORIES * nq), ("P", MAX_TRAJECTORIES * nq), ("F", MAX_TRAJECTORIES * nq),
+            ("q", nq), ("p", nq), ("lph", nq), ("G", (MAX_ECHOES + 1) * max(nt, 1)), ("lb", MAX_TRAJECTORIES)]
+
+
+def _used_pieces(context: dict) -> list:
+    """The pieces the C kernels call (C warns on unused static functions): every term's force, learning
+    and adjoint pieces (not phi: no energy in C), the mass, its partials when learned, the costs."""
+    wanted = []
+    for t in context["terms"]:
+        keys = ("ab", "ab2") if t["kind"] == "separable" else ("grad", "gd", "adj")
+        wanted += [t["pieces"][k].name for k in keys]
+    wanted += ["k_mass"] + (["k_mass_dth"] if context["mass_learnable"] else [])
+    wanted += ["c_cost", "c_grad"] + (["ct_cost", "ct_grad"] if context["terminal"] else [])
+    return [p for p in context["pieces"] if p.name in wanted]
+
+
+def _call(name: str, args: str) -> str:
+    """``name(args, g)``: an element call writing its outputs into the local ``g``."""
+    return f"{name}({args}, g)" if args else f"{name}(g)"
+
+
+def render_network_c(model, digest: str, precision: str = "float64") -> dict:
+    """The four C files of the array model ``model`` at its declared size: ``{file name: text}``."""
+    if precision not in PRECISIONS:
+        raise SymglepError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    context = unit_context(model)
+    pieces = _used_pieces(context)
+    n, D, m, ny = model.size, model.dim, model.sizes["m"], model.sizes["r"]
+    edges = model.default_edges(n).tolist()
+    shapes = [model.parameter_shape(p, n, m, len(edges)) for p in model.parameters]
+    offsets, pos = [], 0
+    for shape in shapes:
+        offsets.append(pos)
+        pos += int(sp.prod(shape)) if shape else 1
+    sizes = {"n": n, "nq": n * D, "nt": pos, "nw": work_rows(model)}
+    work, o = {}, 0
+    for name, size in work_layout(sizes):
+        work[name] = o
+        o += size
+    api = c_api_prefix(model.name)
+    single = precision == "float32"
+    uses_edges = any(t["kind"] == "edge" for t in context["terms"])
+    if uses_edges and not edges:
+        raise SymglepError(f"{model.name}: the default edge list at n = {n} is empty; C has no empty arrays")
+    parameter_comment = "; ".join(f"{p.name} {'x'.join(map(str, s)) or 'scalar'} at {off}"
+                                  for p, s, off in zip(model.parameters, shapes, offsets))
+    ctx = dict(
+        context, version=__version__, content_hash=digest, model_comment=safe_comment(model.name),
+        precision=precision, ctype="float" if single else "double", P=api, stem=api,
+        guard=f"SYMGLEP_{api.upper()}_H", n_units=n, D=D, n_q=n * D, n_theta=pos, n_u=m, n_y=ny,
+        n_edges=len(edges), edges=edges, uses_edges=uses_edges, offsets=offsets,
+        parameter_comment=safe_comment(parameter_comment, limit=2000),
+        n_out=max([len(p.outputs) for p in pieces] + [1]), n_rows=sizes["nw"],
+        functions=[element_c_function(p, precision) for p in pieces], call=_call,
+        uses_u=any(t["has_w"] for t in context["terms"]),
+        uses_wk=any(t["has_z"] or t["has_w"] or t["kind"] == "separable" for t in context["terms"]),
+        work=work, work_size=o, max_echoes=MAX_ECHOES, max_trajectories=MAX_TRAJECTORIES,
+        F="F" if single else "", fabs="fabsf" if single else "fabs",
+        example_steps=EXAMPLE_STEPS, dt=EXAMPLE_DT, beta=EXAMPLE_BETA[precision],
+        parameter_names=[safe_comment(p.name) for p in model.parameters],
+    )
+    env = environment()
+    names = {f"{api}.h": "network_c/model.h.j2", f"{api}.c": "network_c/model.c.j2",
+             "example_main.c": "network_c/example_main.c.j2", "Makefile": "c/Makefile.j2"}
+    return {fname: env.get_template(tpl).render(**ctx) for fname, tpl in names.items()}
+
+
+def generate_network_c(model, precision: str = "float64") -> dict:
+    """The C files of an array model: ``{file name: text}`` (deterministic)."""
+    if precision not in PRECISIONS:
+        raise SymglepError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
+    return render_network_c(model, c_content_hash(model, precision), precision)

@@ -1,0 +1,269 @@
+"""C99 kernels of array models (docs/c-kernels.md, "Array models"): built with ``gcc -std=c99 -Wall
+-Wextra -Werror -pedantic`` (and more warnings) into a shared library and called through ctypes, the
+free pass, the echo gradient and BPTT match the Numba array kernels at the model's declared size;
+the echo matches BPTT (theory §5–§6); float32 compiles cleanly; no static state; the CLI writes them."""
+
+import ctypes
+import pathlib
+import subprocess
+
+import numpy as np
+import pytest
+from click.testing import CliRunner
+
+import symglep
+import test_c_kernels
+from c_harness import EXTRA, STRICT, compile_c, relative_error
+from symglep.cli import main
+from symglep.codegen.c_printer import c_api_prefix
+from symglep.network.check import draw_instance
+from symglep.network.commands import write_generated
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+NAMES = ["chain", "hru", "springs", "dense"]
+DT = 0.01
+STEPS = 300
+FLAGS = STRICT + EXTRA + ["-Wconversion", "-O2"]
+toolchains = test_c_kernels.toolchains  # the fixture that installs clang and arm-none-eabi-gcc when missing
+
+
+class ArrayC:
+    """The float64 C API of one array model, called with numpy arrays (one sequence per call)."""
+
+    def __init__(self, library: pathlib.Path, model):
+        self.lib = ctypes.CDLL(str(library))
+        self.api = c_api_prefix(model.name)
+        self.fn("work_size").restype = ctypes.c_long
+        self.work = np.zeros(self.fn("work_size")())
+
+    def fn(self, name):
+        return getattr(self.lib, f"{self.api}_{name}")
+
+    @staticmethod
+    def ptr(a):
+        assert a is None or (a.dtype == np.float64 and a.flags.c_contiguous)
+        return None if a is None else a.ctypes.data_as(ctypes.c_void_p)
+
+    def call(self, name, *args):
+        """``P_name`` with numpy arrays (pointers), ints (long or int by position) and floats (double)."""
+        conv = [self.ptr(a) if a is None or isinstance(a, np.ndarray) else a for a in args]
+        return self.fn(name)(*conv)
+
+    def free(self, th, q0, p0, u, y, h, record=True):
+        K, nq = u.shape[0] - 1, q0.size
+        qT, pT, loss = np.zeros(nq), np.zeros(nq), np.zeros(1)
+        tq, tp = (np.zeros((K + 1, nq)), np.zeros((K + 1, nq))) if record else (None, None)
+        status = self.call("free", th, q0, p0, u, y, ctypes.c_long(K), ctypes.c_double(h), qT, pT, loss, tq, tp,
+                           self.work)
+        assert status == 0
+        return qT, pT, loss[0], tq, tp
+
+    def gradient(self, th, q0, p0, u, y, h, beta, order=2, round_trip=True):
+        nq = q0.size
+        loss, dth, dq0, dp0 = np.zeros(1), np.zeros(th.size), np.zeros(nq), np.zeros(nq)
+        trip = np.full(1, np.nan) if round_trip else None
+        status = self.call("gradient", th, q0, p0, u, y, ctypes.c_long(u.shape[0] - 1), ctypes.c_double(h),
+                           ctypes.c_double(beta), ctypes.c_int(order), loss, dth, dq0, dp0, trip, self.work)
+        assert status == 0
+        return loss[0], dth, dq0, dp0, (trip[0] if round_trip else None)
+
+    def bptt_gradient(self, th, q0, p0, u, y, h):
+        K, nq = u.shape[0] - 1, q0.size
+        loss, dth, dq0, dp0 = np.zeros(1), np.zeros(th.size), np.zeros(nq), np.zeros(nq)
+        tq, tp = np.zeros((K + 1, nq)), np.zeros((K + 1, nq))
+        status = self.call("bptt_gradient", th, q0, p0, u, y, ctypes.c_long(K), ctypes.c_double(h), loss, dth, dq0,
+                           dp0, tq, tp, self.work)
+        assert status == 0
+        return loss[0], dth, dq0, dp0
+
+
+@pytest.fixture(scope="module")
+def c_root(tmp_path_factory):
+    """The C files of every example in both precisions, written by the CLI's writer."""
+    out = tmp_path_factory.mktemp("network-c")
+    for name in NAMES:
+        model = symglep.load_model(str(ROOT / "examples" / f"network_{name}.py"))
+        for precision in ("float64", "float32"):
+            write_generated(model, str(out / precision), "c", "auto", False, precision)
+    return out
+
+
+@pytest.fixture(scope="module", params=NAMES)
+def case(request, c_root):
+    """(model, Numba kernels, C library, flat kernel arguments of one seeded sequence at the declared size)."""
+    model = symglep.load_model(str(ROOT / "examples" / f"network_{request.param}.py"))
+    kern = symglep.compile(model, dt=DT)  # the cache entry tests/test_networks.py uses
+    src = c_root / "float64" / model.name / "c"
+    lib = src / f"lib{model.name}.so"
+    compile_c("gcc", src, lib, [f"{model.name}.c"], FLAGS + ["-fPIC", "-shared"])
+    theta, q0, p0, u, y = draw_instance(model, kern, model.size, 1, STEPS, DT,
+                                        np.random.default_rng(NAMES.index(request.param)))
+    args, _ = kern.prepare(theta, q0, p0, u, y)
+    return model, kern, ArrayC(lib, model), args
+
+
+def _sequence(args):
+    """The C arguments of the batch's one sequence: th, q0, p0, u, y."""
+    th, _, _, _, q0, p0, u, y = args
+    return th, q0[0], p0[0], np.ascontiguousarray(u[0]), np.ascontiguousarray(y[0])
+
+
+def test_free_pass_matches_numba(case):
+    """Final state, loss and the recorded trajectory: C = Numba to <= 1e-12 (relative, max-norm)."""
+    model, kern, c, args = case
+    qT, pT, loss, tq, tp = kern.module.free(*args, DT, True)
+    cq, cp, closs, ctq, ctp = c.free(*_sequence(args), DT)
+    assert relative_error(closs, loss[0]) <= 1e-12
+    assert relative_error(cq, qT[0]) <= 1e-12 and relative_error(cp, pT[0]) <= 1e-12
+    assert relative_error(ctq, tq[0]) <= 1e-12 and relative_error(ctp, tp[0]) <= 1e-12
+    cq2, cp2, closs2, none, _ = c.free(*_sequence(args), DT, record=False)  # O(1) memory: the same numbers
+    assert none is None and closs2 == closs and np.array_equal(cq2, cq) and np.array_equal(cp2, cp)
+
+
+# centred at β = 1e-4 (the echo-vs-BPTT acceptance of tests/test_networks.py), Richardson at 1e-3,
+# one-sided at 1e-4; C vs Numba at the same β: round-off amplified by 1/β (theory §5)
+@pytest.mark.parametrize("order, beta", [(2, 1e-4), (4, 1e-3), (1, 1e-4)])
+def test_echo_gradient_matches_numba(case, order, beta):
+    """dC/dθ, dC/dq0, dC/dp0 of the C echo = the Numba echo at the same β and order to <= 1e-9; the
+    un-nudged echo's round trip is round-off; without it the gradient is the same."""
+    model, kern, c, args = case
+    loss, dth, dq0, dp0, _ = kern.module.gradient(*args, DT, beta, order, False)
+    closs, cdth, cdq0, cdp0, trip = c.gradient(*_sequence(args), DT, beta, order)
+    assert relative_error(closs, loss[0]) <= 1e-12
+    assert relative_error(cdth, dth[0]) <= 1e-9, relative_error(cdth, dth[0])
+    assert relative_error(np.concatenate([cdq0, cdp0]), np.concatenate([dq0[0], dp0[0]])) <= 1e-9
+    assert 0 <= trip <= 1e-12 * max(1.0, np.max(np.abs(args[4])), np.max(np.abs(args[5])))
+    _, cdth2, _, _, _ = c.gradient(*_sequence(args), DT, beta, order, round_trip=False)
+    assert np.array_equal(cdth2, cdth)
+
+
+def test_bptt_matches_numba_and_the_echo(case):
+    """C BPTT = Numba BPTT to <= 1e-12; the C centred echo (β = 1e-4) = C BPTT to <= 1e-6 (theory §5-6)."""
+    model, kern, c, args = case
+    loss, dth, dq0, dp0, _ = kern.module.bptt_gradient(*args, DT, False)
+    closs, cdth, cdq0, cdp0 = c.bptt_gradient(*_sequence(args), DT)
+    assert relative_error(closs, loss[0]) <= 1e-12
+    assert relative_error(cdth, dth[0]) <= 1e-12
+    assert relative_error(np.concatenate([cdq0, cdp0]), np.concatenate([dq0[0], dp0[0]])) <= 1e-12
+    _, edth, edq0, edp0, _ = c.gradient(*_sequence(args), DT, 1e-4)
+    assert np.all(cdth != 0) or model.name != "network_chain"  # every spring and input weight is reached
+    assert relative_error(edth, cdth) <= 1e-6, relative_error(edth, cdth)
+    assert relative_error(np.concatenate([edq0, edp0]), np.concatenate([cdq0, cdp0])) <= 1e-6
+
+
+def test_bad_arguments_are_refused(case):
+    model, kern, c, args = case
+    th, q0, p0, u, y = _sequence(args)
+    nq = q0.size
+    out = [np.zeros(1), np.zeros(th.size), np.zeros(nq), np.zeros(nq)]
+    K, h = ctypes.c_long(u.shape[0] - 1), ctypes.c_double(DT)
+    for beta, order in ((0.0, 2), (1e-4, 3)):  # no nudge; no contrast of order 3
+        assert c.call("gradient", th, q0, p0, u, y, K, h, ctypes.c_double(beta), ctypes.c_int(order), *out, None,
+                      c.work) == -1
+    assert c.call("gradient", th, q0, p0, u, y, ctypes.c_long(0), h, ctypes.c_double(1e-4), ctypes.c_int(2), *out,
+                  None, c.work) == -1
+    assert c.call("bptt_gradient", th, q0, p0, u, y, K, h, *out, None, None, c.work) == -1
+    assert c.call("free", th, q0, p0, u, y, K, h, np.zeros(nq), np.zeros(nq), np.zeros(1),
+                  np.zeros((u.shape[0], nq)), None, c.work) == -1
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_strict_builds_no_static_state_and_example_runs(name, c_root, tmp_path):
+    """Both precisions compile without a warning (-Wdouble-promotion: no silent double in float32);
+    the object's .data and .bss are empty (reentrant); each example program runs, its echo agreeing
+    with BPTT (float64 to 1e-6; float32 at β = 0.1 to 1e-2, its bias and round-off) and retracing the free run."""
+    model = symglep.load_model(str(ROOT / "examples" / f"network_{name}.py"))
+    for precision in ("float64", "float32"):
+        src = c_root / precision / model.name / "c"
+        obj = tmp_path / f"{precision}.o"
+        compile_c("gcc", src, obj, [f"{model.name}.c"], FLAGS + ["-c"])
+        size = subprocess.run(["size", str(obj)], capture_output=True, text=True, check=True).stdout
+        text, data, bss = (int(v) for v in size.splitlines()[1].split()[:3])
+        assert text > 0 and data == 0 and bss == 0, size
+        exe = tmp_path / f"example_{precision}"
+        compile_c("gcc", src, exe, ["example_main.c", f"{model.name}.c"], FLAGS)
+        out = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout
+        values = {line.split()[0]: np.array([float(v) for v in line.split()[1:]]) for line in out.splitlines()}
+        assert np.all(np.isfinite(values["dth"])) and np.any(values["dth"] != 0)
+        single = precision == "float32"
+        assert values["echo_vs_bptt"][0] <= (1e-2 if single else 1e-6), values["echo_vs_bptt"]
+        assert values["round_trip"][0] <= (1e-4 if single else 1e-12)
+
+
+def test_cli_generate_target_c(tmp_path):
+    """`symglep generate ARRAY_MODEL --target c` exits 0 and writes the four files; float32 types them float;
+    a foreign file is not overwritten without --force."""
+    model = str(ROOT / "examples" / "network_hru.py")
+    result = CliRunner().invoke(main, ["generate", model, "--target", "c", "--precision", "float32",
+                                       "--out", str(tmp_path)])
+    assert result.exit_code == 0, result.output
+    folder = tmp_path / "network_hru" / "c"
+    assert sorted(p.name for p in folder.iterdir()) == ["Makefile", "example_main.c", "network_hru.c",
+                                                         "network_hru.h"]
+    assert sorted(result.output.split()) == sorted(str(p) for p in folder.iterdir())
+    header = (folder / "network_hru.h").read_text()
+    assert "typedef float network_hru_real;" in header and "#define network_hru_N_UNITS 64" in header
+    (folder / "network_hru.c").write_text("int mine;\n")
+    result = CliRunner().invoke(main, ["generate", model, "--target", "c", "--out", str(tmp_path)])
+    assert result.exit_code == 2 and "was not generated by symglep" in result.output
+    assert (folder / "network_hru.c").read_text() == "int mine;\n"
+
+
+@pytest.mark.usefixtures("toolchains")
+def test_clang_cortex_m4_and_make(c_root, tmp_path):
+    """clang -Weverything on both precisions; float32 for a Cortex-M4F: no double arithmetic (no
+    __aeabi_d*), nothing called but math.h (and memset/memcpy/memmove), no static state; `make`
+    builds the example and the library from the generated Makefile."""
+    for name in NAMES:
+        stem = f"network_{name}"
+        for precision in ("float64", "float32"):
+            compile_c("clang", c_root / precision / stem / "c", tmp_path / f"{precision}.o", [f"{stem}.c"],
+                      ["-std=c99", "-Weverything", "-Werror", "-pedantic", "-O2", "-c"])
+        obj = tmp_path / f"{stem}_m4.o"
+        compile_c("arm-none-eabi-gcc", c_root / "float32" / stem / "c", obj, [f"{stem}.c"],
+                  test_c_kernels.CORTEX_M4 + STRICT + ["-Wdouble-promotion", "-O2", "-c"])
+        calls = set(subprocess.run(["arm-none-eabi-nm", "-u", str(obj)], capture_output=True, text=True,
+                                   check=True).stdout.split()) - {"U"}
+        size = subprocess.run(["arm-none-eabi-size", str(obj)], capture_output=True, text=True, check=True).stdout
+        text, data, bss = (int(v) for v in size.splitlines()[1].split()[:3])
+        assert calls <= test_c_kernels.MATH_FUNCTIONS | test_c_kernels.COMPILER_SUPPORT, calls
+        assert data == 0 and bss == 0 and text > 0
+    folder = c_root / "float64" / "network_chain" / "c"
+    subprocess.run(["make", "-C", str(folder)], capture_output=True, text=True, check=True)
+    out = subprocess.run([str(folder / "example")], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("loss ") and (folder / "libnetwork_chain.a").is_file()
+
+
+def test_hostile_names_give_inert_c_with_the_same_numbers(c_root, tmp_path):
+    """A model named with a comment end, a directive and a leading digit, arrays named like a C keyword,
+    the kernels' macros (N, o0) and non-ASCII: the C is strict-clean, every name sanitised, and it
+    computes network_chain's numbers bit for bit."""
+    import sympy as sp
+
+    from symglep.network import ArrayModel, Coordinates, Edges, Inputs, Parameter, Sum, Targets, i, r
+
+    x, E, u, y = Coordinates("real"), Edges("N", default=lambda n: [(a, a + 1) for a in range(n - 1)]), \
+        Inputs("for"), Targets("o0")
+    k, B = Parameter("θ", "e", positive=True), Parameter("D", ("n", "m"))
+    w, a = sp.symbols("w a", positive=True)
+    evil = ArrayModel(
+        lagrangian=(Sum(x.dot[i] ** 2 / 2, i) - Sum(w * x[i] ** 2 / 2 + a * x[i] ** 4 / 4, i)
+                    - Sum(k[E.e] * (x[E.src] - x[E.dst]) ** 2 / 2, E) + Sum(x[i] * (B @ u)[i], i)),
+        cost=Sum((x[r] - y[r]) ** 2 / 2, r), coordinates=x, parameters=[k, B], inputs=u, targets=y, edges=E,
+        constants={w: 1.0, a: 0.5}, name="9 lives */ #include", size=16, sizes={"m": 1, "r": 1})
+    paths = write_generated(evil, str(tmp_path), "c", "auto", False, "float64")
+    folder = pathlib.Path(paths[0]).parent
+    stem = c_api_prefix(evil.name)
+    assert stem.startswith("m_9") and all(ch.isalnum() or ch == "_" for ch in stem)
+    text = "".join(pathlib.Path(p).read_text() for p in paths)
+    assert "lives */" not in text and "θ" not in text and "#include\n" not in text.replace('#include "', "")
+    compile_c("gcc", folder, folder / "libevil.so", [f"{stem}.c"], FLAGS + ["-fPIC", "-shared"])
+    chain = symglep.load_model(str(ROOT / "examples" / "network_chain.py"))
+    src = c_root / "float64" / chain.name / "c"
+    compile_c("gcc", src, tmp_path / "libchain.so", [f"{chain.name}.c"], FLAGS + ["-fPIC", "-shared"])
+    c_evil, c_chain = ArrayC(folder / "libevil.so", evil), ArrayC(tmp_path / "libchain.so", chain)
+    rng = np.random.default_rng(7)
+    th, q0, p0 = rng.uniform(0.5, 1.5, 15 + 16), rng.uniform(-0.3, 0.3, 16), rng.uniform(-0.3, 0.3, 16)
+    uu, yy = rng.uniform(-0.5, 0.5, (51, 1)), rng.uniform(-0.3, 0.3, (51, 1))
+    for mine, ref in zip(c_evil.gradient(th, q0, p0, uu, yy, DT, 1e-4), c_chain.gradient(th, q0, p0, uu, yy, DT, 1e-4)):
+        assert np.array_equal(mine, ref)
