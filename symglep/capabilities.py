@@ -96,7 +96,6 @@ STACK = Capabilities("stack", {
     ("route", "flipped_echo"): "the stacked echo needs the plain echo of every unit (reversible units)",
     ("route", "digital_pfvp"): "the stacked echo needs the plain echo of every unit (reversible units)",
     ("route", "naive_echo"): "stack units are time-reversible: the stacked echo is exact, never naive",
-    ("estimator", "echo-one-sided"): "the stacked echo is centred (each unit's ±β echoes, theory §9)",
     ("check option", "--size"): "a stack's size is fixed by its units (--size is for array models)",
     ("check option", "--route"): "a stack has one exact gradient route, the stacked echo (theory §9)",
     ("check option", "--naive-echo"): "stack units are time-reversible: the stacked echo is exact",

@@ -297,14 +297,12 @@ class StackLearner(Learner):
         if estimator == "bptt":
             out = self.kernels.bptt_gradient(theta, u, y, q0, dt=dt, t0=t0, initial_state=True, **start)
             start = out[3:5]
+        elif estimator == "echo-complex":
+            out = self.kernels.complex_step_gradient(theta, u, y, q0, dt=dt, t0=t0, initial_state=True, **start)
+            start = out[4:6]
         else:
-            if estimator == "echo-complex":
-                out = self.kernels.complex_step_gradient(theta, u, y, q0, dt=dt, t0=t0, initial_state=True, **start)
-            elif estimator in ("echo", "echo4"):
-                out = self.kernels.gradient(theta, u, y, q0, dt=dt, t0=t0, beta=beta, order=ORDERS[estimator],
-                                            initial_state=True, **start)
-            else:
-                raise SymglepError(self.system.capabilities.reason("estimator", estimator))
+            out = self.kernels.gradient(theta, u, y, q0, dt=dt, t0=t0, beta=beta, order=ORDERS[estimator],
+                                        initial_state=True, **start)
             start = out[4:6]
         return (out[0], out[1], *start) if with_start else (out[0], out[1])
 

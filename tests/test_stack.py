@@ -160,7 +160,6 @@ def test_symglep_train_runs_a_stack_file(tmp_path):
     (["train", "--task", "target"], "the target task needs a terminal cost"),
     (["train", "--task", "data.npz"], "data file not found: data.npz"),
     (["check", "--bc", "civp"], "stack systems: command check --bc is not supported"),
-    (["train", "--estimator", "echo-one-sided"], "the stacked echo is centred"),
     (["check", "--route", "echo"], "a stack has one exact gradient route"),
     (["generate", "--integrator", "midpoint"], "steps its units by leapfrog"),
 ])

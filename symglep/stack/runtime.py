@@ -105,13 +105,13 @@ class StackKernels:
         gradient from its echoes' end points (theory §5); memory O(1) in K.
 
         ``order`` 2: every unit's echoes at ±β (centred contrast, error O(β²)); 4: at ±β and ±2β
-        combined by Richardson (O(β⁴), theory §5). The stacked echo has no one-sided form (§9)."""
+        combined by Richardson (O(β⁴), theory §5); 1: at β and 0 (one-sided, O(β): what a physical
+        system that runs one nudged echo per unit measures)."""
         th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0)
         if not (np.isfinite(beta) and beta != 0):
             raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
-        if contrast_order(True, order) == 1:
-            raise SymglepError(self.stack.capabilities.reason("estimator", "echo-one-sided"))
-        out = self.module.gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0), float(beta), int(order),
+        order = contrast_order(True, order)
+        out = self.module.gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0), float(beta), order,
                                    bool(learn_inputs))
         if not all(np.all(np.isfinite(a)) for a in out[:2]):
             raise SymglepError("the stacked echo produced a non-finite value (the free run or an echo diverged; "
