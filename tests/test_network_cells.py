@@ -232,3 +232,20 @@ def test_terminal_cost_in_reports_and_declarations():
     with pytest.raises(ModelError, match="terminal cost"):
         ArrayModel(lagrangian=lag, cost=Sum((q[r] - y[r]) ** 2, r), terminal_cost=(q[0] - y[0]) ** 2,
                    coordinates=q, parameters=[W], targets=y)
+
+
+def test_check_reports_every_cell_of_an_array_model():
+    """``symglep check`` on the network with learned masses, inputs and a terminal cost: the input
+    gradient, the velocity start (θ with the masses' PFVP term, dC/dv0) and the terminal loss are
+    measured rows, each echo against BPTT within the tolerance; a scale too tight fails each row."""
+    from symglep.network.check import render_text, run_check
+
+    model = terminal_model()
+    report = run_check(model, steps=150, dt=DT, beta=1e-4, n=N)
+    assert report["terminal_cost"] and report["passed"]
+    for key in ("rel_err_inputs", "rel_err_velocity_start"):
+        assert 0 < report[key] <= 1e-6, (key, report[key])
+    text = render_text(report)
+    assert "(inputs)" in text and "(v0)" in text and "terminal cost" in text
+    strict = run_check(model, steps=150, dt=DT, beta=1e-4, n=N, tolerance=1e-16)
+    assert not strict["passed"] and text.count(") ok") == 5 and render_text(strict).count(") FAIL") == 4
