@@ -81,6 +81,7 @@ def readout_map(model: Model, cost=None):
     no unique closed-form solution.
     """
     ys = list(model.y)
+    which = "cost" if cost is None else "terminal cost"
     cost = (model.cost if cost is None else cost).subs(model.constants)
     equations = [sp.diff(cost, y) for y in ys]
     try:
@@ -89,7 +90,6 @@ def readout_map(model: Model, cost=None):
         solutions = []
     if len(solutions) != 1 or set(solutions[0]) != set(ys) or any(
             solutions[0][y].free_symbols & set(ys) for y in ys):
-        which = "cost" if cost is None else "terminal cost"
         raise SymglepError(f"the task needs a readout: the {which} of {model.name!r} must fix each target "
                            "by dc/dy = 0 (e.g. c = (x - y)**2/2); give your own DATA.npz instead")
     exprs = [solutions[0][y] for y in ys]

@@ -207,8 +207,10 @@ def test_sine_task_needs_a_readout():
     k = sp.Symbol("k", positive=True)
     model = symglep.Model(lagrangian=x.diff() ** 2 / 2 - k * x**2 / 2 + x * u, coordinates=[x], parameters=[k],
                           inputs=[u], targets=[y], cost=sp.cos(x - y), name="periodic_cost")
-    with pytest.raises(SymglepError, match="needs a readout"):
+    with pytest.raises(SymglepError, match="needs a readout: the cost of 'periodic_cost'"):
         readout_map(model)
+    with pytest.raises(SymglepError, match="needs a readout: the terminal cost of 'periodic_cost'"):
+        readout_map(model, model.cost)
 
 
 @pytest.mark.parametrize("processes", [False, True])

@@ -105,6 +105,11 @@ def echo_model(model: Model, name: str, readout: list | None) -> Model:
                  name=name, constants=constants, terminal_cost=terminal)
 
 
+def declares_terminal_cost(unit) -> bool:
+    """Whether a unit (a scalar or an array model) declares a terminal cost (theory §10)."""
+    return unit.terminal_cost is not None if isinstance(unit, ArrayModel) else unit.terminal_cost != 0
+
+
 def _activation(value):
     if value is None:
         return _identity
@@ -169,7 +174,7 @@ class Stack:
                 raise ModelError(f"unit {i} ({u.name!r}) is not the top unit: it must declare no cost "
                                  "(the stack's cost sits on the top unit)")
         for i, u in enumerate(units[:-1]):
-            if (u.terminal_cost is not None) if self.arrays[i] is not None else u.terminal_cost != 0:
+            if declares_terminal_cost(u):
                 raise ModelError(f"unit {i} ({u.name!r}) declares a terminal cost: only the top unit's cost is "
                                  "used (a running cost and a terminal cost, theory §9, §10)")
         for i in range(1, len(units)):
@@ -269,8 +274,7 @@ class Stack:
     @property
     def has_terminal_cost(self) -> bool:
         """Whether the top unit adds a terminal cost ``c_T(q_K, y_K)`` to the loss (theory §10)."""
-        top, array = self.units[-1], self.arrays[-1]
-        return top.terminal_cost is not None if array is not None else top.terminal_cost != 0
+        return declares_terminal_cost(self.units[-1])
 
     @property
     def has_array_units(self) -> bool:
