@@ -30,6 +30,7 @@ import sympy as sp
 from sympy.physics.mechanics import dynamicsymbols
 
 import symglep
+from symglep.derivation import forget_derivations
 from symglep.limits import ENV_VAR, MAX_MODEL_SIZE, model_size
 from symglep.codegen.numba_source import generate_source
 
@@ -60,6 +61,7 @@ def cpu_time(fn, repeats: int) -> float:
     times = []
     for _ in range(repeats):
         sp.core.cache.clear_cache()
+        forget_derivations()
         gc.collect()
         start = time.process_time()
         fn()

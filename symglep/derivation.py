@@ -8,7 +8,9 @@ This module never imports numba.
 
 from __future__ import annotations
 
+import dataclasses
 import time
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -108,19 +110,59 @@ def legendre_regularity(model: Model, mass: sp.Matrix, samples: int = 3) -> bool
     return False
 
 
+# Derivations of the models this process derived last: id(model) -> (model, its attributes then,
+# {simplify mode: Derivation}). One command derives a model several times (a stack checks its units when
+# built and reports them later; `check` generates code and reports): the raw derivation is done once.
+_REMEMBERED: OrderedDict = OrderedDict()
+_REMEMBER = 32
+
+
+def forget_derivations() -> None:
+    """Drop the remembered derivations (a benchmark timing ``derive`` from scratch calls this)."""
+    _REMEMBERED.clear()
+
+
+def _remembered(model: Model, simplify: str) -> Derivation | None:
+    """The derivation of this very ``model`` object in mode ``simplify``, when its attributes are the same
+    objects as when it was derived (a reassigned attribute derives again); another mode's raw fields are
+    reused with the readable forms left to compute."""
+    entry = _REMEMBERED.get(id(model))
+    if entry is None or entry[0] is not model or entry[1].keys() != vars(model).keys() \
+            or any(vars(model)[k] is not v for k, v in entry[1].items()):
+        return None
+    _REMEMBERED.move_to_end(id(model))
+    modes = entry[2]
+    if simplify not in modes:
+        modes[simplify] = dataclasses.replace(next(iter(modes.values())), simplify=simplify, readable_cache=[])
+    return modes[simplify]
+
+
 def derive(model: Model, simplify: str = "fast") -> Derivation:
     """Derive the equations of motion, Legendre transform, symmetries and learning rule of ``model``.
 
     ``simplify`` (``none``, ``fast``, ``full``) sets the time budget of the readable forms the
     reports print (:mod:`symglep.readable`, theory §11); the raw fields are the same in every mode.
+    The same model object is derived once per process (:func:`forget_derivations`).
     """
-    started = time.perf_counter()
     Budget.for_model(simplify, 0, 0.0)  # reject a bad mode before the work
     if not isinstance(model, Model):
         if getattr(getattr(model, "capabilities", None), "kind", None) == "array":
             raise ModelError(f"{model.name!r} is an array model: its derivation is in index form, "
                              "symglep.network.index_form(model) (docs/networks.md)")
         raise ModelError(f"derive() needs a symglep.Model, got {type(model).__name__}")
+    known = _remembered(model, simplify)
+    if known is not None:
+        return known
+    derivation = _derive(model, simplify)
+    _REMEMBERED[id(model)] = (model, dict(vars(model)), {simplify: derivation})
+    while len(_REMEMBERED) > _REMEMBER:
+        _REMEMBERED.popitem(last=False)
+    return derivation
+
+
+def _derive(model: Model, simplify: str) -> Derivation:
+    """The derivation itself (:func:`derive`)."""
+    started = time.perf_counter()
     check_size(model)
     el = euler_lagrange(model)
     regular = legendre_regularity(model, el.mass_matrix)

@@ -626,3 +626,26 @@ def test_lagrangian_without_velocity():
 
 def test_model_errors_are_symglep_errors():
     assert issubclass(ModelError, symglep.SymglepError)
+
+
+def test_a_model_object_is_derived_once_per_process():
+    """``derive`` remembers the derivation of the very model object it was given: the same mode returns the
+    same derivation (readable forms included), another mode shares the raw fields and computes its own
+    readable forms, a reassigned attribute or :func:`forget_derivations` derives again."""
+    from symglep.derivation import forget_derivations
+
+    x = dynamicsymbols("x")
+    k = sp.Symbol("k", positive=True)
+    model = symglep.Model(x.diff() ** 2 / 2 - k * x**2 / 2 - x**4 / 4, [x], [k], name="remembered")
+    fast = derive(model)
+    assert derive(model) is fast
+    raw = derive(model, simplify="none")
+    assert raw is not fast and raw.simplify == "none" and raw.el is fast.el and not raw.readable_cache
+    assert derive(model, simplify="none") is raw
+    other = symglep.Model(x.diff() ** 2 / 2 - k * x**2 / 2 - x**4 / 4, [x], [k], name="remembered")
+    assert derive(other) is not fast                    # an equal model is another object: derived anew
+    model.cost = x**2                                   # a reassigned attribute: derived again, with the cost
+    again = derive(model)
+    assert again is not fast and sp.simplify(again.model.cost - x**2) == 0
+    forget_derivations()
+    assert derive(model) is not again
