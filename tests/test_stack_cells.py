@@ -18,6 +18,10 @@ array model with a terminal cost and for both stacks: the loss falls, echo and B
 Velocity starts (the learned masses of both units of the second stack): every unit's ``p0 = ∂L/∂v``,
 the stacked echo with the chain rule through it against BPTT and central differences in θ and ``v0``;
 a DATA.npz of velocity starts trains with a learned start.
+
+The complex-step kernels of these stacks run as plain Python (``interpreted``: the same generated source,
+no second Numba compile of a complex module in CI); compiled complex-step stack kernels, scalar and array
+units together, are checked in tests/test_stack_arrays.py.
 """
 
 from __future__ import annotations
@@ -95,6 +99,11 @@ def case(request):
     return (request.param, stack, kernels, theta, *instance(kernels))
 
 
+def interpreted(stack):
+    """The stack's kernels as plain Python, for the complex step (module docstring)."""
+    return compile_stack(stack, dt=DT, jit=False)
+
+
 def rel(a, b) -> float:
     return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(b))
 
@@ -137,7 +146,7 @@ def test_stacked_echo_matches_bptt(case, order, beta, tol):
 
 def test_complex_step_echo_matches_bptt(case):
     _, stack, kernels, theta, x, y, q0, p0 = case
-    _, g, _, _, dq0, dp0 = kernels.complex_step_gradient(theta, x, y, q0, p0, initial_state=True)
+    _, g, _, _, dq0, dp0 = interpreted(stack).complex_step_gradient(theta, x, y, q0, p0, initial_state=True)
     _, g_b, _, dq0_b, dp0_b = kernels.bptt_gradient(theta, x, y, q0, p0, initial_state=True)
     assert rel(g, g_b) <= 1e-12 and rel(dq0, dq0_b) <= 1e-12 and rel(dp0, dp0_b) <= 1e-12
 
@@ -237,7 +246,8 @@ def test_velocity_start_gradients(moving):
     masses' PFVP term included), q0 and v0; without the chain rule the gradient is off by percents."""
     stack, kernels, theta, x, y, q0, v0 = moving
     _, g, _, _, dq0, dv0 = kernels.gradient(theta, x, y, q0, v0=v0, beta=1e-3, order=4, initial_state=True)
-    _, g_c, _, _, dq0_c, dv0_c = kernels.complex_step_gradient(theta, x, y, q0, v0=v0, initial_state=True)
+    _, g_c, _, _, dq0_c, dv0_c = interpreted(stack).complex_step_gradient(theta, x, y, q0, v0=v0,
+                                                                           initial_state=True)
     _, g_b, _, dq0_b, dv0_b = kernels.bptt_gradient(theta, x, y, q0, v0=v0, initial_state=True)
     assert max(rel(g, g_b), rel(dq0, dq0_b), rel(dv0, dv0_b)) <= 1e-9
     assert max(rel(g_c, g_b), rel(dq0_c, dq0_b), rel(dv0_c, dv0_b)) <= 1e-12

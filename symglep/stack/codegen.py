@@ -29,6 +29,7 @@ from ..derivation import derive
 from ..discrete import NumericFunction, discretise
 from ..network.render import model_fingerprint as array_fingerprint
 from ..network.render import network_sources_digest, unit_source, work_rows
+from .sharing import share_identical_definitions
 
 #: The per-unit functions the stack template calls (names in symglep.discrete).
 UNIT_FUNCTIONS = ("force", "velocity", "potential_partials", "kinetic_partials", "cost", "cost_grad",
@@ -120,7 +121,7 @@ def stack_hash(stack, complex_step: bool = False) -> str:
     h.update(stack_fingerprint(stack).encode())
     h.update(("\n" + sources_digest(os.path.join(template_dir(), "stack"),
                                      NUMBA_GENERATORS + ("stack/model.py", "stack/units.py",
-                                                         "stack/codegen.py"))).encode())
+                                                         "stack/codegen.py", "stack/sharing.py"))).encode())
     h.update(("\n" + network_sources_digest()).encode())  # the array units' loops
     return h.hexdigest()
 
@@ -146,14 +147,15 @@ def render_stack(stack, digest: str | None = None, complex_step: bool = False) -
     the complex-safe variant whose ``gradient`` takes an imaginary β (theory §5)."""
     digest = digest or stack_hash(stack, complex_step)
     shape = layout(stack)
-    functions = []
+    units = {}
     for i, m in enumerate(stack.echo_models):
         if stack.arrays[i] is not None:
-            functions.append(array_unit_source(stack, shape["units"][i], complex_step))
+            units[i] = [array_unit_source(stack, shape["units"][i], complex_step)]
             continue
         scheme = unit_scheme(m)
-        for name in UNIT_FUNCTIONS + (TERMINAL_FUNCTIONS if shape["units"][i]["terminal"] else ()):
-            functions.append(python_function(scheme.function(name), prefix=f"u{i}_f_", complex_step=complex_step))
+        units[i] = [python_function(scheme.function(name), prefix=f"u{i}_f_", complex_step=complex_step)
+                    for name in UNIT_FUNCTIONS + (TERMINAL_FUNCTIONS if shape["units"][i]["terminal"] else ())]
+    functions = [f for i, fragments in share_identical_definitions(units).items() for f in fragments]
     for i, link in enumerate(stack.links):
         if link.select is not None:
             functions.append(dense_glue_source(link, shape["links"][i], complex_step))
