@@ -15,28 +15,31 @@ computes exactly what the unshared module does.
 from __future__ import annotations
 
 import ast
+import copy
 import re
+
+
+def _defined_name(node: ast.stmt) -> str | None:
+    """The name a top-level statement defines: a function's, or a single-name assignment's."""
+    if isinstance(node, ast.FunctionDef):
+        return node.name
+    if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+        return node.targets[0].id
+    return None
 
 
 def _definitions(source: str) -> dict:
     """Top-level ``name -> (node, names read)`` of a source fragment (functions and assignments)."""
-    found = {}
-    for node in ast.parse(source).body:
-        if isinstance(node, ast.FunctionDef):
-            name = node.name
-        elif isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-            name = node.targets[0].id
-        else:
-            continue
-        found[name] = (node, {n.id for n in ast.walk(node) if isinstance(n, ast.Name)})
-    return found
+    return {_defined_name(node): (node, {n.id for n in ast.walk(node) if isinstance(n, ast.Name)})
+            for node in ast.parse(source).body if _defined_name(node) is not None}
 
 
 def _shape(node: ast.AST) -> str:
     """The definition's syntax tree without its docstring (which may name the unit)."""
     if isinstance(node, ast.FunctionDef) and node.body and isinstance(node.body[0], ast.Expr) \
             and isinstance(node.body[0].value, ast.Constant) and isinstance(node.body[0].value.value, str):
-        node = ast.FunctionDef(**{**{f: getattr(node, f) for f in node._fields}, "body": node.body[1:]})
+        node = copy.copy(node)
+        node.body = node.body[1:]
     return ast.dump(node, annotate_fields=False, include_attributes=False)
 
 
@@ -85,9 +88,7 @@ def _aliased(fragment: str, names: set, j: int, i: int) -> str:
     tree = ast.parse(fragment)
     cuts = []
     for node in tree.body:
-        name = node.name if isinstance(node, ast.FunctionDef) else (
-            node.targets[0].id if isinstance(node, ast.Assign) and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name) else None)
+        name = _defined_name(node)
         if name in names:
             first = min([node.lineno] + [d.lineno for d in getattr(node, "decorator_list", [])])
             cuts.append((first - 1, node.end_lineno, f"{name} = {_renamed(name, j, i)}  # the same as unit {i}'s\n"))
