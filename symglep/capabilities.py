@@ -26,7 +26,7 @@ AREAS = {
     "route": ("echo", "flipped_echo", "digital_pfvp", "naive_echo", "bptt"),
     "estimator": ("echo", "echo-one-sided", "echo4", "echo-complex", "bptt"),
     "check option": ("--params", "--size", "--route", "--naive-echo"),
-    "train option": ("--task sine", "--task target", "--task DATA.npz", "--batch", "--resume", "--scheduler",
+    "train option": ("--task sine", "--task target", "--task DATA.npz", "--task uea:NAME", "--batch", "--resume", "--scheduler",
                      "--learn-initial-state", "--freeze-parameters"),
 }
 

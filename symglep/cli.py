@@ -165,9 +165,12 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
 
 @main.command()
 @MODEL_ARG
-@click.option("--task", default="sine", show_default=True, metavar="sine|target|DATA.npz",
-              help="Built-in task 'sine' or 'target' (reach a final state, HEB), or a .npz file of inputs, "
-                   "targets and initial states (docs/training.md).")
+@click.option("--task", default="sine", show_default=True, metavar="sine|target|uea:NAME|DATA.npz",
+              help="Built-in task 'sine' or 'target' (reach a final state, HEB), 'uea:NAME' (classify a UEA "
+                   "data set shipped with sktime, extra 'uea', docs/classification.md), or a .npz file of "
+                   "inputs, targets and initial states (or of series and integer labels) (docs/training.md).")
+@click.option("--substeps", type=click.IntRange(min=1), default=None,
+              help="Classification: integration steps per sample of a series [default: 1].")
 @click.option("--epochs", type=click.IntRange(min=0), default=100, show_default=True)
 @click.option("--lr", type=float, default=None, help="Learning rate [default: 0.05 for adam, 0.01 for sgd].")
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam", show_default=True)
@@ -193,13 +196,13 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
 @click.option("--freeze-parameters", is_flag=True,
               help="Keep the parameters fixed (with --learn-initial-state: learn only the initial state).")
 @click.option("--quiet", is_flag=True, help="No progress line.")
-def train(model_spec, task, epochs, lr, optimizer, batch, beta, estimator, seed, dt, integrator, plot_path,
+def train(model_spec, task, substeps, epochs, lr, optimizer, batch, beta, estimator, seed, dt, integrator, plot_path,
           save_path, resume_path, scheduler, learn_initial_state, freeze_parameters, quiet):
     """Train the parameters of MODEL with the echo gradient (theory §5) on a task.
 
     Prints the loss before and after, and the learned parameters.
     """
-    opts = TrainOptions(spec=model_spec, task=task, epochs=epochs, lr=lr, optimizer=optimizer, batch=batch,
+    opts = TrainOptions(spec=model_spec, task=task, substeps=substeps, epochs=epochs, lr=lr, optimizer=optimizer, batch=batch,
                         beta=parse_beta(beta), estimator=estimator, seed=seed, dt=dt, integrator=integrator, plot_path=plot_path,
                         save_path=save_path, resume_path=resume_path, scheduler=scheduler,
                         learn_initial_state=learn_initial_state, freeze_parameters=freeze_parameters, quiet=quiet)

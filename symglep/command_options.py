@@ -61,10 +61,13 @@ class TrainOptions:
     learn_initial_state: bool = False
     freeze_parameters: bool = False
     quiet: bool = False
+    substeps: int | None = None     # integration steps per sample of a classification series
 
     def task_kind(self) -> str:
-        """``--task sine``, ``--task target`` or ``--task DATA.npz`` (the capability cell)."""
-        return f"--task {self.task}" if self.task in ("sine", "target") else "--task DATA.npz"
+        """``--task sine``, ``--task target``, ``--task uea:NAME`` or ``--task DATA.npz`` (the capability cell)."""
+        if self.task in ("sine", "target"):
+            return f"--task {self.task}"
+        return "--task uea:NAME" if self.task.startswith("uea:") else "--task DATA.npz"
 
     def options_given(self) -> list:
         """The ``train option`` capability cells this run asks for."""

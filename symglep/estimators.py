@@ -39,16 +39,17 @@ def complex_nudge(eps: float) -> complex:
 
 
 def sequence_gradients(kernels, estimator: str, beta: float, theta, u, y, q0, x0, start_velocity: bool,
-                       dt: float, t0: float = 0.0, with_start: bool = False) -> tuple:
+                       dt: float, t0: float = 0.0, with_start: bool = False, with_inputs: bool = False) -> tuple:
     """Per-sequence ``(loss (b,), dθ (b, n_θ))`` of one batch by ``estimator`` (theory §5, §8);
-    ``with_start`` adds ``dC/dq0`` and ``dC/dp0`` (or ``dC/dv0``), each ``(b, n)``."""
+    ``with_start`` adds ``dC/dq0`` and ``dC/dp0`` (or ``dC/dv0``), each ``(b, n)``; ``with_inputs``
+    then ``dC/du (b, K+1, n_u)``, the same contrast of ``∂V/∂u``."""
     start = {"v0" if start_velocity else "p0": x0}
     if estimator == "bptt":
         r = kernels.bptt_gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, **start)
     elif estimator == "echo-complex":
-        r = kernels.complex_step_gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, **start)
+        r = kernels.complex_step_gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, learn_inputs=with_inputs, **start)
     else:
-        r = kernels.gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, beta=beta, order=ORDERS[estimator], **start)
-    if with_start:
-        return r.loss, r.dtheta, r.dq0, r.dx0
-    return r.loss, r.dtheta
+        r = kernels.gradient(theta, q0, u=u, y=y, dt=dt, t0=t0, beta=beta, order=ORDERS[estimator],
+                             learn_inputs=with_inputs, **start)
+    out = (r.loss, r.dtheta) + ((r.dq0, r.dx0) if with_start else ())
+    return out + (r.du,) if with_inputs else out

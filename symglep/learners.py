@@ -111,6 +111,11 @@ class Learner:
         """``(q0, p0)`` of sequences that start at rest at the origin."""
         return np.zeros((sequences, self.n)), np.zeros((sequences, self.n))
 
+    def readout_run(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
+        """A recorded free pass: the coordinates the cost reads and the inputs they saw (the
+        first two of the kind's ``readout_states``, which adds the end state ``(qT, pT)``)."""
+        return self.readout_states(theta, u, q0, x0, dt, t0, start_velocity)[:2]
+
     @staticmethod
     def _start(x0, start_velocity: bool) -> dict:
         """The kernels' keyword of the start: ``v0`` (velocities) or ``p0`` (momenta)."""
@@ -142,18 +147,19 @@ class ScalarLearner(Learner):
     def load_parameters(self, path: str) -> np.ndarray:
         return self.flat(load_params(path, self.system))
 
-    def readout_run(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
+    def readout_states(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
         placeholder = np.zeros(u.shape[:2] + (self.n_targets,))
         out = self.kernels.free(theta, q0, u=u, y=placeholder, dt=dt, t0=t0, record=True,
                                 **self._start(x0, start_velocity))
-        return out[3], u
+        return out[3], u, out[0], out[1]
 
     def losses(self, theta, u, y, q0, x0, dt, t0=0.0, start_velocity=False) -> np.ndarray:
         return self.kernels.free(theta, q0, u=u, y=y, dt=dt, t0=t0, **self._start(x0, start_velocity))[2]
 
-    def gradients(self, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0=0.0, with_start=False):
+    def gradients(self, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0=0.0, with_start=False,
+                  with_inputs=False):
         return sequence_gradients(self.kernels, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0,
-                                  with_start=with_start)
+                                  with_start=with_start, with_inputs=with_inputs)
 
 
 class ArrayLearner(Learner):
@@ -208,34 +214,37 @@ class ArrayLearner(Learner):
         q0 = np.repeat(rest_positions(self.system, self.size)[None], sequences, axis=0)
         return q0, np.zeros((sequences, self.n))
 
-    def readout_run(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
-        """The readout units' coordinates ``(b, K+1, n_y, dim)`` and the inputs."""
+    def readout_states(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
+        """The readout units' coordinates ``(b, K+1, n_y, dim)``, the inputs and the end state."""
         placeholder = np.zeros(u.shape[:2] + (self.n_targets,))
-        tq = self.kernels.free(self._as_dict(theta, q0), q0, u=u, y=placeholder, dt=dt, record=True,
-                               **self._start(x0, start_velocity))[3]
+        qT, pT, _, tq, _ = self.kernels.free(self._as_dict(theta, q0), q0, u=u, y=placeholder, dt=dt, record=True,
+                                             **self._start(x0, start_velocity))
         units = q0.shape[1] // self.system.dim
         tq = tq.reshape(tq.shape[:2] + (units, self.system.dim))
-        return tq[:, :, units - self.n_targets:, :], u
+        return tq[:, :, units - self.n_targets:, :], u, qT, pT
 
     def losses(self, theta, u, y, q0, x0, dt, t0=0.0, start_velocity=False) -> np.ndarray:
         return self.kernels.free(self._as_dict(theta, q0), q0, u=u, y=y, dt=dt,
                                  **self._start(x0, start_velocity))[2]
 
-    def gradients(self, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0=0.0, with_start=False):
+    def gradients(self, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0=0.0, with_start=False,
+                  with_inputs=False):
         """Per-sequence gradients (theory §5); with a velocity start ``dx0`` is ``dC/dv0`` and θ's
-        gradient carries the PFVP correction of a learned mass (theory §3)."""
+        gradient carries the PFVP correction of a learned mass (theory §3); ``with_inputs`` adds
+        ``dC/du (b, K+1, m)``."""
         params = self._as_dict(theta, q0)
-        start = self._start(x0, start_velocity)
+        start = dict(self._start(x0, start_velocity), learn_inputs=with_inputs)
         if estimator == "bptt":
             r = self.kernels.bptt_gradient(params, q0, u=u, y=y, dt=dt, **start)
         elif estimator == "echo-complex":
             r = self.kernels.complex_step_gradient(params, q0, u=u, y=y, dt=dt, **start)
         else:
             r = self.kernels.gradient(params, q0, u=u, y=y, dt=dt, beta=beta, order=ORDERS[estimator], **start)
+        out = (r.loss, r.flat)
         if with_start:
             b = q0.shape[0]
-            return r.loss, r.flat, r.dq0.reshape(b, -1), (r.dv0 if start_velocity else r.dp0).reshape(b, -1)
-        return r.loss, r.flat
+            out += (r.dq0.reshape(b, -1), (r.dv0 if start_velocity else r.dp0).reshape(b, -1))
+        return out + (r.du,) if with_inputs else out
 
 
 class StackLearner(Learner):
@@ -274,37 +283,41 @@ class StackLearner(Learner):
         except (TypeError, ValueError):
             raise SymglepError(f"parameters file {path}: every value must be a number") from None
 
-    def readout_run(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
-        """The top unit's coordinates and its inputs (the glue's drive); an array top unit's as
-        :class:`ArrayLearner` gives them, ``(b, K+1, n_y, dim)`` of its readout units."""
-        _, _, _, tq, _, tu = self.kernels.free(theta, u, None, q0, dt=dt, t0=t0, record=True,
-                                               **self._start(x0, start_velocity))
+    def readout_states(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
+        """The top unit's coordinates and its inputs (the glue's drive), and every unit's end state;
+        an array top unit's as :class:`ArrayLearner` gives them, ``(b, K+1, n_y, dim)`` of its readout units."""
+        qT, pT, _, tq, _, tu = self.kernels.free(theta, u, None, q0, dt=dt, t0=t0, record=True,
+                                                 **self._start(x0, start_velocity))
         stack, top = self.system, len(self.system.units) - 1
         q = tq[:, :, sum(stack.unit_size(i) for i in range(top)):]
         seen = tu[:, :, sum(stack.unit_inputs(i) for i in range(top)):]
         array = stack.arrays[top]
         if array is not None:
             q = q.reshape(q.shape[:2] + (array.size, array.dim))[:, :, array.readout_units(), :]
-        return q, seen
+        return q, seen, qT, pT
 
     def losses(self, theta, u, y, q0, x0, dt, t0=0.0, start_velocity=False) -> np.ndarray:
         return self.kernels.free(theta, u, y, q0, dt=dt, t0=t0, **self._start(x0, start_velocity))[2]
 
-    def gradients(self, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0=0.0, with_start=False):
+    def gradients(self, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0=0.0, with_start=False,
+                  with_inputs=False):
         """Per-sequence ``(loss, dθ)``; ``with_start``: also every unit's ``dC/dq0``, ``dC/dp0`` (the
-        stacked echo's end points, theory §5, §9), ``dC/dv0`` for a velocity start."""
+        stacked echo's end points, theory §5, §9), ``dC/dv0`` for a velocity start; ``with_inputs``
+        then the stack's input gradient ``dC/dx (b, K+1, n_x)`` (the bottom unit's, theory §9)."""
         start = self._start(x0, start_velocity)
         if estimator == "bptt":
             out = self.kernels.bptt_gradient(theta, u, y, q0, dt=dt, t0=t0, initial_state=True, **start)
             start = out[3:5]
         elif estimator == "echo-complex":
-            out = self.kernels.complex_step_gradient(theta, u, y, q0, dt=dt, t0=t0, initial_state=True, **start)
+            out = self.kernels.complex_step_gradient(theta, u, y, q0, dt=dt, t0=t0, initial_state=True,
+                                                     learn_inputs=with_inputs, **start)
             start = out[4:6]
         else:
             out = self.kernels.gradient(theta, u, y, q0, dt=dt, t0=t0, beta=beta, order=ORDERS[estimator],
-                                        initial_state=True, **start)
+                                        initial_state=True, learn_inputs=with_inputs, **start)
             start = out[4:6]
-        return (out[0], out[1], *start) if with_start else (out[0], out[1])
+        result = (out[0], out[1], *start) if with_start else (out[0], out[1])
+        return result + (out[2],) if with_inputs else result
 
 
 LEARNERS = {"scalar": ScalarLearner, "array": ArrayLearner, "stack": StackLearner}

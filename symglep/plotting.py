@@ -23,17 +23,30 @@ def save_figure(fig, path: str, dpi: int = 120) -> None:
 
 
 def plot_loss(curves: dict, path: str, title: str = "") -> None:
-    """One log-scale loss curve per ``label: [loss per epoch]`` entry, written to ``path``."""
+    """One log-scale loss curve per ``label: [loss per epoch]`` entry, written to ``path``; entries whose
+    label ends in ``accuracy`` (a classification run) go to a second, linear panel."""
     plt = pyplot()
-    fig, ax = plt.subplots(figsize=(6, 3.6))
-    for label, losses in curves.items():
+    accuracy = {k: v for k, v in curves.items() if k.endswith("accuracy")}
+    losses_only = {k: v for k, v in curves.items() if k not in accuracy}
+    fig, axes = plt.subplots(1, 2 if accuracy else 1, figsize=(11 if accuracy else 6, 3.6), squeeze=False)
+    ax = axes[0, 0]
+    for label, losses in losses_only.items():
         ax.semilogy(range(len(losses)), losses, label=label)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (mean per sequence)")
     if title:
         ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
-    if len(curves) > 1:
+    if len(losses_only) > 1:
         ax.legend()
+    if accuracy:
+        right = axes[0, 1]
+        for label, values in accuracy.items():
+            right.plot(range(1, len(values) + 1), values, label=label)
+        right.set_xlabel("epoch")
+        right.set_ylabel("accuracy")
+        right.set_ylim(0, 1.02)
+        right.grid(True, alpha=0.3)
+        right.legend()
     save_figure(fig, path)
     plt.close(fig)

@@ -46,6 +46,8 @@ class Dataset:
     t0: float = 0.0
     name: str = "data"
     info: dict = field(default_factory=dict)
+    classes: list | None = None    # a classification task: y holds masked one-hot labels (symglep.classification)
+    test: "Dataset | None" = None  # the held-out split, scored every epoch
 
     @property
     def size(self) -> int:

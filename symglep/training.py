@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .beta import AUTO, choose_beta, describe, parse_beta
+from .classification import ClassificationTask, ClassifierLearner, labelled_npz, linear_readout_of, uea_task
 from .command_options import TrainOptions
 from .distributed import DaskGradient, connect
 from .errors import SymglepError
@@ -99,6 +100,7 @@ class TrainResult:
     seconds: float = 0.0
     initial_state: dict | None = None   # {"q0": [...], "p0" or "v0": [...]} when it was learned
     layout: list | None = None          # [(name, shape)]; None: one scalar per name
+    scores: list | None = None          # classification: per epoch {"train": {loss, accuracy}, "test": {...}}
 
     @property
     def parameters(self) -> dict:
@@ -125,6 +127,7 @@ class TrainResult:
             "settings": self.settings,
             "optimizer_state": self.optimizer_state,
             **({"initial_state": self.initial_state} if self.initial_state is not None else {}),
+            **({"scores": self.scores} if self.scores is not None else {}),
         }
 
     def save(self, path: str) -> None:
@@ -141,6 +144,7 @@ class TrainResult:
             layout, theta = flatten_parameters(data["parameters"])
             history = [float(x) for x in data.get("loss_history", [])]
             final = float(data.get("final_loss", math.nan))
+            scores = data.get("scores")
             start = data.get("initial_state")
             if start is not None:
                 start = {key: [float(x) for x in value] for key, value in dict(start).items()}
@@ -148,7 +152,8 @@ class TrainResult:
             raise SymglepError(f"{path}: parameters, losses and the initial state must be numbers") from None
         names = [e for name, shape in layout for e in element_names(name, shape)]
         return cls(str(data.get("model", "")), names, theta, history, final, dict(data.get("settings", {})),
-                   dict(data.get("optimizer_state", {})), initial_state=start, layout=layout)
+                   dict(data.get("optimizer_state", {})), initial_state=start, layout=layout,
+                   scores=list(scores) if isinstance(scores, list) else None)
 
 
 def _read_json(path: str) -> dict:
@@ -194,12 +199,12 @@ class Progress:
         self.tty = bool(getattr(self.stream, "isatty", lambda: False)())
         self.every = max(1, total // 10)
 
-    def update(self, done: int, epoch: int, loss: float) -> None:
+    def update(self, done: int, epoch: int, loss: float, extra: str = "") -> None:
         if not self.enabled:
             return
         width = 24
         filled = int(width * done / max(self.total, 1))
-        line = f"epoch {epoch:>5} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} loss {loss:.6e}"
+        line = f"epoch {epoch:>5} [{'#' * filled}{'.' * (width - filled)}] {done}/{self.total} loss {loss:.6e}{extra}"
         if self.tty:
             self.stream.write("\r" + line)
             self.stream.flush()
@@ -227,9 +232,17 @@ def _as_system(system) -> tuple:
     return system, None
 
 
-def make_dataset(model, kernels, task, seed: int, dt: float | None) -> tuple[Dataset, object]:
-    """``(dataset, start parameters or None)`` for ``task``: ``"sine"``, ``"target"``, a ``.npz`` path
-    or a Dataset (any kind of system; the start as the kind's learner draws it)."""
+def make_dataset(model, kernels, task, seed: int, dt: float | None,
+                 substeps: int | None = None) -> tuple[Dataset, object]:
+    """``(dataset, start parameters or None)`` for ``task``: ``"sine"``, ``"target"``, ``"uea:NAME"``,
+    a ``.npz`` path (with ``labels``: a classification set) or a Dataset (any kind of system; the start
+    as the kind's learner draws it)."""
+    if isinstance(task, str) and task.startswith("uea:"):
+        return uea_task(task[4:], learner_for(model, kernels), dt, substeps), None
+    if isinstance(task, str) and task not in ("sine", "target") and os.path.exists(task):
+        labelled = labelled_npz(task, learner_for(model, kernels), dt, substeps)
+        if labelled is not None:
+            return labelled, None
     if isinstance(task, Dataset):
         return task, None
     if isinstance(task, SineTask):
@@ -242,7 +255,7 @@ def make_dataset(model, kernels, task, seed: int, dt: float | None) -> tuple[Dat
         return target_task(model, kernels, seed, dt)
     if isinstance(task, str):
         return load_npz(task, model, dt), None
-    raise SymglepError(f"task must be 'sine', 'target', a DATA.npz path or a Dataset, got {task!r}")
+    raise SymglepError(f"task must be 'sine', 'target', 'uea:NAME', a DATA.npz path or a Dataset, got {task!r}")
 
 
 def _start_key(data: Dataset) -> str:
@@ -262,14 +275,20 @@ def _resumed_start(state: "TrainResult", data: Dataset, n: int):
 
 
 def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume,
-             learn_start, learn_theta):
+             learn_start, learn_theta, substeps=None):
     """Learner, data set, start parameters and initial state, history, optimiser and gradient evaluator."""
-    default_dt = TargetTask.dt if task == "target" or isinstance(task, TargetTask) else SineTask.dt
+    default_dt = (TargetTask.dt if task == "target" or isinstance(task, TargetTask) else
+                  ClassificationTask.dt if isinstance(task, str) and task.startswith("uea:") else SineTask.dt)
     kernels = compile_kernels(model, integrator, dt or default_dt, cache)
     learner_for(model, kernels).require_estimator(estimator)
-    data, start = make_dataset(model, kernels, task, seed, dt)
+    data, start = make_dataset(model, kernels, task, seed, dt, substeps)
     width = data.q0.shape[1]
     learner = learner_for(model, kernels, size=width // getattr(model, "dim", 1))
+    if data.classes is not None:
+        if client is not None:
+            raise SymglepError("classification tasks run on this machine only (the head sits between the "
+                               "free pass and the echo); drop --scheduler")
+        learner = ClassifierLearner(learner, linear_readout_of(model), data.u.shape[2], len(data.classes))
     history: list = []
     size = (len(learner.names) if learn_theta else 0) + (2 * width if learn_start else 0)
     opt = make_optimizer(optimizer, lr, size)
@@ -323,6 +342,8 @@ def _require_capabilities(system, task, estimator, batch, resume, scheduler, lea
     caps.require("estimator", estimator)
     if isinstance(task, TargetTask) or task == "target":
         caps.require("train option", "--task target")
+    elif isinstance(task, str) and task.startswith("uea:"):
+        caps.require("train option", "--task uea:NAME")
     elif isinstance(task, str) and task != "sine":
         caps.require("train option", "--task DATA.npz")
     for cell, given in (("--batch", batch is not None), ("--resume", resume is not None),
@@ -337,7 +358,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
           dt: float | None = None, resume=None, save: str | None = None, scheduler: str | None = None,
           progress: bool = False, integrator: str = "auto", cache: str | None = None,
           learn_initial_state: bool = False, freeze_parameters: bool = False,
-          source: str | None = None) -> TrainResult:
+          source: str | None = None, substeps: int | None = None) -> TrainResult:
     """Train the parameters of ``system`` on ``task`` (module docstring); returns a :class:`TrainResult`.
 
     ``system``: a :class:`~symglep.Model`, an array model, a :class:`~symglep.Stack`, or a model
@@ -353,6 +374,9 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     ``learn_initial_state``: train one shared start ``(q0, p0)`` as well (module docstring);
     ``freeze_parameters``: keep θ fixed (HEB: only the initial state is learned).
     ``source``: the model file ``system`` was loaded from (Dask workers in other processes load it).
+    ``substeps``: integration steps per sample of a classification series (``uea:NAME`` or a labelled
+    ``DATA.npz``, :mod:`symglep.classification`); such a run also scores the train and test splits
+    every epoch (``TrainResult.scores``).
     """
     started = time.perf_counter()
     model, spec = _as_system(system)
@@ -379,7 +403,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     try:
         learner, data, theta, initial, history, opt, grad, choice = _prepare(
             model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume,
-            learn_initial_state, learn_theta)
+            learn_initial_state, learn_theta, substeps)
     except BaseException:
         if client is not None:
             client.close()
@@ -392,6 +416,8 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     names, width = learner.names, data.q0.shape[1]
     bar = Progress(epochs, progress)
     first = len(history)
+    classifier = isinstance(learner, ClassifierLearner)
+    scores = _previous_scores(resume) if classifier else None
     try:
         for done, epoch in enumerate(range(first, first + epochs), start=1):
             order = np.arange(S) if batch == S else np.random.default_rng([seed, epoch]).permutation(S)
@@ -415,7 +441,11 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
                 if initial is not None:
                     initial = (z[:width], z[width:])
             history.append(total / S)
-            bar.update(done, epoch + 1, history[-1])
+            extra = ""
+            if classifier:
+                scores.append(_scores(learner, theta, data, initial))
+                extra = "".join(f" {split} acc {v['accuracy']:.3f}" for split, v in scores[-1].items())
+            bar.update(done, epoch + 1, history[-1], extra)
     finally:
         bar.close()
         grad.close()
@@ -441,11 +471,35 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
         learned = {"q0": [float(x) for x in initial[0]], _start_key(data): [float(x) for x in initial[1]]}
     if learner.kind == "array":
         settings["units"] = width // model.dim
+    if classifier:
+        settings.update({key: data.info[key] for key in ("classes", "substeps", "channels", "normalisation")
+                         if key in data.info})
+        if not scores:
+            scores.append(_scores(learner, theta, data, initial))
     result = TrainResult(model.name, names, theta, history, final, settings, opt.state(),
-                         time.perf_counter() - started, learned, learner.layout)
+                         time.perf_counter() - started, learned, learner.layout, scores)
     if save:
         result.save(save)
     return result
+
+
+def _previous_scores(resume) -> list:
+    """The per-epoch scores a resumed classification run carries on (empty for a fresh run)."""
+    if resume is None:
+        return []
+    if not isinstance(resume, TrainResult):
+        if _read_json(str(resume)).get("format") != FORMAT:
+            return []
+        resume = TrainResult.load(str(resume))
+    return list(resume.scores or [])
+
+
+def _scores(learner: ClassifierLearner, theta, data: Dataset, initial) -> dict:
+    """Loss and accuracy of the train split and, where the data set has one, the test split."""
+    out = {"train": learner.scores(theta, data, initial)}
+    if data.test is not None:
+        out["test"] = learner.scores(theta, data.test, initial)
+    return out
 
 
 KIND_WORDS = {"scalar": "model", "array": "array model", "stack": "stack"}
@@ -464,7 +518,8 @@ def train_command(system, opts: TrainOptions) -> tuple:
                    batch=opts.batch, beta=opts.beta, estimator=opts.estimator, seed=opts.seed, dt=opts.dt,
                    resume=opts.resume_path, save=opts.save_path, scheduler=opts.scheduler,
                    progress=not opts.quiet, integrator=opts.integrator,
-                   learn_initial_state=opts.learn_initial_state, freeze_parameters=opts.freeze_parameters)
+                   learn_initial_state=opts.learn_initial_state, freeze_parameters=opts.freeze_parameters,
+                   substeps=opts.substeps)
     history = result.loss_history
     first = history[0] if history else result.final_loss
     lines = [f"{KIND_WORDS[kind_of(system)]} {result.model}: {result.settings['estimator']} gradient, "
@@ -476,8 +531,17 @@ def train_command(system, opts: TrainOptions) -> tuple:
         lines.insert(1, describe(result.settings["beta_auto"]))
     elif result.settings.get("beta") is not None:
         lines.insert(1, f"beta = {result.settings['beta']:.3g}")
+    curves = {result.settings["estimator"]: history}
+    if result.scores:
+        last = result.scores[-1]
+        lines.append("accuracy " + ", ".join(f"{split} {v['accuracy']:.4f} (loss {v['loss']:.4g})"
+                                             for split, v in last.items()))
+        for split in last:
+            curves[f"{split} loss"] = [s[split]["loss"] for s in result.scores]
+            curves[f"{split} accuracy"] = [s[split]["accuracy"] for s in result.scores]
+        return lines, curves, f"{result.model}: {result.settings['task']}"
     lines += [f"  {name} = {_value_text(value)}" + (" (fixed)" if opts.freeze_parameters else "")
               for name, value in result.grouped.items()]
     lines += [f"  {key} = [{', '.join(f'{v:.10g}' for v in values)}]"
               for key, values in (result.initial_state or {}).items()]
-    return lines, {result.settings["estimator"]: history}, f"{result.model}: {result.settings['task']}"
+    return lines, curves, f"{result.model}: {result.settings['task']}"

@@ -100,7 +100,7 @@ def _flag_args(kind, area, name):
         return ["check", path, *value]
     if area == "train option":
         task = {"--task sine": ["--task", "sine"], "--task target": ["--task", "target"],
-                "--task DATA.npz": ["--task", "data.npz"]}
+                "--task DATA.npz": ["--task", "data.npz"], "--task uea:NAME": ["--task", "uea:BasicMotions"]}
         value = task.get(name) or {"--batch": ["--batch", "2"], "--resume": ["--resume", "r.json"],
                                    "--scheduler": ["--scheduler", "tcp://127.0.0.1:1"],
                                    "--learn-initial-state": ["--learn-initial-state"],

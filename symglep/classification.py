@@ -1,0 +1,345 @@
+"""Sequence classification with any physical model: encoder → model → mean-pool head (theory §12).
+
+A classification data set (``--task uea:NAME``, or a ``DATA.npz`` with integer ``labels``) holds
+series of ``C`` channels, each sample held for ``substeps`` integration steps. The model is
+driven through a learned linear encoder ``u_k = E x_k + e`` and read by the softmax head of
+:mod:`symglep.heads`; its own cost must be linear in its targets, ``c = Σ_j y_j r_j(q)``, which
+defines the readout ``r`` the head pools and is the slot the head's cotangents ride on (the
+cotangent-driven echo, theory §12). :class:`ClassifierLearner` puts encoder, model and head
+behind the trainer's learner interface (:mod:`symglep.learners`), so every estimator trains a
+classifier: the echo, BPTT, the complex step, with mini-batches and a learned start.
+
+A :class:`~symglep.tasks.Dataset` of a classification task stores the series in ``u``
+``(S, K+1, C)`` and its labels in ``y`` ``(S, K+1, classes)``: ``y[s, k] = m_sk e_label(s)``,
+the one-hot label on the nodes ``m_sk = 1`` that sequence ``s`` covers (variable-length series
+are padded with zeros past their end and masked there: nothing is truncated). ``Dataset.test``
+holds the held-out split, scored every epoch.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import sympy as sp
+
+from . import uea
+from .errors import SymglepError
+from .heads import head_pass
+from .learners import group_parameters
+from .parameter_values import element_names
+from .network.model import ArrayModel
+from .stack.model import Stack
+from .tasks import Dataset
+
+#: nodes per free pass when the head's readouts are pooled: memory stays O(1) in the sequence length
+CHUNK = 256
+
+
+@dataclass(frozen=True)
+class ClassificationTask:
+    """Defaults of classification tasks (docs/classification.md)."""
+
+    dt: float = 0.2
+    substeps: int = 1
+
+
+# -- the readout a head pools ------------------------------------------------------------------
+def _linear_error(name: str, what: str) -> SymglepError:
+    return SymglepError(f"a classification task needs a cost linear in the targets, c = sum_j y_j r_j(q) (the "
+                        f"head's cotangents ride on the targets, theory §12); the {what} of {name!r} is not")
+
+
+def scalar_linear_readout(model):
+    """``f(q, u, t) -> r (..., n_y)``: ``r_j = ∂c/∂y_j`` of a scalar model's cost linear in ``y``."""
+    ys = list(model.y)
+    cost = sp.expand(model.cost.subs(model.constants))
+    if not ys or cost.subs({y: 0 for y in ys}) != 0 or any(sp.diff(cost, a, b) != 0 for a in ys for b in ys):
+        raise _linear_error(model.name, "cost")
+    fn = sp.lambdify(list(model.q) + list(model.u) + [model.time], [sp.diff(cost, y) for y in ys],
+                     modules="numpy")
+
+    def readout(q, u, t):
+        q, u, t = np.asarray(q), np.asarray(u), np.asarray(t)
+        values = fn(*np.moveaxis(q, -1, 0), *np.moveaxis(u, -1, 0), t)
+        shape = np.broadcast_shapes(q.shape[:-1], u.shape[:-1], t.shape)
+        return np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), shape) for v in values], axis=-1)
+
+    return readout
+
+
+def array_linear_readout(model):
+    """``f(q_r, u, t) -> r (..., n_y)`` of an array model whose cost element is linear in ``y[r]``
+    (``q_r (..., n_y, dim)``: the readout units' coordinates)."""
+    element = model.readout
+    slots = element.slots
+    qs = sorted((s for s in slots if s.role == "q"), key=lambda s: s.comp)
+    ys = [s.symbol for s in slots if s.role == "y"]
+    cost = sp.expand(element.cost)
+    if len(ys) != 1 or cost.subs(ys[0], 0) != 0 or sp.diff(cost, ys[0], 2) != 0 or \
+            {s.role for s in slots} - {"q", "y"}:
+        raise _linear_error(model.name, "cost element")
+    fn = sp.lambdify([s.symbol for s in qs], sp.diff(cost, ys[0]), modules="numpy")
+
+    def readout(q, u, t):
+        q = np.asarray(q)
+        value = fn(*[q[..., s.comp] for s in qs])
+        return np.broadcast_to(np.asarray(value, dtype=np.float64), q.shape[:-1]).copy()
+
+    return readout
+
+
+def linear_readout_of(system):
+    """The readout ``r(q)`` a head pools, for any kind (the top unit's, for a stack); a one-line
+    error when the cost is not linear in the targets or a terminal cost would add to the loss."""
+    model = system.units[-1] if isinstance(system, Stack) else system
+    if isinstance(model, ArrayModel):
+        if model.terminal is not None:
+            raise SymglepError(f"{model.name!r} declares a terminal cost: a classification head is the whole "
+                               "loss (theory §12); drop the terminal cost")
+        return array_linear_readout(model)
+    if model.terminal_cost != 0:
+        raise SymglepError(f"{model.name!r} declares a terminal cost: a classification head is the whole loss "
+                           "(theory §12); drop the terminal cost")
+    return scalar_linear_readout(model)
+
+
+# -- data sets ---------------------------------------------------------------------------------
+@dataclass
+class Normalisation:
+    """Per-channel ``(x − mean) / std``, measured on the training split only."""
+
+    mean: np.ndarray
+    std: np.ndarray
+
+    @classmethod
+    def of(cls, series: list) -> "Normalisation":
+        stacked = np.concatenate(series, axis=0)
+        std = stacked.std(axis=0)
+        return cls(stacked.mean(axis=0), np.where(std > 0, std, 1.0))
+
+    def __call__(self, x: np.ndarray) -> np.ndarray:
+        return (x - self.mean) / self.std
+
+
+def series_dataset(series: list, labels: np.ndarray, classes: list, norm: Normalisation, learner,
+                   dt: float, substeps: int, name: str, nodes: int | None = None) -> Dataset:
+    """A classification :class:`~symglep.tasks.Dataset` (module docstring) of ``series`` (each
+    ``(L_s, C)``): sample ``t`` drives the steps ``t·s .. (t+1)·s − 1`` (zero-order hold), the
+    head pools the nodes ``1 .. L_s·s``; all sequences run ``nodes`` nodes (default: the longest)."""
+    if substeps < 1:
+        raise SymglepError(f"substeps must be >= 1, got {substeps}")
+    lengths = np.array([len(x) for x in series])
+    if np.any(lengths < 1):
+        raise SymglepError(f"{name}: a series has no samples")
+    nodes = nodes or int(lengths.max()) * substeps + 1
+    S, C = len(series), series[0].shape[1]
+    u = np.zeros((S, nodes, C))
+    mask = np.zeros((S, nodes))
+    for s, x in enumerate(series):
+        covered = len(x) * substeps
+        held = np.repeat(norm(np.asarray(x, dtype=np.float64)), substeps, axis=0)
+        u[s, :covered] = held
+        u[s, covered] = held[-1]
+        mask[s, 1:covered + 1] = 1.0
+    y = mask[:, :, None] * np.eye(len(classes))[np.asarray(labels)][:, None, :]
+    q0, p0 = learner.rest(S)
+    info = {"task": name, "classes": list(classes), "substeps": substeps, "channels": C,
+            "lengths": [int(v) for v in lengths]}
+    return Dataset(u, np.ascontiguousarray(y), q0, p0, float(dt), name=name, info=info, classes=list(classes))
+
+
+def uea_task(name: str, learner, dt: float | None = None, substeps: int | None = None) -> Dataset:
+    """``--task uea:NAME``: the set as shipped (:mod:`symglep.uea`), normalised per channel from
+    its training split; ``Dataset.test`` holds the test split."""
+    data = uea.load(name)
+    dt = float(dt or ClassificationTask.dt)
+    substeps = int(substeps or ClassificationTask.substeps)
+    norm = Normalisation.of(data.train.series)
+    longest = max(int(data.train.lengths.max()), int(data.test.lengths.max())) * substeps + 1
+    train = series_dataset(data.train.series, data.train.labels, data.classes, norm, learner, dt, substeps,
+                           f"uea:{name}", longest)
+    train.test = series_dataset(data.test.series, data.test.labels, data.classes, norm, learner, dt, substeps,
+                                f"uea:{name} (test)", longest)
+    train.info["normalisation"] = {"mean": norm.mean.tolist(), "std": norm.std.tolist()}
+    return train
+
+
+LABELLED_KEYS = ("inputs", "labels", "lengths", "test_inputs", "test_labels", "test_lengths", "dt")
+
+
+def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> Dataset | None:
+    """A ``DATA.npz`` with integer ``labels (S,)`` and ``inputs (S, L, C)`` (optional ``lengths (S,)``;
+    optional ``test_inputs``, ``test_labels``, ``test_lengths``): a classification data set; ``None``
+    when the file holds no ``labels`` (a regression data set, :func:`symglep.tasks.load_npz`)."""
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            if "labels" not in archive.files:
+                return None
+            arrays = {key: np.asarray(archive[key]) for key in archive.files}
+    except (OSError, ValueError, EOFError) as exc:
+        raise SymglepError(f"cannot read {path} as a numpy .npz archive: {exc}") from None
+    unknown = sorted(set(arrays) - set(LABELLED_KEYS))
+    if unknown or "inputs" not in arrays:
+        raise SymglepError(f"{path} holds labels: a classification data set has the keys "
+                           f"{', '.join(LABELLED_KEYS)} ('inputs' and 'labels' required)"
+                           + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+
+    def split(prefix: str):
+        x = np.asarray(arrays[prefix + "inputs"], dtype=np.float64)
+        if prefix + "labels" not in arrays:
+            raise SymglepError(f"{path}: '{prefix}inputs' needs '{prefix}labels'")
+        labels = np.asarray(arrays[prefix + "labels"])
+        if x.ndim != 3 or labels.shape != (x.shape[0],):
+            raise SymglepError(f"{path}: '{prefix}inputs' must be (S, L, C) and '{prefix}labels' (S,), got "
+                               f"{x.shape} and {labels.shape}")
+        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
+            raise SymglepError(f"{path}: '{prefix}labels' must hold integers >= 0 (class indices)")
+        lengths = np.asarray(arrays.get(prefix + "lengths", np.full(x.shape[0], x.shape[1])))
+        if lengths.shape != labels.shape or lengths.min() < 1 or lengths.max() > x.shape[1]:
+            raise SymglepError(f"{path}: '{prefix}lengths' must be (S,) integers in 1..{x.shape[1]}")
+        if not np.all(np.isfinite(x)):
+            raise SymglepError(f"{path}: '{prefix}inputs' contains NaN or infinite values")
+        return [x[s, :int(n)] for s, n in enumerate(lengths)], labels.astype(np.int64)
+
+    series, labels = split("")
+    test = split("test_") if "test_inputs" in arrays else None
+    n_classes = int(max(labels.max(), test[1].max() if test else 0)) + 1
+    classes = [str(c) for c in range(n_classes)]
+    dt = float(dt or float(arrays.get("dt", ClassificationTask.dt)))
+    substeps = int(substeps or ClassificationTask.substeps)
+    norm = Normalisation.of(series)
+    longest = max(len(x) for x in series + (test[0] if test else [])) * substeps + 1
+    data = series_dataset(series, labels, classes, norm, learner, dt, substeps, path, longest)
+    if test:
+        data.test = series_dataset(*test, classes, norm, learner, dt, substeps, f"{path} (test)", longest)
+    return data
+
+
+# -- the learner -------------------------------------------------------------------------------
+@dataclass
+class ClassifierStart:
+    """Start parameters: the model's (as its learner draws them) and encoder + head (flat)."""
+
+    model: object
+    extra: np.ndarray
+
+
+class ClassifierLearner:
+    """Encoder, physical model and head behind the learner interface (module docstring).
+
+    θ is the model's parameters, then ``encoder.E (n_u, C)``, ``encoder.e (n_u,)``,
+    ``head.W (classes, n_r)``, ``head.b (classes,)``.
+    """
+
+    def __init__(self, inner, readout, channels: int, classes: int):
+        if inner.integrator != "leapfrog":
+            raise SymglepError("a classification head pools the readout with the leapfrog's node weights "
+                               f"(theory §12); the {inner.integrator} integrator is not built for it yet")
+        if not inner.n_inputs:
+            raise SymglepError(f"{inner.system.name!r} has no inputs: a classification task drives the model "
+                               "with the series")
+        self.inner, self.readout = inner, readout
+        self.channels, self.classes = int(channels), int(classes)
+        self.system, self.kind, self.integrator = inner.system, inner.kind, inner.integrator
+        self.n, self.n_inputs, self.n_targets = inner.n, inner.n_inputs, inner.n_targets
+        self.layout = list(inner.layout) + [
+            ("encoder.E", (self.n_inputs, self.channels)), ("encoder.e", (self.n_inputs,)),
+            ("head.W", (self.classes, self.n_targets)), ("head.b", (self.classes,))]
+        self.sizes = [int(np.prod(shape)) for _, shape in self.layout[-4:]]
+        self.n_model = sum(int(np.prod(s)) if s else 1 for _, s in inner.layout)
+
+    @property
+    def names(self) -> list:
+        return [e for name, shape in self.layout for e in element_names(name, shape)]
+
+    def parameters_json(self, theta) -> dict:
+        return group_parameters(self.layout, np.asarray(theta, dtype=np.float64))
+
+    def require_estimator(self, estimator: str) -> None:
+        self.inner.require_estimator(estimator)
+
+    def rest(self, sequences: int) -> tuple:
+        return self.inner.rest(sequences)
+
+    def draw(self, rng) -> ClassifierStart:
+        """The model as its learner draws it; ``E``, ``W`` uniform in ±1/√(fan-in), zero biases."""
+        E = rng.uniform(-1, 1, (self.n_inputs, self.channels)) / np.sqrt(self.channels)
+        W = rng.uniform(-1, 1, (self.classes, self.n_targets)) / np.sqrt(self.n_targets)
+        return ClassifierStart(self.inner.draw(rng), np.concatenate(
+            [E.ravel(), np.zeros(self.n_inputs), W.ravel(), np.zeros(self.classes)]))
+
+    def flat(self, params) -> np.ndarray:
+        if isinstance(params, ClassifierStart):
+            return np.concatenate([self.inner.flat(params.model), params.extra])
+        return np.asarray(params, dtype=np.float64).reshape(-1)
+
+    def load_parameters(self, path: str) -> np.ndarray:
+        raise SymglepError(f"{path}: a classifier resumes from its own --save file (it holds the encoder and "
+                           "head as well)")
+
+    def split(self, theta) -> tuple:
+        """``(model θ, E, e, W, b)`` of the flat θ."""
+        theta = np.asarray(theta, dtype=np.float64)
+        parts, pos = [theta[:self.n_model]], self.n_model
+        for (_, shape), size in zip(self.layout[-4:], self.sizes):
+            parts.append(theta[pos:pos + size].reshape(shape))
+            pos += size
+        return tuple(parts)
+
+    def encode(self, E, e, x) -> np.ndarray:
+        return np.ascontiguousarray(x @ E.T + e)
+
+    def pooled(self, theta, u, mask, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
+        """``(r̄, T)`` of the model driven by ``u``: free passes of :data:`CHUNK` nodes, each
+        continuing from the last one's end state, so nothing of length K is recorded."""
+        nodes = u.shape[1]
+        acc, q, x, velocity = 0.0, q0, x0, start_velocity
+        for lo in range(0, nodes - 1, CHUNK):
+            hi = min(lo + CHUNK, nodes - 1)
+            times = t0 + np.arange(lo, hi + 1) * dt
+            qr, seen, qT, pT = self.inner.readout_states(theta, np.ascontiguousarray(u[:, lo:hi + 1]), q, x, dt,
+                                                         t0 + lo * dt, velocity)
+            w = mask[:, lo:hi + 1].copy()
+            if lo:
+                w[:, 0] = 0.0  # node lo closed the previous chunk
+            acc = acc + np.einsum("bk,bkr->br", w, self.readout(qr, seen, times[None, :]))
+            q, x, velocity = qT, pT, False
+        total = mask.sum(axis=1)
+        return acc / total[:, None], total
+
+    @staticmethod
+    def decode(y) -> tuple:
+        """``(mask (b, K+1), labels (b,))`` of a classification ``y`` (module docstring)."""
+        return y.sum(axis=2), y.sum(axis=1).argmax(axis=1)
+
+    def forward(self, theta, u, y, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
+        th, E, e, W, b = self.split(theta)
+        mask, labels = self.decode(y)
+        inputs = self.encode(E, e, u)
+        r_bar, total = self.pooled(th, inputs, mask, q0, x0, dt, t0, start_velocity)
+        return head_pass(W, b, r_bar, total, mask, labels, dt), labels, inputs
+
+    def losses(self, theta, u, y, q0, x0, dt, t0=0.0, start_velocity=False) -> np.ndarray:
+        return self.forward(theta, u, y, q0, x0, dt, t0, start_velocity)[0].loss
+
+    def scores(self, theta, data: Dataset, start=None) -> dict:
+        """``{"loss", "accuracy"}`` of a whole split at ``theta`` (``start``: a learned shared start)."""
+        q0, x0 = data.q0, data.x0
+        if start is not None:
+            q0, x0 = (np.ascontiguousarray(np.broadcast_to(a, (data.size, a.size))) for a in start)
+        hp, labels, _ = self.forward(theta, data.u, data.y, q0, x0, data.dt, data.t0, data.start_velocity)
+        return {"loss": float(hp.loss.mean()), "accuracy": float(np.mean(hp.predicted == labels))}
+
+    def gradients(self, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0=0.0, with_start=False):
+        """Per-sequence ``(loss, dθ[, dq0, dx0])``: the head's loss, and the model's gradient from its
+        estimator driven by the head's cotangents (theory §12), chained through the encoder."""
+        hp, _, inputs = self.forward(theta, u, y, q0, x0, dt, t0, start_velocity)
+        th = self.split(theta)[0]
+        out = self.inner.gradients(estimator, beta, th, inputs, hp.cotangent, q0, x0, start_velocity, dt, t0,
+                                   with_start=with_start, with_inputs=True)
+        du = out[-1]
+        b = len(hp.loss)
+        dE = np.einsum("bkm,bkc->bmc", du, u).reshape(b, -1)
+        grad = np.concatenate([out[1], dE, du.sum(axis=1), hp.dW.reshape(b, -1), hp.db], axis=1)
+        return (hp.loss, grad, *out[2:-1])
