@@ -26,8 +26,7 @@ import sympy as sp
 from . import uea
 from .errors import SymglepError
 from .heads import head_pass
-from .learners import group_parameters
-from .parameter_values import element_names
+from .learners import Learner
 from .network.model import ArrayModel
 from .stack.model import Stack
 from .tasks import Dataset
@@ -225,7 +224,7 @@ class ClassifierStart:
     extra: np.ndarray
 
 
-class ClassifierLearner:
+class ClassifierLearner(Learner):
     """Encoder, physical model and head behind the learner interface (module docstring).
 
     θ is the model's parameters, then ``encoder.E (n_u, C)``, ``encoder.e (n_u,)``,
@@ -239,22 +238,16 @@ class ClassifierLearner:
         if not inner.n_inputs:
             raise SymglepError(f"{inner.system.name!r} has no inputs: a classification task drives the model "
                                "with the series")
+        super().__init__(inner.system, inner.kernels)
         self.inner, self.readout = inner, readout
         self.channels, self.classes = int(channels), int(classes)
-        self.system, self.kind, self.integrator = inner.system, inner.kind, inner.integrator
+        self.kind, self.integrator = inner.kind, inner.integrator
         self.n, self.n_inputs, self.n_targets = inner.n, inner.n_inputs, inner.n_targets
         self.layout = list(inner.layout) + [
             ("encoder.E", (self.n_inputs, self.channels)), ("encoder.e", (self.n_inputs,)),
             ("head.W", (self.classes, self.n_targets)), ("head.b", (self.classes,))]
         self.sizes = [int(np.prod(shape)) for _, shape in self.layout[-4:]]
         self.n_model = sum(int(np.prod(s)) if s else 1 for _, s in inner.layout)
-
-    @property
-    def names(self) -> list:
-        return [e for name, shape in self.layout for e in element_names(name, shape)]
-
-    def parameters_json(self, theta) -> dict:
-        return group_parameters(self.layout, np.asarray(theta, dtype=np.float64))
 
     def require_estimator(self, estimator: str) -> None:
         self.inner.require_estimator(estimator)
