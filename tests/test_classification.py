@@ -32,8 +32,11 @@ HAS_SKTIME = importlib.util.find_spec("sktime") is not None
 
 @pytest.fixture(scope="module")
 def hssm():
+    """The HSSM's generated kernels run as plain Python (jit=False): the same code, a second to run
+    instead of half a minute of compiling; the compiled kernels run in the CLI test below and the
+    compiled stacked echo of array units is checked against BPTT in test_stack_arrays."""
     stack = load_system(str(HSSM))
-    return stack, learner_for(stack, symglep.compile(stack, dt=0.1))
+    return stack, learner_for(stack, symglep.compile(stack, dt=0.1, jit=False))
 
 
 def toy(inner, readout, rng, lengths=(12, 7, 9), channels=3, classes=4, substeps=2):
