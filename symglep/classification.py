@@ -28,8 +28,8 @@ from .errors import SymglepError
 from .heads import head_pass
 from .learners import Learner
 from .network.model import ArrayModel
-from .stack.model import Stack
-from .tasks import Dataset
+from .stack.model import Stack, declares_terminal_cost
+from .tasks import Dataset, array_readout_function, scalar_readout_function
 
 #: nodes per free pass when the head's readouts are pooled: memory stays O(1) in the sequence length
 CHUNK = 256
@@ -55,52 +55,29 @@ def scalar_linear_readout(model):
     cost = sp.expand(model.cost.subs(model.constants))
     if not ys or cost.subs({y: 0 for y in ys}) != 0 or any(sp.diff(cost, a, b) != 0 for a in ys for b in ys):
         raise _linear_error(model.name, "cost")
-    fn = sp.lambdify(list(model.q) + list(model.u) + [model.time], [sp.diff(cost, y) for y in ys],
-                     modules="numpy")
-
-    def readout(q, u, t):
-        q, u, t = np.asarray(q), np.asarray(u), np.asarray(t)
-        values = fn(*np.moveaxis(q, -1, 0), *np.moveaxis(u, -1, 0), t)
-        shape = np.broadcast_shapes(q.shape[:-1], u.shape[:-1], t.shape)
-        return np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), shape) for v in values], axis=-1)
-
-    return readout
+    return scalar_readout_function(model, [sp.diff(cost, y) for y in ys])
 
 
 def array_linear_readout(model):
     """``f(q_r, u, t) -> r (..., n_y)`` of an array model whose cost element is linear in ``y[r]``
     (``q_r (..., n_y, dim)``: the readout units' coordinates)."""
     element = model.readout
-    slots = element.slots
-    qs = sorted((s for s in slots if s.role == "q"), key=lambda s: s.comp)
-    ys = [s.symbol for s in slots if s.role == "y"]
+    ys = [s.symbol for s in element.slots if s.role == "y"]
     cost = sp.expand(element.cost)
     if len(ys) != 1 or cost.subs(ys[0], 0) != 0 or sp.diff(cost, ys[0], 2) != 0 or \
-            {s.role for s in slots} - {"q", "y"}:
+            {s.role for s in element.slots} - {"q", "y"}:
         raise _linear_error(model.name, "cost element")
-    fn = sp.lambdify([s.symbol for s in qs], sp.diff(cost, ys[0]), modules="numpy")
-
-    def readout(q, u, t):
-        q = np.asarray(q)
-        value = fn(*[q[..., s.comp] for s in qs])
-        return np.broadcast_to(np.asarray(value, dtype=np.float64), q.shape[:-1]).copy()
-
-    return readout
+    return array_readout_function(element, sp.diff(cost, ys[0]))
 
 
 def linear_readout_of(system):
     """The readout ``r(q)`` a head pools, for any kind (the top unit's, for a stack); a one-line
     error when the cost is not linear in the targets or a terminal cost would add to the loss."""
     model = system.units[-1] if isinstance(system, Stack) else system
-    if isinstance(model, ArrayModel):
-        if model.terminal is not None:
-            raise SymglepError(f"{model.name!r} declares a terminal cost: a classification head is the whole "
-                               "loss (theory §12); drop the terminal cost")
-        return array_linear_readout(model)
-    if model.terminal_cost != 0:
+    if declares_terminal_cost(model):
         raise SymglepError(f"{model.name!r} declares a terminal cost: a classification head is the whole loss "
                            "(theory §12); drop the terminal cost")
-    return scalar_linear_readout(model)
+    return array_linear_readout(model) if isinstance(model, ArrayModel) else scalar_linear_readout(model)
 
 
 # -- data sets ---------------------------------------------------------------------------------
@@ -146,6 +123,11 @@ def series_dataset(series: list, labels: np.ndarray, classes: list, norm: Normal
     info = {"task": name, "classes": list(classes), "substeps": substeps, "channels": C,
             "lengths": [int(v) for v in lengths]}
     return Dataset(u, np.ascontiguousarray(y), q0, p0, float(dt), name=name, info=info, classes=list(classes))
+
+
+def uea_name(task) -> str | None:
+    """The data set of a ``uea:NAME`` task, else ``None``."""
+    return task[4:] if isinstance(task, str) and task.startswith("uea:") else None
 
 
 def uea_task(name: str, learner, dt: float | None = None, substeps: int | None = None) -> Dataset:

@@ -94,15 +94,33 @@ def readout_map(model: Model, cost=None):
             solutions[0][y].free_symbols & set(ys) for y in ys):
         raise SymglepError(f"the task needs a readout: the {which} of {model.name!r} must fix each target "
                            "by dc/dy = 0 (e.g. c = (x - y)**2/2); give your own DATA.npz instead")
-    exprs = [solutions[0][y] for y in ys]
-    args = list(model.q) + list(model.u) + [model.time]
-    fn = sp.lambdify(args, exprs, modules="numpy")
+    return scalar_readout_function(model, [solutions[0][y] for y in ys])
+
+
+def scalar_readout_function(model: Model, exprs: list):
+    """``f(q, u, t) -> (..., len(exprs))``: expressions of a scalar model's coordinates, inputs and
+    time evaluated on arrays ``q (..., n)``, ``u (..., n_u)``, ``t (...)``."""
+    fn = sp.lambdify(list(model.q) + list(model.u) + [model.time], exprs, modules="numpy")
 
     def readout(q, u, t):
         q, u, t = np.asarray(q), np.asarray(u), np.asarray(t)
         values = fn(*[q[..., i] for i in range(q.shape[-1])], *[u[..., i] for i in range(u.shape[-1])], t)
         shape = np.broadcast_shapes(q.shape[:-1], u.shape[:-1], t.shape)
         return np.stack([np.broadcast_to(np.asarray(v, dtype=np.float64), shape) for v in values], axis=-1)
+
+    return readout
+
+
+def array_readout_function(element, expr):
+    """``f(q_r, u, t) -> (..., n_y)``: ``expr`` of a cost element's coordinate slots evaluated on the
+    readout units' coordinates ``q_r (..., n_y, dim)``."""
+    qs = sorted((s for s in element.slots if s.role == "q"), key=lambda s: s.comp)
+    fn = sp.lambdify([s.symbol for s in qs], expr, modules="numpy")
+
+    def readout(q, u, t):
+        q = np.asarray(q)
+        value = fn(*[q[..., s.comp] for s in qs])
+        return np.broadcast_to(np.asarray(value, dtype=np.float64), q.shape[:-1]).copy()
 
     return readout
 
@@ -115,9 +133,7 @@ def array_readout_map(model, element=None):
     Returns a function of ``q (..., n_y, dim)`` (the readout units' coordinates) giving ``(..., n_y)``.
     """
     element = model.readout if element is None else element
-    slots = element.slots
-    qs = sorted((s for s in slots if s.role == "q"), key=lambda s: s.comp)
-    ys = [s.symbol for s in slots if s.role == "y"]
+    ys = [s.symbol for s in element.slots if s.role == "y"]
     cost = element.cost
     solutions = []
     if len(ys) == 1:
@@ -129,14 +145,7 @@ def array_readout_map(model, element=None):
         which = "cost" if element is model.readout else "terminal cost"
         raise SymglepError(f"the task needs a readout: the {which} element of {model.name!r} must fix y[r] by "
                            "dc/dy = 0 (e.g. Sum((x[r] - y[r])**2/2, r)); give your own DATA.npz instead")
-    fn = sp.lambdify([s.symbol for s in qs], solutions[0][ys[0]], modules="numpy")
-
-    def readout(q, u, t):
-        q = np.asarray(q)
-        value = fn(*[q[..., s.comp] for s in qs])
-        return np.broadcast_to(np.asarray(value, dtype=np.float64), q.shape[:-1]).copy()
-
-    return readout
+    return array_readout_function(element, solutions[0][ys[0]])
 
 
 def readout_of(system):

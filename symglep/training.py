@@ -43,7 +43,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .beta import AUTO, choose_beta, describe, parse_beta
-from .classification import ClassificationTask, ClassifierLearner, labelled_npz, linear_readout_of, uea_task
+from .classification import (ClassificationTask, ClassifierLearner, labelled_npz, linear_readout_of, uea_name,
+                             uea_task)
 from .command_options import TrainOptions
 from .distributed import DaskGradient, connect
 from .errors import SymglepError
@@ -237,8 +238,8 @@ def make_dataset(model, kernels, task, seed: int, dt: float | None,
     """``(dataset, start parameters or None)`` for ``task``: ``"sine"``, ``"target"``, ``"uea:NAME"``,
     a ``.npz`` path (with ``labels``: a classification set) or a Dataset (any kind of system; the start
     as the kind's learner draws it)."""
-    if isinstance(task, str) and task.startswith("uea:"):
-        return uea_task(task[4:], learner_for(model, kernels), dt, substeps), None
+    if uea_name(task):
+        return uea_task(uea_name(task), learner_for(model, kernels), dt, substeps), None
     if isinstance(task, str) and task not in ("sine", "target") and os.path.exists(task):
         labelled = labelled_npz(task, learner_for(model, kernels), dt, substeps)
         if labelled is not None:
@@ -276,9 +277,10 @@ def _resumed_start(state: "TrainResult", data: Dataset, n: int):
 
 def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume,
              learn_start, learn_theta, substeps=None):
-    """Learner, data set, start parameters and initial state, history, optimiser and gradient evaluator."""
+    """Learner, data set, start parameters and initial state, history (losses, and a classifier's
+    per-epoch scores), optimiser and gradient evaluator."""
     default_dt = (TargetTask.dt if task == "target" or isinstance(task, TargetTask) else
-                  ClassificationTask.dt if isinstance(task, str) and task.startswith("uea:") else SineTask.dt)
+                  ClassificationTask.dt if uea_name(task) else SineTask.dt)
     kernels = compile_kernels(model, integrator, dt or default_dt, cache)
     learner_for(model, kernels).require_estimator(estimator)
     data, start = make_dataset(model, kernels, task, seed, dt, substeps)
@@ -290,12 +292,13 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
                                "free pass and the echo); drop --scheduler")
         learner = ClassifierLearner(learner, linear_readout_of(model), data.u.shape[2], len(data.classes))
     history: list = []
+    scores: list = []
     size = (len(learner.names) if learn_theta else 0) + (2 * width if learn_start else 0)
     opt = make_optimizer(optimizer, lr, size)
     initial = (data.q0[0].copy(), data.x0[0].copy()) if learn_start else None
     if resume is not None:
         state = _resume_state(resume, learner)
-        theta, history = state.theta.copy(), list(state.loss_history)
+        theta, history, scores = state.theta.copy(), list(state.loss_history), list(state.scores or [])
         if learn_start:
             initial = _resumed_start(state, data, width) or initial
         if state.optimizer_state and state.settings.get("optimizer") == optimizer:
@@ -316,7 +319,7 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
         grad = DaskGradient(client, spec if spec is not None else model, integrator, data, estimator, beta)
     else:
         grad = LocalGradient(learner, data, estimator, beta)
-    return learner, data, theta, initial, history, opt, grad, choice
+    return learner, data, theta, initial, (history, scores), opt, grad, choice
 
 
 def _pilot_beta(learner, data: Dataset, estimator: str, theta, initial, learn_theta: bool):
@@ -342,7 +345,7 @@ def _require_capabilities(system, task, estimator, batch, resume, scheduler, lea
     caps.require("estimator", estimator)
     if isinstance(task, TargetTask) or task == "target":
         caps.require("train option", "--task target")
-    elif isinstance(task, str) and task.startswith("uea:"):
+    elif uea_name(task):
         caps.require("train option", "--task uea:NAME")
     elif isinstance(task, str) and task != "sine":
         caps.require("train option", "--task DATA.npz")
@@ -401,7 +404,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     if scheduler:
         client = connect(scheduler)  # fail fast (missing extra, unreachable address) before compiling
     try:
-        learner, data, theta, initial, history, opt, grad, choice = _prepare(
+        learner, data, theta, initial, (history, scores), opt, grad, choice = _prepare(
             model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume,
             learn_initial_state, learn_theta, substeps)
     except BaseException:
@@ -417,7 +420,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     bar = Progress(epochs, progress)
     first = len(history)
     classifier = isinstance(learner, ClassifierLearner)
-    scores = _previous_scores(resume) if classifier else None
+    scores = scores if classifier else None
     try:
         for done, epoch in enumerate(range(first, first + epochs), start=1):
             order = np.arange(S) if batch == S else np.random.default_rng([seed, epoch]).permutation(S)
@@ -481,17 +484,6 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     if save:
         result.save(save)
     return result
-
-
-def _previous_scores(resume) -> list:
-    """The per-epoch scores a resumed classification run carries on (empty for a fresh run)."""
-    if resume is None:
-        return []
-    if not isinstance(resume, TrainResult):
-        if _read_json(str(resume)).get("format") != FORMAT:
-            return []
-        resume = TrainResult.load(str(resume))
-    return list(resume.scores or [])
 
 
 def _scores(learner: ClassifierLearner, theta, data: Dataset, initial) -> dict:
