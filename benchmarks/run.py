@@ -649,7 +649,7 @@ def explanations(sym, num, roof, peak, probe):
                 "kernels (register-blocked over several rows, so each load of q serves several rows) with a "
                 "vectorised tanh. "
                 f"Measured per step: echo {r['echo'] / r['K'] * 1e6:.1f} µs for {fl} flops, JAX "
-                f"{r['jax'] / r['K'] * 1e6:.1f} µs. Remedies (templates/network): fuse the `A q` and `Aᵀ g` "
+                f"{r['jax'] / r['K'] * 1e6:.1f} µs. Remedies (templates/numba/array.py.j2): fuse the `A q` and `Aᵀ g` "
                 "sweeps of one force into one pass over A, block the row loop by 4 rows, and a vectorised "
                 "tanh (Numba uses SVML when `icc_rt` is installed).")
         slow_chain = [r for r in b1 if r["model"] == "chain" and r["echo"] >= r["jax"]]
@@ -665,7 +665,7 @@ def explanations(sym, num, roof, peak, probe):
                 "per step dominates and the echo is faster; at n = 256 the unvectorised O(n) loops catch up "
                 "(µs per step of the echo: " + ", ".join(
                     f"n = {n}, K = {k}: {v:.1f}" for (n, k), v in sorted(per_step.items())) +
-                "). Remedy (templates/network): detect a chain-shaped edge list (e, e+1) at run time and use "
+                "). Remedy (templates/numba/array.py.j2): detect a chain-shaped edge list (e, e+1) at run time and use "
                 "contiguous loops the compiler vectorises.")
         b32 = [r for r in num if r["B"] > 1]
         if b32:

@@ -337,7 +337,7 @@ def test_hostile_names_give_inert_c_with_the_same_numbers(tmp_path):
         code = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.S)   # the names appear in comments only
         assert code.count('"') == quotes                                  # no string but the #include
         includes = [line for line in code.splitlines() if line.startswith("#include")]
-        assert includes == ([] if quotes == 0 else ["#include <math.h>", f'#include "{header.name}"'])
+        assert includes == ([] if quotes == 0 else ["#include <math.h>", "#include <stddef.h>", f'#include "{header.name}"'])
     lib = folder / "libevil.so"
     compile_c("gcc", folder, lib, [source.name], STRICT + EXTRA + ["-O2", "-fPIC", "-shared"])
     evil = CKernels(lib, evil_model, "float64")

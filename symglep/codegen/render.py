@@ -8,51 +8,19 @@ the content hash that keys the kernel cache.
 
 from __future__ import annotations
 
-import hashlib
-import os
-
-import jinja2
 import sympy as sp
 
 from .. import __version__
 from ..discrete import Scheme
 from ..model import Model
-from .digest import sources_digest
+from . import backend
+from .backend import environment
 from .names import safe_comment
 from .printer import python_function
 
 TARGETS = ("numba",)
 NEWTON_MAXIT = 50
 NEWTON_TOL = 1e-13
-
-
-def template_dir() -> str:
-    """The templates folder: ``templates/`` of a source checkout, or the copy inside the wheel."""
-    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    for candidate in (os.path.join(os.path.dirname(here), "templates"), os.path.join(here, "_templates")):
-        if os.path.isdir(os.path.join(candidate, "numba")):
-            return candidate
-    raise FileNotFoundError("symglep templates folder not found (broken installation)")
-
-
-def environment() -> jinja2.Environment:
-    return jinja2.Environment(
-        loader=jinja2.FileSystemLoader(template_dir()),
-        undefined=jinja2.StrictUndefined,
-        trim_blocks=True,
-        lstrip_blocks=True,
-        keep_trailing_newline=True,
-        autoescape=False,
-    )
-
-
-NUMBA_GENERATORS = ("discrete.py", "codegen/printer.py", "codegen/render.py", "codegen/names.py",
-                    "mechanics.py", "legendre.py", "symmetry.py")
-
-
-def _sources_digest(target: str) -> str:
-    """Digest of everything that shapes generated code besides the model: templates and generators."""
-    return sources_digest(os.path.join(template_dir(), target), NUMBA_GENERATORS)
 
 
 def canonical_srepr(expr) -> str:
@@ -91,13 +59,8 @@ def model_fingerprint(model: Model) -> str:
 
 
 def content_hash(model: Model, target: str, options: dict) -> str:
-    """The cache key: sha256 of (version, model, options, templates and generator sources)."""
-    h = hashlib.sha256()
-    h.update(f"symglep {__version__}\n".encode())
-    h.update(model_fingerprint(model).encode())
-    h.update(("\n" + ";".join(f"{k}={options[k]}" for k in sorted(options))).encode())
-    h.update(("\n" + _sources_digest(target)).encode())
-    return h.hexdigest()
+    """The cache key of a scalar model's kernels (:func:`symglep.codegen.backend.content_hash`)."""
+    return backend.content_hash(target, "scalar", model_fingerprint(model), options)
 
 
 def complex_step_context(complex_step: bool) -> dict:
@@ -110,7 +73,7 @@ def complex_step_context(complex_step: bool) -> dict:
 def render_numba(scheme: Scheme, digest: str, newton_tol: float = NEWTON_TOL, complex_step: bool = False) -> str:
     """Source of the Numba kernel module of ``scheme`` (``newton_tol``: midpoint Newton stopping step);
     ``complex_step``: the complex-safe variant whose ``gradient`` takes an imaginary β (theory §5)."""
-    template = environment().get_template("numba/kernels.py.j2")
+    template = environment().get_template("numba/scalar.py.j2")
     return template.render(
         version=__version__,
         content_hash=digest,

@@ -5,29 +5,23 @@ kernels), ``example_main.c`` (a tiny host program) and a ``Makefile``. The maths
 printed by :mod:`symglep.codegen.c_printer`; the templates lay out the loops, which
 mirror the Numba template's operation for operation (docs/c-kernels.md).
 
-The content hash of the C target covers ``templates/c/`` and its own list of generator
-modules, so the Numba target's hash (and the committed Numba kernels) does not depend
-on the C printer.
+The content hash of the C target covers ``templates/c/`` and the C generator modules
+(:mod:`symglep.codegen.backend`), so the Numba target's hash (and the committed Numba
+kernels) does not depend on the C printer.
 """
 
 from __future__ import annotations
-
-import hashlib
-import os
 
 from .. import __version__
 from ..derivation import derive
 from ..discrete import Scheme, discretise
 from ..errors import SymglepError
 from ..model import Model
+from . import backend
+from .backend import environment
 from .c_printer import PRECISIONS, c_api_prefix, c_function, literal
-from .digest import sources_digest
 from .names import encode, safe_comment
-from .render import NEWTON_MAXIT, NEWTON_TOL, environment, model_fingerprint, template_dir
-
-#: the generator modules whose source shapes the C files (hashed with templates/c/)
-C_GENERATORS = ("discrete.py", "codegen/printer.py", "codegen/c_printer.py", "codegen/render.py",
-                "codegen/render_c.py", "codegen/names.py", "mechanics.py", "legendre.py", "symmetry.py")
+from .render import NEWTON_MAXIT, NEWTON_TOL, model_fingerprint
 
 #: the Scheme functions the C kernels call (only these are printed: C warns on unused statics)
 C_FUNCTIONS = {
@@ -53,19 +47,10 @@ def file_stem(model_name: str) -> str:
     return encode(model_name)[:80] or "model"
 
 
-def c_sources_digest() -> str:
-    """Digest of templates/c/ and the C generator modules."""
-    return sources_digest(os.path.join(template_dir(), "c"), C_GENERATORS)
-
-
 def c_content_hash(model: Model, integrator: str, precision: str) -> str:
-    """sha256 of (version, model, integrator, precision, C templates and generators)."""
-    h = hashlib.sha256()
-    h.update(f"symglep {__version__}\ntarget=c\n".encode())
-    h.update(model_fingerprint(model).encode())
-    h.update(f"\nintegrator={integrator};precision={precision}\n".encode())
-    h.update(c_sources_digest().encode())
-    return h.hexdigest()
+    """The cache key of a scalar model's C files (:func:`symglep.codegen.backend.content_hash`)."""
+    return backend.content_hash("c", "scalar", model_fingerprint(model),
+                                {"integrator": integrator, "precision": precision})
 
 
 def render_c(scheme: Scheme, digest: str, precision: str = "float64") -> dict:
@@ -110,8 +95,8 @@ def render_c(scheme: Scheme, digest: str, precision: str = "float64") -> dict:
         lit=lambda text: literal(text, precision),
     )
     env = environment()
-    names = {"{stem}.h": "c/model.h.j2", "{stem}.c": "c/model.c.j2",
-             "example_main.c": "c/example_main.c.j2", "Makefile": "c/Makefile.j2"}
+    names = {"{stem}.h": "c/scalar.h.j2", "{stem}.c": "c/scalar.c.j2",
+             "example_main.c": "c/scalar_main.c.j2", "Makefile": "c/Makefile.j2"}
     return {pattern.format(stem=stem): env.get_template(tpl).render(**context) for pattern, tpl in names.items()}
 
 

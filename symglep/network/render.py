@@ -1,4 +1,4 @@
-"""Rendering an array model through ``templates/network/kernels.py.j2`` (docs/networks.md).
+"""Rendering an array model through ``templates/numba/array.py.j2`` (docs/networks.md).
 
 The element pieces (:mod:`symglep.network.elements`) are printed as small
 ``@njit`` functions returning tuples; the template holds the loops over units,
@@ -8,20 +8,15 @@ depends on n, so generation time is the same at every size.
 
 from __future__ import annotations
 
-import hashlib
-import os
-
 import sympy as sp
 
 from .. import __version__
-from ..codegen.digest import sources_digest
+from ..codegen import backend
+from ..codegen.backend import environment
 from ..codegen.names import safe_comment
 from ..codegen.printer import ComplexPrinter, NumbaPrinter, common_subexpressions, require_analytic
-from ..codegen.render import complex_step_context, environment, template_dir
+from ..codegen.render import complex_step_context
 from .elements import Piece, kinetic_pieces, readout_pieces, term_pieces
-
-GENERATORS = ("network/arrays.py", "network/model.py", "network/terms.py", "network/elements.py", "network/render.py")
-
 
 def element_function(piece: Piece, complex_step: bool = False, prefix: str = "") -> str:
     """Source of ``@njit def <prefix>name(a0, a1, ...): return (out0, out1, ...)`` with one ``cse``; with
@@ -137,19 +132,9 @@ def model_fingerprint(model) -> str:
     return "\n".join(parts)
 
 
-def network_sources_digest() -> str:
-    """Digest of the network templates and generator modules (and the shared printer)."""
-    return sources_digest(os.path.join(template_dir(), "network"),
-                          GENERATORS + ("codegen/printer.py", "codegen/names.py"))
-
-
 def content_hash(model, options: dict) -> str:
-    h = hashlib.sha256()
-    h.update(f"symglep {__version__} network\n".encode())
-    h.update(model_fingerprint(model).encode())
-    h.update(("\n" + ";".join(f"{k}={options[k]}" for k in sorted(options))).encode())
-    h.update(("\n" + network_sources_digest()).encode())
-    return h.hexdigest()
+    """The cache key of an array model's kernels (:func:`symglep.codegen.backend.content_hash`)."""
+    return backend.content_hash("numba", "array", model_fingerprint(model), options)
 
 
 def unit_context(model, prefix: str = "") -> dict:
@@ -180,11 +165,11 @@ def unit_context(model, prefix: str = "") -> dict:
 def unit_source(model, prefix: str = "", complex_step: bool = False) -> str:
     """The element functions and the unit-level loops (V, ∇V with the parameter partials, the force's
     adjoint, masses, costs) of an array model, every name prefixed by ``prefix``
-    (``templates/network/unit.py.j2``); the module that holds them defines ``<prefix>D``,
+    (``templates/numba/array_unit.py.j2``); the module that holds them defines ``<prefix>D``,
     ``<prefix>NW`` and ``FAST``. The network module uses ``prefix=""``; a stack one per array unit."""
     context = unit_context(model, prefix)
     functions = [element_function(p, complex_step, prefix) for p in context.pop("pieces")]
-    template = environment().get_template("network/unit.py.j2")
+    template = environment().get_template("numba/array_unit.py.j2")
     return template.render(functions=functions, **context).rstrip("\n") + "\n\n"
 
 
@@ -196,7 +181,7 @@ def work_rows(model) -> int:
 def render_network(model, digest: str, complex_step: bool = False) -> str:
     """Source of the Numba kernel module of an :class:`~symglep.network.ArrayModel`; ``complex_step``:
     the complex-safe variant whose ``gradient`` takes an imaginary β (theory §5)."""
-    template = environment().get_template("network/kernels.py.j2")
+    template = environment().get_template("numba/array.py.j2")
     return template.render(
         version=__version__, content_hash=digest, model_comment=safe_comment(model.name),
         D=model.dim, n_params=len(model.parameters), unit_source=unit_source(model, "", complex_step),

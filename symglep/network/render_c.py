@@ -1,6 +1,6 @@
-"""Rendering an array model into C99 files (``templates/network_c/``, docs/c-kernels.md, "Array models").
+"""Rendering an array model into C99 files (``templates/c/array*.j2``, docs/c-kernels.md, "Array models").
 
-The C kernels mirror the Numba array kernels (``templates/network/``) operation for operation:
+The C kernels mirror the Numba array kernels (``templates/numba/array.py.j2``) operation for operation:
 the element pieces (:mod:`symglep.network.elements`) are printed as small ``static void``
 functions writing their outputs through a pointer, the per-unit loops take the loop structure
 of :func:`symglep.network.render.unit_context`, and the passes are the Numba module's free pass,
@@ -9,30 +9,23 @@ kernels, every size is fixed at generation: the model's declared size ``n`` (``s
 ``sizes`` (inputs, readout units), its default edge list at that size and the readout on the
 last units, so the work buffer is a compile-time constant (as for every C model).
 
-The content hash covers ``templates/network_c/``, the shared ``templates/c/Makefile.j2`` and
-this target's generator modules; the Numba array hash does not depend on any of them.
+The content hash is the C target's (:mod:`symglep.codegen.backend`): ``templates/c/`` and the C
+generator modules; the Numba array hash does not depend on them.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-
 import sympy as sp
 
 from .. import __version__
+from ..codegen import backend
+from ..codegen.backend import environment
 from ..codegen.c_printer import PRECISIONS, CPrinter, c_api_prefix
-from ..codegen.digest import sources_digest
 from ..codegen.names import safe_comment
 from ..codegen.printer import common_subexpressions
-from ..codegen.render import environment, template_dir
 from ..errors import SymglepError
 from .elements import Piece
-from .render import GENERATORS, model_fingerprint, unit_context, work_rows
-
-#: the generator modules whose source shapes the array C files (hashed with templates/network_c/)
-C_GENERATORS = GENERATORS + ("network/render_c.py", "codegen/printer.py", "codegen/c_printer.py",
-                             "codegen/names.py")
+from .render import model_fingerprint, unit_context, work_rows
 
 #: the most trajectories one pass steps together: the echoes at ±β, ±2β and the un-nudged one
 MAX_TRAJECTORIES = 5
@@ -97,23 +90,12 @@ def element_c_function(piece: Piece, precision: str) -> str:
     return "\n".join(head + lines + ["}"]) + "\n"
 
 
-def c_sources_digest() -> str:
-    """Digest of templates/network_c/, templates/c/Makefile.j2 and the generator modules."""
-    h = hashlib.sha256(sources_digest(os.path.join(template_dir(), "network_c"), C_GENERATORS).encode())
-    with open(os.path.join(template_dir(), "c", "Makefile.j2"), "rb") as f:
-        h.update(b"c/Makefile.j2\0" + f.read())
-    return h.hexdigest()
-
-
 def c_content_hash(model, precision: str) -> str:
-    """sha256 of (version, model, its generation sizes, precision, templates and generators)."""
-    h = hashlib.sha256()
-    h.update(f"symglep {__version__}\ntarget=c-network;precision={precision}\n".encode())
-    h.update(model_fingerprint(model).encode())
-    h.update(f"\nsize={model.size};sizes={sorted(model.sizes.items())}\n".encode())
-    h.update(repr(model.default_edges(model.size).tolist()).encode())
-    h.update(("\n" + c_sources_digest()).encode())
-    return h.hexdigest()
+    """The cache key of an array model's C files: its fingerprint with the generation sizes and edge list
+    (:func:`symglep.codegen.backend.content_hash`)."""
+    fingerprint = (model_fingerprint(model) + f"\nsize={model.size};sizes={sorted(model.sizes.items())}\n"
+                   + repr(model.default_edges(model.size).tolist()))
+    return backend.content_hash("c", "array", fingerprint, {"precision": precision})
 
 
 def work_layout(sizes: dict) -> list:
@@ -182,8 +164,8 @@ def render_network_c(model, digest: str, precision: str = "float64") -> dict:
         parameter_names=[safe_comment(p.name) for p in model.parameters],
     )
     env = environment()
-    names = {f"{api}.h": "network_c/model.h.j2", f"{api}.c": "network_c/model.c.j2",
-             "example_main.c": "network_c/example_main.c.j2", "Makefile": "c/Makefile.j2"}
+    names = {f"{api}.h": "c/array.h.j2", f"{api}.c": "c/array.c.j2",
+             "example_main.c": "c/array_main.c.j2", "Makefile": "c/Makefile.j2"}
     return {fname: env.get_template(tpl).render(**ctx) for fname, tpl in names.items()}
 
 

@@ -1,34 +1,32 @@
 """Generated Numba kernels of a :class:`~symglep.stack.Stack` (theory §9).
 
-One kernel module per stack, rendered from ``templates/stack/kernels.py.j2``.
+One kernel module per stack, rendered from ``templates/numba/stack.py.j2``.
 It holds, for every unit ``i``, the Störmer–Verlet functions ``u<i>_f_*`` of
 the unit's *echo model* (the unit with its cost replaced by the linear readout
 cost of theory §9): a scalar unit's printed by
 :func:`symglep.codegen.printer.python_function`; an array unit's written over
-the loops of ``templates/network/unit.py.j2`` (``templates/stack/array_unit.py.j2``,
+the loops of ``templates/numba/array_unit.py.j2`` (``templates/numba/stack_array_unit.py.j2``,
 same signatures). For every link ``i`` (unit ``i`` → unit ``i+1``) it holds the
 glue ``u = φ(W r(q) + b)`` and its vector–Jacobian product: differentiated by
 SymPy when unit ``i`` is scalar, as loops over ``W`` when it is an array unit
-(``templates/stack/dense_glue.py.j2``). The template steps all units in
+(``templates/numba/stack_dense_glue.py.j2``). The template steps all units in
 lockstep (forward, echo) and holds the stack's BPTT reference.
 """
 
 from __future__ import annotations
 
-import hashlib
-import os
-
 import sympy as sp
 
 from .. import __version__
-from ..codegen.digest import sources_digest
+from ..codegen import backend
+from ..codegen.backend import environment
 from ..codegen.names import safe_comment
 from ..codegen.printer import ComplexPrinter, NumbaPrinter, python_function
-from ..codegen.render import NUMBA_GENERATORS, complex_step_context, environment, model_fingerprint, template_dir
+from ..codegen.render import complex_step_context, model_fingerprint
 from ..derivation import derive
 from ..discrete import NumericFunction, discretise
 from ..network.render import model_fingerprint as array_fingerprint
-from ..network.render import network_sources_digest, unit_source, work_rows
+from ..network.render import unit_source, work_rows
 from .sharing import share_identical_definitions
 
 #: The per-unit functions the stack template calls (names in symglep.discrete).
@@ -65,7 +63,7 @@ def unit_scheme(model):
 
 
 def _array_unit(stack, i: int) -> dict:
-    """What ``templates/stack/array_unit.py.j2`` reads of array unit ``i``."""
+    """What ``templates/numba/stack_array_unit.py.j2`` reads of array unit ``i``."""
     a, top = stack.arrays[i], i == len(stack.units) - 1
     return dict(P=f"u{i}_a_", model=safe_comment(a.name), size=a.size, D=a.dim, NW=work_rows(a.model),
                 offsets=a.offsets, param_names=[name for name, _ in a.layout], edges=list(a.edges.reshape(-1)),
@@ -112,33 +110,24 @@ def stack_fingerprint(stack) -> str:
 
 
 def stack_hash(stack, complex_step: bool = False) -> str:
-    """Cache key: version, the stack, the stack template, symglep's generators and this package's
-    (and ``complex_step``: the complex-safe variant)."""
-    h = hashlib.sha256()
-    h.update(f"symglep {__version__}\n".encode())
-    if complex_step:
-        h.update(b"complex_step\n")
-    h.update(stack_fingerprint(stack).encode())
-    h.update(("\n" + sources_digest(os.path.join(template_dir(), "stack"),
-                                     NUMBA_GENERATORS + ("stack/model.py", "stack/units.py",
-                                                         "stack/codegen.py", "stack/sharing.py"))).encode())
-    h.update(("\n" + network_sources_digest()).encode())  # the array units' loops
-    return h.hexdigest()
+    """The cache key of a stack's kernels (and ``complex_step``: the complex-safe variant;
+    :func:`symglep.codegen.backend.content_hash`)."""
+    return backend.content_hash("numba", "stack", stack_fingerprint(stack), {"complex_step": complex_step})
 
 
 def dense_glue_source(link, lk: dict, complex_step: bool = False) -> str:
-    """Glue ``u = φ(W q[SEL] + b)`` of a link from an array unit, as loops (``templates/stack/dense_glue.py.j2``)."""
+    """Glue ``u = φ(W q[SEL] + b)`` of a link from an array unit, as loops (``templates/numba/stack_dense_glue.py.j2``)."""
     z = sp.Symbol("z")
     printer = (ComplexPrinter if complex_step else NumbaPrinter)({z: "z"})
     phi = link.activation(z)
     ctx = dict(lk, phi=printer.doprint(phi), dphi=printer.doprint(sp.diff(phi, z)))
-    return environment().get_template("stack/dense_glue.py.j2").render(l=ctx).rstrip("\n") + "\n"
+    return environment().get_template("numba/stack_dense_glue.py.j2").render(l=ctx).rstrip("\n") + "\n"
 
 
 def array_unit_source(stack, u: dict, complex_step: bool = False) -> str:
-    """Array unit ``u``'s loops and its ``u<i>_f_*`` interface (``templates/stack/array_unit.py.j2``)."""
+    """Array unit ``u``'s loops and its ``u<i>_f_*`` interface (``templates/numba/stack_array_unit.py.j2``)."""
     source = unit_source(stack.arrays[u["i"]].model, u["P"], complex_step)
-    return environment().get_template("stack/array_unit.py.j2").render(
+    return environment().get_template("numba/stack_array_unit.py.j2").render(
         u=u, P=u["P"], source=source, **complex_step_context(complex_step)).rstrip("\n") + "\n"
 
 
@@ -162,7 +151,7 @@ def render_stack(stack, digest: str | None = None, complex_step: bool = False) -
             continue
         for fn in glue_functions(link):
             functions.append(python_function(fn, prefix=f"g{i}_", complex_step=complex_step))
-    template = environment().get_template("stack/kernels.py.j2")
+    template = environment().get_template("numba/stack.py.j2")
     return template.render(version=__version__, content_hash=digest, name=safe_comment(stack.name),
                            unit_names=[safe_comment(m.name) for m in stack.units],
                            functions=functions, **complex_step_context(complex_step), **shape)

@@ -1,9 +1,9 @@
 """Generated C99 kernels of a :class:`~symglep.stack.Stack` (theory §9, docs/echo-family.md).
 
-Rendered from ``templates/stack_c/``: ``<stack>.h`` (API, sizes, argument order),
+Rendered from ``templates/c/stack*.j2``: ``<stack>.h`` (API, sizes, argument order),
 ``<stack>.c`` (the kernels) and ``example_main.c``. The C files hold the lockstep
 free pass (the loss) and the stacked echo's centred gradient, one sequence per call,
-mirroring ``templates/stack/kernels.py.j2`` operation for operation; the maths of
+mirroring ``templates/numba/stack.py.j2`` operation for operation; the maths of
 every unit (prefix ``u<i>_f_``) and of every glue (prefix ``g<i>_``) is printed by
 :func:`symglep.codegen.c_printer.c_function`, the conventions are those of the
 single-model C target (docs/c-kernels.md): no allocation, a caller work buffer,
@@ -12,21 +12,16 @@ only ``math.h``. BPTT through the stack stays in the Numba module.
 
 from __future__ import annotations
 
-import hashlib
 import os
 
 from .. import __version__
+from ..codegen import backend
+from ..codegen.backend import environment
 from ..codegen.c_printer import PRECISIONS, c_api_prefix, c_function
-from ..codegen.digest import sources_digest
 from ..codegen.names import safe_comment
-from ..codegen.render import environment, template_dir
-from ..codegen.render_c import C_GENERATORS
 from ..errors import SymglepError
 from ..fileio import write_atomic
 from .codegen import TERMINAL_FUNCTIONS, glue_functions, layout, stack_fingerprint, unit_scheme
-
-#: the stack's C files depend on these sources besides templates/stack_c/
-STACK_C_GENERATORS = C_GENERATORS + ("stack/model.py", "stack/codegen.py", "stack/codegen_c.py")
 
 #: the per-unit Scheme functions the C kernels call (the top unit's cost functions only for the top unit:
 #: C warns on unused static functions)
@@ -95,12 +90,8 @@ def numba_powers(source: str) -> str:
 
 
 def stack_c_hash(stack, precision: str) -> str:
-    """sha256 of (version, stack, precision, templates/stack_c/ and the C generators)."""
-    h = hashlib.sha256()
-    h.update(f"symglep {__version__}\ntarget=c;precision={precision}\n".encode())
-    h.update(stack_fingerprint(stack).encode())
-    h.update(("\n" + sources_digest(os.path.join(template_dir(), "stack_c"), STACK_C_GENERATORS)).encode())
-    return h.hexdigest()
+    """The cache key of a stack's C files (:func:`symglep.codegen.backend.content_hash`)."""
+    return backend.content_hash("c", "stack", stack_fingerprint(stack), {"precision": precision})
 
 
 def work_layout(lay: dict) -> list:
@@ -148,9 +139,9 @@ def render_stack_c(stack, precision: str = "float64", digest: str | None = None)
                    parameter_comment=safe_comment(", ".join(stack.parameter_names)),
                    functions=functions, work=offsets, work_size=o, beta=EXAMPLE_BETA[precision], **lay)
     env = environment()
-    return {f"{P}.h": env.get_template("stack_c/stack.h.j2").render(**context),
-            f"{P}.c": env.get_template("stack_c/stack.c.j2").render(**context),
-            "example_main.c": env.get_template("stack_c/example_main.c.j2").render(**context)}
+    return {f"{P}.h": env.get_template("c/stack.h.j2").render(**context),
+            f"{P}.c": env.get_template("c/stack.c.j2").render(**context),
+            "example_main.c": env.get_template("c/stack_main.c.j2").render(**context)}
 
 
 def write_stack_c(stack, out_dir: str, precision: str = "float64") -> list:
