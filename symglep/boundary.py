@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .derivation import Derivation
+from .errors import DerivationError
 from .report import expr_str
 from .symbolic import is_zero
 
@@ -146,6 +147,9 @@ def _per_theta(d: Derivation, fn) -> dict | str:
 def residuals(d: Derivation) -> dict[str, Residual]:
     """The residual left by each boundary condition of :data:`BOUNDARY_CONDITIONS` (theory §3)."""
     m = d.model
+    if not d.legendre_regular:
+        raise DerivationError("the mass matrix is singular (det M ≡ 0): the velocities at the ends are not "
+                              "fixed by the momenta, so the boundary residuals are undefined (theory §3)")
     eT, e0 = end_symbols(d, "T"), end_symbols(d, "0")
     all_T = [*eT.dq_dbeta, *eT.dv_dbeta] + [s for th in m.parameters for s in (*eT.dq_dtheta[th], *eT.dv_dtheta[th])]
     all_0 = [*e0.dq_dbeta, *e0.dv_dbeta] + [s for th in m.parameters for s in (*e0.dq_dtheta[th], *e0.dv_dtheta[th])]

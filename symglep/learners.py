@@ -30,6 +30,7 @@ from .model import Model
 from .network.check import draw_parameters as draw_array_parameters
 from .network.check import load_array_params
 from .parameter_values import draw_parameters, element_names
+from .runtime import NoExactRouteError
 from .systems import compile as compile_system
 from .systems import kind_of
 
@@ -136,7 +137,12 @@ class ScalarLearner(Learner):
     def require_estimator(self, estimator: str) -> None:
         super().require_estimator(estimator)
         if estimator != "bptt":
-            self.kernels.route("echo")  # refuses the echo on a model without time-reversal symmetry (theory §4)
+            # the model's exact route (echo, flipped echo or digital PFVP, theory §4), which the gradient
+            # calls take by default; only a model with none (a non-uniform Rayleigh force) is refused
+            try:
+                self.kernels.route("auto")
+            except NoExactRouteError as exc:
+                raise NoExactRouteError(f"{exc} (symglep train: --estimator bptt)") from None
 
     def draw(self, rng) -> dict:
         return draw_parameters(self.system, rng)

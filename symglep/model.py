@@ -67,6 +67,29 @@ def _sympify(expr, what: str) -> sp.Expr:
     return expr
 
 
+def _abs_piecewise(e):
+    return sp.Piecewise((e, e >= 0), (-e, True))
+
+
+def _sign_piecewise(e):
+    return sp.Piecewise((1, e > 0), (-1, e < 0), (0, True))
+
+
+def as_piecewise(expr: sp.Expr) -> sp.Expr:
+    """``Abs``, ``sign``, ``Max``, ``Min`` and ``Heaviside`` written as ``Piecewise``.
+
+    The plain symbols carry no realness, so ``sympy.diff`` writes ``d|x|/dx`` with ``re(x)``, ``im(x)``,
+    and SymEngine leaves ``d Max(0, x)/dv`` unevaluated even for a ``v`` it does not contain (read as
+    a singular mass matrix). A ``Piecewise`` differentiates branch by branch, almost everywhere, as
+    BPTT of the same floating-point steps does, and every kernel printer prints it.
+    """
+    if not expr.has(sp.Abs, sp.sign, sp.Max, sp.Min, sp.Heaviside):
+        return expr
+    expr = expr.replace(lambda e: isinstance(e, sp.Abs), lambda e: _abs_piecewise(e.args[0]))
+    expr = expr.replace(lambda e: isinstance(e, sp.sign), lambda e: _sign_piecewise(e.args[0]))
+    return expr.rewrite(sp.Max, sp.Piecewise).rewrite(sp.Min, sp.Piecewise).rewrite(sp.Heaviside, sp.Piecewise)
+
+
 @dataclass(frozen=True)
 class Variable:
     """One declared quantity: the user's object and the plain symbol that replaces it."""
@@ -246,7 +269,7 @@ class Model:
         plain = expr.xreplace(self._to_plain)
         for f in plain.atoms(AppliedUndef):
             raise ModelError(f"the {what} uses {f}, which is not declared (coordinates, inputs or targets)")
-        return plain
+        return as_piecewise(plain)
 
     def _validate(self) -> None:
         t = self.time

@@ -76,25 +76,38 @@ class SineTask:
 def readout_map(model: Model, cost=None):
     """``f(q, u, t) -> y``: the targets that make the cost stationary, ``∂c/∂y = 0``.
 
-    ``cost`` defaults to the running cost; the ``target`` task passes the terminal cost.
+    ``cost`` defaults to the running cost; the ``target`` task passes the terminal cost. A target
+    that ``cost`` does not read is read off the model's other cost (a model with a running target
+    ``y`` and a final-time target ``y_T``, examples/oscillator_chain_terminal.py).
 
     Returns a function of arrays ``q (..., n)``, ``u (..., n_u)``, ``t (...)``
     giving ``(..., n_y)``. Raises :class:`SymglepError` when the equations have
     no unique closed-form solution.
     """
     ys = list(model.y)
-    which = "cost" if cost is None else "terminal cost"
-    cost = (model.cost if cost is None else cost).subs(model.constants)
-    equations = [sp.diff(cost, y) for y in ys]
-    try:
-        solutions = sp.solve(equations, ys, dict=True)
-    except (NotImplementedError, ValueError):
-        solutions = []
-    if len(solutions) != 1 or set(solutions[0]) != set(ys) or any(
-            solutions[0][y].free_symbols & set(ys) for y in ys):
-        raise SymglepError(f"the task needs a readout: the {which} of {model.name!r} must fix each target "
-                           "by dc/dy = 0 (e.g. c = (x - y)**2/2); give your own DATA.npz instead")
-    return scalar_readout_function(model, [solutions[0][y] for y in ys])
+    terminal = cost is not None
+    costs = [("terminal cost" if terminal else "cost", model.cost if cost is None else cost),
+             ("cost" if terminal else "terminal cost", model.cost if terminal else model.terminal_cost)]
+    found: dict = {}
+    for which, c in costs:
+        c = sp.sympify(c).subs(model.constants)
+        mine = [y for y in ys if y not in found and c.has(y)]
+        if not mine:
+            continue
+        try:
+            solutions = sp.solve([sp.diff(c, y) for y in mine], mine, dict=True)
+        except (NotImplementedError, ValueError):
+            solutions = []
+        if len(solutions) != 1 or set(solutions[0]) != set(mine) or any(
+                solutions[0][y].free_symbols & set(ys) for y in mine):
+            raise SymglepError(f"the task needs a readout: the {which} of {model.name!r} must fix each target "
+                               "by dc/dy = 0 (e.g. c = (x - y)**2/2); give your own DATA.npz instead")
+        found.update(solutions[0])
+    if len(found) != len(ys):
+        missing = ", ".join(str(y) for y in ys if y not in found)
+        raise SymglepError(f"the task needs a readout: no cost of {model.name!r} reads the target(s) {missing}; "
+                           "give your own DATA.npz instead")
+    return scalar_readout_function(model, [found[y] for y in ys])
 
 
 def scalar_readout_function(model: Model, exprs: list):
@@ -217,6 +230,13 @@ def terminal_readout_of(system):
     return readout_map(model, model.terminal_cost)
 
 
+def _running_only_targets(system) -> list:
+    """Indices of a scalar model's targets that its terminal cost does not read (the running cost's)."""
+    if not isinstance(system, Model):
+        return []
+    return [i for i, y in enumerate(system.y) if not system.terminal_cost.has(y)]
+
+
 def target_task(system, kernels, seed: int = 0, dt: float | None = None,
                 config: TargetTask = TargetTask()) -> tuple[Dataset, object]:
     """The ``target`` data set: reach a final state (HEB, theory §10), for any kind whose (top unit's)
@@ -225,7 +245,8 @@ def target_task(system, kernels, seed: int = 0, dt: float | None = None,
     The seed draws, in order: the parameters (the teacher's, and the start of training), a
     teacher's initial state ``(q0*, p0*)`` uniform in ``[−spread, spread]``, and the student's
     initial state likewise. The targets are constant in time: the readout of the terminal cost
-    (``∂c_T/∂y = 0``) at the teacher's final state, so the task is reachable with the parameters
+    (``∂c_T/∂y = 0``) at the teacher's final state (a target only the running cost reads follows
+    the teacher's run instead), so the task is reachable with the parameters
     fixed, by learning the initial state alone. Inputs are zero.
     """
     readout = terminal_readout_of(system)
@@ -239,9 +260,13 @@ def target_task(system, kernels, seed: int = 0, dt: float | None = None,
     u = np.zeros((S, K + 1, learner.n_inputs))
     q, seen = learner.readout_run(learner.flat(params), u, teacher_q, teacher_p, dt)
     final = readout(q[:, -1], seen[:, -1], np.full(S, K * dt))
-    if not np.all(np.isfinite(final)):
+    y = np.repeat(final[:, None, :], K + 1, axis=1)
+    running = _running_only_targets(system)
+    if running:  # targets only the running cost reads follow the teacher's run: the task stays reachable
+        y[..., running] = readout(q, seen, np.arange(K + 1)[None, :] * dt)[..., running]
+    if not np.all(np.isfinite(y)):
         raise SymglepError(f"the teacher run of the target task diverged for {system.name!r} (dt = {dt})")
-    y = np.ascontiguousarray(np.repeat(final[:, None, :], K + 1, axis=1))
+    y = np.ascontiguousarray(y)
     info = {"task": "target", "teacher_q0": teacher_q.tolist(), "teacher_p0": teacher_p.tolist()}
     return Dataset(u, y, q0, p0, dt, name="target", info=info), params
 
