@@ -238,7 +238,7 @@ def make_dataset(model, kernels, task, seed: int, dt: float | None,
     """``(dataset, start parameters or None)`` for ``task``: ``"sine"``, ``"target"``, ``"uea:NAME"``,
     a ``.npz`` path (with ``labels``: a classification set) or a Dataset (any kind of system; the start
     as the kind's learner draws it)."""
-    if uea_name(task):
+    if uea_name(task) is not None:
         return uea_task(uea_name(task), learner_for(model, kernels), dt, substeps), None
     if isinstance(task, str) and task not in ("sine", "target") and os.path.exists(task):
         labelled = labelled_npz(task, learner_for(model, kernels), dt, substeps)
@@ -280,7 +280,7 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
     """Learner, data set, start parameters and initial state, history (losses, and a classifier's
     per-epoch scores), optimiser and gradient evaluator."""
     default_dt = (TargetTask.dt if task == "target" or isinstance(task, TargetTask) else
-                  ClassificationTask.dt if uea_name(task) else SineTask.dt)
+                  ClassificationTask.dt if uea_name(task) is not None else SineTask.dt)
     kernels = compile_kernels(model, integrator, dt or default_dt, cache)
     learner_for(model, kernels).require_estimator(estimator)
     data, start = make_dataset(model, kernels, task, seed, dt, substeps)
@@ -345,7 +345,7 @@ def _require_capabilities(system, task, estimator, batch, resume, scheduler, lea
     caps.require("estimator", estimator)
     if isinstance(task, TargetTask) or task == "target":
         caps.require("train option", "--task target")
-    elif uea_name(task):
+    elif uea_name(task) is not None:
         caps.require("train option", "--task uea:NAME")
     elif isinstance(task, str) and task != "sine":
         caps.require("train option", "--task DATA.npz")
@@ -503,6 +503,13 @@ def _value_text(value) -> str:
     return f"{value:.10g}"
 
 
+def _change(first: float, final: float) -> str:
+    """``(x5.02 lower)``, or ``(x14.1 higher)`` when training raised the loss (not ``x0.0707 lower``)."""
+    if final <= first:
+        return f"(x{first / final:.3g} lower)"
+    return f"(x{final / first:.3g} higher)" if first > 0 else "(higher)"
+
+
 def train_command(system, opts: TrainOptions) -> tuple:
     """``symglep train`` for any kind: ``(lines to print, {label: loss history}, plot title)``
     (docs/training.md); the scalar, array and stack command modules all run this."""
@@ -517,7 +524,7 @@ def train_command(system, opts: TrainOptions) -> tuple:
     lines = [f"{KIND_WORDS[kind_of(system)]} {result.model}: {result.settings['estimator']} gradient, "
              f"{result.settings['optimizer']} (lr {result.settings['lr']:g}), {len(history)} epochs, "
              f"{result.seconds:.1f} s",
-             f"loss {first:.6e} -> {result.final_loss:.6e} (x{first / result.final_loss:.3g} lower)"
+             f"loss {first:.6e} -> {result.final_loss:.6e} " + _change(first, result.final_loss)
              if result.final_loss > 0 else f"loss {first:.6e} -> 0"]
     if result.settings.get("beta_auto"):
         lines.insert(1, describe(result.settings["beta_auto"]))

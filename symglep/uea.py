@@ -6,7 +6,8 @@ finds that folder with ``importlib.util.find_spec`` (sktime itself is never
 imported: that is slow and pulls pandas), parses the ``.ts`` text format itself
 and returns numpy arrays; nothing is downloaded and nothing is cached on disk.
 
-The ``.ts`` format: ``#`` lines are comments; header lines start with ``@``
+The ``.ts`` format: ``#`` lines are comments (and ``%`` lines, as in sktime's UnitTest set, which sktime
+reads); header lines start with ``@``
 (``@problemName``, ``@timeStamps``, ``@missing``, ``@univariate``,
 ``@dimensions``, ``@equalLength``, ``@seriesLength``, ``@classLabel true
 <labels...>``, ``@targetLabel``; keywords are case-insensitive) up to
@@ -101,7 +102,7 @@ def _lines(path: str) -> Iterator[tuple[int, str]]:
     with handle:
         for lineno, raw in enumerate(handle, 1):
             line = raw.strip()
-            if line and not line.startswith("#"):
+            if line and not line.startswith(("#", "%")):
                 yield lineno, line
 
 

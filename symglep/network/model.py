@@ -67,7 +67,7 @@ class ArrayModel:
         self.size = size
         self.initial_positions = initial_positions
         self.sizes = {"m": 1 if inputs is not None else 0, "r": 1}
-        self.sizes.update(sizes or {})
+        self.sizes.update(_checked_sizes(sizes, size, inputs is not None))
         self.terms = [t for t in lagrangian.terms]
         self.cost = cost
         self.terminal_cost = terminal_cost
@@ -99,10 +99,58 @@ class ArrayModel:
         return tuple({"n": n, "m": m, "e": ne}[s] for s in p.shape)
 
     def default_edges(self, n: int):
+        """The default edge list at ``n`` units, ``(n_e, 2)`` int64, checked (:func:`edge_array`)."""
         if self.edges is None:
             return np.zeros((0, 2), dtype=np.int64)
-        pairs = np.asarray(self.edges.default(n), dtype=np.int64).reshape(-1, 2)
-        return pairs
+        what = f"the default edge list of {self.name!r} ({self.edges.name}) at n = {n}"
+        try:
+            pairs = self.edges.default(n)
+        except Exception as exc:  # the user's function: its failure is a model error, not ours
+            raise ModelError(f"{what}: the function raised {type(exc).__name__}: {exc}") from None
+        return edge_array(pairs, n, what, ModelError)
 
     def __repr__(self):
         return f"ArrayModel({self.name!r}, size={self.size}, parameters={[p.name for p in self.parameters]})"
+
+
+def _checked_sizes(sizes, size: int, has_inputs: bool) -> dict:
+    """``sizes`` of an :class:`ArrayModel`: only ``m`` (inputs) and ``r`` (readout units), integers,
+    ``1 <= r <= size`` and ``m >= 1`` for a model with inputs."""
+    if sizes is None:
+        return {}
+    if not isinstance(sizes, dict):
+        raise ModelError(f"sizes must be a dict like {{'m': 2, 'r': 1}}, got {sizes!r}")
+    unknown = sorted(map(str, set(sizes) - {"m", "r"}))
+    if unknown:
+        raise ModelError(f"sizes: unknown key(s) {', '.join(map(repr, unknown))}; the keys are 'm' (inputs) and "
+                         "'r' (readout units)")
+    for key, value in sizes.items():
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+            raise ModelError(f"sizes[{key!r}] must be an integer, got {value!r}")
+    if "r" in sizes and not 1 <= sizes["r"] <= size:
+        raise ModelError(f"sizes['r'] = {sizes['r']} readout units, not within 1..{size} (the model's size)")
+    if "m" in sizes and sizes["m"] < (1 if has_inputs else 0):
+        raise ModelError(f"sizes['m'] = {sizes['m']}: a model with inputs needs m >= 1 inputs")
+    return {key: int(value) for key, value in sizes.items()}
+
+
+def edge_array(pairs, n: int, what: str, error=ModelError) -> np.ndarray:
+    """``pairs`` as an ``(n_e, 2)`` int64 array of units in ``0..n-1``, or ``error`` naming ``what``:
+    no silent reshaping of triples, truncation of non-integers or indices outside the network."""
+    try:
+        arr = np.asarray(pairs)
+    except (TypeError, ValueError) as exc:
+        raise error(f"{what}: not a list of (src, dst) pairs ({exc})") from None
+    if arr.size == 0:
+        return np.zeros((0, 2), dtype=np.int64)
+    if arr.ndim != 2 or arr.shape[1] != 2:
+        raise error(f"{what}: a list of (src, dst) pairs is needed, got an array of shape {arr.shape}")
+    if arr.dtype == bool or not (np.issubdtype(arr.dtype, np.integer) or
+                                 (np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr)))):
+        raise error(f"{what}: unit indices must be integers, got {arr.dtype} values")
+    arr = arr.astype(np.int64)
+    bad = (arr < 0) | (arr >= n)
+    if bad.any():
+        e = int(np.argwhere(bad)[0][0])
+        raise error(f"{what}: edge {e} = ({arr[e, 0]}, {arr[e, 1]}) refers to a unit outside 0..{n - 1}")
+    return np.ascontiguousarray(arr)

@@ -22,7 +22,7 @@ from ..diagnose import NumericalError
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
 from ..parameter_values import values_by_name
-from .model import ArrayModel
+from .model import ArrayModel, edge_array
 from .render import content_hash, render_network
 
 def kernel_options(complex_step: bool = False) -> dict:
@@ -88,10 +88,9 @@ class NetworkKernels:
 
     # -- arguments -------------------------------------------------------------
     def edges(self, n: int, edges=None) -> np.ndarray:
-        arr = self.model.default_edges(n) if edges is None else np.asarray(edges, dtype=np.int64).reshape(-1, 2)
-        if arr.size and (arr.min() < 0 or arr.max() >= n):
-            raise SymglepError(f"edge list refers to units outside 0..{n - 1}")
-        return np.ascontiguousarray(arr)
+        if edges is None:
+            return self.model.default_edges(n)
+        return edge_array(edges, n, f"the edge list given at n = {n}", SymglepError)
 
     def readout(self, n: int, n_y: int, readout=None) -> np.ndarray:
         arr = np.arange(n - n_y, n, dtype=np.int64) if readout is None else np.asarray(readout, dtype=np.int64)

@@ -21,7 +21,7 @@ from .. import __version__
 from ..codegen import backend
 from ..codegen.backend import environment
 from ..codegen.names import safe_comment
-from ..codegen.printer import ComplexPrinter, NumbaPrinter, python_function
+from ..codegen.printer import ComplexPrinter, NumbaPrinter, python_function, require_analytic
 from ..codegen.render import complex_step_context, model_fingerprint
 from ..derivation import derive
 from ..discrete import NumericFunction, discretise
@@ -120,7 +120,10 @@ def dense_glue_source(link, lk: dict, complex_step: bool = False) -> str:
     z = sp.Symbol("z")
     printer = (ComplexPrinter if complex_step else NumbaPrinter)({z: "z"})
     phi = link.activation(z)
-    ctx = dict(lk, phi=printer.doprint(phi), dphi=printer.doprint(sp.diff(phi, z)))
+    dphi = sp.diff(phi, z)
+    if complex_step:  # as python_function does for the glue of a scalar unit: refuse, in one line, before compiling
+        require_analytic("the glue activation", [phi, dphi])
+    ctx = dict(lk, phi=printer.doprint(phi), dphi=printer.doprint(dphi))
     return environment().get_template("numba/stack_dense_glue.py.j2").render(l=ctx).rstrip("\n") + "\n"
 
 

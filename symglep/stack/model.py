@@ -120,8 +120,29 @@ def _activation(value):
             raise ModelError(f"unknown activation {value!r}; choose one of {', '.join(funcs)} or give a callable")
         return funcs[value]
     if callable(value):
-        return value
+        return _checked_activation(value)
     raise ModelError(f"an activation must be None, a name or a callable on sympy expressions, got {value!r}")
+
+
+def _checked_activation(value):
+    """A callable activation, tried once on a sympy symbol: it must give a sympy expression of it
+    (``sp.tanh``, ``lambda z: sp.Max(z, 0)``), not fail on one (``np.tanh``, Python's ``max``)."""
+    z = sp.Symbol("z", real=True)
+    name = getattr(value, "__name__", repr(value))
+    try:
+        out = value(z)
+    except Exception as exc:
+        raise ModelError(f"activation {name} must map a sympy expression to a sympy expression (use sp.tanh, "
+                         f"sp.Max, ..., not numpy or Python functions); on a symbol it raised "
+                         f"{type(exc).__name__}: {exc}") from None
+    try:
+        out = sp.sympify(out)
+    except (sp.SympifyError, TypeError, ValueError):
+        out = None
+    if not isinstance(out, sp.Expr):
+        raise ModelError(f"activation {name} must map a sympy expression to a sympy expression, got "
+                         f"{type(out).__name__}")
+    return value
 
 
 class Stack:
