@@ -70,14 +70,15 @@ class ComplexPrinter(NumbaPrinter):
 def require_analytic(name: str, exprs) -> None:
     """Refuse (one line) the function ``name`` if its outputs ``exprs`` use something other than
     arithmetic, powers and :data:`ANALYTIC_FUNCTIONS`: abs, max, min, sign, piecewise, floor, ...
-    have no complex extension, so the complex step cannot run through them."""
+    have no complex extension, and erf (GELU) has no complex function in NumPy or Numba, so the
+    complex step cannot run through them."""
     allowed = {getattr(sp, f) for f in ANALYTIC_FUNCTIONS}
     for e in exprs:
         for f in sp.preorder_traversal(sp.sympify(e)):
             if not (f.is_Atom or f.is_Add or f.is_Mul or f.is_Pow or f.func in allowed):
                 raise NotAnalyticError(
                     f"the complex-step echo needs analytic model functions, but {name} uses "
-                    f"{f.func.__name__} (not analytic: no complex extension); use echo or echo4")
+                    f"{f.func.__name__} (not analytic, or, like erf, without a complex NumPy/Numba function); use echo or echo4")
 
 
 def common_subexpressions(outputs: list):
