@@ -1,9 +1,8 @@
-"""Rendering a :class:`~symglep.discrete.Scheme` through the Jinja templates.
+"""Rendering a scalar model's :class:`~symglep.discrete.Scheme` through ``templates/numba/scalar.py.j2``.
 
-The Jinja environment uses ``StrictUndefined``, ``trim_blocks`` and
-``lstrip_blocks`` (DESIGN). Output is deterministic: the same model, options
-and templates give the same bytes; the header carries the symglep version and
-the content hash that keys the kernel cache.
+The Jinja environment and the content hash are the backend's (:mod:`symglep.codegen.backend`).
+Output is deterministic: the same model, options and templates give the same bytes; the header
+carries the symglep version and the content hash that keys the kernel cache.
 """
 
 from __future__ import annotations
