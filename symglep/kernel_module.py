@@ -5,6 +5,8 @@ kernels and the positions of their arguments that run over the batch (axis 0). E
 kernels is a plain loop over sequences compiled with ``nogil=True``. :class:`KernelModule`
 wraps such a module so that
 
+* a read-only array argument is copied first (Numba would compile a read-only array's own
+  signature: one compiled signature per kernel);
 * a kernel is compiled the first time it is called, and only then ("compile only what runs"):
   that first call holds the cache entry's lock, so concurrent processes never compile the same
   kernel twice (the second one loads Numba's cache file the first one wrote);
@@ -65,6 +67,15 @@ def _slices(batch: int, count: int) -> list:
     return [slice(a, b) for a, b in zip(bounds[:-1], bounds[1:]) if b > a]
 
 
+def _writable(args: tuple) -> tuple:
+    """``args`` with each read-only array replaced by a writable C-contiguous copy: Numba types a
+    read-only array as a type of its own, so one would compile the kernel a second time."""
+    if not any(isinstance(a, np.ndarray) and not a.flags.writeable for a in args):
+        return args
+    return tuple(np.array(a, order="C") if isinstance(a, np.ndarray) and not a.flags.writeable else a
+                 for a in args)
+
+
 def _join(parts: list):
     """Concatenate the per-slice outputs of a kernel along the batch axis (a tuple or one array)."""
     if isinstance(parts[0], tuple):
@@ -107,6 +118,7 @@ class _Kernel:
         return getattr(self.function, attr)
 
     def __call__(self, *args):
+        args = _writable(args)
         if not self.compiled:
             with self.guard:
                 if not self.compiled:

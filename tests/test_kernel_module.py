@@ -104,3 +104,38 @@ def test_threads_setting_is_checked():
     for bad in (0, -2, 1.5, "2"):
         with pytest.raises(SymglepError, match="positive integer"):
             kernel_module.set_threads(bad)
+
+
+def _signatures(module) -> dict:
+    """Every Numba function of a generated module -> how many signatures it has compiled."""
+    return {name: len(f.signatures) for name, f in vars(module).items() if hasattr(f, "signatures")}
+
+
+def test_each_function_compiles_one_signature(tmp_path):
+    """Compile once per function: read-only inputs (np.broadcast_to), literal flags at private call
+    sites and strided views into the contrast would each compile a second specialisation of a
+    kernel and of everything it calls (a cold `check` then pays twice)."""
+    from symglep.network.check import draw_instance
+
+    kern = symglep.compile(duffing("duffing_one_signature"), cache=str(tmp_path))
+    u = np.broadcast_to(np.zeros((1, 41, 1)), (1, 41, 1))          # read-only, like a task's targets
+    y, q0 = np.full((1, 41, 1), 0.1), np.broadcast_to([[0.2]], (1, 1))
+    for learn in (True, False):
+        kern.gradient([1.0, 1.2, 0.3], q0, p0=[[0.1]], u=u, y=y, learn_inputs=learn)
+    kern.bptt_gradient([1.0, 1.2, 0.3], [[0.2]], p0=[[0.1]], u=u, y=y)
+    kern.free([1.0, 1.2, 0.3], q0, p0=[[0.1]], u=u, y=y)
+    model = symglep.load_model(str(ROOT / "examples" / "network_chain.py"))
+    net = symglep.compile(model)
+    theta, nq0, np0, nu, ny = draw_instance(model, net, 6, 2, 20, 0.01, np.random.default_rng(0))
+    net.gradient(theta, nq0, np0, nu, ny, learn_inputs=True)
+    net.bptt_gradient(theta, nq0, np0, nu, ny, learn_inputs=True)
+    stack = symglep.compile(symglep.load_system(str(ROOT / "examples" / "stack_chain_hru.py")))
+    rng = np.random.default_rng(1)
+    x, ys = rng.uniform(-1, 1, (2, 21, stack.n_x)), rng.uniform(-1, 1, (2, 21, stack.n_y))
+    th = rng.uniform(0.2, 0.6, stack.n_theta)
+    stack.free(th, x, ys)
+    stack.gradient(th, x, ys, learn_inputs=True)
+    stack.bptt_gradient(th, x, ys)
+    for module in (kern.module.module, net.module.module, stack.module.module):
+        counts = _signatures(module)
+        assert counts and max(counts.values()) == 1, {k: v for k, v in counts.items() if v > 1}
