@@ -110,6 +110,19 @@ class _Return(Exception):
         self.value = value
 
 
+def _unwrap_numpy_bools(node):
+    """`np.bool_(False)` → `False` (the run-time flags NO, YES of the templates), so
+    that a module-level flag assignment reads as a literal."""
+    class Unwrap(ast.NodeTransformer):
+        def visit_Call(self, call):
+            f = call.func
+            if (isinstance(f, ast.Attribute) and f.attr == "bool_" and len(call.args) == 1
+                    and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, bool)):
+                return call.args[0]
+            return self.generic_visit(call)
+    return Unwrap().visit(ast.parse(ast.unparse(node), mode="eval").body)
+
+
 class Counter:
     """Abstract interpreter of one module's source (see the module docstring)."""
 
@@ -129,7 +142,7 @@ class Counter:
                 target = node.targets[0]
                 names = [target] if isinstance(target, ast.Name) else list(getattr(target, "elts", []))
                 try:
-                    value = ast.literal_eval(node.value)
+                    value = ast.literal_eval(_unwrap_numpy_bools(node.value))
                 except ValueError:
                     continue
                 values = [value] if isinstance(target, ast.Name) else list(value)
