@@ -145,18 +145,16 @@ def test_capability_tables_name_only_known_cells():
 
 
 def test_stack_units_are_scalar_or_array_models():
-    """A stack takes scalar and array units in any order; anything else is refused at declaration, and a
-    stack with an array unit refuses the C target (its own capabilities), while an array model serves it."""
+    """A stack takes scalar and array units in any order; anything else is refused at declaration; the C
+    target serves stacks with array units as it serves array models (tests/test_stack_c.py)."""
     network = symglep.load_system(str(SYSTEMS["array"]))
     x, u = dynamicsymbols("x u")
     k = sp.Symbol("k", positive=True)
     unit = symglep.Model(x.diff() ** 2 / 2 - k * x**2 / 2 + x * u, [x], [k], inputs=[u], name="unit")
     stack = Stack([unit, network], readouts=[[x]])
     assert stack.n == 1 + network.size and stack.n_targets == network.sizes["r"]
-    assert stack.capabilities.reason("target", "c") == ("unit 1 ('network_chain') is an array model, and C kernels "
-                                                        "of stacks with array units are not built yet (issue #16)")
-    assert ArrayModel.capabilities.reason("target", "c") is None  # an array model alone has C kernels
-    assert Stack.capabilities.reason("target", "c") is None  # the kind serves it: this stack's unit does not
+    assert stack.capabilities.reason("target", "c") is None
+    assert ArrayModel.capabilities.reason("target", "c") is None
     with pytest.raises(symglep.ModelError, match="stack units must be symglep.Model or symglep.network.ArrayModel"):
         Stack([unit, "network"], readouts=[[x]])
 

@@ -41,12 +41,13 @@ class _Layout:
     """Where each parameter lives in the flat θ vector: offset variable ``o<k>``; ``D`` the name of
     the module constant that holds the coordinates' dimension."""
 
-    def __init__(self, model, prefix: str = ""):
+    def __init__(self, model, prefix: str = "", offsets: str = ""):
         self.index = {p.name: k for k, p in enumerate(model.parameters)}
         self.D = f"{prefix}D"
+        self.offsets = offsets
 
     def off(self, param) -> str:
-        return f"o{self.index[param.name]}"
+        return f"{self.offsets}o{self.index[param.name]}"
 
 
 def _arg(slot, layout, node=("i", "i"), pair="pi", lam="lam", q="q") -> str:
@@ -137,12 +138,13 @@ def content_hash(model, options: dict) -> str:
     return backend.content_hash("numba", "array", model_fingerprint(model), options)
 
 
-def unit_context(model, prefix: str = "") -> dict:
+def unit_context(model, prefix: str = "", offsets: str = "") -> dict:
     """The loop structure of an array model's unit functions, for every target's template: the element
     pieces (``pieces``), one context per potential term (its kind, argument and index texts, where
     each output goes) and the argument texts of the mass and cost loops. The index texts
-    (``q[i * D + 0]``, ``th[o2 + pi]``) are valid Python and C alike."""
-    layout = _Layout(model, prefix)
+    (``q[i * D + 0]``, ``th[o2 + pi]``) are valid Python and C alike; ``prefix`` names the pieces
+    and ``D``, ``offsets`` the parameter offsets (C: module-level macros, one set per unit of a stack)."""
+    layout = _Layout(model, prefix, offsets)
     terms = [_term_context(t, term, layout, prefix) for t, term in enumerate(model.potential_terms)]
     kin = kinetic_pieces(model.kinetic)
     ro = readout_pieces(model.readout)

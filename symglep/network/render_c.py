@@ -69,8 +69,8 @@ class ElementPrinter(CPrinter):
         return super()._print_Pow(expr)
 
 
-def element_c_function(piece: Piece, precision: str) -> str:
-    """Source of ``static void <name>(real a0, ..., real *restrict o)``, the outputs of ``piece``
+def element_c_function(piece: Piece, precision: str, prefix: str = "") -> str:
+    """Source of ``static void <prefix><name>(real a0, ..., real *restrict o)``, the outputs of ``piece``
     in ``o[0..]``, with one ``cse`` over all of them (as the Numba element functions)."""
     names = {s.symbol: f"a{k}" for k, s in enumerate(piece.args)}
     replacements, reduced = common_subexpressions([("o", piece.outputs)])
@@ -86,7 +86,7 @@ def element_c_function(piece: Piece, precision: str) -> str:
     lines += [f"    o[{k}] = {printer.doprint(e)};" for k, e in enumerate(reduced)]
     if not reduced:
         lines.append("    (void)o;")
-    head = [f"/* {safe_comment(piece.doc)} */", f"static void {piece.name}({', '.join(params)})", "{"]
+    head = [f"/* {safe_comment(piece.doc)} */", f"static void {prefix}{piece.name}({', '.join(params)})", "{"]
     return "\n".join(head + lines + ["}"]) + "\n"
 
 
@@ -106,16 +106,39 @@ def work_layout(sizes: dict) -> list:
             ("q", nq), ("p", nq), ("lph", nq), ("G", (MAX_ECHOES + 1) * max(nt, 1)), ("lb", MAX_TRAJECTORIES)]
 
 
-def _used_pieces(context: dict) -> list:
-    """The pieces the C kernels call (C warns on unused static functions): every term's force, learning
-    and adjoint pieces (not phi: no energy in C), the mass, its partials when learned, the costs."""
+def _used_pieces(context: dict, vjp: bool = True, with_cost: bool = True) -> list:
+    """The pieces the C kernels call (C warns on unused static functions): every term's force and
+    learning pieces, their adjoint when ``vjp`` (not phi: no energy in C), the mass, its partials when
+    learned, the costs when ``with_cost``."""
     wanted = []
     for t in context["terms"]:
-        keys = ("ab", "ab2") if t["kind"] == "separable" else ("grad", "gd", "adj")
+        keys = ("ab",) + (("ab2",) if vjp else ()) if t["kind"] == "separable" else \
+            ("grad", "gd") + (("adj",) if vjp else ())
         wanted += [t["pieces"][k].name for k in keys]
     wanted += ["k_mass"] + (["k_mass_dth"] if context["mass_learnable"] else [])
-    wanted += ["c_cost", "c_grad"] + (["ct_cost", "ct_grad"] if context["terminal"] else [])
+    if with_cost:
+        wanted += ["c_cost", "c_grad"] + (["ct_cost", "ct_grad"] if context["terminal"] else [])
     return [p for p in context["pieces"] if p.name in wanted]
+
+
+def unit_c_source(model, precision: str, prefix: str = "", vjp: bool = True, with_cost: bool = True) -> dict:
+    """The element functions and unit loops of an array model in C (``templates/c/array_unit.c.j2``):
+    ``force``, ``force_learn`` (with the input gradients), ``force_vjp`` when ``vjp``, ``masses``,
+    ``mass_dtheta``, the costs when ``with_cost``, every name (and the size macros ``N``, ``M``, ``NQ``,
+    ``NY``, ``NG``, ``NE``, ``edges`` and the offsets ``o<k>`` they read) prefixed by ``prefix``.
+    Returns ``{"source", "n_out", "uses_u", "uses_wk", "terms", "context"}``; the file that holds the
+    source defines the macros."""
+    context = unit_context(model, prefix, offsets=prefix)
+    pieces = _used_pieces(context, vjp, with_cost)
+    uses_u = any(t["has_w"] for t in context["terms"])
+    uses_wk = any(t["has_z"] or t["has_w"] or t["kind"] == "separable" for t in context["terms"])
+    n_out = max([len(p.outputs) for p in pieces] + [1])
+    single = precision == "float32"
+    source = environment().get_template("c/array_unit.c.j2").render(
+        context, X=prefix, functions=[element_c_function(p, precision, prefix) for p in pieces], call=_call,
+        uses_u=uses_u, uses_wk=uses_wk, n_rows=work_rows(model), vjp=vjp, with_cost=with_cost,
+        terminal=context["terminal"] and with_cost, F="F" if single else "")
+    return dict(source=source, n_out=n_out, uses_u=uses_u, uses_wk=uses_wk, context=context)
 
 
 def _call(name: str, args: str) -> str:
@@ -127,8 +150,8 @@ def render_network_c(model, digest: str, precision: str = "float64") -> dict:
     """The four C files of the array model ``model`` at its declared size: ``{file name: text}``."""
     if precision not in PRECISIONS:
         raise SymglepError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    context = unit_context(model)
-    pieces = _used_pieces(context)
+    unit = unit_c_source(model, precision)
+    context = unit["context"]
     n, D, m, ny = model.size, model.dim, model.sizes["m"], model.sizes["r"]
     edges = model.default_edges(n).tolist()
     shapes = [model.parameter_shape(p, n, m, len(edges)) for p in model.parameters]
@@ -154,10 +177,7 @@ def render_network_c(model, digest: str, precision: str = "float64") -> dict:
         guard=f"SYMGLEP_{api.upper()}_H", n_units=n, D=D, n_q=n * D, n_theta=pos, n_u=m, n_y=ny,
         n_edges=len(edges), edges=edges, uses_edges=uses_edges, offsets=offsets,
         parameter_comment=safe_comment(parameter_comment, limit=2000),
-        n_out=max([len(p.outputs) for p in pieces] + [1]), n_rows=sizes["nw"],
-        functions=[element_c_function(p, precision) for p in pieces], call=_call,
-        uses_u=any(t["has_w"] for t in context["terms"]),
-        uses_wk=any(t["has_z"] or t["has_w"] or t["kind"] == "separable" for t in context["terms"]),
+        n_out=unit["n_out"], n_rows=sizes["nw"], unit_source=unit["source"].rstrip("\n") + "\n",
         work=work, work_size=o, max_echoes=MAX_ECHOES, max_trajectories=MAX_TRAJECTORIES,
         F="F" if single else "", fabs="fabsf" if single else "fabs",
         example_steps=EXAMPLE_STEPS, dt=EXAMPLE_DT, beta=EXAMPLE_BETA[precision],

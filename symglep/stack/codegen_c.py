@@ -4,15 +4,20 @@ Rendered from ``templates/c/stack*.j2``: ``<stack>.h`` (API, sizes, argument ord
 ``<stack>.c`` (the kernels) and ``example_main.c``. The C files hold the lockstep
 free pass (the loss) and the stacked echo's centred gradient, one sequence per call,
 mirroring ``templates/numba/stack.py.j2`` operation for operation; the maths of
-every unit (prefix ``u<i>_f_``) and of every glue (prefix ``g<i>_``) is printed by
-:func:`symglep.codegen.c_printer.c_function`, the conventions are those of the
-single-model C target (docs/c-kernels.md): no allocation, a caller work buffer,
-only ``math.h``. BPTT through the stack stays in the Numba module.
+every scalar unit (prefix ``u<i>_f_``) and of every glue (prefix ``g<i>_``) is printed by
+:func:`symglep.codegen.c_printer.c_function`; an array unit is the array model's C loops
+(``templates/c/array_unit.c.j2``, prefix ``u<i>_a_``) behind the same ``u<i>_f_`` interface
+(``templates/c/stack_array_unit.c.j2``), and a link out of it the dense glue
+(``templates/c/stack_dense_glue.c.j2``). The conventions are those of the single-model C
+target (docs/c-kernels.md): no allocation, a caller work buffer, only ``math.h``. BPTT
+through the stack stays in the Numba module.
 """
 
 from __future__ import annotations
 
 import os
+
+import sympy as sp
 
 from .. import __version__
 from ..codegen import backend
@@ -21,6 +26,8 @@ from ..codegen.c_printer import PRECISIONS, c_api_prefix, c_function
 from ..codegen.names import safe_comment
 from ..errors import SymglepError
 from ..fileio import write_atomic
+from ..codegen.c_printer import CPrinter
+from ..network.render_c import unit_c_source
 from .codegen import TERMINAL_FUNCTIONS, glue_functions, layout, stack_fingerprint, unit_scheme
 
 #: the per-unit Scheme functions the C kernels call (the top unit's cost functions only for the top unit:
@@ -105,9 +112,34 @@ def work_layout(lay: dict) -> list:
             ("dui", lay["max_nu"]), ("dcq", lay["max_n"]), ("dwb", lay["max_ng"]), ("dr", lay["max_nr"])]
 
 
+def array_unit_c_source(stack, u: dict, precision: str) -> str:
+    """Array unit ``u``'s loops (``templates/c/array_unit.c.j2``, prefix ``u<i>_a_``) and its ``u<i>_f_*``
+    interface (``templates/c/stack_array_unit.c.j2``), as the Numba stack's array units."""
+    a = stack.arrays[u["i"]]
+    unit = unit_c_source(a.model, precision, prefix=u["P"], vjp=False, with_cost=u["top"])
+    uses_edges = any(t["kind"] == "edge" for t in unit["context"]["terms"])
+    if uses_edges and not len(a.edges):
+        raise SymglepError(f"unit {u['i']} ({a.name!r}): the default edge list at n = {a.size} is empty; "
+                           "C has no empty arrays")
+    return environment().get_template("c/stack_array_unit.c.j2").render(
+        u=u, X=u["P"], source=unit["source"].rstrip("\n") + "\n", n_out=unit["n_out"], uses_u=unit["uses_u"],
+        uses_edges=uses_edges, edge_pairs=a.edges.tolist(), mass_learnable=unit["context"]["mass_learnable"],
+        F="F" if precision == "float32" else "").rstrip("\n") + "\n"
+
+
+def dense_glue_c_source(link, lk: dict, precision: str) -> str:
+    """Glue ``u = φ(W q[SEL] + b)`` of a link from an array unit, as loops (``templates/c/stack_dense_glue.c.j2``)."""
+    z = sp.Symbol("z")
+    printer = CPrinter({z: "z"}, precision)
+    phi = link.activation(z)
+    dphi = sp.diff(phi, z)
+    return environment().get_template("c/stack_dense_glue.c.j2").render(
+        l=lk, phi=printer.doprint(phi), dphi=printer.doprint(dphi), dphi_uses_z=z in dphi.free_symbols,
+        F="F" if precision == "float32" else "").rstrip("\n") + "\n"
+
+
 def render_stack_c(stack, precision: str = "float64", digest: str | None = None) -> dict:
-    """The C files of ``stack``: ``{file name: text}`` (deterministic); refused for a stack with an array
-    unit (array models have no C target yet)."""
+    """The C files of ``stack``: ``{file name: text}`` (deterministic)."""
     stack.capabilities.require("target", "c")
     if precision not in PRECISIONS:
         raise SymglepError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
@@ -118,11 +150,17 @@ def render_stack_c(stack, precision: str = "float64", digest: str | None = None)
     exact = numba_powers if precision == "float64" else (lambda text: text)
     functions = []
     for i, m in enumerate(stack.echo_models):
+        if stack.arrays[i] is not None:
+            functions.append(array_unit_c_source(stack, lay["units"][i], precision))
+            continue
         scheme = unit_scheme(m)
         top_functions = TOP_FUNCTIONS_C + (TERMINAL_FUNCTIONS if lay["terminal"] else ())
         for name in UNIT_FUNCTIONS_C + (top_functions if i == top else ()):
             functions.append(exact(c_function(scheme.function(name), precision, prefix=f"u{i}_f_")))
     for i, link in enumerate(stack.links):
+        if link.select is not None:
+            functions.append(dense_glue_c_source(link, lay["links"][i], precision))
+            continue
         for fn in glue_functions(link):
             functions.append(exact(c_function(fn, precision, prefix=f"g{i}_")))
     offsets, o = {}, 0

@@ -203,11 +203,6 @@ class Stack:
                 raise ModelError(f"unit {i} ({units[i].name!r}) has no inputs: the unit below cannot drive it")
         if not self.unit_inputs(0):
             raise ModelError(f"the bottom unit ({units[0].name!r}) needs inputs: the stack's drive")
-        arrays = [a for a in self.arrays if a is not None]
-        if arrays:  # this stack's parts refuse what the stack kind serves: its capabilities say so
-            self.capabilities = capabilities_table.STACK.refusing({
-                ("target", "c"): f"unit {arrays[0].index} ({arrays[0].name!r}) is an array model, and C kernels of "
-                                 "stacks with array units are not built yet (issue #16)"})
         self.links = [self._link(i, r, a) for i, (r, a) in enumerate(zip(readouts, activations))]
         self.echo_models = [None if self.arrays[i] is not None else
                             echo_model(u, f"{name}_unit{i}", lk.readout if i < len(self.links) else None)
