@@ -28,7 +28,7 @@ from .model import Model
 from .readable import Readable, readable_forms
 from .routes import default_route, learning_routes
 from .simplify import Budget
-from .symbolic import evaluate, sample_values
+from .symbolic import canonical_srepr, evaluate, sample_values
 from .symmetry import Symmetries, symmetries
 
 
@@ -113,13 +113,43 @@ def legendre_regularity(model: Model, mass: sp.Matrix, samples: int = 3) -> bool
 # Derivations of the models this process derived last: id(model) -> (model, its attributes then,
 # {simplify mode: Derivation}). One command derives a model several times (a stack checks its units when
 # built and reports them later; `check` generates code and reports): the raw derivation is done once.
+# _BY_CONTENT: the same derivations keyed by the model's content (every attribute, symbols with their
+# assumptions), so a model built again from the same file (a notebook cell run twice, each CLI command of
+# a test session) reuses the raw derivation and the readable forms already computed.
 _REMEMBERED: OrderedDict = OrderedDict()
+_BY_CONTENT: OrderedDict = OrderedDict()
 _REMEMBER = 32
 
 
 def forget_derivations() -> None:
     """Drop the remembered derivations (a benchmark timing ``derive`` from scratch calls this)."""
     _REMEMBERED.clear()
+    _BY_CONTENT.clear()
+
+
+def _content_key(model: Model) -> str:
+    """Every attribute of ``model`` as text: SymPy values by :func:`~symglep.symbolic.canonical_srepr`
+    (symbols with their full assumptions, whatever the process asked of them before), others by ``repr``."""
+    def text(value):
+        if isinstance(value, (sp.Basic, tuple, list, dict)):
+            try:
+                return canonical_srepr(value)
+            except (sp.SympifyError, TypeError, AttributeError):  # e.g. a tuple of Variable records
+                pass
+        return repr(value)
+    return "\n".join([type(model).__qualname__] + [f"{k}={text(v)}" for k, v in sorted(vars(model).items())])
+
+
+def _same_content(key: str, model: Model, simplify: str) -> Derivation | None:
+    """The derivation of another model object with the content ``key``, pointed at ``model`` (the readable
+    forms, computed once, are shared)."""
+    modes = _BY_CONTENT.get(key)
+    if modes is None:
+        return None
+    first = next(iter(modes.values()))
+    known = modes.get(simplify) or dataclasses.replace(first, simplify=simplify, readable_cache=[])
+    modes.setdefault(simplify, known)
+    return dataclasses.replace(known, model=model)
 
 
 def _remembered(model: Model, simplify: str) -> Derivation | None:
@@ -153,7 +183,13 @@ def derive(model: Model, simplify: str = "fast") -> Derivation:
     known = _remembered(model, simplify)
     if known is not None:
         return known
-    derivation = _derive(model, simplify)
+    key = _content_key(model)  # before deriving: the derivation caches on the model (e.g. its sizes)
+    derivation = _same_content(key, model, simplify)
+    if derivation is None:
+        derivation = _derive(model, simplify)
+        _BY_CONTENT[key] = {simplify: derivation}
+        while len(_BY_CONTENT) > _REMEMBER:
+            _BY_CONTENT.popitem(last=False)
     _REMEMBERED[id(model)] = (model, dict(vars(model)), {simplify: derivation})
     while len(_REMEMBERED) > _REMEMBER:
         _REMEMBERED.popitem(last=False)

@@ -90,3 +90,17 @@ def op_count(exprs) -> int:
     if isinstance(exprs, sp.MatrixBase):
         exprs = list(exprs)
     return int(sum(sp.count_ops(e) for e in exprs))
+
+
+def canonical_srepr(expr) -> str:
+    """``srepr`` with every plain Symbol spelled by its name and its full, sorted assumptions.
+
+    SymPy's ``srepr`` prints the assumptions a Symbol was *created* with, and its caches may hand
+    back an equal expression built from an equal Symbol spelled another way (``Symbol('l',
+    positive=True)`` or the same symbol with every derived assumption written out), depending on
+    what the process did before; the fingerprint must not depend on that history.
+    """
+    expr = sp.sympify(expr)
+    spelled = {s: sp.Symbol(f"{s.name}|" + ",".join(f"{k}={v}" for k, v in sorted(s.assumptions0.items())))
+               for s in expr.atoms(sp.Symbol) if type(s) is sp.Symbol}
+    return sp.srepr(expr.xreplace(spelled))

@@ -34,7 +34,7 @@ from sympy.core.function import AppliedUndef
 from sympy.physics.mechanics import dynamicsymbols
 
 import symglep
-from symglep import ModelError, derive, load_model
+from symglep import ModelError, derive, load_model, report
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE_NAMES = sorted(p.stem for p in EXAMPLES_DIR.glob("*.py") if not p.name.startswith(("network_", "stack_")))  # test_networks, test_stack
@@ -631,7 +631,8 @@ def test_model_errors_are_symglep_errors():
 def test_a_model_object_is_derived_once_per_process():
     """``derive`` remembers the derivation of the very model object it was given: the same mode returns the
     same derivation (readable forms included), another mode shares the raw fields and computes its own
-    readable forms, a reassigned attribute or :func:`forget_derivations` derives again."""
+    readable forms; a model object with the same content (every attribute, symbols with their assumptions)
+    shares the derivation; a reassigned attribute or :func:`forget_derivations` derives again."""
     from symglep.derivation import forget_derivations
 
     x = dynamicsymbols("x")
@@ -643,9 +644,15 @@ def test_a_model_object_is_derived_once_per_process():
     assert raw is not fast and raw.simplify == "none" and raw.el is fast.el and not raw.readable_cache
     assert derive(model, simplify="none") is raw
     other = symglep.Model(x.diff() ** 2 / 2 - k * x**2 / 2 - x**4 / 4, [x], [k], name="remembered")
-    assert derive(other) is not fast                    # an equal model is another object: derived anew
+    same = derive(other)                                # an equal model (the file loaded again): its content
+    assert same.model is other and same.el is fast.el and same.readable_cache is fast.readable_cache
+    assert report.to_dict(same) == report.to_dict(fast)
+    for changed in (symglep.Model(x.diff() ** 2 / 2 - k * x**2 / 2 - x**4 / 4, [x], [k], name="renamed"),
+                    symglep.Model(x.diff() ** 2 / 2 - sp.Symbol("k") * x**2 / 2 - x**4 / 4, [x], [sp.Symbol("k")],
+                                  name="remembered")):  # another name; k without its assumption
+        assert derive(changed).el is not fast.el
     model.cost = x**2                                   # a reassigned attribute: derived again, with the cost
     again = derive(model)
-    assert again is not fast and sp.simplify(again.model.cost - x**2) == 0
+    assert again is not fast and again.el is not fast.el and sp.simplify(again.model.cost - x**2) == 0
     forget_derivations()
-    assert derive(model) is not again
+    assert derive(model) is not again and derive(model).el is not again.el

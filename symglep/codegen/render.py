@@ -7,11 +7,10 @@ carries the symglep version and the content hash that keys the kernel cache.
 
 from __future__ import annotations
 
-import sympy as sp
-
 from .. import __version__
 from ..discrete import Scheme
 from ..model import Model
+from ..symbolic import canonical_srepr
 from . import backend
 from .backend import environment
 from .names import safe_comment
@@ -20,20 +19,6 @@ from .printer import python_function
 TARGETS = ("numba",)
 NEWTON_MAXIT = 50
 NEWTON_TOL = 1e-13
-
-
-def canonical_srepr(expr) -> str:
-    """``srepr`` with every plain Symbol spelled by its name and its full, sorted assumptions.
-
-    SymPy's ``srepr`` prints the assumptions a Symbol was *created* with, and its caches may hand
-    back an equal expression built from an equal Symbol spelled another way (``Symbol('l',
-    positive=True)`` or the same symbol with every derived assumption written out), depending on
-    what the process did before; the fingerprint must not depend on that history.
-    """
-    expr = sp.sympify(expr)
-    spelled = {s: sp.Symbol(f"{s.name}|" + ",".join(f"{k}={v}" for k, v in sorted(s.assumptions0.items())))
-               for s in expr.atoms(sp.Symbol) if type(s) is sp.Symbol}
-    return sp.srepr(expr.xreplace(spelled))
 
 
 def model_fingerprint(model: Model) -> str:
