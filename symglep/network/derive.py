@@ -9,6 +9,7 @@ locality); and the boundary residuals of each boundary condition (theory §3).
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 
@@ -21,7 +22,10 @@ from .elements import kinetic_pieces, readout_pieces, term_pieces
 from .terms import Term
 
 
+@functools.lru_cache(maxsize=4096)
 def _plain(expr) -> str:
+    """An element expression as text, simplified when small (remembered: a stack reports each of its array
+    units, and every report format derives again)."""
     return str(sp.simplify(expr)) if sp.count_ops(expr) < 60 else str(expr)
 
 
