@@ -27,6 +27,7 @@ thread and all threads, and reports GFLOP/s (an FMA is 2 flops).
 from __future__ import annotations
 
 import ast
+import copy
 import time
 from dataclasses import dataclass
 
@@ -120,7 +121,7 @@ def _unwrap_numpy_bools(node):
                     and isinstance(call.args[0], ast.Constant) and isinstance(call.args[0].value, bool)):
                 return call.args[0]
             return self.generic_visit(call)
-    return Unwrap().visit(ast.parse(ast.unparse(node), mode="eval").body)
+    return Unwrap().visit(copy.deepcopy(node))
 
 
 class Counter:

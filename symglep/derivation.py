@@ -146,10 +146,15 @@ def _same_content(key: str, model: Model, simplify: str) -> Derivation | None:
     modes = _BY_CONTENT.get(key)
     if modes is None:
         return None
-    first = next(iter(modes.values()))
-    known = modes.get(simplify) or dataclasses.replace(first, simplify=simplify, readable_cache=[])
-    modes.setdefault(simplify, known)
-    return dataclasses.replace(known, model=model)
+    return dataclasses.replace(_in_mode(modes, simplify), model=model)
+
+
+def _in_mode(modes: dict, simplify: str) -> Derivation:
+    """The derivation in mode ``simplify`` from ``{mode: Derivation}``: another mode's raw fields with the
+    readable forms left to compute, when that mode is new."""
+    if simplify not in modes:
+        modes[simplify] = dataclasses.replace(next(iter(modes.values())), simplify=simplify, readable_cache=[])
+    return modes[simplify]
 
 
 def _remembered(model: Model, simplify: str) -> Derivation | None:
@@ -161,10 +166,7 @@ def _remembered(model: Model, simplify: str) -> Derivation | None:
             or any(vars(model)[k] is not v for k, v in entry[1].items()):
         return None
     _REMEMBERED.move_to_end(id(model))
-    modes = entry[2]
-    if simplify not in modes:
-        modes[simplify] = dataclasses.replace(next(iter(modes.values())), simplify=simplify, readable_cache=[])
-    return modes[simplify]
+    return _in_mode(entry[2], simplify)
 
 
 def derive(model: Model, simplify: str = "fast") -> Derivation:

@@ -126,8 +126,8 @@ def unit_c_source(model, precision: str, prefix: str = "", vjp: bool = True, wit
     ``force``, ``force_learn`` (with the input gradients), ``force_vjp`` when ``vjp``, ``masses``,
     ``mass_dtheta``, the costs when ``with_cost``, every name (and the size macros ``N``, ``M``, ``NQ``,
     ``NY``, ``NG``, ``NE``, ``edges`` and the offsets ``o<k>`` they read) prefixed by ``prefix``.
-    Returns ``{"source", "n_out", "uses_u", "uses_wk", "terms", "context"}``; the file that holds the
-    source defines the macros."""
+    Returns ``{"source", "n_out", "uses_u", "uses_edges", "context"}``; the file that holds the source
+    defines the macros (the edge table when ``uses_edges``)."""
     context = unit_context(model, prefix, offsets=prefix)
     pieces = _used_pieces(context, vjp, with_cost)
     uses_u = any(t["has_w"] for t in context["terms"])
@@ -138,7 +138,8 @@ def unit_c_source(model, precision: str, prefix: str = "", vjp: bool = True, wit
         context, X=prefix, functions=[element_c_function(p, precision, prefix) for p in pieces], call=_call,
         uses_u=uses_u, uses_wk=uses_wk, n_rows=work_rows(model), vjp=vjp, with_cost=with_cost,
         terminal=context["terminal"] and with_cost, F="F" if single else "")
-    return dict(source=source, n_out=n_out, uses_u=uses_u, uses_wk=uses_wk, context=context)
+    return dict(source=source.rstrip("\n") + "\n", n_out=n_out, uses_u=uses_u, context=context,
+                uses_edges=any(t["kind"] == "edge" for t in context["terms"]))
 
 
 def _call(name: str, args: str) -> str:
@@ -166,7 +167,7 @@ def render_network_c(model, digest: str, precision: str = "float64") -> dict:
         o += size
     api = c_api_prefix(model.name)
     single = precision == "float32"
-    uses_edges = any(t["kind"] == "edge" for t in context["terms"])
+    uses_edges = unit["uses_edges"]
     if uses_edges and not edges:
         raise SymglepError(f"{model.name}: the default edge list at n = {n} is empty; C has no empty arrays")
     parameter_comment = "; ".join(f"{p.name} {'x'.join(map(str, s)) or 'scalar'} at {off}"
@@ -177,7 +178,7 @@ def render_network_c(model, digest: str, precision: str = "float64") -> dict:
         guard=f"SYMGLEP_{api.upper()}_H", n_units=n, D=D, n_q=n * D, n_theta=pos, n_u=m, n_y=ny,
         n_edges=len(edges), edges=edges, uses_edges=uses_edges, offsets=offsets,
         parameter_comment=safe_comment(parameter_comment, limit=2000),
-        n_out=unit["n_out"], n_rows=sizes["nw"], unit_source=unit["source"].rstrip("\n") + "\n",
+        n_out=unit["n_out"], n_rows=sizes["nw"], unit_source=unit["source"],
         work=work, work_size=o, max_echoes=MAX_ECHOES, max_trajectories=MAX_TRAJECTORIES,
         F="F" if single else "", fabs="fabsf" if single else "fabs",
         example_steps=EXAMPLE_STEPS, dt=EXAMPLE_DT, beta=EXAMPLE_BETA[precision],

@@ -22,11 +22,10 @@ import sympy as sp
 from .. import __version__
 from ..codegen import backend
 from ..codegen.backend import environment
-from ..codegen.c_printer import PRECISIONS, c_api_prefix, c_function
+from ..codegen.c_printer import PRECISIONS, CPrinter, c_api_prefix, c_function
 from ..codegen.names import safe_comment
 from ..errors import SymglepError
 from ..fileio import write_atomic
-from ..codegen.c_printer import CPrinter
 from ..network.render_c import unit_c_source
 from .codegen import TERMINAL_FUNCTIONS, glue_functions, layout, stack_fingerprint, unit_scheme
 
@@ -117,12 +116,12 @@ def array_unit_c_source(stack, u: dict, precision: str) -> str:
     interface (``templates/c/stack_array_unit.c.j2``), as the Numba stack's array units."""
     a = stack.arrays[u["i"]]
     unit = unit_c_source(a.model, precision, prefix=u["P"], vjp=False, with_cost=u["top"])
-    uses_edges = any(t["kind"] == "edge" for t in unit["context"]["terms"])
+    uses_edges = unit["uses_edges"]
     if uses_edges and not len(a.edges):
         raise SymglepError(f"unit {u['i']} ({a.name!r}): the default edge list at n = {a.size} is empty; "
                            "C has no empty arrays")
     return environment().get_template("c/stack_array_unit.c.j2").render(
-        u=u, X=u["P"], source=unit["source"].rstrip("\n") + "\n", n_out=unit["n_out"], uses_u=unit["uses_u"],
+        u=u, X=u["P"], source=unit["source"], n_out=unit["n_out"], uses_u=unit["uses_u"],
         uses_edges=uses_edges, edge_pairs=a.edges.tolist(), mass_learnable=unit["context"]["mass_learnable"],
         F="F" if precision == "float32" else "").rstrip("\n") + "\n"
 
