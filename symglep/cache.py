@@ -106,21 +106,26 @@ def import_kernels(path: str, digest: str, jit: bool = True):
     """Import a kernel file as a module; ``jit=False`` imports plain Python functions (Numba off)."""
     from numba.core import config as numba_config  # heavy: only when kernels are loaded
 
-    name = f"symglep_kernels_{digest[:20]}" + ("" if jit else "_interpreted")
+    disabled = numba_config.DISABLE_JIT
+    numba_config.DISABLE_JIT = disabled or not jit
+    try:
+        return import_file(path, f"symglep_kernels_{digest[:20]}" + ("" if jit else "_interpreted"))
+    finally:
+        numba_config.DISABLE_JIT = disabled
+
+
+def import_file(path: str, name: str):
+    """Import the Python file ``path`` as the module ``name`` (once per process)."""
     if name in sys.modules:
         return sys.modules[name]
     spec = importlib.util.spec_from_file_location(name, path)
     module = importlib.util.module_from_spec(spec)
     sys.modules[name] = module
-    disabled = numba_config.DISABLE_JIT
-    numba_config.DISABLE_JIT = disabled or not jit
     try:
         spec.loader.exec_module(module)
     except BaseException:
         del sys.modules[name]
         raise
-    finally:
-        numba_config.DISABLE_JIT = disabled
     return module
 
 
@@ -165,3 +170,18 @@ def load(label: str, digest: str, render: Callable[[], str], cache: str | None =
         warm(kernels)
     _LOADED[key] = kernels
     return kernels, generated
+
+
+def load_module(label: str, digest: str, render: Callable[[], str], cache: str | None = None):
+    """The generated module of ``digest`` imported as plain Python (a target Numba does not compile,
+    such as JAX), built with ``render()`` when the cache has no intact entry; once per process."""
+    key = (digest, "module")
+    if key not in _LOADED:
+        folder = entry_folder(label, digest, cache)
+        path = os.path.join(folder, "kernels.py")
+        os.makedirs(folder, exist_ok=True)
+        with FileLock(folder + ".lock"):
+            if not valid_entry(path, digest):
+                write_entry(folder, path, render())
+            _LOADED[key] = import_file(path, f"symglep_module_{digest[:20]}")
+    return _LOADED[key]

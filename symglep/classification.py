@@ -21,7 +21,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
-import sympy as sp
 
 from . import uea
 from .errors import SymglepError
@@ -29,6 +28,7 @@ from .heads import head_pass
 from .learners import Learner
 from .network.model import ArrayModel
 from .stack.model import Stack, declares_terminal_cost
+from .symbolic import linear_coefficients
 from .tasks import Dataset, array_readout_function, scalar_readout_function
 
 #: nodes per free pass when the head's readouts are pooled: memory stays O(1) in the sequence length
@@ -51,11 +51,10 @@ def _linear_error(name: str, what: str) -> SymglepError:
 
 def scalar_linear_readout(model):
     """``f(q, u, t) -> r (..., n_y)``: ``r_j = ∂c/∂y_j`` of a scalar model's cost linear in ``y``."""
-    ys = list(model.y)
-    cost = sp.expand(model.cost.subs(model.constants))
-    if not ys or cost.subs({y: 0 for y in ys}) != 0 or any(sp.diff(cost, a, b) != 0 for a in ys for b in ys):
+    readout = linear_coefficients(model.cost.subs(model.constants), model.y)
+    if readout is None:
         raise _linear_error(model.name, "cost")
-    return scalar_readout_function(model, [sp.diff(cost, y) for y in ys])
+    return scalar_readout_function(model, readout)
 
 
 def array_linear_readout(model):
@@ -63,11 +62,10 @@ def array_linear_readout(model):
     (``q_r (..., n_y, dim)``: the readout units' coordinates)."""
     element = model.readout
     ys = [s.symbol for s in element.slots if s.role == "y"]
-    cost = sp.expand(element.cost)
-    if len(ys) != 1 or cost.subs(ys[0], 0) != 0 or sp.diff(cost, ys[0], 2) != 0 or \
-            {s.role for s in element.slots} - {"q", "y"}:
+    readout = linear_coefficients(element.cost, ys)
+    if len(ys) != 1 or readout is None or {s.role for s in element.slots} - {"q", "y"}:
         raise _linear_error(model.name, "cost element")
-    return array_readout_function(element, sp.diff(cost, ys[0]))
+    return array_readout_function(element, readout[0])
 
 
 def linear_readout_of(system):

@@ -102,8 +102,8 @@ def residuals(model_spec, bc, fmt, output):
 
 @main.command()
 @MODEL_ARG
-@click.option("--target", type=click.Choice(["numba", "c"]), default="numba", show_default=True,
-              help="numba: Python kernels; c: portable C99 (docs/c-kernels.md).")
+@click.option("--target", type=click.Choice(["numba", "c", "jax"]), default="numba", show_default=True,
+              help="numba: Python kernels; c: portable C99 (docs/c-kernels.md); jax: a jax.numpy module with echo VJPs (docs/jax.md, scalar models).")
 @click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
               help="Floating type of the C kernels (numba: float64 only).")
 @click.option("--integrator", type=click.Choice(["auto", "leapfrog", "midpoint"]), default="auto", show_default=True,

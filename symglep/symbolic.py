@@ -104,3 +104,15 @@ def canonical_srepr(expr) -> str:
     spelled = {s: sp.Symbol(f"{s.name}|" + ",".join(f"{k}={v}" for k, v in sorted(s.assumptions0.items())))
                for s in expr.atoms(sp.Symbol) if type(s) is sp.Symbol}
     return sp.srepr(expr.xreplace(spelled))
+
+
+def linear_coefficients(expr, symbols) -> list | None:
+    """``[∂expr/∂s for s in symbols]`` when ``expr = Σ_j s_j r_j`` is linear and homogeneous in
+    ``symbols`` (no term without them, no product of two of them), else ``None``: a cost linear in its
+    targets, whose coefficients are the readout (theory §12)."""
+    symbols = list(symbols)
+    expr = sp.expand(sp.sympify(expr))
+    if not symbols or expr.subs({s: 0 for s in symbols}) != 0 or \
+            any(sp.diff(expr, a, b) != 0 for a in symbols for b in symbols):
+        return None
+    return [sp.diff(expr, s) for s in symbols]

@@ -1,0 +1,132 @@
+"""symglep inside JAX models: a model's generated JAX module as a layer or a loss (docs/jax.md).
+
+``symglep.jax.layer(model, dt=...)`` returns a :class:`Layer`, a function
+``(theta, u, q0, p0) -> (r, qT, pT)`` of JAX arrays — the readouts of the free run at every node
+and its final state — whose backward pass is the cotangent-driven echo (theory §12): it runs under
+``jit``, ``vmap`` and ``grad`` on any JAX device, keeps nothing of length K for the backward pass
+but the inputs, and returns the cotangents of θ, of the input sequence and of the initial state.
+``estimator="bptt"`` differentiates the same discrete steps with JAX autodiff instead (the
+reference). ``symglep.jax.loss`` does the same for the model's own loss (running and terminal cost).
+
+The module is generated from the model (``templates/jax/``, :mod:`symglep.codegen.render_jax`) and
+cached on disk by its content hash like the Numba kernels (:mod:`symglep.cache`). This module
+imports JAX: install it with ``pip install 'symglep[jax]'``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from . import cache as kernel_cache
+from .capabilities import NotSupportedError
+from .codegen.render_jax import jax_digest, jax_source
+from .errors import SymglepError
+from .extras import require
+from .systems import kind_of
+
+jnp = require("jax.numpy", "jax", "the JAX target")
+
+ESTIMATORS = ("echo", "bptt")
+
+
+def module(model, integrator: str = "auto", cache: str | None = None):
+    """The generated JAX module of a scalar ``model`` (generated on first use, cached on disk)."""
+    kind = kind_of(model)
+    reason = model.capabilities.reason("target", "jax")
+    if reason is not None:
+        raise NotSupportedError(f"the JAX target is refused for {kind} systems: {reason}")
+    digest = jax_digest(model, integrator)
+    return kernel_cache.load_module(model.name + "_jax", digest, lambda: jax_source(model, integrator), cache)
+
+
+def _options(dt, estimator, beta, order) -> None:
+    if not isinstance(dt, (int, float)) or not dt > 0:
+        raise SymglepError(f"dt must be a positive number, got {dt!r}")
+    if estimator not in ESTIMATORS:
+        raise SymglepError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
+    if order not in (1, 2, 4):
+        raise SymglepError(f"order must be 1 (one-sided), 2 (centred) or 4 (Richardson), got {order!r}")
+    if not (isinstance(beta, (int, float)) and beta > 0):
+        raise SymglepError(f"beta must be a positive number, got {beta!r}")
+
+
+def _make(factory, *args, **kwargs):
+    try:
+        return factory(*args, **kwargs)
+    except ValueError as exc:  # the generated module's refusals (no exact echo, unknown readout)
+        raise SymglepError(str(exc)) from None
+
+
+@dataclass(frozen=True)
+class Layer:
+    """A model's free run as a differentiable JAX function (call it: ``layer(theta, u, q0, p0)``).
+
+    ``theta`` ``(n_theta,)`` in :attr:`parameter_names` order, ``u`` ``(K+1, n_inputs)``, ``q0`` and
+    ``p0`` ``(n,)``; returns ``r`` ``(K+1, n_readout)``, ``qT`` and ``pT`` ``(n,)``. One sequence per
+    call: ``jax.vmap`` over a batch."""
+
+    model: object
+    module: object
+    apply: object
+    dt: float
+    estimator: str
+    readout: str
+
+    def __call__(self, theta, u, q0, p0):
+        return self.apply(theta, u, q0, p0)
+
+    @property
+    def parameter_names(self) -> list:
+        return [s.name for s in self.model.parameters]
+
+    @property
+    def n(self) -> int:
+        return self.module.N
+
+    @property
+    def n_inputs(self) -> int:
+        return self.module.N_U
+
+    @property
+    def n_readout(self) -> int:
+        return self.module.N if self.readout == "coordinates" else self.module.N_Y
+
+    def theta(self, values: dict):
+        """θ as a vector in declaration order from ``{name: value}`` (every parameter named once)."""
+        names = self.parameter_names
+        unknown = sorted(set(values) - set(names))
+        missing = [n for n in names if n not in values]
+        if unknown or missing:
+            raise SymglepError(f"theta needs exactly the parameters {', '.join(names)}"
+                               + (f"; unknown: {', '.join(unknown)}" if unknown else "")
+                               + (f"; missing: {', '.join(missing)}" if missing else ""))
+        return jnp.asarray([values[n] for n in names])
+
+    def initial_momentum(self, theta, q0, v0, u0, t0: float = 0.0):
+        """``p0 = ∂L/∂v(q0, v0)``: a start given by velocity (theory §5); JAX differentiates it."""
+        return self.module.initial_momentum(theta, q0, v0, u0, t0)
+
+
+def layer(model, dt: float, *, integrator: str = "auto", estimator: str = "echo", beta: float = 1e-4,
+          order: int = 2, readout: str | None = None, t0: float = 0.0, cache: str | None = None) -> Layer:
+    """The free run of ``model`` with step ``dt`` as a JAX layer (see :class:`Layer`).
+
+    ``readout``: ``"coordinates"`` (``r = q``) or ``"cost"`` (``r = ∂c/∂y`` of a cost linear in its
+    targets, theory §12); by default ``"cost"`` where the cost is linear in its targets.
+    ``estimator``: ``"echo"`` (the backward pass is the echo: nudge β relative to the total kick of
+    the cotangents, contrast ``order`` 2 centred, 4 Richardson or 1 one-sided) or ``"bptt"``."""
+    _options(dt, estimator, beta, order)
+    mod = module(model, integrator, cache)
+    readout = readout or ("cost" if "cost" in mod.READOUTS else "coordinates")
+    apply = _make(mod.make_layer, float(dt), float(t0), float(beta), order, estimator, readout)
+    return Layer(model, mod, apply, float(dt), estimator, readout)
+
+
+def loss(model, dt: float, *, integrator: str = "auto", estimator: str = "echo", beta: float = 1e-4,
+         order: int = 2, t0: float = 0.0, cache: str | None = None):
+    """``loss(theta, u, y, q0, p0) -> C``: the model's own loss over one sequence (running and terminal
+    cost, theory §6, §10) as a JAX function whose backward pass is the echo (``estimator="echo"``,
+    nudge β, contrast ``order``) or JAX autodiff of the same steps (``"bptt"``)."""
+    _options(dt, estimator, beta, order)
+    mod = module(model, integrator, cache)
+    return _make(mod.make_loss, float(dt), float(t0), float(beta), order, estimator)

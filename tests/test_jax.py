@@ -1,0 +1,222 @@
+"""The JAX target (docs/jax.md): the echo VJPs of the generated module against JAX autodiff of the same
+discrete steps (BPTT) and against the Numba kernels' echo; jit, vmap, float32; memory; training."""
+
+import pathlib
+
+import numpy as np
+import pytest
+import sympy as sp
+from click.testing import CliRunner
+from sympy.physics.mechanics import dynamicsymbols
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+
+import symglep  # noqa: E402
+import symglep.jax as sj  # noqa: E402
+from symglep.cli import main  # noqa: E402
+from symglep.codegen.render_jax import jax_source  # noqa: E402
+from symglep.errors import SymglepError  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+SCALAR_EXAMPLES = sorted(p for p in (ROOT / "examples").glob("*.py") if not p.name.startswith(("network_", "stack_")))
+DT, K = 0.05, 80
+
+
+def _relative(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+def _instance(n_theta, n, n_u, n_y, seed=0, steps=K):
+    rng = np.random.default_rng(seed)
+    return (rng.uniform(0.6, 1.4, n_theta), 0.3 * rng.normal(size=(steps + 1, n_u)),
+            0.3 * rng.normal(size=(steps + 1, n_y)), 0.3 * rng.normal(size=n), 0.3 * rng.normal(size=n))
+
+
+def coupled_model():
+    """Two coordinates, a coupling, an input and a cost linear in its target (r = tanh(z + u))."""
+    x, z = dynamicsymbols("x z")
+    u, y = dynamicsymbols("u y")
+    k, m, c = sp.symbols("k m c", positive=True)
+    L = m * x.diff() ** 2 / 2 + z.diff() ** 2 / 2 - k * x ** 2 / 2 - z ** 2 / 2 - c * sp.cos(x - z) + x * u
+    return symglep.Model(lagrangian=L, coordinates=[x, z], parameters=[k, m, c], inputs=[u], targets=[y],
+                         cost=y * sp.tanh(z + u), name="coupled_linear_readout")
+
+
+# -- the model's loss: echo VJP = autodiff = Numba echo -------------------------------------------------
+LOSS_CASES = [("harmonic_oscillator", "auto"), ("harmonic_oscillator_terminal", "auto"), ("damped_oscillator", "auto"),
+              ("double_pendulum", "midpoint"), ("charged_particle", "auto")]
+
+
+@pytest.mark.parametrize("name,integrator", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
+def test_loss_echo_vjp_equals_autodiff_and_numba(name, integrator):
+    """Centred (β = 1e-4) and Richardson (β = 1e-3) echo VJPs of the loss against jax.grad of the same
+    steps (≤ 1e-6, ≤ 1e-9 relative) for θ, u, q0, p0 (and y, read off the lanes), and against the Numba
+    kernels' echo at β = 1e-3, centred and Richardson (≤ 1e-10); the flipped echo on the charged
+    particle (theory §4)."""
+    model = symglep.load_model(str(ROOT / "examples" / f"{name}.py"))
+    reference = jax.jit(jax.grad(sj.loss(model, DT, integrator=integrator, estimator="bptt"), argnums=range(5)))
+    kernels = symglep.compile(model, dt=DT, integrator=integrator)
+    mod = sj.module(model, integrator)
+    th, u, y, q0, p0 = _instance(mod.N_THETA, mod.N, mod.N_U, mod.N_Y)
+    exact = reference(th, u, y, q0, p0)
+    for order, beta, tol in ((2, 1e-4, 1e-6), (2, 1e-3, None), (4, 1e-3, 1e-9)):
+        echo = jax.jit(jax.grad(sj.loss(model, DT, integrator=integrator, beta=beta, order=order), argnums=range(5)))
+        got = echo(th, u, y, q0, p0)
+        for what, a, b in zip(("theta", "u", "y", "q0", "p0"), got, exact):
+            assert tol is None or _relative(a, b) <= tol, (what, order, _relative(a, b))
+        if beta < 1e-3:
+            continue   # XLA contracts a*b + c into one FMA: 1e-16 differences, which 1/beta amplifies
+        numba = kernels.gradient(th, q0[None], p0[None], u=u[None], y=y[None], beta=beta, order=order,
+                                 learn_inputs=True)
+        for what, a, b in (("theta", got[0], numba.dtheta[0]), ("u", got[1], numba.du[0]),
+                           ("q0", got[3], numba.dq0[0]), ("p0", got[4], numba.dx0[0])):
+            assert _relative(a, b) <= 1e-10, (what, order, _relative(a, b))
+
+
+# -- the layer: cotangent-driven echo = autodiff ------------------------------------------------------------
+@pytest.mark.parametrize("integrator", ["leapfrog", "midpoint"])
+@pytest.mark.parametrize("readout", ["coordinates", "cost"])
+def test_layer_echo_vjp_equals_autodiff(integrator, readout):
+    """A nonlinear loss of every readout and of the final state: the layer's echo VJP (centred β = 1e-4,
+    Richardson β = 1e-3) against jax.grad of the same steps for θ, the input sequence and the start."""
+    model = coupled_model()
+    exact_layer = sj.layer(model, DT, integrator=integrator, readout=readout, estimator="bptt")
+    th, u, _, q0, p0 = _instance(3, 2, 1, 1, seed=1)
+    rng = np.random.default_rng(2)
+    W = rng.normal(size=(K + 1, exact_layer.n_readout))
+    wq, wp = rng.normal(size=2), rng.normal(size=2)
+
+    def grads(layer):
+        def head(th, u, q0, p0):
+            r, qT, pT = layer(th, u, q0, p0)
+            return jnp.sum(jnp.sin(r) * W) + jnp.sum(wq * qT ** 2) + jnp.dot(wp, pT)
+        return jax.jit(jax.grad(head, argnums=range(4)))(th, u, q0, p0)
+
+    exact = grads(exact_layer)
+    for order, beta, tol in ((2, 1e-4, 1e-6), (4, 1e-3, 1e-8)):
+        got = grads(sj.layer(model, DT, integrator=integrator, readout=readout, beta=beta, order=order))
+        for what, a, b in zip(("theta", "u", "q0", "p0"), got, exact):
+            assert _relative(a, b) <= tol, (what, order, _relative(a, b))
+
+
+def test_layer_runs_under_jit_vmap_and_in_float32():
+    """A batch through jax.vmap equals the sequences one by one (to round-off); float32 arguments stay
+    float32 and give the float64 gradient to float32 accuracy."""
+    layer = sj.layer(coupled_model(), DT, readout="coordinates")
+    th, u, _, q0, p0 = _instance(3, 2, 1, 1, seed=3)
+    U = np.stack([u, 0.5 * u, -u])
+
+    def loss(th, u, q0, p0):
+        r, qT, _ = layer(th, u, q0, p0)
+        return jnp.sum(r ** 2) + jnp.sum(qT)
+
+    grad = jax.jit(jax.grad(loss))
+    batched = jax.jit(jax.vmap(jax.grad(loss), in_axes=(None, 0, None, None)))(th, U, q0, p0)
+    for b in range(3):   # equal up to round-off (XLA fuses a batch differently), which 1/beta amplifies
+        assert _relative(batched[b], grad(th, U[b], q0, p0)) <= 1e-10
+    f32 = [jnp.asarray(a, jnp.float32) for a in (th, u, q0, p0)]
+    layer32 = sj.layer(coupled_model(), DT, readout="coordinates", beta=1e-2)
+
+    def loss32(th, u, q0, p0):
+        r, qT, pT = layer32(th, u, q0, p0)
+        return jnp.sum(r ** 2) + jnp.sum(qT), (r, qT, pT)
+
+    g32, outputs = jax.jit(jax.grad(loss32, has_aux=True))(*f32)
+    assert all(a.dtype == jnp.float32 for a in (g32, *outputs))
+    assert _relative(g32, grad(th, u, q0, p0)) <= 1e-2
+
+
+def test_echo_keeps_nothing_of_length_k_but_the_inputs():
+    """The residuals JAX saves for the backward pass: the echo's do not grow with K beyond the input
+    sequence, autodiff's do (the trajectory); XLA's scratch memory of a θ-gradient of the loss is flat
+    in K for the echo (no input gradient is built when u carries no derivative), linear for autodiff;
+    that θ-gradient equals the θ part of the full one."""
+    model = coupled_model()
+
+    def saved(estimator, steps):
+        layer = sj.layer(model, DT, readout="coordinates", estimator=estimator)
+        th, u, _, q0, p0 = _instance(3, 2, 1, 1, steps=steps)
+        _, pullback = jax.vjp(lambda th, u, q0, p0: jnp.sum(layer(th, u, q0, p0)[0]), th, u, q0, p0)
+        return sum(leaf.size for leaf in jax.tree_util.tree_leaves(pullback)) - u.size
+
+    assert saved("echo", 400) == saved("echo", 100)
+    assert saved("bptt", 400) >= saved("bptt", 100) + 300 * 2
+
+    def scratch(estimator, steps):
+        args = _instance(3, 2, 1, 1, steps=steps)
+        grad = jax.jit(jax.grad(sj.loss(model, DT, estimator=estimator)))
+        return grad.lower(*args).compile().memory_analysis().temp_size_in_bytes
+
+    assert scratch("echo", 400) == scratch("echo", 100)
+    assert scratch("bptt", 400) >= scratch("bptt", 100) + 300 * 2 * 8
+    args = _instance(3, 2, 1, 1)
+    loss = sj.loss(model, DT)
+    assert _relative(jax.jit(jax.grad(loss))(*args), jax.jit(jax.grad(loss, argnums=range(5)))(*args)[0]) == 0
+
+
+def test_a_small_jax_model_with_a_symglep_layer_trains_with_optax():
+    """Encoder -> harmonic-oscillator layer -> linear head, trained end to end under jit with optax's Adam on
+    a teacher's sine responses (the sine task's setting): the loss falls at least tenfold."""
+    optax = pytest.importorskip("optax")
+    model = symglep.load_model(str(ROOT / "examples" / "harmonic_oscillator.py"))
+    layer = sj.layer(model, 0.1, readout="coordinates")
+    t = np.arange(61) * 0.1
+    drive = np.sin(1.3 * t[None, :] + np.linspace(0, 3, 8)[:, None])[:, :, None]
+    zeros = jnp.zeros(1)
+
+    def predict(params, drive):
+        th = jnp.exp(params["log_theta"])
+        r, _, _ = layer(th, params["gain"] * drive, zeros, zeros)
+        return r[:, 0] * params["w"] + params["b"]
+
+    teacher = {"log_theta": jnp.log(jnp.array([2.0, 0.7])), "gain": 1.5, "w": 0.8, "b": 0.1}
+    targets = jax.vmap(predict, (None, 0))(teacher, drive)
+    params = {"log_theta": jnp.zeros(2), "gain": 0.5, "w": 0.3, "b": 0.0}
+
+    def loss(params):
+        return jnp.mean((jax.vmap(predict, (None, 0))(params, drive) - targets) ** 2)
+
+    opt = optax.adam(0.05)
+    state = opt.init(params)
+
+    @jax.jit
+    def step(params, state):
+        value, grad = jax.value_and_grad(loss)(params)
+        updates, state = opt.update(grad, state)
+        return optax.apply_updates(params, updates), state, value
+
+    first = float(loss(params))
+    for _ in range(150):
+        params, state, _ = step(params, state)
+    assert float(loss(params)) <= first / 10
+
+
+# -- refusals and the generated files -------------------------------------------------------------------------
+def test_refusals_name_their_reason():
+    """Array models and stacks are refused by the capability table; a damped model has no exact echo; the
+    cost readout needs a cost linear in the targets."""
+    runner = CliRunner()
+    out = runner.invoke(main, ["generate", str(ROOT / "examples/network_hru.py"), "--target", "jax", "--out", "x"])
+    assert out.exit_code == 2 and "JAX target serves scalar models so far" in out.output
+    damped = symglep.load_model(str(ROOT / "examples/damped_chain_nonuniform.py"))
+    with pytest.raises(SymglepError, match="no exact echo"):
+        sj.loss(damped, DT)
+    assert sj.loss(damped, DT, estimator="bptt") is not None
+    with pytest.raises(SymglepError, match="not linear in the targets"):
+        sj.layer(symglep.load_model(str(ROOT / "examples/harmonic_oscillator.py")), DT, readout="cost")
+    with pytest.raises(SymglepError, match="dt must be a positive number"):
+        sj.layer(coupled_model(), 0.0)
+
+
+@pytest.mark.parametrize("path", SCALAR_EXAMPLES, ids=lambda p: p.stem)
+def test_generated_jax_files_are_up_to_date(path):
+    """generated/<model>/jax/kernels.py is exactly what `symglep generate --target jax` writes today."""
+    model = symglep.load_model(str(path))
+    committed = ROOT / "generated" / model.name / "jax" / "kernels.py"
+    hint = f"regenerate with: symglep generate {path.relative_to(ROOT)} --target jax"
+    assert committed.exists(), hint
+    assert committed.read_text(encoding="utf-8") == jax_source(model), f"{committed} is stale; {hint}"
