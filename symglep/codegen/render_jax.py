@@ -27,7 +27,7 @@ USED = {
     "leapfrog": ("momentum", "cost", "cost_grad", "terminal_cost", "terminal_cost_grad", "force", "velocity",
                  "potential_partials", "kinetic_partials"),
     "midpoint": ("momentum", "cost", "cost_grad", "terminal_cost", "terminal_cost_grad", "midpoint_momenta",
-                 "midpoint_jacobian", "lagrangian_partials"),
+                 "midpoint_jacobian", "midpoint_jacobian_prev", "lagrangian_partials"),
 }
 
 
