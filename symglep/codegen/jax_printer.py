@@ -13,8 +13,8 @@ import sympy as sp
 from sympy.printing.numpy import JaxPrinter
 
 from ..discrete import NumericFunction
-from .names import Namer, safe_comment
-from .printer import common_subexpressions
+from .names import safe_comment
+from .printer import python_body
 
 
 class JaxFunctionPrinter(JaxPrinter):
@@ -58,24 +58,7 @@ class JaxFunctionPrinter(JaxPrinter):
 def jax_function(fn: NumericFunction, prefix: str = "f_") -> str:
     """Source of ``def f_<name>(args...)`` returning its outputs (one vector, or a tuple of them),
     each a ``jnp`` vector of the dtype of the function's first argument."""
-    namer = Namer("s_")
-    replacements, reduced = common_subexpressions(fn.outputs)
-    used = set()
-    for e in [r for _, r in replacements] + list(reduced):
-        used |= e.free_symbols
-    names = {}
-    lines = []
-    for arg, symbols in fn.args:
-        for i, s in enumerate(symbols):
-            if s in used:
-                names[s] = namer(s, s.name)
-                source = arg if arg in fn.scalars else f"{arg}[{i}]"
-                lines.append(f"    {names[s]} = {source}")
-    for w, _ in replacements:
-        names[w] = namer(w, f"w{w.name[1:]}").replace("s_", "t_", 1)
-    printer = JaxFunctionPrinter(names)
-    for w, e in replacements:
-        lines.append(f"    {names[w]} = {printer.doprint(e)}")
+    lines, printer, reduced = python_body(fn, JaxFunctionPrinter)
     ref = fn.args[0][0]
     outs, k = [], 0
     for _, exprs in fn.outputs:

@@ -95,11 +95,11 @@ def op_count(fn: NumericFunction) -> int:
     return int(sum(sp.count_ops(e) for _, e in replacements) + sum(sp.count_ops(e) for e in reduced))
 
 
-def python_function(fn: NumericFunction, prefix: str = "f_", complex_step: bool = False) -> str:
-    """Source of one ``@njit`` function ``f_<name>(args..., outs...)``; with ``complex_step`` it
-    accepts complex arguments (:class:`ComplexPrinter`; refused for non-analytic maths)."""
-    if complex_step:
-        require_analytic(fn.name, [e for _, exprs in fn.outputs for e in exprs])
+def python_body(fn: NumericFunction, make_printer) -> tuple:
+    """The body every Python-syntax target shares: the used argument entries unpacked into sanitised
+    locals, one ``cse`` over all outputs, the temporaries assigned. Returns ``(lines, printer,
+    reduced)``: the indented lines so far, the printer (``make_printer(names)``) and the reduced
+    output expressions, for the target to write its outputs."""
     namer = Namer("s_")
     replacements, reduced = common_subexpressions(fn.outputs)
     used = set()
@@ -115,9 +115,18 @@ def python_function(fn: NumericFunction, prefix: str = "f_", complex_step: bool 
                 lines.append(f"    {names[s]} = {source}")
     for w, _ in replacements:
         names[w] = namer(w, f"w{w.name[1:]}").replace("s_", "t_", 1)
-    printer = ComplexPrinter(names) if complex_step else NumbaPrinter(names)
+    printer = make_printer(names)
     for w, e in replacements:
         lines.append(f"    {names[w]} = {printer.doprint(e)}")
+    return lines, printer, reduced
+
+
+def python_function(fn: NumericFunction, prefix: str = "f_", complex_step: bool = False) -> str:
+    """Source of one ``@njit`` function ``f_<name>(args..., outs...)``; with ``complex_step`` it
+    accepts complex arguments (:class:`ComplexPrinter`; refused for non-analytic maths)."""
+    if complex_step:
+        require_analytic(fn.name, [e for _, exprs in fn.outputs for e in exprs])
+    lines, printer, reduced = python_body(fn, ComplexPrinter if complex_step else NumbaPrinter)
     k = 0
     for out, exprs in fn.outputs:
         for i in range(len(exprs)):
