@@ -117,7 +117,7 @@ def layer(model, dt: float, *, integrator: str = "auto", estimator: str = "echo"
     the cotangents, contrast ``order`` 2 centred, 4 Richardson or 1 one-sided) or ``"bptt"``."""
     _options(dt, estimator, beta, order)
     mod = module(model, integrator, cache)
-    readout = readout or ("cost" if "cost" in mod.READOUTS else "coordinates")
+    readout = readout or mod.DEFAULT_READOUT
     apply = _make(mod.make_layer, float(dt), float(t0), float(beta), order, estimator, readout)
     return Layer(model, mod, apply, float(dt), estimator, readout)
 
