@@ -78,10 +78,10 @@ SCALAR = Capabilities("scalar", {
     ("check option", "--size"): "a scalar model's size is fixed by its file (--size is for array models)",
 })
 
-JAX_SCALAR_ONLY = "not built yet: the JAX target serves scalar models so far (issue #19)"
+JAX_NO_STACKS = ("not built yet: the JAX target serves scalar and array models so far; chain one JAX "
+                 "layer per unit (issue #19)")
 
 ARRAY = Capabilities("array", {
-    ("target", "jax"): JAX_SCALAR_ONLY,
     ("integrator", "midpoint"): "array models are separable by construction (a kinetic site term "
                                 "m/2 q̇²): they use the leapfrog integrator",
     ("route", "flipped_echo"): "array models are even in velocity: the plain echo is exact (theory §4)",
@@ -92,7 +92,7 @@ ARRAY = Capabilities("array", {
 })
 
 STACK = Capabilities("stack", {
-    ("target", "jax"): JAX_SCALAR_ONLY,
+    ("target", "jax"): JAX_NO_STACKS,
     ("command", "check --bc"): "the boundary-condition estimators run on single models; run "
                                "'symglep check UNIT.py --bc ...' on a unit (each unit's start is fixed in "
                                "momentum, so the stacked echo leaves no residual, theory §9)",

@@ -22,6 +22,8 @@ from .capabilities import NotSupportedError
 from .codegen.render_jax import jax_digest, jax_source
 from .errors import SymglepError
 from .extras import require
+from .network import render_jax as array_jax
+from .network.model import ArrayModel, edge_array
 from .systems import kind_of
 
 jnp = require("jax.numpy", "jax", "the JAX target")
@@ -30,13 +32,41 @@ ESTIMATORS = ("echo", "bptt")
 
 
 def module(model, integrator: str = "auto", cache: str | None = None):
-    """The generated JAX module of a scalar ``model`` (generated on first use, cached on disk)."""
+    """The generated JAX module of a scalar or array ``model`` (generated on first use, cached on disk);
+    an array model's module is bound to a size by :func:`bound`."""
     kind = kind_of(model)
     reason = model.capabilities.reason("target", "jax")
     if reason is not None:
         raise NotSupportedError(f"the JAX target is refused for {kind} systems: {reason}")
+    if kind == "array":
+        if integrator not in ("auto", "leapfrog"):
+            raise NotSupportedError(f"array models use the leapfrog integrator, not {integrator!r}")
+        digest = array_jax.jax_digest(model)
+        return kernel_cache.load_module(model.name + "_jax", digest, lambda: array_jax.array_jax_source(model), cache)
     digest = jax_digest(model, integrator)
     return kernel_cache.load_module(model.name + "_jax", digest, lambda: jax_source(model, integrator), cache)
+
+
+def bound(model, integrator: str = "auto", cache: str | None = None, size: int | None = None,
+          edges=None, readout_units=None):
+    """What :func:`layer` and :func:`loss` build on: a scalar model's module, or an array model's bound
+    to ``size`` units (default the model's), its ``edges`` (default the model's graph at that size)
+    and its ``readout_units`` (default the last ``sizes["r"]``)."""
+    mod = module(model, integrator, cache)
+    if not isinstance(model, ArrayModel):
+        if (size, edges, readout_units) != (None, None, None):
+            raise SymglepError("size, edges and readout_units are for array models")
+        return mod
+    n = model.size if size is None else size
+    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+        raise SymglepError(f"size must be a positive integer number of units, got {size!r}")
+    pairs = model.default_edges(n) if edges is None else edge_array(edges, n, f"the edge list at n = {n}",
+                                                                     SymglepError)
+    n_y = model.sizes["r"]
+    units = list(range(n - n_y, n)) if readout_units is None else list(readout_units)
+    if len(units) != n_y or any(isinstance(k, bool) or not 0 <= int(k) < n or int(k) != k for k in units):
+        raise SymglepError(f"readout_units must list {n_y} units in 0..{n - 1}, got {readout_units!r}")
+    return mod.bind(n, model.sizes["m"], pairs, units)
 
 
 def _options(dt, estimator, beta, order) -> None:
@@ -92,7 +122,8 @@ class Layer:
         return self.module.N if self.readout == "coordinates" else self.module.N_Y
 
     def theta(self, values: dict):
-        """θ as a vector in declaration order from ``{name: value}`` (every parameter named once)."""
+        """θ as a vector in declaration order from ``{name: value}`` (every parameter named once; an
+        array model's parameters as arrays of their shapes, flattened in order)."""
         names = self.parameter_names
         unknown = sorted(set(values) - set(names))
         missing = [n for n in names if n not in values]
@@ -100,7 +131,18 @@ class Layer:
             raise SymglepError(f"theta needs exactly the parameters {', '.join(names)}"
                                + (f"; unknown: {', '.join(unknown)}" if unknown else "")
                                + (f"; missing: {', '.join(missing)}" if missing else ""))
-        return jnp.asarray([values[n] for n in names])
+        if not hasattr(self.module, "flatten"):
+            return jnp.asarray([values[n] for n in names])
+        for name, shape in self.module.parameter_shapes:
+            if jnp.shape(values[name]) != shape:
+                raise SymglepError(f"parameter {name} must have shape {shape}, got {jnp.shape(values[name])}")
+        return self.module.flatten(values)
+
+    def parameters(self, theta) -> dict:
+        """``{name: value}`` from θ (the inverse of :meth:`theta`)."""
+        if hasattr(self.module, "unflatten"):
+            return self.module.unflatten(theta)
+        return {name: theta[k] for k, name in enumerate(self.parameter_names)}
 
     def initial_momentum(self, theta, q0, v0, u0, t0: float = 0.0):
         """``p0 = ∂L/∂v(q0, v0)``: a start given by velocity (theory §5); JAX differentiates it."""
@@ -108,25 +150,28 @@ class Layer:
 
 
 def layer(model, dt: float, *, integrator: str = "auto", estimator: str = "echo", beta: float = 1e-4,
-          order: int = 2, readout: str | None = None, t0: float = 0.0, cache: str | None = None) -> Layer:
-    """The free run of ``model`` with step ``dt`` as a JAX layer (see :class:`Layer`).
+          order: int = 2, readout: str | None = None, t0: float = 0.0, cache: str | None = None,
+          size: int | None = None, edges=None, readout_units=None) -> Layer:
+    """The free run of ``model`` with step ``dt`` as a JAX layer (see :class:`Layer`); an array model
+    at ``size`` units with ``edges`` and ``readout_units`` (see :func:`bound`).
 
     ``readout``: ``"coordinates"`` (``r = q``) or ``"cost"`` (``r = ∂c/∂y`` of a cost linear in its
     targets, theory §12); by default ``"cost"`` where the cost is linear in its targets.
     ``estimator``: ``"echo"`` (the backward pass is the echo: nudge β relative to the total kick of
     the cotangents, contrast ``order`` 2 centred, 4 Richardson or 1 one-sided) or ``"bptt"``."""
     _options(dt, estimator, beta, order)
-    mod = module(model, integrator, cache)
+    mod = bound(model, integrator, cache, size, edges, readout_units)
     readout = readout or mod.DEFAULT_READOUT
     apply = _make(mod.make_layer, float(dt), float(t0), float(beta), order, estimator, readout)
     return Layer(model, mod, apply, float(dt), estimator, readout)
 
 
 def loss(model, dt: float, *, integrator: str = "auto", estimator: str = "echo", beta: float = 1e-4,
-         order: int = 2, t0: float = 0.0, cache: str | None = None):
+         order: int = 2, t0: float = 0.0, cache: str | None = None, size: int | None = None, edges=None,
+         readout_units=None):
     """``loss(theta, u, y, q0, p0) -> C``: the model's own loss over one sequence (running and terminal
     cost, theory §6, §10) as a JAX function whose backward pass is the echo (``estimator="echo"``,
     nudge β, contrast ``order``) or JAX autodiff of the same steps (``"bptt"``)."""
     _options(dt, estimator, beta, order)
-    mod = module(model, integrator, cache)
+    mod = bound(model, integrator, cache, size, edges, readout_units)
     return _make(mod.make_loss, float(dt), float(t0), float(beta), order, estimator)

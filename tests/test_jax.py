@@ -207,11 +207,12 @@ def test_a_small_jax_model_with_a_symglep_layer_trains_with_optax():
 
 # -- refusals and the generated files -------------------------------------------------------------------------
 def test_refusals_name_their_reason():
-    """Array models and stacks are refused by the capability table; a damped model has no exact echo; the
-    cost readout needs a cost linear in the targets."""
+    """A damped model has no exact echo; the cost readout needs a cost linear in the targets; the CLI refuses
+    float32 for the JAX target (it computes in its arguments' dtype). Stacks: tests/test_jax_array.py."""
     runner = CliRunner()
-    out = runner.invoke(main, ["generate", str(ROOT / "examples/network_hru.py"), "--target", "jax", "--out", "x"])
-    assert out.exit_code == 2 and "JAX target serves scalar models so far" in out.output
+    out = runner.invoke(main, ["generate", str(ROOT / "examples/harmonic_oscillator.py"), "--target", "jax",
+                               "--precision", "float32", "--out", "x"])
+    assert out.exit_code != 0 and "computes in the dtype of its arguments" in out.output
     damped = symglep.load_model(str(ROOT / "examples/damped_chain_nonuniform.py"))
     with pytest.raises(SymglepError, match="no exact echo"):
         sj.loss(damped, DT)

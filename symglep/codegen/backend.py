@@ -30,7 +30,8 @@ _NUMBA = ("discrete.py", "mechanics.py", "legendre.py", "symmetry.py",
 GENERATORS = {
     "numba": _NUMBA,
     "c": _NUMBA + ("codegen/c_printer.py", "codegen/render_c.py", "network/render_c.py", "stack/codegen_c.py"),
-    "jax": _NUMBA + ("codegen/jax_printer.py", "codegen/render_jax.py", "symbolic.py"),
+    "jax": _NUMBA + ("codegen/jax_printer.py", "codegen/render_jax.py", "symbolic.py",
+            "network/render_jax.py"),
 }
 
 

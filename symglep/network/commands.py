@@ -16,6 +16,7 @@ from .check import load_array_params, render_text, run_check
 from .derive import derive, render, render_latex, residuals_latex
 from ..training import train_command as train
 from .render_c import generate_network_c
+from .render_jax import array_jax_source
 from .runtime import generate_source
 
 
@@ -51,12 +52,15 @@ def render_residuals(model, res: dict, fmt: str) -> str:
 
 
 def write_generated(model, out_dir: str, target: str, integrator: str, force: bool, precision: str) -> list:
-    """``OUT/<model>/numba/kernels.py``, or the four files of ``OUT/<model>/c/`` (docs/c-kernels.md,
-    "Array models"), of an array model; returns the paths written."""
+    """``OUT/<model>/numba/kernels.py``, ``OUT/<model>/jax/kernels.py`` (docs/jax.md), or the four files
+    of ``OUT/<model>/c/`` (docs/c-kernels.md, "Array models"), of an array model; returns the paths written."""
     if target == "c":
         files = generate_network_c(model, precision)
     elif precision != "float64":
-        raise SymglepError("the numba target computes in float64; --precision float32 is for --target c")
+        dtype = "float64" if target == "numba" else "the dtype of its arguments"
+        raise SymglepError(f"the {target} target computes in {dtype}; --precision float32 is for --target c")
+    elif target == "jax":
+        files = {"kernels.py": array_jax_source(model)}
     else:
         files = {"kernels.py": generate_source(model)}
     return write_files(os.path.join(out_dir, model_folder_name(model), target), files, force)

@@ -1,0 +1,185 @@
+"""The JAX target for array models (docs/jax.md, "Array models"): the echo VJPs of the generated module
+bound to a size, against JAX autodiff of the same leapfrog (BPTT) and against the Numba array kernels'
+echo; layers with edges, vector coordinates and a terminal cost; vmap; memory; refusals; goldens."""
+
+import pathlib
+
+import numpy as np
+import pytest
+import sympy as sp
+from click.testing import CliRunner
+
+jax = pytest.importorskip("jax")
+import jax.numpy as jnp  # noqa: E402
+
+import symglep  # noqa: E402
+import symglep.jax as sj  # noqa: E402
+from symglep.cli import main  # noqa: E402
+from symglep.errors import SymglepError  # noqa: E402
+from symglep.network import ArrayModel, Coordinates, Inputs, Parameter, Sum, Targets, i, r  # noqa: E402
+from symglep.network.render_jax import array_jax_source  # noqa: E402
+from symglep.network.runtime import compile_array_model  # noqa: E402
+
+jax.config.update("jax_enable_x64", True)
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+ARRAY_EXAMPLES = sorted((ROOT / "examples").glob("network_*.py"))
+DT = 0.05
+
+
+def _relative(a, b):
+    a, b = np.asarray(a), np.asarray(b)
+    return float(np.max(np.abs(a - b)) / max(np.max(np.abs(b)), 1e-300))
+
+
+def _example(name):
+    return symglep.load_model(str(ROOT / "examples" / f"{name}.py"))
+
+
+def terminal_model():
+    """A tanh network with a running and a terminal cost (theory sec. 10)."""
+    q, u, y = Coordinates("q"), Inputs("u"), Targets("y")
+    W, B, b = Parameter("W", ("n", "n")), Parameter("B", ("n", "m")), Parameter("b", "n")
+    a = sp.Symbol("a", positive=True)
+    return ArrayModel(lagrangian=(Sum(q.dot[i] ** 2 / 2, i) - Sum(a * q[i] ** 2 / 2, i)
+                                  + Sum(sp.tanh((W @ q)[i] + (B @ u)[i] + b[i]), i)),
+                      cost=Sum((q[r] - y[r]) ** 2 / 4, r), terminal_cost=Sum(2 * (q[r] - y[r]) ** 2, r),
+                      coordinates=q, parameters=[W, B, b, a], inputs=u, targets=y,
+                      name="tanh_network_terminal", size=6, sizes={"m": 2, "r": 2})
+
+
+def _instance(layer, steps, seed=0):
+    """Seeded parameters (masses and stiffnesses positive), inputs, targets and a start."""
+    rng = np.random.default_rng(seed)
+    mod = layer.module
+    values = {name: rng.uniform(0.6, 1.4, shape) if name in ("m", "k", "l", "a") else rng.uniform(-0.3, 0.3, shape)
+              for name, shape in mod.parameter_shapes}
+    y = 0.5 * rng.normal(size=(steps + 1, mod.N_Y))
+    if layer.model.initial_positions is None:
+        q0 = rng.uniform(-0.3, 0.3, mod.N)
+    else:  # the model's own start (a lattice at rest), the targets about the readout units' positions
+        q0 = np.asarray(layer.model.initial_positions(mod.N // mod.D, rng), float).reshape(-1)
+        y = y + q0.reshape(-1, mod.D)[mod.readout, 0]
+    return values, rng.normal(size=(steps + 1, mod.N_U)), y, q0, 0.3 * rng.normal(size=mod.N)
+
+
+# -- the model's loss: echo VJP = autodiff = Numba echo ----------------------------------------------------
+LOSS_CASES = [("network_hru", 64, 40), ("network_chain", 12, 60), ("network_dense", 10, 60),
+              ("network_springs", 9, 60), ("terminal", 6, 60)]
+
+
+@pytest.mark.parametrize("name,n,steps", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
+def test_loss_echo_vjp_equals_autodiff_and_numba(name, n, steps):
+    """dC/d(theta, u, q0, p0): the echo VJP (centred, beta 1e-4) = jax.grad of the same leapfrog to 1e-6
+    relative; the Richardson echo (beta 1e-3) = autodiff to 1e-9 and = the Numba kernels' echo to 1e-10."""
+    model = terminal_model() if name == "terminal" else _example(name)
+    probe = sj.layer(model, DT, size=n)
+    values, u, y, q0, p0 = _instance(probe, steps)
+    th = probe.theta(values)
+    args = (th, jnp.asarray(u), jnp.asarray(y), jnp.asarray(q0), jnp.asarray(p0))
+    wrt = (0, 1, 3, 4)
+
+    def grad(**options):
+        return jax.jit(jax.grad(sj.loss(model, DT, size=n, **options), wrt))(*args)
+
+    reference = grad(estimator="bptt")
+    centred, richardson = grad(beta=1e-4), grad(beta=1e-3, order=4)
+    for got, want in zip(centred, reference):
+        assert _relative(got, want) <= 1e-6
+    for got, want in zip(richardson, reference):
+        assert _relative(got, want) <= 1e-9
+    kernels = compile_array_model(model, DT)
+    edges = probe.module.edges if model.edges is not None else None
+    numba = kernels.gradient(values, q0[None], p0[None], u[None], y[None], beta=1e-3, order=4, edges=edges,
+                             learn_inputs=True)
+    for got, want in zip(richardson, (numba.flat[0], numba.du[0], numba.dq0.reshape(-1), numba.dp0.reshape(-1))):
+        assert _relative(got, want) <= 1e-10
+    assert abs(float(sj.loss(model, DT, size=n)(*args)) - float(numba.loss[0])) <= 1e-12 * abs(float(numba.loss[0]))
+
+
+@pytest.mark.parametrize("name,n", [("network_chain", 8), ("network_springs", 9)])
+def test_layer_echo_vjp_equals_autodiff(name, n):
+    """A nonlinear loss of every readout (all coordinates) and of the final state, through the layer: the
+    echo VJP (edges; vector coordinates) = jax.grad of the same steps (1e-6 centred, 1e-8 Richardson)."""
+    model = _example(name)
+    probe = sj.layer(model, DT, size=n)
+    values, u, _, q0, p0 = _instance(probe, 50, seed=1)
+    th = probe.theta(values)
+
+    def downstream(layer):
+        def f(th, u, q0, p0):
+            rs, qT, pT = layer(th, u, q0, p0)
+            return jnp.sum(jnp.tanh(rs) * jnp.cos(jnp.arange(rs.size).reshape(rs.shape))) + jnp.sum(qT * pT)
+        return jax.jit(jax.grad(f, range(4)))(th, jnp.asarray(u), jnp.asarray(q0), jnp.asarray(p0))
+
+    reference = downstream(sj.layer(model, DT, size=n, estimator="bptt"))
+    for options, bound in (({}, 1e-6), ({"beta": 1e-3, "order": 4}, 1e-8)):
+        for got, want in zip(downstream(sj.layer(model, DT, size=n, **options)), reference):
+            assert _relative(got, want) <= bound
+
+
+def test_layer_vmaps_and_its_parameters_round_trip():
+    """A batch under vmap equals one sequence at a time; Layer.theta and Layer.parameters invert each other;
+    the readout units and the edges are honoured."""
+    model = _example("network_chain")
+    layer = sj.layer(model, DT, size=6, readout_units=[0], edges=[(0, 1), (1, 2), (2, 3), (3, 4), (4, 5), (5, 0)])
+    assert layer.module.N_Y == 1 and layer.module.edges.shape == (6, 2)
+    values, u, _, q0, p0 = _instance(layer, 30)
+    th = layer.theta(values)
+    for name, value in layer.parameters(th).items():
+        assert np.array_equal(np.asarray(value), values[name])
+    us = jnp.asarray(np.stack([u, 2 * u, -u]))
+    q0s, p0s = jnp.asarray(np.stack([q0] * 3)), jnp.asarray(np.stack([p0, -p0, p0]))
+
+    def f(th, u, q0, p0):
+        return jnp.sum(layer(th, u, q0, p0)[0] ** 2)
+
+    batch = jax.jit(jax.vmap(jax.grad(f), (None, 0, 0, 0)))(th, us, q0s, p0s)
+    for b in range(3):
+        assert _relative(batch[b], jax.grad(f)(th, us[b], q0s[b], p0s[b])) <= 1e-10
+
+
+def test_echo_memory_is_flat_in_k():
+    """XLA's scratch memory of a theta-gradient of the loss (network_hru, n = 16): flat in K for the echo,
+    growing with K for autodiff."""
+    model = _example("network_hru")
+    probe = sj.layer(model, DT, size=16)
+
+    def scratch(estimator, steps):
+        values, u, y, q0, p0 = _instance(probe, steps)
+        grad = jax.jit(jax.grad(sj.loss(model, DT, size=16, estimator=estimator)))
+        return grad.lower(probe.theta(values), u, y, q0, p0).compile().memory_analysis().temp_size_in_bytes
+
+    assert scratch("echo", 400) == scratch("echo", 100)
+    assert scratch("bptt", 400) >= scratch("bptt", 100) + 300 * 16 * 8
+
+
+def test_refusals_name_their_reason():
+    """Stacks are refused by the capability table; sizes, readout units, edges and parameters are checked."""
+    runner = CliRunner()
+    out = runner.invoke(main, ["generate", str(ROOT / "examples/stack_hru.py"), "--target", "jax", "--out", "x"])
+    assert out.exit_code == 2 and "JAX target serves scalar and array models so far" in out.output
+    hru = _example("network_hru")
+    with pytest.raises(SymglepError, match="size must be a positive integer"):
+        sj.layer(hru, DT, size=0)
+    with pytest.raises(SymglepError, match="readout_units must list 2 units in 0..7"):
+        sj.layer(hru, DT, size=8, readout_units=[1, 8])
+    with pytest.raises(SymglepError, match="leapfrog"):
+        sj.layer(hru, DT, integrator="midpoint")
+    with pytest.raises(SymglepError, match="for array models"):
+        sj.layer(_example("harmonic_oscillator"), DT, size=4)
+    with pytest.raises(SymglepError, match="edge list"):
+        sj.layer(_example("network_chain"), DT, size=4, edges=[(0, 7)])
+    layer = sj.layer(hru, DT, size=4)
+    with pytest.raises(SymglepError, match=r"parameter A must have shape \(4, 4\)"):
+        layer.theta({"A": np.zeros((3, 3)), "B": np.zeros((4, 2)), "b": np.zeros(4), "m": np.ones(4)})
+
+
+@pytest.mark.parametrize("path", ARRAY_EXAMPLES, ids=lambda p: p.stem)
+def test_generated_jax_files_are_up_to_date(path):
+    """generated/<model>/jax/kernels.py is exactly what `symglep generate --target jax` writes today."""
+    model = symglep.load_model(str(path))
+    committed = ROOT / "generated" / model.name / "jax" / "kernels.py"
+    hint = f"regenerate with: symglep generate {path.relative_to(ROOT)} --target jax"
+    assert committed.exists(), hint
+    assert committed.read_text(encoding="utf-8") == array_jax_source(model), f"{committed} is stale; {hint}"
