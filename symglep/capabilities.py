@@ -78,8 +78,9 @@ SCALAR = Capabilities("scalar", {
     ("check option", "--size"): "a scalar model's size is fixed by its file (--size is for array models)",
 })
 
-JAX_NO_STACKS = ("not built yet: the JAX target serves scalar and array models so far; chain one JAX "
-                 "layer per unit (issue #19)")
+JAX_NO_STACKS = ("a stack has no JAX module of its own: it runs in JAX as its units' layers chained by its "
+                 "glue, built from Python by symglep.jax.loss(stack, dt) or symglep.jax.layer(stack, dt) "
+                 "(docs/jax.md); generate each unit with --target jax")
 
 ARRAY = Capabilities("array", {
     ("integrator", "midpoint"): "array models are separable by construction (a kinetic site term "

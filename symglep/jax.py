@@ -23,6 +23,7 @@ from .codegen.render_jax import jax_digest, jax_source
 from .errors import SymglepError
 from .extras import require
 from .network import render_jax as array_jax
+from .jax_stack import chain
 from .network.model import ArrayModel, edge_array
 from .systems import kind_of
 
@@ -107,6 +108,8 @@ class Layer:
 
     @property
     def parameter_names(self) -> list:
+        if self.module is None:  # a stack (no module of its own): unit<i>.<name>, then the glue's entries
+            return list(self.model.parameter_names)
         return [s.name for s in self.model.parameters]
 
     @property
@@ -160,6 +163,17 @@ def layer(model, dt: float, *, integrator: str = "auto", estimator: str = "echo"
     ``estimator``: ``"echo"`` (the backward pass is the echo: nudge β relative to the total kick of
     the cotangents, contrast ``order`` 2 centred, 4 Richardson or 1 one-sided) or ``"bptt"``."""
     _options(dt, estimator, beta, order)
+    if kind_of(model) == "stack":
+        _stack_options(integrator, size, edges, readout_units)
+        readout = readout or "coordinates"
+
+        def make_top(unit, size):
+            apply = layer(unit, dt, estimator=estimator, beta=beta, order=order, readout=readout, t0=t0, cache=cache,
+                          size=size)
+            return lambda th, u, y, q0, p0: apply(th, u, q0, p0)
+
+        run = chain(model, _unit_layer(dt, estimator, beta, order, t0, cache), make_top)
+        return Layer(model, None, lambda th, x, q0, p0: run(th, x, None, q0, p0), float(dt), estimator, readout)
     mod = bound(model, integrator, cache, size, edges, readout_units)
     readout = readout or mod.DEFAULT_READOUT
     apply = _make(mod.make_layer, float(dt), float(t0), float(beta), order, estimator, readout)
@@ -173,5 +187,28 @@ def loss(model, dt: float, *, integrator: str = "auto", estimator: str = "echo",
     cost, theory §6, §10) as a JAX function whose backward pass is the echo (``estimator="echo"``,
     nudge β, contrast ``order``) or JAX autodiff of the same steps (``"bptt"``)."""
     _options(dt, estimator, beta, order)
+    if kind_of(model) == "stack":
+        _stack_options(integrator, size, edges, readout_units)
+
+        def make_top(unit, size):
+            return loss(unit, dt, estimator=estimator, beta=beta, order=order, t0=t0, cache=cache, size=size)
+
+        return chain(model, _unit_layer(dt, estimator, beta, order, t0, cache), make_top)
     mod = bound(model, integrator, cache, size, edges, readout_units)
     return _make(mod.make_loss, float(dt), float(t0), float(beta), order, estimator)
+
+
+def _stack_options(integrator, size, edges, readout_units) -> None:
+    if integrator not in ("auto", "leapfrog"):
+        raise NotSupportedError(f"a stack steps its units by leapfrog (theory sec. 9), not {integrator!r}")
+    if (size, edges, readout_units) != (None, None, None):
+        raise SymglepError("size, edges and readout_units are for array models; a stack's array units run at "
+                           "their declared size")
+
+
+def _unit_layer(dt, estimator, beta, order, t0, cache):
+    """``(unit, size) -> layer``: a stack's unit below the top, reading all its coordinates."""
+    def make(unit, size):
+        return layer(unit, dt, estimator=estimator, beta=beta, order=order, readout="coordinates", t0=t0,
+                     cache=cache, size=size)
+    return make

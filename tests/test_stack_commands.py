@@ -186,7 +186,7 @@ def test_generate_refuses_foreign_files_and_bad_options(stack, tmp_path):
     assert "\n" not in str(err.value)
     with pytest.raises(SymglepError, match="float32 is for --target c"):
         write_generated(stack, str(tmp_path), "numba", "auto", False, "float32")
-    with pytest.raises(SymglepError, match="JAX target serves scalar and array models so far"):
+    with pytest.raises(SymglepError, match="runs in JAX as its units. layers chained"):
         write_generated(stack, str(tmp_path), "jax", "auto", False, "float64")
     with pytest.raises(SymglepError, match="unknown target 'fortran'"):
         write_generated(stack, str(tmp_path), "fortran", "auto", False, "float64")
