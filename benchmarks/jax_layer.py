@@ -117,7 +117,8 @@ def array_tables(steps, sizes, batches):
     print("| estimator | " + " | ".join(f"K = {k}" for k in steps) + " |")
     print("|---|" + "---|" * len(steps))
     for estimator in ("echo", "bptt"):
-        print(f"| {estimator} | " + " | ".join(f"{array_scratch_mb(model, 64, estimator, k):.3f}" for k in steps) + " |")
+        row = [f"{array_scratch_mb(model, 64, estimator, k):.3f}" for k in steps]
+        print(f"| {estimator} | " + " | ".join(row) + " |")
     print("\nnetwork_hru: wall time per batch gradient of (theta, u, q0, p0), K = 200 (ms, median of 3):\n")
     print("| n | B | echo VJP (JAX) | autodiff BPTT (JAX) | echo (Numba) | echo / autodiff |")
     print("|---|---|---|---|---|---|")

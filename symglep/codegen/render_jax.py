@@ -72,7 +72,7 @@ def render_jax(model: Model, scheme: Scheme, digest: str) -> str:
         version=__version__, content_hash=digest, model_comment=safe_comment(scheme.name),
         integrator=scheme.integrator, n=scheme.n, n_theta=scheme.n_theta, n_u=scheme.n_u, n_y=scheme.n_y,
         default_route=repr(scheme.default_route), echo_flip=repr(tuple(scheme.echo_flip)),
-        readouts=readouts, velocity_is_momentum=scheme.velocity_is_momentum,
+        readouts=readouts, velocity_is_momentum=scheme.velocity_is_momentum, lane_partials=False,
         newton_maxit=NEWTON_MAXIT, newton_tol=repr(float(NEWTON_TOL)),
         functions=[jax_function(f) for f in used],
     )

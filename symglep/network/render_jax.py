@@ -78,8 +78,9 @@ def array_context(model) -> dict:
             (qa,) = [s.symbol for s in term.slots if s.role == "q" and s.side == 0]
             (qb,) = [s.symbol for s in term.slots if s.role == "q" and s.side == 1]
             x = sp.Symbol("x", real=True)
-            functions.append(element_function(f"t{t}_a", [x], a.xreplace({qa: x}), f"a(x) of W_ij a(q_i) b(q_j): term {t}"))
-            functions.append(element_function(f"t{t}_b", [x], b.xreplace({qb: x}), f"b(x) of W_ij a(q_i) b(q_j): term {t}"))
+            for side, (factor, q_side) in zip("ab", ((a, qa), (b, qb))):
+                functions.append(element_function(f"t{t}_{side}", [x], factor.xreplace({q_side: x}),
+                                                  f"{side}(x) of W_ij a(q_i) b(q_j): term {t}"))
             terms.append(f"jnp.dot(t{t}_a(Q[:, 0]), P[{W.name!r}] @ t{t}_b(Q[:, 0]))")
             continue
         phi = term_pieces(t, term)["phi"]
@@ -110,7 +111,8 @@ def array_jax_source(model) -> str:
     params = [(p.name, tuple(getattr(p, "shape", ()))) for p in model.parameters]
     return environment().get_template("jax/array.py.j2").render(
         version=__version__, content_hash=jax_digest(model), model_comment=safe_comment(model.name),
-        integrator="leapfrog", velocity_is_momentum=False, D=model.dim, parameters=repr(tuple(params)),
+        integrator="leapfrog", velocity_is_momentum=False, lane_partials=True, D=model.dim,
+        parameters=repr(tuple(params)),
         n_inputs=model.sizes["m"], n_readout=model.sizes["r"], has_edges=model.edges is not None,
         **array_context(model),
     )
