@@ -206,12 +206,12 @@ def test_a_small_jax_model_with_a_symglep_layer_trains_with_optax():
 
 
 # -- refusals and the generated files -------------------------------------------------------------------------
-def test_refusals_name_their_reason():
+def test_refusals_name_their_reason(tmp_path):
     """A damped model has no exact echo; the cost readout needs a cost linear in the targets; the CLI refuses
     float32 for the JAX target (it computes in its arguments' dtype). Stacks: tests/test_jax_array.py."""
     runner = CliRunner()
     out = runner.invoke(main, ["generate", str(ROOT / "examples/harmonic_oscillator.py"), "--target", "jax",
-                               "--precision", "float32", "--out", "x"])
+                               "--precision", "float32", "--out", str(tmp_path)])
     assert out.exit_code != 0 and "computes in the dtype of its arguments" in out.output
     damped = symglep.load_model(str(ROOT / "examples/damped_chain_nonuniform.py"))
     with pytest.raises(SymglepError, match="no exact echo"):

@@ -154,10 +154,10 @@ def test_echo_memory_is_flat_in_k():
     assert scratch("bptt", 400) >= scratch("bptt", 100) + 300 * 16 * 8
 
 
-def test_refusals_name_their_reason():
+def test_refusals_name_their_reason(tmp_path):
     """Stacks are refused by the capability table; sizes, readout units, edges and parameters are checked."""
     runner = CliRunner()
-    out = runner.invoke(main, ["generate", str(ROOT / "examples/stack_hru.py"), "--target", "jax", "--out", "x"])
+    out = runner.invoke(main, ["generate", str(ROOT / "examples/stack_hru.py"), "--target", "jax", "--out", str(tmp_path)])
     assert out.exit_code == 2 and "runs in JAX as its units' layers chained" in out.output
     hru = _example("network_hru")
     with pytest.raises(SymglepError, match="size must be a positive integer"):
