@@ -155,10 +155,16 @@ def test_echo_memory_is_flat_in_k():
 
 
 def test_refusals_name_their_reason(tmp_path):
-    """Stacks are refused by the capability table; sizes, readout units, edges and parameters are checked."""
+    """The CLI writes an array model's module and refuses a stack's (how to run it instead); sizes, readout
+    units, edges and parameters are checked."""
     runner = CliRunner()
-    out = runner.invoke(main, ["generate", str(ROOT / "examples/stack_hru.py"), "--target", "jax", "--out", str(tmp_path)])
+    out = runner.invoke(main, ["generate", str(ROOT / "examples/stack_hru.py"), "--target", "jax",
+                               "--out", str(tmp_path)])
     assert out.exit_code == 2 and "runs in JAX as its units' layers chained" in out.output
+    out = runner.invoke(main, ["generate", str(ROOT / "examples/network_chain.py"), "--target", "jax",
+                               "--out", str(tmp_path)])
+    written = tmp_path / "network_chain" / "jax" / "kernels.py"
+    assert out.exit_code == 0 and written.read_text() == (ROOT / "generated/network_chain/jax/kernels.py").read_text()
     hru = _example("network_hru")
     with pytest.raises(SymglepError, match="size must be a positive integer"):
         sj.layer(hru, DT, size=0)
