@@ -1,9 +1,10 @@
-"""A plain JAX model with two symglep layers, a GLU between them and a softmax head, trained with optax
-(docs/jax.md). Both layers' backward passes are echoes; JAX autodiff handles the rest.
+"""A plain JAX model with two symglep HRU layers, a GLU between them and a softmax head, trained with
+optax (docs/jax.md). Both layers' backward passes are echoes; JAX autodiff handles the rest.
 
-Task: tell two drive frequencies apart from a noisy series. The series drives layer 1 (two coupled
-oscillators, examples in tests/test_jax.py's ``coupled_model``); a GLU maps its coordinates to the
-input of layer 2 (a harmonic oscillator); the head reads layer 2's mean coordinate.
+Task: tell two drive frequencies apart from a noisy series. A linear encoder maps the series onto the
+two inputs of layer 1 (examples/network_hru.py at n = 8: eight oscillators coupled through
+log cosh(A q + B u + b)); a GLU maps its eight coordinates to the two inputs of layer 2 (another HRU
+of eight); the head reads layer 2's coordinates averaged over time.
 
     python docs/jax_example.py [--steps N]
 """
@@ -11,57 +12,52 @@ input of layer 2 (a harmonic oscillator); the head reads layer 2's mean coordina
 from __future__ import annotations
 
 import argparse
+import pathlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import sympy as sp
-from sympy.physics.mechanics import dynamicsymbols
 
 import symglep
 import symglep.jax as sj
 
 jax.config.update("jax_enable_x64", True)
 
-
-def coupled():
-    x, z = dynamicsymbols("x z")
-    u, y = dynamicsymbols("u y")
-    k, m, c = sp.symbols("k m c", positive=True)
-    L = m * x.diff() ** 2 / 2 + z.diff() ** 2 / 2 - k * x ** 2 / 2 - z ** 2 / 2 - c * sp.cos(x - z) + x * u
-    return symglep.Model(lagrangian=L, coordinates=[x, z], parameters=[k, m, c], inputs=[u], targets=[y],
-                         cost=(z - y) ** 2 / 2, name="coupled")
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+DT, K, CLASSES, N = 0.1, 60, 2, 8
+hru = symglep.load_model(str(ROOT / "examples" / "network_hru.py"))
+layer1 = sj.layer(hru, DT, size=N)   # (theta, u (K+1, 2), q0, p0) -> r = q (K+1, 8), qT, pT
+layer2 = sj.layer(hru, DT, size=N)
 
 
-def oscillator():
-    x = dynamicsymbols("x")
-    u, y = dynamicsymbols("u y")
-    k, m = sp.symbols("k m", positive=True)
-    return symglep.Model(lagrangian=m * x.diff() ** 2 / 2 - k * x ** 2 / 2 + x * u, coordinates=[x],
-                         parameters=[k, m], inputs=[u], targets=[y], cost=(x - y) ** 2 / 2, name="oscillator")
+def hru_init(key):
+    kA, kB = jax.random.split(key)
+    return {"A": 0.3 * jax.random.normal(kA, (N, N)) / jnp.sqrt(N), "B": jax.random.normal(kB, (N, 2)),
+            "b": jnp.zeros(N), "log_m": jnp.zeros(N)}
 
 
-DT, K, CLASSES = 0.1, 60, 2
-layer1 = sj.layer(coupled(), DT, readout="coordinates")      # (theta, u (K+1, 1), q0, p0) -> r (K+1, 2)
-layer2 = sj.layer(oscillator(), DT, readout="coordinates")   # (theta, u (K+1, 1), q0, p0) -> r (K+1, 1)
+def theta(layer, p):
+    """The layer's flat parameters; the masses m = exp(log m) stay positive."""
+    return layer.theta({"A": p["A"], "B": p["B"], "b": p["b"], "m": jnp.exp(p["log_m"])})
 
 
 def init(key):
-    k1, k2, k3 = jax.random.split(key, 3)
-    return {"theta1": jnp.zeros(3), "theta2": jnp.zeros(2),
-            "glu": 0.5 * jax.random.normal(k1, (2, 2)), "glu_b": jnp.zeros(2),
-            "head": 0.5 * jax.random.normal(k2, (CLASSES, 1)), "head_b": jnp.zeros(CLASSES),
-            "gain": 1.0 + 0.1 * jax.random.normal(k3, ())}
+    k1, k2, k3, k4, k5 = jax.random.split(key, 5)
+    return {"hru1": hru_init(k1), "hru2": hru_init(k2),
+            "encoder": jax.random.normal(k3, (2, 1)), "encoder_b": jnp.zeros(2),
+            "glu": jax.random.normal(k4, (4, N)) / jnp.sqrt(N), "glu_b": jnp.zeros(4),
+            "head": jax.random.normal(k5, (CLASSES, N)) / jnp.sqrt(N), "head_b": jnp.zeros(CLASSES)}
 
 
 def logits(params, series):
     """One series (K+1,) -> class scores."""
-    zero2, zero1 = jnp.zeros(2), jnp.zeros(1)
-    r1, _, _ = layer1(jnp.exp(params["theta1"]), params["gain"] * series[:, None], zero2, zero2)
+    zero = jnp.zeros(N)
+    u1 = series[:, None] @ params["encoder"].T + params["encoder_b"]
+    r1, _, _ = layer1(theta(layer1, params["hru1"]), u1, zero, zero)
     a = r1 @ params["glu"].T + params["glu_b"]
-    gated = a[:, :1] * jax.nn.sigmoid(a[:, 1:])                  # GLU: 2 -> 1
-    r2, _, _ = layer2(jnp.exp(params["theta2"]), gated, zero1, zero1)
+    gated = a[:, :2] * jax.nn.sigmoid(a[:, 2:])                  # GLU: 8 -> 2
+    r2, _, _ = layer2(theta(layer2, params["hru2"]), gated, zero, zero)
     return params["head"] @ jnp.mean(r2, axis=0) + params["head_b"]
 
 
