@@ -24,7 +24,7 @@ from .errors import SymglepError
 from .extras import require
 from .network import render_jax as array_jax
 from .jax_stack import chain
-from .network.model import ArrayModel, edge_array
+from .network.model import ArrayModel, readout_units as checked_readout_units
 from .systems import kind_of
 
 jnp = require("jax.numpy", "jax", "the JAX target")
@@ -61,13 +61,8 @@ def bound(model, integrator: str = "auto", cache: str | None = None, size: int |
     n = model.size if size is None else size
     if isinstance(n, bool) or not isinstance(n, int) or n < 1:
         raise SymglepError(f"size must be a positive integer number of units, got {size!r}")
-    pairs = model.default_edges(n) if edges is None else edge_array(edges, n, f"the edge list at n = {n}",
-                                                                     SymglepError)
-    n_y = model.sizes["r"]
-    units = list(range(n - n_y, n)) if readout_units is None else list(readout_units)
-    if len(units) != n_y or any(isinstance(k, bool) or not 0 <= int(k) < n or int(k) != k for k in units):
-        raise SymglepError(f"readout_units must list {n_y} units in 0..{n - 1}, got {readout_units!r}")
-    return mod.bind(n, model.sizes["m"], pairs, units)
+    units = checked_readout_units(n, model.sizes["r"], readout_units, "readout_units")
+    return mod.bind(n, model.sizes["m"], model.edge_list(n, edges), units)
 
 
 def _options(dt, estimator, beta, order) -> None:

@@ -57,6 +57,12 @@ def _value_slots(term: Term):
     return sorted(term.slots, key=lambda s: (order[s.role], s.side, s.comp, s.symbol.name))
 
 
+def value_piece(t: int, term: Term) -> Piece:
+    """The element φ of term number ``t`` (not a separable one) in its argument order: what a target
+    that differentiates V itself needs (the JAX target), without the derivative pieces."""
+    return Piece(f"t{t}_phi", _value_slots(term), [term.phi], "element of V")
+
+
 def term_pieces(t: int, term: Term) -> dict:
     """The pieces of term number ``t``: phi, grad, dth, adj (generic), or the factor pieces (separable)."""
     def D(expr, x):
@@ -89,7 +95,7 @@ def term_pieces(t: int, term: Term) -> dict:
         adj.append(D(phi, zs[0].symbol))
     adj += [D(s, x.symbol) for x in ws + ps]
     return {
-        "phi": Piece(f"t{t}_phi", args, [phi], "element of V"),
+        "phi": value_piece(t, term),
         "grad": Piece(f"t{t}_grad", args, grad, "dphi/d(coordinates, product A q)"),
         "gd": Piece(f"t{t}_gd", args, grad + dth, "dphi/d(coordinates, A q), then dphi/d(B u, parameters)"),
         "adj": Piece(f"t{t}_adj", args + lam_slots, adj,

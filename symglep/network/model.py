@@ -11,7 +11,7 @@ import sympy as sp
 import numpy as np
 
 from .. import capabilities as capabilities_table
-from ..errors import ModelError
+from ..errors import ModelError, SymglepError
 from .arrays import Coordinates, Element, Parameter, Sum, Terms
 from .terms import classify, terminal_readout
 
@@ -109,6 +109,13 @@ class ArrayModel:
             raise ModelError(f"{what}: the function raised {type(exc).__name__}: {exc}") from None
         return edge_array(pairs, n, what, ModelError)
 
+    def edge_list(self, n: int, edges=None) -> np.ndarray:
+        """The edges at ``n`` units: the model's default graph, or ``edges`` given at run time, checked
+        (:func:`edge_array`; a run-time list's fault is the caller's, a :class:`SymglepError`)."""
+        if edges is None:
+            return self.default_edges(n)
+        return edge_array(edges, n, f"the edge list given at n = {n}", SymglepError)
+
     def __repr__(self):
         return f"ArrayModel({self.name!r}, size={self.size}, parameters={[p.name for p in self.parameters]})"
 
@@ -132,6 +139,19 @@ def _checked_sizes(sizes, size: int, has_inputs: bool) -> dict:
     if "m" in sizes and sizes["m"] < (1 if has_inputs else 0):
         raise ModelError(f"sizes['m'] = {sizes['m']}: a model with inputs needs m >= 1 inputs")
     return {key: int(value) for key, value in sizes.items()}
+
+
+def readout_units(n: int, n_y: int, readout=None, what: str = "readout") -> np.ndarray:
+    """The ``n_y`` readout units of a network of ``n`` units, int64: the last ``n_y``, or ``readout``
+    given at run time, checked (that many integers in ``0..n-1``; no truncation of non-integers)."""
+    if readout is None:
+        return np.arange(n - n_y, n, dtype=np.int64)
+    arr = np.asarray(readout)
+    integers = arr.dtype != bool and (np.issubdtype(arr.dtype, np.integer) or (
+        np.issubdtype(arr.dtype, np.floating) and np.all(arr == np.round(arr))))
+    if arr.shape != (n_y,) or not integers or (arr.size and (arr.min() < 0 or arr.max() >= n)):
+        raise SymglepError(f"{what} must list {n_y} units in 0..{n - 1}, got {readout!r}")
+    return arr.astype(np.int64)
 
 
 def edge_array(pairs, n: int, what: str, error=ModelError) -> np.ndarray:

@@ -20,7 +20,7 @@ from ..codegen.jax_printer import JaxFunctionPrinter
 from ..codegen.names import safe_comment
 from ..codegen.printer import common_subexpressions
 from ..symbolic import linear_coefficients
-from .elements import kinetic_pieces, readout_pieces, term_pieces
+from .elements import kinetic_pieces, readout_pieces, value_piece
 from .render import model_fingerprint
 
 
@@ -83,7 +83,7 @@ def array_context(model) -> dict:
                                                   f"{side}(x) of W_ij a(q_i) b(q_j): term {t}"))
             terms.append(f"jnp.dot(t{t}_a(Q[:, 0]), P[{W.name!r}] @ t{t}_b(Q[:, 0]))")
             continue
-        phi = term_pieces(t, term)["phi"]
+        phi = value_piece(t, term)
         functions.append(element_function(phi.name, [s.symbol for s in phi.args], phi.outputs[0], doc))
         terms.append(f"jnp.sum({_call(phi.name, phi.args, term.kind)})")
     mass = kinetic_pieces(model.kinetic)["mass"]

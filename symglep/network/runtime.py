@@ -22,7 +22,7 @@ from ..diagnose import NumericalError
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
 from ..parameter_values import values_by_name
-from .model import ArrayModel, edge_array
+from .model import ArrayModel, readout_units
 from .render import content_hash, render_network
 
 def kernel_options(complex_step: bool = False) -> dict:
@@ -88,15 +88,7 @@ class NetworkKernels:
 
     # -- arguments -------------------------------------------------------------
     def edges(self, n: int, edges=None) -> np.ndarray:
-        if edges is None:
-            return self.model.default_edges(n)
-        return edge_array(edges, n, f"the edge list given at n = {n}", SymglepError)
-
-    def readout(self, n: int, n_y: int, readout=None) -> np.ndarray:
-        arr = np.arange(n - n_y, n, dtype=np.int64) if readout is None else np.asarray(readout, dtype=np.int64)
-        if arr.shape != (n_y,) or (arr.size and (arr.min() < 0 or arr.max() >= n)):
-            raise SymglepError(f"readout must list {n_y} units in 0..{n - 1}")
-        return arr
+        return self.model.edge_list(n, edges)
 
     def pack(self, theta, n: int, m: int, ne: int):
         """``(th, off)``: the parameters flattened in declaration order, and their offsets."""
@@ -167,7 +159,7 @@ class NetworkKernels:
         if y.shape[1] != u.shape[1]:
             raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
         E = self.edges(n, edges)
-        ro = self.readout(n, y.shape[2], readout)
+        ro = readout_units(n, y.shape[2], readout)
         th, off = self.pack(theta, n, u.shape[2], E.shape[0])
         p0 = x0 if v0 is None else np.ascontiguousarray(x0 * np.repeat(self.module.masses(th, off, n), self.D))
         return (th, off, E, ro, q0, p0, u, y), (n, u.shape[2], E.shape[0])
