@@ -224,8 +224,8 @@ def _status_kib(field):
 
 def memory_child(method, n, batch, steps):
     kern, args, _ = kernels_and_args(n, batch, 2)
-    fn = {"echo": lambda a: kern.module.gradient(*a, DT, BETA, True),
-          "bptt": lambda a: kern.module.bptt_gradient(*a, DT)}[method]
+    fn = {"echo": lambda a: kern.module.gradient(*a, DT, 0.0, BETA, 2),
+          "bptt": lambda a: kern.module.bptt_gradient(*a, DT, 0.0)}[method]
     fn(args)
     _, args, _ = kernels_and_args(n, batch, steps)
     try:

@@ -286,8 +286,8 @@ def memory_child(method, model_name, n, batch, steps):
         call = lambda: jax_bptt.run(fn, jargs)  # noqa: E731
     else:
         small = kern.prepare(*instance(model_name, n, batch, 4))[0]
-        fn = {"echo": lambda a: kern.module.gradient(*a, DT, BETA, 2),
-              "bptt": lambda a: kern.module.bptt_gradient(*a, DT)}[method]
+        fn = {"echo": lambda a: kern.module.gradient(*a, DT, 0.0, BETA, 2),
+              "bptt": lambda a: kern.module.bptt_gradient(*a, DT, 0.0)}[method]
         fn(small)  # kernels loaded, threads started
         args = kern.prepare(*instance(model_name, n, batch, steps))[0]
         call = lambda: fn(args)  # noqa: E731

@@ -23,6 +23,7 @@ AREAS = {
     "integrator": ("leapfrog", "midpoint"),
     "start": ("momentum", "velocity"),
     "cost": ("running", "terminal"),
+    "dissipation": ("uniform damping", "non-uniform damping"),
     "route": ("echo", "flipped_echo", "digital_pfvp", "naive_echo", "bptt"),
     "estimator": ("echo", "echo-one-sided", "echo4", "echo-complex", "bptt"),
     "check option": ("--params", "--size", "--route", "--naive-echo"),
@@ -85,6 +86,9 @@ JAX_NO_STACKS = ("a stack has no JAX module of its own: it runs in JAX as its un
 ARRAY = Capabilities("array", {
     ("integrator", "midpoint"): "array models are separable by construction (a kinetic site term "
                                 "m/2 q̇²): they use the leapfrog integrator",
+    ("dissipation", "non-uniform damping"): "damping that differs between units has no exact echo or PFVP rule "
+                                            "(theory §7) and array models run the exact echo only: declare "
+                                            "uniform damping, gamma times every unit's momentum",
     ("route", "flipped_echo"): "array models are even in velocity: the plain echo is exact (theory §4)",
     ("route", "digital_pfvp"): "array models are even in velocity: the plain echo is exact (theory §4)",
     ("route", "naive_echo"): "array models are even in velocity: the plain echo is exact, never naive",
@@ -98,6 +102,10 @@ STACK = Capabilities("stack", {
                                "'symglep check UNIT.py --bc ...' on a unit (each unit's start is fixed in "
                                "momentum, so the stacked echo leaves no residual, theory §9)",
     ("integrator", "midpoint"): "the stacked echo steps its units by leapfrog (separable units, theory §9)",
+    ("dissipation", "uniform damping"): "the stack kernels do not yet weight a unit's K and V by e^{γt} "
+                                        "(theory §7): stack units are undamped",
+    ("dissipation", "non-uniform damping"): "a Rayleigh force has no exact echo, and the stacked echo needs the "
+                                            "exact echo of every unit (theory §7, §9)",
     ("route", "flipped_echo"): "the stacked echo needs the plain echo of every unit (reversible units)",
     ("route", "digital_pfvp"): "the stacked echo needs the plain echo of every unit (reversible units)",
     ("route", "naive_echo"): "stack units are time-reversible: the stacked echo is exact, never naive",

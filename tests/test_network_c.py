@@ -20,7 +20,7 @@ from symglep.network.check import draw_instance
 from symglep.network.commands import write_generated
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-NAMES = ["chain", "hru", "springs", "dense"]
+NAMES = ["chain", "hru", "springs", "dense", "damped_hru"]
 DT = 0.01
 STEPS = 300
 FLAGS = STRICT + EXTRA + ["-Wconversion", "-O2"]
@@ -28,9 +28,11 @@ toolchains = test_c_kernels.toolchains  # the fixture that installs clang and ar
 
 
 class ArrayC:
-    """The float64 C API of one array model, called with numpy arrays (one sequence per call)."""
+    """The float64 C API of one array model, called with numpy arrays (one sequence per call); node 0 at
+    ``t0`` (a damped model's weights e^{γt} depend on it, theory §7)."""
 
-    def __init__(self, library: pathlib.Path, model):
+    def __init__(self, library: pathlib.Path, model, t0: float = 0.0):
+        self.t0 = t0
         self.lib = ctypes.CDLL(str(library))
         self.api = c_api_prefix(model.name)
         self.fn("work_size").restype = ctypes.c_long
@@ -53,7 +55,8 @@ class ArrayC:
         K, nq = u.shape[0] - 1, q0.size
         qT, pT, loss = np.zeros(nq), np.zeros(nq), np.zeros(1)
         tq, tp = (np.zeros((K + 1, nq)), np.zeros((K + 1, nq))) if record else (None, None)
-        status = self.call("free", th, q0, p0, u, y, ctypes.c_long(K), ctypes.c_double(h), qT, pT, loss, tq, tp,
+        status = self.call("free", th, q0, p0, u, y, ctypes.c_long(K), ctypes.c_double(h), ctypes.c_double(self.t0), qT, pT,
+                           loss, tq, tp,
                            self.work)
         assert status == 0
         return qT, pT, loss[0], tq, tp
@@ -63,7 +66,7 @@ class ArrayC:
         loss, dth, dq0, dp0 = np.zeros(1), np.zeros(th.size), np.zeros(nq), np.zeros(nq)
         trip = np.full(1, np.nan) if round_trip else None
         status = self.call("gradient", th, q0, p0, u, y, ctypes.c_long(u.shape[0] - 1), ctypes.c_double(h),
-                           ctypes.c_double(beta), ctypes.c_int(order), loss, dth, dq0, dp0, trip, self.work)
+                           ctypes.c_double(self.t0), ctypes.c_double(beta), ctypes.c_int(order), loss, dth, dq0, dp0, trip, self.work)
         assert status == 0
         return loss[0], dth, dq0, dp0, (trip[0] if round_trip else None)
 
@@ -71,8 +74,8 @@ class ArrayC:
         K, nq = u.shape[0] - 1, q0.size
         loss, dth, dq0, dp0 = np.zeros(1), np.zeros(th.size), np.zeros(nq), np.zeros(nq)
         tq, tp = np.zeros((K + 1, nq)), np.zeros((K + 1, nq))
-        status = self.call("bptt_gradient", th, q0, p0, u, y, ctypes.c_long(K), ctypes.c_double(h), loss, dth, dq0,
-                           dp0, tq, tp, self.work)
+        status = self.call("bptt_gradient", th, q0, p0, u, y, ctypes.c_long(K), ctypes.c_double(h),
+                           ctypes.c_double(self.t0), loss, dth, dq0, dp0, tq, tp, self.work)
         assert status == 0
         return loss[0], dth, dq0, dp0
 
@@ -99,7 +102,7 @@ def case(request, c_root):
     theta, q0, p0, u, y = draw_instance(model, kern, model.size, 1, STEPS, DT,
                                         np.random.default_rng(NAMES.index(request.param)))
     args, _ = kern.prepare(theta, q0, p0, u, y)
-    return model, kern, ArrayC(lib, model), args
+    return model, kern, ArrayC(lib, model, t0=0.4 if model.damping_rate else 0.0), args
 
 
 def _sequence(args):
@@ -111,7 +114,7 @@ def _sequence(args):
 def test_free_pass_matches_numba(case):
     """Final state, loss and the recorded trajectory: C = Numba to <= 1e-12 (relative, max-norm)."""
     model, kern, c, args = case
-    qT, pT, loss, tq, tp = kern.module.free(*args, DT, True)
+    qT, pT, loss, tq, tp = kern.module.free(*args, DT, c.t0, True)
     cq, cp, closs, ctq, ctp = c.free(*_sequence(args), DT)
     assert relative_error(closs, loss[0]) <= 1e-12
     assert relative_error(cq, qT[0]) <= 1e-12 and relative_error(cp, pT[0]) <= 1e-12
@@ -127,7 +130,7 @@ def test_echo_gradient_matches_numba(case, order, beta):
     """dC/dθ, dC/dq0, dC/dp0 of the C echo = the Numba echo at the same β and order to <= 1e-9; the
     un-nudged echo's round trip is round-off; without it the gradient is the same."""
     model, kern, c, args = case
-    loss, dth, dq0, dp0, _ = kern.module.gradient(*args, DT, beta, order, False)
+    loss, dth, dq0, dp0, _ = kern.module.gradient(*args, DT, c.t0, beta, order, False)
     closs, cdth, cdq0, cdp0, trip = c.gradient(*_sequence(args), DT, beta, order)
     assert relative_error(closs, loss[0]) <= 1e-12
     assert relative_error(cdth, dth[0]) <= 1e-9, relative_error(cdth, dth[0])
@@ -140,7 +143,7 @@ def test_echo_gradient_matches_numba(case, order, beta):
 def test_bptt_matches_numba_and_the_echo(case):
     """C BPTT = Numba BPTT to <= 1e-12; the C centred echo (β = 1e-4) = C BPTT to <= 1e-6 (theory §5-6)."""
     model, kern, c, args = case
-    loss, dth, dq0, dp0, _ = kern.module.bptt_gradient(*args, DT, False)
+    loss, dth, dq0, dp0, _ = kern.module.bptt_gradient(*args, DT, c.t0, False)
     closs, cdth, cdq0, cdp0 = c.bptt_gradient(*_sequence(args), DT)
     assert relative_error(closs, loss[0]) <= 1e-12
     assert relative_error(cdth, dth[0]) <= 1e-12
@@ -156,14 +159,14 @@ def test_bad_arguments_are_refused(case):
     th, q0, p0, u, y = _sequence(args)
     nq = q0.size
     out = [np.zeros(1), np.zeros(th.size), np.zeros(nq), np.zeros(nq)]
-    K, h = ctypes.c_long(u.shape[0] - 1), ctypes.c_double(DT)
+    K, h, t0 = ctypes.c_long(u.shape[0] - 1), ctypes.c_double(DT), ctypes.c_double(c.t0)
     for beta, order in ((0.0, 2), (1e-4, 3)):  # no nudge; no contrast of order 3
-        assert c.call("gradient", th, q0, p0, u, y, K, h, ctypes.c_double(beta), ctypes.c_int(order), *out, None,
-                      c.work) == -1
-    assert c.call("gradient", th, q0, p0, u, y, ctypes.c_long(0), h, ctypes.c_double(1e-4), ctypes.c_int(2), *out,
-                  None, c.work) == -1
-    assert c.call("bptt_gradient", th, q0, p0, u, y, K, h, *out, None, None, c.work) == -1
-    assert c.call("free", th, q0, p0, u, y, K, h, np.zeros(nq), np.zeros(nq), np.zeros(1),
+        assert c.call("gradient", th, q0, p0, u, y, K, h, t0, ctypes.c_double(beta), ctypes.c_int(order), *out,
+                      None, c.work) == -1
+    assert c.call("gradient", th, q0, p0, u, y, ctypes.c_long(0), h, t0, ctypes.c_double(1e-4), ctypes.c_int(2),
+                  *out, None, c.work) == -1
+    assert c.call("bptt_gradient", th, q0, p0, u, y, K, h, t0, *out, None, None, c.work) == -1
+    assert c.call("free", th, q0, p0, u, y, K, h, t0, np.zeros(nq), np.zeros(nq), np.zeros(1),
                   np.zeros((u.shape[0], nq)), None, c.work) == -1
 
 

@@ -77,8 +77,8 @@ def test_bptt_matches_finite_differences(network):
         hi, lo = th.copy(), th.copy()
         hi[idx] += 1e-6
         lo[idx] -= 1e-6
-        fd.append((kern.module.free(hi, *args[1:], DT, False)[2][0]
-                   - kern.module.free(lo, *args[1:], DT, False)[2][0]) / 2e-6)
+        fd.append((kern.module.free(hi, *args[1:], DT, 0.0, False)[2][0]
+                   - kern.module.free(lo, *args[1:], DT, 0.0, False)[2][0]) / 2e-6)
     assert rel_err(bptt.flat[0, picks], np.array(fd)) <= 1e-6
 
 
@@ -123,7 +123,7 @@ def test_array_equals_scalar_model_at_n8(name):
     assert rel_err(-force, forcing) <= 1e-12
     p = mass * v
     H = float(sp.N(d.hamiltonian.xreplace(values | dict(zip(scalar.p, p))), 30))
-    H_array = kern.module.energy(th, off, E, q[None, None], p[None, None], uk[None, None])[0, 0]
+    H_array = kern.module.energy(th, off, E, q[None, None], p[None, None], uk[None, None], DT, 0.0)[0, 0]
     assert abs(H_array - H) <= 1e-12 * max(1.0, abs(H))
     rule = np.array([float(sp.N(d.learning_rule[s].xreplace(values), 30)) for s in scalar.parameters])
     kinetic = np.zeros(th.size)

@@ -88,8 +88,8 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
     roundtrip = float(max(np.max(np.abs(sigma[:, 0] - q0)), np.max(np.abs(pi[:, 0] + p0))) / scale)
     zero_u = np.zeros_like(u)
     args, _ = kern.prepare(theta, q0, p0, zero_u, y)
-    _, _, _, tq, tp = kern.module.free(*args, dt, True)
-    e = kern.module.energy(args[0], args[1], args[2], tq, tp, zero_u)[0]
+    _, _, _, tq, tp = kern.module.free(*args, dt, 0.0, True)
+    e = kern.module.energy(args[0], args[1], args[2], tq, tp, zero_u, dt, 0.0)[0]
     drift = float(np.max(np.abs(e - e[0])) / max(abs(e[0]), 1e-300))
     choice = None
     if beta == AUTO:
@@ -116,7 +116,8 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
         hi, lo = th.copy(), th.copy()
         hi[idx] += eps
         lo[idx] -= eps
-        fd.append((kern.module.free(hi, *args[1:], dt, False)[2][0] - kern.module.free(lo, *args[1:], dt, False)[2][0])
+        fd.append((kern.module.free(hi, *args[1:], dt, 0.0, False)[2][0]
+                   - kern.module.free(lo, *args[1:], dt, 0.0, False)[2][0])
                   / (2 * eps))
     err_theta = rel_err(echo.flat[0], bptt.flat[0])
     err_init = rel_err(np.concatenate([echo.dq0.ravel(), echo.dp0.ravel()]),
@@ -133,7 +134,7 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
         "roundtrip_error": roundtrip, "energy_drift": drift,
         "rel_err_echo_vs_bptt": err_theta, "rel_err_init_state": err_init, "rel_err_bptt_vs_fd": err_fd,
         "rel_err_inputs": err_inputs, "rel_err_velocity_start": err_velocity,
-        "terminal_cost": model.terminal is not None,
+        "terminal_cost": model.terminal is not None, "damping": model.damping_rate,
         "fd_entries": [int(i) for i in picks],
         "tolerance_echo_vs_bptt": tolerance, "tolerance_bptt_vs_fd": 1e-5,
         "passed": bool(max(errors) <= tolerance and err_fd <= 1e-5),
@@ -149,7 +150,9 @@ def render_text(r: dict) -> str:
         f"loss                              {r['loss']:.10g}"
         + ("  (running + terminal cost c_T(q_K), theory §10)" if r["terminal_cost"] else ""),
         f"round-trip error (free-flip-free) {r['roundtrip_error']:.3e}",
-        f"energy drift (undriven)           {r['energy_drift']:.3e}",
+        (f"energy drift (undriven)           {r['energy_drift']:.3e}" if not r.get("damping") else
+         f"energy change (undriven)          {r['energy_drift']:.3e}  (damped, gamma = {r['damping']:g}: "
+         "the energy decays, theory §7)"),
         f"rel. error echo vs BPTT (theta)   {r['rel_err_echo_vs_bptt']:.3e}  (tolerance "
         f"{r['tolerance_echo_vs_bptt']:.0e}) {ok(r['rel_err_echo_vs_bptt'], r['tolerance_echo_vs_bptt'])}",
         f"rel. error echo vs BPTT (q0, p0)  {r['rel_err_init_state']:.3e}  (tolerance "

@@ -15,6 +15,7 @@ import re
 
 import sympy as sp
 
+from ..dissipation import REWRITE_NOTE
 from ..errors import SymglepError
 from ..report import latex_text
 from .arrays import Parameter
@@ -163,7 +164,26 @@ def derive(model, show=_plain) -> dict:
     }
     if model.terminal is not None:
         out["terminal_cost"] = terminal_text(model, show)
+    if model.damping_rate:
+        _damped(out, model, m)
     return out
+
+
+def _damped(out: dict, model, m: str) -> None:
+    """The entries a uniformly damped model changes: it runs as e^{γt} L (Caldirola–Kanai, theory §7)."""
+    qn, g = model.q.name, f"{model.damping_rate:g}"
+    out["dissipation"] = (f"R = γ Σ_i ½ m_i |{qn}.dot[i]|², γ = {g}: uniform, rewritten as exp(γ·t)·L "
+                          f"(Caldirola–Kanai); {REWRITE_NOTE}")
+    out["momentum"] = f"p[i] = exp(γ·t) m_i {qn}.dot[i] = exp({g}·t)·({m})·{qn}.dot[i]"
+    out["hamiltonian"] = ("H = exp(−γ·t) Σ_i |p[i]|² / (2 m_i) + exp(γ·t) V,   V = " + "  +  ".join(out["potential"]))
+    out["hamilton_equations"] = [f"{qn}.dot[i] = ∂H/∂p[i] = exp(−γ·t) p[i] / m_i",
+                                 f"p.dot[i] = −∂H/∂{qn}[i] = −exp(γ·t) ∂V/∂{qn}[i]"]
+    out["euler_lagrange"] = (f"m_i ({qn}.ddot[i] + γ {qn}.dot[i]) = −∂V/∂{qn}[i],   ∂V/∂{qn}[i] = "
+                             + "  +  ".join(out["force_terms"]))
+    out["time_reversal_note"] += ("; the explicit factor exp(γ·t) is replayed reversed by the echo "
+                                  "(anti-damped in echo time, theory §7)")
+    out["integrator"] = ("leapfrog (Störmer–Verlet) of exp(γ·t) L, explicit: kicks weighted exp(γ·t_k), "
+                         "drift v = p / (exp(γ·t_k+½) m)")
 
 
 def terminal_text(model, show=_plain) -> str:
@@ -225,11 +245,15 @@ def render(d: dict, fmt: str) -> str:
     lines += [h("Lagrangian L = K − V"), code(d["kinetic"])] + [code(f"V ⊃ {v}") for v in d["potential"]]
     lines += [h("Momentum and Hamiltonian"), code(d["momentum"]), code(d["hamiltonian"])]
     lines += [h("Hamilton's equations of unit i (theory §11)")] + [code(e) for e in d["hamilton_equations"]]
-    lines += [h("Euler–Lagrange equation of unit i"), code(f"m_i {d['coordinates'].split('[')[0]}.ddot[i] = −∂V/∂q_i"),
+    qn = d["coordinates"].split("[")[0]
+    accel = f"({qn}.ddot[i] + γ {qn}.dot[i])" if "dissipation" in d else f"{qn}.ddot[i]"
+    lines += [h("Euler–Lagrange equation of unit i"), code(f"m_i {accel} = −∂V/∂q_i"),
               code("∂V/∂q_i =")] + [code(f"    + {t}") for t in d["force_terms"]]
     lines += [h("Verdicts"), code(f"regular: {d['regular']}"),
               code(f"time-reversible: yes ({d['time_reversal_note']})"),
               code(f"separable: yes -> {d['integrator']}")]
+    if "dissipation" in d:
+        lines += [h("Dissipation (theory §7)"), code(d["dissipation"])]
     lines += [h("Learning rule (∂L/∂θ of a generic element) and locality")]
     for r in d["learning_rule"]:
         lines += [code(f"∂L/∂{r['element']} = {r['dL']}"), code(f"    {r['locality']}")]
@@ -297,17 +321,21 @@ def render_latex(model) -> str:
     q = element_latex(model.q.name)
     mass = _latex_expr(model.kinetic.mass)
     V = [rf"\sum_{{{_over_latex(t.user.over)}}} {_latex_expr(t.phi)}" for t in model.potential_terms]
+    g, ig = (r"e^{\gamma t} ", r"e^{-\gamma t} ") if model.damping_rate else ("", "")
+    accel = (rf"(\ddot{{{q}}}_{{i}} + \gamma \dot{{{q}}}_{{i}})" if model.damping_rate else rf"\ddot{{{q}}}_{{i}}")
     lines = [r"\begin{align}", rf"\intertext{{{latex_text(d['model'])} (array model): {latex_text(d['units'])}}}",
              rf"L &= \frac{{1}}{{2}} \sum_{{i}} m_{{i}} \dot{{{q}}}_{{i}}^{{2}} - V, \qquad m_{{i}} = {mass} \\",
              rf"V &= {' + '.join(V)} \\",
-             rf"p_{{i}} &= m_{{i}} \dot{{{q}}}_{{i}}, \qquad H = \sum_{{i}} \frac{{p_{{i}}^{{2}}}}{{2 m_{{i}}}} + V \\",
+             rf"p_{{i}} &= {g}m_{{i}} \dot{{{q}}}_{{i}}, \qquad H = {ig}\sum_{{i}} \frac{{p_{{i}}^{{2}}}}{{2 m_{{i}}}} + {g}V \\",
              r"\intertext{Hamilton's equations of unit $i$ (theory §11)}",
-             rf"\dot{{{q}}}_{{i}} &= \frac{{\partial H}}{{\partial p_{{i}}}} = \frac{{p_{{i}}}}{{m_{{i}}}}, \qquad "
-             rf"\dot{{p}}_{{i}} = -\frac{{\partial H}}{{\partial {q}_{{i}}}} = -\frac{{\partial V}}{{\partial {q}_{{i}}}} \\",
-             rf"m_{{i}} \ddot{{{q}}}_{{i}} &= -\frac{{\partial V}}{{\partial {q}_{{i}}}} = "
+             rf"\dot{{{q}}}_{{i}} &= \frac{{\partial H}}{{\partial p_{{i}}}} = {ig}\frac{{p_{{i}}}}{{m_{{i}}}}, \qquad "
+             rf"\dot{{p}}_{{i}} = -\frac{{\partial H}}{{\partial {q}_{{i}}}} = -{g}\frac{{\partial V}}{{\partial {q}_{{i}}}} \\",
+             rf"m_{{i}} {accel} &= -\frac{{\partial V}}{{\partial {q}_{{i}}}} = "
              rf"-\left({' + '.join(_latex_glue(t) for t in d['force_terms'])}\right) \\",
              rf"\intertext{{regular: {latex_text(d['regular'])}; time-reversible: yes "
              rf"({latex_text(d['time_reversal_note'])}); separable: yes, {latex_text(d['integrator'])}}}"]
+    if "dissipation" in d:
+        lines.append(rf"\intertext{{{latex_text(d['dissipation'])}}}")
     for r in d["learning_rule"]:
         lines.append(rf"\frac{{\partial L}}{{\partial {element_latex(r['element'])}}} &= {_latex_glue(r['dL'])} \\")
         lines.append(rf"\intertext{{{latex_text(r['locality'])}}}")

@@ -90,6 +90,10 @@ def expand(model, n: int, m: int | None = None, n_y: int | None = None, edges=No
 
     lagrangian, cost = sp.Add(*parts), readout_sum(model.cost)
     terminal = 0 if model.terminal_cost is None else readout_sum(model.terminal_cost)  # theory §10
+    dissipation = None  # uniform damping: the scalar model rewrites it into e^{γt} L itself (theory §7)
+    if model.dissipation is not None:
+        R = model.dissipation
+        dissipation = sp.Add(*[instance(R.sign * R.expr, {R.over[0]: a}) for a in range(n)])
     return Model(lagrangian=lagrangian, coordinates=[x for q in qs for x in q], parameters=flat,
                  inputs=us, targets=ys, cost=cost, constants=dict(model.constants),
-                 name=f"{model.name}_scalar_{n}", terminal_cost=terminal)
+                 name=f"{model.name}_scalar_{n}", terminal_cost=terminal, dissipation=dissipation)

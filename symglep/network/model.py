@@ -13,7 +13,7 @@ import numpy as np
 from .. import capabilities as capabilities_table
 from ..errors import ModelError, SymglepError
 from .arrays import Coordinates, Element, Parameter, Sum, Terms
-from .terms import classify, terminal_readout
+from .terms import classify, damping_rate, terminal_readout
 
 
 class ArrayModel:
@@ -31,13 +31,16 @@ class ArrayModel:
         units ``r`` (e.g. ``{"m": 2, "r": 1}``).
     initial_positions: optional ``f(n, rng) -> (n, dim)`` drawing a sensible start (``symglep check``);
         the default draws uniformly in [-0.3, 0.3].
+    dissipation: optional uniform linear damping ``Sum(gamma/2 * m[i] * q.dot[i]**2, i)`` (a rate gamma
+        fixed by ``constants``): the model runs as the Caldirola–Kanai Lagrangian ``e^{γt} L``, whose
+        echo is exact (theory §7); ``damping_rate`` holds γ (0.0 without one).
     """
 
     capabilities = capabilities_table.ARRAY  # what this kind serves, and why not (docs/architecture.md)
 
     def __init__(self, lagrangian, cost, coordinates, parameters=(), inputs=None, targets=None,
                  constants=None, edges=None, name="network", size=16, sizes=None, initial_positions=None,
-                 terminal_cost=None):
+                 terminal_cost=None, dissipation=None):
         if not isinstance(name, str) or not name.strip():
             raise ModelError(f"the model name must be a non-empty string, got {name!r}")
         self.name = name
@@ -82,6 +85,8 @@ class ArrayModel:
                     self._elements[el.name] = (mv, key)
         self.kinetic, self.potential_terms, self.readout = classify(self)
         self.terminal = terminal_readout(self)
+        self.dissipation = dissipation
+        self.damping_rate = damping_rate(self, self.kinetic, dissipation)
 
     def element_info(self, sym) -> tuple:
         """``(array, (index, suffix))`` of an element symbol, by name among this model's arrays."""

@@ -130,6 +130,8 @@ def model_fingerprint(model) -> str:
     parts.append("c=" + sp.srepr(model.readout.cost))
     if model.terminal is not None:
         parts.append("cT=" + sp.srepr(model.terminal.cost))
+    if model.damping_rate:
+        parts.append(f"gamma={model.damping_rate!r}")
     return "\n".join(parts)
 
 
@@ -188,5 +190,6 @@ def render_network(model, digest: str, complex_step: bool = False) -> str:
         version=__version__, content_hash=digest, model_comment=safe_comment(model.name),
         D=model.dim, n_params=len(model.parameters), unit_source=unit_source(model, "", complex_step),
         terminal=model.terminal is not None, mass_learnable=bool(model.kinetic.slots),
-        n_work=work_rows(model), **complex_step_context(complex_step),
+        n_work=work_rows(model), damped=bool(model.damping_rate), rate=repr(float(model.damping_rate)),
+        **complex_step_context(complex_step),
     )

@@ -180,7 +180,8 @@ def render_network_c(model, digest: str, precision: str = "float64") -> dict:
         parameter_comment=safe_comment(parameter_comment, limit=2000),
         n_out=unit["n_out"], n_rows=sizes["nw"], unit_source=unit["source"],
         work=work, work_size=o, max_echoes=MAX_ECHOES, max_trajectories=MAX_TRAJECTORIES,
-        F="F" if single else "", fabs="fabsf" if single else "fabs",
+        F="F" if single else "", fabs="fabsf" if single else "fabs", exp="expf" if single else "exp",
+        damped=bool(model.damping_rate), rate=repr(float(model.damping_rate)),
         example_steps=EXAMPLE_STEPS, dt=EXAMPLE_DT, beta=EXAMPLE_BETA[precision],
         parameter_names=[safe_comment(p.name) for p in model.parameters],
     )

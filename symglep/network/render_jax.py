@@ -112,6 +112,7 @@ def array_jax_source(model) -> str:
     return environment().get_template("jax/array.py.j2").render(
         version=__version__, content_hash=jax_digest(model), model_comment=safe_comment(model.name),
         integrator="leapfrog", velocity_is_momentum=False, lane_partials=True, D=model.dim,
+        damped=bool(model.damping_rate), rate=repr(float(model.damping_rate)),
         parameters=repr(tuple(params)),
         n_inputs=model.sizes["m"], n_readout=model.sizes["r"], has_edges=model.edges is not None,
         **array_context(model),

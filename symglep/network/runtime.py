@@ -142,11 +142,17 @@ class NetworkKernels:
             raise SymglepError(f"{name} holds a non-finite value")
         return np.ascontiguousarray(arr)
 
-    def prepare(self, theta, q0, p0=None, u=None, y=None, steps=None, edges=None, readout=None, v0=None):
+    def start_weight(self, t0: float) -> float:
+        """``∂p/∂v`` per unit mass at the start: ``e^{γ t0}`` for a damped model (theory §7), else 1."""
+        return float(np.exp(self.module.RATE * float(t0)))
+
+    def prepare(self, theta, q0, p0=None, u=None, y=None, steps=None, edges=None, readout=None, v0=None, t0=0.0):
         """Checked kernel arguments ``(th, off, E, ro, q0, p0, u, y)`` and the sizes ``(n, m, ne)``.
 
-        With ``v0`` instead of ``p0`` the momentum is ``p0 = m v0`` (theory §5).
+        With ``v0`` instead of ``p0`` the momentum is ``p0 = m v0`` (theory §5; damped, ``e^{γ t0} m v0``).
         """
+        if not np.isfinite(t0):
+            raise SymglepError(f"t0 must be a finite number, got {t0}")
         if (p0 is None) == (v0 is None):
             raise SymglepError("give exactly one of p0 (initial momentum) or v0 (initial velocity)")
         q0 = self._state(q0, "q0")
@@ -161,7 +167,10 @@ class NetworkKernels:
         E = self.edges(n, edges)
         ro = readout_units(n, y.shape[2], readout)
         th, off = self.pack(theta, n, u.shape[2], E.shape[0])
-        p0 = x0 if v0 is None else np.ascontiguousarray(x0 * np.repeat(self.module.masses(th, off, n), self.D))
+        if v0 is not None:
+            p0 = np.ascontiguousarray(x0 * np.repeat(self.module.masses(th, off, n), self.D) * self.start_weight(t0))
+        else:
+            p0 = x0
         return (th, off, E, ro, q0, p0, u, y), (n, u.shape[2], E.shape[0])
 
     def _shape_state(self, a, n):
@@ -169,16 +178,17 @@ class NetworkKernels:
 
     # -- kernels ---------------------------------------------------------------
     def free(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, record=False, edges=None, readout=None,
-             v0=None):
+             v0=None, t0=0.0):
         """Free phase: ``(qT, pT, loss[, traj_q, traj_p])`` (flat trajectories ``(B, K+1, n·D)``);
-        the loss includes a terminal cost (theory §10)."""
-        args, (n, m, ne) = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0)
-        out = self.module.free(*args, float(dt or self.dt), bool(record))
+        the loss includes a terminal cost (theory §10). Node k sits at ``t0 + k dt``."""
+        args, (n, m, ne) = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
+        out = self.module.free(*args, float(dt or self.dt), float(t0), bool(record))
         _finite(out[:3], "free phase")
         return out if record else out[:3]
 
     def gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, beta=1e-4, centred=True,
-                 edges=None, readout=None, v0=None, learn_inputs=False, order: int | None = None) -> NetworkResult:
+                 edges=None, readout=None, v0=None, learn_inputs=False, order: int | None = None,
+                 t0=0.0) -> NetworkResult:
         """Echo estimate (theory §5): 3 passes (centred) or 2 (one-sided), O(1) memory in K.
 
         ``order`` (as :meth:`symglep.runtime.Kernels.gradient`): 2 centred, 1 one-sided, 4 the
@@ -188,17 +198,17 @@ class NetworkKernels:
         if not (np.isfinite(beta) and beta != 0):
             raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
         order = contrast_order(centred, order)
-        args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0)
-        out = self.module.gradient(*args, float(dt or self.dt), float(beta), int(order), bool(learn_inputs))
+        args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
+        out = self.module.gradient(*args, float(dt or self.dt), float(t0), float(beta), int(order), bool(learn_inputs))
         _finite(out, "echo gradient")
-        return self._result(out, sizes, args, v0, learn_inputs)
+        return self._result(out, sizes, args, v0, learn_inputs, t0)
 
     def complex_step_gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, eps: float = 1e-20,
-                              edges=None, readout=None, v0=None, learn_inputs=False) -> NetworkResult:
+                              edges=None, readout=None, v0=None, learn_inputs=False, t0=0.0) -> NetworkResult:
         """The complex-step echo (theory §5; digital only), as :meth:`symglep.runtime.Kernels.complex_step_gradient`:
         the echo nudged by β = iε in complex arithmetic, ``Im G(iε) / ε``, exact to round-off."""
         nudge = complex_nudge(eps)
-        args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0)
+        args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
         if self._complex is None:
             cache, jit = self.options
             digest = content_hash(self.model, kernel_options(complex_step=True))
@@ -206,38 +216,41 @@ class NetworkKernels:
                                                  lambda: generate_source(self.model, digest, complex_step=True),
                                                  cache=cache, jit=jit)
         # order 1 with beta = i eps: (G(i eps) - G(0)) / (i eps), whose real part is Im G(i eps) / eps
-        out = self._complex.gradient(*args, float(dt or self.dt), nudge, 1, bool(learn_inputs))
+        out = self._complex.gradient(*args, float(dt or self.dt), float(t0), nudge, 1, bool(learn_inputs))
         out = tuple(np.ascontiguousarray(a.real) for a in out)
         _finite(out, "complex-step echo gradient")
-        return self._result(out, sizes, args, v0, learn_inputs)
+        return self._result(out, sizes, args, v0, learn_inputs, t0)
 
     def bptt_gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, edges=None,
-                      readout=None, v0=None, learn_inputs=False) -> NetworkResult:
+                      readout=None, v0=None, learn_inputs=False, t0=0.0) -> NetworkResult:
         """Reference gradient: discrete adjoint of the same leapfrog (O(K) memory); ``du`` as in
         :meth:`gradient`."""
-        args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0)
-        out = self.module.bptt_gradient(*args, float(dt or self.dt), bool(learn_inputs))
+        args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
+        out = self.module.bptt_gradient(*args, float(dt or self.dt), float(t0), bool(learn_inputs))
         _finite(out, "BPTT")
-        return self._result(out, sizes, args, v0, learn_inputs)
+        return self._result(out, sizes, args, v0, learn_inputs, t0)
 
-    def echo(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, edges=None, readout=None):
+    def echo(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, edges=None, readout=None, t0=0.0):
         """Echo phase from ``(qT, −pT − β ∂c_T/∂q)`` for each β (theory §4, §10): ``(sigma, pi, G)``,
-        G flat ``(B, nb, n_θ)``."""
-        args, _ = self.prepare(theta, qT, pT, u, y, steps, edges, readout)
+        G flat ``(B, nb, n_θ)``; ``t0`` is the time of the free run's first node (the echo replays time
+        reversed)."""
+        args, _ = self.prepare(theta, qT, pT, u, y, steps, edges, readout, t0=t0)
         betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
-        out = self.module.echo(*args, float(dt or self.dt), betas)
+        out = self.module.echo(*args, float(dt or self.dt), float(t0), betas)
         _finite(out, "echo")
         return out
 
-    def _result(self, out, sizes, args, v0, learn_inputs) -> NetworkResult:
+    def _result(self, out, sizes, args, v0, learn_inputs, t0=0.0) -> NetworkResult:
         n = sizes[0]
         loss, flat, dq0, dp0, du = out
         dv0 = None
-        if v0 is not None:  # p0 = m v0: dC/dv0 = m dC/dp0, dC/dtheta += (dp0/dtheta)^T dC/dp0 (theory §3, §5)
+        if v0 is not None:  # p0 = g m v0: dC/dv0 = g m dC/dp0, dC/dtheta += (dp0/dtheta)^T dC/dp0 (theory §3, §5, §7)
             th, off = args[0], args[1]
+            g = self.start_weight(t0)
             v = self._state(v0, "v0").reshape(-1, n, self.D)
-            flat = flat + self.module.mass_vjp(th, off, np.ascontiguousarray((v * dp0.reshape(v.shape)).sum(axis=2)))
-            dv0 = self._shape_state(dp0 * np.repeat(self.module.masses(th, off, n), self.D), n)
+            coef = np.ascontiguousarray(g * (v * dp0.reshape(v.shape)).sum(axis=2))
+            flat = flat + self.module.mass_vjp(th, off, coef)
+            dv0 = self._shape_state(dp0 * np.repeat(self.module.masses(th, off, n), self.D) * g, n)
         return NetworkResult(loss, self.unpack(flat, *sizes), self._shape_state(dq0, n), self._shape_state(dp0, n),
                              flat, dv0, du if learn_inputs else None)
 
@@ -250,10 +263,10 @@ class NetworkKernels:
         q0 = (0.1 + 0.37 * np.arange(n * self.D, dtype=float))[None]  # distinct positions (no zero length)
         args, _ = self.prepare(theta, q0, np.zeros_like(q0), steps=1)
         mod = self.module
-        mod.free(*args, 0.01, False)
-        mod.gradient(*args, 0.01, 1e-4, True, False)
-        mod.bptt_gradient(*args, 0.01, False)
-        mod.echo(*args, 0.01, np.zeros(2))
+        mod.free(*args, 0.01, 0.0, False)
+        mod.gradient(*args, 0.01, 0.0, 1e-4, True, False)
+        mod.bptt_gradient(*args, 0.01, 0.0, False)
+        mod.echo(*args, 0.01, 0.0, np.zeros(2))
         # energy, force and potential_partials (checks and reports only) compile on first use
 
 

@@ -79,10 +79,11 @@ class Term:
 
 @dataclass
 class Kinetic:
-    """``K = ½ Σ_i μ(θ_i) |v_i|²``: the mass element μ and its parameter slots."""
+    """``K = ½ Σ_i μ(θ_i) |v_i|²``: the mass element μ, its parameter slots and its unit index."""
 
     mass: sp.Expr
     slots: list
+    index: sp.Symbol = None
 
 
 @dataclass
@@ -223,7 +224,52 @@ def _kinetic(model, user, expr, slots, vs) -> Kinetic:
     if sp.simplify(total - mass * v2 / 2) != 0 or len(vs) != model.dim:
         raise ModelError("the kinetic term must be ½ m_i |q.dot[i]|² (diagonal, quadratic; "
                          f"got {user.expr})")
-    return Kinetic(mass, [s for s in slots if s.role != "v"])
+    return Kinetic(mass, [s for s in slots if s.role != "v"], user.over[0])
+
+
+def _reindexed(model, expr, old, new):
+    """``expr`` with every element read at unit index ``old`` read at ``new`` instead."""
+    swap = {}
+    for sym in expr.free_symbols:
+        if isinstance(sym, Element):
+            array, (index, suffix) = model.element_info(sym)
+            if index and index[0] == old and hasattr(array, "element"):
+                swap[sym] = array.element((new,) + tuple(index[1:]), suffix)
+    return expr.xreplace(swap)
+
+
+def damping_rate(model, kinetic: Kinetic, rayleigh) -> float:
+    """The rate γ of a Rayleigh function ``Sum(ρ/2 |q.dot[i]|², i)`` with ``∂R/∂v_i = γ ∂L/∂v_i`` for
+    every unit, ``ρ = γ m_i`` (uniform linear damping, theory §7); 0.0 without one. Anything else is
+    refused with its reason: damping that differs between units (or depends on the state) has no exact
+    echo, and the array kernels take γ as a number."""
+    if rayleigh is None:
+        return 0.0
+    if not isinstance(rayleigh, Sum) or len(rayleigh.over) != 1 or rayleigh.over[0] not in NODE_INDICES:
+        raise ModelError("the Rayleigh function of an array model is Sum(gamma/2 * m[i] * q.dot[i]**2, i): "
+                         "uniform linear damping over the units")
+    index = rayleigh.over[0]
+    expr = rayleigh.sign * rayleigh.expr.xreplace(model.constants)
+    slots, _, _ = _slots_for(model, expr, {index: 0}, None, "the Rayleigh function", allow_velocity=True)
+    vs = [s for s in slots if s.role == "v"]
+    if any(s.role in ("q", "z", "w") for s in slots) or len(vs) != model.dim:
+        raise ModelError("the Rayleigh function must be Sum(rho/2 * |q.dot[i]|^2, i), linear damping that "
+                         "does not depend on the positions or inputs (theory §7)")
+    rho = sp.simplify(2 * sp.expand(expr).coeff(vs[0].symbol, 2))
+    if sp.simplify(sp.expand(expr) - rho * sum(s.symbol ** 2 for s in vs) / 2) != 0:
+        raise ModelError(f"the Rayleigh function must be quadratic in the velocities, rho/2 |q.dot[i]|^2 "
+                         f"(got {rayleigh.expr})")
+    rate = sp.simplify(_reindexed(model, rho, index, kinetic.index) / kinetic.mass)
+    if any(isinstance(x, Element) for x in rate.free_symbols):
+        raise ModelError(f"the damping rate dR/dv / dL/dv = {rate} differs between units: non-uniform damping "
+                         "has no exact echo (theory §7); array models take uniform damping, rho_i = gamma m_i")
+    if rate.free_symbols:
+        raise ModelError(f"the damping rate {rate} is not a number: declare "
+                         f"{', '.join(sorted(map(str, rate.free_symbols)))} in constants (array models take a "
+                         "fixed rate gamma)")
+    if not rate.is_real or rate.is_negative:
+        raise ModelError(f"the damping rate must be a real number >= 0, got {rate}")
+    return float(rate)
 
 
 def _readout(model, cost, what: str) -> Readout:

@@ -242,8 +242,11 @@ class Stack:
 
     def _check_units(self):
         for i, m in enumerate(self.echo_models):
-            if m is None:
-                continue  # an array unit: separable with a diagonal mass and even in velocity by construction
+            if m is None:  # an array unit: separable with a diagonal mass and even in velocity by construction
+                if self.units[i].damping_rate:
+                    raise ModelError(f"unit {i} ({self.units[i].name!r}) is damped: "
+                                     + self.capabilities.reason("dissipation", "uniform damping"))
+                continue
             d = derive(m, simplify="none")
             if m.damping != 0 or not d.sym.separable or d.velocity_map is None:
                 why = ("a Rayleigh dissipation force" if m.damping != 0 else
