@@ -575,7 +575,7 @@ def network_step_flops(source: str, method: str = "gradient") -> dict:
     NQ = n * D
     args = {"th": Array((N,)), "off": Array((P,), True), "E": Array((e, sp.Integer(2)), True),
             "ro": Array((r,), True), "q0": Array((B, NQ)), "p0": Array((B, NQ)),
-            "u": Array((B, K + 1, m)), "y": Array((B, K + 1, r)), "h": FLOAT}
+            "u": Array((B, K + 1, m)), "y": Array((B, K + 1, r)), "h": FLOAT, "t0": FLOAT}
     if method == "gradient":
         args.update(beta=FLOAT, order=2)  # the centred contrast
     args.update(learn_u=Bool(False))  # the default path: no input gradients

@@ -199,9 +199,10 @@ def residuals(model, mass_learnable: bool) -> dict:
     terminal = ("; with the terminal cost c_T the nudged runs end at p_β(T) = p(T) + β ∂c_T/∂q, so the "
                 "echo starts from −p_K − β ∂c_T/∂q and R stays as above (theory §10)"
                 if model.terminal else "")
+    g = "exp(γ·t0)·" if model.damping_rate else ""
     pf = ("R_θ = 0 for every parameter except the masses: R_{m_i} = −X(0) = ∂²L/∂m_i∂v_i · ∂βq_i(0) = "
-          f"{model.q.name}.dot[i](0) · ∂βq_i(0), from the two echoes' end points; zero with a momentum start, "
-          "added by the kernels with a velocity start (v0_i ∂m_i/∂θ · dC/dp0_i)") if mass_learnable else \
+          f"{g}{model.q.name}.dot[i](0) · ∂βq_i(0), from the two echoes' end points; zero with a momentum start, "
+          f"added by the kernels with a velocity start ({g}v0_i ∂m_i/∂θ · dC/dp0_i)") if mass_learnable else \
         "R = 0: no parameter enters the kinetic term, so ∂²L/∂θ∂v = 0 (exact, forward-only)"
     return {
         "civp": "R = X(T) = Σ_i ∂βp_i(T)·∂θq_i(T) − ∂θp_i(T)·∂βq_i(T): needs the n × n_θ forward sensitivities "
