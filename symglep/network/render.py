@@ -135,6 +135,12 @@ def model_fingerprint(model) -> str:
     return "\n".join(parts)
 
 
+def damping_context(model) -> dict:
+    """The template variables of uniform damping, the same for every target (theory §7): ``damped`` and
+    the rate γ as a literal (``0.0`` undamped)."""
+    return {"damped": bool(model.damping_rate), "rate": repr(float(model.damping_rate))}
+
+
 def content_hash(model, options: dict) -> str:
     """The cache key of an array model's kernels (:func:`symglep.codegen.backend.content_hash`)."""
     return backend.content_hash("numba", "array", model_fingerprint(model), options)
@@ -190,6 +196,5 @@ def render_network(model, digest: str, complex_step: bool = False) -> str:
         version=__version__, content_hash=digest, model_comment=safe_comment(model.name),
         D=model.dim, n_params=len(model.parameters), unit_source=unit_source(model, "", complex_step),
         terminal=model.terminal is not None, mass_learnable=bool(model.kinetic.slots),
-        n_work=work_rows(model), damped=bool(model.damping_rate), rate=repr(float(model.damping_rate)),
-        **complex_step_context(complex_step),
+        n_work=work_rows(model), **damping_context(model), **complex_step_context(complex_step),
     )

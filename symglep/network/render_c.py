@@ -25,7 +25,7 @@ from ..codegen.names import safe_comment
 from ..codegen.printer import common_subexpressions
 from ..errors import SymglepError
 from .elements import Piece
-from .render import model_fingerprint, unit_context, work_rows
+from .render import damping_context, model_fingerprint, unit_context, work_rows
 
 #: the most trajectories one pass steps together: the echoes at ±β, ±2β and the un-nudged one
 MAX_TRAJECTORIES = 5
@@ -181,7 +181,7 @@ def render_network_c(model, digest: str, precision: str = "float64") -> dict:
         n_out=unit["n_out"], n_rows=sizes["nw"], unit_source=unit["source"],
         work=work, work_size=o, max_echoes=MAX_ECHOES, max_trajectories=MAX_TRAJECTORIES,
         F="F" if single else "", fabs="fabsf" if single else "fabs", exp="expf" if single else "exp",
-        damped=bool(model.damping_rate), rate=repr(float(model.damping_rate)),
+        **damping_context(model),
         example_steps=EXAMPLE_STEPS, dt=EXAMPLE_DT, beta=EXAMPLE_BETA[precision],
         parameter_names=[safe_comment(p.name) for p in model.parameters],
     )

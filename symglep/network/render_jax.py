@@ -21,7 +21,7 @@ from ..codegen.names import safe_comment
 from ..codegen.printer import common_subexpressions
 from ..symbolic import linear_coefficients
 from .elements import kinetic_pieces, readout_pieces, value_piece
-from .render import model_fingerprint
+from .render import damping_context, model_fingerprint
 
 
 def element_function(name: str, symbols: list, expr, doc: str) -> str:
@@ -112,7 +112,7 @@ def array_jax_source(model) -> str:
     return environment().get_template("jax/array.py.j2").render(
         version=__version__, content_hash=jax_digest(model), model_comment=safe_comment(model.name),
         integrator="leapfrog", velocity_is_momentum=False, lane_partials=True, D=model.dim,
-        damped=bool(model.damping_rate), rate=repr(float(model.damping_rate)),
+        **damping_context(model),
         parameters=repr(tuple(params)),
         n_inputs=model.sizes["m"], n_readout=model.sizes["r"], has_edges=model.edges is not None,
         **array_context(model),

@@ -218,13 +218,19 @@ def _term(model, user) -> Term | Kinetic:
 def _kinetic(model, user, expr, slots, vs) -> Kinetic:
     if any(s.role in ("q", "z", "w") for s in slots):
         raise ModelError("the kinetic term may depend only on velocities and parameters (separable L = K(v) − V(q))")
-    total = sp.expand(user.sign * expr)
-    v2 = sum(s.symbol**2 for s in vs)
-    mass = sp.simplify(2 * total.coeff(vs[0].symbol, 2))
-    if sp.simplify(total - mass * v2 / 2) != 0 or len(vs) != model.dim:
+    mass = _half_square_coefficient(user.sign * expr, vs)
+    if mass is None or len(vs) != model.dim:
         raise ModelError("the kinetic term must be ½ m_i |q.dot[i]|² (diagonal, quadratic; "
                          f"got {user.expr})")
     return Kinetic(mass, [s for s in slots if s.role != "v"], user.over[0])
+
+
+def _half_square_coefficient(expr, vs):
+    """``ρ`` with ``expr = ρ/2 Σ_c v_c²`` over the velocity slots ``vs``, or ``None`` when it is not that form
+    (the kinetic term's mass, the Rayleigh function's ``ρ``)."""
+    total = sp.expand(expr)
+    rho = sp.simplify(2 * total.coeff(vs[0].symbol, 2))
+    return rho if sp.simplify(total - rho * sum(s.symbol ** 2 for s in vs) / 2) == 0 else None
 
 
 def _reindexed(model, expr, old, new):
@@ -255,8 +261,8 @@ def damping_rate(model, kinetic: Kinetic, rayleigh) -> float:
     if any(s.role in ("q", "z", "w") for s in slots) or len(vs) != model.dim:
         raise ModelError("the Rayleigh function must be Sum(rho/2 * |q.dot[i]|^2, i), linear damping that "
                          "does not depend on the positions or inputs (theory §7)")
-    rho = sp.simplify(2 * sp.expand(expr).coeff(vs[0].symbol, 2))
-    if sp.simplify(sp.expand(expr) - rho * sum(s.symbol ** 2 for s in vs) / 2) != 0:
+    rho = _half_square_coefficient(expr, vs)
+    if rho is None:
         raise ModelError(f"the Rayleigh function must be quadratic in the velocities, rho/2 |q.dot[i]|^2 "
                          f"(got {rayleigh.expr})")
     rate = sp.simplify(_reindexed(model, rho, index, kinetic.index) / kinetic.mass)
