@@ -45,6 +45,13 @@ def _name_of(obj) -> str:
     raise ModelError(f"expected a symbol or a function of time, got {obj!r}")
 
 
+def _plain_symbol(obj) -> sp.Symbol:
+    """The plain symbol that stands for a coordinate, input or target in the derivation; it stays
+    real when the user declared it real (``dynamicsymbols('x', real=True)``), which spares SymPy
+    slow assumption queries on e.g. log(cosh(a x + b y)) of many coordinates."""
+    return sp.Symbol(_name_of(obj), real=True) if obj.is_real else sp.Symbol(_name_of(obj))
+
+
 def _as_tuple(value, what: str) -> tuple:
     if value is None:
         return ()
@@ -172,7 +179,7 @@ class Model:
                 raise ModelError(
                     f"coordinate {c!r} must be a function of time, e.g. dynamicsymbols('{c}')"
                 )
-            variables.append(Variable(_name_of(c), "coordinate", c, sp.Symbol(_name_of(c))))
+            variables.append(Variable(_name_of(c), "coordinate", c, _plain_symbol(c)))
         for kind, group in (
             ("parameter", _as_tuple(parameters, "parameters")),
             ("constant", tuple(constants)),
@@ -188,7 +195,7 @@ class Model:
                     isinstance(obj, sp.Symbol) or (isinstance(obj, AppliedUndef) and obj.args == (t,))
                 ):
                     raise ModelError(f"{kind} {obj!r} must be a function of time, e.g. dynamicsymbols('u')")
-                symbol = obj if kind in ("parameter", "constant") else sp.Symbol(_name_of(obj))
+                symbol = obj if kind in ("parameter", "constant") else _plain_symbol(obj)
                 variables.append(Variable(_name_of(obj), kind, obj, symbol))
 
         self._check_names(variables)

@@ -99,11 +99,16 @@ def canonical_srepr(expr) -> str:
     back an equal expression built from an equal Symbol spelled another way (``Symbol('l',
     positive=True)`` or the same symbol with every derived assumption written out), depending on
     what the process did before; the fingerprint must not depend on that history.
+
+    The re-spelled expression is not re-evaluated: its terms keep the canonical order of ``expr``,
+    and SymPy asks no assumptions of the renamed symbols (log cosh of a sum of many assumption-free
+    symbols costs seconds to evaluate).
     """
     expr = sp.sympify(expr)
     spelled = {s: sp.Symbol(f"{s.name}|" + ",".join(f"{k}={v}" for k, v in sorted(s.assumptions0.items())))
                for s in expr.atoms(sp.Symbol) if type(s) is sp.Symbol}
-    return sp.srepr(expr.xreplace(spelled))
+    with sp.evaluate(False):
+        return sp.srepr(expr.xreplace(spelled))
 
 
 def linear_coefficients(expr, symbols) -> list | None:

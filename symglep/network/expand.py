@@ -29,9 +29,11 @@ def expand(model, n: int, m: int | None = None, n_y: int | None = None, edges=No
     E = model.default_edges(n) if edges is None else np.asarray(edges, dtype=np.int64).reshape(-1, 2)
     ro = list(range(n - n_y, n)) if readout is None else list(readout)
     D = model.dim
-    qs = [[dynamicsymbols(f"{model.q.name}_{a}" + (f"_{c}" if D > 1 else "")) for c in range(D)] for a in range(n)]
-    us = [dynamicsymbols(f"{model.u.name}_{j}") for j in range(m)] if model.u is not None else []
-    ys = [dynamicsymbols(f"{model.y.name}_{j}") for j in range(n_y)]
+    # real, like the array model's elements (and SymPy evaluates log cosh of real sums quickly)
+    qs = [[dynamicsymbols(f"{model.q.name}_{a}" + (f"_{c}" if D > 1 else ""), real=True) for c in range(D)]
+          for a in range(n)]
+    us = [dynamicsymbols(f"{model.u.name}_{j}", real=True) for j in range(m)] if model.u is not None else []
+    ys = [dynamicsymbols(f"{model.y.name}_{j}", real=True) for j in range(n_y)]
     scal = {}
     flat = []
     for p in model.parameters:
