@@ -656,3 +656,25 @@ def test_a_model_object_is_derived_once_per_process():
     assert again is not fast and again.el is not fast.el and sp.simplify(again.model.cost - x**2) == 0
     forget_derivations()
     assert derive(model) is not again and derive(model).el is not again.el
+
+
+def test_real_coordinates_stay_real_and_derive_the_same_equations():
+    """Coordinates and inputs declared real (``dynamicsymbols(..., real=True)``) keep that assumption in
+    the plain symbols; the equations equal those of the same model declared without it (compared at
+    a random point through the names), and the learning rule too."""
+    k = sp.Symbol("k", positive=True)
+    forms = []
+    for assumptions in ({}, {"real": True}):
+        x = dynamicsymbols("x0:3", **assumptions)
+        u = dynamicsymbols("u", **assumptions)
+        drive = sum((j + 1) * xj for j, xj in enumerate(x)) / 4 + u
+        model = symglep.Model(lagrangian=sum(xj.diff() ** 2 for xj in x) / 2 - k * sp.log(sp.cosh(drive)),
+                              coordinates=list(x), parameters=[k], inputs=[u], name="logcosh")
+        assert all(q.is_real is (True if assumptions else None) for q in model.q + model.u)
+        d = derive(model)
+        names = {s: sp.Symbol(s.name) for s in model.q + model.u}
+        forms.append([e.xreplace(names) for e in list(d.el.forcing) + [d.learning_rule[k]]])
+    point = {sp.Symbol(n): v for n, v in zip(["x0", "x1", "x2", "u"], [0.3, -0.2, 0.7, 0.1])} | {k: 1.3}
+    for plain, real in zip(*forms):
+        a, b = float(plain.evalf(30, subs=point)), float(real.evalf(30, subs=point))
+        assert abs(a - b) <= 1e-14 * max(1.0, abs(a)) and a != 0.0
