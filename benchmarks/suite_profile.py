@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 _state = threading.local()
-_record = {"compile": 0.0, "kernels": []}
+_record = {"compile": 0.0, "kernels": [], "out": None}  # "out": this worker's JSON-lines file
 
 
 def _kernel_name(dispatcher) -> str:
@@ -65,7 +65,7 @@ def pytest_configure(config):
 
     event.register("numba:compile", _listener())
     Path(folder).mkdir(parents=True, exist_ok=True)
-    config._suite_profile = open(Path(folder) / f"{os.getpid()}.jsonl", "a", encoding="utf-8")
+    _record["out"] = open(Path(folder) / f"{os.getpid()}.jsonl", "a", encoding="utf-8")
 
 
 def pytest_runtest_protocol(item, nextitem):  # noqa: ARG001 - pytest hook signature
@@ -74,19 +74,12 @@ def pytest_runtest_protocol(item, nextitem):  # noqa: ARG001 - pytest hook signa
 
 
 def pytest_runtest_logfinish(nodeid, location):  # noqa: ARG001 - pytest hook signature
-    out = getattr(_config[0], "_suite_profile", None) if _config else None
+    out = _record["out"]
     if out is None or "started" not in _record:
         return
     out.write(json.dumps({"test": nodeid, "seconds": round(time.perf_counter() - _record["started"], 2),
                           "compile": round(_record["compile"], 2), "kernels": _record["kernels"]}) + "\n")
     out.flush()
-
-
-_config: list = []
-
-
-def pytest_sessionstart(session):
-    _config.append(session.config)
 
 
 def report(folder: str, top: int = 30) -> str:

@@ -47,6 +47,11 @@ def _complex_kernels(kern, name: str):
     return symglep.compile(system, dt=kern.dt, jit=False)
 
 
+def _steps(name: str, compiled: int) -> int:
+    """Steps of a run: ``compiled`` for a ``COMPILED`` model, else ``STEPS_PLAIN`` (plain Python)."""
+    return compiled if name in COMPILED else STEPS_PLAIN
+
+
 def _examples(kind: str) -> list:
     marker = {"scalar": "symglep.Model(", "array": "ArrayModel(", "stack": "symglep.Stack("}[kind]
     return [p.stem for p in sorted(EXAMPLES.glob("*.py")) if marker in p.read_text()
@@ -56,7 +61,7 @@ def _examples(kind: str) -> list:
 @pytest.mark.parametrize("name", _examples("scalar"))
 def test_scalar_examples_meet_bptt_to_round_off(name):
     kern, route = exact_route_kernels(str(EXAMPLES / f"{name}.py"), name, DT)
-    th, q0, p0, u, y = scalar_instance(kern, name, 2, STEPS if name in COMPILED else STEPS_PLAIN, DT)
+    th, q0, p0, u, y = scalar_instance(kern, name, 2, _steps(name, STEPS), DT)
     ref = kern.bptt_gradient(th, q0, p0=p0, u=u, y=y)
     cs = _complex_kernels(kern, name).complex_step_gradient(th, q0, p0=p0, u=u, y=y, learn_inputs=True,
                                                             route=route)
@@ -74,8 +79,7 @@ def test_scalar_examples_meet_bptt_to_round_off(name):
 def test_array_examples_meet_bptt_to_round_off(name):
     model = symglep.load_model(str(EXAMPLES / f"{name}.py"))
     kern = symglep.compile(model, dt=DT)
-    steps = STEPS if name in COMPILED else STEPS_PLAIN
-    theta, q0, p0, u, y = draw_instance(model, kern, 6, 2, steps, DT, np.random.default_rng(4))
+    theta, q0, p0, u, y = draw_instance(model, kern, 6, 2, _steps(name, STEPS), DT, np.random.default_rng(4))
     ref = kern.bptt_gradient(theta, q0, p0, u, y, learn_inputs=True)
     cs = _complex_kernels(kern, name).complex_step_gradient(theta, q0, p0, u, y, learn_inputs=True)
     for what in ("flat", "dq0", "dp0", "du"):
@@ -95,7 +99,7 @@ def test_stack_meets_bptt_to_round_off(name):
     kern = symglep.compile(stack)
     rng = np.random.default_rng(1)
     th = np.abs(rng.uniform(-0.5, 0.5, kern.n_theta))
-    t = np.arange((201 if name in COMPILED else STEPS_PLAIN + 1)) * 0.05
+    t = np.arange(_steps(name, 200) + 1) * 0.05
     x = 0.3 * np.sin(np.outer([1.0, 1.3], t))[..., None] * np.ones(kern.n_x)
     y = 0.3 * np.cos(np.outer([0.7, 1.1], t))[..., None] * np.ones(kern.n_y)
     loss_b, g_b, dx_b = kern.bptt_gradient(th, x, y)
