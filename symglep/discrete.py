@@ -29,6 +29,7 @@ It is pure sympy: nothing here knows about numba or C.
 
 from __future__ import annotations
 
+from collections import OrderedDict
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -110,8 +111,28 @@ def choose_integrator(d: Derivation, integrator: str = "auto") -> str:
     return integrator
 
 
+_SCHEMES: OrderedDict = OrderedDict()  # (id(derivation), integrator) -> (derivation, scheme), newest last
+_REMEMBER = 16
+
+
 def discretise(d: Derivation, integrator: str = "auto") -> Scheme:
-    """Build the :class:`Scheme` of ``d`` for the chosen integrator (theory §6)."""
+    """The :class:`Scheme` of ``d`` for the chosen integrator (theory §6), built once per derivation
+    object and integrator: the real and complex-step kernels, the C and JAX targets of one model read
+    the same scheme (renderers only read it)."""
+    key = (id(d), integrator)
+    known = _SCHEMES.get(key)
+    if known is not None and known[0] is d:
+        _SCHEMES.move_to_end(key)
+        return known[1]
+    scheme = _build(d, integrator)
+    _SCHEMES[key] = (d, scheme)
+    while len(_SCHEMES) > _REMEMBER:
+        _SCHEMES.popitem(last=False)
+    return scheme
+
+
+def _build(d: Derivation, integrator: str) -> Scheme:
+    """Build the :class:`Scheme` of ``d`` for the chosen integrator (:func:`discretise`)."""
     if not d.legendre_regular:
         raise DerivationError("the mass matrix is singular (det M ≡ 0): no integrator applies")
     integrator = choose_integrator(d, integrator)

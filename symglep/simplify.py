@@ -21,6 +21,7 @@ Modes (``symglep derive --simplify``):
 
 from __future__ import annotations
 
+import gc
 import signal
 import threading
 import time
@@ -90,7 +91,21 @@ class Budget:
 
 
 def _alarm(signum, frame):  # noqa: ARG001 - signal handler signature
+    if _exceptions_dropped_in(frame):
+        return  # Python would report and drop it ("Exception ignored"); the alarm repeats in REPEAT_S
     raise _OverTime
+
+
+def _exceptions_dropped_in(frame) -> bool:
+    """Whether an exception raised in ``frame`` would be dropped by Python: the frame runs inside an
+    object's ``__del__`` or a garbage-collector callback (e.g. JAX's, which a collection inside the
+    attempt calls). Other such places (weakref callbacks) are left to the repeating alarm."""
+    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    while frame is not None:
+        if frame.f_code.co_name == "__del__" or frame.f_code in callbacks:
+            return True
+        frame = frame.f_back
+    return False
 
 
 @contextmanager

@@ -344,3 +344,34 @@ def test_a_lost_alarm_is_followed_by_another(tmp_path):
     done = subprocess.run([sys.executable, str(script)], capture_output=True, text=True, timeout=60)
     lost, seconds = done.stdout.split()
     assert lost == "1" and float(seconds) < 2.0, done.stdout + done.stderr
+
+
+def test_the_alarm_waits_outside_finalisers_and_gc_callbacks():
+    """The deadline's alarm does not raise inside a ``__del__`` or a garbage-collector callback, where Python
+    would drop the exception with an "Exception ignored" report (seen in CI inside JAX's gc callback); it
+    raises anywhere else, and its repeat reaches the attempt once the finaliser has returned."""
+    import gc
+    import signal
+    import sys
+
+    from symglep.simplify import _alarm, _OverTime
+
+    seen = {}
+
+    class Finalised:
+        def __del__(self):
+            seen["__del__"] = _alarm(signal.SIGALRM, sys._getframe())
+
+    def callback(phase, info):  # noqa: ARG001 - gc callback signature
+        if phase == "start" and "gc" not in seen:
+            seen["gc"] = _alarm(signal.SIGALRM, sys._getframe())
+
+    Finalised()  # dropped at once: __del__ runs here
+    gc.callbacks.append(callback)
+    try:
+        gc.collect()
+    finally:
+        gc.callbacks.remove(callback)
+    assert seen == {"__del__": None, "gc": None}
+    with pytest.raises(_OverTime):
+        _alarm(signal.SIGALRM, sys._getframe())
