@@ -29,6 +29,7 @@ This is a measurement script, not a test: it never asserts a time.
 Usage::
 
     python benchmarks/run.py                  # full run (~25 min on 2 cores), writes docs/benchmarks.md
+                                              # (keeping the sections below its KEPT_MARKER line)
     python benchmarks/run.py --quick          # a few minutes: fewer sizes and repeats, prints only
     python -m benchmarks [options]            # the same
 """
@@ -745,10 +746,25 @@ def main(argv=None) -> int:
     if write:
         from symglep.fileio import write_atomic
 
-        write_atomic(write, text)
+        write_atomic(write, text + kept_sections(write))
         log(f"wrote {write}")
     log(f"total wall time {time.perf_counter() - started:.0f} s")
     return 0
+
+
+#: The line after which docs/benchmarks.md holds sections measured by other scripts (compile times,
+#: the test suite's profile, ...): a run of this script rewrites the page above it and keeps the rest.
+KEPT_MARKER = "<!-- sections below are measured by other scripts; benchmarks/run.py keeps them -->"
+
+
+def kept_sections(path: str) -> str:
+    """The marker and everything after it in the page at ``path`` (empty when there is none)."""
+    try:
+        old = Path(path).read_text(encoding="utf-8")
+    except OSError:
+        return ""
+    at = old.find(KEPT_MARKER)
+    return "" if at < 0 else "\n" + old[at:]
 
 
 if __name__ == "__main__":

@@ -36,6 +36,7 @@ import sympy as sp
 
 from .derivation import Derivation
 from .errors import DerivationError
+from .fastdiff import gradient
 
 INTEGRATORS = ("auto", "leapfrog", "midpoint")
 
@@ -90,8 +91,7 @@ def _vec(prefix: str, n: int) -> list[sp.Symbol]:
 
 def _directional(expr, xs, dxs, th, dth) -> sp.Expr:
     """``Σ ∂expr/∂x·dx + Σ ∂expr/∂θ·dθ`` (a Jacobian–vector product)."""
-    out = sum((sp.diff(expr, x) * d for x, d in zip(xs, dxs)), sp.S.Zero)
-    return out + sum((sp.diff(expr, t) * d for t, d in zip(th, dth)), sp.S.Zero)
+    return sum((g * d for g, d in zip(gradient(expr, list(xs) + list(th)), list(dxs) + list(dth))), sp.S.Zero)
 
 
 def choose_integrator(d: Derivation, integrator: str = "auto") -> str:
@@ -156,26 +156,26 @@ def _build(d: Derivation, integrator: str) -> Scheme:
     fns = scheme.functions
 
     # Shared by both integrators --------------------------------------------------
-    mom = [sp.diff(L, vi) for vi in v]
+    mom = gradient(L, v)
     fns.append(NumericFunction("momentum", state_args, [("p", mom)],
                                "p = ∂L/∂v(q, v, t): start from a velocity (theory §5)", ("t",)))
     gvec = _vec("g", m.n)
     pair = sum((gi * pi for gi, pi in zip(gvec, mom)), sp.S.Zero)
     fns.append(NumericFunction(
         "momentum_vjp", state_args + [("g", gvec)],
-        [("dq", [sp.diff(pair, s) for s in q]), ("dv", [sp.diff(pair, s) for s in v]),
-         ("dth", [sp.diff(pair, s) for s in th]), ("du", [sp.diff(pair, s) for s in u])],
+        [("dq", gradient(pair, q)), ("dv", gradient(pair, v)),
+         ("dth", gradient(pair, th)), ("du", gradient(pair, u))],
         "gᵀ ∂p/∂(q, v, θ, u): converts dC/dp₀ for a start that fixes velocity (theory §5)", ("t",)))
     cost_args = [("q", q), ("t", [t]), ("u", u), ("y", y)]
     fns.append(NumericFunction("cost", cost_args, [("c", [c])], "cost density c(q, t) (theory §1)", ("t",)))
     fns.append(NumericFunction("cost_grad", cost_args,
-                               [("dq", [sp.diff(c, s) for s in q]), ("du", [sp.diff(c, s) for s in u])],
+                               [("dq", gradient(c, q)), ("du", gradient(c, u))],
                                "∂c/∂q and ∂c/∂u", ("t",)))
     terminal = sub(m.terminal_cost)
     fns.append(NumericFunction("terminal_cost", [("q", q), ("y", y)], [("c", [terminal])],
                                "terminal cost c_T(q_K, y_K) of the final state (theory §10)", ()))
     fns.append(NumericFunction("terminal_cost_grad", [("q", q), ("y", y)],
-                               [("dq", [sp.diff(terminal, s) for s in q])],
+                               [("dq", gradient(terminal, q))],
                                "∂c_T/∂q: the momentum kick at the flip and the adjoint's final value (theory §10)",
                                ()))
     if d.hamiltonian is not None:
@@ -206,16 +206,16 @@ def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam):
                                "v = W(p) = ∂T/∂p: the drift of Störmer–Verlet", ()))
     pot_args = [("q", q), ("t", [t]), ("u", u), ("th", th)]
     fns.append(NumericFunction("potential_partials", pot_args,
-                               [("dth", [sp.diff(V, s) for s in th]), ("du", [sp.diff(V, s) for s in u])],
+                               [("dth", gradient(V, th)), ("du", gradient(V, u))],
                                "∂V/∂θ and ∂V/∂u: learning integrand of the nodes (theory §5)", ("t",)))
     fns.append(NumericFunction("kinetic_partials", [("v", v), ("th", th)],
-                               [("dth", [sp.diff(K, s) for s in th])],
+                               [("dth", gradient(K, th))],
                                "∂K/∂θ at fixed velocity: learning integrand of the drift", ()))
     # Vector–Jacobian products for the discrete adjoint (BPTT).
     fl = sum((li * gi for li, gi in zip(lam, grad)), sp.S.Zero)
     fns.append(NumericFunction("force_vjp", node + [("lam", lam)],
-                               [("dq", [sp.diff(fl, s) for s in q]), ("dth", [sp.diff(fl, s) for s in th]),
-                                ("du", [sp.diff(fl, s) for s in u])],
+                               [("dq", gradient(fl, q)), ("dth", gradient(fl, th)),
+                                ("du", gradient(fl, u))],
                                "λᵀ ∂(∇V^β)/∂(q, θ, u)", ("t", "beta")))
     dq, dth, dp = _vec("dq", len(q)), _vec("dth", len(th)), _vec("dp", len(q))
     fns.append(NumericFunction("force_jvp", node + [("dq", dq), ("dth", dth)],
@@ -227,7 +227,7 @@ def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam):
                                "dW/dp . dp + dW/dtheta . dtheta: tangent of the drift", ()))
     wl = sum((li * wi for li, wi in zip(lam, W)), sp.S.Zero)
     fns.append(NumericFunction("velocity_vjp", [("p", p), ("th", th), ("lam", lam)],
-                               [("dp", [sp.diff(wl, s) for s in p]), ("dth", [sp.diff(wl, s) for s in th])],
+                               [("dp", gradient(wl, p)), ("dth", gradient(wl, th))],
                                "λᵀ ∂W/∂(p, θ)", ()))
 
 
@@ -252,21 +252,21 @@ def _midpoint(scheme, d, sub, L, c, R, q, v, th, u, y, t, beta, h, lam, mu):
     fns.append(NumericFunction("midpoint_momenta", step, [("pa", F), ("pb", P)],
                                "−D₁L_d^β and D₂L_d^β of the midpoint rule (theory §6)", sc))
     fns.append(NumericFunction("midpoint_jacobian", step,
-                               [("jac", [sp.diff(F[i], qb[j]) for i in range(n) for j in range(n)])],
+                               [("jac", [g for i in range(n) for g in gradient(F[i], qb)])],
                                "∂(−D₁L_d^β)/∂q_{k+1}, row-major n×n: the Newton matrix", sc))
     fns.append(NumericFunction("midpoint_jacobian_prev", step,
-                               [("jac", [sp.diff(P[i], qa[j]) for i in range(n) for j in range(n)])],
+                               [("jac", [g for i in range(n) for g in gradient(P[i], qa)])],
                                "∂(D₂L_d^β)/∂q_k, row-major n×n: the Newton matrix of the inverted step "
                                "(digital PFVP, theory §4)", sc))
     learn_args = [("qa", qa), ("qb", qb), ("t", [t]), ("u", u), ("th", th), ("h", [h])]
     Lmid = L.xreplace(at_mid)
     fns.append(NumericFunction("lagrangian_partials", learn_args,
-                               [("dth", [sp.diff(Lmid, s) for s in th]), ("du", [sp.diff(Lmid, s) for s in u])],
+                               [("dth", gradient(Lmid, th)), ("du", gradient(Lmid, u))],
                                "∂L/∂θ and ∂L/∂u at the midpoint: learning integrand (theory §5)", ("t", "h")))
     fl = sum((li * pi for li, pi in zip(lam, P)), sp.S.Zero)
     fns.append(NumericFunction("midpoint_vjp_next", step + [("lam", lam)],
-                               [("dqa", [sp.diff(fl, s) for s in qa]), ("dqb", [sp.diff(fl, s) for s in qb]),
-                                ("dth", [sp.diff(fl, s) for s in th]), ("du", [sp.diff(fl, s) for s in u])],
+                               [("dqa", gradient(fl, qa)), ("dqb", gradient(fl, qb)),
+                                ("dth", gradient(fl, th)), ("du", gradient(fl, u))],
                                "λᵀ ∂(D₂L_d^β)/∂(q_k, q_{k+1}, θ, u)", sc))
     dqa, dqb, dth = _vec("dqa", n), _vec("dqb", n), _vec("dth", len(th))
     fns.append(NumericFunction(
@@ -276,6 +276,6 @@ def _midpoint(scheme, d, sub, L, c, R, q, v, th, u, y, t, beta, h, lam, mu):
         "tangents of -D1 L_d and D2 L_d along (dqa, dqb, dtheta): forward sensitivities", sc))
     fm = sum((mi * Fi for mi, Fi in zip(mu, F)), sp.S.Zero)
     fns.append(NumericFunction("midpoint_vjp_implicit", step + [("mu", mu)],
-                               [("dqa", [sp.diff(fm, s) for s in qa]), ("dth", [sp.diff(fm, s) for s in th]),
-                                ("du", [sp.diff(fm, s) for s in u])],
+                               [("dqa", gradient(fm, qa)), ("dth", gradient(fm, th)),
+                                ("du", gradient(fm, u))],
                                "μᵀ ∂(−D₁L_d^β)/∂(q_k, θ, u)", sc))

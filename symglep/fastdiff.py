@@ -60,3 +60,24 @@ class Differentiator:
 
     def to_sympy(self, raw) -> sp.Expr:
         return raw if self._se_expr is None else self._back(raw)
+
+
+#: Functions whose derivatives SymEngine and SymPy agree on (smooth elementary functions). An
+#: expression with any other function (Abs, sign, Heaviside, Max, Piecewise, a user's function) is
+#: differentiated by SymPy: SymEngine leaves ``Derivative(Abs(x), x)`` unevaluated, and differentiates
+#: ``Heaviside(x)`` to 0 where SymPy gives ``DiracDelta(x)``.
+SMOOTH_FUNCTIONS = frozenset({
+    sp.sin, sp.cos, sp.tan, sp.cot, sp.sec, sp.csc, sp.exp, sp.log, sp.sinh, sp.cosh, sp.tanh,
+    sp.asin, sp.acos, sp.atan, sp.atan2, sp.asinh, sp.acosh, sp.atanh, sp.erf,
+})
+
+
+def gradient(expr, symbols) -> list:
+    """``[∂expr/∂s for s in symbols]``: through SymEngine when every function in ``expr`` is one of
+    :data:`SMOOTH_FUNCTIONS`, else (and for any entry SymEngine leaves unevaluated) by ``sympy.diff``."""
+    expr = sp.sympify(expr)
+    symbols = list(symbols)
+    if _se is None or any(f.func not in SMOOTH_FUNCTIONS for f in expr.atoms(sp.Function)):
+        return [sp.diff(expr, s) for s in symbols]
+    out = Differentiator(expr).grad(symbols)
+    return [sp.diff(expr, s) if g.has(sp.Derivative, sp.Subs) else g for g, s in zip(out, symbols)]

@@ -82,3 +82,24 @@ def test_benchmark_modules_import_without_jax():
             "assert 'jax' not in sys.modules, 'jax imported'; assert run.rel_err([1.0, 3.0], [1.0, 2.0]) == 0.5")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_discretise_benchmark_compares_the_same_scheme(capsys):
+    """benchmarks/discretise_pendulum.py at n = 2: its SymEngine and sympy.diff discretisations agree
+    entry by entry (the table's agree column), and the table row is printed."""
+    import discretise_pendulum
+
+    discretise_pendulum.main(["--sizes", "2", "--repeats", "1"])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| 2 |")]
+    assert len(rows) == 1 and rows[0].rstrip().endswith("| yes |"), rows
+
+
+def test_run_keeps_the_sections_below_its_marker(tmp_path):
+    """benchmarks/run.py rewrites docs/benchmarks.md above KEPT_MARKER and keeps what follows it."""
+    import run
+
+    page = tmp_path / "page.md"
+    assert run.kept_sections(str(page)) == ""
+    page.write_text(f"old tables\n{run.KEPT_MARKER}\n\n## Measured elsewhere\n", encoding="utf-8")
+    assert run.kept_sections(str(page)) == f"\n{run.KEPT_MARKER}\n\n## Measured elsewhere\n"
+    assert run.KEPT_MARKER in (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")

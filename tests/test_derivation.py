@@ -678,3 +678,26 @@ def test_real_coordinates_stay_real_and_derive_the_same_equations():
     for plain, real in zip(*forms):
         a, b = float(plain.evalf(30, subs=point)), float(real.evalf(30, subs=point))
         assert abs(a - b) <= 1e-14 * max(1.0, abs(a)) and a != 0.0
+
+
+# -- derivatives of the discretisation: SymEngine where it agrees with SymPy ---------------------------
+
+def test_gradient_through_symengine_equals_sympy_and_falls_back_where_they_differ():
+    """``symglep.fastdiff.gradient`` (the discretisation's derivatives, theory §6) equals ``sympy.diff``
+    on smooth elementary expressions (taken through SymEngine), and on expressions with other
+    functions it is ``sympy.diff`` itself: SymEngine leaves ``d|x|/dx`` unevaluated and
+    differentiates ``Heaviside(x)`` to 0 where SymPy gives ``DiracDelta(x)``."""
+    from symglep import fastdiff
+
+    x, y = sp.symbols("x y", real=True)
+    a = sp.Symbol("a", positive=True)
+    smooth = [sp.sin(a * x) * sp.exp(y) / (1 + x**2), sp.atan2(y, x) + sp.tanh(x * y) * sp.log(a + x**2),
+              sp.sqrt(a**2 * x**2 + 1) * sp.cos(x - y) ** 3, sp.erf(x) * sp.asinh(y) + x**5 * y**2]
+    for expr in smooth:
+        got = fastdiff.gradient(expr, [x, y, a])
+        for g, s in zip(got, [x, y, a]):
+            assert sp.simplify(g - sp.diff(expr, s)) == 0, (expr, s, g)
+        assert all(sym in {x, y, a} for g in got for sym in g.free_symbols)  # the caller's symbols, kept
+    for expr in [y * sp.Abs(x), y * sp.sign(x), sp.Heaviside(x) * y, sp.Max(x, y), sp.Function("f")(x)]:
+        assert fastdiff.gradient(expr, [x, y]) == [sp.diff(expr, x), sp.diff(expr, y)], expr
+    assert fastdiff.gradient(sp.Heaviside(x), [x]) == [sp.DiracDelta(x)]
