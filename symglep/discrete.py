@@ -36,7 +36,7 @@ import sympy as sp
 
 from .derivation import Derivation
 from .errors import DerivationError
-from .fastdiff import gradient
+from .fastdiff import gradient, gradients
 
 INTEGRATORS = ("auto", "leapfrog", "midpoint")
 
@@ -163,13 +163,12 @@ def _build(d: Derivation, integrator: str) -> Scheme:
     pair = sum((gi * pi for gi, pi in zip(gvec, mom)), sp.S.Zero)
     fns.append(NumericFunction(
         "momentum_vjp", state_args + [("g", gvec)],
-        [("dq", gradient(pair, q)), ("dv", gradient(pair, v)),
-         ("dth", gradient(pair, th)), ("du", gradient(pair, u))],
+        list(zip(("dq", "dv", "dth", "du"), gradients(pair, q, v, th, u))),
         "gᵀ ∂p/∂(q, v, θ, u): converts dC/dp₀ for a start that fixes velocity (theory §5)", ("t",)))
     cost_args = [("q", q), ("t", [t]), ("u", u), ("y", y)]
     fns.append(NumericFunction("cost", cost_args, [("c", [c])], "cost density c(q, t) (theory §1)", ("t",)))
     fns.append(NumericFunction("cost_grad", cost_args,
-                               [("dq", gradient(c, q)), ("du", gradient(c, u))],
+                               list(zip(("dq", "du"), gradients(c, q, u))),
                                "∂c/∂q and ∂c/∂u", ("t",)))
     terminal = sub(m.terminal_cost)
     fns.append(NumericFunction("terminal_cost", [("q", q), ("y", y)], [("c", [terminal])],
@@ -206,7 +205,7 @@ def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam):
                                "v = W(p) = ∂T/∂p: the drift of Störmer–Verlet", ()))
     pot_args = [("q", q), ("t", [t]), ("u", u), ("th", th)]
     fns.append(NumericFunction("potential_partials", pot_args,
-                               [("dth", gradient(V, th)), ("du", gradient(V, u))],
+                               list(zip(("dth", "du"), gradients(V, th, u))),
                                "∂V/∂θ and ∂V/∂u: learning integrand of the nodes (theory §5)", ("t",)))
     fns.append(NumericFunction("kinetic_partials", [("v", v), ("th", th)],
                                [("dth", gradient(K, th))],
@@ -214,8 +213,7 @@ def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam):
     # Vector–Jacobian products for the discrete adjoint (BPTT).
     fl = sum((li * gi for li, gi in zip(lam, grad)), sp.S.Zero)
     fns.append(NumericFunction("force_vjp", node + [("lam", lam)],
-                               [("dq", gradient(fl, q)), ("dth", gradient(fl, th)),
-                                ("du", gradient(fl, u))],
+                               list(zip(("dq", "dth", "du"), gradients(fl, q, th, u))),
                                "λᵀ ∂(∇V^β)/∂(q, θ, u)", ("t", "beta")))
     dq, dth, dp = _vec("dq", len(q)), _vec("dth", len(th)), _vec("dp", len(q))
     fns.append(NumericFunction("force_jvp", node + [("dq", dq), ("dth", dth)],
@@ -227,7 +225,7 @@ def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam):
                                "dW/dp . dp + dW/dtheta . dtheta: tangent of the drift", ()))
     wl = sum((li * wi for li, wi in zip(lam, W)), sp.S.Zero)
     fns.append(NumericFunction("velocity_vjp", [("p", p), ("th", th), ("lam", lam)],
-                               [("dp", gradient(wl, p)), ("dth", gradient(wl, th))],
+                               list(zip(("dp", "dth"), gradients(wl, p, th))),
                                "λᵀ ∂W/∂(p, θ)", ()))
 
 
@@ -261,12 +259,11 @@ def _midpoint(scheme, d, sub, L, c, R, q, v, th, u, y, t, beta, h, lam, mu):
     learn_args = [("qa", qa), ("qb", qb), ("t", [t]), ("u", u), ("th", th), ("h", [h])]
     Lmid = L.xreplace(at_mid)
     fns.append(NumericFunction("lagrangian_partials", learn_args,
-                               [("dth", gradient(Lmid, th)), ("du", gradient(Lmid, u))],
+                               list(zip(("dth", "du"), gradients(Lmid, th, u))),
                                "∂L/∂θ and ∂L/∂u at the midpoint: learning integrand (theory §5)", ("t", "h")))
     fl = sum((li * pi for li, pi in zip(lam, P)), sp.S.Zero)
     fns.append(NumericFunction("midpoint_vjp_next", step + [("lam", lam)],
-                               [("dqa", gradient(fl, qa)), ("dqb", gradient(fl, qb)),
-                                ("dth", gradient(fl, th)), ("du", gradient(fl, u))],
+                               list(zip(("dqa", "dqb", "dth", "du"), gradients(fl, qa, qb, th, u))),
                                "λᵀ ∂(D₂L_d^β)/∂(q_k, q_{k+1}, θ, u)", sc))
     dqa, dqb, dth = _vec("dqa", n), _vec("dqb", n), _vec("dth", len(th))
     fns.append(NumericFunction(
@@ -276,6 +273,5 @@ def _midpoint(scheme, d, sub, L, c, R, q, v, th, u, y, t, beta, h, lam, mu):
         "tangents of -D1 L_d and D2 L_d along (dqa, dqb, dtheta): forward sensitivities", sc))
     fm = sum((mi * Fi for mi, Fi in zip(mu, F)), sp.S.Zero)
     fns.append(NumericFunction("midpoint_vjp_implicit", step + [("mu", mu)],
-                               [("dqa", gradient(fm, qa)), ("dth", gradient(fm, th)),
-                                ("du", gradient(fm, u))],
+                               list(zip(("dqa", "dth", "du"), gradients(fm, qa, th, u))),
                                "μᵀ ∂(−D₁L_d^β)/∂(q_k, θ, u)", sc))

@@ -81,3 +81,14 @@ def gradient(expr, symbols) -> list:
         return [sp.diff(expr, s) for s in symbols]
     out = Differentiator(expr).grad(symbols)
     return [sp.diff(expr, s) if g.has(sp.Derivative, sp.Subs) else g for g, s in zip(out, symbols)]
+
+
+def gradients(expr, *groups) -> list:
+    """:func:`gradient` of ``expr`` with respect to each group of symbols, in one pass (one conversion
+    to SymEngine): ``gradients(f, q, th)`` is ``[gradient(f, q), gradient(f, th)]``."""
+    flat = gradient(expr, [s for group in groups for s in group])
+    out, at = [], 0
+    for group in groups:
+        out.append(flat[at:at + len(group)])
+        at += len(group)
+    return out
