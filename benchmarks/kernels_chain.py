@@ -315,7 +315,7 @@ def breakdown(kernels, n: int, steps: int, repeats: int) -> list[str]:
         v = np.empty(q.shape[0])
         for r in range(reps):
             for k in range(K):
-                f_velocity(q, th, v)
+                f_velocity(q, 0.0, th, v)
                 q[0] += 1e-12 * v[0]
         return v[0]
 

@@ -238,7 +238,7 @@ class TwoPoint:
                 mod.f_potential_partials(Q[k], k * h, u[k], th, dth, du)
                 G += h * (0.5 if k in (0, K) else 1.0) * dth
             for k in range(K):
-                mod.f_kinetic_partials((Q[k + 1] - Q[k]) / h, th, dth)
+                mod.f_kinetic_partials((Q[k + 1] - Q[k]) / h, (k + 0.5) * h, th, dth)
                 G -= h * dth
         else:
             for k in range(K):

@@ -3,11 +3,12 @@
 Two variational integrators, both symmetric (so the echo of theory §4 is the
 same integrator run forward from the flipped final state):
 
-* ``leapfrog`` (Störmer–Verlet), for separable ``L = K(v) − V(q, t)``::
+* ``leapfrog`` (Störmer–Verlet), for separable ``L = K(v) − V(q, t)`` and for
+  ``L = K(v, t) − V(q, t)`` (the time-weighted leapfrog of theory §7)::
 
-      L_d(q_k, q_{k+1}) = h K((q_{k+1} − q_k)/h) − h/2 [V(q_k, t_k) + V(q_{k+1}, t_{k+1})]
+      L_d(q_k, q_{k+1}) = h K((q_{k+1} − q_k)/h, t_{k+½}) − h/2 [V(q_k, t_k) + V(q_{k+1}, t_{k+1})]
 
-  kick ``p½ = p_k − h/2 ∇V^β(q_k)``, drift ``q_{k+1} = q_k + h W(p½)`` with
+  kick ``p½ = p_k − h/2 ∇V^β(q_k)``, drift ``q_{k+1} = q_k + h W(p½, t_{k+½})`` with
   ``W = ∂T/∂p`` the velocity map, kick ``p_{k+1} = p½ − h/2 ∇V^β(q_{k+1})``,
   where ``V^β = V + βc``. Loss: trapezoid ``C = h Σ' c(q_k, t_k)``.
 
@@ -95,19 +96,23 @@ def _directional(expr, xs, dxs, th, dth) -> sp.Expr:
 
 
 def choose_integrator(d: Derivation, integrator: str = "auto") -> str:
-    """``auto``: leapfrog when separable with a closed-form velocity map, else midpoint."""
+    """``auto``: leapfrog when separable with a closed-form velocity map, else midpoint.
+
+    ``leapfrog`` is also served when only the kinetic part reads time, ``L = K(v, t) − V(q, t)`` (a
+    Caldirola–Kanai model, theory §7: the time-weighted leapfrog); ``auto`` keeps the midpoint rule
+    there, whose loss ``h Σ c(q̄, t_{k+½})`` such models have always had."""
     if integrator not in INTEGRATORS:
         raise DerivationError(f"unknown integrator {integrator!r}; choose one of {', '.join(INTEGRATORS)}")
     damped = d.model.damping != 0
-    leapfrog_ok = d.sym.separable and d.velocity_map is not None and not damped
+    leapfrog_ok = d.sym.leapfrog_split() is not None and d.velocity_map is not None and not damped
     if integrator == "leapfrog" and not leapfrog_ok:
-        why = d.sym.separability_note if not d.sym.separable else d.hamiltonian_note
+        why = d.sym.separability_note if d.sym.leapfrog_split() is None else d.hamiltonian_note
         if damped:
             why = "a Rayleigh dissipation force enters the midpoint step only"
         raise DerivationError(f"the leapfrog integrator needs a separable model with a closed-form "
                               f"velocity map ({why}); use --integrator midpoint")
     if integrator == "auto":
-        return "leapfrog" if leapfrog_ok else "midpoint"
+        return "leapfrog" if leapfrog_ok and d.sym.separable else "midpoint"
     return integrator
 
 
@@ -192,8 +197,7 @@ def _build(d: Derivation, integrator: str) -> Scheme:
 def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam):
     """Functions of the Störmer–Verlet step (theory §6, separable case)."""
     fns = scheme.functions
-    V = sub(d.sym.potential)
-    K = sub(d.sym.kinetic)
+    K, V = (sub(e) for e in d.sym.leapfrog_split())
     c = sub(d.model.cost)
     W = [sub(e) for e in d.velocity_map]
     scheme.velocity_is_momentum = all(sp.simplify(w - pi) == 0 for w, pi in zip(W, p))
@@ -201,15 +205,16 @@ def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam):
     node = [("q", q), ("t", [t]), ("u", u), ("y", y), ("th", th), ("beta", [beta])]
     fns.append(NumericFunction("force", node, [("f", grad)],
                                "∇_q V^β = ∇_q (V + βc): the kicks of Störmer–Verlet", ("t", "beta")))
-    fns.append(NumericFunction("velocity", [("p", p), ("th", th)], [("v", W)],
-                               "v = W(p) = ∂T/∂p: the drift of Störmer–Verlet", ()))
+    drift = [("p", p), ("t", [t]), ("th", th)]  # t: the drift's time, the middle of its step (theory §7)
+    fns.append(NumericFunction("velocity", drift, [("v", W)],
+                               "v = W(p, t) = ∂T/∂p: the drift of Störmer–Verlet", ("t",)))
     pot_args = [("q", q), ("t", [t]), ("u", u), ("th", th)]
     fns.append(NumericFunction("potential_partials", pot_args,
                                list(zip(("dth", "du"), gradients(V, th, u))),
                                "∂V/∂θ and ∂V/∂u: learning integrand of the nodes (theory §5)", ("t",)))
-    fns.append(NumericFunction("kinetic_partials", [("v", v), ("th", th)],
+    fns.append(NumericFunction("kinetic_partials", [("v", v), ("t", [t]), ("th", th)],
                                [("dth", gradient(K, th))],
-                               "∂K/∂θ at fixed velocity: learning integrand of the drift", ()))
+                               "∂K/∂θ at fixed velocity: learning integrand of the drift", ("t",)))
     # Vector–Jacobian products for the discrete adjoint (BPTT).
     fl = sum((li * gi for li, gi in zip(lam, grad)), sp.S.Zero)
     fns.append(NumericFunction("force_vjp", node + [("lam", lam)],
@@ -220,13 +225,13 @@ def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam):
                                [("df", [_directional(gi, q, dq, th, dth) for gi in grad])],
                                "d(grad V^beta)/dq . dq + d(grad V^beta)/dtheta . dtheta: tangent (forward sensitivity)",
                                ("t", "beta")))
-    fns.append(NumericFunction("velocity_jvp", [("p", p), ("th", th), ("dp", dp), ("dth", dth)],
+    fns.append(NumericFunction("velocity_jvp", drift + [("dp", dp), ("dth", dth)],
                                [("dv", [_directional(wi, p, dp, th, dth) for wi in W])],
-                               "dW/dp . dp + dW/dtheta . dtheta: tangent of the drift", ()))
+                               "dW/dp . dp + dW/dtheta . dtheta: tangent of the drift", ("t",)))
     wl = sum((li * wi for li, wi in zip(lam, W)), sp.S.Zero)
-    fns.append(NumericFunction("velocity_vjp", [("p", p), ("th", th), ("lam", lam)],
+    fns.append(NumericFunction("velocity_vjp", drift + [("lam", lam)],
                                list(zip(("dp", "dth"), gradients(wl, p, th))),
-                               "λᵀ ∂W/∂(p, θ)", ()))
+                               "λᵀ ∂W/∂(p, θ)", ("t",)))
 
 
 def _midpoint(scheme, d, sub, L, c, R, q, v, th, u, y, t, beta, h, lam, mu):

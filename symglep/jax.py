@@ -163,8 +163,8 @@ def layer(model, dt: float, *, integrator: str = "auto", estimator: str = "echo"
         readout = readout or "coordinates"
 
         def make_top(unit, size):
-            apply = layer(unit, dt, estimator=estimator, beta=beta, order=order, readout=readout, t0=t0, cache=cache,
-                          size=size)
+            apply = layer(unit, dt, integrator="leapfrog", estimator=estimator, beta=beta, order=order,
+                          readout=readout, t0=t0, cache=cache, size=size)
             return lambda th, u, y, q0, p0: apply(th, u, q0, p0)
 
         run = chain(model, _unit_layer(dt, estimator, beta, order, t0, cache), make_top)
@@ -186,7 +186,8 @@ def loss(model, dt: float, *, integrator: str = "auto", estimator: str = "echo",
         _stack_options(integrator, size, edges, readout_units)
 
         def make_top(unit, size):
-            return loss(unit, dt, estimator=estimator, beta=beta, order=order, t0=t0, cache=cache, size=size)
+            return loss(unit, dt, integrator="leapfrog", estimator=estimator, beta=beta, order=order, t0=t0,
+                        cache=cache, size=size)
 
         return chain(model, _unit_layer(dt, estimator, beta, order, t0, cache), make_top)
     mod = bound(model, integrator, cache, size, edges, readout_units)
@@ -204,6 +205,6 @@ def _stack_options(integrator, size, edges, readout_units) -> None:
 def _unit_layer(dt, estimator, beta, order, t0, cache):
     """``(unit, size) -> layer``: a stack's unit below the top, reading all its coordinates."""
     def make(unit, size):
-        return layer(unit, dt, estimator=estimator, beta=beta, order=order, readout="coordinates", t0=t0,
-                     cache=cache, size=size)
+        return layer(unit, dt, integrator="leapfrog", estimator=estimator, beta=beta, order=order,
+                     readout="coordinates", t0=t0, cache=cache, size=size)
     return make

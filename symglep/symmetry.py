@@ -4,7 +4,10 @@
   ``(L(v) − L(−v))/2`` of each term of ``L`` is what breaks it.
 * Separability: ``L = K(v) − V(q, t)`` (equivalently ``H = T(p) + V(q, t)``),
   i.e. ``∂p/∂q ≡ 0``, ``∂p/∂t ≡ 0`` and ``∂p/∂u ≡ 0``; the Störmer–Verlet
-  (leapfrog) integrator applies.
+  (leapfrog) integrator applies. A kinetic part that depends on time,
+  ``L = K(v, t) − V(q, t)`` (``∂p/∂t ≢ 0``: a Caldirola–Kanai model), is not
+  separable in that sense, but its split (``timed_split``) still gives the
+  time-weighted leapfrog of theory §7.
 * Explicit time dependence (time, inputs, targets): allowed; the echo replays
   it reversed in time.
 * Generalised time reversal: a set ``P`` of learnable parameters whose sign
@@ -39,6 +42,12 @@ class Symmetries:
     explicit_time: list           # dicts: symbol, kind, appears_in, echo
     flip: list | None = None      # parameters whose sign flip restores time reversal ([] if not needed)
     flip_note: str = ""
+    timed_split: tuple | None = None  # (K(v, t), V(q, t)) when L = K(v, t) − V(q, t) but K depends on t
+
+    def leapfrog_split(self) -> tuple | None:
+        """``(K, V)`` with ``L = K − V`` and ``K`` free of ``q`` and the inputs — what the leapfrog needs,
+        ``K`` sampled at the middle of each step (theory §6, §7) — or ``None``."""
+        return (self.kinetic, self.potential) if self.separable else self.timed_split
 
 
 def odd_part(expr, velocities) -> sp.Expr:
@@ -61,19 +70,41 @@ def time_reversal(model: Model) -> tuple[bool, list]:
     return not breaking, breaking
 
 
+def _momenta_read(model: Model, momenta: list, symbols: list):
+    """``(i, s)``: the first momentum ``p_i`` that depends on one of ``symbols``, or ``None``."""
+    for i, p in enumerate(momenta):
+        for s in symbols:
+            if s in p.free_symbols and not is_zero(sp.diff(p, s), fixed=model.constants):
+                return i, s
+    return None
+
+
+def _split(model: Model) -> tuple:
+    """``(K, V)`` with ``K = L − L|_{v=0}`` and ``V = −L|_{v=0}``."""
+    at_rest = model.lagrangian.xreplace({v: 0 for v in model.v})
+    return model.lagrangian - at_rest, -at_rest
+
+
 def separability(model: Model, momenta: list) -> tuple[bool, sp.Expr | None, sp.Expr | None, str]:
     """Whether ``L = K(v) − V(q, t)``; returns ``(separable, K, V, note)``."""
-    fixed = model.constants
-    for i, p in enumerate(momenta):
-        mixed = [*model.q, model.time, *model.u]
-        for s in mixed:
-            if s in p.free_symbols and not is_zero(sp.diff(p, s), fixed=fixed):
-                what = "time" if s == model.time else str(s)
-                return False, None, None, (f"the momentum {model.p[i]} depends on {what}: "
-                                           "kinetic and potential parts do not separate")
-    at_rest = model.lagrangian.xreplace({v: 0 for v in model.v})
-    kinetic = model.lagrangian - at_rest
-    return True, kinetic, -at_rest, "L = K(v) - V(q, t)"
+    found = _momenta_read(model, momenta, [*model.q, model.time, *model.u])
+    if found is not None:
+        i, s = found
+        what = "time" if s == model.time else str(s)
+        return False, None, None, (f"the momentum {model.p[i]} depends on {what}: "
+                                   "kinetic and potential parts do not separate")
+    kinetic, potential = _split(model)
+    return True, kinetic, potential, "L = K(v) - V(q, t)"
+
+
+def timed_split(model: Model, momenta: list) -> tuple | None:
+    """``(K(v, t), V(q, t))`` when the momenta read time but neither coordinates nor inputs (theory §7:
+    the time-weighted leapfrog samples ``K`` at the middle of each step), else ``None``."""
+    if _momenta_read(model, momenta, [*model.q, *model.u]) is not None:
+        return None
+    if _momenta_read(model, momenta, [model.time]) is None:
+        return None  # separable: the plain split
+    return _split(model)
 
 
 def explicit_time(model: Model) -> list[dict]:
@@ -122,5 +153,8 @@ def symmetries(model: Model, momenta: list) -> Symmetries:
     reversible, breaking = time_reversal(model)
     separable, kinetic, potential, note = separability(model, momenta)
     flip, flip_note = reversing_flip(model, breaking)
+    timed = None if separable else timed_split(model, momenta)
+    if timed is not None:
+        note += "; L = K(v, t) - V(q, t): the time-weighted leapfrog applies (theory §7)"
     return Symmetries(reversible, breaking, separable, kinetic, potential, note, explicit_time(model),
-                      flip, flip_note)
+                      flip, flip_note, timed)

@@ -40,15 +40,15 @@ ROUNDTRIP_TOL = 1e-9
 
 
 @functools.lru_cache(maxsize=None)
-def kernels(name: str) -> symglep.Kernels:
-    return symglep.compile(symglep.load_model(str(EXAMPLES / f"{name}.py")), dt=DT)
+def kernels(name: str, integrator: str = "auto") -> symglep.Kernels:
+    return symglep.compile(symglep.load_model(str(EXAMPLES / f"{name}.py")), integrator=integrator, dt=DT)
 
 
 class Instance:
     """A seeded random problem of one sequence, and its loss as a function of θ, q0, p0."""
 
-    def __init__(self, name: str, seed: int = 11):
-        self.k = k = kernels(name)
+    def __init__(self, name: str, seed: int = 11, integrator: str = "auto"):
+        self.k = k = kernels(name, integrator)
         model = k.model
         rng = np.random.default_rng(seed)
         self.th = k.theta(draw_parameters(model, rng))
@@ -294,6 +294,65 @@ def test_digital_pfvp_on_a_leapfrog_model_matches_bptt():
 
 def test_digital_pfvp_on_the_caldirola_kanai_oscillator_matches_bptt(ck_oscillator):
     assert_route_matches_bptt(ck_oscillator, "digital_pfvp", route="digital_pfvp")
+
+
+# ---------------------------------------------------------------------------
+# The time-weighted leapfrog (theory §7) on a scalar model: L = K(v, t) − V(q, t).
+# ---------------------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def ck_leapfrog():
+    return Instance("damped_oscillator", integrator="leapfrog")
+
+
+def test_caldirola_kanai_oscillator_takes_the_time_weighted_leapfrog(ck_leapfrog):
+    """Not separable (its momentum reads t), but split as K(v, t) − V(q, t): the leapfrog is served on
+    request, samples K at the middle of each step, and ``auto`` keeps the midpoint rule."""
+    d = symglep.derive(ck_leapfrog.k.model, simplify="none")
+    assert not d.separable and "time-weighted leapfrog" in d.sym.separability_note
+    K, V = d.sym.leapfrog_split()
+    assert sp.simplify(K - V - d.model.lagrangian) == 0 and not (sp.simplify(K).free_symbols & set(d.model.q))
+    assert ck_leapfrog.k.integrator == "leapfrog" and kernels("damped_oscillator").integrator == "midpoint"
+
+
+@pytest.mark.parametrize("route", ["echo", "digital_pfvp"])
+def test_time_weighted_leapfrog_routes_match_bptt(ck_leapfrog, route):
+    assert_route_matches_bptt(ck_leapfrog, route, route=route)
+
+
+def test_time_weighted_leapfrog_bptt_matches_finite_differences(ck_leapfrog):
+    assert_bptt_matches_finite_differences(ck_leapfrog)
+
+
+@pytest.mark.parametrize("t0", [0.0, 0.7])
+def test_time_weighted_leapfrog_solves_the_damped_equation(ck_leapfrog, t0):
+    """x'' + γ x' + (k/m) x = u/m (constant u, examples/damped_oscillator.py): the final state of the
+    time-weighted leapfrog converges at second order to RK4's, from any start time (the weights are
+    e^{γt} at absolute times, so x(t) does not depend on t0 but p = e^{γt} m v does)."""
+    k = ck_leapfrog.k
+    th = ck_leapfrog.th
+    kk, m = (th[k.model.parameters.index(s)] for s in sp.symbols("k m", positive=True))
+    gamma, uc, T = 0.1, 0.3, 2.0
+    x0, v0 = 0.2, -0.4
+
+    def rhs(s):
+        return np.array([s[1], -gamma * s[1] - kk / m * s[0] + uc / m])
+
+    s = np.array([x0, v0])
+    h = T / 20000
+    for _ in range(20000):
+        k1 = rhs(s)
+        k2 = rhs(s + 0.5 * h * k1)
+        k3 = rhs(s + 0.5 * h * k2)
+        k4 = rhs(s + h * k3)
+        s = s + h / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+    errors = []
+    for K in (100, 200):
+        u, y = np.full((1, K + 1, 1), uc), np.zeros((1, K + 1, 1))
+        qT, pT, _ = k.free(th, np.array([[x0]]), v0=np.array([[v0]]), u=u, y=y, dt=T / K, t0=t0)
+        vT = pT[0, 0] / (np.exp(gamma * (t0 + T)) * m)
+        errors.append(max(abs(qT[0, 0] - s[0]), abs(vT - s[1])))
+    assert errors[1] < 1e-4 and 3.5 < errors[0] / errors[1] < 4.5, errors
 
 
 # ---------------------------------------------------------------------------

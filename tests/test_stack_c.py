@@ -66,18 +66,18 @@ class StackC:
         assert a is None or (a.dtype == np.float64 and a.flags.c_contiguous)
         return None if a is None else a.ctypes.data_as(ctypes.c_void_p)
 
-    def free(self, th, q0, p0, x, y, h):
+    def free(self, th, q0, p0, x, y, h, t0=0.0):
         qT, pT, loss = np.zeros(self.nq), np.zeros(self.nq), np.zeros(1)
         status = self.fn("free")(*map(self.ptr, (th, q0, p0, x, y)), ctypes.c_long(x.shape[0] - 1),
-                                 ctypes.c_double(h), ctypes.c_double(0.0), *map(self.ptr, (qT, pT, loss, self.work)))
+                                 ctypes.c_double(h), ctypes.c_double(t0), *map(self.ptr, (qT, pT, loss, self.work)))
         assert status == 0
         return qT, pT, loss[0]
 
-    def gradient(self, th, q0, p0, x, y, h, beta, learn_x=True, order=2):
+    def gradient(self, th, q0, p0, x, y, h, beta, learn_x=True, order=2, t0=0.0):
         loss, dth, trip = np.zeros(1), np.zeros(self.nth), np.zeros(1)
         dx = np.zeros(x.shape) if learn_x else None
         status = self.fn("gradient")(*map(self.ptr, (th, q0, p0, x, y)), ctypes.c_long(x.shape[0] - 1),
-                                     ctypes.c_double(h), ctypes.c_double(0.0), ctypes.c_double(beta),
+                                     ctypes.c_double(h), ctypes.c_double(t0), ctypes.c_double(beta),
                                      ctypes.c_int(order), *map(self.ptr, (loss, dth, dx, trip, self.work)))
         assert status == 0
         return loss[0], dth, dx, trip[0]

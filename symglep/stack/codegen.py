@@ -67,7 +67,8 @@ def _array_unit(stack, i: int) -> dict:
     a, top = stack.arrays[i], i == len(stack.units) - 1
     return dict(P=f"u{i}_a_", model=safe_comment(a.name), size=a.size, D=a.dim, NW=work_rows(a.model),
                 offsets=a.offsets, param_names=[name for name, _ in a.layout], edges=list(a.edges.reshape(-1)),
-                ne=len(a.edges), ro=list(a.readout_units()), sel=[] if top else stack.links[i].select)
+                ne=len(a.edges), ro=list(a.readout_units()), sel=[] if top else stack.links[i].select,
+                damped=bool(a.model.damping_rate), rate=repr(float(a.model.damping_rate)))
 
 
 def layout(stack) -> dict:

@@ -123,7 +123,7 @@ def array_unit_c_source(stack, u: dict, precision: str) -> str:
     return environment().get_template("c/stack_array_unit.c.j2").render(
         u=u, X=u["P"], source=unit["source"], n_out=unit["n_out"], uses_u=unit["uses_u"],
         uses_edges=uses_edges, edge_pairs=a.edges.tolist(), mass_learnable=unit["context"]["mass_learnable"],
-        F="F" if precision == "float32" else "").rstrip("\n") + "\n"
+        F="F" if precision == "float32" else "", exp="expf" if precision == "float32" else "exp").rstrip("\n") + "\n"
 
 
 def dense_glue_c_source(link, lk: dict, precision: str) -> str:

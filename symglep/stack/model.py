@@ -152,8 +152,10 @@ class Stack:
     ----------
     units:
         :class:`~symglep.Model` or :class:`~symglep.network.ArrayModel` objects, bottom first. A
-        scalar unit must be separable (leapfrog) and time-reversible; an array unit is both by
-        construction and runs at its declared ``size`` (:mod:`symglep.stack.units`). The bottom
+        scalar unit must be separable (leapfrog; a kinetic part weighted in time, ``L = K(v, t) − V(q, t)``,
+        as uniform damping in Caldirola–Kanai form, takes the time-weighted leapfrog, theory §7) and
+        time-reversible; an array unit is both by construction (uniformly damped or not) and runs at its
+        declared ``size`` (:mod:`symglep.stack.units`). The bottom
         unit's inputs are the stack's inputs, unit ``i+1``'s inputs are fed by the glue, only the
         top unit's cost is used (its targets are the stack's targets): a scalar unit below the top
         declares no cost, an array unit's cost is ignored there. The top unit may add a terminal
@@ -243,16 +245,14 @@ class Stack:
     def _check_units(self):
         for i, m in enumerate(self.echo_models):
             if m is None:  # an array unit: separable with a diagonal mass and even in velocity by construction
-                if self.units[i].damping_rate:
-                    raise ModelError(f"unit {i} ({self.units[i].name!r}) is damped: "
-                                     + self.capabilities.reason("dissipation", "uniform damping"))
-                continue
+                continue     # (uniform damping: the time-weighted leapfrog, theory §7)
             d = derive(m, simplify="none")
-            if m.damping != 0 or not d.sym.separable or d.velocity_map is None:
+            split = d.sym.leapfrog_split()
+            if m.damping != 0 or split is None or d.velocity_map is None:
                 why = ("a Rayleigh dissipation force" if m.damping != 0 else
-                       d.sym.separability_note if not d.sym.separable else d.hamiltonian_note)
+                       d.sym.separability_note if split is None else d.hamiltonian_note)
                 raise ModelError(f"unit {i} ({self.units[i].name!r}): stacks step their units by leapfrog, which "
-                                 f"needs a separable, undamped model with a closed-form velocity map ({why})")
+                                 f"needs L = K(v, t) - V(q, t) (no Rayleigh force) with a closed-form velocity map ({why})")
             if not d.sym.time_reversible:
                 raise ModelError(f"unit {i} ({self.units[i].name!r}) is not time-reversible: the stacked echo "
                                  "needs the plain echo of every unit (theory sec. 4)")
