@@ -51,33 +51,37 @@ class ArrayC:
         conv = [self.ptr(a) if a is None or isinstance(a, np.ndarray) else a for a in args]
         return self.fn(name)(*conv)
 
-    def free(self, th, q0, p0, u, y, h, record=True):
+    def free(self, th, q0, x0, u, y, h, record=True, start_velocity=False):
         K, nq = u.shape[0] - 1, q0.size
         qT, pT, loss = np.zeros(nq), np.zeros(nq), np.zeros(1)
         tq, tp = (np.zeros((K + 1, nq)), np.zeros((K + 1, nq))) if record else (None, None)
-        status = self.call("free", th, q0, p0, u, y, ctypes.c_long(K), ctypes.c_double(h), ctypes.c_double(self.t0), qT, pT,
-                           loss, tq, tp,
-                           self.work)
+        status = self.call("free", th, q0, x0, ctypes.c_int(start_velocity), u, y, ctypes.c_long(K),
+                           ctypes.c_double(h), ctypes.c_double(self.t0), qT, pT, loss, tq, tp, self.work)
         assert status == 0
         return qT, pT, loss[0], tq, tp
 
-    def gradient(self, th, q0, p0, u, y, h, beta, order=2, round_trip=True):
+    def gradient(self, th, q0, x0, u, y, h, beta, order=2, round_trip=True, learn_u=False, start_velocity=False):
+        """``(loss, dth, dq0, dx0, round trip, du)``: dx0 is dC/dp0, or dC/dv0 with a velocity start; du
+        dC/du (K+1, N_U) when ``learn_u``, else None."""
         nq = q0.size
-        loss, dth, dq0, dp0 = np.zeros(1), np.zeros(th.size), np.zeros(nq), np.zeros(nq)
+        loss, dth, dq0, dx0 = np.zeros(1), np.zeros(th.size), np.zeros(nq), np.zeros(nq)
         trip = np.full(1, np.nan) if round_trip else None
-        status = self.call("gradient", th, q0, p0, u, y, ctypes.c_long(u.shape[0] - 1), ctypes.c_double(h),
-                           ctypes.c_double(self.t0), ctypes.c_double(beta), ctypes.c_int(order), loss, dth, dq0, dp0, trip, self.work)
+        du = np.full(u.shape, np.nan) if learn_u else None
+        status = self.call("gradient", th, q0, x0, ctypes.c_int(start_velocity), u, y, ctypes.c_long(u.shape[0] - 1),
+                           ctypes.c_double(h), ctypes.c_double(self.t0), ctypes.c_double(beta), ctypes.c_int(order),
+                           loss, dth, dq0, dx0, du, trip, self.work)
         assert status == 0
-        return loss[0], dth, dq0, dp0, (trip[0] if round_trip else None)
+        return loss[0], dth, dq0, dx0, (trip[0] if round_trip else None), du
 
-    def bptt_gradient(self, th, q0, p0, u, y, h):
+    def bptt_gradient(self, th, q0, x0, u, y, h, learn_u=False, start_velocity=False):
         K, nq = u.shape[0] - 1, q0.size
-        loss, dth, dq0, dp0 = np.zeros(1), np.zeros(th.size), np.zeros(nq), np.zeros(nq)
+        loss, dth, dq0, dx0 = np.zeros(1), np.zeros(th.size), np.zeros(nq), np.zeros(nq)
         tq, tp = np.zeros((K + 1, nq)), np.zeros((K + 1, nq))
-        status = self.call("bptt_gradient", th, q0, p0, u, y, ctypes.c_long(K), ctypes.c_double(h),
-                           ctypes.c_double(self.t0), loss, dth, dq0, dp0, tq, tp, self.work)
+        du = np.full(u.shape, np.nan) if learn_u else None
+        status = self.call("bptt_gradient", th, q0, x0, ctypes.c_int(start_velocity), u, y, ctypes.c_long(K),
+                           ctypes.c_double(h), ctypes.c_double(self.t0), loss, dth, dq0, dx0, du, tq, tp, self.work)
         assert status == 0
-        return loss[0], dth, dq0, dp0
+        return loss[0], dth, dq0, dx0, du
 
 
 @pytest.fixture(scope="module")
@@ -102,7 +106,7 @@ def case(request, c_root):
     theta, q0, p0, u, y = draw_instance(model, kern, model.size, 1, STEPS, DT,
                                         np.random.default_rng(NAMES.index(request.param)))
     args, _ = kern.prepare(theta, q0, p0, u, y)
-    return model, kern, ArrayC(lib, model, t0=0.4 if model.damping_rate else 0.0), args
+    return model, kern, ArrayC(lib, model, t0=0.4 if model.damping_rate else 0.0), args, (theta, q0, u, y)
 
 
 def _sequence(args):
@@ -113,7 +117,7 @@ def _sequence(args):
 
 def test_free_pass_matches_numba(case):
     """Final state, loss and the recorded trajectory: C = Numba to <= 1e-12 (relative, max-norm)."""
-    model, kern, c, args = case
+    model, kern, c, args, _ = case
     qT, pT, loss, tq, tp = kern.module.free(*args, DT, c.t0, True)
     cq, cp, closs, ctq, ctp = c.free(*_sequence(args), DT)
     assert relative_error(closs, loss[0]) <= 1e-12
@@ -127,46 +131,81 @@ def test_free_pass_matches_numba(case):
 # one-sided at 1e-4; C vs Numba at the same β: round-off amplified by 1/β (theory §5)
 @pytest.mark.parametrize("order, beta", [(2, 1e-4), (4, 1e-3), (1, 1e-4)])
 def test_echo_gradient_matches_numba(case, order, beta):
-    """dC/dθ, dC/dq0, dC/dp0 of the C echo = the Numba echo at the same β and order to <= 1e-9; the
-    un-nudged echo's round trip is round-off; without it the gradient is the same."""
-    model, kern, c, args = case
-    loss, dth, dq0, dp0, _ = kern.module.gradient(*args, DT, c.t0, beta, order, False)
-    closs, cdth, cdq0, cdp0, trip = c.gradient(*_sequence(args), DT, beta, order)
+    """dC/dθ, dC/dq0, dC/dp0 and the input gradients dC/du of the C echo = the Numba echo at the same β and
+    order to <= 1e-9; the un-nudged echo's round trip is round-off; without it, or without dC/du, the
+    gradient is the same."""
+    model, kern, c, args, _ = case
+    loss, dth, dq0, dp0, du = kern.module.gradient(*args, DT, c.t0, beta, order, True)
+    closs, cdth, cdq0, cdp0, trip, cdu = c.gradient(*_sequence(args), DT, beta, order, learn_u=True)
     assert relative_error(closs, loss[0]) <= 1e-12
     assert relative_error(cdth, dth[0]) <= 1e-9, relative_error(cdth, dth[0])
     assert relative_error(np.concatenate([cdq0, cdp0]), np.concatenate([dq0[0], dp0[0]])) <= 1e-9
     assert 0 <= trip <= 1e-12 * max(1.0, np.max(np.abs(args[4])), np.max(np.abs(args[5])))
-    _, cdth2, _, _, _ = c.gradient(*_sequence(args), DT, beta, order, round_trip=False)
-    assert np.array_equal(cdth2, cdth)
+    assert np.any(du[0] != 0) or model.name not in ("network_hru", "network_damped_hru")  # B u reaches V
+    if np.any(du[0] != 0):
+        assert relative_error(cdu, du[0]) <= 1e-9, relative_error(cdu, du[0])
+    else:
+        assert np.all(cdu == 0)
+    _, cdth2, _, _, _, none = c.gradient(*_sequence(args), DT, beta, order, round_trip=False)
+    assert none is None and np.array_equal(cdth2, cdth)
 
 
 def test_bptt_matches_numba_and_the_echo(case):
     """C BPTT = Numba BPTT to <= 1e-12; the C centred echo (β = 1e-4) = C BPTT to <= 1e-6 (theory §5-6)."""
-    model, kern, c, args = case
-    loss, dth, dq0, dp0, _ = kern.module.bptt_gradient(*args, DT, c.t0, False)
-    closs, cdth, cdq0, cdp0 = c.bptt_gradient(*_sequence(args), DT)
+    model, kern, c, args, _ = case
+    loss, dth, dq0, dp0, du = kern.module.bptt_gradient(*args, DT, c.t0, True)
+    closs, cdth, cdq0, cdp0, cdu = c.bptt_gradient(*_sequence(args), DT, learn_u=True)
     assert relative_error(closs, loss[0]) <= 1e-12
     assert relative_error(cdth, dth[0]) <= 1e-12
     assert relative_error(np.concatenate([cdq0, cdp0]), np.concatenate([dq0[0], dp0[0]])) <= 1e-12
-    _, edth, edq0, edp0, _ = c.gradient(*_sequence(args), DT, 1e-4)
+    _, edth, edq0, edp0, _, edu = c.gradient(*_sequence(args), DT, 1e-4, learn_u=True)
     assert np.all(cdth != 0) or model.name != "network_chain"  # every spring and input weight is reached
     assert relative_error(edth, cdth) <= 1e-6, relative_error(edth, cdth)
     assert relative_error(np.concatenate([edq0, edp0]), np.concatenate([cdq0, cdp0])) <= 1e-6
+    if np.any(du[0] != 0):
+        assert relative_error(cdu, du[0]) <= 1e-12 and relative_error(edu, cdu) <= 1e-6, relative_error(edu, cdu)
+    else:
+        assert np.all(cdu == 0)
+
+
+def test_velocity_start_matches_numba(case):
+    """A velocity start (theory §3, §5; damped: p0 = e^{γ t0} m v0, §7): P_momentum and the free pass from v0
+    give the momentum Numba forms; the C echo's dC/dθ (with a learned mass's PFVP term), dC/dq0 and dC/dv0
+    = Numba's at the same β (<= 1e-9), C BPTT's = Numba BPTT's (<= 1e-12), and the echo = BPTT (<= 1e-6)."""
+    model, kern, c, args, (theta, q0, u, y) = case
+    v0 = np.random.default_rng(7).uniform(-0.3, 0.3, q0.shape)
+    th, q, _, uu, yy = _sequence(args)
+    x0 = np.ascontiguousarray(v0.reshape(-1))
+    p0 = np.zeros_like(x0)
+    c.call("momentum", th, q, x0, ctypes.c_double(c.t0), uu, p0)
+    np.testing.assert_allclose(p0, kern.prepare(theta, q0, u=u, y=y, v0=v0, t0=c.t0)[0][5][0], rtol=1e-14)
+    qT, pT, loss, _, _ = c.free(th, q, x0, uu, yy, DT, start_velocity=True)
+    qm, pm, lm, _, _ = c.free(th, q, p0, uu, yy, DT)
+    assert np.array_equal(qT, qm) and np.array_equal(pT, pm) and loss == lm
+    ref = kern.gradient(theta, q0, v0=v0, u=u, y=y, beta=1e-4, t0=c.t0)
+    _, cdth, cdq0, cdv0, _, _ = c.gradient(th, q, x0, uu, yy, DT, 1e-4, start_velocity=True)
+    assert relative_error(cdth, ref.flat[0]) <= 1e-9
+    assert relative_error(np.concatenate([cdq0, cdv0]), np.concatenate([ref.dq0.reshape(-1), ref.dv0.reshape(-1)])) <= 1e-9
+    bref = kern.bptt_gradient(theta, q0, v0=v0, u=u, y=y, t0=c.t0)
+    _, bdth, bdq0, bdv0, _ = c.bptt_gradient(th, q, x0, uu, yy, DT, start_velocity=True)
+    assert relative_error(bdth, bref.flat[0]) <= 1e-12
+    assert relative_error(np.concatenate([bdq0, bdv0]), np.concatenate([bref.dq0.reshape(-1), bref.dv0.reshape(-1)])) <= 1e-12
+    assert relative_error(cdth, bdth) <= 1e-6 and relative_error(cdv0, bdv0) <= 1e-6
 
 
 def test_bad_arguments_are_refused(case):
-    model, kern, c, args = case
+    model, kern, c, args, _ = case
     th, q0, p0, u, y = _sequence(args)
     nq = q0.size
-    out = [np.zeros(1), np.zeros(th.size), np.zeros(nq), np.zeros(nq)]
-    K, h, t0 = ctypes.c_long(u.shape[0] - 1), ctypes.c_double(DT), ctypes.c_double(c.t0)
+    out = [np.zeros(1), np.zeros(th.size), np.zeros(nq), np.zeros(nq), None]
+    K, h, t0, mom = ctypes.c_long(u.shape[0] - 1), ctypes.c_double(DT), ctypes.c_double(c.t0), ctypes.c_int(0)
     for beta, order in ((0.0, 2), (1e-4, 3)):  # no nudge; no contrast of order 3
-        assert c.call("gradient", th, q0, p0, u, y, K, h, t0, ctypes.c_double(beta), ctypes.c_int(order), *out,
-                      None, c.work) == -1
-    assert c.call("gradient", th, q0, p0, u, y, ctypes.c_long(0), h, t0, ctypes.c_double(1e-4), ctypes.c_int(2),
-                  *out, None, c.work) == -1
-    assert c.call("bptt_gradient", th, q0, p0, u, y, K, h, t0, *out, None, None, c.work) == -1
-    assert c.call("free", th, q0, p0, u, y, K, h, t0, np.zeros(nq), np.zeros(nq), np.zeros(1),
+        assert c.call("gradient", th, q0, p0, mom, u, y, K, h, t0, ctypes.c_double(beta), ctypes.c_int(order),
+                      *out, None, c.work) == -1
+    assert c.call("gradient", th, q0, p0, mom, u, y, ctypes.c_long(0), h, t0, ctypes.c_double(1e-4),
+                  ctypes.c_int(2), *out, None, c.work) == -1
+    assert c.call("bptt_gradient", th, q0, p0, mom, u, y, K, h, t0, *out, None, None, c.work) == -1
+    assert c.call("free", th, q0, p0, mom, u, y, K, h, t0, np.zeros(nq), np.zeros(nq), np.zeros(1),
                   np.zeros((u.shape[0], nq)), None, c.work) == -1
 
 

@@ -66,21 +66,28 @@ class StackC:
         assert a is None or (a.dtype == np.float64 and a.flags.c_contiguous)
         return None if a is None else a.ctypes.data_as(ctypes.c_void_p)
 
-    def free(self, th, q0, p0, x, y, h, t0=0.0):
+    def free(self, th, q0, x0, x, y, h, t0=0.0, start_velocity=False):
         qT, pT, loss = np.zeros(self.nq), np.zeros(self.nq), np.zeros(1)
-        status = self.fn("free")(*map(self.ptr, (th, q0, p0, x, y)), ctypes.c_long(x.shape[0] - 1),
-                                 ctypes.c_double(h), ctypes.c_double(t0), *map(self.ptr, (qT, pT, loss, self.work)))
+        status = self.fn("free")(*map(self.ptr, (th, q0, x0)), ctypes.c_int(start_velocity), *map(self.ptr, (x, y)),
+                                 ctypes.c_long(x.shape[0] - 1), ctypes.c_double(h), ctypes.c_double(t0),
+                                 *map(self.ptr, (qT, pT, loss, self.work)))
         assert status == 0
         return qT, pT, loss[0]
 
-    def gradient(self, th, q0, p0, x, y, h, beta, learn_x=True, order=2, t0=0.0):
+    def gradient(self, th, q0, x0, x, y, h, beta, learn_x=True, order=2, t0=0.0, start_velocity=False,
+                 initial_state=False):
+        """``(loss, dth, dx, round trip)``, and with ``initial_state`` also ``dq0, dx0`` (dC/dp0, or dC/dv0
+        with a velocity start)."""
         loss, dth, trip = np.zeros(1), np.zeros(self.nth), np.zeros(1)
+        dq0, dx0 = (np.zeros(self.nq), np.zeros(self.nq)) if initial_state else (None, None)
         dx = np.zeros(x.shape) if learn_x else None
-        status = self.fn("gradient")(*map(self.ptr, (th, q0, p0, x, y)), ctypes.c_long(x.shape[0] - 1),
-                                     ctypes.c_double(h), ctypes.c_double(t0), ctypes.c_double(beta),
-                                     ctypes.c_int(order), *map(self.ptr, (loss, dth, dx, trip, self.work)))
+        status = self.fn("gradient")(*map(self.ptr, (th, q0, x0)), ctypes.c_int(start_velocity), *map(self.ptr, (x, y)),
+                                     ctypes.c_long(x.shape[0] - 1), ctypes.c_double(h), ctypes.c_double(t0),
+                                     ctypes.c_double(beta), ctypes.c_int(order),
+                                     *map(self.ptr, (loss, dth, dq0, dx0, dx, trip, self.work)))
         assert status == 0
-        return loss[0], dth, dx, trip[0]
+        out = (loss[0], dth, dx, trip[0])
+        return out + (dq0, dx0) if initial_state else out
 
 
 @pytest.fixture(scope="module")
@@ -121,18 +128,21 @@ MATCH_BETA = {"stack_chain_hru": None, "stack_hru": 1e-2}
 
 @pytest.mark.parametrize("order, beta, bptt_tol", [(2, 1e-4, 1e-6), (4, 1e-3, 5e-9), (1, 1e-5, 1e-3)])
 def test_c_stacked_echo_matches_numba(stack, kernels, c_stack, problem, order, beta, bptt_tol):
-    """dC/dtheta of every unit and glue parameter, dC/dx and the round trip: C vs Numba <= 1e-12, for the
-    centred contrast, the Richardson one (echoes at ±β and ±2β) and the one-sided one (theory §5); the C
-    echo vs BPTT through the stack within the estimator's bias."""
+    """dC/dtheta of every unit and glue parameter, dC/dx, every unit's start gradient and the round trip:
+    C vs Numba <= 1e-12, for the centred contrast, the Richardson one (echoes at ±β and ±2β) and the
+    one-sided one (theory §5); the C echo vs BPTT through the stack within the estimator's bias."""
     theta, x, y, q0, p0 = problem
     match = MATCH_BETA[stack.name] or beta
-    loss, g, dx, trip = kernels.gradient(theta, x, y, q0=q0, p0=p0, beta=match, learn_inputs=True, order=order)
+    loss, g, dx, trip, dq0, dp0 = kernels.gradient(theta, x, y, q0=q0, p0=p0, beta=match, learn_inputs=True,
+                                                   order=order, initial_state=True)
     _, g_b, _ = kernels.bptt_gradient(theta, x, y, q0=q0, p0=p0)
     for b in range(x.shape[0]):
-        closs, cg, cdx, ctrip = c_stack.gradient(theta, q0[b], p0[b], x[b], y[b], DT, match, order=order)
+        closs, cg, cdx, ctrip, cdq0, cdp0 = c_stack.gradient(theta, q0[b], p0[b], x[b], y[b], DT, match, order=order,
+                                                             initial_state=True)
         assert relative_error(closs, loss[b]) <= 1e-12
         assert relative_error(cg, g[b]) <= 1e-12, relative_error(cg, g[b])
         assert relative_error(cdx, dx[b]) <= 1e-12
+        assert relative_error(np.concatenate([cdq0, cdp0]), np.concatenate([dq0[b], dp0[b]])) <= 1e-12
         assert ctrip < 1e-10
         _, cg, _, _ = c_stack.gradient(theta, q0[b], p0[b], x[b], y[b], DT, beta, order=order)
         assert relative_error(cg, g_b[b]) <= bptt_tol, relative_error(cg, g_b[b])  # BPTT through the stack
@@ -144,12 +154,39 @@ def test_c_rejects_bad_arguments(c_stack, problem):
     theta, x, y, q0, p0 = problem
     c = c_stack
     one = x[0, :1]
-    assert c.fn("free")(*map(c.ptr, (theta, q0[0], p0[0], one, y[0, :1])), ctypes.c_long(0), ctypes.c_double(DT),
-                        ctypes.c_double(0.0), *map(c.ptr, (np.zeros(c.nq), np.zeros(c.nq), np.zeros(1), c.work))) == -1
+    momentum = ctypes.c_int(0)
+    assert c.fn("free")(*map(c.ptr, (theta, q0[0], p0[0])), momentum, *map(c.ptr, (one, y[0, :1])), ctypes.c_long(0),
+                        ctypes.c_double(DT), ctypes.c_double(0.0),
+                        *map(c.ptr, (np.zeros(c.nq), np.zeros(c.nq), np.zeros(1), c.work))) == -1
     for beta, order in ((0.0, 2), (1e-3, 3)):   # no nudge; no contrast of order 3
-        assert c.fn("gradient")(*map(c.ptr, (theta, q0[0], p0[0], x[0], y[0])), ctypes.c_long(x.shape[1] - 1),
-                                ctypes.c_double(DT), ctypes.c_double(0.0), ctypes.c_double(beta), ctypes.c_int(order),
-                                *map(c.ptr, (np.zeros(1), np.zeros(c.nth), None, np.zeros(1), c.work))) == -1
+        assert c.fn("gradient")(*map(c.ptr, (theta, q0[0], p0[0])), momentum, *map(c.ptr, (x[0], y[0])),
+                                ctypes.c_long(x.shape[1] - 1), ctypes.c_double(DT), ctypes.c_double(0.0),
+                                ctypes.c_double(beta), ctypes.c_int(order),
+                                *map(c.ptr, (np.zeros(1), np.zeros(c.nth), None, None, None, np.zeros(1),
+                                             c.work))) == -1
+
+
+def test_c_velocity_start_matches_numba(stack, kernels, c_stack, problem):
+    """A velocity start (theory §3, §5, §9): P_momenta and the free pass from v0 give Numba's momenta and
+    final state; the stacked echo's dC/dtheta (with each unit's PFVP term), dC/dq0 and dC/dv0 = Numba's
+    (<= 1e-12)."""
+    theta, x, y, q0, _ = problem
+    v0 = np.random.default_rng(2).uniform(-0.3, 0.3, q0.shape)
+    match = MATCH_BETA[stack.name] or 1e-4
+    p0 = kernels.module.momenta(theta, q0, v0, x, 0.0)
+    qT, pT, loss = kernels.free(theta, x, y, q0=q0, v0=v0)
+    _, g, _, _, dq0, dv0 = kernels.gradient(theta, x, y, q0=q0, v0=v0, beta=match, initial_state=True)
+    for b in range(x.shape[0]):
+        cp = np.zeros(c_stack.nq)
+        c_stack.fn("momenta")(*map(c_stack.ptr, (theta, q0[b], v0[b], x[b, 0])), ctypes.c_double(0.0),
+                              *map(c_stack.ptr, (cp, c_stack.work)))
+        assert relative_error(cp, p0[b]) <= 1e-14
+        cq, cpT, closs = c_stack.free(theta, q0[b], v0[b], x[b], y[b], DT, start_velocity=True)
+        assert relative_error(closs, loss[b]) <= 1e-12 and relative_error(cq, qT[b]) <= 1e-12
+        _, cg, _, _, cdq0, cdv0 = c_stack.gradient(theta, q0[b], v0[b], x[b], y[b], DT, match, learn_x=False,
+                                                   start_velocity=True, initial_state=True)
+        assert relative_error(cg, g[b]) <= 1e-12
+        assert relative_error(np.concatenate([cdq0, cdv0]), np.concatenate([dq0[b], dv0[b]])) <= 1e-12
 
 
 def test_float32_compiles_cleanly_and_example_runs(stack, kernels, folder, tmp_path):

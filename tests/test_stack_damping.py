@@ -151,8 +151,8 @@ def test_velocity_start_weights_the_momentum_and_its_gradient(instance):
 
 def test_c_kernels_equal_numba(instance, tmp_path):
     """The C99 stack (strict gcc, float32 too) runs the same damped steps: free pass and stacked echo
-    equal Numba's (the array unit's Numba loops may reassociate sums, so the echo is matched at β = 1e-2,
-    as tests/test_stack_c.py does)."""
+    equal Numba's, from a momentum and from a velocity start (the array unit's Numba loops may reassociate
+    sums, so the echo is matched at β = 1e-2, as tests/test_stack_c.py does)."""
     stack, kernels, theta, x, y, q0, p0 = instance
     for precision in ("float64", "float32"):
         write_stack_c(stack, str(tmp_path / precision), precision)
@@ -171,6 +171,13 @@ def test_c_kernels_equal_numba(instance, tmp_path):
         assert relative_error(cq, qT[b]) <= 1e-12 and relative_error(cp, pT[b]) <= 1e-12
         closs, cg, cdx, ctrip = c.gradient(theta, q0[b], p0[b], x[b], y[b], DT, 1e-2, t0=T0)
         assert relative_error(cg, g[b]) <= 1e-12 and relative_error(cdx, dx[b]) <= 1e-12 and ctrip < 1e-10
+    v0 = np.full((2, kernels.nq), 0.2)  # a velocity start: p0 = e^{γ t0} m v0 per unit, and its chain rule
+    _, g, _, _, dq0, dv0 = kernels.gradient(theta, x, y, q0, v0=v0, t0=T0, beta=1e-2, initial_state=True)
+    for b in range(2):
+        _, cg, _, _, cdq0, cdv0 = c.gradient(theta, q0[b], v0[b], x[b], y[b], DT, 1e-2, learn_x=False, t0=T0,
+                                             start_velocity=True, initial_state=True)
+        assert relative_error(cg, g[b]) <= 1e-12
+        assert relative_error(np.concatenate([cdq0, cdv0]), np.concatenate([dq0[b], dv0[b]])) <= 1e-12
 
 
 def test_jax_chain_equals_the_numba_stack(instance):

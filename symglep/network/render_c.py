@@ -103,7 +103,8 @@ def work_layout(sizes: dict) -> list:
     n, nq, nt, nw = sizes["n"], sizes["nq"], sizes["nt"], sizes["nw"]
     return [("mass", n), ("hinv", n), ("coef", n), ("wk", nw * n), ("ph", nq),
             ("Q", MAX_TRAJECTORIES * nq), ("P", MAX_TRAJECTORIES * nq), ("F", MAX_TRAJECTORIES * nq),
-            ("q", nq), ("p", nq), ("lph", nq), ("G", (MAX_ECHOES + 1) * max(nt, 1)), ("lb", MAX_TRAJECTORIES)]
+            ("q", nq), ("p", nq), ("lph", nq), ("G", (MAX_ECHOES + 1) * max(nt, 1)), ("lb", MAX_TRAJECTORIES),
+            ("p0", nq), ("dus", MAX_ECHOES * max(sizes["m"], 1))]
 
 
 def _used_pieces(context: dict, vjp: bool = True, with_cost: bool = True) -> list:
@@ -160,7 +161,7 @@ def render_network_c(model, digest: str, precision: str = "float64") -> dict:
     for shape in shapes:
         offsets.append(pos)
         pos += int(sp.prod(shape)) if shape else 1
-    sizes = {"n": n, "nq": n * D, "nt": pos, "nw": work_rows(model)}
+    sizes = {"n": n, "nq": n * D, "nt": pos, "nw": work_rows(model), "m": m}
     work, o = {}, 0
     for name, size in work_layout(sizes):
         work[name] = o

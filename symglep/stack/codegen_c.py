@@ -31,7 +31,7 @@ from .codegen import TERMINAL_FUNCTIONS, glue_functions, layout, stack_fingerpri
 
 #: the per-unit Scheme functions the C kernels call (the top unit's cost functions only for the top unit:
 #: C warns on unused static functions)
-UNIT_FUNCTIONS_C = ("force", "velocity", "potential_partials", "kinetic_partials")
+UNIT_FUNCTIONS_C = ("force", "velocity", "potential_partials", "kinetic_partials", "momentum", "momentum_vjp")
 TOP_FUNCTIONS_C = ("cost", "cost_grad")
 
 #: the echo's nudge in example_main.c (float32 needs a larger one, docs/c-kernels.md)
@@ -108,7 +108,8 @@ def work_layout(lay: dict) -> list:
             ("vl", nq), ("c", 1), ("Qs", 5 * nq), ("Ps", 5 * nq), ("Fs", 5 * nq), ("PH", 5 * nq),
             ("G", 4 * max(nthu, 1)), ("Gc", 4 * max(nthu, 1)), ("dglue", max(nglue, 1)), ("dth", lay["max_nt"]),
             ("du", 4 * lay["max_nu"]),
-            ("dui", lay["max_nu"]), ("dcq", lay["max_n"]), ("dwb", lay["max_ng"]), ("dr", lay["max_nr"])]
+            ("dui", lay["max_nu"]), ("dcq", lay["max_n"]), ("dwb", lay["max_ng"]), ("dr", lay["max_nr"]),
+            ("p0", nq), ("dq0", nq), ("dp0", nq), ("dqv", lay["max_n"])]
 
 
 def array_unit_c_source(stack, u: dict, precision: str) -> str:

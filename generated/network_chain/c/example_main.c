@@ -6,6 +6,7 @@
  * Build: make (or cc -std=c99 -O2 -o example example_main.c network_chain.c -lm)
  */
 #include <math.h>
+#include <stddef.h>
 #include <stdio.h>
 
 #include "network_chain.h"
@@ -41,8 +42,10 @@ int main(void)
             y[k * network_chain_N_Y + i] = (network_chain_real)(0.5 * sin(0.05 * (double)k - 0.5));
         }
     }
-    if (network_chain_gradient(th, q0, p0, u, y, K, h, 0.0, (network_chain_real)1e-4, 2, loss, dth, dq0, dp0, trip, work) != 0
-        || network_chain_bptt_gradient(th, q0, p0, u, y, K, h, 0.0, bloss, bptt, dq0, dp0, traj_q, traj_p, work) != 0) {
+    if (network_chain_gradient(th, q0, p0, 0, u, y, K, h, 0.0, (network_chain_real)1e-4, 2, loss, dth, dq0, dp0, NULL, trip,
+                         work) != 0
+        || network_chain_bptt_gradient(th, q0, p0, 0, u, y, K, h, 0.0, bloss, bptt, dq0, dp0, NULL, traj_q, traj_p,
+                                 work) != 0) {
         printf("error\n");
         return 1;
     }

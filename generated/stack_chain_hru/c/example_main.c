@@ -36,7 +36,8 @@ int main(void)
             y[k * stack_chain_hru_N_Y + i] = (stack_chain_hru_real)(0.5 * sin(0.05 * (double)k - 0.5));
         }
     }
-    status = stack_chain_hru_gradient(th, q0, p0, x, y, K, h, 0, (stack_chain_hru_real)1e-4, 2, loss, dth, NULL, trip, work);
+    status = stack_chain_hru_gradient(th, q0, p0, 0, x, y, K, h, 0, (stack_chain_hru_real)1e-4, 2, loss, dth, NULL, NULL, NULL, trip,
+                              work);
     if (status != 0) {
         printf("error %d\n", status);
         return 1;
