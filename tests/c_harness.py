@@ -77,16 +77,18 @@ class CKernels:
         assert status == 0, status
         return sigma, pi, G
 
-    def gradient(self, th, q0, x0, velocity, u, y, h, beta, order, t0=0.0):
+    def gradient(self, th, q0, x0, velocity, u, y, h, beta, order, t0=0.0, learn_u=False):
+        """``(loss, dth, dq0, dx0)``, and ``du`` (K+1, N_U) too when ``learn_u``."""
         th, q0, x0, u, y = map(self.arr, (th, q0, x0, u, y))
         loss = np.zeros(1, self.dtype)
         dth, dq0, dx0 = np.zeros(self.n_theta, self.dtype), np.zeros(self.n, self.dtype), np.zeros(self.n, self.dtype)
+        du = np.full(u.shape, np.nan, self.dtype) if learn_u else None
         status = self.fn("gradient")(self.ptr(th), self.ptr(q0), self.ptr(x0), int(velocity), self.ptr(u),
                                      self.ptr(y), ctypes.c_long(u.shape[0] - 1), self.real(h), self.real(t0),
                                      self.real(beta), int(order), self.ptr(loss), self.ptr(dth), self.ptr(dq0),
-                                     self.ptr(dx0), self.ptr(self.work))
+                                     self.ptr(dx0), None if du is None else self.ptr(du), self.ptr(self.work))
         assert status == 0, status
-        return loss[0], dth, dq0, dx0
+        return (loss[0], dth, dq0, dx0) + ((du,) if learn_u else ())
 
     def steps(self, th, q0, p0, u, y, h, t0=0.0, beta=0.0):
         """Runs the single-step function K times; returns the (K+1, n) trajectories."""

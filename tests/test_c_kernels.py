@@ -145,12 +145,14 @@ def test_float64_kernels_match_numba(name, c_dir):
         return
     for velocity in (False, True):
         for order in (2, 1, 4):     # centred, one-sided, Richardson (echoes at +-beta, +-2 beta)
-            loss, dth, dq0, dx0, _, status, _ = mod.gradient(th, B(q0), B(p0), velocity, B(u), B(y), DT, 0.0,
-                                                             1e-4, order, False, th, False)
+            loss, dth, dq0, dx0, du, status, _ = mod.gradient(th, B(q0), B(p0), velocity, B(u), B(y), DT, 0.0,
+                                                              1e-4, order, True, th, False)
             assert status[0] == -1
-            got = c.gradient(th, q0, p0, velocity, u, y, DT, 1e-4, order)
+            got = c.gradient(th, q0, p0, velocity, u, y, DT, 1e-4, order, learn_u=True)
             for mine, ref in zip(got, (loss[0], dth[0], dq0[0], dx0[0])):
                 assert relative_error(mine, ref) <= MATCH_TOL, (velocity, order)
+            if u.shape[1]:  # dC/du: the same sums in the same order
+                assert np.any(du[0] != 0) and relative_error(got[4], du[0]) <= MATCH_TOL, (velocity, order)
 
 
 def test_c_arguments_are_checked(c_dir):
@@ -371,3 +373,37 @@ def test_model_without_inputs_or_targets_and_a_digit_name(tmp_path):
         losses[integrator] = out["loss"][0]
     # two second-order integrators of the same system, 200 steps of 0.01: losses agree to O(h^2)
     assert abs(losses["leapfrog"] - losses["midpoint"]) <= 1e-3 * abs(losses["leapfrog"])
+
+
+def test_input_gradients_of_a_cost_that_reads_the_inputs(tmp_path):
+    """dC/du when the cost reads the inputs too (its direct term h w_k dc/du_k along the free run, theory §5):
+    C = Numba (<= 1e-12) for the leapfrog and the midpoint rule, centred, one-sided (which runs the free
+    system once more for that term) and Richardson, momentum and velocity starts; the centred C estimate
+    = Numba BPTT's dC/du (<= 1e-6)."""
+    import sympy as sp
+    from sympy.physics.mechanics import dynamicsymbols
+
+    x, u, y = dynamicsymbols("x u y")
+    k, m = sp.symbols("k m", positive=True)
+    for integrator, kinetic in (("leapfrog", m * x.diff() ** 2 / 2), ("midpoint", (1 + x**2) * x.diff() ** 2 / 2)):
+        model = symglep.Model(lagrangian=kinetic - k * x**2 / 2 - x**4 / 4 + x * u, coordinates=[x], parameters=[k, m],
+                              inputs=[u], targets=[y], cost=(x - y) ** 2 / 2 + u * x**2 / 2,
+                              name=f"cost_reads_u_{integrator}")
+        folder = pathlib.Path(write_generated(model, str(tmp_path / integrator), "c", integrator)[0]).parent
+        assert "#define COST_READS_U 1" in (folder / f"{folder.parent.name}.c").read_text()
+        lib = folder / "lib.so"
+        compile_c("gcc", folder, lib, [f"{folder.parent.name}.c"], STRICT + EXTRA + ["-Wconversion", "-O2", "-fPIC",
+                                                                                      "-shared"])
+        c = CKernels(lib, model, "float64")
+        kern = symglep.compile(model, integrator=integrator, dt=DT)
+        mod = kern.module
+        th, q0, p0, uu, yy = instance(model, seed=5, steps=STEPS, single=False)
+        B = lambda a: a[None]  # noqa: E731
+        for velocity in (False, True):
+            for order in (2, 1, 4):
+                du = mod.gradient(th, B(q0), B(p0), velocity, B(uu), B(yy), DT, 0.0, 1e-4, order, True, th, False)[4]
+                got = c.gradient(th, q0, p0, velocity, uu, yy, DT, 1e-4, order, learn_u=True)[4]
+                assert relative_error(got, du[0]) <= MATCH_TOL, (integrator, velocity, order)
+            ref = kern.bptt_gradient(th, B(q0), **({"v0": B(p0)} if velocity else {"p0": B(p0)}), u=B(uu), y=B(yy))
+            got = c.gradient(th, q0, p0, velocity, uu, yy, DT, 1e-4, 2, learn_u=True)[4]
+            assert relative_error(got, ref.du[0]) <= 1e-6, (integrator, velocity)

@@ -25,10 +25,10 @@ from .render import NEWTON_MAXIT, NEWTON_TOL, model_fingerprint
 
 #: the Scheme functions the C kernels call (only these are printed: C warns on unused statics)
 C_FUNCTIONS = {
-    "leapfrog": ("momentum", "momentum_vjp", "cost", "terminal_cost", "terminal_cost_grad", "force", "velocity", "potential_partials",
-                 "kinetic_partials"),
-    "midpoint": ("momentum", "momentum_vjp", "cost", "terminal_cost", "terminal_cost_grad", "midpoint_momenta", "midpoint_jacobian",
-                 "lagrangian_partials"),
+    "leapfrog": ("momentum", "momentum_vjp", "cost", "cost_grad", "terminal_cost", "terminal_cost_grad", "force", "velocity",
+                 "potential_partials", "kinetic_partials"),
+    "midpoint": ("momentum", "momentum_vjp", "cost", "cost_grad", "terminal_cost", "terminal_cost_grad", "midpoint_momenta",
+                 "midpoint_jacobian", "lagrangian_partials"),
 }
 
 #: Newton stops when a step is below tol * (1 + |q|); float32 round-off is ~1e-7
@@ -87,6 +87,7 @@ def render_c(scheme: Scheme, digest: str, precision: str = "float64") -> dict:
                           "a non-variational Rayleigh dissipation force (theory sec. 7)" if scheme.damped else
                           "(see symglep derive)"),
         time_reversible=echo_exact, has_energy=scheme.has_energy,
+        cost_reads_u=any(e != 0 for e in dict(scheme.function("cost_grad").outputs)["du"]),
         loss_comment=loss, step_note=step_note,
         newton_maxit=NEWTON_MAXIT, newton_tol=NEWTON_TOL_C[precision],
         functions=[c_function(scheme.function(name), precision) for name in wanted],
