@@ -104,7 +104,14 @@ def timed_split(model: Model, momenta: list) -> tuple | None:
         return None
     if _momenta_read(model, momenta, [model.time]) is None:
         return None  # separable: the plain split
-    return _split(model)
+    # the terms of the expanded L that hold a velocity: K(v, t) with no coordinate left in it (the plain
+    # difference L - L(v = 0) keeps terms in q that cancel only symbolically, and its θ-partials would too)
+    terms = sp.Add.make_args(sp.expand(model.lagrangian))
+    kinetic = sp.Add(*[e for e in terms if e.free_symbols & set(model.v)])
+    potential = -sp.Add(*[e for e in terms if not e.free_symbols & set(model.v)])
+    if kinetic.free_symbols & {*model.q, *model.u}:
+        return None
+    return kinetic, potential
 
 
 def explicit_time(model: Model) -> list[dict]:

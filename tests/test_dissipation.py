@@ -355,6 +355,29 @@ def test_time_weighted_leapfrog_solves_the_damped_equation(ck_leapfrog, t0):
     assert errors[1] < 1e-4 and 3.5 < errors[0] / errors[1] < 4.5, errors
 
 
+@pytest.mark.parametrize("integrator", ["midpoint", "leapfrog"])
+def test_a_learned_damping_rate(integrator):
+    """γ among the parameters (R = γ m ẋ²/2, rewritten into e^{γt} L): the learning integrand −∂γ L_d carries
+    t e^{γt} (K − V), and the echo stays exact, on both integrators: echo vs BPTT and BPTT vs central
+    differences, γ's entry included."""
+    x, u, y = dynamicsymbols("x u y")
+    k, m, g = sp.symbols("k m gamma", positive=True)
+    model = symglep.Model(lagrangian=m * x.diff() ** 2 / 2 - k * x**2 / 2 + x * u, coordinates=[x],
+                          parameters=[k, m, g], inputs=[u], targets=[y], cost=(x - y) ** 2 / 2,
+                          dissipation=g * m * x.diff() ** 2 / 2, name="learned_rate")
+    assert model.damping == 0 and g in model.lagrangian.free_symbols  # rewritten, with γ a parameter
+    kern = symglep.compile(model, integrator=integrator, dt=DT)
+    th = np.array([1.2, 0.9, 0.3])
+    t = np.arange(STEPS + 1) * DT
+    u_, y_ = (0.3 * np.sin(2 * t))[None, :, None], (0.2 * np.cos(t))[None, :, None]
+    q0, v0 = np.array([[0.2]]), np.array([[0.1]])
+    est = kern.gradient(th, q0, v0=v0, u=u_, y=y_, beta=BETA, centred=True)
+    ref = kern.bptt_gradient(th, q0, v0=v0, u=u_, y=y_)
+    assert est.route == "echo" and rel_err(est.dtheta[0], ref.dtheta[0]) <= ECHO_TOL
+    fd = central_differences(lambda a: float(kern.free(a, q0, v0=v0, u=u_, y=y_)[2][0]), th)
+    assert abs(ref.dtheta[0][2]) > 1e-3 and rel_err(ref.dtheta[0], fd) <= FD_TOL
+
+
 # ---------------------------------------------------------------------------
 # Non-variational dissipation: no exact route, BPTT, the naive echo behind a flag.
 # ---------------------------------------------------------------------------
