@@ -79,12 +79,6 @@ def _momenta_read(model: Model, momenta: list, symbols: list):
     return None
 
 
-def _split(model: Model) -> tuple:
-    """``(K, V)`` with ``K = L − L|_{v=0}`` and ``V = −L|_{v=0}``."""
-    at_rest = model.lagrangian.xreplace({v: 0 for v in model.v})
-    return model.lagrangian - at_rest, -at_rest
-
-
 def separability(model: Model, momenta: list) -> tuple[bool, sp.Expr | None, sp.Expr | None, str]:
     """Whether ``L = K(v) − V(q, t)``; returns ``(separable, K, V, note)``."""
     found = _momenta_read(model, momenta, [*model.q, model.time, *model.u])
@@ -93,17 +87,16 @@ def separability(model: Model, momenta: list) -> tuple[bool, sp.Expr | None, sp.
         what = "time" if s == model.time else str(s)
         return False, None, None, (f"the momentum {model.p[i]} depends on {what}: "
                                    "kinetic and potential parts do not separate")
-    kinetic, potential = _split(model)
-    return True, kinetic, potential, "L = K(v) - V(q, t)"
+    at_rest = model.lagrangian.xreplace({v: 0 for v in model.v})
+    return True, model.lagrangian - at_rest, -at_rest, "L = K(v) - V(q, t)"
 
 
 def timed_split(model: Model, momenta: list) -> tuple | None:
-    """``(K(v, t), V(q, t))`` when the momenta read time but neither coordinates nor inputs (theory §7:
-    the time-weighted leapfrog samples ``K`` at the middle of each step), else ``None``."""
+    """For a model that is not separable: ``(K(v, t), V(q, t))`` when its momenta read neither coordinates
+    nor inputs, only time (theory §7: the time-weighted leapfrog samples ``K`` at the middle of each
+    step), else ``None``."""
     if _momenta_read(model, momenta, [*model.q, *model.u]) is not None:
         return None
-    if _momenta_read(model, momenta, [model.time]) is None:
-        return None  # separable: the plain split
     # the terms of the expanded L that hold a velocity: K(v, t) with no coordinate left in it (the plain
     # difference L - L(v = 0) keeps terms in q that cancel only symbolically, and its θ-partials would too)
     terms = sp.Add.make_args(sp.expand(model.lagrangian))
