@@ -4,12 +4,14 @@ Run ``python docs/capabilities_table.py`` and paste its output between the marke
 docs/architecture.md; tests/test_matrix.py fails when the page and the code disagree.
 """
 
-from symglep.capabilities import AREAS
+from symglep.capabilities import AREAS, ARRAY_MIDPOINT
 from symglep.model import Model
 from symglep.network.model import ArrayModel
 from symglep.stack.model import Stack
 
-KINDS = (("scalar", Model), ("array", ArrayModel), ("stack", Stack))
+# (column, table): an array model whose mass reads the unit's position has a table of its own (theory §6)
+KINDS = (("scalar", Model.capabilities), ("array", ArrayModel.capabilities),
+         ("array, mass m_i(q_i)", ARRAY_MIDPOINT), ("stack", Stack.capabilities))
 
 
 def table() -> str:
@@ -18,7 +20,7 @@ def table() -> str:
              "|---|---|" + "---|" * len(KINDS)]
     for area, names in AREAS.items():
         for name in names:
-            cells = [cls.capabilities.reason(area, name) for _, cls in KINDS]
+            cells = [caps.reason(area, name) for _, caps in KINDS]
             shown = ["✓" if why is None else "refused: " + why.replace("|", "\\|") for why in cells]
             lines.append(f"| {area} | `{name}` | " + " | ".join(shown) + " |")
     return "\n".join(lines) + "\n"

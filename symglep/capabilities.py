@@ -84,8 +84,8 @@ JAX_NO_STACKS = ("a stack has no JAX module of its own: it runs in JAX as its un
                  "(docs/jax.md); generate each unit with --target jax")
 
 ARRAY = Capabilities("array", {
-    ("integrator", "midpoint"): "array models are separable by construction (a kinetic site term "
-                                "m/2 q̇²): they use the leapfrog integrator",
+    ("integrator", "midpoint"): "this array model's masses do not read the positions: L is separable and "
+                                "runs the explicit leapfrog (a mass m_i(q_i) takes the implicit midpoint rule)",
     ("dissipation", "non-uniform damping"): "damping that differs between units has no exact echo or PFVP rule "
                                             "(theory §7) and array models run the exact echo only: declare "
                                             "uniform damping, gamma times every unit's momentum",
@@ -94,6 +94,18 @@ ARRAY = Capabilities("array", {
     ("route", "naive_echo"): "array models are even in velocity: the plain echo is exact, never naive",
     ("check option", "--route"): "array models have one exact gradient route, the echo (theory §4)",
     ("check option", "--naive-echo"): "array models are even in velocity: the plain echo is exact",
+})
+
+# An array model whose mass reads the unit's position (L not separable, theory §6): the implicit midpoint
+# rule, built for the Numba target.
+ARRAY_MIDPOINT = Capabilities("array", {
+    **{cell: why for cell, why in ARRAY.refused.items() if cell != ("integrator", "midpoint")},
+    ("integrator", "leapfrog"): "the mass reads the unit's position, so L is not separable and the explicit "
+                                "leapfrog does not apply: the model runs the implicit midpoint rule (theory §6)",
+    ("target", "c"): "the C kernels of array models run the leapfrog only; the implicit midpoint rule of a "
+                     "position-dependent mass is built for the Numba target (not yet for C)",
+    ("target", "jax"): "the JAX layers of array models run the leapfrog only; the implicit midpoint rule of a "
+                       "position-dependent mass is built for the Numba target (not yet for JAX)",
 })
 
 STACK = Capabilities("stack", {

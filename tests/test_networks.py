@@ -287,7 +287,8 @@ def _declare(lagrangian, cost=None, params=None):
 
 
 @pytest.mark.parametrize("lagrangian, message", [
-    (lambda q, W, u: Sum(q.dot[i] ** 2 / 2, i) - Sum(q.dot[i] * q[i], i), "kinetic term may depend only on velocities"),
+    (lambda q, W, u: Sum(q.dot[i] ** 2 / 2, i) - Sum(q.dot[i] * q[i], i), "kinetic term must be .* got q.dot"),
+    (lambda q, W, u: Sum((1 + (W @ q)[i] ** 2) * q.dot[i] ** 2 / 2, i), "not a product"),
     (lambda q, W, u: Sum(q.dot[i] ** 2 / 2, i) + Sum(W[i, j] * q[i] * q[j], i), "cannot be read at index"),
     (lambda q, W, u: Sum(q.dot[i] ** 4, i), "kinetic term must be"),
     (lambda q, W, u: Sum(q[i] ** 2, i), "no kinetic term"),

@@ -1,7 +1,8 @@
 """``symglep check`` for array models: echo vs BPTT vs finite differences on one seeded instance.
 
 The same measurements as the scalar check (theory §5–§6) at the model's default size:
-round-trip error, energy drift, the centred echo against BPTT of the same leapfrog
+round-trip error, energy drift, the centred echo against BPTT of the same integrator (leapfrog, or the
+implicit midpoint rule of a position-dependent mass)
 (parameters and initial state; the input gradient dC/du; θ and dC/dv0 from a drawn velocity
 start) and BPTT against central differences of the discrete loss on a few drawn parameter
 entries. A terminal cost is part of the loss (theory §10).
@@ -128,7 +129,7 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
                            np.concatenate([bptt_v.flat[0], bptt_v.dv0.ravel()]))
     errors = [err_theta, err_init, err_velocity] + ([err_inputs] if inputs else [])
     return {
-        "model": model.name, "units": n, "integrator": "leapfrog", "steps": steps, "dt": dt, "beta": beta,
+        "model": model.name, "units": n, "integrator": model.integrator, "steps": steps, "dt": dt, "beta": beta,
         "beta_auto": None if choice is None else choice.to_json(), "seed": seed, "n_theta": int(th.size),
         "loss": float(loss[0]),
         "roundtrip_error": roundtrip, "energy_drift": drift,
@@ -144,7 +145,7 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
 def render_text(r: dict) -> str:
     ok = lambda e, t: "ok" if e <= t else "FAIL"  # noqa: E731
     lines = [
-        f"model {r['model']} (array model, n = {r['units']} units, {r['n_theta']} parameters): leapfrog, "
+        f"model {r['model']} (array model, n = {r['units']} units, {r['n_theta']} parameters): {r['integrator']}, "
         f"K = {r['steps']} steps of dt = {r['dt']}, beta = {r['beta']:.3g}, seed {r['seed']}",
         *([describe(r["beta_auto"])] if r.get("beta_auto") else []),
         f"loss                              {r['loss']:.10g}"

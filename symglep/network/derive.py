@@ -82,11 +82,14 @@ def learning_rules(model, show=_plain) -> list:
     rules = []
     for p in model.parameters:
         pieces, reads, element = [], set(), None
-        for s in model.kinetic.slots:
+        for s in model.kinetic.parameter_slots:
             if s.param is p:
                 v = "|q.dot[i]|²" if model.dim > 1 else "q.dot[i]²"
-                pieces.append(f"{show(sp.diff(model.kinetic.mass, s.symbol) / 2)}·{v}".replace("q.", model.q.name + "."))
-                reads.add(f"{model.q.name}.dot[i]")
+                dm = sp.diff(model.kinetic.mass, s.symbol) / 2
+                total = "Σ_i " if s.role == "scalar" else ""
+                text = f"({show(dm)})" if dm.is_Add else show(dm)
+                pieces.append(f"{total}{text}·{v}".replace("q.", model.q.name + "."))
+                reads |= set(_reads(dm)) | {f"{model.q.name}.dot[i]"}
                 element = str(s.symbol)
         for term in model.potential_terms:
             if term.factors is not None and term.factors[0] is p:
@@ -136,7 +139,7 @@ def derive(model, show=_plain) -> dict:
     m = show(model.kinetic.mass)
     vec = model.dim > 1
     V = [_term_text(t, show) for t in model.potential_terms]
-    mass_learnable = bool(model.kinetic.slots)
+    mass_learnable = bool(model.kinetic.parameter_slots)
     el = force_contributions(model, show)
     out = {
         "model": model.name,
@@ -166,7 +169,28 @@ def derive(model, show=_plain) -> dict:
         out["terminal_cost"] = terminal_text(model, show)
     if model.damping_rate:
         _damped(out, model, m)
+    if model.kinetic.reads_q:
+        _position_dependent_mass(out, model, show)
     return out
+
+
+def _position_dependent_mass(out: dict, model, show) -> None:
+    """The entries a mass ``m_i(q_i)`` changes: L is not separable, the implicit midpoint rule runs it (theory §6)."""
+    qn = model.q.name
+    grad = [show(sp.diff(model.kinetic.mass, s.symbol)) for s in model.kinetic.slots if s.role == "q"]
+    where = "∂m_i/∂" + (f"{qn}[i] = {grad[0]}" if model.dim == 1 else f"{qn}[i] = ({', '.join(grad)})")
+    g = "exp(γ·t)·" if model.damping_rate else ""
+    out["kinetic"] += f"  (reads the unit's position: {where})"
+    out["hamilton_equations"][1] = (f"p.dot[i] = −∂H/∂{qn}[i] = {g}|{qn}.dot[i]|²/2 ∂m_i/∂{qn}[i] "
+                                    f"− {g}∂V/∂{qn}[i]   ({qn}.dot[i] from p[i] as above)")
+    out["inertia"] = (f"m_i {qn}.ddot[i] + (∂m_i/∂{qn}[i] · {qn}.dot[i]) {qn}.dot[i] − ½ |{qn}.dot[i]|² ∂m_i/∂{qn}[i]"
+                      + (f" + γ m_i {qn}.dot[i]" if model.damping_rate else ""))
+    out["euler_lagrange"] = f"{out['inertia']} = −∂V/∂{qn}[i],   " + out["euler_lagrange"].split(",   ", 1)[1]
+    out["regular"] = f"yes, where m_i ≠ 0 (diagonal mass matrix, each entry reading its unit's position {qn}[i])"
+    out["separable"] = False
+    out["integrator"] = ("implicit midpoint (theory §6): L_d = h " + ("exp(γ·t_k+½) " if model.damping_rate else "")
+                         + "L(q̄, v̄) at the step's midpoint, each step solved to round-off (the unit-diagonal "
+                         "mass as its Jacobian); the cost at the midpoints")
 
 
 def _damped(out: dict, model, m: str) -> None:
@@ -196,13 +220,18 @@ def terminal_text(model, show=_plain) -> str:
 def residuals(model, mass_learnable: bool) -> dict:
     """Boundary residual of each boundary condition (theory §3) in index form."""
     masses = [s.param.name for s in model.kinetic.slots if isinstance(s.param, Parameter)]
+    if model.kinetic.reads_q:  # m_i(q_i, θ): every parameter of the mass, the scalars too
+        masses = list(dict.fromkeys(s.param.name for s in model.kinetic.parameter_slots))
     terminal = ("; with the terminal cost c_T the nudged runs end at p_β(T) = p(T) + β ∂c_T/∂q, so the "
                 "echo starts from −p_K − β ∂c_T/∂q and R stays as above (theory §10)"
                 if model.terminal else "")
     g = "exp(γ·t0)·" if model.damping_rate else ""
-    pf = ("R_θ = 0 for every parameter except the masses: R_{m_i} = −X(0) = ∂²L/∂m_i∂v_i · ∂βq_i(0) = "
-          f"{g}{model.q.name}.dot[i](0) · ∂βq_i(0), from the two echoes' end points; zero with a momentum start, "
-          f"added by the kernels with a velocity start ({g}v0_i ∂m_i/∂θ · dC/dp0_i)") if mass_learnable else \
+    mass_rule = (f"R_θ = −X(0) = Σ_i ∂²L/∂θ∂v_i · ∂βq_i(0) = Σ_i ∂m_i/∂θ(q_i(0)) {g}{model.q.name}.dot[i](0) · "
+                 "∂βq_i(0)" if model.kinetic.reads_q else
+                 f"R_{{m_i}} = −X(0) = ∂²L/∂m_i∂v_i · ∂βq_i(0) = {g}{model.q.name}.dot[i](0) · ∂βq_i(0)")
+    pf = (f"R_θ = 0 for every parameter except the masses: {mass_rule}, from the two echoes' end points; zero "
+          f"with a momentum start, added by the kernels with a velocity start ({g}v0_i ∂m_i/∂θ · dC/dp0_i)") \
+        if mass_learnable else \
         "R = 0: no parameter enters the kinetic term, so ∂²L/∂θ∂v = 0 (exact, forward-only)"
     return {
         "civp": "R = X(T) = Σ_i ∂βp_i(T)·∂θq_i(T) − ∂θp_i(T)·∂βq_i(T): needs the n × n_θ forward sensitivities "
@@ -248,11 +277,11 @@ def render(d: dict, fmt: str) -> str:
     lines += [h("Hamilton's equations of unit i (theory §11)")] + [code(e) for e in d["hamilton_equations"]]
     qn = d["coordinates"].split("[")[0]
     accel = f"({qn}.ddot[i] + γ {qn}.dot[i])" if "dissipation" in d else f"{qn}.ddot[i]"
-    lines += [h("Euler–Lagrange equation of unit i"), code(f"m_i {accel} = −∂V/∂q_i"),
+    lines += [h("Euler–Lagrange equation of unit i"), code(f"{d.get('inertia', f'm_i {accel}')} = −∂V/∂q_i"),
               code("∂V/∂q_i =")] + [code(f"    + {t}") for t in d["force_terms"]]
     lines += [h("Verdicts"), code(f"regular: {d['regular']}"),
               code(f"time-reversible: yes ({d['time_reversal_note']})"),
-              code(f"separable: yes -> {d['integrator']}")]
+              code(f"separable: {'yes' if d['separable'] else 'no'} -> {d['integrator']}")]
     if "dissipation" in d:
         lines += [h("Dissipation (theory §7)"), code(d["dissipation"])]
     lines += [h("Learning rule (∂L/∂θ of a generic element) and locality")]
@@ -324,6 +353,9 @@ def render_latex(model) -> str:
     V = [rf"\sum_{{{_over_latex(t.user.over)}}} {_latex_expr(t.phi)}" for t in model.potential_terms]
     g, ig = (r"e^{\gamma t} ", r"e^{-\gamma t} ") if model.damping_rate else ("", "")
     accel = (rf"(\ddot{{{q}}}_{{i}} + \gamma \dot{{{q}}}_{{i}})" if model.damping_rate else rf"\ddot{{{q}}}_{{i}}")
+    if model.kinetic.reads_q:  # m_i(q_i): the velocity-squared terms of the Euler-Lagrange equation (theory §6)
+        accel += (rf" + (\nabla m_{{i}} \cdot \dot{{{q}}}_{{i}}) \dot{{{q}}}_{{i}}"
+                  rf" - \tfrac{{1}}{{2}} |\dot{{{q}}}_{{i}}|^{{2}} \nabla m_{{i}}")
     lines = [r"\begin{align}", rf"\intertext{{{latex_text(d['model'])} (array model): {latex_text(d['units'])}}}",
              rf"L &= \frac{{1}}{{2}} \sum_{{i}} m_{{i}} \dot{{{q}}}_{{i}}^{{2}} - V, \qquad m_{{i}} = {mass} \\",
              rf"V &= {' + '.join(V)} \\",
@@ -334,7 +366,8 @@ def render_latex(model) -> str:
              rf"m_{{i}} {accel} &= -\frac{{\partial V}}{{\partial {q}_{{i}}}} = "
              rf"-\left({' + '.join(_latex_glue(t) for t in d['force_terms'])}\right) \\",
              rf"\intertext{{regular: {latex_text(d['regular'])}; time-reversible: yes "
-             rf"({latex_text(d['time_reversal_note'])}); separable: yes, {latex_text(d['integrator'])}}}"]
+             rf"({latex_text(d['time_reversal_note'])}); separable: {'yes' if d['separable'] else 'no'}, "
+             rf"{latex_text(d['integrator'])}}}"]
     if "dissipation" in d:
         lines.append(rf"\intertext{{{latex_text(d['dissipation'])}}}")
     for r in d["learning_rule"]:

@@ -103,13 +103,35 @@ def term_pieces(t: int, term: Term) -> dict:
     }
 
 
-def kinetic_pieces(kinetic) -> dict:
-    args = sorted(kinetic.slots, key=lambda s: (s.role, s.symbol.name))
-    return {
-        "mass": Piece("k_mass", args, [kinetic.mass], "mass of a unit"),
-        "mass_dth": Piece("k_mass_dth", args, [sp.diff(kinetic.mass, s.symbol) for s in args],
-                          "d mass / d parameters"),
+def mass_slots(kinetic, dim: int) -> list:
+    """The arguments of the mass element: every coordinate component of the unit (when the mass reads
+    its position; a component it does not read gets a symbol of its own), then the parameters."""
+    params = sorted(kinetic.parameter_slots, key=lambda s: (s.role, s.symbol.name))
+    if not kinetic.reads_q:
+        return params
+    read = {s.comp: s for s in kinetic.slots if s.role == "q"}
+    return [read.get(c) or Slot(sp.Symbol(f"q_c{c}", real=True), "q", 0, c) for c in range(dim)] + params
+
+
+def kinetic_pieces(kinetic, dim: int = 1) -> dict:
+    """The mass element μ and its parameter partials; when μ reads the unit's position (the implicit
+    midpoint rule, theory §6) also its position derivatives up to second order and their parameter
+    partials (the Newton residual, the learning rule and the adjoint of the midpoint step)."""
+    args = mass_slots(kinetic, dim)
+    qs = [s.symbol for s in args if s.role == "q"]
+    ps = [s.symbol for s in args if s.role != "q"]
+    mu = kinetic.mass
+    pieces = {
+        "mass": Piece("k_mass", args, [mu], "mass of a unit"),
+        "mass_dth": Piece("k_mass_dth", args, [sp.diff(mu, x) for x in ps], "d mass / d parameters"),
     }
+    if qs:
+        dq = [sp.diff(mu, x) for x in qs]
+        pieces["mass_q"] = Piece("k_mass_q", args, [mu] + dq + [sp.diff(d, x) for d in dq for x in qs],
+                                 "mass, d mass / dq_c, d2 mass / dq_c dq_d of a unit")
+        pieces["mass_q_dth"] = Piece("k_mass_q_dth", args, [sp.diff(d, x) for x in ps for d in dq],
+                                     "d2 mass / dq_c d parameter (parameter-major)")
+    return pieces
 
 
 def readout_pieces(readout, prefix: str = "c") -> dict:

@@ -84,9 +84,17 @@ class ArrayModel:
                 for key, el in mv._cache.items():
                     self._elements[el.name] = (mv, key)
         self.kinetic, self.potential_terms, self.readout = classify(self)
+        if self.kinetic.reads_q:
+            self.capabilities = capabilities_table.ARRAY_MIDPOINT
         self.terminal = terminal_readout(self)
         self.dissipation = dissipation
         self.damping_rate = damping_rate(self, self.kinetic, dissipation)
+
+    @property
+    def integrator(self) -> str:
+        """``midpoint`` when the mass reads the unit's position (L is then not separable), else ``leapfrog``
+        (theory §6)."""
+        return "midpoint" if self.kinetic.reads_q else "leapfrog"
 
     def element_info(self, sym) -> tuple:
         """``(array, (index, suffix))`` of an element symbol, by name among this model's arrays."""

@@ -18,6 +18,11 @@ from ..codegen.printer import ComplexPrinter, NumbaPrinter, common_subexpression
 from ..codegen.render import complex_step_context
 from .elements import Piece, kinetic_pieces, readout_pieces, term_pieces
 
+# The implicit midpoint step of a model whose mass reads its position (theory §6) iterates until the
+# update is below MIDPOINT_TOL (1 + |q|), then once more: converged to round-off, as the echo needs.
+MIDPOINT_MAXIT = 100
+MIDPOINT_TOL = 1e-15
+
 def element_function(piece: Piece, complex_step: bool = False, prefix: str = "") -> str:
     """Source of ``@njit def <prefix>name(a0, a1, ...): return (out0, out1, ...)`` with one ``cse``; with
     ``complex_step`` it accepts complex arguments (refused for non-analytic maths, theory §5)."""
@@ -154,16 +159,17 @@ def unit_context(model, prefix: str = "", offsets: str = "") -> dict:
     and ``D``, ``offsets`` the parameter offsets (C: module-level macros, one set per unit of a stack)."""
     layout = _Layout(model, prefix, offsets)
     terms = [_term_context(t, term, layout, prefix) for t, term in enumerate(model.potential_terms)]
-    kin = kinetic_pieces(model.kinetic)
+    kin = kinetic_pieces(model.kinetic, model.dim)
     ro = readout_pieces(model.readout)
     tro = readout_pieces(model.terminal, "ct") if model.terminal is not None else {}
     pieces = [p for ctx in terms for p in ctx["pieces"].values()] + [*kin.values(), *ro.values(), *tro.values()]
-    mass_targets = [_target(s, layout) for s in kin["mass"].args]
+    mass_targets = [_target(s, layout) for s in kin["mass"].args if s.role != "q"]
     return dict(
         P=prefix, params=[{"k": k, "name": p.name} for k, p in enumerate(model.parameters)],
         pieces=pieces, terms=terms,
         mass_args=", ".join(_arg(s, layout) for s in kin["mass"].args),
         mass_targets=mass_targets, mass_learnable=bool(mass_targets),
+        mass_reads_q=model.kinetic.reads_q, dim=model.dim,
         cost_args=", ".join(_arg(s, layout, node=("u_r", "u_r")) for s in ro["cost"].args),
         cost_q=[f"u_r * {layout.D} + {s.comp}" for s in ro["cost_grad"].args if s.role == "q"],
         terminal=bool(tro),
@@ -195,6 +201,7 @@ def render_network(model, digest: str, complex_step: bool = False) -> str:
     return template.render(
         version=__version__, content_hash=digest, model_comment=safe_comment(model.name),
         D=model.dim, n_params=len(model.parameters), unit_source=unit_source(model, "", complex_step),
-        terminal=model.terminal is not None, mass_learnable=bool(model.kinetic.slots),
+        terminal=model.terminal is not None, mass_learnable=bool(model.kinetic.parameter_slots),
+        midpoint=model.kinetic.reads_q, midpoint_maxit=MIDPOINT_MAXIT, midpoint_tol=repr(MIDPOINT_TOL),
         n_work=work_rows(model), **damping_context(model), **complex_step_context(complex_step),
     )

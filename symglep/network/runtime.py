@@ -168,10 +168,25 @@ class NetworkKernels:
         ro = readout_units(n, y.shape[2], readout)
         th, off = self.pack(theta, n, u.shape[2], E.shape[0])
         if v0 is not None:
-            p0 = np.ascontiguousarray(x0 * np.repeat(self.module.masses(th, off, n), self.D) * self.start_weight(t0))
+            p0 = np.ascontiguousarray(x0 * self.start_masses(th, off, q0)[0] * self.start_weight(t0))
         else:
             p0 = x0
         return (th, off, E, ro, q0, p0, u, y), (n, u.shape[2], E.shape[0])
+
+    def start_masses(self, th, off, q0):
+        """``(m, dm/dq)`` per coordinate ``(B, n·D)`` at the start: the masses of every unit repeated over its
+        components, and their position derivative (zero unless the mass reads the position)."""
+        n = q0.shape[1] // self.D
+        if self.module.INTEGRATOR == "midpoint":
+            mu, dmu = self.module.masses_at(th, off, q0)
+            return np.repeat(mu, self.D, axis=1), dmu
+        mass = np.repeat(self.module.masses(th, off, n), self.D)[None]
+        return np.broadcast_to(mass, q0.shape), np.zeros_like(q0)
+
+    def _mass_vjp(self, th, off, q0, coef):
+        if self.module.INTEGRATOR == "midpoint":
+            return self.module.mass_vjp_at(th, off, q0, coef)
+        return self.module.mass_vjp(th, off, coef)
 
     def _shape_state(self, a, n):
         return a.reshape(a.shape[0], n, self.D) if self.D > 1 else a
@@ -244,13 +259,16 @@ class NetworkKernels:
         n = sizes[0]
         loss, flat, dq0, dp0, du = out
         dv0 = None
-        if v0 is not None:  # p0 = g m v0: dC/dv0 = g m dC/dp0, dC/dtheta += (dp0/dtheta)^T dC/dp0 (theory §3, §5, §7)
-            th, off = args[0], args[1]
+        if v0 is not None:  # p0 = g m(q0) v0: dC/dv0 = g m dC/dp0, dC/dtheta += (dp0/dtheta)^T dC/dp0,
+            # dC/dq0 += (dp0/dq0)^T dC/dp0 when the mass reads the position (theory §3, §5, §7)
+            th, off, q0 = args[0], args[1], args[4]
             g = self.start_weight(t0)
             v = self._state(v0, "v0").reshape(-1, n, self.D)
             coef = np.ascontiguousarray(g * (v * dp0.reshape(v.shape)).sum(axis=2))
-            flat = flat + self.module.mass_vjp(th, off, coef)
-            dv0 = self._shape_state(dp0 * np.repeat(self.module.masses(th, off, n), self.D) * g, n)
+            flat = flat + self._mass_vjp(th, off, q0, coef)
+            mass, dmass = self.start_masses(th, off, q0)
+            dq0 = dq0 + dmass * np.repeat(coef, self.D, axis=1)
+            dv0 = self._shape_state(dp0 * mass * g, n)
         return NetworkResult(loss, self.unpack(flat, *sizes), self._shape_state(dq0, n), self._shape_state(dp0, n),
                              flat, dv0, du if learn_inputs else None)
 

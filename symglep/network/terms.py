@@ -79,11 +79,22 @@ class Term:
 
 @dataclass
 class Kinetic:
-    """``K = ½ Σ_i μ(θ_i) |v_i|²``: the mass element μ, its parameter slots and its unit index."""
+    """``K = ½ Σ_i μ(q_i, θ_i) |v_i|²``: the mass element μ, its slots (the unit's own coordinate
+    components when the mass depends on position, and its parameters) and its unit index."""
 
     mass: sp.Expr
     slots: list
     index: sp.Symbol = None
+
+    @property
+    def reads_q(self) -> bool:
+        """Whether the mass depends on the unit's position: ``L`` is then not separable and the
+        model runs the implicit midpoint rule (theory §6)."""
+        return any(s.role == "q" for s in self.slots)
+
+    @property
+    def parameter_slots(self) -> list:
+        return [s for s in self.slots if s.role != "q"]
 
 
 @dataclass
@@ -216,8 +227,9 @@ def _term(model, user) -> Term | Kinetic:
 
 
 def _kinetic(model, user, expr, slots, vs) -> Kinetic:
-    if any(s.role in ("q", "z", "w") for s in slots):
-        raise ModelError("the kinetic term may depend only on velocities and parameters (separable L = K(v) − V(q))")
+    if any(s.role in ("z", "w") for s in slots):
+        raise ModelError("the kinetic term may read the velocities, the unit's own position and parameters, "
+                         "not a product (A @ q)[i] or an input (the mass matrix stays diagonal per unit)")
     mass = _half_square_coefficient(user.sign * expr, vs)
     if mass is None or len(vs) != model.dim:
         raise ModelError("the kinetic term must be ½ m_i |q.dot[i]|² (diagonal, quadratic; "
@@ -258,7 +270,8 @@ def damping_rate(model, kinetic: Kinetic, rayleigh) -> float:
     expr = rayleigh.sign * rayleigh.expr.xreplace(model.constants)
     slots, _, _ = _slots_for(model, expr, {index: 0}, None, "the Rayleigh function", allow_velocity=True)
     vs = [s for s in slots if s.role == "v"]
-    if any(s.role in ("q", "z", "w") for s in slots) or len(vs) != model.dim:
+    reads_q = any(s.role == "q" for s in slots) and not kinetic.reads_q  # rho = gamma m_i(q_i) may read q_i
+    if reads_q or any(s.role in ("z", "w") for s in slots) or len(vs) != model.dim:
         raise ModelError("the Rayleigh function must be Sum(rho/2 * |q.dot[i]|^2, i), linear damping that "
                          "does not depend on the positions or inputs (theory §7)")
     rho = _half_square_coefficient(expr, vs)

@@ -244,8 +244,13 @@ class Stack:
 
     def _check_units(self):
         for i, m in enumerate(self.echo_models):
-            if m is None:  # an array unit: separable with a diagonal mass and even in velocity by construction
-                continue     # (uniform damping: the time-weighted leapfrog, theory §7)
+            if m is None:  # an array unit: even in velocity by construction; separable unless its mass reads
+                unit = self.units[i]  # the position (uniform damping: the time-weighted leapfrog, theory §7)
+                if unit.kinetic.reads_q:
+                    raise ModelError(f"unit {i} ({unit.name!r}): stacks step their units by leapfrog, which needs "
+                                     "L = K(v, t) - V(q, t); this array unit's mass reads its position (it runs "
+                                     "the implicit midpoint rule on its own, theory §6)")
+                continue
             d = derive(m, simplify="none")
             split = d.sym.leapfrog_split()
             if m.damping != 0 or split is None or d.velocity_map is None:
