@@ -97,15 +97,11 @@ ARRAY = Capabilities("array", {
 })
 
 # An array model whose mass reads the unit's position (L not separable, theory §6): the implicit midpoint
-# rule, built for the Numba target.
+# rule, on every target.
 ARRAY_MIDPOINT = Capabilities("array", {
     **{cell: why for cell, why in ARRAY.refused.items() if cell != ("integrator", "midpoint")},
     ("integrator", "leapfrog"): "the mass reads the unit's position, so L is not separable and the explicit "
                                 "leapfrog does not apply: the model runs the implicit midpoint rule (theory §6)",
-    ("target", "c"): "the C kernels of array models run the leapfrog only; the implicit midpoint rule of a "
-                     "position-dependent mass is built for the Numba target (not yet for C)",
-    ("target", "jax"): "the JAX layers of array models run the leapfrog only; the implicit midpoint rule of a "
-                       "position-dependent mass is built for the Numba target (not yet for JAX)",
 })
 
 STACK = Capabilities("stack", {

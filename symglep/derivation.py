@@ -92,6 +92,15 @@ class Derivation:
         return report.render(self, "markdown")
 
 
+def unused_parameters(model: Model) -> list:
+    """The declared parameters that no part of the model reads (their gradient is identically zero)."""
+    read = set()
+    for part in (model.lagrangian, model.damping, model.cost, model.terminal_cost):
+        if isinstance(part, sp.Basic):
+            read |= part.free_symbols
+    return [p for p in model.parameters if p not in read]
+
+
 def legendre_regularity(model: Model, mass: sp.Matrix, samples: int = 3) -> bool:
     """``det M ≢ 0``: the mass matrix is evaluated at random points and its determinant taken numerically."""
     entries = list(mass)
@@ -221,8 +230,12 @@ def _derive(model: Model, simplify: str) -> Derivation:
         notes.append("Legendre transform is singular: the model is degenerate (constrained)")
     sym = symmetries(model, el.momenta)
     rule = learning_rule(model)
+    unused = unused_parameters(model)
+    if unused:
+        notes.append(f"parameter(s) {', '.join(map(str, unused))} appear nowhere in the model (Lagrangian, "
+                     "dissipation, costs): their gradient is zero (a misspelt name?)")
     if model.rayleigh is not None:
         notes.append(REWRITE_NOTE if model.rayleigh.rewritable else non_variational_note(model.rayleigh.why))
-    routes = learning_routes(model, sym)
+    routes = learning_routes(model, sym, regular)
     return Derivation(model, el, h, vmap, note, regular, sym, rule, locality(model, rule), notes,
                       routes, default_route(routes), simplify, time.perf_counter() - started)

@@ -13,17 +13,30 @@ import tempfile
 from .errors import SymglepError
 
 
+def _file_mode(path: str) -> int:
+    """The permissions the written file gets: those of the file it replaces, else what ``open`` would give
+    a new file (0666 less the umask; ``mkstemp`` alone would leave it readable by its owner only)."""
+    try:
+        return os.stat(path).st_mode & 0o777
+    except OSError:
+        mask = os.umask(0)
+        os.umask(mask)
+        return 0o666 & ~mask
+
+
 def write_atomic(path: str, text: str | bytes) -> None:
     """Write ``text`` to ``path`` atomically (``os.replace`` of a sibling temporary file)."""
     folder = os.path.dirname(os.path.abspath(path))
     os.makedirs(folder, exist_ok=True)
     data = text.encode("utf-8") if isinstance(text, str) else text
+    mode = _file_mode(path)
     fd, tmp = tempfile.mkstemp(prefix=".symglep-", suffix=".tmp", dir=folder)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -40,8 +40,8 @@ def module(model, integrator: str = "auto", cache: str | None = None):
     if reason is not None:
         raise NotSupportedError(f"the JAX target is refused for {kind} systems: {reason}")
     if kind == "array":
-        if integrator not in ("auto", "leapfrog"):
-            raise NotSupportedError(f"array models use the leapfrog integrator, not {integrator!r}")
+        if integrator != "auto":
+            model.capabilities.require("integrator", integrator)
         digest = array_jax.jax_digest(model)
         return kernel_cache.load_module(model.name + "_jax", digest, lambda: array_jax.array_jax_source(model), cache)
     digest = jax_digest(model, integrator)

@@ -189,11 +189,31 @@ def _version() -> str:
     return __version__
 
 
+def _regular_verdict(d) -> str:
+    """``yes``, with the factors of det M that vanish somewhere (the model is singular there: a start on
+    that set fails, one near it is stiff), or ``NO``."""
+    if not d.legendre_regular:
+        return "NO"
+    r = d.readable
+    if r is None or r.det_mass is None:
+        return "yes"
+    names = {getattr(c, "name", str(c)) for c in d.model.q}
+    real = {q: sp.Symbol(q.name, real=True) for q in r.det_mass.free_symbols if q.name in names}
+    try:
+        parts = [f for f, _ in sp.factor_list(r.det_mass)[1]]
+    except (sp.PolynomialError, sp.GeneratorsNeeded, NotImplementedError):  # not a polynomial in its atoms
+        parts = list(sp.Mul.make_args(r.det_mass))
+    factors = [f for f in parts if f.free_symbols & set(real) and f.xreplace(real).is_positive is not True]
+    if not factors:
+        return "yes"
+    return "yes, except where " + " or ".join(f"{readable_str(f)} = 0" for f in factors) + " (M is singular there)"
+
+
 def _verdicts(d) -> list[tuple[str, str]]:
     rev = "yes" if d.sym.time_reversible else "NO (odd in velocity: " + ", ".join(
         expr_str(e) for e in d.sym.breaking_terms) + ")"
     return [
-        ("Legendre regular (det M ≢ 0)", "yes" if d.legendre_regular else "NO"),
+        ("Legendre regular (det M ≢ 0)", _regular_verdict(d)),
         ("separable (L = K(v) − V(q, t))", "yes" if d.sym.separable else f"no: {d.sym.separability_note}"),
         ("time-reversible (L even in v)", rev),
         ("time-reversing parameter flip", _flip_verdict(d)),
@@ -267,7 +287,7 @@ def render_text(d) -> str:
     out.append("")
     out += [f"{k}: {v}" for k, v in _verdicts(d)]
     out.append("")
-    out.append(f"learning routes (default: {d.default_route or 'none exact; BPTT'}):")
+    out.append(f"learning routes (default: {_default_text(d, '; ')}):")
     out += [f"  {_route_line(x)}" for x in d.routes]
     out.append("")
     out.append("learning rule ∂L/∂θ:")
@@ -334,7 +354,7 @@ def render_markdown(d) -> str:
         out += ["", _op_summary(d) + "."]
     out += ["", "## Verdicts", "", "| property | verdict |", "|---|---|"]
     out += [f"| {k} | {v} |" for k, v in _verdicts(d)]
-    out += ["", "## Learning routes", "", f"Default: `{d.default_route or 'none exact: BPTT'}`.", "",
+    out += ["", "## Learning routes", "", f"Default: `{_default_text(d, ': ')}`.", "",
             "| route | available | exact | forward-only | why |", "|---|---|---|---|---|"]
     yn = lambda b: "yes" if b else "no"  # noqa: E731
     out += [f"| {x['route']} | {yn(x['available'])} | {yn(x['exact'])} | {yn(x['forward_only'])} | "
@@ -378,3 +398,10 @@ def render(d, fmt: str) -> str:
     if fmt == "json":
         return json.dumps(to_dict(d), indent=2, ensure_ascii=False) + "\n"
     return {"text": render_text, "markdown": render_markdown, "latex": render_latex}[fmt](d)
+
+
+def _default_text(d, sep: str) -> str:
+    """The default route; BPTT when no exact route applies; none for a singular mass matrix."""
+    if d.default_route:
+        return d.default_route
+    return f"none exact{sep}BPTT" if d.legendre_regular else "none: the mass matrix is singular"

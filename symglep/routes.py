@@ -38,8 +38,17 @@ def _flip_text(flip) -> str:
     return ", ".join(f"{s} -> -{s}" for s in flip)
 
 
-def learning_routes(model: Model, sym: Symmetries) -> list[dict]:
-    """One entry per route: ``route``, ``available``, ``exact``, ``forward_only``, ``why`` (docs/derive-schema.md)."""
+SINGULAR = ("the mass matrix is singular (det M ≡ 0): no integrator steps the model, so no route "
+            "computes a gradient (a degenerate, constrained model)")
+
+
+def learning_routes(model: Model, sym: Symmetries, regular: bool = True) -> list[dict]:
+    """One entry per route: ``route``, ``available``, ``exact``, ``forward_only``, ``why`` (docs/derive-schema.md);
+    none is available for a model whose Legendre transform is singular (``regular`` false)."""
+    if not regular:
+        return [{"route": route, "label": LABELS[route], "available": False, "exact": False,
+                 "forward_only": route in ("echo", "flipped_echo", "naive_echo"), "why": SINGULAR}
+                for route in ROUTES]
     variational = model.damping == 0
     reversible = sym.time_reversible
     odd = ", ".join(str(b) for b in sym.breaking_terms)

@@ -255,6 +255,9 @@ def make_dataset(model, kernels, task, seed: int, dt: float | None,
     if task == "target":
         return target_task(model, kernels, seed, dt)
     if isinstance(task, str):
+        if not os.path.exists(task):
+            raise SymglepError(f"task {task!r}: no such data file; a task is 'sine', 'target', 'uea:NAME' or the "
+                               "path of a DATA.npz")
         return load_npz(task, model, dt), None
     raise SymglepError(f"task must be 'sine', 'target', 'uea:NAME', a DATA.npz path or a Dataset, got {task!r}")
 

@@ -452,6 +452,30 @@ def test_singular_lagrangian_is_not_regular():
     assert d.legendre_regular is False
     assert d.hamiltonian is None
     assert sp.simplify(d.mass_matrix.det()) == 0
+    # no integrator steps it, so no route is offered (generate, check and train refuse it too)
+    assert d.default_route is None and not any(r["available"] for r in d.routes)
+    assert all("singular" in r["why"] for r in d.routes)
+
+
+def test_the_regular_verdict_names_where_the_mass_matrix_is_singular():
+    """A spherical pendulum is regular except on the axis, where det M = l^4 m^2 sin^2(theta) vanishes (a start
+    there fails in Newton's method); a double pendulum is regular everywhere."""
+    th, ph = dynamicsymbols("theta phi")
+    l, m, g = sp.symbols("l m g", positive=True)
+    L = m * l**2 * (th.diff(T) ** 2 + sp.sin(th) ** 2 * ph.diff(T) ** 2) / 2 + m * g * l * sp.cos(th)
+    text = report.render_text(derive(symglep.Model(L, [th, ph], parameters=[l], constants={m: 1, g: 9.8})))
+    assert "Legendre regular (det M ≢ 0): yes, except where sin(theta) = 0" in text
+    text = report.render_text(derive(load_model(str(EXAMPLES_DIR / "double_pendulum.py"))))
+    assert "Legendre regular (det M ≢ 0): yes\n" in text
+
+
+def test_a_declared_parameter_that_nothing_reads_is_named():
+    """A parameter the model never reads (a misspelt name) has a zero gradient: the report says so."""
+    x = dynamicsymbols("x")
+    k, kk = sp.symbols("k kk", positive=True)
+    model = symglep.Model(x.diff(T) ** 2 / 2 - kk * x**2 / 2, [x], parameters=[k, kk], name="typo")
+    notes = [n for n in derive(model).notes if "appear nowhere" in n]
+    assert len(notes) == 1 and "parameter(s) k appear" in notes[0]
 
 
 def test_singular_lagrangian_with_parameters_is_not_regular():

@@ -264,6 +264,24 @@ def test_generation_killed_in_the_middle_leaves_the_previous_file_intact(tmp_pat
     assert target.read_bytes() == before
 
 
+def test_written_files_get_the_usual_permissions(tmp_path):
+    """A new file gets 0666 less the umask (a temporary file alone would be the owner's only); a replaced
+    file keeps its mode."""
+    from symglep.fileio import write_atomic
+
+    old = os.umask(0o022)
+    try:
+        write_atomic(str(tmp_path / "new.txt"), "a")
+        assert (tmp_path / "new.txt").stat().st_mode & 0o777 == 0o644
+        kept = tmp_path / "kept.txt"
+        kept.write_text("x")
+        kept.chmod(0o640)
+        write_atomic(str(kept), "b")
+        assert kept.stat().st_mode & 0o777 == 0o640 and kept.read_text() == "b"
+    finally:
+        os.umask(old)
+
+
 # -- limits (protection: symglep.limits.check_size) ---------------------------------------------------------
 def _big_chain(n=128):
     xs = dynamicsymbols(f"x0:{n}")

@@ -67,12 +67,13 @@ def _instance(layer, steps, seed=0):
 
 # -- the model's loss: echo VJP = autodiff = Numba echo ----------------------------------------------------
 LOSS_CASES = [("network_hru", 64, 40), ("network_chain", 12, 60), ("network_dense", 10, 60),
-              ("network_springs", 9, 60), ("terminal", 6, 60)]
+              ("network_springs", 9, 60), ("terminal", 6, 60), ("network_beads", 6, 40)]
 
 
 @pytest.mark.parametrize("name,n,steps", LOSS_CASES, ids=[c[0] for c in LOSS_CASES])
 def test_loss_echo_vjp_equals_autodiff_and_numba(name, n, steps):
-    """dC/d(theta, u, q0, p0): the echo VJP (centred, beta 1e-4) = jax.grad of the same leapfrog to 1e-6
+    """dC/d(theta, u, q0, p0): the echo VJP (centred, beta 1e-4) = jax.grad of the same integrator (the
+    leapfrog; the midpoint rule of network_beads' position-dependent mass) to 1e-6
     relative; the Richardson echo (beta 1e-3) = autodiff to 1e-9 and = the Numba kernels' echo to 1e-10."""
     model = terminal_model() if name == "terminal" else _example(name)
     probe = sj.layer(model, DT, size=n)
@@ -99,7 +100,7 @@ def test_loss_echo_vjp_equals_autodiff_and_numba(name, n, steps):
     assert abs(float(sj.loss(model, DT, size=n)(*args)) - float(numba.loss[0])) <= 1e-12 * abs(float(numba.loss[0]))
 
 
-@pytest.mark.parametrize("name,n", [("network_chain", 8), ("network_springs", 9)])
+@pytest.mark.parametrize("name,n", [("network_chain", 8), ("network_springs", 9), ("network_beads", 5)])
 def test_layer_echo_vjp_equals_autodiff(name, n):
     """A nonlinear loss of every readout (all coordinates) and of the final state, through the layer: the
     echo VJP (edges; vector coordinates) = jax.grad of the same steps (1e-6 centred, 1e-8 Richardson)."""

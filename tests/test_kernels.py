@@ -516,3 +516,17 @@ def test_echo_rejects_targets_of_another_length(ho):
     k, th, q0, p0, u, y = ho
     with pytest.raises(symglep.SymglepError, match="time nodes"):
         k.echo(th, q0, p0, [0.0], u=u, y=np.zeros((2, 12, 1)))
+
+
+def test_energy_drift_is_relative_to_the_energy_scale():
+    """|H_k − H_0| over |H_0|, or over the kinetic part H − H(p = 0) when that is larger: a potential offset
+    that puts H_0 near zero does not inflate the drift (a run with kinetic energy ~1 drifting by 1e-6)."""
+    from symglep.check import energy_drift
+
+    t = np.linspace(0.0, 10.0, 101)
+    kinetic = np.cos(t) ** 2
+    offset = -0.5  # V = sin^2 - 0.5: H_0 = 0.5 - 0.5 + 1e-9 ~ 0
+    H = kinetic + np.sin(t) ** 2 + offset + 1e-9 + 1e-6 * np.sin(3 * t)
+    at_rest = H - kinetic
+    assert energy_drift(H, at_rest) == pytest.approx(np.max(np.abs(H - H[0])) / 1.0, rel=1e-3)
+    assert energy_drift(100 + H, 100 + at_rest) == pytest.approx(np.max(np.abs(H - H[0])) / (100.5 + 1e-9), rel=1e-6)

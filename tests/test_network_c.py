@@ -20,7 +20,7 @@ from symglep.network.check import draw_instance
 from symglep.network.commands import write_generated
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-NAMES = ["chain", "hru", "springs", "dense", "damped_hru"]
+NAMES = ["chain", "hru", "springs", "dense", "damped_hru", "beads"]
 DT = 0.01
 STEPS = 300
 FLAGS = STRICT + EXTRA + ["-Wconversion", "-O2"]

@@ -180,8 +180,8 @@ def test_energy_is_conserved_undriven():
 
 def test_report_and_capabilities():
     """The derivation says why (the mass reads the position: not separable, the midpoint rule), with the
-    velocity-squared terms of the Euler–Lagrange equation; the leapfrog, the C and JAX targets and stacks
-    refuse in one line each with their reason."""
+    velocity-squared terms of the Euler–Lagrange equation; the leapfrog and stacks refuse in one line each
+    with their reason."""
     model = beads()
     d = derive_array(model)
     assert d["separable"] is False and d["integrator"].startswith("implicit midpoint")
@@ -190,8 +190,9 @@ def test_report_and_capabilities():
     assert kappa_rule["dL"].startswith("Σ_i ") and "x.dot[i]²" in kappa_rule["dL"]
     caps = model.capabilities
     assert caps.supports("integrator", "midpoint") and caps.supports("estimator", "echo-complex")
-    for area, name, words in (("integrator", "leapfrog", "not separable"), ("target", "c", "not yet for C"),
-                              ("target", "jax", "not yet for JAX")):
+    # JAX: tests/test_jax_array.py (echo VJP = autodiff = Numba); C: tests/test_network_c.py (C = Numba)
+    assert caps.supports("target", "jax") and caps.supports("target", "c")
+    for area, name, words in (("integrator", "leapfrog", "not separable"),):
         with pytest.raises(NotSupportedError, match=words):
             caps.require(area, name)
     with pytest.raises(ModelError, match="mass reads its position"):
@@ -212,9 +213,16 @@ def test_a_position_dependent_rayleigh_rate_must_be_uniform():
         ArrayModel(lagrangian, dissipation=Sum(m[i] * (1 + 2 * x[i] ** 2) * x.dot[i] ** 2 / 2, i), **kw)
 
 
-def test_generated_file_is_up_to_date():
-    """generated/network_beads/numba/kernels.py is what `symglep generate` writes today."""
+def test_generated_files_are_up_to_date():
+    """generated/network_beads/{numba,c} hold what `symglep generate` writes today (jax: test_jax_array.py)."""
+    from symglep.network.render_c import generate_network_c
+
     model = beads()
+    hint = "regenerate with: symglep generate examples/network_beads.py --target {} --out generated"
     committed = ROOT / "generated" / model.name / "numba" / "kernels.py"
-    assert committed.read_text(encoding="utf-8") == generate_source(model), (
-        f"{committed} is stale; regenerate with: symglep generate examples/network_beads.py")
+    assert committed.read_text(encoding="utf-8") == generate_source(model), hint.format("numba")
+    folder = ROOT / "generated" / model.name / "c"
+    files = generate_network_c(model)
+    assert sorted(p.name for p in folder.iterdir()) == sorted(files), hint.format("c")
+    for name, text in files.items():
+        assert (folder / name).read_text(encoding="utf-8") == text, hint.format("c")

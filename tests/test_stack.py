@@ -158,7 +158,7 @@ def test_symglep_train_runs_a_stack_file(tmp_path):
 
 @pytest.mark.parametrize("args, message", [
     (["train", "--task", "target"], "the target task needs a terminal cost"),
-    (["train", "--task", "data.npz"], "data file not found: data.npz"),
+    (["train", "--task", "data.npz"], "task 'data.npz': no such data file; a task is 'sine'"),
     (["check", "--bc", "civp"], "stack systems: command check --bc is not supported"),
     (["check", "--route", "echo"], "a stack has one exact gradient route"),
     (["generate", "--integrator", "midpoint"], "steps its units by leapfrog"),

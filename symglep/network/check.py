@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ..beta import AUTO, describe
-from ..check import auto_beta, read_parameter_file, rel_err, require_run_settings, smooth_signal
+from ..check import auto_beta, energy_drift, read_parameter_file, rel_err, require_run_settings, smooth_signal
 from ..errors import SymglepError
 from .runtime import compile_array_model as compile_network
 
@@ -91,7 +91,8 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
     args, _ = kern.prepare(theta, q0, p0, zero_u, y)
     _, _, _, tq, tp = kern.module.free(*args, dt, 0.0, True)
     e = kern.module.energy(args[0], args[1], args[2], tq, tp, zero_u, dt, 0.0)[0]
-    drift = float(np.max(np.abs(e - e[0])) / max(abs(e[0]), 1e-300))
+    at_rest = kern.module.energy(args[0], args[1], args[2], tq, np.zeros_like(tp), zero_u, dt, 0.0)[0]
+    drift = energy_drift(e, at_rest)
     choice = None
     if beta == AUTO:
         def contrast(b):

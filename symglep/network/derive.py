@@ -73,7 +73,8 @@ def force_contributions(model, show=_plain) -> list:
         else:
             for s in qs:
                 where = "src_e = i" if s.side == 0 else "dst_e = i"
-                out.append(f"Σ_(e: {where}) {show(sp.diff(term.phi, s.symbol))}   (component {s.comp})")
+                comp = f"   (component {s.comp})" if model.dim > 1 else ""
+                out.append(f"Σ_(e: {where}) {show(sp.diff(term.phi, s.symbol))}{comp}")
     return out
 
 
@@ -277,8 +278,8 @@ def render(d: dict, fmt: str) -> str:
     lines += [h("Hamilton's equations of unit i (theory §11)")] + [code(e) for e in d["hamilton_equations"]]
     qn = d["coordinates"].split("[")[0]
     accel = f"({qn}.ddot[i] + γ {qn}.dot[i])" if "dissipation" in d else f"{qn}.ddot[i]"
-    lines += [h("Euler–Lagrange equation of unit i"), code(f"{d.get('inertia', f'm_i {accel}')} = −∂V/∂q_i"),
-              code("∂V/∂q_i =")] + [code(f"    + {t}") for t in d["force_terms"]]
+    lines += [h("Euler–Lagrange equation of unit i"), code(f"{d.get('inertia', f'm_i {accel}')} = −∂V/∂{qn}[i]"),
+              code(f"∂V/∂{qn}[i] =")] + [code(f"    + {t}") for t in d["force_terms"]]
     lines += [h("Verdicts"), code(f"regular: {d['regular']}"),
               code(f"time-reversible: yes ({d['time_reversal_note']})"),
               code(f"separable: {'yes' if d['separable'] else 'no'} -> {d['integrator']}")]

@@ -25,7 +25,7 @@ from ..codegen.names import safe_comment
 from ..codegen.printer import common_subexpressions
 from ..errors import SymglepError
 from .elements import Piece
-from .render import damping_context, model_fingerprint, unit_context, work_rows
+from .render import MIDPOINT_MAXIT, MIDPOINT_TOL, damping_context, model_fingerprint, unit_context, work_rows
 
 #: the most trajectories one pass steps together: the echoes at ±β, ±2β and the un-nudged one
 MAX_TRAJECTORIES = 5
@@ -99,12 +99,22 @@ def c_content_hash(model, precision: str) -> str:
 
 
 def work_layout(sizes: dict) -> list:
-    """``[(name, elements)]`` of the work buffer, in order (the templates take offsets from it)."""
+    """``[(name, elements)]`` of the work buffer, in order (the templates take offsets from it); the
+    implicit midpoint rule of a position-dependent mass (``sizes["midpoint"]``) adds its step and adjoint
+    vectors."""
     n, nq, nt, nw = sizes["n"], sizes["nq"], sizes["nt"], sizes["nw"]
-    return [("mass", n), ("hinv", n), ("coef", n), ("wk", nw * n), ("ph", nq),
-            ("Q", MAX_TRAJECTORIES * nq), ("P", MAX_TRAJECTORIES * nq), ("F", MAX_TRAJECTORIES * nq),
-            ("q", nq), ("p", nq), ("lph", nq), ("G", (MAX_ECHOES + 1) * max(nt, 1)), ("lb", MAX_TRAJECTORIES),
-            ("p0", nq), ("dus", MAX_ECHOES * max(sizes["m"], 1))]
+    m = max(sizes["m"], 1)
+    layout = [("mass", n), ("hinv", n), ("coef", n), ("wk", nw * n), ("ph", nq),
+              ("Q", MAX_TRAJECTORIES * nq), ("P", MAX_TRAJECTORIES * nq), ("F", MAX_TRAJECTORIES * nq),
+              ("q", nq), ("p", nq), ("lph", nq), ("G", (MAX_ECHOES + 1) * max(nt, 1)), ("lb", MAX_TRAJECTORIES),
+              ("p0", nq), ("dus", MAX_ECHOES * m)]
+    if sizes.get("midpoint"):
+        layout += [("mu", n), ("dmu", nq), ("d2mu", nq * sizes["D"]), ("qm", nq), ("v", nq), ("fm", nq),
+                   ("qa", nq), ("qb", nq), ("vg", MAX_TRAJECTORIES * nq), ("um", m), ("ym", sizes["ny"]),
+                   ("dstep", MAX_ECHOES * m), ("dcur", MAX_ECHOES * m), ("dnode", MAX_ECHOES * m), ("gum", m),
+                   ("a", nq), ("w", nq), ("aw", nq), ("g1", nq), ("r", nq), ("cq", nq), ("cv", nq), ("fq", nq),
+                   ("coefq", nq), ("scratch", max(nt, 1))]
+    return layout
 
 
 def _used_pieces(context: dict, vjp: bool = True, with_cost: bool = True) -> list:
@@ -116,7 +126,10 @@ def _used_pieces(context: dict, vjp: bool = True, with_cost: bool = True) -> lis
         keys = ("ab",) + (("ab2",) if vjp else ()) if t["kind"] == "separable" else \
             ("grad", "gd") + (("adj",) if vjp else ())
         wanted += [t["pieces"][k].name for k in keys]
-    wanted += ["k_mass"] + (["k_mass_dth"] if context["mass_learnable"] else [])
+    if context["mass_reads_q"]:  # the implicit midpoint rule (theory §6)
+        wanted += ["k_mass_q"] + (["k_mass_dth", "k_mass_q_dth"] if context["mass_learnable"] else [])
+    else:
+        wanted += ["k_mass"] + (["k_mass_dth"] if context["mass_learnable"] else [])
     if with_cost:
         wanted += ["c_cost", "c_grad"] + (["ct_cost", "ct_grad"] if context["terminal"] else [])
     return [p for p in context["pieces"] if p.name in wanted]
@@ -161,7 +174,8 @@ def render_network_c(model, digest: str, precision: str = "float64") -> dict:
     for shape in shapes:
         offsets.append(pos)
         pos += int(sp.prod(shape)) if shape else 1
-    sizes = {"n": n, "nq": n * D, "nt": pos, "nw": work_rows(model), "m": m}
+    midpoint = model.kinetic.reads_q
+    sizes = {"n": n, "nq": n * D, "nt": pos, "nw": work_rows(model), "m": m, "ny": ny, "D": D, "midpoint": midpoint}
     work, o = {}, 0
     for name, size in work_layout(sizes):
         work[name] = o
@@ -183,6 +197,8 @@ def render_network_c(model, digest: str, precision: str = "float64") -> dict:
         work=work, work_size=o, max_echoes=MAX_ECHOES, max_trajectories=MAX_TRAJECTORIES,
         F="F" if single else "", fabs="fabsf" if single else "fabs", exp="expf" if single else "exp",
         **damping_context(model),
+        midpoint=midpoint, midpoint_maxit=MIDPOINT_MAXIT,
+        midpoint_tol_c=("1e-6F" if single else repr(MIDPOINT_TOL)),
         example_steps=EXAMPLE_STEPS, dt=EXAMPLE_DT, beta=EXAMPLE_BETA[precision],
         parameter_names=[safe_comment(p.name) for p in model.parameters],
     )

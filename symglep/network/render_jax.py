@@ -20,6 +20,7 @@ from ..codegen.jax_printer import JaxFunctionPrinter
 from ..codegen.names import safe_comment
 from ..codegen.printer import common_subexpressions
 from ..symbolic import linear_coefficients
+from ..codegen.render import NEWTON_MAXIT, NEWTON_TOL
 from .elements import kinetic_pieces, readout_pieces, value_piece
 from .render import damping_context, model_fingerprint
 
@@ -86,7 +87,7 @@ def array_context(model) -> dict:
         phi = value_piece(t, term)
         functions.append(element_function(phi.name, [s.symbol for s in phi.args], phi.outputs[0], doc))
         terms.append(f"jnp.sum({_call(phi.name, phi.args, term.kind)})")
-    mass = kinetic_pieces(model.kinetic)["mass"]
+    mass = kinetic_pieces(model.kinetic, model.dim)["mass"]
     functions.append(element_function(mass.name, [s.symbol for s in mass.args], mass.outputs[0], mass.doc))
     costs = {}
     for prefix, readout in (("c", model.readout), ("ct", model.terminal)):
@@ -103,15 +104,17 @@ def array_context(model) -> dict:
 
 def jax_digest(model) -> str:
     """The content hash of an array model's JAX module (the cache key)."""
-    return backend.content_hash("jax", "array", model_fingerprint(model), {"integrator": "leapfrog"})
+    return backend.content_hash("jax", "array", model_fingerprint(model), {"integrator": model.integrator})
 
 
 def array_jax_source(model) -> str:
-    """Source of the JAX module of an :class:`~symglep.network.ArrayModel` (leapfrog, theory §6)."""
+    """Source of the JAX module of an :class:`~symglep.network.ArrayModel` (leapfrog, or the implicit
+    midpoint rule of a position-dependent mass, theory §6)."""
     params = [(p.name, tuple(getattr(p, "shape", ()))) for p in model.parameters]
     return environment().get_template("jax/array.py.j2").render(
         version=__version__, content_hash=jax_digest(model), model_comment=safe_comment(model.name),
-        integrator="leapfrog", velocity_is_momentum=False, lane_partials=True, D=model.dim,
+        integrator=model.integrator, velocity_is_momentum=False, lane_partials=True, D=model.dim,
+        newton_maxit=NEWTON_MAXIT, newton_tol=repr(NEWTON_TOL),
         **damping_context(model),
         parameters=repr(tuple(params)),
         n_inputs=model.sizes["m"], n_readout=model.sizes["r"], has_edges=model.edges is not None,
