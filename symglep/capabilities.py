@@ -84,8 +84,6 @@ JAX_NO_STACKS = ("a stack has no JAX module of its own: it runs in JAX as its un
                  "(docs/jax.md); generate each unit with --target jax")
 
 ARRAY = Capabilities("array", {
-    ("integrator", "midpoint"): "this array model's masses do not read the positions: L is separable and "
-                                "runs the explicit leapfrog (a mass m_i(q_i) takes the implicit midpoint rule)",
     ("dissipation", "non-uniform damping"): "damping that differs between units has no exact echo or PFVP rule "
                                             "(theory §7) and array models run the exact echo only: declare "
                                             "uniform damping, gamma times every unit's momentum",
@@ -99,7 +97,7 @@ ARRAY = Capabilities("array", {
 # An array model whose mass reads the unit's position (L not separable, theory §6): the implicit midpoint
 # rule, on every target.
 ARRAY_MIDPOINT = Capabilities("array", {
-    **{cell: why for cell, why in ARRAY.refused.items() if cell != ("integrator", "midpoint")},
+    **ARRAY.refused,
     ("integrator", "leapfrog"): "the mass reads the unit's position, so L is not separable and the explicit "
                                 "leapfrog does not apply: the model runs the implicit midpoint rule (theory §6)",
 })

@@ -40,10 +40,9 @@ def module(model, integrator: str = "auto", cache: str | None = None):
     if reason is not None:
         raise NotSupportedError(f"the JAX target is refused for {kind} systems: {reason}")
     if kind == "array":
-        if integrator != "auto":
-            model.capabilities.require("integrator", integrator)
-        digest = array_jax.jax_digest(model)
-        return kernel_cache.load_module(model.name + "_jax", digest, lambda: array_jax.array_jax_source(model), cache)
+        digest = array_jax.jax_digest(model, integrator)
+        return kernel_cache.load_module(model.name + "_jax", digest,
+                                        lambda: array_jax.array_jax_source(model, integrator), cache)
     digest = jax_digest(model, integrator)
     return kernel_cache.load_module(model.name + "_jax", digest, lambda: jax_source(model, integrator), cache)
 

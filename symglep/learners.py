@@ -29,6 +29,7 @@ from .estimators import ORDERS, sequence_gradients
 from .model import Model
 from .network.check import draw_parameters as draw_array_parameters
 from .network.check import load_array_params
+from .network.model import ArrayModel
 from .parameter_values import draw_parameters, element_names
 from .runtime import NoExactRouteError
 from .systems import compile as compile_system
@@ -36,8 +37,8 @@ from .systems import kind_of
 
 
 def compile_kernels(system, integrator: str = "auto", dt: float | None = None, cache: str | None = None):
-    """``symglep.compile(system)``; ``integrator`` only reaches scalar models (the others use leapfrog)."""
-    options = {"integrator": integrator} if isinstance(system, Model) else {}
+    """``symglep.compile(system)``; ``integrator`` reaches scalar and array models (stacks step by leapfrog)."""
+    options = {"integrator": integrator} if isinstance(system, (Model, ArrayModel)) else {}
     return compile_system(system, dt=dt, cache=cache, **options)
 
 
@@ -179,6 +180,7 @@ class ArrayLearner(Learner):
 
     def __init__(self, model, kernels, size=None):
         super().__init__(model, kernels)
+        self.integrator = kernels.module.INTEGRATOR
         self.size = int(size or model.size)
         self.n = self.size * model.dim
         self.n_inputs, self.n_targets = model.sizes["m"], model.sizes["r"]

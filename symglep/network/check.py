@@ -70,15 +70,16 @@ def load_array_params(path: str, model) -> dict:
 
 
 def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1e-6, cache=None,
-              params: dict | None = None) -> dict:
+              params: dict | None = None, integrator: str = "auto") -> dict:
     """The measurements of the module docstring, as a JSON-ready dict.
 
     ``params``: ``{name: array}`` at ``n`` units instead of the seeded draw (shapes checked);
-    ``beta``: a positive number or ``"auto"`` (:mod:`symglep.beta`, as the scalar check).
+    ``beta``: a positive number or ``"auto"`` (:mod:`symglep.beta`, as the scalar check); ``integrator``:
+    ``auto`` (the model's own) or ``midpoint`` (theory §6).
     """
     beta = require_run_settings(steps, dt, beta)
     n = n or model.size
-    kern = compile_network(model, dt=dt, cache=cache)
+    kern = compile_network(model, dt=dt, cache=cache, integrator=integrator)
     rng = np.random.default_rng(seed)
     theta, q0, p0, u, y = draw_instance(model, kern, n, 1, steps, dt, rng)
     if params is not None:
@@ -130,7 +131,7 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
                            np.concatenate([bptt_v.flat[0], bptt_v.dv0.ravel()]))
     errors = [err_theta, err_init, err_velocity] + ([err_inputs] if inputs else [])
     return {
-        "model": model.name, "units": n, "integrator": model.integrator, "steps": steps, "dt": dt, "beta": beta,
+        "model": model.name, "units": n, "integrator": kern.module.INTEGRATOR, "steps": steps, "dt": dt, "beta": beta,
         "beta_auto": None if choice is None else choice.to_json(), "seed": seed, "n_theta": int(th.size),
         "loss": float(loss[0]),
         "roundtrip_error": roundtrip, "energy_drift": drift,

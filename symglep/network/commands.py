@@ -55,14 +55,14 @@ def write_generated(model, out_dir: str, target: str, integrator: str, force: bo
     """``OUT/<model>/numba/kernels.py``, ``OUT/<model>/jax/kernels.py`` (docs/jax.md), or the four files
     of ``OUT/<model>/c/`` (docs/c-kernels.md, "Array models"), of an array model; returns the paths written."""
     if target == "c":
-        files = generate_network_c(model, precision)
+        files = generate_network_c(model, precision, integrator)
     elif precision != "float64":
         dtype = "float64" if target == "numba" else "the dtype of its arguments"
         raise SymglepError(f"the {target} target computes in {dtype}; --precision float32 is for --target c")
     elif target == "jax":
-        files = {"kernels.py": array_jax_source(model)}
+        files = {"kernels.py": array_jax_source(model, integrator)}
     else:
-        files = {"kernels.py": generate_source(model)}
+        files = {"kernels.py": generate_source(model, integrator=integrator)}
     return write_files(os.path.join(out_dir, model_folder_name(model), target), files, force)
 
 
@@ -83,7 +83,7 @@ def check(model, opts: CheckOptions) -> tuple:
         text = render_bc(report) + (f"note: {FIXED_BETA_NOTE}\n" if opts.beta == AUTO else "")
         return report, (json.dumps(report, indent=2) if opts.fmt == "json" else text)
     report = run_check(model, steps=opts.steps, dt=opts.dt, beta=opts.beta, seed=opts.seed, n=opts.size,
-                       tolerance=opts.tolerance, params=params)
+                       tolerance=opts.tolerance, params=params, integrator=opts.integrator)
     return report, (json.dumps(report, indent=2) if opts.fmt == "json" else render_text(report))
 
 __all__ = ["derive_report", "residuals_report", "write_generated", "check", "train"]  # symglep.commands

@@ -103,21 +103,22 @@ def term_pieces(t: int, term: Term) -> dict:
     }
 
 
-def mass_slots(kinetic, dim: int) -> list:
-    """The arguments of the mass element: every coordinate component of the unit (when the mass reads
-    its position; a component it does not read gets a symbol of its own), then the parameters."""
+def mass_slots(kinetic, dim: int, positions: bool | None = None) -> list:
+    """The arguments of the mass element: every coordinate component of the unit (when ``positions``, by
+    default when the mass reads its position; a component it does not read gets a symbol of its own),
+    then the parameters."""
     params = sorted(kinetic.parameter_slots, key=lambda s: (s.role, s.symbol.name))
-    if not kinetic.reads_q:
+    if not (kinetic.reads_q if positions is None else positions):
         return params
     read = {s.comp: s for s in kinetic.slots if s.role == "q"}
     return [read.get(c) or Slot(sp.Symbol(f"q_c{c}", real=True), "q", 0, c) for c in range(dim)] + params
 
 
-def kinetic_pieces(kinetic, dim: int = 1) -> dict:
-    """The mass element μ and its parameter partials; when μ reads the unit's position (the implicit
-    midpoint rule, theory §6) also its position derivatives up to second order and their parameter
-    partials (the Newton residual, the learning rule and the adjoint of the midpoint step)."""
-    args = mass_slots(kinetic, dim)
+def kinetic_pieces(kinetic, dim: int = 1, positions: bool | None = None) -> dict:
+    """The mass element μ and its parameter partials; for the implicit midpoint rule (``positions``; by
+    default when μ reads the unit's position, theory §6) also its position derivatives up to second order
+    and their parameter partials (the Newton residual, the learning rule and the adjoint of the step)."""
+    args = mass_slots(kinetic, dim, positions)
     qs = [s.symbol for s in args if s.role == "q"]
     ps = [s.symbol for s in args if s.role != "q"]
     mu = kinetic.mass

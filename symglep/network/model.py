@@ -92,9 +92,17 @@ class ArrayModel:
 
     @property
     def integrator(self) -> str:
-        """``midpoint`` when the mass reads the unit's position (L is then not separable), else ``leapfrog``
-        (theory §6)."""
+        """The default integrator: ``midpoint`` when the mass reads the unit's position (L is then not
+        separable), else ``leapfrog`` (theory §6)."""
         return "midpoint" if self.kinetic.reads_q else "leapfrog"
+
+    def integrator_for(self, integrator: str = "auto") -> str:
+        """The integrator a run uses: the default for ``auto``, else the one asked for when the model's
+        capability table serves it (a one-line refusal with the reason otherwise)."""
+        if integrator == "auto":
+            return self.integrator
+        self.capabilities.require("integrator", integrator)
+        return integrator
 
     def element_info(self, sym) -> tuple:
         """``(array, (index, suffix))`` of an element symbol, by name among this model's arrays."""

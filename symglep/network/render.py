@@ -151,15 +151,18 @@ def content_hash(model, options: dict) -> str:
     return backend.content_hash("numba", "array", model_fingerprint(model), options)
 
 
-def unit_context(model, prefix: str = "", offsets: str = "") -> dict:
+def unit_context(model, prefix: str = "", offsets: str = "", midpoint: bool | None = None) -> dict:
     """The loop structure of an array model's unit functions, for every target's template: the element
     pieces (``pieces``), one context per potential term (its kind, argument and index texts, where
     each output goes) and the argument texts of the mass and cost loops. The index texts
     (``q[i * D + 0]``, ``th[o2 + pi]``) are valid Python and C alike; ``prefix`` names the pieces
-    and ``D``, ``offsets`` the parameter offsets (C: module-level macros, one set per unit of a stack)."""
+    and ``D``, ``offsets`` the parameter offsets (C: module-level macros, one set per unit of a stack);
+    ``midpoint``: the mass functions of the implicit midpoint rule (by default when the mass reads the
+    position, theory §6)."""
+    midpoint = model.kinetic.reads_q if midpoint is None else midpoint
     layout = _Layout(model, prefix, offsets)
     terms = [_term_context(t, term, layout, prefix) for t, term in enumerate(model.potential_terms)]
-    kin = kinetic_pieces(model.kinetic, model.dim)
+    kin = kinetic_pieces(model.kinetic, model.dim, midpoint)
     ro = readout_pieces(model.readout)
     tro = readout_pieces(model.terminal, "ct") if model.terminal is not None else {}
     pieces = [p for ctx in terms for p in ctx["pieces"].values()] + [*kin.values(), *ro.values(), *tro.values()]
@@ -169,7 +172,7 @@ def unit_context(model, prefix: str = "", offsets: str = "") -> dict:
         pieces=pieces, terms=terms,
         mass_args=", ".join(_arg(s, layout) for s in kin["mass"].args),
         mass_targets=mass_targets, mass_learnable=bool(mass_targets),
-        mass_reads_q=model.kinetic.reads_q, dim=model.dim,
+        mass_reads_q=midpoint, dim=model.dim,
         cost_args=", ".join(_arg(s, layout, node=("u_r", "u_r")) for s in ro["cost"].args),
         cost_q=[f"u_r * {layout.D} + {s.comp}" for s in ro["cost_grad"].args if s.role == "q"],
         terminal=bool(tro),
@@ -178,12 +181,12 @@ def unit_context(model, prefix: str = "", offsets: str = "") -> dict:
     )
 
 
-def unit_source(model, prefix: str = "", complex_step: bool = False) -> str:
+def unit_source(model, prefix: str = "", complex_step: bool = False, midpoint: bool | None = None) -> str:
     """The element functions and the unit-level loops (V, ∇V with the parameter partials, the force's
     adjoint, masses, costs) of an array model, every name prefixed by ``prefix``
     (``templates/numba/array_unit.py.j2``); the module that holds them defines ``<prefix>D``,
     ``<prefix>NW`` and ``FAST``. The network module uses ``prefix=""``; a stack one per array unit."""
-    context = unit_context(model, prefix)
+    context = unit_context(model, prefix, midpoint=midpoint)
     functions = [element_function(p, complex_step, prefix) for p in context.pop("pieces")]
     template = environment().get_template("numba/array_unit.py.j2")
     return template.render(functions=functions, **context).rstrip("\n") + "\n\n"
@@ -194,14 +197,16 @@ def work_rows(model) -> int:
     return max(1, 12 * len(model.potential_terms))
 
 
-def render_network(model, digest: str, complex_step: bool = False) -> str:
+def render_network(model, digest: str, complex_step: bool = False, integrator: str = "auto") -> str:
     """Source of the Numba kernel module of an :class:`~symglep.network.ArrayModel`; ``complex_step``:
-    the complex-safe variant whose ``gradient`` takes an imaginary β (theory §5)."""
+    the complex-safe variant whose ``gradient`` takes an imaginary β (theory §5); ``integrator``: the
+    model's default (``auto``) or one its capability table serves (theory §6)."""
+    midpoint = model.integrator_for(integrator) == "midpoint"
     template = environment().get_template("numba/array.py.j2")
     return template.render(
         version=__version__, content_hash=digest, model_comment=safe_comment(model.name),
-        D=model.dim, n_params=len(model.parameters), unit_source=unit_source(model, "", complex_step),
+        D=model.dim, n_params=len(model.parameters), unit_source=unit_source(model, "", complex_step, midpoint),
         terminal=model.terminal is not None, mass_learnable=bool(model.kinetic.parameter_slots),
-        midpoint=model.kinetic.reads_q, midpoint_maxit=MIDPOINT_MAXIT, midpoint_tol=repr(MIDPOINT_TOL),
+        midpoint=midpoint, midpoint_maxit=MIDPOINT_MAXIT, midpoint_tol=repr(MIDPOINT_TOL),
         n_work=work_rows(model), **damping_context(model), **complex_step_context(complex_step),
     )

@@ -90,12 +90,15 @@ def element_c_function(piece: Piece, precision: str, prefix: str = "") -> str:
     return "\n".join(head + lines + ["}"]) + "\n"
 
 
-def c_content_hash(model, precision: str) -> str:
+def c_content_hash(model, precision: str, integrator: str = "auto") -> str:
     """The cache key of an array model's C files: its fingerprint with the generation sizes and edge list
-    (:func:`symglep.codegen.backend.content_hash`)."""
+    (:func:`symglep.codegen.backend.content_hash`); the integrator keys it when it is not the model's own."""
     fingerprint = (model_fingerprint(model) + f"\nsize={model.size};sizes={sorted(model.sizes.items())}\n"
                    + repr(model.default_edges(model.size).tolist()))
-    return backend.content_hash("c", "array", fingerprint, {"precision": precision})
+    options = {"precision": precision}
+    if model.integrator_for(integrator) != model.integrator:
+        options["integrator"] = model.integrator_for(integrator)
+    return backend.content_hash("c", "array", fingerprint, options)
 
 
 def work_layout(sizes: dict) -> list:
@@ -135,14 +138,15 @@ def _used_pieces(context: dict, vjp: bool = True, with_cost: bool = True) -> lis
     return [p for p in context["pieces"] if p.name in wanted]
 
 
-def unit_c_source(model, precision: str, prefix: str = "", vjp: bool = True, with_cost: bool = True) -> dict:
+def unit_c_source(model, precision: str, prefix: str = "", vjp: bool = True, with_cost: bool = True,
+                  midpoint: bool | None = None) -> dict:
     """The element functions and unit loops of an array model in C (``templates/c/array_unit.c.j2``):
     ``force``, ``force_learn`` (with the input gradients), ``force_vjp`` when ``vjp``, ``masses``,
     ``mass_dtheta``, the costs when ``with_cost``, every name (and the size macros ``N``, ``M``, ``NQ``,
     ``NY``, ``NG``, ``NE``, ``edges`` and the offsets ``o<k>`` they read) prefixed by ``prefix``.
     Returns ``{"source", "n_out", "uses_u", "uses_edges", "context"}``; the file that holds the source
     defines the macros (the edge table when ``uses_edges``)."""
-    context = unit_context(model, prefix, offsets=prefix)
+    context = unit_context(model, prefix, offsets=prefix, midpoint=midpoint)
     pieces = _used_pieces(context, vjp, with_cost)
     uses_u = any(t["has_w"] for t in context["terms"])
     uses_wk = any(t["has_z"] or t["has_w"] or t["kind"] == "separable" for t in context["terms"])
@@ -161,11 +165,12 @@ def _call(name: str, args: str) -> str:
     return f"{name}({args}, g)" if args else f"{name}(g)"
 
 
-def render_network_c(model, digest: str, precision: str = "float64") -> dict:
+def render_network_c(model, digest: str, precision: str = "float64", integrator: str = "auto") -> dict:
     """The four C files of the array model ``model`` at its declared size: ``{file name: text}``."""
     if precision not in PRECISIONS:
         raise SymglepError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    unit = unit_c_source(model, precision)
+    midpoint = model.integrator_for(integrator) == "midpoint"
+    unit = unit_c_source(model, precision, midpoint=midpoint)
     context = unit["context"]
     n, D, m, ny = model.size, model.dim, model.sizes["m"], model.sizes["r"]
     edges = model.default_edges(n).tolist()
@@ -174,7 +179,6 @@ def render_network_c(model, digest: str, precision: str = "float64") -> dict:
     for shape in shapes:
         offsets.append(pos)
         pos += int(sp.prod(shape)) if shape else 1
-    midpoint = model.kinetic.reads_q
     sizes = {"n": n, "nq": n * D, "nt": pos, "nw": work_rows(model), "m": m, "ny": ny, "D": D, "midpoint": midpoint}
     work, o = {}, 0
     for name, size in work_layout(sizes):
@@ -208,8 +212,9 @@ def render_network_c(model, digest: str, precision: str = "float64") -> dict:
     return {fname: env.get_template(tpl).render(**ctx) for fname, tpl in names.items()}
 
 
-def generate_network_c(model, precision: str = "float64") -> dict:
-    """The C files of an array model: ``{file name: text}`` (deterministic)."""
+def generate_network_c(model, precision: str = "float64", integrator: str = "auto") -> dict:
+    """The C files of an array model: ``{file name: text}`` (deterministic); ``integrator`` as
+    :func:`symglep.network.runtime.generate_source`."""
     if precision not in PRECISIONS:
         raise SymglepError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
-    return render_network_c(model, c_content_hash(model, precision), precision)
+    return render_network_c(model, c_content_hash(model, precision, integrator), precision, integrator)

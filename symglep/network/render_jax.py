@@ -68,7 +68,7 @@ def _call(name: str, slots: list, kind: str) -> str:
     return f"{name}({', '.join(_argument(s, kind) for s in slots)})"
 
 
-def array_context(model) -> dict:
+def array_context(model, midpoint: bool | None = None) -> dict:
     """The printed element functions and the sums of the template: one entry per potential term
     (``jnp.sum`` of its elements; a separable dense term as ``a(q)ᵀ W b(q)``), the mass and the costs."""
     functions, terms = [], []
@@ -87,7 +87,7 @@ def array_context(model) -> dict:
         phi = value_piece(t, term)
         functions.append(element_function(phi.name, [s.symbol for s in phi.args], phi.outputs[0], doc))
         terms.append(f"jnp.sum({_call(phi.name, phi.args, term.kind)})")
-    mass = kinetic_pieces(model.kinetic, model.dim)["mass"]
+    mass = kinetic_pieces(model.kinetic, model.dim, midpoint)["mass"]
     functions.append(element_function(mass.name, [s.symbol for s in mass.args], mass.outputs[0], mass.doc))
     costs = {}
     for prefix, readout in (("c", model.readout), ("ct", model.terminal)):
@@ -102,21 +102,23 @@ def array_context(model) -> dict:
                 cost_is_linear=linear_coefficients(model.readout.cost, ys) is not None)
 
 
-def jax_digest(model) -> str:
+def jax_digest(model, integrator: str = "auto") -> str:
     """The content hash of an array model's JAX module (the cache key)."""
-    return backend.content_hash("jax", "array", model_fingerprint(model), {"integrator": model.integrator})
+    return backend.content_hash("jax", "array", model_fingerprint(model),
+                                {"integrator": model.integrator_for(integrator)})
 
 
-def array_jax_source(model) -> str:
-    """Source of the JAX module of an :class:`~symglep.network.ArrayModel` (leapfrog, or the implicit
-    midpoint rule of a position-dependent mass, theory §6)."""
+def array_jax_source(model, integrator: str = "auto") -> str:
+    """Source of the JAX module of an :class:`~symglep.network.ArrayModel`: ``integrator`` ``auto`` (leapfrog,
+    or the implicit midpoint rule of a position-dependent mass) or ``midpoint`` (theory §6)."""
+    integrator = model.integrator_for(integrator)
     params = [(p.name, tuple(getattr(p, "shape", ()))) for p in model.parameters]
     return environment().get_template("jax/array.py.j2").render(
-        version=__version__, content_hash=jax_digest(model), model_comment=safe_comment(model.name),
-        integrator=model.integrator, velocity_is_momentum=False, lane_partials=True, D=model.dim,
+        version=__version__, content_hash=jax_digest(model, integrator), model_comment=safe_comment(model.name),
+        integrator=integrator, velocity_is_momentum=False, lane_partials=True, D=model.dim,
         newton_maxit=NEWTON_MAXIT, newton_tol=repr(NEWTON_TOL),
         **damping_context(model),
         parameters=repr(tuple(params)),
         n_inputs=model.sizes["m"], n_readout=model.sizes["r"], has_edges=model.edges is not None,
-        **array_context(model),
+        **array_context(model, integrator == "midpoint"),
     )

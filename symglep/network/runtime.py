@@ -25,31 +25,38 @@ from ..parameter_values import values_by_name
 from .model import ArrayModel, readout_units
 from .render import content_hash, render_network
 
-def kernel_options(complex_step: bool = False) -> dict:
-    options = {"integrator": "leapfrog", "target": "numba-network"}
+def kernel_options(complex_step: bool = False, integrator: str = "leapfrog") -> dict:
+    options = {"integrator": integrator, "target": "numba-network"}
     if complex_step:
         options["complex_step"] = 1
     return options
 
 
-def generate_source(model: ArrayModel, digest: str | None = None, complex_step: bool = False) -> str:
+def generate_source(model: ArrayModel, digest: str | None = None, complex_step: bool = False,
+                    integrator: str = "auto") -> str:
     """The kernel module of ``model`` (derive once, print, render); ``complex_step``: the complex-safe
-    variant of the complex-step echo (theory §5)."""
-    return render_network(model, digest or content_hash(model, kernel_options(complex_step)), complex_step)
+    variant of the complex-step echo (theory §5); ``integrator``: ``auto`` (the model's own) or one its
+    capability table serves (theory §6)."""
+    integrator = model.integrator_for(integrator)
+    digest = digest or content_hash(model, kernel_options(complex_step, integrator))
+    return render_network(model, digest, complex_step, integrator)
 
 
 def compile_array_model(model: ArrayModel, dt: float = 0.01, cache: str | None = None, warm: bool = False,
-                        jit: bool = True) -> "NetworkKernels":
+                        jit: bool = True, integrator: str = "auto") -> "NetworkKernels":
     """Compiled kernels of an array model, cached on disk (:func:`symglep.cache.load`, as scalar models);
-    each kernel compiles on its first call, or all of them now with ``warm``."""
+    each kernel compiles on its first call, or all of them now with ``warm``. ``integrator``: ``auto``
+    (leapfrog, or the midpoint rule of a mass that reads the position) or ``midpoint`` (theory §6)."""
     if not isinstance(model, ArrayModel):
         raise SymglepError(f"expected a symglep.network.ArrayModel, got {type(model).__name__}")
     if not isinstance(dt, (int, float)) or not dt > 0:
         raise SymglepError(f"dt must be a positive number, got {dt!r}")
-    digest = content_hash(model, kernel_options())
-    module, generated = kernel_cache.load(model.name, digest, lambda: generate_source(model, digest), cache=cache,
-                                          jit=jit, warm=(lambda mod: NetworkKernels(model, mod, dt).warm_up())
-                                          if warm else None)
+    integrator = model.integrator_for(integrator)
+    digest = content_hash(model, kernel_options(False, integrator))
+    module, generated = kernel_cache.load(model.name, digest,
+                                          lambda: generate_source(model, digest, integrator=integrator),
+                                          cache=cache, jit=jit,
+                                          warm=(lambda mod: NetworkKernels(model, mod, dt).warm_up()) if warm else None)
     kernels = NetworkKernels(model, module, dt, (cache, jit))
     kernels.generated_source = generated
     return kernels
@@ -226,9 +233,10 @@ class NetworkKernels:
         args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
         if self._complex is None:
             cache, jit = self.options
-            digest = content_hash(self.model, kernel_options(complex_step=True))
+            integrator = self.module.INTEGRATOR
+            digest = content_hash(self.model, kernel_options(True, integrator))
             self._complex, _ = kernel_cache.load(self.model.name + "_complex", digest,
-                                                 lambda: generate_source(self.model, digest, complex_step=True),
+                                                 lambda: generate_source(self.model, digest, True, integrator),
                                                  cache=cache, jit=jit)
         # order 1 with beta = i eps: (G(i eps) - G(0)) / (i eps), whose real part is Im G(i eps) / eps
         out = self._complex.gradient(*args, float(dt or self.dt), float(t0), nudge, 1, bool(learn_inputs))
