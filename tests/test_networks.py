@@ -198,7 +198,8 @@ def test_cli_commands_on_a_network(tmp_path):
     assert out.exit_code == 0 and "PFVP" in out.output
     out = runner.invoke(main, ["generate", path, "--out", str(tmp_path)])
     assert out.exit_code == 0 and (tmp_path / "network_hru" / "numba" / "kernels.py").exists()
-    for args in (["generate", path, "--integrator", "midpoint", "--out", str(tmp_path / "c")],
+    for args in (["generate", str(ROOT / "examples" / "network_beads.py"), "--integrator", "leapfrog",
+                  "--out", str(tmp_path / "c")],
                  ["check", path, "--bc", "civp", "--size", "9"], ["check", path, "--size", "0"],
                  ["check", str(ROOT / "examples" / "harmonic_oscillator.py"), "--size", "4"]):
         out = runner.invoke(main, args)

@@ -205,7 +205,7 @@ class NetworkKernels:
         the loss includes a terminal cost (theory §10). Node k sits at ``t0 + k dt``."""
         args, (n, m, ne) = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
         out = self.module.free(*args, float(dt or self.dt), float(t0), bool(record))
-        _finite(out[:3], "free phase")
+        _finite(out[:3], "free phase", self.module.INTEGRATOR)
         return out if record else out[:3]
 
     def gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, beta=1e-4, centred=True,
@@ -222,7 +222,7 @@ class NetworkKernels:
         order = contrast_order(centred, order)
         args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
         out = self.module.gradient(*args, float(dt or self.dt), float(t0), float(beta), int(order), bool(learn_inputs))
-        _finite(out, "echo gradient")
+        _finite(out, "echo gradient", self.module.INTEGRATOR)
         return self._result(out, sizes, args, v0, learn_inputs, t0)
 
     def complex_step_gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, eps: float = 1e-20,
@@ -241,7 +241,7 @@ class NetworkKernels:
         # order 1 with beta = i eps: (G(i eps) - G(0)) / (i eps), whose real part is Im G(i eps) / eps
         out = self._complex.gradient(*args, float(dt or self.dt), float(t0), nudge, 1, bool(learn_inputs))
         out = tuple(np.ascontiguousarray(a.real) for a in out)
-        _finite(out, "complex-step echo gradient")
+        _finite(out, "complex-step echo gradient", self.module.INTEGRATOR)
         return self._result(out, sizes, args, v0, learn_inputs, t0)
 
     def bptt_gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, edges=None,
@@ -250,7 +250,7 @@ class NetworkKernels:
         :meth:`gradient`."""
         args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
         out = self.module.bptt_gradient(*args, float(dt or self.dt), float(t0), bool(learn_inputs))
-        _finite(out, "BPTT")
+        _finite(out, "BPTT", self.module.INTEGRATOR)
         return self._result(out, sizes, args, v0, learn_inputs, t0)
 
     def echo(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, edges=None, readout=None, t0=0.0):
@@ -260,7 +260,7 @@ class NetworkKernels:
         args, _ = self.prepare(theta, qT, pT, u, y, steps, edges, readout, t0=t0)
         betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
         out = self.module.echo(*args, float(dt or self.dt), float(t0), betas)
-        _finite(out, "echo")
+        _finite(out, "echo", self.module.INTEGRATOR)
         return out
 
     def _result(self, out, sizes, args, v0, learn_inputs, t0=0.0) -> NetworkResult:
@@ -296,7 +296,11 @@ class NetworkKernels:
         # energy, force and potential_partials (checks and reports only) compile on first use
 
 
-def _finite(outputs, what: str) -> None:
+def _finite(outputs, what: str, integrator: str = "leapfrog") -> None:
+    """A one-line NumericalError when an output is not finite (overflow, or a midpoint step that did not
+    converge: the midpoint kernels leave NaN in its sequence)."""
     for a in outputs:
         if not np.all(np.isfinite(a)):
-            raise NumericalError(f"{what}: a non-finite value appeared (reduce dt or the parameter scale)")
+            cause = ("a midpoint step did not converge or a value overflowed" if integrator == "midpoint"
+                     else "a non-finite value appeared")
+            raise NumericalError(f"{what}: {cause} (reduce dt or the parameter scale)")
