@@ -189,9 +189,9 @@ def median_time(fn, repeats):
 def time_row(n, batch, steps, repeats, with_bptt=True):
     kern, args, (W, B, q0, p0, u, y) = kernels_and_args(n, batch, steps)
     mod = kern.module
-    gen = lambda: mod.gradient(*args, DT, BETA, True)  # noqa: E731
+    gen = lambda: mod.gradient(*args, DT, 0.0, BETA, 2)  # noqa: E731
     hand = lambda: hand_gradient(W, B, q0, p0, u, y, DT, BETA)  # noqa: E731
-    bptt = lambda: mod.bptt_gradient(*args, DT)  # noqa: E731
+    bptt = lambda: mod.bptt_gradient(*args, DT, 0.0)  # noqa: E731
     g, r = gen(), hand()
     flat_ref = np.concatenate([r[1].reshape(batch, -1), r[2].reshape(batch, -1)], axis=1)
     err = max(np.max(np.abs(g[1] - flat_ref)) / np.max(np.abs(flat_ref)),

@@ -215,8 +215,8 @@ def methods(model_name, n, batch, steps):
     jfn, jargs = jax_bptt.compiled(model_name, DT, theta, q0, p0, u, y)
     jax_compile = time.perf_counter() - t0
     calls = {
-        "echo": lambda: mod.gradient(*args, DT, BETA, 2),
-        "bptt": lambda: mod.bptt_gradient(*args, DT),
+        "echo": lambda: mod.gradient(*args, DT, 0.0, BETA, 2),
+        "bptt": lambda: mod.bptt_gradient(*args, DT, 0.0),
         "jax": lambda: jax_bptt.run(jfn, jargs),
     }
     return calls, jax_compile

@@ -103,3 +103,17 @@ def test_run_keeps_the_sections_below_its_marker(tmp_path):
     page.write_text(f"old tables\n{run.KEPT_MARKER}\n\n## Measured elsewhere\n", encoding="utf-8")
     assert run.kept_sections(str(page)) == f"\n{run.KEPT_MARKER}\n\n## Measured elsewhere\n"
     assert run.KEPT_MARKER in (ROOT / "docs" / "benchmarks.md").read_text(encoding="utf-8")
+
+
+def test_run_calls_the_kernels_with_their_current_signature():
+    """benchmarks/run.py's echo, generated-BPTT and JAX calls run on a small chain and agree (a kernel
+    signature change, such as the start time t0, must not leave the benchmark broken)."""
+    pytest.importorskip("jax")
+    import numpy as np
+
+    import run
+
+    calls, _ = run.methods("chain", 4, 1, 20)
+    echo, bptt, jax = (run.outputs("chain", name, calls[name]()) for name in ("echo", "bptt", "jax"))
+    assert run.rel_err(np.asarray(bptt[1]).ravel(), np.asarray(jax[1]).ravel()) <= 1e-12
+    assert run.rel_err(np.asarray(echo[1]).ravel(), np.asarray(bptt[1]).ravel()) <= 1e-6
