@@ -26,10 +26,8 @@ import numpy as np
 from .check import load_params, read_parameter_file
 from .errors import SymglepError
 from .estimators import ORDERS, sequence_gradients
-from .model import Model
 from .network.check import draw_parameters as draw_array_parameters
 from .network.check import load_array_params
-from .network.model import ArrayModel
 from .parameter_values import draw_parameters, element_names
 from .runtime import NoExactRouteError
 from .systems import compile as compile_system
@@ -38,7 +36,7 @@ from .systems import kind_of
 
 def compile_kernels(system, integrator: str = "auto", dt: float | None = None, cache: str | None = None):
     """``symglep.compile(system)``; ``integrator`` reaches scalar and array models (stacks step by leapfrog)."""
-    options = {"integrator": integrator} if isinstance(system, (Model, ArrayModel)) else {}
+    options = {"integrator": integrator} if kind_of(system) != "stack" else {}
     return compile_system(system, dt=dt, cache=cache, **options)
 
 

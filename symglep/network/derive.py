@@ -220,9 +220,9 @@ def terminal_text(model, show=_plain) -> str:
 
 def residuals(model, mass_learnable: bool) -> dict:
     """Boundary residual of each boundary condition (theory §3) in index form."""
-    masses = [s.param.name for s in model.kinetic.slots if isinstance(s.param, Parameter)]
-    if model.kinetic.reads_q:  # m_i(q_i, θ): every parameter of the mass, the scalars too
-        masses = list(dict.fromkeys(s.param.name for s in model.kinetic.parameter_slots))
+    listed = [s.param for s in model.kinetic.parameter_slots  # m_i(q_i, θ): every parameter, the scalars too
+              if model.kinetic.reads_q or isinstance(s.param, Parameter)]
+    masses = list(dict.fromkeys(p.name for p in listed))
     terminal = ("; with the terminal cost c_T the nudged runs end at p_β(T) = p(T) + β ∂c_T/∂q, so the "
                 "echo starts from −p_K − β ∂c_T/∂q and R stays as above (theory §10)"
                 if model.terminal else "")
@@ -253,7 +253,7 @@ def element_summary(model) -> dict:
     count = 0
     for t, term in enumerate(model.potential_terms):
         count += sum(len(p.outputs) for p in term_pieces(t, term).values())
-    count += sum(len(p.outputs) for p in kinetic_pieces(model.kinetic).values())
+    count += sum(len(p.outputs) for p in kinetic_pieces(model.kinetic, model.dim).values())
     count += sum(len(p.outputs) for p in readout_pieces(model.readout).values())
     if model.terminal is not None:
         count += sum(len(p.outputs) for p in readout_pieces(model.terminal, "ct").values())

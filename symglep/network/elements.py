@@ -114,7 +114,7 @@ def mass_slots(kinetic, dim: int, positions: bool | None = None) -> list:
     return [read.get(c) or Slot(sp.Symbol(f"q_c{c}", real=True), "q", 0, c) for c in range(dim)] + params
 
 
-def kinetic_pieces(kinetic, dim: int = 1, positions: bool | None = None) -> dict:
+def kinetic_pieces(kinetic, dim: int, positions: bool | None = None) -> dict:
     """The mass element μ and its parameter partials; for the implicit midpoint rule (``positions``; by
     default when μ reads the unit's position, theory §6) also its position derivatives up to second order
     and their parameter partials (the Newton residual, the learning rule and the adjoint of the step)."""

@@ -18,10 +18,11 @@ from ..codegen.printer import ComplexPrinter, NumbaPrinter, common_subexpression
 from ..codegen.render import complex_step_context
 from .elements import Piece, kinetic_pieces, readout_pieces, term_pieces
 
-# The implicit midpoint step of a model whose mass reads its position (theory §6) iterates until the
-# update is below MIDPOINT_TOL (1 + |q|), then once more: converged to round-off, as the echo needs.
+# The implicit midpoint step of an array model (theory §6) iterates until the update is below
+# MIDPOINT_TOL (1 + |q|), then once more: converged to round-off, as the echo needs.
 MIDPOINT_MAXIT = 100
 MIDPOINT_TOL = 1e-15
+
 
 def element_function(piece: Piece, complex_step: bool = False, prefix: str = "") -> str:
     """Source of ``@njit def <prefix>name(a0, a1, ...): return (out0, out1, ...)`` with one ``cse``; with
@@ -172,7 +173,7 @@ def unit_context(model, prefix: str = "", offsets: str = "", midpoint: bool | No
         pieces=pieces, terms=terms,
         mass_args=", ".join(_arg(s, layout) for s in kin["mass"].args),
         mass_targets=mass_targets, mass_learnable=bool(mass_targets),
-        mass_reads_q=midpoint, dim=model.dim,
+        mass_at_positions=midpoint, dim=model.dim,
         cost_args=", ".join(_arg(s, layout, node=("u_r", "u_r")) for s in ro["cost"].args),
         cost_q=[f"u_r * {layout.D} + {s.comp}" for s in ro["cost_grad"].args if s.role == "q"],
         terminal=bool(tro),

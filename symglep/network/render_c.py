@@ -96,8 +96,9 @@ def c_content_hash(model, precision: str, integrator: str = "auto") -> str:
     fingerprint = (model_fingerprint(model) + f"\nsize={model.size};sizes={sorted(model.sizes.items())}\n"
                    + repr(model.default_edges(model.size).tolist()))
     options = {"precision": precision}
-    if model.integrator_for(integrator) != model.integrator:
-        options["integrator"] = model.integrator_for(integrator)
+    chosen = model.integrator_for(integrator)
+    if chosen != model.integrator:
+        options["integrator"] = chosen
     return backend.content_hash("c", "array", fingerprint, options)
 
 
@@ -129,7 +130,7 @@ def _used_pieces(context: dict, vjp: bool = True, with_cost: bool = True) -> lis
         keys = ("ab",) + (("ab2",) if vjp else ()) if t["kind"] == "separable" else \
             ("grad", "gd") + (("adj",) if vjp else ())
         wanted += [t["pieces"][k].name for k in keys]
-    if context["mass_reads_q"]:  # the implicit midpoint rule (theory §6)
+    if context["mass_at_positions"]:  # the implicit midpoint rule (theory §6)
         wanted += ["k_mass_q"] + (["k_mass_dth", "k_mass_q_dth"] if context["mass_learnable"] else [])
     else:
         wanted += ["k_mass"] + (["k_mass_dth"] if context["mass_learnable"] else [])
