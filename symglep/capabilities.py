@@ -107,7 +107,6 @@ STACK = Capabilities("stack", {
     ("command", "check --bc"): "the boundary-condition estimators run on single models; run "
                                "'symglep check UNIT.py --bc ...' on a unit (each unit's start is fixed in "
                                "momentum, so the stacked echo leaves no residual, theory §9)",
-    ("integrator", "midpoint"): "the stacked echo steps its units by leapfrog (separable units, theory §9)",
     ("dissipation", "non-uniform damping"): "a Rayleigh force has no exact echo, and the stacked echo needs the "
                                             "exact echo of every unit (theory §7, §9)",
     ("route", "flipped_echo"): "the stacked echo needs the plain echo of every unit (reversible units)",

@@ -158,15 +158,16 @@ def layer(model, dt: float, *, integrator: str = "auto", estimator: str = "echo"
     the cotangents, contrast ``order`` 2 centred, 4 Richardson or 1 one-sided) or ``"bptt"``."""
     _options(dt, estimator, beta, order)
     if kind_of(model) == "stack":
-        _stack_options(integrator, size, edges, readout_units)
+        model = _stack_options(model, integrator, size, edges, readout_units)
         readout = readout or "coordinates"
+        step = _unit_integrators(model)
 
         def make_top(unit, size):
-            apply = layer(unit, dt, integrator="leapfrog", estimator=estimator, beta=beta, order=order,
+            apply = layer(unit, dt, integrator=step(unit), estimator=estimator, beta=beta, order=order,
                           readout=readout, t0=t0, cache=cache, size=size)
             return lambda th, u, y, q0, p0: apply(th, u, q0, p0)
 
-        run = chain(model, _unit_layer(dt, estimator, beta, order, t0, cache), make_top)
+        run = chain(model, _unit_layer(dt, estimator, beta, order, t0, cache, step), make_top)
         return Layer(model, None, lambda th, x, q0, p0: run(th, x, None, q0, p0), float(dt), estimator, readout)
     mod = bound(model, integrator, cache, size, edges, readout_units)
     readout = readout or mod.DEFAULT_READOUT
@@ -182,28 +183,45 @@ def loss(model, dt: float, *, integrator: str = "auto", estimator: str = "echo",
     nudge β, contrast ``order``) or JAX autodiff of the same steps (``"bptt"``)."""
     _options(dt, estimator, beta, order)
     if kind_of(model) == "stack":
-        _stack_options(integrator, size, edges, readout_units)
+        model = _stack_options(model, integrator, size, edges, readout_units)
+        if model.integrators[-1] == "midpoint":
+            raise NotSupportedError(
+                "the top unit of this stack runs the implicit midpoint rule: a single model's midpoint loss samples "
+                "its cost at the midpoints, the stack's loss at the nodes (theory §9), so the JAX chain has no loss "
+                "for it; use symglep.jax.layer(stack, dt) and your own cost, or the Numba kernels")
+        step = _unit_integrators(model)
 
         def make_top(unit, size):
-            return loss(unit, dt, integrator="leapfrog", estimator=estimator, beta=beta, order=order, t0=t0,
+            return loss(unit, dt, integrator=step(unit), estimator=estimator, beta=beta, order=order, t0=t0,
                         cache=cache, size=size)
 
-        return chain(model, _unit_layer(dt, estimator, beta, order, t0, cache), make_top)
+        return chain(model, _unit_layer(dt, estimator, beta, order, t0, cache, step), make_top)
     mod = bound(model, integrator, cache, size, edges, readout_units)
     return _make(mod.make_loss, float(dt), float(t0), float(beta), order, estimator)
 
 
-def _stack_options(integrator, size, edges, readout_units) -> None:
-    if integrator not in ("auto", "leapfrog"):
-        raise NotSupportedError(f"a stack steps its units by leapfrog (theory sec. 9), not {integrator!r}")
+def _stack_options(stack, integrator, size, edges, readout_units):
+    """The stack with its units stepped by ``integrator`` (:meth:`Stack.with_integrator`), checked options."""
     if (size, edges, readout_units) != (None, None, None):
         raise SymglepError("size, edges and readout_units are for array models; a stack's array units run at "
                            "their declared size")
+    if integrator == "auto":
+        return stack
+    stack.capabilities.require("integrator", integrator)
+    return stack.with_integrator(integrator)
 
 
-def _unit_layer(dt, estimator, beta, order, t0, cache):
-    """``(unit, size) -> layer``: a stack's unit below the top, reading all its coordinates."""
+def _unit_integrators(stack):
+    """``unit -> its integrator`` in ``stack`` (theory §9: a unit's midpoint layer reads its inputs averaged
+    over each step and returns its coordinates at the nodes, as the stack's kernels do)."""
+    by_unit = {id(u): name for u, name in zip(stack.units, stack.integrators)}
+    return lambda unit: by_unit[id(unit)]
+
+
+def _unit_layer(dt, estimator, beta, order, t0, cache, step):
+    """``(unit, size) -> layer``: a stack's unit below the top, reading all its coordinates, stepped by
+    ``step(unit)``."""
     def make(unit, size):
-        return layer(unit, dt, integrator="leapfrog", estimator=estimator, beta=beta, order=order,
+        return layer(unit, dt, integrator=step(unit), estimator=estimator, beta=beta, order=order,
                      readout="coordinates", t0=t0, cache=cache, size=size)
     return make

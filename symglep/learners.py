@@ -35,9 +35,8 @@ from .systems import kind_of
 
 
 def compile_kernels(system, integrator: str = "auto", dt: float | None = None, cache: str | None = None):
-    """``symglep.compile(system)``; ``integrator`` reaches scalar and array models (stacks step by leapfrog)."""
-    options = {"integrator": integrator} if kind_of(system) != "stack" else {}
-    return compile_system(system, dt=dt, cache=cache, **options)
+    """``symglep.compile(system)`` with ``integrator`` (a stack: every unit's, theory §9)."""
+    return compile_system(system, dt=dt, cache=cache, integrator=integrator)
 
 
 def data_sizes(system) -> dict:
@@ -261,6 +260,7 @@ class StackLearner(Learner):
 
     def __init__(self, stack, kernels, size=None):
         super().__init__(stack, kernels)
+        self.integrator = kernels.integrator
         self.n, self.n_inputs, self.n_targets = kernels.nq, kernels.n_x, kernels.n_y
         self.layout = [(name, ()) for name in stack.parameter_names]
 

@@ -35,14 +35,14 @@ def compile(system, dt: float | None = None, cache: str | None = None, jit: bool
     """Compiled kernels of any system (``symglep.compile``).
 
     Scalar models take ``target``, ``integrator``, ``warm``, ``newton_tol`` (see
-    :func:`symglep.runtime.compile_model`); array models ``integrator`` and ``warm``; stacks ``warm``. Kernels compile
+    :func:`symglep.runtime.compile_model`); array models and stacks ``integrator`` (a stack: every unit's, theory §9) and ``warm``. Kernels compile
     on their first call; ``warm=True`` compiles them all now.
     ``dt`` is the kernels' default step (0.01; 0.05 for stacks).
     """
     kind = kind_of(system)
     if kind == "scalar":
         return compile_model(system, dt=0.01 if dt is None else dt, cache=cache, jit=jit, **options)
-    allowed = {"warm", "integrator"} if kind == "array" else {"warm"}
+    allowed = {"warm", "integrator"}
     extra = sorted(set(options) - allowed)
     if extra:
         raise SymglepError(f"compile() of {kind} systems takes no option {', '.join(extra)}")

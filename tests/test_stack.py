@@ -121,7 +121,8 @@ def _non_separable():
     (lambda a, b, x, z: Stack([a, b], [[x], [x]]), "needs 1 readouts"),
     (lambda a, b, x, z: Stack([b, a], [[z]]), "must declare no cost"),
     (lambda a, b, x, z: Stack([a, b], [[x]], activations=["relu"]), "unknown activation"),
-    (lambda a, b, x, z: Stack([_non_separable(), b], [[x]]), "stacks step their units by leapfrog"),
+    (lambda a, b, x, z: Stack([_non_separable(), b], [[x]], integrator="leapfrog"), "the leapfrog needs L = K"),
+    (lambda a, b, x, z: Stack([a, b], [[x]], integrator="verlet"), "unknown integrator"),
     (lambda a, b, x, z: Stack([a, b], [[x]], name="two words"), "must be an identifier"),
     (lambda a, b, x, z: Stack([_with_terminal_cost(b), b], [[z]]), "must declare no cost"),
 ])
@@ -161,7 +162,6 @@ def test_symglep_train_runs_a_stack_file(tmp_path):
     (["train", "--task", "data.npz"], "task 'data.npz': no such data file; a task is 'sine'"),
     (["check", "--bc", "civp"], "stack systems: command check --bc is not supported"),
     (["check", "--route", "echo"], "a stack has one exact gradient route"),
-    (["generate", "--integrator", "midpoint"], "steps its units by leapfrog"),
 ])
 def test_stack_files_elsewhere_in_the_cli_fail_in_one_line(args, message):
     from click.testing import CliRunner

@@ -22,7 +22,7 @@ from ..codegen import backend
 from ..codegen.backend import environment
 from ..codegen.names import safe_comment
 from ..codegen.printer import ComplexPrinter, NumbaPrinter, python_function, require_analytic
-from ..codegen.render import complex_step_context, model_fingerprint
+from ..codegen.render import NEWTON_MAXIT, NEWTON_TOL, complex_step_context, model_fingerprint
 from ..derivation import derive
 from ..discrete import NumericFunction, discretise
 from ..network.render import model_fingerprint as array_fingerprint
@@ -32,6 +32,10 @@ from .sharing import share_identical_definitions
 #: The per-unit functions the stack template calls (names in symglep.discrete).
 UNIT_FUNCTIONS = ("force", "velocity", "potential_partials", "kinetic_partials", "cost", "cost_grad",
                   "force_vjp", "velocity_vjp", "momentum", "momentum_vjp")
+
+#: ... of a unit stepped by the implicit midpoint rule, its cost at the nodes (theory §9, midpoint units)
+MIDPOINT_UNIT_FUNCTIONS = ("midpoint_momenta", "midpoint_jacobian", "lagrangian_partials", "midpoint_vjp_next",
+                           "midpoint_vjp_implicit", "cost", "cost_grad", "momentum", "momentum_vjp")
 
 #: the top unit's terminal cost and its gradient, where it declares one (theory §10)
 TERMINAL_FUNCTIONS = ("terminal_cost", "terminal_cost_grad")
@@ -57,9 +61,9 @@ def glue_functions(link) -> list:
     return [forward, vjp]
 
 
-def unit_scheme(model):
-    """The leapfrog :class:`~symglep.discrete.Scheme` of one unit's echo model."""
-    return discretise(derive(model, simplify="none"), "leapfrog")
+def unit_scheme(model, integrator: str = "leapfrog"):
+    """The :class:`~symglep.discrete.Scheme` of one unit's echo model for its integrator (``Stack.integrators``)."""
+    return discretise(derive(model, simplify="none"), integrator)
 
 
 def _array_unit(stack, i: int) -> dict:
@@ -81,7 +85,7 @@ def layout(stack) -> dict:
         ny = stack.n_targets if i == top else len(stack.links[i].readout)
         units.append(dict(i=i, n=n, nt=nt, nu=nu, ny=ny, qo=qo, to=to, uo=uo, yo=yo, top=i == top,
                           terminal=i == top and stack.has_terminal_cost,
-                          array=stack.arrays[i] is not None,
+                          array=stack.arrays[i] is not None, midpoint=stack.integrators[i] == "midpoint",
                           **(_array_unit(stack, i) if stack.arrays[i] is not None else {})))
         qo, to, uo, yo = qo + n, to + nt, uo + nu, yo + ny
     go = to
@@ -94,12 +98,14 @@ def layout(stack) -> dict:
                 nx=units[0]["nu"], ny=units[-1]["ny"], terminal=units[-1]["terminal"],
                 max_n=max(u["n"] for u in units), max_nt=max(max(u["nt"] for u in units), 1),
                 max_nu=max(max(u["nu"] for u in units), 1), max_nr=max([lk["nr"] for lk in links] or [1]),
-                max_ng=max([lk["ng"] for lk in links] or [1]))
+                max_ng=max([lk["ng"] for lk in links] or [1]),
+                midpoint=any(u["midpoint"] for u in units),
+                work=max([2 * u["n"] * u["n"] + 3 * u["n"] for u in units if u["midpoint"]] or [1]))
 
 
 def stack_fingerprint(stack) -> str:
     """Canonical text of everything in the stack that shapes its generated code."""
-    parts = [f"stack={stack.name}"]
+    parts = [f"stack={stack.name}", "integrators=" + ",".join(stack.integrators)]
     for i, m in enumerate(stack.echo_models):
         a = stack.arrays[i]
         parts.append(f"unit{i}:\n" + (model_fingerprint(m) if a is None else
@@ -145,9 +151,10 @@ def render_stack(stack, digest: str | None = None, complex_step: bool = False) -
         if stack.arrays[i] is not None:
             units[i] = [array_unit_source(stack, shape["units"][i], complex_step)]
             continue
-        scheme = unit_scheme(m)
+        scheme = unit_scheme(m, stack.integrators[i])
+        names = MIDPOINT_UNIT_FUNCTIONS if stack.integrators[i] == "midpoint" else UNIT_FUNCTIONS
         units[i] = [python_function(scheme.function(name), prefix=f"u{i}_f_", complex_step=complex_step)
-                    for name in UNIT_FUNCTIONS + (TERMINAL_FUNCTIONS if shape["units"][i]["terminal"] else ())]
+                    for name in names + (TERMINAL_FUNCTIONS if shape["units"][i]["terminal"] else ())]
     functions = [f for i, fragments in share_identical_definitions(units).items() for f in fragments]
     for i, link in enumerate(stack.links):
         if link.select is not None:
@@ -157,5 +164,6 @@ def render_stack(stack, digest: str | None = None, complex_step: bool = False) -
             functions.append(python_function(fn, prefix=f"g{i}_", complex_step=complex_step))
     template = environment().get_template("numba/stack.py.j2")
     return template.render(version=__version__, content_hash=digest, name=safe_comment(stack.name),
+                           newton_maxit=NEWTON_MAXIT, newton_tol=repr(NEWTON_TOL),
                            unit_names=[safe_comment(m.name) for m in stack.units],
                            functions=functions, **complex_step_context(complex_step), **shape)

@@ -3,7 +3,8 @@
 Rendered from ``templates/c/stack*.j2``: ``<stack>.h`` (API, sizes, argument order),
 ``<stack>.c`` (the kernels) and ``example_main.c``. The C files hold the lockstep
 free pass (the loss) and the stacked echo's centred gradient, one sequence per call,
-mirroring ``templates/numba/stack.py.j2`` operation for operation; the maths of
+mirroring ``templates/numba/stack.py.j2`` operation for operation, each unit stepped by its
+integrator (``Stack.integrators``: a midpoint unit with its own Newton solve, theory §9); the maths of
 every scalar unit (prefix ``u<i>_f_``) and of every glue (prefix ``g<i>_``) is printed by
 :func:`symglep.codegen.c_printer.c_function`; an array unit is the array model's C loops
 (``templates/c/array_unit.c.j2``, prefix ``u<i>_a_``) behind the same ``u<i>_f_`` interface
@@ -24,6 +25,8 @@ from ..codegen import backend
 from ..codegen.backend import environment
 from ..codegen.c_printer import PRECISIONS, CPrinter, c_api_prefix, c_function
 from ..codegen.names import safe_comment
+from ..codegen.render import NEWTON_MAXIT
+from ..codegen.render_c import NEWTON_TOL_C
 from ..errors import SymglepError
 from ..fileio import write_atomic
 from ..network.render_c import unit_c_source
@@ -33,6 +36,10 @@ from .codegen import TERMINAL_FUNCTIONS, glue_functions, layout, stack_fingerpri
 #: C warns on unused static functions)
 UNIT_FUNCTIONS_C = ("force", "velocity", "potential_partials", "kinetic_partials", "momentum", "momentum_vjp")
 TOP_FUNCTIONS_C = ("cost", "cost_grad")
+#: ... of a unit stepped by the implicit midpoint rule, nudged by its cost at the nodes (theory §9, midpoint
+#: units; the C target has no BPTT, so none of codegen.MIDPOINT_UNIT_FUNCTIONS' adjoint functions)
+MIDPOINT_UNIT_FUNCTIONS_C = ("midpoint_momenta", "midpoint_jacobian", "lagrangian_partials", "cost_grad", "momentum",
+                             "momentum_vjp")
 
 #: the echo's nudge in example_main.c (float32 needs a larger one, docs/c-kernels.md)
 EXAMPLE_BETA = {"float64": "1e-4", "float32": "0.05"}
@@ -101,15 +108,20 @@ def stack_c_hash(stack, precision: str) -> str:
 
 
 def work_layout(lay: dict) -> list:
-    """``[(name, size)]`` of the work buffer, in order (the template takes offsets from it)."""
-    nq, nut, nyt = lay["nq"], lay["nut"], lay["nyt"]
+    """``[(name, size)]`` of the work buffer, in order (the template takes offsets from it); with midpoint
+    units also their steps' buffers: Newton's guesses, the input integrands of two nodes and the Newton
+    solve's ``2 n² + 3 n`` of the largest midpoint unit (``lay["work"]``)."""
+    nq, nut, nyt, max_n, max_nu = lay["nq"], lay["nut"], lay["nyt"], lay["max_n"], lay["max_nu"]
     nthu, nglue = lay["nth_units"], lay["nth"] - lay["nth_units"]
-    return [("q", nq), ("p", nq), ("U", nut), ("Y", nyt), ("Y0", nyt), ("f", nq), ("ph", nq), ("v", nq),
-            ("vl", nq), ("c", 1), ("Qs", 5 * nq), ("Ps", 5 * nq), ("Fs", 5 * nq), ("PH", 5 * nq),
-            ("G", 4 * max(nthu, 1)), ("Gc", 4 * max(nthu, 1)), ("dglue", max(nglue, 1)), ("dth", lay["max_nt"]),
-            ("du", 4 * lay["max_nu"]),
-            ("dui", lay["max_nu"]), ("dcq", lay["max_n"]), ("dwb", lay["max_ng"]), ("dr", lay["max_nr"]),
-            ("p0", nq), ("dq0", nq), ("dp0", nq), ("dqv", lay["max_n"])]
+    out = [("q", nq), ("p", nq), ("U", nut), ("Un", nut), ("Y", nyt), ("Y0", nyt), ("f", nq), ("ph", nq),
+           ("v", nq), ("vl", max_n), ("c", 1), ("qn", nq), ("Qs", 5 * nq), ("Ps", 5 * nq), ("Fs", 5 * nq),
+           ("PH", 5 * nq), ("G", 4 * max(nthu, 1)), ("Gc", 4 * max(nthu, 1)), ("dglue", max(nglue, 1)),
+           ("dth", lay["max_nt"]), ("du", 4 * max_nu), ("dui", max_nu), ("dcq", max_n), ("dcu", max_nu),
+           ("dwb", lay["max_ng"]), ("dr", lay["max_nr"]), ("p0", nq), ("dq0", nq), ("dp0", nq), ("dqv", max_n)]
+    if lay["midpoint"]:
+        out += [("Ua", nut), ("vg", nq), ("VG", 5 * nq), ("Dn", 4 * nut), ("Dl", 4 * nut), ("um", max_nu),
+                ("qa", max_n), ("qb", max_n), ("pb", max_n), ("newton", lay["work"])]
+    return out
 
 
 def array_unit_c_source(stack, u: dict, precision: str) -> str:
@@ -153,9 +165,10 @@ def render_stack_c(stack, precision: str = "float64", digest: str | None = None)
         if stack.arrays[i] is not None:
             functions.append(array_unit_c_source(stack, lay["units"][i], precision))
             continue
-        scheme = unit_scheme(m)
+        scheme = unit_scheme(m, stack.integrators[i])
+        names = MIDPOINT_UNIT_FUNCTIONS_C if stack.integrators[i] == "midpoint" else UNIT_FUNCTIONS_C
         top_functions = TOP_FUNCTIONS_C + (TERMINAL_FUNCTIONS if lay["terminal"] else ())
-        for name in UNIT_FUNCTIONS_C + (top_functions if i == top else ()):
+        for name in dict.fromkeys(names + (top_functions if i == top else ())):
             functions.append(exact(c_function(scheme.function(name), precision, prefix=f"u{i}_f_")))
     for i, link in enumerate(stack.links):
         if link.select is not None:
@@ -172,10 +185,12 @@ def render_stack_c(stack, precision: str = "float64", digest: str | None = None)
     context = dict(version=__version__, content_hash=digest, name=safe_comment(stack.name), P=P,
                    guard=f"SYMGLEP_{P.upper()}_H", stem=P, precision=precision,
                    ctype="float" if single else "double", F="F" if single else "",
-                   fabs="fabsf" if single else "fabs",
+                   fabs="fabsf" if single else "fabs", huge="HUGE_VALF" if single else "HUGE_VAL",
+                   newton_maxit=NEWTON_MAXIT, newton_tol=NEWTON_TOL_C[precision],
+                   momentum_reads_inputs=stack.momentum_reads_inputs,
                    unit_names=[safe_comment(u.name) for u in stack.units],
                    parameter_comment=safe_comment(", ".join(stack.parameter_names)),
-                   functions=functions, work=offsets, work_size=o, beta=EXAMPLE_BETA[precision], **lay)
+                   functions=functions, work_size=o, beta=EXAMPLE_BETA[precision], **dict(lay, work=offsets))
     env = environment()
     return {f"{P}.h": env.get_template("c/stack.h.j2").render(**context),
             f"{P}.c": env.get_template("c/stack.c.j2").render(**context),

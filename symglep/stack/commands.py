@@ -542,6 +542,8 @@ def write_generated(stack: Stack, out_dir: str, target: str, integrator: str, fo
     stack.capabilities.require("target", target)
     if integrator != "auto":
         stack.capabilities.require("integrator", integrator)
+        stack = stack.with_integrator(integrator)
+        stack.capabilities.require("target", target)
     if target == "numba":
         if precision != "float64":
             raise SymglepError("the numba target computes in float64; --precision float32 is for --target c")
@@ -592,7 +594,8 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
         raise SymglepError(f"check reports as text or json, not {fmt}")
     require_plain_check(opts, "stacks (the study reads a scalar model's learning integrals)")
     beta = require_run_settings(steps, dt, beta)
-    kernels = compile_stack(stack, dt=dt)
+    kernels = compile_stack(stack, dt=dt, integrator=opts.integrator)
+    stack = kernels.stack
     rng = np.random.default_rng(seed)
     drawn = stack.draw_parameters(rng)
     theta = _read_parameters(stack, params_file) if params_file else drawn
@@ -651,7 +654,7 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
         "kind": "stack",
         "stack": stack.name,
         "units": [u.name for u in stack.units],
-        "integrator": "leapfrog",
+        "integrator": stack.integrator_summary,
         "route": "stacked_echo",
         "steps": steps,
         "dt": dt,
@@ -685,7 +688,7 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
 
 def render_check_text(r: dict) -> str:
     """The check report for people: per parameter, then per group of θ and the inputs."""
-    lines = [f"stack {r['stack']} ({' -> '.join(r['units'])}): leapfrog units, stacked echo (theory §9), "
+    lines = [f"stack {r['stack']} ({' -> '.join(r['units'])}): {r['integrator']} units, stacked echo (theory §9), "
              f"K = {r['steps']} steps of dt = {r['dt']}, beta = {r['beta']:.3g}, seed {r['seed']}",
              *([describe(r["beta_auto"])] if r.get("beta_auto") else []),
              f"loss                                {r['loss']:.10g}",

@@ -172,7 +172,7 @@ class Stack:
 
     capabilities = capabilities_table.STACK  # what this kind serves, and why not (docs/architecture.md)
 
-    def __init__(self, units, readouts, activations=None, name: str = "stack"):
+    def __init__(self, units, readouts, activations=None, name: str = "stack", integrator: str = "auto"):
         units = list(units)
         if len(units) < 2:
             raise ModelError("a stack needs at least two units")
@@ -188,8 +188,12 @@ class Stack:
             raise ModelError(f"a stack of {len(units)} units needs {len(units) - 1} activations")
         if not re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", name):
             raise ModelError(f"the stack name must be an identifier, got {name!r}")
+        if integrator not in ("auto", "leapfrog", "midpoint"):
+            raise ModelError(f"unknown integrator {integrator!r}; choose one of auto, leapfrog, midpoint")
         self.name = name
         self.units = units
+        self.integrator = integrator
+        self._declared = (readouts, activations)  # for with_integrator
         #: per unit, its :class:`~symglep.stack.units.ArrayUnit` view, or ``None`` for a scalar unit
         self.arrays = [ArrayUnit(u, i) if isinstance(u, ArrayModel) else None for i, u in enumerate(units)]
         for i, u in enumerate(units[:-1]):
@@ -243,24 +247,59 @@ class Stack:
         return Link(q, plain, W, b, _activation(activation), select)
 
     def _check_units(self):
+        """Each unit's integrator (:attr:`integrators`): the leapfrog where ``L = K(v, t) − V(q, t)``, else (or
+        when the stack asks for it) the implicit midpoint rule with node costs (theory §6, §9)."""
+        self.integrators = []
+        #: units whose momentum ∂L/∂v reads their inputs (a velocity start is refused for them)
+        self.momentum_reads_inputs = []
         for i, m in enumerate(self.echo_models):
+            unit = self.units[i]
             if m is None:  # an array unit: even in velocity by construction; separable unless its mass reads
-                unit = self.units[i]  # the position (uniform damping: the time-weighted leapfrog, theory §7)
-                if unit.kinetic.reads_q:
-                    raise ModelError(f"unit {i} ({unit.name!r}): stacks step their units by leapfrog, which needs "
-                                     "L = K(v, t) - V(q, t); this array unit's mass reads its position (it runs "
-                                     "the implicit midpoint rule on its own, theory §6)")
+                # the position (uniform damping: the time-weighted leapfrog, theory §7)
+                if unit.kinetic.reads_q or self.integrator == "midpoint":
+                    raise ModelError(f"unit {i} ({unit.name!r}): an array unit in a stack runs the leapfrog only "
+                                     "(its midpoint step is not written for stacks yet); "
+                                     + ("its mass reads its position, so L is not separable" if unit.kinetic.reads_q
+                                        else "ask --integrator leapfrog or auto"))
+                self.integrators.append("leapfrog")
                 continue
             d = derive(m, simplify="none")
-            split = d.sym.leapfrog_split()
-            if m.damping != 0 or split is None or d.velocity_map is None:
-                why = ("a Rayleigh dissipation force" if m.damping != 0 else
-                       d.sym.separability_note if split is None else d.hamiltonian_note)
-                raise ModelError(f"unit {i} ({self.units[i].name!r}): stacks step their units by leapfrog, which "
-                                 f"needs L = K(v, t) - V(q, t) (no Rayleigh force) with a closed-form velocity map ({why})")
+            if m.damping != 0:
+                raise ModelError(f"unit {i} ({unit.name!r}) has a Rayleigh dissipation force, which has no exact "
+                                 "echo; the stacked echo needs the exact echo of every unit (theory §7, §9): "
+                                 "declare uniform damping in Caldirola-Kanai form instead")
             if not d.sym.time_reversible:
-                raise ModelError(f"unit {i} ({self.units[i].name!r}) is not time-reversible: the stacked echo "
+                raise ModelError(f"unit {i} ({unit.name!r}) is not time-reversible: the stacked echo "
                                  "needs the plain echo of every unit (theory sec. 4)")
+            if not d.legendre_regular:
+                raise ModelError(f"unit {i} ({unit.name!r}): the mass matrix is singular (det M = 0), so no "
+                                 "integrator applies")
+            separable = d.sym.leapfrog_split() is not None and d.velocity_map is not None
+            if self.integrator == "leapfrog" and not separable:
+                why = d.sym.separability_note if d.sym.leapfrog_split() is None else d.hamiltonian_note
+                raise ModelError(f"unit {i} ({unit.name!r}): the leapfrog needs L = K(v, t) - V(q, t) with a "
+                                 f"closed-form velocity map ({why}); use --integrator midpoint or auto")
+            self.integrators.append("leapfrog" if separable and self.integrator != "midpoint" else "midpoint")
+            if any(sp.diff(m.lagrangian, v).free_symbols & set(m.u) for v in m.v):
+                self.momentum_reads_inputs.append(i)
+
+    def with_integrator(self, integrator: str) -> "Stack":
+        """This stack with its units stepped by ``integrator`` (``auto``: per unit, theory §9)."""
+        if integrator == self.integrator:
+            return self
+        readouts, activations = self._declared
+        return Stack(self.units, readouts, activations, self.name, integrator)
+
+    @property
+    def integrator_summary(self) -> str:
+        """``leapfrog``, ``midpoint``, or ``mixed (leapfrog, midpoint, …)`` unit by unit (reports)."""
+        names = set(self.integrators)
+        return self.integrators[0] if len(names) == 1 else f"mixed ({', '.join(self.integrators)})"
+
+    @property
+    def midpoint_units(self) -> list:
+        """Indices of the units stepped by the implicit midpoint rule (theory §9, midpoint units)."""
+        return [i for i, name in enumerate(self.integrators) if name == "midpoint"]
 
     # -- sizes -------------------------------------------------------------------
     def unit_size(self, i: int) -> int:

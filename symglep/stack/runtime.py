@@ -17,9 +17,13 @@ from .model import Stack
 
 
 def compile_stack(stack: Stack, dt: float = 0.05, cache: str | None = None, jit: bool = True,
-                  warm: bool = False) -> "StackKernels":
+                  warm: bool = False, integrator: str = "auto") -> "StackKernels":
     """Generate (or find in the kernel cache) and import the stack's Numba module (:func:`symglep.cache.load`);
-    each kernel compiles on its first call, or all of them now with ``warm``."""
+    each kernel compiles on its first call, or all of them now with ``warm``. ``integrator`` other than
+    ``auto`` steps every unit by it (:meth:`Stack.with_integrator`, theory §9)."""
+    if integrator != "auto":
+        stack.capabilities.require("integrator", integrator)
+        stack = stack.with_integrator(integrator)
     digest = stack_hash(stack)
     module, _ = kernel_cache.load(f"stack_{stack.name}", digest, lambda: render_stack(stack, digest), cache=cache,
                                   jit=jit, warm=(lambda mod: StackKernels(stack, mod, dt).warm_up()) if warm else None)
@@ -38,6 +42,8 @@ class StackKernels:
         self.stack, self.module, self.dt = stack, module, float(dt)
         self.n_theta, self.nq, self.n_x, self.n_y = module.NTH, module.NQ, module.NX, module.NY
         self.options = options  # (cache, jit) it was compiled with
+        #: the units' integrators: one name, or "mixed (leapfrog, midpoint, ...)" unit by unit
+        self.integrator = stack.integrator_summary
         self._complex = None    # the complex-step module, loaded on first use
 
     def warm_up(self) -> None:
@@ -80,6 +86,10 @@ class StackKernels:
                 raise SymglepError(f"{name} holds a non-finite value")
         if v0 is None:
             return th, x, y, q0, start
+        if self.stack.momentum_reads_inputs:
+            raise SymglepError(f"units {', '.join(map(str, self.stack.momentum_reads_inputs))} of this stack have a "
+                               "momentum dL/dv that reads their inputs: a velocity start's gradient would need "
+                               "dC/du0 through the glue, which the stack does not carry; start from momenta (p0)")
         return th, x, y, q0, self.module.momenta(th, q0, start, x, float(t0))
 
     def _through_velocity(self, th, x, q0, v0, t0, dth, dq0, dp0) -> tuple:
