@@ -197,7 +197,7 @@ def test_derive_reports_array_units_and_dense_glue_in_index_form():
     layer = data["learning_rule"]["units"][1]
     assert layer["nudge"] == "cost" and layer["integrand"]["A[k,j]"].endswith("·q[j]")
     text = derive_report(stack, "text")
-    assert "unit 0 (hru_layer0, array model at n = 8, bottom)" in text
+    assert "unit 0 (hru_layer0, array model at n = 8, bottom, leapfrog)" in text
     assert "\\begin{align}" in derive_report(stack, "latex")
 
 

@@ -234,3 +234,21 @@ def test_a_momentum_that_reads_the_inputs_refuses_only_velocity_starts():
     assert _relative(g, kernels.bptt_gradient(theta, x, y, q0, p0)[1]) <= 1e-6
     with pytest.raises(symglep.SymglepError, match="momentum dL/dv that reads their inputs"):
         kernels.gradient(theta, x, y, q0, v0=p0, beta=1e-4)
+
+
+@pytest.mark.parametrize("fmt", ["text", "markdown", "json", "latex"])
+def test_derive_and_residuals_report_a_midpoint_unit(fmt):
+    """derive names each unit's integrator and a midpoint unit's input integrand −∂L/∂u (at the midpoints:
+    its Lagrangian has no separate potential); residuals runs per unit."""
+    from symglep.stack.commands import derive_report, residuals_report
+
+    stack = load_stack(str(BEADS))
+    text = derive_report(stack, fmt)
+    if fmt == "json":
+        units = json.loads(text)["learning_rule"]["units"]
+        assert [u["integrator"] for u in units] == ["midpoint", "leapfrog"]
+        assert units[0]["input_integrand"] == {"drive": "-x0"}
+        assert units[0]["input_integrand_at"].startswith("each step's midpoint")
+    elif fmt == "text":
+        assert "unit 0 (beads, bottom, midpoint)" in text and "−∂L/∂u (at the midpoints): drive -> -x0" in text
+    assert residuals_report(stack, "all", fmt if fmt != "markdown" else "text")

@@ -150,6 +150,7 @@ def _array_unit_rule(stack: Stack, i: int, d: dict) -> dict:
     return {
         "unit": i,
         "model": a.name,
+        "integrator": stack.integrators[i],
         "parameters": [name for name, _ in a.layout],
         "integrand": {r["element"]: r["dL"] for r in d["learning_rule"]},
         "nudge": "cost" if top else "readout",
@@ -170,16 +171,22 @@ def _unit_rule(stack: Stack, i: int, d) -> dict:
         return _array_unit_rule(stack, i, d)
     unit, top = stack.units[i], i == len(stack.units) - 1
     echo = stack.echo_models[i]
-    V = d.sym.potential
+    midpoint = stack.integrators[i] == "midpoint"
+    # the input integrand: dV/du at the nodes (leapfrog), or -dL/du at each step's midpoint, half to each of
+    # its nodes (midpoint rule, theory §9 "Midpoint units")
+    inputs = {u.name: expr_str(-sp.diff(d.model.lagrangian, u) if midpoint else sp.diff(d.sym.potential, u))
+              for u in unit.u}
     entry = {
         "unit": i,
         "model": unit.name,
+        "integrator": stack.integrators[i],
         "parameters": [s.name for s in unit.parameters],
         "integrand": {th.name: expr_str(e) for th, e in d.learning_rule.items()},
         "nudge": "cost" if top else "readout",
         "nudge_cost": expr_str(unit.cost if top else echo.cost.xreplace(_plain(echo))),
         "readout_weights": [] if top else [s.name for s in echo.y],
-        "input_integrand": {u.name: expr_str(sp.diff(V, u)) for u in unit.u},
+        "input_integrand": inputs,
+        "input_integrand_at": "each step's midpoint, half to each node" if midpoint else "the nodes",
         "input_cost_gradient": {u.name: expr_str(sp.diff(unit.cost, u)) for u in unit.u} if top else None,
         "input_gradient_feeds": "dC/dx (the stack's inputs)" if i == 0 else
                                 f"glue {i - 1} (pulled back to unit {i - 1}'s readout weights)",
@@ -283,7 +290,7 @@ def _structure_lines(stack: Stack) -> list:
         role = "bottom" if i == 0 else "top" if i == len(stack.units) - 1 else "middle"
         kind = "" if stack.arrays[i] is None else f"array model at n = {stack.arrays[i].size}, "
         unit = _unit_summary(stack, i)
-        out.append(f"unit {i} ({u.name}, {kind}{role}): coordinates {unit['q']}; parameters {unit['theta']}; "
+        out.append(f"unit {i} ({u.name}, {kind}{role}, {stack.integrators[i]}): coordinates {unit['q']}; parameters {unit['theta']}; "
                    f"inputs {unit['u']}" + ("" if i else " (the stack's inputs x)")
                    + (f"; cost {unit['cost']}" if i == len(stack.units) - 1 else "")
                    + (f"; terminal cost {unit['terminal']} at t = T" if i == len(stack.units) - 1
@@ -313,9 +320,12 @@ def _rule_lines(stack: Stack, data: dict) -> list:
            "(its learning rule above), the top unit nudged by its cost, unit i < top by the linear readout cost "
            "ρ·r_i(q) with ρ_k = a_k / (h w_k) (w_k = ½ at k = 0, K, else 1)",
            "per node k, unit i's input gradient: g_i,k = h w_k (∂V_i/∂u(σ₊,k) − ∂V_i/∂u(σ₋,k)) / 2β "
-           "(+ h w_k ∂c/∂u on the top unit)"]
+           "(+ h w_k ∂c/∂u on the top unit); a midpoint unit's: the contrast of −h/2 ∂L_i/∂u at the midpoints of "
+           "the steps on both sides of node k (theory §9, midpoint units)"]
     for u in rule["units"]:
-        out.append(f"  unit {u['unit']} ({u['model']}): nudged by {u['nudge_cost']}; ∂V/∂u: "
+        at_mid = u.get("integrator") == "midpoint"
+        out.append(f"  unit {u['unit']} ({u['model']}, {u.get('integrator', 'leapfrog')}): nudged by {u['nudge_cost']}"
+                   f" at the nodes; {'−∂L/∂u (at the midpoints)' if at_mid else '∂V/∂u'}: "
                    + ", ".join(f"{k} -> {v}" for k, v in u["input_integrand"].items())
                    + f"; g_{u['unit']} feeds {u['input_gradient_feeds']}")
     out.append("per glue (theory §9): dC/dw = Σ_k of the per-node term, dC_d<u> being the input gradient g of the "
