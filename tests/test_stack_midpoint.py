@@ -252,3 +252,18 @@ def test_derive_and_residuals_report_a_midpoint_unit(fmt):
     elif fmt == "text":
         assert "unit 0 (beads, bottom, midpoint)" in text and "−∂L/∂u (at the midpoints): drive -> -x0" in text
     assert residuals_report(stack, "all", fmt if fmt != "markdown" else "text")
+
+
+def test_a_failed_newton_iteration_is_named():
+    """A tiny mass on a steep wire at a long step: the midpoint unit's Newton iteration does not converge,
+    and every kernel says so in one line."""
+    stack = load_stack(str(BEADS))
+    kernels = compile_stack(stack, dt=DT)
+    theta = stack.draw_parameters(np.random.default_rng(3))
+    theta[stack.parameter_names.index("unit0.m")] = 1e-3
+    theta[stack.parameter_names.index("unit0.kappa")] = 30.0
+    x, y = np.ones((1, 21, 1)), np.zeros((1, 21, 1))
+    q0, p0 = np.full((1, stack.n), 2.0), np.full((1, stack.n), 3.0)
+    for run in (kernels.gradient, kernels.bptt_gradient):
+        with pytest.raises(symglep.SymglepError, match=r"Newton iteration of a midpoint unit \(0\) did not converge"):
+            run(theta, x, y, q0, p0, dt=0.5)

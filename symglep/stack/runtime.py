@@ -124,11 +124,18 @@ class StackKernels:
         out = self.module.gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0), float(beta), order,
                                    bool(learn_inputs))
         if not all(np.all(np.isfinite(a)) for a in out[:2]):
-            raise SymglepError("the stacked echo produced a non-finite value (the free run or an echo diverged; "
-                               "reduce dt)")
+            raise self._diverged("the stacked echo")
         loss, dth, dx, trip, dq0, dp0 = out
         dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, dq0, dp0)
         return (loss, dth, dx, trip, dq0, dp0) if initial_state else (loss, dth, dx, trip)
+
+    def _diverged(self, what: str) -> SymglepError:
+        """One line for a non-finite result: a run that diverged or, with midpoint units, a Newton iteration
+        that did not converge."""
+        newton = (f", or the Newton iteration of a midpoint unit ({', '.join(map(str, self.stack.midpoint_units))}) "
+                  "did not converge" if self.stack.midpoint_units else "")
+        return SymglepError(f"{what} produced a non-finite value (the free run or an echo diverged{newton}; "
+                            "reduce dt)")
 
     def complex_step_gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, eps: float = 1e-20,
                               learn_inputs=False, initial_state: bool = False, v0=None):
@@ -146,8 +153,7 @@ class StackKernels:
                                                                nudge, 2, bool(learn_inputs))
         dth, dx = np.ascontiguousarray(dth.real), np.ascontiguousarray(dx.real)
         if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(dth))):
-            raise SymglepError("the complex-step stacked echo produced a non-finite value (the free run or an "
-                               "echo diverged; reduce dt)")
+            raise self._diverged("the complex-step stacked echo")
         dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, np.ascontiguousarray(dq0.real),
                                                np.ascontiguousarray(dp0.real))
         return (loss, dth, dx, trip, dq0, dp0) if initial_state else (loss, dth, dx, trip)
@@ -158,5 +164,7 @@ class StackKernels:
         ``dq0, dp0`` (``dv0`` with a velocity start); O(K) memory."""
         th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0)
         loss, dth, dx, dq0, dp0 = self.module.bptt_gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0))
+        if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(dth))):
+            raise self._diverged("BPTT through the stack")
         dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, dq0, dp0)
         return (loss, dth, dx, dq0, dp0) if initial_state else (loss, dth, dx)
