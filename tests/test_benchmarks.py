@@ -117,3 +117,11 @@ def test_run_calls_the_kernels_with_their_current_signature():
     echo, bptt, jax = (run.outputs("chain", name, calls[name]()) for name in ("echo", "bptt", "jax"))
     assert run.rel_err(np.asarray(bptt[1]).ravel(), np.asarray(jax[1]).ravel()) <= 1e-12
     assert run.rel_err(np.asarray(echo[1]).ravel(), np.asarray(bptt[1]).ravel()) <= 1e-6
+
+
+def test_stack_echo_benchmark_runs_a_row():
+    """benchmarks/stack_echo.py times a stack's echo and BPTT (a tiny row: the script's calls, not a timing)."""
+    import stack_echo
+
+    times = stack_echo.row("stack_chain_hru", 1, 20, 1, None)
+    assert set(times) == {"echo", "bptt"} and all(t > 0 for t in times.values())
