@@ -27,6 +27,7 @@ from .jax_stack import chain
 from .network.model import ArrayModel, readout_units as checked_readout_units
 from .systems import kind_of
 
+jax = require("jax", "jax", "the JAX target")
 jnp = require("jax.numpy", "jax", "the JAX target")
 
 ESTIMATORS = ("echo", "bptt")
@@ -184,14 +185,11 @@ def loss(model, dt: float, *, integrator: str = "auto", estimator: str = "echo",
     _options(dt, estimator, beta, order)
     if kind_of(model) == "stack":
         model = _stack_options(model, integrator, size, edges, readout_units)
-        if model.integrators[-1] == "midpoint":
-            raise NotSupportedError(
-                "the top unit of this stack runs the implicit midpoint rule: a single model's midpoint loss samples "
-                "its cost at the midpoints, the stack's loss at the nodes (theory §9), so the JAX chain has no loss "
-                "for it; use symglep.jax.layer(stack, dt) and your own cost, or the Numba kernels")
         step = _unit_integrators(model)
 
         def make_top(unit, size):
+            if step(unit) == "midpoint":
+                return _node_cost_loss(unit, dt, estimator, beta, order, t0, cache)
             return loss(unit, dt, integrator=step(unit), estimator=estimator, beta=beta, order=order, t0=t0,
                         cache=cache, size=size)
 
@@ -209,6 +207,26 @@ def _stack_options(stack, integrator, size, edges, readout_units):
         return stack
     stack.capabilities.require("integrator", integrator)
     return stack.with_integrator(integrator)
+
+
+def _node_cost_loss(unit, dt, estimator, beta, order, t0, cache):
+    """``top(theta, u, y, q0, p0) -> C`` of a stack's scalar top unit stepped by the midpoint rule, its cost at
+    the nodes (theory §9, "Midpoint units"): ``C = h Σ_k w_k c(q_k, t_k, u_k, y_k) + c_T(q_K, y_K)``,
+    trapezoid weights ``w_0 = w_K = 1/2``. The coordinates come from the unit's layer, whose backward pass
+    is its echo kicked at every node by the cost's cotangents (theory §12); JAX differentiates the sum."""
+    mod = module(unit, "midpoint", cache)
+    apply = layer(unit, dt, integrator="midpoint", estimator=estimator, beta=beta, order=order,
+                  readout="coordinates", t0=t0, cache=cache)
+    cost = jax.vmap(lambda q, t, u, y: mod.f_cost(q, t, u, y)[0])
+
+    def top(theta, u, y, q0, p0):
+        q, qT, _ = apply(theta, u, q0, p0)
+        nodes = u.shape[0]
+        weights = jnp.full(nodes, dt).at[0].set(0.5 * dt).at[-1].set(0.5 * dt)
+        running = jnp.dot(weights, cost(q, t0 + dt * jnp.arange(nodes), u, y))
+        return running + mod.f_terminal_cost(qT, y[-1])[0]
+
+    return top
 
 
 def _unit_integrators(stack):

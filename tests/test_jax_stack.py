@@ -90,26 +90,41 @@ def test_stack_layer_and_refusals():
         sj.layer(stack, DT, integrator="midpoint")
 
 
-def test_midpoint_units_in_the_chain_equal_the_numba_stack():
-    """examples/stack_beads.py (a midpoint unit under a leapfrog top): the chain's loss equals the Numba
-    stack's to 1e-13, its autodiff the Numba BPTT to 1e-11, its Richardson echo (beta 1e-3) the Numba BPTT and
-    stacked echo to 1e-8 (measured 2.9e-9 on dx: the chain nudges each layer relative to its cotangents' kick,
-    the Numba stack by beta itself, so their O(beta^4) biases differ); a midpoint top unit has no chain loss (its cost would sit at the midpoints), but a layer."""
-    stack = symglep.load_system(str(ROOT / "examples" / "stack_beads.py"))
-    theta, x, y, q0, p0 = _problem(stack)
-    kernels = symglep.compile(stack, dt=DT)
+def _against_numba(stack, args, integrator="auto", bptt_bound=1e-11, echo_dx=True):
+    """The chain's loss = the Numba stack's to 1e-13, its autodiff = the Numba BPTT to ``bptt_bound``, its
+    Richardson echo (beta 1e-3) = the Numba BPTT and stacked echo to 1e-8 (the chain nudges each layer
+    relative to its cotangents' kick, the Numba stack by beta itself: their O(beta^4) biases differ).
+    ``echo_dx=False``: dC/dx is held against BPTT only (the Numba stacked echo's dx on stack_chain_hru is
+    round-off of its input contrast, ~1/beta, docs/jax.md)."""
+    theta, x, y, q0, p0 = args
+    kernels = symglep.compile(stack, dt=DT, integrator=integrator)
     batch = (theta, x[None], y[None], q0[None], p0[None])
     loss, dth, dx, _, dq0, dp0 = kernels.gradient(*batch, beta=1e-3, order=4, learn_inputs=True, initial_state=True)
     _, bth, bx, bq0, bp0 = kernels.bptt_gradient(*batch, initial_state=True)
-    args = (theta, x, y, q0, p0)
-    assert abs(float(sj.loss(stack, DT)(*map(jnp.asarray, args))) - loss[0]) <= 1e-13 * abs(loss[0])
-    for got, want in zip(_grads(stack, args, estimator="bptt"), (bth[0], bx[0], bq0[0], bp0[0])):
-        assert _relative(got, want) <= 1e-11
-    for got, want, ref in zip(_grads(stack, args, beta=1e-3, order=4), (dth[0], dx[0], dq0[0], dp0[0]),
-                              (bth[0], bx[0], bq0[0], bp0[0])):
-        assert _relative(got, ref) <= 1e-8 and _relative(got, want) <= 1e-8
+    assert abs(float(sj.loss(stack, DT, integrator=integrator)(*map(jnp.asarray, args))) - loss[0]) <= 1e-13 * abs(loss[0])
+    for got, want in zip(_grads(stack, args, integrator=integrator, estimator="bptt"), (bth[0], bx[0], bq0[0], bp0[0])):
+        assert _relative(got, want) <= bptt_bound
+    for name, got, want, ref in zip(("theta", "x", "q0", "p0"), _grads(stack, args, integrator=integrator, beta=1e-3, order=4),
+                                    (dth[0], dx[0], dq0[0], dp0[0]), (bth[0], bx[0], bq0[0], bp0[0])):
+        assert _relative(got, ref) <= 1e-8, name
+        assert _relative(got, want) <= 1e-8 or (name == "x" and not echo_dx), name
+
+
+def test_midpoint_units_in_the_chain_equal_the_numba_stack():
+    """examples/stack_beads.py (a midpoint unit under a leapfrog top) against the Numba stack (measured
+    2.9e-9 on dx for the echoes)."""
+    stack = symglep.load_system(str(ROOT / "examples" / "stack_beads.py"))
+    _against_numba(stack, _problem(stack))
+
+
+def test_a_midpoint_top_unit_has_its_cost_at_the_nodes():
+    """examples/stack_chain_hru.py with every unit on the midpoint rule: the top unit's loss samples its cost
+    at the nodes as the Numba stack does (theory §9, "Midpoint units"; its layer's echo is kicked by the
+    cost's cotangents), and equals the Numba stack's loss, BPTT and echo; its layer returns the top unit's
+    coordinates at every node. (Measured: the chain's echo vs the Numba BPTT 9.5e-10 on dx, whose norm
+    is 3e-8: the drive barely reaches the loss through three units.)"""
     chain = symglep.load_system(str(ROOT / "examples" / "stack_chain_hru.py"))
-    with pytest.raises(SymglepError, match="top unit of this stack runs the implicit midpoint rule"):
-        sj.loss(chain, DT, integrator="midpoint")
-    r, _, _ = sj.layer(chain, DT, integrator="midpoint")(*map(jnp.asarray, (_problem(chain)[0], x, *_problem(chain)[3:])))
+    args = _problem(chain)
+    _against_numba(chain, args, integrator="midpoint", echo_dx=False)
+    r, _, _ = sj.layer(chain, DT, integrator="midpoint")(*map(jnp.asarray, (args[0], args[1], *args[3:])))
     assert r.shape == (K + 1, chain.unit_size(2))
