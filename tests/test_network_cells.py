@@ -193,7 +193,7 @@ def test_terminal_cost_kick_carries_the_whole_gradient_without_running_cost():
                                    + Sum(W[i, j] * sp.tanh(q[i]) * sp.tanh(q[j]) / 2, i, j)),
                        cost=Sum(0 * q[r], r), terminal_cost=Sum((q[r] - y[r]) ** 2 / 2, r),
                        coordinates=q, parameters=[W], targets=y, name="network_heb_cell", size=N, sizes={"r": 2})
-    kern = symglep.compile(model, dt=DT)
+    kern = symglep.compile(model, dt=DT, jit=False)  # the generated source as Python (compiled: terminal_model)
     rng = np.random.default_rng(4)
     theta = {"W": rng.uniform(-0.5, 0.5, (N, N))}
     q0, p0 = rng.uniform(-0.3, 0.3, (1, N)), rng.uniform(-0.3, 0.3, (1, N))

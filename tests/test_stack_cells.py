@@ -6,7 +6,8 @@ terminal cost (tanh glue, two readouts), and a scalar unit with a learned mass d
 unit (learned masses, dense tanh couplings) whose terminal cost is an element sum over its readout
 units. On both:
 
-* the loss is the running loss plus ``c_T(q_K, y_K)``, evaluated independently from the free final state;
+* the loss is the running loss plus ``c_T(q_K, y_K)``, both evaluated from the declarations on the recorded
+  trajectory;
 * the stacked echo (Richardson, β = 1e-3 and centred, β = 1e-4) against BPTT through the same discrete
   stack, for θ and every unit's start (q0, p0); the complex-step echo to round-off;
 * BPTT against central differences of the discrete loss;
