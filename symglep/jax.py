@@ -214,9 +214,9 @@ def _node_cost_loss(unit, dt, estimator, beta, order, t0, cache):
     the nodes (theory §9, "Midpoint units"): ``C = h Σ_k w_k c(q_k, t_k, u_k, y_k) + c_T(q_K, y_K)``,
     trapezoid weights ``w_0 = w_K = 1/2``. The coordinates come from the unit's layer, whose backward pass
     is its echo kicked at every node by the cost's cotangents (theory §12); JAX differentiates the sum."""
-    mod = module(unit, "midpoint", cache)
     apply = layer(unit, dt, integrator="midpoint", estimator=estimator, beta=beta, order=order,
                   readout="coordinates", t0=t0, cache=cache)
+    mod = apply.module
     cost = jax.vmap(lambda q, t, u, y: mod.f_cost(q, t, u, y)[0])
 
     def top(theta, u, y, q0, p0):

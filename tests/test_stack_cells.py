@@ -109,29 +109,26 @@ def rel(a, b) -> float:
     return float(np.linalg.norm(np.asarray(a) - np.asarray(b)) / np.linalg.norm(b))
 
 
-def terminal_value(stack, qT, yK) -> float:
-    """c_T(q_K, y_K) of the top unit, by lambdify of its declaration (not the generated code)."""
+def _top_cost(stack, q, y, which: str) -> np.ndarray:
+    """The top unit's ``which`` ("cost" or "terminal_cost") at each row of ``q`` (the stack's coordinates)
+    and ``y``, by lambdify of its declaration (not the generated code)."""
     top = stack.units[-1]
-    if isinstance(top, ArrayModel):
-        q, y = sp.symbols("q y")
-        element = sp.log(sp.cosh(q - y))  # terminal_cell's c_T element, over its last r = 2 units
-        f = sp.lambdify([q, y], element, "numpy")
-        return float(np.sum(f(qT[-top.sizes["r"]:], yK)))
-    f = sp.lambdify([list(top.q), list(top.y)], top.terminal_cost, "numpy")
-    return float(f(qT[-top.n:], yK))
+    if isinstance(top, ArrayModel):  # terminal_cell's elements, over its last r = 2 units
+        a, b = sp.symbols("q y")
+        element = (a - b) ** 2 / 4 if which == "cost" else sp.log(sp.cosh(a - b))
+        return np.sum(sp.lambdify([a, b], element, "numpy")(q[:, -top.sizes["r"]:], y), axis=1)
+    f = sp.lambdify([list(top.q), list(top.y)], getattr(top, which), "numpy")
+    return np.array([f(qk[-top.n:], yk) for qk, yk in zip(q, y)], dtype=float)
+
+
+def terminal_value(stack, qT, yK) -> float:
+    """c_T(q_K, y_K) of the top unit."""
+    return float(_top_cost(stack, qT[None], yK[None], "terminal_cost")[0])
 
 
 def running_value(stack, traj, y) -> float:
-    """The running loss h Σ_k w_k c(q_k, y_k) (trapezoid, theory §6) of the top unit's recorded coordinates, by
-    lambdify of its declaration (not the generated code)."""
-    top = stack.units[-1]
-    if isinstance(top, ArrayModel):
-        q, yy = sp.symbols("q y")
-        f = sp.lambdify([q, yy], (q - yy) ** 2 / 4, "numpy")  # terminal_cell's cost element, last r = 2 units
-        c = np.sum(f(traj[:, -top.sizes["r"]:], y), axis=1)
-    else:
-        f = sp.lambdify([list(top.q), list(top.y)], top.cost, "numpy")
-        c = np.array([f(qk[-top.n:], yk) for qk, yk in zip(traj, y)], dtype=float)
+    """The running loss h Σ_k w_k c(q_k, y_k) (trapezoid, theory §6) of the top unit's recorded coordinates."""
+    c = _top_cost(stack, traj, y, "cost")
     return float(DT * (np.sum(c) - (c[0] + c[-1]) / 2))
 
 
@@ -142,6 +139,10 @@ def test_the_loss_adds_the_terminal_cost(case):
     without = scalar_top_stack(terminal=False) if name == "scalar top" else array_top_stack(terminal=False)
     assert stack.has_terminal_cost and not without.has_terminal_cost
     qT, _, loss, traj, _, _ = kernels.free(theta, x, y, q0, p0, record=True)
+    # the terminal cost changes the loss, not the dynamics: the generated source with and without c_T, run as
+    # Python (the compiled array kernels reassociate sums, so compiled and interpreted runs differ by round-off)
+    qT_r = interpreted(without).free(theta, x, y, q0, p0)[0]
+    assert np.array_equal(qT_r, interpreted(stack).free(theta, x, y, q0, p0)[0])
     for b in range(2):
         c_T = terminal_value(stack, qT[b], y[b, -1])
         running = running_value(stack, traj[b], y[b])
