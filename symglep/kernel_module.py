@@ -15,7 +15,13 @@ wraps such a module so that
   (docs/robustness.md);
 * a batch of B > 1 sequences is cut into contiguous slices, one per thread, run at once (the
   kernels release the GIL) and joined; each sequence is computed exactly as alone, so results do
-  not depend on the number of threads.
+  not depend on the number of threads;
+* a function the kernels call (a model function, a unit's force) is compiled for them without a
+  CPython entry: Numba's argument-unboxing wrapper costs about as much to compile as the function
+  itself, and nothing but the kernels calls it. A Python caller (``check --bc``, a test) asking
+  the module for such a function gets its *Python entry* instead: a twin of the same source,
+  compiled with the wrapper on its first call and cached on disk under a name of its own
+  (calling the kernels' copy from Python would crash the interpreter).
 
 Threads: ``$SYMGLEP_NUM_THREADS``, else ``$NUMBA_NUM_THREADS``, else the machine's cores;
 :func:`set_threads` changes it for this process.
@@ -25,6 +31,7 @@ from __future__ import annotations
 
 import os
 import threading
+import types
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager, nullcontext
 from typing import Callable
@@ -164,16 +171,39 @@ class _Kernel:
         return parts
 
 
+def _kernels_only(value) -> bool:
+    """Is ``value`` a Numba function compiled without a CPython entry (callable from kernels only)?"""
+    return bool(getattr(value, "targetoptions", {}).get("no_cpython_wrapper"))
+
+
+def _python_entry(dispatcher):
+    """A twin of a kernels-only Numba function that Python can call (see the module docstring).
+
+    The twin has the same code and globals under the qualified name ``<name>__python``, so Numba's
+    disk cache keeps it apart from the kernels' copy (the cache index is named after the function).
+    """
+    from numba import njit  # heavy: only when a Python caller asks for such a function
+
+    fn = dispatcher.py_func
+    twin = types.FunctionType(fn.__code__, fn.__globals__, fn.__name__, fn.__defaults__, fn.__closure__)
+    twin.__qualname__ = f"{fn.__qualname__}__python"
+    options = {key: value for key, value in dispatcher.targetoptions.items()
+               if key not in ("no_cpython_wrapper", "no_cfunc_wrapper", "nopython")}
+    return njit(cache=type(dispatcher._cache).__name__ != "NullCache", **options)(twin)
+
+
 class KernelModule:
     """A generated kernel module, its public kernels wrapped (see the module docstring).
 
-    Every other attribute (constants such as ``N``, model functions) is the module's own.
+    Every other attribute (constants such as ``N``, model functions) is the module's own, except
+    that a kernels-only function is returned as its Python entry.
     """
 
     def __init__(self, module, jit: bool = True, lock: Callable | None = None, reimport: Callable | None = None):
         """``lock()`` returns the cache entry's lock (a context manager); ``reimport()`` drops the entry's
         Numba cache files and imports the module again (both absent for a module outside the cache)."""
-        self.__dict__.update(module=module, jit=jit, lock_factory=lock, reimport=reimport, kernels={})
+        self.__dict__.update(module=module, jit=jit, lock_factory=lock, reimport=reimport, kernels={},
+                             python_entries={})
         for name, positions in getattr(module, "BATCHED", {}).items():
             self.kernels[name] = _Kernel(self, name, tuple(positions))
 
@@ -181,7 +211,13 @@ class KernelModule:
         kernels = self.__dict__["kernels"]
         if name in kernels:
             return kernels[name]
-        return getattr(self.__dict__["module"], name)
+        value = getattr(self.__dict__["module"], name)
+        if not _kernels_only(value):
+            return value
+        entries = self.__dict__["python_entries"]
+        if name not in entries:
+            entries[name] = _python_entry(value)
+        return entries[name]
 
     def lock(self):
         """The cache entry's lock (nothing to lock for a module outside the cache)."""
@@ -192,6 +228,7 @@ class KernelModule:
         if self.reimport is None:
             return False
         self.__dict__["module"] = self.reimport()
+        self.python_entries.clear()
         for kernel in self.kernels.values():
             kernel.compiled = False
         return True

@@ -139,3 +139,21 @@ def test_each_function_compiles_one_signature(tmp_path):
     for module in (kern.module.module, net.module.module, stack.module.module):
         counts = _signatures(module)
         assert counts and max(counts.values()) == 1, {k: v for k, v in counts.items() if v > 1}
+
+
+def test_a_function_the_kernels_call_has_a_python_entry_of_its_own(tmp_path):
+    """A model function is compiled for the kernels without a CPython entry (calling that copy from Python
+    would crash); asked from Python, the module gives a twin with one: the same numbers as the source run
+    as Python, compiled on that first call only, and cached on disk under its own name."""
+    kern = symglep.compile(duffing("duffing_python_entry"), cache=str(tmp_path))
+    kernels_copy = kern.module.module.f_force
+    assert kernels_copy.targetoptions["no_cpython_wrapper"]
+    entry = kern.module.f_force
+    assert entry is kern.module.f_force and entry is not kernels_copy
+    args = (np.array([0.3]), 0.1, np.array([0.2]), np.array([0.4]), np.array([1.0, 1.2, 0.3]), 0.5)
+    got, want = np.empty(1), np.empty(1)
+    entry(*args, got)
+    symglep.compile(duffing("duffing_python_entry"), cache=str(tmp_path), jit=False).module.f_force(*args, want)
+    assert got[0] == pytest.approx(want[0], rel=1e-15, abs=0) and got[0] != 0
+    assert entry.signatures and not kernels_copy.signatures
+    assert list(tmp_path.glob("*/__pycache__/*f_force__python*.nbi"))

@@ -23,6 +23,10 @@ ANALYTIC_FUNCTIONS = {"exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "t
                       "acos": "arccos", "atan": "arctan", "sinh": "sinh", "cosh": "cosh", "tanh": "tanh",
                       "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh"}
 
+# Model functions are called by the kernels only: no CPython entry (it costs about as much to compile
+# as a small function). A Python caller gets a twin with one from symglep.kernel_module.
+KERNELS_ONLY = "@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True"
+
 
 class NumbaPrinter(PythonCodePrinter):
     """Python printer using ``math`` functions and the sanitised local names."""
@@ -133,7 +137,7 @@ def python_function(fn: NumericFunction, prefix: str = "f_", complex_step: bool 
             lines.append(f"    out_{out}[{i}] = {printer.doprint(reduced[k])}")
             k += 1
     args = [a for a, _ in fn.args] + [f"out_{o}" for o, _ in fn.outputs]
-    head = ["@njit(cache=True)", f"def {prefix}{fn.name}({', '.join(args)}):",
+    head = [KERNELS_ONLY + ")", f"def {prefix}{fn.name}({', '.join(args)}):",
             f'    """{safe_comment(fn.doc)}"""']
     if not lines:
         lines = ["    return"]

@@ -14,7 +14,7 @@ from .. import __version__
 from ..codegen import backend
 from ..codegen.backend import environment
 from ..codegen.names import safe_comment
-from ..codegen.printer import ComplexPrinter, NumbaPrinter, common_subexpressions, require_analytic
+from ..codegen.printer import KERNELS_ONLY, ComplexPrinter, NumbaPrinter, common_subexpressions, require_analytic
 from ..codegen.render import complex_step_context
 from .elements import Piece, kinetic_pieces, readout_pieces, term_pieces
 
@@ -38,7 +38,7 @@ def element_function(piece: Piece, complex_step: bool = False, prefix: str = "")
     outs = ", ".join(printer.doprint(e) for e in reduced)
     lines.append(f"    return ({outs},)" if outs else "    return ()")
     args = ", ".join(names[s.symbol] for s in piece.args)
-    head = ['@njit(cache=True, error_model="numpy", fastmath=FAST)', f"def {prefix}{piece.name}({args}):",
+    head = [KERNELS_ONLY + ', error_model="numpy", fastmath=FAST)', f"def {prefix}{piece.name}({args}):",
             f'    """{safe_comment(piece.doc)}"""']
     return "\n".join(head + lines) + "\n"
 
