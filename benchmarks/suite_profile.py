@@ -3,7 +3,7 @@
 A pytest plugin and its report. Run the suite with it (a fresh kernel cache, as CI does)::
 
     rm -rf .pytest_cache/symglep-kernels
-    PYTHONPATH=benchmarks SUITE_PROFILE=/tmp/suite python -m pytest -q -n 2 --dist loadfile -p suite_profile
+    PYTHONPATH=benchmarks SUITE_PROFILE=/tmp/suite python -m pytest -q -n 2 --dist loadfile --no-loadscope-reorder -p suite_profile
     python benchmarks/suite_profile.py /tmp/suite          # tables: by file, slowest tests
 
 Each worker appends one JSON line per test to ``$SUITE_PROFILE/<pid>.jsonl``: the test's wall

@@ -1,10 +1,12 @@
-"""Reproducible problem instances of the bundled models, shared by the estimator tests."""
+"""Reproducible problem instances of the bundled models, and models shared by several test files."""
 
 import zlib
 
 import numpy as np
+import sympy as sp
 
 from symglep.check import draw_parameters, smooth_signal
+from symglep.network import ArrayModel, Coordinates, Inputs, Parameter, Sum, Targets, i, j, r
 
 
 def scalar_instance(kern, name: str, batch: int = 1, steps: int = 300, dt: float = 0.01) -> tuple:
@@ -43,3 +45,22 @@ def stack_instance(stack, kernels, steps: int = 300) -> tuple:
     rng = np.random.default_rng(3)
     q0, p0 = rng.uniform(-0.3, 0.3, (2, stack.n)), rng.uniform(-0.2, 0.2, (2, stack.n))
     return theta, x, y, q0, p0
+
+
+def terminal_cell(size=4, terminal=True):
+    """Duffing units with learned masses and dense couplings; a running and a terminal cost (the array
+    cell of tests/test_network_cells.py and tests/test_stack_cells.py: one model, so one kernel module,
+    whatever the size)."""
+    q = Coordinates("q")
+    W = Parameter("W", ("n", "n"))
+    B = Parameter("B", ("n", "m"))
+    m = Parameter("m", "n", positive=True)
+    u = Inputs("u")
+    y = Targets("y")
+    return ArrayModel(
+        lagrangian=(Sum(m[i] * q.dot[i] ** 2 / 2, i) - Sum(q[i] ** 2 / 2 + q[i] ** 4 / 8, i)
+                    + Sum(W[i, j] * sp.tanh(q[i]) * sp.tanh(q[j]) / 2, i, j) + Sum(q[i] * (B @ u)[i], i)),
+        cost=Sum((q[r] - y[r]) ** 2 / 4, r), terminal_cost=Sum(sp.log(sp.cosh(q[r] - y[r])), r) if terminal else None,
+        coordinates=q, parameters=[W, B, m], inputs=u, targets=y, name="terminal_cell" if terminal else "cell",
+        size=size,
+        sizes={"m": 2, "r": 2})

@@ -16,10 +16,12 @@ import symglep
 from symglep.check import rel_err
 from symglep.cli import main
 from symglep.errors import ModelError, SymglepError
-from symglep.network import ArrayModel, Coordinates, Inputs, Parameter, Sum, Targets, i, j, r
+from symglep.network import ArrayModel, Coordinates, Parameter, Sum, Targets, i, j, r
 from symglep.network.check import draw_instance
 from symglep.network.derive import derive as derive_array
 from symglep.network.derive import render as render_array
+
+from instances import terminal_cell
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 DT = 0.01
@@ -27,19 +29,9 @@ N = 6
 
 
 def terminal_model():
-    """Duffing units with learned masses, dense couplings, an input drive, a running and a terminal cost."""
-    q = Coordinates("q")
-    W = Parameter("W", ("n", "n"))
-    B = Parameter("B", ("n", "m"))
-    m = Parameter("m", "n", positive=True)
-    u = Inputs("u")
-    y = Targets("y")
-    return ArrayModel(
-        lagrangian=(Sum(m[i] * q.dot[i] ** 2 / 2, i) - Sum(q[i] ** 2 / 2 + q[i] ** 4 / 8, i)
-                    + Sum(W[i, j] * sp.tanh(q[i]) * sp.tanh(q[j]) / 2, i, j) + Sum(q[i] * (B @ u)[i], i)),
-        cost=Sum((q[r] - y[r]) ** 2 / 4, r), terminal_cost=Sum(sp.log(sp.cosh(q[r] - y[r])), r),
-        coordinates=q, parameters=[W, B, m], inputs=u, targets=y,
-        name="network_terminal_cell", size=N, sizes={"m": 2, "r": 2})
+    """Duffing units with learned masses, dense couplings, an input drive, a running and a terminal cost
+    (tests/instances.py: the same model, so the same compiled kernels, as tests/test_stack_cells.py)."""
+    return terminal_cell(size=N)
 
 
 @pytest.fixture(scope="module", params=["dense", "hru", "terminal"])

@@ -34,10 +34,12 @@ from sympy.physics.mechanics import dynamicsymbols
 
 import symglep
 from symglep.errors import ModelError, SymglepError
-from symglep.network import ArrayModel, Coordinates, Inputs, Parameter, Sum, Targets, i, j, r
+from symglep.network import ArrayModel
 from symglep.stack.runtime import compile_stack
 from symglep.tasks import TargetTask
 from symglep.training import train
+
+from instances import terminal_cell
 
 DT, K = 0.02, 200
 
@@ -53,23 +55,6 @@ def scalar_top_stack(terminal=True):
                         name="top")
     return symglep.Stack([bottom, top], [[x, x**2]], activations=["tanh"],
                          name="scalar_terminal" if terminal else "scalar_running")
-
-
-def terminal_cell(size=4, terminal=True):
-    """Duffing units with learned masses and dense couplings; a running and a terminal cost."""
-    q = Coordinates("q")
-    W = Parameter("W", ("n", "n"))
-    B = Parameter("B", ("n", "m"))
-    m = Parameter("m", "n", positive=True)
-    u = Inputs("u")
-    y = Targets("y")
-    return ArrayModel(
-        lagrangian=(Sum(m[i] * q.dot[i] ** 2 / 2, i) - Sum(q[i] ** 2 / 2 + q[i] ** 4 / 8, i)
-                    + Sum(W[i, j] * sp.tanh(q[i]) * sp.tanh(q[j]) / 2, i, j) + Sum(q[i] * (B @ u)[i], i)),
-        cost=Sum((q[r] - y[r]) ** 2 / 4, r), terminal_cost=Sum(sp.log(sp.cosh(q[r] - y[r])), r) if terminal else None,
-        coordinates=q, parameters=[W, B, m], inputs=u, targets=y, name="terminal_cell" if terminal else "cell",
-        size=size,
-        sizes={"m": 2, "r": 2})
 
 
 def array_top_stack(terminal=True):
