@@ -245,7 +245,9 @@ def test_damped_model_echo_vjp_equals_autodiff_and_numba(t0):
 
 def test_midpoint_on_request_equals_numba():
     """integrator="midpoint" on a separable array model (network_chain): the JAX loss and its Richardson echo
-    VJP equal jax.grad of the same midpoint steps (1e-9) and the Numba midpoint kernels (loss 1e-12, 1e-10)."""
+    VJP equal jax.grad of the same midpoint steps (1e-9) and the Numba midpoint kernels (loss 1e-12, 1e-10).
+    The Numba module's source runs as Python (``jit=False``): nothing else compiles this module, and the
+    array midpoint passes are compiled and held against BPTT by tests/test_network_midpoint.py."""
     model = _example("network_chain")
     n, steps = 6, 40
     probe = sj.layer(model, DT, size=n, integrator="midpoint")
@@ -258,7 +260,7 @@ def test_midpoint_on_request_equals_numba():
     reference, richardson = grad(estimator="bptt"), grad(beta=1e-3, order=4)
     for got, want in zip(richardson, reference):
         assert _relative(got, want) <= 1e-9
-    kernels = compile_array_model(model, DT, integrator="midpoint")
+    kernels = compile_array_model(model, DT, integrator="midpoint", jit=False)
     numba = kernels.gradient(values, q0[None], p0[None], u[None], y[None], beta=1e-3, order=4,
                              edges=probe.module.edges, learn_inputs=True)
     for got, want in zip(richardson, (numba.flat[0], numba.du[0], numba.dq0.reshape(-1), numba.dp0.reshape(-1))):
