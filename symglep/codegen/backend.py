@@ -21,6 +21,7 @@ import jinja2
 
 from .. import __version__
 from .digest import sources_digest
+from .printer import KERNELS_ONLY
 
 _NUMBA = ("discrete.py", "mechanics.py", "legendre.py", "symmetry.py",
           "codegen/printer.py", "codegen/names.py", "codegen/render.py",
@@ -50,10 +51,11 @@ def environment() -> jinja2.Environment:
     """The Jinja environment of every target (DESIGN: ``StrictUndefined``, ``trim_blocks``,
     ``lstrip_blocks``); output is deterministic: the same inputs give the same bytes.
 
-    One per process: Jinja keeps each template compiled in its environment (and recompiles one whose
+    Templates see ``KERNELS_ONLY``, the decorator the Numba printer writes on functions only the
+    kernels call. One per process: Jinja keeps each template compiled in its environment (and recompiles one whose
     file changed), so a template is parsed once, not at every render (about 0.1 s each).
     """
-    return jinja2.Environment(
+    env = jinja2.Environment(
         loader=jinja2.FileSystemLoader(template_dir()),
         undefined=jinja2.StrictUndefined,
         trim_blocks=True,
@@ -61,6 +63,8 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         autoescape=False,
     )
+    env.globals["KERNELS_ONLY"] = KERNELS_ONLY  # the Numba templates' `private` decorator (passes.j2)
+    return env
 
 
 def target_digest(target: str) -> str:

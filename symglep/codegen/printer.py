@@ -24,8 +24,8 @@ ANALYTIC_FUNCTIONS = {"exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "t
                       "asinh": "arcsinh", "acosh": "arccosh", "atanh": "arctanh"}
 
 # Model functions are called by the kernels only: no CPython entry (it costs about as much to compile
-# as a small function). A Python caller gets a twin with one from symglep.kernel_module. The templates'
-# copy of this decorator is the `private` macro of templates/numba/passes.j2.
+# as a small function). A Python caller gets a twin with one from symglep.kernel_module. The templates
+# write the same decorator through the `private` macro of templates/numba/passes.j2 (a Jinja global).
 KERNELS_ONLY = "@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True"
 
 
