@@ -12,7 +12,8 @@
   checked against Numba;
 * clang ``-Weverything -Werror`` and a Cortex-M4F cross-compile (``arm-none-eabi-gcc``), whose
   code sizes the test prints. Missing compilers are installed once per session by
-  ``scripts/install-toolchains.sh`` (Debian packages); if that fails the tests FAIL, never skip.
+  ``scripts/install-toolchains.sh`` (Debian packages; the ``toolchains`` fixture of tests/conftest.py,
+  started in the background when the run starts); if that fails the tests FAIL, never skip.
 
 Numba kernels come from the shared on-disk cache (tests/conftest.py): test_kernels.py compiles
 the same six models.
@@ -24,7 +25,6 @@ import functools
 import os
 import pathlib
 import re
-import shutil
 import subprocess
 
 import numpy as np
@@ -89,28 +89,6 @@ def _library(c_dir: pathlib.Path, name: str, precision: str) -> CKernels:
     if not lib.exists():
         compile_c("gcc", folder, lib, [f"{name}.c"], STRICT + EXTRA + ["-Wconversion", "-O2", "-fPIC", "-shared"])
     return CKernels(lib, _model(name), precision)
-
-
-@pytest.fixture(scope="session")
-def toolchains():
-    """clang and arm-none-eabi-gcc, installed by scripts/install-toolchains.sh when missing (once)."""
-    def missing():
-        return [cc for cc in ("gcc", "make", "clang", "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm")
-                if shutil.which(cc) is None]
-
-    if missing():
-        import fcntl
-
-        with open(ROOT / ".pytest_cache" / "install-toolchains.lock" if (ROOT / ".pytest_cache").is_dir()
-                  else "/tmp/symglep-install-toolchains.lock", "a+") as lock:
-            fcntl.flock(lock.fileno(), fcntl.LOCK_EX)  # two xdist workers: one installs
-            if missing():
-                done = subprocess.run(["bash", str(ROOT / "scripts" / "install-toolchains.sh")],
-                                      capture_output=True, text=True)
-                if done.returncode != 0 or missing():
-                    pytest.fail(f"C toolchains {missing()} missing and scripts/install-toolchains.sh could not "
-                                f"install them: {done.stderr.strip()[-500:]}")
-    return True
 
 
 # ---------------------------------------------------------------------------

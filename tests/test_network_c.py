@@ -24,7 +24,6 @@ NAMES = ["chain", "hru", "springs", "dense", "damped_hru", "beads"]
 DT = 0.01
 STEPS = 300
 FLAGS = STRICT + EXTRA + ["-Wconversion", "-O2"]
-toolchains = test_c_kernels.toolchains  # the fixture that installs clang and arm-none-eabi-gcc when missing
 
 
 class ArrayC:

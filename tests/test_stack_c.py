@@ -16,7 +16,7 @@ from sympy.physics.mechanics import dynamicsymbols
 import symglep
 from c_harness import EXTRA, STRICT, compile_c, relative_error
 from instances import stack_instance
-from test_c_kernels import COMPILER_SUPPORT, CORTEX_M4, MATH_FUNCTIONS, toolchains  # noqa: F401 (fixture)
+from test_c_kernels import COMPILER_SUPPORT, CORTEX_M4, MATH_FUNCTIONS
 from symglep.codegen.c_printer import c_api_prefix
 from symglep.stack.model import Stack
 from symglep.stack.runtime import compile_stack

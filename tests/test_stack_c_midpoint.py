@@ -19,7 +19,7 @@ import symglep
 
 from c_harness import EXTRA, STRICT, compile_c, relative_error
 from instances import stack_instance
-from test_c_kernels import COMPILER_SUPPORT, CORTEX_M4, MATH_FUNCTIONS, toolchains  # noqa: F401 (fixture)
+from test_c_kernels import COMPILER_SUPPORT, CORTEX_M4, MATH_FUNCTIONS
 from test_stack_c import StackC
 from symglep.stack import Stack
 from symglep.stack.codegen_c import render_stack_c, write_stack_c
