@@ -2,8 +2,15 @@
 # Installs the C toolchains the C99 target is tested with, from the Debian packages,
 # when they are missing: gcc and make (host builds, sanitizers), clang (warnings check)
 # and arm-none-eabi-gcc with newlib (Cortex-M4 cross-compile, math.h). Needs root and apt-get; otherwise it says what to
-# install and exits 1. Used by tests/test_c_kernels.py (once per test session).
+# install and exits 1. Used by the tests' `toolchains` fixture (tests/conftest.py).
 set -euo pipefail
+
+# One run at a time (two test workers, the test run's background start): a second run waits for the
+# first to finish, then finds nothing missing.
+if command -v flock >/dev/null 2>&1; then
+    exec 9>"${TMPDIR:-/tmp}/symglep-install-toolchains.lock"
+    flock 9
+fi
 
 packages=()
 command -v gcc >/dev/null 2>&1 || packages+=(gcc libc6-dev)

@@ -1,11 +1,9 @@
 """Shared test set-up: one kernel cache for the whole run (Numba compilation dominates test time)."""
 
-import fcntl
 import os
 import pathlib
 import shutil
 import subprocess
-import sys
 
 import pytest
 
@@ -21,17 +19,11 @@ def examples_dir() -> pathlib.Path:
 
 
 # C toolchains (tests/test_c_kernels.py and the other C files): scripts/install-toolchains.sh installs the
-# missing ones (Debian packages, about 30 s) under one lock, so that two xdist workers never run apt-get at
-# once. The run starts it in the background as soon as the tests are collected: the compile-bound tests
-# run meanwhile, and the first C test finds the compilers installed instead of idling its worker.
+# missing ones (Debian packages, about 30 s), one run at a time (it holds a lock). The test run starts it in
+# the background as soon as the tests are collected: the compile-bound tests run meanwhile, and the first C
+# test finds the compilers installed instead of idling its worker.
 TOOLCHAINS = ("gcc", "make", "clang", "arm-none-eabi-gcc", "arm-none-eabi-size", "arm-none-eabi-nm")
-TOOLCHAIN_LOCK = pathlib.Path("/tmp/symglep-install-toolchains.lock")
-INSTALL_TOOLCHAINS = ROOT / "scripts" / "install-toolchains.sh"
-_LOCKED_INSTALL = (  # run the script holding the lock (argv: lock, script)
-    "import fcntl, subprocess, sys\n"
-    "with open(sys.argv[1], 'a+') as lock:\n"
-    "    fcntl.flock(lock.fileno(), fcntl.LOCK_EX)\n"
-    "    subprocess.run(['bash', sys.argv[2]], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)\n")
+INSTALL_TOOLCHAINS = ["bash", str(ROOT / "scripts" / "install-toolchains.sh")]
 
 
 def _missing_toolchains() -> list:
@@ -40,26 +32,21 @@ def _missing_toolchains() -> list:
 
 def pytest_collection_finish(session):
     """When the selected tests include a C test and compilers are missing, start installing them in the
-    background (each xdist worker starts one; the lock runs them one after the other and the second finds
-    nothing to do). Where the script cannot install, the ``toolchains`` fixture reports why."""
+    background (each xdist worker starts one; the script's lock runs them one after the other and the second
+    finds nothing to do). Where the script cannot install, the ``toolchains`` fixture reports why."""
     if any("toolchains" in getattr(item, "fixturenames", ()) for item in session.items) and _missing_toolchains():
-        subprocess.Popen([sys.executable, "-c", _LOCKED_INSTALL, str(TOOLCHAIN_LOCK), str(INSTALL_TOOLCHAINS)],
-                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
+        subprocess.Popen(INSTALL_TOOLCHAINS, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
+                         stderr=subprocess.DEVNULL, start_new_session=True)
 
 
 @pytest.fixture(scope="session")
 def toolchains():
-    """gcc, make, clang and arm-none-eabi-gcc: waits for a background install (the same lock: apt may have
-    installed a compiler but not yet newlib), else runs scripts/install-toolchains.sh itself; FAILS (never
-    skips) when they cannot be installed."""
-    with open(TOOLCHAIN_LOCK, "a+") as lock:
-        fcntl.flock(lock.fileno(), fcntl.LOCK_EX)
-        if _missing_toolchains():
-            done = subprocess.run(["bash", str(INSTALL_TOOLCHAINS)], capture_output=True, text=True)
-            if done.returncode != 0 or _missing_toolchains():
-                pytest.fail(f"C toolchains {_missing_toolchains()} missing and scripts/install-toolchains.sh "
-                            f"could not install them: {done.stderr.strip()[-500:]}")
+    """gcc, make, clang and arm-none-eabi-gcc (with newlib): the script, run again, waits for a background
+    install still running and installs what is missing; FAILS (never skips) when they cannot be installed."""
+    done = subprocess.run(INSTALL_TOOLCHAINS, capture_output=True, text=True)
+    if done.returncode != 0 or _missing_toolchains():
+        pytest.fail(f"C toolchains {_missing_toolchains()} missing and scripts/install-toolchains.sh could not "
+                    f"install them: {done.stderr.strip()[-500:]}")
     return True
 
 

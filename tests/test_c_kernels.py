@@ -13,7 +13,7 @@
 * clang ``-Weverything -Werror`` and a Cortex-M4F cross-compile (``arm-none-eabi-gcc``), whose
   code sizes the test prints. Missing compilers are installed once per session by
   ``scripts/install-toolchains.sh`` (Debian packages; the ``toolchains`` fixture of tests/conftest.py,
-  started in the background when the run starts); if that fails the tests FAIL, never skip.
+  started in the background once the tests are collected); if that fails the tests FAIL, never skip.
 
 Numba kernels come from the shared on-disk cache (tests/conftest.py): test_kernels.py compiles
 the same six models.
