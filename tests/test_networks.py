@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 import sympy as sp
 from click.testing import CliRunner
+from sympy.physics.mechanics import dynamicsymbols
 
 import symglep
 from symglep.check import rel_err
@@ -294,6 +295,8 @@ def _declare(lagrangian, cost=None, params=None):
     (lambda q, W, u: Sum(q.dot[i] ** 4, i), "kinetic term must be"),
     (lambda q, W, u: Sum(q[i] ** 2, i), "no kinetic term"),
     (lambda q, W, u: Sum(q.dot[i] ** 2 / 2, i) + Sum(q[i] * u[i], i), "inputs enter through a product"),
+    (lambda q, W, u: Sum(q.dot[i] ** 2 / 2, i) + Sum(sp.sin(dynamicsymbols._t) * q[i], i),
+     r"explicit time dependence \(t\) is not served for array models yet: drive the units through an input"),
 ])
 def test_bad_declarations_are_refused(lagrangian, message):
     with pytest.raises(ModelError, match=message):

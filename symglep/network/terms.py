@@ -105,11 +105,19 @@ class Readout:
     slots: list
 
 
+#: The time symbol a user writes (``dynamicsymbols._t``, or ``sp.Symbol("t")``).
+TIME = sp.Symbol("t")
+
+
 def _scalar_slot(model, sym):
     if sym in model.constants:
         return None
     if any(p is sym or (isinstance(p, sp.Symbol) and p == sym) for p in model.parameters):
         return Slot(sym, "scalar", param=sym)
+    if sym.name == TIME.name:
+        raise ModelError(f"explicit time dependence ({sym}) is not served for array models yet: drive the "
+                         "units through an input product (B @ u)[i] with u(t) sampled at run time, or write "
+                         "the system as a scalar symglep.Model (docs/networks.md, 'Limits')")
     raise ModelError(f"symbol {sym} is not declared (add it to parameters or constants)")
 
 
