@@ -181,6 +181,8 @@ def _python_entry(dispatcher):
 
     The twin has the same code and globals under the qualified name ``<name>__python``, so Numba's
     disk cache keeps it apart from the kernels' copy (the cache index is named after the function).
+    It is disk-cached like every generated function (the templates write ``cache=True`` on each): the
+    same source file, so the same cache locator that served the original.
     """
     from numba import njit  # heavy: only when a Python caller asks for such a function
 
@@ -189,7 +191,7 @@ def _python_entry(dispatcher):
     twin.__qualname__ = f"{fn.__qualname__}__python"
     options = {key: value for key, value in dispatcher.targetoptions.items()
                if key not in ("no_cpython_wrapper", "no_cfunc_wrapper", "nopython")}
-    return njit(cache=type(dispatcher._cache).__name__ != "NullCache", **options)(twin)
+    return njit(cache=True, **options)(twin)
 
 
 class KernelModule:
