@@ -24,6 +24,7 @@ import numpy as np
 
 from . import uea
 from .errors import SymglepError
+from .fileio import read_npz
 from .heads import head_pass
 from .learners import Learner
 from .network.model import ArrayModel
@@ -151,13 +152,9 @@ def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> 
     """A ``DATA.npz`` with integer ``labels (S,)`` and ``inputs (S, L, C)`` (optional ``lengths (S,)``;
     optional ``test_inputs``, ``test_labels``, ``test_lengths``): a classification data set; ``None``
     when the file holds no ``labels`` (a regression data set, :func:`symglep.tasks.load_npz`)."""
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            if "labels" not in archive.files:
-                return None
-            arrays = {key: np.asarray(archive[key]) for key in archive.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise SymglepError(f"cannot read {path} as a numpy .npz archive: {exc}") from None
+    arrays = read_npz(path)
+    if "labels" not in arrays:
+        return None
     unknown = sorted(set(arrays) - set(LABELLED_KEYS))
     if unknown or "inputs" not in arrays:
         raise SymglepError(f"{path} holds labels: a classification data set has the keys "
@@ -182,8 +179,21 @@ def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> 
         return [x[s, :int(n)] for s, n in enumerate(lengths)], labels.astype(np.int64)
 
     series, labels = split("")
+    orphans = sorted(key for key in ("test_labels", "test_lengths") if key in arrays and "test_inputs" not in arrays)
+    if orphans:
+        raise SymglepError(f"{path}: {' and '.join(repr(k) for k in orphans)} need{'s' if len(orphans) == 1 else ''} 'test_inputs'")
     test = split("test_") if "test_inputs" in arrays else None
-    n_classes = int(max(labels.max(), test[1].max() if test else 0)) + 1
+    n_classes = int(labels.max()) + 1
+    if len(np.unique(labels)) < 2:
+        raise SymglepError(f"{path}: 'labels' hold one class only ({labels[0]}); a classifier needs two or more")
+    if test:
+        if test[0][0].shape[1] != series[0].shape[1]:
+            raise SymglepError(f"{path}: 'test_inputs' has {test[0][0].shape[1]} channel(s), 'inputs' has "
+                               f"{series[0].shape[1]}")
+        unseen = sorted(set(test[1].tolist()) - set(labels.tolist()))
+        if unseen:
+            raise SymglepError(f"{path}: 'test_labels' hold class(es) {', '.join(map(str, unseen))} that no "
+                               "training series has: the head cannot learn them")
     classes = [str(c) for c in range(n_classes)]
     dt = float(dt or float(arrays.get("dt", ClassificationTask.dt)))
     substeps = int(substeps or ClassificationTask.substeps)

@@ -9,6 +9,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+import zipfile
+
+import numpy as np
 
 from .errors import SymglepError
 
@@ -59,3 +62,17 @@ def read_json_object(path: str, what: str = "") -> dict:
     if not isinstance(data, dict):
         raise SymglepError(f"{label} must hold a JSON object")
     return data
+
+
+def read_npz(path: str) -> dict:
+    """The arrays of a numpy ``.npz`` archive, read without pickles; a missing file, a file that is not a zip
+    archive or a damaged one is a one-line :class:`SymglepError`."""
+    if not os.path.exists(path):
+        raise SymglepError(f"data file not found: {path}")
+    if not zipfile.is_zipfile(path):
+        raise SymglepError(f"{path} is not a numpy .npz archive (not a zip file): write it with numpy.savez")
+    try:
+        with np.load(path, allow_pickle=False) as archive:
+            return {key: np.asarray(archive[key]) for key in archive.files}
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as exc:
+        raise SymglepError(f"cannot read {path} as a numpy .npz archive: {exc}") from None

@@ -27,6 +27,7 @@ import numpy as np
 import sympy as sp
 
 from .errors import SymglepError
+from .fileio import read_npz
 from .learners import data_sizes, learner_for
 from .model import Model
 from .network.model import ArrayModel
@@ -278,13 +279,7 @@ def load_npz(path: str, model, dt: float | None = None) -> Dataset:
     """Read ``DATA.npz`` (module docstring) for any kind of system; every shape problem is a one-line
     :class:`SymglepError`. An array model's size is read off ``q0`` (or ``p0``), else its default size;
     every kind starts from momenta ``p0`` or velocities ``v0``."""
-    if not os.path.exists(path):
-        raise SymglepError(f"data file not found: {path}")
-    try:
-        with np.load(path, allow_pickle=False) as archive:
-            arrays = {key: np.asarray(archive[key]) for key in archive.files}
-    except (OSError, ValueError, EOFError) as exc:
-        raise SymglepError(f"cannot read {path} as a numpy .npz archive: {exc}") from None
+    arrays = read_npz(path)
     unknown = sorted(set(arrays) - set(NPZ_KEYS))
     if unknown:
         raise SymglepError(f"{path}: unknown key(s) {', '.join(unknown)}; expected {', '.join(NPZ_KEYS)}")

@@ -161,6 +161,21 @@ def _read_json(path: str) -> dict:
     return read_json_object(path)
 
 
+#: Predicted relative error of the echo gradient above which `train` warns (theory §5: bias + round-off).
+USABLE_GRADIENT_ERROR = 1e-2
+
+
+def beta_warning(choice: dict) -> str:
+    """A ``warning:`` line when even the best β leaves the echo gradient more than
+    :data:`USABLE_GRADIENT_ERROR` off (relative), else ``""``."""
+    error = choice["predicted_bias"] + choice["predicted_roundoff"]
+    if error <= USABLE_GRADIENT_ERROR:
+        return ""
+    return (f"warning: the echo gradient is predicted {error:.0e} off (relative) at the best beta: these "
+            "sequences amplify round-off (long or chaotic runs); --estimator echo-complex has no round-off, "
+            "and shorter sequences or a smaller dt help every estimator")
+
+
 def _describe(layout: list) -> str:
     return ", ".join(name if not shape else f"{name} {tuple(shape)}" for name, shape in layout)
 
@@ -531,6 +546,9 @@ def train_command(system, opts: TrainOptions) -> tuple:
              if result.final_loss > 0 else f"loss {first:.6e} -> 0"]
     if result.settings.get("beta_auto"):
         lines.insert(1, describe(result.settings["beta_auto"]))
+        warning = beta_warning(result.settings["beta_auto"])
+        if warning:
+            lines.insert(2, warning)
     elif result.settings.get("beta") is not None:
         lines.insert(1, f"beta = {result.settings['beta']:.3g}")
     curves = {result.settings["estimator"]: history}

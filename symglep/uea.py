@@ -268,7 +268,13 @@ def load(name: str) -> UEADataset:
         raise SymglepError(f"the UEA data sets come with sktime, which is not installed: {_INSTALL_HINT}")
     names = available()
     if name not in names:
-        raise SymglepError(f"unknown UEA data set {name!r}; available: {', '.join(names) or '(none)'}")
+        train = os.path.join(folder, name, f"{name}_TRAIN.ts")
+        if name and os.sep not in name and name not in (".", "..") and os.path.isfile(train):
+            # shipped, but not a classification set: say why
+            _check_classification(_read_header(_lines(train), train), train)
+        same = [n for n in names if n.lower() == name.lower()]
+        hint = f"; did you mean {same[0]!r}? (names are case-sensitive)" if same else ""
+        raise SymglepError(f"unknown UEA data set {name!r}{hint}; available: {', '.join(names) or '(none)'}")
     source = os.path.join(folder, name)
     train_series, train_labels, classes = read_ts(os.path.join(source, f"{name}_TRAIN.ts"))
     test_path = os.path.join(source, f"{name}_TEST.ts")

@@ -193,6 +193,22 @@ def test_labelled_npz_is_a_classification_set(tmp_path, hssm):
         classification.labelled_npz(str(tmp_path / "bad.npz"), inner, None, 1)
 
 
+@pytest.mark.parametrize("arrays, message", [
+    (dict(test_inputs=np.zeros((2, 6, 3)), test_labels=np.array([0, 1])),
+     "'test_inputs' has 3 channel\\(s\\), 'inputs' has 2"),
+    (dict(test_labels=np.array([0, 1])), "'test_labels' needs 'test_inputs'"),
+    (dict(test_inputs=np.zeros((2, 6, 2)), test_labels=np.array([0, 7])),
+     "'test_labels' hold class\\(es\\) 7 that no training series has"),
+    (dict(labels=np.array([1, 1, 1, 1])), "'labels' hold one class only \\(1\\); a classifier needs two or more"),
+])
+def test_labelled_npz_refusals_name_the_fault(tmp_path, hssm, arrays, message):
+    """Splits that disagree, or classes a head cannot learn, are one-line errors before any run."""
+    path = tmp_path / "series.npz"
+    np.savez(path, **{"inputs": np.ones((4, 6, 2)), "labels": np.array([0, 1, 2, 1]), **arrays})
+    with pytest.raises(SymglepError, match=message):
+        classification.labelled_npz(str(path), hssm[1], None, 1)
+
+
 @pytest.mark.skipif(not HAS_SKTIME, reason="the UEA sets ship with sktime (extra 'uea')")
 def test_uea_task_normalises_from_the_training_split_only(hssm):
     from symglep import uea

@@ -20,7 +20,7 @@ import symglep
 from symglep.cli import main
 from symglep.errors import SymglepError
 from symglep.tasks import load_npz, readout_map, sine_task
-from symglep.training import TrainResult, train
+from symglep.training import TrainResult, beta_warning, train
 
 from conftest import EXAMPLES
 
@@ -76,6 +76,14 @@ def test_auto_beta_is_saved_and_suits_each_estimator(default_runs):
     assert one_sided["beta_auto"]["order"] == 1 and one_sided["beta"] < echo["beta"] / 100
     assert default_runs["bptt"].settings["beta"] is None and default_runs["bptt"].settings["beta_auto"] is None
     assert rel_curve_error(default_runs["echo-one-sided"].loss_history, default_runs["bptt"].loss_history) <= 1e-5
+
+
+def test_train_warns_when_even_the_best_beta_leaves_the_echo_unusable():
+    """The β line's predicted bias + round-off (theory §5): above 1e-2 relative, one warning line."""
+    choice = {"predicted_bias": 1e-1, "predicted_roundoff": 2e-1}
+    assert beta_warning(choice).startswith("warning: the echo gradient is predicted 3e-01 off (relative)")
+    assert "--estimator echo-complex" in beta_warning(choice)
+    assert beta_warning({"predicted_bias": 3e-9, "predicted_roundoff": 1e-8}) == ""
 
 
 def test_cli_default_run(tmp_path):
@@ -171,7 +179,8 @@ def test_data_file_that_is_not_an_archive(tmp_path):
     path = tmp_path / "data.npz"
     path.write_text("not numpy")
     res = CliRunner().invoke(main, ["train", CHAIN, "--task", str(path), "--quiet"])
-    assert res.exit_code == 2 and "cannot read" in res.output and res.output.count("\n") == 1
+    assert res.exit_code == 2 and res.output.count("\n") == 1
+    assert "is not a numpy .npz archive (not a zip file)" in res.output and "pickle" not in res.output
 
 
 @pytest.mark.parametrize("args, fragment", [

@@ -160,6 +160,14 @@ def test_unknown_name_lists_the_available_sets(shipped):
         uea.load("NoSuchSet")
     with pytest.raises(SymglepError, match="unknown UEA data set"):
         uea.load("../BasicMotions")
+    with pytest.raises(SymglepError, match="did you mean 'BasicMotions'\\? \\(names are case-sensitive\\)"):
+        uea.load("basicmotions")
+
+
+def test_a_shipped_regression_set_says_why_it_is_not_read(shipped):
+    with pytest.raises(SymglepError, match=r"Tecator_TRAIN.ts, line \d+: a regression set \(@targetLabel\): only "
+                                           "classification sets are read"):
+        uea.load("Tecator")
 
 
 def test_load_does_not_import_sktime(shipped):
