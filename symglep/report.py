@@ -17,6 +17,7 @@ from . import __version__
 from .learning import describe_locality
 from .model import Model, latex_symbol_names
 from .symbol_table import SymbolTable, model_symbols
+from .symmetry import odd_terms_text
 
 FORMATS = ("text", "markdown", "latex", "json")
 
@@ -210,8 +211,7 @@ def _regular_verdict(d) -> str:
 
 
 def _verdicts(d) -> list[tuple[str, str]]:
-    rev = "yes" if d.sym.time_reversible else "NO (odd in velocity: " + ", ".join(
-        expr_str(e) for e in d.sym.breaking_terms) + ")"
+    rev = "yes" if d.sym.time_reversible else f"NO (odd in velocity: {odd_terms_text(d.sym.breaking_terms, expr_str)})"
     return [
         ("Legendre regular (det M ≢ 0)", _regular_verdict(d)),
         ("separable (L = K(v) − V(q, t))", "yes" if d.sym.separable else f"no: {d.sym.separability_note}"),

@@ -17,7 +17,7 @@ Five routes compute (or approximate) the gradient of the discrete loss:
 from __future__ import annotations
 
 from .model import Model
-from .symmetry import Symmetries
+from .symmetry import Symmetries, odd_terms_text
 
 ROUTES = ("echo", "flipped_echo", "digital_pfvp", "bptt", "naive_echo")
 EXACT_ROUTES = ("echo", "flipped_echo", "digital_pfvp")
@@ -51,7 +51,7 @@ def learning_routes(model: Model, sym: Symmetries, regular: bool = True) -> list
                 for route in ROUTES]
     variational = model.damping == 0
     reversible = sym.time_reversible
-    odd = ", ".join(str(b) for b in sym.breaking_terms)
+    odd = odd_terms_text(sym.breaking_terms)
     flip = sym.flip or []
     rewritten = model.rayleigh is not None and model.rayleigh.rewritable
     out = []

@@ -29,6 +29,7 @@ from .dissipation import non_variational_note
 from .model import Model
 from .parameter_values import values_by_name
 from .routes import LABELS, ROUTES
+from .symmetry import odd_terms_text
 
 
 class NotReversibleError(SymglepError):
@@ -325,7 +326,7 @@ class Kernels:
 
     def _not_reversible_error(self) -> NotReversibleError:
         d = self._derivation()
-        terms = ", ".join(str(t) for t in d.sym.breaking_terms)
+        terms = odd_terms_text(d.sym.breaking_terms)
         if d.sym.flip:
             flip = ", ".join(f"{s} -> -{s}" for s in d.sym.flip)
             fix = (f"flipping {flip} restores the symmetry: use route='flipped_echo' (the echo with {flip}, "
