@@ -228,7 +228,8 @@ class Kernels:
             b = int(bad[0])
             raise NumericalError(
                 f"{what}: Newton iteration of the midpoint rule did not converge at step {int(status[b])} "
-                f"of sequence {b} (residual {residual[b]:.3e}); reduce dt or check the model's regularity")
+                f"of sequence {b} (residual {residual[b]:.3e}); reduce dt or check the model's regularity",
+                what, b, int(status[b]))
 
     # -- locating NaN and overflow (symglep.diagnose) ---------------------------
     @staticmethod

@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
+from .diagnose import NumericalError
 from .errors import SymglepError
 from .fileio import read_npz
 from .learners import data_sizes, learner_for
@@ -61,6 +62,20 @@ class Dataset:
     def start(self) -> dict:
         """The keyword (``p0`` or ``v0``) and array of the initial momenta or velocities."""
         return {"v0" if self.start_velocity else "p0": self.x0}
+
+
+def _teacher_run(learner, theta, u, q0, p0, dt: float, task: str, seed: int):
+    """The teacher's recorded run; a kernel failure says that it is the teacher's (parameters drawn from
+    the seed, not the ones being trained) and what changes it."""
+    try:
+        return learner.readout_run(theta, u, q0, p0, dt)
+    except NumericalError as exc:
+        start = ("every sequence starts at rest at q = 0, which may lie where the mass matrix is singular "
+                 "(symglep derive names where); " if task == "sine" and exc.step == 0 else "")
+        raise NumericalError(f"the teacher run of the {task} task (its parameters drawn from --seed {seed}, not "
+                             f"those trained or resumed) failed: {str(exc).rstrip('.')}; {start}try another --seed, a smaller "
+                             "--dt, or give your own DATA.npz", exc.phase, exc.sequence, exc.step,
+                             exc.state) from None
 
 
 @dataclass(frozen=True)
@@ -197,7 +212,7 @@ def sine_task(system, kernels, seed: int = 0, dt: float | None = None,
     drive = config.amplitude * np.sin(config.omega * t[None, :] + phases[:, None])
     u = np.repeat(drive[:, :, None], learner.n_inputs, axis=2)
     q0, p0 = learner.rest(S)
-    q, seen = learner.readout_run(teacher, u, q0, p0, dt)
+    q, seen = _teacher_run(learner, teacher, u, q0, p0, dt, "sine", seed)
     y = np.ascontiguousarray(readout(q, seen, t[None, :]))
     if not np.all(np.isfinite(y)):
         raise SymglepError(f"the teacher run of the sine task diverged for {system.name!r} (dt = {dt}); "
@@ -259,7 +274,7 @@ def target_task(system, kernels, seed: int = 0, dt: float | None = None,
     teacher_q, teacher_p = (rng.uniform(-config.spread, config.spread, (S, n)) for _ in range(2))
     q0, p0 = (rng.uniform(-config.spread, config.spread, (S, n)) for _ in range(2))
     u = np.zeros((S, K + 1, learner.n_inputs))
-    q, seen = learner.readout_run(learner.flat(params), u, teacher_q, teacher_p, dt)
+    q, seen = _teacher_run(learner, learner.flat(params), u, teacher_q, teacher_p, dt, "target", seed)
     final = readout(q[:, -1], seen[:, -1], np.full(S, K * dt))
     y = np.repeat(final[:, None, :], K + 1, axis=1)
     running = _running_only_targets(system)

@@ -86,6 +86,17 @@ def test_train_warns_when_even_the_best_beta_leaves_the_echo_unusable():
     assert beta_warning({"predicted_bias": 3e-9, "predicted_roundoff": 1e-8}) == ""
 
 
+def test_a_diverging_teacher_is_named_as_the_teacher():
+    """The sine task's teacher (parameters from the seed) blows up at dt = 5: the error says it is the
+    teacher's run, not the trained parameters', and what changes it (exit 3, one line)."""
+    res = CliRunner().invoke(main, ["train", CHAIN, "--dt", "5", "--epochs", "1", "--quiet"])
+    assert res.exit_code == 3, res.output
+    assert res.output.startswith("error: the teacher run of the sine task (its parameters drawn from --seed 0, "
+                                 "not those trained or resumed) failed: free phase: overflow")
+    assert "try another --seed, a smaller --dt, or give your own DATA.npz" in res.output
+    assert res.output.count("\n") == 1
+
+
 def test_cli_default_run(tmp_path):
     save, plot = tmp_path / "p.json", tmp_path / "loss.png"
     res = CliRunner().invoke(main, ["train", CHAIN, "--task", "sine", "--save", str(save), "--plot", str(plot)])
