@@ -7,7 +7,9 @@ discrete loss only by its finite difference in β, plus floating-point round-off
   one (theory §5), ``p = 4`` for a Richardson (±β, ±2β) contrast. A pilot pair ``D(β0)``,
   ``D(2β0)`` measures it (Richardson):
   ``‖D(2β0) − D(β0)‖ ≈ (2^p − 1)·c·β0^p·‖D‖`` — the estimate ``symglep check`` prints as
-  "centred echo: beta error estimate".
+  "centred echo: beta error estimate". A third contrast at ``β0/2`` checks the law: the
+  difference must shrink by ``2^p`` (or be negligible), else the pilot moves to ``β0/10``
+  (a model with a kink, ``Max`` or ``Abs``, follows the law only below some β).
 * round-off ``a/β``: each learning integral ``G(±β)`` carries a rounding error that does not
   shrink with β, and the contrast divides their difference by ``2β`` (float64 cancellation).
   ``a`` is measured from probes at ``β_r ≪ β0``, where the bias is negligible:
@@ -45,6 +47,10 @@ PILOT_BETA = 1e-3
 PILOT_TRIES = 3
 #: a pilot estimate above this is outside the asymptotic β^p regime
 PILOT_MAX_ERROR = 1e-3
+#: the pilot's β^p law is also checked at β0/2: its difference shrinks by 2^p, within this factor ...
+REGIME_SLACK = 2.0
+#: ... unless both differences are below this (relative): too small to matter, and near round-off
+REGIME_FLOOR = 1e-9
 #: round-off probes, as fractions of the pilot β
 PROBES = (1e-4, 1e-5)
 #: the chosen β is at most this multiple of the pilot
@@ -110,6 +116,19 @@ def _worst(groups_a: Sequence[np.ndarray], groups_b: Sequence[np.ndarray]) -> fl
     return worst
 
 
+def _follows_the_power_law(contrast, beta0: float, one: list, estimate: float, order: int) -> bool:
+    """Whether the pilot is in the ``c·β^p`` regime: the difference ``D(β0) − D(β0/2)`` is ``2^p`` times
+    smaller than ``D(2β0) − D(β0)`` (within :data:`REGIME_SLACK`), or both are below :data:`REGIME_FLOOR`.
+    A model that is not smooth (a ``Max`` wall, an ``Abs``) can pass the size test at β0 while the nudged
+    runs cross its kink differently: the law then fails there and holds at a smaller β."""
+    half = [np.asarray(g, dtype=np.float64) for g in contrast(beta0 / 2)]
+    finer = _worst(one, half) / (2.0 ** order - 1.0)
+    if min(estimate, finer) <= REGIME_FLOOR:
+        return True
+    ratio = estimate / finer
+    return 2.0 ** order / REGIME_SLACK <= ratio <= 2.0 ** order * REGIME_SLACK
+
+
 def pick(curvature: float, roundoff: float, order: int, tolerance: float, pilot_beta: float) -> tuple:
     """``(β, β_tol, β_opt, note)`` from the model ``E(β) = c·β^p + a/β`` (module docstring).
 
@@ -138,7 +157,7 @@ def choose_beta(contrast: Callable[[float], Sequence[np.ndarray]], order: int = 
                 tolerance: float = BIAS_TOLERANCE, pilot_beta: float = PILOT_BETA) -> BetaChoice:
     """β for the contrast ``contrast(β) -> [gradient groups]`` (module docstring; theory §5–§6).
 
-    Costs ``2 + len(PROBES)`` contrasts (more when the pilot is out of the β^p regime).
+    Costs ``3 + len(PROBES)`` contrasts (more when the pilot is out of the β^p regime).
     """
     if order not in (1, 2, 4):
         raise SymglepError(f"automatic beta knows contrasts of bias order 1 (one-sided), 2 (centred) and 4 "
@@ -151,7 +170,7 @@ def choose_beta(contrast: Callable[[float], Sequence[np.ndarray]], order: int = 
         one = [np.asarray(g, dtype=np.float64) for g in contrast(beta0)]
         two = [np.asarray(g, dtype=np.float64) for g in contrast(2 * beta0)]
         estimate = _worst(two, one) / k
-        if estimate <= PILOT_MAX_ERROR:
+        if estimate <= PILOT_MAX_ERROR and _follows_the_power_law(contrast, beta0, one, estimate, order):
             break
         beta0 /= 10
     curvature = estimate / beta0 ** order

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import sympy as sp
 from click.testing import CliRunner
+from sympy.physics.mechanics import dynamicsymbols
 
 import symglep
 from symglep.beta import AUTO, MAX_GROWTH, choose_beta, parse_beta, pick
@@ -81,6 +83,37 @@ def test_roundoff_floor_keeps_beta_from_going_absurdly_small():
     at_choice = np.mean([rel_err(contrast(choice.beta)[0], g) for _ in range(20)])
     at_tolerance = np.mean([rel_err(contrast(choice.beta_tolerance)[0], g) for _ in range(20)])
     assert at_choice < at_tolerance / 30
+
+
+def test_a_pilot_outside_the_power_law_moves_to_a_smaller_beta():
+    """Above β = 3e-4 the contrast errs erratically (the nudged runs of a kinked model cross the kink
+    differently), small enough to pass the pilot's size test at β0 = 1e-3: the check at β0/2 sees the
+    difference not shrink by 2^p, so the pilot moves to 1e-4, where c·β² holds, and the chosen β errs
+    within the tolerance."""
+    g, smooth = synthetic(3.0, 2e-14)
+    direction = np.array([0.9, 0.2, -0.4])
+
+    def kinked(beta):
+        jump = 1e-4 * math.sin(3e4 * beta) if beta > 3e-4 else 0.0
+        return [smooth(beta)[0] + jump * direction]
+
+    choice = choose_beta(kinked, tolerance=1e-8)
+    assert choice.pilot_beta == pytest.approx(1e-4) and choice.curvature == pytest.approx(3.0, rel=0.05)
+    assert 2 * choice.beta <= 3e-4
+    assert max(rel_err(kinked(choice.beta)[0], g) for _ in range(20)) <= 1.5e-8
+
+
+def test_auto_beta_on_a_model_with_a_wall():
+    """A one-sided wall kw·Max(0, x − a)²/2: at β0 = 1e-3 the echoes cross the wall differently and the
+    pilot once chose a β whose echo erred by 3e-4; now it passes, echo vs BPTT within 1e-7."""
+    x, u, y = dynamicsymbols("x u y")
+    k, kw = sp.symbols("k kw", positive=True)
+    a = sp.Symbol("a")
+    model = symglep.Model(x.diff() ** 2 / 2 - k * x**2 / 2 - kw * sp.Max(0, x - a) ** 2 / 2 + u * x, [x], [k, kw],
+                          constants={a: 0.1}, inputs=[u], targets=[y], cost=(x - y) ** 2 / 2, name="wall")
+    report = run_check(model)
+    assert report["passed"] and report["beta_auto"]["pilot_beta"] < 1e-3
+    assert report["rel_err_echo_vs_bptt"] <= 1e-7 and report["rel_err_init_state"] <= 1e-7
 
 
 # -- on bundled examples, against BPTT -----------------------------------------------------------
