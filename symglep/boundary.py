@@ -26,6 +26,7 @@ from .derivation import Derivation
 from .errors import DerivationError
 from .report import expr_str
 from .symbolic import is_zero
+from .symmetry import odd_terms_text
 
 BOUNDARY_CONDITIONS = ("civp", "cfvp", "cbvp", "periodic", "pfvp", "mixed")
 TITLES = {
@@ -242,17 +243,21 @@ def residuals(d: Derivation) -> dict[str, Residual]:
                    "final_momentum_beta_variation": {f"p_{q.name}": expr_str(g) for q, g in zip(m.q, grad_T)}}
                   if terminal else {})},
     )
-    if not d.sym.time_reversible and d.sym.flip:
+    odd = odd_terms_text(d.sym.breaking_terms)
+    if m.damping != 0:
+        out["pfvp"].verdict = ("not exact for this model: the echo above is that of the conservative part; the "
+                               "Rayleigh force is not variational, so no echo or PFVP rule is exact (theory §7): "
+                               "BPTT is the reference and the naive echo is biased")
+    elif not d.sym.time_reversible and d.sym.flip:
         flip = ", ".join(f"{s} -> -{s}" for s in d.sym.flip)
-        out["pfvp"].verdict = ("exact and forward-only with the flipped echo: the model is not time-reversible ("
-                               + ", ".join(map(str, d.sym.breaking_terms)) + f"), but the echo with {flip} "
-                               "runs forward (theory §4)")
+        out["pfvp"].verdict = (f"exact and forward-only with the flipped echo: the model is not time-reversible "
+                               f"({odd}), but the echo with {flip} runs forward (theory §4)")
     elif not d.sym.time_reversible:
         r = out["pfvp"]
         r.forward_only = False
-        r.verdict = ("exact, but the model is not time-reversible (" + ", ".join(map(str, d.sym.breaking_terms))
-                     + ") and no parameter flip restores it: the echo cannot run forward; PFVP needs a backward "
-                     "integration (digital PFVP: exact on a computer, not forward-only in hardware)")
+        r.verdict = (f"exact, but the model is not time-reversible ({odd}) and no parameter flip restores it: the "
+                     "echo cannot run forward; PFVP needs a backward integration (digital PFVP: exact on a "
+                     "computer, not forward-only in hardware)")
     return {name: out[name] for name in BOUNDARY_CONDITIONS}
 
 

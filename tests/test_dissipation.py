@@ -395,6 +395,16 @@ def test_nonuniform_damping_reports_no_exact_route():
     assert any("non-variational" in note and "differs between coordinates" in note for note in d.notes)
 
 
+def test_nonuniform_damping_residuals_do_not_call_the_echo_exact():
+    """The residual table of a non-variational model is that of its conservative part: its PFVP verdict
+    says no echo is exact (theory §7), as the header note does, instead of 'the practical one'."""
+    out = CliRunner().invoke(main, ["residuals", str(EXAMPLES / "damped_chain_nonuniform.py")])
+    assert out.exit_code == 0, out.output
+    verdict = out.output.split("== PFVP")[1].split("verdict: ")[1].splitlines()[0]
+    assert verdict.startswith("not exact for this model") and "BPTT is the reference" in verdict
+    assert "the practical one" not in out.output
+
+
 def test_nonuniform_damping_bptt_matches_finite_differences(nonuniform):
     assert_bptt_matches_finite_differences(nonuniform)
 
