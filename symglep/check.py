@@ -251,7 +251,7 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
         "tolerance_bptt_vs_fd": FD_TOLERANCE,
         "one_sided_vs_centred": beta_error["one_sided"],
         "centred_error_estimate": beta_error["centred"],
-        "warnings": warnings(roundtrip, beta, beta_error, tolerance, order),
+        "warnings": warnings(roundtrip, beta, beta_error, tolerance, order, exact),
         "noise": noise_study,
         "passed": bool((not exact or (err_theta <= tolerance and err_init <= tolerance)) and err_fd <= FD_TOLERANCE),
         "gradients": {
@@ -275,9 +275,16 @@ def beta_error_estimates(contrast, one_sided, contrast_2beta, order: int = 2) ->
     return {"one_sided": rel_err(one_sided, contrast), "centred": rel_err(contrast_2beta, contrast) / (2**order - 1)}
 
 
-def warnings(roundtrip: float, beta: float, beta_error: dict, tolerance: float, order: int = 2) -> list:
-    """What the measurements say about the trust one can put in the echo gradient (theory §6)."""
+def warnings(roundtrip: float, beta: float, beta_error: dict, tolerance: float, order: int = 2,
+             exact: bool = True) -> list:
+    """What the measurements say about the trust one can put in the echo gradient (theory §6); ``exact``
+    False: the route is the naive echo of a model that is not reversible (theory §4, §7)."""
     out = []
+    if not exact:
+        out.append(f"the naive echo does not retrace the free run (round-trip error {roundtrip:.1e}): the model "
+                   "is not time-reversible or not variational, so the echo runs a different system by construction "
+                   "and its gradient is biased (theory §4, §7); the comparison with BPTT measures that bias")
+        return out
     if beta_error["centred"] > tolerance:
         better = suggested_beta(beta, beta_error["centred"], tolerance, order)
         out.append(f"beta = {beta:g} is too large for this model's curvature: the {contrast_kind(CONTRASTS[order])} "
@@ -334,7 +341,8 @@ def render_text(r: dict) -> str:
     if r.get("noise"):
         lines += ["", render_noise(r["noise"]).rstrip("\n"),
                   "(the noise study is a measurement; the pass criterion is the noiseless one above)"]
-    lines += [
-        "passed" if r["passed"] else "FAILED",
-    ]
+    verdict = "passed" if r["passed"] else "FAILED"
+    if not r["route_exact"]:
+        verdict += " (BPTT vs finite differences only: the route is not exact here, its bias is reported above)"
+    lines.append(verdict)
     return "\n".join(lines) + "\n"

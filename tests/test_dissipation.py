@@ -431,6 +431,11 @@ def test_check_cli_on_nonuniform_damping(nonuniform):
     naive = CliRunner().invoke(main, ["check", path, "--steps", "200", "--naive-echo"])
     assert naive.exit_code == 0, naive.output
     assert "naive echo" in naive.output and "not a pass criterion" in naive.output
+    # its warning names the model, not drift, and the verdict says what it judged
+    assert "warning: the naive echo does not retrace the free run" in naive.output
+    assert "floating-point drift" not in naive.output
+    assert naive.output.rstrip().endswith("passed (BPTT vs finite differences only: the route is not exact here, "
+                                          "its bias is reported above)")
 
 
 def test_check_cli_labels_digital_pfvp(gyro):
