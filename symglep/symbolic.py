@@ -121,3 +121,30 @@ def linear_coefficients(expr, symbols) -> list | None:
             any(sp.diff(expr, a, b) != 0 for a in symbols for b in symbols):
         return None
     return [sp.diff(expr, s) for s in symbols]
+
+
+def tanh_quotients(expr):
+    """``sinh(x)^a cosh(x)^-b`` → ``tanh(x)^min(a,b) …``: the same function, finite for every x.
+
+    ``d/dx log cosh x`` comes out of SymPy as ``sinh(x)/cosh(x)``: evaluated as written it is
+    ``inf/inf = NaN`` once ``|x|`` passes ~710 (float64), and it costs two libm calls where
+    ``tanh`` costs one. Every printed expression passes through here (codegen.printer).
+    """
+    if not expr.has(sp.sinh):
+        return expr
+
+    def merge(term):
+        powers = term.as_powers_dict()
+        changed = False
+        for base in [b for b in powers if isinstance(b, sp.sinh)]:
+            cosh = sp.cosh(base.args[0])
+            a, b = powers[base], -powers.get(cosh, 0)
+            if a.is_positive and b.is_positive:
+                k = sp.Min(a, b)
+                powers[base] -= k
+                powers[cosh] = -(b - k)
+                powers[sp.tanh(base.args[0])] = powers.get(sp.tanh(base.args[0]), 0) + k
+                changed = True
+        return sp.Mul(*[bb**e for bb, e in powers.items()]) if changed else term
+
+    return expr.replace(lambda e: e.is_Mul, merge)

@@ -14,6 +14,7 @@ from sympy.printing.pycode import PythonCodePrinter
 
 from ..discrete import NumericFunction
 from ..errors import SymglepError
+from ..symbolic import tanh_quotients
 from .names import Namer, safe_comment
 
 #: functions analytic on the real line (holomorphic in a neighbourhood of it, where the model
@@ -87,8 +88,9 @@ def require_analytic(name: str, exprs) -> None:
 
 
 def common_subexpressions(outputs: list):
-    """One ``cse`` over all output expressions of a function (deterministic order)."""
-    flat = [sp.sympify(e) for _, exprs in outputs for e in exprs]
+    """One ``cse`` over all output expressions of a function (deterministic order), quotients of
+    ``sinh`` and ``cosh`` written as ``tanh`` first (:func:`symglep.symbolic.tanh_quotients`)."""
+    flat = [tanh_quotients(sp.sympify(e)) for _, exprs in outputs for e in exprs]
     temps = sp.numbered_symbols("w", cls=sp.Symbol)
     replacements, reduced = sp.cse(flat, symbols=temps, order="canonical")
     return replacements, reduced

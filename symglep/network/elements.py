@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from ..symbolic import tanh_quotients
 from .terms import Slot, Term
 
 
@@ -22,29 +23,6 @@ class Piece:
     args: list          # Slots, in call order
     outputs: list       # sympy expressions
     doc: str
-
-
-def tanh_quotients(expr):
-    """``sinh(x)^a cosh(x)^-b`` → ``tanh(x)^min(a,b) …``: one libm call where SymPy's derivative makes two.
-
-    ``d/dx log cosh x`` comes out of SymPy as ``sinh(x)/cosh(x)``; the kernels evaluate it in
-    every force of every step, so the quotient is written as ``tanh`` (the same function).
-    """
-    def merge(term):
-        powers = term.as_powers_dict()
-        changed = False
-        for base in [b for b in powers if isinstance(b, sp.sinh)]:
-            cosh = sp.cosh(base.args[0])
-            a, b = powers[base], -powers.get(cosh, 0)
-            if a.is_positive and b.is_positive:
-                k = sp.Min(a, b)
-                powers[base] -= k
-                powers[cosh] = -(b - k)
-                powers[sp.tanh(base.args[0])] = powers.get(sp.tanh(base.args[0]), 0) + k
-                changed = True
-        return sp.Mul(*[bb**e for bb, e in powers.items()]) if changed else term
-
-    return expr.replace(lambda e: e.is_Mul, merge)
 
 
 def _param_slots(slots):
