@@ -251,7 +251,8 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
         "tolerance_bptt_vs_fd": FD_TOLERANCE,
         "one_sided_vs_centred": beta_error["one_sided"],
         "centred_error_estimate": beta_error["centred"],
-        "warnings": warnings(roundtrip, beta, beta_error, tolerance, order, exact),
+        "warnings": warnings(roundtrip, beta, beta_error, tolerance, order, exact)
+                    + growth_warning(model, q0, p0, qT, pT, params is None),
         "noise": noise_study,
         "passed": bool((not exact or (err_theta <= tolerance and err_init <= tolerance)) and err_fd <= FD_TOLERANCE),
         "gradients": {
@@ -296,6 +297,26 @@ def warnings(roundtrip: float, beta: float, beta_error: dict, tolerance: float, 
                    "to be trusted to that tolerance (floating-point drift of a long or chaotic run, theory §6); "
                    "shorten the sequence or reduce dt")
     return out
+
+
+#: a final state this many times the start's scale marks an instance that runs away (exponential growth)
+RUNAWAY_GROWTH = 1e3
+
+
+def growth_warning(model: Model, q0, p0, qT, pT, drawn: bool) -> list:
+    """A warning when the checked run ends :data:`RUNAWAY_GROWTH` times larger than it started: an unstable
+    instance amplifies every finite difference (the echo's β error, BPTT vs finite differences). When the
+    parameters were drawn, it names those without a sign assumption (drawn in [-1, 1])."""
+    start = max(1.0, float(np.max(np.abs(np.concatenate([q0, p0], axis=1)))))
+    end = float(np.max(np.abs(np.concatenate([qT, pT], axis=1))))
+    if not end > RUNAWAY_GROWTH * start:
+        return []
+    unsigned = [s.name for s in model.parameters if not s.is_positive]
+    hint = (f"; {', '.join(unsigned)} carry no sign assumption and were drawn in [-1, 1]: declare "
+            "positive=True on those that must be positive, or give --params" if drawn and unsigned
+            else "; give --params with values that keep the system bounded")
+    return [f"the checked run grows from {start:.1g} to {end:.1e}: this instance is unstable, which amplifies "
+            f"every finite difference (the echo's beta error among them){hint}"]
 
 
 def _explicit_time(model: Model) -> bool:

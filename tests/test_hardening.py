@@ -157,6 +157,16 @@ def test_check_warns_when_the_round_trip_exceeds_the_tolerance():
     assert "warning: beta = 0.05 is too large" in result.output
 
 
+def test_check_warns_when_the_instance_runs_away():
+    """A negative stiffness makes the oscillator grow like e^{1.4 t}: the check says the instance is unstable
+    (it amplifies every finite difference) and, for given parameters, to choose bounded ones."""
+    model = symglep.load_model(OSCILLATOR)
+    unstable = run_check(model, steps=1000, params={"k": -2.0, "m": 1.0})
+    (warning,) = [w for w in unstable["warnings"] if "this instance is unstable" in w]
+    assert "give --params with values that keep the system bounded" in warning
+    assert not any("unstable" in w for w in run_check(model, steps=300)["warnings"])
+
+
 # -- cache entries (protection: cache.valid_entry's checksum) ------------------------------------------
 def _forget(kernels):
     """Drop what this process holds of a compiled entry, as a new process would start."""
