@@ -183,7 +183,7 @@ def _route_line(r: dict) -> str:
     else:
         state = "refused"
     hw = "forward-only" if r["forward_only"] else "not forward-only"
-    return f"{r['route']}: {state} ({hw} route): {r['why']}"
+    return f"{r['route']} [{hw}]: {state}: {r['why']}"
 
 
 def _version() -> str:
