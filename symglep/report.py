@@ -291,8 +291,12 @@ def render_text(d) -> str:
     out += [f"  {_route_line(x)}" for x in d.routes]
     out.append("")
     out.append("learning rule ∂L/∂θ:")
+    damping = d.model.damping
     for th, e in rule.items():
-        out.append(f"  ∂L/∂{th} = {show(e)}    [{describe_locality(d.locality[th])}]")
+        where = describe_locality(d.locality[th])
+        if damping != 0 and str(th) in {s.name for s in damping.free_symbols}:
+            where += "; also acts through the Rayleigh force, which no ∂L/∂θ sees: its gradient comes from BPTT"
+        out.append(f"  ∂L/∂{th} = {show(e)}    [{where}]")
     out += [f"note: {n}" for n in d.notes]
     return "\n".join(out) + "\n"
 

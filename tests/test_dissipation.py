@@ -405,6 +405,19 @@ def test_nonuniform_damping_residuals_do_not_call_the_echo_exact():
     assert "the practical one" not in out.output
 
 
+def test_a_learned_rayleigh_coefficient_says_where_its_gradient_comes_from():
+    """A learned coefficient of a non-variational Rayleigh force has ∂L/∂c = 0: derive says it acts through
+    the force, which no ∂L/∂θ sees, and that BPTT gives its gradient."""
+    x1, x2 = dynamicsymbols("x1 x2")
+    k, c = sp.symbols("k c", positive=True)
+    model = symglep.Model((x1.diff() ** 2 + x2.diff() ** 2) / 2 - k * (x1 - x2) ** 2 / 2 - (x1**2 + x2**2) / 2,
+                          [x1, x2], [k, c], dissipation=c * x1.diff() ** 4 / 4)
+    text = symglep.report.render_text(symglep.derive(model))
+    line = next(x for x in text.splitlines() if x.lstrip().startswith("∂L/∂c"))
+    assert "also acts through the Rayleigh force, which no ∂L/∂θ sees: its gradient comes from BPTT" in line
+    assert "Rayleigh" not in next(x for x in text.splitlines() if x.lstrip().startswith("∂L/∂k"))
+
+
 def test_nonuniform_damping_bptt_matches_finite_differences(nonuniform):
     assert_bptt_matches_finite_differences(nonuniform)
 
