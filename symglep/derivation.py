@@ -29,7 +29,7 @@ from .readable import Readable, readable_forms
 from .routes import default_route, learning_routes
 from .simplify import Budget
 from .symbolic import canonical_srepr, evaluate, sample_values
-from .symmetry import Symmetries, symmetries
+from .symmetry import Symmetries, gauge_note, symmetries
 
 
 @dataclass
@@ -229,6 +229,9 @@ def _derive(model: Model, simplify: str) -> Derivation:
         h, vmap, note = None, None, "the mass matrix is singular (det M ≡ 0): no Hamiltonian"
         notes.append("Legendre transform is singular: the model is degenerate (constrained)")
     sym = symmetries(model, el.momenta)
+    gauge = None if sym.time_reversible else gauge_note(model, sym.breaking_terms)
+    if gauge:
+        notes.append(gauge)
     rule = learning_rule(model)
     unused = unused_parameters(model)
     if unused:

@@ -169,6 +169,45 @@ def reversing_flip(model: Model, breaking: list) -> tuple[list | None, str]:
                   "L(q, -v) equal to L(q, v)")
 
 
+def total_derivative(model: Model, breaking: list) -> tuple | None:
+    """``(A·v, F)`` when the odd part of ``L`` is ``A(q, t)·v`` with a closed ``A`` (``∂A_i/∂q_j =
+    ∂A_j/∂q_i``): then ``A·v = dF/dt − ∂F/∂t`` with ``∂F/∂q = A``, and ``L − dF/dt`` has the same
+    equations of motion and is even in ``v`` (theory §4). ``F`` is ``None`` when SymPy finds no closed
+    form; the whole result is ``None`` for any other odd part (a magnetic field: ``A`` is not closed)."""
+    odd = sp.Add(*breaking)
+    coefficients = [sp.diff(odd, v) for v in model.v]
+    moving = set(model.v) | set(model.u) | set(model.y)
+    if any(c.free_symbols & moving for c in coefficients):
+        return None
+    linear = sum(c * v for c, v in zip(coefficients, model.v))
+    options = dict(fixed=model.constants, positive=set(model.parameters))
+    if not is_zero(odd - linear, **options):
+        return None
+    q = list(model.q)
+    for i in range(len(q)):
+        for j in range(i + 1, len(q)):
+            if not is_zero(sp.diff(coefficients[i], q[j]) - sp.diff(coefficients[j], q[i]), **options):
+                return None
+    potential = sp.S.Zero
+    for c, x in zip(coefficients, q):
+        potential += sp.integrate(sp.expand(c - sp.diff(potential, x)), x)
+    if potential.has(sp.Integral):
+        potential = None
+    return linear, potential
+
+
+def gauge_note(model: Model, breaking: list) -> str | None:
+    """The derive note for :func:`total_derivative`, or ``None``."""
+    found = total_derivative(model, breaking)
+    if found is None:
+        return None
+    linear, potential = found
+    what = f"F = {potential}" if potential is not None else "some F(q, t) with dF/dq = A"
+    return (f"the odd term(s) {odd_terms_text([linear])} are a total time derivative plus an even term: "
+            f"A·v = dF/dt − ∂F/∂t with {what}. L − dF/dt has the same equations of motion and is even in v: "
+            "declared that way, the model takes the plain echo (theory §4)")
+
+
 def symmetries(model: Model, momenta: list) -> Symmetries:
     reversible, breaking = time_reversal(model)
     separable, kinetic, potential, note = separability(model, momenta)

@@ -755,3 +755,27 @@ def test_long_odd_terms_are_cut_in_one_line_messages():
     assert not d.time_reversible
     line = next(x for x in report.render_text(d).splitlines() if x.lstrip().startswith("time-reversible"))
     assert len(line) < TERMS_SHOWN + 150 and "more characters: symglep derive --format json" in line
+
+
+def test_an_odd_term_that_is_a_total_derivative_is_named_with_its_potential():
+    """c·x·ẋ and the Kapitza pendulum's −a l m ω θ̇ sin θ sin ωt are dF/dt − ∂F/∂t: derive names F, and
+    L − dF/dt (same equations of motion) is even in v. A magnetic field's A·v is not closed: no note."""
+    from symglep.symmetry import total_derivative
+
+    x, th = dynamicsymbols("x th")
+    t = dynamicsymbols._t
+    c, a, l, m, w = sp.symbols("c a l m w", positive=True)
+    cases = [symglep.Model(x.diff() ** 2 / 2 - x**2 / 2 + c * x * x.diff(), [x], [c]),
+             symglep.Model(m * l**2 * th.diff() ** 2 / 2 - a * l * m * w * th.diff() * sp.sin(th) * sp.sin(w * t)
+                           + m * l * sp.cos(th), [th], [m], constants={a: 0.1, l: 1.0, w: 5.0})]
+    for model in cases:
+        d = derive(model)
+        assert not d.time_reversible
+        assert any("are a total time derivative plus an even term" in n for n in d.notes)
+        linear, F = total_derivative(model, d.sym.breaking_terms)
+        (q,), (v,) = model.q, model.v
+        assert sp.simplify(sp.diff(F, q) * v - linear) == 0
+        even = model.lagrangian - linear - sp.diff(F, model.time)
+        assert sp.simplify(even - even.subs(v, -v)) == 0
+    magnetic = derive(load_model(str(EXAMPLES_DIR / "charged_particle.py")))
+    assert not magnetic.time_reversible and not any("total time derivative" in n for n in magnetic.notes)

@@ -549,4 +549,4 @@ def test_derive_reports_routes(name, default):
     assert not routes["digital_pfvp"]["forward_only"]
     assert routes["echo"]["forward_only"] and routes["flipped_echo"]["forward_only"]
     text = runner.invoke(main, ["derive", str(EXAMPLES / f"{name}.py")]).output
-    assert "learning routes" in text and "digital_pfvp: " in text
+    assert "learning routes" in text and "digital_pfvp [not forward-only]: " in text
