@@ -15,6 +15,7 @@ imports JAX: install it with ``pip install 'symglep[jax]'``.
 
 from __future__ import annotations
 
+import numbers
 from dataclasses import dataclass
 
 from . import cache as kernel_cache
@@ -59,21 +60,83 @@ def bound(model, integrator: str = "auto", cache: str | None = None, size: int |
             raise SymglepError("size, edges and readout_units are for array models")
         return mod
     n = model.size if size is None else size
-    if isinstance(n, bool) or not isinstance(n, int) or n < 1:
+    if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1:
         raise SymglepError(f"size must be a positive integer number of units, got {size!r}")
+    n = int(n)
     units = checked_readout_units(n, model.sizes["r"], readout_units, "readout_units")
     return mod.bind(n, model.sizes["m"], model.edge_list(n, edges), units)
 
 
+def _positive(value) -> bool:
+    """A real number > 0: Python's, NumPy's (``np.float32``) or a 0-d array of one."""
+    if isinstance(value, bool):
+        return False
+    if not isinstance(value, numbers.Real):
+        shape = getattr(value, "shape", None)
+        if shape != () or not hasattr(value, "item"):
+            return False
+        value = value.item()
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0
+
+
 def _options(dt, estimator, beta, order) -> None:
-    if not isinstance(dt, (int, float)) or not dt > 0:
+    if not _positive(dt):
         raise SymglepError(f"dt must be a positive number, got {dt!r}")
     if estimator not in ESTIMATORS:
         raise SymglepError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
     if order not in (1, 2, 4):
         raise SymglepError(f"order must be 1 (one-sided), 2 (centred) or 4 (Richardson), got {order!r}")
-    if not (isinstance(beta, (int, float)) and beta > 0):
+    if not _positive(beta):
         raise SymglepError(f"beta must be a positive number, got {beta!r}")
+
+
+@dataclass(frozen=True)
+class Sizes:
+    """What one sequence's arrays measure (docs/jax.md): θ ``(n_theta,)``, ``u`` ``(K+1, n_u)``, ``y``
+    ``(K+1, n_y)``, ``q0`` and ``p0`` ``(n,)``."""
+
+    n_theta: int
+    n: int
+    n_u: int
+    n_y: int
+
+    @classmethod
+    def of(cls, model, mod) -> "Sizes":
+        if mod is None:  # a stack: its units' coordinates, the bottom unit's inputs, the top unit's targets
+            n = sum(model.unit_size(i) for i in range(len(model.units)))
+            return cls(len(model.parameter_names), n, model.n_inputs, model.n_targets)
+        return cls(int(mod.N_THETA), int(mod.N), int(mod.N_U), int(mod.N_Y))
+
+    def checked(self, theta, u, y, q0, p0) -> tuple:
+        """The arrays of one call, their shapes checked (a one-line :class:`SymglepError` naming the
+        expected shape) and cast to one floating dtype (integer starts become the parameters' float)."""
+        given = {"theta": theta, "u": u, "y": y, "q0": q0, "p0": p0}
+        arrays = {}
+        for name, value in given.items():
+            if name == "y" and value is None:
+                continue
+            if value is None:
+                raise SymglepError(f"{name} is missing" + (": a model without inputs takes u of shape (K+1, 0)"
+                                                           if name == "u" else ""))
+            try:
+                arrays[name] = jnp.asarray(value)
+            except (TypeError, ValueError):
+                raise SymglepError(f"{name} must be an array of numbers, got {type(value).__name__}") from None
+        steps = arrays["u"].shape[0] if arrays["u"].ndim == 2 else "K+1"
+        want = {"theta": (self.n_theta,), "u": (steps, self.n_u), "y": (steps, self.n_y), "q0": (self.n,),
+                "p0": (self.n,)}
+        for name, array in arrays.items():
+            if array.shape != want[name]:
+                shown = tuple("K+1" if d == "K+1" else int(d) for d in want[name])
+                raise SymglepError(f"{name} must have shape {shown} (one sequence; jax.vmap over a batch), got "
+                                   f"{tuple(array.shape)}".replace("'", ""))
+        if steps < 2:
+            raise SymglepError(f"u must hold K+1 >= 2 time nodes, got {steps}")
+        dtype = jnp.result_type(*arrays.values(), float)
+        if not jnp.issubdtype(dtype, jnp.floating):
+            raise SymglepError(f"theta, u, y, q0 and p0 must be real numbers, got {dtype}")
+        return tuple(None if name not in arrays else arrays[name] if arrays[name].dtype == dtype
+                     else arrays[name].astype(dtype) for name in given)
 
 
 def _make(factory, *args, **kwargs):
@@ -97,8 +160,10 @@ class Layer:
     dt: float
     estimator: str
     readout: str
+    sizes: Sizes
 
     def __call__(self, theta, u, q0, p0):
+        theta, u, _, q0, p0 = self.sizes.checked(theta, u, None, q0, p0)
         return self.apply(theta, u, q0, p0)
 
     @property
@@ -109,14 +174,16 @@ class Layer:
 
     @property
     def n(self) -> int:
-        return self.module.N
+        return self.sizes.n
 
     @property
     def n_inputs(self) -> int:
-        return self.module.N_U
+        return self.sizes.n_u
 
     @property
     def n_readout(self) -> int:
+        if self.module is None:  # a stack's layer reads its top unit's coordinates
+            return self.model.unit_size(len(self.model.units) - 1)
         return self.module.N if self.readout == "coordinates" else self.module.N_Y
 
     def theta(self, values: dict):
@@ -169,11 +236,12 @@ def layer(model, dt: float, *, integrator: str = "auto", estimator: str = "echo"
             return lambda th, u, y, q0, p0: apply(th, u, q0, p0)
 
         run = chain(model, _unit_layer(dt, estimator, beta, order, t0, cache, step), make_top)
-        return Layer(model, None, lambda th, x, q0, p0: run(th, x, None, q0, p0), float(dt), estimator, readout)
+        return Layer(model, None, lambda th, x, q0, p0: run(th, x, None, q0, p0), float(dt), estimator, readout,
+                     Sizes.of(model, None))
     mod = bound(model, integrator, cache, size, edges, readout_units)
     readout = readout or mod.DEFAULT_READOUT
     apply = _make(mod.make_layer, float(dt), float(t0), float(beta), order, estimator, readout)
-    return Layer(model, mod, apply, float(dt), estimator, readout)
+    return Layer(model, mod, apply, float(dt), estimator, readout, Sizes.of(model, mod))
 
 
 def loss(model, dt: float, *, integrator: str = "auto", estimator: str = "echo", beta: float = 1e-4,
@@ -193,9 +261,18 @@ def loss(model, dt: float, *, integrator: str = "auto", estimator: str = "echo",
             return loss(unit, dt, integrator=step(unit), estimator=estimator, beta=beta, order=order, t0=t0,
                         cache=cache, size=size)
 
-        return chain(model, _unit_layer(dt, estimator, beta, order, t0, cache, step), make_top)
+        return _checked_loss(chain(model, _unit_layer(dt, estimator, beta, order, t0, cache, step), make_top),
+                             Sizes.of(model, None))
     mod = bound(model, integrator, cache, size, edges, readout_units)
-    return _make(mod.make_loss, float(dt), float(t0), float(beta), order, estimator)
+    return _checked_loss(_make(mod.make_loss, float(dt), float(t0), float(beta), order, estimator),
+                         Sizes.of(model, mod))
+
+
+def _checked_loss(run, sizes: Sizes):
+    """``run(theta, u, y, q0, p0)`` behind the shape and dtype checks of :meth:`Sizes.checked`."""
+    def checked(theta, u, y, q0, p0):
+        return run(*sizes.checked(theta, u, y, q0, p0))
+    return checked
 
 
 def _stack_options(stack, integrator, size, edges, readout_units):

@@ -227,6 +227,34 @@ def test_refusals_name_their_reason(tmp_path):
         sj.layer(coupled_model(), 0.0)
 
 
+def test_bad_shapes_and_dtypes_of_a_call_are_one_line_errors():
+    """A θ one entry short, targets two nodes short, an extra input column, a start of the wrong size, a batch
+    without vmap: one-line errors naming the expected shape, before any step runs (before, a short θ read a
+    clamped index and returned a wrong loss). Integer starts are cast to the parameters' float."""
+    model = symglep.load_model(str(ROOT / "examples/harmonic_oscillator.py"))
+    run, apply = sj.loss(model, DT), sj.layer(model, DT)
+    K = 10
+    theta, u, y = jnp.array([1.0, 0.8]), jnp.zeros((K + 1, 1)), jnp.zeros((K + 1, 1))
+    q0, p0 = jnp.array([0.2]), jnp.array([0.1])
+    cases = [((theta[:1], u, y, q0, p0), r"theta must have shape \(2,\) \(one sequence; jax.vmap over a batch\), "
+                                          r"got \(1,\)"),
+             ((theta, u, y[:-2], q0, p0), r"y must have shape \(11, 1\)"),
+             ((theta, jnp.zeros((K + 1, 2)), y, q0, p0), r"u must have shape \(11, 1\)"),
+             ((theta, u, y, jnp.zeros(2), p0), r"q0 must have shape \(1,\)"),
+             ((theta, u[None], y, q0, p0), r"u must have shape \(K\+1, 1\) \(one sequence; jax.vmap over a batch\)"),
+             ((theta, None, y, q0, p0), "u is missing: a model without inputs takes u of shape")]
+    for args, message in cases:
+        with pytest.raises(SymglepError, match=message):
+            run(*args)
+    with pytest.raises(SymglepError, match=r"theta must have shape \(2,\)"):
+        apply(theta[:1], u, q0, p0)
+    at_float = run(theta, u, y, jnp.array([0.0]), jnp.array([0.0]))
+    assert float(run(theta, u, y, jnp.array([0]), jnp.array([0]))) == float(at_float)
+    g = jax.grad(run)(theta, u, y, jnp.array([0]), jnp.array([0]))
+    assert g.shape == (2,) and bool(jnp.all(jnp.isfinite(g)))
+    assert sj.layer(model, np.float32(DT)).dt == pytest.approx(DT)  # NumPy scalars are numbers too
+
+
 @pytest.mark.parametrize("path", SCALAR_EXAMPLES, ids=lambda p: p.stem)
 def test_generated_jax_files_are_up_to_date(path):
     """generated/<model>/jax/kernels.py is exactly what `symglep generate --target jax` writes today."""

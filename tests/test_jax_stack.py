@@ -79,6 +79,9 @@ def test_stack_layer_and_refusals():
     r, qT, pT = layer(*map(jnp.asarray, (theta, x, q0, p0)))
     top = stack.unit_size(1)
     assert r.shape == (K + 1, top) and qT.shape == (top,) and pT.shape == (top,)
+    assert (layer.n, layer.n_inputs, layer.n_readout) == (q0.size, x.shape[1], top)
+    with pytest.raises(SymglepError, match=rf"q0 must have shape \({q0.size},\)"):
+        layer(jnp.asarray(theta), jnp.asarray(x), jnp.asarray(q0[-top:]), jnp.asarray(p0))
     assert _relative(r[-1], qT) == 0
     xs = jnp.asarray(np.stack([x, -x]))
     batch = jax.vmap(lambda x: jnp.sum(layer(jnp.asarray(theta), x, jnp.asarray(q0), jnp.asarray(p0))[0] ** 2))(xs)
