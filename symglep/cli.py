@@ -14,8 +14,9 @@ import click
 from . import __version__, commands
 from .beta import parse_beta
 from .command_options import CheckOptions, TrainOptions
+from .distributed import checked_address
 from .errors import SymglepError
-from .fileio import write_atomic
+from .fileio import require_writable, write_atomic
 from .estimators import ESTIMATORS
 from .loader import load_system
 from .noise import parse_noise
@@ -103,7 +104,7 @@ def residuals(model_spec, bc, fmt, output):
 @main.command()
 @MODEL_ARG
 @click.option("--target", type=click.Choice(["numba", "c", "jax"]), default="numba", show_default=True,
-              help="numba: Python kernels; c: portable C99 (docs/c-kernels.md); jax: a jax.numpy module with echo VJPs (docs/jax.md, scalar models).")
+              help="numba: Python kernels; c: portable C99 (docs/c-kernels.md); jax: a jax.numpy module with echo VJPs (docs/jax.md; scalar and array models).")
 @click.option("--precision", type=click.Choice(["float64", "float32"]), default="float64", show_default=True,
               help="Floating type of the C kernels (numba: float64 only).")
 @click.option("--integrator", type=click.Choice(["auto", "leapfrog", "midpoint"]), default="auto", show_default=True,
@@ -124,7 +125,7 @@ def generate(model_spec, target, precision, integrator, out_dir, force):
 @click.option("--beta", default="auto", show_default=True, metavar="auto|BETA",
               help="Nudge strength of the echo; auto: chosen from a pilot estimate of the bias and round-off "
                    "(docs/theory.md §6).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the drawn instance.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True, help="Seed of the drawn instance.")
 @click.option("--params", "params_file", type=click.Path(dir_okay=False), help="JSON {name: value} of parameters.")
 @click.option("--integrator", type=click.Choice(["auto", "leapfrog", "midpoint"]), default="auto", show_default=True)
 @click.option("--tolerance", type=float, default=1e-6, show_default=True, help="Allowed echo-vs-BPTT relative error.")
@@ -182,7 +183,8 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
               show_default=True, help="Gradient: centred echo (3 passes, O(β²)), one-sided echo (2, O(β)), "
               "echo4 (echoes at ±β, ±2β in one pass, O(β⁴)), echo-complex (β = iε in complex arithmetic: "
               "exact to round-off, digital only), or BPTT reference.")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of the task, start and batch order.")
+@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
+              help="Seed of the task, start and batch order.")
 @click.option("--dt", type=float, default=None, help="Step size [default: the task's, or 'dt' in DATA.npz].")
 @click.option("--integrator", type=click.Choice(["auto", "leapfrog", "midpoint"]), default="auto", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write the loss curve to this PNG.")
@@ -206,6 +208,11 @@ def train(model_spec, task, substeps, epochs, lr, optimizer, batch, beta, estima
                         beta=parse_beta(beta), estimator=estimator, seed=seed, dt=dt, integrator=integrator, plot_path=plot_path,
                         save_path=save_path, resume_path=resume_path, scheduler=scheduler,
                         learn_initial_state=learn_initial_state, freeze_parameters=freeze_parameters, quiet=quiet)
+    for path, what in ((plot_path, "--plot"), (save_path, "--save")):
+        if path:
+            require_writable(path, what)  # before training, not after
+    if scheduler is not None:
+        checked_address(scheduler)
     system = load_system(model_spec)
     if plot_path:
         from .plotting import pyplot  # optional extra 'plot'

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 from .errors import SymglepError
+from .estimators import NO_BETA
 
 
 @dataclass(frozen=True)
@@ -25,6 +27,10 @@ class CheckOptions:
     naive_echo: bool = False
     size: int | None = None
     noise: float | None = None      # σ of the noise study (symglep.noise); None: no study
+
+    def __post_init__(self):
+        if not (isinstance(self.tolerance, (int, float)) and math.isfinite(self.tolerance) and self.tolerance > 0):
+            raise SymglepError(f"--tolerance must be a positive finite number, got {self.tolerance}")
 
 
 def require_plain_check(opts: CheckOptions, kind: str = "") -> None:
@@ -62,6 +68,12 @@ class TrainOptions:
     freeze_parameters: bool = False
     quiet: bool = False
     substeps: int | None = None     # integration steps per sample of a classification series
+
+    def __post_init__(self):
+        if self.beta != "auto" and self.estimator in NO_BETA:
+            nudge = "no nudge" if self.estimator == "bptt" else "an imaginary nudge of its own"
+            raise SymglepError(f"--beta is the nudge of the real-arithmetic echoes; --estimator {self.estimator} "
+                               f"uses {nudge}: drop --beta")
 
     def task_kind(self) -> str:
         """``--task sine``, ``--task target``, ``--task uea:NAME`` or ``--task DATA.npz`` (the capability cell)."""

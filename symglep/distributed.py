@@ -10,6 +10,8 @@ sequence shares a kernel call with, and the parameters come out bit-identical.
 
 from __future__ import annotations
 
+import re
+
 import threading
 
 import numpy as np
@@ -23,12 +25,25 @@ _LEARNERS: dict = {}
 _LOCK = threading.Lock()  # one kernel call at a time per worker process (Numba's default threading layer)
 
 
+#: ``[scheme://]host:port`` (an IPv6 host in brackets), what ``--scheduler`` takes
+ADDRESS = re.compile(r"^(?:[a-z][a-z0-9+]*://)?(\[[0-9A-Fa-f:.]+\]|[^\s:/\[\]]+):(\d{1,5})$")
+
+
+def checked_address(address) -> str:
+    """``address`` when it reads as a scheduler address ``[scheme://]host:port``, else a one-line error
+    (before Dask tries it: a malformed address fails inside Dask's client after a 20 s timeout)."""
+    match = ADDRESS.match(address) if isinstance(address, str) else None
+    if match is None or not 0 < int(match.group(2)) < 65536:
+        raise SymglepError(f"--scheduler must be an address like tcp://host:8786, got {address!r}")
+    return address
+
+
 def connect(address: str, timeout: float = 10):
     """A ``dask.distributed.Client`` for the scheduler at ``address`` (e.g. ``tcp://host:8786``)."""
     distributed = require("dask.distributed", "dask", "--scheduler")
     try:
-        return distributed.Client(address, timeout=timeout, set_as_default=False)
-    except (OSError, TimeoutError) as exc:
+        return distributed.Client(checked_address(address), timeout=timeout, set_as_default=False)
+    except (OSError, TimeoutError, ValueError) as exc:
         raise SymglepError(f"cannot reach the Dask scheduler at {address}: {exc}") from None
 
 

@@ -27,13 +27,35 @@ def _file_mode(path: str) -> int:
         return 0o666 & ~mask
 
 
-def write_atomic(path: str, text: str | bytes) -> None:
-    """Write ``text`` to ``path`` atomically (``os.replace`` of a sibling temporary file)."""
+def require_writable(path: str, what: str = "") -> None:
+    """A one-line :class:`SymglepError` when ``path`` cannot be written: a folder on its way is a file, or the
+    nearest existing folder does not let us write. Checked before long work (training) whose result goes there."""
+    label = f"{what} {path}".strip()
+    if os.path.isdir(path):
+        raise SymglepError(f"cannot write {label}: it is a folder")
     folder = os.path.dirname(os.path.abspath(path))
-    os.makedirs(folder, exist_ok=True)
+    while not os.path.exists(folder):
+        folder = os.path.dirname(folder)
+    if not os.path.isdir(folder):
+        raise SymglepError(f"cannot write {label}: {folder} is a file, not a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise SymglepError(f"cannot write {label}: no permission to write in {folder}")
+
+
+def write_atomic(path: str, text: str | bytes) -> None:
+    """Write ``text`` to ``path`` atomically (``os.replace`` of a sibling temporary file); a path that cannot
+    be written is a one-line :class:`SymglepError`."""
+    folder = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        raise SymglepError(f"cannot write {path}: {exc.strerror or exc} ({exc.filename or folder})") from None
     data = text.encode("utf-8") if isinstance(text, str) else text
     mode = _file_mode(path)
-    fd, tmp = tempfile.mkstemp(prefix=".symglep-", suffix=".tmp", dir=folder)
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=".symglep-", suffix=".tmp", dir=folder)
+    except OSError as exc:
+        raise SymglepError(f"cannot write {path}: {exc.strerror or exc}") from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)

@@ -45,7 +45,8 @@ def check(model: Model, opts: CheckOptions) -> tuple:
         require_plain_check(opts)
         report = run_bc_check(model, parse_bcs(opts.bc), steps=opts.steps, dt=opts.dt,
                               beta=fixed_or(opts.beta), seed=opts.seed, params=params,
-                              cbvp_steps=min(opts.cbvp_steps, opts.steps), integrator=opts.integrator)
+                              cbvp_steps=min(opts.cbvp_steps, opts.steps), integrator=opts.integrator,
+                              tolerance=opts.tolerance)
         text = render_bc_check(report) + (f"note: {FIXED_BETA_NOTE}\n" if opts.beta == AUTO else "")
         return report, json.dumps(report, indent=2) if opts.fmt == "json" else text
     report = run_check(model, steps=opts.steps, dt=opts.dt, beta=opts.beta, seed=opts.seed, params=params,

@@ -824,3 +824,40 @@ def test_a_closed_pipe_ends_quietly():
     err = proc.stderr.read()
     assert proc.wait(timeout=300) == 141, err
     assert "Traceback" not in err and "Exception ignored" not in err and "internal error" not in err, err
+
+
+# -- user mistakes found by a new-user probe: one line, exit 2, before any long work -------------------
+OSCILLATOR_FILE = str(ROOT / "examples" / "harmonic_oscillator.py")
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", OSCILLATOR_FILE, "--seed", "-1"], "Invalid value for '--seed'"),
+    (["check", OSCILLATOR_FILE, "--seed", "-3"], "Invalid value for '--seed'"),
+    (["train", OSCILLATOR_FILE, "--scheduler", "garbage"], "--scheduler must be an address like tcp://host:8786"),
+    (["train", OSCILLATOR_FILE, "--scheduler", ""], "--scheduler must be an address like tcp://host:8786"),
+    (["train", OSCILLATOR_FILE, "--estimator", "bptt", "--beta", "1e-3"], "uses no nudge: drop --beta"),
+    (["train", OSCILLATOR_FILE, "--estimator", "echo-complex", "--beta", "1e-3"], "drop --beta"),
+    (["train", OSCILLATOR_FILE, "--plot", "{file}/x.png"], "cannot write --plot {file}/x.png: {file} is a file"),
+    (["train", OSCILLATOR_FILE, "--save", "{file}/x.json"], "cannot write --save {file}/x.json"),
+    (["derive", OSCILLATOR_FILE, "-o", "{file}/x.txt"], "cannot write {file}/x.txt"),
+    (["generate", OSCILLATOR_FILE, "--out", "{file}/sub"], "cannot write {file}/sub"),
+    (["check", OSCILLATOR_FILE, "--tolerance", "nan"], "--tolerance must be a positive finite number, got nan"),
+    (["check", OSCILLATOR_FILE, "--tolerance", "-1"], "--tolerance must be a positive finite number, got -1.0"),
+])
+def test_user_mistakes_are_one_line_errors_before_any_work(tmp_path, args, message):
+    """No 'internal error', no traceback, no training whose result cannot be written (exit 2)."""
+    afile = tmp_path / "afile"
+    afile.write_text("a file, not a folder")
+    args = [a.replace("{file}", str(afile)) for a in args]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2, result.output
+    assert message.replace("{file}", str(afile)) in result.output
+    assert "internal error" not in result.output and "Traceback" not in result.output
+
+
+def test_check_bc_judges_with_the_given_tolerance():
+    """--tolerance applies to --bc too (it was ignored, and the JSON recorded 1e-6)."""
+    out = CliRunner().invoke(main, ["check", OSCILLATOR_FILE, "--bc", "pfvp", "--steps", "200", "--tolerance",
+                                    "1e-14", "--format", "json"])
+    report = json.loads(out.output)
+    assert report["tolerance"] == 1e-14 and out.exit_code == 1 and not report["passed"]

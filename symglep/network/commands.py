@@ -79,7 +79,7 @@ def check(model, opts: CheckOptions) -> tuple:
     if opts.bc is not None:
         report = run_bc_check(model, parse_bcs(opts.bc), n=opts.size, params=params,
                               steps=opts.steps, dt=opts.dt, beta=fixed_or(opts.beta), seed=opts.seed,
-                              cbvp_steps=min(opts.cbvp_steps, opts.steps))
+                              cbvp_steps=min(opts.cbvp_steps, opts.steps), tolerance=opts.tolerance)
         text = render_bc(report) + (f"note: {FIXED_BETA_NOTE}\n" if opts.beta == AUTO else "")
         return report, (json.dumps(report, indent=2) if opts.fmt == "json" else text)
     report = run_check(model, steps=opts.steps, dt=opts.dt, beta=opts.beta, seed=opts.seed, n=opts.size,
