@@ -259,6 +259,9 @@ def make_dataset(model, kernels, task, seed: int, dt: float | None,
         labelled = labelled_npz(task, learner_for(model, kernels), dt, substeps)
         if labelled is not None:
             return labelled, None
+    if substeps is not None:
+        raise SymglepError("--substeps is for classification tasks (uea:NAME or a DATA.npz with labels): it sets "
+                           "the steps per sample of a series; other tasks step at --dt")
     if isinstance(task, Dataset):
         return task, None
     if isinstance(task, SineTask):
@@ -319,8 +322,10 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
         theta, history, scores = state.theta.copy(), list(state.loss_history), list(state.scores or [])
         if learn_start:
             initial = _resumed_start(state, data, width) or initial
-        if state.optimizer_state and state.settings.get("optimizer") == optimizer:
-            opt.load(state.optimizer_state)
+        same = (bool(state.settings.get("learn_initial_state")) == bool(learn_start)
+                and (not state.settings.get("freeze_parameters")) == bool(learn_theta))
+        if state.optimizer_state and state.settings.get("optimizer") == optimizer and same:
+            opt.load(state.optimizer_state)  # else the learned quantities changed: the optimizer starts afresh
     else:
         theta = learner.flat(start if start is not None else learner.draw(np.random.default_rng(seed)))
     choice = None

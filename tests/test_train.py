@@ -263,3 +263,19 @@ def test_resumed_auto_run_keeps_its_beta(chain, tmp_path):
     first = train(chain, "sine", epochs=3, save=str(tmp_path / "p.json"))
     again = train(chain, "sine", epochs=2, resume=str(tmp_path / "p.json"))
     assert again.settings["beta"] == first.settings["beta"] and again.settings["beta_auto"] is None
+
+
+def test_substeps_outside_classification_is_refused():
+    res = CliRunner().invoke(main, ["train", CHAIN, "--substeps", "4", "--epochs", "1", "--quiet"])
+    assert res.exit_code == 2 and "--substeps is for classification tasks" in res.output, res.output
+
+
+def test_resuming_with_the_initial_state_learned_starts_the_optimizer_afresh(tmp_path):
+    """Train θ, then learn the start from the trained θ: the saved Adam moments (θ only) no longer fit the
+    learned vector, and the resumed run restarts them instead of refusing."""
+    save = tmp_path / "theta.json"
+    first = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "2", "--quiet", "--save", str(save)])
+    assert first.exit_code == 0, first.output
+    again = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "2", "--quiet", "--learn-initial-state",
+                                      "--resume", str(save)])
+    assert again.exit_code == 0, again.output

@@ -30,7 +30,8 @@ def _flat_params(model, params: dict, n: int) -> dict:
         shape = model.parameter_shape(p, n, m, ne)
         arr = np.asarray(params[p.name], dtype=np.float64)
         if arr.shape != shape:
-            raise SymglepError(f"parameter {p.name} must have shape {shape} at n = {n} units, got {arr.shape}")
+            raise SymglepError(f"parameter {p.name} must have shape {shape} at n = {n} units, got {arr.shape} "
+                               "(--size sets n)")
         out.update(zip(flat_names(p, shape), arr.reshape(-1).tolist()))
     return out
 
