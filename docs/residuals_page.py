@@ -47,9 +47,9 @@ def main() -> None:
         "Errors are ‖estimate − true‖/‖true‖. The true gradient is BPTT of the same discrete integrator "
         "for the initial-value problems (CIVP, PFVP) and central differences of the corresponding solve "
         "for the others; for the shooting problems (CFVP, periodic, mixed q(0), p(T)) it is confirmed by "
-        "BPTT plus the implicit-function theorem (last line of each model). CIVP, PFVP and CBVP use the "
-        "centred ±β contrast; the shooting problems, solved on a computer anyway, the four-nudge ±β, ±2β "
-        "contrast, whose ±β part alone has the error in the column \"±β alone\" (theory §2–§3, "
+        "BPTT plus the implicit-function theorem (last line of each model). CBVP uses the centred ±β "
+        "contrast; CIVP, PFVP and the shooting problems the four-nudge ±β, ±2β (Richardson) contrast, "
+        "whose ±β part alone has, for the shooting problems, the error in the column \"±β alone\" (theory §2–§3, "
         "`symglep residuals MODEL` for the symbolic residuals).",
         "",
     ]
