@@ -252,7 +252,7 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
         "one_sided_vs_centred": beta_error["one_sided"],
         "centred_error_estimate": beta_error["centred"],
         "warnings": warnings(roundtrip, beta, beta_error, tolerance, order, exact)
-                    + growth_warning(model, q0, p0, qT, pT, params is None),
+                    + growth_warning(model, q0, p0, qT, pT, params is None) + sign_warnings(model, th),
         "noise": noise_study,
         "passed": bool((not exact or (err_theta <= tolerance and err_init <= tolerance)) and err_fd <= FD_TOLERANCE),
         "gradients": {
@@ -317,6 +317,18 @@ def growth_warning(model: Model, q0, p0, qT, pT, drawn: bool) -> list:
             else "; give --params with values that keep the system bounded")
     return [f"the checked run grows from {start:.1g} to {end:.1e}: this instance is unstable, which amplifies "
             f"every finite difference (the echo's beta error among them){hint}"]
+
+
+def sign_warnings(model: Model, theta) -> list:
+    """A warning per parameter whose value contradicts its declared sign (``positive=True`` or
+    ``negative=True``): the derivation assumed that sign (e.g. a mass in a square root)."""
+    out = []
+    for s, value in zip(model.parameters, np.asarray(theta, dtype=float)):
+        if (s.is_positive and not value > 0) or (s.is_negative and not value < 0):
+            sign = "positive" if s.is_positive else "negative"
+            out.append(f"parameter {s.name} = {value:g} contradicts its declaration {sign}=True: the derivation "
+                       "(simplifications, the Legendre transform) assumed that sign")
+    return out
 
 
 def _explicit_time(model: Model) -> bool:

@@ -164,6 +164,8 @@ def test_check_warns_when_the_instance_runs_away():
     unstable = run_check(model, steps=1000, params={"k": -2.0, "m": 1.0})
     (warning,) = [w for w in unstable["warnings"] if "this instance is unstable" in w]
     assert "give --params with values that keep the system bounded" in warning
+    (sign,) = [w for w in unstable["warnings"] if "contradicts" in w]  # k is declared positive
+    assert sign.startswith("parameter k = -2 contradicts its declaration positive=True")
     assert not any("unstable" in w for w in run_check(model, steps=300)["warnings"])
 
 
