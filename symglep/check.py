@@ -311,7 +311,7 @@ def growth_warning(model: Model, q0, p0, qT, pT, drawn: bool) -> list:
     end = float(np.max(np.abs(np.concatenate([qT, pT], axis=1))))
     if not end > RUNAWAY_GROWTH * start:
         return []
-    unsigned = [s.name for s in model.parameters if not s.is_positive]
+    unsigned = [s.name for s in model.parameters if not (s.is_positive or s.is_negative)]
     hint = (f"; {', '.join(unsigned)} carry no sign assumption and were drawn in [-1, 1]: declare "
             "positive=True on those that must be positive, or give --params" if drawn and unsigned
             else "; give --params with values that keep the system bounded")

@@ -181,7 +181,8 @@ def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> 
     series, labels = split("")
     orphans = sorted(key for key in ("test_labels", "test_lengths") if key in arrays and "test_inputs" not in arrays)
     if orphans:
-        raise SymglepError(f"{path}: {' and '.join(repr(k) for k in orphans)} need{'s' if len(orphans) == 1 else ''} 'test_inputs'")
+        verb = "needs" if len(orphans) == 1 else "need"
+        raise SymglepError(f"{path}: {' and '.join(repr(k) for k in orphans)} {verb} 'test_inputs'")
     test = split("test_") if "test_inputs" in arrays else None
     n_classes = int(labels.max()) + 1
     if len(np.unique(labels)) < 2:

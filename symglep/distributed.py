@@ -11,7 +11,6 @@ sequence shares a kernel call with, and the parameters come out bit-identical.
 from __future__ import annotations
 
 import re
-
 import threading
 
 import numpy as np

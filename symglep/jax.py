@@ -103,8 +103,7 @@ class Sizes:
     @classmethod
     def of(cls, model, mod) -> "Sizes":
         if mod is None:  # a stack: its units' coordinates, the bottom unit's inputs, the top unit's targets
-            n = sum(model.unit_size(i) for i in range(len(model.units)))
-            return cls(len(model.parameter_names), n, model.n_inputs, model.n_targets)
+            return cls(len(model.parameter_names), model.n, model.n_inputs, model.n_targets)
         return cls(int(mod.N_THETA), int(mod.N), int(mod.N_U), int(mod.N_Y))
 
     def checked(self, theta, u, y, q0, p0) -> tuple:

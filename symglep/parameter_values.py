@@ -22,10 +22,11 @@ def values_by_name(params: dict, names: list) -> dict:
 
 def draw_parameters(model, rng) -> dict:
     """``{name: value}`` for a scalar model's parameters from the generator ``rng``: positive-declared
-    symbols uniform in [0.5, 1.5], others in [-1, 1]."""
+    symbols uniform in [0.5, 1.5], negative-declared ones in [-1.5, -0.5], others in [-1, 1]."""
     out = {}
     for s in model.parameters:
-        out[s.name] = float(rng.uniform(0.5, 1.5) if s.is_positive else rng.uniform(-1.0, 1.0))
+        magnitude = rng.uniform(0.5, 1.5) if (s.is_positive or s.is_negative) else rng.uniform(-1.0, 1.0)
+        out[s.name] = float(-magnitude if s.is_negative else magnitude)
     return out
 
 

@@ -346,3 +346,16 @@ def test_model_name_cannot_escape_the_output_folder(tmp_path):
     for path in paths:
         assert (tmp_path / "out").resolve() in pathlib.Path(path).resolve().parents
     assert not (tmp_path / "escaped").exists()
+
+
+def test_drawn_parameters_keep_their_declared_sign():
+    """A negative=True parameter is drawn in [-1.5, -0.5] (it was drawn in [-1, 1], against its declaration,
+    which check's sign warning would then report); positive ones in [0.5, 1.5], the rest in [-1, 1]."""
+    from symglep.parameter_values import draw_parameters
+
+    x = sp.Function("x")(sp.Symbol("t"))
+    a, b, c = sp.Symbol("a", positive=True), sp.Symbol("b", negative=True), sp.Symbol("c")
+    model = symglep.Model(x.diff() ** 2 / 2 - a * x**2 / 2 + b * x**4 / 4 + c * x, [x], [a, b, c])
+    for seed in range(20):
+        drawn = draw_parameters(model, np.random.default_rng(seed))
+        assert 0.5 <= drawn["a"] <= 1.5 and -1.5 <= drawn["b"] <= -0.5 and -1 <= drawn["c"] <= 1
