@@ -32,7 +32,7 @@ import numpy as np
 import sympy as sp
 
 from .boundary import end_symbols, residuals
-from .check import central_differences, draw_parameters, rel_err, smooth_signal
+from .check import central_differences, draw_parameters, rel_err, smooth_signal, start_positions
 from .derivation import derive
 from .errors import SymglepError
 from .model import Model
@@ -62,7 +62,7 @@ class Instance:
         rng = np.random.default_rng(seed)
         self.theta = kernels.theta(params if params is not None else draw_parameters(model, rng))
         n = model.n
-        self.q0 = rng.uniform(-0.3, 0.3, (1, n))
+        self.q0 = start_positions(model, rng)
         self.v0 = rng.uniform(-0.3, 0.3, (1, n))
         times = np.arange(steps + 1) * dt
         self.u = smooth_signal(rng, times, len(model.u), 0.2)[None]

@@ -170,7 +170,7 @@ def residuals(d: Derivation) -> dict[str, Residual]:
     out["civp"] = Residual(
         "civp", _per_theta(d, X_T), _per_theta(d, lambda th: minus_X_0(th, start_fixed)),
         ["q(0) and v(0) are the same for every θ and β: ∂θq(0) = ∂θv(0) = ∂βq(0) = ∂βv(0) = 0, so X(0) = 0"],
-        f"forward sensitivities ∂θq(T), ∂θv(T) (an {dim} tangent propagated along the run, RTRL-like) "
+        f"forward sensitivities ∂θq(T), ∂θv(T) (the {dim} tangent propagated along the run, RTRL-like) "
         "and ∂βq(T), ∂βv(T) from the nudged runs",
         True, f"O(n·dim θ) = O({dim}), independent of T", False,
         "forward-only but intractable at scale (the tangent costs dim θ passes); the bulk-only estimate is biased",

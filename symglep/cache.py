@@ -15,6 +15,7 @@ load what it wrote. Kernels compile on first call (``symglep.kernel_module``).
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import importlib.util
 import os
@@ -139,6 +140,21 @@ def forget_loaded() -> None:
     _LOADED.clear()
 
 
+@contextlib.contextmanager
+def _dropped_when_empty(folder: str):
+    """Remove ``folder`` when the block fails and left it empty (a refused integrator or a model error in
+    ``render()``): no empty entry stays behind. Its lock file stays: removing a lock another process
+    may be waiting on would let two processes hold it."""
+    try:
+        yield
+    except BaseException:
+        try:
+            os.rmdir(folder)
+        except OSError:  # not empty (an entry another process wrote), or already gone
+            pass
+        raise
+
+
 def load(label: str, digest: str, render: Callable[[], str], cache: str | None = None, jit: bool = True,
          warm: Callable | None = None) -> tuple:
     """``(module, generated)``: the kernel module of ``digest`` as a :class:`KernelModule`, built with
@@ -154,7 +170,7 @@ def load(label: str, digest: str, render: Callable[[], str], cache: str | None =
     folder = entry_folder(label, digest, cache)
     path = os.path.join(folder, "kernels.py")
     os.makedirs(folder, exist_ok=True)
-    with FileLock(folder + ".lock"):
+    with FileLock(folder + ".lock"), _dropped_when_empty(folder):
         generated = not valid_entry(path, digest)
         if generated:
             write_entry(folder, path, render())
@@ -180,7 +196,7 @@ def load_module(label: str, digest: str, render: Callable[[], str], cache: str |
         folder = entry_folder(label, digest, cache)
         path = os.path.join(folder, "kernels.py")
         os.makedirs(folder, exist_ok=True)
-        with FileLock(folder + ".lock"):
+        with FileLock(folder + ".lock"), _dropped_when_empty(folder):
             if not valid_entry(path, digest):
                 write_entry(folder, path, render())
             _LOADED[key] = import_file(path, f"symglep_module_{digest[:20]}")

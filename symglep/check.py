@@ -27,7 +27,7 @@ import math
 import numpy as np
 
 from .beta import AUTO, BIAS_TOLERANCE, choose_beta, describe, parse_beta
-from .errors import SymglepError
+from .errors import ModelError, SymglepError
 from .fileio import read_json_object
 from .model import Model
 from .noise import parse_noise, study
@@ -147,13 +147,27 @@ def suggested_beta(beta: float, error: float, tolerance: float, order: int) -> f
     return beta * (tolerance / error) ** (1 / order) / 2
 
 
+def start_positions(model: Model, rng) -> np.ndarray:
+    """``q0`` ``(1, n)`` of a check: the model's ``initial_positions(rng)`` where it declares them (a start away
+    from a singular set), else uniform in [-0.3, 0.3] (the same draws as before the option existed)."""
+    if model.initial_positions is None:
+        return rng.uniform(-0.3, 0.3, (1, model.n))
+    try:
+        q0 = np.asarray(model.initial_positions(rng), dtype=np.float64).reshape(-1)
+    except Exception as exc:  # the user's function: its failure is a model error, not ours
+        raise ModelError(f"initial_positions of {model.name!r} raised {type(exc).__name__}: {exc}") from None
+    if q0.shape != (model.n,) or not np.all(np.isfinite(q0)):
+        raise ModelError(f"initial_positions of {model.name!r} must return {model.n} finite numbers, got {q0!r}")
+    return q0[None]
+
+
 def check_instance(model: Model, kernels, steps: int, dt: float, seed: int, params: dict | None = None) -> tuple:
     """``(θ, q0, p0, u, y)`` of the seeded instance the check measures: one sequence, started by momentum."""
     rng = np.random.default_rng(seed)
     theta = params if params is not None else draw_parameters(model, rng)
     th = kernels.theta(theta)
     n = model.n
-    q0 = rng.uniform(-0.3, 0.3, (1, n))
+    q0 = start_positions(model, rng)
     v0 = rng.uniform(-0.3, 0.3, (1, n))
     times = np.arange(steps + 1) * dt
     u = smooth_signal(rng, times, len(model.u), 0.2)[None]
@@ -251,7 +265,7 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
         "tolerance_bptt_vs_fd": FD_TOLERANCE,
         "one_sided_vs_centred": beta_error["one_sided"],
         "centred_error_estimate": beta_error["centred"],
-        "warnings": warnings(roundtrip, beta, beta_error, tolerance, order, exact)
+        "warnings": warnings(roundtrip, beta, beta_error, tolerance, order, exact, choice)
                     + growth_warning(model, q0, p0, qT, pT, params is None) + sign_warnings(model, th),
         "noise": noise_study,
         "passed": bool((not exact or (err_theta <= tolerance and err_init <= tolerance)) and err_fd <= FD_TOLERANCE),
@@ -277,42 +291,62 @@ def beta_error_estimates(contrast, one_sided, contrast_2beta, order: int = 2) ->
 
 
 def warnings(roundtrip: float, beta: float, beta_error: dict, tolerance: float, order: int = 2,
-             exact: bool = True) -> list:
+             exact: bool = True, choice=None) -> list:
     """What the measurements say about the trust one can put in the echo gradient (theory §6); ``exact``
-    False: the route is the naive echo of a model that is not reversible (theory §4, §7)."""
+    False: the route is the naive echo of a model that is not reversible (theory §4, §7); ``choice``: the
+    automatic β's :class:`~symglep.beta.BetaChoice`, when β was chosen (no smaller β can help when even its
+    best β leaves bias plus round-off above the tolerance)."""
     out = []
     if not exact:
         out.append(f"the naive echo does not retrace the free run (round-trip error {roundtrip:.1e}): the model "
                    "is not time-reversible or not variational, so the echo runs a different system by construction "
                    "and its gradient is biased (theory §4, §7); the comparison with BPTT measures that bias")
         return out
-    if beta_error["centred"] > tolerance:
+    floor = None if choice is None else choice.predicted_bias + choice.predicted_roundoff
+    if beta_error["centred"] > tolerance and floor is not None and floor > tolerance:
+        out.append(f"the tolerance {tolerance:.0e} is not reachable on this instance in float64: at the best beta "
+                   f"({beta:g}) the predicted beta error is {choice.predicted_bias:.1e} and the round-off "
+                   f"{choice.predicted_roundoff:.1e} (theory §6), so neither a smaller nor a larger beta helps; a "
+                   "strongly curved or chaotic run: shorten it (--steps), or judge it at a looser --tolerance")
+    elif beta_error["centred"] > tolerance:
         better = suggested_beta(beta, beta_error["centred"], tolerance, order)
         out.append(f"beta = {beta:g} is too large for this model's curvature: the {contrast_kind(CONTRASTS[order])} "
                    f"echo estimate's finite-difference error is about {beta_error['centred']:.1e} (> tolerance "
                    f"{tolerance:.0e}); try --beta {better:.1g}")
-    if not roundtrip <= tolerance:
-        out.append(f"the free run is not reversible to the gradient tolerance: round-trip error {roundtrip:.1e} "
-                   f"> {tolerance:.0e}, so the echo does not retrace the free run closely enough for its gradient "
-                   "to be trusted to that tolerance (floating-point drift of a long or chaotic run, theory §6); "
-                   "shorten the sequence or reduce dt")
-    return out
+    return out + roundtrip_warning(roundtrip, tolerance)
+
+
+def roundtrip_warning(roundtrip: float, tolerance: float) -> list:
+    """A warning when the free run, flipped and run back, misses its start by more than the tolerance."""
+    if roundtrip <= tolerance:
+        return []
+    return [f"the free run is not reversible to the gradient tolerance: round-trip error {roundtrip:.1e} "
+            f"> {tolerance:.0e}, so the echo does not retrace the free run closely enough for its gradient "
+            "to be trusted to that tolerance (floating-point drift of a long or chaotic run, theory §6); "
+            "shorten the sequence or reduce dt"]
 
 
 #: a final state this many times the start's scale marks an instance that runs away (exponential growth)
 RUNAWAY_GROWTH = 1e3
 
 
-def growth_warning(model: Model, q0, p0, qT, pT, drawn: bool) -> list:
+def declared_sign(parameter) -> str | None:
+    """``positive``, ``negative`` or ``None``: a SymPy symbol's assumption, an array parameter's ``positive``."""
+    if getattr(parameter, "is_positive", None) or getattr(parameter, "positive", False) is True:
+        return "positive"
+    return "negative" if getattr(parameter, "is_negative", None) else None
+
+
+def growth_warning(model, q0, p0, qT, pT, drawn: bool, drawn_in: str = "[-1, 1]") -> list:
     """A warning when the checked run ends :data:`RUNAWAY_GROWTH` times larger than it started: an unstable
     instance amplifies every finite difference (the echo's β error, BPTT vs finite differences). When the
-    parameters were drawn, it names those without a sign assumption (drawn in [-1, 1])."""
+    parameters were drawn, it names those without a sign assumption (drawn in ``drawn_in``)."""
     start = max(1.0, float(np.max(np.abs(np.concatenate([q0, p0], axis=1)))))
     end = float(np.max(np.abs(np.concatenate([qT, pT], axis=1))))
     if not end > RUNAWAY_GROWTH * start:
         return []
-    unsigned = [s.name for s in model.parameters if not (s.is_positive or s.is_negative)]
-    hint = (f"; {', '.join(unsigned)} carry no sign assumption and were drawn in [-1, 1]: declare "
+    unsigned = [s.name for s in model.parameters if declared_sign(s) is None]
+    hint = (f"; {', '.join(unsigned)} carry no sign assumption and were drawn in {drawn_in}: declare "
             "positive=True on those that must be positive, or give --params" if drawn and unsigned
             else "; give --params with values that keep the system bounded")
     return [f"the checked run grows from {start:.1g} to {end:.1e}: this instance is unstable, which amplifies "
@@ -335,6 +369,10 @@ def _explicit_time(model: Model) -> bool:
     return model.time in model.lagrangian.free_symbols
 
 
+#: the heading of the estimate's column in the gradient table, by route
+COLUMN = {"flipped_echo": "flipped echo", "digital_pfvp": "digital PFVP", "naive_echo": "naive echo"}
+
+
 def render_text(r: dict) -> str:
     fmt = lambda x: "n/a" if x is None else f"{x:.3e}"  # noqa: E731
     lines = [
@@ -346,7 +384,7 @@ def render_text(r: dict) -> str:
         f"round-trip error (free-flip-free) {fmt(r['roundtrip_error'])}",
         f"energy drift (undriven)           {fmt(r['energy_drift'])}",
         "",
-        f"{'parameter':<12} {'echo':>16} {'BPTT':>16} {'finite diff':>16}",
+        f"{'parameter':<12} {COLUMN.get(r['route'], 'echo'):>16} {'BPTT':>16} {'finite diff':>16}",
     ]
     g = r["gradients"]
     for name in r["parameters"]:

@@ -133,8 +133,9 @@ def generate(model_spec, target, precision, integrator, out_dir, force):
 @click.option("--bc", default=None, metavar="civp|cfvp|cbvp|periodic|pfvp|mixed|all",
               help="Instead: compare the estimators of these boundary conditions (one, a comma-separated "
                    "list, or all six) with their true gradients.")
-@click.option("--cbvp-steps", type=click.IntRange(min=2), default=40, show_default=True,
-              help="Steps of the two-point (CBVP) problem, solved whole by Newton.")
+@click.option("--cbvp-steps", type=click.IntRange(min=2), default=None,
+              help="Steps of the two-point (CBVP) problem, solved whole by Newton, at most --steps "
+                   "[default: 40, or --steps when fewer].")
 @click.option("--route", type=click.Choice(["auto", "echo", "flipped_echo", "digital_pfvp"]), default="auto",
               show_default=True, help="Gradient route: auto takes the model's exact one (see `symglep derive`); "
               "digital_pfvp is exact on a computer, not forward-only in hardware.")

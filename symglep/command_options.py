@@ -22,7 +22,7 @@ class CheckOptions:
     tolerance: float = 1e-6
     fmt: str = "text"
     bc: str | None = None
-    cbvp_steps: int = 40
+    cbvp_steps: int | None = None   # None: 40, or --steps when fewer (an explicit value above --steps is refused)
     route: str = "auto"
     naive_echo: bool = False
     size: int | None = None
@@ -31,6 +31,12 @@ class CheckOptions:
     def __post_init__(self):
         if not (isinstance(self.tolerance, (int, float)) and math.isfinite(self.tolerance) and self.tolerance > 0):
             raise SymglepError(f"--tolerance must be a positive finite number, got {self.tolerance}")
+
+
+def cbvp_steps(opts: CheckOptions) -> int:
+    """The steps of the CBVP and mixed rows of ``check --bc``: ``--cbvp-steps`` as given (``run_bc_check``
+    refuses one above ``--steps``), by default 40 or ``--steps`` when fewer."""
+    return min(40, opts.steps) if opts.cbvp_steps is None else opts.cbvp_steps
 
 
 def require_plain_check(opts: CheckOptions, kind: str = "") -> None:

@@ -56,10 +56,10 @@ def uniform_rate(lagrangian, rayleigh, velocities, time, varying, constants) -> 
     """
     momenta = [sp.diff(lagrangian, v) for v in velocities]
     forces = [sp.diff(rayleigh, v) for v in velocities]
-    rate = None
-    for p, f in zip(momenta, forces):
+    rate, first = None, None
+    for v, p, f in zip(velocities, momenta, forces):
         if not is_zero(p, fixed=constants):
-            rate = sp.cancel(sp.together(f / p))
+            rate, first = sp.cancel(sp.together(f / p)), v
             break
     if rate is None:
         return Rayleigh(rayleigh, None, "the Lagrangian has no momentum to compare the damping with")
@@ -68,9 +68,13 @@ def uniform_rate(lagrangian, rayleigh, velocities, time, varying, constants) -> 
         return Rayleigh(rayleigh, None, f"the damping rate {rate} depends on {', '.join(map(str, moving))}")
     for v, p, f in zip(velocities, momenta, forces):
         if not is_zero(f - rate * p, fixed=constants):
-            return Rayleigh(rayleigh, None,
-                            f"dR/d{v} is not {rate} times the momentum dL/d{v}: the damping differs "
-                            "between coordinates (or is not linear in the velocities)")
+            if rate == 0:
+                why = (f"R acts on {v} but not on {first}: damping that acts on some coordinates only "
+                       "is not uniform")
+            else:
+                why = (f"dR/d{v} is not {rate} times the momentum dL/d{v} (the rate read at {first}): the damping "
+                       "differs between coordinates (or is not linear in the velocities)")
+            return Rayleigh(rayleigh, None, why)
     return Rayleigh(rayleigh, rate, f"dR/dv = {rate} * dL/dv for every coordinate (uniform linear damping)")
 
 

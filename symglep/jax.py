@@ -79,6 +79,12 @@ def _positive(value) -> bool:
     return isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0
 
 
+def _nudge(beta):
+    """β as the generated module takes it: a float, or ``None`` (1e-4 in float64, 1e-2 in float32, chosen
+    from the arrays' dtype when the backward pass is traced)."""
+    return None if beta is None else float(beta)
+
+
 def _options(dt, estimator, beta, order) -> None:
     if not _positive(dt):
         raise SymglepError(f"dt must be a positive number, got {dt!r}")
@@ -86,8 +92,8 @@ def _options(dt, estimator, beta, order) -> None:
         raise SymglepError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
     if order not in (1, 2, 4):
         raise SymglepError(f"order must be 1 (one-sided), 2 (centred) or 4 (Richardson), got {order!r}")
-    if not _positive(beta):
-        raise SymglepError(f"beta must be a positive number, got {beta!r}")
+    if beta is not None and not _positive(beta):
+        raise SymglepError(f"beta must be a positive number (or None: by the dtype), got {beta!r}")
 
 
 @dataclass(frozen=True)
@@ -213,7 +219,7 @@ class Layer:
         return self.module.initial_momentum(theta, q0, v0, u0, t0)
 
 
-def layer(model, dt: float, *, integrator: str = "auto", estimator: str = "echo", beta: float = 1e-4,
+def layer(model, dt: float, *, integrator: str = "auto", estimator: str = "echo", beta: float | None = None,
           order: int = 2, readout: str | None = None, t0: float = 0.0, cache: str | None = None,
           size: int | None = None, edges=None, readout_units=None) -> Layer:
     """The free run of ``model`` with step ``dt`` as a JAX layer (see :class:`Layer`); an array model
@@ -222,7 +228,8 @@ def layer(model, dt: float, *, integrator: str = "auto", estimator: str = "echo"
     ``readout``: ``"coordinates"`` (``r = q``) or ``"cost"`` (``r = ∂c/∂y`` of a cost linear in its
     targets, theory §12); by default ``"cost"`` where the cost is linear in its targets.
     ``estimator``: ``"echo"`` (the backward pass is the echo: nudge β relative to the total kick of
-    the cotangents, contrast ``order`` 2 centred, 4 Richardson or 1 one-sided) or ``"bptt"``."""
+    the cotangents, contrast ``order`` 2 centred, 4 Richardson or 1 one-sided; β by default 1e-4 in
+    float64 and 1e-2 in float32, from the arrays' dtype) or ``"bptt"``."""
     _options(dt, estimator, beta, order)
     if kind_of(model) == "stack":
         model = _stack_options(model, integrator, size, edges, readout_units)
@@ -239,16 +246,17 @@ def layer(model, dt: float, *, integrator: str = "auto", estimator: str = "echo"
                      Sizes.of(model, None))
     mod = bound(model, integrator, cache, size, edges, readout_units)
     readout = readout or mod.DEFAULT_READOUT
-    apply = _make(mod.make_layer, float(dt), float(t0), float(beta), order, estimator, readout)
+    apply = _make(mod.make_layer, float(dt), float(t0), _nudge(beta), order, estimator, readout)
     return Layer(model, mod, apply, float(dt), estimator, readout, Sizes.of(model, mod))
 
 
-def loss(model, dt: float, *, integrator: str = "auto", estimator: str = "echo", beta: float = 1e-4,
+def loss(model, dt: float, *, integrator: str = "auto", estimator: str = "echo", beta: float | None = None,
          order: int = 2, t0: float = 0.0, cache: str | None = None, size: int | None = None, edges=None,
          readout_units=None):
     """``loss(theta, u, y, q0, p0) -> C``: the model's own loss over one sequence (running and terminal
     cost, theory §6, §10) as a JAX function whose backward pass is the echo (``estimator="echo"``,
-    nudge β, contrast ``order``) or JAX autodiff of the same steps (``"bptt"``)."""
+    nudge β, contrast ``order``; β by default 1e-4 in float64, 1e-2 in float32) or JAX autodiff of the
+    same steps (``"bptt"``)."""
     _options(dt, estimator, beta, order)
     if kind_of(model) == "stack":
         model = _stack_options(model, integrator, size, edges, readout_units)
@@ -263,7 +271,7 @@ def loss(model, dt: float, *, integrator: str = "auto", estimator: str = "echo",
         return _checked_loss(chain(model, _unit_layer(dt, estimator, beta, order, t0, cache, step), make_top),
                              Sizes.of(model, None))
     mod = bound(model, integrator, cache, size, edges, readout_units)
-    return _checked_loss(_make(mod.make_loss, float(dt), float(t0), float(beta), order, estimator),
+    return _checked_loss(_make(mod.make_loss, float(dt), float(t0), _nudge(beta), order, estimator),
                          Sizes.of(model, mod))
 
 

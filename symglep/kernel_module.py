@@ -38,6 +38,7 @@ from typing import Callable
 
 import numpy as np
 
+from .diagnose import NumericalError
 from .errors import SymglepError
 
 _THREADS: list = [None]      # the number set by set_threads, else None (read the environment)
@@ -126,11 +127,17 @@ class _Kernel:
 
     def __call__(self, *args):
         args = _writable(args)
-        if not self.compiled:
-            with self.guard:
-                if not self.compiled:
-                    return self._first_call(args)
-        return self._run(args)
+        try:
+            if not self.compiled:
+                with self.guard:
+                    if not self.compiled:
+                        return self._first_call(args)
+            return self._run(args)
+        except ArithmeticError as exc:  # Python's error model: a division by zero, an overflow in math.exp
+            raise NumericalError(
+                f"{self.name}: {exc} inside the kernel: a denominator of the model's equations vanished or a "
+                "value overflowed on this run (a singular mass matrix, det M = 0, at these parameters or this "
+                "state; see the 'Legendre regular' verdict of symglep derive)", phase=self.name) from None
 
     def _first_call(self, args):
         """Compile (or load from Numba's cache) under the entry's lock: on one slice of the batch

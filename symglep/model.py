@@ -140,6 +140,10 @@ class Model:
         useful to measure what the rewriting buys.
     name:
         Model name (used for generated files and reports).
+    initial_positions:
+        Optional ``f(rng) -> n`` start coordinates, drawn by ``symglep check`` (``rng`` a NumPy
+        ``Generator``); by default each coordinate is drawn uniformly in [-0.3, 0.3]. Give one when
+        that box holds a singular set of the model (a polar radius at 0) or an unstable equilibrium.
     """
 
     capabilities = capabilities_table.SCALAR  # what this kind serves, and why not (docs/architecture.md)
@@ -158,6 +162,7 @@ class Model:
         dissipation=None,
         rewrite_dissipation: bool = True,
         terminal_cost=0,
+        initial_positions=None,
         _hamiltonian=None,
     ):
         if not isinstance(name, str) or not name.strip():
@@ -224,6 +229,10 @@ class Model:
         self._validate()
         self._dissipation(dissipation, rewrite_dissipation)
         self.hamiltonian = _hamiltonian  # set by from_hamiltonian, in (q, p) symbols
+        if initial_positions is not None and not callable(initial_positions):
+            raise ModelError(f"initial_positions must be a function f(rng) -> {self.n} start coordinates, got "
+                             f"{initial_positions!r}")
+        self.initial_positions = initial_positions
 
     # -- construction helpers -------------------------------------------------
     @staticmethod
@@ -350,7 +359,7 @@ class Model:
     @classmethod
     def from_hamiltonian(cls, hamiltonian, coordinates, momenta, parameters=(), inputs=(),
                          targets=(), cost=0, name: str = "model", constants: Mapping | None = None,
-                         dissipation=None, terminal_cost=0):
+                         dissipation=None, terminal_cost=0, initial_positions=None):
         """Build a model from ``H(q, p, t)`` by the inverse Legendre transform (theory §4).
 
         ``L = p·v − H`` with ``p`` solved from ``v = ∂H/∂p``.
@@ -368,7 +377,7 @@ class Model:
         positive = [s for s in _as_tuple(parameters, "parameters") if isinstance(s, sp.Symbol)]
         lagrangian, _ = lagrangian_from_hamiltonian(hamiltonian, list(momenta), velocities, positive)
         model = cls(lagrangian, coordinates, parameters, inputs, targets, cost, name, constants,
-                    dissipation=dissipation, terminal_cost=terminal_cost)
+                    dissipation=dissipation, terminal_cost=terminal_cost, initial_positions=initial_positions)
         if model.rayleigh is not None and model.rayleigh.rewritable:
             return model  # the declared H is not that of exp(γt)·L: derive builds the rewritten one
         h = hamiltonian.xreplace(dict(zip(momenta, model.p)))

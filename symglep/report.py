@@ -192,29 +192,49 @@ def _version() -> str:
 
 def _regular_verdict(d) -> str:
     """``yes``, with the factors of det M that vanish somewhere (the model is singular there: a start on
-    that set fails, one near it is stiff), or ``NO``."""
+    that set fails, one near it is stiff; the set may be one of positions, velocities or parameter
+    values), or ``NO``."""
     if not d.legendre_regular:
         return "NO"
     r = d.readable
     if r is None or r.det_mass is None:
         return "yes"
+    # coordinates, velocities and parameters without a declared sign are real numbers of either sign
+    real = {s: sp.Symbol(s.name, real=True) for s in r.det_mass.free_symbols if s.is_real is None}
     names = {getattr(c, "name", str(c)) for c in d.model.q}
-    real = {q: sp.Symbol(q.name, real=True) for q in r.det_mass.free_symbols if q.name in names}
     try:
         parts = [f for f, _ in sp.factor_list(r.det_mass)[1]]
     except (sp.PolynomialError, sp.GeneratorsNeeded, NotImplementedError):  # not a polynomial in its atoms
         parts = list(sp.Mul.make_args(r.det_mass))
-    factors = [f for f in parts if f.free_symbols & set(real) and f.xreplace(real).is_positive is not True]
+
+    def may_vanish(f) -> bool:
+        """A factor that reads a coordinate, or a polynomial one in velocities or parameters (1 − c², 1 + 2cv),
+        that SymPy cannot show to keep its sign."""
+        reads_q = any(s.name in names for s in f.free_symbols)
+        signed = f.xreplace(real).is_positive or f.xreplace(real).is_negative
+        return bool(f.free_symbols) and (reads_q or f.is_polynomial()) and not signed
+
+    factors = [f for f in parts if may_vanish(f)]
     if not factors:
         return "yes"
     return "yes, except where " + " or ".join(f"{readable_str(f)} = 0" for f in factors) + " (M is singular there)"
+
+
+def _separable_verdict(d) -> str:
+    """Separability, and for a singular mass matrix that the split alone steps nothing (the leapfrog needs
+    v = M⁻¹ p, theory §6)."""
+    if not d.sym.separable:
+        return f"no: {d.sym.separability_note}"
+    if not d.legendre_regular:
+        return "yes, but M is singular: no velocity map v(p), so no leapfrog (see regular above)"
+    return "yes"
 
 
 def _verdicts(d) -> list[tuple[str, str]]:
     rev = "yes" if d.sym.time_reversible else f"NO (odd in velocity: {odd_terms_text(d.sym.breaking_terms, expr_str)})"
     return [
         ("Legendre regular (det M ≢ 0)", _regular_verdict(d)),
-        ("separable (L = K(v) − V(q, t))", "yes" if d.sym.separable else f"no: {d.sym.separability_note}"),
+        ("separable (L = K(v) − V(q, t))", _separable_verdict(d)),
         ("time-reversible (L even in v)", rev),
         ("time-reversing parameter flip", _flip_verdict(d)),
         ("dissipation", _dissipation_verdict(d.model)),

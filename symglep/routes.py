@@ -78,7 +78,7 @@ def learning_routes(model: Model, sym: Symmetries, regular: bool = True) -> list
     if not variational:
         add("flipped_echo", False, False, True, not_variational)
     elif reversible:
-        add("flipped_echo", False, True, True, "not needed: the plain echo is exact")
+        add("flipped_echo", False, True, True, "the plain echo is exact")
     elif flip:
         add("flipped_echo", True, True, True,
             f"{sym.flip_note}: the echo is the same system with {_flip_text(flip)} (theory §4)")

@@ -144,7 +144,7 @@ class Kernels:
         y = np.zeros((1, 2, self.n_y))
         try:
             self._warm_calls(mod, th, q0, x0, u, y, 0.01, 0.0)
-        except (ArithmeticError, ValueError):  # compiled already; a tiny problem may still divide by zero
+        except (NumericalError, ValueError):  # compiled already; a tiny problem may still divide by zero
             pass
 
     def _warm_calls(self, mod, th, q0, x0, u, y, h, t0) -> None:
@@ -330,11 +330,11 @@ class Kernels:
         terms = odd_terms_text(d.sym.breaking_terms)
         if d.sym.flip:
             flip = ", ".join(f"{s} -> -{s}" for s in d.sym.flip)
-            fix = (f"flipping {flip} restores the symmetry: use route='flipped_echo' (the echo with {flip}, "
-                   "exact), route='auto' or bptt_gradient")
+            fix = (f"flipping {flip} restores the symmetry: use route='flipped_echo' (--route flipped_echo: the "
+                   f"echo with {flip}, exact), route='auto' or BPTT (bptt_gradient, --estimator bptt)")
         else:
-            fix = (f"no parameter flip restores it ({d.sym.flip_note}); use route='digital_pfvp' "
-                   "(exact on a computer, not forward-only in hardware) or bptt_gradient")
+            fix = (f"{d.sym.flip_note}; use route='digital_pfvp' (--route digital_pfvp: exact on a computer, not "
+                   "forward-only in hardware) or BPTT (bptt_gradient, --estimator bptt)")
         return NotReversibleError(
             f"model {self.model.name!r} is not time-reversible: the term(s) {terms} are odd in velocity, so the "
             f"plain echo would not retrace the free run (theory §4); {fix}")

@@ -11,7 +11,7 @@ from .boundary import latex_names
 from .boundary import residuals as boundary_residuals
 from .check import load_params, render_text, run_check
 from .codegen.output import write_generated as write_model_files
-from .command_options import CheckOptions, require_plain_check
+from .command_options import CheckOptions, cbvp_steps, require_plain_check
 from .derivation import derive
 from .model import Model
 from .report import render as render_derivation
@@ -45,7 +45,7 @@ def check(model: Model, opts: CheckOptions) -> tuple:
         require_plain_check(opts)
         report = run_bc_check(model, parse_bcs(opts.bc), steps=opts.steps, dt=opts.dt,
                               beta=fixed_or(opts.beta), seed=opts.seed, params=params,
-                              cbvp_steps=min(opts.cbvp_steps, opts.steps), integrator=opts.integrator,
+                              cbvp_steps=cbvp_steps(opts), integrator=opts.integrator,
                               tolerance=opts.tolerance)
         text = render_bc_check(report) + (f"note: {FIXED_BETA_NOTE}\n" if opts.beta == AUTO else "")
         return report, json.dumps(report, indent=2) if opts.fmt == "json" else text

@@ -138,7 +138,7 @@ def tanh_quotients(expr):
         changed = False
         for base in [b for b in powers if isinstance(b, sp.sinh)]:
             cosh = sp.cosh(base.args[0])
-            a, b = powers[base], -powers.get(cosh, 0)
+            a, b = sp.S(powers[base]), -sp.S(powers.get(cosh, 0))  # a plain 0 when no cosh(x) is there
             if a.is_positive and b.is_positive:
                 k = sp.Min(a, b)
                 powers[base] -= k

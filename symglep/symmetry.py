@@ -108,7 +108,16 @@ def separability(model: Model, momenta: list) -> tuple[bool, sp.Expr | None, sp.
         return False, None, None, (f"the momentum {model.p[i]} depends on {what}: "
                                    "kinetic and potential parts do not separate")
     at_rest = model.lagrangian.xreplace({v: 0 for v in model.v})
-    return True, model.lagrangian - at_rest, -at_rest, "L = K(v) - V(q, t)"
+    kinetic = model.lagrangian - at_rest
+    if kinetic.free_symbols & {*model.q, model.time, *model.u}:
+        # a factored L (m R² (v² + w² sin² q)/2) leaves terms in q that cancel only when expanded: K(v) is
+        # then the expanded L's terms that hold a velocity (none holds q: the momenta do not read it)
+        terms = sp.Add.make_args(sp.expand(model.lagrangian))
+        kinetic = sp.Add(*[e for e in terms if e.free_symbols & set(model.v)])
+        if kinetic.free_symbols & {*model.q, model.time, *model.u}:
+            return False, None, None, ("L - L(v = 0) still reads the coordinates after expanding: K(v) could "
+                                       "not be isolated")
+    return True, kinetic, -at_rest, "L = K(v) - V(q, t)"
 
 
 def timed_split(model: Model, momenta: list) -> tuple | None:

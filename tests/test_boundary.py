@@ -166,3 +166,15 @@ def test_check_bc_cli_json_and_non_reversible_model():
     # No plain echo: PFVP runs as the echo with B -> -B (theory §4), exact.
     assert [r["estimate"] for r in rows] == ["PFVP flipped echo (momentum start)", "PFVP flipped echo (velocity start)"]
     assert all(r["error"] <= 1e-6 for r in rows)
+
+
+def test_cbvp_steps_above_steps_is_refused_not_clamped():
+    """An explicit --cbvp-steps above --steps is refused in one line (it was clamped silently); the default
+    is 40, or --steps when fewer."""
+    from symglep.command_options import CheckOptions, cbvp_steps
+
+    path = str(ROOT / "examples/harmonic_oscillator.py")
+    result = CliRunner().invoke(main, ["check", path, "--bc", "cbvp", "--steps", "30", "--cbvp-steps", "50"])
+    assert result.exit_code == 2 and "--cbvp-steps must be between 2 and --steps (30), got 50" in result.output
+    assert cbvp_steps(CheckOptions(steps=30)) == 30 and cbvp_steps(CheckOptions()) == 40
+    assert cbvp_steps(CheckOptions(steps=30, cbvp_steps=12)) == 12

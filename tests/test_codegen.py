@@ -295,3 +295,18 @@ def test_log_cosh_forces_stay_finite_far_from_the_origin():
     fd = [(kern.free(theta + h[i] * e, q0, p0=p0, u=u_, y=y_)[2][0]
            - kern.free(theta - h[i] * e, q0, p0=p0, u=u_, y=y_)[2][0]) / (2 * h[i]) for i, e in enumerate(np.eye(2))]
     np.testing.assert_allclose(bptt.dtheta[0], fd, rtol=1e-6)
+
+
+def test_a_sinh_without_its_cosh_is_left_as_it_is():
+    """A cosh potential's force is k·sinh(x), a product with no cosh(x) to merge: tanh_quotients leaves it
+    (it crashed there, reading a plain 0 as a SymPy number), merges sinh²/cosh into sinh·tanh, and the
+    model's kernels generate (new-user probe: L = ẋ²/2 − k cosh x)."""
+    from symglep.symbolic import tanh_quotients
+
+    x = sp.Symbol("x", real=True)
+    k = sp.Symbol("k", positive=True)
+    assert tanh_quotients(k * sp.sinh(x)) == k * sp.sinh(x)
+    assert tanh_quotients(k * sp.sinh(x) ** 2 / sp.cosh(x)) == k * sp.sinh(x) * sp.tanh(x)
+    q, u = dynamicsymbols("q u")
+    model = symglep.Model(q.diff() ** 2 / 2 - k * sp.cosh(q) + q * u, [q], [k], inputs=[u], name="cosh_well")
+    assert "math.sinh" in generate_source(model)[0]

@@ -455,6 +455,10 @@ def test_singular_lagrangian_is_not_regular():
     # no integrator steps it, so no route is offered (generate, check and train refuse it too)
     assert d.default_route is None and not any(r["available"] for r in d.routes)
     assert all("singular" in r["why"] for r in d.routes)
+    # L = K(v) − V(q) splits, but the split steps nothing without v(p): the verdict says so
+    assert d.sym.separable
+    text = report.render(d, "text")
+    assert "separable (L = K(v) − V(q, t)): yes, but M is singular: no velocity map v(p), so no leapfrog" in text
 
 
 def test_the_regular_verdict_names_where_the_mass_matrix_is_singular():
@@ -466,6 +470,22 @@ def test_the_regular_verdict_names_where_the_mass_matrix_is_singular():
     text = report.render_text(derive(symglep.Model(L, [th, ph], parameters=[l], constants={m: 1, g: 9.8})))
     assert "Legendre regular (det M ≢ 0): yes, except where sin(theta) = 0" in text
     text = report.render_text(derive(load_model(str(EXAMPLES_DIR / "double_pendulum.py"))))
+    assert "Legendre regular (det M ≢ 0): yes\n" in text
+
+
+def test_the_regular_verdict_names_parameter_values_and_velocities_where_m_is_singular():
+    """det M = 1 − c² of a learned off-diagonal mass vanishes at c = ±1, det M = 1 + 2 c v of a cubic kinetic
+    term at v = −1/2c: 'yes' alone hid both (new-user probe: training crossed c = −1 and overflowed). A
+    relativistic particle's det M = m (1 − v²)^(−3/2) never vanishes and stays a plain yes."""
+    x1, x2 = dynamicsymbols("x1 x2")
+    c = sp.Symbol("c")
+    L = (x1.diff(T) ** 2 + 2 * c * x1.diff(T) * x2.diff(T) + x2.diff(T) ** 2) / 2 - (x1**2 + x2**2) / 2
+    text = report.render_text(derive(symglep.Model(L, [x1, x2], parameters=[c])))
+    assert "Legendre regular (det M ≢ 0): yes, except where c - 1 = 0 or c + 1 = 0 (M is singular there)" in text
+    L = x1.diff(T) ** 2 / 2 + c * x1.diff(T) ** 3 / 3 - x1**2 / 2
+    text = report.render_text(derive(symglep.Model(L, [x1], parameters=[c])))
+    assert "yes, except where 2*c*x1_dot + 1 = 0 (M is singular there)" in text
+    text = report.render_text(derive(load_model(str(EXAMPLES_DIR / "relativistic_particle.py"))))
     assert "Legendre regular (det M ≢ 0): yes\n" in text
 
 
@@ -779,3 +799,18 @@ def test_an_odd_term_that_is_a_total_derivative_is_named_with_its_potential():
         assert sp.simplify(even - even.subs(v, -v)) == 0
     magnetic = derive(load_model(str(EXAMPLES_DIR / "charged_particle.py")))
     assert not magnetic.time_reversible and not any("total time derivative" in n for n in magnetic.notes)
+
+
+def test_a_factored_separable_lagrangian_gives_k_of_v_alone():
+    """A bead on a rotating hoop written factored, L = m R² (θ̇² + w² sin²θ)/2 + m g R cos θ: L − L(v = 0)
+    keeps w² sin²θ terms that cancel only when expanded; K(v) = m R² θ̇²/2 must hold no θ (the leapfrog's
+    velocity map reads it; new-user probe: every kernel target crashed), and K − V = L."""
+    th, u = dynamicsymbols("th u")
+    m, R, w, g = sp.symbols("m R w g", positive=True)
+    model = symglep.Model(m * R**2 * (th.diff(T) ** 2 + w**2 * sp.sin(th) ** 2) / 2 + m * g * R * sp.cos(th) + th * u,
+                          [th], [m, R], inputs=[u], constants={w: 1.3, g: 9.81}, name="bead_hoop")
+    d = derive(model)
+    assert d.sym.separable
+    assert not d.sym.kinetic.free_symbols & {*model.q, model.time, *model.u}
+    assert sp.simplify(d.sym.kinetic - d.sym.potential - model.lagrangian) == 0
+    assert "def " in symglep.runtime.generate_source(model)[0]

@@ -550,3 +550,20 @@ def test_derive_reports_routes(name, default):
     assert routes["echo"]["forward_only"] and routes["flipped_echo"]["forward_only"]
     text = runner.invoke(main, ["derive", str(EXAMPLES / f"{name}.py")]).output
     assert "learning routes" in text and "digital_pfvp [not forward-only]: " in text
+
+
+def test_damping_on_one_coordinate_only_is_named_as_such():
+    """A pendulum on a cart damped at the pivot only (R = b θ̇²/2): the rate read at x is 0, and the verdict
+    says R acts on θ and not on x, not 'dR/dθ̇ is not 0 times the momentum' (new-user probe); a rate that
+    differs between two damped coordinates names where it was read."""
+    from symglep.dissipation import uniform_rate
+
+    x, th = sp.symbols("x th")
+    xd, thd = sp.symbols("x_dot th_dot")
+    L = 2 * xd**2 / 2 + xd * thd * sp.cos(th) + thd**2 / 2 + sp.cos(th)
+    verdict = uniform_rate(L, thd**2 / 2, [xd, thd], sp.Symbol("t"), [x, th, xd, thd], {})
+    assert not verdict.rewritable
+    assert verdict.why == "R acts on th_dot but not on x_dot: damping that acts on some coordinates only is not uniform"
+    verdict = uniform_rate(xd**2 / 2 + thd**2 / 2, xd**2 / 2 + 3 * thd**2 / 2, [xd, thd], sp.Symbol("t"),
+                           [x, th, xd, thd], {})
+    assert verdict.why.startswith("dR/dth_dot is not 1 times the momentum dL/dth_dot (the rate read at x_dot)")

@@ -157,6 +157,43 @@ def test_check_warns_when_the_round_trip_exceeds_the_tolerance():
     assert "warning: beta = 0.05 is too large" in result.output
 
 
+def test_an_unreachable_tolerance_is_named_not_blamed_on_beta():
+    """When even the automatic β's optimum leaves bias + round-off above the tolerance (a chaotic elastic
+    pendulum: 2.1e-5 + 4.2e-5), a smaller β cannot help: the warning says the tolerance is out of reach
+    instead of 'too large, try --beta ...' (new-user probe: following that advice made the error worse)."""
+    from types import SimpleNamespace
+
+    from symglep.check import warnings
+
+    error = {"centred": 7.3e-6, "one_sided": 3e-4}
+    hopeless = SimpleNamespace(predicted_bias=2.1e-5, predicted_roundoff=4.2e-5)
+    (w,) = warnings(1e-12, 1.4e-6, error, 1e-6, 2, True, hopeless)
+    assert w.startswith("the tolerance 1e-06 is not reachable on this instance in float64") and "--beta" not in w
+    reachable = SimpleNamespace(predicted_bias=1e-8, predicted_roundoff=1e-9)
+    for choice in (reachable, None):  # a fixed --beta, or a pilot that promised the tolerance
+        (w,) = warnings(1e-12, 1.4e-6, error, 1e-6, 2, True, choice)
+        assert "is too large for this model's curvature" in w and "try --beta" in w
+
+
+def test_initial_positions_choose_the_checked_start():
+    """A model may declare where `symglep check` starts (a polar radius away from r = 0): check_instance draws
+    q0 from it; a bad function or a wrong length is a one-line model error."""
+    from symglep.check import check_instance
+
+    x = dynamicsymbols("x")
+    k = sp.Symbol("k", positive=True)
+    model = symglep.Model(x.diff() ** 2 / 2 - k * x**2 / 2, [x], [k], name="start_here",
+                          initial_positions=lambda rng: [1.0 + rng.uniform(0.0, 0.1)])
+    kernels = symglep.compile(model, jit=False)
+    q0 = check_instance(model, kernels, 10, 0.01, seed=3)[1]
+    assert q0.shape == (1, 1) and 1.0 <= q0[0, 0] <= 1.1
+    model.initial_positions = lambda rng: [1.0, 2.0]
+    with pytest.raises(symglep.errors.ModelError, match="initial_positions of 'start_here' must return 1 finite"):
+        check_instance(model, kernels, 10, 0.01, seed=3)
+    with pytest.raises(symglep.errors.ModelError, match="initial_positions must be a function"):
+        symglep.Model(x.diff() ** 2 / 2, [x], initial_positions=[1.0])
+
+
 def test_check_warns_when_the_instance_runs_away():
     """A negative stiffness makes the oscillator grow like e^{1.4 t}: the check says the instance is unstable
     (it amplifies every finite difference) and, for given parameters, to choose bounded ones."""
@@ -359,3 +396,37 @@ def test_drawn_parameters_keep_their_declared_sign():
     for seed in range(20):
         drawn = draw_parameters(model, np.random.default_rng(seed))
         assert 0.5 <= drawn["a"] <= 1.5 and -1.5 <= drawn["b"] <= -0.5 and -1 <= drawn["c"] <= 1
+
+
+def test_a_failed_render_leaves_no_cache_entry(tmp_path):
+    """A refusal inside the entry's render (the leapfrog on a non-separable model) leaves no empty entry folder
+    behind (only the lock file); the next valid request builds the entry normally."""
+    def refused():
+        raise symglep.errors.ModelError("refused while rendering")
+
+    with pytest.raises(symglep.errors.ModelError, match="refused while rendering"):
+        kernel_cache.load_module("refused", "0" * 64, refused, cache=str(tmp_path))
+    with pytest.raises(symglep.errors.ModelError, match="refused while rendering"):
+        kernel_cache.load("refused", "1" * 64, refused, cache=str(tmp_path), jit=False)
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]
+    model = symglep.load_model(str(ROOT / "examples" / "double_pendulum.py"))
+    with pytest.raises(symglep.errors.SymglepError, match="leapfrog integrator needs a separable model"):
+        symglep.compile(model, cache=str(tmp_path), jit=False, integrator="leapfrog")
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]
+
+
+def test_a_division_by_zero_in_a_kernel_is_a_numerical_error():
+    """A compiled kernel runs Python's error model: a learned off-diagonal mass c = 1 (det M = 1 − c² = 0)
+    raised ZeroDivisionError out of `free`, an 'internal error' at the command line (new-user probe). Any
+    ArithmeticError of a public kernel is a NumericalError (exit code 3) naming the kernel and the likely
+    singular mass matrix. (NumPy's arrays, as jit=False runs them, give inf instead: the overflow report.)"""
+    import types
+
+    from symglep.diagnose import NumericalError
+    from symglep.kernel_module import KernelModule
+
+    module = types.SimpleNamespace(BATCHED={"free": (0,)}, free=lambda q: 1 / 0)
+    kernels = KernelModule(module, jit=False)
+    with pytest.raises(NumericalError, match="free: .*division by zero inside the kernel.*det M = 0") as info:
+        kernels.free(np.zeros(0))
+    assert info.value.exit_code == 3 and info.value.phase == "free"
