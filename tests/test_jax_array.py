@@ -267,3 +267,30 @@ def test_midpoint_on_request_equals_numba():
         assert _relative(got, want) <= 1e-10
     loss = float(sj.loss(model, DT, size=n, integrator="midpoint")(*args))
     assert abs(loss - float(numba.loss[0])) <= 1e-12 * abs(float(numba.loss[0]))
+
+
+def test_a_zero_running_cost_with_a_terminal_cost():
+    """The HEB setting (docs/networks.md): no running cost, a terminal cost only. The cost element is the
+    constant 0, and the JAX module summed it as an integer (jax.grad refused it; new-user probe); the loss now
+    equals the Numba kernels' and its Richardson echo VJP equals autodiff (1e-9)."""
+    q, y = Coordinates("q"), Targets("y")
+    c = Parameter("c", "n")
+    model = ArrayModel(lagrangian=Sum(q.dot[i] ** 2 / 2, i) - Sum(q[i] ** 2 / 2 + q[i] ** 4 / 8 + c[i] * q[i], i),
+                       cost=Sum(0 * q[r], r), terminal_cost=Sum((q[r] - y[r]) ** 2 / 2, r), coordinates=q,
+                       parameters=[c], targets=y, name="terminal_only", size=4, sizes={"r": 2})
+    n, steps = 4, 40
+    rng = np.random.default_rng(4)
+    values = {"c": rng.uniform(-0.4, 0.4, n)}
+    y_ = rng.uniform(-0.3, 0.3, (steps + 1, 2))
+    q0, p0 = rng.uniform(-0.3, 0.3, n), np.zeros(n)
+    probe = sj.layer(model, DT, size=n)
+    args = (probe.theta(values), jnp.zeros((steps + 1, 0)), jnp.asarray(y_), jnp.asarray(q0), jnp.asarray(p0))
+
+    def grad(**options):
+        return jax.grad(sj.loss(model, DT, size=n, **options), (0, 3, 4))(*args)
+
+    for got, want in zip(grad(beta=1e-3, order=4), grad(estimator="bptt")):
+        assert _relative(got, want) <= 1e-9
+    numba = compile_array_model(model, DT, jit=False).free(values, q0[None], p0[None], np.zeros((1, steps + 1, 0)),
+                                                           y_[None])
+    assert abs(float(sj.loss(model, DT, size=n)(*args)) - numba[2][0]) <= 1e-12 * abs(numba[2][0])

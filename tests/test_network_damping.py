@@ -47,7 +47,7 @@ def _rk4_damped(kern, args, qinit, vinit, T, steps):
 
     def rhs(state):
         q, v = state[:n], state[n:]
-        f = kern.module.force(th, off, E, ro, q, uk, yk, 0.0)
+        f = kern.module.force(th, off, E, ro, q, uk, 0.0, yk, 0.0)  # V reads no time: t_k = 0
         return np.concatenate([v, -f / mass - GAMMA * v])
 
     s = np.concatenate([qinit, vinit])

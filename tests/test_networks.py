@@ -120,7 +120,7 @@ def test_array_equals_scalar_model_at_n8(name):
     values |= dict(zip(scalar.parameters, th)) | dict(scalar.constants)
     forcing = np.array([float(sp.N(f.xreplace(values), 30)) for f in d.el.forcing])
     mass = np.array([float(sp.N(m.xreplace(values))) for m in d.el.mass_matrix.diagonal()])
-    force = kern.module.force(th, off, E, ro, q, uk, y[0, 3], 0.0)
+    force = kern.module.force(th, off, E, ro, q, uk, 3 * DT, y[0, 3], 0.0)
     assert rel_err(-force, forcing) <= 1e-12
     p = mass * v
     H = float(sp.N(d.hamiltonian.xreplace(values | dict(zip(scalar.p, p))), 30))
@@ -131,7 +131,7 @@ def test_array_equals_scalar_model_at_n8(name):
     if model.kinetic.slots:  # dK/dm_i = v_i^2 / 2 for the HRU's learnable masses
         m_off = off[[p_.name for p_ in model.parameters].index("m")]
         kinetic[m_off:m_off + n] = v**2 / 2
-    assert rel_err(kinetic - kern.module.potential_partials(th, off, E, q, uk), rule) <= 1e-12
+    assert rel_err(kinetic - kern.module.potential_partials(th, off, E, q, uk, 3 * DT), rule) <= 1e-12
 
     # gradients: BPTT to round-off; the same echo estimator on both sides, to round-off amplified by 1/(2 beta)
     bs = skern.bptt_gradient(th, q0, p0=p0, u=u, y=y)
@@ -264,6 +264,42 @@ def test_check_with_parameters_file_and_size(tmp_path):
     bad = runner.invoke(main, args + ["--params", str(params)])
     assert bad.exit_code == 2 and bad.output.startswith("error: ") and "shape" in bad.output
     assert bad.output.count("\n") == 1
+    one = runner.invoke(main, ["check", path, "--size", "1"])  # a network has two units at least
+    assert one.exit_code == 2 and "--size must be at least 2 units" in one.output
+
+
+def test_check_warns_like_the_scalar_check():
+    """The array check warns as the scalar one does (new-user probe: a run-away instance FAILED with no reason):
+    a spring constant against its declared sign, the growth of a run-away instance, a round trip above the
+    tolerance; and the velocity start's row takes a β of its own."""
+    from symglep.network.check import render_text, run_check
+
+    model = example("chain")
+    kern = symglep.compile(model)
+    theta = draw_instance(model, kern, 8, 1, 300, 0.01, np.random.default_rng(0))[0]
+    theta["k"] = -3.0 * np.asarray(theta["k"])  # every spring pushes apart: the chain flies off
+    report = run_check(model, steps=300, n=8, params=theta)
+    text = render_text(report)
+    assert "warning: parameter k has 7 of 7 entries against its declaration positive=True" in text
+    from symglep.check import growth_warning  # the quartic on-site term bounds this run: the warning alone
+
+    (grows,) = growth_warning(model, np.zeros((1, 8)), np.zeros((1, 8)), np.full((1, 8), 5e3), np.zeros((1, 8)),
+                              True, "their init ranges")
+    assert "this instance is unstable" in grows and "; B carry no sign assumption and were drawn in their init" in grows
+    calm = run_check(model, steps=300, n=8)
+    assert calm["passed"] and calm["warnings"] == []
+    assert calm["beta_velocity_start"] > 0 and calm["rel_err_velocity_start"] <= 1e-6
+
+
+def test_a_negligible_input_gradient_is_judged_against_the_gradients_scale():
+    """dC/du at round-off (1e-14 against a θ gradient of 60) is measured against 1e-8 of |dC/dθ| rather than
+    its own norm (new-user probe: a 96 % 'error' between two round-off values FAILED the check)."""
+    from symglep.network.check import input_error
+
+    bptt_du, echo_du, theta = np.full(10, 9e-15), np.full(10, 8e-15), np.full(4, 30.0)
+    assert rel_err(echo_du, bptt_du) > 0.1
+    assert input_error(echo_du, bptt_du, theta) == pytest.approx(np.sqrt(10) * 1e-15 / (1e-8 * 60.0))
+    assert input_error(2 * bptt_du + 1.0, bptt_du + 1.0, theta) == pytest.approx(rel_err(2 * bptt_du + 1, bptt_du + 1))
 
 
 def test_check_bc_expands_the_array_model():
@@ -295,8 +331,8 @@ def _declare(lagrangian, cost=None, params=None):
     (lambda q, W, u: Sum(q.dot[i] ** 4, i), "kinetic term must be"),
     (lambda q, W, u: Sum(q[i] ** 2, i), "no kinetic term"),
     (lambda q, W, u: Sum(q.dot[i] ** 2 / 2, i) + Sum(q[i] * u[i], i), "inputs enter through a product"),
-    (lambda q, W, u: Sum(q.dot[i] ** 2 / 2, i) + Sum(sp.sin(dynamicsymbols._t) * q[i], i),
-     r"explicit time dependence \(t\) is not served for array models yet: drive the units through an input"),
+    (lambda q, W, u: Sum((2 + sp.sin(dynamicsymbols._t)) * q.dot[i] ** 2 / 2, i),
+     r"the kinetic term may not read the time t: a mass that changes in time is not served"),
 ])
 def test_bad_declarations_are_refused(lagrangian, message):
     with pytest.raises(ModelError, match=message):
@@ -323,3 +359,33 @@ def test_equal_symbols_shared_by_sympy_caches_resolve_to_this_models_arrays():
     second = example("dense")
     assert generate_source(second) == generate_source(first)
     assert derive_array(second)["learning_rule"] == derive_array(first)["learning_rule"]
+
+
+def test_targets_alone_fix_the_number_of_steps():
+    """Without u (a model with no inputs, or inputs left at zero) the targets fix K (new-user probe: 'inputs u
+    missing: pass it, or pass steps=K' on a model that has no inputs)."""
+    model = example("chain")
+    kern = symglep.compile(model)
+    theta, q0, p0, u, y = draw_instance(model, kern, 6, 1, 30, 0.01, np.random.default_rng(2))
+    implicit = kern.free(theta, q0, p0, y=y)
+    explicit = kern.free(theta, q0, p0, np.zeros_like(u), y)
+    assert np.array_equal(implicit[2], explicit[2]) and np.array_equal(implicit[0], explicit[0])
+
+
+def test_a_blow_up_is_located_in_the_free_run():
+    """An array model's NaN or overflow names the step, the sequence, the time and the state's size before it,
+    as a scalar model's does (new-user probe: 'a non-finite value appeared' alone)."""
+    from symglep.diagnose import NumericalError
+
+    model = example("chain")
+    kern = symglep.compile(model)
+    theta, q0, p0, u, y = draw_instance(model, kern, 6, 1, 400, 0.01, np.random.default_rng(1))
+    theta["k"] = 50.0 * np.asarray(theta["k"])  # stiff springs: dt = 0.5 is far past the leapfrog's limit
+    with pytest.raises(NumericalError, match=r"free phase: a non-finite value appeared first at step \d+ of "
+                                             r"sequence 0 \(t = [\d.]+\); before it max \|q\| = ") as info:
+        kern.free(theta, q0, p0, u, y, dt=0.5)
+    step = int(str(info.value).split("first at step ")[1].split()[0])
+    qT, pT, _ = kern.free(theta, q0, p0, u[:, :step], y[:, :step], dt=0.5)  # the step before it is finite
+    assert np.all(np.isfinite(qT)) and np.all(np.isfinite(pT))
+    with pytest.raises(NumericalError, match=f"BPTT: a non-finite value appeared first at step {step} "):
+        kern.bptt_gradient(theta, q0, p0, u, y, dt=0.5)

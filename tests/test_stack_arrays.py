@@ -131,10 +131,10 @@ def test_unit_functions_match_the_array_models_own_kernels(instance):
     ro = array.readout_units()
     f = np.empty(array.n)
     getattr(kernels.module, "u2_f_force")(q, 0.0, uk, yk, th, 0.3, f)
-    np.testing.assert_allclose(f, own.module.force(th, off, array.edges, ro, q, uk, yk, 0.3), rtol=1e-13, atol=1e-15)
+    np.testing.assert_allclose(f, own.module.force(th, off, array.edges, ro, q, uk, 0.0, yk, 0.3), rtol=1e-13, atol=1e-15)
     dth, du = np.empty(array.n_theta), np.empty(array.m)
     getattr(kernels.module, "u2_f_potential_partials")(q, 0.0, uk, th, dth, du)
-    np.testing.assert_allclose(dth, own.module.potential_partials(th, off, array.edges, q, uk), rtol=1e-13,
+    np.testing.assert_allclose(dth, own.module.potential_partials(th, off, array.edges, q, uk, 0.0), rtol=1e-13,
                                atol=1e-15)
 
 

@@ -7,7 +7,7 @@ import os
 
 from ..codegen.output import model_folder_name, write_files
 from ..beta import AUTO, FIXED_BETA_NOTE, fixed_or
-from ..command_options import CheckOptions, require_plain_check
+from ..command_options import CheckOptions, cbvp_steps, require_plain_check
 from ..errors import SymglepError
 from ..bc_check import parse_bcs
 from .bc_check import run_bc_check
@@ -73,13 +73,14 @@ def check(model, opts: CheckOptions) -> tuple:
     the boundary-condition check runs on the model expanded element by element).
     """
     require_plain_check(opts, "array models (the study reads a scalar model's learning integrals)")
-    if opts.size is not None and opts.size < 1:
-        raise SymglepError(f"--size must be a positive number of units, got {opts.size}")
+    if opts.size is not None and opts.size < 2:
+        raise SymglepError(f"--size must be at least 2 units (a network, as ArrayModel(size=) requires), got "
+                           f"{opts.size}")
     params = load_array_params(opts.params_file, model) if opts.params_file else None
     if opts.bc is not None:
         report = run_bc_check(model, parse_bcs(opts.bc), n=opts.size, params=params,
                               steps=opts.steps, dt=opts.dt, beta=fixed_or(opts.beta), seed=opts.seed,
-                              cbvp_steps=min(opts.cbvp_steps, opts.steps), tolerance=opts.tolerance)
+                              cbvp_steps=cbvp_steps(opts), tolerance=opts.tolerance)
         text = render_bc(report) + (f"note: {FIXED_BETA_NOTE}\n" if opts.beta == AUTO else "")
         return report, (json.dumps(report, indent=2) if opts.fmt == "json" else text)
     report = run_check(model, steps=opts.steps, dt=opts.dt, beta=opts.beta, seed=opts.seed, n=opts.size,

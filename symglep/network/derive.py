@@ -15,6 +15,7 @@ import re
 
 import sympy as sp
 
+from .. import __version__
 from ..dissipation import REWRITE_NOTE
 from ..errors import SymglepError
 from ..report import latex_text
@@ -58,7 +59,8 @@ def force_contributions(model, show=_plain) -> list:
         qs = term.q_slots()
         if term.kind == "site":
             for s in qs:
-                out.append(f"{show(sp.diff(term.phi, s.symbol))}")
+                comp = f"   (component {s.comp})" if model.dim > 1 else ""
+                out.append(f"{show(sp.diff(term.phi, s.symbol))}{comp}")
             for s in [x for x in term.slots if x.role == "z"]:
                 A = s.param.name
                 row = model.element_info(s.symbol)[1][0][0]
@@ -143,6 +145,7 @@ def derive(model, show=_plain) -> dict:
     mass_learnable = bool(model.kinetic.parameter_slots)
     el = force_contributions(model, show)
     out = {
+        "symglep_version": __version__,
         "model": model.name,
         "kind": "array",
         "units": f"n (run-time size; default {model.size})",
@@ -168,11 +171,23 @@ def derive(model, show=_plain) -> dict:
     }
     if model.terminal is not None:
         out["terminal_cost"] = terminal_text(model, show)
+    if model.explicit_time:
+        _explicit_time(out, model, show)
     if model.damping_rate:
         _damped(out, model, m)
     if model.kinetic.reads_q:
         _position_dependent_mass(out, model, show)
     return out
+
+
+def _explicit_time(out: dict, model, show) -> None:
+    """The entries a potential that reads the time t changes (theory §4): H is not conserved, the echo stays
+    exact because L is even in velocity at every t."""
+    timed = [_term_text(t, show) for t in model.potential_terms if any(s.role == "time" for s in t.slots)]
+    out["explicit_time"] = ("V reads the time t in " + "; ".join(timed) + ": H is not conserved; the kernels "
+                            "sample t at each node t_k = t0 + k·dt (the midpoint rule at t_k+½), and the echo "
+                            "replays them in reverse")
+    out["time_reversal_note"] += "; at every fixed t, so the echo, which replays t in reverse, is exact"
 
 
 def _position_dependent_mass(out: dict, model, show) -> None:
@@ -283,6 +298,8 @@ def render(d: dict, fmt: str) -> str:
     lines += [h("Verdicts"), code(f"regular: {d['regular']}"),
               code(f"time-reversible: yes ({d['time_reversal_note']})"),
               code(f"separable: {'yes' if d['separable'] else 'no'} -> {d['integrator']}")]
+    if "explicit_time" in d:
+        lines += [h("Explicit time dependence"), code(d["explicit_time"])]
     if "dissipation" in d:
         lines += [h("Dissipation (theory §7)"), code(d["dissipation"])]
     lines += [h("Learning rule (∂L/∂θ of a generic element) and locality")]

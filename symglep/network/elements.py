@@ -30,8 +30,8 @@ def _param_slots(slots):
 
 
 def _value_slots(term: Term):
-    """Argument order of a term's functions: coordinates, products, parameters."""
-    order = {"q": 0, "z": 1, "w": 2, "node": 3, "pair": 4, "scalar": 5}
+    """Argument order of a term's functions: coordinates, products, parameters, time."""
+    order = {"q": 0, "z": 1, "w": 2, "node": 3, "pair": 4, "scalar": 5, "time": 6}
     return sorted(term.slots, key=lambda s: (order[s.role], s.side, s.comp, s.symbol.name))
 
 

@@ -14,6 +14,7 @@ from sympy.physics.mechanics import dynamicsymbols
 
 from ..model import Model
 from .arrays import Coordinates, Edges, Element, Inputs, MatVec, Parameter, Targets, r
+from .terms import TIME
 
 
 def flat_names(p, shape) -> list:
@@ -62,7 +63,10 @@ def expand(model, n: int, m: int | None = None, n_y: int | None = None, edges=No
         return scal[array.name][tuple(assign[x] for x in index)]
 
     def instance(expr, assign):
-        return expr.xreplace({s: concrete(s, assign) for s in expr.free_symbols if isinstance(s, Element)})
+        """One element's term at the units ``assign``; the time symbol a user wrote (``t``, with or without
+        assumptions) becomes the scalar model's ``dynamicsymbols._t``."""
+        return expr.xreplace({s: concrete(s, assign) if isinstance(s, Element) else dynamicsymbols._t
+                              for s in expr.free_symbols if isinstance(s, Element) or s.name == TIME.name})
 
     parts = []
     for term in model.terms:

@@ -96,6 +96,12 @@ class ArrayModel:
         separable), else ``leapfrog`` (theory §6)."""
         return "midpoint" if self.kinetic.reads_q else "leapfrog"
 
+    @property
+    def explicit_time(self) -> bool:
+        """Whether a potential term reads the time t (the kernels sample it at each node, the midpoint rule at
+        t_k+1/2; the energy is then not conserved)."""
+        return any(s.role == "time" for term in self.potential_terms for s in term.slots)
+
     def integrator_for(self, integrator: str = "auto") -> str:
         """The integrator a run uses: the default for ``auto``, else the one asked for when the model's
         capability table serves it (a one-line refusal with the reason otherwise)."""

@@ -78,6 +78,8 @@ def _arg(slot, layout, node=("i", "i"), pair="pi", lam="lam", q="q") -> str:
         return f"th[{layout.off(slot.param)}]"
     if role == "y":
         return "yk[rr]"
+    if role == "time":
+        return "tk"
     raise ValueError(role)
 
 

@@ -155,7 +155,7 @@ def unit_c_source(model, precision: str, prefix: str = "", vjp: bool = True, wit
     single = precision == "float32"
     source = environment().get_template("c/array_unit.c.j2").render(
         context, X=prefix, functions=[element_c_function(p, precision, prefix) for p in pieces], call=_call,
-        uses_u=uses_u, uses_wk=uses_wk, n_rows=work_rows(model), vjp=vjp, with_cost=with_cost,
+        uses_u=uses_u, uses_t=model.explicit_time, uses_wk=uses_wk, n_rows=work_rows(model), vjp=vjp, with_cost=with_cost,
         terminal=context["terminal"] and with_cost, F="F" if single else "")
     return dict(source=source.rstrip("\n") + "\n", n_out=n_out, uses_u=uses_u, context=context,
                 uses_edges=any(t["kind"] == "edge" for t in context["terms"]))

@@ -41,7 +41,7 @@ def element_function(name: str, symbols: list, expr, doc: str) -> str:
 
 def _argument(slot, kind: str) -> str:
     """The run-time array (in ``bind``'s scope: ``Q`` (n, D), ``P`` the parameters by name, ``E0``, ``E1``
-    the edge ends, ``RO`` the readout units, ``u``, ``y``) that an element symbol runs over."""
+    the edge ends, ``RO`` the readout units, ``u``, ``y``, the time ``t``) that an element symbol runs over."""
     role = slot.role
     param = f"P[{slot.param.name!r}]" if slot.param is not None else None
     if role == "q":
@@ -61,6 +61,8 @@ def _argument(slot, kind: str) -> str:
         return f"{param}[E{slot.side}]" if kind == "edge" else param
     if role in ("pair", "scalar"):
         return param
+    if role == "time":
+        return "t"
     raise ValueError(f"element symbol of role {role!r} in a {kind} term")
 
 
@@ -95,7 +97,9 @@ def array_context(model, midpoint: bool | None = None) -> dict:
             continue
         piece = readout_pieces(readout, prefix)["cost"]
         functions.append(element_function(piece.name, [s.symbol for s in piece.args], piece.outputs[0], piece.doc))
-        costs[prefix] = f"jnp.sum({_call(piece.name, piece.args, 'readout')})"
+        # one element per readout unit, in the state's dtype even where c is a constant (a zero running cost)
+        element = f"jnp.asarray({_call(piece.name, piece.args, 'readout')}, Q.dtype)"
+        costs[prefix] = f"jnp.sum(jnp.broadcast_to({element}, RO.shape))"
     ys = [s.symbol for s in model.readout.slots if s.role == "y"]
     return dict(functions=functions, terms=terms, mass=_call(mass.name, mass.args, "site"),
                 cost=costs["c"], terminal_cost=costs.get("ct"),

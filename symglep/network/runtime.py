@@ -167,6 +167,8 @@ class NetworkKernels:
         if x0.shape != q0.shape:
             raise SymglepError(f"{'p0' if v0 is None else 'v0'} has shape {x0.shape}, q0 {q0.shape}")
         B, n = q0.shape[0], q0.shape[1] // self.D
+        if u is None and steps is None and y is not None and np.ndim(y) == 3:
+            steps = np.shape(y)[1] - 1  # the targets fix K: the inputs (none, or not given) are zero
         u = self._series(u, "inputs u", B, steps, self.model.sizes["m"])
         y = self._series(y, "targets y", B, u.shape[1] - 1, self.model.sizes["r"])
         if y.shape[1] != u.shape[1]:
@@ -205,7 +207,7 @@ class NetworkKernels:
         the loss includes a terminal cost (theory §10). Node k sits at ``t0 + k dt``."""
         args, (n, m, ne) = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
         out = self.module.free(*args, float(dt or self.dt), float(t0), bool(record))
-        _finite(out[:3], "free phase", self.module.INTEGRATOR)
+        _finite(out[:3], "free phase", self.module.INTEGRATOR, lambda: self._where(args, dt, t0))
         return out if record else out[:3]
 
     def gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, beta=1e-4, centred=True,
@@ -222,7 +224,7 @@ class NetworkKernels:
         order = contrast_order(centred, order)
         args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
         out = self.module.gradient(*args, float(dt or self.dt), float(t0), float(beta), int(order), bool(learn_inputs))
-        _finite(out, "echo gradient", self.module.INTEGRATOR)
+        _finite(out, "echo gradient", self.module.INTEGRATOR, lambda: self._where(args, dt, t0))
         return self._result(out, sizes, args, v0, learn_inputs, t0)
 
     def complex_step_gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, eps: float = 1e-20,
@@ -250,7 +252,7 @@ class NetworkKernels:
         :meth:`gradient`."""
         args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
         out = self.module.bptt_gradient(*args, float(dt or self.dt), float(t0), bool(learn_inputs))
-        _finite(out, "BPTT", self.module.INTEGRATOR)
+        _finite(out, "BPTT", self.module.INTEGRATOR, lambda: self._where(args, dt, t0))
         return self._result(out, sizes, args, v0, learn_inputs, t0)
 
     def echo(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, edges=None, readout=None, t0=0.0):
@@ -262,6 +264,21 @@ class NetworkKernels:
         out = self.module.echo(*args, float(dt or self.dt), float(t0), betas)
         _finite(out, "echo", self.module.INTEGRATOR)
         return out
+
+    def _where(self, args, dt, t0) -> str:
+        """Where the free run from these arguments first leaves the finite numbers (the first NaN or infinity
+        in its recorded states: the midpoint kernels leave NaN from a step that did not converge), with the
+        state's size just before; empty when the free run stays finite (the failure is then in an echo)."""
+        dt = float(dt or self.dt)
+        _, _, _, tq, tp = self.module.free(*args, dt, float(t0), True)
+        bad = ~(np.all(np.isfinite(tq), axis=2) & np.all(np.isfinite(tp), axis=2))
+        if not bad.any():
+            return ""
+        b = int(np.argmax(bad.any(axis=1)))
+        k = int(np.argmax(bad[b]))
+        before = max(k - 1, 0)
+        return (f" first at step {k} of sequence {b} (t = {t0 + k * dt:g}); before it max |q| = "
+                f"{np.max(np.abs(tq[b, before])):.3g}, max |p| = {np.max(np.abs(tp[b, before])):.3g}")
 
     def _result(self, out, sizes, args, v0, learn_inputs, t0=0.0) -> NetworkResult:
         n = sizes[0]
@@ -296,11 +313,13 @@ class NetworkKernels:
         # energy, force and potential_partials (checks and reports only) compile on first use
 
 
-def _finite(outputs, what: str, integrator: str = "leapfrog") -> None:
+def _finite(outputs, what: str, integrator: str = "leapfrog", where=None) -> None:
     """A one-line NumericalError when an output is not finite (overflow, or a midpoint step that did not
-    converge: the midpoint kernels leave NaN in its sequence)."""
+    converge: the midpoint kernels leave NaN in its sequence); ``where()`` says where the free run failed."""
     for a in outputs:
         if not np.all(np.isfinite(a)):
             cause = ("a midpoint step did not converge or a value overflowed" if integrator == "midpoint"
                      else "a non-finite value appeared")
-            raise NumericalError(f"{what}: {cause} (reduce dt or the parameter scale)")
+            place = where() if where is not None else ""
+            raise NumericalError(f"{what}: {cause}{place} (reduce dt, or check the parameters, inputs and "
+                                 "initial state)")

@@ -37,7 +37,8 @@ class Slot:
     role: ``q`` (coordinate component ``c`` of side ``side``), ``lam`` (adjoint of that
     component), ``z`` (``(A q)_row``), ``mu`` (``(A λ)_row``), ``w`` (``(B u)_row``),
     ``y`` (target of the readout unit), ``node`` (vector parameter at side), ``pair``
-    (matrix entry ``W[i, j]`` or edge parameter), ``scalar`` (scalar parameter).
+    (matrix entry ``W[i, j]`` or edge parameter), ``scalar`` (scalar parameter), ``time`` (the
+    explicit time t, sampled at the node or midpoint the kernel evaluates).
     """
 
     symbol: sp.Symbol
@@ -115,9 +116,7 @@ def _scalar_slot(model, sym):
     if any(p is sym or (isinstance(p, sp.Symbol) and p == sym) for p in model.parameters):
         return Slot(sym, "scalar", param=sym)
     if sym.name == TIME.name:
-        raise ModelError(f"explicit time dependence ({sym}) is not served for array models yet: drive the "
-                         "units through an input product (B @ u)[i] with u(t) sampled at run time, or write "
-                         "the system as a scalar symglep.Model (docs/networks.md, 'Limits')")
+        return Slot(sym, "time")
     raise ModelError(f"symbol {sym} is not declared (add it to parameters or constants)")
 
 
@@ -235,6 +234,10 @@ def _term(model, user) -> Term | Kinetic:
 
 
 def _kinetic(model, user, expr, slots, vs) -> Kinetic:
+    if any(s.role == "time" for s in slots):
+        raise ModelError("the kinetic term may not read the time t: a mass that changes in time is not served "
+                         "(explicit time enters the potential terms; uniform damping's e^{gamma t} comes from a "
+                         "Rayleigh function, theory §7)")
     if any(s.role in ("z", "w") for s in slots):
         raise ModelError("the kinetic term may read the velocities, the unit's own position and parameters, "
                          "not a product (A @ q)[i] or an input (the mass matrix stays diagonal per unit)")
@@ -279,9 +282,9 @@ def damping_rate(model, kinetic: Kinetic, rayleigh) -> float:
     slots, _, _ = _slots_for(model, expr, {index: 0}, None, "the Rayleigh function", allow_velocity=True)
     vs = [s for s in slots if s.role == "v"]
     reads_q = any(s.role == "q" for s in slots) and not kinetic.reads_q  # rho = gamma m_i(q_i) may read q_i
-    if reads_q or any(s.role in ("z", "w") for s in slots) or len(vs) != model.dim:
+    if reads_q or any(s.role in ("z", "w", "time") for s in slots) or len(vs) != model.dim:
         raise ModelError("the Rayleigh function must be Sum(rho/2 * |q.dot[i]|^2, i), linear damping that "
-                         "does not depend on the positions or inputs (theory §7)")
+                         "does not depend on the positions, inputs or time (theory §7)")
     rho = _half_square_coefficient(expr, vs)
     if rho is None:
         raise ModelError(f"the Rayleigh function must be quadratic in the velocities, rho/2 |q.dot[i]|^2 "
@@ -308,6 +311,9 @@ def _readout(model, cost, what: str) -> Readout:
     expr = cost.sign * cost.expr.xreplace(model.constants)
     slots = []
     for sym in sorted(expr.free_symbols, key=lambda s: s.name):
+        if not isinstance(sym, Element) and sym.name == TIME.name:
+            raise ModelError(f"the {what} reads only q[r] and y[r], not the time t: a target that changes in "
+                             "time is y[r], sampled at run time")
         if not isinstance(sym, Element):
             raise ModelError(f"symbol {sym} in the {what} is not a constant; parameters may not enter the {what}")
         array, (index, suffix) = model.element_info(sym)
