@@ -29,6 +29,7 @@ import numpy as np
 from .beta import AUTO, BIAS_TOLERANCE, choose_beta, describe, parse_beta
 from .errors import ModelError, SymglepError
 from .fileio import read_json_object
+from .heads import CLASSIFIER_PREFIXES
 from .model import Model
 from .noise import parse_noise, study
 from .noise import render_text as render_noise
@@ -81,8 +82,8 @@ def read_parameter_file(path: str, names: list) -> dict:
     """The raw ``{name: value}`` of a JSON parameters file (or a training file's ``parameters``), every name
     in ``names`` and no other."""
     data = read_json_object(path, "parameters file")
-    if isinstance(data.get("parameters"), dict):
-        data = data["parameters"]
+    if isinstance(data.get("parameters"), dict):  # a training file; a classifier's encoder and head are not the model's
+        data = {k: v for k, v in data["parameters"].items() if not k.startswith(CLASSIFIER_PREFIXES)}
     unknown = [k for k in data if k not in names]
     if unknown:
         raise SymglepError(f"parameters file {path} names unknown parameter(s): {', '.join(unknown)}")

@@ -172,7 +172,8 @@ def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> 
         if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
             raise SymglepError(f"{path}: '{prefix}labels' must hold integers >= 0 (class indices)")
         lengths = np.asarray(arrays.get(prefix + "lengths", np.full(x.shape[0], x.shape[1])))
-        if lengths.shape != labels.shape or lengths.min() < 1 or lengths.max() > x.shape[1]:
+        if (lengths.shape != labels.shape or lengths.min() < 1 or lengths.max() > x.shape[1]
+                or not np.all(lengths == np.round(lengths))):
             raise SymglepError(f"{path}: '{prefix}lengths' must be (S,) integers in 1..{x.shape[1]}")
         if not np.all(np.isfinite(x)):
             raise SymglepError(f"{path}: '{prefix}inputs' contains NaN or infinite values")
@@ -184,8 +185,8 @@ def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> 
         verb = "needs" if len(orphans) == 1 else "need"
         raise SymglepError(f"{path}: {' and '.join(repr(k) for k in orphans)} {verb} 'test_inputs'")
     test = split("test_") if "test_inputs" in arrays else None
-    n_classes = int(labels.max()) + 1
-    if len(np.unique(labels)) < 2:
+    present = np.unique(labels)  # the classes are the labels that occur: {1, 2} or {0, 2} make two, not three
+    if len(present) < 2:
         raise SymglepError(f"{path}: 'labels' hold one class only ({labels[0]}); a classifier needs two or more")
     if test:
         if test[0][0].shape[1] != series[0].shape[1]:
@@ -195,7 +196,10 @@ def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> 
         if unseen:
             raise SymglepError(f"{path}: 'test_labels' hold class(es) {', '.join(map(str, unseen))} that no "
                                "training series has: the head cannot learn them")
-    classes = [str(c) for c in range(n_classes)]
+    classes = [str(c) for c in present]
+    labels = np.searchsorted(present, labels)
+    if test:
+        test = (test[0], np.searchsorted(present, test[1]))
     dt = float(dt or float(arrays.get("dt", ClassificationTask.dt)))
     substeps = int(substeps or ClassificationTask.substeps)
     norm = Normalisation.of(series)

@@ -24,6 +24,10 @@ from dataclasses import dataclass
 
 import numpy as np
 
+#: the names a classifier's own parameters take in a training file beside the model's (``encoder.E``,
+#: ``head.W``: symglep.classification); a check of the model alone reads past them
+CLASSIFIER_PREFIXES = ("encoder.", "head.")
+
 
 def node_weights(nodes: int, dt: float) -> np.ndarray:
     """``ω_k = h w_k`` of the trapezoid sum over ``nodes`` nodes (theory §6)."""

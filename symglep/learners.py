@@ -222,14 +222,14 @@ class ArrayLearner(Learner):
     def readout_states(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
         """The readout units' coordinates ``(b, K+1, n_y, dim)``, the inputs and the end state."""
         placeholder = np.zeros(u.shape[:2] + (self.n_targets,))
-        qT, pT, _, tq, _ = self.kernels.free(self._as_dict(theta, q0), q0, u=u, y=placeholder, dt=dt, record=True,
-                                             **self._start(x0, start_velocity))
+        qT, pT, _, tq, _ = self.kernels.free(self._as_dict(theta, q0), q0, u=u, y=placeholder, dt=dt, t0=t0,
+                                             record=True, **self._start(x0, start_velocity))
         units = q0.shape[1] // self.system.dim
         tq = tq.reshape(tq.shape[:2] + (units, self.system.dim))
         return tq[:, :, units - self.n_targets:, :], u, qT, pT
 
     def losses(self, theta, u, y, q0, x0, dt, t0=0.0, start_velocity=False) -> np.ndarray:
-        return self.kernels.free(self._as_dict(theta, q0), q0, u=u, y=y, dt=dt,
+        return self.kernels.free(self._as_dict(theta, q0), q0, u=u, y=y, dt=dt, t0=t0,
                                  **self._start(x0, start_velocity))[2]
 
     def gradients(self, estimator, beta, theta, u, y, q0, x0, start_velocity, dt, t0=0.0, with_start=False,
@@ -238,7 +238,7 @@ class ArrayLearner(Learner):
         gradient carries the PFVP correction of a learned mass (theory §3); ``with_inputs`` adds
         ``dC/du (b, K+1, m)``."""
         params = self._as_dict(theta, q0)
-        start = dict(self._start(x0, start_velocity), learn_inputs=with_inputs)
+        start = dict(self._start(x0, start_velocity), learn_inputs=with_inputs, t0=t0)  # the clock: a chunk's start
         if estimator == "bptt":
             r = self.kernels.bptt_gradient(params, q0, u=u, y=y, dt=dt, **start)
         elif estimator == "echo-complex":

@@ -271,7 +271,7 @@ def render_text(d) -> str:
     show = readable_str if r is not None else expr_str
     out = [f"model {m.name}: {m.n} coordinate(s) {', '.join(s.name for s in m.q)}; "
            f"parameters {', '.join(s.name for s in m.parameters) or 'none'}", ""]
-    out += [f"L = {expr_str(m.lagrangian)}", f"c = {expr_str(m.cost)}"]
+    out += [f"L = {expr_str(m.lagrangian)}", f"cost c = {expr_str(m.cost)}"]
     if m.terminal_cost != 0:
         out.append(f"c_T = {expr_str(m.terminal_cost)}    [terminal cost at t = T; the echo starts from "
                    "(q(T), −p(T) − β ∂c_T/∂q), theory §10]")

@@ -50,6 +50,7 @@ from .distributed import DaskGradient, connect
 from .errors import SymglepError
 from .estimators import ESTIMATORS, NO_BETA, ORDERS
 from .fileio import read_json_object, write_atomic
+from .heads import CLASSIFIER_PREFIXES
 from .learners import compile_kernels, element_names, flatten_parameters, group_parameters, learner_for
 from .loader import load_system, split_spec
 from .optim import make_optimizer
@@ -194,6 +195,10 @@ def _resume_state(resume, learner) -> TrainResult:
                                 layout=learner.layout)
     names = learner.names
     if sorted(state.names) != sorted(names):
+        if all(n.startswith(CLASSIFIER_PREFIXES) for n in set(state.names) ^ set(names)):
+            raise SymglepError(f"the resumed classifier does not fit this data set: it was trained for "
+                               f"{_classifier_shape(state.names)}, this data set needs {_classifier_shape(names)}; "
+                               "resume on the data set it was trained on (the model's own parameters match)")
         if learner.kind == "scalar":
             raise SymglepError(f"the resumed parameters ({', '.join(state.names)}) are not those of model "
                                f"{system.name!r} ({', '.join(names)})")
@@ -570,3 +575,12 @@ def train_command(system, opts: TrainOptions) -> tuple:
     lines += [f"  {key} = [{', '.join(f'{v:.10g}' for v in values)}]"
               for key, values in (result.initial_state or {}).items()]
     return lines, curves, f"{result.model}: {result.settings['task']}"
+
+
+def _classifier_shape(names) -> str:
+    """``"3 classes from 6 channels"``: what a classifier's head and encoder entries (flat names) were built for."""
+    classes = sum(n.startswith("head.b") for n in names)
+    inputs = sum(n.startswith("encoder.e") for n in names)
+    channels = sum(n.startswith("encoder.E") for n in names) // max(inputs, 1)
+    return f"{classes} classes from {channels} channel(s)"
+

@@ -264,3 +264,31 @@ def test_generated_hssm_is_up_to_date():
     committed = ROOT / "generated" / stack.name / "numba" / "kernels.py"
     assert committed.read_text(encoding="utf-8") == render_stack(stack), (
         "regenerate: symglep generate examples/stack_hssm.py --out generated")
+
+
+def test_resuming_a_classifier_on_another_set_names_the_classes(hssm):
+    """A classifier trained for 3 classes resumed on a 2-class set: the message says the head and encoder do
+    not fit (3 classes from 3 channels vs 2 from 3), not that the parameters are another model's (new-user
+    probe: two near-identical name lists)."""
+    from symglep.training import TrainResult, _resume_state
+
+    stack, inner = hssm
+    three, two = (ClassifierLearner(inner, "coordinates", 3, c) for c in (3, 2))
+    saved = TrainResult(stack.name, three.names, np.zeros(len(three.names)), [], 0.0, {}, layout=three.layout)
+    with pytest.raises(SymglepError, match="the resumed classifier does not fit this data set: it was trained for "
+                                           "3 classes from 3 channel\\(s\\), this data set needs 2 classes from 3"):
+        _resume_state(saved, two)
+
+
+def test_the_classes_are_the_labels_that_occur(tmp_path, hssm):
+    """Labels {1, 2} (or {0, 2}) make two classes named '1', '2', not a three-class head with a class no series
+    has (new-user probe); test labels follow the same map; half-integer lengths are refused."""
+    rng = np.random.default_rng(3)
+    path = tmp_path / "from1.npz"
+    np.savez(path, inputs=rng.normal(size=(4, 6, 2)), labels=np.array([1, 2, 2, 1]),
+             test_inputs=rng.normal(size=(2, 6, 2)), test_labels=np.array([2, 1]))
+    data = classification.labelled_npz(str(path), hssm[1], None, 1)
+    assert data.classes == ["1", "2"] and data.test.classes == ["1", "2"]
+    np.savez(path, inputs=rng.normal(size=(4, 6, 2)), labels=np.array([0, 1, 2, 1]), lengths=np.array([6, 2.5, 4, 6]))
+    with pytest.raises(SymglepError, match="'lengths' must be \\(S,\\) integers in 1..6"):
+        classification.labelled_npz(str(path), hssm[1], None, 1)

@@ -430,3 +430,20 @@ def test_a_division_by_zero_in_a_kernel_is_a_numerical_error():
     with pytest.raises(NumericalError, match="free: .*division by zero inside the kernel.*det M = 0") as info:
         kernels.free(np.zeros(0))
     assert info.value.exit_code == 3 and info.value.phase == "free"
+
+
+def test_check_params_reads_a_classifiers_training_file(tmp_path):
+    """A classifier's saved file holds the model's parameters and the encoder's and head's: check --params
+    reads the model's and passes over the rest (new-user probe: 'names unknown parameter(s): encoder.E, ...');
+    a plain parameters file with an unknown name is still refused."""
+    from symglep.check import load_params
+
+    model = symglep.load_model(OSCILLATOR)
+    saved = tmp_path / "clf.json"
+    saved.write_text(json.dumps({"format": 1, "parameters": {"k": 1.5, "m": 0.7, "encoder.E": [[1.0]],
+                                                             "encoder.e": [0.0], "head.W": [[1.0]], "head.b": [0.0]}}))
+    assert load_params(str(saved), model) == {"k": 1.5, "m": 0.7}
+    plain = tmp_path / "plain.json"
+    plain.write_text(json.dumps({"k": 1.5, "m": 0.7, "head.W": 1.0}))
+    with pytest.raises(symglep.errors.SymglepError, match="unknown parameter"):
+        load_params(str(plain), model)

@@ -274,3 +274,25 @@ def test_time_where_it_cannot_go_is_refused(where, message):
     with pytest.raises(ModelError, match=message):
         ArrayModel(lagrangian=Sum(kinetic, i) - Sum(x[i] ** 2 / 2, i), cost=Sum(cost, r), coordinates=x,
                    targets=y, dissipation=dissipation, name="refused", size=3)
+
+
+def test_the_array_learner_keeps_the_clock(model):
+    """The trainer's array learner passes the start time to every kernel (new-user probe: it dropped t0, so a
+    Dataset with t0 ≠ 0 and the classifier's 256-node chunks ran a model that reads t on a restarted clock):
+    its losses, readouts and gradients from t0 = 0.3 equal the kernels' own from 0.3, and a run cut in two
+    chunks, the second started at its own time, ends where the whole run ends."""
+    from symglep.learners import learner_for
+
+    kern = compile_array_model(model, DT, jit=False)
+    learner = learner_for(model, kern)
+    theta, q0, p0, u, y = _instance(model, kern, 40, 9)
+    flat = learner.flat(theta)
+    own = kern.free(theta, q0, p0, u, y, t0=T0)[2]
+    assert np.array_equal(learner.losses(flat, u, y, q0, p0, DT, t0=T0), own)
+    assert not np.allclose(learner.losses(flat, u, y, q0, p0, DT), own)
+    loss, grad = learner.gradients("bptt", None, flat, u, y, q0, p0, False, DT, t0=T0)
+    assert np.array_equal(grad, kern.bptt_gradient(theta, q0, p0, u, y, t0=T0).flat)
+    _, _, qa, pa = learner.readout_states(flat, u[:, :21], q0, p0, DT, t0=T0)
+    _, _, qb, pb = learner.readout_states(flat, u[:, 20:], qa, pa, DT, t0=T0 + 20 * DT)
+    _, _, qT, pT = learner.readout_states(flat, u, q0, p0, DT, t0=T0)
+    np.testing.assert_allclose(np.concatenate([qb, pb]), np.concatenate([qT, pT]), rtol=0, atol=1e-13)

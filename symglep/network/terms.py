@@ -312,8 +312,9 @@ def _readout(model, cost, what: str) -> Readout:
     slots = []
     for sym in sorted(expr.free_symbols, key=lambda s: s.name):
         if not isinstance(sym, Element) and sym.name == TIME.name:
-            raise ModelError(f"the {what} reads only q[r] and y[r], not the time t: a target that changes in "
-                             "time is y[r], sampled at run time")
+            why = ("it is read once, at the final node K, with the targets y_K" if what == "terminal cost" else
+                   "a target that changes in time is y[r], sampled at run time")
+            raise ModelError(f"the {what} reads only q[r] and y[r], not the time t: {why}")
         if not isinstance(sym, Element):
             raise ModelError(f"symbol {sym} in the {what} is not a constant; parameters may not enter the {what}")
         array, (index, suffix) = model.element_info(sym)
