@@ -135,8 +135,8 @@ def test_layer_runs_under_jit_vmap_and_in_float32():
         assert _relative(batched[b], grad(th, U[b], q0, p0)) <= 1e-10
     f32 = [jnp.asarray(a, jnp.float32) for a in (th, u, q0, p0)]
 
-    def grad32(**options):
-        layer32 = sj.layer(coupled_model(), DT, readout="coordinates", **options)
+    def grad32():
+        layer32 = sj.layer(coupled_model(), DT, readout="coordinates")
 
         def loss32(th, u, q0, p0):
             r, qT, pT = layer32(th, u, q0, p0)
@@ -147,13 +147,8 @@ def test_layer_runs_under_jit_vmap_and_in_float32():
     # the default nudge follows the dtype: 1e-2 in float32 (1e-4 would leave the round-off eps/beta ~ 1e-3)
     g32, outputs = grad32()
     assert all(a.dtype == jnp.float32 for a in (g32, *outputs))
-    assert _relative(g32, grad(th, u, q0, p0)) <= 1e-4  # measured 1.0e-5 (9.0e-4 at beta = 1e-4)
-    assert np.array_equal(g32, grad32(beta=1e-2)[0])
-    g64 = jax.jit(jax.grad(lambda th, u, q0, p0: jnp.sum(sj.layer(coupled_model(), DT, readout="coordinates",
-                                                                   beta=1e-4)(th, u, q0, p0)[0] ** 2)))
-    g64_default = jax.jit(jax.grad(lambda th, u, q0, p0: jnp.sum(sj.layer(coupled_model(), DT,
-                                                                          readout="coordinates")(th, u, q0, p0)[0] ** 2)))
-    assert np.array_equal(g64(th, u, q0, p0), g64_default(th, u, q0, p0))  # 1e-4 in float64
+    # measured 1.0e-5; at beta = 1e-4 (the float64 default, which the float64 tests' 1e-6 bounds hold) 9.0e-4
+    assert _relative(g32, grad(th, u, q0, p0)) <= 1e-4
 
 
 def test_echo_keeps_nothing_of_length_k_but_the_inputs():
