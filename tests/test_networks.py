@@ -188,6 +188,7 @@ def test_index_form_report():
     hru = {r_["parameter"]: r_ for r_ in derive_array(example("hru"))["learning_rule"]}
     assert "(A@q)[k]" in hru["A"]["reads"] and "row" in hru["A"]["locality"]
     assert "m_i" in derive_array(example("hru"))["residuals"]["pfvp"]
+    assert derive_array(example("hru"))["element_pieces"]["terms"] == ["site", "projection"]  # docs' names
 
 
 def test_cli_commands_on_a_network(tmp_path):

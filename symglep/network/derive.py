@@ -272,8 +272,12 @@ def element_summary(model) -> dict:
     count += sum(len(p.outputs) for p in readout_pieces(model.readout).values())
     if model.terminal is not None:
         count += sum(len(p.outputs) for p in readout_pieces(model.terminal, "ct").values())
-    return {"terms": [t.kind if t.factors is None else "dense (separable: matrix–vector products)"
-                      for t in model.potential_terms], "element_expressions": count}
+    def kind(t) -> str:
+        if t.factors is not None:
+            return "dense (separable: matrix–vector products)"
+        return "projection" if t.kind == "site" and t.matrix_q is not None else t.kind
+
+    return {"terms": [kind(t) for t in model.potential_terms], "element_expressions": count}
 
 
 def render(d: dict, fmt: str) -> str:
