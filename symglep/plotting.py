@@ -31,7 +31,7 @@ def plot_loss(curves: dict, path: str, title: str = "") -> None:
     fig, axes = plt.subplots(1, 2 if accuracy else 1, figsize=(11 if accuracy else 6, 3.6), squeeze=False)
     ax = axes[0, 0]
     for label, losses in losses_only.items():
-        ax.semilogy(range(len(losses)), losses, label=label)
+        ax.semilogy(range(1, len(losses) + 1), losses, label=label)  # entry e: epoch e + 1, as the accuracies
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (mean per sequence)")
     if title:

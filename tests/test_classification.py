@@ -292,3 +292,17 @@ def test_the_classes_are_the_labels_that_occur(tmp_path, hssm):
     np.savez(path, inputs=rng.normal(size=(4, 6, 2)), labels=np.array([0, 1, 2, 1]), lengths=np.array([6, 2.5, 4, 6]))
     with pytest.raises(SymglepError, match="'lengths' must be \\(S,\\) integers in 1..6"):
         classification.labelled_npz(str(path), hssm[1], None, 1)
+
+
+def test_the_plot_numbers_epochs_from_one_in_both_panels(monkeypatch, tmp_path):
+    """The running loss, the end-of-epoch losses and the accuracies of epoch e sit at x = e in both panels
+    (new-user probe: the loss panel drew them at e − 1, the accuracy panel at e)."""
+    pytest.importorskip("matplotlib")
+    from symglep import plotting
+
+    drawn = {}
+    monkeypatch.setattr(plotting, "save_figure", lambda fig, path: drawn.update(
+        {line.get_label(): list(line.get_xdata()) for ax in fig.axes for line in ax.get_lines()}))
+    plotting.plot_loss({"echo": [3.0, 2.0, 1.0], "train loss": [2.5, 1.5, 0.5], "train accuracy": [0.5, 0.7, 0.9]},
+                       str(tmp_path / "p.png"))
+    assert drawn == {"echo": [1, 2, 3], "train loss": [1, 2, 3], "train accuracy": [1, 2, 3]}
