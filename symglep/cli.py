@@ -184,8 +184,9 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
               show_default=True, help="Gradient: centred echo (3 passes, O(β²)), one-sided echo (2, O(β)), "
               "echo4 (echoes at ±β, ±2β in one pass, O(β⁴)), echo-complex (β = iε in complex arithmetic: "
               "exact to round-off, digital only), or BPTT reference.")
-@click.option("--seed", type=click.IntRange(min=0), default=0, show_default=True,
-              help="Seed of the task, start and batch order.")
+@click.option("--seed", type=click.IntRange(min=0), default=None,
+              help="Seed of the task, start and batch order [default: 0; with --resume, the resumed run's, "
+              "so that it continues on the same task].")
 @click.option("--dt", type=float, default=None, help="Step size [default: the task's, or 'dt' in DATA.npz].")
 @click.option("--integrator", type=click.Choice(["auto", "leapfrog", "midpoint"]), default="auto", show_default=True)
 @click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Write the loss curve to this PNG.")

@@ -63,7 +63,7 @@ class TrainOptions:
     batch: int | None = None
     beta: float | str = "auto"      # a positive number or "auto" (symglep.beta)
     estimator: str = "echo"
-    seed: int = 0
+    seed: int | None = None     # None: 0, or a resumed run's own seed (its task)
     dt: float | None = None
     integrator: str = "auto"
     plot_path: str | None = None

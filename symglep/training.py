@@ -181,6 +181,20 @@ def _describe(layout: list) -> str:
     return ", ".join(name if not shape else f"{name} {tuple(shape)}" for name, shape in layout)
 
 
+def _resumed_seed(resume) -> int:
+    """The seed a resumed run was trained with (its task is drawn from it), or 0: no resume, a plain
+    ``{name: value}`` file, or a save without one."""
+    if isinstance(resume, TrainResult):
+        settings = resume.settings
+    elif resume is not None:
+        data = _read_json(str(resume))
+        settings = data.get("settings", {}) if data.get("format") == FORMAT else {}
+    else:
+        settings = {}
+    seed = settings.get("seed") if isinstance(settings, dict) else None
+    return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
+
+
 def _resume_state(resume, learner) -> TrainResult:
     """A previous run (a :class:`TrainResult`, a ``--save`` file, or a plain ``{name: value}`` file)."""
     system = learner.system
@@ -385,7 +399,7 @@ def _require_capabilities(system, task, estimator, batch, resume, scheduler, lea
 
 
 def train(system, task="sine", *, epochs: int | None = None, lr: float | None = None, optimizer: str = "adam",
-          batch: int | None = None, beta="auto", estimator: str = "echo", seed: int = 0,
+          batch: int | None = None, beta="auto", estimator: str = "echo", seed: int | None = None,
           dt: float | None = None, resume=None, save: str | None = None, scheduler: str | None = None,
           progress: bool = False, integrator: str = "auto", cache: str | None = None,
           learn_initial_state: bool = False, freeze_parameters: bool = False,
@@ -402,6 +416,8 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     gradient of the first sequences at the start parameters (a resumed run keeps its saved β); the
     β used and the pilot's measurements are saved in ``settings`` (``beta``, ``beta_auto``).
     ``resume``: a :class:`TrainResult`, a file saved by ``save=`` or a ``{name: value}`` JSON file.
+    ``seed``: draws the task (the sine or target task's instances), the start and the batch order;
+    default 0, or a resumed run's own seed, so that a resumed run continues on the same task.
     ``learn_initial_state``: train one shared start ``(q0, p0)`` as well (module docstring);
     ``freeze_parameters``: keep θ fixed (HEB: only the initial state is learned).
     ``source``: the model file ``system`` was loaded from (Dask workers in other processes load it).
@@ -428,6 +444,8 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     if learn_initial_state and scheduler:
         raise SymglepError("learning the initial state runs on this machine only; drop --scheduler")
     learn_theta = not freeze_parameters
+    if seed is None:
+        seed = _resumed_seed(resume)
     client = None
     if scheduler:
         client = connect(scheduler)  # fail fast (missing extra, unreachable address) before compiling
@@ -532,8 +550,11 @@ def _value_text(value) -> str:
 
 
 def _change(first: float, final: float) -> str:
-    """``(x5.02 lower)``, or ``(x14.1 higher)`` when training raised the loss (not ``x0.0707 lower``)."""
-    if final <= first:
+    """``(x5.02 lower)``, or ``(x14.1 higher)`` when training raised the loss (not ``x0.0707 lower``);
+    ``(unchanged)`` when no epoch ran (or none moved the loss)."""
+    if final == first:
+        return "(unchanged)"
+    if final < first:
         return f"(x{first / final:.3g} lower)"
     return f"(x{final / first:.3g} higher)" if first > 0 else "(higher)"
 

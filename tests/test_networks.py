@@ -239,6 +239,10 @@ def test_latex_reports(name):
         assert "\\frac{\\partial L}{\\partial W_{i j}}" in derive_tex.output
     if name == "springs":
         assert "\\sum_{e \\in E}" in derive_tex.output and "x_{d_e 0}" in derive_tex.output
+        # one equation per component of the vector coordinate, not the components' forces summed
+        assert any(ln.startswith("\\left(m_{i} \\ddot{x}_{i}\\right)_{1} &= -\\frac{\\partial V}{\\partial x_{i 1}}")
+                   for ln in math)
+        assert not any("component" in ln for ln in math)
 
 
 def test_check_with_parameters_file_and_size(tmp_path):

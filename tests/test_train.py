@@ -123,6 +123,19 @@ def test_save_resume_continues_exactly(chain, tmp_path):
     assert loaded.epochs == 3 and loaded.optimizer_state["t"] == 3 * 3  # 3 batches of 3, 3, 2 per epoch
 
 
+def test_resume_keeps_the_saved_seed_and_its_task(chain, tmp_path):
+    """A run seeded 5, resumed without --seed, continues on seed 5's task: 2 + 2 epochs equal 4
+    epochs in one go; an explicit seed still wins (another task, so another loss)."""
+    whole = train(chain, "sine", epochs=4, seed=5)
+    path = tmp_path / "seed5.json"
+    train(chain, "sine", epochs=2, seed=5, save=str(path))
+    resumed = train(chain, "sine", epochs=2, resume=str(path))
+    assert resumed.settings["seed"] == 5
+    assert resumed.loss_history == whole.loss_history
+    other = train(chain, "sine", epochs=2, seed=0, resume=str(path))
+    assert other.settings["seed"] == 0 and other.loss_history[2] != whole.loss_history[2]
+
+
 def test_cli_resume_and_check_read_the_saved_file(tmp_path):
     path = tmp_path / "p.json"
     runner = CliRunner()
@@ -134,6 +147,7 @@ def test_cli_resume_and_check_read_the_saved_file(tmp_path):
     params.write_text(json.dumps({"k0": 1.0, "k1": 1.0, "k2": 1.0}))
     res = runner.invoke(main, ["train", CHAIN, "--epochs", "0", "--quiet", "--resume", str(params)])
     assert res.exit_code == 0 and "k0 = 1\n" in res.output
+    assert "(unchanged)" in res.output and "lower" not in res.output  # no epoch ran
 
 
 def test_data_file_reproduces_the_sine_task(chain, tmp_path):

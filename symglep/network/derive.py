@@ -367,6 +367,22 @@ def _latex_glue(line: str) -> str:
     return line
 
 
+def _force_lines_latex(q: str, accel: str, terms: list, dim: int) -> list:
+    """``m_i q̈_i = −∂V/∂q_i``, one line per component of a vector coordinate (the text form tags each
+    term ``(component c)``; the components' terms are not summed)."""
+    if dim == 1:
+        return [rf"m_{{i}} {accel} &= -\frac{{\partial V}}{{\partial {q}_{{i}}}} = "
+                rf"-\left({' + '.join(_latex_glue(t) for t in terms)}\right) \\"]
+    lines = []
+    for c in range(dim):
+        tag = f"(component {c})"
+        mine = [t[:t.rindex(tag)].rstrip() for t in terms if t.endswith(tag)]
+        sub = rf"_{{i {c}}}"
+        lines.append(rf"\left(m_{{i}} {accel}\right)_{{{c}}} &= -\frac{{\partial V}}{{\partial {q}{sub}}} = "
+                     rf"-\left({' + '.join(_latex_glue(t) for t in mine) or '0'}\right) \\")
+    return lines
+
+
 def render_latex(model) -> str:
     """The index-form derivation as a LaTeX ``align`` block, prose in ``\\intertext`` (theory §1–§6)."""
     d = derive(model, _latex_expr)
@@ -385,8 +401,7 @@ def render_latex(model) -> str:
              r"\intertext{Hamilton's equations of unit $i$ (theory §11)}",
              rf"\dot{{{q}}}_{{i}} &= \frac{{\partial H}}{{\partial p_{{i}}}} = {ig}\frac{{p_{{i}}}}{{m_{{i}}}}, \qquad "
              rf"\dot{{p}}_{{i}} = -\frac{{\partial H}}{{\partial {q}_{{i}}}} = -{g}\frac{{\partial V}}{{\partial {q}_{{i}}}} \\",
-             rf"m_{{i}} {accel} &= -\frac{{\partial V}}{{\partial {q}_{{i}}}} = "
-             rf"-\left({' + '.join(_latex_glue(t) for t in d['force_terms'])}\right) \\",
+             *_force_lines_latex(q, accel, d["force_terms"], model.dim),
              rf"\intertext{{regular: {latex_text(d['regular'])}; time-reversible: yes "
              rf"({latex_text(d['time_reversal_note'])}); separable: {'yes' if d['separable'] else 'no'}, "
              rf"{latex_text(d['integrator'])}}}"]
