@@ -97,7 +97,8 @@ def learning_routes(model: Model, sym: Symmetries, regular: bool = True) -> list
     add("bptt", True, True, False, "discrete adjoint of the same integrator: exact, O(K) memory")
 
     if variational and reversible:
-        add("naive_echo", True, True, True, "identical to the echo for this model")
+        add("naive_echo", False, True, True, "the plain echo is exact for this model: the naive echo would be the "
+                                             "same run (use the echo)")
     else:
         why = not_variational if not variational else f"the term(s) {odd} are odd in the velocities"
         add("naive_echo", True, False, True,

@@ -301,6 +301,9 @@ class Kernels:
         if route not in ("auto",) + ROUTES:
             raise SymglepError(f"unknown route {route!r}; choose auto or one of {', '.join(ROUTES)}")
         if naive_echo and route in ("auto", "naive_echo"):
+            if mod.TIME_REVERSIBLE and not mod.DAMPED:  # the naive echo would be the exact echo (theory §4)
+                raise SymglepError(f"model {self.model.name!r}: the plain echo is exact (L even in the velocities, "
+                                   "no Rayleigh force), never naive; drop naive_echo=True (--naive-echo)")
             return "naive_echo"
         if route == "naive_echo":
             raise SymglepError("the naive echo is biased for models without time-reversal symmetry; "

@@ -552,6 +552,22 @@ def test_derive_reports_routes(name, default):
     assert "learning routes" in text and "digital_pfvp [not forward-only]: " in text
 
 
+def test_naive_echo_is_refused_where_it_would_be_the_echo():
+    """A model even in v and undamped (the harmonic oscillator, or Caldirola-Kanai damping rewritten): the naive
+    echo would be the exact echo, so it is refused in one line, as on array models and stacks; derive says so."""
+    import json
+
+    runner = CliRunner()
+    for name in ("harmonic_oscillator", "damped_oscillator"):
+        path = str(EXAMPLES / f"{name}.py")
+        res = runner.invoke(main, ["check", path, "--steps", "50", "--naive-echo"])
+        assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+        assert "the plain echo is exact" in res.output and "--naive-echo" in res.output
+        routes = {r["route"]: r for r in json.loads(runner.invoke(main, ["derive", path, "--format", "json"]).output)[
+            "learning_routes"]}
+        assert not routes["naive_echo"]["available"] and "same run" in routes["naive_echo"]["why"]
+
+
 def test_damping_on_one_coordinate_only_is_named_as_such():
     """A pendulum on a cart damped at the pivot only (R = b θ̇²/2): the rate read at x is 0, and the verdict
     says R acts on θ and not on x, not 'dR/dθ̇ is not 0 times the momentum' (new-user probe); a rate that
