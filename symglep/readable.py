@@ -47,6 +47,8 @@ class Readable:
     seconds: float = 0.0
     budget_seconds: float = 0.0
     attempts_dropped: int = 0
+    forcing: list | None = None         # f of M·a = f
+    euler_lagrange: list | None = None  # the residuals d/dt ∂L/∂v − ∂L/∂q, each shown as M·a − f if smaller
 
 
 def momentum_rate_symbol(p: sp.Symbol) -> sp.Symbol:
@@ -120,6 +122,20 @@ def hamilton_equations(model: Model, h, budget: Budget) -> list:
     return out
 
 
+def euler_lagrange_forms(model: Model, el, mass: sp.Matrix, budget: Budget) -> tuple:
+    """``(f, residuals)``: the forcing of ``M·a = f`` tidied, and each Euler–Lagrange residual
+    ``d/dt ∂L/∂v − ∂L/∂q`` as the smallest of its raw form, its tidied form and ``Σ_j M_ij a_j − f_i``
+    with the shown M and f (theory §1: the residual is M·a − f by construction). Raw when ``none``."""
+    if budget.mode == "none":
+        return list(el.forcing), list(el.residuals)
+    forcing = [smallest([f, tidy(f, budget)]) for f in el.forcing]
+    residuals = []
+    for i, raw in enumerate(el.residuals):
+        split = sp.Add(*[mass[i, j] * a for j, a in enumerate(model.a)]) - forcing[i]
+        residuals.append(smallest([raw, split, tidy(raw, budget)]))
+    return forcing, residuals
+
+
 def readable_forms(model: Model, el, hamiltonian, learning_rule: dict, budget: Budget,
                    declared_hamiltonian: bool = False) -> Readable:
     """Everything in :class:`Readable`, within ``budget`` (pieces over budget stay raw)."""
@@ -157,6 +173,7 @@ def readable_forms(model: Model, el, hamiltonian, learning_rule: dict, budget: B
     else:
         equations, note = None, "no Hamiltonian in closed form: Hamilton's equations are not written"
     rule = {th: tidy(e, budget) for th, e in learning_rule.items()}
+    forcing, residuals = euler_lagrange_forms(model, el, mass, budget)
 
     counts = {"mass_matrix": (raw_mass, mass), "momenta": (el.momenta, momenta),
               "learning_rule": (list(learning_rule.values()), list(rule.values()))}
@@ -164,7 +181,10 @@ def readable_forms(model: Model, el, hamiltonian, learning_rule: dict, budget: B
         counts["hamiltonian"] = ([hamiltonian], [h])
     if el.accelerations is not None:
         counts["accelerations"] = (el.accelerations, accelerations)
+    if budget.mode != "none":
+        counts["forcing"] = (el.forcing, forcing)
+        counts["euler_lagrange"] = (el.residuals, residuals)
     ops = {k: {"raw": op_count(a), "readable": op_count(b)} for k, (a, b) in counts.items()}
     return Readable(budget.mode, mass, det, adj, momenta, h, parts, form, accelerations,
                     [momentum_rate_symbol(p) for p in model.p], equations, note, rule, ops,
-                    budget.spent(), budget.total, budget.attempts_dropped)
+                    budget.spent(), budget.total, budget.attempts_dropped, forcing, residuals)

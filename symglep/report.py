@@ -78,6 +78,8 @@ def expressions(d, show, key, show_readable) -> dict:
         "explicit_accelerations": (
             {key(a): show_readable(e) for a, e in zip(m.a, r.accelerations)} if r.accelerations else None),
         "learning_rule": {key(th): show_readable(e) for th, e in r.learning_rule.items()},
+        "forcing": [show_readable(e) for e in r.forcing] if r.forcing is not None else None,
+        "euler_lagrange": [show_readable(e) for e in r.euler_lagrange] if r.euler_lagrange is not None else None,
     }
     out["hamilton_equations"] = None if r.hamilton_equations is None else {
         "velocities": {key(v): show_readable(qd) for v, (qd, _) in zip(m.v, r.hamilton_equations)},
@@ -251,9 +253,18 @@ def shown(d):
     return d.el.mass_matrix, d.el.momenta, d.hamiltonian, d.el.accelerations, d.learning_rule
 
 
+def shown_equations(d) -> tuple:
+    """``(f, Euler–Lagrange residuals)`` as the human-readable reports print them (readable when built)."""
+    r = d.readable
+    if r is not None and r.euler_lagrange is not None:
+        return r.forcing, r.euler_lagrange
+    return list(d.el.forcing), d.el.residuals
+
+
 def _op_summary(d) -> str:
     r = d.readable
-    labels = {"hamiltonian": "H", "mass_matrix": "M", "accelerations": "a", "momenta": "p", "learning_rule": "∂L/∂θ"}
+    labels = {"hamiltonian": "H", "mass_matrix": "M", "accelerations": "a", "momenta": "p", "learning_rule": "∂L/∂θ",
+              "forcing": "f", "euler_lagrange": "EL"}
     counts = ", ".join(f"{labels[k]} {v['raw']} → {v['readable']}" for k, v in r.op_counts.items())
     dropped = f", {r.attempts_dropped} attempt(s) stopped by the time budget" if r.attempts_dropped else ""
     return f"simplification {r.mode}{dropped}; op counts raw → shown: {counts}"
@@ -277,13 +288,14 @@ def render_text(d) -> str:
                    "(q(T), −p(T) − β ∂c_T/∂q), theory §10]")
     out.append("")
     out.append("Euler–Lagrange (d/dt ∂L/∂v − ∂L/∂q = 0):")
-    out += [f"  0 = {expr_str(e)}" for e in el.residuals]
+    forcing, residuals = shown_equations(d)
+    out += [f"  0 = {show(e)}" for e in residuals]
     out.append("mass matrix M:")
     out += ["  [" + ", ".join(show(mass[i, j]) for j in range(m.n)) + "]" for i in range(m.n)]
     if r is not None and r.det_mass is not None:
         out.append(f"  det M = {show(r.det_mass)}")
     out.append("forcing f (M·a = f):")
-    out += [f"  {expr_str(f)}" for f in el.forcing]
+    out += [f"  {show(f)}" for f in forcing]
     if accelerations:
         out.append("accelerations (a = M⁻¹ f = adj(M) f / det M):" if r is not None and r.adjugate is not None
                    else "accelerations:")
@@ -344,7 +356,6 @@ def hamilton_rows(d, tex) -> list[tuple[str, str]]:
 
 def render_markdown(d) -> str:
     m = d.model
-    el = d.el
     r = d.readable
     mass, momenta, h, accelerations, rule = shown(d)
     names = latex_names(d)
@@ -356,7 +367,7 @@ def render_markdown(d) -> str:
                 "Terminal cost at $t = T$: the echo starts from $(q(T), -p(T) - \\beta\\,\\partial c_T/\\partial q)$ "
                 "(theory §10).", ""]
     out += ["## Euler–Lagrange equations", ""]
-    out += [f"$$0 = {tex(e)}$$" for e in el.residuals]
+    out += [f"$$0 = {tex(e)}$$" for e in shown_equations(d)[1]]
     out += ["", "## Mass matrix", "", f"$$M = {tex(mass)}$$", ""]
     if r is not None and r.det_mass is not None:
         out += [f"$$\\det M = {tex(r.det_mass)}$$", ""]
@@ -390,14 +401,13 @@ def render_markdown(d) -> str:
 
 def render_latex(d) -> str:
     m = d.model
-    el = d.el
     _, momenta, h, _, rule = shown(d)
     names = latex_names(d)
     tex = lambda e: sp.latex(e, symbol_names=names)  # noqa: E731
     lines = [r"\begin{align}", rf"L &= {tex(m.lagrangian)} \\", rf"c &= {tex(m.cost)} \\"]
     if m.terminal_cost != 0:
         lines.append(rf"c_T &= {tex(m.terminal_cost)} \\")
-    lines += [rf"0 &= {tex(e)} \\" for e in el.residuals]
+    lines += [rf"0 &= {tex(e)} \\" for e in shown_equations(d)[1]]
     lines += [rf"{names[p]} &= {tex(e)} \\" for p, e in zip(m.p, momenta)]
     if h is not None:
         lines.append(rf"H &= {tex(h)} \\")

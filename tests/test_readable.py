@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 import sympy as sp
 from click.testing import CliRunner
+from sympy.calculus.euler import euler_equations
+from sympy.physics.mechanics import dynamicsymbols
 
 import symglep
 from symglep import report
@@ -80,10 +82,32 @@ def test_simplified_equals_raw(name):
         pairs.append(("H parts", sp.Add(*r.hamiltonian_parts.values()), d.hamiltonian))
     if el.accelerations is not None:
         pairs += [(f"a{i}", a, b) for i, (a, b) in enumerate(zip(r.accelerations, el.accelerations))]
+    pairs += [(f"f{i}", a, b) for i, (a, b) in enumerate(zip(r.forcing, el.forcing))]
+    pairs += [(f"EL{i}", a, b) for i, (a, b) in enumerate(zip(r.euler_lagrange, el.residuals))]
     for seed in range(3):
         values = point(d, seed)
         for what, a, b in pairs:
             close(a, b, values, (name, what), rtol=1e-12)
+
+
+def test_driven_pendulum_equation_of_motion_is_printed_simplified():
+    """Kapitza's pendulum (pivot driven at a cos Ωt): the printed Euler–Lagrange line and f are the textbook
+    ones (cos² + sin² folded, new-user probe), and they equal sympy's euler_equations of the L."""
+    th = dynamicsymbols("theta")
+    t = dynamicsymbols._t
+    m, l, a, om, g = sp.symbols("m l a Omega g", positive=True)
+    x, y = l * sp.sin(th), -l * sp.cos(th) + a * sp.cos(om * t)
+    lag = m * (x.diff(t) ** 2 + y.diff(t) ** 2) / 2 - m * g * y
+    d = symglep.derive(symglep.Model(lagrangian=lag, coordinates=[th], parameters=[m, l], name="kapitza",
+                                     constants={a: 0.1, om: 20.0, g: 9.81}), simplify="full")  # no time limit hit
+    assert sp.count_ops(d.readable.euler_lagrange[0]) <= 16 and sp.count_ops(d.readable.forcing[0]) <= 14
+    text = report.render_text(d)
+    assert f"0 = {report.readable_str(d.readable.euler_lagrange[0])}" in text
+    ref = euler_equations(lag, [th], t)[0].lhs  # ∂L/∂q − d/dt ∂L/∂v = −(M a − f)
+    plain = {th.diff(t, 2): d.model.a[0], th.diff(t): d.model.v[0], th: d.model.q[0]}
+    ref = ref.subs(plain).subs({t: d.model.time}).xreplace(d.model.constants)
+    values = point(d, 0)
+    close(ref + d.readable.euler_lagrange[0].xreplace(d.model.constants), 0, values, "EL vs euler_equations")
 
 
 @pytest.mark.parametrize("name", EXAMPLES)
