@@ -53,12 +53,24 @@ def to_dict(model, res: dict[str, Residual]) -> dict:
     return {"model": model.name, "sign_convention": SIGN, "notes": notes(model), "bc": bc}
 
 
+#: Characters of one residual the text and markdown reports print (the JSON and LaTeX give it whole).
+RESIDUAL_SHOWN = 2000
+
+
+def _cut(text: str) -> str:
+    """``text``, or its first :data:`RESIDUAL_SHOWN` characters and how many more there are (a model
+    declared by a non-quadratic H has p(v) in closed form: Cardano's roots run to kilobytes)."""
+    if len(text) <= RESIDUAL_SHOWN:
+        return text
+    return f"{text[:RESIDUAL_SHOWN]}... ({len(text) - RESIDUAL_SHOWN} more characters: --format json)"
+
+
 def _lines_of(value, tex=False, names=None) -> list[str]:
     if isinstance(value, str):
         return [value]
     if tex:
         return [rf"\theta = {sp.latex(th)}:\ {sp.latex(e, symbol_names=names or {})}" for th, e in value.items()]
-    return [f"{th}: {expr_str(e)}" for th, e in value.items()]
+    return [f"{th}: {_cut(expr_str(e))}" for th, e in value.items()]
 
 
 def render_text(model, res) -> str:

@@ -112,6 +112,26 @@ def test_text_markdown_latex_reports_hold_every_condition(path):
     assert tex.count(r"\begin{itemize}") == tex.count(r"\end{itemize}") == 1
 
 
+def test_a_kilobyte_residual_is_cut_in_text_and_whole_in_json(tmp_path):
+    """H = p²/2 + p⁴/4 + k q²/2 (new-user probe): p(v) is Cardano's root, so its CIVP residual runs to ~9000
+    characters; the text report prints the first RESIDUAL_SHOWN and says where the rest is, the JSON all."""
+    from symglep.residual_report import RESIDUAL_SHOWN
+
+    path = tmp_path / "quartic.py"
+    path.write_text(
+        "import sympy as sp\nfrom sympy.physics.mechanics import dynamicsymbols\nimport symglep\n"
+        "q = dynamicsymbols('q'); p = sp.Symbol('p'); k = sp.Symbol('k', positive=True)\n"
+        "model = symglep.Model.from_hamiltonian(hamiltonian=p**2/2 + p**4/4 + k*q**2/2, coordinates=[q], "
+        "momenta=[p], parameters=[k], name='quartic')\n")
+    runner = CliRunner()
+    text = runner.invoke(main, ["residuals", str(path), "--bc", "civp"]).output
+    whole = json.loads(runner.invoke(main, ["residuals", str(path), "--bc", "civp", "--format", "json"]).output)
+    full = whole["bc"]["civp"]["residual_T"]["k"]
+    assert len(full) > 2 * RESIDUAL_SHOWN
+    line = next(ln for ln in text.splitlines() if ln.startswith("  k: "))
+    assert line == f"  k: {full[:RESIDUAL_SHOWN]}... ({len(full) - RESIDUAL_SHOWN} more characters: --format json)"
+
+
 def test_single_bc_and_bad_option():
     path = str(ROOT / "examples/harmonic_oscillator.py")
     one = CliRunner().invoke(main, ["residuals", path, "--bc", "pfvp", "--format", "json"])
