@@ -90,7 +90,6 @@ ARRAY = Capabilities("array", {
     ("route", "flipped_echo"): "array models are even in velocity: the plain echo is exact (theory §4)",
     ("route", "digital_pfvp"): "array models are even in velocity: the plain echo is exact (theory §4)",
     ("route", "naive_echo"): "array models are even in velocity: the plain echo is exact, never naive",
-    ("check option", "--route"): "array models have one exact gradient route, the echo (theory §4)",
     ("check option", "--naive-echo"): "array models are even in velocity: the plain echo is exact",
 })
 
@@ -113,6 +112,5 @@ STACK = Capabilities("stack", {
     ("route", "digital_pfvp"): "the stacked echo needs the plain echo of every unit (reversible units)",
     ("route", "naive_echo"): "stack units are time-reversible: the stacked echo is exact, never naive",
     ("check option", "--size"): "a stack's size is fixed by its units (--size is for array models)",
-    ("check option", "--route"): "a stack has one exact gradient route, the stacked echo (theory §9)",
     ("check option", "--naive-echo"): "stack units are time-reversible: the stacked echo is exact",
 })

@@ -64,9 +64,11 @@ def check(system, opts: CheckOptions) -> tuple:
     if opts.integrator != "auto":
         caps.require("integrator", opts.integrator)
     for flag, given in (("--params", opts.params_file is not None), ("--size", opts.size is not None),
-                        ("--route", opts.route != "auto"), ("--naive-echo", opts.naive_echo)):
+                        ("--naive-echo", opts.naive_echo)):
         if given:
             caps.require("check option", flag)
+    if opts.route != "auto":
+        caps.require("route", opts.route)  # the route that runs is accepted by name (array models, stacks: echo)
     return commands_of(system).check(system, opts)
 
 

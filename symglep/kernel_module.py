@@ -136,8 +136,9 @@ class _Kernel:
         except ArithmeticError as exc:  # Python's error model: a division by zero, an overflow in math.exp
             raise NumericalError(
                 f"{self.name}: {exc} inside the kernel: a denominator of the model's equations vanished or a "
-                "value overflowed on this run (a singular mass matrix, det M = 0, at these parameters or this "
-                "state; see the 'Legendre regular' verdict of symglep derive)", phase=self.name) from None
+                "value overflowed on this run: a force term that divides by a quantity that reached 0 (a distance "
+                "between coinciding units, a coordinate at a singular point) or, where derive's 'Legendre regular' "
+                "verdict names one, a singular mass matrix (det M = 0)", phase=self.name) from None
 
     def _first_call(self, args):
         """Compile (or load from Numba's cache) under the entry's lock: on one slice of the batch

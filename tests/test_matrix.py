@@ -29,8 +29,9 @@ SYSTEMS = {
 TRAIN_ARGS = {"stack of arrays": ["--lr", "0.01"]}
 KINDS = {"scalar": "scalar", "array": "array", "stack": "stack", "stack of arrays": "stack"}
 # short runs: the matrix asserts that each command runs and passes its own check, not figures
-CHECK_ARGS = {"scalar": ["--steps", "200"], "array": ["--steps", "200", "--size", "6"],
-              "stack": ["--steps", "200", "--dt", "0.05"], "stack of arrays": ["--steps", "200", "--dt", "0.05"]}
+# (--route echo, the route that runs, is accepted on every kind: new-user probe)
+CHECK_ARGS = {"scalar": ["--steps", "200", "--route", "echo"], "array": ["--steps", "200", "--size", "6", "--route", "echo"],
+              "stack": ["--steps", "200", "--dt", "0.05", "--route", "echo"], "stack of arrays": ["--steps", "200", "--dt", "0.05"]}
 
 
 def run(*args):

@@ -394,3 +394,39 @@ def test_a_blow_up_is_located_in_the_free_run():
     assert np.all(np.isfinite(qT)) and np.all(np.isfinite(pT))
     with pytest.raises(NumericalError, match=f"BPTT: a non-finite value appeared first at step {step} "):
         kern.bptt_gradient(theta, q0, p0, u, y, dt=0.5)
+
+
+def test_more_readout_units_than_units_is_refused(tmp_path):
+    """sizes r = 3 on a network of 2 units: the default readout (the last 3) would wrap to unit -1 and read a
+    unit twice (new-user probe: check passed with that loss); it is refused in one line, before compiling."""
+    from symglep.network.model import readout_units
+
+    with pytest.raises(SymglepError, match="3 readout units .* but the network has 2 units"):
+        readout_units(2, 3)
+    assert list(readout_units(3, 3)) == [0, 1, 2]
+    path = tmp_path / "three_readouts.py"
+    path.write_text(
+        "from symglep.network import ArrayModel, Coordinates, Edges, Parameter, Sum, Targets, i, r\n"
+        "x, y = Coordinates('x'), Targets('y')\n"
+        "E = Edges('E', default=lambda n: [(a, a + 1) for a in range(n - 1)])\n"
+        "k = Parameter('k', 'e', positive=True)\n"
+        "model = ArrayModel(lagrangian=Sum(x.dot[i] ** 2 / 2, i) - Sum(x[i] ** 2 / 2, i) - Sum(k[E.e] * (x[E.src] - x[E.dst]) ** 2 / 2, E),\n"
+        "    cost=Sum((x[r] - y[r]) ** 2 / 2, r), coordinates=x, parameters=[k], targets=y, edges=E,\n"
+        "    name='three_readouts', size=4, sizes={'r': 3})\n")
+    res = CliRunner().invoke(main, ["check", str(path), "--size", "2", "--steps", "20"])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "3 readout units (sizes['r']) but the network has 2 units" in res.output
+
+
+def test_the_expanded_model_starts_where_the_array_model_does():
+    """check --bc runs on the expanded scalar model: it starts at the array model's initial_positions (the 2-D
+    lattice of network_springs), flattened unit by unit, not in the scalar default box (new-user probe)."""
+    from symglep.check import start_positions
+    from symglep.network.expand import expand
+
+    model = symglep.load_system(str(ROOT / "examples" / "network_springs.py"))
+    scalar = expand(model, 4)
+    got = start_positions(scalar, np.random.default_rng(3))
+    want = np.asarray(model.initial_positions(4, np.random.default_rng(3)), dtype=float).reshape(-1)
+    assert np.array_equal(got.reshape(-1), want)
+    assert expand(symglep.load_system(str(ROOT / "examples" / "network_chain.py")), 4).initial_positions is None

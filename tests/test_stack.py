@@ -161,7 +161,7 @@ def test_symglep_train_runs_a_stack_file(tmp_path):
     (["train", "--task", "target"], "the target task needs a terminal cost"),
     (["train", "--task", "data.npz"], "task 'data.npz': no such data file; a task is 'sine'"),
     (["check", "--bc", "civp"], "stack systems: command check --bc is not supported"),
-    (["check", "--route", "echo"], "a stack has one exact gradient route"),
+    (["check", "--route", "flipped_echo"], "the stacked echo needs the plain echo of every unit"),
 ])
 def test_stack_files_elsewhere_in_the_cli_fail_in_one_line(args, message):
     from click.testing import CliRunner
