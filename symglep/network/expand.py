@@ -100,10 +100,8 @@ def expand(model, n: int, m: int | None = None, n_y: int | None = None, edges=No
     if model.dissipation is not None:
         R = model.dissipation
         dissipation = sp.Add(*[instance(R.sign * R.expr, {R.over[0]: a}) for a in range(n)])
-    start = None  # the array model's initial_positions(n, rng) -> (n, dim), flattened unit by unit as qs
-    if model.initial_positions is not None:
-        def start(rng):
-            return np.asarray(model.initial_positions(n, rng), dtype=np.float64).reshape(-1)
+    draw = model.initial_positions  # f(n, rng) -> (n, dim); the scalar model's start, flattened unit by unit as qs
+    start = None if draw is None else (lambda rng: np.asarray(draw(n, rng), dtype=np.float64).reshape(-1))
     return Model(lagrangian=lagrangian, coordinates=[x for q in qs for x in q], parameters=flat,
                  inputs=us, targets=ys, cost=cost, constants=dict(model.constants),
                  name=f"{model.name}_scalar_{n}", terminal_cost=terminal, dissipation=dissipation,
