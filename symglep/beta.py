@@ -21,7 +21,8 @@ below it a smaller β only adds round-off (the floor). β is the largest β with
 (it lies between ``β_opt`` and ``β_tol = (τ/c)^{1/p}``, where the bias alone reaches ``τ``):
 the bias is kept below the tolerance with the round-off counted in, and β is as large as that
 allows (less cancellation, more room for measurement noise, docs/noise.md). It is capped at
-``MAX_GROWTH·β0`` (the β^p law is measured at β0 and not trusted far above it). When even
+``MAX_GROWTH·β0`` (the β^p law is measured at β0 and not trusted far above it), and at β0 itself
+when the pilot had to move down (the law failed at the larger β tried first). When even
 ``E(β_opt) > τ`` the tolerance cannot be met in float64 and ``β_opt`` (the least total error)
 is used, with a note saying so.
 
@@ -129,15 +130,19 @@ def _follows_the_power_law(contrast, beta0: float, one: list, estimate: float, o
     return 2.0 ** order / REGIME_SLACK <= ratio <= 2.0 ** order * REGIME_SLACK
 
 
-def pick(curvature: float, roundoff: float, order: int, tolerance: float, pilot_beta: float) -> tuple:
+def pick(curvature: float, roundoff: float, order: int, tolerance: float, pilot_beta: float,
+         cap: float | None = None) -> tuple:
     """``(β, β_tol, β_opt, note)`` from the model ``E(β) = c·β^p + a/β`` (module docstring).
 
-    β is the largest β with ``E(β) <= τ`` (between ``β_opt`` and ``β_tol``), capped at
-    ``MAX_GROWTH·β0``; when even ``E(β_opt) > τ``, β is ``β_opt``.
+    β is the largest β with ``E(β) <= τ`` (between ``β_opt`` and ``β_tol``), capped at ``cap``
+    (default ``MAX_GROWTH·β0``); when even ``E(β_opt) > τ``, β is ``β_opt``.
     """
-    c, a, p, cap = curvature, roundoff, order, MAX_GROWTH * pilot_beta
+    c, a, p = curvature, roundoff, order
+    cap = MAX_GROWTH * pilot_beta if cap is None else cap
+    capped = (f"capped at {MAX_GROWTH:g}x the pilot beta" if cap > pilot_beta else
+              "capped at the pilot beta (the law failed at the larger pilot beta tried first)")
     if c <= 0:
-        return cap, math.inf, 0.0, f"no bias measured at the pilot; capped at {MAX_GROWTH:g}x the pilot beta"
+        return cap, math.inf, 0.0, f"no bias measured at the pilot; {capped}"
     beta_tol = (tolerance / c) ** (1.0 / p)
     beta_opt = (a / (p * c)) ** (1.0 / (p + 1))
     total = lambda b: c * b ** p + a / b  # noqa: E731
@@ -149,7 +154,7 @@ def pick(curvature: float, roundoff: float, order: int, tolerance: float, pilot_
         mid = math.sqrt(lo * hi)
         lo, hi = (mid, hi) if total(mid) <= tolerance else (lo, mid)
     if lo > cap:
-        return cap, beta_tol, beta_opt, f"bias far below the tolerance; capped at {MAX_GROWTH:g}x the pilot beta"
+        return cap, beta_tol, beta_opt, f"bias far below the tolerance; {capped}"
     return lo, beta_tol, beta_opt, "bias + round-off at the tolerance"
 
 
@@ -179,7 +184,9 @@ def choose_beta(contrast: Callable[[float], Sequence[np.ndarray]], order: int = 
     for fraction in PROBES:
         probe = beta0 * fraction
         roundoff = max(roundoff, probe * _worst(contrast(probe), corrected))
-    beta, beta_tol, beta_opt, note = pick(curvature, roundoff, order, tolerance, beta0)
+    # the cap: MAX_GROWTH x the pilot, but never up to a beta the pilot tried and left (out of the law there)
+    cap = beta0 if beta0 < pilot_beta else MAX_GROWTH * beta0
+    beta, beta_tol, beta_opt, note = pick(curvature, roundoff, order, tolerance, beta0, cap)
     return BetaChoice(beta=float(beta), order=order, tolerance=tolerance, pilot_beta=beta0,
                       curvature=float(curvature), roundoff=float(roundoff), beta_tolerance=float(beta_tol),
                       beta_optimal=float(beta_opt), predicted_bias=float(curvature * beta ** order),

@@ -103,6 +103,23 @@ def test_a_pilot_outside_the_power_law_moves_to_a_smaller_beta():
     assert max(rel_err(kinked(choice.beta)[0], g) for _ in range(20)) <= 1.5e-8
 
 
+def test_a_moved_pilot_caps_beta_at_itself():
+    """The law fails above 3e-4 and the bias below is tiny, so the tolerance alone would allow β ~ 1e-1: the
+    cap is the moved pilot β (1e-4), not 10x it, which is the β the pilot left (new-user probe: a wall and
+    an Abs chose β = 1e-3 and erred by 1e-3)."""
+    g, smooth = synthetic(1e-3, 2e-14)
+    direction = np.array([0.9, 0.2, -0.4])
+
+    def kinked(beta):
+        jump = 1e-4 * math.sin(3e4 * beta) if beta > 3e-4 else 0.0
+        return [smooth(beta)[0] + jump * direction]
+
+    choice = choose_beta(kinked, tolerance=1e-8)
+    assert choice.pilot_beta == pytest.approx(1e-4) and choice.beta == pytest.approx(1e-4)
+    assert "capped at the pilot beta" in choice.note
+    assert max(rel_err(kinked(choice.beta)[0], g) for _ in range(20)) <= 1e-8
+
+
 def test_auto_beta_on_a_model_with_a_wall():
     """A one-sided wall kw·Max(0, x − a)²/2: at β0 = 1e-3 the echoes cross the wall differently and the
     pilot once chose a β whose echo erred by 3e-4; now it passes, echo vs BPTT within 1e-7."""
