@@ -25,6 +25,7 @@ from __future__ import annotations
 import math
 
 import numpy as np
+import sympy as sp
 
 from .beta import AUTO, BIAS_TOLERANCE, choose_beta, describe, parse_beta
 from .errors import ModelError, SymglepError
@@ -198,6 +199,7 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
     th, q0, p0, u, y = check_instance(model, kernels, steps, dt, seed, params)
 
     qT, pT, loss = kernels.free(th, q0, p0=p0, u=u, y=y)
+    gamma = damping_rate_at(model, th)
     if route == "digital_pfvp":
         back_q, back_p, _, _ = kernels.pfvp_backward(th, qT, pT, [0.0], u=u, y=y)
     else:
@@ -267,7 +269,8 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
         "one_sided_vs_centred": beta_error["one_sided"],
         "centred_error_estimate": beta_error["centred"],
         "warnings": warnings(roundtrip, beta, beta_error, tolerance, order, exact, choice)
-                    + growth_warning(model, q0, p0, qT, pT, params is None) + sign_warnings(model, th),
+                    + growth_warning(model, q0, p0, qT, pT, params is None, gamma=gamma, T=steps * dt)
+                    + anti_damping_warning(gamma, steps * dt) + sign_warnings(model, th),
         "noise": noise_study,
         "passed": bool((not exact or (err_theta <= tolerance and err_init <= tolerance)) and err_fd <= FD_TOLERANCE),
         "gradients": {
@@ -338,12 +341,15 @@ def declared_sign(parameter) -> str | None:
     return "negative" if getattr(parameter, "is_negative", None) else None
 
 
-def growth_warning(model, q0, p0, qT, pT, drawn: bool, drawn_in: str = "[-1, 1]") -> list:
+def growth_warning(model, q0, p0, qT, pT, drawn: bool, drawn_in: str = "[-1, 1]", gamma: float = 0.0,
+                   T: float = 0.0) -> list:
     """A warning when the checked run ends :data:`RUNAWAY_GROWTH` times larger than it started: an unstable
     instance amplifies every finite difference (the echo's β error, BPTT vs finite differences). When the
-    parameters were drawn, it names those without a sign assumption (drawn in ``drawn_in``)."""
+    parameters were drawn, it names those without a sign assumption (drawn in ``drawn_in``). A damped run
+    (rate ``gamma``, from t = 0 to ``T``) is judged on ``e^{−γT} p_T``: its canonical momentum
+    ``e^{γt} M v`` grows while the motion decays (theory §7; :func:`anti_damping_warning` covers that)."""
     start = max(1.0, float(np.max(np.abs(np.concatenate([q0, p0], axis=1)))))
-    end = float(np.max(np.abs(np.concatenate([qT, pT], axis=1))))
+    end = float(np.max(np.abs(np.concatenate([qT, np.asarray(pT) * math.exp(-gamma * T)], axis=1))))
     if not end > RUNAWAY_GROWTH * start:
         return []
     unsigned = [s.name for s in model.parameters if declared_sign(s) is None]
@@ -352,6 +358,30 @@ def growth_warning(model, q0, p0, qT, pT, drawn: bool, drawn_in: str = "[-1, 1]"
             else "; give --params with values that keep the system bounded")
     return [f"the checked run grows from {start:.1g} to {end:.1e}: this instance is unstable, which amplifies "
             f"every finite difference (the echo's beta error among them){hint}"]
+
+
+#: e^{γT} above which ``check`` says that the anti-damped echo amplifies round-off (theory §7)
+ANTI_DAMPING_AMPLIFICATION = 1e6
+
+
+def anti_damping_warning(gamma: float, T: float) -> list:
+    """A warning when uniform damping at rate ``gamma`` over a run of length ``T`` makes the echo (anti-damped:
+    it replays e^{γt} in reverse, theory §7) amplify round-off by ``e^{γT}`` ≥ :data:`ANTI_DAMPING_AMPLIFICATION`."""
+    if not gamma > 0 or gamma * T < math.log(ANTI_DAMPING_AMPLIFICATION):
+        return []
+    return [f"damping rate gamma = {gamma:.3g} over T = {T:g}: the echo runs anti-damped and amplifies round-off "
+            f"by e^(gamma T) = {math.exp(min(gamma * T, 700.0)):.1e} (theory §7), so the echo gradient carries that "
+            "much more error than an undamped run's; a shorter run or a smaller gamma T keeps it small "
+            "(BPTT is the reference)"]
+
+
+def damping_rate_at(model: Model, theta) -> float:
+    """The uniform damping rate γ of a Caldirola–Kanai model at the parameters ``theta`` (0 without one)."""
+    rayleigh = model.rayleigh
+    if rayleigh is None or not rayleigh.rewritable:
+        return 0.0
+    values = {**model.constants, **dict(zip(model.parameters, map(float, np.ravel(theta))))}
+    return float(sp.sympify(rayleigh.rate).xreplace(values))
 
 
 def sign_warnings(model: Model, theta) -> list:

@@ -583,3 +583,23 @@ def test_damping_on_one_coordinate_only_is_named_as_such():
     verdict = uniform_rate(xd**2 / 2 + thd**2 / 2, xd**2 / 2 + 3 * thd**2 / 2, [xd, thd], sp.Symbol("t"),
                            [x, th, xd, thd], {})
     assert verdict.why.startswith("dR/dth_dot is not 1 times the momentum dL/dth_dot (the rate read at x_dot)")
+
+
+def test_a_long_damped_run_is_named_anti_damped_not_unstable():
+    """Uniform damping with a learned rate, γ = 1.2 over T = 20 (new-user probe): the canonical momentum
+    e^{γt} m v grows 2.6e10-fold while the motion decays, so check's growth warning judges e^{−γT} p_T
+    and says nothing; the anti-damping warning names e^{γT}, the factor the echo amplifies round-off by."""
+    from symglep.check import anti_damping_warning, damping_rate_at, growth_warning
+
+    x = dynamicsymbols("x")
+    m, k, g = sp.symbols("m k gamma", positive=True)
+    model = symglep.Model(lagrangian=m * x.diff() ** 2 / 2 - k * x**2 / 2, coordinates=[x], parameters=[m, k, g],
+                          dissipation=g * m * x.diff() ** 2 / 2, name="damped_learned")
+    assert damping_rate_at(model, [1.0, 1.0, 1.2]) == pytest.approx(1.2, abs=0)
+    q0, p0 = np.array([[1.0]]), np.array([[0.0]])
+    qT, pT = np.array([[1e-5]]), np.array([[3e4 * np.exp(1.2 * 20)]])  # physical m v ~ 3e4: a real blow-up
+    assert growth_warning(model, q0, p0, qT, pT / 3e4, True, gamma=1.2, T=20.0) == []
+    assert "unstable" in growth_warning(model, q0, p0, qT, pT, True, gamma=1.2, T=20.0)[0]
+    warning = anti_damping_warning(1.2, 20.0)[0]
+    assert "anti-damped" in warning and "2.6e+10" in warning
+    assert anti_damping_warning(0.1, 20.0) == [] and anti_damping_warning(0.0, 1e3) == []

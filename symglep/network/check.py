@@ -15,8 +15,8 @@ import math
 import numpy as np
 
 from ..beta import AUTO, describe
-from ..check import (auto_beta, declared_sign, energy_drift, growth_warning, read_parameter_file, rel_err,
-                     require_run_settings, roundtrip_warning, smooth_signal)
+from ..check import (anti_damping_warning, auto_beta, declared_sign, energy_drift, growth_warning,
+                     read_parameter_file, rel_err, require_run_settings, roundtrip_warning, smooth_signal)
 from ..diagnose import NumericalError
 from ..errors import SymglepError
 from .runtime import compile_array_model as compile_network
@@ -155,7 +155,9 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
         "terminal_cost": model.terminal is not None, "damping": model.damping_rate,
         "fd_entries": [int(i) for i in picks],
         "warnings": roundtrip_warning(roundtrip, tolerance) + signs
-                    + growth_warning(model, q0, p0, qT, pT, params is None, "their init ranges"),
+                    + growth_warning(model, q0, p0, qT, pT, params is None, "their init ranges",
+                                     gamma=model.damping_rate, T=steps * dt)
+                    + anti_damping_warning(model.damping_rate, steps * dt),
         "tolerance_echo_vs_bptt": tolerance, "tolerance_bptt_vs_fd": 1e-5,
         "passed": bool(max(errors) <= tolerance and err_fd <= 1e-5),
     }
