@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .check import load_params, read_parameter_file
+from .check import load_params, read_parameter_file, start_positions
 from .errors import SymglepError
 from .estimators import ORDERS, sequence_gradients
 from .network.check import draw_parameters as draw_array_parameters
@@ -77,11 +77,13 @@ def flatten_parameters(values: dict) -> tuple:
     return layout, (np.concatenate(parts) if parts else np.zeros(0))
 
 
-def rest_positions(model, size: int) -> np.ndarray:
-    """An array model's flat start coordinates ``(size · dim,)``: its ``initial_positions`` (one draw,
-    seeded) where it declares them, else zeros."""
+def rest_positions(model, size: int | None = None) -> np.ndarray:
+    """A model's flat start coordinates: its ``initial_positions`` (one draw, seeded) where it declares them,
+    else zeros; ``(size · dim,)`` for an array model (``size`` units), ``(n,)`` for a scalar model."""
     if model.initial_positions is None:
-        return np.zeros(size * model.dim)
+        return np.zeros(model.n if size is None else size * model.dim)
+    if size is None:
+        return start_positions(model, np.random.default_rng(0))[0]
     return np.asarray(model.initial_positions(size, np.random.default_rng(0)), dtype=np.float64).reshape(-1)
 
 
@@ -131,6 +133,11 @@ class ScalarLearner(Learner):
         self.n, self.n_inputs, self.n_targets = model.n, len(model.u), len(model.y)
         self.layout = [(s.name, ()) for s in model.parameters]
         self.integrator = kernels.integrator
+
+    def rest(self, sequences: int) -> tuple:
+        """At rest; at the model's ``initial_positions`` (one draw, seeded) where it declares them (a start
+        away from a singular set, e.g. Euler angles at sin θ = 0)."""
+        return np.repeat(rest_positions(self.system)[None], sequences, axis=0), np.zeros((sequences, self.n))
 
     def require_estimator(self, estimator: str) -> None:
         super().require_estimator(estimator)
@@ -274,8 +281,8 @@ class StackLearner(Learner):
         start = 0
         for i, array in enumerate(self.system.arrays):
             size = self.system.unit_size(i)
-            if array is not None:
-                q0[:, start:start + size] = rest_positions(array.model, array.size)
+            q0[:, start:start + size] = (rest_positions(array.model, array.size) if array is not None
+                                         else rest_positions(self.system.units[i]))
             start += size
         return q0, p0
 

@@ -66,6 +66,28 @@ def _solve_one(form, expr, x, y, positive=()):
     return good[0][x], ""
 
 
+def coupled_blocks(matrix: sp.Matrix) -> list:
+    """The index blocks of a square matrix's coupling pattern (``i`` and ``j`` coupled when ``M_ij`` or
+    ``M_ji`` is non-zero), each sorted, in order of their first index: the diagonal blocks of ``M`` up to
+    a permutation."""
+    n = matrix.rows
+    block_of = list(range(n))
+
+    def root(i):
+        while block_of[i] != i:
+            i = block_of[i]
+        return i
+
+    for i in range(n):
+        for j in range(i + 1, n):
+            if matrix[i, j] != 0 or matrix[j, i] != 0:
+                block_of[root(j)] = root(i)
+    blocks: dict = {}
+    for i in range(n):
+        blocks.setdefault(root(i), []).append(i)
+    return sorted(blocks.values())
+
+
 def invert_map(exprs, xs, ys, positive=(), jacobian: sp.Matrix | None = None) -> tuple[list | None, str]:
     """Solve ``ys = exprs(xs)`` for ``xs`` in closed form.
 
@@ -81,14 +103,21 @@ def invert_map(exprs, xs, ys, positive=(), jacobian: sp.Matrix | None = None) ->
             if any(jac[i, i] == 0 for i in range(n)):
                 return None, "the momentum map is singular"
             return [rhs[i] / jac[i, i] for i in range(n)], "affine, diagonal"
-        if n > MAX_DENSE_INVERSE:
-            return None, (f"the velocity map is affine with a dense {n}x{n} matrix; "
-                          f"its inverse is not built symbolically above n = {MAX_DENSE_INVERSE}")
-        try:
-            solution = jac.LUsolve(rhs)
-        except (ValueError, ZeroDivisionError, sp.matrices.exceptions.NonInvertibleMatrixError):
-            return None, "the momentum map is singular"
-        return [sp.together(s) for s in solution], "affine, dense (LU)"
+        blocks = coupled_blocks(jac)
+        largest = max(len(b) for b in blocks)
+        if largest > MAX_DENSE_INVERSE:
+            return None, (f"the velocity map is affine with a coupled {largest}x{largest} block; "
+                          f"its inverse is not built symbolically above {MAX_DENSE_INVERSE}x{MAX_DENSE_INVERSE}")
+        solution = [None] * n
+        for block in blocks:  # M is block-diagonal: each block inverted on its own (Euler angles: 1 + 2)
+            try:
+                part = jac.extract(block, block).LUsolve(rhs.extract(block, [0]))
+            except (ValueError, ZeroDivisionError, sp.matrices.exceptions.NonInvertibleMatrixError):
+                return None, "the momentum map is singular"
+            for i, value in zip(block, part):
+                solution[i] = sp.together(value)
+        return solution, ("affine, dense (LU)" if len(blocks) == 1 else
+                          f"affine, block-diagonal ({' + '.join(str(len(b)) for b in blocks)}, LU per block)")
     if _is_diagonal(jac):
         solution = []
         for x, y, e in zip(xs, ys, exprs):

@@ -360,6 +360,26 @@ def test_velocity_map_inverts_momenta(name):
     assert_velocity_map_inverts_momenta(model, d)
 
 
+def test_a_block_diagonal_mass_matrix_gets_its_hamiltonian():
+    """The heavy symmetric top in Euler angles: M is 3 × 3 but block-diagonal (θ alone, φ-ψ coupled), so the
+    velocity map inverts block by block (new-user probe: 'dense 3x3', no H). H is the textbook one."""
+    th, ph, ps = dynamicsymbols("theta phi psi")
+    I1, I3, m, g, l = sp.symbols("I1 I3 M g l", positive=True)
+    T = I1 / 2 * (th.diff() ** 2 + ph.diff() ** 2 * sp.sin(th) ** 2) + I3 / 2 * (ps.diff() + ph.diff() * sp.cos(th)) ** 2
+    model = symglep.Model(lagrangian=T - m * g * l * sp.cos(th), coordinates=[th, ph, ps], parameters=[I1, I3, m],
+                          constants={g: 9.81, l: 0.5}, name="heavy_top")
+    d = derive(model, simplify="none")
+    assert d.hamiltonian is not None and "block-diagonal (1 + 2" in d.hamiltonian_note
+    q, p = model.q, model.p
+    textbook = (p[0] ** 2 / (2 * I1) + (p[1] - p[2] * sp.cos(q[0])) ** 2 / (2 * I1 * sp.sin(q[0]) ** 2)
+                + p[2] ** 2 / (2 * I3) + m * g * l * sp.cos(q[0]))
+    for seed in range(N_POINTS):
+        values = random_point(model, seed, [d.hamiltonian])
+        values.update({x: sp.Float(random.Random(seed + 7).uniform(-2, 2), 30) for x in p})
+        assert_same(d.hamiltonian, textbook, values, 1e-12, "heavy top H")
+    assert_velocity_map_inverts_momenta(model, d)
+
+
 def test_relativistic_hamiltonian():
     model, d, _ = example("relativistic_particle")
     m, k = model.parameters

@@ -14,7 +14,9 @@ import sys
 
 import numpy as np
 import pytest
+import sympy as sp
 from click.testing import CliRunner
+from sympy.physics.mechanics import dynamicsymbols
 
 import symglep
 from symglep.cli import main
@@ -293,3 +295,29 @@ def test_resuming_with_the_initial_state_learned_starts_the_optimizer_afresh(tmp
     again = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "2", "--quiet", "--learn-initial-state",
                                       "--resume", str(save)])
     assert again.exit_code == 0, again.output
+
+
+def test_the_sine_task_starts_a_scalar_model_at_its_initial_positions():
+    """A spherical pendulum in polar angles declares initial_positions away from sin θ = 0; the sine task's
+    sequences start there, as an array model's do (new-user probe: they started at q = 0, where the
+    teacher's Newton solve failed at step 0). A stack's scalar unit does too."""
+    from types import SimpleNamespace
+
+    from symglep.learners import ScalarLearner, StackLearner
+
+    th, ph = dynamicsymbols("theta phi")
+    u, y = dynamicsymbols("u y")
+    g = sp.Symbol("g", positive=True)
+    model = symglep.Model(lagrangian=(th.diff() ** 2 + sp.sin(th) ** 2 * ph.diff() ** 2) / 2 + g * sp.cos(th) + u * th,
+                          coordinates=[th, ph], parameters=[g], inputs=[u], targets=[y], cost=(th - y) ** 2 / 2,
+                          initial_positions=lambda rng: [1.0 + 0.1 * rng.uniform(), 0.0], name="spherical")
+    q0, p0 = ScalarLearner(model, SimpleNamespace(integrator="midpoint")).rest(3)
+    want = 1.0 + 0.1 * np.random.default_rng(0).uniform()
+    assert q0.shape == (3, 2) and np.all(q0[:, 0] == want) and np.all(q0[:, 1] == 0) and not p0.any()
+    x, d = dynamicsymbols("x d")
+    k = sp.Symbol("k", positive=True)
+    bottom = symglep.Model(lagrangian=x.diff() ** 2 / 2 - k * x**2 / 2 + x * d, coordinates=[x], parameters=[k],
+                           inputs=[d], name="bottom")
+    stack = symglep.Stack([bottom, model], readouts=[[x]])
+    q0, _ = StackLearner(stack, SimpleNamespace(integrator="leapfrog", nq=3, n_x=0, n_y=1)).rest(2)
+    assert np.all(q0[:, 0] == 0) and np.all(q0[:, 1] == want) and np.all(q0[:, 2] == 0)
