@@ -45,6 +45,7 @@ class ClassificationTask:
 
 
 # -- the readout a head pools ------------------------------------------------------------------
+
 def _linear_error(name: str, what: str) -> SymglepError:
     return SymglepError(f"a classification task needs a cost linear in the targets, c = sum_j y_j r_j(q) (the "
                         f"head's cotangents ride on the targets, theory §12); the {what} of {name!r} is not")
@@ -148,6 +149,21 @@ def uea_task(name: str, learner, dt: float | None = None, substeps: int | None =
 LABELLED_KEYS = ("inputs", "labels", "lengths", "test_inputs", "test_labels", "test_lengths", "dt")
 
 
+def _class_indices(path, key: str, labels: np.ndarray) -> np.ndarray:
+    """Labels as int64 class indices: integers >= 0, also stored as floats (0.0, 1.0) or booleans."""
+    if labels.dtype == bool:
+        labels = labels.astype(np.int64)
+    if np.issubdtype(labels.dtype, np.floating) and np.all(np.isfinite(labels)) and np.all(labels == np.round(labels)):
+        labels = labels.astype(np.int64)
+    if not np.issubdtype(labels.dtype, np.integer):
+        sample = labels.ravel()[:3].tolist()
+        raise SymglepError(f"{path}: '{key}' must hold class indices, integers >= 0; got {labels.dtype} values "
+                           f"such as {sample}")
+    if labels.size and labels.min() < 0:
+        raise SymglepError(f"{path}: '{key}' must hold class indices, integers >= 0; got {labels.min()}")
+    return labels.astype(np.int64)
+
+
 def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> Dataset | None:
     """A ``DATA.npz`` with integer ``labels (S,)`` and ``inputs (S, L, C)`` (optional ``lengths (S,)``;
     optional ``test_inputs``, ``test_labels``, ``test_lengths``): a classification data set; ``None``
@@ -169,15 +185,15 @@ def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> 
         if x.ndim != 3 or labels.shape != (x.shape[0],):
             raise SymglepError(f"{path}: '{prefix}inputs' must be (S, L, C) and '{prefix}labels' (S,), got "
                                f"{x.shape} and {labels.shape}")
-        if not np.issubdtype(labels.dtype, np.integer) or labels.min() < 0:
-            raise SymglepError(f"{path}: '{prefix}labels' must hold integers >= 0 (class indices)")
+        labels = _class_indices(path, prefix + "labels", labels)
         lengths = np.asarray(arrays.get(prefix + "lengths", np.full(x.shape[0], x.shape[1])))
         if (lengths.shape != labels.shape or lengths.min() < 1 or lengths.max() > x.shape[1]
                 or not np.all(lengths == np.round(lengths))):
             raise SymglepError(f"{path}: '{prefix}lengths' must be (S,) integers in 1..{x.shape[1]}")
-        if not np.all(np.isfinite(x)):
-            raise SymglepError(f"{path}: '{prefix}inputs' contains NaN or infinite values")
-        return [x[s, :int(n)] for s, n in enumerate(lengths)], labels.astype(np.int64)
+        series = [x[s, :int(n)] for s, n in enumerate(lengths)]  # past its length a series may hold NaN padding
+        if not all(np.all(np.isfinite(z)) for z in series):
+            raise SymglepError(f"{path}: '{prefix}inputs' contains NaN or infinite values within 'lengths'")
+        return series, labels
 
     series, labels = split("")
     orphans = sorted(key for key in ("test_labels", "test_lengths") if key in arrays and "test_inputs" not in arrays)
@@ -246,6 +262,9 @@ class ClassifierLearner(Learner):
 
     def require_estimator(self, estimator: str) -> None:
         self.inner.require_estimator(estimator)
+
+    def sign_warnings(self, grouped: dict) -> list:
+        return self.inner.sign_warnings(grouped)
 
     def rest(self, sequences: int) -> tuple:
         return self.inner.rest(sequences)

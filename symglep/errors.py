@@ -6,6 +6,19 @@ traceback unless ``--debug``).
 """
 
 
+#: names a one-line message lists before it says how many more there are
+NAMES_SHOWN = 10
+
+
+def listed(names, limit: int = NAMES_SHOWN) -> str:
+    """``a, b, c`` — or the first ``limit`` names and ``… (N more)``: a stack's θ has hundreds of element
+    names, and a one-line message should stay one readable line."""
+    names = [str(n) for n in names]
+    if len(names) <= limit:
+        return ", ".join(names)
+    return f"{', '.join(names[:limit])}, ... ({len(names) - limit} more)"
+
+
 class SymglepError(Exception):
     """Base class of the errors that users can cause (bad input, bad model)."""
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from . import cache as kernel_cache
 from .capabilities import NotSupportedError
 from .codegen.render_jax import jax_digest, jax_source
-from .errors import SymglepError
+from .errors import SymglepError, listed
 from .extras import require
 from .network import render_jax as array_jax
 from .jax_stack import chain
@@ -198,9 +198,9 @@ class Layer:
         unknown = sorted(set(values) - set(names))
         missing = [n for n in names if n not in values]
         if unknown or missing:
-            raise SymglepError(f"theta needs exactly the parameters {', '.join(names)}"
-                               + (f"; unknown: {', '.join(unknown)}" if unknown else "")
-                               + (f"; missing: {', '.join(missing)}" if missing else ""))
+            raise SymglepError(f"theta needs exactly the {len(names)} parameters {listed(names)}"
+                               + (f"; unknown: {listed(unknown)}" if unknown else "")
+                               + (f"; missing: {listed(missing)}" if missing else ""))
         if not hasattr(self.module, "flatten"):
             return jnp.asarray([values[n] for n in names])
         for name, shape in self.module.parameter_shapes:

@@ -24,10 +24,12 @@ from __future__ import annotations
 import numpy as np
 
 from .check import load_params, read_parameter_file, start_positions
+from .check import sign_warnings as scalar_sign_warnings
 from .errors import SymglepError
 from .estimators import ORDERS, sequence_gradients
 from .network.check import draw_parameters as draw_array_parameters
 from .network.check import load_array_params
+from .network.check import sign_warnings as array_sign_warnings
 from .parameter_values import draw_parameters, element_names
 from .runtime import NoExactRouteError
 from .systems import compile as compile_system
@@ -108,6 +110,11 @@ class Learner:
         """Refuse an estimator the kind cannot serve (its capability reason)."""
         self.system.capabilities.require("estimator", estimator)
 
+    def sign_warnings(self, grouped: dict) -> list:
+        """A warning per parameter whose values (``{name: value or nested list}``) contradict its declared
+        sign; none for a kind whose parameters declare none (stacks' glue, element-named units)."""
+        return []
+
     def rest(self, sequences: int) -> tuple:
         """``(q0, p0)`` of sequences that start at rest at the origin."""
         return np.zeros((sequences, self.n)), np.zeros((sequences, self.n))
@@ -133,6 +140,9 @@ class ScalarLearner(Learner):
         self.n, self.n_inputs, self.n_targets = model.n, len(model.u), len(model.y)
         self.layout = [(s.name, ()) for s in model.parameters]
         self.integrator = kernels.integrator
+
+    def sign_warnings(self, grouped: dict) -> list:
+        return scalar_sign_warnings(self.system, [grouped[s.name] for s in self.system.parameters])
 
     def rest(self, sequences: int) -> tuple:
         """At rest; at the model's ``initial_positions`` (one draw, seeded) where it declares them (a start
@@ -220,6 +230,9 @@ class ArrayLearner(Learner):
 
     def load_parameters(self, path: str) -> np.ndarray:
         return self.flat(load_array_params(path, self.system))
+
+    def sign_warnings(self, grouped: dict) -> list:
+        return array_sign_warnings(self.system, {p.name: grouped[p.name] for p in self.system.parameters})
 
     def rest(self, sequences: int) -> tuple:
         """At rest; at the model's ``initial_positions`` (one draw, seeded) where it declares them."""

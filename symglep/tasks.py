@@ -337,7 +337,8 @@ def load_npz(path: str, model, dt: float | None = None) -> Dataset:
     if "dt" in arrays:
         stored = arrays["dt"]
         if stored.shape != () or not np.issubdtype(stored.dtype, np.number):
-            raise SymglepError(f"{path}: 'dt' must be a scalar number, got shape {stored.shape}")
+            got = f"shape {stored.shape}" if stored.shape != () else f"a {stored.dtype} value {stored.item()!r}"
+            raise SymglepError(f"{path}: 'dt' must be a scalar number, got {got}")
         dt = dt or float(stored)
     if dt is None:
         raise SymglepError(f"{path} has no 'dt'; store one in the file or pass --dt")

@@ -47,7 +47,7 @@ from .classification import (ClassificationTask, ClassifierLearner, labelled_npz
                              uea_task)
 from .command_options import TrainOptions
 from .distributed import DaskGradient, connect
-from .errors import SymglepError
+from .errors import SymglepError, listed
 from .estimators import ESTIMATORS, NO_BETA, ORDERS
 from .fileio import read_json_object, write_atomic
 from .heads import CLASSIFIER_PREFIXES
@@ -103,6 +103,7 @@ class TrainResult:
     initial_state: dict | None = None   # {"q0": [...], "p0" or "v0": [...]} when it was learned
     layout: list | None = None          # [(name, shape)]; None: one scalar per name
     scores: list | None = None          # classification: per epoch {"train": {loss, accuracy}, "test": {...}}
+    warnings: list = field(default_factory=list)  # parameters against their declared sign (not saved)
 
     @property
     def parameters(self) -> dict:
@@ -177,8 +178,8 @@ def beta_warning(choice: dict) -> str:
             "and shorter sequences or a smaller dt help every estimator")
 
 
-def _describe(layout: list) -> str:
-    return ", ".join(name if not shape else f"{name} {tuple(shape)}" for name, shape in layout)
+def _describe(layout: list) -> list:
+    return [name if not shape else f"{name} {tuple(shape)}" for name, shape in layout]
 
 
 def _resumed_seed(resume) -> int:
@@ -213,12 +214,13 @@ def _resume_state(resume, learner) -> TrainResult:
             raise SymglepError(f"the resumed classifier does not fit this data set: it was trained for "
                                f"{_classifier_shape(state.names)}, this data set needs {_classifier_shape(names)}; "
                                "resume on the data set it was trained on (the model's own parameters match)")
-        if learner.kind == "scalar":
-            raise SymglepError(f"the resumed parameters ({', '.join(state.names)}) are not those of model "
-                               f"{system.name!r} ({', '.join(names)})")
         mine = state.layout or [(n, ()) for n in state.names]
-        raise SymglepError(f"the resumed parameters ({_describe(mine)}) are not those of {learner.kind} "
-                           f"{system.name!r} ({_describe(learner.layout)})")
+        missing = [n for n in names if n not in state.names]
+        unknown = [n for n in state.names if n not in names]
+        raise SymglepError(f"the resumed parameters ({listed(_describe(mine))}) are not those of "
+                           f"{KIND_WORDS[learner.kind]} {system.name!r} ({listed(_describe(learner.layout))})"
+                           + (f"; missing: {listed(missing)}" if missing else "")
+                           + (f"; not in the model: {listed(unknown)}" if unknown else ""))
     order = [state.names.index(n) for n in names]
     state.theta, state.names = np.asarray(state.theta, dtype=np.float64)[order], names
     state.layout = learner.layout
@@ -527,6 +529,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
             scores.append(_scores(learner, theta, data, initial))
     result = TrainResult(model.name, names, theta, history, final, settings, opt.state(),
                          time.perf_counter() - started, learned, learner.layout, scores)
+    result.warnings = learner.sign_warnings(result.grouped)  # a resumed or trained value against its sign
     if save:
         result.save(save)
     return result
@@ -554,6 +557,8 @@ def _change(first: float, final: float) -> str:
     ``(unchanged)`` when no epoch ran (or none moved the loss)."""
     if final == first:
         return "(unchanged)"
+    if final == 0:
+        return "(to zero)"
     if final < first:
         return f"(x{first / final:.3g} lower)"
     return f"(x{final / first:.3g} higher)" if first > 0 else "(higher)"
@@ -573,8 +578,7 @@ def train_command(system, opts: TrainOptions) -> tuple:
     lines = [f"{KIND_WORDS[kind_of(system)]} {result.model}: {result.settings['estimator']} gradient, "
              f"{result.settings['optimizer']} (lr {result.settings['lr']:g}), {len(history)} epochs, "
              f"{result.seconds:.1f} s",
-             f"loss {first:.6e} -> {result.final_loss:.6e} " + _change(first, result.final_loss)
-             if result.final_loss > 0 else f"loss {first:.6e} -> 0"]
+             f"loss {first:.6e} -> {result.final_loss:.6e} " + _change(first, result.final_loss)]
     if result.settings.get("beta_auto"):
         lines.insert(1, describe(result.settings["beta_auto"]))
         warning = beta_warning(result.settings["beta_auto"])
@@ -582,6 +586,7 @@ def train_command(system, opts: TrainOptions) -> tuple:
             lines.insert(2, warning)
     elif result.settings.get("beta") is not None:
         lines.insert(1, f"beta = {result.settings['beta']:.3g}")
+    lines += [f"warning: {w}" for w in result.warnings]
     curves = {result.settings["estimator"]: history}
     if result.scores:
         last = result.scores[-1]

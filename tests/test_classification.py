@@ -189,8 +189,20 @@ def test_labelled_npz_is_a_classification_set(tmp_path, hssm):
     assert data.u.shape == (4, 8 * 2 + 1, 2) and data.test.u.shape == (2, 17, 2)
     np.testing.assert_array_equal(data.y.sum(axis=(1, 2)), [12, 6, 10, 12])
     np.savez(tmp_path / "bad.npz", inputs=rng.normal(size=(4, 6, 2)), labels=np.array([0.5, 1, 2, 1]))
-    with pytest.raises(SymglepError, match="integers"):
+    with pytest.raises(SymglepError, match="integers >= 0; got float64 values such as \\[0.5, 1.0, 2.0\\]"):
         classification.labelled_npz(str(tmp_path / "bad.npz"), inner, None, 1)
+    # labels stored as floats or booleans are class indices too; NaN padding past 'lengths' (sktime's
+    # convention for unequal lengths) is never read (new-user probe: both were refused)
+    padded = rng.normal(size=(4, 6, 2))
+    padded[1, 3:] = np.nan
+    np.savez(tmp_path / "floats.npz", inputs=padded, labels=np.array([0.0, 1.0, 2.0, 1.0]), lengths=[6, 3, 5, 6], dt=0.2)
+    again = classification.labelled_npz(str(tmp_path / "floats.npz"), inner, None, 2)
+    assert again.classes == data.classes and np.all(np.isfinite(again.u))
+    np.savez(tmp_path / "bools.npz", inputs=padded[:, :3], labels=np.array([False, True, True, False]))
+    assert classification.labelled_npz(str(tmp_path / "bools.npz"), inner, 0.2, 1).classes == ["0", "1"]
+    np.savez(tmp_path / "nan.npz", inputs=padded, labels=np.array([0, 1, 2, 1]))  # no lengths: NaN is read
+    with pytest.raises(SymglepError, match="NaN or infinite values within 'lengths'"):
+        classification.labelled_npz(str(tmp_path / "nan.npz"), inner, 0.2, 1)
 
 
 @pytest.mark.parametrize("arrays, message", [

@@ -91,6 +91,12 @@ def test_stack_layer_and_refusals():
         sj.loss(stack, DT, size=4)
     with pytest.raises(SymglepError, match="leapfrog"):
         sj.layer(stack, DT, integrator="midpoint")
+    # theta({}) names the 304 element parameters in one readable line, not 8 kB of them (new-user probe)
+    with pytest.raises(SymglepError) as info:
+        layer.theta({"unit0.A": 1.0})
+    message = str(info.value)
+    assert len(message) < 800 and f"the {len(stack.parameter_names)} parameters" in message
+    assert "; unknown: unit0.A; missing: unit0." in message and "more)" in message
 
 
 def _against_numba(stack, args, integrator="auto", bptt_bound=1e-11, echo_dx=True):

@@ -125,6 +125,28 @@ def test_save_resume_continues_exactly(chain, tmp_path):
     assert loaded.epochs == 3 and loaded.optimizer_state["t"] == 3 * 3  # 3 batches of 3, 3, 2 per epoch
 
 
+def test_resuming_other_parameters_names_the_difference(tmp_path):
+    """A training file of another model: one line naming what is missing and what the model lacks."""
+    from symglep.training import FORMAT
+
+    path = tmp_path / "other.json"
+    path.write_text(json.dumps({"format": FORMAT, "model": "other", "parameters": {"k0": 1.0, "k1": 1.0, "a": 2.0}}))
+    res = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "1", "--quiet", "--resume", str(path)])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert "; missing: k2; not in the model: a" in res.output
+
+
+def test_a_parameter_against_its_declared_sign_is_named(tmp_path):
+    """k0 is declared positive; a resumed k0 = -1 trains and is named in a warning line (new-user probe:
+    a negative mass trained silently)."""
+    path = tmp_path / "negative.json"
+    path.write_text(json.dumps({"k0": -1.0, "k1": 1.0, "k2": 1.0}))
+    res = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "1", "--quiet", "--resume", str(path)])
+    assert res.exit_code == 0, res.output
+    assert "warning: parameter k0 = -0.95 contradicts its declaration positive=True" in res.output
+    assert "warning: parameter k1" not in res.output
+
+
 def test_resume_keeps_the_saved_seed_and_its_task(chain, tmp_path):
     """A run seeded 5, resumed without --seed, continues on seed 5's task: 2 + 2 epochs equal 4
     epochs in one go; an explicit seed still wins (another task, so another loss)."""
@@ -191,6 +213,8 @@ GOOD = dict(inputs=np.zeros((2, 5, 1)), targets=np.zeros((2, 5, 1)), dt=0.1)
     (dict(GOOD, q0=np.zeros((2, 3))), "'q0' has shape (2, 3), expected (2, 4)"),
     (dict(GOOD, p0=np.zeros((2, 4)), v0=np.zeros((2, 4))), "both 'p0' and 'v0'"),
     (dict(inputs=GOOD["inputs"], targets=GOOD["targets"]), "no 'dt'"),
+    (dict(GOOD, dt=np.array("0.05")), "'dt' must be a scalar number, got a <U4 value '0.05'"),
+    (dict(GOOD, dt=np.array([0.05, 0.1])), "'dt' must be a scalar number, got shape (2,)"),
     (dict(GOOD, weights=np.zeros(3)), "unknown key(s) weights"),
     (dict(GOOD, targets=np.zeros((2, 1, 1)), inputs=np.zeros((2, 1, 1))), "K+1 >= 2"),
 ])
@@ -321,3 +345,10 @@ def test_the_sine_task_starts_a_scalar_model_at_its_initial_positions():
     stack = symglep.Stack([bottom, model], readouts=[[x]])
     q0, _ = StackLearner(stack, SimpleNamespace(integrator="leapfrog", nq=3, n_x=0, n_y=1)).rest(2)
     assert np.all(q0[:, 0] == 0) and np.all(q0[:, 1] == want) and np.all(q0[:, 2] == 0)
+
+
+def test_the_loss_change_reads_the_same_whatever_the_values():
+    from symglep.training import _change
+
+    assert _change(2.0, 1.0) == "(x2 lower)" and _change(1.0, 4.0) == "(x4 higher)"
+    assert _change(0.0, 0.0) == "(unchanged)" and _change(3.0, 0.0) == "(to zero)" and _change(0.0, 1.0) == "(higher)"
