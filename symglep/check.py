@@ -375,13 +375,26 @@ def anti_damping_warning(gamma: float, T: float) -> list:
             "(BPTT is the reference)"]
 
 
+#: op count of L above which :func:`damping_rate_at` does not look for a factor e^{γt} written into L
+RATE_SEARCH_OPS = 400
+
+
 def damping_rate_at(model: Model, theta) -> float:
-    """The uniform damping rate γ of a Caldirola–Kanai model at the parameters ``theta`` (0 without one)."""
+    """The uniform damping rate γ of a Caldirola–Kanai model at the parameters ``theta`` (0 without one):
+    the rate of its Rayleigh function, or of a factor e^{γt} written into L itself (∂L/∂t = γ L with γ
+    free of the state, the inputs and t, as examples/damped_oscillator.py)."""
     rayleigh = model.rayleigh
-    if rayleigh is None or not rayleigh.rewritable:
+    if rayleigh is not None and rayleigh.rewritable:
+        rate = sp.sympify(rayleigh.rate)
+    elif model.time in model.lagrangian.free_symbols and sp.count_ops(model.lagrangian) <= RATE_SEARCH_OPS:
+        rate = sp.cancel(sp.diff(model.lagrangian, model.time) / model.lagrangian)
+        if not rate.free_symbols <= set(model.parameters) | set(model.constants):
+            return 0.0
+    else:
         return 0.0
     values = {**model.constants, **dict(zip(model.parameters, map(float, np.ravel(theta))))}
-    return float(sp.sympify(rayleigh.rate).xreplace(values))
+    value = complex(rate.xreplace(values))
+    return value.real if value.imag == 0 and value.real > 0 else 0.0
 
 
 def sign_warnings(model: Model, theta) -> list:

@@ -596,6 +596,12 @@ def test_a_long_damped_run_is_named_anti_damped_not_unstable():
     model = symglep.Model(lagrangian=m * x.diff() ** 2 / 2 - k * x**2 / 2, coordinates=[x], parameters=[m, k, g],
                           dissipation=g * m * x.diff() ** 2 / 2, name="damped_learned")
     assert damping_rate_at(model, [1.0, 1.0, 1.2]) == pytest.approx(1.2, abs=0)
+    # a factor e^{γt} written into L itself (examples/damped_oscillator.py, γ = 0.1) is read too; a drive is not
+    assert damping_rate_at(symglep.load_model(str(EXAMPLES / "damped_oscillator.py")), [1.0, 1.0]) == pytest.approx(0.1)
+    t = dynamicsymbols._t
+    driven = symglep.Model(lagrangian=x.diff() ** 2 / 2 - k * x**2 / 2 * (1 + sp.cos(t) / 2), coordinates=[x],
+                           parameters=[k], name="driven")
+    assert damping_rate_at(driven, [1.0]) == 0.0
     q0, p0 = np.array([[1.0]]), np.array([[0.0]])
     qT, pT = np.array([[1e-5]]), np.array([[3e4 * np.exp(1.2 * 20)]])  # physical m v ~ 3e4: a real blow-up
     assert growth_warning(model, q0, p0, qT, pT / 3e4, True, gamma=1.2, T=20.0) == []
