@@ -169,7 +169,8 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
 @MODEL_ARG
 @click.option("--task", default="sine", show_default=True, metavar="sine|target|uea:NAME|DATA.npz",
               help="Built-in task 'sine' or 'target' (reach a final state, HEB), 'uea:NAME' (classify a UEA "
-                   "data set shipped with sktime, extra 'uea', docs/classification.md), or a .npz file of "
+                   "data set shipped with sktime, extra 'uea', docs/classification.md; or uea:PATH/NAME, a "
+                   "downloaded set's folder holding NAME_TRAIN.ts and NAME_TEST.ts), or a .npz file of "
                    "inputs, targets and initial states (or of series and integer labels) (docs/training.md).")
 @click.option("--substeps", type=click.IntRange(min=1), default=None,
               help="Classification: integration steps per sample of a series [default: 1].")

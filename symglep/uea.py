@@ -1,10 +1,13 @@
-"""Time-series classification sets of the UEA/UCR archive, read from the copies shipped in sktime's wheel.
+"""Time-series classification sets of the UEA/UCR archive: the copies shipped in sktime's (or aeon's) wheel,
+or any set on disk in the archive's ``.ts`` format.
 
 sktime ships a few UEA/UCR sets (BasicMotions, JapaneseVowels, GunPoint, ...) as
-``<sktime>/datasets/data/<NAME>/<NAME>_TRAIN.ts`` and ``_TEST.ts``. This module
-finds that folder with ``importlib.util.find_spec`` (sktime itself is never
+``<sktime>/datasets/data/<NAME>/<NAME>_TRAIN.ts`` and ``_TEST.ts`` (aeon, its fork, in the same
+layout). This module finds those folders with ``importlib.util.find_spec`` (the packages are never
 imported: that is slow and pulls pandas), parses the ``.ts`` text format itself
-and returns numpy arrays; nothing is downloaded and nothing is cached on disk.
+and returns numpy arrays; nothing is downloaded and nothing is cached on disk. A set
+downloaded from the archive is read from its folder (``uea:PATH/NAME``, holding
+``NAME_TRAIN.ts`` and ``NAME_TEST.ts``) or from the path of its ``NAME_TRAIN.ts``.
 
 The ``.ts`` format: ``#`` lines are comments (and ``%`` lines, as in sktime's UnitTest set, which sktime
 reads); header lines start with ``@``
@@ -226,16 +229,46 @@ def read_ts(path: str, classes: list[str] | None = None) -> tuple[list[np.ndarra
     return series, np.array(labels, dtype=np.int64), classes
 
 
-def data_folder() -> str | None:
-    """sktime's ``datasets/data`` folder, or ``None`` when sktime is not installed (sktime is not imported)."""
+def _package_data(package: str) -> str | None:
+    """``<package>/datasets/data`` when ``package`` is installed and ships it (the package is not imported)."""
     try:
-        spec = importlib.util.find_spec("sktime")
+        spec = importlib.util.find_spec(package)
     except (ImportError, ValueError):
         return None
     if spec is None or not spec.submodule_search_locations:
         return None
     folder = os.path.join(list(spec.submodule_search_locations)[0], "datasets", "data")
     return folder if os.path.isdir(folder) else None
+
+
+def data_folder() -> str | None:
+    """sktime's ``datasets/data`` folder, or ``None`` when sktime is not installed (sktime is not imported)."""
+    return _package_data("sktime")
+
+
+def data_folders() -> list[str]:
+    """The folders searched for ``uea:NAME``, in order: sktime's, then aeon's (sktime's fork, which ships
+    its own sets in the same layout), where installed."""
+    return [f for f in (data_folder(), _package_data("aeon")) if f is not None]
+
+
+def _split_files(path: str) -> tuple[str, str, str]:
+    """``(name, TRAIN file, TEST file)`` of a set on disk: a folder ``NAME/`` holding ``NAME_TRAIN.ts`` and
+    ``NAME_TEST.ts``, or the path of ``NAME_TRAIN.ts`` (its ``_TEST.ts`` beside it)."""
+    path = os.path.expanduser(path)
+    if os.path.isdir(path):
+        name = os.path.basename(os.path.normpath(path))
+        train, test = (os.path.join(path, f"{name}_{split}.ts") for split in ("TRAIN", "TEST"))
+    elif path.endswith("_TRAIN.ts"):
+        name, train = os.path.basename(path)[:-len("_TRAIN.ts")], path
+        test = path[:-len("_TRAIN.ts")] + "_TEST.ts"
+    else:
+        raise SymglepError(f"uea:{path}: give a set's name, a folder NAME/ holding NAME_TRAIN.ts and NAME_TEST.ts, "
+                           "or the path of NAME_TRAIN.ts")
+    for file in (train, test):
+        if not os.path.isfile(file):
+            raise SymglepError(f"uea:{path}: no file {file} (a set on disk is NAME_TRAIN.ts and NAME_TEST.ts)")
+    return name, train, test
 
 
 def _is_classification(path: str) -> bool:
@@ -247,37 +280,53 @@ def _is_classification(path: str) -> bool:
     return True
 
 
+def _shipped() -> dict:
+    """``{name: folder}`` of the classification sets in :func:`data_folders` (the first folder wins)."""
+    found: dict = {}
+    for folder in data_folders():
+        for name in sorted(os.listdir(folder)):
+            train = os.path.join(folder, name, f"{name}_TRAIN.ts")
+            test = os.path.join(folder, name, f"{name}_TEST.ts")
+            if name not in found and os.path.isfile(train) and os.path.isfile(test) and _is_classification(train):
+                found[name] = os.path.join(folder, name)
+    return found
+
+
 def available() -> list[str]:
-    """Sorted names of the classification sets in :func:`data_folder` (headers checked, data not parsed)."""
-    folder = data_folder()
-    if folder is None:
-        return []
-    names = []
-    for name in sorted(os.listdir(folder)):
-        train = os.path.join(folder, name, f"{name}_TRAIN.ts")
-        test = os.path.join(folder, name, f"{name}_TEST.ts")
-        if os.path.isfile(train) and os.path.isfile(test) and _is_classification(train):
-            names.append(name)
-    return names
+    """Sorted names of the classification sets in :func:`data_folders` (headers checked, data not parsed)."""
+    return sorted(_shipped())
+
+
+def _is_path(name: str) -> bool:
+    return os.sep in name or name.endswith(".ts") or name.startswith("~")
 
 
 def load(name: str) -> UEADataset:
-    """The set ``name`` (one of :func:`available`) with its train and test splits as shipped."""
-    folder = data_folder()
-    if folder is None:
-        raise SymglepError(f"the UEA data sets come with sktime, which is not installed: {_INSTALL_HINT}")
-    names = available()
-    if name not in names:
-        train = os.path.join(folder, name, f"{name}_TRAIN.ts")
-        if name and os.sep not in name and name not in (".", "..") and os.path.isfile(train):
-            # shipped, but not a classification set: say why
-            _check_classification(_read_header(_lines(train), train), train)
-        same = [n for n in names if n.lower() == name.lower()]
-        hint = f"; did you mean {same[0]!r}? (names are case-sensitive)" if same else ""
-        raise SymglepError(f"unknown UEA data set {name!r}{hint}; available: {', '.join(names) or '(none)'}")
-    source = os.path.join(folder, name)
-    train_series, train_labels, classes = read_ts(os.path.join(source, f"{name}_TRAIN.ts"))
-    test_path = os.path.join(source, f"{name}_TEST.ts")
+    """The set ``name`` with its train and test splits: one of :func:`available` as shipped, or a set on
+    disk (a folder ``NAME/`` holding ``NAME_TRAIN.ts`` and ``NAME_TEST.ts``, or the path of ``NAME_TRAIN.ts``:
+    any UEA/UCR download)."""
+    if _is_path(name):
+        name, train_path, test_path = _split_files(name)
+        source = os.path.dirname(os.path.abspath(train_path))
+    else:
+        if not data_folders():
+            raise SymglepError(f"the UEA data sets come with sktime, which is not installed: {_INSTALL_HINT}; "
+                               "or give a set on disk, uea:PATH/NAME (a folder holding NAME_TRAIN.ts and NAME_TEST.ts)")
+        shipped = _shipped()
+        if name not in shipped:
+            for folder in data_folders():
+                train = os.path.join(folder, name, f"{name}_TRAIN.ts")
+                if name and name not in (".", "..") and os.path.isfile(train):
+                    # shipped, but not a classification set: say why
+                    _check_classification(_read_header(_lines(train), train), train)
+            names = sorted(shipped)
+            same = [n for n in names if n.lower() == name.lower()]
+            hint = f"; did you mean {same[0]!r}? (names are case-sensitive)" if same else ""
+            raise SymglepError(f"unknown UEA data set {name!r}{hint}; available: {', '.join(names) or '(none)'}; "
+                               "a set on disk is uea:PATH/NAME (a folder holding NAME_TRAIN.ts and NAME_TEST.ts)")
+        source = shipped[name]
+        train_path, test_path = (os.path.join(source, f"{name}_{split}.ts") for split in ("TRAIN", "TEST"))
+    train_series, train_labels, classes = read_ts(train_path)
     test_series, test_labels, _ = read_ts(test_path, classes)
     train, test = Split(train_series, train_labels), Split(test_series, test_labels)
     if test.channels != train.channels:

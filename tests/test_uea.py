@@ -106,6 +106,26 @@ def test_without_sktime_load_says_how_to_install(monkeypatch):
         uea.load("BasicMotions")
 
 
+def test_a_set_on_disk_is_read_from_its_folder_or_its_train_file(tmp_path, monkeypatch):
+    """Any UEA/UCR download: uea:PATH/NAME (a folder holding NAME_TRAIN.ts and NAME_TEST.ts) or the path of
+    NAME_TRAIN.ts, with or without sktime."""
+    monkeypatch.setattr(uea, "data_folder", lambda: None)
+    folder = tmp_path / "Toy"
+    folder.mkdir()
+    write(folder, HEADER + "1,2,3:4,5,6:down\n-1,0,2:7,8,9:up\n", "Toy_TRAIN.ts")
+    write(folder, HEADER + "0,0,1:1,1,1:up\n", "Toy_TEST.ts")
+    for spec in (str(folder), str(folder / "Toy_TRAIN.ts"), str(folder) + "/"):
+        data = uea.load(spec)
+        assert data.name == "Toy" and data.classes == ["up", "down"] and data.source == str(folder)
+        assert data.train.labels.tolist() == [1, 0] and data.test.labels.tolist() == [0]
+        np.testing.assert_array_equal(data.test.series[0], [[0, 1], [0, 1], [1, 1]])
+    (folder / "Toy_TEST.ts").unlink()
+    with pytest.raises(SymglepError, match="no file .*Toy_TEST.ts"):
+        uea.load(str(folder))
+    with pytest.raises(SymglepError, match="or give a set on disk, uea:PATH/NAME"):
+        uea.load("BasicMotions")
+
+
 # --- the sets shipped in sktime's wheel ---
 
 
@@ -158,8 +178,8 @@ def test_available_lists_classification_sets_only(shipped):
 def test_unknown_name_lists_the_available_sets(shipped):
     with pytest.raises(SymglepError, match=r"unknown UEA data set 'NoSuchSet'; available: .*BasicMotions.*JapaneseVowels"):
         uea.load("NoSuchSet")
-    with pytest.raises(SymglepError, match="unknown UEA data set"):
-        uea.load("../BasicMotions")
+    with pytest.raises(SymglepError, match="a folder NAME/ holding NAME_TRAIN.ts and NAME_TEST.ts"):
+        uea.load("../BasicMotions")  # a path, not a shipped name: and no such folder here
     with pytest.raises(SymglepError, match="did you mean 'BasicMotions'\\? \\(names are case-sensitive\\)"):
         uea.load("basicmotions")
 
