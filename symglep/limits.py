@@ -57,5 +57,5 @@ def check_size(model: Model) -> None:
         raise ModelError(
             f"model {model.name!r} is too large for the scalar method: n × nodes(L) exceeds {limit} "
             f"(n = {model.n}); deriving, generating and compiling it element by element would take many "
-            "minutes to hours. Networks this large need the array form (one derivation for any n), which is "
-            f"planned but not yet available (docs/robustness.md); to go on anyway, raise the limit with {ENV_VAR}=N")
+            "minutes to hours. Write a network this large as an array model (symglep.network.ArrayModel: one "
+            f"derivation for any n, docs/networks.md); to go on anyway, raise the limit with {ENV_VAR}=N")

@@ -97,7 +97,7 @@ def learning_rules(model, show=_plain) -> list:
         for term in model.potential_terms:
             if term.factors is not None and term.factors[0] is p:
                 _, a, b = term.factors
-                pieces.append(f"−({show(a)})·({show(b)})")
+                pieces.append(show(-a * b))  # ∂L/∂W_ij = −a(q_i) b(q_j) of φ = W_ij a(q_i) b(q_j)
                 reads |= set(_reads(a * b))
                 element = str([s.symbol for s in term.slots if s.role == "pair"][0])
                 continue
