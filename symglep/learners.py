@@ -287,6 +287,20 @@ class StackLearner(Learner):
     def draw(self, rng) -> np.ndarray:
         return self.system.draw_parameters(rng)
 
+    def sign_warnings(self, grouped: dict) -> list:
+        """Each unit's parameters against their declared signs (``unit<i>.<name>``; the glue declares none)."""
+        out = []
+        for i, unit in enumerate(self.system.units):
+            prefix = f"unit{i}."
+            if kind_of(unit) == "array":
+                values = {p.name: [v for k, v in grouped.items() if k == prefix + p.name
+                                   or k.startswith(f"{prefix}{p.name}[")] for p in unit.parameters}
+                found = array_sign_warnings(unit, values)
+            else:
+                found = scalar_sign_warnings(unit, [grouped[prefix + s.name] for s in unit.parameters])
+            out += [f"unit {i}: {w}" for w in found]
+        return out
+
     def rest(self, sequences: int) -> tuple:
         """At rest; an array unit at its model's ``initial_positions`` where it declares them (as
         :meth:`ArrayLearner.rest`)."""

@@ -345,6 +345,12 @@ def test_the_sine_task_starts_a_scalar_model_at_its_initial_positions():
     stack = symglep.Stack([bottom, model], readouts=[[x]])
     q0, _ = StackLearner(stack, SimpleNamespace(integrator="leapfrog", nq=3, n_x=0, n_y=1)).rest(2)
     assert np.all(q0[:, 0] == 0) and np.all(q0[:, 1] == want) and np.all(q0[:, 2] == 0)
+    # a stack names a unit's parameter that ended against its declared sign (the glue declares none)
+    learner = StackLearner(stack, SimpleNamespace(integrator="leapfrog", nq=3, n_x=0, n_y=1))
+    values = dict(zip(stack.parameter_names, np.ones(len(stack.parameter_names))))
+    assert learner.sign_warnings(values) == []
+    values["unit0.k"] = -0.5
+    assert [w[:38] for w in learner.sign_warnings(values)] == ["unit 0: parameter k = -0.5 contradicts"]
 
 
 def test_the_loss_change_reads_the_same_whatever_the_values():
