@@ -24,6 +24,7 @@ import shutil
 import sys
 from typing import Callable
 
+from .errors import SymglepError
 from .fileio import write_atomic
 from .kernel_module import KernelModule
 
@@ -45,6 +46,17 @@ def cache_dir(override: str | None = None) -> str:
         return os.path.abspath(os.environ["SYMGLEP_CACHE_DIR"])
     base = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.path.expanduser("~"), ".cache")
     return os.path.join(base, "symglep")
+
+
+def _make_entry_folder(folder: str, cache: str | None) -> None:
+    """Create a cache entry's folder, or say in one line which cache folder (and which setting) is unusable."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+    except OSError as exc:
+        source = ("the cache= argument" if cache else "$SYMGLEP_CACHE_DIR" if os.environ.get("SYMGLEP_CACHE_DIR")
+                  else "$XDG_CACHE_HOME or ~/.cache")
+        raise SymglepError(f"cannot use the kernel cache folder {cache_dir(cache)} (from {source}): "
+                           f"{exc.strerror or exc}; point {source} at a writable folder") from None
 
 
 def entry_folder(label: str, digest: str, cache: str | None = None) -> str:
@@ -169,7 +181,7 @@ def load(label: str, digest: str, render: Callable[[], str], cache: str | None =
         return _LOADED[key], False
     folder = entry_folder(label, digest, cache)
     path = os.path.join(folder, "kernels.py")
-    os.makedirs(folder, exist_ok=True)
+    _make_entry_folder(folder, cache)
     with FileLock(folder + ".lock"), _dropped_when_empty(folder):
         generated = not valid_entry(path, digest)
         if generated:
@@ -195,7 +207,7 @@ def load_module(label: str, digest: str, render: Callable[[], str], cache: str |
     if key not in _LOADED:
         folder = entry_folder(label, digest, cache)
         path = os.path.join(folder, "kernels.py")
-        os.makedirs(folder, exist_ok=True)
+        _make_entry_folder(folder, cache)
         with FileLock(folder + ".lock"), _dropped_when_empty(folder):
             if not valid_entry(path, digest):
                 write_entry(folder, path, render())

@@ -110,6 +110,9 @@ def require_run_settings(steps: int, dt: float, beta):
         raise SymglepError(f"--steps must be at least 1, got {steps}")
     if not (dt > 0 and math.isfinite(dt)):
         raise SymglepError(f"--dt must be a positive number, got {dt}")
+    if not math.isfinite(steps * dt * 1e3):
+        raise SymglepError(f"--steps x --dt = {steps} x {dt:g} is not a finite time span (the drawn inputs "
+                           "and the node times overflow)")
     return parse_beta(beta)
 
 

@@ -44,6 +44,12 @@ class _Group(click.Group):
         except KeyboardInterrupt:
             click.echo("interrupted", err=True)
             ctx.exit(130)
+        except MemoryError as exc:  # e.g. --steps 99999999999: the arrays of one run do not fit
+            if ctx.meta.get("symglep.debug"):
+                raise
+            click.echo(f"error: not enough memory for this run ({_one_line(exc)}): fewer --steps, a smaller "
+                       "--size, fewer sequences", err=True)
+            ctx.exit(2)
         except BrokenPipeError:  # the reader went away (`symglep train ... | head`): stop quietly, like cat
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
             ctx.exit(141)  # 128 + SIGPIPE, what a shell reports for a command killed by a closed pipe

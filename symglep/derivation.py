@@ -207,11 +207,23 @@ def derive(model: Model, simplify: str = "fast") -> Derivation:
     return derivation
 
 
+def _require_closed_form_derivatives(model: Model, el) -> None:
+    """Refuse a Lagrangian with a function whose derivative SymPy leaves unevaluated (``Mod``, ``floor``,
+    ``re``, a user's undefined function): no equation of motion or kernel can be written from it."""
+    pending = {d.expr for e in (*el.forcing, *el.mass_matrix) for d in sp.sympify(e).atoms(sp.Derivative)}
+    if pending:
+        names = ", ".join(sorted(str(f) for f in pending)[:3])
+        raise ModelError(f"model {model.name!r}: the derivative of {names} has no closed form (SymPy leaves it "
+                         "unevaluated), so no equation of motion can be written from it; use functions with "
+                         "known derivatives (a kink such as Max, Abs or Piecewise is fine)")
+
+
 def _derive(model: Model, simplify: str) -> Derivation:
     """The derivation itself (:func:`derive`)."""
     started = time.perf_counter()
     check_size(model)
     el = euler_lagrange(model)
+    _require_closed_form_derivatives(model, el)
     regular = legendre_regularity(model, el.mass_matrix)
     notes = []
     if regular and model.hamiltonian is not None:

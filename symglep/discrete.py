@@ -86,7 +86,19 @@ class Scheme:
         raise KeyError(name)
 
 
-def _vec(prefix: str, n: int) -> list[sp.Symbol]:
+def _fresh(name: str, taken: set, n: int | None = None) -> str:
+    """``name``, with underscores appended until it (a scalar) or, ``n`` given, none of its entries
+    ``name0 … name{n-1}`` is a name of the model: a parameter called ``beta``, ``h`` or ``lam0`` must not
+    become the nudge, the step or an adjoint entry (SymEngine identifies symbols by name, and so does the
+    printed code)."""
+    while (name in taken) if n is None else any(f"{name}{i}" in taken for i in range(n)):
+        name += "_"
+    return name
+
+
+def _vec(prefix: str, n: int, taken: set) -> list[sp.Symbol]:
+    """``prefix0 … prefix{n-1}``, internal symbols whose names the model does not use (:func:`_fresh`)."""
+    prefix = _fresh(prefix, taken, n)
     return [sp.Symbol(f"{prefix}{i}") for i in range(n)]
 
 
@@ -154,9 +166,11 @@ def _build(d: Derivation, integrator: str) -> Scheme:
         default_route=d.default_route, has_terminal_cost=m.terminal_cost != 0,
     )
     q, v, p, th, u, y, t = list(m.q), list(m.v), list(m.p), list(m.parameters), list(m.u), list(m.y), m.time
-    beta, h = sp.Symbol("beta"), sp.Symbol("h")
+    taken = {str(x) for x in (*q, *v, *p, *m.a, *th, *u, *y, t, *m.constants)}
+    taken |= {str(x) for e in (m.lagrangian, m.cost, m.terminal_cost, m.damping) for x in sp.sympify(e).free_symbols}
+    beta, h = sp.Symbol(_fresh("beta", taken)), sp.Symbol(_fresh("h", taken))
     L, c = sub(m.lagrangian), sub(m.cost)
-    lam, mu = _vec("lam", m.n), _vec("mu", m.n)
+    lam, mu = _vec("lam", m.n, taken), _vec("mu", m.n, taken)
     state_args = [("q", q), ("v", v), ("t", [t]), ("u", u), ("th", th)]
     fns = scheme.functions
 
@@ -164,7 +178,7 @@ def _build(d: Derivation, integrator: str) -> Scheme:
     mom = gradient(L, v)
     fns.append(NumericFunction("momentum", state_args, [("p", mom)],
                                "p = ∂L/∂v(q, v, t): start from a velocity (theory §5)", ("t",)))
-    gvec = _vec("g", m.n)
+    gvec = _vec("g", m.n, taken)
     pair = sum((gi * pi for gi, pi in zip(gvec, mom)), sp.S.Zero)
     fns.append(NumericFunction(
         "momentum_vjp", state_args + [("g", gvec)],
@@ -188,13 +202,13 @@ def _build(d: Derivation, integrator: str) -> Scheme:
                                    [("e", [sub(d.hamiltonian)])], "H(q, p, t) (theory §4)", ("t",)))
 
     if integrator == "leapfrog":
-        _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam)
+        _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam, taken)
     else:
-        _midpoint(scheme, d, sub, L, c, sub(m.damping), q, v, th, u, y, t, beta, h, lam, mu)
+        _midpoint(scheme, d, sub, L, c, sub(m.damping), q, v, th, u, y, t, beta, h, lam, mu, taken)
     return scheme
 
 
-def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam):
+def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam, taken):
     """Functions of the Störmer–Verlet step (theory §6, separable case)."""
     fns = scheme.functions
     K, V = (sub(e) for e in d.sym.leapfrog_split())
@@ -220,7 +234,7 @@ def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam):
     fns.append(NumericFunction("force_vjp", node + [("lam", lam)],
                                list(zip(("dq", "dth", "du"), gradients(fl, q, th, u))),
                                "λᵀ ∂(∇V^β)/∂(q, θ, u)", ("t", "beta")))
-    dq, dth, dp = _vec("dq", len(q)), _vec("dth", len(th)), _vec("dp", len(q))
+    dq, dth, dp = _vec("dq", len(q), taken), _vec("dth", len(th), taken), _vec("dp", len(q), taken)
     fns.append(NumericFunction("force_jvp", node + [("dq", dq), ("dth", dth)],
                                [("df", [_directional(gi, q, dq, th, dth) for gi in grad])],
                                "d(grad V^beta)/dq . dq + d(grad V^beta)/dtheta . dtheta: tangent (forward sensitivity)",
@@ -234,7 +248,7 @@ def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam):
                                "λᵀ ∂W/∂(p, θ)", ("t",)))
 
 
-def _midpoint(scheme, d, sub, L, c, R, q, v, th, u, y, t, beta, h, lam, mu):
+def _midpoint(scheme, d, sub, L, c, R, q, v, th, u, y, t, beta, h, lam, mu, taken):
     """Functions of the implicit midpoint step (theory §6, general case).
 
     A Rayleigh force ``−∂R/∂v`` (theory §7) joins ``∂L^β/∂q`` at the midpoint, half to each
@@ -242,7 +256,7 @@ def _midpoint(scheme, d, sub, L, c, R, q, v, th, u, y, t, beta, h, lam, mu):
     """
     fns = scheme.functions
     n = len(q)
-    qa, qb = _vec("qa", n), _vec("qb", n)
+    qa, qb = _vec("qa", n, taken), _vec("qb", n, taken)
     at_mid = {**{qi: (a + b) / 2 for qi, a, b in zip(q, qa, qb)},
               **{vi: (b - a) / h for vi, a, b in zip(v, qa, qb)}}
     Lb = L - beta * c
@@ -270,7 +284,7 @@ def _midpoint(scheme, d, sub, L, c, R, q, v, th, u, y, t, beta, h, lam, mu):
     fns.append(NumericFunction("midpoint_vjp_next", step + [("lam", lam)],
                                list(zip(("dqa", "dqb", "dth", "du"), gradients(fl, qa, qb, th, u))),
                                "λᵀ ∂(D₂L_d^β)/∂(q_k, q_{k+1}, θ, u)", sc))
-    dqa, dqb, dth = _vec("dqa", n), _vec("dqb", n), _vec("dth", len(th))
+    dqa, dqb, dth = _vec("dqa", n, taken), _vec("dqb", n, taken), _vec("dth", len(th), taken)
     fns.append(NumericFunction(
         "midpoint_jvp", step + [("dqa", dqa), ("dqb", dqb), ("dth", dth)],
         [("dpa", [_directional(Fi, qa + qb, dqa + dqb, th, dth) for Fi in F]),

@@ -24,7 +24,9 @@ class Differentiator:
         self.expr = sp.sympify(expr)
         self.symbols = {s.name: s for s in self.expr.free_symbols}
         self._se_expr = None
-        if _se is not None:
+        # SymEngine only for smooth elementary functions: it leaves other derivatives unevaluated, and
+        # differentiating Mod, re or im crashed the process (a segfault, new-user probe)
+        if _se is not None and all(f.func in SMOOTH_FUNCTIONS for f in self.expr.atoms(sp.Function)):
             try:
                 self._se_expr = _se.sympify(self.expr)
             except Exception:  # noqa: BLE001 - unsupported function: use sympy

@@ -13,6 +13,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .errors import ModelError
+from .simplify import within
 from .symbolic import evaluate, sample_values
 
 #: Largest dense matrix inverted symbolically (DESIGN: never a symbolic inverse of a large M).
@@ -141,12 +142,17 @@ def momenta(lagrangian, velocities) -> list[sp.Expr]:
     return [sp.diff(lagrangian, v) for v in velocities]
 
 
+#: seconds :func:`tidy` gives ``sp.simplify`` (ten nested sines of 30 ops ran for minutes)
+TIDY_SECONDS = 2.0
+
+
 def tidy(expr: sp.Expr, budget: int = 150) -> sp.Expr:
-    """Simplify small expressions only (DESIGN: never simplify big ones by default)."""
+    """Simplify small expressions only, within :data:`TIDY_SECONDS` (DESIGN: never simplify big ones by
+    default)."""
     if sp.count_ops(expr) > budget:
         return expr
-    simpler = sp.simplify(expr)
-    return simpler if sp.count_ops(simpler) <= sp.count_ops(expr) else expr
+    simpler = within(TIDY_SECONDS, sp.simplify, expr)
+    return simpler if simpler is not None and sp.count_ops(simpler) <= sp.count_ops(expr) else expr
 
 
 def hamiltonian(lagrangian, velocities, momentum_symbols, positive=(), p_of_v=None, mass=None):

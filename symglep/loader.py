@@ -60,7 +60,9 @@ def load_system(spec: str):
     if name == "model" and name not in namespace and isinstance(namespace.get("stack"), Stack):
         name = "stack"
     if name not in namespace:
-        raise ModelFileError(f"{path} defines no object named {name!r}")
+        found = sorted(k for k, v in namespace.items() if isinstance(v, (Model, ArrayModel, Stack)) and not k.startswith("_"))
+        hint = f"; it defines {', '.join(found)}: choose one with {path}:NAME" if found else ""
+        raise ModelFileError(f"{path} defines no object named {name!r}{hint}")
     obj = namespace[name]
     if not isinstance(obj, (Model, ArrayModel, Stack)):
         raise ModelFileError(f"{name!r} in {path} is a {type(obj).__name__}, not a symglep.Model, "

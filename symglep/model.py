@@ -10,6 +10,8 @@ symbols, not functions of t").
 
 from __future__ import annotations
 
+import math
+
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -65,6 +67,9 @@ def _as_tuple(value, what: str) -> tuple:
 def _sympify(expr, what: str) -> sp.Expr:
     if isinstance(expr, (sp.MatrixBase, list, tuple, sp.NDimArray)):
         raise ModelError(f"the {what} must be a scalar expression, got a {type(expr).__name__}")
+    if isinstance(expr, str):  # sympify would read "x**2" with plain symbols, not the model's coordinates
+        raise ModelError(f"the {what} must be a sympy expression built from the declared symbols, not a string "
+                         f"({expr[:60]!r})")
     try:
         expr = sp.sympify(expr)
     except (sp.SympifyError, TypeError) as exc:
@@ -80,6 +85,23 @@ def _abs_piecewise(e):
 
 def _sign_piecewise(e):
     return sp.Piecewise((1, e > 0), (-1, e < 0), (0, True))
+
+
+def constant_value(symbol, value) -> sp.Float:
+    """A constant's value as a Float: a finite real number that keeps the symbol's declared sign (a NaN
+    constant silently removed the terms it multiplies; a sign against ``positive=True`` breaks the
+    simplifications that assumed it)."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise ModelError(f"constant {symbol} must have a numeric value, got {value!r}") from None
+    if not math.isfinite(number):
+        raise ModelError(f"constant {symbol} must be a finite number, got {value!r}")
+    for sign, holds in (("positive", number > 0), ("negative", number < 0), ("nonnegative", number >= 0),
+                        ("nonpositive", number <= 0), ("nonzero", number != 0)):
+        if getattr(symbol, f"is_{sign}", None) and not holds:
+            raise ModelError(f"constant {symbol} = {value!r} contradicts its declaration {sign}=True")
+    return sp.Float(number)
 
 
 def as_piecewise(expr: sp.Expr) -> sp.Expr:
@@ -252,11 +274,7 @@ class Model:
 
     @staticmethod
     def _number(symbol, value) -> sp.Float:
-        try:
-            number = sp.Float(float(value))
-        except (TypeError, ValueError):
-            raise ModelError(f"constant {symbol} must have a numeric value, got {value!r}") from None
-        return number
+        return constant_value(symbol, value)
 
     def _check_names(self, variables: list[Variable]) -> None:
         seen: dict[str, str] = {self.time.name: "time"}

@@ -135,6 +135,16 @@ def deadline(seconds: float):
                 continue
 
 
+def within(seconds: float, fn, *args):
+    """``fn(*args)``, or ``None`` when it runs past ``seconds`` (:func:`deadline`): a simplification that is
+    allowed to give up (``sp.simplify`` can run for minutes on a small nested expression)."""
+    try:
+        with deadline(seconds):
+            return fn(*args)
+    except _OverTime:
+        return None
+
+
 def pythagoras(expr):
     """``sin(x)² + cos(x)² = 1`` used both ways (``sin² → 1 − cos²`` and ``cos² → 1 − sin²``, expanded);
     the smallest of the three forms is kept."""

@@ -7,6 +7,8 @@ final-time target. The kernels run as plain Python (``jit=False``): no compiling
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import sympy as sp
@@ -15,6 +17,7 @@ from sympy.physics.mechanics import dynamicsymbols
 
 import symglep
 from symglep.cli import main
+from symglep.discrete import discretise
 from symglep.learners import learner_for
 from symglep.runtime import NoExactRouteError
 from symglep.tasks import TargetTask, readout_map, sine_task, target_task
@@ -113,3 +116,153 @@ def test_built_in_tasks_read_a_running_and_a_final_time_target(tmp_path):
     assert np.ptp(data.y[0, :, 1]) == 0           # y_T: the teacher's final x3, constant
     assert np.ptp(data.y[0, :, 0]) > 0            # y: follows the teacher's run
     assert data.y[0, -1, 0] == data.y[0, -1, 1]   # both read x3 at the end
+
+
+@pytest.mark.parametrize("integrator", ["leapfrog", "midpoint"])
+def test_parameters_named_like_the_kernels_internal_symbols(integrator, tmp_path):
+    """Parameters called beta, h, lam0, mu0, g0, dq0, qa0 (new-user probe: a parameter named beta became the
+    nudge in the adjoint's force VJP, lam0 an adjoint entry, and BPTT was 1.1 to 100x off while check's
+    echo passed): every internal symbol of the scheme avoids the model's names, and BPTT = central
+    differences, echo = BPTT."""
+    x, z = dynamicsymbols("x z")
+    u, y = dynamicsymbols("u y")
+    names = sp.symbols("beta h lam0 mu0 g0 dq0 qa0", positive=True)
+    beta, h, lam0, mu0, g0, dq0, qa0 = names
+    lagrangian = ((1 + g0 / 10) * x.diff() ** 2 / 2 + z.diff() ** 2 / 2 - beta * x**2 / 2 - h * z**2 / 2
+                  - lam0 * (x - z) ** 2 / 2 - mu0 * x**4 / 8 + dq0 * u * x + qa0 * x * z / 4)
+    model = symglep.Model(lagrangian=lagrangian, coordinates=[x, z], parameters=list(names), inputs=[u],
+                          targets=[y], cost=(z - y) ** 2 / 2, name="internal_names")
+    scheme = discretise(symglep.derive(model, simplify="none"), integrator)
+    mine = {s.name for s in names}
+    for fn in scheme.functions:
+        for arg, symbols in fn.args:
+            if arg != "th":
+                assert not {str(s) for s in symbols} & mine, (fn.name, arg)
+    kern = symglep.compile(model, cache=str(tmp_path), jit=False, integrator=integrator)
+    th = np.array([0.8, 1.1, 0.6, 0.5, 0.3, 0.9, 0.4])
+    K = 120
+    t = np.arange(K + 1) * 0.01
+    args = dict(p0=[[0.2, -0.1]], u=np.sin(3 * t)[None, :, None], y=(0.3 * np.cos(2 * t))[None, :, None], dt=0.02)
+    q0 = [[0.4, -0.3]]
+    bptt = kern.bptt_gradient(th, q0, **args).dtheta_total
+    echo = kern.gradient(th, q0, beta=1e-4, order=4, **args).dtheta_total
+    eps = 1e-6
+    fd = [(kern.free(th + eps * e, q0, **args)[2][0] - kern.free(th - eps * e, q0, **args)[2][0]) / (2 * eps)
+          for e in np.eye(len(th))]
+    np.testing.assert_allclose(bptt, fd, rtol=1e-6, atol=1e-9)
+    np.testing.assert_allclose(echo, bptt, rtol=1e-6, atol=1e-10)
+
+
+def test_functions_without_derivatives_or_printers_are_one_line_errors(tmp_path):
+    """Mod and re/im crashed the process inside SymEngine (a segfault, new-user probe); a Bessel function
+    derived, then failed in the printer as an internal error. Now: derive refuses a derivative with no closed
+    form, generate names the function the target cannot print, and writes nothing."""
+    x = dynamicsymbols("x")
+    k = sp.Symbol("k", positive=True)
+    for bad, name in ((sp.Mod(x, 1) ** 2, "Mod(x, 1)"), (sp.re(x) ** 2, "re(x)")):
+        model = symglep.Model(lagrangian=x.diff() ** 2 / 2 - k * x**2 / 2 - bad, coordinates=[x], parameters=[k],
+                              name="no_derivative")
+        with pytest.raises(symglep.ModelError, match=rf"the derivative of .*{re.escape(name)}.* has no closed form"):
+            symglep.derive(model)
+    path = tmp_path / "bessel.py"
+    path.write_text("import sympy as sp\nfrom sympy.physics.mechanics import dynamicsymbols\nimport symglep\n"
+                    "x = dynamicsymbols('x'); k = sp.Symbol('k', positive=True)\n"
+                    "model = symglep.Model(lagrangian=x.diff()**2/2 - k*sp.besselj(0, x), coordinates=[x], "
+                    "parameters=[k], name='bessel')\n")
+    for target, label in (("numba", "Numba"), ("c", "C"), ("jax", "JAX")):
+        res = CliRunner().invoke(main, ["generate", str(path), "--target", target, "--out", str(tmp_path / "out")])
+        assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+        assert f"the {label} kernels cannot evaluate besselj" in res.output
+        assert not (tmp_path / "out").exists()
+
+
+def test_constants_must_be_finite_and_keep_their_declared_sign():
+    """A NaN constant was accepted and the term it multiplied vanished from the generated force (new-user
+    probe); a constant declared positive and given -1 was accepted. Scalar and array models refuse both."""
+    from symglep.network import ArrayModel, Coordinates, Sum, Targets, i, r
+
+    x = dynamicsymbols("x")
+    g = sp.Symbol("g", positive=True)
+    for value, message in ((float("nan"), "must be a finite number"), (float("inf"), "must be a finite number"),
+                           (-1.0, "contradicts its declaration positive=True")):
+        with pytest.raises(symglep.ModelError, match=f"constant g .*{message}"):
+            symglep.Model(lagrangian=x.diff() ** 2 / 2 - g * x**2 / 2, coordinates=[x], constants={g: value})
+        q = Coordinates("q")
+        with pytest.raises(symglep.ModelError, match=f"constant g .*{message}"):
+            yy = Targets("y")
+            ArrayModel(lagrangian=Sum(q.dot[i] ** 2 / 2, i) - Sum(g * q[i] ** 2 / 2, i), coordinates=q, targets=yy,
+                       cost=Sum((q[r] - yy[r]) ** 2 / 2, r), constants={g: value})
+    assert symglep.Model(lagrangian=x.diff() ** 2 / 2 - g * x**2 / 2, coordinates=[x], constants={g: 9.81}).constants
+
+
+def test_a_small_nested_model_derives_without_hanging():
+    """Ten nested sines (30 ops, far below the size limit): legendre.tidy's sp.simplify ran for minutes
+    (new-user probe); it now gives up after TIDY_SECONDS and keeps the raw form."""
+    import time
+
+    x = dynamicsymbols("x")
+    k = sp.Symbol("k", positive=True)
+    e = x
+    for _ in range(10):
+        e = sp.sin(e + k)
+    model = symglep.Model(lagrangian=x.diff() ** 2 / 2 - e, coordinates=[x], parameters=[k], name="nested")
+    started = time.perf_counter()
+    d = symglep.derive(model, simplify="none")
+    assert time.perf_counter() - started < 60
+    assert d.el.mass_matrix == sp.Matrix([[1]]) and d.hamiltonian is not None
+
+
+def test_unusable_cache_memory_and_time_span_are_one_line_errors(tmp_path, monkeypatch):
+    """SYMGLEP_CACHE_DIR naming a file, a run too large for memory, and --dt 1e308 were an internal error,
+    an internal MemoryError and a warning with a misleading 'inputs hold a non-finite value' (new-user probe)."""
+    from symglep import commands
+
+    path = str(EXAMPLES / "harmonic_oscillator.py")
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    monkeypatch.setenv("SYMGLEP_CACHE_DIR", str(afile))
+    res = CliRunner().invoke(main, ["check", path, "--steps", "10"])
+    assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
+    assert f"cannot use the kernel cache folder {afile} (from $SYMGLEP_CACHE_DIR)" in res.output
+    res = CliRunner().invoke(main, ["check", path, "--dt", "1e308"])
+    assert res.exit_code == 2 and "is not a finite time span" in res.output and res.output.count("\n") == 1
+
+    def too_big(*args, **kwargs):
+        raise MemoryError("Unable to allocate 745. GiB")
+
+    monkeypatch.setattr(commands, "check", too_big)
+    res = CliRunner().invoke(main, ["check", path, "--steps", "99999999999"])
+    assert res.exit_code == 2 and res.output.startswith("error: not enough memory for this run"), res.output
+
+
+def test_a_constant_activation_is_an_expression():
+    """activations=[lambda z: 3] gave 'internal error: int has no attribute xreplace' (new-user probe): the
+    activation's value is sympified every time it is applied."""
+    from symglep import commands
+
+    x, d = dynamicsymbols("x d")
+    k = sp.Symbol("k", positive=True)
+    a = symglep.Model(lagrangian=x.diff() ** 2 / 2 - k * x**2 / 2 + d * x, coordinates=[x], parameters=[k],
+                      inputs=[d], name="a")
+    z, e, y = dynamicsymbols("z e y")
+    b = symglep.Model(lagrangian=z.diff() ** 2 / 2 - z**2 / 2 + e * z, coordinates=[z], inputs=[e], targets=[y],
+                      cost=(z - y) ** 2 / 2, name="b")
+    stack = symglep.Stack([a, b], readouts=[[x]], activations=[lambda s: 3], name="constant_glue")
+    assert stack.links[0].activation(sp.Symbol("s")) == sp.Integer(3)
+    assert "constant_glue" in commands.derive_report(stack, "text")
+
+
+def test_a_string_lagrangian_and_a_file_without_model_are_named(tmp_path):
+    """L = "x**2" was read with a plain symbol x and called 'does not depend on any velocity'; a file with
+    systems a and b but no `model` did not say which it holds (new-user probe)."""
+    x = dynamicsymbols("x")
+    with pytest.raises(symglep.ModelError, match="must be a sympy expression built from the declared symbols, not "
+                                                 "a string"):
+        symglep.Model(lagrangian="x.diff()**2/2", coordinates=[x])
+    path = tmp_path / "two.py"
+    path.write_text("from sympy.physics.mechanics import dynamicsymbols\nimport symglep\nx = dynamicsymbols('x')\n"
+                    "a = symglep.Model(lagrangian=x.diff()**2/2 - x**2/2, coordinates=[x], name='a')\n"
+                    "b = symglep.Model(lagrangian=x.diff()**2/2 - x**4/2, coordinates=[x], name='b')\n")
+    res = CliRunner().invoke(main, ["derive", str(path)])
+    assert res.exit_code == 2 and f"defines no object named 'model'; it defines a, b: choose one with {path}:NAME" \
+        in res.output

@@ -430,3 +430,27 @@ def test_the_expanded_model_starts_where_the_array_model_does():
     want = np.asarray(model.initial_positions(4, np.random.default_rng(3)), dtype=float).reshape(-1)
     assert np.array_equal(got.reshape(-1), want)
     assert expand(symglep.load_system(str(ROOT / "examples" / "network_chain.py")), 4).initial_positions is None
+
+
+def test_a_kink_in_an_array_model_is_differentiated_branch_by_branch():
+    """Max(0, q - 0.1) in a site term (new-user probe): its second derivative was DiracDelta, which no array
+    printer prints (generate failed); the element forms are now Piecewise, as a scalar model's, and the
+    echo equals BPTT across the kink (kernels run as Python)."""
+    from symglep.network.runtime import compile_array_model
+
+    q, u, y = Coordinates("q"), Inputs("u"), Targets("y")
+    b = Parameter("b", "n")
+    w = sp.Symbol("w", positive=True)
+    model = ArrayModel(lagrangian=Sum(q.dot[i] ** 2 / 2, i) - Sum(w * sp.Max(0, q[i] - 0.1) ** 2 + q[i] ** 2 / 2
+                                                               + b[i] * q[i], i),
+                       cost=Sum((q[r] - y[r]) ** 2 / 2, r), coordinates=q, parameters=[b], inputs=u, targets=y,
+                       constants={w: 3.0}, name="array_kink", size=3, sizes={"m": 1, "r": 1})
+    assert not any(t.phi.has(sp.Max) for t in model.potential_terms)
+    kern = compile_array_model(model, 0.02, jit=False)
+    K = 150
+    theta = {"b": np.array([0.2, -0.3, 0.1])}
+    q0, p0 = np.array([[0.0, 0.3, -0.2]]), np.array([[0.8, 0.0, 0.5]])  # units 0 and 1 cross q = 0.1
+    u, yy = np.zeros((1, K + 1, 1)), np.full((1, K + 1, 1), 0.05)
+    bptt = kern.bptt_gradient(theta, q0, p0, u, yy).flat[0]
+    echo = kern.gradient(theta, q0, p0, u, yy, beta=1e-6).flat[0]
+    assert np.max(np.abs(echo - bptt)) <= 1e-6 * np.max(np.abs(bptt))

@@ -19,7 +19,7 @@ from sympy.printing.c import C99CodePrinter
 
 from ..discrete import NumericFunction
 from .names import Namer, encode, safe_comment
-from .printer import common_subexpressions
+from .printer import ReportsUnprintable, common_subexpressions
 
 PRECISIONS = ("float64", "float32")
 
@@ -44,8 +44,10 @@ def c_api_prefix(model_name: str) -> str:
     return base
 
 
-class CPrinter(C99CodePrinter):
+class CPrinter(ReportsUnprintable, C99CodePrinter):
     """C99 printer writing sanitised local names and literals of the chosen precision."""
+
+    target = "C"
 
     def __init__(self, names: dict, precision: str = "float64"):
         if precision not in PRECISIONS:

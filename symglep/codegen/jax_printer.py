@@ -14,12 +14,14 @@ from sympy.printing.numpy import JaxPrinter
 
 from ..discrete import NumericFunction
 from .names import safe_comment
-from .printer import python_body
+from .printer import ReportsUnprintable, python_body
 
 
-class JaxFunctionPrinter(JaxPrinter):
+class JaxFunctionPrinter(ReportsUnprintable, JaxPrinter):
     """``jax.numpy`` printer over the sanitised local names; floats exactly, Piecewise as nested
     ``jnp.where`` (element-wise and traceable), ``erf`` from ``jax.scipy.special``."""
+
+    target = "JAX"
 
     def __init__(self, names: dict):
         super().__init__({"fully_qualified_modules": True})

@@ -9,6 +9,7 @@ writes the outputs into caller-provided arrays.
 from __future__ import annotations
 
 import sympy as sp
+from sympy.printing.codeprinter import PrintMethodNotImplementedError
 from sympy.printing.precedence import PRECEDENCE
 from sympy.printing.pycode import PythonCodePrinter
 
@@ -30,8 +31,37 @@ ANALYTIC_FUNCTIONS = {"exp": "exp", "log": "log", "sin": "sin", "cos": "cos", "t
 KERNELS_ONLY = "@njit(cache=True, no_cpython_wrapper=True, no_cfunc_wrapper=True"
 
 
-class NumbaPrinter(PythonCodePrinter):
+class UnprintableError(SymglepError):
+    """The model uses a function that a target's code printer cannot write."""
+
+
+class ReportsUnprintable:
+    """Printer mixin: a function the target cannot print (``besselj``, ``zeta``, an unevaluated derivative)
+    is a one-line :class:`UnprintableError` naming it and the target, not SymPy's exception."""
+
+    target = "generated"
+
+    def doprint(self, expr, assign_to=None):
+        try:
+            return super().doprint(expr, assign_to)
+        except PrintMethodNotImplementedError as exc:
+            what = str(exc).splitlines()[0].split(": ", 1)[-1]
+            raise UnprintableError(
+                f"the {self.target} kernels cannot evaluate {what} (no printer for it): write the model with "
+                "elementary functions (powers, exp, log, trigonometric and hyperbolic functions and their "
+                "inverses, erf) and kinks (Max, Min, Abs, sign, Heaviside, Piecewise)") from None
+        except ValueError:
+            pending = sorted({str(d.expr) for d in sp.sympify(expr).atoms(sp.Derivative)})
+            if not pending:
+                raise
+            raise UnprintableError(f"the {self.target} kernels cannot evaluate the derivative of "
+                                   f"{', '.join(pending[:3])}: it has no closed form") from None
+
+
+class NumbaPrinter(ReportsUnprintable, PythonCodePrinter):
     """Python printer using ``math`` functions and the sanitised local names."""
+
+    target = "Numba"
 
     def __init__(self, names: dict, settings=None):
         super().__init__(settings or {"fully_qualified_modules": True, "standard": "python3"})

@@ -12,6 +12,7 @@ import numpy as np
 
 from .. import capabilities as capabilities_table
 from ..errors import ModelError, SymglepError
+from ..model import constant_value
 from .arrays import Coordinates, Element, Parameter, Sum, Terms
 from .terms import classify, damping_rate, terminal_readout
 
@@ -64,7 +65,7 @@ class ArrayModel:
         self.u = inputs
         self.y = targets
         self.edges = edges
-        self.constants = {s: sp.Float(float(v)) for s, v in (constants or {}).items()}
+        self.constants = {s: constant_value(s, v) for s, v in (constants or {}).items()}
         if not isinstance(size, int) or size < 2:
             raise ModelError(f"size must be an integer >= 2, got {size!r}")
         self.size = size

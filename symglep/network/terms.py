@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from ..errors import ModelError
+from ..model import as_piecewise
 from .arrays import NODE_INDICES, Coordinates, Edges, Inputs, MatVec, Parameter, Sum, Targets, Element, r
 
 
@@ -206,7 +207,7 @@ def _separable_pair(phi, slots):
 
 
 def _term(model, user) -> Term | Kinetic:
-    expr = user.expr.xreplace(model.constants)
+    expr = as_piecewise(user.expr.xreplace(model.constants))  # kinks differentiate branch by branch
     over = user.over
     if len(over) == 1 and isinstance(over[0], Edges):
         e = over[0]
@@ -308,7 +309,7 @@ def _readout(model, cost, what: str) -> Readout:
         raise ModelError(f"the {what} of an array model is Sum(c(q[r], y[r]), r)")
     if len(cost.over) != 1 or cost.over[0] != r:
         raise ModelError(f"the {what} must be Sum(c(q[r], y[r]), r) over the readout units r")
-    expr = cost.sign * cost.expr.xreplace(model.constants)
+    expr = as_piecewise(cost.sign * cost.expr.xreplace(model.constants))
     slots = []
     for sym in sorted(expr.free_symbols, key=lambda s: s.name):
         if not isinstance(sym, Element) and sym.name == TIME.name:

@@ -17,6 +17,8 @@ Run ``symglep train examples/stack_chain_hru.py --task sine`` (docs/echo-family.
 
 from __future__ import annotations
 
+import functools
+
 import re
 from dataclasses import dataclass
 
@@ -142,7 +144,12 @@ def _checked_activation(value):
     if not isinstance(out, sp.Expr):
         raise ModelError(f"activation {name} must map a sympy expression to a sympy expression, got "
                          f"{type(out).__name__}")
-    return value
+
+    @functools.wraps(value)
+    def activation(e):  # a constant (lambda z: 3) comes back as a Python number: sympify it every time
+        return sp.sympify(value(e))
+
+    return activation
 
 
 class Stack:
