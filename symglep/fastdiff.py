@@ -24,9 +24,7 @@ class Differentiator:
         self.expr = sp.sympify(expr)
         self.symbols = {s.name: s for s in self.expr.free_symbols}
         self._se_expr = None
-        # SymEngine only for smooth elementary functions: it leaves other derivatives unevaluated, and
-        # differentiating Mod, re or im crashed the process (a segfault, new-user probe)
-        if _se is not None and all(f.func in SMOOTH_FUNCTIONS for f in self.expr.atoms(sp.Function)):
+        if _se is not None and _smooth(self.expr):
             try:
                 self._se_expr = _se.sympify(self.expr)
             except Exception:  # noqa: BLE001 - unsupported function: use sympy
@@ -74,13 +72,18 @@ SMOOTH_FUNCTIONS = frozenset({
 })
 
 
+def _smooth(expr) -> bool:
+    """Whether every function in ``expr`` is one of :data:`SMOOTH_FUNCTIONS`: only then does
+    :class:`Differentiator` use SymEngine (it leaves other derivatives unevaluated, and differentiating
+    ``Mod``, ``re`` or ``im`` crashed the process)."""
+    return all(f.func in SMOOTH_FUNCTIONS for f in expr.atoms(sp.Function))
+
+
 def gradient(expr, symbols) -> list:
     """``[∂expr/∂s for s in symbols]``: through SymEngine when every function in ``expr`` is one of
     :data:`SMOOTH_FUNCTIONS`, else (and for any entry SymEngine leaves unevaluated) by ``sympy.diff``."""
     expr = sp.sympify(expr)
     symbols = list(symbols)
-    if _se is None or any(f.func not in SMOOTH_FUNCTIONS for f in expr.atoms(sp.Function)):
-        return [sp.diff(expr, s) for s in symbols]
     out = Differentiator(expr).grad(symbols)
     return [sp.diff(expr, s) if g.has(sp.Derivative, sp.Subs) else g for g, s in zip(out, symbols)]
 

@@ -11,7 +11,6 @@ symbols, not functions of t").
 from __future__ import annotations
 
 import math
-
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -235,7 +234,7 @@ class Model:
         self.a = tuple(sp.Symbol(acceleration_name(n)) for n in self.coordinate_names)
         self.p = tuple(sp.Symbol(momentum_name(n)) for n in self.coordinate_names)
         self.parameters = tuple(v.symbol for v in by_kind("parameter"))
-        self.constants = {v.symbol: self._number(v.symbol, constants[v.user]) for v in by_kind("constant")}
+        self.constants = {v.symbol: constant_value(v.symbol, constants[v.user]) for v in by_kind("constant")}
         self.u = tuple(v.symbol for v in by_kind("input"))
         self.y = tuple(v.symbol for v in by_kind("target"))
 
@@ -271,10 +270,6 @@ class Model:
         if not isinstance(t, sp.Symbol):
             raise ModelError(f"coordinates must be functions of a time symbol, not of {t}")
         return t
-
-    @staticmethod
-    def _number(symbol, value) -> sp.Float:
-        return constant_value(symbol, value)
 
     def _check_names(self, variables: list[Variable]) -> None:
         seen: dict[str, str] = {self.time.name: "time"}

@@ -128,7 +128,7 @@ def euler_lagrange_forms(model: Model, el, mass: sp.Matrix, budget: Budget) -> t
     with the shown M and f (theory §1: the residual is M·a − f by construction). Raw when ``none``."""
     if budget.mode == "none":
         return list(el.forcing), list(el.residuals)
-    forcing = [smallest([f, tidy(f, budget)]) for f in el.forcing]
+    forcing = [tidy(f, budget) for f in el.forcing]  # tidy keeps f unless a form is strictly smaller
     residuals = []
     for i, raw in enumerate(el.residuals):
         split = sp.Add(*[mass[i, j] * a for j, a in enumerate(model.a)]) - forcing[i]

@@ -18,7 +18,6 @@ Run ``symglep train examples/stack_chain_hru.py --task sine`` (docs/echo-family.
 from __future__ import annotations
 
 import functools
-
 import re
 from dataclasses import dataclass
 
