@@ -217,7 +217,13 @@ def test_unusable_cache_memory_and_time_span_are_one_line_errors(tmp_path, monke
     an internal MemoryError and a warning with a misleading 'inputs hold a non-finite value' (new-user probe)."""
     from symglep import commands
 
-    path = str(EXAMPLES / "harmonic_oscillator.py")
+    # a model of its own: one this process loaded before is served from memory without touching the cache
+    path = tmp_path / "cache_probe.py"
+    path.write_text("import sympy as sp\nfrom sympy.physics.mechanics import dynamicsymbols\nimport symglep\n"
+                    "x, u, y = dynamicsymbols('x u y'); k = sp.Symbol('k', positive=True)\n"
+                    "model = symglep.Model(lagrangian=x.diff()**2/2 - k*x**2/2 + u*x, coordinates=[x], parameters=[k],"
+                    " inputs=[u], targets=[y], cost=(x - y)**2/2, name='cache_probe')\n")
+    path = str(path)
     afile = tmp_path / "afile"
     afile.write_text("")
     monkeypatch.setenv("SYMGLEP_CACHE_DIR", str(afile))
