@@ -22,6 +22,7 @@ On one sequence it reports (theory §5–§6):
 
 from __future__ import annotations
 
+import json
 import math
 
 import numpy as np
@@ -91,7 +92,18 @@ def read_parameter_file(path: str, names: list) -> dict:
     missing = [n for n in names if n not in data]
     if missing:
         raise SymglepError(f"parameters file {path} lacks value(s) for: {', '.join(missing)}")
+    for name, value in data.items():
+        if not _finite_numbers(value):
+            raise SymglepError(f"parameters file {path}: {name} = {json.dumps(value)[:80]} is not a finite number "
+                               "(or a nested list of them); write numbers unquoted, e.g. 1.5")
     return data
+
+
+def _finite_numbers(value) -> bool:
+    """Whether a JSON value is a finite number or a (nested) list of them (``true`` and ``"1.5"`` are not)."""
+    if isinstance(value, list):
+        return all(_finite_numbers(v) for v in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_params(path: str, model: Model) -> dict:

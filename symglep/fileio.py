@@ -49,6 +49,7 @@ def write_atomic(path: str, text: str | bytes) -> None:
     try:
         os.makedirs(folder, exist_ok=True)
     except OSError as exc:
+        require_writable(path)  # names a file on the way ("File exists" from makedirs did not)
         raise SymglepError(f"cannot write {path}: {exc.strerror or exc} ({exc.filename or folder})") from None
     data = text.encode("utf-8") if isinstance(text, str) else text
     mode = _file_mode(path)

@@ -17,7 +17,7 @@ from .simplify import within
 from .symbolic import evaluate, sample_values
 
 #: Largest dense matrix inverted symbolically (DESIGN: never a symbolic inverse of a large M).
-MAX_DENSE_INVERSE = 2
+MAX_DENSE_INVERSE = 3  # as the accelerations (mechanics.MAX_DENSE_SOLVE): a 3x3 inverse is nine 2x2 minors
 
 
 def _is_diagonal(matrix: sp.Matrix) -> bool:
@@ -111,14 +111,15 @@ def invert_map(exprs, xs, ys, positive=(), jacobian: sp.Matrix | None = None) ->
                           f"its inverse is not built symbolically above {MAX_DENSE_INVERSE}x{MAX_DENSE_INVERSE}")
         solution = [None] * n
         for block in blocks:  # M is block-diagonal: each block inverted on its own (Euler angles: 1 + 2)
-            try:
-                part = jac.extract(block, block).LUsolve(rhs.extract(block, [0]))
-            except (ValueError, ZeroDivisionError, sp.matrices.exceptions.NonInvertibleMatrixError):
+            part = jac.extract(block, block)
+            det = part.det()
+            if det == 0:
                 return None, "the momentum map is singular"
-            for i, value in zip(block, part):
-                solution[i] = sp.together(value)
-        return solution, ("affine, dense (LU)" if len(blocks) == 1 else
-                          f"affine, block-diagonal ({' + '.join(str(len(b)) for b in blocks)}, LU per block)")
+            adjugate = part.adjugate()  # M⁻¹ = adj(M) / det M: minors of at most 2x2, no nested fractions
+            for row, i in enumerate(block):
+                solution[i] = sp.together(sum(adjugate[row, col] * rhs[j] for col, j in enumerate(block)) / det)
+        return solution, ("affine, dense (adj M / det M)" if len(blocks) == 1 else
+                          f"affine, block-diagonal ({' + '.join(str(len(b)) for b in blocks)}, adj / det per block)")
     if _is_diagonal(jac):
         solution = []
         for x, y, e in zip(xs, ys, exprs):
@@ -167,7 +168,13 @@ def hamiltonian(lagrangian, velocities, momentum_symbols, positive=(), p_of_v=No
         return None, None, how
     subs = dict(zip(velocities, v_of_p))
     h = sum(p * v for p, v in zip(momentum_symbols, v_of_p)) - lagrangian.xreplace(subs)
-    return tidy(sp.expand(h) if sp.count_ops(h) < 150 else h), [tidy(v) for v in v_of_p], how
+    h = tidy(sp.expand(h) if sp.count_ops(h) < 150 else h)
+    if how.startswith("affine"):
+        # L = ½ vᵀMv + b·v + L₀ and p = Mv + b give H = ½ (p − b)·v − L₀ (theory §11): no product of inverses
+        at_rest = {v: 0 for v in velocities}
+        quadratic = sum((p - pv.xreplace(at_rest)) * v for p, pv, v in zip(momentum_symbols, p_of_v, v_of_p)) / 2
+        h = min((h, quadratic - lagrangian.xreplace(at_rest)), key=sp.count_ops)
+    return h, [tidy(v) for v in v_of_p], how
 
 
 def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, positive=()):

@@ -35,6 +35,7 @@ from sympy.physics.mechanics import dynamicsymbols
 
 import symglep
 from symglep import ModelError, derive, load_model, report
+from symglep.discrete import choose_integrator
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE_NAMES = sorted(p.stem for p in EXAMPLES_DIR.glob("*.py") if not p.name.startswith(("network_", "stack_")))  # test_networks, test_stack
@@ -378,6 +379,64 @@ def test_a_block_diagonal_mass_matrix_gets_its_hamiltonian():
         values.update({x: sp.Float(random.Random(seed + 7).uniform(-2, 2), 30) for x in p})
         assert_same(d.hamiltonian, textbook, values, 1e-12, "heavy top H")
     assert_velocity_map_inverts_momenta(model, d)
+
+
+def _assert_hamiltonian_is_legendre_transform(model, d, what):
+    """``H(q, p(q, v)) = p·v − L`` at random points (the transform evaluated directly, not the derivation's form)."""
+    assert d.hamiltonian is not None, d.hamiltonian_note
+    for seed in range(N_POINTS):
+        values = random_point(model, seed, [*d.el.momenta, d.hamiltonian, model.lagrangian])
+        momenta = [sp.Float(value(e, values).real, 30) for e in d.el.momenta]
+        direct = sum(pi * value(v, values) for pi, v in zip(momenta, model.v)) - value(model.lagrangian, values)
+        got = value(d.hamiltonian, {**values, **dict(zip(model.p, momenta))})
+        assert abs(got - direct) <= 1e-11 * max(1.0, abs(direct)), (what, seed, got, direct)
+
+
+def _coupled_circuits(magnetic: bool):
+    """Three LC circuits with mutual inductances: a constant, fully coupled 3 × 3 M; ``magnetic`` adds a term
+    linear in the velocities, ``b (q1 q̇2 − q2 q̇1)``."""
+    qs = dynamicsymbols("q1:4")
+    L1, L2, L3, C1, C2, C3 = sp.symbols("L1 L2 L3 C1 C2 C3", positive=True)
+    M12, M23, M13, b = sp.symbols("M12 M23 M13 b")
+    v = [q.diff() for q in qs]
+    T = (L1 * v[0] ** 2 + L2 * v[1] ** 2 + L3 * v[2] ** 2) / 2 + M12 * v[0] * v[1] + M23 * v[1] * v[2] \
+        + M13 * v[0] * v[2] + (b * (qs[0] * v[1] - qs[1] * v[0]) if magnetic else 0)
+    V = qs[0] ** 2 / (2 * C1) + qs[1] ** 2 / (2 * C2) + qs[2] ** 2 / (2 * C3)
+    return symglep.Model(lagrangian=T - V, coordinates=list(qs), name="lc3",
+                         parameters=[L1, L2, L3, C1, C2, C3, M12, M23, M13] + ([b] if magnetic else []))
+
+
+@pytest.mark.parametrize("magnetic", [False, True])
+def test_a_coupled_3x3_mass_matrix_gets_its_hamiltonian(magnetic):
+    """New-user probe: no H above 2 × 2, so no energy, and a separable model ran the midpoint rule. The map
+    now inverts as adj(M)/det M, H is the Legendre transform, and the separable model runs the leapfrog."""
+    model = _coupled_circuits(magnetic)
+    d = derive(model, simplify="none")
+    assert "dense (adj M / det M)" in d.hamiltonian_note
+    _assert_hamiltonian_is_legendre_transform(model, d, "lc3")
+    assert_velocity_map_inverts_momenta(model, d)
+    assert choose_integrator(d) == ("midpoint" if magnetic else "leapfrog")
+
+
+def test_a_triple_pendulum_gets_its_hamiltonian_and_a_4x4_block_is_named():
+    """A position-dependent coupled 3 × 3 M (triple pendulum, relative angles in the cosines) inverts too; a
+    coupled 4 × 4 block is left to the numerical solve, and the note says so."""
+    def pendulum(n):
+        th = dynamicsymbols(f"th1:{n + 1}")
+        x = y = 0
+        T = V = 0
+        for i, angle in enumerate(th):
+            x, y = x + sp.sin(angle), y - sp.cos(angle)
+            T += (x.diff() ** 2 + y.diff() ** 2) / 2 * (i + 1)
+            V += 9.81 * y * (i + 1)
+        g = sp.Symbol("s", positive=True)
+        return symglep.Model(lagrangian=g * T - V, coordinates=list(th), parameters=[g], name=f"pendulum{n}")
+    three = pendulum(3)
+    d = derive(three, simplify="none")
+    _assert_hamiltonian_is_legendre_transform(three, d, "triple pendulum")
+    assert_velocity_map_inverts_momenta(three, d)
+    four = derive(pendulum(4), simplify="none")
+    assert four.hamiltonian is None and "coupled 4x4 block" in four.hamiltonian_note
 
 
 def test_relativistic_hamiltonian():

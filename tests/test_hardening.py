@@ -447,3 +447,28 @@ def test_check_params_reads_a_classifiers_training_file(tmp_path):
     plain.write_text(json.dumps({"k": 1.5, "m": 0.7, "head.W": 1.0}))
     with pytest.raises(symglep.errors.SymglepError, match="unknown parameter"):
         load_params(str(plain), model)
+
+
+@pytest.mark.parametrize("bad", [True, "1.5", None, [1.0, "2"], float("nan")])
+def test_a_parameter_value_must_be_a_json_number(tmp_path, bad):
+    """`true` read as 1.0 and `"1.5"` as 1.5 (new-user probe): a quoted or boolean value is a mistake in the
+    file, so every kind's --params refuses it, naming the parameter; numbers and nested lists pass."""
+    from symglep.check import read_parameter_file
+
+    path = tmp_path / "p.json"
+    path.write_text(json.dumps({"k": bad, "m": [[0.5, 2]]}))
+    with pytest.raises(symglep.errors.SymglepError, match=r"p.json: k = .* is not a finite number"):
+        read_parameter_file(str(path), ["k", "m"])
+    path.write_text(json.dumps({"k": 1, "m": [[0.5, 2]]}))
+    assert read_parameter_file(str(path), ["k", "m"]) == {"k": 1, "m": [[0.5, 2]]}
+
+
+def test_writing_under_a_regular_file_names_the_file(tmp_path):
+    """`-o afile/out.txt` where `afile` is a regular file said "File exists" (makedirs' words; new-user probe);
+    the message now names the file standing where a folder should be."""
+    from symglep.fileio import write_atomic
+
+    (tmp_path / "afile").write_text("")
+    target = tmp_path / "afile" / "sub" / "out.txt"
+    with pytest.raises(symglep.errors.SymglepError, match=r"afile is a file, not a folder"):
+        write_atomic(str(target), "x")
