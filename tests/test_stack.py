@@ -109,6 +109,15 @@ def _with_terminal_cost(unit):
                          terminal_cost=z**2 / 2, name="b_terminal")
 
 
+def _glue_named(unit):
+    """Unit ``b`` of :func:`_units` with a parameter named like the first glue bias (the stack's names would
+    shadow it; new-user probe)."""
+    z, v, y = dynamicsymbols("z v y")
+    clash = sp.Symbol("glue0_b0")
+    return symglep.Model(z.diff() ** 2 / 2 - clash * z**2 / 2 + z * v, [z], [clash], inputs=[v], targets=[y],
+                         cost=(z - y) ** 2 / 2, name="b")
+
+
 def _non_separable():
     x, u = dynamicsymbols("x u")
     return symglep.Model(x.diff() ** 2 * (1 + x**2) / 2 - x**2 / 2 + x * u, [x], inputs=[u], name="nonsep")
@@ -125,6 +134,7 @@ def _non_separable():
     (lambda a, b, x, z: Stack([a, b], [[x]], integrator="verlet"), "unknown integrator"),
     (lambda a, b, x, z: Stack([a, b], [[x]], name="two words"), "must be an identifier"),
     (lambda a, b, x, z: Stack([_with_terminal_cost(b), b], [[z]]), "must declare no cost"),
+    (lambda a, b, x, z: Stack([a, _glue_named(b)], [[x]]), r"unit 1 \('b'\) names glue0_b0, a name the stack gives"),
 ])
 def test_bad_stacks_are_refused(make, message):
     with pytest.raises(symglep.ModelError, match=message):

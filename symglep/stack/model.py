@@ -196,6 +196,12 @@ class Stack:
             raise ModelError(f"the stack name must be an identifier, got {name!r}")
         if integrator not in ("auto", "leapfrog", "midpoint"):
             raise ModelError(f"unknown integrator {integrator!r}; choose one of auto, leapfrog, midpoint")
+        for i, u in enumerate(units):
+            clash = sorted(n for n in (u.symbol_by_name() if isinstance(u, Model) else ())
+                           if re.fullmatch(r"glue\d+_(W\d+_\d+|b\d+)", n))
+            if clash:
+                raise ModelError(f"unit {i} ({u.name!r}) names {', '.join(clash)}, a name the stack gives its glue "
+                                 "weights (glue<i>_W<m>_<j>, glue<i>_b<m>); rename it")
         self.name = name
         self.units = units
         self.integrator = integrator
