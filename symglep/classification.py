@@ -263,6 +263,9 @@ class ClassifierLearner(Learner):
     def require_estimator(self, estimator: str) -> None:
         self.inner.require_estimator(estimator)
 
+    def route(self, estimator: str) -> str:
+        return self.inner.route(estimator)
+
     def sign_warnings(self, grouped: dict) -> list:
         return self.inner.sign_warnings(grouped)
 

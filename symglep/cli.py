@@ -120,8 +120,11 @@ def residuals(model_spec, bc, fmt, output):
 @click.option("--force", is_flag=True, help="Overwrite files that symglep did not generate.")
 def generate(model_spec, target, precision, integrator, out_dir, force):
     """Generate the kernels of MODEL (free, echo, gradient, BPTT) into OUT/<model>/<target>/."""
-    for path in commands.write_generated(load_system(model_spec), out_dir, target, integrator, force, precision):
+    system = load_system(model_spec)
+    for path in commands.write_generated(system, out_dir, target, integrator, force, precision):
         click.echo(path)
+    for note in commands.generate_notes(system, target, integrator):
+        click.echo(f"note: {note}")
 
 
 @main.command()

@@ -55,6 +55,12 @@ def write_generated(system, out_dir: str, target: str = "numba", integrator: str
     return commands_of(system).write_generated(system, out_dir, target, integrator, force, precision)
 
 
+def generate_notes(system, target: str = "numba", integrator: str = "auto") -> list:
+    """Lines ``symglep generate`` prints after the paths: what ``target``'s files leave out for ``system`` and
+    why (a scalar model that is not time-reversible has no C gradient; arrays and stacks always do)."""
+    return scalar_commands.generate_notes(system, target, integrator) if kind_of(system) == "scalar" else []
+
+
 def check(system, opts: CheckOptions) -> tuple:
     """``symglep check``: ``(report, text)``; ``report["passed"]`` decides the exit code."""
     caps = system.capabilities

@@ -110,6 +110,11 @@ class Learner:
         """Refuse an estimator the kind cannot serve (its capability reason)."""
         self.system.capabilities.require("estimator", estimator)
 
+    def route(self, estimator: str) -> str:
+        """The route (``symglep.routes``) the gradients of ``estimator`` take: the plain echo for arrays and stacks
+        (every unit even in velocity, theory §4, §9), BPTT for ``bptt``."""
+        return "bptt" if estimator == "bptt" else "echo"
+
     def sign_warnings(self, grouped: dict) -> list:
         """A warning per parameter whose values (``{name: value or nested list}``) contradict its declared
         sign; none for a kind whose parameters declare none (stacks' glue, element-named units)."""
@@ -158,6 +163,10 @@ class ScalarLearner(Learner):
                 self.kernels.route("auto")
             except NoExactRouteError as exc:
                 raise NoExactRouteError(f"{exc} (symglep train: --estimator bptt)") from None
+
+    def route(self, estimator: str) -> str:
+        """The model's exact route for the contrastive estimators: echo, flipped echo or digital PFVP (theory §4)."""
+        return "bptt" if estimator == "bptt" else self.kernels.route("auto")
 
     def draw(self, rng) -> dict:
         return draw_parameters(self.system, rng)

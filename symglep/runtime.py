@@ -222,14 +222,24 @@ class Kernels:
             raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
         return qT, pT, u, y, np.atleast_1d(np.asarray(betas, dtype=np.float64))
 
-    def _check(self, status, residual, what: str):
+    def _check(self, status, residual, what: str, steps: int | None = None, second: str = "echo"):
+        """A :class:`NumericalError` for the first sequence whose Newton solve failed. ``steps``: the kernel ran
+        a free pass then a ``second`` one, and its status counts on across both (``K + s``: step s of the second)."""
         bad = np.nonzero(status >= 0)[0]
         if bad.size:
             b = int(bad[0])
+            at = int(status[b])
+            if steps is None:
+                where = f"at step {at}"
+            elif at < steps:
+                where = f"in the free pass, at step {at} of {steps}"
+            elif second == "adjoint":  # the adjoint reports the step it solves, k -> k + 1
+                where = f"in the adjoint pass, at the step from node {at - steps} to {at - steps + 1} of {steps}"
+            else:  # the echo and backward passes count their steps from the final time
+                where = f"in the {second} pass, at its step {at - steps} of {steps} (counted from the final time)"
             raise NumericalError(
-                f"{what}: Newton iteration of the midpoint rule did not converge at step {int(status[b])} "
-                f"of sequence {b} (residual {residual[b]:.3e}); reduce dt or check the model's regularity",
-                what, b, int(status[b]))
+                f"{what}: Newton iteration of the midpoint rule did not converge {where} of sequence {b} "
+                f"(residual {residual[b]:.3e}); reduce dt or check the model's regularity", what, b, at)
 
     # -- locating NaN and overflow (symglep.diagnose) ---------------------------
     @staticmethod
@@ -431,7 +441,7 @@ class Kernels:
         out = self.module.gradient(th, q0, x0, sv, u, y, h, t0, float(beta), int(order), bool(learn_inputs),
                                    th_echo, digital)
         what = "digital PFVP gradient" if digital else "echo gradient"
-        self._check(out[5], out[6], what)
+        self._check(out[5], out[6], what, u.shape[1] - 1, "backward" if digital else "echo")
         for b in self._non_finite(*out[:5]):
             free = self._free_failure(f"{what}, free phase", th, q0, x0, sv, u, y, h, t0, b)
             if free is not None:
@@ -468,7 +478,7 @@ class Kernels:
         # order 1 with beta = i eps: (G(i eps) - G(0)) / (i eps), whose real part is Im G(i eps) / eps
         out = self._complex.gradient(th, q0, x0, sv, u, y, h, t0, nudge, 1, bool(learn_inputs), th_echo, digital)
         what = "complex-step echo gradient"
-        self._check(out[5], out[6], what)
+        self._check(out[5], out[6], what, u.shape[1] - 1, "backward" if digital else "echo")
         real = [np.ascontiguousarray(a.real) for a in out[:5]]
         for b in self._non_finite(*real):
             raise NumericalError(f"{what}: non-finite gradient of sequence {b}; run gradient() or "
@@ -480,7 +490,7 @@ class Kernels:
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
         h, t0 = float(dt or self.dt), float(t0)
         out = self.module.bptt_gradient(th, q0, x0, sv, u, y, h, t0)
-        self._check(out[5], out[6], "BPTT")
+        self._check(out[5], out[6], "BPTT", u.shape[1] - 1, "adjoint")
         for b in self._non_finite(*out[:5]):
             raise (self._free_failure("BPTT, forward pass", th, q0, x0, sv, u, y, h, t0, b)
                    or self._adjoint_failure(th, q0[b], x0[b], sv, u[b], y[b], h, t0, b))

@@ -11,8 +11,10 @@ from .boundary import latex_names
 from .boundary import residuals as boundary_residuals
 from .check import load_params, render_text, run_check
 from .codegen.output import write_generated as write_model_files
+from .codegen.render_c import missing_gradient_note
 from .command_options import CheckOptions, cbvp_steps, require_plain_check
 from .derivation import derive
+from .discrete import discretise
 from .model import Model
 from .report import render as render_derivation
 from .residual_report import render as render_residuals
@@ -36,6 +38,14 @@ def residuals_report(model: Model, bc: str, fmt: str) -> str:
 def write_generated(model: Model, out_dir: str, target: str, integrator: str, force: bool, precision: str) -> list:
     """``symglep generate``: the kernel files of ``target``; returns the paths written."""
     return write_model_files(model, out_dir, target, integrator, force, precision)
+
+
+def generate_notes(model: Model, target: str, integrator: str) -> list:
+    """What ``generate`` leaves out of ``target``'s files for this model, and why (one line each)."""
+    if target != "c":
+        return []
+    note = missing_gradient_note(discretise(derive(model, simplify="none"), integrator))
+    return [note] if note else []
 
 
 def check(model: Model, opts: CheckOptions) -> tuple:

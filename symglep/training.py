@@ -54,6 +54,7 @@ from .heads import CLASSIFIER_PREFIXES
 from .learners import compile_kernels, element_names, flatten_parameters, group_parameters, learner_for
 from .loader import load_system, split_spec
 from .optim import make_optimizer
+from .routes import LABELS
 from .systems import kind_of
 from .tasks import Dataset, SineTask, TargetTask, load_npz, sine_task, target_task
 
@@ -379,7 +380,8 @@ def _pilot_beta(learner, data: Dataset, estimator: str, theta, initial, learn_th
         parts = local(theta, index, initial)[1:]
         return [a.mean(axis=0) for a in (parts if learn_theta else parts[1:])]
 
-    return choose_beta(contrast, order=ORDERS[estimator])
+    with np.errstate(over="ignore", invalid="ignore"):  # an overflowing run is refused by the first step
+        return choose_beta(contrast, order=ORDERS[estimator])
 
 
 def _require_capabilities(system, task, estimator, batch, resume, scheduler, learn_start, freeze) -> None:
@@ -484,7 +486,13 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
                 total += float(loss.sum())
                 g = np.concatenate([a.sum(axis=0) for a in parts]) / len(index)
                 if not np.all(np.isfinite(g)):
-                    raise SymglepError(f"the gradient is not finite at epoch {epoch}; lower --lr or --dt")
+                    raise SymglepError(f"the gradient is not finite at epoch {epoch + 1}; lower --lr or --dt")
+                if np.abs(g).max(initial=0.0) > OVERFLOWING:
+                    raise SymglepError(
+                        f"the gradient reaches {np.abs(g).max():.1e} at epoch {epoch + 1} (loss {float(loss.mean()):.1e}): "
+                        "the free run grows without bound at these parameters (an unstable model, e.g. a mass "
+                        "matrix that is not positive definite, or dt too large for its fastest mode); lower --dt "
+                        "or --lr, or declare the parameters' signs")
                 z = np.concatenate(([theta] if learn_theta else []) + ([*initial] if initial is not None else []))
                 z = opt.step(z, g)
                 if learn_theta:
@@ -511,7 +519,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     settings = {
         "task": data.info.get("task", data.name), "optimizer": optimizer, "lr": opt.lr, "batch": batch,
         "beta": grad.beta, "beta_auto": None if choice is None else choice.to_json(),
-        "estimator": estimator, "seed": seed, "dt": data.dt, "steps": data.steps,
+        "estimator": estimator, "route": learner.route(estimator), "seed": seed, "dt": data.dt, "steps": data.steps,
         "sequences": S, "integrator": learner.integrator,
         "learn_initial_state": bool(learn_initial_state), "freeze_parameters": bool(freeze_parameters),
     }
@@ -530,6 +538,9 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     result = TrainResult(model.name, names, theta, history, final, settings, opt.state(),
                          time.perf_counter() - started, learned, learner.layout, scores)
     result.warnings = learner.sign_warnings(result.grouped)  # a resumed or trained value against its sign
+    diverged = _divergence_warning(history[0] if history else final, final, opt.lr)
+    if diverged:
+        result.warnings.insert(0, diverged)
     if save:
         result.save(save)
     return result
@@ -550,6 +561,21 @@ def _value_text(value) -> str:
     if isinstance(value, list):
         return "[" + ", ".join(map(_value_text, value)) + "]"
     return f"{value:.10g}"
+
+
+#: a final loss this many times the first is called diverged
+DIVERGED = 1e3
+#: a gradient entry above this is refused: its square, which Adam and RMSprop keep, would overflow
+OVERFLOWING = 1e150
+
+
+def _divergence_warning(first: float, final: float, lr: float) -> str | None:
+    """A warning when training ended with a loss :data:`DIVERGED` times its start or not finite (e.g. a
+    learning rate too large for the model's stiffest parameter); ``None`` otherwise."""
+    if math.isfinite(final) and not (first > 0 and final > DIVERGED * first):
+        return None
+    grew = "is not finite" if not math.isfinite(final) else f"grew x{final / first:.3g}"
+    return f"the loss {grew}: training diverged; lower the learning rate (--lr, now {lr:g})"
 
 
 def _change(first: float, final: float) -> str:
@@ -575,7 +601,9 @@ def train_command(system, opts: TrainOptions) -> tuple:
                    substeps=opts.substeps)
     history = result.loss_history
     first = history[0] if history else result.final_loss
-    lines = [f"{KIND_WORDS[kind_of(system)]} {result.model}: {result.settings['estimator']} gradient, "
+    route = result.settings.get("route", "echo")
+    by = "" if route in ("echo", "bptt") else f" (route: {LABELS[route].split(' (')[0]})"  # a flipped echo, PFVP
+    lines = [f"{KIND_WORDS[kind_of(system)]} {result.model}: {result.settings['estimator']} gradient{by}, "
              f"{result.settings['optimizer']} (lr {result.settings['lr']:g}), {len(history)} epochs, "
              f"{result.seconds:.1f} s",
              f"loss {first:.6e} -> {result.final_loss:.6e} " + _change(first, result.final_loss)]

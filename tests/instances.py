@@ -47,7 +47,7 @@ def stack_instance(stack, kernels, steps: int = 300) -> tuple:
     return theta, x, y, q0, p0
 
 
-def terminal_cell(size=4, terminal=True):
+def terminal_cell(size=4, terminal=True, running=True):
     """Duffing units with learned masses and dense couplings; a running and a terminal cost (the array
     cell of tests/test_network_cells.py and tests/test_stack_cells.py: one model, so one kernel module,
     whatever the size)."""
@@ -60,7 +60,7 @@ def terminal_cell(size=4, terminal=True):
     return ArrayModel(
         lagrangian=(Sum(m[i] * q.dot[i] ** 2 / 2, i) - Sum(q[i] ** 2 / 2 + q[i] ** 4 / 8, i)
                     + Sum(W[i, j] * sp.tanh(q[i]) * sp.tanh(q[j]) / 2, i, j) + Sum(q[i] * (B @ u)[i], i)),
-        cost=Sum((q[r] - y[r]) ** 2 / 4, r), terminal_cost=Sum(sp.log(sp.cosh(q[r] - y[r])), r) if terminal else None,
-        coordinates=q, parameters=[W, B, m], inputs=u, targets=y, name="terminal_cell" if terminal else "cell",
+        cost=Sum((q[r] - y[r]) ** 2 / 4 if running else 0 * q[r], r), terminal_cost=Sum(sp.log(sp.cosh(q[r] - y[r])), r) if terminal else None,
+        coordinates=q, parameters=[W, B, m], inputs=u, targets=y, name=("terminal_cell" if terminal else "cell") + ("" if running else "_heb"),
         size=size,
         sizes={"m": 2, "r": 2})

@@ -861,3 +861,19 @@ def test_check_bc_judges_with_the_given_tolerance():
                                     "1e-14", "--format", "json"])
     report = json.loads(out.output)
     assert report["tolerance"] == 1e-14 and out.exit_code == 1 and not report["passed"]
+
+
+@pytest.mark.parametrize("name, note", [("charged_particle", True), ("harmonic_oscillator", False)])
+def test_generate_c_says_when_the_files_have_no_gradient(tmp_path, name, note):
+    """A model that is not time-reversible gets C files without `_gradient` (the plain echo is not its gradient):
+    `generate` wrote only the paths (new-user probe); it now says so in one note line, naming the breaking term
+    and where the exact routes run. A reversible model's C files have the gradient and no note."""
+    res = CliRunner().invoke(main, ["generate", str(ROOT / "examples" / f"{name}.py"), "--target", "c",
+                                    "--out", str(tmp_path)])
+    assert res.exit_code == 0, res.output
+    header = (tmp_path / name / "c" / f"{name}.h").read_text()
+    assert (f"int {name}_gradient(" in header) is not note
+    notes = [line for line in res.output.splitlines() if line.startswith("note:")]
+    assert notes == ([f"note: no {name}_gradient in the C files: L is not even in the velocities "
+                      "(B*e*x*y_dot/2 - B*e*x_dot*y/2), so the plain echo is not the gradient; the exact routes "
+                      "(flipped echo, digital PFVP, BPTT) run in the Numba kernels (--target numba)"] if note else [])

@@ -234,6 +234,11 @@ def test_newton_failure_is_a_clear_error():
     theta = {"l1": 1.0, "l2": 1.0, "m1": 1.0, "m2": 1.0}
     with pytest.raises(symglep.NumericalError, match=r"did not converge at step \d+ of sequence 0 \(residual"):
         kern.free(theta, [[0.1, 0.2]], p0=[[1e200, -1e200]], u=u, y=y, dt=50.0)
+    # The gradient kernels run two passes and count on across them (the echo's step s is K + s): the message
+    # names the pass and a step within it (new-user probe: 'step 685' of a 400-step run).
+    for run, what in ((kern.gradient, "echo gradient"), (kern.bptt_gradient, "BPTT")):
+        with pytest.raises(symglep.NumericalError, match=rf"{what}: .* in the free pass, at step \d of 10 of sequence 0"):
+            run(theta, [[0.1, 0.2]], p0=[[1e200, -1e200]], u=u, y=y, dt=50.0)
 
 
 def test_newton_tolerance_option_renders_and_keys_the_cache():

@@ -345,3 +345,14 @@ def test_a_separable_model_on_the_midpoint_rule_matches_numba(tmp_path):
     _, bdth, bdq0, bdv0, _ = c.bptt_gradient(th, q, np.ascontiguousarray(v0[0]), uu, yy, DT, start_velocity=True)
     assert relative_error(np.concatenate([bdth, bdq0, bdv0]),
                           np.concatenate([bref.flat[0], bref.dq0[0], bref.dv0[0]])) <= 1e-12
+
+
+def test_a_model_whose_running_cost_is_zero_builds_strictly(tmp_path):
+    """HEB's setting: no running cost, a terminal cost only. The readout loops of the zero cost left q, yk, scale,
+    f and u_r unused, eight warnings that -Werror turns into a failed build (new-user probe)."""
+    from instances import terminal_cell
+
+    model = terminal_cell(running=False)
+    write_generated(model, str(tmp_path), "c", "auto", False, "float64")
+    src = tmp_path / model.name / "c"
+    compile_c("gcc", src, tmp_path / "zero.o", [f"{model.name}.c"], FLAGS + ["-c"])

@@ -358,3 +358,24 @@ def test_the_loss_change_reads_the_same_whatever_the_values():
 
     assert _change(2.0, 1.0) == "(x2 lower)" and _change(1.0, 4.0) == "(x4 higher)"
     assert _change(0.0, 0.0) == "(unchanged)" and _change(3.0, 0.0) == "(to zero)" and _change(0.0, 1.0) == "(higher)"
+
+
+def test_train_names_the_route_a_scalar_model_takes():
+    """The charged particle learns by the flipped-parameter echo (B -> -B, theory §4): `train` said only 'echo
+    gradient' (new-user probe); it names the route, and saves it. The chain's plain echo adds nothing."""
+    res = CliRunner().invoke(main, ["train", str(EXAMPLES / "charged_particle.py"), "--epochs", "1", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "charged_particle: echo gradient (route: flipped-parameter echo), adam" in res.output
+    res = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "1", "--quiet"])
+    assert ": echo gradient, adam" in res.output
+
+
+def test_a_diverged_run_is_named():
+    """A final loss 1e3 times the first, or not finite, is a warning with the learning rate (new-user probe: a
+    loss x2e21 higher read as an ordinary result); an ordinary rise or fall is not."""
+    from symglep.training import _divergence_warning
+
+    assert _divergence_warning(1.0, 2e3, 0.05) == ("the loss grew x2e+03: training diverged; lower the learning "
+                                                   "rate (--lr, now 0.05)")
+    assert "is not finite" in _divergence_warning(1.0, float("nan"), 0.05)
+    assert _divergence_warning(1.0, 900.0, 0.05) is None and _divergence_warning(1.0, 0.1, 0.05) is None
