@@ -38,8 +38,8 @@ import sympy as sp
 from .derivation import Derivation
 from .errors import DerivationError
 from .fastdiff import gradient, gradients
+from .integrators import choose_integrator
 
-INTEGRATORS = ("auto", "leapfrog", "midpoint")
 
 
 @dataclass
@@ -105,27 +105,6 @@ def _vec(prefix: str, n: int, taken: set) -> list[sp.Symbol]:
 def _directional(expr, xs, dxs, th, dth) -> sp.Expr:
     """``Σ ∂expr/∂x·dx + Σ ∂expr/∂θ·dθ`` (a Jacobian–vector product)."""
     return sum((g * d for g, d in zip(gradient(expr, list(xs) + list(th)), list(dxs) + list(dth))), sp.S.Zero)
-
-
-def choose_integrator(d: Derivation, integrator: str = "auto") -> str:
-    """``auto``: leapfrog when separable with a closed-form velocity map, else midpoint.
-
-    ``leapfrog`` is also served when only the kinetic part reads time, ``L = K(v, t) − V(q, t)`` (a
-    Caldirola–Kanai model, theory §7: the time-weighted leapfrog); ``auto`` keeps the midpoint rule
-    there, whose loss ``h Σ c(q̄, t_{k+½})`` such models have always had."""
-    if integrator not in INTEGRATORS:
-        raise DerivationError(f"unknown integrator {integrator!r}; choose one of {', '.join(INTEGRATORS)}")
-    damped = d.model.damping != 0
-    leapfrog_ok = d.sym.leapfrog_split() is not None and d.velocity_map is not None and not damped
-    if integrator == "leapfrog" and not leapfrog_ok:
-        why = d.sym.separability_note if d.sym.leapfrog_split() is None else d.hamiltonian_note
-        if damped:
-            why = "a Rayleigh dissipation force enters the midpoint step only"
-        raise DerivationError(f"the leapfrog integrator needs a separable model with a closed-form "
-                              f"velocity map ({why}); use --integrator midpoint")
-    if integrator == "auto":
-        return "leapfrog" if leapfrog_ok and d.sym.separable else "midpoint"
-    return integrator
 
 
 _SCHEMES: OrderedDict = OrderedDict()  # (id(derivation), integrator) -> (derivation, scheme), newest last

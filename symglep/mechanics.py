@@ -77,7 +77,8 @@ def euler_lagrange(model: Model) -> EulerLagrange:
 
 
 def explicit_accelerations(mass: sp.Matrix, forcing: sp.Matrix):
-    """``a = M⁻¹ f`` when cheap: diagonal ``M`` of any size, dense ``M`` up to :data:`MAX_DENSE_SOLVE`."""
+    """``a = M⁻¹ f`` when cheap: diagonal ``M`` of any size, dense ``M`` up to :data:`MAX_DENSE_SOLVE` as
+    ``adj(M) f / det M`` (theory §11)."""
     n = mass.rows
     diagonal = all(mass[i, j] == 0 for i in range(n) for j in range(n) if i != j)
     if diagonal:
@@ -87,7 +88,9 @@ def explicit_accelerations(mass: sp.Matrix, forcing: sp.Matrix):
     if n > MAX_DENSE_SOLVE:
         return None, (f"dense {n}x{n} mass matrix: accelerations are solved numerically, "
                       f"not built symbolically above n = {MAX_DENSE_SOLVE}")
-    try:
-        return list(mass.LUsolve(forcing)), "dense mass matrix, LU solve"
-    except (ValueError, ZeroDivisionError, sp.matrices.exceptions.NonInvertibleMatrixError):
+    det = mass.det(method="berkowitz")
+    if det == 0:
         return None, "the mass matrix is singular"
+    adjugate = mass.adjugate(method="berkowitz")  # a = adj(M) f / det M: every row in one form (theory §11)
+    return ([sp.Add(*[adjugate[i, j] * forcing[j] for j in range(n)]) / det for i in range(n)],
+            "dense mass matrix, adj(M) f / det M")

@@ -14,6 +14,7 @@ import json
 import sympy as sp
 
 from . import __version__
+from .integrators import auto_integrator_reason
 from .learning import describe_locality
 from .model import Model, latex_symbol_names
 from .symbol_table import SymbolTable, model_symbols
@@ -117,6 +118,7 @@ def to_dict(d) -> dict:
         "legendre_regular": d.legendre_regular,
         "separable": d.sym.separable,
         "separability_note": d.sym.separability_note,
+        **dict(zip(("integrator", "integrator_note"), auto_integrator_reason(d))),
         **{k: ex[k] for k in ("kinetic_energy", "potential_energy")},
         "time_reversible": d.sym.time_reversible,
         "reversibility_breaking_terms": ex["reversibility_breaking_terms"],
@@ -237,6 +239,7 @@ def _verdicts(d) -> list[tuple[str, str]]:
     return [
         ("Legendre regular (det M ≢ 0)", _regular_verdict(d)),
         ("separable (L = K(v) − V(q, t))", _separable_verdict(d)),
+        ("integrator (auto)", "{}: {}".format(*auto_integrator_reason(d))),
         ("time-reversible (L even in v)", rev),
         ("time-reversing parameter flip", _flip_verdict(d)),
         ("dissipation", _dissipation_verdict(d.model)),

@@ -42,7 +42,8 @@ REQUIRED_KEYS = {
 # Keys to_dict emits beyond the required ones (documented in docs/derive-schema.md).
 EXTRA_KEYS = {
     "symglep_version", "accelerations", "constants", "input_rates", "explicit_accelerations",
-    "accelerations_note", "velocity_map", "hamiltonian_note", "separability_note", "kinetic_energy",
+    "accelerations_note", "velocity_map", "hamiltonian_note", "separability_note", "integrator", "integrator_note",
+    "kinetic_energy",
     "potential_energy", "notes", "time_reversal_flip", "time_reversal_flip_note", "dissipation",
     "learning_routes", "default_route", "terminal_cost",
     # readable forms, Hamilton's equations and safe names (docs/derive-schema.md, theory §11)

@@ -22,6 +22,7 @@ round-off; the tolerances below are relative.
 from __future__ import annotations
 
 import functools
+import json
 import inspect
 import random
 import runpy
@@ -35,7 +36,7 @@ from sympy.physics.mechanics import dynamicsymbols
 
 import symglep
 from symglep import ModelError, derive, load_model, report
-from symglep.discrete import choose_integrator
+from symglep.integrators import choose_integrator
 
 EXAMPLES_DIR = Path(__file__).resolve().parent.parent / "examples"
 EXAMPLE_NAMES = sorted(p.stem for p in EXAMPLES_DIR.glob("*.py") if not p.name.startswith(("network_", "stack_")))  # test_networks, test_stack
@@ -893,3 +894,17 @@ def test_a_factored_separable_lagrangian_gives_k_of_v_alone():
     assert not d.sym.kinetic.free_symbols & {*model.q, model.time, *model.u}
     assert sp.simplify(d.sym.kinetic - d.sym.potential - model.lagrangian) == 0
     assert "def " in symglep.runtime.generate_source(model)[0]
+
+
+@pytest.mark.parametrize("name, integrator, why", [
+    ("harmonic_oscillator", "leapfrog", "closed-form velocity map"),
+    ("double_pendulum", "midpoint", "L is not separable (the momentum p_th1 depends on th1"),
+    ("damped_oscillator", "midpoint", "the kinetic part reads the time (a Caldirola–Kanai model)"),
+])
+def test_derive_says_which_integrator_runs_and_why(name, integrator, why):
+    """A separable model that ran the midpoint rule gave no reason anywhere (new-user probe): `derive` names what
+    `--integrator auto` runs and why, in the text and the JSON."""
+    model = symglep.load_model(str(EXAMPLES_DIR / f"{name}.py"))
+    data = json.loads(report.render(derive(model, simplify="none"), "json"))
+    assert data["integrator"] == integrator and why in data["integrator_note"]
+    assert f"integrator (auto): {integrator}: " in report.render(derive(model, simplify="none"), "text")
