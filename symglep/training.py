@@ -541,6 +541,9 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     diverged = _divergence_warning(history[0] if history else final, final, opt.lr)
     if diverged:
         result.warnings.insert(0, diverged)
+    if final == 0 and all(h == 0 for h in history):
+        result.warnings.insert(0, "the loss is exactly 0: the model already gives the task's targets (e.g. a "
+                                  "readout that stays at rest and a teacher whose does too), so nothing is learned")
     if save:
         result.save(save)
     return result

@@ -146,3 +146,17 @@ def test_civp_and_pfvp_rows_take_the_fourth_order_contrast():
     rows = {r["estimate"]: r for r in report["estimates"]}
     for name in ("CIVP bulk + residual", "PFVP echo (momentum start)", "PFVP echo (velocity start)"):
         assert rows[name]["error"] <= 1e-6, (name, rows[name]["error"])
+
+
+def test_a_cbvp_row_comparing_zeros_says_so():
+    """HEB's setting: only a terminal cost, and the CBVP holds q(T); the gradient is zero on both sides and the
+    row said a bare "ok" (new-user probe). It now names why it compares zeros."""
+    path = str(ROOT / "examples" / "harmonic_oscillator_terminal.py")
+    out = CliRunner().invoke(main, ["check", path, "--bc", "cbvp", "--steps", str(STEPS), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    (row,) = json.loads(out.output)["estimates"]
+    assert row["note"].startswith("dC/dθ = 0 with q(0) and q(T) held") and row["passed"]
+    out = CliRunner().invoke(main, ["check", str(ROOT / "examples" / "harmonic_oscillator.py"), "--bc", "cbvp",
+                                    "--steps", str(STEPS), "--format", "json"])
+    (row,) = json.loads(out.output)["estimates"]
+    assert "note" not in row

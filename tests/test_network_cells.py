@@ -239,5 +239,9 @@ def test_check_reports_every_cell_of_an_array_model():
         assert 0 < report[key] <= 1e-6, (key, report[key])
     text = render_text(report)
     assert "(inputs)" in text and "(v0)" in text and "terminal cost" in text
+    assert not report["inputs_gradient_zero"] and "exactly 0" not in text
+    # inputs that never reach the cost compare two zeros: the row says so (new-user probe: a bare "ok")
+    zero = render_text({**report, "rel_err_inputs": 0.0, "inputs_gradient_zero": True})
+    assert "(dC/du; BPTT's dC/du is exactly 0: the inputs never reach the cost; tolerance" in zero
     strict = run_check(model, steps=150, dt=DT, beta=1e-4, n=N, tolerance=1e-16)
     assert not strict["passed"] and text.count(") ok") == 5 and render_text(strict).count(") FAIL") == 4

@@ -334,6 +334,9 @@ def _declare(lagrangian, cost=None, params=None):
     (lambda q, W, u: Sum((1 + (W @ q)[i] ** 2) * q.dot[i] ** 2 / 2, i), "not a product"),
     (lambda q, W, u: Sum(q.dot[i] ** 2 / 2, i) + Sum(W[i, j] * q[i] * q[j], i), "cannot be read at index"),
     (lambda q, W, u: Sum(q.dot[i] ** 4, i), "kinetic term must be"),
+    (lambda q, W, u: Sum(q.dot[i] ** 2 / 2, i) + Sum(W[j, i] * sp.tanh(q[i]) * q[j], i, j),
+     r"a dense pair reads W\[i, j\] .* rename them, Sum\(W\[j, i\] f\(q\[i\]\) g\(q\[j\]\), i, j\) = "
+     r"Sum\(W\[i, j\] f\(q\[j\]\) g\(q\[i\]\), i, j\)"),
     (lambda q, W, u: Sum(q[i] ** 2, i), "no kinetic term"),
     (lambda q, W, u: Sum(q.dot[i] ** 2 / 2, i) + Sum(q[i] * u[i], i), "inputs enter through a product"),
     (lambda q, W, u: Sum((2 + sp.sin(dynamicsymbols._t)) * q.dot[i] ** 2 / 2, i),

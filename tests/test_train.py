@@ -379,3 +379,13 @@ def test_a_diverged_run_is_named():
                                                    "rate (--lr, now 0.05)")
     assert "is not finite" in _divergence_warning(1.0, float("nan"), 0.05)
     assert _divergence_warning(1.0, 900.0, 0.05) is None and _divergence_warning(1.0, 0.1, 0.05) is None
+
+
+def test_a_task_with_nothing_to_learn_is_named(tmp_path):
+    """A loss of exactly 0 from the start (a readout that stays at rest, new-user probe) printed only
+    '(unchanged)'; a warning now says nothing is learned."""
+    data = tmp_path / "rest.npz"
+    np.savez(data, inputs=np.zeros((2, 11, 1)), targets=np.zeros((2, 11, 1)), dt=0.1)
+    res = CliRunner().invoke(main, ["train", CHAIN, "--task", str(data), "--epochs", "2", "--quiet"])
+    assert res.exit_code == 0, res.output
+    assert "(unchanged)" in res.output and "warning: the loss is exactly 0: the model already gives" in res.output

@@ -152,6 +152,7 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
         "roundtrip_error": roundtrip, "energy_drift": drift,
         "rel_err_echo_vs_bptt": err_theta, "rel_err_init_state": err_init, "rel_err_bptt_vs_fd": err_fd,
         "rel_err_inputs": err_inputs, "rel_err_velocity_start": err_velocity, "beta_velocity_start": beta_v,
+        "inputs_gradient_zero": bool(inputs and not np.any(bptt.du)),
         "terminal_cost": model.terminal is not None, "damping": model.damping_rate,
         "fd_entries": [int(i) for i in picks],
         "warnings": roundtrip_warning(roundtrip, tolerance) + signs
@@ -206,7 +207,9 @@ def render_text(r: dict) -> str:
         f"{r['tolerance_echo_vs_bptt']:.0e}) {ok(r['rel_err_echo_vs_bptt'], r['tolerance_echo_vs_bptt'])}",
         f"rel. error echo vs BPTT (q0, p0)  {r['rel_err_init_state']:.3e}  (tolerance "
         f"{r['tolerance_echo_vs_bptt']:.0e}) {ok(r['rel_err_init_state'], r['tolerance_echo_vs_bptt'])}",
-        *([f"rel. error echo vs BPTT (inputs)  {r['rel_err_inputs']:.3e}  (dC/du; tolerance "
+        *([f"rel. error echo vs BPTT (inputs)  {r['rel_err_inputs']:.3e}  (dC/du"
+           + ("; BPTT's dC/du is exactly 0: the inputs never reach the cost" if r.get("inputs_gradient_zero") else "")
+           + "; tolerance "
            f"{r['tolerance_echo_vs_bptt']:.0e}) {ok(r['rel_err_inputs'], r['tolerance_echo_vs_bptt'])}"]
           if r["rel_err_inputs"] is not None else []),
         f"rel. error echo vs BPTT (v0)      {r['rel_err_velocity_start']:.3e}  (a velocity start: theta, dC/dv0; "

@@ -175,6 +175,13 @@ def _slots_for(model, expr, sides: dict, edge: Edges | None, what: str, allow_ve
             slots.append(Slot(sym, "pair", param=array))
         elif array.shape == ("e",) and edge is not None and index == (edge.e,):
             slots.append(Slot(sym, "pair", param=array))
+        elif array.shape == ("n", "n") and len(sides) == 2 and tuple(sides.get(x, -1) for x in index) == (1, 0):
+            first, second = sorted(sides, key=sides.get)
+            w = array.name
+            raise ModelError(f"{sym} in {what}: a dense pair reads {w}[{first}, {second}] in the order of the Sum's "
+                             f"indices; for the transpose rename them, Sum({w}[{second}, {first}] f(q[{first}]) "
+                             f"g(q[{second}]), {first}, {second}) = Sum({w}[{first}, {second}] f(q[{second}]) "
+                             f"g(q[{first}]), {first}, {second})")
         else:
             raise ModelError(f"{sym} in {what}: {array.name} of shape {array.shape} cannot be read at "
                              f"index {index} here")
