@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .derivation import Derivation
+from .dissipation import caldirola_kanai_rate
 from .errors import DerivationError
 from .report import expr_str
 from .symbolic import is_zero
@@ -190,10 +191,15 @@ def residuals(d: Derivation) -> dict[str, Residual]:
         False, "O(T) (the whole trajectory is solved at once)", True,
         "exact (no residual) but not forward-only: non-causal inference",
     )
+    periodic_notes = ["q and p are equal at 0 and T for every θ and β: the sensitivities agree at both ends, "
+                      "so X(T) = X(0) and R = X(T) − X(0) = 0"]
+    rate = caldirola_kanai_rate(m)
+    if rate is not None:  # p is the canonical momentum of e^{γt} L (theory §7)
+        periodic_notes.append(f"damped (Caldirola–Kanai, rate {expr_str(rate)}): p = e^(gamma t) × the physical "
+                              "momentum, so p(T) = p(0) means the physical momentum returns scaled by "
+                              "e^(-gamma T): not a periodic motion of the damped system")
     out["periodic"] = Residual(
-        "periodic", "0", "0",
-        ["q and p are equal at 0 and T for every θ and β: the sensitivities agree at both ends, "
-         "so X(T) = X(0) and R = X(T) − X(0) = 0"],
+        "periodic", "0", "0", periodic_notes,
         "a periodic orbit: boundary value solve over the whole period",
         False, "O(T)", True, "exact (no residual) but not forward-only",
     )

@@ -26,9 +26,9 @@ import json
 import math
 
 import numpy as np
-import sympy as sp
 
 from .beta import AUTO, BIAS_TOLERANCE, choose_beta, describe, parse_beta
+from .dissipation import caldirola_kanai_rate
 from .errors import ModelError, SymglepError
 from .fileio import read_json_object
 from .heads import CLASSIFIER_PREFIXES
@@ -390,22 +390,11 @@ def anti_damping_warning(gamma: float, T: float) -> list:
             "(BPTT is the reference)"]
 
 
-#: op count of L above which :func:`damping_rate_at` does not look for a factor e^{γt} written into L
-RATE_SEARCH_OPS = 400
-
-
 def damping_rate_at(model: Model, theta) -> float:
-    """The uniform damping rate γ of a Caldirola–Kanai model at the parameters ``theta`` (0 without one):
-    the rate of its Rayleigh function, or of a factor e^{γt} written into L itself (∂L/∂t = γ L with γ
-    free of the state, the inputs and t, as examples/damped_oscillator.py)."""
-    rayleigh = model.rayleigh
-    if rayleigh is not None and rayleigh.rewritable:
-        rate = sp.sympify(rayleigh.rate)
-    elif model.time in model.lagrangian.free_symbols and sp.count_ops(model.lagrangian) <= RATE_SEARCH_OPS:
-        rate = sp.cancel(sp.diff(model.lagrangian, model.time) / model.lagrangian)
-        if not rate.free_symbols <= set(model.parameters) | set(model.constants):
-            return 0.0
-    else:
+    """The uniform damping rate γ of a Caldirola–Kanai model (:func:`~symglep.dissipation.caldirola_kanai_rate`)
+    at the parameters ``theta``; 0 without one."""
+    rate = caldirola_kanai_rate(model)
+    if rate is None:
         return 0.0
     values = {**model.constants, **dict(zip(model.parameters, map(float, np.ravel(theta))))}
     value = complex(rate.xreplace(values))

@@ -81,3 +81,21 @@ def uniform_rate(lagrangian, rayleigh, velocities, time, varying, constants) -> 
 def caldirola_kanai(lagrangian, rate, time) -> sp.Expr:
     """``e^{γt} L`` (theory §7)."""
     return sp.exp(rate * time) * lagrangian
+
+
+#: op count of L above which :func:`caldirola_kanai_rate` does not look for a factor e^{γt} written into L
+RATE_SEARCH_OPS = 400
+
+
+def caldirola_kanai_rate(model):
+    """The symbolic rate γ of a Caldirola–Kanai model (``None`` without one): its Rayleigh function's uniform
+    rate, or that of a factor e^{γt} written into L itself (∂L/∂t = γ L with γ free of the state, inputs and t,
+    as examples/damped_oscillator.py). Its canonical momentum is e^{γt} times the physical one."""
+    rayleigh = model.rayleigh
+    if rayleigh is not None and rayleigh.rewritable:
+        return sp.sympify(rayleigh.rate)
+    if model.time in model.lagrangian.free_symbols and sp.count_ops(model.lagrangian) <= RATE_SEARCH_OPS:
+        rate = sp.cancel(sp.diff(model.lagrangian, model.time) / model.lagrangian)
+        if rate != 0 and rate.free_symbols <= set(model.parameters) | set(model.constants):
+            return rate
+    return None

@@ -198,3 +198,12 @@ def test_cbvp_steps_above_steps_is_refused_not_clamped():
     assert result.exit_code == 2 and "--cbvp-steps must be between 2 and --steps (30), got 50" in result.output
     assert cbvp_steps(CheckOptions(steps=30)) == 30 and cbvp_steps(CheckOptions()) == 40
     assert cbvp_steps(CheckOptions(steps=30, cbvp_steps=12)) == 12
+
+
+@pytest.mark.parametrize("name, damped", [("damped_oscillator", True), ("harmonic_oscillator", False)])
+def test_the_periodic_row_of_a_damped_model_says_what_periodic_means(name, damped):
+    """A Caldirola–Kanai model's p is e^(γt) times the physical momentum, so 'periodic' (p(T) = p(0)) is not a
+    periodic motion of the damped system; the row says so (new-user probe: a physicist misread it)."""
+    model = symglep.load_model(str(ROOT / "examples" / f"{name}.py"))
+    notes = residuals(symglep.derive(model, simplify="none"))["periodic"].vanishing_terms
+    assert any("not a periodic motion of the damped system" in n for n in notes) is damped

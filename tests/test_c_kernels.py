@@ -385,3 +385,24 @@ def test_input_gradients_of_a_cost_that_reads_the_inputs(tmp_path):
             ref = kern.bptt_gradient(th, B(q0), **({"v0": B(p0)} if velocity else {"p0": B(p0)}), u=B(uu), y=B(yy))
             got = c.gradient(th, q0, p0, velocity, uu, yy, DT, 1e-4, 2, learn_u=True)[4]
             assert relative_error(got, ref.du[0]) <= 1e-6, (integrator, velocity)
+
+
+def test_the_example_program_starts_at_the_models_initial_positions():
+    """The example program started every model at q0 = 0.125 (i + 1): a Kepler orbit in polar coordinates fell
+    through r = 0 and printed nonsense with status 0 (new-user probe). A model that declares its
+    initial_positions starts there (the draw of seed 0, as check's), others as before."""
+    import sympy as sp
+    from sympy.physics.mechanics import dynamicsymbols
+
+    from symglep.check import start_positions
+    from symglep.codegen.render_c import generate_c
+
+    r, phi = dynamicsymbols("r phi")
+    k, m = sp.symbols("k m", positive=True)
+    kepler = symglep.Model(lagrangian=m * (r.diff() ** 2 + r**2 * phi.diff() ** 2) / 2 + k / r, coordinates=[r, phi],
+                           parameters=[k, m], initial_positions=lambda rng: [rng.uniform(1, 1.5), 0.0], name="kepler")
+    start = start_positions(kepler, np.random.default_rng(0))[0]
+    example = generate_c(kepler)["example_main.c"]
+    assert f"q0[0] = {float(start[0])!r};" in example and "q0[1] = 0.0;" in example
+    plain = generate_c(symglep.load_model(str(ROOT / "examples" / "harmonic_oscillator.py")))["example_main.c"]
+    assert "initial_positions" not in plain

@@ -12,7 +12,10 @@ kernels) does not depend on the C printer.
 
 from __future__ import annotations
 
+import numpy as np
+
 from .. import __version__
+from ..check import start_positions
 from ..derivation import derive
 from ..discrete import Scheme, discretise
 from ..errors import SymglepError
@@ -64,8 +67,9 @@ def missing_gradient_note(scheme: Scheme) -> str | None:
             "gradient; the exact routes (flipped echo, digital PFVP, BPTT) run in the Numba kernels (--target numba)")
 
 
-def render_c(scheme: Scheme, digest: str, precision: str = "float64") -> dict:
-    """The four C files of ``scheme``: ``{file name: text}``."""
+def render_c(scheme: Scheme, digest: str, precision: str = "float64", example_q0=None) -> dict:
+    """The four C files of ``scheme``: ``{file name: text}``; ``example_q0``: the example program's start
+    (the model's ``initial_positions``), else its fixed one."""
     if precision not in PRECISIONS:
         raise ValueError(f"unknown precision {precision!r}")
     stem = file_stem(scheme.name)
@@ -105,6 +109,7 @@ def render_c(scheme: Scheme, digest: str, precision: str = "float64") -> dict:
         F="F" if single else "", fabs="fabsf" if single else "fabs", huge="HUGE_VALF" if single else "HUGE_VAL",
         example_steps=EXAMPLE_STEPS, dt=EXAMPLE_DT, beta=EXAMPLE_BETA[precision],
         lit=lambda text: literal(text, precision),
+        example_q0=None if example_q0 is None else [repr(float(v)) for v in example_q0],
     )
     env = environment()
     names = {"{stem}.h": "c/scalar.h.j2", "{stem}.c": "c/scalar.c.j2",
@@ -117,4 +122,5 @@ def generate_c(model: Model, integrator: str = "auto", precision: str = "float64
     if precision not in PRECISIONS:
         raise SymglepError(f"unknown precision {precision!r}; choose one of {', '.join(PRECISIONS)}")
     scheme = discretise(derive(model, simplify="none"), integrator)
-    return render_c(scheme, c_content_hash(model, integrator, precision), precision)
+    start = None if model.initial_positions is None else start_positions(model, np.random.default_rng(0))[0]
+    return render_c(scheme, c_content_hash(model, integrator, precision), precision, start)
