@@ -136,6 +136,7 @@ def uea_task(name: str, learner, dt: float | None = None, substeps: int | None =
     data = uea.load(name)
     dt = float(dt or ClassificationTask.dt)
     substeps = int(substeps or ClassificationTask.substeps)
+    require_classes(f"uea:{name}", data.train.labels, data.test.labels, data.classes)
     norm = Normalisation.of(data.train.series)
     longest = max(int(data.train.lengths.max()), int(data.test.lengths.max())) * substeps + 1
     train = series_dataset(data.train.series, data.train.labels, data.classes, norm, learner, dt, substeps,
@@ -164,6 +165,33 @@ def _class_indices(path, key: str, labels: np.ndarray) -> np.ndarray:
     return labels.astype(np.int64)
 
 
+def require_classes(name: str, train_labels, test_labels, classes: list) -> None:
+    """One-line refusals of a class set no head can learn (``uea:`` sets and labelled npz files alike): one
+    training class only, or test classes that no training series has (labels are indices into ``classes``)."""
+    present = sorted(set(np.asarray(train_labels).tolist()))
+    if len(present) < 2:
+        raise SymglepError(f"{name}: the training series hold one class only ({classes[present[0]] if present else '-'}); "
+                           "a classifier needs two or more")
+    if test_labels is not None:
+        unseen = sorted(set(np.asarray(test_labels).tolist()) - set(present))
+        if unseen:
+            raise SymglepError(f"{name}: test series hold class(es) {', '.join(str(classes[c]) for c in unseen)} that "
+                               "no training series has: the head cannot learn them")
+
+
+def _dt_of(path: str, arrays: dict) -> float | None:
+    """The ``dt`` a data file stores (a finite positive scalar), or ``None``."""
+    if "dt" not in arrays:
+        return None
+    stored = np.asarray(arrays["dt"])
+    if stored.shape != () or not np.issubdtype(stored.dtype, np.number) or np.iscomplexobj(stored):
+        got = f"shape {stored.shape}" if stored.shape != () else f"a {stored.dtype} value {stored.item()!r}"
+        raise SymglepError(f"{path}: 'dt' must be a scalar number, got {got}")
+    if not (np.isfinite(stored) and stored > 0):
+        raise SymglepError(f"{path}: 'dt' must be a positive number, got {stored.item()}")
+    return float(stored)
+
+
 def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> Dataset | None:
     """A ``DATA.npz`` with integer ``labels (S,)`` and ``inputs (S, L, C)`` (optional ``lengths (S,)``;
     optional ``test_inputs``, ``test_labels``, ``test_lengths``): a classification data set; ``None``
@@ -178,13 +206,20 @@ def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> 
                            + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
 
     def split(prefix: str):
-        x = np.asarray(arrays[prefix + "inputs"], dtype=np.float64)
+        raw = np.asarray(arrays[prefix + "inputs"])
+        if not np.issubdtype(raw.dtype, np.number) or np.iscomplexobj(raw):
+            raise SymglepError(f"{path}: '{prefix}inputs' must hold real numbers, got dtype {raw.dtype}")
+        x = raw.astype(np.float64)
         if prefix + "labels" not in arrays:
             raise SymglepError(f"{path}: '{prefix}inputs' needs '{prefix}labels'")
         labels = np.asarray(arrays[prefix + "labels"])
         if x.ndim != 3 or labels.shape != (x.shape[0],):
             raise SymglepError(f"{path}: '{prefix}inputs' must be (S, L, C) and '{prefix}labels' (S,), got "
                                f"{x.shape} and {labels.shape}")
+        if 0 in x.shape:
+            what = ("no series" if x.shape[0] == 0 else "series of no samples" if x.shape[1] == 0 else
+                    "no channels")
+            raise SymglepError(f"{path}: '{prefix}inputs' of shape {x.shape} holds {what}")
         labels = _class_indices(path, prefix + "labels", labels)
         lengths = np.asarray(arrays.get(prefix + "lengths", np.full(x.shape[0], x.shape[1])))
         if (lengths.shape != labels.shape or lengths.min() < 1 or lengths.max() > x.shape[1]
@@ -201,28 +236,24 @@ def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> 
         verb = "needs" if len(orphans) == 1 else "need"
         raise SymglepError(f"{path}: {' and '.join(repr(k) for k in orphans)} {verb} 'test_inputs'")
     test = split("test_") if "test_inputs" in arrays else None
-    present = np.unique(labels)  # the classes are the labels that occur: {1, 2} or {0, 2} make two, not three
-    if len(present) < 2:
-        raise SymglepError(f"{path}: 'labels' hold one class only ({labels[0]}); a classifier needs two or more")
-    if test:
-        if test[0][0].shape[1] != series[0].shape[1]:
-            raise SymglepError(f"{path}: 'test_inputs' has {test[0][0].shape[1]} channel(s), 'inputs' has "
-                               f"{series[0].shape[1]}")
-        unseen = sorted(set(test[1].tolist()) - set(labels.tolist()))
-        if unseen:
-            raise SymglepError(f"{path}: 'test_labels' hold class(es) {', '.join(map(str, unseen))} that no "
-                               "training series has: the head cannot learn them")
+    if test and test[0][0].shape[1] != series[0].shape[1]:
+        raise SymglepError(f"{path}: 'test_inputs' has {test[0][0].shape[1]} channel(s), 'inputs' has "
+                           f"{series[0].shape[1]}")
+    # the classes are the labels that occur: {1, 2} or {0, 2} make two, not three
+    present = np.unique(np.concatenate([labels] + ([test[1]] if test else [])))
     classes = [str(c) for c in present]
     labels = np.searchsorted(present, labels)
     if test:
         test = (test[0], np.searchsorted(present, test[1]))
-    dt = float(dt or float(arrays.get("dt", ClassificationTask.dt)))
+    require_classes(path, labels, test[1] if test else None, classes)
+    dt = float(dt or _dt_of(path, arrays) or ClassificationTask.dt)
     substeps = int(substeps or ClassificationTask.substeps)
     norm = Normalisation.of(series)
     longest = max(len(x) for x in series + (test[0] if test else [])) * substeps + 1
     data = series_dataset(series, labels, classes, norm, learner, dt, substeps, path, longest)
     if test:
         data.test = series_dataset(*test, classes, norm, learner, dt, substeps, f"{path} (test)", longest)
+    data.info["normalisation"] = {"mean": norm.mean.tolist(), "std": norm.std.tolist()}
     return data
 
 

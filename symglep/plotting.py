@@ -31,7 +31,8 @@ def plot_loss(curves: dict, path: str, title: str = "") -> None:
     fig, axes = plt.subplots(1, 2 if accuracy else 1, figsize=(11 if accuracy else 6, 3.6), squeeze=False)
     ax = axes[0, 0]
     for label, losses in losses_only.items():
-        ax.semilogy(range(1, len(losses) + 1), losses, label=label)  # entry e: epoch e + 1, as the accuracies
+        # entry e: epoch e + 1, as the accuracies; a marker where a curve has one point (a line would not show)
+        ax.semilogy(range(1, len(losses) + 1), losses, label=label, marker="o" if len(losses) == 1 else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (mean per sequence)")
     if title:
@@ -42,7 +43,7 @@ def plot_loss(curves: dict, path: str, title: str = "") -> None:
     if accuracy:
         right = axes[0, 1]
         for label, values in accuracy.items():
-            right.plot(range(1, len(values) + 1), values, label=label)
+            right.plot(range(1, len(values) + 1), values, label=label, marker="o" if len(values) == 1 else None)
         right.set_xlabel("epoch")
         right.set_ylabel("accuracy")
         right.set_ylim(0, 1.02)

@@ -46,6 +46,7 @@ from .beta import AUTO, choose_beta, describe, parse_beta
 from .classification import (ClassificationTask, ClassifierLearner, labelled_npz, linear_readout_of, uea_name,
                              uea_task)
 from .command_options import TrainOptions
+from .diagnose import NumericalError
 from .distributed import DaskGradient, connect
 from .errors import SymglepError, listed
 from .estimators import ESTIMATORS, NO_BETA, ORDERS
@@ -197,6 +198,15 @@ def _resumed_seed(resume) -> int:
     return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
 
 
+def require_same_classes(saved, classes) -> None:
+    """Refuse to resume a classifier whose head was trained on other classes (or the same in another order):
+    each row of the head means one class, by position."""
+    if classes is not None and saved is not None and list(saved) != list(classes):
+        raise SymglepError(f"the resumed classifier was trained on the classes {listed(saved)} (in that order), this "
+                           f"data set has {listed(classes)}: its head's rows would mean other classes; resume on the "
+                           "data set it was trained on")
+
+
 def _resume_state(resume, learner) -> TrainResult:
     """A previous run (a :class:`TrainResult`, a ``--save`` file, or a plain ``{name: value}`` file)."""
     system = learner.system
@@ -331,8 +341,7 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
     learner = learner_for(model, kernels, size=width // getattr(model, "dim", 1))
     if data.classes is not None:
         if client is not None:
-            raise SymglepError("classification tasks run on this machine only (the head sits between the "
-                               "free pass and the echo); drop --scheduler")
+            raise SymglepError(CLASSIFICATION_LOCAL)
         learner = ClassifierLearner(learner, linear_readout_of(model), data.u.shape[2], len(data.classes))
     history: list = []
     scores: list = []
@@ -341,7 +350,10 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
     initial = (data.q0[0].copy(), data.x0[0].copy()) if learn_start else None
     if resume is not None:
         state = _resume_state(resume, learner)
-        theta, history, scores = state.theta.copy(), list(state.loss_history), list(state.scores or [])
+        require_same_classes(state.settings.get("classes"), data.classes)
+        # scores run with the epochs; a file saved after 0 epochs holds the start's score alone
+        theta, history = state.theta.copy(), list(state.loss_history)
+        scores = list(state.scores or [])[:len(history)]
         if learn_start:
             initial = _resumed_start(state, data, width) or initial
         same = (bool(state.settings.get("learn_initial_state")) == bool(learn_start)
@@ -451,6 +463,8 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     if seed is None:
         seed = _resumed_seed(resume)
     client = None
+    if scheduler and uea_name(task) is not None:
+        raise SymglepError(CLASSIFICATION_LOCAL)
     if scheduler:
         client = connect(scheduler)  # fail fast (missing extra, unreachable address) before compiling
     try:
@@ -471,18 +485,26 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     first = len(history)
     classifier = isinstance(learner, ClassifierLearner)
     scores = scores if classifier else None
+    updates = 0  # optimizer steps in this run: a kernel failure after one may be the learning rate's doing
     try:
         for done, epoch in enumerate(range(first, first + epochs), start=1):
             order = np.arange(S) if batch == S else np.random.default_rng([seed, epoch]).permutation(S)
             total = 0.0
             for lo in range(0, S, batch):
                 index = order[lo:lo + batch]
-                if initial is None:
-                    loss, dtheta = grad(theta, index)
-                    parts = [dtheta]
-                else:
-                    loss, dtheta, dq0, dx0 = grad(theta, index, initial)
-                    parts = ([dtheta] if learn_theta else []) + [dq0, dx0]
+                try:
+                    if initial is None:
+                        loss, dtheta = grad(theta, index)
+                        parts = [dtheta]
+                    else:
+                        loss, dtheta, dq0, dx0 = grad(theta, index, initial)
+                        parts = ([dtheta] if learn_theta else []) + [dq0, dx0]
+                except NumericalError as exc:
+                    if updates == 0:
+                        raise
+                    raise NumericalError(f"epoch {epoch + 1}, after {updates} update(s) at lr {opt.lr:g}: "
+                                         f"{exc} (a learning rate too large can carry the parameters there; try a "
+                                         "smaller --lr)", exc.phase, exc.sequence, exc.step, exc.state) from None
                 total += float(loss.sum())
                 g = np.concatenate([a.sum(axis=0) for a in parts]) / len(index)
                 if not np.all(np.isfinite(g)):
@@ -495,6 +517,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
                         "or --lr, or declare the parameters' signs")
                 z = np.concatenate(([theta] if learn_theta else []) + ([*initial] if initial is not None else []))
                 z = opt.step(z, g)
+                updates += 1
                 if learn_theta:
                     theta, z = z[:theta.size], z[theta.size:]
                 if initial is not None:
@@ -566,6 +589,8 @@ def _value_text(value) -> str:
     return f"{value:.10g}"
 
 
+CLASSIFICATION_LOCAL = ("classification tasks run on this machine only (the head sits between the free pass and "
+                        "the echo); drop --scheduler")
 #: a final loss this many times the first is called diverged
 DIVERGED = 1e3
 #: a gradient entry above this is refused: its square, which Adam and RMSprop keep, would overflow

@@ -38,7 +38,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .errors import SymglepError
+from .errors import SymglepError, listed
 
 _INSTALL_HINT = "pip install 'symglep[uea]' (or pip install sktime)"
 
@@ -145,7 +145,7 @@ def _check_classification(header: _Header, path: str) -> None:
         raise _error(path, header.timestamps_line, "@timeStamps true: series with time stamps are not supported")
     if not header.class_label:
         kind = "a regression set (@targetLabel)" if header.target_label else "no '@classLabel true'"
-        raise _error(path, header.data_line, f"{kind}: only classification sets are read")
+        raise _error(path, header.data_line, f"{kind}: only classification sets are read (train on a regression set's series as a DATA.npz with targets, docs/training.md)")
     if not header.labels:
         raise _error(path, header.class_line, "@classLabel true lists no class labels")
     if len(set(header.labels)) != len(header.labels):
@@ -262,12 +262,18 @@ def _split_files(path: str) -> tuple[str, str, str]:
     elif path.endswith("_TRAIN.ts"):
         name, train = os.path.basename(path)[:-len("_TRAIN.ts")], path
         test = path[:-len("_TRAIN.ts")] + "_TEST.ts"
+    elif not os.path.exists(path):
+        raise SymglepError(f"uea:{path}: no such file or folder (a set on disk is a folder NAME/ holding NAME_TRAIN.ts "
+                           "and NAME_TEST.ts, or the path of NAME_TRAIN.ts)")
     else:
         raise SymglepError(f"uea:{path}: give a set's name, a folder NAME/ holding NAME_TRAIN.ts and NAME_TEST.ts, "
                            "or the path of NAME_TRAIN.ts")
     for file in (train, test):
         if not os.path.isfile(file):
-            raise SymglepError(f"uea:{path}: no file {file} (a set on disk is NAME_TRAIN.ts and NAME_TEST.ts)")
+            folder = os.path.dirname(file)
+            found = sorted(f for f in os.listdir(folder) if f.endswith(".ts")) if os.path.isdir(folder) else []
+            raise SymglepError(f"uea:{path}: no file {file} (a set on disk is NAME_TRAIN.ts and NAME_TEST.ts, NAME "
+                               "the folder's name)" + (f"; the folder holds {listed(found)}" if found else ""))
     return name, train, test
 
 
@@ -309,9 +315,11 @@ def load(name: str) -> UEADataset:
         name, train_path, test_path = _split_files(name)
         source = os.path.dirname(os.path.abspath(train_path))
     else:
+        here = f"; a folder {name!r} is here: give it as uea:./{name}" if name and os.path.isdir(name) else ""
         if not data_folders():
             raise SymglepError(f"the UEA data sets come with sktime, which is not installed: {_INSTALL_HINT}; "
-                               "or give a set on disk, uea:PATH/NAME (a folder holding NAME_TRAIN.ts and NAME_TEST.ts)")
+                               "or give a set on disk, uea:PATH/NAME (a folder holding NAME_TRAIN.ts and NAME_TEST.ts)"
+                               + here)
         shipped = _shipped()
         if name not in shipped:
             for folder in data_folders():
@@ -323,7 +331,8 @@ def load(name: str) -> UEADataset:
             same = [n for n in names if n.lower() == name.lower()]
             hint = f"; did you mean {same[0]!r}? (names are case-sensitive)" if same else ""
             raise SymglepError(f"unknown UEA data set {name!r}{hint}; available: {', '.join(names) or '(none)'}; "
-                               "a set on disk is uea:PATH/NAME (a folder holding NAME_TRAIN.ts and NAME_TEST.ts)")
+                               "a set on disk is uea:PATH/NAME (a folder holding NAME_TRAIN.ts and NAME_TEST.ts)"
+                               + here)
         source = shipped[name]
         train_path, test_path = (os.path.join(source, f"{name}_{split}.ts") for split in ("TRAIN", "TEST"))
     train_series, train_labels, classes = read_ts(train_path)

@@ -188,6 +188,11 @@ def test_labelled_npz_is_a_classification_set(tmp_path, hssm):
     assert data.classes == ["0", "1", "2"] and data.dt == 0.2
     assert data.u.shape == (4, 8 * 2 + 1, 2) and data.test.u.shape == (2, 17, 2)
     np.testing.assert_array_equal(data.y.sum(axis=(1, 2)), [12, 6, 10, 12])
+    # normalised with the training split's statistics, which are saved (new-user probe: the docs said it was
+    # used as stored, and a saved classifier could not be run on new series)
+    series = np.concatenate([np.load(path)["inputs"][s, :n] for s, n in enumerate([6, 3, 5, 6])])
+    np.testing.assert_allclose(data.info["normalisation"]["mean"], series.mean(axis=0), rtol=1e-12)
+    np.testing.assert_allclose(data.info["normalisation"]["std"], series.std(axis=0), rtol=1e-12)
     np.savez(tmp_path / "bad.npz", inputs=rng.normal(size=(4, 6, 2)), labels=np.array([0.5, 1, 2, 1]))
     with pytest.raises(SymglepError, match="integers >= 0; got float64 values such as \\[0.5, 1.0, 2.0\\]"):
         classification.labelled_npz(str(tmp_path / "bad.npz"), inner, None, 1)
@@ -210,8 +215,18 @@ def test_labelled_npz_is_a_classification_set(tmp_path, hssm):
      "'test_inputs' has 3 channel\\(s\\), 'inputs' has 2"),
     (dict(test_labels=np.array([0, 1])), "'test_labels' needs 'test_inputs'"),
     (dict(test_inputs=np.zeros((2, 6, 2)), test_labels=np.array([0, 7])),
-     "'test_labels' hold class\\(es\\) 7 that no training series has"),
-    (dict(labels=np.array([1, 1, 1, 1])), "'labels' hold one class only \\(1\\); a classifier needs two or more"),
+     "test series hold class\\(es\\) 7 that no training series has"),
+    (dict(labels=np.array([1, 1, 1, 1])), "the training series hold one class only \\(1\\); a classifier needs two"),
+    # new-user probe: an empty split was an internal error, complex inputs lost their imaginary part, a
+    # negative, zero or array dt trained or failed later with another message
+    (dict(inputs=np.ones((0, 6, 2)), labels=np.zeros(0, int)), "'inputs' of shape \\(0, 6, 2\\) holds no series"),
+    (dict(inputs=np.ones((4, 0, 2))), "'inputs' of shape \\(4, 0, 2\\) holds series of no samples"),
+    (dict(inputs=np.ones((4, 6, 0))), "'inputs' of shape \\(4, 6, 0\\) holds no channels"),
+    (dict(test_inputs=np.ones((0, 6, 2)), test_labels=np.zeros(0, int)), "'test_inputs' of shape .* holds no series"),
+    (dict(inputs=np.ones((4, 6, 2)) * 1j), "'inputs' must hold real numbers, got dtype complex128"),
+    (dict(dt=-0.1), "'dt' must be a positive number, got -0.1"),
+    (dict(dt=0.0), "'dt' must be a positive number, got 0.0"),
+    (dict(dt=np.array([0.1, 0.2])), "'dt' must be a scalar number, got shape \\(2,\\)"),
 ])
 def test_labelled_npz_refusals_name_the_fault(tmp_path, hssm, arrays, message):
     """Splits that disagree, or classes a head cannot learn, are one-line errors before any run."""
@@ -318,3 +333,14 @@ def test_the_plot_numbers_epochs_from_one_in_both_panels(monkeypatch, tmp_path):
     plotting.plot_loss({"echo": [3.0, 2.0, 1.0], "train loss": [2.5, 1.5, 0.5], "train accuracy": [0.5, 0.7, 0.9]},
                        str(tmp_path / "p.png"))
     assert drawn == {"echo": [1, 2, 3], "train loss": [1, 2, 3], "train accuracy": [1, 2, 3]}
+
+
+def test_resuming_a_classifier_on_other_classes_is_refused():
+    """A GunPoint classifier resumed on a copy whose header lists the classes as '2 1' swapped its predictions
+    silently (new-user probe): the saved classes, in order, must be the data set's."""
+    from symglep.training import require_same_classes
+
+    require_same_classes(["1", "2"], ["1", "2"])
+    require_same_classes(None, ["1", "2"])  # a plain parameters file names no classes
+    with pytest.raises(SymglepError, match=r"trained on the classes 1, 2 \(in that order\), this data set has 2, 1"):
+        require_same_classes(["1", "2"], ["2", "1"])

@@ -389,3 +389,12 @@ def test_a_task_with_nothing_to_learn_is_named(tmp_path):
     res = CliRunner().invoke(main, ["train", CHAIN, "--task", str(data), "--epochs", "2", "--quiet"])
     assert res.exit_code == 0, res.output
     assert "(unchanged)" in res.output and "warning: the loss is exactly 0: the model already gives" in res.output
+
+
+def test_an_overflow_after_an_update_names_the_learning_rate():
+    """--lr 1e6 carried the chain's parameters to an overflowing run, and the error said only 'Reduce dt'
+    (new-user probe): after an update, a kernel failure names the epoch, the updates and the learning rate."""
+    res = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "3", "--lr", "1e6", "--quiet"])
+    assert res.exit_code == 3, res.output
+    assert res.output.startswith("error: epoch 2, after 1 update(s) at lr 1e+06: ")
+    assert res.output.rstrip().endswith("(a learning rate too large can carry the parameters there; try a smaller --lr)")

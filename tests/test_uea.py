@@ -197,3 +197,38 @@ def test_load_does_not_import_sktime(shipped):
             "print(len(d.train.series), 'sktime' in sys.modules, 'pandas' in sys.modules)")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.split() == ["40", "False", "False"]
+
+
+def test_a_uea_set_whose_classes_no_head_can_learn_is_refused(tmp_path, monkeypatch):
+    """The uea: path trained a one-class set (accuracy 1.0) and scored test cases of a class no training case has
+    as errors; the npz path refused both (new-user probe). Both paths share the refusal now, naming the classes."""
+    from symglep.classification import require_classes
+
+    monkeypatch.setattr(uea, "data_folder", lambda: None)
+    folder = tmp_path / "Toy"
+    folder.mkdir()
+    write(folder, HEADER + "1,2,3:4,5,6:down\n-1,0,2:7,8,9:down\n", "Toy_TRAIN.ts")
+    write(folder, HEADER + "0,0,1:1,1,1:up\n", "Toy_TEST.ts")
+    data = uea.load(str(folder))
+    with pytest.raises(SymglepError, match=r"uea:Toy: the training series hold one class only \(down\)"):
+        require_classes("uea:Toy", data.train.labels, data.test.labels, data.classes)
+    with pytest.raises(SymglepError, match=r"x: test series hold class\(es\) up that no training series has"):
+        require_classes("x", [1, 2], [0, 1], ["up", "down", "left"])
+    require_classes("x", [0, 1], [1, 0], ["up", "down"])
+
+
+def test_sets_on_disk_that_cannot_be_read_say_what_is_there(tmp_path, monkeypatch):
+    """A missing folder said 'give a set's name...', a folder holding another set's files named only the file
+    it missed, and a folder in the working directory given without './' was 'unknown' (new-user probe)."""
+    monkeypatch.setattr(uea, "data_folder", lambda: None)
+    monkeypatch.setattr(uea, "data_folders", lambda: [])
+    with pytest.raises(SymglepError, match=r"uea:.*nonexist: no such file or folder"):
+        uea.load(str(tmp_path / "nonexist"))
+    flat = tmp_path / "flat"
+    flat.mkdir()
+    write(flat, HEADER + "1,2,3:4,5,6:down\n", "Other_TRAIN.ts")
+    with pytest.raises(SymglepError, match=r"no file .*flat_TRAIN.ts .*; the folder holds Other_TRAIN.ts"):
+        uea.load(str(flat))
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SymglepError, match=r"a folder 'flat' is here: give it as uea:./flat"):
+        uea.load("flat")
