@@ -145,7 +145,8 @@ def _check_classification(header: _Header, path: str) -> None:
         raise _error(path, header.timestamps_line, "@timeStamps true: series with time stamps are not supported")
     if not header.class_label:
         kind = "a regression set (@targetLabel)" if header.target_label else "no '@classLabel true'"
-        raise _error(path, header.data_line, f"{kind}: only classification sets are read (train on a regression set's series as a DATA.npz with targets, docs/training.md)")
+        raise _error(path, header.data_line, f"{kind}: only classification sets are read (train on a regression "
+                     "set's series as a DATA.npz with targets, docs/training.md)")
     if not header.labels:
         raise _error(path, header.class_line, "@classLabel true lists no class labels")
     if len(set(header.labels)) != len(header.labels):
