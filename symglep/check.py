@@ -26,8 +26,11 @@ import json
 import math
 
 import numpy as np
+import sympy as sp
 
 from .beta import AUTO, BIAS_TOLERANCE, choose_beta, describe, parse_beta
+from .derivation import derive
+from .diagnose import NumericalError
 from .dissipation import caldirola_kanai_rate
 from .errors import ModelError, SymglepError
 from .fileio import read_json_object
@@ -213,7 +216,22 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
     exact = route != "naive_echo" or (kernels.module.TIME_REVERSIBLE and not kernels.module.DAMPED)
     th, q0, p0, u, y = check_instance(model, kernels, steps, dt, seed, params)
 
-    qT, pT, loss = kernels.free(th, q0, p0=p0, u=u, y=y)
+    qT, pT, loss, traj_q, _ = kernels.free(th, q0, p0=p0, u=u, y=y, record=True)
+    singular = singular_crossing(model, th, traj_q[0], dt)
+    try:
+        report = _measure(model, kernels, route, exact, th, q0, p0, u, y, qT, pT, loss, steps, dt, beta, seed,
+                          params, tolerance, sigmas)
+    except NumericalError as exc:
+        if singular is None:
+            raise
+        raise NumericalError(f"{exc}; {singular}", exc.phase, exc.sequence, exc.step, exc.state) from None
+    report["warnings"] += [singular] if singular else []
+    return report
+
+
+def _measure(model, kernels, route, exact, th, q0, p0, u, y, qT, pT, loss, steps, dt, beta, seed, params, tolerance,
+             sigmas) -> dict:
+    """The measurements of :func:`run_check` from its free run."""
     gamma = damping_rate_at(model, th)
     if route == "digital_pfvp":
         back_q, back_p, _, _ = kernels.pfvp_backward(th, qT, pT, [0.0], u=u, y=y)
@@ -373,6 +391,39 @@ def growth_warning(model, q0, p0, qT, pT, drawn: bool, drawn_in: str = "[-1, 1]"
             else "; give --params with values that keep the system bounded")
     return [f"the checked run grows from {start:.1g} to {end:.1e}: this instance is unstable, which amplifies "
             f"every finite difference (the echo's beta error among them){hint}"]
+
+
+def singular_crossing(model: Model, theta, traj_q, dt: float, t0: float = 0.0) -> str | None:
+    """Where a recorded free run ``traj_q`` ``(K+1, n)`` crosses det M = 0 (M of theory §1): a factor of det M
+    that reads the positions changes sign between two nodes (r of det M = m² r² in polar coordinates, sin θ of
+    Euler angles). The coordinates are singular there and the equations of motion do not hold. ``None`` when
+    it does not, or when M reads more than the positions and parameters."""
+    mass = derive(model, simplify="none").el.mass_matrix.xreplace(model.constants)
+    if not mass.free_symbols <= set(model.q) | set(model.parameters) or not mass.free_symbols & set(model.q):
+        return None
+    det = mass.det(method="berkowitz") if mass.rows <= 3 else None
+    try:
+        factors = [f for f, _ in sp.factor_list(det)[1]] if det is not None else []
+    except (sp.PolynomialError, sp.GeneratorsNeeded, NotImplementedError):
+        factors = list(sp.Mul.make_args(det))
+    factors = [f for f in factors if f.free_symbols & set(model.q)] or [None]  # None: the numerical det
+    args = [*model.q, *model.parameters]
+    values = np.ravel(theta)
+    for factor in factors:
+        function = sp.lambdify(args, mass if factor is None else factor, "numpy")
+        with np.errstate(all="ignore"):
+            raw = [np.asarray(function(*q, *values), dtype=np.float64) for q in traj_q]
+            signs = np.sign([np.linalg.det(r) if factor is None else float(r) for r in raw])
+        if not np.all(np.isfinite(signs)) or signs[0] == 0:
+            continue
+        flips = np.nonzero(signs[1:] != signs[:-1])[0]
+        if flips.size:
+            k = int(flips[0])
+            where = "det M" if factor is None else f"{factor} (a factor of det M)"
+            return (f"the free run crosses {where} = 0 between steps {k} and {k + 1} (t = {t0 + k * dt:.4g}): M is "
+                    "singular there (e.g. r = 0 in polar coordinates) and the equations of motion do not hold; "
+                    "start away from that set (Model(initial_positions=...)), or use --params or a shorter run")
+    return None
 
 
 #: e^{γT} above which ``check`` says that the anti-damped echo amplifies round-off (theory §7)

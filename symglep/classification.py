@@ -48,7 +48,9 @@ class ClassificationTask:
 
 def _linear_error(name: str, what: str) -> SymglepError:
     return SymglepError(f"a classification task needs a cost linear in the targets, c = sum_j y_j r_j(q) (the "
-                        f"head's cotangents ride on the targets, theory §12); the {what} of {name!r} is not")
+                        f"head's cotangents ride on the targets, theory §12); the {what} of {name!r} is not: e.g. "
+                        "Sum(y[r] * q[r], r) for an array model, y1*x1 + y2*x2 for a scalar one (examples/stack_hssm.py "
+                        "is a classifier)")
 
 
 def scalar_linear_readout(model):

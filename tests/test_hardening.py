@@ -472,3 +472,23 @@ def test_writing_under_a_regular_file_names_the_file(tmp_path):
     target = tmp_path / "afile" / "sub" / "out.txt"
     with pytest.raises(symglep.errors.SymglepError, match=r"afile is a file, not a folder"):
         write_atomic(str(target), "x")
+
+
+def test_a_free_run_through_a_singular_set_is_named():
+    """A Kepler orbit in polar coordinates fell through r = 0 (det M = m² r²) and the check ended in a Newton
+    failure of the echo with no word on why (new-user probe). singular_crossing finds the sign change of the
+    factor r between two nodes; a run that stays at r > 0, or a constant M, gives nothing."""
+    import sympy as sp
+    from sympy.physics.mechanics import dynamicsymbols
+
+    from symglep.check import singular_crossing
+
+    r, phi = dynamicsymbols("r phi")
+    k, m = sp.symbols("k m", positive=True)
+    kepler = symglep.Model(lagrangian=m * (r.diff() ** 2 + r**2 * phi.diff() ** 2) / 2 + k / r, coordinates=[r, phi],
+                           parameters=[k, m], name="kepler")
+    through = np.stack([np.linspace(1.0, -1.1, 11), np.zeros(11)], axis=1)  # r = -0.05 at node 5
+    message = singular_crossing(kepler, [1.0, 2.0], through, 0.1)
+    assert message.startswith("the free run crosses r (a factor of det M) = 0 between steps 4 and 5 (t = 0.4)")
+    assert singular_crossing(kepler, [1.0, 2.0], np.abs(through) + 0.1, 0.1) is None
+    assert singular_crossing(symglep.load_model(OSCILLATOR), [1.0, 1.0], np.zeros((3, 1)), 0.1) is None
