@@ -182,7 +182,7 @@ def smallest(candidates):
 
 def attempts(mode: str, ops: int):
     """The rewritings tried in ``mode`` on an expression of ``ops`` operations, cheapest first."""
-    out = [sp.factor_terms, trig_factor_pass]
+    out = [sp.factor_terms, trig_factor_pass, sp.expand]  # expand: terms that cancel once multiplied out
     if ops <= TRIGSIMP_OPS or mode == "full":
         out += [sp.trigsimp, lambda e: sp.factor(sp.cancel(e))]
     if mode == "full":
