@@ -99,7 +99,7 @@ def _flag(words: list[str], path: str, lineno: int, keyword: str) -> bool:
 def _lines(path: str) -> Iterator[tuple[int, str]]:
     """The numbered, stripped lines of ``path`` that are neither empty nor comments."""
     try:
-        handle = open(path, encoding="utf-8", errors="replace")
+        handle = open(path, encoding="utf-8-sig", errors="replace")  # -sig: a byte-order mark is not data
     except OSError as exc:
         raise SymglepError(f"cannot read {path}: {exc.strerror or exc}") from None
     with handle:
@@ -168,7 +168,8 @@ def _values(text: str, path: str, lineno: int) -> np.ndarray:
             try:
                 values[i] = float(token)
             except ValueError:
-                raise _error(path, lineno, f"value {token!r} is not a number") from None
+                stamped = " (a timestamped value, '(t,x)'? @timeStamps true is not read)" if token.startswith("(") else ""
+                raise _error(path, lineno, f"value {token!r} is not a number{stamped}") from None
     if np.isinf(values).any():
         raise _error(path, lineno, "an infinite value")
     return values

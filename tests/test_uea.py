@@ -232,3 +232,15 @@ def test_sets_on_disk_that_cannot_be_read_say_what_is_there(tmp_path, monkeypatc
     monkeypatch.chdir(tmp_path)
     with pytest.raises(SymglepError, match=r"a folder 'flat' is here: give it as uea:./flat"):
         uea.load("flat")
+
+
+def test_a_byte_order_mark_and_undeclared_timestamps(tmp_path):
+    """A UTF-8 byte-order mark read as 'data before the @data line'; timestamped values without the header said
+    only "'(0' is not a number" (new-user probe)."""
+    path = tmp_path / "bom.ts"
+    path.write_bytes("\ufeff@classLabel true a b\n@data\n1,2:a\n3,4:b\n".encode("utf-8"))
+    series, labels, classes = uea.read_ts(str(path))
+    assert classes == ["a", "b"] and labels.tolist() == [0, 1]
+    stamped = write(tmp_path, "@classLabel true a\n@data\n(0,1),(1,2):a\n")
+    with pytest.raises(SymglepError, match=r"value '\(0' is not a number \(a timestamped value"):
+        uea.read_ts(stamped)
