@@ -85,7 +85,12 @@ def _nudge(beta):
     return None if beta is None else float(beta)
 
 
-def _options(dt, estimator, beta, order) -> None:
+def _options(dt, estimator, beta, order, t0=0.0) -> None:
+    for name, value in (("dt", dt), ("beta", beta), ("t0", t0)):
+        if isinstance(value, jax.core.Tracer):
+            raise SymglepError(f"{name} is a traced JAX value (the layer built inside jax.jit, or differentiated "
+                               f"in {name}): dt, beta and t0 are fixed settings of a layer, concrete numbers; build "
+                               "the layer outside jit and call it inside")
     if not _positive(dt):
         raise SymglepError(f"dt must be a positive number, got {dt!r}")
     if estimator not in ESTIMATORS:
@@ -112,17 +117,19 @@ class Sizes:
             return cls(len(model.parameter_names), model.n, model.n_inputs, model.n_targets)
         return cls(int(mod.N_THETA), int(mod.N), int(mod.N_U), int(mod.N_Y))
 
-    def checked(self, theta, u, y, q0, p0) -> tuple:
+    def checked(self, theta, u, y, q0, p0, needs_targets: bool = False) -> tuple:
         """The arrays of one call, their shapes checked (a one-line :class:`SymglepError` naming the
-        expected shape) and cast to one floating dtype (integer starts become the parameters' float)."""
+        expected shape) and cast to one floating dtype (integer starts become the parameters' float);
+        ``y`` may be ``None`` unless ``needs_targets`` (a loss reads them, a layer need not)."""
         given = {"theta": theta, "u": u, "y": y, "q0": q0, "p0": p0}
         arrays = {}
         for name, value in given.items():
-            if name == "y" and value is None:
+            if name == "y" and value is None and not needs_targets:
                 continue
             if value is None:
-                raise SymglepError(f"{name} is missing" + (": a model without inputs takes u of shape (K+1, 0)"
-                                                           if name == "u" else ""))
+                why = {"u": ": a model without inputs takes u of shape (K+1, 0)",
+                       "y": f": the loss reads the targets, y of shape (K+1, {self.n_y})"}.get(name, "")
+                raise SymglepError(f"{name} is missing{why}")
             try:
                 arrays[name] = jnp.asarray(value)
             except (TypeError, ValueError):
@@ -230,7 +237,7 @@ def layer(model, dt: float, *, integrator: str = "auto", estimator: str = "echo"
     ``estimator``: ``"echo"`` (the backward pass is the echo: nudge β relative to the total kick of
     the cotangents, contrast ``order`` 2 centred, 4 Richardson or 1 one-sided; β by default 1e-4 in
     float64 and 1e-2 in float32, from the arrays' dtype) or ``"bptt"``."""
-    _options(dt, estimator, beta, order)
+    _options(dt, estimator, beta, order, t0)
     if kind_of(model) == "stack":
         model = _stack_options(model, integrator, size, edges, readout_units)
         readout = readout or "coordinates"
@@ -257,7 +264,7 @@ def loss(model, dt: float, *, integrator: str = "auto", estimator: str = "echo",
     cost, theory §6, §10) as a JAX function whose backward pass is the echo (``estimator="echo"``,
     nudge β, contrast ``order``; β by default 1e-4 in float64, 1e-2 in float32) or JAX autodiff of the
     same steps (``"bptt"``)."""
-    _options(dt, estimator, beta, order)
+    _options(dt, estimator, beta, order, t0)
     if kind_of(model) == "stack":
         model = _stack_options(model, integrator, size, edges, readout_units)
         step = _unit_integrators(model)
@@ -278,7 +285,7 @@ def loss(model, dt: float, *, integrator: str = "auto", estimator: str = "echo",
 def _checked_loss(run, sizes: Sizes):
     """``run(theta, u, y, q0, p0)`` behind the shape and dtype checks of :meth:`Sizes.checked`."""
     def checked(theta, u, y, q0, p0):
-        return run(*sizes.checked(theta, u, y, q0, p0))
+        return run(*sizes.checked(theta, u, y, q0, p0, needs_targets=True))
     return checked
 
 

@@ -151,6 +151,27 @@ def test_layer_runs_under_jit_vmap_and_in_float32():
     assert _relative(g32, grad(th, u, q0, p0)) <= 1e-4
 
 
+def test_a_midpoint_layer_runs_in_float32():
+    """The midpoint rule's Newton solve asked float32 for the float64 tolerance 1e-13, never reached it, and
+    returned NaN for every node after the first, silently (new-user probe: double_pendulum, network_beads). It
+    now solves to NEWTON_TOL_FLOAT32 in float32: finite, float32, the float64 gradient to float32 accuracy."""
+    model = coupled_model()
+    th, u, _, q0, p0 = _instance(3, 2, 1, 1, seed=3)
+
+    def gradient(*args):
+        layer = sj.layer(model, DT, integrator="midpoint", readout="coordinates")
+
+        def loss(th, u, q0, p0):
+            r, qT, _ = layer(th, u, q0, p0)
+            return jnp.sum(r ** 2) + jnp.sum(qT)
+        return jax.jit(jax.grad(loss))(*args)
+
+    g64 = gradient(th, u, q0, p0)
+    g32 = gradient(*[jnp.asarray(a, jnp.float32) for a in (th, u, q0, p0)])
+    assert g32.dtype == jnp.float32 and bool(jnp.all(jnp.isfinite(g32)))
+    assert _relative(g32, g64) <= 1e-3, _relative(g32, g64)
+
+
 def test_echo_keeps_nothing_of_length_k_but_the_inputs():
     """The residuals JAX saves for the backward pass: the echo's do not grow with K beyond the input
     sequence, autodiff's do (the trajectory); XLA's scratch memory of a θ-gradient of the loss is flat
@@ -270,3 +291,20 @@ def test_generated_jax_files_are_up_to_date(path):
     hint = f"regenerate with: symglep generate {path.relative_to(ROOT)} --target jax"
     assert committed.exists(), hint
     assert committed.read_text(encoding="utf-8") == jax_source(model), f"{committed} is stale; {hint}"
+
+
+def test_traced_settings_and_a_loss_without_targets_are_one_line():
+    """dt built from a traced value (the layer made inside jit) failed deep in JAX with ConcretizationTypeError;
+    loss(theta, u, None, q0, p0) with 'None is not a valid value for jnp.array' (new-user probe)."""
+    model = coupled_model()
+    th, u, y, q0, p0 = _instance(3, 2, 1, 1, seed=3)
+
+    @jax.jit
+    def built_inside(dt):
+        return sj.layer(model, dt)(th, u, q0, p0)[1]
+
+    with pytest.raises(symglep.errors.SymglepError, match="dt is a traced JAX value .* build the layer outside jit"):
+        built_inside(DT)
+    with pytest.raises(symglep.errors.SymglepError, match=r"y is missing: the loss reads the targets, y of shape "
+                                                          r"\(K\+1, 1\)"):
+        sj.loss(model, DT)(th, u, None, q0, p0)

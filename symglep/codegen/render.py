@@ -19,6 +19,8 @@ from .printer import python_function
 TARGETS = ("numba",)
 NEWTON_MAXIT = 50
 NEWTON_TOL = 1e-13
+#: the Newton tolerance of a float32 run (the C and JAX targets): float32 round-off is ~1e-7
+NEWTON_TOL_FLOAT32 = 1e-5
 
 
 def model_fingerprint(model: Model) -> str:

@@ -20,7 +20,7 @@ from ..symbolic import linear_coefficients
 from .backend import environment
 from .jax_printer import jax_function
 from .names import safe_comment
-from .render import NEWTON_MAXIT, NEWTON_TOL, content_hash
+from .render import NEWTON_MAXIT, NEWTON_TOL, NEWTON_TOL_FLOAT32, content_hash
 
 #: the scheme's functions each integrator's passes call
 USED = {
@@ -73,7 +73,7 @@ def render_jax(model: Model, scheme: Scheme, digest: str) -> str:
         integrator=scheme.integrator, n=scheme.n, n_theta=scheme.n_theta, n_u=scheme.n_u, n_y=scheme.n_y,
         default_route=repr(scheme.default_route), echo_flip=repr(tuple(scheme.echo_flip)),
         readouts=readouts, velocity_is_momentum=scheme.velocity_is_momentum, lane_partials=False,
-        newton_maxit=NEWTON_MAXIT, newton_tol=repr(float(NEWTON_TOL)),
+        newton_maxit=NEWTON_MAXIT, newton_tol=repr(float(NEWTON_TOL)), newton_tol_float32=repr(NEWTON_TOL_FLOAT32),
         functions=[jax_function(f) for f in used],
     )
 

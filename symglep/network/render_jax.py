@@ -20,7 +20,7 @@ from ..codegen.jax_printer import JaxFunctionPrinter
 from ..codegen.names import safe_comment
 from ..codegen.printer import common_subexpressions
 from ..symbolic import linear_coefficients
-from ..codegen.render import NEWTON_MAXIT, NEWTON_TOL
+from ..codegen.render import NEWTON_MAXIT, NEWTON_TOL, NEWTON_TOL_FLOAT32
 from .elements import kinetic_pieces, readout_pieces, value_piece
 from .render import damping_context, model_fingerprint
 
@@ -120,7 +120,7 @@ def array_jax_source(model, integrator: str = "auto") -> str:
     return environment().get_template("jax/array.py.j2").render(
         version=__version__, content_hash=jax_digest(model, integrator), model_comment=safe_comment(model.name),
         integrator=integrator, velocity_is_momentum=False, lane_partials=True, D=model.dim,
-        newton_maxit=NEWTON_MAXIT, newton_tol=repr(NEWTON_TOL),
+        newton_maxit=NEWTON_MAXIT, newton_tol=repr(NEWTON_TOL), newton_tol_float32=repr(NEWTON_TOL_FLOAT32),
         **damping_context(model),
         parameters=repr(tuple(params)),
         n_inputs=model.sizes["m"], n_readout=model.sizes["r"], has_edges=model.edges is not None,
