@@ -193,7 +193,15 @@ def check_instance(model: Model, kernels, steps: int, dt: float, seed: int, para
     u = smooth_signal(rng, times, len(model.u), 0.2)[None]
     y = smooth_signal(rng, times, len(model.y), 0.3)[None]
     p0 = np.empty((1, n))
-    kernels.module.f_momentum(q0[0], v0[0], 0.0, u[0, 0], th, p0[0])
+    try:
+        with np.errstate(divide="raise", invalid="raise", over="raise"):
+            kernels.module.f_momentum(q0[0], v0[0], 0.0, u[0, 0], th, p0[0])
+    except (ArithmeticError, FloatingPointError) as exc:
+        raise NumericalError(f"the start momentum p0 = dL/dv(q0, v0) of the checked instance: {exc} at these "
+                             "parameters (a singular point of the model, e.g. det M = 0 there)", "start") from None
+    if not np.all(np.isfinite(p0)):
+        raise NumericalError("the start momentum p0 = dL/dv(q0, v0) of the checked instance is not finite at these "
+                             "parameters (a singular point of the model, e.g. det M = 0 there)", "start")
     return th, q0, p0, u, y
 
 
@@ -215,9 +223,12 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
                            "flipped_echo or digital_pfvp")
     exact = route != "naive_echo" or (kernels.module.TIME_REVERSIBLE and not kernels.module.DAMPED)
     th, q0, p0, u, y = check_instance(model, kernels, steps, dt, seed, params)
+    at_start = singular_start(model, th, q0[0])
+    if at_start:
+        raise NumericalError(at_start, "start")
 
-    qT, pT, loss, traj_q, _ = kernels.free(th, q0, p0=p0, u=u, y=y, record=True)
-    singular = singular_crossing(model, th, traj_q[0], dt)
+    qT, pT, loss = kernels.free(th, q0, p0=p0, u=u, y=y)
+    singular = singular_crossing(model, th, lambda: kernels.free(th, q0, p0=p0, u=u, y=y, record=True)[3][0], dt)
     try:
         report = _measure(model, kernels, route, exact, th, q0, p0, u, y, qT, pT, loss, steps, dt, beta, seed,
                           params, tolerance, sigmas)
@@ -393,14 +404,41 @@ def growth_warning(model, q0, p0, qT, pT, drawn: bool, drawn_in: str = "[-1, 1]"
             f"every finite difference (the echo's beta error among them){hint}"]
 
 
-def singular_crossing(model: Model, theta, traj_q, dt: float, t0: float = 0.0) -> str | None:
-    """Where a recorded free run ``traj_q`` ``(K+1, n)`` crosses det M = 0 (M of theory §1): a factor of det M
-    that reads the positions changes sign between two nodes (r of det M = m² r² in polar coordinates, sin θ of
-    Euler angles). The coordinates are singular there and the equations of motion do not hold. ``None`` when
-    it does not, or when M reads more than the positions and parameters."""
+def _mass_of(model: Model, t0: float | None = None):
+    """M of theory §1 with the constants in (and the time at ``t0``, when given), and ``M(q, θ)`` as a NumPy
+    function; ``None`` when M reads more than the positions and parameters (velocities, inputs, time)."""
     mass = derive(model, simplify="none").el.mass_matrix.xreplace(model.constants)
-    if not mass.free_symbols <= set(model.q) | set(model.parameters) or not mass.free_symbols & set(model.q):
+    if t0 is not None:
+        mass = mass.xreplace({model.time: t0})
+    if not mass.free_symbols <= set(model.q) | set(model.parameters):
+        return None, None
+    return mass, sp.lambdify([*model.q, *model.parameters], mass, "numpy")
+
+
+def singular_start(model: Model, theta, q0) -> str | None:
+    """A message when M is singular at the start ``q0`` (det M = 0 there: a zero mass, a coordinate singularity):
+    no equation of motion holds, so nothing a check measures means anything; else ``None``."""
+    mass, function = _mass_of(model, 0.0)  # a Caldirola–Kanai M = e^{γt} M₀ at the start's t = 0
+    if mass is None:
         return None
+    with np.errstate(all="ignore"):
+        det = np.linalg.det(np.asarray(function(*np.ravel(q0), *np.ravel(theta)), dtype=np.float64))
+    if det != 0 and np.isfinite(det):
+        return None
+    return (f"the mass matrix M is singular at the checked start (det M = {det:g} at these parameters and q0, "
+            "e.g. a zero mass or r = 0 in polar coordinates): no equation of motion holds there")
+
+
+def singular_crossing(model: Model, theta, traj_q, dt: float, t0: float = 0.0) -> str | None:
+    """Where a recorded free run ``traj_q`` ``(K+1, n)`` (or a function that records it, called only where M
+    reads the positions) crosses det M = 0 (M of theory §1): a factor of det M that reads the positions changes
+    sign between two nodes (r of det M = m² r² in polar coordinates, sin θ of Euler angles). The coordinates
+    are singular there and the equations of motion do not hold. ``None`` when it does not, or when M reads
+    more than the positions and parameters."""
+    mass, _ = _mass_of(model)
+    if mass is None or not mass.free_symbols & set(model.q):
+        return None
+    traj_q = traj_q() if callable(traj_q) else traj_q
     det = mass.det(method="berkowitz") if mass.rows <= 3 else None
     try:
         factors = [f for f, _ in sp.factor_list(det)[1]] if det is not None else []

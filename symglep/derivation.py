@@ -17,7 +17,7 @@ import numpy as np
 import sympy as sp
 
 from . import report
-from .dissipation import REWRITE_NOTE, non_variational_note
+from .dissipation import non_variational_note, rewrite_note
 from .errors import ModelError
 from .legendre import hamiltonian as legendre_hamiltonian
 from .legendre import tidy
@@ -250,7 +250,8 @@ def _derive(model: Model, simplify: str) -> Derivation:
         notes.append(f"parameter(s) {', '.join(map(str, unused))} appear nowhere in the model (Lagrangian, "
                      "dissipation, costs): their gradient is zero (a misspelt name?)")
     if model.rayleigh is not None:
-        notes.append(REWRITE_NOTE if model.rayleigh.rewritable else non_variational_note(model.rayleigh.why))
+        notes.append(rewrite_note(model.rayleigh.rate) if model.rayleigh.rewritable
+                     else non_variational_note(model.rayleigh.why))
     routes = learning_routes(model, sym, regular)
     return Derivation(model, el, h, vmap, note, regular, sym, rule, locality(model, rule), notes,
                       routes, default_route(routes), simplify, time.perf_counter() - started)

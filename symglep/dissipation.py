@@ -21,13 +21,16 @@ import sympy as sp
 
 from .symbolic import is_zero
 
-#: Shown with every rewritten model (theory §7).
-REWRITE_NOTE = (
-    "uniform linear damping rewritten into the Caldirola-Kanai Lagrangian exp(gamma*t)*L: same free "
-    "trajectories and the same loss (integral of c dt), but the nudge now acts with weight exp(-gamma*t) "
-    "relative to the physical forces and the learning integrand carries the weight exp(gamma*t); "
-    "nudging the damped system with a plain (unweighted) force instead would differentiate the loss "
-    "integral of exp(gamma*t)*c dt (theory §7)")
+def rewrite_note(rate="gamma") -> str:
+    """Shown with every rewritten model (theory §7), naming its rate."""
+    g = str(rate)
+    g = g if g.isidentifier() or g.replace(".", "", 1).isdigit() else f"({g})"
+    return (f"uniform linear damping rewritten into the Caldirola-Kanai Lagrangian exp({g}*t)*L: same free "
+            f"trajectories and the same loss (integral of c dt), but the nudge now acts with weight exp(-{g}*t) "
+            f"relative to the physical forces and the learning integrand carries the weight exp({g}*t); "
+            f"nudging the damped system with a plain (unweighted) force instead would differentiate the loss "
+            f"integral of exp({g}*t)*c dt (theory §7)")
+
 
 def non_variational_note(why: str) -> str:
     """What a model whose Rayleigh force stays in the dynamics is told (theory §7)."""

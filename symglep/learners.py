@@ -161,8 +161,12 @@ class ScalarLearner(Learner):
             # calls take by default; only a model with none (a non-uniform Rayleigh force) is refused
             try:
                 self.kernels.route("auto")
-            except NoExactRouteError as exc:
-                raise NoExactRouteError(f"{exc} (symglep train: --estimator bptt)") from None
+            except NoExactRouteError:
+                why = self.system.rayleigh.why if self.system.rayleigh is not None else "no exact route"
+                raise NoExactRouteError(
+                    f"model {self.system.name!r}: the Rayleigh dissipation is kept as a non-variational force "
+                    f"({why}): no echo is exact for it (theory §7), so the echo estimators are refused; train with "
+                    "--estimator bptt (BPTT of the same steps)") from None
 
     def route(self, estimator: str) -> str:
         """The model's exact route for the contrastive estimators: echo, flipped echo or digital PFVP (theory §4)."""

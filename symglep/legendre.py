@@ -191,4 +191,9 @@ def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, positive=
     subs = dict(zip(ps, p_of_v))
     lag = sum(p * v for p, v in zip(p_of_v, vs)) - h_d.xreplace(subs)
     lag = tidy(sp.expand(lag) if sp.count_ops(lag) < 150 else lag)
+    if how.startswith("affine"):
+        # H = ½ pᵀAp + c·p + H₀ and v = Ap + c give L = ½ (v − c)·p − H₀ (the transform of hamiltonian() inverted)
+        at_rest = {p: 0 for p in ps}
+        quadratic = sum((v - w.xreplace(at_rest)) * p for v, w, p in zip(vs, v_of_p, p_of_v)) / 2
+        lag = min((lag, tidy(quadratic - h_d.xreplace(at_rest))), key=sp.count_ops)
     return lag.xreplace(dict(zip(vs, velocity_objects))), how

@@ -18,6 +18,7 @@ from .discrete import discretise
 from .model import Model
 from .report import render as render_derivation
 from .residual_report import render as render_residuals
+from .routes import LABELS
 from .training import train_command as train
 
 
@@ -44,7 +45,9 @@ def generate_notes(model: Model, target: str, integrator: str) -> list:
     """What ``generate`` leaves out of ``target``'s files for this model, and why (one line each)."""
     if target != "c":
         return []
-    note = missing_gradient_note(discretise(derive(model, simplify="none"), integrator))
+    d = derive(model, simplify="none")
+    exact = [LABELS[r["route"]].split(" (")[0] for r in d.routes if r["available"] and r["exact"]]
+    note = missing_gradient_note(discretise(d, integrator), exact)
     return [note] if note else []
 
 

@@ -876,5 +876,5 @@ def test_generate_c_says_when_the_files_have_no_gradient(tmp_path, name, note):
     assert (f"int {name}_gradient(" in header) is not note
     notes = [line for line in res.output.splitlines() if line.startswith("note:")]
     assert notes == ([f"note: no {name}_gradient in the C files: L is not even in the velocities "
-                      "(B*e*x*y_dot/2 - B*e*x_dot*y/2), so the plain echo is not the gradient; the exact routes "
-                      "(flipped echo, digital PFVP, BPTT) run in the Numba kernels (--target numba)"] if note else [])
+                      "(B*e*x*y_dot/2 - B*e*x_dot*y/2), so the plain echo is not the gradient; its exact routes "
+                      "(flipped-parameter echo, digital PFVP, BPTT) run in the Numba kernels (--target numba)"] if note else [])

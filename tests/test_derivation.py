@@ -908,3 +908,23 @@ def test_derive_says_which_integrator_runs_and_why(name, integrator, why):
     data = json.loads(report.render(derive(model, simplify="none"), "json"))
     assert data["integrator"] == integrator and why in data["integrator_note"]
     assert f"integrator (auto): {integrator}: " in report.render(derive(model, simplify="none"), "text")
+
+
+def test_a_hamiltonian_models_locality_reads_what_the_rule_depends_on():
+    """H = (p1² + p2²)/2 + c p1 p2 + V(q): L came back as one uncancelled fraction over c² − 1, and the
+    locality said ∂L/∂c reads q1, q2, u and ∂L/∂k reads c (new-user probe). The rule's symbols are tested for
+    cancellation, and L is built as ½ (v − ∂H/∂p|p=0)·p − H|p=0 when that is smaller."""
+    q1, q2, p1, p2, u = dynamicsymbols("q1 q2 p1 p2 u")
+    c, k = sp.symbols("c k")
+    H = (p1**2 + p2**2) / 2 + c * p1 * p2 + (q1**2 + q2**2) / 2 + k * q1 * q2 + q1**4 / 4 - u * q1
+    model = symglep.Model.from_hamiltonian(hamiltonian=H, coordinates=[q1, q2], momenta=[p1, p2], parameters=[c, k],
+                                           inputs=[u], name="ham_coupled")
+    d = derive(model, simplify="none")
+    reads = {th.name: entry for th, entry in d.locality.items()}
+    assert reads["c"]["coordinates"] == [] and reads["c"]["velocities"] == ["q1_dot", "q2_dot"]
+    assert reads["c"]["inputs"] == [] and reads["c"]["parameters"] == ["c"]
+    assert reads["k"]["parameters"] == [] and reads["k"]["coordinates"] == ["q1", "q2"]
+    v1, v2 = model.v
+    expected = (v1**2 + v2**2 - 2 * c * v1 * v2) / (2 * (1 - c**2)) - (q1**2 + q2**2) / 2 - k * q1 * q2 - q1**4 / 4 + u * q1
+    plain = expected.xreplace(dynamic_to_plain(model))
+    assert sp.simplify(model.lagrangian - plain) == 0 and sp.count_ops(model.lagrangian) <= 40

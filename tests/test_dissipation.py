@@ -609,3 +609,15 @@ def test_a_long_damped_run_is_named_anti_damped_not_unstable():
     warning = anti_damping_warning(1.2, 20.0)[0]
     assert "anti-damped" in warning and "2.6e+10" in warning
     assert anti_damping_warning(0.1, 20.0) == [] and anti_damping_warning(0.0, 1e3) == []
+
+
+def test_the_rewrite_note_names_the_models_rate():
+    """The note said exp(gamma*t) whatever the rate was called (new-user probe: a rate g)."""
+    from symglep.dissipation import rewrite_note
+
+    x = dynamicsymbols("x")
+    g, m = sp.symbols("g m", positive=True)
+    model = symglep.Model(m * x.diff() ** 2 / 2 - x**2 / 2, [x], [m, g], dissipation=g * m * x.diff() ** 2 / 2)
+    notes = " ".join(symglep.derive(model, simplify="none").notes)
+    assert "exp(g*t)*L" in notes and "exp(-g*t)" in notes and "gamma" not in notes
+    assert "exp((2*g)*t)" in rewrite_note(2 * g)

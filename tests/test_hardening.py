@@ -492,3 +492,29 @@ def test_a_free_run_through_a_singular_set_is_named():
     assert message.startswith("the free run crosses r (a factor of det M) = 0 between steps 4 and 5 (t = 0.4)")
     assert singular_crossing(kepler, [1.0, 2.0], np.abs(through) + 0.1, 0.1) is None
     assert singular_crossing(symglep.load_model(OSCILLATOR), [1.0, 1.0], np.zeros((3, 1)), 0.1) is None
+    # a start where M is singular (a zero mass given by --params) is refused before anything is measured: it
+    # printed numpy warnings, a finite difference of 2.7e306 and FAILED (new-user probe)
+    from symglep.check import singular_start
+
+    assert singular_start(kepler, [1.0, 2.0], [0.0, 0.3]).startswith("the mass matrix M is singular at the checked start")
+    assert singular_start(kepler, [1.0, 0.0], [1.0, 0.3]).startswith("the mass matrix M is singular")
+    assert singular_start(kepler, [1.0, 2.0], [1.0, 0.3]) is None
+
+
+def test_check_at_a_singular_parameter_is_a_numerical_error():
+    """check --params with c = 1 of H = (p1² + p2²)/2 + c p1 p2 (det M = 0 everywhere there) was an internal error:
+    ZeroDivisionError out of the start momentum (new-user probe). It is a NumericalError naming the start."""
+    import sympy as sp
+    from sympy.physics.mechanics import dynamicsymbols
+
+    from symglep.check import check_instance
+    from symglep.diagnose import NumericalError
+
+    q1, q2, p1, p2 = dynamicsymbols("q1 q2 p1 p2")
+    c = sp.Symbol("c")
+    model = symglep.Model.from_hamiltonian(hamiltonian=(p1**2 + p2**2) / 2 + c * p1 * p2 + (q1**2 + q2**2) / 2,
+                                           coordinates=[q1, q2], momenta=[p1, p2], parameters=[c], name="coupled")
+    kernels = symglep.compile(model, dt=0.1, jit=False)
+    with pytest.raises(NumericalError, match=r"the start momentum p0 = dL/dv\(q0, v0\) of the checked instance"):
+        check_instance(model, kernels, 10, 0.1, 0, {"c": 1.0})
+    assert np.all(np.isfinite(check_instance(model, kernels, 10, 0.1, 0, {"c": 0.5})[2]))

@@ -398,3 +398,12 @@ def test_an_overflow_after_an_update_names_the_learning_rate():
     assert res.exit_code == 3, res.output
     assert res.output.startswith("error: epoch 2, after 1 update(s) at lr 1e+06: ")
     assert res.output.rstrip().endswith("(a learning rate too large can carry the parameters there; try a smaller --lr)")
+
+
+def test_a_model_without_an_exact_echo_is_refused_with_what_train_offers():
+    """A non-uniform Rayleigh force: the refusal pointed at --naive-echo, an option of check, not of train
+    (new-user probe); it names the reason and --estimator bptt."""
+    res = CliRunner().invoke(main, ["train", str(EXAMPLES / "damped_chain_nonuniform.py"), "--epochs", "1", "--quiet"])
+    assert res.exit_code != 0 and res.output.count("\n") == 1, res.output
+    assert "no echo is exact for it (theory §7)" in res.output and "train with --estimator bptt" in res.output
+    assert "--naive-echo" not in res.output

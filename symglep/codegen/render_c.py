@@ -56,15 +56,16 @@ def c_content_hash(model: Model, integrator: str, precision: str) -> str:
                                 {"integrator": integrator, "precision": precision})
 
 
-def missing_gradient_note(scheme: Scheme) -> str | None:
+def missing_gradient_note(scheme: Scheme, exact_routes: list) -> str | None:
     """Why the C files of ``scheme`` have no ``_gradient`` (their gradient is the plain echo, exact only for a
-    time-reversible model without a Rayleigh force, theory §4, §7), or ``None`` when they have one."""
+    time-reversible model without a Rayleigh force, theory §4, §7), and where the model's ``exact_routes``
+    (labels) run; ``None`` when they have one."""
     if scheme.time_reversible and not scheme.damped:
         return None
     why = ("a Rayleigh force breaks time reversal" if scheme.damped else
            f"L is not even in the velocities ({', '.join(map(str, scheme.breaking_terms))[:200]})")
     return (f"no {c_api_prefix(scheme.name)}_gradient in the C files: {why}, so the plain echo is not the "
-            "gradient; the exact routes (flipped echo, digital PFVP, BPTT) run in the Numba kernels (--target numba)")
+            f"gradient; its exact routes ({', '.join(exact_routes)}) run in the Numba kernels (--target numba)")
 
 
 def render_c(scheme: Scheme, digest: str, precision: str = "float64", example_q0=None) -> dict:

@@ -16,7 +16,7 @@ import re
 import sympy as sp
 
 from .. import __version__
-from ..dissipation import REWRITE_NOTE
+from ..dissipation import rewrite_note
 from ..errors import SymglepError
 from ..report import latex_text
 from .arrays import Parameter
@@ -213,7 +213,7 @@ def _damped(out: dict, model, m: str) -> None:
     """The entries a uniformly damped model changes: it runs as e^{γt} L (Caldirola–Kanai, theory §7)."""
     qn, g = model.q.name, f"{model.damping_rate:g}"
     out["dissipation"] = (f"R = γ Σ_i ½ m_i |{qn}.dot[i]|², γ = {g}: uniform, rewritten as exp(γ·t)·L "
-                          f"(Caldirola–Kanai); {REWRITE_NOTE}")
+                          f"(Caldirola–Kanai); {rewrite_note('γ')}")
     out["momentum"] = f"p[i] = exp(γ·t) m_i {qn}.dot[i] = exp({g}·t)·({m})·{qn}.dot[i]"
     out["hamiltonian"] = ("H = exp(−γ·t) Σ_i |p[i]|² / (2 m_i) + exp(γ·t) V,   V = " + "  +  ".join(out["potential"]))
     out["hamilton_equations"] = [f"{qn}.dot[i] = ∂H/∂p[i] = exp(−γ·t) p[i] / m_i",
