@@ -51,7 +51,12 @@ def first_failing(fails: Callable[[int], bool], lo: int, hi: int) -> int:
 
 
 def _vector(x) -> str:
-    x = np.ravel(np.asarray(x, dtype=np.float64))
+    """A state for a message: its first 8 entries; a ``(lanes, n)`` state (the echoes at ±β run as lanes of
+    one pass) row by row, so that n numbers are one lane."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.ndim == 2 and x.shape[0] > 1:
+        return "[" + "; ".join(_vector(row) for row in x[:4]) + ("; ..." if x.shape[0] > 4 else "") + "]"
+    x = np.ravel(x)
     shown = ", ".join(f"{v:.6g}" for v in x[:8])
     return f"[{shown}{', ...' if x.size > 8 else ''}]"
 
@@ -94,8 +99,10 @@ def backward_failure(phase: str, sequence: int, steps: int, dt: float, t0: float
     j = steps - first_failing(lambda r: not all_finite(*run(steps - r)), 1, steps)
     q, p = state_at(j)
     q_prev, p_prev = state_at(j + 1)
+    lanes = np.ndim(q) == 2 and np.shape(q)[0] > 1
     msg = (f"{phase}: {_kind(*run(j))} first appears at the step from node {j + 1} to node {j} "
-           f"of sequence {sequence} (t = {t0 + j * dt:.6g}, running backward in time); "
+           f"of sequence {sequence} (t = {t0 + j * dt:.6g}, running backward in time"
+           + ("; one row per nudged echo, in the order of their β" if lanes else "") + "); "
            f"state at node {j + 1}: q = {_vector(q_prev)}, p = {_vector(p_prev)}; "
            f"at node {j}: q = {_vector(q)}, p = {_vector(p)}. "
            "Reduce dt or beta, or check the parameters, inputs and initial state.")

@@ -68,7 +68,8 @@ def uniform_rate(lagrangian, rayleigh, velocities, time, varying, constants) -> 
         return Rayleigh(rayleigh, None, "the Lagrangian has no momentum to compare the damping with")
     moving = sorted(rate.free_symbols & set(varying), key=str)
     if moving:
-        return Rayleigh(rayleigh, None, f"the damping rate {rate} depends on {', '.join(map(str, moving))}")
+        return Rayleigh(rayleigh, None, f"dR/dv is not one rate times the momentum dL/dv: their ratio {rate} "
+                                        f"depends on {', '.join(map(str, moving))}")
     for v, p, f in zip(velocities, momenta, forces):
         if not is_zero(f - rate * p, fixed=constants):
             if rate == 0:

@@ -621,3 +621,14 @@ def test_the_rewrite_note_names_the_models_rate():
     notes = " ".join(symglep.derive(model, simplify="none").notes)
     assert "exp(g*t)*L" in notes and "exp(-g*t)" in notes and "gamma" not in notes
     assert "exp((2*g)*t)" in rewrite_note(2 * g)
+
+
+def test_a_dashpot_between_two_masses_is_refused_with_its_reason():
+    """R = c (ẋ1 − ẋ2)²/2 is linear damping but not one rate times the momentum; the message said only that
+    'the damping rate ... depends on x1_dot, x2_dot' (new-user probe)."""
+    x1, x2 = dynamicsymbols("x1 x2")
+    c, m = sp.symbols("c m", positive=True)
+    model = symglep.Model(m * (x1.diff() ** 2 + x2.diff() ** 2) / 2 - (x1**2 + x2**2) / 2, [x1, x2], [m],
+                          constants={c: 0.2}, dissipation=c * (x1.diff() - x2.diff()) ** 2 / 2)
+    assert not model.rayleigh.rewritable
+    assert model.rayleigh.why.startswith("dR/dv is not one rate times the momentum dL/dv: their ratio")

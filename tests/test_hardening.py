@@ -518,3 +518,14 @@ def test_check_at_a_singular_parameter_is_a_numerical_error():
     with pytest.raises(NumericalError, match=r"the start momentum p0 = dL/dv\(q0, v0\) of the checked instance"):
         check_instance(model, kernels, 10, 0.1, 0, {"c": 1.0})
     assert np.all(np.isfinite(check_instance(model, kernels, 10, 0.1, 0, {"c": 0.5})[2]))
+
+
+def test_a_located_echo_failure_shows_one_row_per_lane():
+    """The echoes at ±β run as lanes of one pass: the located NaN showed their states run together, four numbers
+    for a two-coordinate model (new-user probe); each lane is now one row."""
+    from symglep.diagnose import backward_failure
+
+    state = lambda j: (np.full((2, 2), float(j)), np.full((2, 2), -float(j)))  # noqa: E731
+    run = lambda j: (np.array([np.nan]),) if j < 3 else (np.zeros(1),)  # noqa: E731
+    error = backward_failure("echo gradient, echo phase", 0, 5, 0.1, 0.0, run, state)
+    assert "one row per nudged echo" in str(error) and "q = [[3, 3]; [3, 3]]" in str(error)
