@@ -104,8 +104,9 @@ ARRAY_MIDPOINT = Capabilities("array", {
 STACK = Capabilities("stack", {
     ("target", "jax"): JAX_NO_STACKS,
     ("command", "check --bc"): "the boundary-condition estimators run on single models; run "
-                               "'symglep check UNIT.py --bc ...' on a unit (each unit's start is fixed in "
-                               "momentum, so the stacked echo leaves no residual, theory §9)",
+                               "'symglep check FILE.py:UNIT --bc ...' on a unit (UNIT: the variable that holds it "
+                               "in the stack's file; each unit's start is fixed in momentum, so the stacked echo "
+                               "leaves no residual, theory §9)",
     ("dissipation", "non-uniform damping"): "a Rayleigh force has no exact echo, and the stacked echo needs the "
                                             "exact echo of every unit (theory §7, §9)",
     ("route", "flipped_echo"): "the stacked echo needs the plain echo of every unit (reversible units)",

@@ -96,7 +96,7 @@ def _fresh(name: str, taken: set, n: int | None = None) -> str:
     return name
 
 
-def _vec(prefix: str, n: int, taken: set) -> list[sp.Symbol]:
+def fresh_vector(prefix: str, n: int, taken: set) -> list[sp.Symbol]:
     """``prefix0 … prefix{n-1}``, internal symbols whose names the model does not use (:func:`_fresh`)."""
     prefix = _fresh(prefix, taken, n)
     return [sp.Symbol(f"{prefix}{i}") for i in range(n)]
@@ -149,7 +149,7 @@ def _build(d: Derivation, integrator: str) -> Scheme:
     taken |= {str(x) for e in (m.lagrangian, m.cost, m.terminal_cost, m.damping) for x in sp.sympify(e).free_symbols}
     beta, h = sp.Symbol(_fresh("beta", taken)), sp.Symbol(_fresh("h", taken))
     L, c = sub(m.lagrangian), sub(m.cost)
-    lam, mu = _vec("lam", m.n, taken), _vec("mu", m.n, taken)
+    lam, mu = fresh_vector("lam", m.n, taken), fresh_vector("mu", m.n, taken)
     state_args = [("q", q), ("v", v), ("t", [t]), ("u", u), ("th", th)]
     fns = scheme.functions
 
@@ -157,7 +157,7 @@ def _build(d: Derivation, integrator: str) -> Scheme:
     mom = gradient(L, v)
     fns.append(NumericFunction("momentum", state_args, [("p", mom)],
                                "p = ∂L/∂v(q, v, t): start from a velocity (theory §5)", ("t",)))
-    gvec = _vec("g", m.n, taken)
+    gvec = fresh_vector("g", m.n, taken)
     pair = sum((gi * pi for gi, pi in zip(gvec, mom)), sp.S.Zero)
     fns.append(NumericFunction(
         "momentum_vjp", state_args + [("g", gvec)],
@@ -213,7 +213,8 @@ def _leapfrog(scheme, d, sub, q, v, p, th, u, y, t, beta, lam, taken):
     fns.append(NumericFunction("force_vjp", node + [("lam", lam)],
                                list(zip(("dq", "dth", "du"), gradients(fl, q, th, u))),
                                "λᵀ ∂(∇V^β)/∂(q, θ, u)", ("t", "beta")))
-    dq, dth, dp = _vec("dq", len(q), taken), _vec("dth", len(th), taken), _vec("dp", len(q), taken)
+    dq, dth = fresh_vector("dq", len(q), taken), fresh_vector("dth", len(th), taken)
+    dp = fresh_vector("dp", len(q), taken)
     fns.append(NumericFunction("force_jvp", node + [("dq", dq), ("dth", dth)],
                                [("df", [_directional(gi, q, dq, th, dth) for gi in grad])],
                                "d(grad V^beta)/dq . dq + d(grad V^beta)/dtheta . dtheta: tangent (forward sensitivity)",
@@ -235,7 +236,7 @@ def _midpoint(scheme, d, sub, L, c, R, q, v, th, u, y, t, beta, h, lam, mu, take
     """
     fns = scheme.functions
     n = len(q)
-    qa, qb = _vec("qa", n, taken), _vec("qb", n, taken)
+    qa, qb = fresh_vector("qa", n, taken), fresh_vector("qb", n, taken)
     at_mid = {**{qi: (a + b) / 2 for qi, a, b in zip(q, qa, qb)},
               **{vi: (b - a) / h for vi, a, b in zip(v, qa, qb)}}
     Lb = L - beta * c
@@ -263,7 +264,7 @@ def _midpoint(scheme, d, sub, L, c, R, q, v, th, u, y, t, beta, h, lam, mu, take
     fns.append(NumericFunction("midpoint_vjp_next", step + [("lam", lam)],
                                list(zip(("dqa", "dqb", "dth", "du"), gradients(fl, qa, qb, th, u))),
                                "λᵀ ∂(D₂L_d^β)/∂(q_k, q_{k+1}, θ, u)", sc))
-    dqa, dqb, dth = _vec("dqa", n, taken), _vec("dqb", n, taken), _vec("dth", len(th), taken)
+    dqa, dqb, dth = fresh_vector("dqa", n, taken), fresh_vector("dqb", n, taken), fresh_vector("dth", len(th), taken)
     fns.append(NumericFunction(
         "midpoint_jvp", step + [("dqa", dqa), ("dqb", dqb), ("dth", dth)],
         [("dpa", [_directional(Fi, qa + qb, dqa + dqb, th, dth) for Fi in F]),

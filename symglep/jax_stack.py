@@ -15,6 +15,9 @@ scalar unit, the picked coordinates of an array unit, and the activation).
 
 from __future__ import annotations
 
+import functools
+import math
+
 import sympy as sp
 
 from .codegen.jax_printer import jax_function
@@ -23,11 +26,13 @@ from .extras import require
 
 jax = require("jax", "jax", "the JAX target")
 jnp = require("jax.numpy", "jax", "the JAX target")
+require("jax.scipy.special", "jax", "the JAX target")  # printed special functions (erf, gammaln, ...)
 
 
 def _printed(fn: NumericFunction):
-    """The Python function of one printed :class:`NumericFunction` (``jax_function``'s source)."""
-    namespace = {"jax": jax, "jnp": jnp}
+    """The Python function of one printed :class:`NumericFunction` (``jax_function``'s source), in the names a
+    generated JAX module imports (templates/jax/scalar.py.j2): a ``Max`` prints with ``functools.reduce``."""
+    namespace = {"jax": jax, "jnp": jnp, "functools": functools, "math": math, "lax": jax.lax}
 
     def _vec(ref, entries):
         if not entries:

@@ -308,3 +308,22 @@ def test_traced_settings_and_a_loss_without_targets_are_one_line():
     with pytest.raises(symglep.errors.SymglepError, match=r"y is missing: the loss reads the targets, y of shape "
                                                           r"\(K\+1, 1\)"):
         sj.loss(model, DT)(th, u, None, q0, p0)
+
+
+def test_a_model_whose_names_are_the_readout_cotangents_is_served():
+    """The readout VJP named its cotangents a0, a1, ...: a model with a coordinate a0 got the printed line
+    's_a0 = q[0]; s_a0 = a[0]' and a layer gradient exactly twice the true one (new-user probe; a stack's units
+    below the top run as layers, so its gradient was wrong too). Internal names now avoid the model's."""
+    a0, a1, y = dynamicsymbols("a0 a1 y")
+    k = sp.Symbol("k", positive=True)
+    model = symglep.Model(a0.diff() ** 2 / 2 - k * a0**2 / 2 + a0 * a1, [a0], [k], inputs=[a1], targets=[y],
+                          cost=(a0 - y) ** 2 / 2, name="named_a0")
+    th, u, _, q0, p0 = _instance(1, 1, 1, 1, seed=4)
+
+    def grads(layer):
+        return jax.grad(lambda *args: jnp.sum(layer(*args)[0] ** 2), argnums=(0, 1, 2, 3))(th, u, q0, p0)
+
+    echo = grads(sj.layer(model, DT, readout="coordinates", order=4, beta=1e-3))
+    exact = grads(sj.layer(model, DT, readout="coordinates", estimator="bptt"))
+    for what, a, b in zip(("theta", "u", "q0", "p0"), echo, exact):
+        assert _relative(a, b) <= 1e-8, (what, _relative(a, b))

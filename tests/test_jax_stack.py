@@ -137,3 +137,21 @@ def test_a_midpoint_top_unit_has_its_cost_at_the_nodes():
     _against_numba(chain, args, integrator="midpoint", echo_dx=False)
     r, _, _ = sj.layer(chain, DT, integrator="midpoint")(*map(jnp.asarray, (args[0], args[1], *args[3:])))
     assert r.shape == (K + 1, chain.unit_size(2))
+
+
+def test_a_relu_glue_prints_into_the_jax_chain():
+    """A glue activation lambda z: sp.Max(z, 0) printed functools.reduce into a namespace without functools:
+    NameError in sj.loss(stack) (new-user probe; Numba, C, check and train served the stack)."""
+    import sympy as sp
+    from sympy.physics.mechanics import dynamicsymbols
+
+    from symglep.jax_stack import glue_function
+
+    x, u, z, v, y = dynamicsymbols("x u z v y")
+    a = symglep.Model(x.diff() ** 2 / 2 - x**2 / 2 + x * u, [x], inputs=[u], name="a")
+    b = symglep.Model(z.diff() ** 2 / 2 - z**2 / 2 + z * v, [z], inputs=[v], targets=[y], cost=(z - y) ** 2 / 2,
+                      name="b")
+    stack = symglep.Stack([a, b], [[x]], activations=[lambda s: sp.Max(s, 0)])
+    glue = glue_function(stack, 0)
+    for q, expected in ((0.7, 1.4), (-0.7, 0.0)):
+        assert float(glue(jnp.array([q]), jnp.array([[2.0]]), jnp.array([0.0]))[0]) == expected

@@ -118,6 +118,14 @@ def _glue_named(unit):
                          cost=(z - y) ** 2 / 2, name="b")
 
 
+def _magnetic():
+    """A unit odd in the velocities (a magnetic term, flip B -> -B, theory §4)."""
+    z, w, v, y = dynamicsymbols("z w v y")
+    B = sp.Symbol("B")
+    return symglep.Model((z.diff() ** 2 + w.diff() ** 2) / 2 - (z**2 + w**2) / 2 + B * (z * w.diff() - w * z.diff()) / 2
+                         + z * v, [z, w], [B], inputs=[v], targets=[y], cost=(z - y) ** 2 / 2, name="magnetic")
+
+
 def _non_separable():
     x, u = dynamicsymbols("x u")
     return symglep.Model(x.diff() ** 2 * (1 + x**2) / 2 - x**2 / 2 + x * u, [x], inputs=[u], name="nonsep")
@@ -135,6 +143,9 @@ def _non_separable():
     (lambda a, b, x, z: Stack([a, b], [[x]], name="two words"), "must be an identifier"),
     (lambda a, b, x, z: Stack([_with_terminal_cost(b), b], [[z]]), "must declare no cost"),
     (lambda a, b, x, z: Stack([a, _glue_named(b)], [[x]]), r"unit 1 \('b'\) names glue0_b0, a name the stack gives"),
+    # the odd term and the unit's own flip are named (new-user probe: only 'is not time-reversible')
+    (lambda a, b, x, z: Stack([a, _magnetic()], [[x]]), r"unit 1 \('magnetic'\) is not time-reversible \(odd in the "
+     r"velocities: .*B.*\): the stacked echo needs the plain echo of every unit .*; its flip B -> -B serves it alone"),
 ])
 def test_bad_stacks_are_refused(make, message):
     with pytest.raises(symglep.ModelError, match=message):
@@ -227,3 +238,18 @@ def test_small_stack_echo_matches_bptt_and_finite_differences(small_stack):
         fd = (kernels.free(theta + e, x, y, q0=q0, p0=p0)[2].sum()
               - kernels.free(theta - e, x, y, q0=q0, p0=p0)[2].sum()) / (2 * eps)
         assert abs(fd - GB[i]) <= 1e-7 * np.abs(GB).max(), stack.parameter_names[i]
+
+
+def test_the_glue_functions_internal_names_avoid_the_units_coordinates():
+    """The glue's VJP named its multipliers lam0, lam1, ... and its readouts r0, r1, ...: a unit whose coordinate
+    is lam0 would print 's_lam0 = q[0]; s_lam0 = lam[0]' (the JAX readout's a0 did, new-user probe)."""
+    from symglep.stack.codegen import glue_functions
+
+    lam0, u, z, v, y = dynamicsymbols("lam0 u z v y")
+    a = symglep.Model(lam0.diff() ** 2 / 2 - lam0**2 / 2 + lam0 * u, [lam0], inputs=[u], name="a")
+    b = symglep.Model(z.diff() ** 2 / 2 - z**2 / 2 + z * v, [z], inputs=[v], targets=[y], cost=(z - y) ** 2 / 2,
+                      name="b")
+    stack = Stack([a, b], [[sp.sin(lam0)]], activations=["tanh"])
+    forward, vjp = glue_functions(stack.links[0])
+    names = {name: {str(s) for s in symbols} for name, symbols in vjp.args}
+    assert names["q"] == {"lam0"} and not names["q"] & names["lam"]

@@ -12,6 +12,7 @@ the C kernels equal the Numba ones; JAX's chain of the units' layers equals both
 """
 
 import pathlib
+import json
 import runpy
 
 import numpy as np
@@ -205,3 +206,16 @@ def test_jax_chain_equals_the_numba_stack(instance):
         got = jax.jit(jax.grad(sj.loss(stack, DT, t0=T0, **options), (0, 1, 3, 4)))(*args)
         for a, b in zip(got, want):
             assert rel(a, b[0]) <= bound
+
+
+def test_derive_reports_the_damped_units():
+    """derive of a stack with a Caldirola–Kanai or a rewritten Rayleigh unit was an internal error: the report read
+    the unit's plain V, which a time-weighted unit does not have (new-user probe). Its input integrand is
+    −∂L/∂u = e^{γt} ∂V/∂u (theory §7)."""
+    from symglep.commands import derive_report
+
+    report = json.loads(derive_report(damped_stack(), "json"))
+    units = report["learning_rule"]["units"]
+    assert units[1]["input_integrand"] == {"f": "-s0*exp(t*gamma)"}
+    assert units[2]["input_integrand"] == {"g": "-z0*exp(t*rate)"}
+    assert "unit 2 (rayleigh_pair, top" in derive_report(damped_stack(), "text")

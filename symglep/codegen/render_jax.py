@@ -14,7 +14,7 @@ import sympy as sp
 
 from .. import __version__
 from ..derivation import derive
-from ..discrete import NumericFunction, Scheme, discretise
+from ..discrete import NumericFunction, Scheme, discretise, fresh_vector
 from ..model import Model
 from ..symbolic import linear_coefficients
 from .backend import environment
@@ -34,7 +34,7 @@ USED = {
 def _readout(name: str, model: Model, exprs: list, what: str) -> list:
     """``readout_<name>(q, t, u) -> r`` and ``readout_<name>_vjp(q, t, u, a) -> (aᵀ∂r/∂q, aᵀ∂r/∂u)``."""
     q, u, t = list(model.q), list(model.u), model.time
-    a = [sp.Symbol(f"a{j}") for j in range(len(exprs))]
+    a = fresh_vector("a", len(exprs), set(model.symbol_by_name()) | {str(c) for c in model.constants})  # not a0 of the model
     pair = sum((aj * r for aj, r in zip(a, exprs)), sp.S.Zero)
     args = [("q", q), ("t", [t]), ("u", u)]
     return [NumericFunction(f"readout_{name}", args, [("r", exprs)], f"the readout {what} (theory sec. 12)", ("t",)),

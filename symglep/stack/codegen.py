@@ -24,7 +24,7 @@ from ..codegen.names import safe_comment
 from ..codegen.printer import ComplexPrinter, NumbaPrinter, python_function, require_analytic
 from ..codegen.render import NEWTON_MAXIT, NEWTON_TOL, complex_step_context, model_fingerprint
 from ..derivation import derive
-from ..discrete import NumericFunction, discretise
+from ..discrete import NumericFunction, discretise, fresh_vector
 from ..network.render import model_fingerprint as array_fingerprint
 from ..network.render import unit_source, work_rows
 from .sharing import share_identical_definitions
@@ -44,13 +44,14 @@ TERMINAL_FUNCTIONS = ("terminal_cost", "terminal_cost_grad")
 def glue_functions(link) -> list:
     """``forward`` (u = φ(W r(q) + b)) and ``vjp`` (λ·u differentiated in (W, b) and in r) of one link."""
     q = list(link.q)
-    R = [sp.Symbol(f"r{j}") for j in range(len(link.readout))]
     wb = list(link.weights) + list(link.bias)
+    taken = {str(s) for s in q + wb}  # internal names the unit's coordinates do not use (r0, lam0 may be theirs)
+    R = fresh_vector("r", len(link.readout), taken)
     pre = [sum((link.W[m][j] * R[j] for j in range(len(R))), sp.S.Zero) + link.bias[m]
            for m in range(len(link.bias))]
     out = [link.activation(e) for e in pre]
     at_q = dict(zip(R, link.readout))
-    lam = [sp.Symbol(f"lam{m}") for m in range(len(out))]
+    lam = fresh_vector("lam", len(out), taken | {str(r) for r in R})
     pair = sum((lm * om for lm, om in zip(lam, out)), sp.S.Zero)
     forward = NumericFunction("forward", [("q", q), ("wb", wb)], [("u", [o.xreplace(at_q) for o in out])],
                               "glue u = phi(W r(q) + b) (theory sec. 9)")

@@ -173,8 +173,10 @@ def _unit_rule(stack: Stack, i: int, d) -> dict:
     echo = stack.echo_models[i]
     midpoint = stack.integrators[i] == "midpoint"
     # the input integrand: dV/du at the nodes (leapfrog), or -dL/du at each step's midpoint, half to each of
-    # its nodes (midpoint rule, theory §9 "Midpoint units")
-    inputs = {u.name: expr_str(-sp.diff(d.model.lagrangian, u) if midpoint else sp.diff(d.sym.potential, u))
+    # its nodes (midpoint rule, theory §9 "Midpoint units"); a time-weighted (damped) unit has no plain V: its
+    # integrand −∂L/∂u = e^{γt} ∂V/∂u (theory §7)
+    plain_v = not midpoint and d.sym.potential is not None
+    inputs = {u.name: expr_str(sp.diff(d.sym.potential, u) if plain_v else -sp.diff(d.model.lagrangian, u))
               for u in unit.u}
     entry = {
         "unit": i,

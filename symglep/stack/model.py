@@ -32,6 +32,7 @@ from ..model import Model
 from ..network.arrays import Coordinates
 from ..network.model import ArrayModel
 from ..parameter_values import draw_parameters
+from ..symmetry import odd_terms_text
 from .units import ArrayUnit
 
 
@@ -281,8 +282,11 @@ class Stack:
                                  "echo; the stacked echo needs the exact echo of every unit (theory §7, §9): "
                                  "declare uniform damping in Caldirola-Kanai form instead")
             if not d.sym.time_reversible:
-                raise ModelError(f"unit {i} ({unit.name!r}) is not time-reversible: the stacked echo "
-                                 "needs the plain echo of every unit (theory sec. 4)")
+                flip = (f"; its flip {', '.join(f'{s} -> -{s}' for s in d.sym.flip)} serves it alone "
+                        f"(symglep derive on the unit)" if d.sym.flip else "")
+                raise ModelError(f"unit {i} ({unit.name!r}) is not time-reversible (odd in the velocities: "
+                                 f"{odd_terms_text(d.sym.breaking_terms)}): the stacked echo needs the plain echo "
+                                 f"of every unit (theory sec. 4, 9){flip}")
             if not d.legendre_regular:
                 raise ModelError(f"unit {i} ({unit.name!r}): the mass matrix is singular (det M = 0), so no "
                                  "integrator applies")
