@@ -253,3 +253,15 @@ def test_the_glue_functions_internal_names_avoid_the_units_coordinates():
     forward, vjp = glue_functions(stack.links[0])
     names = {name: {str(s) for s in symbols} for name, symbols in vjp.args}
     assert names["q"] == {"lam0"} and not names["q"] & names["lam"]
+
+
+def test_the_complex_step_refusal_of_a_relu_glue_names_the_glue():
+    """--estimator echo-complex on a stack with a ReLU glue said '... but forward uses Max', an internal
+    function's name (new-user probe); it names glue 0's activation."""
+    from symglep.codegen.printer import NotAnalyticError
+    from symglep.stack.codegen import render_stack
+
+    a, b, x, z = _units()
+    stack = Stack([a, b], [[x]], activations=[lambda s: sp.Max(s, 0)])
+    with pytest.raises(NotAnalyticError, match="but glue 0's activation uses Max"):
+        render_stack(stack, complex_step=True)

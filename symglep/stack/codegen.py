@@ -162,6 +162,8 @@ def render_stack(stack, digest: str | None = None, complex_step: bool = False) -
             functions.append(dense_glue_source(link, shape["links"][i], complex_step))
             continue
         for fn in glue_functions(link):
+            if complex_step:  # name the glue in the refusal, not its internal function (forward, vjp)
+                require_analytic(f"glue {i}'s activation", [e for _, exprs in fn.outputs for e in exprs])
             functions.append(python_function(fn, prefix=f"g{i}_", complex_step=complex_step))
     template = environment().get_template("numba/stack.py.j2")
     return template.render(version=__version__, content_hash=digest, name=safe_comment(stack.name),
