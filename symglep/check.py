@@ -41,6 +41,7 @@ from .noise import render_text as render_noise
 from .parameter_values import draw_parameters
 from .routes import LABELS
 from .runtime import compile_model
+from .symbolic import distinct_factors
 
 ECHO_TOLERANCE = 1e-6
 FD_TOLERANCE = 1e-5
@@ -435,20 +436,15 @@ def singular_crossing(model: Model, theta, traj_q, dt: float, t0: float = 0.0) -
     sign between two nodes (r of det M = m² r² in polar coordinates, sin θ of Euler angles). The coordinates
     are singular there and the equations of motion do not hold. ``None`` when it does not, or when M reads
     more than the positions and parameters."""
-    mass, _ = _mass_of(model)
+    mass, mass_function = _mass_of(model)
     if mass is None or not mass.free_symbols & set(model.q):
         return None
     traj_q = traj_q() if callable(traj_q) else traj_q
-    det = mass.det(method="berkowitz") if mass.rows <= 3 else None
-    try:
-        factors = [f for f, _ in sp.factor_list(det)[1]] if det is not None else []
-    except (sp.PolynomialError, sp.GeneratorsNeeded, NotImplementedError):
-        factors = list(sp.Mul.make_args(det))
-    factors = [f for f in factors if f.free_symbols & set(model.q)] or [None]  # None: the numerical det
-    args = [*model.q, *model.parameters]
+    parts = distinct_factors(mass.det(method="berkowitz")) if mass.rows <= 3 else []
+    parts = [f for f in parts if f.free_symbols & set(model.q)] or [None]  # None: the numerical det
     values = np.ravel(theta)
-    for factor in factors:
-        function = sp.lambdify(args, mass if factor is None else factor, "numpy")
+    for factor in parts:
+        function = mass_function if factor is None else sp.lambdify([*model.q, *model.parameters], factor, "numpy")
         with np.errstate(all="ignore"):
             raw = [np.asarray(function(*q, *values), dtype=np.float64) for q in traj_q]
             signs = np.sign([np.linalg.det(r) if factor is None else float(r) for r in raw])

@@ -8,24 +8,33 @@ from .errors import DerivationError
 INTEGRATORS = ("auto", "leapfrog", "midpoint")
 
 
+def _leapfrog_obstacle(d):
+    """Why the leapfrog cannot step the :class:`~symglep.derivation.Derivation` ``d``, as ``(kind, note)``
+    (``damped``, ``not separable``, ``no velocity map``), or ``None`` when it can."""
+    if d.model.damping != 0:
+        return "damped", "a Rayleigh dissipation force enters the midpoint step only"
+    if d.sym.leapfrog_split() is None:
+        return "not separable", d.sym.separability_note
+    if d.velocity_map is None:
+        return "no velocity map", d.hamiltonian_note
+    return None
+
+
 def choose_integrator(d, integrator: str = "auto") -> str:
-    """The integrator of the :class:`~symglep.derivation.Derivation` ``d``. ``auto``: leapfrog when separable with a closed-form velocity map, else midpoint.
+    """The integrator of the :class:`~symglep.derivation.Derivation` ``d``. ``auto``: leapfrog when separable
+    with a closed-form velocity map, else midpoint.
 
     ``leapfrog`` is also served when only the kinetic part reads time, ``L = K(v, t) − V(q, t)`` (a
     Caldirola–Kanai model, theory §7: the time-weighted leapfrog); ``auto`` keeps the midpoint rule
     there, whose loss ``h Σ c(q̄, t_{k+½})`` such models have always had."""
     if integrator not in INTEGRATORS:
         raise DerivationError(f"unknown integrator {integrator!r}; choose one of {', '.join(INTEGRATORS)}")
-    damped = d.model.damping != 0
-    leapfrog_ok = d.sym.leapfrog_split() is not None and d.velocity_map is not None and not damped
-    if integrator == "leapfrog" and not leapfrog_ok:
-        why = d.sym.separability_note if d.sym.leapfrog_split() is None else d.hamiltonian_note
-        if damped:
-            why = "a Rayleigh dissipation force enters the midpoint step only"
+    obstacle = _leapfrog_obstacle(d)
+    if integrator == "leapfrog" and obstacle:
         raise DerivationError(f"the leapfrog integrator needs a separable model with a closed-form "
-                              f"velocity map ({why}); use --integrator midpoint")
+                              f"velocity map ({obstacle[1]}); use --integrator midpoint")
     if integrator == "auto":
-        return "leapfrog" if leapfrog_ok and d.sym.separable else "midpoint"
+        return "leapfrog" if obstacle is None and d.sym.separable else "midpoint"
     return integrator
 
 
@@ -35,13 +44,9 @@ def auto_integrator_reason(d) -> tuple[str, str]:
     chosen = choose_integrator(d)
     if chosen == "leapfrog":
         return chosen, "explicit Störmer–Verlet (theory §6): L = K(v) − V(q, t) with a closed-form velocity map"
-    if d.model.damping != 0:
-        why = "a Rayleigh dissipation force enters the midpoint step only (theory §7)"
-    elif d.sym.leapfrog_split() is None:
-        why = f"L is not separable ({d.sym.separability_note})"
-    elif d.velocity_map is None:
-        why = f"no closed-form velocity map v(p) for the leapfrog's drift ({d.hamiltonian_note})"
-    else:
-        why = ("the kinetic part reads the time (a Caldirola–Kanai model): --integrator leapfrog runs the "
-               "time-weighted leapfrog (theory §7)")
+    kind, note = _leapfrog_obstacle(d) or (None, None)
+    why = {"damped": f"{note} (theory §7)", "not separable": f"L is not separable ({note})",
+           "no velocity map": f"no closed-form velocity map v(p) for the leapfrog's drift ({note})"}.get(
+        kind, "the kinetic part reads the time (a Caldirola–Kanai model): --integrator leapfrog runs the "
+              "time-weighted leapfrog (theory §7)")
     return chosen, f"implicit (theory §6): {why}"

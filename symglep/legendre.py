@@ -170,11 +170,17 @@ def hamiltonian(lagrangian, velocities, momentum_symbols, positive=(), p_of_v=No
     h = sum(p * v for p, v in zip(momentum_symbols, v_of_p)) - lagrangian.xreplace(subs)
     h = tidy(sp.expand(h) if sp.count_ops(h) < 150 else h)
     if how.startswith("affine"):
-        # L = ½ vᵀMv + b·v + L₀ and p = Mv + b give H = ½ (p − b)·v − L₀ (theory §11): no product of inverses
-        at_rest = {v: 0 for v in velocities}
-        quadratic = sum((p - pv.xreplace(at_rest)) * v for p, pv, v in zip(momentum_symbols, p_of_v, v_of_p)) / 2
-        h = min((h, quadratic - lagrangian.xreplace(at_rest)), key=sp.count_ops)
+        h = min((h, _affine_transform(lagrangian, velocities, p_of_v, momentum_symbols, v_of_p)), key=sp.count_ops)
     return h, [tidy(v) for v in v_of_p], how
+
+
+def _affine_transform(f, xs, y_of_x, ys, x_of_y):
+    """The Legendre transform ``y·x − f`` of an ``f`` quadratic in ``xs``, whose map ``y = A x + c`` is affine:
+    ``½ (y − c)·x(y) − f|x=0`` (theory §11), with no product of inverses. Both ways: H of L (x = v, y = p) and
+    L of H (x = p, y = v)."""
+    at_rest = {x: 0 for x in xs}
+    quadratic = sum((y - yx.xreplace(at_rest)) * x for y, yx, x in zip(ys, y_of_x, x_of_y)) / 2
+    return quadratic - f.xreplace(at_rest)
 
 
 def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, positive=()):
@@ -192,8 +198,5 @@ def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, positive=
     lag = sum(p * v for p, v in zip(p_of_v, vs)) - h_d.xreplace(subs)
     lag = tidy(sp.expand(lag) if sp.count_ops(lag) < 150 else lag)
     if how.startswith("affine"):
-        # H = ½ pᵀAp + c·p + H₀ and v = Ap + c give L = ½ (v − c)·p − H₀ (the transform of hamiltonian() inverted)
-        at_rest = {p: 0 for p in ps}
-        quadratic = sum((v - w.xreplace(at_rest)) * p for v, w, p in zip(vs, v_of_p, p_of_v)) / 2
-        lag = min((lag, tidy(quadratic - h_d.xreplace(at_rest))), key=sp.count_ops)
+        lag = min((lag, tidy(_affine_transform(h_d, ps, v_of_p, vs, p_of_v))), key=sp.count_ops)
     return lag.xreplace(dict(zip(vs, velocity_objects))), how

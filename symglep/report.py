@@ -18,6 +18,7 @@ from .integrators import auto_integrator_reason
 from .learning import describe_locality
 from .model import Model, latex_symbol_names
 from .symbol_table import SymbolTable, model_symbols
+from .symbolic import distinct_factors
 from .symmetry import odd_terms_text
 
 FORMATS = ("text", "markdown", "latex", "json")
@@ -206,10 +207,7 @@ def _regular_verdict(d) -> str:
     # coordinates, velocities and parameters without a declared sign are real numbers of either sign
     real = {s: sp.Symbol(s.name, real=True) for s in r.det_mass.free_symbols if s.is_real is None}
     names = {getattr(c, "name", str(c)) for c in d.model.q}
-    try:
-        parts = [f for f, _ in sp.factor_list(r.det_mass)[1]]
-    except (sp.PolynomialError, sp.GeneratorsNeeded, NotImplementedError):  # not a polynomial in its atoms
-        parts = list(sp.Mul.make_args(r.det_mass))
+    parts = distinct_factors(r.det_mass)
 
     def may_vanish(f) -> bool:
         """A factor that reads a coordinate, or a polynomial one in velocities or parameters (1 − c², 1 + 2cv),

@@ -34,6 +34,11 @@ LABELS = {
 }
 
 
+def short_label(route: str) -> str:
+    """A route's name without its parenthesis: ``flipped-parameter echo``, ``digital PFVP``, ``BPTT``."""
+    return LABELS[route].split(" (")[0]
+
+
 def _flip_text(flip) -> str:
     return ", ".join(f"{s} -> -{s}" for s in flip)
 

@@ -18,7 +18,7 @@ from .discrete import discretise
 from .model import Model
 from .report import render as render_derivation
 from .residual_report import render as render_residuals
-from .routes import LABELS
+from .routes import short_label
 from .training import train_command as train
 
 
@@ -46,7 +46,7 @@ def generate_notes(model: Model, target: str, integrator: str) -> list:
     if target != "c":
         return []
     d = derive(model, simplify="none")
-    exact = [LABELS[r["route"]].split(" (")[0] for r in d.routes if r["available"] and r["exact"]]
+    exact = [short_label(r["route"]) for r in d.routes if r["available"] and r["exact"]]
     note = missing_gradient_note(discretise(d, integrator), exact)
     return [note] if note else []
 

@@ -148,3 +148,12 @@ def tanh_quotients(expr):
         return sp.Mul(*[bb**e for bb, e in powers.items()]) if changed else term
 
     return expr.replace(lambda e: e.is_Mul, merge)
+
+
+def distinct_factors(expr) -> list:
+    """The distinct factors of ``expr`` (``sympy.factor_list``'s, without multiplicities), or its product's
+    arguments when it is not a polynomial in its atoms (a det M with sines): where ``expr`` may vanish."""
+    try:
+        return [f for f, _ in sp.factor_list(expr)[1]]
+    except (sp.PolynomialError, sp.GeneratorsNeeded, NotImplementedError):
+        return list(sp.Mul.make_args(expr))

@@ -55,7 +55,7 @@ from .heads import CLASSIFIER_PREFIXES
 from .learners import compile_kernels, element_names, flatten_parameters, group_parameters, learner_for
 from .loader import load_system, split_spec
 from .optim import make_optimizer
-from .routes import LABELS
+from .routes import short_label
 from .systems import kind_of
 from .tasks import Dataset, SineTask, TargetTask, load_npz, sine_task, target_task
 
@@ -630,7 +630,7 @@ def train_command(system, opts: TrainOptions) -> tuple:
     history = result.loss_history
     first = history[0] if history else result.final_loss
     route = result.settings.get("route", "echo")
-    by = "" if route in ("echo", "bptt") else f" (route: {LABELS[route].split(' (')[0]})"  # a flipped echo, PFVP
+    by = "" if route in ("echo", "bptt") else f" (route: {short_label(route)})"  # a flipped echo, PFVP
     lines = [f"{KIND_WORDS[kind_of(system)]} {result.model}: {result.settings['estimator']} gradient{by}, "
              f"{result.settings['optimizer']} (lr {result.settings['lr']:g}), {len(history)} epochs, "
              f"{result.seconds:.1f} s",
