@@ -8,8 +8,11 @@ discrete loss only by its finite difference in β, plus floating-point round-off
   ``D(2β0)`` measures it (Richardson):
   ``‖D(2β0) − D(β0)‖ ≈ (2^p − 1)·c·β0^p·‖D‖`` — the estimate ``symglep check`` prints as
   "centred echo: beta error estimate". A third contrast at ``β0/2`` checks the law: the
-  difference must shrink by ``2^p`` (or be negligible), else the pilot moves to ``β0/10``
-  (a model with a kink, ``Max`` or ``Abs``, follows the law only below some β).
+  difference must shrink by ``2^p`` (or be negligible), else the pilot moves: to ``10 β0``
+  when round-off explains the differences (a probe at ``β0/1000`` measures it: a long or
+  stretched run whose learning integrals are far larger than the gradient, so that their
+  rounding swamps the bias at ``β0``), otherwise to ``β0/10`` (a model with a kink, ``Max``
+  or ``Abs``, follows the law only below some β).
 * round-off ``a/β``: each learning integral ``G(±β)`` carries a rounding error that does not
   shrink with β, and the contrast divides their difference by ``2β`` (float64 cancellation).
   ``a`` is measured from probes at ``β_r ≪ β0``, where the bias is negligible:
@@ -22,7 +25,8 @@ below it a smaller β only adds round-off (the floor). β is the largest β with
 the bias is kept below the tolerance with the round-off counted in, and β is as large as that
 allows (less cancellation, more room for measurement noise, docs/noise.md). It is capped at
 ``MAX_GROWTH·β0`` (the β^p law is measured at β0 and not trusted far above it), and at β0 itself
-when the pilot had to move down (the law failed at the larger β tried first). When even
+when the pilot had to move (down: the law failed at the larger β tried first; up: no β above
+it was measured). When even
 ``E(β_opt) > τ`` the tolerance cannot be met in float64 and ``β_opt`` (the least total error)
 is used, with a note saying so.
 
@@ -54,6 +58,10 @@ REGIME_SLACK = 2.0
 REGIME_FLOOR = 1e-9
 #: round-off probes, as fractions of the pilot β
 PROBES = (1e-4, 1e-5)
+#: a pilot out of the law moves up when its difference is below this multiple of the round-off a/β0 ...
+ROUNDOFF_MARGIN = 10.0
+#: ... that a probe at this fraction of β0 measures
+NOISE_PROBE = 1e-3
 #: the chosen β is at most this multiple of the pilot
 MAX_GROWTH = 10.0
 EPS = float(np.finfo(np.float64).eps)
@@ -130,16 +138,56 @@ def _follows_the_power_law(contrast, beta0: float, one: list, estimate: float, o
     return 2.0 ** order / REGIME_SLACK <= ratio <= 2.0 ** order * REGIME_SLACK
 
 
+def _roundoff_dominated(contrast, beta0: float, one: list, estimate: float) -> bool:
+    """Whether the pilot's difference is no more than round-off: a probe at ``β0·NOISE_PROBE`` measures the
+    round-off ``a`` (``a/β`` relative at ``β``), and the difference is below ``ROUNDOFF_MARGIN·a/β0``."""
+    probe = beta0 * NOISE_PROBE
+    roundoff = probe * _worst(contrast(probe), one)
+    return estimate < ROUNDOFF_MARGIN * roundoff / beta0
+
+
+def _pilot(contrast, order: int, pilot_beta: float) -> tuple:
+    """``(β0, D(β0), D(2β0), estimate, moved)``: the pilot in the ``c·β^p`` regime (module docstring), found
+    within ``PILOT_TRIES`` tries; ``moved`` is ``"up"``, ``"down"`` or ``""``. Up: round-off swamps the
+    differences at β0; down: the law fails for another reason (a kink), or the bias is too large. A try that
+    would reverse the direction, or that fails after a move up, ends the search at the best try so far."""
+    k = 2.0 ** order - 1.0
+    beta0, moved, tried = pilot_beta, "", []
+    for _ in range(PILOT_TRIES):
+        try:
+            one = [np.asarray(g, dtype=np.float64) for g in contrast(beta0)]
+            two = [np.asarray(g, dtype=np.float64) for g in contrast(2 * beta0)]
+        except SymglepError:
+            if moved != "up":
+                raise
+            return (*tried[-1], moved)  # a larger nudge broke the run: keep the last β that ran
+        estimate = _worst(two, one) / k
+        tried.append((beta0, one, two, estimate))
+        if estimate <= PILOT_MAX_ERROR and _follows_the_power_law(contrast, beta0, one, estimate, order):
+            break
+        if moved == "up" and estimate > PILOT_MAX_ERROR:
+            return (*tried[-2], moved)
+        if moved != "down" and estimate <= PILOT_MAX_ERROR and _roundoff_dominated(contrast, beta0, one, estimate):
+            moved, beta0 = "up", beta0 * 10
+        elif moved == "up":
+            break
+        else:
+            moved, beta0 = "down", beta0 / 10
+    return (*tried[-1], moved)
+
+
 def pick(curvature: float, roundoff: float, order: int, tolerance: float, pilot_beta: float,
-         cap: float | None = None) -> tuple:
+         cap: float | None = None, moved: str = "down") -> tuple:
     """``(β, β_tol, β_opt, note)`` from the model ``E(β) = c·β^p + a/β`` (module docstring).
 
     β is the largest β with ``E(β) <= τ`` (between ``β_opt`` and ``β_tol``), capped at ``cap``
-    (default ``MAX_GROWTH·β0``); when even ``E(β_opt) > τ``, β is ``β_opt``.
+    (default ``MAX_GROWTH·β0``); when even ``E(β_opt) > τ``, β is ``β_opt``. ``moved``: which way the
+    pilot moved when ``cap`` is the pilot β (for the note).
     """
     c, a, p = curvature, roundoff, order
     cap = MAX_GROWTH * pilot_beta if cap is None else cap
     capped = (f"capped at {MAX_GROWTH:g}x the pilot beta" if cap > pilot_beta else
+              "capped at the pilot beta (no larger beta was measured)" if moved == "up" else
               "capped at the pilot beta (the law failed at the larger pilot beta tried first)")
     if c <= 0:
         return cap, math.inf, 0.0, f"no bias measured at the pilot; {capped}"
@@ -170,23 +218,17 @@ def choose_beta(contrast: Callable[[float], Sequence[np.ndarray]], order: int = 
     if not (math.isfinite(tolerance) and tolerance > 0):
         raise SymglepError(f"the bias tolerance must be a positive number, got {tolerance}")
     k = 2.0 ** order - 1.0
-    beta0 = pilot_beta
-    for _ in range(PILOT_TRIES):
-        one = [np.asarray(g, dtype=np.float64) for g in contrast(beta0)]
-        two = [np.asarray(g, dtype=np.float64) for g in contrast(2 * beta0)]
-        estimate = _worst(two, one) / k
-        if estimate <= PILOT_MAX_ERROR and _follows_the_power_law(contrast, beta0, one, estimate, order):
-            break
-        beta0 /= 10
+    beta0, one, two, estimate, moved = _pilot(contrast, order, pilot_beta)
     curvature = estimate / beta0 ** order
     corrected = [((k + 1) * a - b) / k for a, b in zip(one, two)]
     roundoff = 10 * EPS * beta0 * PROBES[-1]
     for fraction in PROBES:
         probe = beta0 * fraction
         roundoff = max(roundoff, probe * _worst(contrast(probe), corrected))
-    # the cap: MAX_GROWTH x the pilot, but never up to a beta the pilot tried and left (out of the law there)
-    cap = beta0 if beta0 < pilot_beta else MAX_GROWTH * beta0
-    beta, beta_tol, beta_opt, note = pick(curvature, roundoff, order, tolerance, beta0, cap)
+    # the cap: MAX_GROWTH x the pilot, but never up to a beta the pilot tried and left (out of the law there),
+    # nor above a pilot that moved up (no larger beta measured)
+    cap = beta0 if moved else MAX_GROWTH * beta0
+    beta, beta_tol, beta_opt, note = pick(curvature, roundoff, order, tolerance, beta0, cap, moved)
     return BetaChoice(beta=float(beta), order=order, tolerance=tolerance, pilot_beta=beta0,
                       curvature=float(curvature), roundoff=float(roundoff), beta_tolerance=float(beta_tol),
                       beta_optimal=float(beta_opt), predicted_bias=float(curvature * beta ** order),

@@ -95,9 +95,9 @@ def momentum_sensitivities(d: Derivation, e: EndSymbols, theta):
     """``(∂θp, ∂βp)`` at one end, expanded through ``p = ∂L/∂v`` (module docstring)."""
     m = d.model
     n = m.n
-    M = d.el.mass_matrix
-    Lvq = [[sp.diff(d.el.momenta[i], m.q[j]) for j in range(n)] for i in range(n)]
-    Lvth = [sp.diff(d.el.momenta[i], theta) for i in range(n)]
+    momenta, M = d.compact_mechanics
+    Lvq = [[sp.diff(momenta[i], m.q[j]) for j in range(n)] for i in range(n)]
+    Lvth = [sp.diff(momenta[i], theta) for i in range(n)]
     dth_p, dbeta_p = [], []
     for i in range(n):
         a = sum((M[i, j] * e.dv_dtheta[theta][j] + Lvq[i][j] * e.dq_dtheta[theta][j] for j in range(n)), sp.S.Zero)
@@ -120,9 +120,10 @@ def fixed_momentum(d: Derivation, e: EndSymbols, theta, grad: list) -> dict:
     fixed (``grad`` = ``∂c_T/∂q`` there): ``∂θp = 0`` and ``∂βp = ∂c_T/∂q`` solved for ``∂θv``, ``∂βv``."""
     m = d.model
     n = m.n
-    M = d.el.mass_matrix.applyfunc(lambda x: _at_end(x, d, e))
-    Lvq = sp.Matrix(n, n, lambda i, j: _at_end(sp.diff(d.el.momenta[i], m.q[j]), d, e))
-    Lvth = sp.Matrix([_at_end(sp.diff(d.el.momenta[i], theta), d, e) for i in range(n)])
+    momenta, mass = d.compact_mechanics
+    M = mass.applyfunc(lambda x: _at_end(x, d, e))
+    Lvq = sp.Matrix(n, n, lambda i, j: _at_end(sp.diff(momenta[i], m.q[j]), d, e))
+    Lvth = sp.Matrix([_at_end(sp.diff(momenta[i], theta), d, e) for i in range(n)])
     dq_th, dq_b = sp.Matrix(e.dq_dtheta[theta]), sp.Matrix(e.dq_dbeta)
     dv_th = M.LUsolve(-(Lvq * dq_th + Lvth))
     dv_b = M.LUsolve(sp.Matrix(grad) - Lvq * dq_b)

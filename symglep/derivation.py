@@ -25,7 +25,7 @@ from .learning import learning_rule, locality
 from .limits import check_size
 from .mechanics import EulerLagrange, euler_lagrange
 from .model import Model
-from .readable import Readable, readable_forms
+from .readable import Readable, compact_mechanics, readable_forms
 from .routes import default_route, learning_routes
 from .simplify import Budget
 from .symbolic import canonical_srepr, evaluate, sample_values
@@ -51,6 +51,7 @@ class Derivation:
     simplify: str = "fast"                         # the readable forms' time budget (theory §11)
     raw_seconds: float = 0.0                       # time of the raw derivation (sets the "fast" budget)
     readable_cache: list = field(default_factory=list, repr=False)   # [Readable] once computed
+    compact_cache: list = field(default_factory=list, repr=False)    # [(momenta, M)] once computed
 
     @property
     def readable(self) -> Readable:
@@ -61,6 +62,14 @@ class Derivation:
             self.readable_cache.append(readable_forms(self.model, self.el, self.hamiltonian, self.learning_rule,
                                                       budget, declared_hamiltonian=self.model.hamiltonian is not None))
         return self.readable_cache[0]
+
+    @property
+    def compact_mechanics(self) -> tuple:
+        """``(momenta, M)`` in the compact forms the boundary residuals differentiate (equal to the raw ones;
+        :func:`symglep.readable.compact_mechanics`), computed on first use."""
+        if not self.compact_cache:
+            self.compact_cache.append(compact_mechanics(self.model, self.el))
+        return self.compact_cache[0]
 
     # Shortcuts used by reports and later stages.
     @property

@@ -43,9 +43,11 @@ def input_rate_symbol(u: sp.Symbol) -> sp.Symbol:
     return sp.Symbol(velocity_name(u.name))
 
 
-def euler_lagrange(model: Model) -> EulerLagrange:
-    """Mass matrix, forcing and Euler–Lagrange residuals of ``model``."""
-    L, q, v, a, t = model.lagrangian, model.q, model.v, model.a, model.time
+def euler_lagrange(model: Model, lagrangian: sp.Expr | None = None) -> EulerLagrange:
+    """Mass matrix, forcing and Euler–Lagrange residuals of ``model`` (of ``lagrangian`` in its place when
+    given: an equal form of the model's L, for the reports)."""
+    L = model.lagrangian if lagrangian is None else lagrangian
+    q, v, a, t = model.q, model.v, model.a, model.time
     n = model.n
     dl = Differentiator(L)
     p_raw = dl.raw_grad(v)

@@ -20,9 +20,11 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import sympy as sp
+from sympy.simplify.fu import TR10i
 
+from .mechanics import EulerLagrange, euler_lagrange
 from .model import Model, velocity_name
-from .simplify import SMALL_MODEL, Budget, smallest, tidy
+from .simplify import MAX_OPS, SMALL_MODEL, Budget, pythagoras, smallest, tidy, within
 from .symbolic import op_count
 
 
@@ -60,6 +62,59 @@ def _is_diagonal(matrix: sp.Matrix) -> bool:
     return all(matrix[i, j] == 0 for i in range(matrix.rows) for j in range(matrix.cols) if i != j)
 
 
+def rewritten_lagrangian(lagrangian: sp.Expr, budget: Budget) -> sp.Expr | None:
+    """``L`` multiplied out, with ``sin² + cos² = 1`` and the sum-of-products rules (fu's TR10i) applied, or
+    None when that changes nothing or runs out of the budget. An equal function whose derivatives are
+    often far smaller than the raw ``L``'s: a kinetic energy written in Cartesian components becomes
+    ``½ m (ṙ² + r² θ̇²) + m₂ ṙ₁ ṙ₂ cos(θ₁ − θ₂) + …`` before anything is differentiated (theory §11)."""
+    if budget.mode == "none" or sp.count_ops(lagrangian) > budget.max_ops:
+        return None
+    rewritten = within(min(budget.per_expression, budget.remaining()),
+                       lambda: TR10i(pythagoras(sp.expand(lagrangian))))
+    return None if rewritten is None or rewritten == lagrangian else rewritten
+
+
+#: seconds the boundary report gives :func:`compact_mechanics` (it has no budget of its own)
+COMPACT_S = 2.0
+
+
+def compact_mechanics(model: Model, el) -> tuple:
+    """``(momenta, mass matrix)``, each entry the smaller of its raw form and the one derived from
+    :func:`rewritten_lagrangian` (equal functions): what the boundary residuals differentiate (theory §3, §11)."""
+    budget = Budget("fast", COMPACT_S, COMPACT_S, MAX_OPS["fast"])
+    lagrangian = rewritten_lagrangian(model.lagrangian, budget)
+    if lagrangian is None:
+        return list(el.momenta), el.mass_matrix
+    momenta = [smallest([raw, sp.diff(lagrangian, v)]) for raw, v in zip(el.momenta, model.v)]
+    mass = el.mass_matrix.copy()
+    for i, p in enumerate(momenta):
+        for j, v in enumerate(model.v):
+            mass[i, j] = smallest([el.mass_matrix[i, j], sp.diff(p, v)])
+    return momenta, mass
+
+
+def smaller_pieces(model: Model, el, learning_rule: dict, budget: Budget):
+    """``(el, rule, L)``: each piece of the derivation in the smaller of its raw form and the form derived from
+    :func:`rewritten_lagrangian` (equal functions, so equal derivatives), the starting point of the tidying."""
+    lagrangian = rewritten_lagrangian(model.lagrangian, budget)
+    if lagrangian is None:
+        return el, learning_rule, model.lagrangian
+    other = within(budget.remaining(), euler_lagrange, model, lagrangian)
+    if other is None:
+        return el, learning_rule, model.lagrangian
+
+    def pick(raw, alt):
+        return [smallest([a, b]) for a, b in zip(raw, alt)]
+
+    mass = sp.Matrix(el.mass_matrix.rows, el.mass_matrix.cols, pick(el.mass_matrix, other.mass_matrix))
+    accelerations = (el.accelerations if el.accelerations is None or other.accelerations is None
+                     else pick(el.accelerations, other.accelerations))
+    start = EulerLagrange(pick(el.momenta, other.momenta), mass, sp.Matrix(pick(el.forcing, other.forcing)),
+                          pick(el.residuals, other.residuals), accelerations, el.acceleration_note, el.input_rates)
+    rule = {th: smallest([e, sp.diff(lagrangian, th)]) for th, e in learning_rule.items()}
+    return start, rule, smallest([model.lagrangian, lagrangian])
+
+
 def simplified_matrix(matrix: sp.Matrix, budget: Budget) -> sp.Matrix:
     """Entry-wise :func:`tidy` of a symmetric matrix (each off-diagonal pair once)."""
     n = matrix.rows
@@ -67,14 +122,13 @@ def simplified_matrix(matrix: sp.Matrix, budget: Budget) -> sp.Matrix:
     return sp.Matrix(n, n, lambda i, j: upper[(min(i, j), max(i, j))])
 
 
-def structured_hamiltonian(model: Model, mass: sp.Matrix, det, adj, budget: Budget):
+def structured_hamiltonian(model: Model, lagrangian: sp.Expr, mass: sp.Matrix, det, adj, budget: Budget):
     """``(H, parts)`` with ``H = ½ wᵀ adj(M) w / det M + V + W``, ``w = p − b``, or ``(None, None)``
-    when ``L`` is not quadratic in ``v`` (or ``M`` is dense above 3 × 3)."""
+    when ``L`` (the model's, in the form given) is not quadratic in ``v`` (or ``M`` is dense above 3 × 3)."""
     v, p = list(model.v), list(model.p)
     if det is None or mass.free_symbols & set(v) or det == 0:
         return None, None
     at_rest = {s: 0 for s in v}
-    lagrangian = model.lagrangian
     b = [tidy(sp.diff(lagrangian, s).xreplace(at_rest), budget) for s in v]
     w = [pi - bi for pi, bi in zip(p, b)]
     n = len(v)
@@ -139,9 +193,11 @@ def euler_lagrange_forms(model: Model, el, mass: sp.Matrix, budget: Budget) -> t
 def readable_forms(model: Model, el, hamiltonian, learning_rule: dict, budget: Budget,
                    declared_hamiltonian: bool = False) -> Readable:
     """Everything in :class:`Readable`, within ``budget`` (pieces over budget stay raw)."""
-    raw_mass = el.mass_matrix
+    raw_el, raw_rule = el, learning_rule
+    el, learning_rule, lagrangian = smaller_pieces(model, el, learning_rule, budget)
+    raw_mass = raw_el.mass_matrix
     n = raw_mass.rows
-    mass = simplified_matrix(raw_mass, budget)
+    mass = simplified_matrix(el.mass_matrix, budget)
     det = adj = None
     if n <= SMALL_MODEL and budget.mode != "none":
         det = tidy(mass.det(method="berkowitz"), budget)
@@ -153,7 +209,7 @@ def readable_forms(model: Model, el, hamiltonian, learning_rule: dict, budget: B
     if hamiltonian is not None and budget.mode != "none":
         candidates = [(hamiltonian, None, "raw"), (tidy(hamiltonian, budget), None, "simplified")]
         if not declared_hamiltonian:
-            structured, pieces = structured_hamiltonian(model, mass, det, adj, budget)
+            structured, pieces = structured_hamiltonian(model, lagrangian, mass, det, adj, budget)
             if structured is not None:
                 candidates.append((structured, pieces, "structured: ½ (p − b)ᵀ M⁻¹ (p − b) + V + W, "
                                                       "M⁻¹ = adj(M)/det(M)"))
@@ -175,15 +231,15 @@ def readable_forms(model: Model, el, hamiltonian, learning_rule: dict, budget: B
     rule = {th: tidy(e, budget) for th, e in learning_rule.items()}
     forcing, residuals = euler_lagrange_forms(model, el, mass, budget)
 
-    counts = {"mass_matrix": (raw_mass, mass), "momenta": (el.momenta, momenta),
-              "learning_rule": (list(learning_rule.values()), list(rule.values()))}
+    counts = {"mass_matrix": (raw_mass, mass), "momenta": (raw_el.momenta, momenta),
+              "learning_rule": (list(raw_rule.values()), list(rule.values()))}
     if hamiltonian is not None:
         counts["hamiltonian"] = ([hamiltonian], [h])
-    if el.accelerations is not None:
-        counts["accelerations"] = (el.accelerations, accelerations)
+    if raw_el.accelerations is not None:
+        counts["accelerations"] = (raw_el.accelerations, accelerations)
     if budget.mode != "none":
-        counts["forcing"] = (el.forcing, forcing)
-        counts["euler_lagrange"] = (el.residuals, residuals)
+        counts["forcing"] = (raw_el.forcing, forcing)
+        counts["euler_lagrange"] = (raw_el.residuals, residuals)
     ops = {k: {"raw": op_count(a), "readable": op_count(b)} for k, (a, b) in counts.items()}
     return Readable(budget.mode, mass, det, adj, momenta, h, parts, form, accelerations,
                     [momentum_rate_symbol(p) for p in model.p], equations, note, rule, ops,

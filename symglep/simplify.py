@@ -14,8 +14,8 @@ Modes (``symglep derive --simplify``):
 * ``fast`` (default): factoring, trigonometric sum/product rules and
   ``sin² + cos² = 1``, cheap rational forms; the total is capped at half the
   time of the raw derivation (at least :data:`FAST_FLOOR_S` seconds for
-  models of up to :data:`SMALL_MODEL` coordinates, whose closed-form H and
-  accelerations are what the reports show);
+  models of up to :data:`FLOOR_MODEL` coordinates: a physicist reads their
+  equations line by line);
 * ``full``: also ``sympy.simplify`` per expression, with larger limits.
 """
 
@@ -33,8 +33,10 @@ from sympy.simplify.fu import TR10i
 
 MODES = ("none", "fast", "full")
 
-#: Models up to this many coordinates get at least FAST_FLOOR_S seconds in ``fast`` mode.
+#: Models up to this many coordinates get their det M, adj M and closed-form H and accelerations tidied.
 SMALL_MODEL = 3
+#: Models up to this many coordinates get at least FAST_FLOOR_S seconds in ``fast`` mode.
+FLOOR_MODEL = 6
 FAST_FLOOR_S = 3.0
 #: Per-expression seconds and op-count guards of each mode.
 PER_EXPRESSION_S = {"fast": 0.5, "full": 10.0}
@@ -74,7 +76,7 @@ class Budget:
         if mode == "none":
             return cls(mode, 0.0, 0.0, 0)
         if mode == "fast":
-            total = max(0.5 * derive_seconds, FAST_FLOOR_S if n <= SMALL_MODEL else 0.0)
+            total = max(0.5 * derive_seconds, FAST_FLOOR_S if n <= FLOOR_MODEL else 0.0)
         else:
             total = max(5.0 * derive_seconds, 60.0)
         return cls(mode, PER_EXPRESSION_S[mode], total, MAX_OPS[mode])

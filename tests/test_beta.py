@@ -120,6 +120,35 @@ def test_a_moved_pilot_caps_beta_at_itself():
     assert max(rel_err(kinked(choice.beta)[0], g) for _ in range(20)) <= 1e-8
 
 
+def test_a_pilot_swamped_by_roundoff_moves_to_a_larger_beta():
+    """Round-off far above the bias at β0 = 1e-3 (new-user probe: an elastic pendulum stretched to 15 times its
+    rest length, whose learning integrals are ~1e6 times its gradient; the pilot moved down and chose β = 1e-6,
+    echo vs BPTT 3e-4): the differences fail the β^p law, a probe shows they are round-off, and the pilot
+    moves up to where c·β^p is measured. The chosen β's error is 50 times smaller than at any β the old
+    pilot could reach (1e-3 and below), and it is capped at the moved pilot."""
+    c, a = 1e-3, 1e-8
+    g, contrast = synthetic(c, a, order=4)
+    choice = choose_beta(contrast, order=4, tolerance=1e-8)
+    assert choice.pilot_beta == pytest.approx(1e-1) and choice.curvature == pytest.approx(c, rel=0.2)
+    assert choice.beta <= choice.pilot_beta and "not reachable" in choice.note
+    at_choice = max(rel_err(contrast(choice.beta)[0], g) for _ in range(20))
+    assert at_choice <= 2e-7
+    assert at_choice < min(rel_err(contrast(1e-3)[0], g) for _ in range(20)) / 50
+
+
+def test_a_pilot_moved_up_stops_at_a_beta_that_breaks_the_run():
+    """A nudge of 1e-2 makes the run fail (a kernel error): the pilot keeps the last β that ran."""
+    g, smooth = synthetic(1e-3, 1e-8)
+
+    def fragile(beta):
+        if beta >= 1e-2:
+            raise SymglepError("the nudged run diverged")
+        return smooth(beta)
+
+    choice = choose_beta(fragile, tolerance=1e-8)
+    assert choice.pilot_beta == pytest.approx(1e-3)
+
+
 def test_auto_beta_on_a_model_with_a_wall():
     """A one-sided wall kw·Max(0, x − a)²/2: at β0 = 1e-3 the echoes cross the wall differently and the
     pilot once chose a β whose echo erred by 3e-4; now it passes, echo vs BPTT within 1e-7."""

@@ -399,3 +399,42 @@ def test_the_alarm_waits_outside_finalisers_and_gc_callbacks():
     assert seen == {"__del__": None, "gc": None}
     with pytest.raises(_OverTime):
         _alarm(signal.SIGALRM, sys._getframe())
+
+
+def test_elastic_double_pendulum_prints_textbook_equations():
+    """A 4-coordinate model written in Cartesian components (new-user probe: its Euler–Lagrange lines were
+    printed raw, 1024 ops): the report derives each piece from L multiplied out with sin² + cos² = 1 and
+    cos a cos b + sin a sin b = cos(a − b), so M reads m2 cos(a1 − a2), and every printed Euler–Lagrange line
+    equals sympy's euler_equations of the L the user wrote."""
+    t = dynamicsymbols._t
+    r1, r2, a1, a2 = dynamicsymbols("r1 r2 a1 a2")
+    m1, m2, k1, k2, l1, l2, g = sp.symbols("m1 m2 k1 k2 l1 l2 g", positive=True)
+    x1, y1 = r1 * sp.sin(a1), -r1 * sp.cos(a1)
+    x2, y2 = x1 + r2 * sp.sin(a2), y1 - r2 * sp.cos(a2)
+    kinetic = (m1 * (x1.diff(t) ** 2 + y1.diff(t) ** 2) + m2 * (x2.diff(t) ** 2 + y2.diff(t) ** 2)) / 2
+    lag = kinetic - m1 * g * y1 - m2 * g * y2 - k1 * (r1 - l1) ** 2 / 2 - k2 * (r2 - l2) ** 2 / 2
+    model = symglep.Model(lagrangian=lag, coordinates=[r1, r2, a1, a2], parameters=[m1, m2, k1, k2, l1, l2],
+                          constants={g: 9.81}, name="elastic_double")
+    d = symglep.derive(model)
+    r = d.readable
+    q = {s.name: s for s in d.model.q}
+    assert r.mass_matrix[0, 1] == m2 * sp.cos(q["a1"] - q["a2"]) and r.mass_matrix[0, 2] == 0
+    assert r.op_counts["euler_lagrange"]["readable"] <= 0.25 * r.op_counts["euler_lagrange"]["raw"]
+    assert r.op_counts["mass_matrix"]["readable"] <= 45
+    plain = {}
+    for s, s_plain in zip((r1, r2, a1, a2), d.model.q):
+        i = d.model.q.index(s_plain)
+        plain.update({s.diff(t, 2): d.model.a[i], s.diff(t): d.model.v[i], s: s_plain})
+    reference = [e.lhs.subs(plain).subs({t: d.model.time}) for e in euler_equations(lag, [r1, r2, a1, a2], t)]
+    for seed in range(2):
+        values = point(d, seed)
+        for i, (ref, shown) in enumerate(zip(reference, r.euler_lagrange)):
+            close(ref + shown.xreplace(d.model.constants), 0, values, f"EL{i} vs euler_equations")
+        for i, (shown, raw) in enumerate(zip(r.momenta, d.el.momenta)):
+            close(shown, raw, values, f"p{i}")
+
+
+def test_the_budget_floor_covers_models_of_up_to_six_coordinates():
+    from symglep.simplify import FAST_FLOOR_S
+    assert Budget.for_model("fast", 6, 0.1).total == FAST_FLOOR_S
+    assert Budget.for_model("fast", 7, 0.1).total == pytest.approx(0.05)
