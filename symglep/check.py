@@ -513,6 +513,7 @@ def render_text(r: dict) -> str:
         f"beta = {r['beta']:.3g}, seed {r['seed']}",
         f"route: {r['route_label']}; contrast: {r.get('contrast', CONTRASTS[2])}",
         *([describe(r["beta_auto"])] if r.get("beta_auto") else []),
+        "parameters (theta)                " + ", ".join(f"{k} = {v:.6g}" for k, v in r["parameters"].items()),
         f"loss                              {r['loss']:.10g}",
         f"round-trip error (free-flip-free) {fmt(r['roundtrip_error'])}",
         f"energy drift (undriven)           {fmt(r['energy_drift'])}",
@@ -527,11 +528,12 @@ def render_text(r: dict) -> str:
     kind = contrast_kind(r.get("contrast", CONTRASTS[2]))  # the contrast measured
     if not r["route_exact"]:
         ok = lambda e, t: "(bias of a route that is not exact; not a pass criterion)"  # noqa: E731
+    estimate = COLUMN.get(r["route"], "echo")
     lines += [
         "",
-        f"rel. error echo vs BPTT (theta)    {fmt(r['rel_err_echo_vs_bptt'])}  "
+        f"{f'rel. error {estimate} vs BPTT (theta)':<34} {fmt(r['rel_err_echo_vs_bptt'])}  "
         f"(tolerance {r['tolerance_echo_vs_bptt']:.0e}) {ok(r['rel_err_echo_vs_bptt'], r['tolerance_echo_vs_bptt'])}",
-        f"rel. error echo vs BPTT (q0, p0)   {fmt(r['rel_err_init_state'])}  "
+        f"{f'rel. error {estimate} vs BPTT (q0, p0)':<34} {fmt(r['rel_err_init_state'])}  "
         f"(tolerance {r['tolerance_echo_vs_bptt']:.0e}) {ok(r['rel_err_init_state'], r['tolerance_echo_vs_bptt'])}",
         f"rel. error BPTT vs finite diff.    {fmt(r['rel_err_bptt_vs_fd'])}  "
         f"(tolerance {r['tolerance_bptt_vs_fd']:.0e}) "

@@ -228,8 +228,14 @@ def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> 
                 or not np.all(lengths == np.round(lengths))):
             raise SymglepError(f"{path}: '{prefix}lengths' must be (S,) integers in 1..{x.shape[1]}")
         series = [x[s, :int(n)] for s, n in enumerate(lengths)]  # past its length a series may hold NaN padding
-        if not all(np.all(np.isfinite(z)) for z in series):
-            raise SymglepError(f"{path}: '{prefix}inputs' contains NaN or infinite values within 'lengths'")
+        bad = next((s for s, z in enumerate(series) if not np.all(np.isfinite(z))), None)
+        if bad is not None:
+            if prefix + "lengths" in arrays:
+                raise SymglepError(f"{path}: '{prefix}inputs' contains NaN or infinite values within "
+                                   f"'{prefix}lengths' (series {bad})")
+            raise SymglepError(f"{path}: '{prefix}inputs' contains NaN or infinite values (series {bad}) and there "
+                               f"is no '{prefix}lengths': for series padded with NaN to a common length, give "
+                               f"'{prefix}lengths', each series' number of samples (docs/classification.md)")
         return series, labels
 
     series, labels = split("")

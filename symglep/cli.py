@@ -17,6 +17,7 @@ from .command_options import CheckOptions, TrainOptions
 from .distributed import checked_address
 from .errors import SymglepError
 from .fileio import require_writable, write_atomic
+from .kernel_module import interrupted_by_user
 from .estimators import ESTIMATORS
 from .loader import load_system
 from .noise import parse_noise
@@ -54,6 +55,9 @@ class _Group(click.Group):
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # no second error at exit's flush
             ctx.exit(141)  # 128 + SIGPIPE, what a shell reports for a command killed by a closed pipe
         except Exception as exc:  # noqa: BLE001 - last resort: one line, no traceback
+            if interrupted_by_user(exc):  # Ctrl-C inside a library call that wrapped it
+                click.echo("interrupted", err=True)
+                ctx.exit(130)
             if ctx.meta.get("symglep.debug"):
                 raise
             message = f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for details)"

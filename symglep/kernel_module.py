@@ -133,7 +133,11 @@ class _Kernel:
                     if not self.compiled:
                         return self._first_call(args)
             return self._run(args)
-        except ArithmeticError as exc:  # Python's error model: a division by zero, an overflow in math.exp
+        except Exception as exc:
+            if interrupted_by_user(exc):  # Ctrl-C inside a Numba call surfaces as a SystemError around it
+                raise KeyboardInterrupt from None
+            if not isinstance(exc, ArithmeticError):  # Python's error model: a division by zero, an overflow
+                raise                                     # in math.exp
             raise NumericalError(
                 f"{self.name}: {exc} inside the kernel: a denominator of the model's equations vanished or a "
                 "value overflowed on this run: a force term that divides by a quantity that reached 0 (a distance "
@@ -147,8 +151,9 @@ class _Kernel:
         with self.owner.lock(), _compiler_settings(self.owner.module):
             try:
                 first = self.function(*parts[0])
-            except Exception as exc:
-                if isinstance(exc, (SymglepError, ArithmeticError)) or not self.owner.reload():
+            except Exception as exc:  # a damaged cache entry: reload it once (never for a Ctrl-C: the entry is fine)
+                if isinstance(exc, (SymglepError, ArithmeticError)) or interrupted_by_user(exc) \
+                        or not self.owner.reload():
                     raise
                 first = self.function(*parts[0])
         self.compiled = True
@@ -177,6 +182,19 @@ class _Kernel:
                 sliced[i] = args[i][part]
             parts.append(tuple(sliced))
         return parts
+
+
+def interrupted_by_user(exc: BaseException) -> bool:
+    """Whether ``exc`` wraps a KeyboardInterrupt (as ``__cause__`` or ``__context__``, at any depth): Ctrl-C
+    during a compiled call or a cache load reaches Python as a ``SystemError`` ("returned a result with an
+    exception set") around it."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        if isinstance(exc, KeyboardInterrupt):
+            return True
+        seen.add(id(exc))
+        exc = exc.__cause__ or exc.__context__
+    return False
 
 
 def _kernels_only(value) -> bool:

@@ -14,7 +14,7 @@ import sympy as sp
 
 from .errors import ModelError
 from .simplify import within
-from .symbolic import evaluate, sample_values
+from .symbolic import distinct_factors, evaluate, sample_values
 
 #: Largest dense matrix inverted symbolically (DESIGN: never a symbolic inverse of a large M).
 MAX_DENSE_INVERSE = 3  # as the accelerations (mechanics.MAX_DENSE_SOLVE): a 3x3 inverse is nine 2x2 minors
@@ -183,6 +183,21 @@ def _affine_transform(f, xs, y_of_x, ys, x_of_y):
     return quadratic - f.xreplace(at_rest)
 
 
+def _singular_hessian_note(h, ps, names: dict) -> str:
+    """``": det ∂²H/∂p² = … vanishes where p = 0 …"`` when the Hessian of ``H`` in the momenta has a factor that
+    reads them (e.g. ``H = p⁴/4``: ``3 p²``), the physical obstacle to ``v(p)``; ``""`` otherwise (theory §11)."""
+    if len(ps) > 3:
+        return ""
+    det = sp.factor(sp.hessian(h, ps).det(method="berkowitz"))
+    zeros = [f for f in distinct_factors(det) if f.free_symbols & set(ps)]
+    if not zeros:
+        return ""
+    shown = lambda e: str(e.xreplace(names))  # noqa: E731
+    where = " or ".join(f"{shown(f)} = 0" for f in zeros)
+    return (f": det ∂²H/∂p² = {shown(det)} vanishes where {where}, so the Legendre transform is singular there "
+            "and v(p) has no differentiable inverse")
+
+
 def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, positive=()):
     """Inverse transform ``L = p·v − H`` with ``p(q, v, t)`` solved from ``v = ∂H/∂p``."""
     ps = [sp.Dummy(f"p{i}") for i in range(len(momentum_objects))]
@@ -193,7 +208,11 @@ def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, positive=
         raise ModelError("the Hamiltonian does not depend on the momenta")
     p_of_v, how = invert_map(v_of_p, ps, vs, positive)
     if p_of_v is None:
-        raise ModelError(f"cannot invert v = ∂H/∂p in closed form ({how}); declare the Lagrangian instead")
+        names = {d: sp.Symbol(getattr(m, "name", None) or str(m)) for d, m in zip(ps, momentum_objects)}
+        for dummy, user in names.items():
+            how = how.replace(str(dummy), str(user))
+        raise ModelError(f"cannot invert v = ∂H/∂p in closed form ({how}){_singular_hessian_note(h_d, ps, names)}; "
+                         "declare the Lagrangian instead")
     subs = dict(zip(ps, p_of_v))
     lag = sum(p * v for p, v in zip(p_of_v, vs)) - h_d.xreplace(subs)
     lag = tidy(sp.expand(lag) if sp.count_ops(lag) < 150 else lag)

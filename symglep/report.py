@@ -217,9 +217,29 @@ def _regular_verdict(d) -> str:
         return bool(f.free_symbols) and (reads_q or f.is_polynomial()) and not signed
 
     factors = [f for f in parts if may_vanish(f)]
-    if not factors:
-        return "yes"
-    return "yes, except where " + " or ".join(f"{readable_str(f)} = 0" for f in factors) + " (M is singular there)"
+    diverging = _diverges_at_zero(r.det_mass, (*d.model.q, *d.model.v))
+    clauses = []
+    if factors:
+        clauses.append(" or ".join(f"{readable_str(f)} = 0" for f in factors) + " (M is singular there)")
+    if diverging:
+        clauses.append(" or ".join(f"{s} = 0" for s in diverging) + " (M diverges there: no velocity map)")
+    return "yes, except where " + "; and where ".join(clauses) if clauses else "yes"
+
+
+def _diverges_at_zero(det, symbols) -> list:
+    """The coordinates and velocities at whose zero ``det`` is infinite or undefined (``|v|^(4/3)/…`` has
+    ``M ∝ |v|^(-2/3)``; a ``1/r`` potential's kinetic term ``r²θ̇²`` is fine): a start there divides by zero."""
+    out = []
+    for s in symbols:
+        if s not in det.free_symbols:
+            continue
+        try:
+            value = det.subs(s, 0)
+        except (TypeError, ValueError, ZeroDivisionError):
+            continue
+        if value.has(sp.zoo, sp.nan, sp.oo, -sp.oo):
+            out.append(s)
+    return out
 
 
 def _separable_verdict(d) -> str:

@@ -29,6 +29,7 @@ from .dissipation import non_variational_note
 from .model import Model
 from .parameter_values import values_by_name
 from .routes import LABELS, ROUTES
+from .run_arguments import step_count, time_step
 from .symmetry import odd_terms_text
 
 
@@ -60,8 +61,7 @@ def compile_model(model: Model, target: str = "numba", integrator: str = "auto",
     module = kernel_cache.loaded(digest, jit)
     if module is not None:
         return Kernels(model, module, dt, digest, (integrator, newton_tol, cache, jit))
-    if not isinstance(dt, (int, float)) or not dt > 0:
-        raise SymglepError(f"dt must be a positive number, got {dt!r}")
+    time_step(dt, None)
     module, generated = kernel_cache.load(
         model.name, digest, lambda: generate_source(model, integrator, target, digest, newton_tol)[0], cache=cache,
         jit=jit, warm=(lambda mod: Kernels(model, mod, dt, digest).warm_up()) if warm else None)
@@ -128,7 +128,7 @@ class Kernels:
         self.module = module
         self.options = options  # (integrator, newton_tol, cache, jit) it was compiled with
         self._complex = None    # the complex-step module, loaded on first use
-        self.dt = float(dt)
+        self.dt = time_step(dt, None)
         self.digest = digest
         self.integrator = module.INTEGRATOR
         self.n, self.n_theta, self.n_u, self.n_y = module.N, module.N_THETA, module.N_U, module.N_Y
@@ -186,6 +186,7 @@ class Kernels:
         return np.ascontiguousarray(arr)
 
     def _series(self, x, name: str, width: int, batch: int, steps: int | None) -> np.ndarray:
+        steps = step_count(steps)
         if x is None:
             if steps is None:
                 raise SymglepError(f"{name} missing: pass it, or pass steps=K")
@@ -197,12 +198,15 @@ class Kernels:
             raise SymglepError(f"{name} must have shape ({batch}, K+1, {width}), got {np.shape(x)}")
         if arr.shape[1] < 2:
             raise SymglepError(f"{name} needs at least 2 time nodes (K >= 1)")
+        step_count(steps, arr.shape[1], name)
         _require_finite(arr, name)
         return np.ascontiguousarray(arr)
 
     def _prepare(self, theta, q0, p0, v0, u, y, steps):
         if (p0 is None) == (v0 is None):
-            raise SymglepError("give exactly one of p0 (initial momentum) or v0 (initial velocity)")
+            raise SymglepError("give exactly one of p0 (initial momentum) or v0 (initial velocity)"
+                               + ("; a scalar model's kernels take (theta, q0, p0, v0, u, y, ...): pass u= and y= "
+                                  "by keyword" if p0 is not None else ""))
         q0 = self._state(q0, "q0", None)
         batch = q0.shape[0]
         x0 = self._state(p0 if p0 is not None else v0, "p0" if p0 is not None else "v0", batch)
@@ -364,7 +368,7 @@ class Kernels:
     def free(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0, record=False):
         """Free phase. Returns ``(qT, pT, loss[, traj_q, traj_p])`` (trajectories ``(B, K+1, n)``)."""
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
-        h = float(dt or self.dt)
+        h = time_step(dt, self.dt)
         qT, pT, loss, tq, tp, status, res = self.module.free(th, q0, x0, sv, u, y, h, float(t0), bool(record))
         self._check(status, res, "free phase")
         for b in self._non_finite(qT, pT, loss):
@@ -386,7 +390,7 @@ class Kernels:
         th = self.theta(theta)
         th_echo = self.echo_parameters(th) if route == "flipped_echo" else th
         qT, pT, u, y, betas = self._end_state(qT, pT, betas, u, y, steps)
-        h = float(dt or self.dt)
+        h = time_step(dt, self.dt)
         out = self.module.echo(th, th_echo, qT, pT, u, y, h, float(t0), betas, bool(learn_inputs))
         self._check(out[4], out[5], "echo")
         for b in self._non_finite(*out[:4]):
@@ -405,7 +409,7 @@ class Kernels:
             raise self._no_route_error()
         th = self.theta(theta)
         qT, pT, u, y, betas = self._end_state(qT, pT, betas, u, y, steps)
-        h = float(dt or self.dt)
+        h = time_step(dt, self.dt)
         out = self.module.pfvp_backward(th, qT, pT, u, y, h, float(t0), betas, bool(learn_inputs))
         self._check(out[4], out[5], "digital PFVP")
         for b in self._non_finite(*out[:4]):
@@ -435,7 +439,7 @@ class Kernels:
             raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
         order = contrast_order(centred, order)
         centred = order != 1
-        h, t0 = float(dt or self.dt), float(t0)
+        h, t0 = time_step(dt, self.dt), float(t0)
         th_echo = self.echo_parameters(th) if route == "flipped_echo" else th
         digital = route == "digital_pfvp"
         out = self.module.gradient(th, q0, x0, sv, u, y, h, t0, float(beta), int(order), bool(learn_inputs),
@@ -472,7 +476,7 @@ class Kernels:
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
         if self._complex is None:
             self._complex = load_complex_step(self.model, *self.options)
-        h, t0 = float(dt or self.dt), float(t0)
+        h, t0 = time_step(dt, self.dt), float(t0)
         th_echo = self.echo_parameters(th) if route == "flipped_echo" else th
         digital = route == "digital_pfvp"
         # order 1 with beta = i eps: (G(i eps) - G(0)) / (i eps), whose real part is Im G(i eps) / eps
@@ -488,7 +492,7 @@ class Kernels:
     def bptt_gradient(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0) -> Result:
         """Reference gradient by the discrete adjoint of the same integrator (O(K) memory)."""
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
-        h, t0 = float(dt or self.dt), float(t0)
+        h, t0 = time_step(dt, self.dt), float(t0)
         out = self.module.bptt_gradient(th, q0, x0, sv, u, y, h, t0)
         self._check(out[5], out[6], "BPTT", u.shape[1] - 1, "adjoint")
         for b in self._non_finite(*out[:5]):
@@ -500,10 +504,15 @@ class Kernels:
         """``H`` along recorded trajectories, ``(B, K+1)``; ``None`` without a closed-form Hamiltonian."""
         if not hasattr(self.module, "energy"):
             return None
-        tq = np.asarray(traj_q, dtype=np.float64)
-        u = self._series(u, "inputs u", self.n_u, tq.shape[0], tq.shape[1] - 1)
-        return self.module.energy(self.theta(theta), tq, np.asarray(traj_p, dtype=np.float64), u,
-                                  float(dt or self.dt), float(t0))
+        tq = np.ascontiguousarray(traj_q, dtype=np.float64)
+        tp = np.ascontiguousarray(traj_p, dtype=np.float64)
+        if tq.ndim != 3 or tq.shape[2] != self.model.n or tq.shape[1] < 1:
+            raise SymglepError(f"traj_q must have shape (B, K+1, {self.model.n}), got {tq.shape}")
+        if tp.shape != tq.shape:
+            raise SymglepError(f"traj_p must have the shape of traj_q, {tq.shape}, got {tp.shape}")
+        u = (np.zeros(tq.shape[:2] + (self.n_u,)) if u is None
+             else self._series(u, "inputs u", self.n_u, tq.shape[0], tq.shape[1] - 1 or None))
+        return self.module.energy(self.theta(theta), tq, tp, u, time_step(dt, self.dt), float(t0))
 
     def nudged(self, theta, q0, betas, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0,
                learn_inputs=False):
@@ -513,7 +522,7 @@ class Kernels:
         """
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
         betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
-        h, t0 = float(dt or self.dt), float(t0)
+        h, t0 = time_step(dt, self.dt), float(t0)
         out = self.module.nudged(th, q0, x0, sv, u, y, h, t0, betas, bool(learn_inputs))
         self._check(out[4], out[5], "nudged run")
         for b in self._non_finite(*out[:4]):
@@ -525,7 +534,7 @@ class Kernels:
     def tangent(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0):
         """Forward sensitivities of the free run: ``(qT, pT, dq_dtheta, dp_dtheta)``, the last two ``(B, n_θ, n)``."""
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
-        h, t0 = float(dt or self.dt), float(t0)
+        h, t0 = time_step(dt, self.dt), float(t0)
         out = self.module.tangent(th, q0, x0, sv, u, y, h, t0)
         self._check(out[4], out[5], "tangent run")
         for b in self._non_finite(*out[:4]):

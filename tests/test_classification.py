@@ -206,8 +206,12 @@ def test_labelled_npz_is_a_classification_set(tmp_path, hssm):
     np.savez(tmp_path / "bools.npz", inputs=padded[:, :3], labels=np.array([False, True, True, False]))
     assert classification.labelled_npz(str(tmp_path / "bools.npz"), inner, 0.2, 1).classes == ["0", "1"]
     np.savez(tmp_path / "nan.npz", inputs=padded, labels=np.array([0, 1, 2, 1]))  # no lengths: NaN is read
-    with pytest.raises(SymglepError, match="NaN or infinite values within 'lengths'"):
-        classification.labelled_npz(str(tmp_path / "nan.npz"), inner, 0.2, 1)
+    with pytest.raises(SymglepError, match=r"NaN or infinite values \(series 1\) and there is no 'lengths': for "
+                                           r"series padded with NaN to a common length, give 'lengths'"):
+        classification.labelled_npz(str(tmp_path / "nan.npz"), inner, 0.2, 1)  # (it blamed 'lengths' not given)
+    np.savez(tmp_path / "nan_in.npz", inputs=padded, labels=np.array([0, 1, 2, 1]), lengths=[6, 4, 6, 6])
+    with pytest.raises(SymglepError, match=r"NaN or infinite values within 'lengths' \(series 1\)"):
+        classification.labelled_npz(str(tmp_path / "nan_in.npz"), inner, 0.2, 1)
 
 
 @pytest.mark.parametrize("arrays, message", [

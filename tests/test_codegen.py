@@ -171,6 +171,25 @@ def test_generate_cli_and_foreign_file_protection(tmp_path):
     assert sorted(p.name for p in target.parent.iterdir()) == ["kernels.py"]
 
 
+def test_a_folder_in_place_of_a_generated_file_is_refused_before_any_write(tmp_path):
+    """New-user probe: OUT/.../c/Makefile as a folder gave 'internal error: IsADirectoryError', with --force
+    after the .c and .h files had been replaced (a mixed set)."""
+    runner = CliRunner()
+    model = str(ROOT / "examples/harmonic_oscillator.py")
+    assert runner.invoke(main, ["generate", model, "--target", "c", "--out", str(tmp_path),
+                                "--precision", "float32"]).exit_code == 0
+    folder = tmp_path / "harmonic_oscillator" / "c"
+    before = {p.name: p.read_bytes() for p in folder.iterdir()}
+    (folder / "Makefile").unlink()
+    (folder / "Makefile").mkdir()
+    for force in ([], ["--force"]):
+        result = runner.invoke(main, ["generate", model, "--target", "c", "--out", str(tmp_path), *force])
+        assert result.exit_code == 2 and "is a folder, where generate writes a file" in result.output
+        assert "internal error" not in result.output
+        assert {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()} == \
+            {k: v for k, v in before.items() if k != "Makefile"}
+
+
 def test_leapfrog_refused_for_non_separable_model(tmp_path):
     result = CliRunner().invoke(main, ["generate", str(ROOT / "examples/double_pendulum.py"),
                                        "--integrator", "leapfrog", "--out", str(tmp_path)])

@@ -171,3 +171,21 @@ def test_train_with_the_complex_step_from_the_cli(tmp_path):
     assert np.allclose(curves["echo-complex"], curves["bptt"], rtol=1e-10, atol=0)
     bad = CliRunner().invoke(main, ["train", str(tmp_path / "missing.py"), "--estimator", "echo-complex"])
     assert bad.exit_code != 0
+
+
+def test_an_array_models_non_analytic_term_is_named_as_the_user_wrote_it():
+    """New-user probe: the refusal named the generated function 't0_phi'; it now names a potential term of the
+    Lagrangian and shows the offending expression in element form."""
+    from symglep.network import ArrayModel, Coordinates, Parameter, Sum, Targets, i, r
+    from symglep.network.render import render_network
+
+    x, y = Coordinates("x"), Targets("y")
+    k = Parameter("k", "n", positive=True)
+    model = ArrayModel(lagrangian=Sum(x.dot[i] ** 2 / 2, i) - Sum(k[i] * sp.Max(0, x[i] - 0.2) ** 2 / 2, i),
+                       coordinates=x, parameters=[k], targets=y, cost=Sum((x[r] - y[r]) ** 2 / 2, r), name="wall",
+                       size=3, sizes={"r": 1})
+    with pytest.raises(NotAnalyticError) as info:
+        render_network(model, "0" * 64, complex_step=True)
+    message = str(info.value)
+    assert "a potential term of the Lagrangian uses Piecewise (Piecewise((0, x[i] - 0.2 <= 0)" in message
+    assert "t0_phi" not in message

@@ -569,6 +569,22 @@ def test_the_regular_verdict_names_parameter_values_and_velocities_where_m_is_si
     assert "Legendre regular (det M ≢ 0): yes\n" in text
 
 
+def test_the_regular_verdict_names_where_the_mass_matrix_diverges():
+    """L = ¾|v|^(4/3) − k q²/2 (the Lagrangian of H = p⁴/4 + k q²/2) has M = ⅓|v|^(−2/3): infinite at v = 0,
+    where the velocity map is singular (new-user probe: 'yes', then check's kernel divided by zero). A Kepler
+    orbit in polar coordinates (M = diag(m, m r²), det M = m² r²) vanishes at r = 0 and diverges nowhere."""
+    q = dynamicsymbols("q")
+    k = sp.Symbol("k", positive=True)
+    L = sp.Rational(3, 4) * sp.Abs(q.diff(T)) ** sp.Rational(4, 3) - k * q**2 / 2
+    text = report.render_text(derive(symglep.Model(L, [q], parameters=[k])))
+    assert "Legendre regular (det M ≢ 0): yes, except where q_dot = 0 (M diverges there: no velocity map)" in text
+    r, th = dynamicsymbols("r theta")
+    m = sp.Symbol("m", positive=True)
+    L = m * (r.diff(T) ** 2 + r**2 * th.diff(T) ** 2) / 2 + 1 / r
+    text = report.render_text(derive(symglep.Model(L, [r, th], parameters=[m])))
+    assert "Legendre regular (det M ≢ 0): yes, except where r = 0 (M is singular there)\n" in text
+
+
 def test_a_declared_parameter_that_nothing_reads_is_named():
     """A parameter the model never reads (a misspelt name) has a zero gradient: the report says so."""
     x = dynamicsymbols("x")
@@ -928,3 +944,16 @@ def test_a_hamiltonian_models_locality_reads_what_the_rule_depends_on():
     expected = (v1**2 + v2**2 - 2 * c * v1 * v2) / (2 * (1 - c**2)) - (q1**2 + q2**2) / 2 - k * q1 * q2 - q1**4 / 4 + u * q1
     plain = expected.xreplace(dynamic_to_plain(model))
     assert sp.simplify(model.lagrangian - plain) == 0 and sp.count_ops(model.lagrangian) <= 40
+
+
+def test_a_hamiltonian_whose_legendre_transform_is_singular_says_where():
+    """H = p⁴/4 + k q²/2: v = p³ has no differentiable inverse at p = 0 (new-user probe: the refusal named
+    sympy's internal dummy '_p0' and no physical reason)."""
+    q, p = dynamicsymbols("q p")
+    k = sp.Symbol("k", positive=True)
+    with pytest.raises(symglep.ModelError) as info:
+        symglep.Model.from_hamiltonian(hamiltonian=p**4 / 4 + k * q**2 / 2, coordinates=[q], momenta=[p],
+                                       parameters=[k])
+    message = str(info.value)
+    assert "_p0" not in message and "Dummy" not in message
+    assert "det ∂²H/∂p² = 3*p**2 vanishes where p = 0, so the Legendre transform is singular there" in message

@@ -529,3 +529,78 @@ def test_a_located_echo_failure_shows_one_row_per_lane():
     run = lambda j: (np.array([np.nan]),) if j < 3 else (np.zeros(1),)  # noqa: E731
     error = backward_failure("echo gradient, echo phase", 0, 5, 0.1, 0.0, run, state)
     assert "one row per nudged echo" in str(error) and "q = [[3, 3]; [3, 3]]" in str(error)
+
+
+# -- run arguments: dt and steps are checked by every kind's kernels (symglep/run_arguments.py) ------------------
+@pytest.mark.parametrize("dt", [-0.01, 0.0, np.nan, "0.01", True])
+def test_every_kernel_call_refuses_a_time_step_that_is_not_positive(oscillator, dt):
+    """New-user probe: dt = -0.01 returned a loss, and dt = 0 silently ran the compiled default step."""
+    q0, p0, u, y = _blow_up_problem(10)
+    for call in (oscillator.free, oscillator.gradient, oscillator.bptt_gradient):
+        with pytest.raises(symglep.SymglepError, match="dt must be a positive number"):
+            call([1.0, 1.0], q0, p0=p0, u=u, y=y, dt=dt)
+    with pytest.raises(symglep.SymglepError, match="dt must be a positive number"):
+        symglep.compile(oscillator.model, dt=dt)  # refused also when the kernels are already loaded
+
+
+def test_steps_must_be_positive_and_agree_with_the_series(oscillator):
+    q0, p0, u, y = _blow_up_problem(50)
+    with pytest.raises(symglep.SymglepError, match=r"steps=10 but the inputs u given have K = 50 steps"):
+        oscillator.free([1.0, 1.0], q0, p0=p0, u=u, y=y, steps=10)
+    for steps in (-3, 0, 2.5):
+        with pytest.raises(symglep.SymglepError, match="steps must be a positive integer"):
+            oscillator.free([1.0, 1.0], q0, p0=p0, steps=steps)
+    with pytest.raises(symglep.SymglepError, match=r"kernels take \(theta, q0, p0, v0, u, y, ...\): pass u= and y="):
+        oscillator.free([1.0, 1.0], q0, p0, u, y)  # the array models' positional order: u lands on v0
+    loss = oscillator.free([1.0, 1.0], q0, p0=p0, u=u, y=y, steps=50)[2]
+    assert np.array_equal(loss, oscillator.free([1.0, 1.0], q0, p0=p0, u=u, y=y)[2])
+
+
+def test_energy_refuses_trajectories_of_the_wrong_shape(oscillator):
+    """New-user probe: traj_p of another shape than traj_q crashed the interpreter (segmentation fault)."""
+    q0, p0, u, y = _blow_up_problem(10)
+    _, _, _, tq, tp = oscillator.free([1.0, 1.0], q0, p0=p0, u=u, y=y, record=True)
+    with pytest.raises(symglep.SymglepError, match=r"traj_p must have the shape of traj_q, \(2, 11, 1\), got \(2, 2, 1\)"):
+        oscillator.energy([1.0, 1.0], tq, tp[:, :2])
+    with pytest.raises(symglep.SymglepError, match=r"traj_q must have shape \(B, K\+1, 1\)"):
+        oscillator.energy([1.0, 1.0], np.repeat(tq, 3, axis=2), np.repeat(tp, 3, axis=2))
+    energy = oscillator.energy([1.0, 1.0], tq, tp)
+    assert energy.shape == (2, 11)
+    np.testing.assert_allclose(energy[:, 0], 0.5 * tp[:, 0, 0] ** 2 + 0.5 * tq[:, 0, 0] ** 2, rtol=1e-14)
+
+
+def test_ctrl_c_inside_a_kernel_is_an_interrupt_not_a_damaged_cache():
+    """New-user probe: Ctrl-C during a compiled call reaches Python as a SystemError around the
+    KeyboardInterrupt; the first call took it for a damaged cache (deleted and recompiled the entry, and the run
+    went on), later ones printed 'internal error: SystemError'. Now it is a KeyboardInterrupt, and no reload."""
+    import types
+    from symglep.kernel_module import KernelModule, interrupted_by_user
+
+    def free(x):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise SystemError("CPUDispatcher(<function free>) returned a result with an exception set") from exc
+
+    reloads = []
+    fake = types.SimpleNamespace(free=free, BATCHED={"free": []})
+    module = KernelModule(fake, jit=False, reimport=lambda: reloads.append(1) or fake)
+    with pytest.raises(KeyboardInterrupt):
+        module.free(np.zeros(1))       # the first call (compile / cache load)
+    module.kernels["free"].compiled = True
+    with pytest.raises(KeyboardInterrupt):
+        module.free(np.zeros(1))       # a later call
+    assert reloads == []
+    assert not interrupted_by_user(SystemError("no interrupt here"))
+
+
+def test_cli_reports_a_wrapped_ctrl_c_as_interrupted(monkeypatch):
+    def wrapped(*args, **kwargs):
+        try:
+            raise KeyboardInterrupt
+        except KeyboardInterrupt as exc:
+            raise SystemError("returned a result with an exception set") from exc
+
+    monkeypatch.setattr("symglep.cli.load_system", wrapped)
+    result = CliRunner().invoke(main, ["derive", OSCILLATOR])
+    assert result.exit_code == 130 and "interrupted" in result.output and "internal error" not in result.output

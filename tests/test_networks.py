@@ -93,6 +93,21 @@ def test_one_compiled_module_serves_every_n(network):
     assert len(kern.module._batch.signatures) == 1
 
 
+def test_array_kernels_check_dt_and_steps(network):
+    """New-user probe: the array kernels ran a negative dt and read dt = 0 as the default step."""
+    model, kern = network
+    theta, q0, p0, u, y = instance(model, kern, 5, steps=20)
+    for dt in (-0.01, 0.0):
+        with pytest.raises(symglep.SymglepError, match="dt must be a positive number"):
+            kern.free(theta, q0, p0, u, y, dt=dt)
+    with pytest.raises(symglep.SymglepError, match=r"steps=10 but the inputs u given have K = 20 steps"):
+        kern.gradient(theta, q0, p0, u, y, steps=10)
+    wide = np.concatenate([u, u[..., :1]], axis=2)  # one input channel too many: B is not to blame alone
+    with pytest.raises(symglep.SymglepError, match=rf"parameter B must have shape \(5, {u.shape[2] + 1}\) at n = 5 "
+                                                   rf"units \(from q0\), m = {u.shape[2] + 1} input channels \(from u\)"):
+        kern.free(theta, q0, p0, wide, y)
+
+
 # -- acceptance: n = 8, array model vs the same model written with scalar symbols -----------
 
 @pytest.mark.parametrize("name", NAMES)

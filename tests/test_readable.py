@@ -438,3 +438,20 @@ def test_the_budget_floor_covers_models_of_up_to_six_coordinates():
     from symglep.simplify import FAST_FLOOR_S
     assert Budget.for_model("fast", 6, 0.1).total == FAST_FLOOR_S
     assert Budget.for_model("fast", 7, 0.1).total == pytest.approx(0.05)
+
+
+def test_array_element_forms_are_simplified_within_a_deadline(monkeypatch):
+    """New-user probe: an array model with log(cosh(g z))/g spent 74 s in sympy.simplify of its element forms,
+    with --simplify none too. Each element form now gets ELEMENT_SIMPLIFY_S seconds, then prints as it is."""
+    from symglep.network import derive as network_derive
+
+    def slow(expr, *args, **kwargs):
+        time.sleep(30)
+        return expr
+
+    x = sp.Symbol("x")
+    expr = sp.log(sp.cosh(2 * x)) / 2
+    monkeypatch.setattr(network_derive.sp, "simplify", slow)
+    started = time.perf_counter()
+    assert network_derive._small_simplified(expr) == expr
+    assert time.perf_counter() - started < network_derive.ELEMENT_SIMPLIFY_S + 2.0

@@ -81,6 +81,15 @@ def test_beta_convergence_is_second_order(kernels, problem):
     assert errs[1] < errs[0] / 50, errs
 
 
+def test_stack_kernels_check_dt_and_report_a_diverged_free_pass(kernels, problem):
+    """New-user probe: free(dt=nan) and free(dt=50) returned NaN losses without a word."""
+    x, y, theta = problem
+    with pytest.raises(symglep.SymglepError, match="dt must be a positive number"):
+        kernels.free(theta, x, y, dt=np.nan)
+    with pytest.raises(symglep.SymglepError, match="the free pass of the stack produced a non-finite value"):
+        kernels.free(theta, x, y, dt=50.0)
+
+
 def test_stack_trains_on_the_sine_task(stack):
     res = train_stack(stack, epochs=60, lr=0.05, steps=200, sequences=4)
     assert res.losses[-1] < 0.7 * res.losses[0], res.losses[::10]

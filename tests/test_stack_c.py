@@ -228,7 +228,7 @@ def test_cli_writes_the_c_files(tmp_path):
 
 def test_integer_powers_are_printed_in_numbas_order():
     """x**n as Numba evaluates it (binary powering), so float64 C and Numba agree bit for bit."""
-    from symglep.stack.codegen_c import numba_powers
+    from symglep.codegen.c_printer import numba_powers
 
     assert numba_powers("a = pow(s_x, 3);") == "a = (s_x*(s_x*s_x));"
     assert numba_powers("b = pow(u + v, 5);") == "b = ((u + v)*(((u + v)*(u + v))*((u + v)*(u + v))));"

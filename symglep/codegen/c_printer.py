@@ -67,7 +67,8 @@ class CPrinter(ReportsUnprintable, C99CodePrinter):
     def _print_Pow(self, expr):
         """float: small integer powers as products (``powf`` is a slow library call on an MCU).
 
-        double keeps ``pow``, as the Numba kernels do, so that float64 results match them bit for bit.
+        double prints ``pow``; :func:`c_function` rewrites its integer powers in Numba's order
+        (:func:`numba_powers`), so that float64 results match the Numba kernels bit for bit.
         """
         exp = expr.exp
         if (self._single and exp.is_Integer and 2 <= abs(int(exp)) <= 4
@@ -88,8 +89,66 @@ class CPrinter(ReportsUnprintable, C99CodePrinter):
     _print_Catalan = _print_NumberSymbol
 
 
+def _bracketed(text: str) -> bool:
+    """Whether ``text`` is one bracketed group ``( ... )``."""
+    depth = 0
+    for k, ch in enumerate(text):
+        depth += {"(": 1, ")": -1}.get(ch, 0)
+        if depth == 0:
+            return ch == ")" and k == len(text) - 1 and text[0] == "("
+    return False
+
+
+def _int_power(base: str, n: int) -> str:
+    """C text of ``base**n`` (``n >= 1``) in Numba's order: ``r *= a`` for each set bit, ``a *= a`` in between."""
+    a, r = base if base.isidentifier() or _bracketed(base) else f"({base})", None
+    while True:
+        if n & 1:
+            r = a if r is None else f"{r}*{a}"
+        n >>= 1
+        if n == 0:
+            return r if _bracketed(r) else f"({r})"
+        a = f"({a}*{a})"
+
+
+def numba_powers(source: str) -> str:
+    """``source`` (C text of a function body) with ``pow(b, n)`` for integers ``|n| >= 3`` as products.
+
+    Numba computes ``x**3`` as ``x*(x*x)`` (binary powering; ``x**-3`` as ``1/(x*(x*x))``), while
+    ``pow(x, 3)`` in C rounds differently in about a quarter of the cases, and the echo's ``1/beta``
+    amplifies that last-bit difference to ~1e-11 of the gradient. Rewriting the printed calls keeps
+    the expression tree (and SymPy's order of the additions) as the Numba printer sees it, so the
+    float64 C kernels equal the Numba kernels bit for bit (docs/c-kernels.md).
+    ``pow(x, 2)`` is left alone: it equals ``x*x`` (glibc rounds it exactly; gcc folds it).
+    """
+    out, i = [], 0
+    while True:
+        j = source.find("pow(", i)
+        if j < 0:
+            return "".join(out) + source[i:]
+        if j > 0 and (source[j - 1].isalnum() or source[j - 1] == "_"):
+            out.append(source[i:j + 4])
+            i = j + 4
+            continue
+        depth, k = 0, j + 4
+        while not (depth == 0 and source[k] == ","):  # the comma that ends the base
+            depth += {"(": 1, ")": -1}.get(source[k], 0)
+            k += 1
+        end = source.index(")", k)
+        exponent = source[k + 1:end].strip()
+        base = numba_powers(source[j + 4:k])
+        out.append(source[i:j])
+        if exponent.lstrip("-").isdigit() and abs(int(exponent)) >= 3:
+            n = int(exponent)
+            out.append(_int_power(base, n) if n > 0 else f"(1.0/{_int_power(base, -n)})")
+        else:
+            out.append(f"pow({base},{source[k + 1:end + 1]}")
+        i = end + 1
+
+
 def c_function(fn: NumericFunction, precision: str = "float64", prefix: str = "f_") -> str:
-    """Source of one ``static void f_<name>(args..., outs...)`` (argument order as in ``fn.args``)."""
+    """Source of one ``static void f_<name>(args..., outs...)`` (argument order as in ``fn.args``); in float64
+    its integer powers are evaluated as Numba evaluates them (:func:`numba_powers`)."""
     namer = Namer("s_")
     replacements, reduced = common_subexpressions(fn.outputs)
     used = set()
@@ -123,7 +182,8 @@ def c_function(fn: NumericFunction, precision: str = "float64", prefix: str = "f
             lines.append(f"    out_{out}[{i}] = {printer.doprint(reduced[k])};")
             k += 1
     head = [f"/* {safe_comment(fn.doc)} */", f"static void {prefix}{fn.name}({', '.join(params)})", "{"]
-    return "\n".join(head + lines + ["}"]) + "\n"
+    text = "\n".join(head + lines + ["}"]) + "\n"
+    return numba_powers(text) if precision == "float64" else text  # float32: CPrinter writes products itself
 
 
 def literal(text: str, precision: str) -> str:

@@ -63,6 +63,9 @@ def write_files(folder: str, files: dict, force: bool = False) -> list:
     """Write ``{name: text}`` into ``folder``, each file atomically, after checking that none of them
     is a foreign file (unless ``force``); returns the paths written."""
     paths = [os.path.join(folder, name) for name in files]
+    for path in paths:  # before any file is written: a refusal leaves the folder's set as it was
+        if os.path.isdir(path):
+            raise SymglepError(f"{path} is a folder, where generate writes a file; move it away")
     if not force:
         for path in paths:
             refuse_foreign(path)

@@ -112,9 +112,11 @@ def require_analytic(name: str, exprs) -> None:
     for e in exprs:
         for f in sp.preorder_traversal(sp.sympify(e)):
             if not (f.is_Atom or f.is_Add or f.is_Mul or f.is_Pow or f.func in allowed):
+                shown = str(f) if len(str(f)) <= 80 else str(f)[:77] + "..."
                 raise NotAnalyticError(
                     f"the complex-step echo needs analytic model functions, but {name} uses "
-                    f"{f.func.__name__} (not analytic, or, like erf, without a complex NumPy/Numba function); use echo or echo4")
+                    f"{f.func.__name__} ({shown}: not analytic, or, like erf, without a complex NumPy/Numba "
+                    "function); use echo or echo4")
 
 
 def common_subexpressions(outputs: list):

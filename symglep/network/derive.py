@@ -19,16 +19,31 @@ from .. import __version__
 from ..dissipation import rewrite_note
 from ..errors import SymglepError
 from ..report import latex_text
+from ..simplify import within
 from .arrays import Parameter
 from .elements import kinetic_pieces, readout_pieces, term_pieces
 from .terms import Term
+
+
+#: element expressions below this many operations are printed simplified, each within this many seconds
+ELEMENT_SIMPLIFY_OPS = 60
+ELEMENT_SIMPLIFY_S = 0.5
 
 
 @functools.lru_cache(maxsize=4096)
 def _plain(expr) -> str:
     """An element expression as text, simplified when small (remembered: a stack reports each of its array
     units, and every report format derives again)."""
-    return str(sp.simplify(expr)) if sp.count_ops(expr) < 60 else str(expr)
+    return str(_small_simplified(expr))
+
+
+def _small_simplified(expr):
+    """``sympy.simplify`` of an element expression under :data:`ELEMENT_SIMPLIFY_OPS` operations, given at most
+    :data:`ELEMENT_SIMPLIFY_S` seconds (``log cosh(g z)/g`` kept it busy for 74 s); ``expr`` itself otherwise."""
+    if sp.count_ops(expr) >= ELEMENT_SIMPLIFY_OPS:
+        return expr
+    simplified = within(ELEMENT_SIMPLIFY_S, sp.simplify, expr)
+    return expr if simplified is None else simplified
 
 
 def _rename(model, term: Term, node_map: dict) -> dict:
@@ -352,7 +367,7 @@ def _over_latex(over) -> str:
 
 
 def _latex_expr(expr) -> str:
-    expr = sp.simplify(expr) if sp.count_ops(expr) < 60 else expr
+    expr = _small_simplified(expr)
     names = {x: element_latex(x.name) for x in expr.free_symbols if isinstance(x, sp.Symbol)}
     return sp.latex(expr, symbol_names=names)
 

@@ -24,11 +24,21 @@ MIDPOINT_MAXIT = 100
 MIDPOINT_TOL = 1e-15
 
 
+def _piece_label(name: str) -> str:
+    """What a user calls the model part an element function comes from (``t0_phi``: a potential term)."""
+    head = name.split("_")[0]
+    if head.startswith("t") and head[1:].isdigit():
+        return "a potential term of the Lagrangian"
+    if head == "k":
+        return "the kinetic term"
+    return {"cost": "the running cost", "grad": "the cost"}.get(name.split("_")[-1], name)
+
+
 def element_function(piece: Piece, complex_step: bool = False, prefix: str = "") -> str:
     """Source of ``@njit def <prefix>name(a0, a1, ...): return (out0, out1, ...)`` with one ``cse``; with
     ``complex_step`` it accepts complex arguments (refused for non-analytic maths, theory §5)."""
     if complex_step:
-        require_analytic(piece.name, piece.outputs)
+        require_analytic(_piece_label(piece.name), piece.outputs)
     names = {s.symbol: f"a{k}" for k, s in enumerate(piece.args)}
     replacements, reduced = common_subexpressions([("o", piece.outputs)])
     for w, _ in replacements:

@@ -22,6 +22,7 @@ from ..diagnose import NumericalError
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
 from ..parameter_values import values_by_name
+from ..run_arguments import step_count, time_step
 from .model import ArrayModel, readout_units
 from .render import content_hash, render_network
 
@@ -49,8 +50,7 @@ def compile_array_model(model: ArrayModel, dt: float = 0.01, cache: str | None =
     (leapfrog, or the midpoint rule of a mass that reads the position) or ``midpoint`` (theory §6)."""
     if not isinstance(model, ArrayModel):
         raise SymglepError(f"expected a symglep.network.ArrayModel, got {type(model).__name__}")
-    if not isinstance(dt, (int, float)) or not dt > 0:
-        raise SymglepError(f"dt must be a positive number, got {dt!r}")
+    time_step(dt, None)
     integrator = model.integrator_for(integrator)
     digest = content_hash(model, kernel_options(False, integrator))
     module, generated = kernel_cache.load(model.name, digest,
@@ -87,7 +87,7 @@ class NetworkKernels:
     """Compiled kernels of one array model; n, m, n_y and the edges come from the arrays passed."""
 
     def __init__(self, model: ArrayModel, module, dt: float, options: tuple = (None, True)):
-        self.model, self.module, self.dt = model, module, float(dt)
+        self.model, self.module, self.dt = model, module, time_step(dt, None)
         self.D = module.D
         self.generated_source = False
         self.options = options  # (cache, jit) it was compiled with
@@ -107,7 +107,9 @@ class NetworkKernels:
             shape = self.model.parameter_shape(p, n, m, ne)
             arr = np.asarray(keys[p.name], dtype=np.float64)
             if arr.shape != shape:
-                raise SymglepError(f"parameter {p.name} must have shape {shape}, got {arr.shape}")
+                sizes = f"n = {n} units (from q0), m = {m} input channels (from u), {ne} edges"
+                raise SymglepError(f"parameter {p.name} must have shape {shape} at {sizes}, got {arr.shape}: "
+                                   "the parameters or the arrays they act on have the wrong size")
             if not np.all(np.isfinite(arr)):
                 raise SymglepError(f"parameter {p.name} holds a non-finite value")
             parts.append(arr.reshape(-1))
@@ -138,6 +140,7 @@ class NetworkKernels:
         return np.ascontiguousarray(arr)
 
     def _series(self, x, name, batch, steps, width):
+        steps = step_count(steps)
         if x is None:
             if steps is None:
                 raise SymglepError(f"{name} missing: pass it, or pass steps=K")
@@ -145,6 +148,7 @@ class NetworkKernels:
         arr = np.asarray(x, dtype=np.float64)
         if arr.ndim != 3 or arr.shape[0] != batch or arr.shape[1] < 2:
             raise SymglepError(f"{name} must have shape ({batch}, K+1, channels) with K >= 1, got {arr.shape}")
+        step_count(steps, arr.shape[1], name)
         if not np.all(np.isfinite(arr)):
             raise SymglepError(f"{name} holds a non-finite value")
         return np.ascontiguousarray(arr)
@@ -206,7 +210,7 @@ class NetworkKernels:
         """Free phase: ``(qT, pT, loss[, traj_q, traj_p])`` (flat trajectories ``(B, K+1, n·D)``);
         the loss includes a terminal cost (theory §10). Node k sits at ``t0 + k dt``."""
         args, (n, m, ne) = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
-        out = self.module.free(*args, float(dt or self.dt), float(t0), bool(record))
+        out = self.module.free(*args, time_step(dt, self.dt), float(t0), bool(record))
         _finite(out[:3], "free phase", self.module.INTEGRATOR, lambda: self._where(args, dt, t0))
         return out if record else out[:3]
 
@@ -223,7 +227,7 @@ class NetworkKernels:
             raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
         order = contrast_order(centred, order)
         args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
-        out = self.module.gradient(*args, float(dt or self.dt), float(t0), float(beta), int(order), bool(learn_inputs))
+        out = self.module.gradient(*args, time_step(dt, self.dt), float(t0), float(beta), int(order), bool(learn_inputs))
         _finite(out, "echo gradient", self.module.INTEGRATOR, lambda: self._where(args, dt, t0))
         return self._result(out, sizes, args, v0, learn_inputs, t0)
 
@@ -241,7 +245,7 @@ class NetworkKernels:
                                                  lambda: generate_source(self.model, digest, True, integrator),
                                                  cache=cache, jit=jit)
         # order 1 with beta = i eps: (G(i eps) - G(0)) / (i eps), whose real part is Im G(i eps) / eps
-        out = self._complex.gradient(*args, float(dt or self.dt), float(t0), nudge, 1, bool(learn_inputs))
+        out = self._complex.gradient(*args, time_step(dt, self.dt), float(t0), nudge, 1, bool(learn_inputs))
         out = tuple(np.ascontiguousarray(a.real) for a in out)
         _finite(out, "complex-step echo gradient", self.module.INTEGRATOR)
         return self._result(out, sizes, args, v0, learn_inputs, t0)
@@ -251,7 +255,7 @@ class NetworkKernels:
         """Reference gradient: discrete adjoint of the same leapfrog (O(K) memory); ``du`` as in
         :meth:`gradient`."""
         args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
-        out = self.module.bptt_gradient(*args, float(dt or self.dt), float(t0), bool(learn_inputs))
+        out = self.module.bptt_gradient(*args, time_step(dt, self.dt), float(t0), bool(learn_inputs))
         _finite(out, "BPTT", self.module.INTEGRATOR, lambda: self._where(args, dt, t0))
         return self._result(out, sizes, args, v0, learn_inputs, t0)
 
@@ -261,7 +265,7 @@ class NetworkKernels:
         reversed)."""
         args, _ = self.prepare(theta, qT, pT, u, y, steps, edges, readout, t0=t0)
         betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
-        out = self.module.echo(*args, float(dt or self.dt), float(t0), betas)
+        out = self.module.echo(*args, time_step(dt, self.dt), float(t0), betas)
         _finite(out, "echo", self.module.INTEGRATOR)
         return out
 
@@ -269,7 +273,7 @@ class NetworkKernels:
         """Where the free run from these arguments first leaves the finite numbers (the first NaN or infinity
         in its recorded states: the midpoint kernels leave NaN from a step that did not converge), with the
         state's size just before; empty when the free run stays finite (the failure is then in an echo)."""
-        dt = float(dt or self.dt)
+        dt = time_step(dt, self.dt)
         _, _, _, tq, tp = self.module.free(*args, dt, float(t0), True)
         bad = ~(np.all(np.isfinite(tq), axis=2) & np.all(np.isfinite(tp), axis=2))
         if not bad.any():

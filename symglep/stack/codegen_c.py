@@ -45,63 +45,6 @@ MIDPOINT_UNIT_FUNCTIONS_C = ("midpoint_momenta", "midpoint_jacobian", "lagrangia
 EXAMPLE_BETA = {"float64": "1e-4", "float32": "0.05"}
 
 
-def _bracketed(text: str) -> bool:
-    """Whether ``text`` is one bracketed group ``( ... )``."""
-    depth = 0
-    for k, ch in enumerate(text):
-        depth += {"(": 1, ")": -1}.get(ch, 0)
-        if depth == 0:
-            return ch == ")" and k == len(text) - 1 and text[0] == "("
-    return False
-
-
-def _int_power(base: str, n: int) -> str:
-    """C text of ``base**n`` (``n >= 1``) in Numba's order: ``r *= a`` for each set bit, ``a *= a`` in between."""
-    a, r = base if base.isidentifier() or _bracketed(base) else f"({base})", None
-    while True:
-        if n & 1:
-            r = a if r is None else f"{r}*{a}"
-        n >>= 1
-        if n == 0:
-            return r if _bracketed(r) else f"({r})"
-        a = f"({a}*{a})"
-
-
-def numba_powers(source: str) -> str:
-    """``source`` (C text of :func:`c_function`) with ``pow(b, n)`` for integers ``|n| >= 3`` as products.
-
-    Numba computes ``x**3`` as ``x*(x*x)`` (binary powering; ``x**-3`` as ``1/(x*(x*x))``), while
-    ``pow(x, 3)`` in C rounds differently in about a quarter of the cases, and the echo's ``1/beta``
-    amplifies that last-bit difference to ~1e-11 of the gradient. Rewriting the printed calls keeps
-    the expression tree (and SymPy's order of the additions) as the Numba printer sees it, so the
-    float64 C kernels equal the Numba kernels bit for bit (docs/echo-family.md, "C kernels").
-    ``pow(x, 2)`` is left alone: it equals ``x*x`` (glibc rounds it exactly; gcc folds it).
-    """
-    out, i = [], 0
-    while True:
-        j = source.find("pow(", i)
-        if j < 0:
-            return "".join(out) + source[i:]
-        if j > 0 and (source[j - 1].isalnum() or source[j - 1] == "_"):
-            out.append(source[i:j + 4])
-            i = j + 4
-            continue
-        depth, k = 0, j + 4
-        while not (depth == 0 and source[k] == ","):  # the comma that ends the base
-            depth += {"(": 1, ")": -1}.get(source[k], 0)
-            k += 1
-        end = source.index(")", k)
-        exponent = source[k + 1:end].strip()
-        base = numba_powers(source[j + 4:k])
-        out.append(source[i:j])
-        if exponent.lstrip("-").isdigit() and abs(int(exponent)) >= 3:
-            n = int(exponent)
-            out.append(_int_power(base, n) if n > 0 else f"(1.0/{_int_power(base, -n)})")
-        else:
-            out.append(f"pow({base},{source[k + 1:end + 1]}")
-        i = end + 1
-
-
 def stack_c_hash(stack, precision: str) -> str:
     """The cache key of a stack's C files (:func:`symglep.codegen.backend.content_hash`)."""
     return backend.content_hash("c", "stack", stack_fingerprint(stack), {"precision": precision})
@@ -158,8 +101,6 @@ def render_stack_c(stack, precision: str = "float64", digest: str | None = None)
     digest = digest or stack_c_hash(stack, precision)
     lay = layout(stack)
     top = len(stack.echo_models) - 1
-    # float32: the C printer writes small powers as products itself (and Numba is no reference there)
-    exact = numba_powers if precision == "float64" else (lambda text: text)
     functions = []
     for i, m in enumerate(stack.echo_models):
         if stack.arrays[i] is not None:
@@ -169,13 +110,13 @@ def render_stack_c(stack, precision: str = "float64", digest: str | None = None)
         names = MIDPOINT_UNIT_FUNCTIONS_C if stack.integrators[i] == "midpoint" else UNIT_FUNCTIONS_C
         top_functions = TOP_FUNCTIONS_C + (TERMINAL_FUNCTIONS if lay["terminal"] else ())
         for name in dict.fromkeys(names + (top_functions if i == top else ())):
-            functions.append(exact(c_function(scheme.function(name), precision, prefix=f"u{i}_f_")))
+            functions.append(c_function(scheme.function(name), precision, prefix=f"u{i}_f_"))
     for i, link in enumerate(stack.links):
         if link.select is not None:
             functions.append(dense_glue_c_source(link, lay["links"][i], precision))
             continue
         for fn in glue_functions(link):
-            functions.append(exact(c_function(fn, precision, prefix=f"g{i}_")))
+            functions.append(c_function(fn, precision, prefix=f"g{i}_"))
     offsets, o = {}, 0
     for name, size in work_layout(lay):
         offsets[name] = o

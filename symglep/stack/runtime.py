@@ -12,6 +12,7 @@ import numpy as np
 from .. import cache as kernel_cache
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
+from ..run_arguments import time_step
 from .codegen import render_stack, stack_hash
 from .model import Stack
 
@@ -24,6 +25,7 @@ def compile_stack(stack: Stack, dt: float = 0.05, cache: str | None = None, jit:
     if integrator != "auto":
         stack.capabilities.require("integrator", integrator)
         stack = stack.with_integrator(integrator)
+    time_step(dt, None)
     digest = stack_hash(stack)
     module, _ = kernel_cache.load(f"stack_{stack.name}", digest, lambda: render_stack(stack, digest), cache=cache,
                                   jit=jit, warm=(lambda mod: StackKernels(stack, mod, dt).warm_up()) if warm else None)
@@ -39,7 +41,7 @@ class StackKernels:
     the place of ``dp0``."""
 
     def __init__(self, stack: Stack, module, dt: float, options: tuple = (None, True)):
-        self.stack, self.module, self.dt = stack, module, float(dt)
+        self.stack, self.module, self.dt = stack, module, time_step(dt, None)
         self.n_theta, self.nq, self.n_x, self.n_y = module.NTH, module.NQ, module.NX, module.NY
         self.options = options  # (cache, jit) it was compiled with
         #: the units' integrators: one name, or "mixed (leapfrog, midpoint, ...)" unit by unit
@@ -105,7 +107,9 @@ class StackKernels:
         if y is None:
             y = np.zeros(np.shape(x)[:2] + (self.n_y,))
         th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0)
-        out = self.module.free(th, q0, p0, x, y, float(dt or self.dt), float(t0), bool(record))
+        out = self.module.free(th, q0, p0, x, y, time_step(dt, self.dt), float(t0), bool(record))
+        if not all(np.all(np.isfinite(a)) for a in out[:3]):
+            raise self._diverged("the free pass of the stack")
         return out if record else out[:3]
 
     def gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, beta=1e-4, learn_inputs=False,
@@ -121,7 +125,7 @@ class StackKernels:
         if not (np.isfinite(beta) and beta != 0):
             raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
         order = contrast_order(True, order)
-        out = self.module.gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0), float(beta), order,
+        out = self.module.gradient(th, q0, p0, x, y, time_step(dt, self.dt), float(t0), float(beta), order,
                                    bool(learn_inputs))
         if not all(np.all(np.isfinite(a)) for a in out[:2]):
             raise self._diverged("the stacked echo")
@@ -149,7 +153,7 @@ class StackKernels:
             self._complex, _ = kernel_cache.load(f"stack_{self.stack.name}_complex", digest,
                                                  lambda: render_stack(self.stack, digest, complex_step=True),
                                                  cache=cache, jit=jit)
-        loss, dth, dx, trip, dq0, dp0 = self._complex.gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0),
+        loss, dth, dx, trip, dq0, dp0 = self._complex.gradient(th, q0, p0, x, y, time_step(dt, self.dt), float(t0),
                                                                nudge, 2, bool(learn_inputs))
         dth, dx = np.ascontiguousarray(dth.real), np.ascontiguousarray(dx.real)
         if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(dth))):
@@ -163,7 +167,7 @@ class StackKernels:
         """Reference: BPTT through the stack, ``(loss, dtheta, dx)`` and with ``initial_state`` also
         ``dq0, dp0`` (``dv0`` with a velocity start); O(K) memory."""
         th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0)
-        loss, dth, dx, dq0, dp0 = self.module.bptt_gradient(th, q0, p0, x, y, float(dt or self.dt), float(t0))
+        loss, dth, dx, dq0, dp0 = self.module.bptt_gradient(th, q0, p0, x, y, time_step(dt, self.dt), float(t0))
         if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(dth))):
             raise self._diverged("BPTT through the stack")
         dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, dq0, dp0)
