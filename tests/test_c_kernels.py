@@ -43,11 +43,12 @@ from c_harness import (EXTRA, STRICT, CKernels, compile_c, generate, instance, p
 ROOT = pathlib.Path(__file__).resolve().parents[1]
 EXAMPLES = sorted(p.stem for p in (ROOT / "examples").glob("*.py")  # every bundled scalar example
                   if not p.name.startswith(("network_", "stack_")))  # (arrays: test_networks.py; stacks: test_stack.py)
-# the C gradient is the plain echo: only where it is exact (reversible, no Rayleigh force; the flipped
-# echo of the charged particle and the digital PFVP of the gyroscope are Numba-only)
-REVERSIBLE = ["cart_pole", "damped_chain", "damped_oscillator", "double_pendulum", "harmonic_oscillator",
-              "harmonic_oscillator_terminal", "heb_nonlinear_oscillator", "oscillator_chain",
-              "oscillator_chain_terminal", "relativistic_particle"]  # *_terminal, heb_*: terminal costs (theory §10)
+# the C gradient is the echo where it is exact: plain (reversible, no Rayleigh force) or with the time-reversal
+# flip of its parameters (the charged particle's field, theory §4); the digital PFVP of the gyroscope is Numba-only
+WITH_GRADIENT = ["cart_pole", "charged_particle", "damped_chain", "damped_oscillator", "double_pendulum",
+                 "harmonic_oscillator", "harmonic_oscillator_terminal", "heb_nonlinear_oscillator", "oscillator_chain",
+                 "oscillator_chain_terminal", "relativistic_particle"]  # *_terminal, heb_*: terminal costs
+#                                                                           (theory §10)
 DT = 0.01
 STEPS = 150
 MATCH_TOL = 1e-12        # float64 C against Numba
@@ -77,6 +78,11 @@ def _model(name: str):
 @functools.lru_cache(maxsize=None)
 def _numba(name: str):
     return symglep.compile(_model(name), dt=DT)
+
+
+def _te(name: str, th):
+    """The echo's parameters of the example ``name`` (its time-reversal flip applied, theory §4)."""
+    return _numba(name).echo_parameters(th)
 
 
 @pytest.fixture(scope="module")
@@ -115,17 +121,17 @@ def test_float64_kernels_match_numba(name, c_dir):
     sq, sp_ = c.steps(th, q0, p0, u[:21], y[:21], DT)
     assert relative_error(sq, tq[0, :21]) <= MATCH_TOL and relative_error(sp_, tp[0, :21]) <= MATCH_TOL
     betas = np.array([1e-4, -1e-4])
-    sigma, pi, G, _, status, _ = mod.echo(th, th, qT, pT, B(u), B(y), DT, 0.0, betas, False)
+    sigma, pi, G, _, status, _ = mod.echo(th, _te(name, th), qT, pT, B(u), B(y), DT, 0.0, betas, False)
     cs, cpi, cG = c.echo(th, qT[0], pT[0], u, y, DT, betas)
     for mine, ref in ((cs, sigma[0]), (cpi, pi[0]), (cG, G[0])):
         assert relative_error(mine, ref) <= MATCH_TOL
-    if name not in REVERSIBLE:
-        assert not hasattr(c.lib, f"{c.api}_gradient")  # not time-reversible: no echo gradient in C
+    if name not in WITH_GRADIENT:
+        assert not hasattr(c.lib, f"{c.api}_gradient")  # no exact echo (the gyroscope): no C gradient
         return
     for velocity in (False, True):
         for order in (2, 1, 4):     # centred, one-sided, Richardson (echoes at +-beta, +-2 beta)
             loss, dth, dq0, dx0, du, status, _ = mod.gradient(th, B(q0), B(p0), velocity, B(u), B(y), DT, 0.0,
-                                                              1e-4, order, True, th, False)
+                                                              1e-4, order, True, _te(name, th), False)
             assert status[0] == -1
             got = c.gradient(th, q0, p0, velocity, u, y, DT, 1e-4, order, learn_u=True)
             for mine, ref in zip(got, (loss[0], dth[0], dq0[0], dx0[0])):
@@ -193,14 +199,15 @@ def test_float32_kernels_within_stated_error(name, c_dir):
     for mine, ref in ((ctq, tq[0]), (ctp, tp[0]), (cl, loss[0])):
         assert relative_error(mine, ref) <= F32_TRAJ_TOL
     betas = np.array([F32_BETA, -F32_BETA])
-    sigma, pi, G = mod.echo(th, th, qT, pT, B(u), B(y), DT, 0.0, betas, False)[:3]
+    sigma, pi, G = mod.echo(th, _te(name, th), qT, pT, B(u), B(y), DT, 0.0, betas, False)[:3]
     for mine, ref in zip(c.echo(th, qT[0], pT[0], u, y, DT, betas), (sigma[0], pi[0], G[0])):
         assert relative_error(mine, ref) <= F32_TRAJ_TOL
-    if name not in REVERSIBLE:
+    if name not in WITH_GRADIENT:
         return
     for velocity in (False, True):
         for order in (2, 4):      # centred, Richardson (float32 round-off bounds both the same way)
-            ref = mod.gradient(th, B(q0), B(p0), velocity, B(u), B(y), DT, 0.0, F32_BETA, order, False, th, False)
+            ref = mod.gradient(th, B(q0), B(p0), velocity, B(u), B(y), DT, 0.0, F32_BETA, order, False,
+                               _te(name, th), False)
             got = c.gradient(th, q0, p0, velocity, u, y, DT, F32_BETA, order)
             errors = [relative_error(mine, r[0]) for mine, r in zip(got[1:], ref[1:4])]
             print(f"{name} float32 gradient error (dtheta, dq0, dx0), velocity={velocity}, order {order}: "
@@ -251,8 +258,8 @@ def test_example_program_under_sanitizers(name, c_dir):
         assert relative_error(out["qT"], qT[0], sq) <= traj_tol and relative_error(out["pT"], pT[0], sp_) <= traj_tol
         assert relative_error(out["step_q"], tq[0, 10], sq) <= traj_tol
         assert relative_error(out["step_p"], tp[0, 10], sp_) <= traj_tol
-        if name in REVERSIBLE:
-            ref = mod.gradient(th, B(q0), B(p0), False, B(u), B(y), DT, 0.0, beta, 2, False, th, False)
+        if name in WITH_GRADIENT:
+            ref = mod.gradient(th, B(q0), B(p0), False, B(u), B(y), DT, 0.0, beta, 2, False, _te(name, th), False)
             assert out["gradient_status"][0] == 0
             for key, r in zip(("dtheta", "dq0", "dp0"), ref[1:4]):
                 assert relative_error(out[key], r[0]) <= tol, (precision, key)

@@ -864,11 +864,12 @@ def test_check_bc_judges_with_the_given_tolerance():
     assert report["tolerance"] == 1e-14 and out.exit_code == 1 and not report["passed"]
 
 
-@pytest.mark.parametrize("name, note", [("charged_particle", True), ("harmonic_oscillator", False)])
+@pytest.mark.parametrize("name, note", [("gyroscope", True), ("charged_particle", False), ("harmonic_oscillator", False)])
 def test_generate_c_says_when_the_files_have_no_gradient(tmp_path, name, note):
-    """A model that is not time-reversible gets C files without `_gradient` (the plain echo is not its gradient):
-    `generate` wrote only the paths (new-user probe); it now says so in one note line, naming the breaking term
-    and where the exact routes run. A reversible model's C files have the gradient and no note."""
+    """A model whose echo is not exact gets C files without `_gradient`: `generate` wrote only the paths (new-user
+    probe); it now says so in one note line, naming the breaking term and where the exact routes run. A reversible
+    model's C files have the gradient and no note, and so do a model whose echo is exact with its parameters'
+    time-reversal flip (the charged particle's field B -> -B, theory §4; a second probe missed it in C)."""
     res = CliRunner().invoke(main, ["generate", str(ROOT / "examples" / f"{name}.py"), "--target", "c",
                                     "--out", str(tmp_path)])
     assert res.exit_code == 0, res.output
@@ -876,5 +877,6 @@ def test_generate_c_says_when_the_files_have_no_gradient(tmp_path, name, note):
     assert (f"int {name}_gradient(" in header) is not note
     notes = [line for line in res.output.splitlines() if line.startswith("note:")]
     assert notes == ([f"note: no {name}_gradient in the C files: L is not even in the velocities "
-                      "(B*e*x*y_dot/2 - B*e*x_dot*y/2), so the plain echo is not the gradient; its exact routes "
-                      "(flipped-parameter echo, digital PFVP, BPTT) run in the Numba kernels (--target numba)"] if note else [])
+                      "(Omega*x*y_dot - Omega*x_dot*y) and no sign flip of its parameters makes it so, so the plain "
+                      "echo is not the gradient; its exact routes (digital PFVP, BPTT) run in the Numba kernels "
+                      "(--target numba)"] if note else [])

@@ -56,14 +56,22 @@ def c_content_hash(model: Model, integrator: str, precision: str) -> str:
                                 {"integrator": integrator, "precision": precision})
 
 
+def has_gradient(scheme: Scheme) -> bool:
+    """Whether the C files of ``scheme`` carry ``_gradient``: its echo retraces the free run, plainly (L even
+    in the velocities) or with the parameters ``scheme.echo_flip`` negated (the flipped echo), and no Rayleigh
+    force breaks time reversal (theory §4, §7)."""
+    return scheme.default_route in ("echo", "flipped_echo") and not scheme.damped
+
+
 def missing_gradient_note(scheme: Scheme, exact_routes: list) -> str | None:
     """Why the C files of ``scheme`` have no ``_gradient`` (their gradient is the plain echo, exact only for a
     time-reversible model without a Rayleigh force, theory §4, §7), and where the model's ``exact_routes``
     (labels) run; ``None`` when they have one."""
-    if scheme.time_reversible and not scheme.damped:
+    if has_gradient(scheme):
         return None
     why = ("a Rayleigh force breaks time reversal" if scheme.damped else
-           f"L is not even in the velocities ({', '.join(map(str, scheme.breaking_terms))[:200]})")
+           f"L is not even in the velocities ({', '.join(map(str, scheme.breaking_terms))[:200]}) and no sign flip "
+           "of its parameters makes it so")
     return (f"no {c_api_prefix(scheme.name)}_gradient in the C files: {why}, so the plain echo is not the "
             f"gradient; its exact routes ({', '.join(exact_routes)}) run in the Numba kernels (--target numba)")
 
@@ -76,9 +84,9 @@ def render_c(scheme: Scheme, digest: str, precision: str = "float64", example_q0
     stem = file_stem(scheme.name)
     api = c_api_prefix(scheme.name)
     single = precision == "float32"
-    # the C gradient is the plain echo: generated only where it is exact (reversible, no Rayleigh force);
-    # the flipped echo and the digital PFVP (theory §4) are Python-only for now
-    echo_exact = scheme.time_reversible and not scheme.damped
+    # the C gradient is the echo, plain or flipped, where it is exact; the digital PFVP (theory §4) is Python-only
+    echo_exact = has_gradient(scheme)
+    flip = list(scheme.echo_flip) if echo_exact else []
     wanted = [f for f in C_FUNCTIONS[scheme.integrator] if echo_exact or f != "momentum_vjp"]
     wanted += ["energy"] if scheme.has_energy else []
     if scheme.integrator == "leapfrog":
@@ -102,7 +110,10 @@ def render_c(scheme: Scheme, digest: str, precision: str = "float64", example_q0
         breaking_comment=(safe_comment(", ".join(scheme.breaking_terms)) if scheme.breaking_terms else
                           "a non-variational Rayleigh dissipation force (theory sec. 7)" if scheme.damped else
                           "(see symglep derive)"),
-        time_reversible=echo_exact, has_energy=scheme.has_energy,
+        time_reversible=scheme.time_reversible and not scheme.damped, has_gradient=echo_exact,
+        echo_flip=flip, echo_th="the" if flip else "th",
+        flip_comment=safe_comment(", ".join(scheme.parameter_names[i] for i in flip)) or "(none)",
+        has_energy=scheme.has_energy,
         cost_reads_u=any(e != 0 for e in dict(scheme.function("cost_grad").outputs)["du"]),
         loss_comment=loss, step_note=step_note,
         newton_maxit=NEWTON_MAXIT, newton_tol=NEWTON_TOL_C[precision],
