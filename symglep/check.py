@@ -314,7 +314,8 @@ def _measure(model, kernels, route, exact, th, q0, p0, u, y, qT, pT, loss, steps
         "one_sided_vs_centred": beta_error["one_sided"],
         "centred_error_estimate": beta_error["centred"],
         "warnings": warnings(roundtrip, beta, beta_error, tolerance, order, exact, choice)
-                    + growth_warning(model, q0, p0, qT, pT, params is None, gamma=gamma, T=steps * dt)
+                    + growth_warning(model, q0, p0, qT, pT, params is None, gamma=gamma, T=steps * dt,
+                                     least_mass=least_mass(model, th, q0))
                     + anti_damping_warning(gamma, steps * dt) + sign_warnings(model, th),
         "noise": noise_study,
         "passed": bool((not exact or (err_theta <= tolerance and err_init <= tolerance)) and err_fd <= FD_TOLERANCE),
@@ -387,18 +388,23 @@ def declared_sign(parameter) -> str | None:
 
 
 def growth_warning(model, q0, p0, qT, pT, drawn: bool, drawn_in: str = "[-1, 1]", gamma: float = 0.0,
-                   T: float = 0.0) -> list:
+                   T: float = 0.0, least_mass: float | None = None) -> list:
     """A warning when the checked run ends :data:`RUNAWAY_GROWTH` times larger than it started: an unstable
     instance amplifies every finite difference (the echo's β error, BPTT vs finite differences). When the
     parameters were drawn, it names those without a sign assumption (drawn in ``drawn_in``). A damped run
     (rate ``gamma``, from t = 0 to ``T``) is judged on ``e^{−γT} p_T``: its canonical momentum
-    ``e^{γt} M v`` grows while the motion decays (theory §7; :func:`anti_damping_warning` covers that)."""
+    ``e^{γt} M v`` grows while the motion decays (theory §7; :func:`anti_damping_warning` covers that).
+    ``least_mass``: the least eigenvalue of M at the start; a negative one (a negative kinetic energy) is named
+    as the likely cause."""
     start = max(1.0, float(np.max(np.abs(np.concatenate([q0, p0], axis=1)))))
     end = float(np.max(np.abs(np.concatenate([qT, np.asarray(pT) * math.exp(-gamma * T)], axis=1))))
     if not end > RUNAWAY_GROWTH * start:
         return []
     unsigned = [s.name for s in model.parameters if declared_sign(s) is None]
-    hint = (f"; {', '.join(unsigned)} carry no sign assumption and were drawn in {drawn_in}: declare "
+    hint = (f"; the kinetic energy is negative at the start (M has the eigenvalue {least_mass:.3g}): against a "
+            "confining potential such a system runs away; check the sign of the kinetic term"
+            if least_mass is not None and least_mass < 0 else
+            f"; {', '.join(unsigned)} carry no sign assumption and were drawn in {drawn_in}: declare "
             "positive=True on those that must be positive, or give --params" if drawn and unsigned
             else "; give --params with values that keep the system bounded")
     return [f"the checked run grows from {start:.1g} to {end:.1e}: this instance is unstable, which amplifies "
@@ -414,6 +420,16 @@ def _mass_of(model: Model, t0: float | None = None):
     if not mass.free_symbols <= set(model.q) | set(model.parameters):
         return None, None
     return mass, sp.lambdify([*model.q, *model.parameters], mass, "numpy")
+
+
+def least_mass(model: Model, theta, q0) -> float | None:
+    """The least eigenvalue of M at the start (``None`` when M reads velocities, inputs or time)."""
+    mass, function = _mass_of(model, 0.0)
+    if mass is None:
+        return None
+    with np.errstate(all="ignore"):
+        values = np.asarray(function(*np.ravel(q0), *np.ravel(theta)), dtype=np.float64)
+    return float(np.min(np.linalg.eigvalsh(values))) if np.all(np.isfinite(values)) else None
 
 
 def singular_start(model: Model, theta, q0) -> str | None:

@@ -211,7 +211,7 @@ class Kernels:
         batch = q0.shape[0]
         x0 = self._state(p0 if p0 is not None else v0, "p0" if p0 is not None else "v0", batch)
         u = self._series(u, "inputs u", self.n_u, batch, steps)
-        y = self._series(y, "targets y", self.n_y, batch, u.shape[1] - 1)
+        y = self._series(y, "targets y", self.n_y, batch, u.shape[1] - 1 if y is None else None)
         if y.shape[1] != u.shape[1]:
             raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
         return self.theta(theta), q0, x0, v0 is not None, u, y
@@ -221,7 +221,7 @@ class Kernels:
         qT = self._state(qT, "qT", None)
         pT = self._state(pT, "pT", qT.shape[0])
         u = self._series(u, "inputs u", self.n_u, qT.shape[0], steps)
-        y = self._series(y, "targets y", self.n_y, qT.shape[0], u.shape[1] - 1)
+        y = self._series(y, "targets y", self.n_y, qT.shape[0], u.shape[1] - 1 if y is None else None)
         if y.shape[1] != u.shape[1]:
             raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
         return qT, pT, u, y, np.atleast_1d(np.asarray(betas, dtype=np.float64))

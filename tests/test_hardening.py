@@ -604,3 +604,19 @@ def test_cli_reports_a_wrapped_ctrl_c_as_interrupted(monkeypatch):
     monkeypatch.setattr("symglep.cli.load_system", wrapped)
     result = CliRunner().invoke(main, ["derive", OSCILLATOR])
     assert result.exit_code == 130 and "interrupted" in result.output and "internal error" not in result.output
+
+
+def test_a_runaway_with_a_negative_kinetic_energy_names_it():
+    """New-user probe: a network with Sum(-x.dot[i]**2/2) ran away, and check blamed the unsigned input matrix B.
+    The growth warning now names the negative mass at the start (scalar: M's least eigenvalue)."""
+    from symglep.check import growth_warning, least_mass
+    x = dynamicsymbols("x")
+    k, m = sp.symbols("k m", positive=True)
+    model = symglep.Model(lagrangian=-m * x.diff() ** 2 / 2 - k * x**2 / 2, coordinates=[x], parameters=[k, m],
+                          cost=x**2 / 2, name="negative_mass")
+    assert least_mass(model, [1.0, 2.0], [[0.3]]) == pytest.approx(-2.0, rel=1e-14)
+    q0, p0, qT = np.array([[0.3]]), np.zeros((1, 1)), np.array([[5e4]])
+    (warning,) = growth_warning(model, q0, p0, qT, p0, True, least_mass=-2.0)
+    assert "the kinetic energy is negative at the start (M has the eigenvalue -2)" in warning
+    assert "carry no sign assumption" not in warning
+    assert "the kinetic energy is negative" not in growth_warning(model, q0, p0, qT, p0, True, least_mass=1.0)[0]

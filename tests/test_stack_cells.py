@@ -297,3 +297,16 @@ def test_one_sided_stacked_echo_has_a_first_order_bias(case):
         big, small = rel(d[1e-4][k], ref), rel(d[5e-5][k], ref)
         assert 1.9 <= big / small <= 2.1, (k, big, small)
         assert rel(2 * d[5e-5][k] - d[1e-4][k], ref) <= 1e-2 * small
+
+
+def test_the_check_text_says_the_loss_holds_the_terminal_cost():
+    """New-user probe: a stack's check printed its loss without saying it includes the top unit's c_T (the array
+    check says so)."""
+    from symglep.stack.commands import render_check_text
+    report = {"stack": "s", "units": ["a", "b"], "integrator": "leapfrog", "steps": 10, "dt": 0.1, "beta": 1e-4,
+              "seed": 0, "beta_auto": None, "loss": 0.5, "roundtrip_error": 0.0, "centred_error_estimate": 0.0,
+              "parameters": {}, "gradients": {"echo": {}, "bptt": {}, "finite_differences": {}}, "groups": [],
+              "tolerance_echo_vs_bptt": 1e-6, "tolerance_bptt_vs_fd": 1e-5, "warnings": [], "passed": True}
+    for terminal in (True, False):
+        text = render_check_text({**report, "terminal_cost": terminal})
+        assert ("(the top unit's running + terminal cost c_T(q_K), theory §10)" in text) is terminal

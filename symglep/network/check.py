@@ -157,7 +157,8 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
         "fd_entries": [int(i) for i in picks],
         "warnings": roundtrip_warning(roundtrip, tolerance) + signs
                     + growth_warning(model, q0, p0, qT, pT, params is None, "their init ranges",
-                                     gamma=model.damping_rate, T=steps * dt)
+                                     gamma=model.damping_rate, T=steps * dt,
+                                     least_mass=float(np.min(kern.start_masses(args[0], args[1], q0)[0])))
                     + anti_damping_warning(model.damping_rate, steps * dt),
         "tolerance_echo_vs_bptt": tolerance, "tolerance_bptt_vs_fd": 1e-5,
         "passed": bool(max(errors) <= tolerance and err_fd <= 1e-5),

@@ -174,7 +174,7 @@ class NetworkKernels:
         if u is None and steps is None and y is not None and np.ndim(y) == 3:
             steps = np.shape(y)[1] - 1  # the targets fix K: the inputs (none, or not given) are zero
         u = self._series(u, "inputs u", B, steps, self.model.sizes["m"])
-        y = self._series(y, "targets y", B, u.shape[1] - 1, self.model.sizes["r"])
+        y = self._series(y, "targets y", B, u.shape[1] - 1 if y is None else None, self.model.sizes["r"])
         if y.shape[1] != u.shape[1]:
             raise SymglepError(f"inputs have {u.shape[1]} time nodes but targets {y.shape[1]}")
         E = self.edges(n, edges)

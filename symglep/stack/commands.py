@@ -677,6 +677,7 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
         "parameters": dict(zip(names, map(float, theta))),
         "loss": float(loss[0]),
         "loss_bptt": float(loss_b[0]),
+        "terminal_cost": bool(stack.has_terminal_cost),
         "roundtrip_error": roundtrip,
         "centred_error_estimate": beta_error,
         "groups": groups,
@@ -703,7 +704,8 @@ def render_check_text(r: dict) -> str:
     lines = [f"stack {r['stack']} ({' -> '.join(r['units'])}): {r['integrator']} units, stacked echo (theory §9), "
              f"K = {r['steps']} steps of dt = {r['dt']}, beta = {r['beta']:.3g}, seed {r['seed']}",
              *([describe(r["beta_auto"])] if r.get("beta_auto") else []),
-             f"loss                                {r['loss']:.10g}",
+             f"loss                                {r['loss']:.10g}"
+             + ("  (the top unit's running + terminal cost c_T(q_K), theory §10)" if r.get("terminal_cost") else ""),
              f"round-trip error (un-nudged echoes) {r['roundtrip_error']:.3e}",
              f"contrast: {r.get('contrast', CONTRASTS[2])}",
              f"{contrast_kind(r.get('contrast', CONTRASTS[2]))} echo: beta error estimate   "
