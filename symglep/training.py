@@ -564,6 +564,9 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     diverged = _divergence_warning(history[0] if history else final, final, opt.lr)
     if diverged:
         result.warnings.insert(0, diverged)
+    if resume is not None and not learn_initial_state and _resume_state(resume, learner).initial_state is not None:
+        result.warnings.append("the resumed file holds a learned initial state, which this run neither uses nor "
+                               "saves (it starts from the data set's): add --learn-initial-state to keep it")
     if final == 0 and all(h == 0 for h in history):
         result.warnings.insert(0, "the loss is exactly 0: the model already gives the task's targets (e.g. a "
                                   "readout that stays at rest and a teacher whose does too), so nothing is learned")

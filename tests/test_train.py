@@ -316,9 +316,16 @@ def test_resuming_with_the_initial_state_learned_starts_the_optimizer_afresh(tmp
     save = tmp_path / "theta.json"
     first = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "2", "--quiet", "--save", str(save)])
     assert first.exit_code == 0, first.output
+    learned = tmp_path / "start.json"
     again = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "2", "--quiet", "--learn-initial-state",
-                                      "--resume", str(save)])
+                                      "--resume", str(save), "--save", str(learned)])
     assert again.exit_code == 0, again.output
+    # resumed without the flag, the learned start is dropped: said, not silent (new-user probe)
+    third = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "1", "--resume", str(learned)])
+    assert third.exit_code == 0 and "warning: the resumed file holds a learned initial state, which this run " \
+        "neither uses nor saves" in third.output, third.output
+    fourth = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "1", "--resume", str(save)])
+    assert fourth.exit_code == 0 and "learned initial state" not in fourth.output
 
 
 def test_the_sine_task_starts_a_scalar_model_at_its_initial_positions():
