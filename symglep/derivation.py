@@ -60,7 +60,8 @@ class Derivation:
         if not self.readable_cache:
             budget = Budget.for_model(self.simplify, self.model.n, self.raw_seconds)
             self.readable_cache.append(readable_forms(self.model, self.el, self.hamiltonian, self.learning_rule,
-                                                      budget, declared_hamiltonian=self.model.hamiltonian is not None))
+                                                      budget, declared_hamiltonian=self.model.hamiltonian is not None,
+                                                      regular=self.legendre_regular))
         return self.readable_cache[0]
 
     @property

@@ -51,6 +51,7 @@ class Readable:
     attempts_dropped: int = 0
     forcing: list | None = None         # f of M·a = f
     euler_lagrange: list | None = None  # the residuals d/dt ∂L/∂v − ∂L/∂q, each shown as M·a − f if smaller
+    hamiltonian_implicit: dict | None = None  # b, V, W of H = ½ (p − b)ᵀ M⁻¹ (p − b) + V + W when H is not built
 
 
 def momentum_rate_symbol(p: sp.Symbol) -> sp.Symbol:
@@ -93,6 +94,13 @@ def compact_mechanics(model: Model, el) -> tuple:
     return momenta, mass
 
 
+def collected_form(expr, symbols):
+    """``expr`` multiplied out and collected by ``symbols`` (accelerations and velocities), each coefficient's
+    common factors pulled out: ``l1²(m1 + m2) θ̈1 + l1 l2 (m2 + m3) cos(θ1 − θ2) θ̈2 + …``, the terms that
+    cancel once multiplied out gone."""
+    return sp.collect(sp.expand(expr), symbols, func=sp.factor_terms)
+
+
 def smaller_pieces(model: Model, el, learning_rule: dict, budget: Budget):
     """``(el, rule, L)``: each piece of the derivation in the smaller of its raw form and the form derived from
     :func:`rewritten_lagrangian` (equal functions, so equal derivatives), the starting point of the tidying."""
@@ -105,6 +113,13 @@ def smaller_pieces(model: Model, el, learning_rule: dict, budget: Budget):
 
     def pick(raw, alt):
         return [smallest([a, b]) for a, b in zip(raw, alt)]
+
+    rates = list(model.a) + list(model.v)
+    collected = within(budget.remaining(), lambda: (
+        [collected_form(e, rates) for e in other.residuals], [collected_form(e, rates) for e in other.forcing]))
+    if collected is not None:
+        other.residuals = pick(other.residuals, collected[0])
+        other.forcing = sp.Matrix(pick(other.forcing, collected[1]))
 
     mass = sp.Matrix(el.mass_matrix.rows, el.mass_matrix.cols, pick(el.mass_matrix, other.mass_matrix))
     accelerations = (el.accelerations if el.accelerations is None or other.accelerations is None
@@ -128,8 +143,7 @@ def structured_hamiltonian(model: Model, lagrangian: sp.Expr, mass: sp.Matrix, d
     v, p = list(model.v), list(model.p)
     if det is None or mass.free_symbols & set(v) or det == 0:
         return None, None
-    at_rest = {s: 0 for s in v}
-    b = [tidy(sp.diff(lagrangian, s).xreplace(at_rest), budget) for s in v]
+    b, potential, time_terms = offset_and_potentials(model, lagrangian, budget)
     w = [pi - bi for pi, bi in zip(p, b)]
     n = len(v)
     if adj is None:  # diagonal M
@@ -138,15 +152,33 @@ def structured_hamiltonian(model: Model, lagrangian: sp.Expr, mass: sp.Matrix, d
         quadratic = sp.Add(*[adj[i, i] * w[i] ** 2 for i in range(n)],
                            *[2 * adj[i, j] * w[i] * w[j] for i in range(n) for j in range(i + 1, n)])
         kinetic = quadratic / (2 * det)
+    parts = {"kinetic": kinetic, "potential": potential, "time_and_inputs": time_terms}
+    return kinetic + potential + time_terms, parts
+
+
+def offset_and_potentials(model: Model, lagrangian: sp.Expr, budget: Budget) -> tuple:
+    """``(b, V, W)`` of ``L = ½ vᵀ M v + b·v − V − W`` (theory §11): ``b = ∂L/∂v`` at ``v = 0``, and ``−L`` at
+    ``v = 0`` split into the terms without time or inputs (``V``) and those with them (``W``)."""
+    v = list(model.v)
+    at_rest = {s: 0 for s in v}
+    b = [tidy(sp.diff(lagrangian, s).xreplace(at_rest), budget) for s in v]
     rest = -lagrangian.xreplace(at_rest)
     driven = set(model.u) | {model.time}
     terms = sp.Add.make_args(sp.expand(rest)) if sp.count_ops(rest) <= budget.max_ops else (rest,)
     time_terms = sp.Add(*[t for t in terms if t.free_symbols & driven])
     potential = sp.Add(*[t for t in terms if not t.free_symbols & driven])
     potential = smallest([tidy(potential, budget), tidy(sp.factor_terms(rest - time_terms), budget)])
-    time_terms = tidy(time_terms, budget)
-    parts = {"kinetic": kinetic, "potential": potential, "time_and_inputs": time_terms}
-    return kinetic + potential + time_terms, parts
+    return b, potential, tidy(time_terms, budget)
+
+
+def implicit_hamiltonian(model: Model, lagrangian: sp.Expr, mass: sp.Matrix, budget: Budget) -> dict | None:
+    """``{"offset": b, "potential": V, "time_and_inputs": W}`` of ``H = ½ (p − b)ᵀ M⁻¹ (p − b) + V + W`` for a
+    ``L`` quadratic in ``v`` whose ``M⁻¹`` is not written out (a coupled block above 3 × 3): the report states
+    ``H`` in that form with ``M`` as printed (theory §11); ``None`` when ``M`` reads the velocities."""
+    if budget.mode == "none" or mass.free_symbols & set(model.v):
+        return None
+    b, potential, time_terms = offset_and_potentials(model, lagrangian, budget)
+    return {"offset": b, "potential": potential, "time_and_inputs": time_terms}
 
 
 def structured_accelerations(el, mass: sp.Matrix, det, adj, budget: Budget):
@@ -191,8 +223,9 @@ def euler_lagrange_forms(model: Model, el, mass: sp.Matrix, budget: Budget) -> t
 
 
 def readable_forms(model: Model, el, hamiltonian, learning_rule: dict, budget: Budget,
-                   declared_hamiltonian: bool = False) -> Readable:
-    """Everything in :class:`Readable`, within ``budget`` (pieces over budget stay raw)."""
+                   declared_hamiltonian: bool = False, regular: bool = True) -> Readable:
+    """Everything in :class:`Readable`, within ``budget`` (pieces over budget stay raw); ``regular``: the
+    derivation's Legendre verdict (a singular M has no ``H`` in any form)."""
     raw_el, raw_rule = el, learning_rule
     el, learning_rule, lagrangian = smaller_pieces(model, el, learning_rule, budget)
     raw_mass = raw_el.mass_matrix
@@ -222,6 +255,8 @@ def readable_forms(model: Model, el, hamiltonian, learning_rule: dict, budget: B
                          else smallest([raw, tidy(raw, budget)])
                          for raw, s in zip(el.accelerations, structured)]
 
+    implicit = (implicit_hamiltonian(model, lagrangian, mass, budget)
+                if hamiltonian is None and regular and not declared_hamiltonian else None)
     if h is not None:
         equations, note = hamilton_equations(model, h, budget), "q̇ = ∂H/∂p, ṗ = −∂H/∂q of the H shown"
         if model.damping != 0:
@@ -243,4 +278,4 @@ def readable_forms(model: Model, el, hamiltonian, learning_rule: dict, budget: B
     ops = {k: {"raw": op_count(a), "readable": op_count(b)} for k, (a, b) in counts.items()}
     return Readable(budget.mode, mass, det, adj, momenta, h, parts, form, accelerations,
                     [momentum_rate_symbol(p) for p in model.p], equations, note, rule, ops,
-                    budget.spent(), budget.total, budget.attempts_dropped, forcing, residuals)
+                    budget.spent(), budget.total, budget.attempts_dropped, forcing, residuals, implicit)

@@ -77,6 +77,10 @@ def expressions(d, show, key, show_readable) -> dict:
         "hamiltonian": show_readable(r.hamiltonian) if r.hamiltonian is not None else None,
         "hamiltonian_parts": ({k: show_readable(e) for k, e in r.hamiltonian_parts.items()}
                               if r.hamiltonian_parts is not None else None),
+        "hamiltonian_implicit": (None if r.hamiltonian_implicit is None else
+                                 {"offset": [show_readable(e) for e in r.hamiltonian_implicit["offset"]],
+                                  "potential": show_readable(r.hamiltonian_implicit["potential"]),
+                                  "time_and_inputs": show_readable(r.hamiltonian_implicit["time_and_inputs"])}),
         "explicit_accelerations": (
             {key(a): show_readable(e) for a, e in zip(m.a, r.accelerations)} if r.accelerations else None),
         "learning_rule": {key(th): show_readable(e) for th, e in r.learning_rule.items()},
@@ -291,6 +295,15 @@ def _op_summary(d) -> str:
     return f"simplification {r.mode}{dropped}; op counts raw → shown: {counts}"
 
 
+IMPLICIT_H = "½ (p − b)ᵀ M⁻¹ (p − b) + V + W"
+
+
+def _implicit_parts(parts: dict, show) -> list:
+    """``b = [...]``, ``V = ...``, ``W = ...`` of a Hamiltonian stated with ``M⁻¹`` (theory §11)."""
+    return [f"b = [{', '.join(show(e) for e in parts['offset'])}]", f"V = {show(parts['potential'])}",
+            f"W = {show(parts['time_and_inputs'])}"]
+
+
 PART_LABELS = {"kinetic": "kinetic ½ (p − b)ᵀ M⁻¹ (p − b)", "potential": "potential V(q)",
                "time_and_inputs": "time and input terms W(q, t, u)"}
 
@@ -329,6 +342,9 @@ def render_text(d) -> str:
         out.append(f"Hamiltonian: H = {show(h)}")
         if r is not None and r.hamiltonian_parts is not None:
             out += [f"  {PART_LABELS[k]} = {show(e)}" for k, e in r.hamiltonian_parts.items()]
+    elif r is not None and r.hamiltonian_implicit is not None:
+        out += [f"Hamiltonian: H = {IMPLICIT_H} with the M above (M⁻¹ is not written out: "
+                f"{d.hamiltonian_note})", *[f"  {line}" for line in _implicit_parts(r.hamiltonian_implicit, show)]]
     else:
         out.append(f"Hamiltonian: not available ({d.hamiltonian_note})")
     if r is not None and r.hamilton_equations is not None:
@@ -400,6 +416,10 @@ def render_markdown(d) -> str:
     out += [f"- ${names[p]} = {tex(e)}$" for p, e in zip(m.p, momenta)]
     if h is not None:
         out += ["", f"$$H = {tex(h)}$$"]
+    elif r is not None and r.hamiltonian_implicit is not None:
+        out += ["", "$$H = \\frac{1}{2} (p - b)^T M^{-1} (p - b) + V + W$$", "",
+                f"with the M above (M⁻¹ is not written out: {d.hamiltonian_note}):", ""]
+        out += [f"- ${line}$" for line in _implicit_parts(r.hamiltonian_implicit, tex)]
     else:
         out += ["", f"Hamiltonian not available: {d.hamiltonian_note}."]
     rows = hamilton_rows(d, tex)
