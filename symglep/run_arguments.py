@@ -1,4 +1,5 @@
-"""Checks of the run arguments that every kind's kernels share: the time step and the number of steps.
+"""Checks of the run arguments that every kind's kernels share: the time step, the number of steps, the start
+time and the nudge.
 
 The kernels themselves trust their arguments (a negative step runs the system backward, a step count
 that disagrees with the series given reads past them), so each call checks these first.
@@ -13,13 +14,23 @@ import numpy as np
 from .errors import SymglepError
 
 
+def _real(value) -> bool:
+    """A real number: a Python or NumPy scalar, or a 0-d array, of integer or float type (not a bool)."""
+    if isinstance(value, (bool, np.bool_, str, bytes)):
+        return False
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError):
+        return False
+    return array.ndim == 0 and (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating))
+
+
 def time_step(dt, default: float | None) -> float:
     """The step of a kernel call: ``dt`` when given, else ``default`` (the kernels' own); a positive finite
     number, or a one-line error (``dt=0`` is refused, not read as "the default")."""
     if dt is None and default is not None:
         return float(default)
-    if isinstance(dt, bool) or not isinstance(dt, (int, float, np.integer, np.floating)) \
-            or not (math.isfinite(dt) and dt > 0):
+    if not (_real(dt) and math.isfinite(dt) and dt > 0):
         raise SymglepError(f"dt must be a positive number, got {dt!r}")
     return float(dt)
 
@@ -34,3 +45,17 @@ def step_count(steps, nodes: int | None = None, name: str = "inputs u") -> int |
         raise SymglepError(f"steps={steps} but the {name} given have K = {nodes - 1} steps ({nodes} time nodes); "
                            "give one of them, or make them agree")
     return int(steps)
+
+
+def start_time(t0) -> float:
+    """``t0`` checked: a finite real number (a NaN start time failed later as a Newton failure at step 0)."""
+    if not (_real(t0) and math.isfinite(t0)):
+        raise SymglepError(f"t0 must be a finite number, got {t0!r}")
+    return float(t0)
+
+
+def nudge(beta) -> float:
+    """``beta`` checked: a finite non-zero real number."""
+    if not (_real(beta) and math.isfinite(beta) and beta != 0):
+        raise SymglepError(f"beta must be a finite non-zero number, got {beta!r}")
+    return float(beta)

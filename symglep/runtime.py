@@ -29,7 +29,7 @@ from .dissipation import non_variational_note
 from .model import Model
 from .parameter_values import values_by_name
 from .routes import LABELS, ROUTES
-from .run_arguments import step_count, time_step
+from .run_arguments import nudge, start_time, step_count, time_step
 from .symmetry import odd_terms_text
 
 
@@ -369,10 +369,10 @@ class Kernels:
         """Free phase. Returns ``(qT, pT, loss[, traj_q, traj_p])`` (trajectories ``(B, K+1, n)``)."""
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
         h = time_step(dt, self.dt)
-        qT, pT, loss, tq, tp, status, res = self.module.free(th, q0, x0, sv, u, y, h, float(t0), bool(record))
+        qT, pT, loss, tq, tp, status, res = self.module.free(th, q0, x0, sv, u, y, h, start_time(t0), bool(record))
         self._check(status, res, "free phase")
         for b in self._non_finite(qT, pT, loss):
-            raise self._free_failure("free phase", th, q0, x0, sv, u, y, h, float(t0), b)
+            raise self._free_failure("free phase", th, q0, x0, sv, u, y, h, start_time(t0), b)
         return (qT, pT, loss, tq, tp) if record else (qT, pT, loss)
 
     def echo(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, t0=0.0, learn_inputs=False,
@@ -391,10 +391,10 @@ class Kernels:
         th_echo = self.echo_parameters(th) if route == "flipped_echo" else th
         qT, pT, u, y, betas = self._end_state(qT, pT, betas, u, y, steps)
         h = time_step(dt, self.dt)
-        out = self.module.echo(th, th_echo, qT, pT, u, y, h, float(t0), betas, bool(learn_inputs))
+        out = self.module.echo(th, th_echo, qT, pT, u, y, h, start_time(t0), betas, bool(learn_inputs))
         self._check(out[4], out[5], "echo")
         for b in self._non_finite(*out[:4]):
-            raise self._echo_failure("echo", th, th_echo, qT[b], pT[b], u[b], y[b], h, float(t0), betas,
+            raise self._echo_failure("echo", th, th_echo, qT[b], pT[b], u[b], y[b], h, start_time(t0), betas,
                                      learn_inputs, b)
         return out[:4]
 
@@ -410,10 +410,10 @@ class Kernels:
         th = self.theta(theta)
         qT, pT, u, y, betas = self._end_state(qT, pT, betas, u, y, steps)
         h = time_step(dt, self.dt)
-        out = self.module.pfvp_backward(th, qT, pT, u, y, h, float(t0), betas, bool(learn_inputs))
+        out = self.module.pfvp_backward(th, qT, pT, u, y, h, start_time(t0), betas, bool(learn_inputs))
         self._check(out[4], out[5], "digital PFVP")
         for b in self._non_finite(*out[:4]):
-            raise self._echo_failure("digital PFVP", th, th, qT[b], pT[b], u[b], y[b], h, float(t0), betas,
+            raise self._echo_failure("digital PFVP", th, th, qT[b], pT[b], u[b], y[b], h, start_time(t0), betas,
                                      learn_inputs, b, digital=True)
         return out[:4]
 
@@ -435,11 +435,10 @@ class Kernels:
         if route == "bptt":
             return self.bptt_gradient(theta, q0, p0, v0, u, y, steps, dt, t0)
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
-        if not (np.isfinite(beta) and beta != 0):
-            raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
+        beta = nudge(beta)
         order = contrast_order(centred, order)
         centred = order != 1
-        h, t0 = time_step(dt, self.dt), float(t0)
+        h, t0 = time_step(dt, self.dt), start_time(t0)
         th_echo = self.echo_parameters(th) if route == "flipped_echo" else th
         digital = route == "digital_pfvp"
         out = self.module.gradient(th, q0, x0, sv, u, y, h, t0, float(beta), int(order), bool(learn_inputs),
@@ -476,7 +475,7 @@ class Kernels:
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
         if self._complex is None:
             self._complex = load_complex_step(self.model, *self.options)
-        h, t0 = time_step(dt, self.dt), float(t0)
+        h, t0 = time_step(dt, self.dt), start_time(t0)
         th_echo = self.echo_parameters(th) if route == "flipped_echo" else th
         digital = route == "digital_pfvp"
         # order 1 with beta = i eps: (G(i eps) - G(0)) / (i eps), whose real part is Im G(i eps) / eps
@@ -492,7 +491,7 @@ class Kernels:
     def bptt_gradient(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0) -> Result:
         """Reference gradient by the discrete adjoint of the same integrator (O(K) memory)."""
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
-        h, t0 = time_step(dt, self.dt), float(t0)
+        h, t0 = time_step(dt, self.dt), start_time(t0)
         out = self.module.bptt_gradient(th, q0, x0, sv, u, y, h, t0)
         self._check(out[5], out[6], "BPTT", u.shape[1] - 1, "adjoint")
         for b in self._non_finite(*out[:5]):
@@ -512,7 +511,7 @@ class Kernels:
             raise SymglepError(f"traj_p must have the shape of traj_q, {tq.shape}, got {tp.shape}")
         u = (np.zeros(tq.shape[:2] + (self.n_u,)) if u is None
              else self._series(u, "inputs u", self.n_u, tq.shape[0], tq.shape[1] - 1 or None))
-        return self.module.energy(self.theta(theta), tq, tp, u, time_step(dt, self.dt), float(t0))
+        return self.module.energy(self.theta(theta), tq, tp, u, time_step(dt, self.dt), start_time(t0))
 
     def nudged(self, theta, q0, betas, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0,
                learn_inputs=False):
@@ -522,7 +521,7 @@ class Kernels:
         """
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
         betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
-        h, t0 = time_step(dt, self.dt), float(t0)
+        h, t0 = time_step(dt, self.dt), start_time(t0)
         out = self.module.nudged(th, q0, x0, sv, u, y, h, t0, betas, bool(learn_inputs))
         self._check(out[4], out[5], "nudged run")
         for b in self._non_finite(*out[:4]):
@@ -534,7 +533,7 @@ class Kernels:
     def tangent(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0):
         """Forward sensitivities of the free run: ``(qT, pT, dq_dtheta, dp_dtheta)``, the last two ``(B, n_θ, n)``."""
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
-        h, t0 = time_step(dt, self.dt), float(t0)
+        h, t0 = time_step(dt, self.dt), start_time(t0)
         out = self.module.tangent(th, q0, x0, sv, u, y, h, t0)
         self._check(out[4], out[5], "tangent run")
         for b in self._non_finite(*out[:4]):

@@ -29,6 +29,8 @@ ECHO_TREATMENT = "replayed reversed in the echo: the echo at time τ reads it at
 
 #: The flip search tries every subset of at most this many candidate parameters (2^12 = 4096 tests).
 MAX_FLIP_CANDIDATES = 12
+#: parameters outside the odd terms a flip may add to those in them (the search stays small)
+MAX_EXTRA_FLIPS = 2
 
 
 @dataclass
@@ -150,8 +152,10 @@ def explicit_time(model: Model) -> list[dict]:
 def reversing_flip(model: Model, breaking: list) -> tuple[list | None, str]:
     """The smallest set ``P`` of parameters with ``L(q, −v, t; θ) ≡ L(q, v, t; Pθ)`` (theory §4).
 
-    Candidates are the learnable parameters that appear in the odd terms; every subset of them is
-    tried, smallest first (exhaustive, so limited to :data:`MAX_FLIP_CANDIDATES` candidates).
+    Candidates are the learnable parameters that appear in the odd terms, and up to
+    :data:`MAX_EXTRA_FLIPS` more of the other parameters of ``L`` (an even term ``g1·g2·x·y`` must keep its
+    sign when the odd term's ``g1`` flips); every subset holding an odd term's parameter is tried, smallest
+    first (limited to :data:`MAX_FLIP_CANDIDATES` candidates).
     Constants are fixed knobs: they are never flipped. Returns ``([], note)`` when ``L`` is already
     even in ``v`` and ``(None, why)`` when no flip exists.
     """
@@ -168,13 +172,19 @@ def reversing_flip(model: Model, breaking: list) -> tuple[list | None, str]:
                       f"stops at {MAX_FLIP_CANDIDATES}")
     mirrored = model.lagrangian.xreplace({v: -v for v in model.v})
     fixed = model.constants
-    for size in range(1, len(candidates) + 1):
-        for subset in combinations(candidates, size):
+    # a flip may also have to reach parameters of even terms that multiply a flipped one (g1·g2·x·y with g1 odd)
+    others = [s for s in model.parameters if s not in odd_symbols and s in model.lagrangian.free_symbols]
+    pool = candidates + others[:max(0, MAX_FLIP_CANDIDATES - len(candidates))]
+    for size in range(1, min(len(pool), len(candidates) + MAX_EXTRA_FLIPS) + 1):
+        for subset in combinations(pool, size):
+            if not set(subset) & set(candidates):
+                continue
             flipped = model.lagrangian.xreplace({s: -s for s in subset})
             if is_zero(mirrored - flipped, fixed=fixed, positive=set(model.parameters)):
                 names = ", ".join(f"{s} -> -{s}" for s in subset)
                 return list(subset), f"L(q, -v; theta) = L(q, v; theta flipped) with {names}"
-    return None, (f"no sign flip of the parameters {', '.join(map(str, candidates))} makes "
+    extra = f" (with up to {MAX_EXTRA_FLIPS} more of {', '.join(map(str, others))})" if others else ""
+    return None, (f"no sign flip of the parameters {', '.join(map(str, candidates))}{extra} makes "
                   "L(q, -v) equal to L(q, v)")
 
 

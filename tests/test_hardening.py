@@ -543,6 +543,18 @@ def test_every_kernel_call_refuses_a_time_step_that_is_not_positive(oscillator, 
         symglep.compile(oscillator.model, dt=dt)  # refused also when the kernels are already loaded
 
 
+@pytest.mark.parametrize("t0, beta, message", [(np.nan, 1e-4, "t0 must be a finite number"),
+                                               ("abc", 1e-4, "t0 must be a finite number"),
+                                               (0.0, "1e-4", "beta must be a finite non-zero number"),
+                                               (0.0, 0.0, "beta must be a finite non-zero number")])
+def test_kernel_calls_refuse_a_bad_start_time_or_nudge(oscillator, t0, beta, message):
+    """New-user probe: beta="1e-4" was a NumPy TypeError, t0 = NaN a Newton failure at step 0."""
+    q0, p0, u, y = _blow_up_problem(10)
+    with pytest.raises(symglep.SymglepError, match=message):
+        oscillator.gradient([1.0, 1.0], q0, p0=p0, u=u, y=y, t0=t0, beta=beta)
+    assert np.isfinite(oscillator.free([1.0, 1.0], q0, p0=p0, u=u, y=y, t0=np.asarray(0.5))[2]).all()
+
+
 def test_steps_must_be_positive_and_agree_with_the_series(oscillator):
     q0, p0, u, y = _blow_up_problem(50)
     with pytest.raises(symglep.SymglepError, match=r"steps=10 but the inputs u given have K = 50 steps"):

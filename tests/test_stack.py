@@ -88,6 +88,13 @@ def test_stack_kernels_check_dt_and_report_a_diverged_free_pass(kernels, problem
         kernels.free(theta, x, y, dt=np.nan)
     with pytest.raises(symglep.SymglepError, match="the free pass of the stack produced a non-finite value"):
         kernels.free(theta, x, y, dt=50.0)
+    with pytest.raises(symglep.SymglepError, match="t0 must be a finite number"):
+        kernels.free(theta, x, y, t0=np.nan)
+    with pytest.raises(symglep.SymglepError, match="beta must be a finite non-zero number, got '1e-4'"):
+        kernels.gradient(theta, x, y, beta="1e-4")
+    # parameters by name, as every kind takes them (a dict was a TypeError)
+    by_name = dict(zip(kernels.stack.parameter_names, np.ravel(theta)))
+    assert np.array_equal(kernels.free(by_name, x, y)[2], kernels.free(theta, x, y)[2])
 
 
 def test_stack_trains_on_the_sine_task(stack):

@@ -22,7 +22,7 @@ from ..diagnose import NumericalError
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
 from ..parameter_values import values_by_name
-from ..run_arguments import step_count, time_step
+from ..run_arguments import nudge, start_time, step_count, time_step
 from .model import ArrayModel, readout_units
 from .render import content_hash, render_network
 
@@ -155,7 +155,7 @@ class NetworkKernels:
 
     def start_weight(self, t0: float) -> float:
         """``∂p/∂v`` per unit mass at the start: ``e^{γ t0}`` for a damped model (theory §7), else 1."""
-        return float(np.exp(self.module.RATE * float(t0)))
+        return float(np.exp(self.module.RATE * start_time(t0)))
 
     def prepare(self, theta, q0, p0=None, u=None, y=None, steps=None, edges=None, readout=None, v0=None, t0=0.0):
         """Checked kernel arguments ``(th, off, E, ro, q0, p0, u, y)`` and the sizes ``(n, m, ne)``.
@@ -210,7 +210,7 @@ class NetworkKernels:
         """Free phase: ``(qT, pT, loss[, traj_q, traj_p])`` (flat trajectories ``(B, K+1, n·D)``);
         the loss includes a terminal cost (theory §10). Node k sits at ``t0 + k dt``."""
         args, (n, m, ne) = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
-        out = self.module.free(*args, time_step(dt, self.dt), float(t0), bool(record))
+        out = self.module.free(*args, time_step(dt, self.dt), start_time(t0), bool(record))
         _finite(out[:3], "free phase", self.module.INTEGRATOR, lambda: self._where(args, dt, t0))
         return out if record else out[:3]
 
@@ -223,11 +223,10 @@ class NetworkKernels:
         Richardson contrast of the echoes at ±β and ±2β; by default 2, or 1 when not ``centred``.
         ``learn_inputs``: also ``du = dC/du`` ``(B, K+1, m)``, the same contrast of ``∂V/∂u``.
         """
-        if not (np.isfinite(beta) and beta != 0):
-            raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
+        beta = nudge(beta)
         order = contrast_order(centred, order)
         args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
-        out = self.module.gradient(*args, time_step(dt, self.dt), float(t0), float(beta), int(order), bool(learn_inputs))
+        out = self.module.gradient(*args, time_step(dt, self.dt), start_time(t0), float(beta), int(order), bool(learn_inputs))
         _finite(out, "echo gradient", self.module.INTEGRATOR, lambda: self._where(args, dt, t0))
         return self._result(out, sizes, args, v0, learn_inputs, t0)
 
@@ -245,7 +244,7 @@ class NetworkKernels:
                                                  lambda: generate_source(self.model, digest, True, integrator),
                                                  cache=cache, jit=jit)
         # order 1 with beta = i eps: (G(i eps) - G(0)) / (i eps), whose real part is Im G(i eps) / eps
-        out = self._complex.gradient(*args, time_step(dt, self.dt), float(t0), nudge, 1, bool(learn_inputs))
+        out = self._complex.gradient(*args, time_step(dt, self.dt), start_time(t0), nudge, 1, bool(learn_inputs))
         out = tuple(np.ascontiguousarray(a.real) for a in out)
         _finite(out, "complex-step echo gradient", self.module.INTEGRATOR)
         return self._result(out, sizes, args, v0, learn_inputs, t0)
@@ -255,7 +254,7 @@ class NetworkKernels:
         """Reference gradient: discrete adjoint of the same leapfrog (O(K) memory); ``du`` as in
         :meth:`gradient`."""
         args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
-        out = self.module.bptt_gradient(*args, time_step(dt, self.dt), float(t0), bool(learn_inputs))
+        out = self.module.bptt_gradient(*args, time_step(dt, self.dt), start_time(t0), bool(learn_inputs))
         _finite(out, "BPTT", self.module.INTEGRATOR, lambda: self._where(args, dt, t0))
         return self._result(out, sizes, args, v0, learn_inputs, t0)
 
@@ -265,7 +264,7 @@ class NetworkKernels:
         reversed)."""
         args, _ = self.prepare(theta, qT, pT, u, y, steps, edges, readout, t0=t0)
         betas = np.atleast_1d(np.asarray(betas, dtype=np.float64))
-        out = self.module.echo(*args, time_step(dt, self.dt), float(t0), betas)
+        out = self.module.echo(*args, time_step(dt, self.dt), start_time(t0), betas)
         _finite(out, "echo", self.module.INTEGRATOR)
         return out
 
@@ -274,7 +273,7 @@ class NetworkKernels:
         in its recorded states: the midpoint kernels leave NaN from a step that did not converge), with the
         state's size just before; empty when the free run stays finite (the failure is then in an echo)."""
         dt = time_step(dt, self.dt)
-        _, _, _, tq, tp = self.module.free(*args, dt, float(t0), True)
+        _, _, _, tq, tp = self.module.free(*args, dt, start_time(t0), True)
         bad = ~(np.all(np.isfinite(tq), axis=2) & np.all(np.isfinite(tp), axis=2))
         if not bad.any():
             return ""

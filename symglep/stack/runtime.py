@@ -12,7 +12,8 @@ import numpy as np
 from .. import cache as kernel_cache
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
-from ..run_arguments import time_step
+from ..parameter_values import values_by_name
+from ..run_arguments import nudge, start_time, time_step
 from .codegen import render_stack, stack_hash
 from .model import Stack
 
@@ -60,6 +61,10 @@ class StackKernels:
         self.module.bptt_gradient(th, q0, q0, x, y, 0.01, 0.0)
 
     def _args(self, theta, x, y, q0, p0, v0=None, t0=0.0):
+        if isinstance(theta, dict):  # by name, as every kind takes them
+            names = self.stack.parameter_names
+            given = values_by_name(theta, names)
+            theta = [given[name] for name in names]
         th = np.asarray(theta, dtype=np.float64).reshape(-1)
         if th.shape != (self.n_theta,):
             raise SymglepError(f"the stack has {self.n_theta} parameters, got {th.size}")
@@ -92,14 +97,14 @@ class StackKernels:
             raise SymglepError(f"units {', '.join(map(str, self.stack.momentum_reads_inputs))} of this stack have a "
                                "momentum dL/dv that reads their inputs: a velocity start's gradient would need "
                                "dC/du0 through the glue, which the stack does not carry; start from momenta (p0)")
-        return th, x, y, q0, self.module.momenta(th, q0, start, x, float(t0))
+        return th, x, y, q0, self.module.momenta(th, q0, start, x, start_time(t0))
 
     def _through_velocity(self, th, x, q0, v0, t0, dth, dq0, dp0) -> tuple:
         """``(dθ, dq0, dv0)`` of a velocity start from the kernels' ``(dθ, dq0, dp0)`` (theory §3, §5)."""
         if v0 is None:
             return dth, dq0, dp0
         extra, dq, dv0 = self.module.velocity_start(th, q0, np.ascontiguousarray(v0, dtype=np.float64), x,
-                                                    float(t0), np.ascontiguousarray(dp0))
+                                                    start_time(t0), np.ascontiguousarray(dp0))
         return dth + extra, dq0 + dq, dv0
 
     def free(self, theta, x, y=None, q0=None, p0=None, dt=None, t0=0.0, record=False, v0=None):
@@ -107,7 +112,7 @@ class StackKernels:
         if y is None:
             y = np.zeros(np.shape(x)[:2] + (self.n_y,))
         th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0)
-        out = self.module.free(th, q0, p0, x, y, time_step(dt, self.dt), float(t0), bool(record))
+        out = self.module.free(th, q0, p0, x, y, time_step(dt, self.dt), start_time(t0), bool(record))
         if not all(np.all(np.isfinite(a)) for a in out[:3]):
             raise self._diverged("the free pass of the stack")
         return out if record else out[:3]
@@ -122,10 +127,9 @@ class StackKernels:
         combined by Richardson (O(β⁴), theory §5); 1: at β and 0 (one-sided, O(β): what a physical
         system that runs one nudged echo per unit measures)."""
         th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0)
-        if not (np.isfinite(beta) and beta != 0):
-            raise SymglepError(f"beta must be a finite non-zero number, got {beta}")
+        beta = nudge(beta)
         order = contrast_order(True, order)
-        out = self.module.gradient(th, q0, p0, x, y, time_step(dt, self.dt), float(t0), float(beta), order,
+        out = self.module.gradient(th, q0, p0, x, y, time_step(dt, self.dt), start_time(t0), float(beta), order,
                                    bool(learn_inputs))
         if not all(np.all(np.isfinite(a)) for a in out[:2]):
             raise self._diverged("the stacked echo")
@@ -153,7 +157,7 @@ class StackKernels:
             self._complex, _ = kernel_cache.load(f"stack_{self.stack.name}_complex", digest,
                                                  lambda: render_stack(self.stack, digest, complex_step=True),
                                                  cache=cache, jit=jit)
-        loss, dth, dx, trip, dq0, dp0 = self._complex.gradient(th, q0, p0, x, y, time_step(dt, self.dt), float(t0),
+        loss, dth, dx, trip, dq0, dp0 = self._complex.gradient(th, q0, p0, x, y, time_step(dt, self.dt), start_time(t0),
                                                                nudge, 2, bool(learn_inputs))
         dth, dx = np.ascontiguousarray(dth.real), np.ascontiguousarray(dx.real)
         if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(dth))):
@@ -167,7 +171,7 @@ class StackKernels:
         """Reference: BPTT through the stack, ``(loss, dtheta, dx)`` and with ``initial_state`` also
         ``dq0, dp0`` (``dv0`` with a velocity start); O(K) memory."""
         th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0)
-        loss, dth, dx, dq0, dp0 = self.module.bptt_gradient(th, q0, p0, x, y, time_step(dt, self.dt), float(t0))
+        loss, dth, dx, dq0, dp0 = self.module.bptt_gradient(th, q0, p0, x, y, time_step(dt, self.dt), start_time(t0))
         if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(dth))):
             raise self._diverged("BPTT through the stack")
         dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, dq0, dp0)
