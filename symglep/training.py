@@ -635,7 +635,8 @@ def train_command(system, opts: TrainOptions) -> tuple:
     route = result.settings.get("route", "echo")
     by = "" if route in ("echo", "bptt") else f" (route: {short_label(route)})"  # a flipped echo, PFVP
     lines = [f"{KIND_WORDS[kind_of(system)]} {result.model}: {result.settings['estimator']} gradient{by}, "
-             f"{result.settings['optimizer']} (lr {result.settings['lr']:g}), {len(history)} epochs, "
+             f"{result.settings['optimizer']} (lr {result.settings['lr']:g}), {len(history)} "
+             f"epoch{'' if len(history) == 1 else 's'}, "
              f"{result.seconds:.1f} s",
              f"loss {first:.6e} -> {result.final_loss:.6e} " + _change(first, result.final_loss)]
     if result.settings.get("beta_auto"):

@@ -92,6 +92,13 @@ def test_stack_kernels_check_dt_and_report_a_diverged_free_pass(kernels, problem
         kernels.free(theta, x, y, t0=np.nan)
     with pytest.raises(symglep.SymglepError, match="beta must be a finite non-zero number, got '1e-4'"):
         kernels.gradient(theta, x, y, beta="1e-4")
+    # a wrong x or q0 is named as such (x with a third sequence blamed the targets; q0 and p0 were named together)
+    with pytest.raises(symglep.SymglepError, match=r"the inputs x hold 3 sequence\(s\) of \d+ time nodes, the "
+                                                   r"targets y 2 of \d+: they must agree"):
+        kernels.free(theta, np.concatenate([x, x[:1]]), y)
+    nq = kernels.nq
+    with pytest.raises(symglep.SymglepError, match=rf"p0 must have shape \(2, {nq}\) .*, got \(2, {nq + 1}\)"):
+        kernels.free(theta, x, y, q0=np.zeros((2, nq)), p0=np.zeros((2, nq + 1)))
     # parameters by name, as every kind takes them (a dict was a TypeError)
     by_name = dict(zip(kernels.stack.parameter_names, np.ravel(theta)))
     assert np.array_equal(kernels.free(by_name, x, y)[2], kernels.free(theta, x, y)[2])

@@ -326,6 +326,9 @@ def test_resuming_with_the_initial_state_learned_starts_the_optimizer_afresh(tmp
         "neither uses nor saves" in third.output, third.output
     fourth = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "1", "--resume", str(save)])
     assert fourth.exit_code == 0 and "learned initial state" not in fourth.output
+    assert ", 3 epochs, " in fourth.output  # the history holds the resumed epochs
+    one = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "1", "--quiet"])
+    assert one.exit_code == 0 and ", 1 epoch, " in one.output  # not "1 epochs"
 
 
 def test_the_sine_task_starts_a_scalar_model_at_its_initial_positions():

@@ -72,8 +72,11 @@ class StackKernels:
         y = np.ascontiguousarray(y, dtype=np.float64)
         if x.ndim != 3 or x.shape[2] != self.n_x:
             raise SymglepError(f"inputs must have shape (B, K+1, {self.n_x}), got {x.shape}")
-        if y.shape != x.shape[:2] + (self.n_y,):
-            raise SymglepError(f"targets must have shape {x.shape[:2] + (self.n_y,)}, got {y.shape}")
+        if y.ndim != 3 or y.shape[2] != self.n_y:
+            raise SymglepError(f"targets must have shape (B, K+1, {self.n_y}), got {y.shape}")
+        if y.shape[:2] != x.shape[:2]:
+            raise SymglepError(f"the inputs x hold {x.shape[0]} sequence(s) of {x.shape[1]} time nodes, the targets "
+                               f"y {y.shape[0]} of {y.shape[1]}: they must agree")
         if x.shape[1] < 2:
             raise SymglepError("the sequences need at least 2 time nodes (K >= 1)")
         for name, a in (("theta", th), ("inputs", x), ("targets", y)):
@@ -86,8 +89,10 @@ class StackKernels:
         zero = np.zeros((B, self.nq))
         q0 = zero if q0 is None else np.ascontiguousarray(q0, dtype=np.float64)
         start = zero.copy() if start is None else np.ascontiguousarray(start, dtype=np.float64)
-        if q0.shape != (B, self.nq) or start.shape != (B, self.nq):
-            raise SymglepError(f"q0 and {'v0' if v0 is not None else 'p0'} must have shape ({B}, {self.nq})")
+        for name, a in (("q0", q0), ("v0" if v0 is not None else "p0", start)):
+            if a.shape != (B, self.nq):
+                raise SymglepError(f"{name} must have shape ({B}, {self.nq}) (one row per sequence of x, every unit's "
+                                   f"coordinates), got {a.shape}")
         for name, a in (("q0", q0), ("the start", start)):
             if not np.all(np.isfinite(a)):
                 raise SymglepError(f"{name} holds a non-finite value")
