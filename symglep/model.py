@@ -316,8 +316,10 @@ class Model:
                 raise ModelError(f"the cost depends on the velocity {sym}; the cost may depend "
                                  "only on coordinates, inputs, targets and time (theory §1)")
             if sym in set(self.parameters):
-                raise ModelError(f"the cost depends on the parameter {sym}; learnable "
-                                 "parameters may appear only in the Lagrangian")
+                raise ModelError(f"the cost depends on the parameter {sym}; learnable parameters may appear only "
+                                 "in the Lagrangian (the echo's learning integrand is dL/dtheta, theory §5): write "
+                                 f"the cost in the coordinates (an angle rather than a position that reads {sym}), "
+                                 f"or make {sym} a constant")
             if sym not in cost_known:
                 raise ModelError(f"symbol {sym} in the cost is not declared "
                                  "(add it to constants, inputs, targets or coordinates)")

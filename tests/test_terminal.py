@@ -208,3 +208,14 @@ def test_bad_training_options(args, fragment):
 def test_target_task_needs_a_terminal_cost():
     with pytest.raises(SymglepError, match="needs a terminal cost"):
         train(symglep.load_model(str(EXAMPLES / "harmonic_oscillator.py")), "target", epochs=1)
+
+
+def test_a_running_cost_that_reads_a_parameter_says_how_to_write_it():
+    """New-user probe: a pendulum's cost on the bob's position x = l sin(theta) reads the learned length l; the
+    refusal now says to write the cost in the coordinates or make l a constant."""
+    th, y = dynamicsymbols("theta y")
+    length = sp.Symbol("l", positive=True)
+    with pytest.raises(ModelError, match=r"the cost depends on the parameter l; .* write the cost in the coordinates "
+                                         r"\(an angle rather than a position that reads l\), or make l a constant"):
+        symglep.Model(lagrangian=length**2 * th.diff() ** 2 / 2 + length * sp.cos(th), coordinates=[th],
+                      parameters=[length], targets=[y], cost=(length * sp.sin(th) - y) ** 2 / 2)
