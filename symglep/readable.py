@@ -103,29 +103,31 @@ def collected_form(expr, symbols):
 
 def smaller_pieces(model: Model, el, learning_rule: dict, budget: Budget):
     """``(el, rule, L)``: each piece of the derivation in the smaller of its raw form and the form derived from
-    :func:`rewritten_lagrangian` (equal functions, so equal derivatives), the starting point of the tidying."""
-    lagrangian = rewritten_lagrangian(model.lagrangian, budget)
-    if lagrangian is None:
+    :func:`rewritten_lagrangian` (equal functions, so equal derivatives), the Euler–Lagrange lines and forcing
+    also collected (:func:`collected_form`): the starting point of the tidying. Raw when ``none``."""
+    if budget.mode == "none":
         return el, learning_rule, model.lagrangian
-    other = within(budget.remaining(), euler_lagrange, model, lagrangian)
+    lagrangian = rewritten_lagrangian(model.lagrangian, budget)
+    other = el if lagrangian is None else within(budget.remaining(), euler_lagrange, model, lagrangian)
     if other is None:
         return el, learning_rule, model.lagrangian
+    lagrangian = model.lagrangian if lagrangian is None else lagrangian
 
     def pick(raw, alt):
         return [smallest([a, b]) for a, b in zip(raw, alt)]
 
-    rates = list(model.a) + list(model.v)
+    rates = list(model.a) + list(model.v) + list(model.q)
     collected = within(budget.remaining(), lambda: (
         [collected_form(e, rates) for e in other.residuals], [collected_form(e, rates) for e in other.forcing]))
+    residuals, forcing = list(other.residuals), list(other.forcing)
     if collected is not None:
-        other.residuals = pick(other.residuals, collected[0])
-        other.forcing = sp.Matrix(pick(other.forcing, collected[1]))
+        residuals, forcing = pick(residuals, collected[0]), pick(forcing, collected[1])
 
     mass = sp.Matrix(el.mass_matrix.rows, el.mass_matrix.cols, pick(el.mass_matrix, other.mass_matrix))
     accelerations = (el.accelerations if el.accelerations is None or other.accelerations is None
                      else pick(el.accelerations, other.accelerations))
-    start = EulerLagrange(pick(el.momenta, other.momenta), mass, sp.Matrix(pick(el.forcing, other.forcing)),
-                          pick(el.residuals, other.residuals), accelerations, el.acceleration_note, el.input_rates)
+    start = EulerLagrange(pick(el.momenta, other.momenta), mass, sp.Matrix(pick(el.forcing, forcing)),
+                          pick(el.residuals, residuals), accelerations, el.acceleration_note, el.input_rates)
     rule = {th: smallest([e, sp.diff(lagrangian, th)]) for th, e in learning_rule.items()}
     return start, rule, smallest([model.lagrangian, lagrangian])
 

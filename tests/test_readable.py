@@ -480,3 +480,17 @@ def test_array_element_forms_are_simplified_within_a_deadline(monkeypatch):
     started = time.perf_counter()
     assert network_derive._small_simplified(expr) == expr
     assert time.perf_counter() - started < network_derive.ELEMENT_SIMPLIFY_S + 2.0
+
+
+def test_a_rotating_frame_prints_its_coriolis_and_centrifugal_terms_collected():
+    """New-user probe: '-W*m*y_dot - W*m*(W*x + y_dot) + k*x + ...' for m ẍ − 2 W m ẏ + (k − m W²) x: the
+    Euler–Lagrange lines are now also collected by accelerations, velocities and coordinates."""
+    t = dynamicsymbols._t
+    x, y, u = dynamicsymbols("x y u")
+    m, k, w = sp.symbols("m k W", positive=True)
+    lag = m * ((x.diff(t) - w * y) ** 2 + (y.diff(t) + w * x) ** 2) / 2 - k * (x**2 + y**2) / 2 + u * x
+    d = symglep.derive(symglep.Model(lagrangian=lag, coordinates=[x, y], parameters=[m, k, w], inputs=[u]))
+    first = str(d.readable.euler_lagrange[0])
+    assert "-2*W*m*y_dot" in first and "x*(-W**2*m + k)" in first, first
+    values = point(d, 0)
+    close(d.readable.euler_lagrange[0], d.el.residuals[0], values, "EL0")
