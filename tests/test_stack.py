@@ -99,6 +99,11 @@ def test_stack_kernels_check_dt_and_report_a_diverged_free_pass(kernels, problem
     nq = kernels.nq
     with pytest.raises(symglep.SymglepError, match=rf"p0 must have shape \(2, {nq}\) .*, got \(2, {nq + 1}\)"):
         kernels.free(theta, x, y, q0=np.zeros((2, nq)), p0=np.zeros((2, nq + 1)))
+    # steps=, as every kind takes it: checked against the inputs (it was an unexpected keyword)
+    K = x.shape[1] - 1
+    assert np.array_equal(kernels.free(theta, x, y, steps=K)[2], kernels.free(theta, x, y)[2])
+    with pytest.raises(symglep.SymglepError, match=rf"steps={K + 1} but the inputs x given have K = {K} steps"):
+        kernels.bptt_gradient(theta, x, y, steps=K + 1)
     # parameters by name, as every kind takes them (a dict was a TypeError)
     by_name = dict(zip(kernels.stack.parameter_names, np.ravel(theta)))
     assert np.array_equal(kernels.free(by_name, x, y)[2], kernels.free(theta, x, y)[2])

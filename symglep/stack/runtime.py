@@ -13,7 +13,7 @@ from .. import cache as kernel_cache
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
 from ..parameter_values import values_by_name
-from ..run_arguments import nudge, start_time, time_step
+from ..run_arguments import nudge, start_time, step_count, time_step
 from .codegen import render_stack, stack_hash
 from .model import Stack
 
@@ -60,7 +60,7 @@ class StackKernels:
             self.module.gradient(th, q0, q0, x, y, 0.01, 0.0, 1e-4, 2, learn)
         self.module.bptt_gradient(th, q0, q0, x, y, 0.01, 0.0)
 
-    def _args(self, theta, x, y, q0, p0, v0=None, t0=0.0):
+    def _args(self, theta, x, y, q0, p0, v0=None, t0=0.0, steps=None):
         if isinstance(theta, dict):  # by name, as every kind takes them
             names = self.stack.parameter_names
             given = values_by_name(theta, names)
@@ -79,6 +79,7 @@ class StackKernels:
                                f"y {y.shape[0]} of {y.shape[1]}: they must agree")
         if x.shape[1] < 2:
             raise SymglepError("the sequences need at least 2 time nodes (K >= 1)")
+        step_count(steps, x.shape[1], "inputs x")  # the inputs fix K; steps=, as the other kinds take it, must agree
         for name, a in (("theta", th), ("inputs", x), ("targets", y)):
             if not np.all(np.isfinite(a)):
                 raise SymglepError(f"{name} hold a non-finite value")
@@ -112,18 +113,18 @@ class StackKernels:
                                                     start_time(t0), np.ascontiguousarray(dp0))
         return dth + extra, dq0 + dq, dv0
 
-    def free(self, theta, x, y=None, q0=None, p0=None, dt=None, t0=0.0, record=False, v0=None):
+    def free(self, theta, x, y=None, q0=None, p0=None, dt=None, t0=0.0, record=False, v0=None, steps=None):
         """Free pass: ``(qT, pT, loss[, traj_q, traj_p, traj_u])`` (trajectories with ``record``)."""
         if y is None:
             y = np.zeros(np.shape(x)[:2] + (self.n_y,))
-        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0)
+        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0, steps)
         out = self.module.free(th, q0, p0, x, y, time_step(dt, self.dt), start_time(t0), bool(record))
         if not all(np.all(np.isfinite(a)) for a in out[:3]):
             raise self._diverged("the free pass of the stack")
         return out if record else out[:3]
 
     def gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, beta=1e-4, learn_inputs=False,
-                 order: int = 2, initial_state: bool = False, v0=None):
+                 order: int = 2, initial_state: bool = False, v0=None, steps=None):
         """Stacked echo (theory §9): ``(loss (B,), dtheta (B, n_θ), dx, round_trip (B,))``, and with
         ``initial_state`` also ``dq0, dp0 (B, NQ)`` (``dv0`` with a velocity start), every unit's start
         gradient from its echoes' end points (theory §5); memory O(1) in K.
@@ -131,7 +132,7 @@ class StackKernels:
         ``order`` 2: every unit's echoes at ±β (centred contrast, error O(β²)); 4: at ±β and ±2β
         combined by Richardson (O(β⁴), theory §5); 1: at β and 0 (one-sided, O(β): what a physical
         system that runs one nudged echo per unit measures)."""
-        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0)
+        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0, steps)
         beta = nudge(beta)
         order = contrast_order(True, order)
         out = self.module.gradient(th, q0, p0, x, y, time_step(dt, self.dt), start_time(t0), float(beta), order,
@@ -151,10 +152,10 @@ class StackKernels:
                             "reduce dt)")
 
     def complex_step_gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, eps: float = 1e-20,
-                              learn_inputs=False, initial_state: bool = False, v0=None):
+                              learn_inputs=False, initial_state: bool = False, v0=None, steps=None):
         """The stacked echo nudged by ±iε in complex arithmetic (theory §5, §9; digital only): every
         contrast is ``Im X(iε) / ε``, exact to round-off. Returns what :meth:`gradient` returns."""
-        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0)
+        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0, steps)
         nudge = complex_nudge(eps)
         if self._complex is None:
             cache, jit = self.options
@@ -172,10 +173,10 @@ class StackKernels:
         return (loss, dth, dx, trip, dq0, dp0) if initial_state else (loss, dth, dx, trip)
 
     def bptt_gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, initial_state: bool = False,
-                      v0=None):
+                      v0=None, steps=None):
         """Reference: BPTT through the stack, ``(loss, dtheta, dx)`` and with ``initial_state`` also
         ``dq0, dp0`` (``dv0`` with a velocity start); O(K) memory."""
-        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0)
+        th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0, steps)
         loss, dth, dx, dq0, dp0 = self.module.bptt_gradient(th, q0, p0, x, y, time_step(dt, self.dt), start_time(t0))
         if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(dth))):
             raise self._diverged("BPTT through the stack")
