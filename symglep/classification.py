@@ -149,7 +149,7 @@ def uea_task(name: str, learner, dt: float | None = None, substeps: int | None =
     return train
 
 
-LABELLED_KEYS = ("inputs", "labels", "lengths", "test_inputs", "test_labels", "test_lengths", "dt")
+LABELLED_KEYS = ("inputs", "labels", "lengths", "test_inputs", "test_labels", "test_lengths", "dt", "classes")
 
 
 def _class_indices(path, key: str, labels: np.ndarray) -> np.ndarray:
@@ -165,6 +165,21 @@ def _class_indices(path, key: str, labels: np.ndarray) -> np.ndarray:
     if labels.size and labels.min() < 0:
         raise SymglepError(f"{path}: '{key}' must hold class indices, integers >= 0; got {labels.min()}")
     return labels.astype(np.int64)
+
+
+def _class_names(path, names, present: np.ndarray) -> list:
+    """The names of the classes that occur (``present``, label indices): the labels themselves as text, or, with
+    a ``classes`` array, ``classes[label]`` (so that an npz copy of a ``uea:`` set keeps its class names and
+    order, and a classifier trained on one resumes on the other)."""
+    if names is None:
+        return [str(c) for c in present]
+    names = np.asarray(names)
+    if names.ndim != 1 or names.dtype.kind not in "US" or len(set(names.tolist())) != names.size:
+        raise SymglepError(f"{path}: 'classes' must be a 1-D array of distinct class names (strings), got "
+                           f"{names.dtype} of shape {names.shape}")
+    if present.size and present.max() >= names.size:
+        raise SymglepError(f"{path}: label {int(present.max())} has no name: 'classes' holds {names.size}")
+    return [str(names[c]) for c in present]
 
 
 def require_classes(name: str, train_labels, test_labels, classes: list) -> None:
@@ -249,7 +264,7 @@ def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> 
                            f"{series[0].shape[1]}")
     # the classes are the labels that occur: {1, 2} or {0, 2} make two, not three
     present = np.unique(np.concatenate([labels] + ([test[1]] if test else [])))
-    classes = [str(c) for c in present]
+    classes = _class_names(path, arrays.get("classes"), present)
     labels = np.searchsorted(present, labels)
     if test:
         test = (test[0], np.searchsorted(present, test[1]))

@@ -214,6 +214,22 @@ def test_labelled_npz_is_a_classification_set(tmp_path, hssm):
         classification.labelled_npz(str(tmp_path / "nan_in.npz"), inner, 0.2, 1)
 
 
+def test_a_labelled_npz_may_name_its_classes(tmp_path, hssm):
+    """New-user probe: an npz copy of a uea: set could not carry its class names, so a classifier trained on one
+    could not be resumed on the other ("trained on the classes Standing, ... this data set has 0, 1, ...")."""
+    _, inner = hssm
+    rng = np.random.default_rng(3)
+    names = np.array(["Standing", "Running", "Walking"])
+    path = tmp_path / "named.npz"
+    np.savez(path, inputs=rng.normal(size=(4, 6, 2)), labels=np.array([2, 1, 2, 1]), classes=names)
+    assert classification.labelled_npz(str(path), inner, 0.2, 1).classes == ["Running", "Walking"]
+    for bad, message in ((np.array(["a", "a", "b"]), "distinct class names"), (np.array([1.0, 2.0, 3.0]), "strings"),
+                         (np.array(["a", "b"]), "label 2 has no name: 'classes' holds 2")):
+        np.savez(tmp_path / "bad.npz", inputs=rng.normal(size=(4, 6, 2)), labels=np.array([2, 1, 2, 1]), classes=bad)
+        with pytest.raises(SymglepError, match=message):
+            classification.labelled_npz(str(tmp_path / "bad.npz"), inner, 0.2, 1)
+
+
 @pytest.mark.parametrize("arrays, message", [
     (dict(test_inputs=np.zeros((2, 6, 3)), test_labels=np.array([0, 1])),
      "'test_inputs' has 3 channel\\(s\\), 'inputs' has 2"),
