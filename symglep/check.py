@@ -422,24 +422,30 @@ def _mass_of(model: Model, t0: float | None = None):
     return mass, sp.lambdify([*model.q, *model.parameters], mass, "numpy")
 
 
-def least_mass(model: Model, theta, q0) -> float | None:
-    """The least eigenvalue of M at the start (``None`` when M reads velocities, inputs or time)."""
+def _start_mass(model: Model, theta, q0) -> np.ndarray | None:
+    """M at the start ``q0`` and ``t = 0`` (a Caldirola–Kanai M = e^{γt} M₀ there) as numbers; ``None`` when M
+    reads velocities, inputs or time."""
     mass, function = _mass_of(model, 0.0)
     if mass is None:
         return None
     with np.errstate(all="ignore"):
-        values = np.asarray(function(*np.ravel(q0), *np.ravel(theta)), dtype=np.float64)
-    return float(np.min(np.linalg.eigvalsh(values))) if np.all(np.isfinite(values)) else None
+        return np.asarray(function(*np.ravel(q0), *np.ravel(theta)), dtype=np.float64)
+
+
+def least_mass(model: Model, theta, q0) -> float | None:
+    """The least eigenvalue of M at the start (``None`` when M reads velocities, inputs or time)."""
+    values = _start_mass(model, theta, q0)
+    return float(np.min(np.linalg.eigvalsh(values))) if values is not None and np.all(np.isfinite(values)) else None
 
 
 def singular_start(model: Model, theta, q0) -> str | None:
     """A message when M is singular at the start ``q0`` (det M = 0 there: a zero mass, a coordinate singularity):
     no equation of motion holds, so nothing a check measures means anything; else ``None``."""
-    mass, function = _mass_of(model, 0.0)  # a Caldirola–Kanai M = e^{γt} M₀ at the start's t = 0
-    if mass is None:
+    values = _start_mass(model, theta, q0)
+    if values is None:
         return None
     with np.errstate(all="ignore"):
-        det = np.linalg.det(np.asarray(function(*np.ravel(q0), *np.ravel(theta)), dtype=np.float64))
+        det = np.linalg.det(values)
     if det != 0 and np.isfinite(det):
         return None
     return (f"the mass matrix M is singular at the checked start (det M = {det:g} at these parameters and q0, "

@@ -368,11 +368,11 @@ class Kernels:
     def free(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0, record=False):
         """Free phase. Returns ``(qT, pT, loss[, traj_q, traj_p])`` (trajectories ``(B, K+1, n)``)."""
         th, q0, x0, sv, u, y = self._prepare(theta, q0, p0, v0, u, y, steps)
-        h = time_step(dt, self.dt)
-        qT, pT, loss, tq, tp, status, res = self.module.free(th, q0, x0, sv, u, y, h, start_time(t0), bool(record))
+        h, t0 = time_step(dt, self.dt), start_time(t0)
+        qT, pT, loss, tq, tp, status, res = self.module.free(th, q0, x0, sv, u, y, h, t0, bool(record))
         self._check(status, res, "free phase")
         for b in self._non_finite(qT, pT, loss):
-            raise self._free_failure("free phase", th, q0, x0, sv, u, y, h, start_time(t0), b)
+            raise self._free_failure("free phase", th, q0, x0, sv, u, y, h, t0, b)
         return (qT, pT, loss, tq, tp) if record else (qT, pT, loss)
 
     def echo(self, theta, qT, pT, betas, u=None, y=None, steps=None, dt=None, t0=0.0, learn_inputs=False,
@@ -390,11 +390,11 @@ class Kernels:
         th = self.theta(theta)
         th_echo = self.echo_parameters(th) if route == "flipped_echo" else th
         qT, pT, u, y, betas = self._end_state(qT, pT, betas, u, y, steps)
-        h = time_step(dt, self.dt)
-        out = self.module.echo(th, th_echo, qT, pT, u, y, h, start_time(t0), betas, bool(learn_inputs))
+        h, t0 = time_step(dt, self.dt), start_time(t0)
+        out = self.module.echo(th, th_echo, qT, pT, u, y, h, t0, betas, bool(learn_inputs))
         self._check(out[4], out[5], "echo")
         for b in self._non_finite(*out[:4]):
-            raise self._echo_failure("echo", th, th_echo, qT[b], pT[b], u[b], y[b], h, start_time(t0), betas,
+            raise self._echo_failure("echo", th, th_echo, qT[b], pT[b], u[b], y[b], h, t0, betas,
                                      learn_inputs, b)
         return out[:4]
 
@@ -409,11 +409,11 @@ class Kernels:
             raise self._no_route_error()
         th = self.theta(theta)
         qT, pT, u, y, betas = self._end_state(qT, pT, betas, u, y, steps)
-        h = time_step(dt, self.dt)
-        out = self.module.pfvp_backward(th, qT, pT, u, y, h, start_time(t0), betas, bool(learn_inputs))
+        h, t0 = time_step(dt, self.dt), start_time(t0)
+        out = self.module.pfvp_backward(th, qT, pT, u, y, h, t0, betas, bool(learn_inputs))
         self._check(out[4], out[5], "digital PFVP")
         for b in self._non_finite(*out[:4]):
-            raise self._echo_failure("digital PFVP", th, th, qT[b], pT[b], u[b], y[b], h, start_time(t0), betas,
+            raise self._echo_failure("digital PFVP", th, th, qT[b], pT[b], u[b], y[b], h, t0, betas,
                                      learn_inputs, b, digital=True)
         return out[:4]
 
@@ -510,7 +510,9 @@ class Kernels:
         if tp.shape != tq.shape:
             raise SymglepError(f"traj_p must have the shape of traj_q, {tq.shape}, got {tp.shape}")
         u = (np.zeros(tq.shape[:2] + (self.n_u,)) if u is None
-             else self._series(u, "inputs u", self.n_u, tq.shape[0], tq.shape[1] - 1 or None))
+             else self._series(u, "inputs u", self.n_u, tq.shape[0], None))
+        if u.shape[1] != tq.shape[1]:
+            raise SymglepError(f"inputs u have {u.shape[1]} time nodes but the trajectories {tq.shape[1]}")
         return self.module.energy(self.theta(theta), tq, tp, u, time_step(dt, self.dt), start_time(t0))
 
     def nudged(self, theta, q0, betas, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0,

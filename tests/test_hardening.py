@@ -632,3 +632,12 @@ def test_a_runaway_with_a_negative_kinetic_energy_names_it():
     assert "the kinetic energy is negative at the start (M has the eigenvalue -2)" in warning
     assert "carry no sign assumption" not in warning
     assert "the kinetic energy is negative" not in growth_warning(model, q0, p0, qT, p0, True, least_mass=1.0)[0]
+
+
+def test_energy_names_inputs_that_disagree_with_the_trajectories(oscillator):
+    """New-user probe: energy(..., u=u[:, :10]) said 'steps=10 but the inputs u given have K = 9', naming a steps=
+    nobody passed."""
+    q0, p0, u, y = _blow_up_problem(10)
+    _, _, _, tq, tp = oscillator.free([1.0, 1.0], q0, p0=p0, u=u, y=y, record=True)
+    with pytest.raises(symglep.SymglepError, match=r"inputs u have 10 time nodes but the trajectories 11"):
+        oscillator.energy([1.0, 1.0], tq, tp, u=u[:, :10])
