@@ -39,6 +39,20 @@ def all_finite(*arrays) -> bool:
     return all(a is None or bool(np.all(np.isfinite(a))) for a in arrays)
 
 
+def where_not_finite(tq, tp, t0: float, dt: float) -> str:
+    """Where recorded trajectories ``(B, K+1, n)`` first leave the finite numbers: step, sequence, time and
+    the state's size just before (a phrase to follow "produced a non-finite value"); '' when they stay
+    finite (the failure is then in an echo)."""
+    bad = ~(np.all(np.isfinite(tq), axis=2) & np.all(np.isfinite(tp), axis=2))
+    if not bad.any():
+        return ""
+    b = int(np.argmax(bad.any(axis=1)))
+    k = int(np.argmax(bad[b]))
+    before = max(k - 1, 0)
+    return (f" first at step {k} of sequence {b} (t = {t0 + k * dt:g}); before it max |q| = "
+            f"{np.max(np.abs(tq[b, before])):.3g}, max |p| = {np.max(np.abs(tp[b, before])):.3g}")
+
+
 def first_failing(fails: Callable[[int], bool], lo: int, hi: int) -> int:
     """Smallest ``m`` in ``[lo, hi]`` with ``fails(m)``, given ``fails`` monotone and ``fails(hi)``."""
     while lo < hi:

@@ -20,7 +20,7 @@ from symglep.network.check import draw_instance
 from symglep.network.commands import write_generated
 
 ROOT = pathlib.Path(__file__).resolve().parents[1]
-NAMES = ["chain", "hru", "springs", "dense", "damped_hru", "beads"]
+NAMES = ["chain", "hru", "springs", "dense", "damped_hru", "beads", "learned_damping"]
 DT = 0.01
 STEPS = 300
 FLAGS = STRICT + EXTRA + ["-Wconversion", "-O2"]
@@ -104,6 +104,11 @@ def case(request, c_root):
     compile_c("gcc", src, lib, [f"{model.name}.c"], FLAGS + ["-fPIC", "-shared"])
     theta, q0, p0, u, y = draw_instance(model, kern, model.size, 1, STEPS, DT,
                                         np.random.default_rng(NAMES.index(request.param)))
+    if model.damping_parameter is not None:
+        # a learned rate drawn near 1 (positive: [0.5, 1.5]) damps dC/dθ to ~1e-3 of the weighted learning
+        # integrals, whose round-off, amplified by 1/β alike in C and Numba, is then 2.2e-9 of it at β = 1e-4
+        # (3e-12 absolute); at γ = 0.3, 2.6e-10
+        theta["gamma"] = np.array(0.3)
     args, _ = kern.prepare(theta, q0, p0, u, y)
     return model, kern, ArrayC(lib, model, t0=0.4 if model.damping_rate else 0.0), args, (theta, q0, u, y)
 
@@ -310,16 +315,18 @@ def test_hostile_names_give_inert_c_with_the_same_numbers(c_root, tmp_path):
         assert np.array_equal(mine, ref)
 
 
-def test_a_separable_model_on_the_midpoint_rule_matches_numba(tmp_path):
-    """`--integrator midpoint` on a separable array model (network_chain, 16 units): the C midpoint passes =
-    the Numba module's (free pass and BPTT <= 1e-12, with a velocity start; the echo at the same β = 1e-3
-    <= 1e-9). The Numba module's source runs as Python (``jit=False``): its array midpoint passes are
+@pytest.mark.parametrize("name, t0", [("chain", 0.0), ("learned_damping", 0.4)])
+def test_a_separable_model_on_the_midpoint_rule_matches_numba(tmp_path, name, t0):
+    """`--integrator midpoint` on a separable array model (network_chain, 16 units; network_learned_damping,
+    whose rate γ is learned, from t0 = 0.4: the weights e^{γt} and their γ-derivatives t e^{γt} differ from
+    t0 = 0): the C midpoint passes = the Numba module's (free pass and BPTT <= 1e-12, with a velocity start;
+    the echo at the same β = 1e-3 <= 1e-9). The Numba module's source runs as Python (``jit=False``): its array midpoint passes are
     compiled by tests/test_network_midpoint.py, and C against their source is the point here. Compiled,
     the echo's C-Numba difference is the round-off of Numba's reassociated sums (fastmath) through each
     step's solve, amplified by 1/β: dC/du 2.4e-11, 1.3e-10, 2.4e-9 at β = 1e-2, 1e-3, 1e-4."""
     from symglep.network.render_c import generate_network_c
 
-    model = symglep.load_model(str(ROOT / "examples" / "network_chain.py"))
+    model = symglep.load_model(str(ROOT / "examples" / f"network_{name}.py"))
     for fname, text in generate_network_c(model, "float64", "midpoint").items():
         (tmp_path / fname).write_text(text)
     lib = tmp_path / "libchain.so"
@@ -327,21 +334,21 @@ def test_a_separable_model_on_the_midpoint_rule_matches_numba(tmp_path):
     kern = symglep.compile(model, dt=DT, integrator="midpoint", jit=False)
     theta, q0, p0, u, y = draw_instance(model, kern, model.size, 1, STEPS, DT, np.random.default_rng(11))
     args, _ = kern.prepare(theta, q0, p0, u, y)
-    c = ArrayC(lib, model)
-    qT, pT, loss, tq, tp = kern.module.free(*args, DT, 0.0, True)
+    c = ArrayC(lib, model, t0)
+    qT, pT, loss, tq, tp = kern.module.free(*args, DT, t0, True)
     cq, cp, closs, ctq, _ = c.free(*_sequence(args), DT)
     assert relative_error(closs, loss[0]) <= 1e-12 and relative_error(ctq, tq[0]) <= 1e-12
-    ref = kern.module.bptt_gradient(*args, DT, 0.0, True)
+    ref = kern.module.bptt_gradient(*args, DT, t0, True)
     got = c.bptt_gradient(*_sequence(args), DT, learn_u=True)
     for a, b in zip(got[1:], (ref[1][0], ref[2][0], ref[3][0], ref[4][0])):
         assert relative_error(a, b) <= 1e-12
-    ref = kern.module.gradient(*args, DT, 0.0, 1e-3, 2, True)
+    ref = kern.module.gradient(*args, DT, t0, 1e-3, 2, True)
     got = c.gradient(*_sequence(args), DT, 1e-3, learn_u=True)
     for a, b in zip((got[1], got[2], got[3], got[5]), (ref[1][0], ref[2][0], ref[3][0], ref[4][0])):
         assert relative_error(a, b) <= 1e-9
     v0 = np.random.default_rng(12).uniform(-0.3, 0.3, q0.shape)
     th, q, _, uu, yy = _sequence(args)
-    bref = kern.bptt_gradient(theta, q0, v0=v0, u=u, y=y)
+    bref = kern.bptt_gradient(theta, q0, v0=v0, u=u, y=y, t0=t0)
     _, bdth, bdq0, bdv0, _ = c.bptt_gradient(th, q, np.ascontiguousarray(v0[0]), uu, yy, DT, start_velocity=True)
     assert relative_error(np.concatenate([bdth, bdq0, bdv0]),
                           np.concatenate([bref.flat[0], bref.dq0[0], bref.dv0[0]])) <= 1e-12

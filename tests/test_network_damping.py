@@ -155,16 +155,19 @@ def _model(rayleigh, extra=None):
                       constants={g: 0.2}, dissipation=rayleigh(q, m, g))
 
 
-def test_rates_that_are_not_one_number_are_refused():
+def test_rates_that_are_not_one_number_or_one_parameter_are_refused():
     assert _model(lambda q, m, g: Sum(g * m[i] * q.dot[i] ** 2 / 2, i)).damping_rate == 0.2
     c = Parameter("c", "n", positive=True)
     with pytest.raises(ModelError, match="differs between units: non-uniform damping has no exact echo"):
         _model(lambda q, m, g: Sum(c[i] * m[i] * q.dot[i] ** 2 / 2, i), [c])
     with pytest.raises(ModelError, match="differs between units"):
         _model(lambda q, m, g: Sum(g * q.dot[i] ** 2 / 2, i))  # γ/m_i: not uniform in the units' momenta
-    s = sp.Symbol("s")
-    with pytest.raises(ModelError, match="not a number: declare s in constants"):
-        _model(lambda q, m, g: Sum(s * m[i] * q.dot[i] ** 2 / 2, i), [s])
+    s, z = sp.Symbol("s"), sp.Symbol("z", negative=True)
+    assert _model(lambda q, m, g: Sum(s * m[i] * q.dot[i] ** 2 / 2, i), [s]).damping_parameter is s  # learned
+    with pytest.raises(ModelError, match=r"neither a number nor one scalar parameter: write it as one parameter"):
+        _model(lambda q, m, g: Sum(s**2 * m[i] * q.dot[i] ** 2 / 2, i), [s])
+    with pytest.raises(ModelError, match="z is declared negative"):
+        _model(lambda q, m, g: Sum(z * m[i] * q.dot[i] ** 2 / 2, i), [z])
     with pytest.raises(ModelError, match="does not depend on the positions"):
         _model(lambda q, m, g: Sum(g * m[i] * q[i] ** 2 * q.dot[i] ** 2 / 2, i))
     with pytest.raises(ModelError, match="quadratic in the velocities"):

@@ -162,7 +162,12 @@ def test_array_equals_scalar_model_at_n8(name):
 
 # -- generated files, derivation reports, CLI ----------------------------------------------
 
-@pytest.mark.parametrize("name", NAMES)
+# the damped examples' committed files too (their kernels are compiled by tests/test_network_damping.py and
+# tests/test_network_learned_damping.py)
+DAMPED = ["damped_hru", "learned_damping"]
+
+
+@pytest.mark.parametrize("name", NAMES + DAMPED)
 def test_generated_network_files_are_up_to_date(name):
     model = example(name)
     committed = ROOT / "generated" / model.name / "numba" / "kernels.py"
@@ -170,7 +175,7 @@ def test_generated_network_files_are_up_to_date(name):
         f"{committed} is stale; regenerate with: symglep generate examples/network_{name}.py")
 
 
-@pytest.mark.parametrize("name", ["chain"] + NAMES)
+@pytest.mark.parametrize("name", ["chain"] + NAMES + DAMPED)
 def test_generated_network_c_files_are_up_to_date(name):
     """generated/<model>/c/ (float64) holds exactly what `symglep generate --target c` writes today."""
     from symglep.network.render_c import generate_network_c

@@ -1,8 +1,8 @@
 """Stacks of uniformly damped units (issue #16): every unit runs its Caldirola–Kanai Lagrangian
 e^{γt} L by the time-weighted leapfrog (theory §7, §9), K sampled at the middle of each step.
 
-One stack holds the three ways a unit is damped: an array unit with a uniform Rayleigh function
-(examples/network_damped_hru.py, bottom), a scalar unit written in Caldirola–Kanai form with a learned
+One stack holds the three ways a unit is damped: an array unit with a uniform Rayleigh function whose
+rate γ is a learned parameter (examples/network_learned_damping.py, bottom), a scalar unit written in Caldirola–Kanai form with a learned
 mass and a learned damping rate (middle), a scalar unit whose uniform Rayleigh function symglep rewrites (top, with the cost). Each
 unit's rate differs. Checked, from a start at t0 ≠ 0 (the weights read absolute times): each unit's
 free run is its own kernels' (scalar leapfrog, array model), which tests/test_dissipation.py and
@@ -33,7 +33,7 @@ MATCH_BETA = 0.1  # C against Numba at the same β (test_c_kernels_equal_numba)
 
 
 def damped_stack():
-    hru = runpy.run_path(str(ROOT / "examples" / "network_damped_hru.py"))["model"]
+    hru = runpy.run_path(str(ROOT / "examples" / "network_learned_damping.py"))["model"]
     hru.size = 3
     t = dynamicsymbols._t
     s, f = dynamicsymbols("s0:2"), dynamicsymbols("f")
@@ -60,12 +60,22 @@ def instance():
     rng = np.random.default_rng(5)
     theta = stack.draw_parameters(rng)
     theta[stack.unit_slices()[1]][3] = GAMMA  # the middle unit's learned damping rate, started at 0.2
+    theta[stack.unit_slices()[0]][_bottom_offset(stack, "gamma")] = BOTTOM_GAMMA  # the bottom unit's, at 0.3
     t = T0 + np.arange(K + 1) * DT
     x = np.ascontiguousarray(0.4 * np.sin(1.3 * t[None, :, None] + rng.uniform(0, 6, (2, 1, kernels.n_x))))
     y = np.ascontiguousarray(0.2 * np.cos(0.7 * t[None, :, None] + rng.uniform(0, 6, (2, 1, kernels.n_y))))
     q0 = rng.uniform(-0.3, 0.3, (2, kernels.nq))
     p0 = rng.uniform(-0.3, 0.3, (2, kernels.nq))
     return stack, kernels, theta, x, y, q0, p0
+
+
+BOTTOM_GAMMA = 0.3
+
+
+def _bottom_offset(stack, name):
+    """Where the bottom (array) unit's parameter ``name`` starts in its slice of θ."""
+    a = stack.arrays[0]
+    return dict(zip([n for n, _ in a.layout], a.offsets))[name]
 
 
 def rel(a, b):
@@ -75,7 +85,7 @@ def rel(a, b):
 def test_damped_units_are_served_and_the_capability_table_says_so(instance):
     stack = instance[0]
     assert stack.capabilities.supports("dissipation", "uniform damping")
-    assert stack.arrays[0].model.damping_rate == 0.3
+    assert stack.arrays[0].model.damping_parameter.name == "gamma"  # learned: its rate is a parameter
     assert stack.units[2].damping == 0 and "exp" in str(stack.units[2].lagrangian)  # rewritten: e^{γt} L
 
 
@@ -138,8 +148,9 @@ def test_velocity_start_weights_the_momentum_and_its_gradient(instance):
     n0, n1 = stack.unit_size(0), stack.unit_size(1)
     m, gamma = theta[stack.unit_slices()[1]][2:4]
     np.testing.assert_allclose(p0[0, n0:n0 + n1], np.exp(gamma * T0) * m * v0[0, n0:n0 + n1], rtol=1e-14)
-    masses = theta[stack.unit_slices()[0]][-stack.unit_size(0):]  # network_damped_hru's m, the last parameter
-    np.testing.assert_allclose(p0[0, :n0], np.exp(0.3 * T0) * masses * v0[0, :n0], rtol=1e-14)
+    start = _bottom_offset(stack, "m")
+    masses = theta[stack.unit_slices()[0]][start:start + n0]
+    np.testing.assert_allclose(p0[0, :n0], np.exp(BOTTOM_GAMMA * T0) * masses * v0[0, :n0], rtol=1e-14)
     out = kernels.gradient(theta, x[:1], y[:1], q0[:1], v0=v0, t0=T0, beta=3e-4, order=4, initial_state=True)
     ref = kernels.bptt_gradient(theta, x[:1], y[:1], q0[:1], v0=v0, t0=T0, initial_state=True)
     assert rel(out[1], ref[1]) < 1e-8 and rel(out[5], ref[4]) < 1e-7

@@ -145,6 +145,7 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
     err_velocity = rel_err(np.concatenate([echo_v.flat[0], echo_v.dv0.ravel()]),
                            np.concatenate([bptt_v.flat[0], bptt_v.dv0.ravel()]))
     errors = [err_theta, err_init, err_velocity] + ([err_inputs] if inputs else [])
+    gamma = kern.rate(args[0], args[1])  # the drawn value of a learned rate
     return {
         "model": model.name, "units": n, "integrator": kern.module.INTEGRATOR, "steps": steps, "dt": dt, "beta": beta,
         "beta_auto": None if choice is None else choice.to_json(), "seed": seed, "n_theta": int(th.size),
@@ -153,13 +154,13 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
         "rel_err_echo_vs_bptt": err_theta, "rel_err_init_state": err_init, "rel_err_bptt_vs_fd": err_fd,
         "rel_err_inputs": err_inputs, "rel_err_velocity_start": err_velocity, "beta_velocity_start": beta_v,
         "inputs_gradient_zero": bool(inputs and not np.any(bptt.du)),
-        "terminal_cost": model.terminal is not None, "damping": model.damping_rate,
+        "terminal_cost": model.terminal is not None, "damping": gamma,
         "fd_entries": [int(i) for i in picks],
         "warnings": roundtrip_warning(roundtrip, tolerance) + signs
                     + growth_warning(model, q0, p0, qT, pT, params is None, "their init ranges",
-                                     gamma=model.damping_rate, T=steps * dt,
+                                     gamma=gamma, T=steps * dt,
                                      least_mass=float(np.min(kern.start_masses(args[0], args[1], q0)[0])))
-                    + anti_damping_warning(model.damping_rate, steps * dt),
+                    + anti_damping_warning(gamma, steps * dt),
         "tolerance_echo_vs_bptt": tolerance, "tolerance_bptt_vs_fd": 1e-5,
         "passed": bool(max(errors) <= tolerance and err_fd <= 1e-5),
     }

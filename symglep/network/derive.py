@@ -135,6 +135,10 @@ def learning_rules(model, show=_plain) -> list:
                     pieces.append(show(g))
                     reads |= set(_reads(g)) - {str(s.symbol)}
                     element = str(s.symbol)
+        if p is model.damping_parameter:  # ∂(e^{γt} L)/∂γ = t e^{γt} L (theory §7)
+            qn = model.q.name
+            pieces.append(f"t·exp({p}·t)·(Σ_i ½ m_i |{qn}.dot[i]|² − V)")
+            reads |= {f"{qn}[i]", f"{qn}.dot[i]", "t"}
         element = element or p.name
         rules.append({"parameter": p.name, "element": element, "dL": "  +  ".join(pieces) or "0",
                       "reads": sorted(reads), "locality": _locality(p, element, reads)})
@@ -226,9 +230,12 @@ def _position_dependent_mass(out: dict, model, show) -> None:
 
 def _damped(out: dict, model, m: str) -> None:
     """The entries a uniformly damped model changes: it runs as e^{γt} L (Caldirola–Kanai, theory §7)."""
-    qn, g = model.q.name, f"{model.damping_rate:g}"
-    out["dissipation"] = (f"R = γ Σ_i ½ m_i |{qn}.dot[i]|², γ = {g}: uniform, rewritten as exp(γ·t)·L "
-                          f"(Caldirola–Kanai); {rewrite_note('γ')}")
+    qn = model.q.name
+    learned = model.damping_parameter
+    g = f"{model.damping_rate:g}" if learned is None else str(learned)
+    out["dissipation"] = (f"R = γ Σ_i ½ m_i |{qn}.dot[i]|², γ = {g}"
+                          + (", a learned parameter" if learned is not None else "")
+                          + f": uniform, rewritten as exp(γ·t)·L (Caldirola–Kanai); {rewrite_note('γ')}")
     out["momentum"] = f"p[i] = exp(γ·t) m_i {qn}.dot[i] = exp({g}·t)·({m})·{qn}.dot[i]"
     out["hamiltonian"] = ("H = exp(−γ·t) Σ_i |p[i]|² / (2 m_i) + exp(γ·t) V,   V = " + "  +  ".join(out["potential"]))
     out["hamilton_equations"] = [f"{qn}.dot[i] = ∂H/∂p[i] = exp(−γ·t) p[i] / m_i",
@@ -264,6 +271,12 @@ def residuals(model, mass_learnable: bool) -> dict:
           f"with a momentum start, added by the kernels with a velocity start ({g}v0_i ∂m_i/∂θ · dC/dp0_i)") \
         if mass_learnable else \
         "R = 0: no parameter enters the kinetic term, so ∂²L/∂θ∂v = 0 (exact, forward-only)"
+    if model.damping_parameter is not None:  # e^{γt} m v: ∂²L/∂γ∂v_i = t e^{γt} m_i v_i (theory §7)
+        pf = ((pf.replace("except the masses", "except the masses and the learned rate") if mass_learnable else
+               "R_θ = 0 for every parameter but the learned rate (no other enters the kinetic term)")
+              + f"; the learned rate {model.damping_parameter}: R_γ = t0·exp(γ·t0) Σ_i m_i {model.q.name}.dot[i](0)"
+              " · ∂βq_i(0), zero with a momentum start, added by the kernels with a velocity start "
+              "(t0·exp(γ·t0) m_i v0_i · dC/dp0_i)")
     return {
         "civp": "R = X(T) = Σ_i ∂βp_i(T)·∂θq_i(T) − ∂θp_i(T)·∂βq_i(T): needs the n × n_θ forward sensitivities "
                 "(n_θ grows like n² for a matrix): intractable at scale; dropping it biases the estimate"

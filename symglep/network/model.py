@@ -33,8 +33,9 @@ class ArrayModel:
     initial_positions: optional ``f(n, rng) -> (n, dim)`` drawing a sensible start (``symglep check``);
         the default draws uniformly in [-0.3, 0.3].
     dissipation: optional uniform linear damping ``Sum(gamma/2 * m[i] * q.dot[i]**2, i)`` (a rate gamma
-        fixed by ``constants``): the model runs as the Caldirola–Kanai Lagrangian ``e^{γt} L``, whose
-        echo is exact (theory §7); ``damping_rate`` holds γ (0.0 without one).
+        fixed by ``constants``, or a scalar parameter: a learned rate): the model runs as the
+        Caldirola–Kanai Lagrangian ``e^{γt} L``, whose echo is exact (theory §7); ``damping_rate`` holds γ
+        (0.0 without one; the parameter's symbol when learned).
     """
 
     capabilities = capabilities_table.ARRAY  # what this kind serves, and why not (docs/architecture.md)
@@ -96,6 +97,11 @@ class ArrayModel:
         """The default integrator: ``midpoint`` when the mass reads the unit's position (L is then not
         separable), else ``leapfrog`` (theory §6)."""
         return "midpoint" if self.kinetic.reads_q else "leapfrog"
+
+    @property
+    def damping_parameter(self):
+        """The scalar parameter that is the damping rate γ (learned, theory §7), or None."""
+        return self.damping_rate if isinstance(self.damping_rate, sp.Symbol) else None
 
     @property
     def explicit_time(self) -> bool:

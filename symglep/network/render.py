@@ -154,9 +154,12 @@ def model_fingerprint(model) -> str:
 
 
 def damping_context(model) -> dict:
-    """The template variables of uniform damping, the same for every target (theory §7): ``damped`` and
-    the rate γ as a literal (``0.0`` undamped)."""
-    return {"damped": bool(model.damping_rate), "rate": repr(float(model.damping_rate))}
+    """The template variables of uniform damping, the same for every target (theory §7): ``damped``, the
+    rate γ as a literal (``0.0`` undamped or learned) and, for a learned rate, ``rate_param``: its index
+    among the parameters (None when γ is a number)."""
+    p = model.damping_parameter
+    return {"damped": bool(model.damping_rate), "rate": "0.0" if p is not None else repr(float(model.damping_rate)),
+            "rate_param": None if p is None else model.parameters.index(p)}
 
 
 def content_hash(model, options: dict) -> str:

@@ -121,14 +121,15 @@ def work_layout(sizes: dict) -> list:
     return layout
 
 
-def _used_pieces(context: dict, vjp: bool = True, with_cost: bool = True) -> list:
+def _used_pieces(context: dict, vjp: bool = True, with_cost: bool = True, potential: bool = False) -> list:
     """The pieces the C kernels call (C warns on unused static functions): every term's force and
-    learning pieces, their adjoint when ``vjp`` (not phi: no energy in C), the mass, its partials when
-    learned, the costs when ``with_cost``."""
+    learning pieces, their adjoint when ``vjp``, phi when ``potential`` (V itself: the learning integrand
+    of a learned damping rate; C has no energy), the mass, its partials when learned, the costs when
+    ``with_cost``."""
     wanted = []
     for t in context["terms"]:
         keys = ("ab",) + (("ab2",) if vjp else ()) if t["kind"] == "separable" else \
-            ("grad", "gd") + (("adj",) if vjp else ())
+            ("grad", "gd") + (("adj",) if vjp else ()) + (("phi",) if potential else ())
         wanted += [t["pieces"][k].name for k in keys]
     if context["mass_at_positions"]:  # the implicit midpoint rule (theory §6)
         wanted += ["k_mass_q"] + (["k_mass_dth", "k_mass_q_dth"] if context["mass_learnable"] else [])
@@ -148,14 +149,15 @@ def unit_c_source(model, precision: str, prefix: str = "", vjp: bool = True, wit
     Returns ``{"source", "n_out", "uses_u", "uses_edges", "context"}``; the file that holds the source
     defines the macros (the edge table when ``uses_edges``)."""
     context = unit_context(model, prefix, offsets=prefix, midpoint=midpoint)
-    pieces = _used_pieces(context, vjp, with_cost)
+    potential = model.damping_parameter is not None
+    pieces = _used_pieces(context, vjp, with_cost, potential)
     uses_u = any(t["has_w"] for t in context["terms"])
     uses_wk = any(t["has_z"] or t["has_w"] or t["kind"] == "separable" for t in context["terms"])
     n_out = max([len(p.outputs) for p in pieces] + [1])
     single = precision == "float32"
     source = environment().get_template("c/array_unit.c.j2").render(
         context, X=prefix, functions=[element_c_function(p, precision, prefix) for p in pieces], call=_call,
-        uses_u=uses_u, uses_t=model.explicit_time, uses_wk=uses_wk, n_rows=work_rows(model), vjp=vjp, with_cost=with_cost,
+        uses_u=uses_u, uses_t=model.explicit_time, uses_wk=uses_wk, potential=potential, n_rows=work_rows(model), vjp=vjp, with_cost=with_cost,
         terminal=context["terminal"] and with_cost, F="F" if single else "")
     return dict(source=source.rstrip("\n") + "\n", n_out=n_out, uses_u=uses_u, context=context,
                 uses_edges=any(t["kind"] == "edge" for t in context["terms"]))

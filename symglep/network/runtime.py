@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import cache as kernel_cache
-from ..diagnose import NumericalError
+from ..diagnose import NumericalError, where_not_finite
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
 from ..parameter_values import values_by_name
@@ -153,9 +153,14 @@ class NetworkKernels:
             raise SymglepError(f"{name} holds a non-finite value")
         return np.ascontiguousarray(arr)
 
-    def start_weight(self, t0: float) -> float:
+    def rate(self, th, off) -> float:
+        """The damping rate γ at the flat parameters ``th`` (learned, or the module's constant; theory §7)."""
+        k = self.module.RATE_PARAM
+        return float(th[off[k]]) if k >= 0 else float(self.module.RATE)
+
+    def start_weight(self, t0: float, th, off) -> float:
         """``∂p/∂v`` per unit mass at the start: ``e^{γ t0}`` for a damped model (theory §7), else 1."""
-        return float(np.exp(self.module.RATE * start_time(t0)))
+        return float(np.exp(self.rate(th, off) * start_time(t0)))
 
     def prepare(self, theta, q0, p0=None, u=None, y=None, steps=None, edges=None, readout=None, v0=None, t0=0.0):
         """Checked kernel arguments ``(th, off, E, ro, q0, p0, u, y)`` and the sizes ``(n, m, ne)``.
@@ -181,7 +186,7 @@ class NetworkKernels:
         ro = readout_units(n, y.shape[2], readout)
         th, off = self.pack(theta, n, u.shape[2], E.shape[0])
         if v0 is not None:
-            p0 = np.ascontiguousarray(x0 * self.start_masses(th, off, q0)[0] * self.start_weight(t0))
+            p0 = np.ascontiguousarray(x0 * self.start_masses(th, off, q0)[0] * self.start_weight(t0, th, off))
         else:
             p0 = x0
         return (th, off, E, ro, q0, p0, u, y), (n, u.shape[2], E.shape[0])
@@ -274,14 +279,7 @@ class NetworkKernels:
         state's size just before; empty when the free run stays finite (the failure is then in an echo)."""
         dt = time_step(dt, self.dt)
         _, _, _, tq, tp = self.module.free(*args, dt, start_time(t0), True)
-        bad = ~(np.all(np.isfinite(tq), axis=2) & np.all(np.isfinite(tp), axis=2))
-        if not bad.any():
-            return ""
-        b = int(np.argmax(bad.any(axis=1)))
-        k = int(np.argmax(bad[b]))
-        before = max(k - 1, 0)
-        return (f" first at step {k} of sequence {b} (t = {t0 + k * dt:g}); before it max |q| = "
-                f"{np.max(np.abs(tq[b, before])):.3g}, max |p| = {np.max(np.abs(tp[b, before])):.3g}")
+        return where_not_finite(tq, tp, start_time(t0), dt)
 
     def _result(self, out, sizes, args, v0, learn_inputs, t0=0.0) -> NetworkResult:
         n = sizes[0]
@@ -290,11 +288,13 @@ class NetworkKernels:
         if v0 is not None:  # p0 = g m(q0) v0: dC/dv0 = g m dC/dp0, dC/dtheta += (dp0/dtheta)^T dC/dp0,
             # dC/dq0 += (dp0/dq0)^T dC/dp0 when the mass reads the position (theory §3, §5, §7)
             th, off, q0 = args[0], args[1], args[4]
-            g = self.start_weight(t0)
+            g = self.start_weight(t0, th, off)
             v = self._state(v0, "v0").reshape(-1, n, self.D)
             coef = np.ascontiguousarray(g * (v * dp0.reshape(v.shape)).sum(axis=2))
             flat = flat + self._mass_vjp(th, off, q0, coef)
             mass, dmass = self.start_masses(th, off, q0)
+            if self.module.RATE_PARAM >= 0:  # p0 = e^{γ t0} m v0: dp0/dγ = t0 p0
+                flat[:, off[self.module.RATE_PARAM]] += start_time(t0) * (mass[:, ::self.D] * coef).sum(axis=1)
             dq0 = dq0 + dmass * np.repeat(coef, self.D, axis=1)
             dv0 = self._shape_state(dp0 * mass * g, n)
         return NetworkResult(loss, self.unpack(flat, *sizes), self._shape_state(dq0, n), self._shape_state(dp0, n),

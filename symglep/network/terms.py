@@ -275,11 +275,12 @@ def _reindexed(model, expr, old, new):
     return expr.xreplace(swap)
 
 
-def damping_rate(model, kinetic: Kinetic, rayleigh) -> float:
+def damping_rate(model, kinetic: Kinetic, rayleigh):
     """The rate γ of a Rayleigh function ``Sum(ρ/2 |q.dot[i]|², i)`` with ``∂R/∂v_i = γ ∂L/∂v_i`` for
-    every unit, ``ρ = γ m_i`` (uniform linear damping, theory §7); 0.0 without one. Anything else is
-    refused with its reason: damping that differs between units (or depends on the state) has no exact
-    echo, and the array kernels take γ as a number."""
+    every unit, ``ρ = γ m_i`` (uniform linear damping, theory §7): a number (0.0 without one), or one
+    scalar parameter of the model, the learned rate (its learning integrand ``t e^{γt} (K − V)``, theory §7).
+    Anything else is refused with its reason: damping that differs between units (or depends on the
+    state) has no exact echo."""
     if rayleigh is None:
         return 0.0
     if not isinstance(rayleigh, Sum) or len(rayleigh.over) != 1 or rayleigh.over[0] not in NODE_INDICES:
@@ -301,10 +302,18 @@ def damping_rate(model, kinetic: Kinetic, rayleigh) -> float:
     if any(isinstance(x, Element) for x in rate.free_symbols):
         raise ModelError(f"the damping rate dR/dv / dL/dv = {rate} differs between units: non-uniform damping "
                          "has no exact echo (theory §7); array models take uniform damping, rho_i = gamma m_i")
+    scalars = [p for p in model.parameters if isinstance(p, sp.Symbol)]
+    if rate in scalars:
+        if rate.is_negative:
+            raise ModelError(f"the damping rate {rate} is declared negative: a Rayleigh function dissipates, "
+                             "gamma >= 0 (theory §7)")
+        return rate
     if rate.free_symbols:
-        raise ModelError(f"the damping rate {rate} is not a number: declare "
-                         f"{', '.join(sorted(map(str, rate.free_symbols)))} in constants (array models take a "
-                         "fixed rate gamma)")
+        learned = sorted(str(x) for x in rate.free_symbols if x in scalars)
+        raise ModelError(f"the damping rate {rate} is neither a number nor one scalar parameter: "
+                         + (f"write it as one parameter (gamma in place of {rate})" if learned else
+                            f"declare {', '.join(sorted(map(str, rate.free_symbols)))} in constants, or "
+                            "list one scalar rate in parameters to learn it"))
     if not rate.is_real or rate.is_negative:
         raise ModelError(f"the damping rate must be a real number >= 0, got {rate}")
     return float(rate)

@@ -26,7 +26,7 @@ from ..codegen.render import NEWTON_MAXIT, NEWTON_TOL, complex_step_context, mod
 from ..derivation import derive
 from ..discrete import NumericFunction, discretise, fresh_vector
 from ..network.render import model_fingerprint as array_fingerprint
-from ..network.render import unit_source, work_rows
+from ..network.render import damping_context, unit_source, work_rows
 from .sharing import share_identical_definitions
 
 #: The per-unit functions the stack template calls (names in symglep.discrete).
@@ -73,7 +73,7 @@ def _array_unit(stack, i: int) -> dict:
     return dict(P=f"u{i}_a_", model=safe_comment(a.name), size=a.size, D=a.dim, NW=work_rows(a.model),
                 offsets=a.offsets, param_names=[name for name, _ in a.layout], edges=list(a.edges.reshape(-1)),
                 ne=len(a.edges), ro=list(a.readout_units()), sel=[] if top else stack.links[i].select,
-                damped=bool(a.model.damping_rate), rate=repr(float(a.model.damping_rate)))
+                **damping_context(a.model))
 
 
 def layout(stack) -> dict:

@@ -10,6 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import cache as kernel_cache
+from ..diagnose import where_not_finite
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
 from ..parameter_values import values_by_name
@@ -120,7 +121,7 @@ class StackKernels:
         th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0, steps)
         out = self.module.free(th, q0, p0, x, y, time_step(dt, self.dt), start_time(t0), bool(record))
         if not all(np.all(np.isfinite(a)) for a in out[:3]):
-            raise self._diverged("the free pass of the stack")
+            raise self._diverged("the free pass of the stack", (th, q0, p0, x, y, dt, t0))
         return out if record else out[:3]
 
     def gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, beta=1e-4, learn_inputs=False,
@@ -138,18 +139,27 @@ class StackKernels:
         out = self.module.gradient(th, q0, p0, x, y, time_step(dt, self.dt), start_time(t0), float(beta), order,
                                    bool(learn_inputs))
         if not all(np.all(np.isfinite(a)) for a in out[:2]):
-            raise self._diverged("the stacked echo")
+            raise self._diverged("the stacked echo", (th, q0, p0, x, y, dt, t0))
         loss, dth, dx, trip, dq0, dp0 = out
         dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, dq0, dp0)
         return (loss, dth, dx, trip, dq0, dp0) if initial_state else (loss, dth, dx, trip)
 
-    def _diverged(self, what: str) -> SymglepError:
-        """One line for a non-finite result: a run that diverged or, with midpoint units, a Newton iteration
-        that did not converge."""
+    def _diverged(self, what: str, args=None) -> SymglepError:
+        """One line for a non-finite result: a run that diverged, a start or parameters outside the model's
+        domain (a distance between units at zero) or, with midpoint units, a Newton iteration that did not
+        converge; ``args`` ``(th, q0, p0, x, y, dt, t0)``: where the free run first fails."""
         newton = (f", or the Newton iteration of a midpoint unit ({', '.join(map(str, self.stack.midpoint_units))}) "
                   "did not converge" if self.stack.midpoint_units else "")
-        return SymglepError(f"{what} produced a non-finite value (the free run or an echo diverged{newton}; "
-                            "reduce dt)")
+        where = self._where(*args) if args is not None else ""
+        return SymglepError(f"{what} produced a non-finite value{where} (the free run or an echo diverged{newton}, "
+                            "or the start or parameters leave the model's domain: reduce dt, or check them)")
+
+    def _where(self, th, q0, p0, x, y, dt, t0) -> str:
+        """Where the free run first leaves the finite numbers (step, sequence, time, and the state's size
+        just before); '' when it stays finite (the failure is then in an echo)."""
+        dt = time_step(dt, self.dt)
+        tq, tp = self.module.free(th, q0, p0, x, y, dt, start_time(t0), True)[3:5]
+        return where_not_finite(tq, tp, start_time(t0), dt)
 
     def complex_step_gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, eps: float = 1e-20,
                               learn_inputs=False, initial_state: bool = False, v0=None, steps=None):
