@@ -40,6 +40,13 @@ def require_writable(path: str, what: str = "") -> None:
         raise SymglepError(f"cannot write {label}: {folder} is a file, not a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise SymglepError(f"cannot write {label}: no permission to write in {folder}")
+    if folder == os.path.dirname(os.path.abspath(path)):  # the file's own folder: try it (os.access trusts root
+        try:                                             # and special file systems such as /proc)
+            fd, probe = tempfile.mkstemp(prefix=".symglep-", suffix=".probe", dir=folder)
+        except OSError as exc:
+            raise SymglepError(f"cannot write {label}: {exc.strerror or exc} (in {folder})") from None
+        os.close(fd)
+        os.unlink(probe)
 
 
 def write_atomic(path: str, text: str | bytes) -> None:

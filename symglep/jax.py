@@ -15,6 +15,7 @@ imports JAX: install it with ``pip install 'symglep[jax]'``.
 
 from __future__ import annotations
 
+import math
 import numbers
 from dataclasses import dataclass
 
@@ -76,7 +77,7 @@ def _positive(value) -> bool:
         if shape != () or not hasattr(value, "item"):
             return False
         value = value.item()
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and value > 0
+    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
 
 
 def _nudge(beta):
@@ -130,6 +131,9 @@ class Sizes:
                 why = {"u": ": a model without inputs takes u of shape (K+1, 0)",
                        "y": f": the loss reads the targets, y of shape (K+1, {self.n_y})"}.get(name, "")
                 raise SymglepError(f"{name} is missing{why}")
+            if name == "theta" and isinstance(value, dict):
+                raise SymglepError("theta is the flat parameter vector: build it from {name: value} with "
+                                   "layer.theta({...})")
             try:
                 arrays[name] = jnp.asarray(value)
             except (TypeError, ValueError):
@@ -147,6 +151,10 @@ class Sizes:
         dtype = jnp.result_type(*arrays.values(), float)
         if not jnp.issubdtype(dtype, jnp.floating):
             raise SymglepError(f"theta, u, y, q0 and p0 must be real numbers, got {dtype}")
+        if dtype not in (jnp.float32, jnp.float64):  # float16, bfloat16: the echo's contrast and Newton fail
+            raise SymglepError(f"the layer runs in float32 or float64, got {dtype}: a half-precision echo "
+                               "loses its contrast to round-off (β ≥ its 1e-3 resolution) and the midpoint "
+                               "rule's Newton solve does not converge; cast the arrays to float32")
         return tuple(None if name not in arrays else arrays[name] if arrays[name].dtype == dtype
                      else arrays[name].astype(dtype) for name in given)
 

@@ -24,21 +24,34 @@ def _is_diagonal(matrix: sp.Matrix) -> bool:
     return all(matrix[i, j] == 0 for i in range(matrix.rows) for j in range(matrix.cols) if i != j)
 
 
-def _verify_root(exprs, xs, ys, root: dict, positive=()) -> bool:
-    """Check ``root`` (xs in terms of ys) inverts ``ys = exprs(xs)`` near random points."""
+def _declared_sign(symbol) -> int:
+    """+1 for a symbol declared positive (or nonnegative), -1 declared negative (or nonpositive), 0 undeclared."""
+    if symbol.is_positive or symbol.is_nonnegative:
+        return 1
+    if symbol.is_negative or symbol.is_nonpositive:
+        return -1
+    return 0
+
+
+def _verify_root(exprs, xs, ys, root: dict, parameters=()) -> bool:
+    """Check ``root`` (xs in terms of ys) inverts ``ys = exprs(xs)`` near random points, the ``parameters`` at
+    values of their declared signs; a parameter of undeclared sign at both signs (a branch such as
+    ``v = p/√(m² + p²)`` holds for m > 0 only: taken for a negative m it runs other dynamics)."""
+    undeclared = any(_declared_sign(s) == 0 for s in parameters)
     for seed in range(3):
-        values = sample_values(list(exprs) + list(root.values()), seed=seed)
-        for s in positive:
-            if s in values:
-                values[s] = abs(values[s]) + 1
-        point = {x: values.get(x, sp.Float(0.3)) for x in xs}
-        values.update(point)
-        image = {y: sp.Float(evaluate(e, values).real, 30) for y, e in zip(ys, exprs)}
-        values.update(image)
-        for x in xs:
-            back = evaluate(root[x], values)
-            if not abs(back - complex(point[x])) < 1e-12 * (1 + abs(complex(point[x]))):
-                return False
+        for side in ((1, -1) if undeclared else (1,)):
+            values = sample_values(list(exprs) + list(root.values()), seed=seed)
+            for s in parameters:
+                if s in values:
+                    values[s] = (_declared_sign(s) or side) * (abs(values[s]) + 1)
+            point = {x: values.get(x, sp.Float(0.3)) for x in xs}
+            values.update(point)
+            image = {y: sp.Float(evaluate(e, values).real, 30) for y, e in zip(ys, exprs)}
+            values.update(image)
+            for x in xs:
+                back = evaluate(root[x], values)
+                if not abs(back - complex(point[x])) < 1e-12 * (1 + abs(complex(point[x]))):
+                    return False
     return True
 
 
@@ -63,6 +76,15 @@ def _solve_one(form, expr, x, y, positive=()):
         return None, f"could not solve for {x} in closed form"
     good = [r for r in roots if _verify_root([expr], [x], [y], r, positive)]
     if not good:
+        undeclared = [p for p in positive if _declared_sign(p) == 0 and p in expr.free_symbols]
+        signed = [sp.Symbol(p.name, positive=True) for p in undeclared]
+        if undeclared and any(_verify_root([expr.xreplace(dict(zip(undeclared, signed)))], [x], [y],
+                                           {k: v.xreplace(dict(zip(undeclared, signed))) for k, v in r.items()},
+                                           signed) for r in roots):
+            names = ", ".join(map(str, undeclared))
+            return None, (f"no closed-form branch of the inverse for {x} holds for both signs of {names} "
+                          f"(undeclared): declare the sign (e.g. sp.Symbol('{undeclared[0]}', positive=True)) "
+                          "for a closed form")
         return None, f"no closed-form branch of the inverse for {x}"
     return good[0][x], ""
 
@@ -211,6 +233,8 @@ def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, positive=
         names = {d: sp.Symbol(getattr(m, "name", None) or str(m)) for d, m in zip(ps, momentum_objects)}
         for dummy, user in names.items():
             how = how.replace(str(dummy), str(user))
+        if "holds for both signs" in how:  # a branch exists for a declared sign: say that alone
+            raise ModelError(f"cannot invert v = ∂H/∂p in closed form: {how}")
         raise ModelError(f"cannot invert v = ∂H/∂p in closed form ({how}){_singular_hessian_note(h_d, ps, names)}; "
                          "declare the Lagrangian instead")
     subs = dict(zip(ps, p_of_v))

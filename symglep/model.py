@@ -300,6 +300,16 @@ class Model:
             raise ModelError(f"the {what} uses {f}, which is not declared (coordinates, inputs or targets)")
         return as_piecewise(plain)
 
+    def _time_hint(self, sym) -> str:
+        """A note when an undeclared symbol is named like the time but is not it (a Symbol('t') with
+        assumptions is another symbol to SymPy)."""
+        if sym.name != self.time.name:
+            return ""
+        declared = ", ".join(f"{k}=True" for k in ("real", "positive", "nonnegative", "integer")
+                             if sym.assumptions0.get(k))
+        return (f"; the time of a model is dynamicsymbols._t (Symbol('{sym.name}') without assumptions): "
+                f"Symbol('{sym.name}'{', ' + declared if declared else ''}) is another symbol to SymPy")
+
     def _validate(self) -> None:
         t = self.time
         state = set(self.q) | set(self.v)
@@ -309,7 +319,7 @@ class Model:
                 raise ModelError(f"target {sym} appears in the Lagrangian; targets enter only the cost")
             if sym not in known:
                 raise ModelError(f"symbol {sym} in the Lagrangian is not declared "
-                                 "(add it to parameters, constants, inputs or coordinates)")
+                                 "(add it to parameters, constants, inputs or coordinates)" + self._time_hint(sym))
         cost_known = set(self.q) | set(self.constants) | set(self.u) | set(self.y) | {t}
         for sym in sorted(self.cost.free_symbols, key=str):
             if sym in set(self.v):
@@ -322,7 +332,7 @@ class Model:
                                  f"or make {sym} a constant")
             if sym not in cost_known:
                 raise ModelError(f"symbol {sym} in the cost is not declared "
-                                 "(add it to constants, inputs, targets or coordinates)")
+                                 "(add it to constants, inputs, targets or coordinates)" + self._time_hint(sym))
         terminal_known = set(self.q) | set(self.constants) | set(self.y)
         for sym in sorted(self.terminal_cost.free_symbols, key=str):
             if sym in set(self.v):

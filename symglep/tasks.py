@@ -117,13 +117,22 @@ def readout_map(model: Model, cost=None):
         if len(solutions) != 1 or set(solutions[0]) != set(mine) or any(
                 solutions[0][y].free_symbols & set(ys) for y in mine):
             raise SymglepError(f"the task needs a readout: the {which} of {model.name!r} must fix each target "
-                               "by dc/dy = 0 (e.g. c = (x - y)**2/2); give your own DATA.npz instead")
+                               "by dc/dy = 0 (e.g. c = (x - y)**2/2); give your own DATA.npz instead"
+                               + _terminal_hint(model))
         found.update(solutions[0])
     if len(found) != len(ys):
         missing = ", ".join(str(y) for y in ys if y not in found)
         raise SymglepError(f"the task needs a readout: no cost of {model.name!r} reads the target(s) {missing}; "
-                           "give your own DATA.npz instead")
+                           "give your own DATA.npz instead" + _terminal_hint(model))
     return scalar_readout_function(model, [found[y] for y in ys])
+
+
+def _terminal_hint(model) -> str:
+    """For a model with a terminal cost: the task that trains it (its targets at the final node)."""
+    terminal = getattr(model, "terminal", None) if hasattr(model, "readout") else getattr(model, "terminal_cost", 0)
+    if terminal is None or terminal == 0:
+        return ""
+    return "; or --task target, which trains the terminal cost c_T (a teacher's final state as its targets)"
 
 
 def scalar_readout_function(model: Model, exprs: list):
@@ -173,7 +182,8 @@ def array_readout_map(model, element=None):
     if len(solutions) != 1 or ys[0] not in solutions[0] or solutions[0][ys[0]].free_symbols & set(ys):
         which = "cost" if element is model.readout else "terminal cost"
         raise SymglepError(f"the task needs a readout: the {which} element of {model.name!r} must fix y[r] by "
-                           "dc/dy = 0 (e.g. Sum((x[r] - y[r])**2/2, r)); give your own DATA.npz instead")
+                           "dc/dy = 0 (e.g. Sum((x[r] - y[r])**2/2, r)); give your own DATA.npz instead"
+                           + (_terminal_hint(model) if element is model.readout else ""))
     return array_readout_function(element, solutions[0][ys[0]])
 
 

@@ -42,7 +42,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .beta import AUTO, choose_beta, describe, parse_beta
+from .beta import AUTO, PROBES, choose_beta, describe, parse_beta
 from .classification import (ClassificationTask, ClassifierLearner, labelled_npz, linear_readout_of, uea_name,
                              uea_task)
 from .command_options import TrainOptions
@@ -61,8 +61,25 @@ from .tasks import Dataset, SineTask, TargetTask, load_npz, sine_task, target_ta
 
 FORMAT = "symglep-train/1"
 DEFAULT_EPOCHS = 100
-#: sequences of the data set whose mean gradient the pilot of ``beta="auto"`` measures
+#: the pilot of ``beta="auto"`` measures the mean gradient of as many sequences as a step averages (a batch),
+#: at least PILOT_SEQUENCES and at most PILOT_MAX_SEQUENCES, spread evenly over the data set: near a minimum
+#: the bias a β leaves stays while the mean gradient shrinks, so the bias is judged against the step's gradient
 PILOT_SEQUENCES = 4
+PILOT_MAX_SEQUENCES = 32
+#: ``beta="auto"`` is chosen again during training, at the parameters of the time: every epoch whose number
+#: is a multiple of :func:`repilot_interval`, so that the pilots cost about this share of the training's work
+REPILOT_SHARE = 0.1
+
+
+def pilot_size(sequences: int, batch: int | None) -> int:
+    """Sequences the pilot of ``beta="auto"`` averages over (see PILOT_SEQUENCES)."""
+    return min(sequences, max(PILOT_SEQUENCES, min(batch or sequences, PILOT_MAX_SEQUENCES)))
+
+
+def repilot_interval(sequences: int, size: int) -> int:
+    """Epochs between two choices of ``beta="auto"``: a pilot costs ``3 + len(PROBES)`` gradients of ``size``
+    sequences (:func:`~symglep.beta.choose_beta`), an epoch ``sequences`` of them."""
+    return max(1, math.ceil((3 + len(PROBES)) * size / (REPILOT_SHARE * sequences)))
 
 
 class LocalGradient:
@@ -169,6 +186,17 @@ def _read_json(path: str) -> dict:
 USABLE_GRADIENT_ERROR = 1e-2
 
 
+def _beta_history_text(settings: dict) -> str:
+    """How often ``beta="auto"`` was chosen during the run, and the range of its choices ('' for one)."""
+    history = settings.get("beta_history") or []
+    if len(history) < 2:
+        return ""
+    values = [b for _, b in history]
+    return (f"; chosen {len(history)} times at the parameters of the time (epochs "
+            f"{', '.join(str(e + 1) for e, _ in history[:6])}{', ...' if len(history) > 6 else ''}), "
+            f"beta {min(values):.3g} to {max(values):.3g}")
+
+
 def beta_warning(choice: dict) -> str:
     """A ``warning:`` line when even the best β leaves the echo gradient more than
     :data:`USABLE_GRADIENT_ERROR` off (relative), else ``""``."""
@@ -221,6 +249,13 @@ def _resume_state(resume, learner) -> TrainResult:
                                 layout=learner.layout)
     names = learner.names
     if sorted(state.names) != sorted(names):
+        classifier_file = any(n.startswith(CLASSIFIER_PREFIXES) for n in state.names)
+        classifier_task = any(n.startswith(CLASSIFIER_PREFIXES) for n in names)
+        if classifier_file != classifier_task:
+            raise SymglepError("the resumed file is " + ("a classifier's (an encoder and a head around the model)"
+                                                          if classifier_file else "not a classifier's")
+                               + ", this task " + ("is not classification" if classifier_file else "is classification")
+                               + ": resume it on a task of its kind, or resume from its model parameters alone")
         if all(n.startswith(CLASSIFIER_PREFIXES) for n in set(state.names) ^ set(names)):
             raise SymglepError(f"the resumed classifier does not fit this data set: it was trained for "
                                f"{_classifier_shape(state.names)}, this data set needs {_classifier_shape(names)}; "
@@ -329,7 +364,7 @@ def _resumed_start(state: "TrainResult", data: Dataset, n: int):
 
 
 def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume,
-             learn_start, learn_theta, substeps=None):
+             learn_start, learn_theta, substeps=None, batch=None):
     """Learner, data set, start parameters and initial state, history (losses, and a classifier's
     per-epoch scores), optimiser and gradient evaluator."""
     default_dt = (TargetTask.dt if task == "target" or isinstance(task, TargetTask) else
@@ -370,7 +405,7 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
         elif isinstance(saved, (int, float)) and saved > 0:
             beta = float(saved)  # a resumed run continues with the β it was trained with
         else:
-            choice = _pilot_beta(learner, data, estimator, theta, initial, learn_theta)
+            choice = _pilot_beta(learner, data, estimator, theta, initial, learn_theta, batch)
             beta = choice.beta
     if client is not None:
         grad = DaskGradient(client, spec if spec is not None else model, integrator, data, estimator, beta)
@@ -379,10 +414,12 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
     return learner, data, theta, initial, (history, scores), opt, grad, choice
 
 
-def _pilot_beta(learner, data: Dataset, estimator: str, theta, initial, learn_theta: bool):
-    """``beta="auto"``: :func:`~symglep.beta.choose_beta` on the mean gradient of the first
-    :data:`PILOT_SEQUENCES` sequences at the start parameters (and start, when it is learned)."""
-    index = np.arange(min(PILOT_SEQUENCES, data.size))
+def _pilot_beta(learner, data: Dataset, estimator: str, theta, initial, learn_theta: bool, batch=None):
+    """``beta="auto"``: :func:`~symglep.beta.choose_beta` on the mean gradient of :func:`pilot_size` sequences
+    spread evenly over the data set (the first ones may be unrepresentative, e.g. the shortest series) at
+    the parameters ``theta`` (and start, when it is learned)."""
+    size = pilot_size(data.size, batch)
+    index = np.unique(np.linspace(0, data.size - 1, size).round().astype(np.int64))
     local = LocalGradient(learner, data, estimator, None)
 
     def contrast(b):
@@ -470,7 +507,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     try:
         learner, data, theta, initial, (history, scores), opt, grad, choice = _prepare(
             model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume,
-            learn_initial_state, learn_theta, substeps)
+            learn_initial_state, learn_theta, substeps, batch)
     except BaseException:
         if client is not None:
             client.close()
@@ -483,11 +520,17 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     names, width = learner.names, data.q0.shape[1]
     bar = Progress(epochs, progress)
     first = len(history)
+    repilot = repilot_interval(S, pilot_size(S, batch)) if beta == AUTO and estimator not in NO_BETA else 0
+    betas = [] if choice is None else [[first, grad.beta]]  # [epoch, β] of each automatic choice
     classifier = isinstance(learner, ClassifierLearner)
     scores = scores if classifier else None
     updates = 0  # optimizer steps in this run: a kernel failure after one may be the learning rate's doing
     try:
         for done, epoch in enumerate(range(first, first + epochs), start=1):
+            if repilot and epoch > 0 and epoch % repilot == 0 and (epoch > first or choice is None):
+                choice = _pilot_beta(learner, data, estimator, theta, initial, learn_theta, batch)  # the current θ
+                grad.beta = choice.beta
+                betas.append([epoch, grad.beta])
             order = np.arange(S) if batch == S else np.random.default_rng([seed, epoch]).permutation(S)
             total = 0.0
             for lo in range(0, S, batch):
@@ -542,6 +585,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     settings = {
         "task": data.info.get("task", data.name), "optimizer": optimizer, "lr": opt.lr, "batch": batch,
         "beta": grad.beta, "beta_auto": None if choice is None else choice.to_json(),
+        "beta_history": betas,
         "estimator": estimator, "route": learner.route(estimator), "seed": seed, "dt": data.dt, "steps": data.steps,
         "sequences": S, "integrator": learner.integrator,
         "learn_initial_state": bool(learn_initial_state), "freeze_parameters": bool(freeze_parameters),
@@ -561,7 +605,8 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     result = TrainResult(model.name, names, theta, history, final, settings, opt.state(),
                          time.perf_counter() - started, learned, learner.layout, scores)
     result.warnings = learner.sign_warnings(result.grouped)  # a resumed or trained value against its sign
-    diverged = _divergence_warning(history[0] if history else final, final, opt.lr)
+    diverged = (_divergence_warning(history[0] if history else final, final, opt.lr)
+                or _excursion_warning(history, opt.lr))
     if diverged:
         result.warnings.insert(0, diverged)
     if resume is not None and not learn_initial_state and _resume_state(resume, learner).initial_state is not None:
@@ -609,6 +654,20 @@ def _divergence_warning(first: float, final: float, lr: float) -> str | None:
     return f"the loss {grew}: training diverged; lower the learning rate (--lr, now {lr:g})"
 
 
+def _excursion_warning(history: list, lr: float) -> str | None:
+    """A warning when an epoch's loss rose :data:`DIVERGED` times above the first (or was not finite) though
+    the run ended lower: the parameters went through an unstable region on their way (a probe's masses
+    reached 1e99 after an epoch at 1e51 and the run ended x1.3 its start, silently); ``None`` otherwise."""
+    if len(history) < 2 or not history[0] > 0:
+        return None
+    bad = [k for k, h in enumerate(history) if not math.isfinite(h) or h > DIVERGED * history[0]]
+    if not bad:
+        return None
+    k = bad[0]
+    return (f"the loss reached {history[k]:.3g} at epoch {k + 1} (x{history[k] / history[0]:.3g} its start): the "
+            f"parameters passed through an unstable region; lower the learning rate (--lr, now {lr:g})")
+
+
 def _change(first: float, final: float) -> str:
     """``(x5.02 lower)``, or ``(x14.1 higher)`` when training raised the loss (not ``x0.0707 lower``);
     ``(unchanged)`` when no epoch ran (or none moved the loss)."""
@@ -640,7 +699,7 @@ def train_command(system, opts: TrainOptions) -> tuple:
              f"{result.seconds:.1f} s",
              f"loss {first:.6e} -> {result.final_loss:.6e} " + _change(first, result.final_loss)]
     if result.settings.get("beta_auto"):
-        lines.insert(1, describe(result.settings["beta_auto"]))
+        lines.insert(1, describe(result.settings["beta_auto"]) + _beta_history_text(result.settings))
         warning = beta_warning(result.settings["beta_auto"])
         if warning:
             lines.insert(2, warning)
@@ -655,12 +714,18 @@ def train_command(system, opts: TrainOptions) -> tuple:
         for split in last:
             curves[f"{split} loss"] = [s[split]["loss"] for s in result.scores]
             curves[f"{split} accuracy"] = [s[split]["accuracy"] for s in result.scores]
+        lines += _initial_state_lines(result)
         return lines, curves, f"{result.model}: {result.settings['task']}"
     lines += [f"  {name} = {_value_text(value)}" + (" (fixed)" if opts.freeze_parameters else "")
               for name, value in result.grouped.items()]
-    lines += [f"  {key} = [{', '.join(f'{v:.10g}' for v in values)}]"
-              for key, values in (result.initial_state or {}).items()]
+    lines += _initial_state_lines(result)
     return lines, curves, f"{result.model}: {result.settings['task']}"
+
+
+def _initial_state_lines(result: TrainResult) -> list:
+    """The learned initial state (``--learn-initial-state``), one line per part."""
+    return [f"  {key} = [{', '.join(f'{v:.10g}' for v in values)}]"
+            for key, values in (result.initial_state or {}).items()]
 
 
 def _classifier_shape(names) -> str:

@@ -118,3 +118,22 @@ def test_train_with_echo4_from_the_cli(tmp_path):
     stack = CliRunner().invoke(main, ["train", str(EXAMPLES / "stack_chain_hru.py"), "--epochs", "1",
                                       "--estimator", "echo4", "--save", str(tmp_path / "stack.json")])
     assert stack.exit_code == 0, stack.output
+
+
+def test_check_takes_richardson_differences_where_the_plain_step_bends():
+    """``check``'s finite differences: the plain central step where it meets BPTT; where it misses by more
+    than FD_TOLERANCE (a loss that bends sharply, e.g. a run passing close to a singular point), Richardson's
+    (4 D(ε/2) − D(ε))/3, whose O(ε²) truncation is gone: the reference is exact, the plain rule is not."""
+    from symglep.check import FD_TOLERANCE, finite_differences
+
+    w = np.array([1e4, 3.0])  # d/dθ of Σ sin(w θ): the first entry's ε² w³ term is 1.7e-5 of it
+    theta = np.array([0.3, 0.2])
+    exact = w * np.cos(w * theta)
+    fd, rule = finite_differences(lambda t: float(np.sum(np.sin(w * t))), theta, exact)
+    assert rule.startswith("Richardson differences") and float(rule.split("plain ")[1]) > FD_TOLERANCE
+    assert rel_err(fd, exact) < 1e-8
+    gentle, rule = finite_differences(lambda t: float(np.sum(np.sin(t))), theta, np.cos(theta))
+    assert rule == "" and rel_err(gentle, np.cos(theta)) < 1e-9
+    wrong = exact * (1 + 1e-3)  # a wrong reference stays wrong: Richardson removes truncation, not errors
+    fd, rule = finite_differences(lambda t: float(np.sum(np.sin(w * t))), theta, wrong)
+    assert rel_err(fd, wrong) > 1e-4

@@ -203,7 +203,8 @@ def test_float32_compiles_cleanly_and_example_runs(stack, kernels, folder, tmp_p
         k = np.arange(K + 1)
         x = np.repeat(np.sin(0.05 * k)[None, :, None], kernels.n_x, axis=2)
         y = np.repeat((0.5 * np.sin(0.05 * k - 0.5))[None, :, None], kernels.n_y, axis=2)
-        loss, g, _, _ = kernels.gradient(th, x, y, dt=h, beta=1e-4)
+        q0 = 0.1 * np.sin(np.arange(1, kernels.nq + 1))[None]  # the example's start: 0.1 sin(i + 1), at rest
+        loss, g, _, _ = kernels.gradient(th, x, y, q0, np.zeros_like(q0), dt=h, beta=1e-4)
         tol = 1e-10 if precision == "float64" else 1e-2  # float32: round-off and beta = 0.05 (measured 2.9e-3)
         assert relative_error(values["loss"], loss) <= (1e-12 if precision == "float64" else 1e-5)
         assert relative_error(values["dth"], g[0]) <= tol, relative_error(values["dth"], g[0])

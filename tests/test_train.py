@@ -417,3 +417,62 @@ def test_a_model_without_an_exact_echo_is_refused_with_what_train_offers():
     assert res.exit_code != 0 and res.output.count("\n") == 1, res.output
     assert "no echo is exact for it (theory §7)" in res.output and "train with --estimator bptt" in res.output
     assert "--naive-echo" not in res.output
+
+
+# -- session 32: beta chosen again during training, paths checked first, messages -------------------------
+
+def test_auto_beta_is_chosen_again_during_training_and_resumes_deterministically(chain, tmp_path, monkeypatch):
+    """beta="auto" is chosen again every repilot_interval epochs at the parameters of the time (a β chosen once
+    leaves its fixed bias while the gradient shrinks: a probe measured echo vs BPTT 4.6e-4 after 60 epochs);
+    each choice is saved with its epoch, and a run resumed between two choices continues exactly as one run."""
+    from symglep import training
+
+    assert training.repilot_interval(8, 8) == 50 and training.repilot_interval(400, 16) == 2
+    assert training.pilot_size(400, None) == 32 and training.pilot_size(400, 16) == 16 and training.pilot_size(3, 1) == 3
+    monkeypatch.setattr(training, "REPILOT_SHARE", 1e3)  # a choice every epoch
+    whole = train(chain, "sine", epochs=3)
+    history = whole.settings["beta_history"]
+    assert [e for e, _ in history] == [0, 1, 2] and whole.settings["beta"] == history[-1][1]
+    assert len({b for _, b in history}) == 3  # each pilot measured its own parameters
+    train(chain, "sine", epochs=2, save=str(tmp_path / "two.json"))
+    more = train(chain, "sine", epochs=1, resume=str(tmp_path / "two.json"))
+    assert more.loss_history == whole.loss_history and np.array_equal(more.theta, whole.theta)
+
+
+def test_an_unwritable_save_path_is_refused_before_training(chain):
+    """/proc accepts os.access as root but no file: the --save check tries a file there, before any epoch."""
+    if not __import__("os").path.isdir("/proc/self"):
+        pytest.skip("no /proc")
+    res = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "1000", "--save", "/proc/x.json", "--quiet"])
+    assert res.exit_code == 2 and "cannot write --save /proc/x.json" in res.output, res.output
+    assert "epoch" not in res.output
+
+
+def test_an_excursion_of_the_loss_is_named_though_the_run_ends_lower():
+    from symglep.training import _excursion_warning
+
+    assert _excursion_warning([2.0, 1.0, 5e51, 2.5], 0.8).startswith("the loss reached 5e+51 at epoch 3")
+    assert _excursion_warning([2.0, 1.0, 1.5e3, 0.5], 0.8) is None  # below DIVERGED = 1e3 x the start
+    assert "at epoch 2" in _excursion_warning([2.0, float("nan"), 1.0], 0.1)
+
+
+def test_terminal_only_cost_points_to_the_target_task():
+    """An array model whose cost is terminal only (a probe's): the sine task's refusal names --task target."""
+    from symglep.network import ArrayModel, Coordinates, Inputs, Parameter, Sum, Targets, i, r
+
+    q, u, y = Coordinates("q"), Inputs("u"), Targets("y")
+    B = Parameter("B", ("n", "m"))
+    model = ArrayModel(lagrangian=Sum(q.dot[i] ** 2 / 2, i) - Sum(q[i] ** 2 / 2, i) + Sum(q[i] * (B @ u)[i], i),
+                       cost=Sum(0 * q[r], r), terminal_cost=Sum((q[r] - y[r]) ** 2 / 2, r), coordinates=q,
+                       parameters=[B], inputs=u, targets=y, name="terminal_only", size=3, sizes={"m": 1, "r": 1})
+    with pytest.raises(SymglepError, match="or --task target, which trains the terminal cost"):
+        train(model, "sine", epochs=1)
+
+
+def test_a_classifier_file_resumed_on_another_kind_of_task_says_so(chain, tmp_path):
+    saved = train(chain, "sine", epochs=0)
+    names = ["encoder.E[0,0]", "head.b[0]"] + saved.names
+    path = tmp_path / "classifier.json"
+    TrainResult(chain.name, names, np.concatenate([[0.1, 0.2], saved.theta]), [], 0.0, {}).save(str(path))
+    with pytest.raises(SymglepError, match="the resumed file is a classifier's .*, this task is not classification"):
+        train(chain, "sine", epochs=1, resume=str(path))
