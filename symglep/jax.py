@@ -231,6 +231,10 @@ class Layer:
 
     def initial_momentum(self, theta, q0, v0, u0, t0: float = 0.0):
         """``p0 = ∂L/∂v(q0, v0)``: a start given by velocity (theory §5); JAX differentiates it."""
+        if self.module is None:  # a stack: a chain of its units' layers, no module of its own
+            raise SymglepError("a stack's layer has no initial_momentum of its own: form each unit's p0 with "
+                               "symglep.jax.layer(unit, dt).initial_momentum (the stack's kernels: "
+                               "symglep.compile(stack).module.momenta)")
         return self.module.initial_momentum(theta, q0, v0, u0, t0)
 
 

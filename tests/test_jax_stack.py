@@ -91,6 +91,8 @@ def test_stack_layer_and_refusals():
         sj.loss(stack, DT, size=4)
     with pytest.raises(SymglepError, match="leapfrog"):
         sj.layer(stack, DT, integrator="midpoint")
+    with pytest.raises(SymglepError, match="a stack's layer has no initial_momentum of its own"):
+        layer.initial_momentum(theta, q0, q0, x[0])  # was an AttributeError on None (new-user probe)
     # theta({}) names the 304 element parameters in one readable line, not 8 kB of them (new-user probe)
     with pytest.raises(SymglepError) as info:
         layer.theta({"unit0.A": 1.0})
