@@ -42,7 +42,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .beta import AUTO, PROBES, choose_beta, describe, parse_beta
+from .beta import AUTO, BIAS_TOLERANCE, PROBES, choose_beta, describe, parse_beta
+from .check import rel_err
 from .classification import (ClassificationTask, ClassifierLearner, labelled_npz, linear_readout_of, uea_name,
                              uea_task)
 from .command_options import TrainOptions
@@ -189,12 +190,15 @@ USABLE_GRADIENT_ERROR = 1e-2
 def _beta_history_text(settings: dict) -> str:
     """How often ``beta="auto"`` was chosen during the run, and the range of its choices ('' for one)."""
     history = settings.get("beta_history") or []
-    if len(history) < 2:
+    if not history:
         return ""
-    values = [b for _, b in history]
+    measured = f"; echo vs BPTT on the pilot's sequences at most {max(row[2] for row in history):.1e}"
+    if len(history) < 2:
+        return measured
+    values = [row[1] for row in history]
     return (f"; chosen {len(history)} times at the parameters of the time (epochs "
-            f"{', '.join(str(e + 1) for e, _ in history[:6])}{', ...' if len(history) > 6 else ''}), "
-            f"beta {min(values):.3g} to {max(values):.3g}")
+            f"{', '.join(str(row[0] + 1) for row in history[:6])}{', ...' if len(history) > 6 else ''}), "
+            f"beta {min(values):.3g} to {max(values):.3g}" + measured)
 
 
 def beta_warning(choice: dict) -> str:
@@ -397,40 +401,66 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
             opt.load(state.optimizer_state)  # else the learned quantities changed: the optimizer starts afresh
     else:
         theta = learner.flat(start if start is not None else learner.draw(np.random.default_rng(seed)))
-    choice = None
+    choice, measured = None, None
     if beta == AUTO:
         saved = state.settings.get("beta") if resume is not None else None
         if estimator in NO_BETA:
             beta = None  # BPTT has no nudge; the complex step's is fixed (iε, ε = 1e-20)
         elif isinstance(saved, (int, float)) and saved > 0:
-            beta = float(saved)  # a resumed run continues with the β it was trained with
+            beta = float(saved)  # a resumed run continues with the β it was trained with, measured again
+            auto = state.settings.get("beta_auto") or {}
+            predicted = (auto.get("predicted_bias") or 0.0) + (auto.get("predicted_roundoff") or 0.0)
+            measured = (_pilot_beta(learner, data, estimator, theta, initial, learn_theta, batch, beta),
+                        float(predicted) if predicted else BIAS_TOLERANCE)
         else:
-            choice = _pilot_beta(learner, data, estimator, theta, initial, learn_theta, batch)
+            choice, measured = _pilot_beta(learner, data, estimator, theta, initial, learn_theta, batch)
             beta = choice.beta
     if client is not None:
         grad = DaskGradient(client, spec if spec is not None else model, integrator, data, estimator, beta)
     else:
         grad = LocalGradient(learner, data, estimator, beta)
-    return learner, data, theta, initial, (history, scores), opt, grad, choice
+    return learner, data, theta, initial, (history, scores), opt, grad, (choice, measured)
 
 
-def _pilot_beta(learner, data: Dataset, estimator: str, theta, initial, learn_theta: bool, batch=None):
+def _pilot_beta(learner, data: Dataset, estimator: str, theta, initial, learn_theta: bool, batch=None,
+                beta=None):
     """``beta="auto"``: :func:`~symglep.beta.choose_beta` on the mean gradient of :func:`pilot_size` sequences
     spread evenly over the data set (the first ones may be unrepresentative, e.g. the shortest series) at
-    the parameters ``theta`` (and start, when it is learned)."""
+    the parameters ``theta`` (and start, when it is learned); returns ``(choice, measured)``, the echo's
+    relative error against BPTT on the same sample at the chosen β. With ``beta``, only that measurement
+    at the given β (a resumed run's)."""
     size = pilot_size(data.size, batch)
     index = np.unique(np.linspace(0, data.size - 1, size).round().astype(np.int64))
     local = LocalGradient(learner, data, estimator, None)
 
-    def contrast(b):
-        local.beta = b
+    def contrast(b, gradient=local):
+        gradient.beta = b
         if initial is None:
-            return [local(theta, index)[1].mean(axis=0)]
-        parts = local(theta, index, initial)[1:]
+            return [gradient(theta, index)[1].mean(axis=0)]
+        parts = gradient(theta, index, initial)[1:]
         return [a.mean(axis=0) for a in (parts if learn_theta else parts[1:])]
 
     with np.errstate(over="ignore", invalid="ignore"):  # an overflowing run is refused by the first step
-        return choose_beta(contrast, order=ORDERS[estimator])
+        choice = choose_beta(contrast, order=ORDERS[estimator]) if beta is None else None
+        # the chosen β measured against BPTT on the same sample: the pilot's prediction assumes a smooth,
+        # stable run; an unstable one (a mass trained negative) leaves the echo far off, which this shows
+        reference = np.concatenate(contrast(None, LocalGradient(learner, data, "bptt", None)))
+        measured = float(rel_err(np.concatenate(contrast(choice.beta if beta is None else beta)), reference))
+    return measured if choice is None else (choice, measured)
+
+
+def measured_warning(history: list) -> str | None:
+    """A warning when a choice of ``beta="auto"`` measured the echo far further from BPTT than its pilot
+    predicted (``history``: ``[epoch, β, measured, predicted]`` rows): the run is not the smooth, stable one
+    the β^p law assumes (e.g. parameters trained into an unstable region), and the echo's gradient is wrong
+    there."""
+    bad = [row for row in history if not row[2] <= max(MEASURED_FLOOR, MEASURED_FACTOR * row[3])]
+    if not bad:
+        return None
+    epoch, beta, measured, predicted = bad[0]
+    return (f"at epoch {epoch + 1} the echo gradient (beta {beta:.3g}) was {measured:.1e} off BPTT on the pilot's "
+            f"sequences, predicted {predicted:.1e}: the run is not smooth or stable there (parameters outside their "
+            "declared signs, a growing free run); compare with --estimator bptt, or lower --lr")
 
 
 def _require_capabilities(system, task, estimator, batch, resume, scheduler, learn_start, freeze) -> None:
@@ -505,7 +535,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     if scheduler:
         client = connect(scheduler)  # fail fast (missing extra, unreachable address) before compiling
     try:
-        learner, data, theta, initial, (history, scores), opt, grad, choice = _prepare(
+        learner, data, theta, initial, (history, scores), opt, grad, (choice, measured) = _prepare(
             model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume,
             learn_initial_state, learn_theta, substeps, batch)
     except BaseException:
@@ -521,16 +551,18 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     bar = Progress(epochs, progress)
     first = len(history)
     repilot = repilot_interval(S, pilot_size(S, batch)) if beta == AUTO and estimator not in NO_BETA else 0
-    betas = [] if choice is None else [[first, grad.beta]]  # [epoch, β] of each automatic choice
+    # [epoch, β, measured error vs BPTT, predicted] of each automatic choice (a resumed run's: its saved β)
+    betas = ([[first, grad.beta, measured, _predicted(choice)]] if choice is not None else
+             [[first, grad.beta, *measured]] if measured is not None else [])
     classifier = isinstance(learner, ClassifierLearner)
     scores = scores if classifier else None
     updates = 0  # optimizer steps in this run: a kernel failure after one may be the learning rate's doing
     try:
         for done, epoch in enumerate(range(first, first + epochs), start=1):
             if repilot and epoch > 0 and epoch % repilot == 0 and (epoch > first or choice is None):
-                choice = _pilot_beta(learner, data, estimator, theta, initial, learn_theta, batch)  # the current θ
-                grad.beta = choice.beta
-                betas.append([epoch, grad.beta])
+                choice, measured = _pilot_beta(learner, data, estimator, theta, initial, learn_theta, batch)
+                grad.beta = choice.beta  # chosen at the current θ
+                betas.append([epoch, grad.beta, measured, _predicted(choice)])
             order = np.arange(S) if batch == S else np.random.default_rng([seed, epoch]).permutation(S)
             total = 0.0
             for lo in range(0, S, batch):
@@ -609,6 +641,9 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
                 or _excursion_warning(history, opt.lr))
     if diverged:
         result.warnings.insert(0, diverged)
+    off = measured_warning(betas)
+    if off:
+        result.warnings.insert(0, off)
     if resume is not None and not learn_initial_state and _resume_state(resume, learner).initial_state is not None:
         result.warnings.append("the resumed file holds a learned initial state, which this run neither uses nor "
                                "saves (it starts from the data set's): add --learn-initial-state to keep it")
@@ -639,6 +674,17 @@ def _value_text(value) -> str:
 
 CLASSIFICATION_LOCAL = ("classification tasks run on this machine only (the head sits between the free pass and "
                         "the echo); drop --scheduler")
+#: a choice of beta="auto" whose measured echo-vs-BPTT error exceeds MEASURED_FACTOR x its prediction (and
+#: MEASURED_FLOOR) is warned about (:func:`measured_warning`)
+MEASURED_FACTOR = 100
+MEASURED_FLOOR = 1e-6
+
+
+def _predicted(choice) -> float:
+    """The echo's relative error a :class:`~symglep.beta.BetaChoice` predicts at its β (bias + round-off)."""
+    return float(choice.predicted_bias + choice.predicted_roundoff)
+
+
 #: a final loss this many times the first is called diverged
 DIVERGED = 1e3
 #: a gradient entry above this is refused: its square, which Adam and RMSprop keep, would overflow

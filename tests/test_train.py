@@ -432,8 +432,9 @@ def test_auto_beta_is_chosen_again_during_training_and_resumes_deterministically
     monkeypatch.setattr(training, "REPILOT_SHARE", 1e3)  # a choice every epoch
     whole = train(chain, "sine", epochs=3)
     history = whole.settings["beta_history"]
-    assert [e for e, _ in history] == [0, 1, 2] and whole.settings["beta"] == history[-1][1]
-    assert len({b for _, b in history}) == 3  # each pilot measured its own parameters
+    assert [row[0] for row in history] == [0, 1, 2] and whole.settings["beta"] == history[-1][1]
+    assert len({row[1] for row in history}) == 3  # each pilot measured its own parameters
+    assert all(row[2] <= max(1e-6, 100 * row[3]) for row in history)  # measured against BPTT as predicted
     train(chain, "sine", epochs=2, save=str(tmp_path / "two.json"))
     more = train(chain, "sine", epochs=1, resume=str(tmp_path / "two.json"))
     assert more.loss_history == whole.loss_history and np.array_equal(more.theta, whole.theta)
@@ -476,3 +477,14 @@ def test_a_classifier_file_resumed_on_another_kind_of_task_says_so(chain, tmp_pa
     TrainResult(chain.name, names, np.concatenate([[0.1, 0.2], saved.theta]), [], 0.0, {}).save(str(path))
     with pytest.raises(SymglepError, match="the resumed file is a classifier's .*, this task is not classification"):
         train(chain, "sine", epochs=1, resume=str(path))
+
+
+def test_a_choice_of_beta_measured_far_from_its_prediction_is_warned():
+    """Each choice of beta="auto" is measured against BPTT on the pilot's sequences; a run trained into an
+    unstable region (a probe: a mass trained negative, the echo 1.1 off BPTT) is named, a smooth one is not."""
+    from symglep.training import measured_warning
+
+    assert measured_warning([[0, 1e-3, 2e-8, 1e-8], [5, 1e-4, 5e-7, 1e-8]]) is None  # within 100x or 1e-6
+    text = measured_warning([[0, 1e-3, 2e-8, 1e-8], [10, 4e-3, 1.1, 1e-8]])
+    assert text.startswith("at epoch 11 the echo gradient (beta 0.004) was 1.1e+00 off BPTT")
+    assert measured_warning([[3, 1e-3, float("nan"), 1e-8]]) is not None
