@@ -998,7 +998,6 @@ def test_the_velocity_map_holds_for_the_declared_sign_of_a_parameter():
     """L = −m √(1 − v²): v(p) = p/√(m² + p²) for m > 0, −p/√(m² + p²) for m < 0. The branch was verified at
     positive values of every parameter, so a model declaring m negative ran m > 0's dynamics (a probe: qT
     0.48 where RK4 of the true equations gives 4.87); an undeclared m has no branch for both signs."""
-    p = sp.Symbol("p")
     for m, sign in ((sp.Symbol("m", positive=True), 1), (sp.Symbol("m", negative=True), -1)):
         d = derive(_relativistic(m))
         v = d.velocity_map[0]
