@@ -192,8 +192,8 @@ def test_energy_is_conserved_undriven():
 
 def test_report_and_capabilities():
     """The derivation says why (the mass reads the position: not separable, the midpoint rule), with the
-    velocity-squared terms of the Euler–Lagrange equation; the leapfrog and stacks refuse in one line each
-    with their reason."""
+    velocity-squared terms of the Euler–Lagrange equation; the leapfrog refuses with its reason, a stack
+    expands it (up to EXPANDED_MAX coordinates)."""
     model = beads()
     d = derive_array(model)
     assert d["separable"] is False and d["integrator"].startswith("implicit midpoint")
@@ -207,8 +207,13 @@ def test_report_and_capabilities():
     for area, name, words in (("integrator", "leapfrog", "not separable"),):
         with pytest.raises(NotSupportedError, match=words):
             caps.require(area, name)
-    with pytest.raises(ModelError, match="mass reads its position"):
-        symglep.Stack([model, beads()], readouts=["all"])
+    # in a stack it runs expanded element by element (the scalar midpoint unit; tests/test_stack_midpoint.py)
+    stack = symglep.Stack([model, beads()], readouts=["all"])
+    assert stack.expanded == [0, 1] and stack.integrators == ["midpoint", "midpoint"] and stack.arrays == [None, None]
+    big = beads()
+    big.size = 20
+    with pytest.raises(ModelError, match="mass reads its position, so L is not separable.*at most 16 coordinates"):
+        symglep.Stack([big, beads()], readouts=["all"])
     assert symglep.load_model(str(ROOT / "examples" / "network_hru.py")).capabilities.supports("integrator", "midpoint")
 
 

@@ -267,3 +267,49 @@ def test_a_failed_newton_iteration_is_named():
     for run in (kernels.gradient, kernels.bptt_gradient):
         with pytest.raises(symglep.SymglepError, match=r"Newton iteration of a midpoint unit \(0\) did not converge"):
             run(theta, x, y, q0, p0, dt=0.5)
+
+
+def _array_bead_stack():
+    """examples/network_beads.py at 3 units (its mass m_i (1 + κ² x_i²) reads the position) under an HRU-like
+    array top unit of 3, tanh glue: the bottom unit runs expanded element by element (Stack.expanded)."""
+    from symglep.network import ArrayModel, Coordinates, Inputs, Parameter, Sum, Targets, i, k, r
+
+    beads = symglep.load_model(str(ROOT / "examples" / "network_beads.py"))
+    beads.size = 3
+    q, u, y = Coordinates("q"), Inputs("u"), Targets("y")
+    A, B, m = Parameter("A", ("n", "n")), Parameter("B", ("n", "m")), Parameter("m", "n", positive=True)
+    top = ArrayModel(lagrangian=Sum(m[i] * q.dot[i] ** 2 / 2, i) - Sum(q[i] ** 2 / 2, i)
+                     - Sum(sp.log(sp.cosh((A @ q)[k] + (B @ u)[k])), k), cost=Sum((q[r] - y[r]) ** 2 / 2, r),
+                     coordinates=q, parameters=[A, B, m], inputs=u, targets=y, name="hru_top", size=3,
+                     sizes={"m": 3, "r": 1})
+    return Stack([beads, top], readouts=["all"], activations=["tanh"], name="array_beads_stack")
+
+
+def test_an_array_unit_whose_mass_reads_its_position_runs_expanded():
+    """The array unit becomes its element-by-element scalar model (the scalar midpoint unit, a dense Newton
+    solve): its parameters keep the array kernels' flat order; its free run inside the stack equals the array
+    model's own midpoint kernels on the inputs the stack gave it; the stacked echo equals BPTT through the
+    stack, and BPTT equals central differences (every θ)."""
+    stack = _array_bead_stack()
+    assert stack.expanded == [0] and stack.integrators == ["midpoint", "leapfrog"]
+    beads = symglep.load_model(str(ROOT / "examples" / "network_beads.py"))
+    n0 = stack.unit_size(0)
+    assert stack.unit_parameter_names(0)[:n0] == [f"m_{a}" for a in range(n0)]  # the array's flat order
+    kernels = compile_stack(stack, dt=DT)
+    theta, x, y, q0, p0 = _problem(stack, K=120)
+    _, _, _, tq, tp, tu = kernels.free(theta, x, y, q0, p0, record=True)
+    array = symglep.compile(beads, dt=DT, jit=False)  # the array model's own midpoint kernels (its source as Python)
+    values = array.unpack(theta[None, stack.unit_slices()[0]], n0, 1, n0 - 1)
+    qa, pa, _ = array.free({k: v[0] for k, v in values.items()}, q0[:, :n0], p0=p0[:, :n0], u=x,
+                           y=np.zeros(x.shape[:2] + (1,)))
+    assert _relative(qa, tq[:, -1, :n0]) < 1e-10 and _relative(pa, tp[:, -1, :n0]) < 1e-10
+    loss, g, gx, _ = kernels.gradient(theta, x, y, q0, p0, beta=1e-3, order=4, learn_inputs=True)
+    _, gb, gxb = kernels.bptt_gradient(theta, x, y, q0, p0)
+    assert _relative(g, gb) < 1e-8 and _relative(gx, gxb) < 1e-8
+    fd = np.empty(theta.size)
+    for j in range(theta.size):
+        d = np.zeros_like(theta)
+        d[j] = 1e-6
+        fd[j] = (kernels.free(theta + d, x[:1], y[:1], q0[:1], p0[:1])[2][0]
+                 - kernels.free(theta - d, x[:1], y[:1], q0[:1], p0[:1])[2][0]) / 2e-6
+    assert _relative(gb[0], fd) < 1e-6

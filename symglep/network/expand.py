@@ -23,8 +23,11 @@ def flat_names(p, shape) -> list:
     return [p.name + "_" + "_".join(map(str, idx)) for idx in np.ndindex(*shape)]
 
 
-def expand(model, n: int, m: int | None = None, n_y: int | None = None, edges=None, readout=None) -> Model:
-    """The element-by-element Model of ``model`` with ``n`` units (small n only)."""
+def expand(model, n: int, m: int | None = None, n_y: int | None = None, edges=None, readout=None,
+           costs: bool = True, name: str | None = None) -> Model:
+    """The element-by-element Model of ``model`` with ``n`` units (small n only); without ``costs``, no cost,
+    terminal cost or targets (a stack's unit below the top); ``name`` the Model's (default
+    ``<model>_scalar_<n>``)."""
     m = model.sizes["m"] if m is None else m
     n_y = model.sizes["r"] if n_y is None else n_y
     E = model.default_edges(n) if edges is None else np.asarray(edges, dtype=np.int64).reshape(-1, 2)
@@ -94,8 +97,8 @@ def expand(model, n: int, m: int | None = None, n_y: int | None = None, edges=No
             costs.append(expr.xreplace(subs))
         return sp.Add(*costs)
 
-    lagrangian, cost = sp.Add(*parts), readout_sum(model.cost)
-    terminal = 0 if model.terminal_cost is None else readout_sum(model.terminal_cost)  # theory §10
+    lagrangian, cost = sp.Add(*parts), readout_sum(model.cost) if costs else 0
+    terminal = 0 if model.terminal_cost is None or not costs else readout_sum(model.terminal_cost)  # theory §10
     dissipation = None  # uniform damping: the scalar model rewrites it into e^{γt} L itself (theory §7)
     if model.dissipation is not None:
         R = model.dissipation
@@ -103,6 +106,6 @@ def expand(model, n: int, m: int | None = None, n_y: int | None = None, edges=No
     draw = model.initial_positions  # f(n, rng) -> (n, dim); the scalar model's start, flattened unit by unit as qs
     start = None if draw is None else (lambda rng: np.asarray(draw(n, rng), dtype=np.float64).reshape(-1))
     return Model(lagrangian=lagrangian, coordinates=[x for q in qs for x in q], parameters=flat,
-                 inputs=us, targets=ys, cost=cost, constants=dict(model.constants),
-                 name=f"{model.name}_scalar_{n}", terminal_cost=terminal, dissipation=dissipation,
+                 inputs=us, targets=ys if costs else [], cost=cost, constants=dict(model.constants),
+                 name=name or f"{model.name}_scalar_{n}", terminal_cost=terminal, dissipation=dissipation,
                  initial_positions=start)

@@ -290,7 +290,9 @@ def _structure_lines(stack: Stack) -> list:
     out = []
     for i, u in enumerate(stack.units):
         role = "bottom" if i == 0 else "top" if i == len(stack.units) - 1 else "middle"
-        kind = "" if stack.arrays[i] is None else f"array model at n = {stack.arrays[i].size}, "
+        kind = ("" if stack.arrays[i] is None and i not in stack.expanded else
+                "array model expanded element by element (the midpoint rule), " if i in stack.expanded else
+                f"array model at n = {stack.arrays[i].size}, ")
         unit = _unit_summary(stack, i)
         out.append(f"unit {i} ({u.name}, {kind}{role}, {stack.integrators[i]}): coordinates {unit['q']}; parameters {unit['theta']}; "
                    f"inputs {unit['u']}" + ("" if i else " (the stack's inputs x)")

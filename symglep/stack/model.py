@@ -30,6 +30,7 @@ from ..derivation import derive
 from ..errors import ModelError
 from ..model import Model
 from ..network.arrays import Coordinates
+from ..network.expand import expand
 from ..network.model import ArrayModel
 from ..parameter_values import draw_parameters
 from ..symmetry import odd_terms_text
@@ -152,6 +153,10 @@ def _checked_activation(value):
     return activation
 
 
+#: the most coordinates an array unit run by the midpoint rule may have inside a stack (it is expanded)
+EXPANDED_MAX = 16
+
+
 class Stack:
     """A composition of units, bottom first (module docstring; theory §9).
 
@@ -204,9 +209,12 @@ class Stack:
                 raise ModelError(f"unit {i} ({u.name!r}) names {', '.join(clash)}, a name the stack gives its glue "
                                  "weights (glue<i>_W<m>_<j>, glue<i>_b<m>); rename it")
         self.name = name
+        self._declared = (list(units), list(readouts), activations)  # for with_integrator
+        #: units given as array models and run expanded element by element (the midpoint rule, below)
+        self.expanded = []
+        units, readouts = self._expand_midpoint_arrays(units, readouts, integrator)
         self.units = units
         self.integrator = integrator
-        self._declared = (readouts, activations)  # for with_integrator
         #: per unit, its :class:`~symglep.stack.units.ArrayUnit` view, or ``None`` for a scalar unit
         self.arrays = [ArrayUnit(u, i) if isinstance(u, ArrayModel) else None for i, u in enumerate(units)]
         for i, u in enumerate(units[:-1]):
@@ -227,6 +235,32 @@ class Stack:
                             echo_model(u, f"{name}_unit{i}", lk.readout if i < len(self.links) else None)
                             for i, (u, lk) in enumerate(zip(units, self.links + [None]))]
         self._check_units()
+
+    def _expand_midpoint_arrays(self, units, readouts, integrator):
+        """An array unit stepped by the implicit midpoint rule (its mass reads its position, so L is not
+        separable, or the stack asks for the rule) becomes its element-by-element scalar model
+        (:func:`symglep.network.expand.expand`): the scalar midpoint unit of theory §9 with its dense Newton
+        solve. Its parameters keep the array kernels' flat order, named ``A_0_1`` for ``A[0,1]``; a readout
+        ``"all"`` or of flat coordinate indices becomes those coordinates. At most EXPANDED_MAX coordinates:
+        the expanded code grows with n² (a dense Jacobian), where the array model's loops do not."""
+        units, readouts = list(units), list(readouts)
+        for i, u in enumerate(units):
+            if not isinstance(u, ArrayModel) or not (u.kinetic.reads_q or integrator == "midpoint"):
+                continue
+            why = "its mass reads its position, so L is not separable" if u.kinetic.reads_q else "--integrator midpoint"
+            if u.size * u.dim > EXPANDED_MAX:
+                raise ModelError(f"unit {i} ({u.name!r}) steps by the midpoint rule ({why}): inside a stack an array "
+                                 f"unit then runs expanded element by element, at most {EXPANDED_MAX} coordinates "
+                                 f"(it has {u.size * u.dim}); lower its size, or keep its mass off its position "
+                                 "for the leapfrog")
+            top = i == len(units) - 1
+            scalar = expand(u, u.size, costs=top, name=u.name)
+            if not top:
+                select = ArrayUnit(u, i).select(readouts[i])
+                readouts[i] = [scalar.q[j] for j in select]
+            units[i] = scalar
+            self.expanded.append(i)
+        return units, readouts
 
     def _link(self, i: int, readout, activation) -> Link:
         """The glue from unit ``i`` to unit ``i+1`` with its readout checked (class docstring)."""
@@ -269,12 +303,7 @@ class Stack:
             unit = self.units[i]
             if m is None:  # an array unit: even in velocity by construction; separable unless its mass reads
                 # the position (uniform damping: the time-weighted leapfrog, theory §7)
-                if unit.kinetic.reads_q or self.integrator == "midpoint":
-                    raise ModelError(f"unit {i} ({unit.name!r}): an array unit in a stack runs the leapfrog only "
-                                     "(its midpoint step is not written for stacks yet); "
-                                     + ("its mass reads its position, so L is not separable" if unit.kinetic.reads_q
-                                        else "ask --integrator leapfrog or auto"))
-                self.integrators.append("leapfrog")
+                self.integrators.append("leapfrog")  # a midpoint array unit was expanded (_expand_midpoint_arrays)
                 continue
             d = derive(m, simplify="none")
             if m.damping != 0:
@@ -303,8 +332,8 @@ class Stack:
         """This stack with its units stepped by ``integrator`` (``auto``: per unit, theory §9)."""
         if integrator == self.integrator:
             return self
-        readouts, activations = self._declared
-        return Stack(self.units, readouts, activations, self.name, integrator)
+        units, readouts, activations = self._declared
+        return Stack(units, readouts, activations, self.name, integrator)
 
     @property
     def integrator_summary(self) -> str:
