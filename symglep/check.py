@@ -243,17 +243,31 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
     if at_start:
         raise NumericalError(at_start, "start")
 
-    qT, pT, loss = kernels.free(th, q0, p0=p0, u=u, y=y)
-    singular = singular_crossing(model, th, lambda: kernels.free(th, q0, p0=p0, u=u, y=y, record=True)[3][0], dt)
+    singular = None
     try:
+        qT, pT, loss = kernels.free(th, q0, p0=p0, u=u, y=y)
+        singular = singular_crossing(model, th, lambda: kernels.free(th, q0, p0=p0, u=u, y=y, record=True)[3][0], dt)
         report = _measure(model, kernels, route, exact, th, q0, p0, u, y, qT, pT, loss, steps, dt, beta, seed,
                           params, tolerance, sigmas)
     except NumericalError as exc:
-        if singular is None:
+        more = (f"; {singular}" if singular else "") + ("" if params is not None else drawn_note(model, th))
+        if not more:
             raise
-        raise NumericalError(f"{exc}; {singular}", exc.phase, exc.sequence, exc.step, exc.state) from None
+        raise NumericalError(f"{exc}{more}", exc.phase, exc.sequence, exc.step, exc.state) from None
     report["warnings"] += [singular] if singular else []
     return report
+
+
+def drawn_note(model: Model, th) -> str:
+    """The drawn parameters of a failed check, naming those of undeclared sign drawn negative (undeclared
+    signs are drawn in [-1, 1], :func:`~symglep.parameter_values.draw_parameters`): a mass or stiffness
+    that should be positive then makes an unstable run."""
+    values = ", ".join(f"{s.name} = {v:.3g}" for s, v in zip(model.parameters, np.ravel(th)))
+    unsigned = [s.name for s, v in zip(model.parameters, np.ravel(th))
+                if v < 0 and not any((s.is_positive, s.is_negative, s.is_nonnegative, s.is_nonpositive))]
+    hint = (f"; {', '.join(unsigned)}, of no declared sign, drawn negative (undeclared signs are drawn in "
+            "[-1, 1]): declare positive=True where the physics needs it" if unsigned else "")
+    return f" (at the drawn parameters {values}{hint}; --params FILE.json chooses them, --seed redraws)"
 
 
 def _measure(model, kernels, route, exact, th, q0, p0, u, y, qT, pT, loss, steps, dt, beta, seed, params, tolerance,

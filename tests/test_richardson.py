@@ -137,3 +137,19 @@ def test_check_takes_richardson_differences_where_the_plain_step_bends():
     wrong = exact * (1 + 1e-3)  # a wrong reference stays wrong: Richardson removes truncation, not errors
     fd, rule = finite_differences(lambda t: float(np.sum(np.sin(w * t))), theta, wrong)
     assert rel_err(fd, wrong) > 1e-4
+
+
+def test_a_failed_check_names_the_drawn_parameters_and_an_undeclared_sign_drawn_negative():
+    """check of a model whose mass has no declared sign overflowed naming neither the drawn θ nor why (a
+    probe: m drawn -0.46 in [-1, 1]); the note added to its NumericalError says both."""
+    import sympy as sp
+    from sympy.physics.mechanics import dynamicsymbols
+    from symglep.check import drawn_note
+
+    x = dynamicsymbols("x")
+    k, m = sp.Symbol("k", positive=True), sp.Symbol("m")
+    model = symglep.Model(lagrangian=m * x.diff() ** 2 / 2 - k * x**2 / 2, coordinates=[x], parameters=[k, m],
+                          name="unsigned_mass")
+    note = drawn_note(model, np.array([0.274, -0.46]))
+    assert note.startswith(" (at the drawn parameters k = 0.274, m = -0.46; m, of no declared sign, drawn negative")
+    assert "of no declared sign" not in drawn_note(model, np.array([0.274, 0.46]))
