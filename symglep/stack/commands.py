@@ -131,11 +131,20 @@ def dense_glue_rule(stack: Stack, i: int) -> dict:
     inputs = (f"{u.u.name}[m]" if stack.arrays[i + 1] is not None else "u_m")
     return dict(
         readout=[expr_str(r) for r in link.readout],
-        pre=f"z_m = Σ_j W_mj r_j + b_m, r_j = {link.readout[0]}, …, {link.readout[-1]} (j = 0..{n_r - 1})",
+        pre=f"z_m = Σ_j W_mj r_j + b_m, r_j = {_readout_list(link.readout)} (j = 0..{n_r - 1})",
         out=f"{inputs} = {expr_str(link.activation(z))} (m = 0..{n_out - 1})",
         weights=f"W: {n_out} × {n_r} symbols glue{i}_W<m>_<j>", bias=f"b: {n_out} symbols glue{i}_b<m>",
         per_node={f"glue{i}_W<m>_<j>": f"g_m ({dphi}) r_j", f"glue{i}_b<m>": f"g_m ({dphi})"},
         cotangent=f"a_j = Σ_m g_m ({dphi}) W_mj", g=f"g_m = dC_d{inputs}")
+
+
+def _readout_list(readout) -> str:
+    """The readouts r_j as the report prints them: all of them up to 6, else the first three, "…" and the
+    last (a list such as th[0], th[3], th[5] is not a range)."""
+    items = [expr_str(r) for r in readout]
+    if len(items) <= 6:
+        return ", ".join(items)
+    return ", ".join(items[:3]) + f", … ({len(items) - 4} more), " + items[-1]
 
 
 def _parameter_name(symbol) -> str:
@@ -156,7 +165,7 @@ def _array_unit_rule(stack: Stack, i: int, d: dict) -> dict:
         "nudge": "cost" if top else "readout",
         "nudge_cost": (f"Σ_r {expr_str(a.model.readout.cost)} over the readout units "
                        f"{[int(r) for r in a.readout_units()]}" if top else
-                       f"Σ_j readout_weight<j> · r_j, r_j = {link.readout[0]}, …, {link.readout[-1]}"),
+                       f"Σ_j readout_weight<j> · r_j, r_j = {_readout_list(link.readout)}"),
         "readout_weights": [] if top else [f"readout_weight{j}" for j in range(len(link.readout))],
         "input_integrand": {f"{a.model.u.name}[j]": "∂V/∂u_j = Σ_i ∂φ_i/∂(B u)_i · B_ij (index form)"},
         "input_cost_gradient": {f"{a.model.u.name}[j]": "0"} if top else None,
