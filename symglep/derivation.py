@@ -244,7 +244,7 @@ def _derive(model: Model, simplify: str) -> Derivation:
         vmap = [tidy(sp.diff(h, p)) for p in model.p]
         note = "declared Hamiltonian; velocity map v = dH/dp"
     elif regular:
-        h, vmap, how = legendre_hamiltonian(model.lagrangian, model.v, model.p, positive=model.parameters,
+        h, vmap, how = legendre_hamiltonian(model.lagrangian, model.v, model.p, parameters=model.parameters,
                                             p_of_v=el.momenta, mass=el.mass_matrix)
         note = f"velocity map inverted ({how})" if vmap is not None else how
     else:

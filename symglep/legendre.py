@@ -24,6 +24,10 @@ def _is_diagonal(matrix: sp.Matrix) -> bool:
     return all(matrix[i, j] == 0 for i in range(matrix.rows) for j in range(matrix.cols) if i != j)
 
 
+#: the phrase of an inverse whose branch holds for one sign of an undeclared parameter only (_solve_one)
+BOTH_SIGNS = "holds for both signs"
+
+
 def _declared_sign(symbol) -> int:
     """+1 for a symbol declared positive (or nonnegative), -1 declared negative (or nonpositive), 0 undeclared."""
     if symbol.is_positive or symbol.is_nonnegative:
@@ -66,7 +70,7 @@ def _transcendental_knot(expr, x) -> bool:
     return inside and sum(1 for node in sp.preorder_traversal(expr) if node == x) > 1
 
 
-def _solve_one(form, expr, x, y, positive=()):
+def _solve_one(form, expr, x, y, parameters=()):
     """Solve ``form = y`` for ``x``; return ``(root, why)`` with a root verified on ``expr``."""
     if _transcendental_knot(form, x):
         return None, f"the momentum map is transcendental in {x}: no closed form attempted"
@@ -74,15 +78,15 @@ def _solve_one(form, expr, x, y, positive=()):
         roots = sp.solve(sp.Eq(form, y), x, dict=True)
     except (NotImplementedError, ValueError):
         return None, f"could not solve for {x} in closed form"
-    good = [r for r in roots if _verify_root([expr], [x], [y], r, positive)]
+    good = [r for r in roots if _verify_root([expr], [x], [y], r, parameters)]
     if not good:
-        undeclared = [p for p in positive if _declared_sign(p) == 0 and p in expr.free_symbols]
+        undeclared = [p for p in parameters if _declared_sign(p) == 0 and p in expr.free_symbols]
         signed = [sp.Symbol(p.name, positive=True) for p in undeclared]
         if undeclared and any(_verify_root([expr.xreplace(dict(zip(undeclared, signed)))], [x], [y],
                                            {k: v.xreplace(dict(zip(undeclared, signed))) for k, v in r.items()},
                                            signed) for r in roots):
             names = ", ".join(map(str, undeclared))
-            return None, (f"no closed-form branch of the inverse for {x} holds for both signs of {names} "
+            return None, (f"no closed-form branch of the inverse for {x} {BOTH_SIGNS} of {names} "
                           f"(undeclared): declare the sign (e.g. sp.Symbol('{undeclared[0]}', positive=True)) "
                           "for a closed form")
         return None, f"no closed-form branch of the inverse for {x}"
@@ -111,7 +115,7 @@ def coupled_blocks(matrix: sp.Matrix) -> list:
     return sorted(blocks.values())
 
 
-def invert_map(exprs, xs, ys, positive=(), jacobian: sp.Matrix | None = None) -> tuple[list | None, str]:
+def invert_map(exprs, xs, ys, parameters=(), jacobian: sp.Matrix | None = None) -> tuple[list | None, str]:
     """Solve ``ys = exprs(xs)`` for ``xs`` in closed form.
 
     Returns ``(solution, how)``; ``solution`` is ``None`` when no closed form
@@ -145,14 +149,14 @@ def invert_map(exprs, xs, ys, positive=(), jacobian: sp.Matrix | None = None) ->
     if _is_diagonal(jac):
         solution = []
         for x, y, e in zip(xs, ys, exprs):
-            root, why = _solve_one(e, e, x, y, positive)
+            root, why = _solve_one(e, e, x, y, parameters)
             if root is None:
                 # Unsimplified forms such as m**2*sqrt(1/(m**2 + p**2)) + ... solve only
                 # onto branches like m*sqrt(v**2/(1 - v**2)) = m*|v|/sqrt(1 - v**2),
                 # valid for one sign of v; the simplified form gives the global branch.
                 tidied = tidy(e)
                 if tidied != e:
-                    root, why = _solve_one(tidied, e, x, y, positive)
+                    root, why = _solve_one(tidied, e, x, y, parameters)
             if root is None:
                 return None, why
             solution.append(root)
@@ -178,14 +182,14 @@ def tidy(expr: sp.Expr, budget: int = 150) -> sp.Expr:
     return simpler if simpler is not None and sp.count_ops(simpler) <= sp.count_ops(expr) else expr
 
 
-def hamiltonian(lagrangian, velocities, momentum_symbols, positive=(), p_of_v=None, mass=None):
+def hamiltonian(lagrangian, velocities, momentum_symbols, parameters=(), p_of_v=None, mass=None):
     """``H = p·v − L`` with ``v(q, p, t)`` from :func:`invert_map`.
 
     Returns ``(H, velocity_map, how)``; ``H`` and the map are ``None`` when the
     velocities cannot be solved for in closed form.
     """
     p_of_v = p_of_v if p_of_v is not None else momenta(lagrangian, velocities)
-    v_of_p, how = invert_map(p_of_v, velocities, momentum_symbols, positive, mass)
+    v_of_p, how = invert_map(p_of_v, velocities, momentum_symbols, parameters, mass)
     if v_of_p is None:
         return None, None, how
     subs = dict(zip(velocities, v_of_p))
@@ -220,7 +224,7 @@ def _singular_hessian_note(h, ps, names: dict) -> str:
             "and v(p) has no differentiable inverse")
 
 
-def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, positive=()):
+def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, parameters=()):
     """Inverse transform ``L = p·v − H`` with ``p(q, v, t)`` solved from ``v = ∂H/∂p``."""
     ps = [sp.Dummy(f"p{i}") for i in range(len(momentum_objects))]
     vs = [sp.Dummy(f"v{i}") for i in range(len(velocity_objects))]
@@ -228,12 +232,12 @@ def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, positive=
     v_of_p = [sp.diff(h_d, p) for p in ps]
     if all(e == 0 for e in v_of_p):
         raise ModelError("the Hamiltonian does not depend on the momenta")
-    p_of_v, how = invert_map(v_of_p, ps, vs, positive)
+    p_of_v, how = invert_map(v_of_p, ps, vs, parameters)
     if p_of_v is None:
         names = {d: sp.Symbol(getattr(m, "name", None) or str(m)) for d, m in zip(ps, momentum_objects)}
         for dummy, user in names.items():
             how = how.replace(str(dummy), str(user))
-        if "holds for both signs" in how:  # a branch exists for a declared sign: say that alone
+        if BOTH_SIGNS in how:  # a branch exists for a declared sign: say that alone
             raise ModelError(f"cannot invert v = ∂H/∂p in closed form: {how}")
         raise ModelError(f"cannot invert v = ∂H/∂p in closed form ({how}){_singular_hessian_note(h_d, ps, names)}; "
                          "declare the Lagrangian instead")

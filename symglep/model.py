@@ -399,8 +399,8 @@ class Model:
             if not (isinstance(p, sp.Symbol) or (isinstance(p, AppliedUndef) and p.args == (t,))):
                 raise ModelError(f"momentum {p!r} must be a symbol or a function of time")
         velocities = [sp.Derivative(c, t) for c in coordinates]
-        positive = [s for s in _as_tuple(parameters, "parameters") if isinstance(s, sp.Symbol)]
-        lagrangian, _ = lagrangian_from_hamiltonian(hamiltonian, list(momenta), velocities, positive)
+        symbols = [s for s in _as_tuple(parameters, "parameters") if isinstance(s, sp.Symbol)]
+        lagrangian, _ = lagrangian_from_hamiltonian(hamiltonian, list(momenta), velocities, symbols)
         model = cls(lagrangian, coordinates, parameters, inputs, targets, cost, name, constants,
                     dissipation=dissipation, terminal_cost=terminal_cost, initial_positions=initial_positions)
         if model.rayleigh is not None and model.rayleigh.rewritable:

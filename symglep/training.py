@@ -401,34 +401,36 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
             opt.load(state.optimizer_state)  # else the learned quantities changed: the optimizer starts afresh
     else:
         theta = learner.flat(start if start is not None else learner.draw(np.random.default_rng(seed)))
-    choice, measured = None, None
+    choice, row = None, None
     if beta == AUTO:
         saved = state.settings.get("beta") if resume is not None else None
         if estimator in NO_BETA:
             beta = None  # BPTT has no nudge; the complex step's is fixed (iε, ε = 1e-20)
         elif isinstance(saved, (int, float)) and saved > 0:
-            beta = float(saved)  # a resumed run continues with the β it was trained with, measured again
+            # a resumed run continues with the β it was trained with, measured again at its start
             auto = state.settings.get("beta_auto") or {}
             predicted = (auto.get("predicted_bias") or 0.0) + (auto.get("predicted_roundoff") or 0.0)
-            measured = (_pilot_beta(learner, data, estimator, theta, initial, learn_theta, batch, beta),
-                        float(predicted) if predicted else BIAS_TOLERANCE)
+            _, row = _pilot_beta(learner, data, estimator, theta, initial, learn_theta, batch,
+                                 (float(saved), float(predicted) or BIAS_TOLERANCE))
+            beta = row[0]
         else:
-            choice, measured = _pilot_beta(learner, data, estimator, theta, initial, learn_theta, batch)
-            beta = choice.beta
+            choice, row = _pilot_beta(learner, data, estimator, theta, initial, learn_theta, batch)
+            beta = row[0]
     if client is not None:
         grad = DaskGradient(client, spec if spec is not None else model, integrator, data, estimator, beta)
     else:
         grad = LocalGradient(learner, data, estimator, beta)
-    return learner, data, theta, initial, (history, scores), opt, grad, (choice, measured)
+    return learner, data, theta, initial, (history, scores), opt, grad, (choice, row)
 
 
 def _pilot_beta(learner, data: Dataset, estimator: str, theta, initial, learn_theta: bool, batch=None,
-                beta=None):
+                saved=None):
     """``beta="auto"``: :func:`~symglep.beta.choose_beta` on the mean gradient of :func:`pilot_size` sequences
     spread evenly over the data set (the first ones may be unrepresentative, e.g. the shortest series) at
-    the parameters ``theta`` (and start, when it is learned); returns ``(choice, measured)``, the echo's
-    relative error against BPTT on the same sample at the chosen β. With ``beta``, only that measurement
-    at the given β (a resumed run's)."""
+    the parameters ``theta`` (and start, when it is learned). Returns ``(choice, [β, measured, predicted])``:
+    ``measured`` the echo's relative error against BPTT on the same sample at β, ``predicted`` the pilot's
+    bias + round-off there. With ``saved = (β, predicted)`` (a resumed run's), no pilot: ``choice`` is None
+    and only the measurement is made."""
     size = pilot_size(data.size, batch)
     index = np.unique(np.linspace(0, data.size - 1, size).round().astype(np.int64))
     local = LocalGradient(learner, data, estimator, None)
@@ -441,12 +443,13 @@ def _pilot_beta(learner, data: Dataset, estimator: str, theta, initial, learn_th
         return [a.mean(axis=0) for a in (parts if learn_theta else parts[1:])]
 
     with np.errstate(over="ignore", invalid="ignore"):  # an overflowing run is refused by the first step
-        choice = choose_beta(contrast, order=ORDERS[estimator]) if beta is None else None
+        choice = choose_beta(contrast, order=ORDERS[estimator]) if saved is None else None
+        beta, predicted = saved or (choice.beta, choice.predicted_bias + choice.predicted_roundoff)
         # the chosen β measured against BPTT on the same sample: the pilot's prediction assumes a smooth,
         # stable run; an unstable one (a mass trained negative) leaves the echo far off, which this shows
         reference = np.concatenate(contrast(None, LocalGradient(learner, data, "bptt", None)))
-        measured = float(rel_err(np.concatenate(contrast(choice.beta if beta is None else beta)), reference))
-    return measured if choice is None else (choice, measured)
+        measured = float(rel_err(np.concatenate(contrast(beta)), reference))
+    return choice, [float(beta), measured, float(predicted)]
 
 
 def measured_warning(history: list) -> str | None:
@@ -535,7 +538,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     if scheduler:
         client = connect(scheduler)  # fail fast (missing extra, unreachable address) before compiling
     try:
-        learner, data, theta, initial, (history, scores), opt, grad, (choice, measured) = _prepare(
+        learner, data, theta, initial, (history, scores), opt, grad, (choice, row) = _prepare(
             model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume,
             learn_initial_state, learn_theta, substeps, batch)
     except BaseException:
@@ -552,17 +555,16 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     first = len(history)
     repilot = repilot_interval(S, pilot_size(S, batch)) if beta == AUTO and estimator not in NO_BETA else 0
     # [epoch, β, measured error vs BPTT, predicted] of each automatic choice (a resumed run's: its saved β)
-    betas = ([[first, grad.beta, measured, _predicted(choice)]] if choice is not None else
-             [[first, grad.beta, *measured]] if measured is not None else [])
+    betas = [] if row is None else [[first, *row]]
     classifier = isinstance(learner, ClassifierLearner)
     scores = scores if classifier else None
     updates = 0  # optimizer steps in this run: a kernel failure after one may be the learning rate's doing
     try:
         for done, epoch in enumerate(range(first, first + epochs), start=1):
             if repilot and epoch > 0 and epoch % repilot == 0 and (epoch > first or choice is None):
-                choice, measured = _pilot_beta(learner, data, estimator, theta, initial, learn_theta, batch)
-                grad.beta = choice.beta  # chosen at the current θ
-                betas.append([epoch, grad.beta, measured, _predicted(choice)])
+                choice, row = _pilot_beta(learner, data, estimator, theta, initial, learn_theta, batch)
+                grad.beta = row[0]  # chosen at the current θ
+                betas.append([epoch, *row])
             order = np.arange(S) if batch == S else np.random.default_rng([seed, epoch]).permutation(S)
             total = 0.0
             for lo in range(0, S, batch):
@@ -678,11 +680,6 @@ CLASSIFICATION_LOCAL = ("classification tasks run on this machine only (the head
 #: MEASURED_FLOOR) is warned about (:func:`measured_warning`)
 MEASURED_FACTOR = 100
 MEASURED_FLOOR = 1e-6
-
-
-def _predicted(choice) -> float:
-    """The echo's relative error a :class:`~symglep.beta.BetaChoice` predicts at its β (bias + round-off)."""
-    return float(choice.predicted_bias + choice.predicted_roundoff)
 
 
 #: a final loss this many times the first is called diverged

@@ -267,16 +267,16 @@ def residuals(model, mass_learnable: bool) -> dict:
     mass_rule = (f"R_θ = −X(0) = Σ_i ∂²L/∂θ∂v_i · ∂βq_i(0) = Σ_i ∂m_i/∂θ(q_i(0)) {g}{model.q.name}.dot[i](0) · "
                  "∂βq_i(0)" if model.kinetic.reads_q else
                  f"R_{{m_i}} = −X(0) = ∂²L/∂m_i∂v_i · ∂βq_i(0) = {g}{model.q.name}.dot[i](0) · ∂βq_i(0)")
-    pf = (f"R_θ = 0 for every parameter except the masses: {mass_rule}, from the two echoes' end points; zero "
+    rate = model.damping_parameter  # e^{γt} m v: ∂²L/∂γ∂v_i = t e^{γt} m_i v_i (theory §7)
+    but = "the masses and the learned rate" if rate is not None else "the masses"
+    pf = (f"R_θ = 0 for every parameter except {but}: {mass_rule}, from the two echoes' end points; zero "
           f"with a momentum start, added by the kernels with a velocity start ({g}v0_i ∂m_i/∂θ · dC/dp0_i)") \
         if mass_learnable else \
-        "R = 0: no parameter enters the kinetic term, so ∂²L/∂θ∂v = 0 (exact, forward-only)"
-    if model.damping_parameter is not None:  # e^{γt} m v: ∂²L/∂γ∂v_i = t e^{γt} m_i v_i (theory §7)
-        pf = ((pf.replace("except the masses", "except the masses and the learned rate") if mass_learnable else
-               "R_θ = 0 for every parameter but the learned rate (no other enters the kinetic term)")
-              + f"; the learned rate {model.damping_parameter}: R_γ = t0·exp(γ·t0) Σ_i m_i {model.q.name}.dot[i](0)"
-              " · ∂βq_i(0), zero with a momentum start, added by the kernels with a velocity start "
-              "(t0·exp(γ·t0) m_i v0_i · dC/dp0_i)")
+        "R = 0: no parameter enters the kinetic term, so ∂²L/∂θ∂v = 0 (exact, forward-only)" if rate is None else \
+        "R_θ = 0 for every parameter but the learned rate (no other enters the kinetic term)"
+    if rate is not None:
+        pf += (f"; the learned rate {rate}: R_γ = t0·exp(γ·t0) Σ_i m_i {model.q.name}.dot[i](0) · ∂βq_i(0), zero "
+               "with a momentum start, added by the kernels with a velocity start (t0·exp(γ·t0) m_i v0_i · dC/dp0_i)")
     return {
         "civp": "R = X(T) = Σ_i ∂βp_i(T)·∂θq_i(T) − ∂θp_i(T)·∂βq_i(T): needs the n × n_θ forward sensitivities "
                 "(n_θ grows like n² for a matrix): intractable at scale; dropping it biases the estimate"
