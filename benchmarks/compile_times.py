@@ -72,10 +72,16 @@ def run(args: list, cache: str) -> tuple:
     out = subprocess.run([sys.executable, "-c", CHILD, "check", *args], capture_output=True, text=True, env=env,
                          cwd=ROOT)
     wall = time.perf_counter() - start
-    report = json.loads(out.stdout.strip().splitlines()[-1])
+    lines = out.stdout.strip().splitlines()
+    report = json.loads(lines[-1]) if lines and lines[-1].startswith("{") else {"exit": out.returncode}
     if report["exit"] not in (0, None):
-        raise SystemExit(f"symglep check {' '.join(args)} failed:\n{out.stdout[-2000:]}{out.stderr[-2000:]}")
+        message = (out.stderr.strip() or out.stdout.strip()).splitlines()
+        raise CheckFailed(message[-1] if message else f"exit {report['exit']}")
     return wall, report["kernels"]
+
+
+class CheckFailed(Exception):
+    """``symglep check`` exited non-zero (a refusal or a failed check): the row says so, the table goes on."""
 
 
 def baseline(repeats: int) -> float:
@@ -102,11 +108,15 @@ def main(argv=None) -> None:
     for name in names:
         target = [str(ROOT / "examples" / f"{name}.py")]
         colds, warms, kernels = [], [], {}
-        for _ in range(args.repeats):
-            with tempfile.TemporaryDirectory() as cache:
-                wall, kernels = run(target, cache)
-                colds.append(wall)
-                warms.append(run(target, cache)[0])
+        try:
+            for _ in range(args.repeats):
+                with tempfile.TemporaryDirectory() as cache:
+                    wall, kernels = run(target, cache)
+                    colds.append(wall)
+                    warms.append(run(target, cache)[0])
+        except CheckFailed as exc:
+            print(f"| {name} | – | – | – | check exited non-zero: {str(exc)[:160]} |", flush=True)
+            continue
         cold, warm = statistics.median(colds), statistics.median(warms)
         listed = ", ".join(f"{k} {v:.1f}" for k, v in sorted(kernels.items(), key=lambda kv: -kv[1]))
         print(f"| {name} | {cold:.1f} | {warm:.1f} | {cold / base:.1f} | {listed} |", flush=True)

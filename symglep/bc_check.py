@@ -34,6 +34,7 @@ import sympy as sp
 from .boundary import end_symbols, residuals
 from .check import central_differences, draw_parameters, rel_err, smooth_signal, start_positions
 from .derivation import derive
+from .dissipation import caldirola_kanai_rate
 from .errors import SymglepError
 from .model import Model
 from .runtime import NumericalError
@@ -291,6 +292,10 @@ def _shooting_rows(kind: str, kernels, inst: Instance, beta: float, vec, exact: 
                     f"{m['unresolved_gap']:.1e} (a strongly curved solve)")
     if m["equilibrium"]:
         note.append("the periodic orbit found is a rest point")
+    if kind in ("periodic", "mixed") and caldirola_kanai_rate(kernels.model) is not None:
+        note.append("p is the canonical momentum of the damped model, e^(gamma t) × the physical one: "
+                    + ("periodic in q and p, not in the velocity (it returns scaled by e^(-gamma T))"
+                       if kind == "periodic" else "p(T) fixed is e^(gamma T) m v(T) fixed"))
     if not exact:
         note.insert(0, NOT_VARIATIONAL)
     rows = []

@@ -24,12 +24,23 @@ import sympy as sp
 
 from .derivation import Derivation
 from .dissipation import caldirola_kanai_rate
-from .errors import DerivationError
+from .errors import DerivationError, SymglepError
 from .report import expr_str
 from .symbolic import is_zero
 from .symmetry import odd_terms_text
 
 BOUNDARY_CONDITIONS = ("civp", "cfvp", "cbvp", "periodic", "pfvp", "mixed")
+
+
+def condition_names(bc) -> tuple:
+    """``"all"``, one condition, a comma-separated list or a tuple of them, as a tuple of known names."""
+    names = tuple(BOUNDARY_CONDITIONS) if bc == "all" else (
+        tuple(b.strip() for b in bc.split(",")) if isinstance(bc, str) else tuple(bc))
+    unknown = [b for b in names if b not in BOUNDARY_CONDITIONS]
+    if unknown or not names:
+        raise SymglepError(f"unknown boundary condition {(unknown or [bc])[0]!r} for --bc; choose from "
+                           f"{', '.join(BOUNDARY_CONDITIONS)} (one, a comma-separated list), all")
+    return names
 TITLES = {
     "civp": "CIVP: constant initial value",
     "cfvp": "CFVP: constant final value",
@@ -211,7 +222,9 @@ def residuals(d: Derivation) -> dict[str, Residual]:
         ["q(0) = α for every θ and β: ∂θq(0) = ∂βq(0) = 0, so X(0) = 0 (both variations have δq = 0)",
          "the boundary momentum at T is held fixed (p(T) = π, or p(T) − β ∂c_T/∂q = π with a terminal cost, "
          "theory §10): ∂θp(T) = ∂βp(T) = 0, so X(T) = 0 (both variations have δp = 0)",
-         "q(0) with q(T) fixed (the other mixed choice) is the constant two-point problem: see cbvp"],
+         "q(0) with q(T) fixed (the other mixed choice) is the constant two-point problem: see cbvp"]
+        + ([f"damped (Caldirola–Kanai, rate {expr_str(rate)}): the p(T) held fixed is e^(gamma T) × the physical "
+            "momentum at T"] if rate is not None else []),
         "a two-point solve for the start momentum p(0) of every nudged run (shooting on n unknowns, "
         "or Newton over the whole trajectory)",
         False, "O(n²) for shooting (an n × n Jacobian), O(T) for a whole-trajectory solve", True,
@@ -259,12 +272,14 @@ def residuals(d: Derivation) -> dict[str, Residual]:
         flip = ", ".join(f"{s} -> -{s}" for s in d.sym.flip)
         out["pfvp"].verdict = (f"exact and forward-only with the flipped echo: the model is not time-reversible "
                                f"({odd}), but the echo with {flip} runs forward (theory §4)")
+        out["pfvp"].needs = (f"the flipped echo: the system with {flip} run forward from the flipped final state")
     elif not d.sym.time_reversible:
         r = out["pfvp"]
         r.forward_only = False
         r.verdict = (f"exact, but the model is not time-reversible ({odd}) and no parameter flip restores it: the "
                      "echo cannot run forward; PFVP needs a backward integration (digital PFVP: exact on a "
                      "computer, not forward-only in hardware)")
+        r.needs = "the digital PFVP: the integrator's step inverted, run backward in time from the final state"
     return {name: out[name] for name in BOUNDARY_CONDITIONS}
 
 

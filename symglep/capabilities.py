@@ -28,7 +28,7 @@ AREAS = {
     "estimator": ("echo", "echo-one-sided", "echo4", "echo-complex", "bptt"),
     "check option": ("--params", "--size", "--route", "--naive-echo"),
     "train option": ("--task sine", "--task target", "--task DATA.npz", "--task uea:NAME", "--batch", "--resume", "--scheduler",
-                     "--learn-initial-state", "--freeze-parameters"),
+                     "--learn-initial-state", "--freeze-parameters", "--freeze"),
 }
 
 

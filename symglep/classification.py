@@ -100,6 +100,18 @@ class Normalisation:
         return (x - self.mean) / self.std
 
 
+def checked_normalisation(norm: Normalisation | None, series: list, name: str) -> Normalisation:
+    """``norm`` (a resumed classifier's: it reads new data as it was trained), checked against the channels of
+    ``series``; without one, measured on ``series`` (the training split)."""
+    if norm is None:
+        return Normalisation.of(series)
+    channels = series[0].shape[1]
+    if norm.mean.shape != (channels,) or norm.std.shape != (channels,):
+        raise SymglepError(f"{name} has {channels} channel(s); the resumed classifier's input normalisation holds "
+                           f"{norm.mean.size}: it was trained on other data")
+    return norm
+
+
 def series_dataset(series: list, labels: np.ndarray, classes: list, norm: Normalisation, learner,
                    dt: float, substeps: int, name: str, nodes: int | None = None) -> Dataset:
     """A classification :class:`~symglep.tasks.Dataset` (module docstring) of ``series`` (each
@@ -132,14 +144,15 @@ def uea_name(task) -> str | None:
     return task[4:] if isinstance(task, str) and task.startswith("uea:") else None
 
 
-def uea_task(name: str, learner, dt: float | None = None, substeps: int | None = None) -> Dataset:
+def uea_task(name: str, learner, dt: float | None = None, substeps: int | None = None,
+             norm: Normalisation | None = None) -> Dataset:
     """``--task uea:NAME``: the set as shipped (:mod:`symglep.uea`), normalised per channel from
-    its training split; ``Dataset.test`` holds the test split."""
+    its training split (or by ``norm``, a resumed classifier's); ``Dataset.test`` holds the test split."""
     data = uea.load(name)
     dt = float(dt or ClassificationTask.dt)
     substeps = int(substeps or ClassificationTask.substeps)
     require_classes(f"uea:{name}", data.train.labels, data.test.labels, data.classes)
-    norm = Normalisation.of(data.train.series)
+    norm = checked_normalisation(norm, data.train.series, f"uea:{name}")
     longest = max(int(data.train.lengths.max()), int(data.test.lengths.max())) * substeps + 1
     train = series_dataset(data.train.series, data.train.labels, data.classes, norm, learner, dt, substeps,
                            f"uea:{name}", longest)
@@ -209,10 +222,36 @@ def _dt_of(path: str, arrays: dict) -> float | None:
     return float(stored)
 
 
-def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> Dataset | None:
+def _text_labels(path: str, arrays: dict) -> dict:
+    """``arrays`` with text labels (``["walk", "run", ...]``, as ``.ts`` files spell them) turned into indices
+    into ``classes`` (the file's, or the sorted distinct labels of both splits); integer labels pass as they are."""
+    keys = [k for k in ("labels", "test_labels") if k in arrays]
+    text = [k for k in keys if np.asarray(arrays[k]).dtype.kind in "US"]
+    if not text:
+        return arrays
+    if len(text) != len(keys):
+        raise SymglepError(f"{path}: 'labels' and 'test_labels' must both be class names or both class indices")
+    names = (np.asarray(arrays["classes"]) if "classes" in arrays
+             else np.unique(np.concatenate([np.asarray(arrays[k]).astype(str) for k in keys])))
+    if names.dtype.kind not in "US":
+        raise SymglepError(f"{path}: text labels need 'classes' of text too, got {names.dtype}")
+    index = {str(name): i for i, name in enumerate(names.tolist())}
+    out = dict(arrays, classes=names)
+    for k in keys:
+        values = np.asarray(arrays[k]).astype(str)
+        unknown = sorted(set(values.tolist()) - set(index))
+        if unknown:
+            raise SymglepError(f"{path}: '{k}' holds {', '.join(map(repr, unknown[:3]))}, not among 'classes'")
+        out[k] = np.array([index[v] for v in values.tolist()], dtype=np.int64)
+    return out
+
+
+def labelled_npz(path: str, learner, dt: float | None, substeps: int | None,
+                 norm: Normalisation | None = None) -> Dataset | None:
     """A ``DATA.npz`` with integer ``labels (S,)`` and ``inputs (S, L, C)`` (optional ``lengths (S,)``;
-    optional ``test_inputs``, ``test_labels``, ``test_lengths``): a classification data set; ``None``
-    when the file holds no ``labels`` (a regression data set, :func:`symglep.tasks.load_npz`)."""
+    optional ``test_inputs``, ``test_labels``, ``test_lengths``): a classification data set, normalised
+    as :func:`uea_task`; ``None`` when the file holds no ``labels`` (a regression data set,
+    :func:`symglep.tasks.load_npz`)."""
     arrays = read_npz(path)
     if "labels" not in arrays:
         return None
@@ -221,6 +260,8 @@ def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> 
         raise SymglepError(f"{path} holds labels: a classification data set has the keys "
                            f"{', '.join(LABELLED_KEYS)} ('inputs' and 'labels' required)"
                            + (f"; unknown: {', '.join(unknown)}" if unknown else ""))
+
+    arrays = _text_labels(path, arrays)
 
     def split(prefix: str):
         raw = np.asarray(arrays[prefix + "inputs"])
@@ -250,7 +291,7 @@ def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> 
                                    f"'{prefix}lengths' (series {bad})")
             raise SymglepError(f"{path}: '{prefix}inputs' contains NaN or infinite values (series {bad}) and there "
                                f"is no '{prefix}lengths': for series padded with NaN to a common length, give "
-                               f"'{prefix}lengths', each series' number of samples (docs/classification.md)")
+                               f"'{prefix}lengths', each series' number of samples (docs/training.md, labelled data files)")
         return series, labels
 
     series, labels = split("")
@@ -271,7 +312,7 @@ def labelled_npz(path: str, learner, dt: float | None, substeps: int | None) -> 
     require_classes(path, labels, test[1] if test else None, classes)
     dt = float(dt or _dt_of(path, arrays) or ClassificationTask.dt)
     substeps = int(substeps or ClassificationTask.substeps)
-    norm = Normalisation.of(series)
+    norm = checked_normalisation(norm, series, path)
     longest = max(len(x) for x in series + (test[0] if test else [])) * substeps + 1
     data = series_dataset(series, labels, classes, norm, learner, dt, substeps, path, longest)
     if test:

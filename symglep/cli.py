@@ -6,6 +6,7 @@ failures print one line and exit with code 1. ``--debug`` shows tracebacks.
 
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -13,7 +14,7 @@ import click
 
 from . import __version__, commands
 from .beta import parse_beta
-from .command_options import CheckOptions, TrainOptions
+from .command_options import CheckOptions, TrainOptions, name_list
 from .distributed import checked_address
 from .errors import SymglepError
 from .fileio import require_writable, write_atomic
@@ -102,7 +103,7 @@ def derive(model_spec, fmt, output, simplify):
 @main.command()
 @MODEL_ARG
 @click.option("--bc", default="all", show_default=True, metavar="civp|cfvp|cbvp|periodic|pfvp|mixed|all",
-              help="Boundary condition to analyse.")
+              help="Boundary conditions to analyse: one, a comma-separated list, or all.")
 @click.option("--format", "fmt", type=click.Choice(["text", "markdown", "latex", "json"]), default="text",
               show_default=True)
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE.")
@@ -172,7 +173,13 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
     opts = CheckOptions(steps=steps, dt=dt, beta=parse_beta(beta), seed=seed, params_file=params_file,
                         integrator=integrator, tolerance=tolerance, fmt=fmt, bc=bc, cbvp_steps=cbvp_steps,
                         route=route, naive_echo=naive_echo, size=size, noise=parse_noise(noise))
-    report, text = commands.check(load_system(model_spec), opts)
+    try:
+        report, text = commands.check(load_system(model_spec), opts)
+    except SymglepError as exc:
+        if fmt == "json":  # a reader of JSON gets JSON on stdout too; the one-line error still goes to stderr
+            click.echo(json.dumps({"passed": False, "error": _one_line(exc), "kind": type(exc).__name__,
+                                   "exit_code": exc.exit_code}, indent=2))
+        raise
     click.echo(text, nl=fmt == "json")
     if not report["passed"]:
         sys.exit(1)
@@ -213,9 +220,12 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
               help="Also learn one initial state (q0, p0) shared by all sequences (HEB, docs/echo-family.md).")
 @click.option("--freeze-parameters", is_flag=True,
               help="Keep the parameters fixed (with --learn-initial-state: learn only the initial state).")
+@click.option("--freeze", "freeze", multiple=True, metavar="NAME[,NAME…]",
+              help="Keep these parameters (B) or elements (B[0,1]) at their start values (from --resume) while "
+                   "the others learn: a fixed input matrix, a mask of couplings. Repeatable.")
 @click.option("--quiet", is_flag=True, help="No progress line.")
 def train(model_spec, task, substeps, epochs, lr, optimizer, batch, beta, estimator, seed, dt, integrator, plot_path,
-          save_path, resume_path, scheduler, learn_initial_state, freeze_parameters, quiet):
+          save_path, resume_path, scheduler, learn_initial_state, freeze_parameters, freeze, quiet):
     """Train the parameters of MODEL with the echo gradient (theory §5) on a task.
 
     Prints the loss before and after, and the learned parameters.
@@ -223,7 +233,8 @@ def train(model_spec, task, substeps, epochs, lr, optimizer, batch, beta, estima
     opts = TrainOptions(spec=model_spec, task=task, substeps=substeps, epochs=epochs, lr=lr, optimizer=optimizer, batch=batch,
                         beta=parse_beta(beta), estimator=estimator, seed=seed, dt=dt, integrator=integrator, plot_path=plot_path,
                         save_path=save_path, resume_path=resume_path, scheduler=scheduler,
-                        learn_initial_state=learn_initial_state, freeze_parameters=freeze_parameters, quiet=quiet)
+                        learn_initial_state=learn_initial_state, freeze_parameters=freeze_parameters,
+                        freeze=tuple(name for given in freeze for name in name_list(given)), quiet=quiet)
     for path, what in ((plot_path, "--plot"), (save_path, "--save")):
         if path:
             require_writable(path, what)  # before training, not after

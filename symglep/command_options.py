@@ -72,6 +72,7 @@ class TrainOptions:
     scheduler: str | None = None
     learn_initial_state: bool = False
     freeze_parameters: bool = False
+    freeze: tuple = ()              # parameters or elements kept at their start values (--freeze)
     quiet: bool = False
     substeps: int | None = None     # integration steps per sample of a classification series
 
@@ -93,3 +94,16 @@ class TrainOptions:
                  "--scheduler": self.scheduler is not None, "--learn-initial-state": self.learn_initial_state,
                  "--freeze-parameters": self.freeze_parameters}
         return [self.task_kind()] + [flag for flag, on in given.items() if on]
+
+
+def name_list(text: str) -> list:
+    """``"A, B[0,1]"`` as ``["A", "B[0,1]"]``: commas split names, except inside an element's brackets."""
+    names, depth, current = [], 0, ""
+    for ch in text:
+        depth += (ch == "[") - (ch == "]")
+        if ch == "," and depth == 0:
+            names.append(current)
+            current = ""
+        else:
+            current += ch
+    return [n.strip() for n in names + [current] if n.strip()]

@@ -11,9 +11,11 @@ from __future__ import annotations
 
 from types import ModuleType
 
+import sympy as sp
+
 from . import scalar_commands
 from .bc_check import parse_bcs
-from .boundary import BOUNDARY_CONDITIONS
+from .boundary import condition_names
 from .command_options import CheckOptions, TrainOptions
 from .errors import SymglepError
 from .network import commands as array_commands
@@ -36,12 +38,9 @@ def derive_report(system, fmt: str, simplify: str = "fast") -> str:
 
 
 def residuals_report(system, bc: str, fmt: str) -> str:
-    """``symglep residuals`` (theory §2–§3)."""
+    """``symglep residuals`` (theory §2–§3); ``bc``: ``all``, one condition or a comma-separated list."""
     system.capabilities.require("command", "residuals")
-    if bc != "all" and bc not in BOUNDARY_CONDITIONS:
-        raise SymglepError(f"unknown boundary condition {bc!r} for --bc; choose from "
-                           f"{', '.join(BOUNDARY_CONDITIONS)}, all")
-    return commands_of(system).residuals_report(system, bc, fmt)
+    return commands_of(system).residuals_report(system, condition_names(bc), fmt)
 
 
 def write_generated(system, out_dir: str, target: str = "numba", integrator: str = "auto", force: bool = False,
@@ -75,7 +74,20 @@ def check(system, opts: CheckOptions) -> tuple:
             caps.require("check option", flag)
     if opts.route != "auto":
         caps.require("route", opts.route)  # the route that runs is accepted by name (array models, stacks: echo)
+    if opts.bc is None and not _has_cost(system):
+        raise SymglepError(f"{system.name!r} declares no cost (nor terminal cost{' on its top unit' if kind_of(system) == 'stack' else ''}): "
+                           "its loss is 0 for every θ, so the check would compare zero gradients; declare cost= "
+                           "(and targets=) to check what is learned")
     return commands_of(system).check(system, opts)
+
+
+def _has_cost(system) -> bool:
+    """Whether the system (a stack: its top unit, whose loss is the stack's) declares a running or terminal cost."""
+    top = system
+    if kind_of(system) == "stack":
+        top = system.arrays[-1].model if system.arrays[-1] is not None else system.units[-1]
+    values = [getattr(top, key, None) for key in ("cost", "terminal_cost")]  # an array model's: Sum objects
+    return any(v is not None and not (isinstance(v, (int, float, sp.Basic)) and sp.sympify(v) == 0) for v in values)
 
 
 def train(system, opts: TrainOptions) -> tuple:

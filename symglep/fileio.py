@@ -100,7 +100,9 @@ def read_npz(path: str) -> dict:
     if not os.path.exists(path):
         raise SymglepError(f"data file not found: {path}")
     if not zipfile.is_zipfile(path):
-        raise SymglepError(f"{path} is not a numpy .npz archive (not a zip file): write it with numpy.savez")
+        hint = (": a UEA .ts set is read with --task uea:FOLDER/NAME (NAME_TRAIN.ts and NAME_TEST.ts in FOLDER)"
+                if str(path).lower().endswith(".ts") else ": write it with numpy.savez")
+        raise SymglepError(f"{path} is not a numpy .npz archive (not a zip file){hint}")
     try:
         with np.load(path, allow_pickle=False) as archive:
             return {key: np.asarray(archive[key]) for key in archive.files}

@@ -248,7 +248,9 @@ def layer(model, dt: float, *, integrator: str = "auto", estimator: str = "echo"
     targets, theory §12); by default ``"cost"`` where the cost is linear in its targets.
     ``estimator``: ``"echo"`` (the backward pass is the echo: nudge β relative to the total kick of
     the cotangents, contrast ``order`` 2 centred, 4 Richardson or 1 one-sided; β by default 1e-4 in
-    float64 and 1e-2 in float32, from the arrays' dtype) or ``"bptt"``."""
+    float64 and 1e-2 in float32, from the arrays' dtype) or ``"bptt"``.
+    A stack's layer returns ``r`` of its top unit and ``qT``, ``pT`` of every unit, bottom first (the layout
+    of ``q0`` and ``p0``), so that segments chain."""
     _options(dt, estimator, beta, order, t0)
     if kind_of(model) == "stack":
         model = _stack_options(model, integrator, size, edges, readout_units)
@@ -260,7 +262,7 @@ def layer(model, dt: float, *, integrator: str = "auto", estimator: str = "echo"
                           readout=readout, t0=t0, cache=cache, size=size)
             return lambda th, u, y, q0, p0: apply(th, u, q0, p0)
 
-        run = chain(model, _unit_layer(dt, estimator, beta, order, t0, cache, step), make_top)
+        run = chain(model, _unit_layer(dt, estimator, beta, order, t0, cache, step), make_top, every_state=True)
         return Layer(model, None, lambda th, x, q0, p0: run(th, x, None, q0, p0), float(dt), estimator, readout,
                      Sizes.of(model, None))
     mod = bound(model, integrator, cache, size, edges, readout_units)

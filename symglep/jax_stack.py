@@ -48,7 +48,7 @@ def glue_function(stack, i: int):
     """``glue(q, W, b) -> u``: link ``i``'s input to unit ``i+1`` at one node from unit ``i``'s coordinates
     ``q`` (all of them), ``W`` (n_out, n_r) and ``b`` (n_out,) (theory §9)."""
     link = stack.links[i]
-    z = [sp.Symbol(f"z{m}") for m in range(len(link.bias))]
+    z = [sp.Symbol(f"z{m}", real=True) for m in range(len(link.bias))]
     readout = _printed(NumericFunction(f"readout{i}", [("q", list(link.q))], [("r", list(link.readout))],
                                        f"the readout of unit {i}", ()))
     activation = _printed(NumericFunction(f"activation{i}", [("z", z)], [("u", [link.activation(s) for s in z])],
@@ -69,10 +69,12 @@ def _sizes(stack):
     return units, links
 
 
-def chain(stack, make_layer, make_top):
+def chain(stack, make_layer, make_top, every_state: bool = False):
     """``f(theta, x, y, q0, p0)`` of ``stack`` (module docstring): the units below the top as
     ``make_layer(unit, size)`` (a layer reading all coordinates) chained by the glue, closed by
-    ``make_top(unit, size)`` (the top unit's loss, or its layer) called as ``top(theta_top, u, y, q0, p0)``."""
+    ``make_top(unit, size)`` (the top unit's loss, or its layer) called as ``top(theta_top, u, y, q0, p0)``.
+    ``every_state`` (the top is a layer returning ``(r, qT, pT)``): return ``(r, qT, pT)`` with every unit's
+    final state, bottom first as ``q0`` and ``p0``, so that a later segment starts where this one ended."""
     units, links = _sizes(stack)
     top = len(stack.units) - 1
     size = [stack.arrays[i].size if stack.arrays[i] is not None else None for i in range(top + 1)]
@@ -96,9 +98,16 @@ def chain(stack, make_layer, make_top):
     def run(theta, x, y, q0, p0):
         thetas, starts, weights = split(theta, q0, p0)
         u = x
+        finals = []
         for i in range(top):
-            r, _, _ = layers[i](thetas[i], u, *starts[i])
+            r, qT, pT = layers[i](thetas[i], u, *starts[i])
+            finals.append((qT, pT))
             u = glues[i](r, *weights[i])
-        return closing(thetas[top], u, y, *starts[top])
+        out = closing(thetas[top], u, y, *starts[top])
+        if not every_state:
+            return out
+        r, qT, pT = out
+        finals.append((qT, pT))
+        return r, jnp.concatenate([f[0] for f in finals]), jnp.concatenate([f[1] for f in finals])
 
     return run

@@ -53,4 +53,4 @@ def read_symbols(model: Model, expr) -> set:
     quotient = any(p.exp.is_negative for p in expr.atoms(sp.Pow))
     if not quotient or sp.count_ops(expr) > CANCELLATION_OPS:
         return free
-    return {s for s in free if not is_zero(sp.diff(expr, s), fixed=model.constants, positive=set(model.parameters))}
+    return {s for s in free if not is_zero(sp.diff(expr, s), fixed=model.constants)}

@@ -215,13 +215,17 @@ def _singular_hessian_note(h, ps, names: dict) -> str:
     if len(ps) > 3:
         return ""
     det = sp.factor(sp.hessian(h, ps).det(method="berkowitz"))
-    zeros = [f for f in distinct_factors(det) if f.free_symbols & set(ps)]
-    if not zeros:
+    numerator, denominator = sp.fraction(det)
+    zeros, poles = ([f for f in distinct_factors(part) if f.free_symbols & set(ps)] for part in (numerator, denominator))
+    if not zeros and not poles:
         return ""
     shown = lambda e: str(e.xreplace(names))  # noqa: E731
-    where = " or ".join(f"{shown(f)} = 0" for f in zeros)
-    return (f": det ∂²H/∂p² = {shown(det)} vanishes where {where}, so the Legendre transform is singular there "
-            "and v(p) has no differentiable inverse")
+    where = lambda factors: " or ".join(f"{shown(f)} = 0" for f in factors)  # noqa: E731
+    if zeros:
+        return (f": det ∂²H/∂p² = {shown(det)} vanishes where {where(zeros)}, so the Legendre transform is singular "
+                "there and v(p) has no differentiable inverse")
+    # only poles: the Hessian blows up at the edge of H's domain (a saturating element), not a singular transform
+    return f": det ∂²H/∂p² = {shown(det)} is infinite where {where(poles)}, the edge of the momenta H is defined for"
 
 
 def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, parameters=()):

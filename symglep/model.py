@@ -339,8 +339,8 @@ class Model:
                 raise ModelError(f"the terminal cost depends on the velocity {sym}; it may depend only on "
                                  "the final coordinates, targets and constants (theory §10)")
             if sym in set(self.parameters):
-                raise ModelError(f"the terminal cost depends on the parameter {sym}; learnable "
-                                 "parameters may appear only in the Lagrangian")
+                raise ModelError(f"the terminal cost depends on the parameter {sym}; learnable parameters may appear "
+                                 "only in the Lagrangian (the echo's learning integrand is dL/dtheta, theory §5)")
             if sym in set(self.u) or sym == t:
                 raise ModelError(f"the terminal cost depends on {'time' if sym == t else 'the input ' + str(sym)}; "
                                  "it may depend only on the final coordinates, targets and constants (theory §10)")

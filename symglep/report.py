@@ -10,11 +10,13 @@ LaTeX print the readable forms (:mod:`symglep.readable`, theory §11).
 from __future__ import annotations
 
 import json
+import unicodedata
 
 import numpy as np
 import sympy as sp
 
 from . import __version__
+from .domain import never_real_zero, real_domain
 from .integrators import auto_integrator_reason
 from .learning import describe_locality
 from .model import Model, latex_symbol_names
@@ -122,6 +124,7 @@ def to_dict(d) -> dict:
         **{k: ex[k] for k in ("momentum_map", "velocity_map", "hamiltonian")},
         "hamiltonian_note": d.hamiltonian_note,
         "legendre_regular": d.legendre_regular,
+        "real_where": [expr_str(c) for c in real_domain(m.lagrangian, d.hamiltonian)],
         "separable": d.sym.separable,
         "separability_note": d.sym.separability_note,
         **dict(zip(("integrator", "integrator_note"), auto_integrator_reason(d))),
@@ -222,7 +225,7 @@ def _regular_verdict(d) -> str:
         return (bool(f.free_symbols) and (reads_q or f.is_polynomial()) and not signed
                 and approaches_zero(f, d.model.constants))
 
-    factors = [f for f in parts if may_vanish(f)]
+    factors = [f for f in parts if may_vanish(f) and not never_real_zero(f)]
     diverging = _diverges_at_zero(r.det_mass, (*d.model.q, *d.model.v))
     clauses = []
     if factors:
@@ -275,6 +278,15 @@ def _diverges_at_zero(det, symbols) -> list:
     return out
 
 
+def _domain_verdict(d) -> str:
+    """Where L and H are real (their logarithms, roots, inverse trigonometric functions; :mod:`symglep.domain`):
+    the equations and the regularity verdict hold there; ``everywhere`` when nothing restricts them."""
+    conditions = real_domain(d.model.lagrangian, d.hamiltonian)
+    if not conditions:
+        return "everywhere"
+    return " and ".join(expr_str(c) for c in conditions) + " (the equations hold there only)"
+
+
 def _separable_verdict(d) -> str:
     """Separability, and for a singular mass matrix that the split alone steps nothing (the leapfrog needs
     v = M⁻¹ p, theory §6)."""
@@ -287,8 +299,11 @@ def _separable_verdict(d) -> str:
 
 def _verdicts(d) -> list[tuple[str, str]]:
     rev = "yes" if d.sym.time_reversible else f"NO (odd in velocity: {odd_terms_text(d.sym.breaking_terms, expr_str)})"
+    if d.sym.time_reversible and d.model.rayleigh is not None and not d.model.rayleigh.rewritable:
+        rev = "yes, but the Rayleigh force is odd in v: the dynamics are not time-reversible"
     return [
         ("Legendre regular (det M ≢ 0)", _regular_verdict(d)),
+        ("L and H real where", _domain_verdict(d)),
         ("separable (L = K(v) − V(q, t))", _separable_verdict(d)),
         ("integrator (auto)", "{}: {}".format(*auto_integrator_reason(d))),
         ("time-reversible (L even in v)", rev),
@@ -350,7 +365,9 @@ def render_text(d) -> str:
         out.append(f"c_T = {expr_str(m.terminal_cost)}    [terminal cost at t = T; the echo starts from "
                    "(q(T), −p(T) − β ∂c_T/∂q), theory §10]")
     out.append("")
-    out.append("Euler–Lagrange (d/dt ∂L/∂v − ∂L/∂q = 0):")
+    force = m.rayleigh is not None and not m.rayleigh.rewritable  # kept as a force: it enters the equations
+    out.append("Euler–Lagrange (d/dt ∂L/∂v − ∂L/∂q + ∂R/∂v = 0, R the Rayleigh function):" if force
+               else "Euler–Lagrange (d/dt ∂L/∂v − ∂L/∂q = 0):")
     forcing, residuals = shown_equations(d)
     out += [f"  0 = {show(e)}" for e in residuals]
     out.append("mass matrix M:")
@@ -379,7 +396,8 @@ def render_text(d) -> str:
     if r is not None and r.hamilton_equations is not None:
         out.append(f"Hamilton's equations ({r.hamilton_note}):")
         for q, p, v, pr, (qd, pd) in zip(m.q, m.p, m.v, r.momentum_rates, r.hamilton_equations):
-            out += [f"  {v} = ∂H/∂{p} = {show(qd)}", f"  {pr} = −∂H/∂{q} = {show(pd)}"]
+            friction = f" − ∂R/∂{v}" if force else ""  # the Rayleigh force kept in the equations
+            out += [f"  {v} = ∂H/∂{p} = {show(qd)}", f"  {pr} = −∂H/∂{q}{friction} = {show(pd)}"]
     if r is not None:
         out.append(_op_summary(d))
     out.append("")
@@ -470,31 +488,76 @@ def render_markdown(d) -> str:
 
 
 def render_latex(d) -> str:
+    """The derivation as one LaTeX ``align`` block (a notebook's display too): L, the costs, a Rayleigh function
+    kept as a force, the equations, momenta, H, Hamilton's equations, the learning rule, and the learning
+    routes as ``\\intertext``, all pdfLaTeX-safe."""
     m = d.model
     _, momenta, h, _, rule = shown(d)
     names = latex_names(d)
+    for s in (*m.parameters, *m.u, *m.y, *m.constants):  # "target" is one name, not t·a·r·g·e·t
+        if s not in names and sp.latex(s).isalpha() and len(sp.latex(s)) > 1:
+            names[s] = rf"\mathrm{{{sp.latex(s)}}}"
     tex = lambda e: sp.latex(e, symbol_names=names)  # noqa: E731
     lines = [r"\begin{align}", rf"L &= {tex(m.lagrangian)} \\", rf"c &= {tex(m.cost)} \\"]
     if m.terminal_cost != 0:
         lines.append(rf"c_T &= {tex(m.terminal_cost)} \\")
+    if m.rayleigh is not None and not m.rayleigh.rewritable:  # its force is in the equations below
+        lines.append(rf"R &= {tex(m.rayleigh.function)} \\")
     lines += [rf"0 &= {tex(e)} \\" for e in shown_equations(d)[1]]
     lines += [rf"{names[p]} &= {tex(e)} \\" for p, e in zip(m.p, momenta)]
     if h is not None:
         lines.append(rf"H &= {tex(h)} \\")
     lines += [rf"{left} &= {right} \\" for left, right in hamilton_rows(d, tex)]
-    lines += [rf"\frac{{\partial L}}{{\partial {sp.latex(th)}}} &= {tex(e)} \\" for th, e in rule.items()]
+    lines += [rf"\frac{{\partial L}}{{\partial {tex(th)}}} &= {tex(e)} \\" for th, e in rule.items()]
     lines += [rf"\intertext{{{latex_text(_route_line(x))}}}" for x in d.routes]
     lines[-1] = lines[-1].rstrip(" \\")
     lines.append(r"\end{align}")
     return "\n".join(lines) + "\n"
 
 
+#: characters of the reports' prose that pdfLaTeX's default input does not know, as LaTeX
+LATEX_SYMBOLS = {"Σ": r"$\Sigma$", "∂": r"$\partial$", "·": r"$\cdot$", "≠": r"$\neq$", "≤": r"$\leq$",
+                 "≥": r"$\geq$", "→": r"$\to$", "×": r"$\times$", "±": r"$\pm$", "≡": r"$\equiv$",
+                 "≢": r"$\not\equiv$", "∈": r"$\in$", "…": r"\ldots{}", "−": "-", "–": "--", "—": "---",
+                 "√": r"$\surd$", "∞": r"$\infty$", "≈": r"$\approx$", "∇": r"$\nabla$", "½": r"$\frac{1}{2}$",
+                 "§": r"\S{}", "’": "'", "‘": "`", "“": "``", "”": "''", "⋛": r"$\gtreqless$", "ε": r"$\epsilon$"}
+GREEK_CAPITALS = {"Gamma", "Delta", "Theta", "Lambda", "Xi", "Pi", "Sigma", "Upsilon", "Phi", "Psi", "Omega"}
+
+
+def _latex_char(ch: str) -> str:
+    """One non-ASCII character of prose as LaTeX: a symbol, a Greek letter, a super- or subscript digit, or
+    (anything else) its unaccented letters, never a character pdfLaTeX stops at."""
+    if ch in LATEX_SYMBOLS:
+        return LATEX_SYMBOLS[ch]
+    name = unicodedata.name(ch, "")
+    for prefix, capital in (("GREEK SMALL LETTER ", False), ("GREEK CAPITAL LETTER ", True)):
+        if name.startswith(prefix) and " " not in name[len(prefix):]:
+            letter = name[len(prefix):].capitalize() if capital else name[len(prefix):].lower()
+            if letter.lower() == "omicron":
+                return "O" if capital else "o"
+            if capital and letter not in GREEK_CAPITALS:
+                return unicodedata.lookup(f"LATIN CAPITAL LETTER {name[len(prefix)]}")
+            return rf"$\{'lambda' if letter == 'lamda' else 'Lambda' if letter == 'Lamda' else letter}$"
+    for prefix, mark in (("SUPERSCRIPT ", "^"), ("SUBSCRIPT ", "_")):
+        digits = {"ZERO": 0, "ONE": 1, "TWO": 2, "THREE": 3, "FOUR": 4, "FIVE": 5, "SIX": 6, "SEVEN": 7, "EIGHT": 8,
+                  "NINE": 9}
+        if name.startswith(prefix) and name[len(prefix):] in digits:
+            return f"${mark}{{{digits[name[len(prefix):]]}}}$"
+    parts = unicodedata.normalize("NFKD", ch)
+    base = "".join(c for c in parts if c.isascii())
+    accents = {"\u0307": ".", "\u0308": '"', "\u0301": "'", "\u0300": "`", "\u0302": "^", "\u0303": "~"}
+    for mark in (c for c in parts if c in accents):  # ẋ: x with a dot above, a velocity
+        base = f"\\{accents[mark]}{{{base}}}"
+    return base or f"[U+{ord(ch):04X}]"
+
+
 def latex_text(text: str) -> str:
-    """Plain text made safe inside ``\\intertext{}``."""
+    """Plain text made safe inside ``\\intertext{}`` (pdfLaTeX: no character outside ASCII is left)."""
     out = text.replace("\\", " ")
     for ch in "&%$#_{}":
         out = out.replace(ch, "\\" + ch)
-    return out.replace("^", r"\^{}").replace("~", r"\~{}")
+    out = out.replace("^", r"\^{}").replace("~", r"\~{}")
+    return "".join(ch if ch.isascii() else _latex_char(ch) for ch in out)
 
 
 def render(d, fmt: str) -> str:

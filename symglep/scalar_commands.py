@@ -7,7 +7,7 @@ import json
 from .bc_check import parse_bcs, run_bc_check
 from .beta import AUTO, FIXED_BETA_NOTE, fixed_or
 from .bc_check import render_text as render_bc_check
-from .boundary import latex_names
+from .boundary import condition_names, latex_names
 from .boundary import residuals as boundary_residuals
 from .check import load_params, render_text, run_check
 from .codegen.output import write_generated as write_model_files
@@ -27,13 +27,11 @@ def derive_report(model: Model, fmt: str, simplify: str = "fast") -> str:
     return render_derivation(derive(model, simplify=simplify), fmt)
 
 
-def residuals_report(model: Model, bc: str, fmt: str) -> str:
-    """``symglep residuals``: the boundary residual of each boundary condition (theory §2–§3)."""
+def residuals_report(model: Model, bcs: tuple, fmt: str) -> str:
+    """``symglep residuals``: the boundary residual of each boundary condition of ``bcs`` (theory §2–§3)."""
     derivation = derive(model, simplify="none")
     res = boundary_residuals(derivation)
-    if bc != "all":
-        res = {bc: res[bc]}
-    return render_residuals(model, res, fmt, latex_names(derivation))
+    return render_residuals(model, {bc: res[bc] for bc in condition_names(bcs)}, fmt, latex_names(derivation))
 
 
 def write_generated(model: Model, out_dir: str, target: str, integrator: str, force: bool, precision: str) -> list:

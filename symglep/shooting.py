@@ -5,7 +5,9 @@ relations between the start ``z₀ = (q₀, p₀)`` and the end ``z_K = (q_K, p�
 integrator, where ``p̃_K = p_K − β ∂c_T/∂q(q_K)`` is the boundary momentum of the nudged action
 (theory §10; ``p_K`` without a terminal cost):
 
-* ``cfvp``      unknown ``z₀`` (2n), equations ``z_K − z_K* = 0`` (the end held fixed);
+* ``cfvp``      unknown ``z₀`` (2n), equations ``z_K − z_K* = 0`` (the end held fixed; with ``q_K`` held, ``c_T``
+  is a constant of the problem and its kick is left out: ``p_K`` is held, and the bulk and ``X(0)`` do not
+  carry a large c_T term that cancels between them);
 * ``periodic``  unknown ``z₀`` (2n), equations ``z_K − z₀ = 0``;
 * ``mixed``     unknown ``p₀`` (n, ``q₀ = α`` fixed), equations ``p̃_K − π = 0``.
 
@@ -86,7 +88,7 @@ class Shooting:
         qT, pT, G, _ = self.k.nudged(theta, Z0[:, :n], [beta], p0=Z0[:, n:], u=rep(self.u), y=rep(self.y),
                                      dt=self.dt)
         qT, pT, G = qT[:, 0], pT[:, 0].copy(), G[:, 0]
-        if beta != 0.0:
+        if beta != 0.0 and self.kind != "cfvp":  # CFVP holds q(T): c_T is a constant there, its kick left out
             grad = np.empty(n)
             for b in range(B):  # p̃_K = p_K − β ∂c_T/∂q (theory §10; zero without a terminal cost)
                 self.k.module.f_terminal_cost_grad(qT[b], self.terminal, grad)
@@ -166,7 +168,16 @@ class Shooting:
         z0 = self.start(x)[0]
         out = self.k.free(self.theta if theta is None else theta, z0[None, :self.n], p0=z0[None, self.n:],
                           u=self.u, y=self.y, dt=self.dt)
-        return float(out[2][0])
+        return float(out[2][0]) - self._held_terminal_cost(out[0][0])
+
+    def _held_terminal_cost(self, qK) -> float:
+        """CFVP: ``c_T(q_K)``, a constant of the problem (q_K is held), left out of the loss so that its
+        differences do not carry the solve's round-off times c_T's slope; 0 for the other conditions."""
+        if self.kind != "cfvp":
+            return 0.0
+        c = np.zeros(1)
+        self.k.module.f_terminal_cost(np.ascontiguousarray(qK, dtype=float), self.terminal, c)
+        return float(c[0])
 
     # -- sensitivities at β = 0 --------------------------------------------------------
     def start_sensitivity(self, x) -> np.ndarray:

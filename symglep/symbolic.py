@@ -151,9 +151,13 @@ def tanh_quotients(expr):
 
 
 def distinct_factors(expr) -> list:
-    """The distinct factors of ``expr`` (``sympy.factor_list``'s, without multiplicities), or its product's
-    arguments when it is not a polynomial in its atoms (a det M with sines): where ``expr`` may vanish."""
+    """The distinct factors of ``expr``'s numerator (``sympy.factor_list``'s, without multiplicities), or its
+    product's arguments when it is not a polynomial in its atoms (a det M with sines): where ``expr`` may
+    vanish. A denominator's factors are where it is infinite, not zero, and are left out."""
+    numerator = sp.fraction(expr)[0]
     try:
-        return [f for f, _ in sp.factor_list(expr)[1]]
+        return [f for f, k in sp.factor_list(numerator)[1] if k > 0]
     except (sp.PolynomialError, sp.GeneratorsNeeded, NotImplementedError):
-        return list(sp.Mul.make_args(expr))
+        factors = [f.base if f.is_Pow and f.exp.is_positive else f for f in sp.Mul.make_args(numerator)
+                   if not (f.is_Pow and f.exp.is_negative)]
+        return list(dict.fromkeys(factors))

@@ -44,9 +44,9 @@ import numpy as np
 
 from .beta import AUTO, BIAS_TOLERANCE, PROBES, choose_beta, describe, parse_beta
 from .check import rel_err
-from .classification import (ClassificationTask, ClassifierLearner, labelled_npz, linear_readout_of, uea_name,
-                             uea_task)
-from .command_options import TrainOptions
+from .classification import (ClassificationTask, ClassifierLearner, Normalisation, labelled_npz,
+                             linear_readout_of, uea_name, uea_task)
+from .command_options import TrainOptions, name_list
 from .diagnose import NumericalError
 from .distributed import DaskGradient, connect
 from .errors import SymglepError, listed
@@ -239,6 +239,26 @@ def require_same_classes(saved, classes) -> None:
                            "data set it was trained on")
 
 
+def _saved_normalisation(resume):
+    """A resumed classifier's input normalisation (its training split's mean and std per channel), so that it
+    reads the data of this run as it was trained; ``None`` for other runs (the resume step reports a bad file)."""
+    if resume is None:
+        return None
+    if isinstance(resume, TrainResult):
+        settings = resume.settings
+    else:
+        try:
+            settings = read_json_object(str(resume)).get("settings")
+        except SymglepError:
+            return None
+    saved = settings.get("normalisation") if isinstance(settings, dict) else None
+    try:
+        mean, std = (np.asarray(saved[k], dtype=np.float64).ravel() for k in ("mean", "std"))
+    except (TypeError, KeyError, ValueError):
+        return None
+    return Normalisation(mean, std) if np.all(np.isfinite(mean)) and np.all(std > 0) else None
+
+
 def _resume_state(resume, learner) -> TrainResult:
     """A previous run (a :class:`TrainResult`, a ``--save`` file, or a plain ``{name: value}`` file)."""
     system = learner.system
@@ -320,14 +340,14 @@ def _as_system(system) -> tuple:
 
 
 def make_dataset(model, kernels, task, seed: int, dt: float | None,
-                 substeps: int | None = None) -> tuple[Dataset, object]:
+                 substeps: int | None = None, norm=None) -> tuple[Dataset, object]:
     """``(dataset, start parameters or None)`` for ``task``: ``"sine"``, ``"target"``, ``"uea:NAME"``,
     a ``.npz`` path (with ``labels``: a classification set) or a Dataset (any kind of system; the start
-    as the kind's learner draws it)."""
+    as the kind's learner draws it). ``norm``: a resumed classifier's input normalisation."""
     if uea_name(task) is not None:
-        return uea_task(uea_name(task), learner_for(model, kernels), dt, substeps), None
+        return uea_task(uea_name(task), learner_for(model, kernels), dt, substeps, norm), None
     if isinstance(task, str) and task not in ("sine", "target") and os.path.exists(task):
-        labelled = labelled_npz(task, learner_for(model, kernels), dt, substeps)
+        labelled = labelled_npz(task, learner_for(model, kernels), dt, substeps, norm)
         if labelled is not None:
             return labelled, None
     if substeps is not None:
@@ -375,7 +395,7 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
                   ClassificationTask.dt if uea_name(task) is not None else SineTask.dt)
     kernels = compile_kernels(model, integrator, dt or default_dt, cache)
     learner_for(model, kernels).require_estimator(estimator)
-    data, start = make_dataset(model, kernels, task, seed, dt, substeps)
+    data, start = make_dataset(model, kernels, task, seed, dt, substeps, _saved_normalisation(resume))
     width = data.q0.shape[1]
     learner = learner_for(model, kernels, size=width // getattr(model, "dim", 1))
     if data.classes is not None:
@@ -466,6 +486,35 @@ def measured_warning(history: list) -> str | None:
             "declared signs, a growing free run); compare with --estimator bptt, or lower --lr")
 
 
+def frozen_entries(learner, freeze, learn_start: bool = False) -> np.ndarray | None:
+    """The θ entries ``freeze`` keeps at their start values (a boolean mask in kernel order), or ``None``.
+
+    ``freeze``: names of parameters (every element of an array, ``"B"``) or of single elements
+    (``"B[0,1]"``, as the saved files and :attr:`Learner.names` spell them), a list or one
+    comma-separated string."""
+    if freeze is None or (not isinstance(freeze, str) and len(freeze) == 0):
+        return None
+    wanted = name_list(freeze) if isinstance(freeze, str) else [w.strip() if isinstance(w, str) else w for w in freeze]
+    if not all(isinstance(w, str) and w for w in wanted):
+        raise SymglepError(f"freeze must name parameters, got {freeze!r}")
+    names = learner.names
+    groups = {name: element_names(name, shape) for name, shape in learner.layout}
+    fixed = np.zeros(len(names), dtype=bool)
+    position = {name: k for k, name in enumerate(names)}
+    for w in wanted:
+        members = groups.get(w) or ([w] if w in position else None)
+        if members is None:
+            shown = ", ".join(list(groups)[:12]) + (", …" if len(groups) > 12 else "")
+            raise SymglepError(f"freeze: no parameter or element {w!r}; the parameters are {shown} (an element "
+                               "is named like A[0,1])")
+        for member in members:
+            fixed[position[member]] = True
+    if fixed.all() and not learn_start:
+        raise SymglepError("freeze names every parameter: nothing is left to learn (use --freeze-parameters with "
+                           "--learn-initial-state to learn only the initial state)")
+    return fixed
+
+
 def _require_capabilities(system, task, estimator, batch, resume, scheduler, learn_start, freeze) -> None:
     """The capability cells a run asks for (:mod:`symglep.capabilities`): a refusal says why, in one line."""
     caps = system.capabilities
@@ -488,7 +537,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
           batch: int | None = None, beta="auto", estimator: str = "echo", seed: int | None = None,
           dt: float | None = None, resume=None, save: str | None = None, scheduler: str | None = None,
           progress: bool = False, integrator: str = "auto", cache: str | None = None,
-          learn_initial_state: bool = False, freeze_parameters: bool = False,
+          learn_initial_state: bool = False, freeze_parameters: bool = False, freeze=None,
           source: str | None = None, substeps: int | None = None) -> TrainResult:
     """Train the parameters of ``system`` on ``task`` (module docstring); returns a :class:`TrainResult`.
 
@@ -506,6 +555,8 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     default 0, or a resumed run's own seed, so that a resumed run continues on the same task.
     ``learn_initial_state``: train one shared start ``(q0, p0)`` as well (module docstring);
     ``freeze_parameters``: keep θ fixed (HEB: only the initial state is learned).
+    ``freeze``: parameters (``"B"``) or elements (``"B[0,1]"``) kept at their start values while the rest
+    learn (a fixed input matrix, a mask of couplings; the start values come from ``resume``).
     ``source``: the model file ``system`` was loaded from (Dask workers in other processes load it).
     ``substeps``: integration steps per sample of a classification series (``uea:NAME`` or a labelled
     ``DATA.npz``, :mod:`symglep.classification`); such a run also scores the train and test splits
@@ -524,6 +575,9 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
         raise SymglepError(f"epochs must be >= 0, got {epochs}")
     if dt is not None and not (math.isfinite(dt) and dt > 0):
         raise SymglepError(f"dt must be a positive number, got {dt}")
+    if freeze_parameters and freeze:
+        raise SymglepError("freeze_parameters (--freeze-parameters) keeps every parameter fixed already; drop "
+                           "freeze (--freeze), or keep only it to fix some of them")
     if freeze_parameters and not learn_initial_state:
         raise SymglepError("nothing to learn: freeze_parameters (--freeze-parameters) needs "
                            "learn_initial_state (--learn-initial-state)")
@@ -547,10 +601,26 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
         raise
     S = data.size
     batch = S if batch is None else int(batch)
-    if not 1 <= batch <= S:
+    try:
+        if not 1 <= batch <= S:
+            raise SymglepError(f"batch must be between 1 and the number of sequences ({S}), got {batch}")
+        fixed = frozen_entries(learner, freeze, learn_initial_state)
+    except SymglepError:
         grad.close()
-        raise SymglepError(f"batch must be between 1 and the number of sequences ({S}), got {batch}")
+        raise
     names, width = learner.names, data.q0.shape[1]
+
+    def mean_loss(theta, initial) -> float:
+        """The loss over the whole data set at ``theta`` (and the learned start ``initial``)."""
+        if initial is None:
+            q0, x0 = data.q0, next(iter(data.start().values()))
+        else:
+            q0, x0 = np.broadcast_to(initial[0], data.q0.shape), np.broadcast_to(initial[1], data.x0.shape)
+        return float(learner.losses(theta, data.u, data.y, np.ascontiguousarray(q0), np.ascontiguousarray(x0),
+                                    data.dt, data.t0, data.start_velocity).mean())
+
+    # the loss before this run's first step (epoch 1's mean over mini-batches is not: θ moves within it)
+    start_loss = mean_loss(theta, initial) if epochs else None
     bar = Progress(epochs, progress)
     first = len(history)
     repilot = repilot_interval(S, pilot_size(S, batch)) if beta == AUTO and estimator not in NO_BETA else 0
@@ -584,6 +654,8 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
                                          "smaller --lr)", exc.phase, exc.sequence, exc.step, exc.state) from None
                 total += float(loss.sum())
                 g = np.concatenate([a.sum(axis=0) for a in parts]) / len(index)
+                if fixed is not None:
+                    g[:theta.size][fixed] = 0.0  # a zero gradient leaves an entry where it is (SGD and Adam)
                 if not np.all(np.isfinite(g)):
                     raise SymglepError(f"the gradient is not finite at epoch {epoch + 1}; lower --lr or --dt")
                 if np.abs(g).max(initial=0.0) > OVERFLOWING:
@@ -591,7 +663,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
                         f"the gradient reaches {np.abs(g).max():.1e} at epoch {epoch + 1} (loss {float(loss.mean()):.1e}): "
                         "the free run grows without bound at these parameters (an unstable model, e.g. a mass "
                         "matrix that is not positive definite, or dt too large for its fastest mode); lower --dt "
-                        "or --lr, or declare the parameters' signs")
+                        f"or --lr{_sign_hint(model)}")
                 z = np.concatenate(([theta] if learn_theta else []) + ([*initial] if initial is not None else []))
                 z = opt.step(z, g)
                 updates += 1
@@ -608,14 +680,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     finally:
         bar.close()
         grad.close()
-    if initial is None:
-        q0, start = data.q0, data.start()
-    else:
-        q0 = np.broadcast_to(initial[0], data.q0.shape)
-        start = {_start_key(data): np.broadcast_to(initial[1], data.x0.shape)}
-    final = float(learner.losses(theta, data.u, data.y, np.ascontiguousarray(q0),
-                                 np.ascontiguousarray(next(iter(start.values()))), data.dt, data.t0,
-                                 data.start_velocity).mean())
+    final = mean_loss(theta, initial)
     settings = {
         "task": data.info.get("task", data.name), "optimizer": optimizer, "lr": opt.lr, "batch": batch,
         "beta": grad.beta, "beta_auto": None if choice is None else choice.to_json(),
@@ -623,6 +688,8 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
         "estimator": estimator, "route": learner.route(estimator), "seed": seed, "dt": data.dt, "steps": data.steps,
         "sequences": S, "integrator": learner.integrator,
         "learn_initial_state": bool(learn_initial_state), "freeze_parameters": bool(freeze_parameters),
+        "frozen": [] if fixed is None else [name for name, f in zip(names, fixed) if f],
+        "epochs_run": epochs, "start_loss": final if start_loss is None else start_loss,
     }
     if "teacher" in data.info:
         settings["teacher"] = data.info["teacher"]
@@ -636,6 +703,8 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
                          if key in data.info})
         if not scores:
             scores.append(_scores(learner, theta, data, initial))
+        elif epochs == 0:  # an evaluation of a resumed classifier: its scores on this task, not the saved ones
+            scores[-1] = _scores(learner, theta, data, initial)
     result = TrainResult(model.name, names, theta, history, final, settings, opt.state(),
                          time.perf_counter() - started, learned, learner.layout, scores)
     result.warnings = learner.sign_warnings(result.grouped)  # a resumed or trained value against its sign
@@ -697,6 +766,17 @@ def _divergence_warning(first: float, final: float, lr: float) -> str | None:
     return f"the loss {grew}: training diverged; lower the learning rate (--lr, now {lr:g})"
 
 
+def _sign_hint(system) -> str:
+    """``", or declare the parameters' signs"`` where some parameter has none; where all have one, that the
+    optimiser does not keep them (a mass declared positive can be stepped below zero)."""
+    parameters = getattr(system, "parameters", None) or []
+    declared = [any((s.is_positive, s.is_negative, s.is_nonnegative, s.is_nonpositive)) for s in parameters
+                if hasattr(s, "is_positive")]
+    if declared and all(declared):
+        return " (the optimiser does not keep the declared signs: a step can carry a positive mass below zero)"
+    return ", or declare the parameters' signs"
+
+
 def _excursion_warning(history: list, lr: float) -> str | None:
     """A warning when an epoch's loss rose :data:`DIVERGED` times above the first (or was not finite) though
     the run ended lower: the parameters went through an unstable region on their way (a probe's masses
@@ -716,8 +796,12 @@ def _change(first: float, final: float) -> str:
     ``(unchanged)`` when no epoch ran (or none moved the loss)."""
     if final == first:
         return "(unchanged)"
+    if first <= 0 or final < 0:  # a ratio of losses of either sign says nothing: the difference
+        return f"({final - first:+.3g})"
     if final == 0:
         return "(to zero)"
+    if first > 0 and final > 0 and abs(final / first - 1) < 0.01:  # "x1 lower" said nothing: a percentage
+        return f"({abs(1 - final / first) * 100:.2g} % {'lower' if final < first else 'higher'})"
     if final < first:
         return f"(x{first / final:.3g} lower)"
     return f"(x{final / first:.3g} higher)" if first > 0 else "(higher)"
@@ -731,14 +815,15 @@ def train_command(system, opts: TrainOptions) -> tuple:
                    resume=opts.resume_path, save=opts.save_path, scheduler=opts.scheduler,
                    progress=not opts.quiet, integrator=opts.integrator,
                    learn_initial_state=opts.learn_initial_state, freeze_parameters=opts.freeze_parameters,
-                   substeps=opts.substeps)
+                   freeze=opts.freeze or None, substeps=opts.substeps)
     history = result.loss_history
-    first = history[0] if history else result.final_loss
+    first = result.settings.get("start_loss", history[0] if history else result.final_loss)
+    run = result.settings.get("epochs_run", len(history))
     route = result.settings.get("route", "echo")
     by = "" if route in ("echo", "bptt") else f" (route: {short_label(route)})"  # a flipped echo, PFVP
     lines = [f"{KIND_WORDS[kind_of(system)]} {result.model}: {result.settings['estimator']} gradient{by}, "
-             f"{result.settings['optimizer']} (lr {result.settings['lr']:g}), {len(history)} "
-             f"epoch{'' if len(history) == 1 else 's'}, "
+             f"{result.settings['optimizer']} (lr {result.settings['lr']:g}), {run} "
+             f"epoch{'' if run == 1 else 's'}{f' ({len(history)} in all)' if len(history) != run else ''}, "
              f"{result.seconds:.1f} s",
              f"loss {first:.6e} -> {result.final_loss:.6e} " + _change(first, result.final_loss)]
     if result.settings.get("beta_auto"):
@@ -759,10 +844,22 @@ def train_command(system, opts: TrainOptions) -> tuple:
             curves[f"{split} accuracy"] = [s[split]["accuracy"] for s in result.scores]
         lines += _initial_state_lines(result)
         return lines, curves, f"{result.model}: {result.settings['task']}"
-    lines += [f"  {name} = {_value_text(value)}" + (" (fixed)" if opts.freeze_parameters else "")
+    lines += [f"  {name} = {_value_text(value)}" + _fixed_note(name, result, opts.freeze_parameters)
               for name, value in result.grouped.items()]
     lines += _initial_state_lines(result)
     return lines, curves, f"{result.model}: {result.settings['task']}"
+
+
+def _fixed_note(name: str, result: TrainResult, all_fixed: bool) -> str:
+    """`` (fixed)`` after a parameter kept at its start value, `` (2 of 6 entries fixed)`` after an array
+    partly kept (``--freeze``)."""
+    shape = dict(result.layout or []).get(name, ())
+    members = element_names(name, shape)
+    frozen = set(result.settings.get("frozen") or [])
+    count = sum(m in frozen for m in members)
+    if all_fixed or (count and count == len(members)):
+        return " (fixed)"
+    return f" ({count} of {len(members)} entries fixed)" if count else ""
 
 
 def _initial_state_lines(result: TrainResult) -> list:

@@ -126,4 +126,6 @@ def test_shipped_unit_test_set_is_available():
 def test_loss_change_wording():
     assert _change(1.0, 0.5) == "(x2 lower)"
     assert _change(2e-3, 2.8e-2) == "(x14 higher)"
-    assert _change(0.0, 1.0) == "(higher)"
+    assert _change(0.0, 1.0) == "(+1)" and _change(-0.5, -1.2) == "(-0.7)"  # no ratio of signed losses (probe: x-2.41)
+    # within 1 %: a percentage, not "(x1 lower)" (new-user probe)
+    assert _change(1.0, 0.996) == "(0.4 % lower)" and _change(1.0, 1.0012) == "(0.12 % higher)"

@@ -127,6 +127,14 @@ def test_unknown_condition_is_a_one_line_error(command):
     assert out.output.startswith("error: ") and out.output.count("\n") == 1 and "'sideways'" in out.output
 
 
+def test_residuals_take_a_list_of_conditions_as_check_does():
+    """`residuals --bc civp,pfvp` was refused while `check --bc` took the list (new-user probe)."""
+    path = str(ROOT / "examples" / "harmonic_oscillator.py")
+    out = CliRunner().invoke(main, ["residuals", path, "--bc", "civp,pfvp", "--format", "json"])
+    assert out.exit_code == 0, out.output
+    assert list(json.loads(out.output)["bc"]) == ["civp", "pfvp"]
+
+
 def test_condition_that_cannot_apply_says_why():
     """The cart's momentum grows by ∫u dt whatever the start: no periodic orbit, one line, no failure."""
     out = CliRunner().invoke(main, ["check", str(ROOT / "examples" / "cart_pole.py"), "--bc", "periodic",
@@ -160,3 +168,26 @@ def test_a_cbvp_row_comparing_zeros_says_so():
                                     "--steps", str(STEPS), "--format", "json"])
     (row,) = json.loads(out.output)["estimates"]
     assert "note" not in row
+
+
+def test_cfvp_leaves_a_held_terminal_cost_out():
+    """With q(T) held, c_T is a constant of the CFVP: the nudged runs took its kick anyway, so the bulk term and
+    X(0) each carried a c_T part ~1e3 times the gradient that cancelled between them, and the estimate lost
+    three digits (new-user probe: 1.06e-5, FAIL, with a strong terminal cost). The kick and the constant are now
+    left out: the estimate is as good as without the terminal cost."""
+    from sympy.physics.mechanics import dynamicsymbols
+
+    x, y = dynamicsymbols("x y")
+    m, k = sp.symbols("m k", positive=True)
+    errors, bulks = [], []
+    for weight in (0, 3000):
+        model = symglep.Model(m * x.diff() ** 2 / 2 - k * x**2 / 2 - x**4 / 4, [x], parameters=[m, k], targets=[y],
+                              cost=(x - y) ** 2 / 2, terminal_cost=weight * (x - y) ** 2, name=f"held_{weight}")
+        kernels = compile_model(model, dt=0.01)
+        inst = Instance(model, kernels, STEPS, 0.01, 0, None)
+        r = measure(kernels, "cfvp", inst.theta, inst.q0[0], inst.p0[0], inst.u, inst.y, inst.dt, BETA)
+        errors.append(r["error"])
+        bulks.append(r["bulk"])
+        assert r["error"] <= 1e-7, (weight, r["error"])
+    # the held c_T changes nothing: the same runs, the same bulk term (it was ~1e3 times larger with it)
+    assert np.linalg.norm(bulks[1] - bulks[0]) <= 1e-10 * np.linalg.norm(bulks[0]) and abs(errors[1] - errors[0]) <= 1e-9

@@ -205,5 +205,31 @@ def test_the_periodic_row_of_a_damped_model_says_what_periodic_means(name, dampe
     """A Caldirola–Kanai model's p is e^(γt) times the physical momentum, so 'periodic' (p(T) = p(0)) is not a
     periodic motion of the damped system; the row says so (new-user probe: a physicist misread it)."""
     model = symglep.load_model(str(ROOT / "examples" / f"{name}.py"))
-    notes = residuals(symglep.derive(model, simplify="none"))["periodic"].vanishing_terms
+    table = residuals(symglep.derive(model, simplify="none"))
+    notes = table["periodic"].vanishing_terms
     assert any("not a periodic motion of the damped system" in n for n in notes) is damped
+    # the mixed condition holds p(T) fixed: the same canonical momentum (probe)
+    assert any("the p(T) held fixed is e^(gamma T)" in n for n in table["mixed"].vanishing_terms) is damped
+
+
+def test_check_bc_says_what_periodic_and_mixed_mean_for_a_damped_model():
+    """check --bc on a Caldirola–Kanai model: its periodic and mixed rows hold the canonical momentum
+    e^(γt) m v, not the velocity (a probe found v(T)/v(0) = e^(-γT) on the 'periodic' orbit); the notes say so."""
+    from symglep.bc_check import run_bc_check
+
+    model = symglep.load_model(str(ROOT / "examples" / "damped_oscillator.py"))
+    report = run_bc_check(model, bcs=("periodic", "mixed"), steps=100)
+    notes = {bc: " ".join(row.get("note") or "" for row in report["estimates"] if row["bc"] == bc)
+             for bc in ("periodic", "mixed")}
+    assert "not in the velocity (it returns scaled by e^(-gamma T))" in notes["periodic"], notes
+    assert "p(T) fixed is e^(gamma T) m v(T) fixed" in notes["mixed"], notes
+
+
+@pytest.mark.parametrize("name, needs", [("charged_particle", "the flipped echo: the system with B -> -B run forward"),
+                                         ("gyroscope", "the digital PFVP: the integrator's step inverted"),
+                                         ("harmonic_oscillator", "the echo — the same system run forward")])
+def test_the_pfvp_row_says_which_echo_it_needs(name, needs):
+    """The PFVP "needs:" line named the plain echo for every model, also where the verdict above it was the
+    flipped echo or the digital PFVP (new-user probe)."""
+    model = symglep.load_model(str(ROOT / "examples" / f"{name}.py"))
+    assert needs in residuals(symglep.derive(model, simplify="none"))["pfvp"].needs

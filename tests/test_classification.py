@@ -230,6 +230,26 @@ def test_a_labelled_npz_may_name_its_classes(tmp_path, hssm):
             classification.labelled_npz(str(tmp_path / "bad.npz"), inner, 0.2, 1)
 
 
+
+def test_a_labelled_npz_may_hold_text_labels(tmp_path, hssm):
+    """Labels as class names (as .ts files spell them) were refused ("must hold class indices"; new-user probe):
+    they are looked up in 'classes', or the sorted distinct names of both splits name the classes."""
+    _, inner = hssm
+    rng = np.random.default_rng(4)
+    path = tmp_path / "text.npz"
+    np.savez(path, inputs=rng.normal(size=(4, 6, 2)), labels=np.array(["walk", "run", "walk", "run"]),
+             test_inputs=rng.normal(size=(2, 6, 2)), test_labels=np.array(["run", "walk"]))
+    data = classification.labelled_npz(str(path), inner, 0.2, 1)
+    assert data.classes == ["run", "walk"]
+    assert data.y[:, -1].argmax(axis=1).tolist() == [1, 0, 1, 0] and data.test.y[:, -1].argmax(axis=1).tolist() == [0, 1]
+    np.savez(path, inputs=rng.normal(size=(4, 6, 2)), labels=np.array(["walk", "run", "walk", "run"]),
+             classes=np.array(["walk", "stand", "run"]))
+    assert classification.labelled_npz(str(path), inner, 0.2, 1).classes == ["walk", "run"]
+    np.savez(path, inputs=rng.normal(size=(4, 6, 2)), labels=np.array(["walk", "jog", "walk", "run"]),
+             classes=np.array(["walk", "run"]))
+    with pytest.raises(SymglepError, match="'labels' holds 'jog', not among 'classes'"):
+        classification.labelled_npz(str(path), inner, 0.2, 1)
+
 @pytest.mark.parametrize("arrays, message", [
     (dict(test_inputs=np.zeros((2, 6, 3)), test_labels=np.array([0, 1])),
      "'test_inputs' has 3 channel\\(s\\), 'inputs' has 2"),
@@ -364,3 +384,25 @@ def test_resuming_a_classifier_on_other_classes_is_refused():
     require_same_classes(None, ["1", "2"])  # a plain parameters file names no classes
     with pytest.raises(SymglepError, match=r"trained on the classes 1, 2 \(in that order\), this data set has 2, 1"):
         require_same_classes(["1", "2"], ["2", "1"])
+
+
+def test_a_resumed_classifier_reads_new_data_as_it_was_trained(tmp_path):
+    """--resume RUN.json --epochs 0 on another file is an evaluation: it printed the saved run's last scores
+    and normalised the new file by its own statistics (new-user probe). Now the saved normalisation is kept
+    and the scores are those of the new file: the first run's test split, given as a file of its own, scores
+    exactly as it did inside the first run."""
+    from symglep.training import train
+
+    model = scalar_classifier_model()
+    rng = np.random.default_rng(9)
+    xa, xt = rng.normal(size=(6, 8, 1)), 3.0 + 2.0 * rng.normal(size=(4, 8, 1))
+    la, lt = np.array([0, 1, 0, 1, 0, 1]), np.array([0, 1, 1, 0])
+    np.savez(tmp_path / "a.npz", inputs=xa, labels=la, test_inputs=xt, test_labels=lt)
+    np.savez(tmp_path / "b.npz", inputs=xt, labels=lt)
+    run = str(tmp_path / "run.json")
+    first = train(model, str(tmp_path / "a.npz"), epochs=2, save=run, cache=str(tmp_path / "cache"))
+    evaluated = train(model, str(tmp_path / "b.npz"), epochs=0, resume=run, cache=str(tmp_path / "cache"))
+    assert evaluated.settings["normalisation"] == first.settings["normalisation"]
+    before, after = first.scores[-1]["test"], evaluated.scores[-1]["train"]
+    assert before["accuracy"] == after["accuracy"] and abs(before["loss"] - after["loss"]) <= 1e-12 * before["loss"]
+    assert first.scores[-1]["train"]["loss"] != after["loss"]  # not the saved run's own train score

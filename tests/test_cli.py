@@ -43,7 +43,7 @@ REQUIRED_KEYS = {
 EXTRA_KEYS = {
     "symglep_version", "accelerations", "constants", "input_rates", "explicit_accelerations",
     "accelerations_note", "velocity_map", "hamiltonian_note", "separability_note", "integrator", "integrator_note",
-    "kinetic_energy",
+    "kinetic_energy", "real_where",
     "potential_energy", "notes", "time_reversal_flip", "time_reversal_flip_note", "dissipation",
     "learning_routes", "default_route", "terminal_cost",
     # readable forms, Hamilton's equations and safe names (docs/derive-schema.md, theory §11)
@@ -471,11 +471,12 @@ def test_latex_is_balanced(example):
     assert text.count(r"\begin{") == text.count(r"\end{")
     assert text.lstrip().startswith(r"\begin{align}")
     assert text.rstrip().endswith(r"\end{align}")
-    # one line per equation: L, c (and c_T), one EL residual and one momentum per coordinate, ∂L/∂θ per parameter,
+    # one line per equation: L, c (and c_T, and R when its force is kept), one EL residual and one momentum per coordinate, ∂L/∂θ per parameter,
     # H and Hamilton's two equations per coordinate when H exists
     d = in_memory(str(example))
     rows = [line for line in text.splitlines() if "&=" in line]
-    expected = (2 + (d.model.terminal_cost != 0) + 2 * d.model.n + len(d.model.parameters)
+    kept_force = d.model.rayleigh is not None and not d.model.rayleigh.rewritable  # R, whose force is in the equations
+    expected = (2 + (d.model.terminal_cost != 0) + kept_force + 2 * d.model.n + len(d.model.parameters)
                 + (d.hamiltonian is not None) * (1 + 2 * d.model.n))
     assert len(rows) == expected
 
@@ -880,3 +881,17 @@ def test_generate_c_says_when_the_files_have_no_gradient(tmp_path, name, note):
                       "(Omega*x*y_dot - Omega*x_dot*y) and no sign flip of its parameters makes it so, so the plain "
                       "echo is not the gradient; its exact routes (digital PFVP, BPTT) run in the Numba kernels "
                       "(--target numba)"] if note else [])
+
+
+def test_check_of_a_system_without_a_cost_is_refused(tmp_path):
+    """A model (or a stack whose top unit) declares no cost: check compared zero gradients and said "passed"
+    (new-user probe: a stack without a top cost). It is refused with the reason."""
+    path = write(tmp_path, "nocost.py", """
+        import sympy as sp
+        from sympy.physics.mechanics import dynamicsymbols
+        import symglep
+        x = dynamicsymbols("x")
+        k = sp.Symbol("k", positive=True)
+        model = symglep.Model(x.diff() ** 2 / 2 - k * x**2 / 2, [x], parameters=[k], name="nocost")
+        """)
+    assert_user_error(invoke("check", path, "--steps", "50"), "'nocost' declares no cost", "loss is 0 for every θ")

@@ -16,6 +16,7 @@ Models already compiled by that module are loaded from the shared kernel cache.
 from __future__ import annotations
 
 import functools
+import json
 import pathlib
 
 import numpy as np
@@ -441,15 +442,31 @@ def test_check_cli_on_nonuniform_damping(nonuniform):
     path = str(EXAMPLES / "damped_chain_nonuniform.py")
     refused = CliRunner().invoke(main, ["check", path, "--steps", "200"])
     assert refused.exit_code == 2 and "no exact echo or PFVP rule" in refused.output
+    # the command line's way on, not the Python name bptt_gradient (new-user probe)
+    assert refused.output.rstrip().endswith("check --naive-echo measures BPTT against finite differences and that "
+                                            "echo's bias; train with --estimator bptt")
     naive = CliRunner().invoke(main, ["check", path, "--steps", "200", "--naive-echo"])
     assert naive.exit_code == 0, naive.output
     assert "naive echo" in naive.output and "not a pass criterion" in naive.output
     # its warning names the model, not drift, and the verdict says what it judged
     assert "warning: the naive echo does not retrace the free run" in naive.output
     assert "floating-point drift" not in naive.output
+    # its one-sided line (6e+03 here) is the round-trip gap over beta, not a beta error: the line says so
+    assert "does not retrace the free run: its one-sided estimate carries that gap / beta" in naive.output
     assert naive.output.rstrip().endswith("passed (BPTT vs finite differences only: the route is not exact here, "
                                           "its bias is reported above)")
 
+
+
+def test_check_json_reports_a_refusal_as_json(nonuniform):
+    """`check --format json` printed nothing on stdout when the check stopped (a refusal, a numerical
+    failure): a reader of the JSON got an empty document. Now it gets {"passed": false, "error": ...}."""
+    path = str(EXAMPLES / "damped_chain_nonuniform.py")
+    refused = CliRunner().invoke(main, ["check", path, "--steps", "200", "--format", "json"])
+    assert refused.exit_code == 2
+    report = json.loads(refused.stdout)
+    assert report["passed"] is False and report["kind"] == "NoExactRouteError" and report["exit_code"] == 2
+    assert "no exact echo or PFVP rule" in report["error"]
 
 def test_check_cli_labels_digital_pfvp(gyro):
     result = CliRunner().invoke(main, ["check", str(EXAMPLES / "gyroscope.py"), "--steps", "200"])
@@ -632,3 +649,12 @@ def test_a_dashpot_between_two_masses_is_refused_with_its_reason():
                           constants={c: 0.2}, dissipation=c * (x1.diff() - x2.diff()) ** 2 / 2)
     assert not model.rayleigh.rewritable
     assert model.rayleigh.why.startswith("dR/dv is not one rate times the momentum dL/dv: their ratio")
+
+
+def test_a_kept_rayleigh_force_is_named_in_the_equations_and_the_verdict(nonuniform):
+    """derive of a model whose Rayleigh force stays a force: the Euler–Lagrange header, Hamilton's ṗ and the
+    time-reversal verdict named L alone ("time-reversible: yes" for damped dynamics; new-user probe)."""
+    text = symglep.report.render_text(symglep.derive(symglep.load_model(str(EXAMPLES / "damped_chain_nonuniform.py"))))
+    assert "Euler–Lagrange (d/dt ∂L/∂v − ∂L/∂q + ∂R/∂v = 0, R the Rayleigh function):" in text
+    assert "p_x0_dot = −∂H/∂x0 − ∂R/∂x0_dot = " in text
+    assert "time-reversible (L even in v): yes, but the Rayleigh force is odd in v" in text

@@ -192,6 +192,8 @@ def test_refusals_name_their_reason(tmp_path):
         sj.layer(_example("harmonic_oscillator"), DT, size=4)
     with pytest.raises(SymglepError, match="edge list"):
         sj.layer(_example("network_chain"), DT, size=4, edges=[(0, 7)])
+    with pytest.raises(SymglepError, match="'network_hru' has no edge terms"):  # edges were accepted, unused
+        sj.layer(hru, DT, size=4, edges=[(0, 1)])
     layer = sj.layer(hru, DT, size=4)
     with pytest.raises(SymglepError, match=r"parameter A must have shape \(4, 4\)"):
         layer.theta({"A": np.zeros((3, 3)), "B": np.zeros((4, 2)), "b": np.zeros(4), "m": np.ones(4)})

@@ -69,6 +69,36 @@ def test_stack_equals_the_numba_stack_kernels():
         assert _relative(got, want) <= 1e-10
 
 
+
+def test_stack_layer_segments_chain():
+    """Two segments of a stack's layer, the second started from the first's final state of every unit, are
+    the run over the whole sequence (the top unit's readout at every node), and the echo's gradient of a
+    loss on both segments' readouts equals autodiff's (the final state's cotangents enter the first
+    segment's echo). The layer returned the top unit's final state only: a stack could not chain (probe)."""
+    stack = symglep.load_system(str(ROOT / "examples" / "stack_chain_hru.py"))
+    theta, x, _, q0, p0 = map(jnp.asarray, _problem(stack))
+    half = K // 2
+    whole = sj.layer(stack, DT, estimator="bptt")
+    first, second = (sj.layer(stack, DT, estimator="echo", beta=1e-3, order=4, t0=t0) for t0 in (0.0, half * DT))
+    r, _, _ = whole(theta, x, q0, p0)
+    ra, qa, pa = first(theta, x[:half + 1], q0, p0)
+    rb, _, _ = second(theta, x[half:], qa, pa)
+    assert _relative(jnp.concatenate([ra, rb[1:]]), r) <= 1e-13
+
+    def split_loss(th, x, q0, p0):
+        ra, qa, pa = first(th, x[:half + 1], q0, p0)
+        rb, _, _ = second(th, x[half:], qa, pa)
+        return jnp.sum(jnp.sin(ra) ** 2) + jnp.sum(jnp.concatenate([ra[-1:], rb[1:]]) ** 2)
+
+    def whole_loss(th, x, q0, p0):
+        r, _, _ = whole(th, x, q0, p0)
+        return jnp.sum(jnp.sin(r[:half + 1]) ** 2) + jnp.sum(r[half:] ** 2)
+
+    echo = jax.grad(split_loss, (0, 1, 2, 3))(theta, x, q0, p0)
+    reference = jax.grad(whole_loss, (0, 1, 2, 3))(theta, x, q0, p0)
+    for a, b in zip(echo, reference):
+        assert _relative(a, b) <= 1e-8
+
 def test_stack_layer_and_refusals():
     """A stack's layer returns the top unit's coordinates and final state, vmaps over a batch; array-model
     options are refused."""
@@ -78,11 +108,12 @@ def test_stack_layer_and_refusals():
     assert layer.parameter_names == stack.parameter_names
     r, qT, pT = layer(*map(jnp.asarray, (theta, x, q0, p0)))
     top = stack.unit_size(1)
-    assert r.shape == (K + 1, top) and qT.shape == (top,) and pT.shape == (top,)
+    # r of the top unit; the final state of every unit, bottom first as q0 and p0 (segments chain)
+    assert r.shape == (K + 1, top) and qT.shape == q0.shape and pT.shape == p0.shape
     assert (layer.n, layer.n_inputs, layer.n_readout) == (q0.size, x.shape[1], top)
     with pytest.raises(SymglepError, match=rf"q0 must have shape \({q0.size},\)"):
         layer(jnp.asarray(theta), jnp.asarray(x), jnp.asarray(q0[-top:]), jnp.asarray(p0))
-    assert _relative(r[-1], qT) == 0
+    assert _relative(r[-1], qT[-top:]) == 0
     xs = jnp.asarray(np.stack([x, -x]))
     batch = jax.vmap(lambda x: jnp.sum(layer(jnp.asarray(theta), x, jnp.asarray(q0), jnp.asarray(p0))[0] ** 2))(xs)
     one = jnp.sum(layer(jnp.asarray(theta), xs[1], jnp.asarray(q0), jnp.asarray(p0))[0] ** 2)

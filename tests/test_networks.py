@@ -287,8 +287,9 @@ def test_check_with_parameters_file_and_size(tmp_path):
     theta["W"] = np.zeros((5, 5))
     params.write_text(json.dumps({k: np.asarray(v).tolist() for k, v in theta.items()}))
     bad = runner.invoke(main, args + ["--params", str(params)])
-    assert bad.exit_code == 2 and bad.output.startswith("error: ") and "shape" in bad.output
-    assert bad.output.count("\n") == 1
+    assert bad.exit_code == 2 and "error: parameter W must have shape" in bad.output
+    assert "shape" in json.loads(bad.stdout)["error"]  # --format json: the failure as JSON on stdout too
+    assert bad.stderr.count("\n") == 1 and bad.stderr.startswith("error: ")
     one = runner.invoke(main, ["check", path, "--size", "1"])  # a network has two units at least
     assert one.exit_code == 2 and "--size must be at least 2 units" in one.output
 
@@ -477,3 +478,31 @@ def test_a_kink_in_an_array_model_is_differentiated_branch_by_branch():
     bptt = kern.bptt_gradient(theta, q0, p0, u, yy).flat[0]
     echo = kern.gradient(theta, q0, p0, u, yy, beta=1e-6).flat[0]
     assert np.max(np.abs(echo - bptt)) <= 1e-6 * np.max(np.abs(bptt))
+
+
+@pytest.mark.parametrize("name, command", [("network_dense", "derive"), ("network_dense", "residuals"),
+                                           ("stack_hru", "derive")])
+def test_latex_reports_are_ascii_for_pdflatex(name, command):
+    """The LaTeX of array models and stacks held Σ, ∂, β, ≠, ² in \\intertext: pdfLaTeX stopped at the first
+    (new-user probe). Prose is now LaTeX (\\Sigma, \\partial, ...) and the output plain ASCII."""
+    from symglep.report import latex_text
+
+    out = CliRunner().invoke(main, [command, str(ROOT / "examples" / f"{name}.py"), "--format", "latex"])
+    assert out.exit_code == 0, out.output
+    assert out.output.isascii(), sorted({c for c in out.output if not c.isascii()})
+    assert latex_text("∂L/∂θ = Σ ẋ² ≠ 0 (§7)") == r"$\partial$L/$\partial$$\theta$ = $\Sigma$ \.{x}$^{2}$ $\neq$ 0 (\S{}7)"
+
+
+def test_the_pfvp_residual_names_a_scalar_in_the_mass():
+    """m_i = m[i]·l² with l learned: the PFVP residual named only m and printed ∂²L/∂m_i∂v_i = v_i, without
+    the l² (new-user probe; the kernels were right). Both are mass parameters, through ∂m_i/∂θ."""
+    from symglep.network.derive import residuals
+
+    q, y = Coordinates("q"), Targets("y")
+    m, l = Parameter("m", "n", positive=True), sp.Symbol("l", positive=True)
+    model = ArrayModel(lagrangian=Sum(m[i] * l**2 * q.dot[i] ** 2 / 2, i) - Sum(q[i] ** 2 / 2, i),
+                       cost=Sum((q[r] - y[r]) ** 2 / 2, r), coordinates=q, parameters=[m, l], targets=y,
+                       name="pendula", size=3)
+    text = residuals(model, True)["pfvp"]
+    assert "Σ_i ∂m_i/∂θ q.dot[i](0) · ∂βq_i(0)" in text and "(mass parameters: l, m)" in text
+    assert "∂²L/∂m_i∂v_i" not in text

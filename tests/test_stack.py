@@ -293,3 +293,21 @@ def test_the_complex_step_refusal_of_a_relu_glue_names_the_glue():
     stack = Stack([a, b], [[x]], activations=[lambda s: sp.Max(s, 0)])
     with pytest.raises(NotAnalyticError, match="but glue 0's activation uses Max"):
         render_stack(stack, complex_step=True)
+
+
+def test_a_kinked_glue_activation_differentiates_as_a_real_function():
+    """Abs as the glue's activation (a kink the docs list): the glue symbols had no real assumption, so SymPy
+    differentiated |W x + b| through re/im parts; check and generate stopped on 're' (new-user probe). The
+    derivative is now sign(W x + b), in the kernels' functions and in derive's text."""
+    from symglep.stack.codegen import glue_functions
+    from symglep.stack.commands import derive_report
+
+    x0, g, b, f, y = dynamicsymbols("x0 g b f y")
+    k, w = sp.symbols("k w", positive=True)
+    bottom = symglep.Model(x0.diff() ** 2 / 2 - k * x0**2 / 2 + x0 * g, [x0], parameters=[k], inputs=[g], name="bot")
+    top = symglep.Model(b.diff() ** 2 / 2 - w * b**2 / 2 + b * f, [b], parameters=[w], inputs=[f], targets=[y],
+                        cost=(b - y) ** 2 / 2, name="top")
+    stack = Stack([bottom, top], readouts=[[x0]], activations=[sp.Abs], name="abs_glue")
+    exprs = [e for fn in glue_functions(stack.links[0]) for _, out in fn.outputs for e in out]
+    assert not any(e.has(sp.re, sp.im) for e in exprs) and any(e.has(sp.sign) for e in exprs)
+    assert "dC/dglue0_b0 = Σ_k dC_df*sign(glue0_b0 + glue0_W0_0*x0)" in derive_report(stack, "text")

@@ -230,3 +230,16 @@ def test_derive_reports_the_damped_units():
     assert units[1]["input_integrand"] == {"f": "-s0*exp(t*gamma)"}
     assert units[2]["input_integrand"] == {"g": "-z0*exp(t*rate)"}
     assert "unit 2 (rayleigh_pair, top" in derive_report(damped_stack(), "text")
+
+
+def test_the_stack_check_names_each_damped_unit_and_its_rate():
+    """A damped unit's echo runs anti-damped: the stack check read its amplified round-off as β bias and advised
+    a smaller β, which made it worse (new-user probe, e^(γT) = 4e10). It now reads each unit's rate at θ (a
+    learned one from θ) and says what the growth is."""
+    from symglep.stack.commands import unit_damping_rates
+
+    stack = damped_stack()
+    theta = stack.draw_parameters(np.random.default_rng(0))
+    theta[stack.unit_slices()[1]][3] = 0.25
+    theta[stack.unit_slices()[0]][_bottom_offset(stack, "gamma")] = 0.7
+    assert [(i, round(g, 12)) for i, g in unit_damping_rates(stack, theta)] == [(0, 0.7), (1, 0.25), (2, 0.15)]

@@ -326,7 +326,7 @@ def test_resuming_with_the_initial_state_learned_starts_the_optimizer_afresh(tmp
         "neither uses nor saves" in third.output, third.output
     fourth = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "1", "--resume", str(save)])
     assert fourth.exit_code == 0 and "learned initial state" not in fourth.output
-    assert ", 3 epochs, " in fourth.output  # the history holds the resumed epochs
+    assert ", 1 epoch (3 in all), " in fourth.output  # this run's epochs; the history holds the resumed ones
     one = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "1", "--quiet"])
     assert one.exit_code == 0 and ", 1 epoch, " in one.output  # not "1 epochs"
 
@@ -367,7 +367,7 @@ def test_the_loss_change_reads_the_same_whatever_the_values():
     from symglep.training import _change
 
     assert _change(2.0, 1.0) == "(x2 lower)" and _change(1.0, 4.0) == "(x4 higher)"
-    assert _change(0.0, 0.0) == "(unchanged)" and _change(3.0, 0.0) == "(to zero)" and _change(0.0, 1.0) == "(higher)"
+    assert _change(0.0, 0.0) == "(unchanged)" and _change(3.0, 0.0) == "(to zero)" and _change(0.0, 1.0) == "(+1)"
 
 
 def test_train_names_the_route_a_scalar_model_takes():

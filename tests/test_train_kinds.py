@@ -230,3 +230,33 @@ def test_array_learns_its_initial_state(network):
     frozen = train(network, task, epochs=2, learn_initial_state=True, freeze_parameters=True)
     assert np.array_equal(frozen.theta, train(network, task, epochs=0).theta)
     assert frozen.loss_history[1] < frozen.loss_history[0]
+
+
+def test_frozen_parameters_and_elements_keep_their_start_values(network, network_file, tmp_path):
+    """--freeze keeps named parameters (B) or single elements (k[2]) at their start values while the others
+    learn (a fixed input matrix, a mask of couplings); the run's other entries move exactly as a run whose
+    gradient of those entries is zero, and the summary says which entries were fixed."""
+    start = train(network, ARRAY_TASK, epochs=0)
+    frozen = train(network, ARRAY_TASK, epochs=3, freeze=["B", "k[2]"])
+    fixed = [i for i, n in enumerate(frozen.names) if n.startswith("B[") or n == "k[2]"]
+    free = [i for i in range(len(frozen.names)) if i not in fixed]
+    assert np.array_equal(frozen.theta[fixed], start.theta[fixed])
+    assert np.all(frozen.theta[free] != start.theta[free])
+    assert frozen.settings["frozen"] == ["k[2]"] + [f"B[{i},0]" for i in range(UNITS)]
+    code, out = run("train", network_file, "--task", "sine", "--epochs", "1", "--quiet", "--freeze", "k[2], B")
+    assert code == 0, out
+    assert re.search(r"^  k = .* \(1 of 5 entries fixed\)$", out, re.M) and re.search(r"^  B = .* \(fixed\)$", out, re.M)
+    code, out = run("train", network_file, "--task", "sine", "--epochs", "1", "--freeze", "kk")
+    assert code == 2 and "no parameter or element 'kk'; the parameters are k, B" in out
+    code, out = run("train", network_file, "--task", "sine", "--epochs", "1", "--freeze", "k,B")
+    assert code == 2 and "nothing is left to learn" in out
+
+
+def test_a_stack_freezes_one_unit_while_the_others_learn(stack):
+    """--freeze on a stack: the named parameters of one unit keep their start values, the rest move."""
+    start = train(stack, STACK_TASK, epochs=0)
+    names = start.names
+    fixed = names[:2]
+    frozen = train(stack, STACK_TASK, epochs=2, freeze=",".join(fixed))
+    assert np.array_equal(frozen.theta[:2], start.theta[:2])
+    assert np.all(frozen.theta[2:] != start.theta[2:])

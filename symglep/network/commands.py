@@ -10,6 +10,7 @@ from ..beta import AUTO, FIXED_BETA_NOTE, fixed_or
 from ..command_options import CheckOptions, cbvp_steps, require_plain_check
 from ..errors import SymglepError
 from ..bc_check import parse_bcs
+from ..boundary import condition_names
 from .bc_check import run_bc_check
 from .bc_check import render_text as render_bc
 from .check import load_array_params, render_text, run_check
@@ -26,10 +27,10 @@ def derive_report(model, fmt: str, simplify: str = "fast") -> str:
     return render_latex(model) if fmt == "latex" else render(derive(model), fmt)
 
 
-def residuals_report(model, bc: str, fmt: str) -> str:
-    """``symglep residuals``: the index-form boundary residuals (theory §3)."""
+def residuals_report(model, bcs: tuple, fmt: str) -> str:
+    """``symglep residuals``: the index-form boundary residuals of the conditions ``bcs`` (theory §3)."""
     res = derive(model)["residuals"]
-    return render_residuals(model, res if bc == "all" else {bc: res[bc]}, fmt)
+    return render_residuals(model, {bc: res[bc] for bc in condition_names(bcs)}, fmt)
 
 
 def residuals_data(model, res: dict) -> dict:

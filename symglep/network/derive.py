@@ -257,16 +257,17 @@ def terminal_text(model, show=_plain) -> str:
 
 def residuals(model, mass_learnable: bool) -> dict:
     """Boundary residual of each boundary condition (theory §3) in index form."""
-    listed = [s.param for s in model.kinetic.parameter_slots  # m_i(q_i, θ): every parameter, the scalars too
-              if model.kinetic.reads_q or isinstance(s.param, Parameter)]
+    listed = [s.param for s in model.kinetic.parameter_slots]  # m_i(q_i, θ) = m[i]·l²: every parameter, scalars too
     masses = list(dict.fromkeys(p.name for p in listed))
+    # the mass is one learned array entry m[i] itself: ∂²L/∂m_i∂v_i = v_i; else the chain rule through m_i(θ)
+    bare = not model.kinetic.reads_q and len(masses) == 1 and all(isinstance(p, Parameter) for p in listed)
     terminal = ("; with the terminal cost c_T the nudged runs end at p_β(T) = p(T) + β ∂c_T/∂q, so the "
                 "echo starts from −p_K − β ∂c_T/∂q and R stays as above (theory §10)"
                 if model.terminal else "")
     g = "exp(γ·t0)·" if model.damping_rate else ""
-    mass_rule = (f"R_θ = −X(0) = Σ_i ∂²L/∂θ∂v_i · ∂βq_i(0) = Σ_i ∂m_i/∂θ(q_i(0)) {g}{model.q.name}.dot[i](0) · "
-                 "∂βq_i(0)" if model.kinetic.reads_q else
-                 f"R_{{m_i}} = −X(0) = ∂²L/∂m_i∂v_i · ∂βq_i(0) = {g}{model.q.name}.dot[i](0) · ∂βq_i(0)")
+    mass_rule = (f"R_{{m_i}} = −X(0) = ∂²L/∂m_i∂v_i · ∂βq_i(0) = {g}{model.q.name}.dot[i](0) · ∂βq_i(0)" if bare else
+                 f"R_θ = −X(0) = Σ_i ∂²L/∂θ∂v_i · ∂βq_i(0) = Σ_i ∂m_i/∂θ{'(q_i(0))' if model.kinetic.reads_q else ''} "
+                 f"{g}{model.q.name}.dot[i](0) · ∂βq_i(0)")
     rate = model.damping_parameter  # e^{γt} m v: ∂²L/∂γ∂v_i = t e^{γt} m_i v_i (theory §7)
     but = "the masses and the learned rate" if rate is not None else "the masses"
     pf = (f"R_θ = 0 for every parameter except {but}: {mass_rule}, from the two echoes' end points; zero "
@@ -426,7 +427,7 @@ def render_latex(model) -> str:
              rf"L &= \frac{{1}}{{2}} \sum_{{i}} m_{{i}} \dot{{{q}}}_{{i}}^{{2}} - V, \qquad m_{{i}} = {mass} \\",
              rf"V &= {' + '.join(V)} \\",
              rf"p_{{i}} &= {g}m_{{i}} \dot{{{q}}}_{{i}}, \qquad H = {ig}\sum_{{i}} \frac{{p_{{i}}^{{2}}}}{{2 m_{{i}}}} + {g}V \\",
-             r"\intertext{Hamilton's equations of unit $i$ (theory §11)}",
+             r"\intertext{Hamilton's equations of unit $i$ (theory \S{}11)}",
              rf"\dot{{{q}}}_{{i}} &= \frac{{\partial H}}{{\partial p_{{i}}}} = {ig}\frac{{p_{{i}}}}{{m_{{i}}}}, \qquad "
              rf"\dot{{p}}_{{i}} = -\frac{{\partial H}}{{\partial {q}_{{i}}}} = -{g}\frac{{\partial V}}{{\partial {q}_{{i}}}} \\",
              *_force_lines_latex(q, accel, d["force_terms"], model.dim),

@@ -148,7 +148,12 @@ class ArrayModel:
         (:func:`edge_array`; a run-time list's fault is the caller's, a :class:`SymglepError`)."""
         if edges is None:
             return self.default_edges(n)
-        return edge_array(edges, n, f"the edge list given at n = {n}", SymglepError)
+        given = edge_array(edges, n, f"the edge list given at n = {n}", SymglepError)
+        if self.edges is None and len(given):
+            raise SymglepError(f"model {self.name!r} has no edge terms (no Edges in its Lagrangian), so the "
+                               f"{len(given)} edge(s) given would act on nothing; drop edges=, or write the "
+                               "coupling as a Sum over an Edges set")
+        return given
 
     def __repr__(self):
         return f"ArrayModel({self.name!r}, size={self.size}, parameters={[p.name for p in self.parameters]})"

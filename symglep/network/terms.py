@@ -156,7 +156,9 @@ def _slots_for(model, expr, sides: dict, edge: Edges | None, what: str, allow_ve
                 raise ModelError(f"{sym}: {array.name} is not the model's coordinates")
             if suffix and not allow_velocity:
                 raise ModelError(f"{sym} in {what}: velocities may appear only in the kinetic term "
-                                 "Sum(m/2 * q.dot[i]**2, i)")
+                                 "Sum(m/2 * q.dot[i]**2, i) (array models run the plain echo, exact for L even in the "
+                                 "velocities, theory §4: a gyroscopic or velocity coupling is odd in them); write such "
+                                 "a system as a scalar model, which finds the flipped echo or the digital PFVP")
             node = index[0]
             if node not in sides:
                 raise ModelError(f"{sym} in {what}: index {node} is not summed over here")
@@ -333,7 +335,9 @@ def _readout(model, cost, what: str) -> Readout:
                    "a target that changes in time is y[r], sampled at run time")
             raise ModelError(f"the {what} reads only q[r] and y[r], not the time t: {why}")
         if not isinstance(sym, Element):
-            raise ModelError(f"symbol {sym} in the {what} is not a constant; parameters may not enter the {what}")
+            raise ModelError(f"symbol {sym} in the {what} is not a constant: learnable parameters may appear only in "
+                             f"the Lagrangian (the echo's learning integrand is dL/dtheta, theory §5); put {sym} in "
+                             "constants, or move the gain into the readout units' dynamics")
         array, (index, suffix) = model.element_info(sym)
         if isinstance(array, Coordinates) and not suffix and index[0] == r:
             slots.append(Slot(sym, "q", 0, index[1] if len(index) == 2 else 0))

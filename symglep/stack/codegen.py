@@ -46,17 +46,17 @@ def glue_functions(link) -> list:
     q = list(link.q)
     wb = list(link.weights) + list(link.bias)
     taken = {str(s) for s in q + wb}  # internal names the unit's coordinates do not use (r0, lam0 may be theirs)
-    R = fresh_vector("r", len(link.readout), taken)
-    pre = [sum((link.W[m][j] * R[j] for j in range(len(R))), sp.S.Zero) + link.bias[m]
-           for m in range(len(link.bias))]
+    R = [sp.Symbol(r.name, real=True) for r in fresh_vector("r", len(link.readout), taken)]
+    W, bias, back = link.real_weights()  # real while differentiated: |z| has the derivative sign(z), not re/im
+    pre = [sum((W[m][j] * R[j] for j in range(len(R))), sp.S.Zero) + bias[m] for m in range(len(bias))]
     out = [link.activation(e) for e in pre]
-    at_q = dict(zip(R, link.readout))
+    at_q = {**dict(zip(R, link.readout)), **back}
     lam = fresh_vector("lam", len(out), taken | {str(r) for r in R})
     pair = sum((lm * om for lm, om in zip(lam, out)), sp.S.Zero)
     forward = NumericFunction("forward", [("q", q), ("wb", wb)], [("u", [o.xreplace(at_q) for o in out])],
                               "glue u = phi(W r(q) + b) (theory sec. 9)")
     vjp = NumericFunction("vjp", [("q", q), ("wb", wb), ("lam", lam)],
-                          [("dwb", [sp.diff(pair, s).xreplace(at_q) for s in wb]),
+                          [("dwb", [sp.diff(pair, real).xreplace(at_q) for real in back]),
                            ("dr", [sp.diff(pair, r).xreplace(at_q) for r in R])],
                           "lam . du/d(W, b) and lam . du/dr of the glue (theory sec. 9)")
     return [forward, vjp]
@@ -125,7 +125,7 @@ def stack_hash(stack, complex_step: bool = False) -> str:
 
 def dense_glue_source(link, lk: dict, complex_step: bool = False) -> str:
     """Glue ``u = φ(W q[SEL] + b)`` of a link from an array unit, as loops (``templates/numba/stack_dense_glue.py.j2``)."""
-    z = sp.Symbol("z")
+    z = sp.Symbol("z", real=True)
     printer = (ComplexPrinter if complex_step else NumbaPrinter)({z: "z"})
     phi = link.activation(z)
     dphi = sp.diff(phi, z)

@@ -84,7 +84,7 @@ def array_unit_c_source(stack, u: dict, precision: str) -> str:
 
 def dense_glue_c_source(link, lk: dict, precision: str) -> str:
     """Glue ``u = φ(W q[SEL] + b)`` of a link from an array unit, as loops (``templates/c/stack_dense_glue.c.j2``)."""
-    z = sp.Symbol("z")
+    z = sp.Symbol("z", real=True)
     printer = CPrinter({z: "z"}, precision)
     phi = link.activation(z)
     dphi = sp.diff(phi, z)

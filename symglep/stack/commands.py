@@ -18,10 +18,11 @@ import sympy as sp
 
 from .. import __version__
 from ..boundary import BOUNDARY_CONDITIONS as BOUNDARY_CONDITIONS_OF_UNITS
-from ..boundary import latex_names
+from ..boundary import condition_names, latex_names
 from ..beta import AUTO, describe
-from ..check import (CONTRASTS, FD_TOLERANCE, central_differences, choose_contrast, contrast_kind,
-                     read_parameter_file, rel_err, require_run_settings, smooth_signal, suggested_beta)
+from ..check import (CONTRASTS, FD_TOLERANCE, anti_damping_warning, central_differences, choose_contrast,
+                     contrast_kind, damping_rate_at, read_parameter_file, rel_err, require_run_settings, smooth_signal,
+                     suggested_beta)
 from ..boundary import residuals as boundary_residuals
 from ..codegen.output import write_files
 from ..command_options import CheckOptions, require_plain_check
@@ -107,13 +108,14 @@ def glue_rule(stack: Stack, i: int) -> dict:
     Everything in unit ``i``'s coordinates, the glue symbols and ``g = dC_d<u>``.
     """
     link = stack.links[i]
-    R = [sp.Dummy(f"r{j}") for j in range(len(link.readout))]
-    pre = [sum((w * r for w, r in zip(row, R)), sp.S.Zero) + b for row, b in zip(link.W, link.bias)]
+    R = [sp.Dummy(f"r{j}", real=True) for j in range(len(link.readout))]
+    W, bias, back = link.real_weights()  # real while differentiated: |z| has the derivative sign(z)
+    pre = [sum((w * r for w, r in zip(row, R)), sp.S.Zero) + b for row, b in zip(W, bias)]
     out = [link.activation(z) for z in pre]
     g = input_gradient_symbols(stack, i)
     pair = sum((gm * om for gm, om in zip(g, out)), sp.S.Zero)
-    at_q = dict(zip(R, link.readout))
-    per_node = {w: sp.diff(pair, w).xreplace(at_q) for w in link.weights + link.bias}
+    at_q = {**dict(zip(R, link.readout)), **back}
+    per_node = {w: sp.diff(pair, real).xreplace(at_q) for real, w in back.items()}
     cotangent = [sp.diff(pair, r).xreplace(at_q) for r in R]
     return dict(pre=[z.xreplace(at_q) for z in pre], out=[o.xreplace(at_q) for o in out], g=g,
                 per_node=per_node, cotangent=cotangent)
@@ -124,7 +126,7 @@ def dense_glue_rule(stack: Stack, i: int) -> dict:
     ``u_m = φ(z_m)``, ``z_m = Σ_j W_mj r_j + b_m`` with ``r_j = q[s_j]``, and the rule of :func:`glue_rule`
     written once for a generic element (theory §9)."""
     link = stack.links[i]
-    z = sp.Symbol("z_m")
+    z = sp.Symbol("z_m", real=True)
     dphi = expr_str(sp.diff(link.activation(z), z))
     n_out, n_r = len(link.bias), len(link.readout)
     u = stack.units[i + 1]
@@ -391,7 +393,7 @@ RULE_LATEX = (
 def _dense_glue_latex(stack: Stack, i: int) -> list:
     """``(left, right)`` LaTeX of a dense link's glue and rule, for generic elements ``m, j`` (theory §9)."""
     link = stack.links[i]
-    z = sp.Symbol("z_m")
+    z = sp.Symbol("z_m", real=True)
     phi, dphi = sp.latex(link.activation(z)), sp.latex(sp.diff(link.activation(z), z))
     sel = link.select
     r = rf"r_j = q_{{s_j}},\ s = ({sel[0]}, \ldots, {sel[-1]})" if len(sel) > 2 else \
@@ -509,11 +511,10 @@ def derive_report(stack: Stack, fmt: str, simplify: str = "fast") -> str:
 # residuals
 # --------------------------------------------------------------------------------------------------
 
-def residuals_report(stack: Stack, bc: str, fmt: str) -> str:
-    """Every unit's boundary residuals (theory §2–§3), headed by the unit, and what the stack changes (§9)."""
-    if bc != "all" and bc not in BOUNDARY_CONDITIONS:
-        raise SymglepError(f"unknown boundary condition {bc!r}; choose one of {', '.join(BOUNDARY_CONDITIONS)} "
-                           "or all")
+def residuals_report(stack: Stack, bcs: tuple, fmt: str) -> str:
+    """Every unit's boundary residuals of the conditions ``bcs`` (theory §2–§3), headed by the unit, and what
+    the stack changes (§9)."""
+    bcs = condition_names(bcs)
     if fmt not in DERIVE_FORMATS:
         raise SymglepError(f"unknown format {fmt!r}; choose one of {', '.join(DERIVE_FORMATS)}")
     per_unit = []
@@ -523,7 +524,7 @@ def residuals_report(stack: Stack, bc: str, fmt: str) -> str:
             res = boundary_residuals(d)
         else:  # an array unit: index form
             d, res = None, derive_array(u)["residuals"]
-        per_unit.append((u, d, res if bc == "all" else {bc: res[bc]}))
+        per_unit.append((u, d, {bc: res[bc] for bc in bcs}))
 
     def unit_residuals(i, fmt):
         u, d, res = per_unit[i]
@@ -600,6 +601,25 @@ def _read_parameters(stack: Stack, path: str) -> np.ndarray:
         raise SymglepError(f"parameters file {path}: every value must be a number") from None
 
 
+def unit_damping_rates(stack: Stack, theta) -> list:
+    """``(i, γ)`` for each unit with uniform damping at rate γ > 0 at the packed parameters ``theta`` (a learned
+    rate read from them, theory §7): its echo runs anti-damped."""
+    out = []
+    for i, sl in enumerate(stack.unit_slices()):
+        a, th = stack.arrays[i], np.asarray(theta, dtype=np.float64)[sl]
+        if a is None:
+            gamma = damping_rate_at(stack.units[i], th)
+        elif a.model.damping_rate is None:
+            continue
+        elif a.model.damping_parameter is not None:
+            gamma = float(th[a.offsets[[name for name, _ in a.layout].index(a.model.damping_parameter.name)]])
+        else:
+            gamma = float(sp.sympify(a.model.damping_rate).xreplace(a.model.constants))
+        if gamma > 0:
+            out.append((i, gamma))
+    return out
+
+
 def check(stack: Stack, opts: CheckOptions) -> tuple:
     """``symglep check`` of a stack: (report dict, rendered text); theory §9.
 
@@ -664,8 +684,12 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
     groups.append({"group": "inputs x", "echo_vs_bptt": rel_err(echo_x, bptt_x),
                    "bptt_vs_fd": rel_err(bptt_x.ravel(), fd_x), "norm": float(np.linalg.norm(bptt_x))})
     passed = all(g["echo_vs_bptt"] <= tolerance and g["bptt_vs_fd"] <= FD_TOLERANCE for g in groups)
-    warns = []
-    if beta_error > tolerance:
+    warns = [f"unit {i} ({stack.units[i].name}): {w}" for i, gamma in unit_damping_rates(stack, theta)
+             for w in anti_damping_warning(gamma, steps * dt)]
+    if beta_error > tolerance and warns:  # round-off grown by e^(γT), not β bias: a smaller β makes it worse
+        warns.append(f"the {contrast_kind(CONTRASTS[order])} echo's estimates at beta and 2 beta differ by "
+                     f"{beta_error:.1e}: that is the amplified round-off above, not a bias a smaller beta removes")
+    elif beta_error > tolerance:
         warns.append(f"beta = {beta:g} is too large for this stack: the {contrast_kind(CONTRASTS[order])} echo's "
                      f"beta error is about {beta_error:.1e} (> tolerance {tolerance:.0e}); try --beta "
                      f"{suggested_beta(beta, beta_error, tolerance, order):.1g}")

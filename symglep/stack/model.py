@@ -60,6 +60,15 @@ class Link:
     def weights(self) -> list:
         return [w for row in self.W for w in row]
 
+    def real_weights(self) -> tuple:
+        """``(W, b, back)``: the weights and biases as real symbols of the same names, and ``back`` mapping each
+        (weights row by row, then biases) to its plain symbol. Differentiated as real numbers, a kink such as
+        ``Abs(z)`` gives ``sign(z)`` (SymPy splits a complex argument into re and im parts, which no printer
+        writes); mapped back, the results print as before."""
+        twin = {s: sp.Symbol(s.name, real=True) for s in self.weights + list(self.bias)}
+        return ([[twin[w] for w in row] for row in self.W], [twin[b] for b in self.bias],
+                {real: plain for plain, real in twin.items()})
+
 
 def _plain_map(model: Model) -> dict:
     """User objects (coordinate functions, inputs, targets) → the model's plain symbols."""
