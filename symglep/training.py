@@ -195,9 +195,13 @@ def _beta_history_text(settings: dict) -> str:
     measured = f"; echo vs BPTT on the pilot's sequences at most {max(row[2] for row in history):.1e}"
     if len(history) < 2:
         return measured
-    values = [row[1] for row in history]
-    return (f"; chosen {len(history)} times at the parameters of the time (epochs "
-            f"{', '.join(str(row[0] + 1) for row in history[:6])}{', ...' if len(history) > 6 else ''}), "
+    # a resumed run measures its saved β again at its start: a row, not a new choice
+    choices = [row for k, row in enumerate(history) if k == 0 or row[1] != history[k - 1][1]]
+    if len(choices) < 2:
+        return measured
+    values = [row[1] for row in choices]
+    return (f"; chosen {len(choices)} times at the parameters of the time (epochs "
+            f"{', '.join(str(row[0] + 1) for row in choices[:6])}{', ...' if len(choices) > 6 else ''}), "
             f"beta {min(values):.3g} to {max(values):.3g}" + measured)
 
 
@@ -239,19 +243,25 @@ def require_same_classes(saved, classes) -> None:
                            "data set it was trained on")
 
 
-def _saved_normalisation(resume):
-    """A resumed classifier's input normalisation (its training split's mean and std per channel), so that it
-    reads the data of this run as it was trained; ``None`` for other runs (the resume step reports a bad file)."""
+def _saved_settings(resume) -> dict:
+    """The ``settings`` of a resumed run (a :class:`TrainResult` or a saved file), ``{}`` for none or a plain
+    ``{name: value}`` file (the resume step reports a bad file)."""
     if resume is None:
-        return None
+        return {}
     if isinstance(resume, TrainResult):
         settings = resume.settings
     else:
         try:
             settings = read_json_object(str(resume)).get("settings")
         except SymglepError:
-            return None
-    saved = settings.get("normalisation") if isinstance(settings, dict) else None
+            return {}
+    return settings if isinstance(settings, dict) else {}
+
+
+def _saved_normalisation(resume):
+    """A resumed classifier's input normalisation (its training split's mean and std per channel), so that it
+    reads the data of this run as it was trained; ``None`` for other runs."""
+    saved = _saved_settings(resume).get("normalisation")
     try:
         mean, std = (np.asarray(saved[k], dtype=np.float64).ravel() for k in ("mean", "std"))
     except (TypeError, KeyError, ValueError):
@@ -624,8 +634,10 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     bar = Progress(epochs, progress)
     first = len(history)
     repilot = repilot_interval(S, pilot_size(S, batch)) if beta == AUTO and estimator not in NO_BETA else 0
-    # [epoch, β, measured error vs BPTT, predicted] of each automatic choice (a resumed run's: its saved β)
-    betas = [] if row is None else [[first, *row]]
+    # [epoch, β, measured error vs BPTT, predicted] of each automatic choice: the resumed run's rows, then (a
+    # resumed run) its saved β measured again at this start, then this run's choices
+    saved = [list(r) for r in _saved_settings(resume).get("beta_history") or [] if isinstance(r, list) and len(r) == 4]
+    betas = saved + ([] if row is None else [[first, *row]])
     classifier = isinstance(learner, ClassifierLearner)
     scores = scores if classifier else None
     updates = 0  # optimizer steps in this run: a kernel failure after one may be the learning rate's doing

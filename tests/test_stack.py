@@ -311,3 +311,18 @@ def test_a_kinked_glue_activation_differentiates_as_a_real_function():
     exprs = [e for fn in glue_functions(stack.links[0]) for _, out in fn.outputs for e in out]
     assert not any(e.has(sp.re, sp.im) for e in exprs) and any(e.has(sp.sign) for e in exprs)
     assert "dC/dglue0_b0 = Σ_k dC_df*sign(glue0_b0 + glue0_W0_0*x0)" in derive_report(stack, "text")
+
+
+def test_the_stacked_rule_names_the_top_units_terminal_cost():
+    """The stacked learning rule's loss line left out the top unit's terminal cost, which the stack's loss and
+    its check include (new-user probe)."""
+    from symglep.stack.commands import derive_report
+
+    x0, g, b, f, y = dynamicsymbols("x0 g b f y")
+    k, w = sp.symbols("k w", positive=True)
+    bottom = symglep.Model(x0.diff() ** 2 / 2 - k * x0**2 / 2 + x0 * g, [x0], parameters=[k], inputs=[g], name="bot")
+    for terminal in (0, (b - y) ** 2):
+        top = symglep.Model(b.diff() ** 2 / 2 - w * b**2 / 2 + b * f, [b], parameters=[w], inputs=[f], targets=[y],
+                            cost=(b - y) ** 2 / 2, terminal_cost=terminal, name="top")
+        text = derive_report(Stack([bottom, top], readouts=[[x0]], name="with_end"), "text")
+        assert ("+ c_T(q_top,K, y_K): the top unit's trapezoid sum and its terminal cost" in text) is (terminal != 0)

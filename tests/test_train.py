@@ -438,6 +438,11 @@ def test_auto_beta_is_chosen_again_during_training_and_resumes_deterministically
     train(chain, "sine", epochs=2, save=str(tmp_path / "two.json"))
     more = train(chain, "sine", epochs=1, resume=str(tmp_path / "two.json"))
     assert more.loss_history == whole.loss_history and np.array_equal(more.theta, whole.theta)
+    # the resumed run keeps the saved choices (they were dropped: new-user probe), then its saved β measured again
+    # at its start, then its own choice, the one the whole run made
+    resumed = more.settings["beta_history"]
+    assert [row[0] for row in resumed] == [0, 1, 2, 2] and resumed[:2] == history[:2] and resumed[-1] == history[-1]
+    assert "chosen 3 times" in training._beta_history_text(more.settings)
 
 
 def test_an_unwritable_save_path_is_refused_before_training(chain):

@@ -261,11 +261,20 @@ def _stack_dict(stack: Stack, derivations: list) -> dict:
         "glue": glue,
         "parameter_names": list(stack.parameter_names),
         "learning_rule": {
-            "loss": "C = h Σ'_k c(q_top,k, y_k): the top unit's trapezoid sum",
+            "loss": ("C = h Σ'_k c(q_top,k, y_k) + c_T(q_top,K, y_K): the top unit's trapezoid sum and its terminal "
+                     "cost (theory §10)" if _top_terminal_cost(stack) else
+                     "C = h Σ'_k c(q_top,k, y_k): the top unit's trapezoid sum"),
             "units": units,
             "glue": glue_rules,
         },
     }
+
+
+def _top_terminal_cost(stack: Stack) -> bool:
+    """Whether the top unit declares a terminal cost (the stack's loss holds it, theory §10)."""
+    if stack.arrays[-1] is not None:
+        return stack.arrays[-1].model.terminal is not None
+    return stack.units[-1].terminal_cost != 0
 
 
 def _derivations(stack: Stack, simplify: str = "fast") -> list:
