@@ -11,8 +11,6 @@ from __future__ import annotations
 
 from types import ModuleType
 
-import sympy as sp
-
 from . import scalar_commands
 from .bc_check import parse_bcs
 from .boundary import condition_names
@@ -20,7 +18,7 @@ from .command_options import CheckOptions, TrainOptions
 from .errors import SymglepError
 from .network import commands as array_commands
 from .stack import commands as stack_commands
-from .systems import kind_of
+from .systems import declares, kind_of, loss_model
 
 COMMANDS = {"scalar": scalar_commands, "array": array_commands, "stack": stack_commands}
 
@@ -74,20 +72,13 @@ def check(system, opts: CheckOptions) -> tuple:
             caps.require("check option", flag)
     if opts.route != "auto":
         caps.require("route", opts.route)  # the route that runs is accepted by name (array models, stacks: echo)
-    if opts.bc is None and not _has_cost(system):
+    if opts.bc is None and not any(declares(loss_model(system), cost) for cost in ("cost", "terminal_cost")):
         raise SymglepError(f"{system.name!r} declares no cost (nor terminal cost{' on its top unit' if kind_of(system) == 'stack' else ''}): "
                            "its loss is 0 for every θ, so the check would compare zero gradients; declare cost= "
                            "(and targets=) to check what is learned")
     return commands_of(system).check(system, opts)
 
 
-def _has_cost(system) -> bool:
-    """Whether the system (a stack: its top unit, whose loss is the stack's) declares a running or terminal cost."""
-    top = system
-    if kind_of(system) == "stack":
-        top = system.arrays[-1].model if system.arrays[-1] is not None else system.units[-1]
-    values = [getattr(top, key, None) for key in ("cost", "terminal_cost")]  # an array model's: Sum objects
-    return any(v is not None and not (isinstance(v, (int, float, sp.Basic)) and sp.sympify(v) == 0) for v in values)
 
 
 def train(system, opts: TrainOptions) -> tuple:

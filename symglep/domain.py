@@ -31,8 +31,8 @@ def _conditions(expr) -> list:
     return found
 
 
-#: random points at which an unproven condition is sampled (states in [−3, 3], parameters of a declared sign
-#: in (0, 2] or [−2, 0), others in [−2, 2]); one that holds at every point is taken to hold everywhere
+#: random points at which an unproven condition is sampled (:func:`random_values`); one that holds at every
+#: point is taken to hold everywhere
 SAMPLES = 2000
 
 
@@ -44,20 +44,27 @@ def _holds(condition) -> bool:
               sp.StrictLessThan: gap.is_negative, sp.LessThan: gap.is_nonpositive}[type(condition)]
     if proven is not None:
         return bool(proven)
-    symbols = sorted(gap.free_symbols, key=str)
-    rng = np.random.default_rng(0)
-    columns = [rng.uniform(1e-3, 2.0, SAMPLES) if s.is_positive else rng.uniform(-2.0, -1e-3, SAMPLES)
-               if s.is_negative else rng.uniform(-3.0, 3.0, SAMPLES) for s in symbols]
-    try:
-        with np.errstate(all="ignore"):
-            values = np.broadcast_to(sp.lambdify(symbols, gap, "numpy")(*columns), (SAMPLES,))
-    except (TypeError, ValueError, NameError, ZeroDivisionError):
-        return False
-    if np.iscomplexobj(values) or not np.all(np.isfinite(values)):
+    values = random_values(gap, SAMPLES)
+    if values is None or np.iscomplexobj(values) or not np.all(np.isfinite(values)):
         return False
     test = {sp.StrictGreaterThan: values > 0, sp.GreaterThan: values >= 0,
             sp.StrictLessThan: values < 0, sp.LessThan: values <= 0}[type(condition)]
     return bool(np.all(test))
+
+
+def random_values(expr, samples: int):
+    """``expr`` evaluated by NumPy at ``samples`` random points (seed 0): a symbol declared positive in (0, 2], one
+    declared negative in [−2, 0), the others (states, parameters of no sign) in [−3, 3]; an array of ``samples``
+    values (complex or not finite where ``expr`` is), or ``None`` where NumPy cannot evaluate it."""
+    symbols = sorted(expr.free_symbols, key=str)
+    rng = np.random.default_rng(0)
+    columns = [rng.uniform(1e-3, 2.0, samples) if s.is_positive else rng.uniform(-2.0, -1e-3, samples)
+               if s.is_negative else rng.uniform(-3.0, 3.0, samples) for s in symbols]
+    try:
+        with np.errstate(all="ignore"):
+            return np.broadcast_to(sp.lambdify(symbols, expr, "numpy")(*columns), (samples,))
+    except (TypeError, ValueError, NameError, ZeroDivisionError):
+        return None
 
 
 def _as_real(expr):

@@ -16,7 +16,7 @@ import numpy as np
 import sympy as sp
 
 from . import __version__
-from .domain import never_real_zero, real_domain
+from .domain import never_real_zero, random_values, real_domain
 from .integrators import auto_integrator_reason
 from .learning import describe_locality
 from .model import Model, latex_symbol_names
@@ -242,19 +242,13 @@ NEAR_ZERO = 1e-4
 
 def approaches_zero(factor, constants: dict) -> bool:
     """Whether ``factor`` changes sign, or comes within :data:`NEAR_ZERO` of 0 relative to its largest value,
-    over :data:`SIGN_SAMPLES` random points (positions and velocities in [−3, 3], parameters in [−2, 2] or, when
-    declared positive, (0, 2]): a triple pendulum's det M bracket of 80 operations keeps its sign and stays
+    over :data:`SIGN_SAMPLES` random points (:func:`~symglep.domain.random_values`: symbols at their declared signs,
+    the others in [−3, 3]): a triple pendulum's det M bracket of 80 operations keeps its sign and stays
     away from 0 (SymPy cannot prove it), ``sin θ`` and ``1 − cos θ`` do not. Undecided: True."""
-    expr = factor.xreplace(constants)
-    symbols = sorted(expr.free_symbols, key=str)
-    rng = np.random.default_rng(0)
-    columns = [rng.uniform(1e-3, 2.0, SIGN_SAMPLES) if s.is_positive else rng.uniform(-3.0, 3.0, SIGN_SAMPLES)
-               for s in symbols]
-    try:
-        with np.errstate(all="ignore"):
-            values = np.broadcast_to(sp.lambdify(symbols, expr, "numpy")(*columns), (SIGN_SAMPLES,)).astype(float)
-    except (TypeError, ValueError, NameError, ZeroDivisionError):
+    values = random_values(factor.xreplace(constants), SIGN_SAMPLES)
+    if values is None:
         return True
+    values = values.astype(float)
     values = values[np.isfinite(values)]
     if values.size < SIGN_SAMPLES // 2:
         return True

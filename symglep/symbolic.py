@@ -63,12 +63,9 @@ def evaluate(expr, values: dict) -> complex:
         return complex("nan")
 
 
-def is_zero(expr, fixed: dict | None = None, samples: int = N_SAMPLES, positive: set | None = None) -> bool:
-    """Whether ``expr`` vanishes identically, judged at ``samples`` random points.
-
-    ``positive`` lists symbols to be sampled in [0.5, 2] even without a
-    positivity assumption (e.g. model parameters such as masses).
-    """
+def is_zero(expr, fixed: dict | None = None, samples: int = N_SAMPLES) -> bool:
+    """Whether ``expr`` vanishes identically, judged at ``samples`` random points (:func:`sample_values`:
+    symbols at their declared signs, the others of either sign)."""
     expr = sp.sympify(expr)
     if expr == 0:
         return True
@@ -76,9 +73,6 @@ def is_zero(expr, fixed: dict | None = None, samples: int = N_SAMPLES, positive:
         return abs(complex(expr.evalf(PRECISION))) < ZERO_TOLERANCE
     for seed in range(samples):
         values = sample_values([expr], seed=seed, fixed=fixed)
-        for s in positive or ():
-            if s in values and (fixed is None or s not in fixed):
-                values[s] = abs(values[s]) * 2 + sp.Float(0.5, PRECISION)
         value = evaluate(expr, values)
         if not abs(value) < ZERO_TOLERANCE:  # also catches nan
             return False

@@ -11,6 +11,8 @@ its runtime, all of which cache their generated modules through :mod:`symglep.ca
 
 from __future__ import annotations
 
+import sympy as sp
+
 from .errors import SymglepError
 from .model import Model
 from .network.model import ArrayModel
@@ -29,6 +31,18 @@ def kind_of(system) -> str:
             return kind
     raise SymglepError(f"expected a symglep.Model, symglep.network.ArrayModel or symglep.Stack, "
                        f"got {type(system).__name__}")
+
+
+def loss_model(system):
+    """The model whose costs make the system's loss: the system itself, or a stack's top unit (theory §9)."""
+    return system.units[-1] if isinstance(system, Stack) else system
+
+
+def declares(model, cost: str) -> bool:
+    """Whether a scalar or array model declares ``cost`` (``"cost"`` or ``"terminal_cost"``): given and not 0
+    (a scalar model's are SymPy expressions, 0 when absent; an array model's ``Sum`` objects or ``None``)."""
+    value = getattr(model, cost, None)
+    return value is not None and not (isinstance(value, (int, float, sp.Basic)) and sp.sympify(value) == 0)
 
 
 def compile(system, dt: float | None = None, cache: str | None = None, jit: bool = True, **options):  # noqa: A001

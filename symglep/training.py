@@ -450,7 +450,12 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
         grad = DaskGradient(client, spec if spec is not None else model, integrator, data, estimator, beta)
     else:
         grad = LocalGradient(learner, data, estimator, beta)
-    return learner, data, theta, initial, (history, scores), opt, grad, (choice, row)
+    # [epoch, β, measured error vs BPTT, predicted] of each automatic choice: the resumed run's rows, then (a
+    # resumed run) its saved β measured again at this start; train appends this run's choices
+    saved = [] if resume is None else state.settings.get("beta_history") or []
+    betas = [list(r) for r in saved if isinstance(r, list) and len(r) == 4]
+    betas += [] if row is None else [[len(history), *row]]
+    return learner, data, theta, initial, (history, scores), opt, grad, (choice, betas)
 
 
 def _pilot_beta(learner, data: Dataset, estimator: str, theta, initial, learn_theta: bool, batch=None,
@@ -602,7 +607,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     if scheduler:
         client = connect(scheduler)  # fail fast (missing extra, unreachable address) before compiling
     try:
-        learner, data, theta, initial, (history, scores), opt, grad, (choice, row) = _prepare(
+        learner, data, theta, initial, (history, scores), opt, grad, (choice, betas) = _prepare(
             model, spec, task, client, integrator, dt, cache, seed, estimator, beta, optimizer, lr, resume,
             learn_initial_state, learn_theta, substeps, batch)
     except BaseException:
@@ -634,10 +639,6 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     bar = Progress(epochs, progress)
     first = len(history)
     repilot = repilot_interval(S, pilot_size(S, batch)) if beta == AUTO and estimator not in NO_BETA else 0
-    # [epoch, β, measured error vs BPTT, predicted] of each automatic choice: the resumed run's rows, then (a
-    # resumed run) its saved β measured again at this start, then this run's choices
-    saved = [list(r) for r in _saved_settings(resume).get("beta_history") or [] if isinstance(r, list) and len(r) == 4]
-    betas = saved + ([] if row is None else [[first, *row]])
     classifier = isinstance(learner, ClassifierLearner)
     scores = scores if classifier else None
     updates = 0  # optimizer steps in this run: a kernel failure after one may be the learning rate's doing

@@ -39,6 +39,7 @@ from ..report import render as render_unit
 from ..report import to_dict as unit_dict
 from ..residual_report import render as render_residuals
 from ..residual_report import to_dict as residuals_dict
+from ..systems import declares
 from .codegen import render_stack
 from .codegen_c import render_stack_c
 from .model import Stack
@@ -262,19 +263,12 @@ def _stack_dict(stack: Stack, derivations: list) -> dict:
         "parameter_names": list(stack.parameter_names),
         "learning_rule": {
             "loss": ("C = h Σ'_k c(q_top,k, y_k) + c_T(q_top,K, y_K): the top unit's trapezoid sum and its terminal "
-                     "cost (theory §10)" if _top_terminal_cost(stack) else
+                     "cost (theory §10)" if declares(stack.units[-1], "terminal_cost") else
                      "C = h Σ'_k c(q_top,k, y_k): the top unit's trapezoid sum"),
             "units": units,
             "glue": glue_rules,
         },
     }
-
-
-def _top_terminal_cost(stack: Stack) -> bool:
-    """Whether the top unit declares a terminal cost (the stack's loss holds it, theory §10)."""
-    if stack.arrays[-1] is not None:
-        return stack.arrays[-1].model.terminal is not None
-    return stack.units[-1].terminal_cost != 0
 
 
 def _derivations(stack: Stack, simplify: str = "fast") -> list:
