@@ -223,8 +223,15 @@ def test_cli_writes_the_c_files(tmp_path):
                            "--precision", "float32", "--out", str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     folder = tmp_path / "stack_chain_hru" / "c"
-    assert sorted(p.name for p in folder.iterdir()) == ["example_main.c", "stack_chain_hru.c", "stack_chain_hru.h"]
+    assert sorted(p.name for p in folder.iterdir()) == ["Makefile", "example_main.c", "stack_chain_hru.c",
+                                                        "stack_chain_hru.h"]
     assert "typedef float stack_chain_hru_real;" in (folder / "stack_chain_hru.h").read_text()
+    # new-user probe: a stack's C folder had no Makefile; it builds the example and the library as a model's does
+    make = subprocess.run(["make", "-s", "-C", str(folder)], capture_output=True, text=True)
+    assert make.returncode == 0, make.stderr
+    assert (folder / "libstack_chain_hru.a").is_file()
+    out = subprocess.run([str(folder / "example")], capture_output=True, text=True, check=True).stdout
+    assert out.startswith("loss ") and "\ndth " in out
 
 
 def test_integer_powers_are_printed_in_numbas_order():

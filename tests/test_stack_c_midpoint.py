@@ -268,5 +268,5 @@ def test_cli_writes_the_c_files(tmp_path):
                            "--out", str(tmp_path)], capture_output=True, text=True)
     assert done.returncode == 0, done.stderr
     folder = tmp_path / "stack_beads" / "c"
-    assert sorted(p.name for p in folder.iterdir()) == ["example_main.c", "stack_beads.c", "stack_beads.h"]
+    assert sorted(p.name for p in folder.iterdir()) == ["Makefile", "example_main.c", "stack_beads.c", "stack_beads.h"]
     assert "beads (implicit midpoint) -> output (Stormer-Verlet)" in (folder / "stack_beads.h").read_text()

@@ -310,3 +310,23 @@ def test_the_check_text_says_the_loss_holds_the_terminal_cost():
     for terminal in (True, False):
         text = render_check_text({**report, "terminal_cost": terminal})
         assert ("(the top unit's running + terminal cost c_T(q_K), theory §10)" in text) is terminal
+
+
+def test_the_check_text_says_a_gradient_that_is_zero_everywhere_tests_nothing():
+    """New-user probe: a dead ReLU glue left a group's gradient zero in the echo, BPTT and finite differences,
+    and the check printed "0.000e+00 ok" for it; now it says "zero" and that the row tests nothing."""
+    from symglep.stack.commands import render_check_text
+    live = {"group": "glue 0", "echo_vs_bptt": 1e-9, "bptt_vs_fd": 1e-8, "norm": 0.3}
+    dead = {"group": "glue 1", "echo_vs_bptt": 0.0, "bptt_vs_fd": 0.0, "norm": 0.0}
+    report = {"stack": "s", "units": ["a", "b"], "integrator": "leapfrog", "steps": 10, "dt": 0.1, "beta": 1e-4,
+              "seed": 0, "beta_auto": None, "loss": 0.5, "roundtrip_error": 0.0, "centred_error_estimate": 0.0,
+              "parameters": {}, "gradients": {"echo": {}, "bptt": {}, "finite_differences": {}},
+              "groups": [live, dead], "tolerance_echo_vs_bptt": 1e-6, "tolerance_bptt_vs_fd": 1e-5,
+              "warnings": [], "passed": True, "terminal_cost": False}
+    rows = {line.split()[0] + " " + line.split()[1]: line for line in render_check_text(report).splitlines()
+            if line.startswith("glue ")}
+    assert rows["glue 0"].split()[3] == "ok" and rows["glue 0"].split()[5] == "ok"
+    assert rows["glue 1"].split()[3] == "zero" and rows["glue 1"].split()[5] == "zero"
+    assert "note: glue 1: the gradient is exactly zero in the echo, BPTT and finite differences" \
+        in render_check_text(report)
+    assert "note: glue 0" not in render_check_text(report)

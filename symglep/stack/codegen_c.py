@@ -1,7 +1,7 @@
 """Generated C99 kernels of a :class:`~symglep.stack.Stack` (theory §9, docs/echo-family.md).
 
 Rendered from ``templates/c/stack*.j2``: ``<stack>.h`` (API, sizes, argument order),
-``<stack>.c`` (the kernels) and ``example_main.c``. The C files hold the lockstep
+``<stack>.c`` (the kernels), ``example_main.c`` and a ``Makefile``. The C files hold the lockstep
 free pass (the loss) and the stacked echo's centred gradient, one sequence per call,
 mirroring ``templates/numba/stack.py.j2`` operation for operation, each unit stepped by its
 integrator (``Stack.integrators``: a midpoint unit with its own Newton solve, theory §9); the maths of
@@ -135,7 +135,8 @@ def render_stack_c(stack, precision: str = "float64", digest: str | None = None)
     env = environment()
     return {f"{P}.h": env.get_template("c/stack.h.j2").render(**context),
             f"{P}.c": env.get_template("c/stack.c.j2").render(**context),
-            "example_main.c": env.get_template("c/stack_main.c.j2").render(**context)}
+            "example_main.c": env.get_template("c/stack_main.c.j2").render(**context),
+            "Makefile": env.get_template("c/Makefile.j2").render(**context)}
 
 
 def write_stack_c(stack, out_dir: str, precision: str = "float64") -> list:

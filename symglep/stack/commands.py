@@ -737,6 +737,11 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
     return report, (json.dumps(report, indent=2) if fmt == "json" else render_check_text(report))
 
 
+def _all_zero(group: dict) -> bool:
+    """Whether a gradient group is exactly zero on every side (BPTT's norm zero and nothing differing)."""
+    return group["norm"] == 0.0 and group["echo_vs_bptt"] == 0.0 and group["bptt_vs_fd"] == 0.0
+
+
 def render_check_text(r: dict) -> str:
     """The check report for people: per parameter, then per group of θ and the inputs."""
     lines = [f"stack {r['stack']} ({' -> '.join(r['units'])}): {r['integrator']} units, stacked echo (theory §9), "
@@ -758,8 +763,12 @@ def render_check_text(r: dict) -> str:
     lines += ["", f"{'rel. error':<22} {'echo vs BPTT':>14}      {'BPTT vs FD':>14}      (tolerances "
                   f"{te:.0e}, {tf:.0e})"]
     for grp in r["groups"]:
-        lines.append(f"{grp['group']:<22} {grp['echo_vs_bptt']:>14.3e} {ok(grp['echo_vs_bptt'], te):<4} "
-                     f"{grp['bptt_vs_fd']:>14.3e} {ok(grp['bptt_vs_fd'], tf)}")
+        untested = _all_zero(grp)  # zero on every side: nothing compared, not "ok"
+        lines.append(f"{grp['group']:<22} {grp['echo_vs_bptt']:>14.3e} {'zero' if untested else ok(grp['echo_vs_bptt'], te):<4} "
+                     f"{grp['bptt_vs_fd']:>14.3e} {'zero' if untested else ok(grp['bptt_vs_fd'], tf)}")
+    lines += [f"note: {grp['group']}: the gradient is exactly zero in the echo, BPTT and finite differences, so this "
+              "row tests nothing (e.g. a glue activation that is flat where the run goes, or inputs that never reach "
+              "the cost)" for grp in r["groups"] if _all_zero(grp)]
     lines += [f"warning: {w}" for w in r["warnings"]]
     lines.append("passed" if r["passed"] else "FAILED")
     return "\n".join(lines) + "\n"
