@@ -483,10 +483,10 @@ def render_markdown(d) -> str:
 
 def render_latex(d) -> str:
     """The derivation as one LaTeX ``align`` block (a notebook's display too): L, the costs, a Rayleigh function
-    kept as a force, the equations, momenta, H, Hamilton's equations, the learning rule, and the learning
-    routes as ``\\intertext``, all pdfLaTeX-safe."""
+    kept as a force, the equations, the mass matrix, momenta, H, Hamilton's equations, the learning rule, and
+    the verdicts and learning routes as ``\\intertext``, all pdfLaTeX-safe."""
     m = d.model
-    _, momenta, h, _, rule = shown(d)
+    mass, momenta, h, _, rule = shown(d)
     names = latex_names(d)
     for s in (*m.parameters, *m.u, *m.y, *m.constants):  # "target" is one name, not t·a·r·g·e·t
         if s not in names and sp.latex(s).isalpha() and len(sp.latex(s)) > 1:
@@ -498,11 +498,13 @@ def render_latex(d) -> str:
     if m.rayleigh is not None and not m.rayleigh.rewritable:  # its force is in the equations below
         lines.append(rf"R &= {tex(m.rayleigh.function)} \\")
     lines += [rf"0 &= {tex(e)} \\" for e in shown_equations(d)[1]]
+    lines.append(rf"\mathbf{{M}} &= {tex(mass)} \\")  # bold: a parameter may be named M (cart_pole)
     lines += [rf"{names[p]} &= {tex(e)} \\" for p, e in zip(m.p, momenta)]
     if h is not None:
         lines.append(rf"H &= {tex(h)} \\")
     lines += [rf"{left} &= {right} \\" for left, right in hamilton_rows(d, tex)]
     lines += [rf"\frac{{\partial L}}{{\partial {tex(th)}}} &= {tex(e)} \\" for th, e in rule.items()]
+    lines += [rf"\intertext{{{latex_text(f'{k}: {v}')}}}" for k, v in _verdicts(d)]
     lines += [rf"\intertext{{{latex_text(_route_line(x))}}}" for x in d.routes]
     lines[-1] = lines[-1].rstrip(" \\")
     lines.append(r"\end{align}")

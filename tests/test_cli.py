@@ -472,11 +472,11 @@ def test_latex_is_balanced(example):
     assert text.lstrip().startswith(r"\begin{align}")
     assert text.rstrip().endswith(r"\end{align}")
     # one line per equation: L, c (and c_T, and R when its force is kept), one EL residual and one momentum per coordinate, ∂L/∂θ per parameter,
-    # H and Hamilton's two equations per coordinate when H exists
+    # the mass matrix, H and Hamilton's two equations per coordinate when H exists
     d = in_memory(str(example))
     rows = [line for line in text.splitlines() if "&=" in line]
     kept_force = d.model.rayleigh is not None and not d.model.rayleigh.rewritable  # R, whose force is in the equations
-    expected = (2 + (d.model.terminal_cost != 0) + kept_force + 2 * d.model.n + len(d.model.parameters)
+    expected = (3 + (d.model.terminal_cost != 0) + kept_force + 2 * d.model.n + len(d.model.parameters)
                 + (d.hamiltonian is not None) * (1 + 2 * d.model.n))
     assert len(rows) == expected
 

@@ -10,6 +10,9 @@ import functools
 import io
 import json
 import random
+import shutil
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
@@ -286,14 +289,38 @@ def test_latex_report_renders_with_mathtext(name):
     d = derived(name)
     text = d._repr_latex_()
     rows = [line for line in text.splitlines() if "&=" in line]
-    assert len(rows) >= 2 + 2 * d.model.n + 1 + 2 * d.model.n
+    assert len(rows) >= 2 + 2 * d.model.n + 1 + 2 * d.model.n + 1
     for row in rows:
-        _mathtext(row.replace("&=", "=").rstrip().removesuffix(r"\\").strip())
+        row = row.replace("&=", "=").rstrip().removesuffix(r"\\").strip()
+        if r"\begin{matrix}" in row:  # the mass matrix: mathtext has no matrix, so each entry on its own
+            assert row.startswith(r"\mathbf{M} = \left[\begin{matrix}")
+            body = row.split(r"\begin{matrix}")[1].split(r"\end{matrix}")[0]
+            entries = [e for line in body.split(r"\\") for e in line.split("&")]
+            assert len(entries) == d.model.n ** 2
+            for entry in entries:
+                _mathtext(entry.strip())
+        else:
+            _mathtext(row)
+    verdicts = [line for line in text.splitlines() if line.startswith(r"\intertext{")]
+    assert any(v.startswith(r"\intertext{Legendre regular") for v in verdicts)
+    assert any(v.startswith(r"\intertext{time-reversible (L even in v): ") for v in verdicts)
+    if shutil.which("pdflatex"):  # the whole block typesets (amsmath)
+        _pdflatex(text)
     markdown = d._repr_markdown_()
     assert markdown.startswith(f"# Derivation of `{d.model.name}`") and "## Hamilton's equations" in markdown
     for line in markdown.splitlines():
         if line.startswith("$$") and r"\begin{matrix}" not in line:
             _mathtext(line.strip("$"))
+
+
+def _pdflatex(block: str) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        doc = Path(tmp) / "d.tex"
+        doc.write_text("\\documentclass{article}\n\\usepackage{amsmath}\n\\begin{document}\n" + block
+                       + "\\end{document}\n")
+        done = subprocess.run(["pdflatex", "-interaction=nonstopmode", "-halt-on-error", doc.name], cwd=tmp,
+                              capture_output=True, text=True, errors="replace", timeout=120)
+        assert done.returncode == 0, done.stdout[-2000:]
 
 
 def test_mathtext_check_rejects_bad_latex():
