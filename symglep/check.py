@@ -31,7 +31,7 @@ import sympy as sp
 from .beta import AUTO, BIAS_TOLERANCE, choose_beta, describe, parse_beta
 from .derivation import derive
 from .diagnose import NumericalError
-from .dissipation import caldirola_kanai_rate
+from .dissipation import damping_rate_at
 from .errors import ModelError, SymglepError
 from .fileio import read_json_object
 from .heads import CLASSIFIER_PREFIXES
@@ -65,10 +65,14 @@ def energy_drift(energies, at_rest) -> float:
 
 
 def central_differences(loss, theta: np.ndarray, rel_step: float) -> np.ndarray:
-    """``(loss(θ + ε e_i) − loss(θ − ε e_i)) / 2ε`` for each parameter, ``ε = rel_step·max(1, |θ_i|)``."""
+    """``(loss(θ + ε e_i) − loss(θ − ε e_i)) / 2ε`` for each parameter, ``ε = rel_step·max(1, |θ_i|)``, at most
+    half of a nonzero ``|θ_i|``: the step keeps a parameter's sign (a probe's C2 = 1e-6 under √C2 was stepped to
+    −1e-4 and the free run failed)."""
     out = np.empty(theta.size)
     for i in range(theta.size):
         eps = rel_step * max(1.0, abs(theta[i]))
+        if theta[i] != 0:
+            eps = min(eps, abs(theta[i]) / 2)
         hi, lo = theta.copy(), theta.copy()
         hi[i] += eps
         lo[i] -= eps
@@ -529,17 +533,6 @@ def anti_damping_warning(gamma: float, T: float) -> list:
             f"by e^(gamma T) = {math.exp(min(gamma * T, 700.0)):.1e} (theory §7), so the echo gradient carries that "
             "much more error than an undamped run's; a shorter run or a smaller gamma T keeps it small "
             "(BPTT is the reference)"]
-
-
-def damping_rate_at(model: Model, theta) -> float:
-    """The uniform damping rate γ of a Caldirola–Kanai model (:func:`~symglep.dissipation.caldirola_kanai_rate`)
-    at the parameters ``theta``; 0 without one."""
-    rate = caldirola_kanai_rate(model)
-    if rate is None:
-        return 0.0
-    values = {**model.constants, **dict(zip(model.parameters, map(float, np.ravel(theta))))}
-    value = complex(rate.xreplace(values))
-    return value.real if value.imag == 0 and value.real > 0 else 0.0
 
 
 def sign_warnings(model: Model, theta) -> list:

@@ -364,6 +364,9 @@ class ClassifierLearner(Learner):
     def sign_warnings(self, grouped: dict) -> list:
         return self.inner.sign_warnings(grouped)
 
+    def damping_rates(self, theta) -> list:
+        return self.inner.damping_rates(np.asarray(theta)[:self.n_model])
+
     def rest(self, sequences: int) -> tuple:
         return self.inner.rest(sequences)
 

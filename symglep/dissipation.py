@@ -17,6 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy as np
 import sympy as sp
 
 from .symbolic import is_zero
@@ -103,3 +104,14 @@ def caldirola_kanai_rate(model):
         if rate != 0 and rate.free_symbols <= set(model.parameters) | set(model.constants):
             return rate
     return None
+
+
+def damping_rate_at(model, theta) -> float:
+    """The uniform damping rate γ of a Caldirola–Kanai model (:func:`caldirola_kanai_rate`)
+    at the parameters ``theta``; 0 without one."""
+    rate = caldirola_kanai_rate(model)
+    if rate is None:
+        return 0.0
+    values = {**model.constants, **dict(zip(model.parameters, map(float, np.ravel(theta))))}
+    value = complex(rate.xreplace(values))
+    return value.real if value.imag == 0 and value.real > 0 else 0.0

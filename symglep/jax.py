@@ -166,13 +166,13 @@ def _make(factory, *args, **kwargs):
         raise SymglepError(str(exc)) from None
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)  # hashed by identity: jax.jit(layer) keys its cache on the callable
 class Layer:
     """A model's free run as a differentiable JAX function (call it: ``layer(theta, u, q0, p0)``).
 
     ``theta`` ``(n_theta,)`` in :attr:`parameter_names` order, ``u`` ``(K+1, n_inputs)``, ``q0`` and
     ``p0`` ``(n,)``; returns ``r`` ``(K+1, n_readout)``, ``qT`` and ``pT`` ``(n,)``. One sequence per
-    call: ``jax.vmap`` over a batch."""
+    call: ``jax.vmap`` over a batch. Every call starts at the layer's ``t0``."""
 
     model: object
     module: object
@@ -181,6 +181,7 @@ class Layer:
     estimator: str
     readout: str
     sizes: Sizes
+    t0: float = 0.0
 
     def __call__(self, theta, u, q0, p0):
         theta, u, _, q0, p0 = self.sizes.checked(theta, u, None, q0, p0)
@@ -229,13 +230,14 @@ class Layer:
             return self.module.unflatten(theta)
         return {name: theta[k] for k, name in enumerate(self.parameter_names)}
 
-    def initial_momentum(self, theta, q0, v0, u0, t0: float = 0.0):
-        """``p0 = ∂L/∂v(q0, v0)``: a start given by velocity (theory §5); JAX differentiates it."""
+    def initial_momentum(self, theta, q0, v0, u0, t0: float | None = None):
+        """``p0 = ∂L/∂v(q0, v0)`` at the time ``t0`` (by default the layer's): a start given by velocity (theory
+        §5; a damped model's momentum carries e^{γ t0}); JAX differentiates it."""
         if self.module is None:  # a stack: a chain of its units' layers, no module of its own
             raise SymglepError("a stack's layer has no initial_momentum of its own: form each unit's p0 with "
                                "symglep.jax.layer(unit, dt).initial_momentum (the stack's kernels: "
                                "symglep.compile(stack).module.momenta)")
-        return self.module.initial_momentum(theta, q0, v0, u0, t0)
+        return self.module.initial_momentum(theta, q0, v0, u0, self.t0 if t0 is None else t0)
 
 
 def layer(model, dt: float, *, integrator: str = "auto", estimator: str = "echo", beta: float | None = None,
@@ -264,11 +266,11 @@ def layer(model, dt: float, *, integrator: str = "auto", estimator: str = "echo"
 
         run = chain(model, _unit_layer(dt, estimator, beta, order, t0, cache, step), make_top, every_state=True)
         return Layer(model, None, lambda th, x, q0, p0: run(th, x, None, q0, p0), float(dt), estimator, readout,
-                     Sizes.of(model, None))
+                     Sizes.of(model, None), float(t0))
     mod = bound(model, integrator, cache, size, edges, readout_units)
     readout = readout or mod.DEFAULT_READOUT
     apply = _make(mod.make_layer, float(dt), float(t0), _nudge(beta), order, estimator, readout)
-    return Layer(model, mod, apply, float(dt), estimator, readout, Sizes.of(model, mod))
+    return Layer(model, mod, apply, float(dt), estimator, readout, Sizes.of(model, mod), float(t0))
 
 
 def loss(model, dt: float, *, integrator: str = "auto", estimator: str = "echo", beta: float | None = None,

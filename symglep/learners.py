@@ -25,6 +25,7 @@ import numpy as np
 
 from .check import load_params, read_parameter_file, start_positions
 from .check import sign_warnings as scalar_sign_warnings
+from .dissipation import damping_rate_at
 from .errors import SymglepError
 from .estimators import ORDERS, sequence_gradients
 from .network.check import draw_parameters as draw_array_parameters
@@ -120,6 +121,11 @@ class Learner:
         sign; none for a kind whose parameters declare none (stacks' glue, element-named units)."""
         return []
 
+    def damping_rates(self, theta) -> list:
+        """``(label, γ)`` of each part damped uniformly at rate γ > 0 at ``theta`` (its echo runs anti-damped and
+        amplifies round-off by e^{γT}, theory §7); none for an undamped system."""
+        return []
+
     def rest(self, sequences: int) -> tuple:
         """``(q0, p0)`` of sequences that start at rest at the origin."""
         return np.zeros((sequences, self.n)), np.zeros((sequences, self.n))
@@ -148,6 +154,10 @@ class ScalarLearner(Learner):
 
     def sign_warnings(self, grouped: dict) -> list:
         return scalar_sign_warnings(self.system, [grouped[s.name] for s in self.system.parameters])
+
+    def damping_rates(self, theta) -> list:
+        gamma = damping_rate_at(self.system, theta)
+        return [("the model", gamma)] if gamma > 0 else []
 
     def rest(self, sequences: int) -> tuple:
         """At rest; at the model's ``initial_positions`` (one draw, seeded) where it declares them (a start
@@ -247,6 +257,12 @@ class ArrayLearner(Learner):
     def sign_warnings(self, grouped: dict) -> list:
         return array_sign_warnings(self.system, {p.name: grouped[p.name] for p in self.system.parameters})
 
+    def damping_rates(self, theta) -> list:
+        ne = len(self.kernels.edges(self.size))
+        params = self._as_dict(theta, np.zeros((1, self.n)))
+        gamma = self.kernels.rate(*self.kernels.pack(params, self.size, self.n_inputs, ne)[:2])
+        return [("the model", gamma)] if gamma > 0 else []
+
     def rest(self, sequences: int) -> tuple:
         """At rest; at the model's ``initial_positions`` (one draw, seeded) where it declares them."""
         q0 = np.repeat(rest_positions(self.system, self.size)[None], sequences, axis=0)
@@ -299,6 +315,9 @@ class StackLearner(Learner):
 
     def draw(self, rng) -> np.ndarray:
         return self.system.draw_parameters(rng)
+
+    def damping_rates(self, theta) -> list:
+        return [(f"unit {i} ({self.system.units[i].name})", gamma) for i, gamma in self.system.damping_rates(theta)]
 
     def sign_warnings(self, grouped: dict) -> list:
         """Each unit's parameters against their declared signs (``unit<i>.<name>``; the glue declares none)."""

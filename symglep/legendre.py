@@ -70,10 +70,33 @@ def _transcendental_knot(expr, x) -> bool:
     return inside and sum(1 for node in sp.preorder_traversal(expr) if node == x) > 1
 
 
+def _odd_cubic_root(form, x, y):
+    """The real root of ``form = y`` when that is ``c3 x³ + c1 x + c0 = 0`` (no ``x²``; e.g. ``p = C0 v + C2 v³``,
+    a weakly nonlinear capacitor or spring) in the hyperbolic form ``x = 2√(a/3) sinh(asinh((c/2)(3/a)^{3/2})/3)``,
+    ``a = c1/c3``, ``c = −c0/c3``: the same root as Cardano's where ``a > 0``, but Cardano's two cube roots cancel
+    as ``a`` grows (C2 → 0: a probe's C2 = 1e-6 gave v(0) = 3e-13 and a crash), where this form tends to
+    ``c/a`` to round-off. ``None`` for any other form (the caller verifies the root)."""
+    try:
+        poly = sp.Poly(sp.expand(form - y), x)
+    except sp.PolynomialError:
+        return None
+    if poly.degree() != 3:
+        return None
+    c3, c2, c1, c0 = poly.all_coeffs()
+    if c2 != 0 or c1 == 0:
+        return None
+    a, c = c1 / c3, -c0 / c3
+    return 2 * sp.sqrt(a / 3) * sp.sinh(sp.asinh(c / 2 * (3 / a) ** sp.Rational(3, 2)) / 3)
+
+
 def _solve_one(form, expr, x, y, parameters=()):
-    """Solve ``form = y`` for ``x``; return ``(root, why)`` with a root verified on ``expr``."""
+    """Solve ``form = y`` for ``x``; return ``(root, why)`` with a root verified on ``expr`` (an odd cubic's in
+    the hyperbolic form, :func:`_odd_cubic_root`, where it holds)."""
     if _transcendental_knot(form, x):
         return None, f"the momentum map is transcendental in {x}: no closed form attempted"
+    cubic = _odd_cubic_root(form, x, y)
+    if cubic is not None and _verify_root([expr], [x], [y], {x: cubic}, parameters):
+        return cubic, ""
     try:
         roots = sp.solve(sp.Eq(form, y), x, dict=True)
     except (NotImplementedError, ValueError):

@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import re
 import sys
 import time
 from dataclasses import dataclass, field
@@ -43,7 +44,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .beta import AUTO, BIAS_TOLERANCE, PROBES, choose_beta, describe, parse_beta
-from .check import rel_err
+from .check import ANTI_DAMPING_AMPLIFICATION, rel_err
 from .classification import (ClassificationTask, ClassifierLearner, Normalisation, labelled_npz,
                              linear_readout_of, uea_name, uea_task)
 from .command_options import TrainOptions, name_list
@@ -487,26 +488,51 @@ def _pilot_beta(learner, data: Dataset, estimator: str, theta, initial, learn_th
     return choice, [float(beta), measured, float(predicted)]
 
 
-def measured_warning(history: list) -> str | None:
+def measured_warning(history: list, anti_damped: str | None = None) -> str | None:
     """A warning when a choice of ``beta="auto"`` measured the echo far further from BPTT than its pilot
     predicted (``history``: ``[epoch, β, measured, predicted]`` rows): the run is not the smooth, stable one
     the β^p law assumes (e.g. parameters trained into an unstable region), and the echo's gradient is wrong
-    there."""
+    there. ``anti_damped``: :func:`anti_damping`'s text, the cause where a damped echo amplifies round-off."""
     bad = [row for row in history if not row[2] <= max(MEASURED_FLOOR, MEASURED_FACTOR * row[3])]
     if not bad:
         return None
     epoch, beta, measured, predicted = bad[0]
-    return (f"at epoch {epoch + 1} the echo gradient (beta {beta:.3g}) was {measured:.1e} off BPTT on the pilot's "
-            f"sequences, predicted {predicted:.1e}: the run is not smooth or stable there (parameters outside their "
-            "declared signs, a growing free run); compare with --estimator bptt, or lower --lr")
+    said = (f"at epoch {epoch + 1} the echo gradient (beta {beta:.3g}) was {measured:.1e} off BPTT on the pilot's "
+            f"sequences, predicted {predicted:.1e}: ")
+    if anti_damped:
+        return said + (f"{anti_damped} (theory §7): no beta helps; train with --estimator bptt, or on shorter "
+                       "sequences")
+    return said + ("the run is not smooth or stable there (parameters outside their declared signs, a growing "
+                   "free run); compare with --estimator bptt, or lower --lr")
+
+
+def anti_damping(learner, thetas, T: float) -> str | None:
+    """Why a damped system's echo is off (theory §7): the part with the largest rate γ over ``thetas`` (the run's
+    start and end), when e^{γT} reaches :data:`~symglep.check.ANTI_DAMPING_AMPLIFICATION`; else ``None``."""
+    rates = [(label, gamma) for theta in thetas for label, gamma in learner.damping_rates(theta)]
+    if not rates:
+        return None
+    label, gamma = max(rates, key=lambda r: r[1])
+    if gamma * T < math.log(ANTI_DAMPING_AMPLIFICATION):
+        return None
+    return (f"{label} is damped at gamma = {gamma:.3g} over T = {T:g}, so the echo runs anti-damped and amplifies "
+            f"round-off by e^(gamma T) = {math.exp(min(gamma * T, 700.0)):.1e}")
+
+
+def _parameter_head(element: str) -> str:
+    """The parameter an element name belongs to: ``unit1.w`` of ``unit1.w[3]`` (a stack lists an array unit's
+    parameters element by element), ``glue0.W`` of ``glue0.W2_5`` and ``glue0.b`` of ``glue0.b4``."""
+    head = element.split("[")[0]
+    glue = re.fullmatch(r"(glue\d+\.[Wb])\d+(_\d+)?", head)
+    return glue.group(1) if glue else head
 
 
 def frozen_entries(learner, freeze, learn_start: bool = False) -> np.ndarray | None:
     """The θ entries ``freeze`` keeps at their start values (a boolean mask in kernel order), or ``None``.
 
-    ``freeze``: names of parameters (every element of an array, ``"B"``) or of single elements
-    (``"B[0,1]"``, as the saved files and :attr:`Learner.names` spell them), a list or one
-    comma-separated string."""
+    ``freeze``: names of parameters (every element of an array, ``"B"``; in a stack ``"unit1.w"``, ``"glue0.W"``,
+    or a whole unit or glue, ``"unit1"``) or of single elements (``"B[0,1]"``, as the saved files and
+    :attr:`Learner.names` spell them), a list or one comma-separated string."""
     if freeze is None or (not isinstance(freeze, str) and len(freeze) == 0):
         return None
     wanted = name_list(freeze) if isinstance(freeze, str) else [w.strip() if isinstance(w, str) else w for w in freeze]
@@ -517,9 +543,11 @@ def frozen_entries(learner, freeze, learn_start: bool = False) -> np.ndarray | N
     fixed = np.zeros(len(names), dtype=bool)
     position = {name: k for k, name in enumerate(names)}
     for w in wanted:
-        members = groups.get(w) or ([w] if w in position else None)
+        members = groups.get(w) or ([w] if w in position else None) or \
+            [name for name in names if _parameter_head(name) == w or name.startswith(w + ".")] or None
         if members is None:
-            shown = ", ".join(list(groups)[:12]) + (", …" if len(groups) > 12 else "")
+            heads = list(dict.fromkeys(_parameter_head(name) for name in names))
+            shown = ", ".join(heads[:40]) + (f", … ({len(heads)} in all)" if len(heads) > 40 else "")
             raise SymglepError(f"freeze: no parameter or element {w!r}; the parameters are {shown} (an element "
                                "is named like A[0,1])")
         for member in members:
@@ -616,6 +644,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
         raise
     S = data.size
     batch = S if batch is None else int(batch)
+    start_theta = theta.copy()
     try:
         if not 1 <= batch <= S:
             raise SymglepError(f"batch must be between 1 and the number of sequences ({S}), got {batch}")
@@ -725,9 +754,15 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
                 or _excursion_warning(history, opt.lr))
     if diverged:
         result.warnings.insert(0, diverged)
-    off = measured_warning(betas)
+    damped = None if estimator == "bptt" else anti_damping(learner, (start_theta, theta), data.steps * data.dt)
+    off = measured_warning(betas, damped)
+    measured = max((row[2] for row in betas), default=None)
     if off:
         result.warnings.insert(0, off)
+    elif damped and (measured is None or measured > MEASURED_FLOOR):  # a fixed beta measures nothing
+        seen = "" if measured is None else f" (measured {measured:.1e} off BPTT on the pilot's sequences)"
+        result.warnings.insert(0, f"{damped} (theory §7): the echo gradient carries that much more error{seen}; "
+                                  "train with --estimator bptt, or on shorter sequences")
     if resume is not None and not learn_initial_state and _resume_state(resume, learner).initial_state is not None:
         result.warnings.append("the resumed file holds a learned initial state, which this run neither uses nor "
                                "saves (it starts from the data set's): add --learn-initial-state to keep it")

@@ -113,15 +113,16 @@ def test_text_markdown_latex_reports_hold_every_condition(path):
 
 
 def test_a_kilobyte_residual_is_cut_in_text_and_whole_in_json(tmp_path):
-    """H = p²/2 + p⁴/4 + k q²/2 (new-user probe): p(v) is Cardano's root, so its CIVP residual runs to ~9000
-    characters; the text report prints the first RESIDUAL_SHOWN and says where the rest is, the JSON all."""
+    """H = p²/2 + p³/3 + p⁴/4 + k q²/2 (new-user probe): p(v) is Cardano's root, so its CIVP residual runs to ~9000
+    characters; the text report prints the first RESIDUAL_SHOWN and says where the rest is, the JSON all. (The p³
+    term keeps Cardano's general root: p²/2 + p⁴/4 alone now has the short hyperbolic one, legendre._odd_cubic_root.)"""
     from symglep.residual_report import RESIDUAL_SHOWN
 
     path = tmp_path / "quartic.py"
     path.write_text(
         "import sympy as sp\nfrom sympy.physics.mechanics import dynamicsymbols\nimport symglep\n"
         "q = dynamicsymbols('q'); p = sp.Symbol('p'); k = sp.Symbol('k', positive=True)\n"
-        "model = symglep.Model.from_hamiltonian(hamiltonian=p**2/2 + p**4/4 + k*q**2/2, coordinates=[q], "
+        "model = symglep.Model.from_hamiltonian(hamiltonian=p**2/2 + p**3/3 + p**4/4 + k*q**2/2, coordinates=[q], "
         "momenta=[p], parameters=[k], name='quartic')\n")
     runner = CliRunner()
     text = runner.invoke(main, ["residuals", str(path), "--bc", "civp"]).output

@@ -1124,3 +1124,31 @@ def test_a_pendulum_written_from_its_bobs_cartesian_position_is_separable():
     report = run_check(model, steps=200)
     assert report["integrator"] == "leapfrog" and report["passed"]
     assert report["rel_err_echo_vs_bptt"] <= 1e-6 and report["rel_err_bptt_vs_fd"] <= 1e-5
+
+
+def test_a_weak_quartic_kinetic_term_has_an_accurate_velocity_map():
+    """L = C0 v²/2 + C2 v⁴/4 (a weakly nonlinear capacitor or spring): p = C0 v + C2 v³ was inverted by Cardano's
+    formula, whose two cube roots cancel as C2 → 0: at C2 = 1e-6 it gave v(p = 0) = 3e-13 and `symglep check`
+    stopped (new-user probe). The hyperbolic form 2√(a/3) sinh(asinh(·)/3) is the same root and accurate to
+    round-off at any C2 > 0: v(p) against Newton's root, v odd in p, and the check passes at C2 = 1e-6."""
+    x, u, y = dynamicsymbols("x u y")
+    C0, C2, k = sp.symbols("C0 C2 k", positive=True)
+    model = symglep.Model(C0 * x.diff(T) ** 2 / 2 + C2 * x.diff(T) ** 4 / 4 - k * x**2 / 2 + x * u, [x], [C0, C2, k],
+                          inputs=[u], targets=[y], cost=(x - y) ** 2 / 2, name="weak_quartic")
+    d = derive(model)
+    (v_of_p,) = d.velocity_map
+    cube_roots = [a for a in sp.preorder_traversal(v_of_p) if a.is_Pow and a.exp.is_Rational and a.exp.q == 3]
+    assert v_of_p.has(sp.asinh) and not cube_roots and choose_integrator(d) == "leapfrog"
+    p = model.p[0]
+    for c2 in (1e-9, 1e-6, 1e-2, 3.0):
+        f = sp.lambdify(p, v_of_p.subs({C0: 1.3, C2: c2}), "math")
+        for value in (0.0, 1e-7, 0.01, 0.8, 25.0):
+            v = value / 1.3
+            for _ in range(60):  # Newton on C0 v + C2 v³ = p
+                v -= (1.3 * v + c2 * v**3 - value) / (1.3 + 3 * c2 * v**2)
+            assert abs(f(value) - v) <= 1e-14 * max(abs(v), 1e-300) or f(value) == v == 0.0, (c2, value, f(value), v)
+            assert f(-value) == -f(value)
+    from symglep.check import run_check
+
+    report = run_check(model, steps=300, params={"C0": 1.0, "C2": 1e-6, "k": 1.0})
+    assert report["passed"] and report["rel_err_echo_vs_bptt"] <= 1e-6 and report["rel_err_bptt_vs_fd"] <= 1e-5

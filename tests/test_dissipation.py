@@ -658,3 +658,39 @@ def test_a_kept_rayleigh_force_is_named_in_the_equations_and_the_verdict(nonunif
     assert "Euler–Lagrange (d/dt ∂L/∂v − ∂L/∂q + ∂R/∂v = 0, R the Rayleigh function):" in text
     assert "p_x0_dot = −∂H/∂x0 − ∂R/∂x0_dot = " in text
     assert "time-reversible (L even in v): yes, but the Rayleigh force is odd in v" in text
+
+
+def test_train_names_an_anti_damped_echo_as_the_cause(tmp_path):
+    """New-user probes: trained at γ = 1.2 over T = 20, the echo amplifies round-off by e^{γT} = 2.6e10 and its
+    gradient was 3.6e-2 off BPTT, but train said nothing (the pilot's own prediction was high too), and where it
+    warned it blamed "parameters outside their declared signs, a growing free run". It now names the damped part,
+    γ, T and e^{γT} (as check does) and points at BPTT; an undamped-enough run and a BPTT run say nothing."""
+    from symglep.learners import learner_for
+    from symglep.tasks import SineTask
+    from symglep.training import anti_damping, train
+
+    t = dynamicsymbols._t
+    x, u, y = dynamicsymbols("x u y")
+    k, g = sp.symbols("k gamma", positive=True)
+    L = sp.exp(g * t) * (x.diff(t) ** 2 / 2 - k * x**2 / 2 + u * x)
+
+    def run(rate, estimator="echo"):
+        model = symglep.Model(L, [x], [k], inputs=[u], targets=[y], cost=(x - y) ** 2 / 2, constants={g: rate},
+                              name=f"damped_{str(rate).replace('.', '_')}")
+        return train(model, SineTask(sequences=4, steps=400), epochs=1, seed=0, estimator=estimator,
+                     cache=str(tmp_path))
+
+    fast = run(1.2)
+    said = [w for w in fast.warnings if "anti-damped" in w]
+    assert len(said) == 1 and "gamma = 1.2 over T = 20" in said[0] and "e^(gamma T) = 2.6e+10" in said[0], fast.warnings
+    assert "--estimator bptt" in said[0] and "declared signs" not in said[0]
+    assert not any("anti-damped" in w for w in run(1.2, "bptt").warnings)
+    assert not any("anti-damped" in w for w in run(0.3).warnings)  # e^{6} = 403: below the 1e6 of check's warning
+    # the learners read a rate where it lives: a learned array parameter, a stack unit's
+    net = symglep.load_system(str(EXAMPLES / "network_learned_damping.py"))
+    learner = learner_for(net, symglep.compile(net, cache=str(tmp_path), jit=False), size=4)
+    theta = learner.flat(learner.draw(np.random.default_rng(0)))
+    theta[learner.names.index("gamma")] = 0.9
+    assert learner.damping_rates(theta) == [("the model", 0.9)]
+    assert "e^(gamma T) = 6.6e+07" in anti_damping(learner, [theta], 20.0)
+    assert anti_damping(learner, [theta], 10.0) is None  # e^9 = 8.1e3

@@ -296,3 +296,22 @@ def test_a_zero_running_cost_with_a_terminal_cost():
     numba = compile_array_model(model, DT, jit=False).free(values, q0[None], p0[None], np.zeros((1, steps + 1, 0)),
                                                            y_[None])
     assert abs(float(sj.loss(model, DT, size=n)(*args)) - numba[2][0]) <= 1e-12 * abs(numba[2][0])
+
+
+def test_a_layer_is_jitted_whole_and_its_velocity_start_reads_its_own_t0():
+    """New-user probe: jax.jit(layer) of an array model raised "unhashable type: 'types.SimpleNamespace'" (the
+    frozen dataclass hashed its fields), and layer.initial_momentum of a layer built at t0 = 0.7 formed m v0, not
+    e^{γ t0} m v0 (its t0 defaulted to 0)."""
+    model = _example("network_learned_damping")
+    layer = sj.layer(model, DT, size=4, t0=0.7)
+    values, u, _, q0, p0 = _instance(layer, 30)
+    theta = layer.theta(values)
+    got = jax.jit(layer)(theta, u, q0, p0)
+    want = layer(theta, u, q0, p0)
+    assert all(_relative(a, b) <= 1e-14 for a, b in zip(got, want))
+    assert hash(layer) != hash(sj.layer(model, DT, size=4, t0=0.7))  # identity, not the fields
+    v0 = jnp.linspace(-0.3, 0.4, q0.shape[0])
+    gamma = float(values["gamma"])
+    at_t0 = layer.initial_momentum(theta, q0, v0, u[0])
+    assert _relative(at_t0, layer.initial_momentum(theta, q0, v0, u[0], 0.7)) == 0.0
+    assert _relative(at_t0, np.exp(gamma * 0.7) * np.asarray(layer.initial_momentum(theta, q0, v0, u[0], 0.0))) <= 1e-14

@@ -506,3 +506,19 @@ def test_the_pfvp_residual_names_a_scalar_in_the_mass():
     text = residuals(model, True)["pfvp"]
     assert "Σ_i ∂m_i/∂θ q.dot[i](0) · ∂βq_i(0)" in text and "(mass parameters: l, m)" in text
     assert "∂²L/∂m_i∂v_i" not in text
+
+
+def test_the_finite_differences_test_entries_whose_gradient_is_not_zero():
+    """New-user probe: a readout on isolated units left most of θ with an exact zero gradient, the six entries drawn
+    uniformly were all such zeros, and the check printed "BPTT vs finite diff. 0.000e+00 ok". The entries are now
+    drawn among the live ones, the zeros only filling up when too few are live."""
+    from symglep.network.check import FD_ENTRIES, _fd_entries
+
+    gradient = np.zeros(40)
+    gradient[[3, 17, 29]] = [0.5, -2.0, 1e-9]
+    picks = _fd_entries(gradient, np.random.default_rng(0))
+    assert len(picks) == FD_ENTRIES == 6 and {3, 17, 29} <= set(picks.tolist()) and len(set(picks.tolist())) == 6
+    gradient = np.arange(1.0, 41.0)
+    gradient[::2] = 0.0
+    picks = _fd_entries(gradient, np.random.default_rng(1))
+    assert len(picks) == 6 and np.all(gradient[picks] != 0)

@@ -236,10 +236,9 @@ def test_the_stack_check_names_each_damped_unit_and_its_rate():
     """A damped unit's echo runs anti-damped: the stack check read its amplified round-off as β bias and advised
     a smaller β, which made it worse (new-user probe, e^(γT) = 4e10). It now reads each unit's rate at θ (a
     learned one from θ) and says what the growth is."""
-    from symglep.stack.commands import unit_damping_rates
 
     stack = damped_stack()
     theta = stack.draw_parameters(np.random.default_rng(0))
     theta[stack.unit_slices()[1]][3] = 0.25
     theta[stack.unit_slices()[0]][_bottom_offset(stack, "gamma")] = 0.7
-    assert [(i, round(g, 12)) for i, g in unit_damping_rates(stack, theta)] == [(0, 0.7), (1, 0.25), (2, 0.15)]
+    assert [(i, round(g, 12)) for i, g in stack.damping_rates(theta)] == [(0, 0.7), (1, 0.25), (2, 0.15)]

@@ -17,6 +17,7 @@ from click.testing import CliRunner
 
 import symglep
 from symglep.cli import main
+from symglep.errors import SymglepError
 from symglep.learners import learner_for
 from symglep.network.check import draw_instance
 from symglep.tasks import SineTask, sine_task
@@ -260,3 +261,28 @@ def test_a_stack_freezes_one_unit_while_the_others_learn(stack):
     frozen = train(stack, STACK_TASK, epochs=2, freeze=",".join(fixed))
     assert np.array_equal(frozen.theta[:2], start.theta[:2])
     assert np.all(frozen.theta[2:] != start.theta[2:])
+
+
+def test_freeze_names_a_whole_parameter_unit_or_glue_of_a_stack():
+    """A stack lists an array unit's parameters element by element (unit1.A[0,1]) and its glue's as glue0.W2_5:
+    --freeze unit1.A was refused ("no parameter or element"; new-user probe) though the same array model alone
+    takes --freeze A. A whole parameter, a unit (unit1) or a glue matrix (glue0.W) now freeze all their elements."""
+    from types import SimpleNamespace
+
+    from symglep.training import frozen_entries
+
+    names = symglep.load_system(str(EXAMPLES / "stack_hru.py")).parameter_names
+    learner = SimpleNamespace(names=names, layout=[(n, ()) for n in names])
+    picked = lambda mask: [n for n, f in zip(names, mask) if f]  # noqa: E731
+    assert picked(frozen_entries(learner, "unit1.A")) == [n for n in names if n.startswith("unit1.A[")]
+    assert len(picked(frozen_entries(learner, "unit1.A"))) == 64
+    assert picked(frozen_entries(learner, "unit0")) == [n for n in names if n.startswith("unit0.")]
+    assert picked(frozen_entries(learner, "glue0.W")) == [f"glue0.W{i}_{j}" for i in range(8) for j in range(8)]
+    assert set(picked(frozen_entries(learner, "glue0.b, unit1.m[3]"))) == {f"glue0.b{i}" for i in range(8)} | \
+        {"unit1.m[3]"}
+    heads = ", ".join(dict.fromkeys(n.split("[")[0] for n in names if not n.startswith("glue")))
+    assert heads == "unit0.A, unit0.B, unit0.b, unit0.m, unit1.A, unit1.B, unit1.b, unit1.m"
+    with pytest.raises(SymglepError, match=r"no parameter or element 'unit1\.Q'; the parameters are ") as refused:
+        frozen_entries(learner, "unit1.Q")
+    listed = str(refused.value).split("the parameters are ")[1].split(" (an element")[0].split(", ")
+    assert sorted(listed) == sorted(heads.split(", ") + ["glue0.W", "glue0.b"])

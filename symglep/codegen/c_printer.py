@@ -68,7 +68,9 @@ class CPrinter(ReportsUnprintable, C99CodePrinter):
         """float: small integer powers as products (``powf`` is a slow library call on an MCU).
 
         double prints ``pow``; :func:`c_function` rewrites its integer powers in Numba's order
-        (:func:`numba_powers`), so that float64 results match the Numba kernels bit for bit.
+        (:func:`numba_powers`), so that float64 results match the Numba kernels bit for bit; for the same
+        reason ``x**(1/3)`` is ``pow(x, 1.0/3.0)`` (``cbrt`` rounds differently in half the cases) and
+        ``x**(-1/2)`` is ``1.0/sqrt(x)`` (as the Numba printer writes it).
         """
         exp = expr.exp
         if (self._single and exp.is_Integer and 2 <= abs(int(exp)) <= 4
@@ -76,6 +78,10 @@ class CPrinter(ReportsUnprintable, C99CodePrinter):
             base = self.parenthesize(expr.base, 100)  # always bracketed: a product of atoms
             product = "*".join([base] * abs(int(exp)))
             return f"({product})" if exp > 0 else f"(1.0F/({product}))"
+        if not self._single and exp == sp.Rational(1, 3):  # Numba's x**(1/3) is pow, not cbrt (rounds apart)
+            return f"pow({self._print(expr.base)}, 1.0/3.0)"
+        if not self._single and exp == sp.Rational(-1, 2):  # as the Numba printer: 1/sqrt(x), not pow(x, -0.5)
+            return f"(1.0/sqrt({self._print(expr.base)}))"
         return super()._print_Pow(expr)
 
     def _print_NumberSymbol(self, expr):
@@ -112,14 +118,15 @@ def _int_power(base: str, n: int) -> str:
 
 
 def numba_powers(source: str) -> str:
-    """``source`` (C text of a function body) with ``pow(b, n)`` for integers ``|n| >= 3`` as products.
+    """``source`` (C text of a function body) with ``pow(b, n)`` for integers ``|n| >= 3`` and ``n = -2`` as products.
 
     Numba computes ``x**3`` as ``x*(x*x)`` (binary powering; ``x**-3`` as ``1/(x*(x*x))``), while
     ``pow(x, 3)`` in C rounds differently in about a quarter of the cases, and the echo's ``1/beta``
     amplifies that last-bit difference to ~1e-11 of the gradient. Rewriting the printed calls keeps
     the expression tree (and SymPy's order of the additions) as the Numba printer sees it, so the
     float64 C kernels equal the Numba kernels bit for bit (docs/c-kernels.md).
-    ``pow(x, 2)`` is left alone: it equals ``x*x`` (glibc rounds it exactly; gcc folds it).
+    ``pow(x, 2)`` is left alone: it equals ``x*x`` (glibc rounds it exactly; gcc folds it); ``pow(x, -2)`` is
+    not: Numba computes ``1/(x*x)``, two roundings, where ``pow`` rounds once.
     """
     out, i = [], 0
     while True:
@@ -138,7 +145,7 @@ def numba_powers(source: str) -> str:
         exponent = source[k + 1:end].strip()
         base = numba_powers(source[j + 4:k])
         out.append(source[i:j])
-        if exponent.lstrip("-").isdigit() and abs(int(exponent)) >= 3:
+        if exponent.lstrip("-").isdigit() and (abs(int(exponent)) >= 3 or int(exponent) == -2):
             n = int(exponent)
             out.append(_int_power(base, n) if n > 0 else f"(1.0/{_int_power(base, -n)})")
         else:

@@ -127,7 +127,7 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
     bptt_v = kern.bptt_gradient(theta, q0, u=u, y=y, v0=v0)
     args, _ = kern.prepare(theta, q0, p0, u, y)
     th = args[0]
-    picks = rng.choice(th.size, size=min(FD_ENTRIES, th.size), replace=False)
+    picks = _fd_entries(bptt.flat[0], rng)
     fd = []
     for idx in picks:
         eps = 1e-6 * max(1.0, abs(th[idx]))
@@ -189,6 +189,17 @@ def sign_warnings(model, theta: dict) -> list:
             out.append(f"parameter {p.name} has {int(np.sum(bad))} of {values.size} entries against its declaration "
                        f"{sign}=True (e.g. {values[bad].flat[0]:g}): the derivation assumed that sign")
     return out
+
+
+def _fd_entries(gradient, rng) -> np.ndarray:
+    """The θ entries the finite differences test: drawn among those whose BPTT gradient is not zero (a probe's
+    disconnected readout drew six exact zeros, and "0.000e+00 ok" tested nothing), the rest of the
+    :data:`FD_ENTRIES` among the zeros only when too few are live."""
+    live = np.flatnonzero(gradient)
+    dead = np.flatnonzero(gradient == 0)
+    picks = rng.choice(live, size=min(FD_ENTRIES, live.size), replace=False)
+    fill = min(FD_ENTRIES - picks.size, dead.size)
+    return np.concatenate([picks, rng.choice(dead, size=fill, replace=False)]).astype(np.int64)
 
 
 def render_text(r: dict) -> str:

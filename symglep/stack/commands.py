@@ -21,7 +21,7 @@ from ..boundary import BOUNDARY_CONDITIONS as BOUNDARY_CONDITIONS_OF_UNITS
 from ..boundary import condition_names, latex_names
 from ..beta import AUTO, describe
 from ..check import (CONTRASTS, FD_TOLERANCE, anti_damping_warning, central_differences, choose_contrast,
-                     contrast_kind, damping_rate_at, read_parameter_file, rel_err, require_run_settings, smooth_signal,
+                     contrast_kind, read_parameter_file, rel_err, require_run_settings, smooth_signal,
                      suggested_beta)
 from ..boundary import residuals as boundary_residuals
 from ..codegen.output import write_files
@@ -604,25 +604,6 @@ def _read_parameters(stack: Stack, path: str) -> np.ndarray:
         raise SymglepError(f"parameters file {path}: every value must be a number") from None
 
 
-def unit_damping_rates(stack: Stack, theta) -> list:
-    """``(i, γ)`` for each unit with uniform damping at rate γ > 0 at the packed parameters ``theta`` (a learned
-    rate read from them, theory §7): its echo runs anti-damped."""
-    out = []
-    for i, sl in enumerate(stack.unit_slices()):
-        a, th = stack.arrays[i], np.asarray(theta, dtype=np.float64)[sl]
-        if a is None:
-            gamma = damping_rate_at(stack.units[i], th)
-        elif a.model.damping_rate is None:
-            continue
-        elif a.model.damping_parameter is not None:
-            gamma = float(th[a.offsets[[name for name, _ in a.layout].index(a.model.damping_parameter.name)]])
-        else:
-            gamma = float(sp.sympify(a.model.damping_rate).xreplace(a.model.constants))
-        if gamma > 0:
-            out.append((i, gamma))
-    return out
-
-
 def check(stack: Stack, opts: CheckOptions) -> tuple:
     """``symglep check`` of a stack: (report dict, rendered text); theory §9.
 
@@ -687,7 +668,7 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
     groups.append({"group": "inputs x", "echo_vs_bptt": rel_err(echo_x, bptt_x),
                    "bptt_vs_fd": rel_err(bptt_x.ravel(), fd_x), "norm": float(np.linalg.norm(bptt_x))})
     passed = all(g["echo_vs_bptt"] <= tolerance and g["bptt_vs_fd"] <= FD_TOLERANCE for g in groups)
-    warns = [f"unit {i} ({stack.units[i].name}): {w}" for i, gamma in unit_damping_rates(stack, theta)
+    warns = [f"unit {i} ({stack.units[i].name}): {w}" for i, gamma in stack.damping_rates(theta)
              for w in anti_damping_warning(gamma, steps * dt)]
     if beta_error > tolerance and warns:  # round-off grown by e^(γT), not β bias: a smaller β makes it worse
         warns.append(f"the {contrast_kind(CONTRASTS[order])} echo's estimates at beta and 2 beta differ by "

@@ -27,6 +27,7 @@ from sympy.core.function import AppliedUndef
 
 from .. import capabilities as capabilities_table
 from ..derivation import derive
+from ..dissipation import damping_rate_at
 from ..errors import ModelError
 from ..model import Model
 from ..network.arrays import Coordinates
@@ -416,6 +417,24 @@ class Stack:
         for i in range(len(self.units)):
             out.append(slice(o, o + self.unit_theta(i)))
             o += self.unit_theta(i)
+        return out
+
+    def damping_rates(self, theta) -> list:
+        """``(i, γ)`` for each unit with uniform damping at rate γ > 0 at the packed parameters ``theta`` (a learned
+        rate read from them, theory §7): its echo runs anti-damped."""
+        out = []
+        for i, sl in enumerate(self.unit_slices()):
+            a, th = self.arrays[i], np.asarray(theta, dtype=np.float64)[sl]
+            if a is None:
+                gamma = damping_rate_at(self.units[i], th)
+            elif a.model.damping_rate is None:
+                continue
+            elif a.model.damping_parameter is not None:
+                gamma = float(th[a.offsets[[name for name, _ in a.layout].index(a.model.damping_parameter.name)]])
+            else:
+                gamma = float(sp.sympify(a.model.damping_rate).xreplace(a.model.constants))
+            if gamma > 0:
+                out.append((i, gamma))
         return out
 
     def glue_slices(self) -> list:
