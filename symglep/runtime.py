@@ -93,6 +93,10 @@ def _require_finite(arr: np.ndarray, name: str) -> None:
         raise SymglepError(f"{name} holds a non-finite value (first at index {where})")
 
 
+#: how far (relative to the start's size) the echoes' mean end may miss the start: O(beta^2) when they retrace
+RETRACE_LIMIT = 1e-3
+
+
 @dataclass
 class Result:
     """Outputs of a gradient computation (per sequence unless said otherwise)."""
@@ -244,6 +248,21 @@ class Kernels:
             raise NumericalError(
                 f"{what}: Newton iteration of the midpoint rule did not converge {where} of sequence {b} "
                 f"(residual {residual[b]:.3e}); reduce dt or check the model's regularity", what, b, at)
+
+    def _check_retrace(self, status, miss, what: str) -> None:
+        """A :class:`NumericalError` for the first completed sequence whose echoes' mean end missed the start by
+        more than :data:`RETRACE_LIMIT` (relative): the echo did not retrace the free run, so the contrast is
+        not the gradient (a probe's spherical pendulum near its pole: 300x off BPTT, silently)."""
+        bad = np.nonzero((status < 0) & ~(miss <= RETRACE_LIMIT))[0]
+        if bad.size:
+            b = int(bad[0])
+            why = ("the implicit midpoint step has more than one solution there and Newton took another one "
+                   "(dt too large near a singular point of the model); reduce dt" if self.integrator == "midpoint"
+                   else "round-off grew along the run (a damped model's echo amplifies it by e^(gamma T), "
+                        "theory §7); shorten the run")
+            raise NumericalError(f"{what}: the echo of sequence {b} did not retrace the free run (its mean end "
+                                 f"misses the start by {miss[b]:.1e} relative), so its contrast is not the gradient: "
+                                 f"{why}, or use bptt_gradient", what, b, None)
 
     # -- locating NaN and overflow (symglep.diagnose) ---------------------------
     @staticmethod
@@ -419,7 +438,7 @@ class Kernels:
 
     def gradient(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0,
                  beta=1e-4, centred=True, learn_inputs=False, route="auto", naive_echo=False,
-                 order: int | None = None) -> Result:
+                 order: int | None = None, retrace: bool = True) -> Result:
         """Contrastive estimate of the gradient (theory §5) by an exact route (see :meth:`route`).
 
         ``order``: 2 the centred contrast (echoes at ±β, error O(β²)), 1 the one-sided one (O(β)),
@@ -429,7 +448,8 @@ class Kernels:
         ``route``: ``auto`` (the model's exact route), ``echo``, ``flipped_echo`` (theory §4),
         ``digital_pfvp`` (exact on a computer, not forward-only in hardware) or ``bptt``;
         ``naive_echo=True`` runs the plain echo even where it is biased. ``Result.route`` says
-        which route ran.
+        which route ran. ``retrace``: raise a :class:`NumericalError` when the echoes did not come back to the
+        start (:meth:`_check_retrace`; ``symglep check`` measures the round trip itself).
         """
         route = self.route(route, naive_echo)
         if route == "bptt":
@@ -445,6 +465,8 @@ class Kernels:
                                    th_echo, digital)
         what = "digital PFVP gradient" if digital else "echo gradient"
         self._check(out[5], out[6], what, u.shape[1] - 1, "backward" if digital else "echo")
+        if retrace and route != "naive_echo" and order != 1:
+            self._check_retrace(out[5], out[6], what)
         for b in self._non_finite(*out[:5]):
             free = self._free_failure(f"{what}, free phase", th, q0, x0, sv, u, y, h, t0, b)
             if free is not None:
@@ -482,6 +504,8 @@ class Kernels:
         out = self._complex.gradient(th, q0, x0, sv, u, y, h, t0, nudge, 1, bool(learn_inputs), th_echo, digital)
         what = "complex-step echo gradient"
         self._check(out[5], out[6], what, u.shape[1] - 1, "backward" if digital else "echo")
+        if route != "naive_echo":
+            self._check_retrace(out[5], out[6], what)
         real = [np.ascontiguousarray(a.real) for a in out[:5]]
         for b in self._non_finite(*real):
             raise NumericalError(f"{what}: non-finite gradient of sequence {b}; run gradient() or "

@@ -641,3 +641,32 @@ def test_energy_names_inputs_that_disagree_with_the_trajectories(oscillator):
     _, _, _, tq, tp = oscillator.free([1.0, 1.0], q0, p0=p0, u=u, y=y, record=True)
     with pytest.raises(symglep.SymglepError, match=r"inputs u have 10 time nodes but the trajectories 11"):
         oscillator.energy([1.0, 1.0], tq, tp, u=u[:, :10])
+
+
+def test_an_echo_that_does_not_retrace_its_free_run_is_refused(tmp_path):
+    """New-user probe: a spherical pendulum swinging near its pole at dt = 0.02 (midpoint rule): a Newton solve took
+    another root (θ jumped to −2.96), the echo never came back to the start, and `gradient` and
+    `complex_step_gradient` returned dC/dθ ~300x off BPTT (which equals finite differences) with no word. The echoes'
+    mean end now has to meet the start (O(β²)); a miss raises, naming the cause. At dt = 0.005 both pass."""
+    th, ph, y = dynamicsymbols("theta phi y")
+    m, l, g = sp.symbols("m l g", positive=True)
+    L = m * l**2 * (th.diff() ** 2 + sp.sin(th) ** 2 * ph.diff() ** 2) / 2 + m * g * l * sp.cos(th)
+    model = symglep.Model(L, [th, ph], [m, l], constants={g: 9.81}, targets=[y], cost=(th - y) ** 2 / 2,
+                          name="spherical_near_pole")
+    theta, q0, p0 = np.array([0.83425967, 0.8947242]), np.array([[0.90063723, 0.04929722]]), \
+        np.array([[-0.24352281, -0.04012384]])
+    for h, retraces in ((0.02, False), (0.005, True)):
+        K = int(round(1.2 / h))
+        kern = symglep.compile(model, dt=h, cache=str(tmp_path))
+        y_ = 0.3 * np.sin(np.linspace(0.0, 4.0, K + 1))[None, :, None]
+        u = np.zeros((1, K + 1, 0))
+        bptt = kern.bptt_gradient(theta, q0, p0=p0, u=u, y=y_).dtheta[0]
+        for run in (lambda: kern.gradient(theta, q0, p0=p0, u=u, y=y_, beta=1e-4),
+                    lambda: kern.complex_step_gradient(theta, q0, p0=p0, u=u, y=y_)):
+            if retraces:
+                assert np.max(np.abs(run().dtheta[0] - bptt)) <= 1e-4 * np.max(np.abs(bptt))
+            else:
+                with pytest.raises(NumericalError, match="did not retrace the free run .* Newton took another one"):
+                    run()
+        if not retraces:  # the measurement itself is still there for `symglep check`
+            kern.gradient(theta, q0, p0=p0, u=u, y=y_, beta=1e-4, retrace=False)

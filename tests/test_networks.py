@@ -522,3 +522,26 @@ def test_the_finite_differences_test_entries_whose_gradient_is_not_zero():
     gradient[::2] = 0.0
     picks = _fd_entries(gradient, np.random.default_rng(1))
     assert len(picks) == 6 and np.all(gradient[picks] != 0)
+
+
+@pytest.mark.parametrize("clash", ["parameter", "target", "input", "constant"])
+def test_a_name_given_to_two_things_is_refused(clash):
+    """New-user probe: Parameter("x") beside Coordinates("x") shared the elements x[i], the model silently became
+    another one (no force at all) and `symglep check` passed on it; Targets("x") made the cost zero. A scalar Model
+    refuses such a clash; an array model now does too, naming both roles."""
+    x = Coordinates("x")
+    c = Parameter("c", "n", positive=True)
+    args = dict(lagrangian=Sum(x.dot[i] ** 2 / 2, i) - Sum(c[i] * x[i] ** 2 / 2, i), cost=Sum((x[r] - 0) ** 2 / 2, r),
+                coordinates=x, parameters=[c], name="clash", size=3)
+    if clash == "parameter":
+        args["parameters"] = [c, Parameter("x", "n")]
+    elif clash == "target":
+        args["targets"] = Targets("x")
+    elif clash == "input":
+        args.update(inputs=Inputs("c"), sizes={"m": 1, "r": 1})
+    else:
+        args["constants"] = {sp.Symbol("x"): 1.0}
+    role = {"parameter": "parameter", "target": "target", "input": "input", "constant": "constant"}[clash]
+    first = "parameter" if clash == "input" else "coordinate"
+    with pytest.raises(ModelError, match=rf"is used twice: as {first} and as {role}; rename one"):
+        ArrayModel(**args)

@@ -17,6 +17,20 @@ from .arrays import Coordinates, Element, Parameter, Sum, Terms
 from .terms import classify, damping_rate, terminal_readout
 
 
+def _distinct_names(roles: list) -> None:
+    """Refuse a name given to two things (``(role, object with .name or None)``): a parameter named like the
+    coordinates shared their elements, ``x[i]``, and the model silently became another one (new-user probe:
+    ``check`` passed on it), as a scalar :class:`~symglep.Model` refuses."""
+    seen = {}
+    for role, thing in roles:
+        if thing is None:
+            continue
+        name = thing.name
+        if name in seen:
+            raise ModelError(f"name {name!r} is used twice: as {seen[name]} and as {role}; rename one")
+        seen[name] = role
+
+
 class ArrayModel:
     """A network Lagrangian ``L = Σ (index sums)``, a readout cost, and a default size.
 
@@ -67,6 +81,9 @@ class ArrayModel:
         self.y = targets
         self.edges = edges
         self.constants = {s: constant_value(s, v) for s, v in (constants or {}).items()}
+        _distinct_names([("coordinate", coordinates), *[("parameter", p) for p in self.parameters],
+                         ("input", inputs), ("target", targets), ("edge list", edges),
+                         *[("constant", s) for s in self.constants]])
         if not isinstance(size, int) or size < 2:
             raise ModelError(f"size must be an integer >= 2, got {size!r}")
         self.size = size
