@@ -48,7 +48,8 @@ NOT_VARIATIONAL = "biased: non-variational Rayleigh force, the identity of theor
 
 def parse_bcs(text: str) -> tuple:
     """``all`` or a comma-separated list of :data:`BCS` names; one-line error otherwise."""
-    names = BCS if text == "all" else tuple(dict.fromkeys(t.strip().lower() for t in text.split(",")))
+    text = text.strip().lower()
+    names = BCS if text == "all" else tuple(dict.fromkeys(t.strip() for t in text.split(",")))
     bad = [t for t in names if t not in BCS]
     if bad or not names:
         raise SymglepError(f"unknown boundary condition {(bad or [text])[0]!r} for --bc; choose from "

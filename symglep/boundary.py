@@ -34,6 +34,8 @@ BOUNDARY_CONDITIONS = ("civp", "cfvp", "cbvp", "periodic", "pfvp", "mixed")
 
 def condition_names(bc) -> tuple:
     """``"all"``, one condition, a comma-separated list or a tuple of them, as a tuple of known names."""
+    if isinstance(bc, str):
+        bc = bc.strip().lower()  # as check --bc reads it: CIVP, Civp and civp are one condition
     names = tuple(BOUNDARY_CONDITIONS) if bc == "all" else (
         tuple(b.strip() for b in bc.split(",")) if isinstance(bc, str) else tuple(bc))
     unknown = [b for b in names if b not in BOUNDARY_CONDITIONS]

@@ -22,6 +22,7 @@ On one sequence it reports (theory §5–§6):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 
@@ -310,12 +311,27 @@ def _measure(model, kernels, route, exact, th, q0, p0, u, y, qT, pT, loss, steps
 
         choice, order = choose_contrast(contrast, tolerance)
         beta = choice.beta
-    echo = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, order=order, route=route, naive_echo=naive,
-                            retrace=False)
-    one_sided = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, centred=False, route=route, naive_echo=naive)
-    doubled = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=2 * beta, order=order, route=route, naive_echo=naive,
-                               retrace=False)
-    beta_error = beta_error_estimates(echo.dtheta[0], one_sided.dtheta[0], doubled.dtheta[0], order)
+    def estimates(beta, order):
+        echo = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, order=order, route=route, naive_echo=naive,
+                                retrace=False)
+        one_sided = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, centred=False, route=route,
+                                     naive_echo=naive)
+        doubled = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=2 * beta, order=order, route=route,
+                                   naive_echo=naive, retrace=False)
+        return echo, beta_error_estimates(echo.dtheta[0], one_sided.dtheta[0], doubled.dtheta[0], order)
+
+    echo, beta_error = estimates(beta, order)
+    if choice is not None and beta_error["centred"] > tolerance and kinks(model):
+        # across a kink the contrast is not smooth in β and the pilot's laws fail; a β small enough that the
+        # nudged runs cross it on the free run's step usually holds (a probe's wall: 3.9e-3 at the choice, 6e-10)
+        small = estimates(KINK_BETA, 2)
+        if small[1]["centred"] < beta_error["centred"]:
+            (echo, beta_error), beta, order = small, KINK_BETA, 2
+            choice = dataclasses.replace(choice, beta=KINK_BETA, order=2, predicted_bias=beta_error["centred"],
+                                         predicted_roundoff=choice.roundoff / KINK_BETA, note=(
+                f"the model has a kink ({', '.join(kinks(model))}): the pilot's choice measured a beta error "
+                f"above the tolerance, so beta = {KINK_BETA:g} (centred), small enough to cross the kink on the "
+                "free run's step"))
     bptt = kernels.bptt_gradient(th, q0, p0=p0, u=u, y=y)
     fd, fd_rule = finite_differences(lambda t: kernels.free(t, q0, p0=p0, u=u, y=y)[2][0], th, bptt.dtheta[0])
     err_theta = rel_err(echo.dtheta[0], bptt.dtheta[0])
@@ -354,7 +370,7 @@ def _measure(model, kernels, route, exact, th, q0, p0, u, y, qT, pT, loss, steps
         "fd_rule": fd_rule,
         "one_sided_vs_centred": beta_error["one_sided"],
         "centred_error_estimate": beta_error["centred"],
-        "warnings": warnings(roundtrip, beta, beta_error, tolerance, order, exact, choice)
+        "warnings": warnings(roundtrip, beta, beta_error, tolerance, order, exact, choice, kinks(model))
                     + growth_warning(model, q0, p0, qT, pT, params is None, gamma=gamma, T=steps * dt,
                                      least_mass=least_mass(model, th, q0))
                     + anti_damping_warning(gamma, steps * dt) + sign_warnings(model, th),
@@ -381,12 +397,28 @@ def beta_error_estimates(contrast, one_sided, contrast_2beta, order: int = 2) ->
     return {"one_sided": rel_err(one_sided, contrast), "centred": rel_err(contrast_2beta, contrast) / (2**order - 1)}
 
 
+#: the centred contrast's β for a model with a kink when the automatic choice fails there (see _measure)
+KINK_BETA = 1e-6
+
+#: functions whose derivative jumps: a run crossing one is not smooth in β (the contrast's error model fails)
+KINKED = (sp.Max, sp.Min, sp.Abs, sp.Heaviside, sp.Piecewise, sp.sign)
+
+
+def kinks(model: Model) -> list:
+    """The kinked sub-expressions of L and the costs (Max, Abs, Piecewise, ...), as printed, at most three."""
+    found = []
+    for expr in (model.lagrangian, model.cost, model.terminal_cost):
+        found += [str(a) for a in sp.sympify(expr).atoms(*KINKED)]
+    return sorted(set(found))[:3]
+
+
 def warnings(roundtrip: float, beta: float, beta_error: dict, tolerance: float, order: int = 2,
-             exact: bool = True, choice=None) -> list:
+             exact: bool = True, choice=None, kinked: list = ()) -> list:
     """What the measurements say about the trust one can put in the echo gradient (theory §6); ``exact``
     False: the route is the naive echo of a model that is not reversible (theory §4, §7); ``choice``: the
     automatic β's :class:`~symglep.beta.BetaChoice`, when β was chosen (no smaller β can help when even its
-    best β leaves bias plus round-off above the tolerance)."""
+    best β leaves bias plus round-off above the tolerance); ``kinked``: the model's kinks (:func:`kinks`), across
+    which the contrast is not smooth in β, so that the β laws behind the choice and its estimates do not hold."""
     out = []
     if not exact:
         out.append(f"the naive echo does not retrace the free run (round-trip error {roundtrip:.1e}): the model "
@@ -394,7 +426,12 @@ def warnings(roundtrip: float, beta: float, beta_error: dict, tolerance: float, 
                    "and its gradient is biased (theory §4, §7); the comparison with BPTT measures that bias")
         return out
     floor = None if choice is None else choice.predicted_bias + choice.predicted_roundoff
-    if beta_error["centred"] > tolerance and floor is not None and floor > tolerance:
+    if beta_error["centred"] > tolerance and kinked:
+        out.append(f"the model has a kink ({', '.join(kinked)}): where the run crosses it the contrast is not smooth "
+                   f"in beta, so the beta error estimate ({beta_error['centred']:.1e}) and the automatic choice do not "
+                   "hold there; a small fixed beta usually does (e.g. --beta 1e-6: the nudged runs then cross the kink "
+                   "on the same step as the free run)")
+    elif beta_error["centred"] > tolerance and floor is not None and floor > tolerance:
         out.append(f"the tolerance {tolerance:.0e} is not reachable on this instance in float64: at the best beta "
                    f"({beta:g}) the predicted beta error is {choice.predicted_bias:.1e} and the round-off "
                    f"{choice.predicted_roundoff:.1e} (theory §6), so neither a smaller nor a larger beta helps; a "

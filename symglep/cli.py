@@ -17,10 +17,10 @@ from .beta import parse_beta
 from .command_options import CheckOptions, TrainOptions, name_list
 from .distributed import checked_address
 from .errors import SymglepError
-from .fileio import require_writable, write_atomic
+from .fileio import refuse_overwriting, require_writable, write_atomic
 from .kernel_module import interrupted_by_user
 from .estimators import ESTIMATORS
-from .loader import load_system
+from .loader import load_system, split_spec
 from .noise import parse_noise
 
 
@@ -61,6 +61,10 @@ class _Group(click.Group):
                 ctx.exit(130)
             if ctx.meta.get("symglep.debug"):
                 raise
+            if isinstance(exc, ValueError) and "Maximum allowed size exceeded" in str(exc):  # numpy: --steps 1e20
+                click.echo(f"error: not enough memory for this run ({_one_line(exc)}): fewer --steps, a smaller "
+                           "--size, fewer sequences", err=True)
+                ctx.exit(2)
             message = f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for details)"
             click.echo(message, err=True)
             ctx.exit(1)
@@ -78,8 +82,9 @@ def main(ctx, debug):
 MODEL_ARG = click.argument("model_spec", metavar="MODEL")
 
 
-def _emit(text: str, output: str | None) -> None:
+def _emit(text: str, output: str | None, model_spec: str) -> None:
     if output:
+        refuse_overwriting(output, "-o", {"the model file": split_spec(model_spec)[0]})
         write_atomic(output, text)
     else:
         click.echo(text, nl=False)
@@ -97,7 +102,7 @@ def derive(model_spec, fmt, output, simplify):
 
     MODEL is a Python file defining `model`, or PATH.py:NAME.
     """
-    _emit(commands.derive_report(load_system(model_spec), fmt, simplify), output)
+    _emit(commands.derive_report(load_system(model_spec), fmt, simplify), output, model_spec)
 
 
 @main.command()
@@ -109,7 +114,7 @@ def derive(model_spec, fmt, output, simplify):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE.")
 def residuals(model_spec, bc, fmt, output):
     """Boundary residuals of Lagrangian EP for each boundary condition (theory §2–§3)."""
-    _emit(commands.residuals_report(load_system(model_spec), bc, fmt), output)
+    _emit(commands.residuals_report(load_system(model_spec), bc, fmt), output, model_spec)
 
 
 @main.command()
@@ -199,8 +204,8 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
 @click.option("--optimizer", type=click.Choice(["sgd", "adam"]), default="adam", show_default=True)
 @click.option("--batch", type=click.IntRange(min=1), default=None, help="Sequences per step [default: all].")
 @click.option("--beta", default="auto", show_default=True, metavar="auto|BETA",
-              help="Nudge strength of the echo; auto: chosen once, at the start parameters, from a pilot "
-                   "estimate of the bias and round-off (docs/theory.md §6), and saved.")
+              help="Nudge strength of the echo; auto: chosen at the start parameters from a pilot estimate of "
+                   "the bias and round-off (docs/theory.md §6), chosen again every few epochs, and saved.")
 @click.option("--estimator", type=click.Choice(list(ESTIMATORS)), default="echo",
               show_default=True, help="Gradient: centred echo (3 passes, O(β²)), one-sided echo (2, O(β)), "
               "echo4 (echoes at ±β, ±2β in one pass, O(β⁴)), echo-complex (β = iε in complex arithmetic: "
@@ -235,6 +240,11 @@ def train(model_spec, task, substeps, epochs, lr, optimizer, batch, beta, estima
                         save_path=save_path, resume_path=resume_path, scheduler=scheduler,
                         learn_initial_state=learn_initial_state, freeze_parameters=freeze_parameters,
                         freeze=tuple(name for given in freeze for name in name_list(given)), quiet=quiet)
+    data_file = task if isinstance(task, str) and os.path.isfile(task) else None
+    refuse_overwriting(save_path, "--save", {"the model file": split_spec(model_spec)[0], "the data set": data_file,
+                                             "the --plot file": plot_path})
+    refuse_overwriting(plot_path, "--plot", {"the model file": split_spec(model_spec)[0], "the data set": data_file,
+                                             "the --resume file": resume_path})
     for path, what in ((plot_path, "--plot"), (save_path, "--save")):
         if path:
             require_writable(path, what)  # before training, not after

@@ -49,9 +49,33 @@ def require_writable(path: str, what: str = "") -> None:
         os.unlink(probe)
 
 
+def refuse_overwriting(path: str, what: str, inputs: dict) -> None:
+    """A one-line :class:`SymglepError` when the output ``path`` is one of the ``inputs`` (``{label: path}``, e.g.
+    the model file or the data set): a new-user probe's ``derive m.py -o m.py`` replaced the model's source, and
+    ``train --save DATA.npz`` the data set."""
+    if not path:
+        return
+    target = os.path.realpath(path)
+    for label, given in inputs.items():
+        if given and os.path.realpath(given) == target:
+            raise SymglepError(f"{what} {path} is {label}: writing there would destroy it; choose another file")
+
+
 def write_atomic(path: str, text: str | bytes) -> None:
     """Write ``text`` to ``path`` atomically (``os.replace`` of a sibling temporary file); a path that cannot
-    be written is a one-line :class:`SymglepError`."""
+    be written is a one-line :class:`SymglepError`. A symbolic link is written through (the file it names is
+    replaced, the link stays); an existing pipe or device (``/dev/stdout``, a FIFO) is written directly, not
+    replaced by a regular file."""
+    if os.path.islink(path):
+        path = os.path.realpath(path)
+    if os.path.exists(path) and not os.path.isfile(path) and not os.path.isdir(path):
+        data = text.encode("utf-8") if isinstance(text, str) else text
+        try:
+            with open(path, "wb") as handle:
+                handle.write(data)
+        except OSError as exc:
+            raise SymglepError(f"cannot write {path}: {exc.strerror or exc}") from None
+        return
     folder = os.path.dirname(os.path.abspath(path))
     try:
         os.makedirs(folder, exist_ok=True)

@@ -14,8 +14,13 @@ from .stack.model import Stack
 
 
 def split_spec(spec: str) -> tuple[str, str]:
-    """``"path.py:NAME"`` -> ``("path.py", "NAME")``; the name defaults to ``model``."""
+    """``"path.py:NAME"`` -> ``("path.py", "NAME")``; the name defaults to ``model``. A file whose own name holds
+    a colon is taken whole; ``path.py:`` (no NAME) is an error."""
+    if os.path.isfile(spec):
+        return spec, "model"
     path, sep, name = spec.rpartition(":")
+    if sep and not name and os.path.isfile(path):
+        raise ModelFileError(f"{spec}: no NAME after ':' (write PATH.py:NAME, NAME the variable that holds the model)")
     if not sep or not name or os.sep in name or "/" in name or not path:
         return spec, "model"
     return path, name

@@ -93,7 +93,8 @@ def _require_finite(arr: np.ndarray, name: str) -> None:
         raise SymglepError(f"{name} holds a non-finite value (first at index {where})")
 
 
-#: how far (relative to the start's size) the echoes' mean end may miss the start: O(beta^2) when they retrace
+#: how far (relative to the start's size) the echoes' mean end may miss the start when that miss is ten times
+#: the spread of their ends (a retraced run misses by O(beta^2), less than its O(beta) spread)
 RETRACE_LIMIT = 1e-3
 
 
@@ -245,9 +246,11 @@ class Kernels:
                 where = f"in the adjoint pass, at the step from node {at - steps} to {at - steps + 1} of {steps}"
             else:  # the echo and backward passes count their steps from the final time
                 where = f"in the {second} pass, at its step {at - steps} of {steps} (counted from the final time)"
+            detail = (f"residual {residual[b]:.3e}" if residual[b] > 0 else  # it stopped at a singular Jacobian
+                      "its Jacobian is singular there: a singular mass matrix, e.g. a coordinate at a singular point")
             raise NumericalError(
                 f"{what}: Newton iteration of the midpoint rule did not converge {where} of sequence {b} "
-                f"(residual {residual[b]:.3e}); reduce dt or check the model's regularity", what, b, at)
+                f"({detail}); reduce dt or check the model's regularity", what, b, at)
 
     def _check_retrace(self, status, miss, what: str) -> None:
         """A :class:`NumericalError` for the first completed sequence whose echoes' mean end missed the start by
@@ -354,7 +357,7 @@ class Kernels:
         if route == "flipped_echo" and not mod.ECHO_FLIP:
             if mod.TIME_REVERSIBLE:
                 raise SymglepError(f"model {self.model.name!r} is time-reversible: it needs no flipped echo; "
-                                   "use route='echo'")
+                                   "use the plain echo (--route echo; route='echo' from Python)")
             raise self._not_reversible_error()
         return route
 

@@ -175,8 +175,13 @@ class TrainResult:
         except (TypeError, ValueError, SymglepError):
             raise SymglepError(f"{path}: parameters, losses and the initial state must be numbers") from None
         names = [e for name, shape in layout for e in element_names(name, shape)]
-        return cls(str(data.get("model", "")), names, theta, history, final, dict(data.get("settings", {})),
-                   dict(data.get("optimizer_state", {})), initial_state=start, layout=layout,
+        settings, optimizer_state = data.get("settings", {}), data.get("optimizer_state", {})
+        if not isinstance(settings, dict) or not isinstance(optimizer_state, dict):
+            raise SymglepError(f"{path}: 'settings' and 'optimizer_state' must be JSON objects (a damaged save)")
+        if not isinstance(settings.get("beta_auto"), (dict, type(None))):
+            raise SymglepError(f"{path}: settings.beta_auto must be an object or null (a damaged save)")
+        return cls(str(data.get("model", "")), names, theta, history, final, dict(settings),
+                   dict(optimizer_state), initial_state=start, layout=layout,
                    scores=list(scores) if isinstance(scores, list) else None)
 
 
@@ -277,6 +282,9 @@ def _resume_state(resume, learner) -> TrainResult:
         state = resume
     else:
         data = _read_json(str(resume))
+        if str(data.get("format", "")).startswith("symglep-train") and data.get("format") != FORMAT:
+            raise SymglepError(f"{resume} was written in the training-file format {data['format']!r}; this symglep "
+                               f"reads {FORMAT!r}: resume from its parameters alone ({{name: value}})")
         if data.get("format") == FORMAT:
             state = TrainResult.load(str(resume))
         else:
@@ -493,7 +501,11 @@ def measured_warning(history: list, anti_damped: str | None = None) -> str | Non
     predicted (``history``: ``[epoch, β, measured, predicted]`` rows): the run is not the smooth, stable one
     the β^p law assumes (e.g. parameters trained into an unstable region), and the echo's gradient is wrong
     there. ``anti_damped``: :func:`anti_damping`'s text, the cause where a damped echo amplifies round-off."""
-    bad = [row for row in history if not row[2] <= max(MEASURED_FLOOR, MEASURED_FACTOR * row[3])]
+    # a resumed run measures its saved β against the saved (older) prediction; where a new choice follows at the
+    # same epoch that row is superseded, not judged (a probe: a resumed run warned where the same run unbroken
+    # did not)
+    current = [row for k, row in enumerate(history) if not (k + 1 < len(history) and history[k + 1][0] == row[0])]
+    bad = [row for row in current if not row[2] <= max(MEASURED_FLOOR, MEASURED_FACTOR * row[3])]
     if not bad:
         return None
     epoch, beta, measured, predicted = bad[0]
@@ -763,7 +775,11 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
         seen = "" if measured is None else f" (measured {measured:.1e} off BPTT on the pilot's sequences)"
         result.warnings.insert(0, f"{damped} (theory §7): the echo gradient carries that much more error{seen}; "
                                   "train with --estimator bptt, or on shorter sequences")
-    if resume is not None and not learn_initial_state and _resume_state(resume, learner).initial_state is not None:
+    resumed = None if resume is None else _resume_state(resume, learner)
+    if resumed is not None and resumed.model and resumed.model != model.name:
+        result.warnings.append(f"the resumed file was trained on the model {resumed.model!r}, this is {model.name!r} "
+                               "(their parameter names agree, so its values were taken)")
+    if resumed is not None and not learn_initial_state and resumed.initial_state is not None:
         result.warnings.append("the resumed file holds a learned initial state, which this run neither uses nor "
                                "saves (it starts from the data set's): add --learn-initial-state to keep it")
     if final == 0 and all(h == 0 for h in history):

@@ -670,3 +670,107 @@ def test_an_echo_that_does_not_retrace_its_free_run_is_refused(tmp_path):
                     run()
         if not retraces:  # the measurement itself is still there for `symglep check`
             kern.gradient(theta, q0, p0=p0, u=u, y=y_, beta=1e-4, retrace=False)
+
+
+def test_outputs_never_destroy_the_inputs_or_special_files(tmp_path):
+    """New-user probe: `derive m.py -o m.py` replaced the model's source, `train --save DATA.npz` the data set,
+    `--plot F --save F` lost the save, `-o` onto a symbolic link replaced the link and onto a FIFO or a device
+    replaced the node with a regular file. Each is refused in one line, or written through."""
+    import shutil
+    import threading
+
+    model = tmp_path / "osc.py"
+    shutil.copy(OSCILLATOR, model)
+    source = model.read_text()
+    runner = CliRunner()
+    out = runner.invoke(main, ["derive", str(model), "-o", str(model)])
+    assert out.exit_code == 2 and "is the model file: writing there would destroy it" in out.output
+    assert model.read_text() == source
+    data = tmp_path / "d.npz"
+    np.savez(data, u=np.zeros((2, 11, 1)), y=np.zeros((2, 11, 1)), q0=np.zeros((2, 1)), p0=np.zeros((2, 1)))
+    before = data.read_bytes()
+    out = runner.invoke(main, ["train", str(model), "--task", str(data), "--epochs", "1", "--save", str(data)])
+    assert out.exit_code == 2 and "is the data set" in out.output and data.read_bytes() == before
+    same = tmp_path / "same.out"
+    out = runner.invoke(main, ["train", str(model), "--epochs", "1", "--save", str(same), "--plot", str(same)])
+    assert out.exit_code == 2 and "is the --plot file" in out.output and not same.exists()
+    # a link is written through: the link stays, the file it names gets the report
+    target, link = tmp_path / "report.txt", tmp_path / "link.txt"
+    target.write_text("old")
+    link.symlink_to(target)
+    assert runner.invoke(main, ["derive", str(model), "-o", str(link)]).exit_code == 0
+    assert link.is_symlink() and target.read_text().startswith("model harmonic_oscillator")
+    # a FIFO is written into, not replaced
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    got = []
+    reader = threading.Thread(target=lambda: got.append(open(fifo).read()))
+    reader.start()
+    assert runner.invoke(main, ["derive", str(model), "-o", str(fifo)]).exit_code == 0
+    reader.join(30)
+    assert got and got[0].startswith("model harmonic_oscillator") and fifo.is_fifo()
+
+
+def test_model_specs_with_colons_and_damaged_resume_files_are_one_line_errors(tmp_path):
+    """New-user probe: a model file whose name holds a colon was split at it ("model file not found: m/we"),
+    `file.py:` said "not found"; damaged save files ("settings": "x", a null optimizer state, a string
+    beta_auto) ended in internal errors; a save of another format version was read as plain parameters; a save of
+    another model with the same parameter names was taken silently; --steps 1e20 was an internal error."""
+    import shutil
+
+    odd = tmp_path / "we:ird.py"
+    shutil.copy(OSCILLATOR, odd)
+    runner = CliRunner()
+    assert runner.invoke(main, ["derive", str(odd)]).exit_code == 0
+    plain = tmp_path / "osc.py"
+    shutil.copy(OSCILLATOR, plain)
+    out = runner.invoke(main, ["derive", f"{plain}:"])
+    assert out.exit_code == 2 and "no NAME after ':'" in out.output
+    save = tmp_path / "run.json"
+    assert runner.invoke(main, ["train", str(plain), "--epochs", "1", "--save", str(save)]).exit_code == 0
+    good = json.loads(save.read_text())
+    for key, value, said in (("settings", "x", "must be JSON objects"), ("optimizer_state", None, "must be JSON objects"),
+                             ("settings", {**good["settings"], "beta_auto": "x"}, "beta_auto must be an object"),
+                             ("format", "symglep-train/99", "format 'symglep-train/99'")):
+        damaged = tmp_path / f"bad_{key}.json"
+        damaged.write_text(json.dumps({**good, key: value}))
+        out = runner.invoke(main, ["train", str(plain), "--epochs", "1", "--resume", str(damaged)])
+        assert out.exit_code == 2 and said in out.output and "internal error" not in out.output, (key, out.output)
+    other = tmp_path / "other.json"
+    other.write_text(json.dumps({**good, "model": "another_model"}))
+    out = runner.invoke(main, ["train", str(plain), "--epochs", "1", "--resume", str(other)])
+    assert out.exit_code == 0 and "trained on the model 'another_model', this is 'harmonic_oscillator'" in out.output
+    out = runner.invoke(main, ["check", str(plain), "--steps", "99999999999999999999"])
+    assert out.exit_code == 2 and "not enough memory for this run" in out.output
+
+
+def test_boundary_conditions_are_read_in_any_case_and_a_singular_newton_step_is_named():
+    """`check --bc ALL` was read as all and `residuals --bc Civp` refused (new-user probe); a Newton step stopped by
+    a singular Jacobian said "did not converge (residual 0.000e+00)"."""
+    from symglep.runtime import Kernels
+
+    runner = CliRunner()
+    assert runner.invoke(main, ["residuals", OSCILLATOR, "--bc", "Civp"]).exit_code == 0
+    assert runner.invoke(main, ["residuals", OSCILLATOR, "--bc", "ALL"]).exit_code == 0
+    with pytest.raises(NumericalError, match="its Jacobian is singular there"):
+        Kernels._check(None, np.array([3]), np.array([0.0]), "free")
+    with pytest.raises(NumericalError, match=r"\(residual 1\.000e-02\)"):
+        Kernels._check(None, np.array([3]), np.array([0.01]), "free")
+
+
+def test_a_kinked_model_checks_at_a_small_beta_when_the_automatic_choice_fails(tmp_path):
+    """A one-sided wall, c·Max(0, x − 0.2)²/2 (new-user probe): the automatic β (Richardson, 3.5e-4) measured
+    3.9e-3 against BPTT, FAILED, and blamed "a strongly curved or chaotic run", though --beta 1e-6 gave 5.9e-10.
+    Across a kink the contrast is not smooth in β; check now falls back to the centred contrast at 1e-6 and
+    says why."""
+    x, u, y = dynamicsymbols("x u y")
+    k, c = sp.symbols("k c")
+    model = symglep.Model(x.diff() ** 2 / 2 - k * x**2 / 2 - c * sp.Max(0, x - 0.2) ** 2 / 2 + x * u, [x], [k, c],
+                          inputs=[u], targets=[y], cost=(x - y) ** 2 / 2, name="wall")
+    report = run_check(model, cache=str(tmp_path))
+    assert report["passed"] and report["rel_err_echo_vs_bptt"] <= 1e-8, report
+    assert report["beta"] == 1e-6 and "the model has a kink" in report["beta_auto"]["note"]
+    from symglep.check import warnings
+
+    said = warnings(0.0, 3e-4, {"centred": 3e-3, "one_sided": 1e-2}, 1e-6, kinked=["Max(0, x - 0.2)"])
+    assert said and said[0].startswith("the model has a kink (Max(0, x - 0.2))") and "chaotic" not in said[0]

@@ -493,3 +493,15 @@ def test_a_choice_of_beta_measured_far_from_its_prediction_is_warned():
     text = measured_warning([[0, 1e-3, 2e-8, 1e-8], [10, 4e-3, 1.1, 1e-8]])
     assert text.startswith("at epoch 11 the echo gradient (beta 0.004) was 1.1e+00 off BPTT")
     assert measured_warning([[3, 1e-3, float("nan"), 1e-8]]) is not None
+
+
+def test_a_resumed_runs_superseded_measurement_is_not_judged():
+    """New-user probe: a resumed run measures its saved β against the prediction of the pilot that chose it, epochs
+    ago; where a new choice follows at the same epoch (as in the unbroken run, which warned of nothing) that row
+    warned "the run is not smooth or stable". A superseded row is not judged; a current one still is."""
+    from symglep.training import measured_warning
+
+    history = [[0, 1e-3, 1e-8, 2e-8], [4, 1e-3, 5.9e-6, 1e-8], [4, 3e-3, 2e-8, 1.5e-8]]
+    assert measured_warning(history) is None
+    said = measured_warning(history[:2])
+    assert said.startswith("at epoch 5 the echo gradient (beta 0.001) was 5.9e-06 off BPTT")
