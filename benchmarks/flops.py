@@ -111,6 +111,10 @@ class _Return(Exception):
         self.value = value
 
 
+class _Continue(Exception):
+    """A ``continue``: the rest of the loop body is skipped for this iteration (counted up to it)."""
+
+
 def _unwrap_numpy_bools(node):
     """`np.bool_(False)` → `False` (the run-time flags NO, YES of the templates), so
     that a module-level flag assignment reads as a literal."""
@@ -251,6 +255,8 @@ class Counter:
                 value, c = self.expr(s.value, env)
                 count += c
             raise _Return(value)
+        elif isinstance(s, ast.Continue):
+            raise _Continue()
         elif isinstance(s, (ast.Pass, ast.Assert, ast.Raise, ast.Import, ast.ImportFrom, ast.Global,
                             ast.Nonlocal, ast.Delete)):
             return
@@ -264,7 +270,7 @@ class Counter:
             e, c = dict(env), Count()
             try:
                 self.block(branch, e, c)
-            except _Return:
+            except (_Return, _Continue):  # the costlier branch up to it (an upper bound of the loop's rest)
                 pass
             results.append((c.sample(), c, e))
         _, c, e = max(results, key=lambda r: r[0])
@@ -290,7 +296,10 @@ class Counter:
         var = self.fresh(s.target.id)
         env[s.target.id] = var
         body = Count()
-        self.block(s.body, env, body)
+        try:
+            self.block(s.body, env, body)
+        except _Continue:  # a branch known to be taken ends the iteration there
+            pass
         if step == 1:
             first, last = lo, hi - 1
         elif step == -1:

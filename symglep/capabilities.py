@@ -28,7 +28,7 @@ AREAS = {
     "estimator": ("echo", "echo-one-sided", "echo4", "echo-complex", "bptt"),
     "check option": ("--params", "--size", "--route", "--naive-echo"),
     "train option": ("--task sine", "--task target", "--task DATA.npz", "--task uea:NAME", "--batch", "--resume", "--scheduler",
-                     "--learn-initial-state", "--freeze-parameters", "--freeze"),
+                     "--learn-initial-state", "--freeze-parameters", "--freeze", "--size"),
 }
 
 
@@ -77,6 +77,7 @@ class Capabilities:
 
 SCALAR = Capabilities("scalar", {
     ("check option", "--size"): "a scalar model's size is fixed by its file (--size is for array models)",
+    ("train option", "--size"): "a scalar model's size is fixed by its file (--size is for array models)",
 })
 
 JAX_NO_STACKS = ("a stack has no JAX module of its own: it runs in JAX as its units' layers chained by its "
@@ -113,5 +114,6 @@ STACK = Capabilities("stack", {
     ("route", "digital_pfvp"): "the stacked echo needs the plain echo of every unit (reversible units)",
     ("route", "naive_echo"): "stack units are time-reversible: the stacked echo is exact, never naive",
     ("check option", "--size"): "a stack's size is fixed by its units (--size is for array models)",
+    ("train option", "--size"): "a stack's size is fixed by its units (--size is for array models)",
     ("check option", "--naive-echo"): "stack units are time-reversible: the stacked echo is exact",
 })

@@ -228,9 +228,12 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
 @click.option("--freeze", "freeze", multiple=True, metavar="NAME[,NAME…]",
               help="Keep these parameters (B) or elements (B[0,1]) at their start values (from --resume) while "
                    "the others learn: a fixed input matrix, a mask of couplings. Repeatable.")
+@click.option("--size", type=click.IntRange(min=2), default=None,
+              help="Array models: the number of units n to train at (default: the model file's; a DATA.npz task "
+                   "reads it from its q0).")
 @click.option("--quiet", is_flag=True, help="No progress line.")
 def train(model_spec, task, substeps, epochs, lr, optimizer, batch, beta, estimator, seed, dt, integrator, plot_path,
-          save_path, resume_path, scheduler, learn_initial_state, freeze_parameters, freeze, quiet):
+          save_path, resume_path, scheduler, learn_initial_state, freeze_parameters, freeze, size, quiet):
     """Train the parameters of MODEL with the echo gradient (theory §5) on a task.
 
     Prints the loss before and after, and the learned parameters.
@@ -239,7 +242,7 @@ def train(model_spec, task, substeps, epochs, lr, optimizer, batch, beta, estima
                         beta=parse_beta(beta), estimator=estimator, seed=seed, dt=dt, integrator=integrator, plot_path=plot_path,
                         save_path=save_path, resume_path=resume_path, scheduler=scheduler,
                         learn_initial_state=learn_initial_state, freeze_parameters=freeze_parameters,
-                        freeze=tuple(name for given in freeze for name in name_list(given)), quiet=quiet)
+                        freeze=tuple(name for given in freeze for name in name_list(given)), size=size, quiet=quiet)
     data_file = task if isinstance(task, str) and os.path.isfile(task) else None
     refuse_overwriting(save_path, "--save", {"the model file": split_spec(model_spec)[0], "the data set": data_file,
                                              "the --plot file": plot_path})

@@ -75,6 +75,7 @@ class TrainOptions:
     freeze: tuple = ()              # parameters or elements kept at their start values (--freeze)
     quiet: bool = False
     substeps: int | None = None     # integration steps per sample of a classification series
+    size: int | None = None         # an array model's number of units (--size; default: the file's)
 
     def __post_init__(self):
         if self.beta != "auto" and self.estimator in NO_BETA:
@@ -92,7 +93,7 @@ class TrainOptions:
         """The ``train option`` capability cells this run asks for."""
         given = {"--batch": self.batch is not None, "--resume": self.resume_path is not None,
                  "--scheduler": self.scheduler is not None, "--learn-initial-state": self.learn_initial_state,
-                 "--freeze-parameters": self.freeze_parameters}
+                 "--freeze-parameters": self.freeze_parameters, "--size": self.size is not None}
         return [self.task_kind()] + [flag for flag, on in given.items() if on]
 
 

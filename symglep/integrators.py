@@ -3,6 +3,7 @@ has a closed-form velocity map, else the implicit midpoint rule, and the reason 
 
 from __future__ import annotations
 
+from .dissipation import caldirola_kanai_rate
 from .errors import DerivationError
 
 INTEGRATORS = ("auto", "leapfrog", "midpoint")
@@ -47,6 +48,7 @@ def auto_integrator_reason(d) -> tuple[str, str]:
     kind, note = _leapfrog_obstacle(d) or (None, None)
     why = {"damped": f"{note} (theory §7)", "not separable": f"L is not separable ({note})",
            "no velocity map": f"no closed-form velocity map v(p) for the leapfrog's drift ({note})"}.get(
-        kind, "the kinetic part reads the time (a Caldirola–Kanai model): --integrator leapfrog runs the "
-              "time-weighted leapfrog (theory §7)")
+        kind, "the kinetic part reads the time (" + ("a Caldirola–Kanai model" if caldirola_kanai_rate(d.model)
+                                                        is not None else "a time-dependent mass")
+        + "): --integrator leapfrog runs the time-weighted leapfrog (theory §7)")
     return chosen, f"implicit (theory §6): {why}"

@@ -555,6 +555,7 @@ def frozen_entries(learner, freeze, learn_start: bool = False) -> np.ndarray | N
     fixed = np.zeros(len(names), dtype=bool)
     position = {name: k for k, name in enumerate(names)}
     for w in wanted:
+        w = re.sub(r"\s+", "", w) if "[" in w else w  # "A[0, 1]" (numpy's spelling) is A[0,1]
         members = groups.get(w) or ([w] if w in position else None) or \
             [name for name in names if _parameter_head(name) == w or name.startswith(w + ".")] or None
         if members is None:
@@ -874,7 +875,13 @@ def _change(first: float, final: float) -> str:
 def train_command(system, opts: TrainOptions) -> tuple:
     """``symglep train`` for any kind: ``(lines to print, {label: loss history}, plot title)``
     (docs/training.md); the scalar, array and stack command modules all run this."""
-    result = train(system, opts.task, source=opts.spec, epochs=opts.epochs, lr=opts.lr, optimizer=opts.optimizer,
+    source = opts.spec
+    if opts.size is not None:  # an array model at another n (its kernels do not depend on n: no new compile)
+        if opts.scheduler is not None:
+            raise SymglepError("--size with --scheduler: the workers load the model file, so write the size into it "
+                               "(size=...) instead")
+        system.size, source = int(opts.size), None
+    result = train(system, opts.task, source=source, epochs=opts.epochs, lr=opts.lr, optimizer=opts.optimizer,
                    batch=opts.batch, beta=opts.beta, estimator=opts.estimator, seed=opts.seed, dt=opts.dt,
                    resume=opts.resume_path, save=opts.save_path, scheduler=opts.scheduler,
                    progress=not opts.quiet, integrator=opts.integrator,

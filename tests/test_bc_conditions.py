@@ -191,3 +191,21 @@ def test_cfvp_leaves_a_held_terminal_cost_out():
         assert r["error"] <= 1e-7, (weight, r["error"])
     # the held c_T changes nothing: the same runs, the same bulk term (it was ~1e3 times larger with it)
     assert np.linalg.norm(bulks[1] - bulks[0]) <= 1e-10 * np.linalg.norm(bulks[0]) and abs(errors[1] - errors[0]) <= 1e-9
+
+
+def test_the_two_point_check_of_a_time_weighted_leapfrog_samples_its_kinetic_part_mid_step():
+    """An RLC circuit with a learned inductance, L q̇²/2 under the Caldirola–Kanai weight e^{γt}, run by the
+    time-weighted leapfrog (new-user probe): the CBVP row failed at 2.4e-4 because the two-point solve read the
+    kinetic momentum at t_k while the kernels and the learning integral read it at t_{k+1/2}; now ~3e-10."""
+    from sympy.physics.mechanics import dynamicsymbols
+
+    from symglep.bc_check import run_bc_check
+
+    q, u, y = dynamicsymbols("qq u y")
+    Lind, Cap, R = sp.symbols("Lind Cap R", positive=True)
+    model = symglep.Model(Lind * q.diff() ** 2 / 2 - q**2 / (2 * Cap) + q * u, [q], parameters=[Lind, Cap],
+                          inputs=[u], targets=[y], cost=(q - y) ** 2 / 2, dissipation=R * q.diff() ** 2 / 2,
+                          constants={R: 0.54}, name="rlc_learned_inductance")
+    report = run_bc_check(model, ["cbvp"], integrator="leapfrog")
+    (row,) = [r for r in report["estimates"] if r["bc"] == "cbvp"]
+    assert row["passed"] and row["error"] <= 1e-8, row

@@ -76,6 +76,18 @@ def test_generated_network_flops_per_step():
     assert chain["trans"] == 0 and hru["trans"] != 0
 
 
+def test_the_bptt_kernels_flops_count_past_a_continue():
+    """`python benchmarks/run.py --quick` stopped at "Continue statements are not modelled" (a new-user probe): the
+    generated BPTT branch ends its sequence with `continue`. A continue ends the iteration (a known branch) or
+    bounds it (the costlier branch of an unknown one); the BPTT step of the HRU counts the 30 n² of
+    docs/benchmarks.md's roofline table again."""
+    hru = flops.network_step_flops((ROOT / "generated/network_hru/numba/kernels.py").read_text(), "bptt_gradient")
+    n = hru["symbols"]["n"]
+    assert sp.Poly(hru["flops"], n).coeff_monomial(n ** 2) == 30
+    code = "def f(x, n):\n    s = 0.0\n    for i in range(n):\n        if i > 0:\n            continue\n        s += x\n"
+    assert count_flops(code, "f", {"x": FLOAT, "n": sp.Symbol("n", integer=True, positive=True)}).flops != 0
+
+
 def test_benchmark_modules_import_without_jax():
     """run.py, flops.py and derive_pendulum.py import in a clean process without touching JAX (an optional extra)."""
     code = ("import sys; sys.path.insert(0, 'benchmarks'); import run, flops, derive_pendulum; "

@@ -105,7 +105,8 @@ def _flag_args(kind, area, name):
         value = task.get(name) or {"--batch": ["--batch", "2"], "--resume": ["--resume", "r.json"],
                                    "--scheduler": ["--scheduler", "tcp://127.0.0.1:1"],
                                    "--learn-initial-state": ["--learn-initial-state"],
-                                   "--freeze-parameters": ["--freeze-parameters"], "--freeze": ["--freeze", "B"]}[name]
+                                   "--freeze-parameters": ["--freeze-parameters"], "--freeze": ["--freeze", "B"],
+                                   "--size": ["--size", "4"]}[name]
         return ["train", path, "--epochs", "1", *value]
     if area == "integrator":
         return ["generate", path, "--integrator", name, "--out", "unused"]

@@ -280,9 +280,25 @@ def test_freeze_names_a_whole_parameter_unit_or_glue_of_a_stack():
     assert picked(frozen_entries(learner, "glue0.W")) == [f"glue0.W{i}_{j}" for i in range(8) for j in range(8)]
     assert set(picked(frozen_entries(learner, "glue0.b, unit1.m[3]"))) == {f"glue0.b{i}" for i in range(8)} | \
         {"unit1.m[3]"}
+    assert picked(frozen_entries(learner, ["unit0.A[0, 1]"])) == ["unit0.A[0,1]"]  # numpy's spacing
     heads = ", ".join(dict.fromkeys(n.split("[")[0] for n in names if not n.startswith("glue")))
     assert heads == "unit0.A, unit0.B, unit0.b, unit0.m, unit1.A, unit1.B, unit1.b, unit1.m"
     with pytest.raises(SymglepError, match=r"no parameter or element 'unit1\.Q'; the parameters are ") as refused:
         frozen_entries(learner, "unit1.Q")
     listed = str(refused.value).split("the parameters are ")[1].split(" (an element")[0].split(", ")
     assert sorted(listed) == sorted(heads.split(", ") + ["glue0.W", "glue0.b"])
+
+
+def test_train_takes_an_array_models_size_and_check_reads_it_back(network_file, tmp_path):
+    """New-user probe: `train` had no --size (an array model at another n needed a copy of its file, and a cold
+    compile though the kernels do not depend on n), and `check --params RUN.json` of a run at n = 20 was refused
+    for its shapes at the file's n. train --size N runs at N units; check reads settings.units back."""
+    save = tmp_path / "n4.json"
+    code, out = run("train", network_file, "--size", "4", "--epochs", "1", "--quiet", "--save", save)
+    assert code == 0, out
+    saved = json.loads(save.read_text())
+    assert saved["settings"]["units"] == 4 and len(saved["parameters"]["B"]) == 4
+    code, out = run("check", network_file, "--params", save, "--steps", "100")
+    assert code == 0 and out.startswith("model network_chain (array model, n = 4 units"), out
+    code, out = run("train", network_file, "--size", "4", "--epochs", "1", "--scheduler", "tcp://127.0.0.1:1")
+    assert code == 2 and "--size with --scheduler" in out

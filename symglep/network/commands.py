@@ -9,6 +9,7 @@ from ..codegen.output import model_folder_name, write_files
 from ..beta import AUTO, FIXED_BETA_NOTE, fixed_or
 from ..command_options import CheckOptions, cbvp_steps, require_plain_check
 from ..errors import SymglepError
+from ..fileio import read_json_object
 from ..bc_check import parse_bcs
 from ..boundary import condition_names
 from .bc_check import run_bc_check
@@ -67,6 +68,15 @@ def write_generated(model, out_dir: str, target: str, integrator: str, force: bo
     return write_files(os.path.join(out_dir, model_folder_name(model), target), files, force)
 
 
+def _trained_units(path: str) -> int | None:
+    """The number of units a ``symglep train --save`` file was trained at (``settings.units``), so that
+    ``check --params RUN.json`` runs at that n without --size (a probe's n = 20 run was checked at the file's
+    default n and refused for its shapes); ``None`` for a plain parameter file."""
+    settings = read_json_object(path, "parameters file").get("settings")
+    units = settings.get("units") if isinstance(settings, dict) else None
+    return units if isinstance(units, int) and not isinstance(units, bool) and units >= 2 else None
+
+
 def check(model, opts: CheckOptions) -> tuple:
     """``symglep check`` of an array model: (report dict, rendered text).
 
@@ -78,13 +88,14 @@ def check(model, opts: CheckOptions) -> tuple:
         raise SymglepError(f"--size must be at least 2 units (a network, as ArrayModel(size=) requires), got "
                            f"{opts.size}")
     params = load_array_params(opts.params_file, model) if opts.params_file else None
+    size = opts.size if opts.size is not None or not opts.params_file else _trained_units(opts.params_file)
     if opts.bc is not None:
-        report = run_bc_check(model, parse_bcs(opts.bc), n=opts.size, params=params,
+        report = run_bc_check(model, parse_bcs(opts.bc), n=size, params=params,
                               steps=opts.steps, dt=opts.dt, beta=fixed_or(opts.beta), seed=opts.seed,
                               cbvp_steps=cbvp_steps(opts), tolerance=opts.tolerance)
         text = render_bc(report) + (f"note: {FIXED_BETA_NOTE}\n" if opts.beta == AUTO else "")
         return report, (json.dumps(report, indent=2) if opts.fmt == "json" else text)
-    report = run_check(model, steps=opts.steps, dt=opts.dt, beta=opts.beta, seed=opts.seed, n=opts.size,
+    report = run_check(model, steps=opts.steps, dt=opts.dt, beta=opts.beta, seed=opts.seed, n=size,
                        tolerance=opts.tolerance, params=params, integrator=opts.integrator)
     return report, (json.dumps(report, indent=2) if opts.fmt == "json" else render_text(report))
 
