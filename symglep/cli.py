@@ -243,11 +243,10 @@ def train(model_spec, task, substeps, epochs, lr, optimizer, batch, beta, estima
                         save_path=save_path, resume_path=resume_path, scheduler=scheduler,
                         learn_initial_state=learn_initial_state, freeze_parameters=freeze_parameters,
                         freeze=tuple(name for given in freeze for name in name_list(given)), size=size, quiet=quiet)
-    data_file = task if isinstance(task, str) and os.path.isfile(task) else None
-    refuse_overwriting(save_path, "--save", {"the model file": split_spec(model_spec)[0], "the data set": data_file,
-                                             "the --plot file": plot_path})
-    refuse_overwriting(plot_path, "--plot", {"the model file": split_spec(model_spec)[0], "the data set": data_file,
-                                             "the --resume file": resume_path})
+    inputs = {"the model file": split_spec(model_spec)[0],
+              "the data set": task if isinstance(task, str) and os.path.isfile(task) else None}
+    refuse_overwriting(save_path, "--save", {**inputs, "the --plot file": plot_path})
+    refuse_overwriting(plot_path, "--plot", {**inputs, "the --resume file": resume_path})
     for path, what in ((plot_path, "--plot"), (save_path, "--save")):
         if path:
             require_writable(path, what)  # before training, not after
