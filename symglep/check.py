@@ -321,7 +321,8 @@ def _measure(model, kernels, route, exact, th, q0, p0, u, y, qT, pT, loss, steps
         return echo, beta_error_estimates(echo.dtheta[0], one_sided.dtheta[0], doubled.dtheta[0], order)
 
     echo, beta_error = estimates(beta, order)
-    if choice is not None and beta_error["centred"] > tolerance and kinks(model):
+    kinked = kinks(model)
+    if choice is not None and beta_error["centred"] > tolerance and kinked:
         # across a kink the contrast is not smooth in β and the pilot's laws fail; a β small enough that the
         # nudged runs cross it on the free run's step usually holds (a probe's wall: 3.9e-3 at the choice, 6e-10)
         small = estimates(KINK_BETA, 2)
@@ -329,7 +330,7 @@ def _measure(model, kernels, route, exact, th, q0, p0, u, y, qT, pT, loss, steps
             (echo, beta_error), beta, order = small, KINK_BETA, 2
             choice = dataclasses.replace(choice, beta=KINK_BETA, order=2, predicted_bias=beta_error["centred"],
                                          predicted_roundoff=choice.roundoff / KINK_BETA, note=(
-                f"the model has a kink ({', '.join(kinks(model))}): the pilot's choice measured a beta error "
+                f"the model has a kink ({', '.join(kinked)}): the pilot's choice measured a beta error "
                 f"above the tolerance, so beta = {KINK_BETA:g} (centred), small enough to cross the kink on the "
                 "free run's step"))
     bptt = kernels.bptt_gradient(th, q0, p0=p0, u=u, y=y)
@@ -370,7 +371,7 @@ def _measure(model, kernels, route, exact, th, q0, p0, u, y, qT, pT, loss, steps
         "fd_rule": fd_rule,
         "one_sided_vs_centred": beta_error["one_sided"],
         "centred_error_estimate": beta_error["centred"],
-        "warnings": warnings(roundtrip, beta, beta_error, tolerance, order, exact, choice, kinks(model))
+        "warnings": warnings(roundtrip, beta, beta_error, tolerance, order, exact, choice, kinked)
                     + growth_warning(model, q0, p0, qT, pT, params is None, gamma=gamma, T=steps * dt,
                                      least_mass=least_mass(model, th, q0))
                     + anti_damping_warning(gamma, steps * dt) + sign_warnings(model, th),

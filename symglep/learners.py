@@ -258,9 +258,7 @@ class ArrayLearner(Learner):
         return array_sign_warnings(self.system, {p.name: grouped[p.name] for p in self.system.parameters})
 
     def damping_rates(self, theta) -> list:
-        ne = len(self.kernels.edges(self.size))
-        params = self._as_dict(theta, np.zeros((1, self.n)))
-        gamma = self.kernels.rate(*self.kernels.pack(params, self.size, self.n_inputs, ne)[:2])
+        gamma = self.system.rate_at(self._as_dict(theta, np.zeros((1, self.n))))
         return [("the model", gamma)] if gamma > 0 else []
 
     def rest(self, sequences: int) -> tuple:

@@ -128,6 +128,16 @@ class Variable:
     symbol: sp.Symbol
 
 
+def refuse_repeated_names(pairs) -> None:
+    """A :class:`ModelError` for the first name of ``pairs`` (``(name, role)``) given to two things: the
+    derivation would merge them (scalar models, array models)."""
+    seen: dict[str, str] = {}
+    for name, role in pairs:
+        if name in seen:
+            raise ModelError(f"name {name!r} is used twice: as {seen[name]} and as {role}; rename one")
+        seen[name] = role
+
+
 class Model:
     """A physical learning system: ``L(q, v, t; θ)``, inputs, targets and a cost (theory §1).
 
@@ -272,7 +282,7 @@ class Model:
         return t
 
     def _check_names(self, variables: list[Variable]) -> None:
-        seen: dict[str, str] = {self.time.name: "time"}
+        pairs = [(self.time.name, "time")]
         for var in variables:
             names = [(var.name, var.kind)]
             if var.kind == "coordinate":
@@ -283,10 +293,8 @@ class Model:
                 ]
             if var.kind == "input":
                 names.append((velocity_name(var.name), f"rate of input {var.name}"))
-            for name, role in names:
-                if name in seen:
-                    raise ModelError(f"name {name!r} is used twice: as {seen[name]} and as {role}")
-                seen[name] = role
+            pairs += names
+        refuse_repeated_names(pairs)
 
     def _plain(self, expr: sp.Expr, what: str) -> sp.Expr:
         """Rewrite ``expr`` in plain symbols; refuse higher derivatives and unknown functions."""

@@ -12,23 +12,9 @@ import numpy as np
 
 from .. import capabilities as capabilities_table
 from ..errors import ModelError, SymglepError
-from ..model import constant_value
+from ..model import constant_value, refuse_repeated_names
 from .arrays import Coordinates, Element, Parameter, Sum, Terms
 from .terms import classify, damping_rate, terminal_readout
-
-
-def _distinct_names(roles: list) -> None:
-    """Refuse a name given to two things (``(role, object with .name or None)``): a parameter named like the
-    coordinates shared their elements, ``x[i]``, and the model silently became another one (new-user probe:
-    ``check`` passed on it), as a scalar :class:`~symglep.Model` refuses."""
-    seen = {}
-    for role, thing in roles:
-        if thing is None:
-            continue
-        name = thing.name
-        if name in seen:
-            raise ModelError(f"name {name!r} is used twice: as {seen[name]} and as {role}; rename one")
-        seen[name] = role
 
 
 class ArrayModel:
@@ -81,9 +67,10 @@ class ArrayModel:
         self.y = targets
         self.edges = edges
         self.constants = {s: constant_value(s, v) for s, v in (constants or {}).items()}
-        _distinct_names([("coordinate", coordinates), *[("parameter", p) for p in self.parameters],
-                         ("input", inputs), ("target", targets), ("edge list", edges),
-                         *[("constant", s) for s in self.constants]])
+        # a parameter named like the coordinates shared their elements x[i]: the model silently became another one
+        named = [("coordinate", coordinates), *[("parameter", p) for p in self.parameters], ("input", inputs),
+                 ("target", targets), ("edge list", edges), *[("constant", s) for s in self.constants]]
+        refuse_repeated_names((thing.name, role) for role, thing in named if thing is not None)
         if not isinstance(size, int) or size < 2:
             raise ModelError(f"size must be an integer >= 2, got {size!r}")
         self.size = size
@@ -114,6 +101,15 @@ class ArrayModel:
         """The default integrator: ``midpoint`` when the mass reads the unit's position (L is then not
         separable), else ``leapfrog`` (theory §6)."""
         return "midpoint" if self.kinetic.reads_q else "leapfrog"
+
+    def rate_at(self, values: dict) -> float:
+        """The damping rate γ at the parameters ``values`` (``{name: value}``): the learned rate's value or the
+        constant one (theory §7); 0 for an undamped model."""
+        if self.damping_rate is None:
+            return 0.0
+        if self.damping_parameter is not None:
+            return float(np.ravel(values[self.damping_parameter.name])[0])
+        return float(sp.sympify(self.damping_rate).xreplace(self.constants))
 
     @property
     def damping_parameter(self):

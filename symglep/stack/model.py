@@ -427,12 +427,8 @@ class Stack:
             a, th = self.arrays[i], np.asarray(theta, dtype=np.float64)[sl]
             if a is None:
                 gamma = damping_rate_at(self.units[i], th)
-            elif a.model.damping_rate is None:
-                continue
-            elif a.model.damping_parameter is not None:
-                gamma = float(th[a.offsets[[name for name, _ in a.layout].index(a.model.damping_parameter.name)]])
-            else:
-                gamma = float(sp.sympify(a.model.damping_rate).xreplace(a.model.constants))
+            else:  # each parameter's first entry: a rate is a scalar
+                gamma = a.model.rate_at({name: th[o] for (name, _), o in zip(a.layout, a.offsets)})
             if gamma > 0:
                 out.append((i, gamma))
         return out
