@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+from contextlib import contextmanager
 
 import click
 
@@ -82,6 +83,20 @@ def main(ctx, debug):
 MODEL_ARG = click.argument("model_spec", metavar="MODEL")
 
 
+@contextmanager
+def _json_error(fmt: str, to_stdout: bool = True, **fields):
+    """A reader of ``--format json`` gets JSON on stdout when a command fails too (``fields`` first, then the
+    error, its kind and the exit code); the one-line error still goes to stderr. Nothing is written to stdout
+    when the report was to go to a file (``to_stdout`` false)."""
+    try:
+        yield
+    except SymglepError as exc:
+        if fmt == "json" and to_stdout:
+            click.echo(json.dumps({**fields, "error": _one_line(exc), "kind": type(exc).__name__,
+                                   "exit_code": exc.exit_code}, indent=2))
+        raise
+
+
 def _emit(text: str, output: str | None, model_spec: str) -> None:
     if output:
         refuse_overwriting(output, "-o", {"the model file": split_spec(model_spec)[0]})
@@ -102,7 +117,8 @@ def derive(model_spec, fmt, output, simplify):
 
     MODEL is a Python file defining `model`, or PATH.py:NAME.
     """
-    _emit(commands.derive_report(load_system(model_spec), fmt, simplify), output, model_spec)
+    with _json_error(fmt, output is None):
+        _emit(commands.derive_report(load_system(model_spec), fmt, simplify), output, model_spec)
 
 
 @main.command()
@@ -114,7 +130,8 @@ def derive(model_spec, fmt, output, simplify):
 @click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), help="Write the report to FILE.")
 def residuals(model_spec, bc, fmt, output):
     """Boundary residuals of Lagrangian EP for each boundary condition (theory §2–§3)."""
-    _emit(commands.residuals_report(load_system(model_spec), bc, fmt), output, model_spec)
+    with _json_error(fmt, output is None):
+        _emit(commands.residuals_report(load_system(model_spec), bc, fmt), output, model_spec)
 
 
 @main.command()
@@ -178,13 +195,8 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
     opts = CheckOptions(steps=steps, dt=dt, beta=parse_beta(beta), seed=seed, params_file=params_file,
                         integrator=integrator, tolerance=tolerance, fmt=fmt, bc=bc, cbvp_steps=cbvp_steps,
                         route=route, naive_echo=naive_echo, size=size, noise=parse_noise(noise))
-    try:
+    with _json_error(fmt, passed=False):
         report, text = commands.check(load_system(model_spec), opts)
-    except SymglepError as exc:
-        if fmt == "json":  # a reader of JSON gets JSON on stdout too; the one-line error still goes to stderr
-            click.echo(json.dumps({"passed": False, "error": _one_line(exc), "kind": type(exc).__name__,
-                                   "exit_code": exc.exit_code}, indent=2))
-        raise
     click.echo(text, nl=fmt == "json")
     if not report["passed"]:
         sys.exit(1)

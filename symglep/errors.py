@@ -35,3 +35,7 @@ class ModelFileError(SymglepError):
 
 class DerivationError(SymglepError):
     """A derivation step cannot be carried out for this model."""
+
+
+class ArgumentError(SymglepError, ValueError):
+    """A bad argument to a Python API function (also a ``ValueError``, as Python's own checks raise)."""

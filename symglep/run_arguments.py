@@ -11,7 +11,7 @@ import math
 
 import numpy as np
 
-from .errors import SymglepError
+from .errors import ArgumentError, SymglepError
 
 
 def _real(value) -> bool:
@@ -59,3 +59,46 @@ def nudge(beta) -> float:
     if not (_real(beta) and math.isfinite(beta) and beta != 0):
         raise SymglepError(f"beta must be a finite non-zero number, got {beta!r}")
     return float(beta)
+
+
+def whole_number(value, name: str, minimum: int) -> int:
+    """An integer argument (``epochs``, ``seed``, ``batch``) of at least ``minimum``, or a one-line error
+    (``epochs=1.5`` is not rounded, ``seed=-1`` is not NumPy's own message)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)) or value < minimum:
+        raise ArgumentError(f"{name} must be an integer >= {minimum}, got {value!r}")
+    return int(value)
+
+
+def positive_number(value, name: str) -> float:
+    """A positive finite real argument (``lr``, ``dt``), or a one-line error."""
+    if not (_real(value) and math.isfinite(value) and value > 0):
+        raise ArgumentError(f"{name} must be a positive number, got {value!r}")
+    return float(value)
+
+
+def real_array(value, name: str) -> np.ndarray:
+    """``value`` as a float64 array, or a one-line error: a string, an object or a complex number is not read
+    as a real number (NumPy would raise its own message, or drop an imaginary part with only a warning)."""
+    try:
+        array = np.asarray(value)
+    except (TypeError, ValueError) as exc:
+        raise ArgumentError(f"{name} must hold real numbers: {exc}") from None
+    if np.iscomplexobj(array):
+        raise ArgumentError(f"{name} must hold real numbers, got complex values (the complex-step estimator "
+                           "takes real arguments and nudges them itself)")
+    if array.dtype == np.bool_ or not (np.issubdtype(array.dtype, np.integer) or np.issubdtype(array.dtype, np.floating)):
+        if array.dtype == object:
+            try:
+                return real_array(array.astype(np.float64), name)
+            except (TypeError, ValueError):
+                pass
+        raise ArgumentError(f"{name} must hold real numbers, got {_kind(value)}")
+    return array.astype(np.float64, copy=False)
+
+
+def _kind(value) -> str:
+    """What a bad argument is, in words."""
+    array = np.asarray(value)
+    if array.ndim == 0:
+        return f"{value!r}"
+    return f"an array of {array.dtype}"

@@ -29,7 +29,7 @@ from .dissipation import non_variational_note
 from .model import Model
 from .parameter_values import values_by_name
 from .routes import LABELS, ROUTES
-from .run_arguments import nudge, start_time, step_count, time_step
+from .run_arguments import nudge, real_array, start_time, step_count, time_step
 from .symmetry import odd_terms_text
 
 
@@ -85,6 +85,14 @@ def load_complex_step(model: Model, integrator: str, newton_tol, cache, jit: boo
 def _first(outputs) -> tuple:
     """The first sequence of each batched output."""
     return tuple(a[0] for a in outputs)
+
+
+def _one_value(value, name: str) -> float:
+    """One parameter's value given by name: a real number."""
+    arr = real_array(value, f"parameter {name}")
+    if arr.size != 1:
+        raise SymglepError(f"parameter {name} takes one number, got shape {arr.shape}")
+    return float(arr.reshape(-1)[0])
 
 
 def _require_finite(arr: np.ndarray, name: str) -> None:
@@ -170,9 +178,9 @@ class Kernels:
         names = [s.name for s in self.model.parameters]
         if isinstance(params, dict):
             keys = values_by_name(params, names)
-            vec = np.array([float(keys[n]) for n in names], dtype=np.float64)
+            vec = np.array([_one_value(keys[n], n) for n in names], dtype=np.float64)
         else:
-            vec = np.asarray(params, dtype=np.float64).reshape(-1)
+            vec = real_array(params, "the parameter values").reshape(-1)
             if vec.shape != (len(names),):
                 raise SymglepError(f"expected {len(names)} parameter values ({', '.join(names)}), got {vec.size}")
         if not np.all(np.isfinite(vec)):
@@ -180,11 +188,13 @@ class Kernels:
         return vec
 
     def _state(self, x, name: str, batch: int | None) -> np.ndarray:
-        arr = np.asarray(x, dtype=np.float64)
+        arr = real_array(x, name)
         if arr.ndim == 1:
             arr = arr[None, :]
         if arr.ndim != 2 or arr.shape[1] != self.n:
             raise SymglepError(f"{name} must have shape (B, {self.n}), got {np.shape(x)}")
+        if arr.shape[0] == 0:
+            raise SymglepError(f"{name} holds no sequence (B = 0): give at least one row")
         if batch is not None and arr.shape[0] != batch:
             raise SymglepError(f"{name} has {arr.shape[0]} sequences, expected {batch}")
         _require_finite(arr, name)
@@ -196,7 +206,7 @@ class Kernels:
             if steps is None:
                 raise SymglepError(f"{name} missing: pass it, or pass steps=K")
             return np.zeros((batch, steps + 1, width))
-        arr = np.asarray(x, dtype=np.float64)
+        arr = real_array(x, name)
         if arr.ndim == 2 and batch == 1:
             arr = arr[None]
         if arr.ndim != 3 or arr.shape[0] != batch or arr.shape[2] != width:

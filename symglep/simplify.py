@@ -31,6 +31,8 @@ from dataclasses import dataclass, field
 import sympy as sp
 from sympy.simplify.fu import TR10i
 
+from .errors import ArgumentError
+
 MODES = ("none", "fast", "full")
 
 #: Models up to this many coordinates get their det M, adj M and closed-form H and accelerations tidied.
@@ -72,7 +74,7 @@ class Budget:
     def for_model(cls, mode: str, n: int, derive_seconds: float) -> "Budget":
         """The budget of ``mode`` for a model of ``n`` coordinates whose raw derivation took ``derive_seconds``."""
         if mode not in MODES:
-            raise ValueError(f"simplify must be one of {', '.join(MODES)}; got {mode!r}")
+            raise ArgumentError(f"simplify must be one of {', '.join(MODES)}; got {mode!r}")
         if mode == "none":
             return cls(mode, 0.0, 0.0, 0)
         if mode == "fast":

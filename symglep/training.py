@@ -58,6 +58,7 @@ from .learners import compile_kernels, element_names, flatten_parameters, group_
 from .loader import load_system, split_spec
 from .optim import make_optimizer
 from .routes import short_label
+from .run_arguments import positive_number, whole_number
 from .systems import kind_of
 from .tasks import Dataset, SineTask, TargetTask, load_npz, sine_task, target_task
 
@@ -626,11 +627,12 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
         raise SymglepError(f"unknown estimator {estimator!r}; available: {', '.join(ESTIMATORS)}")
     _require_capabilities(model, task, estimator, batch, resume, scheduler, learn_initial_state, freeze_parameters)
     beta = parse_beta(beta, "beta")
-    epochs = DEFAULT_EPOCHS if epochs is None else int(epochs)
-    if epochs < 0:
-        raise SymglepError(f"epochs must be >= 0, got {epochs}")
-    if dt is not None and not (math.isfinite(dt) and dt > 0):
-        raise SymglepError(f"dt must be a positive number, got {dt}")
+    epochs = DEFAULT_EPOCHS if epochs is None else whole_number(epochs, "epochs", 0)
+    dt = None if dt is None else positive_number(dt, "dt")
+    lr = None if lr is None else positive_number(lr, "the learning rate (lr)")
+    seed = None if seed is None else whole_number(seed, "seed", 0)
+    batch = None if batch is None else whole_number(batch, "batch", 1)
+    substeps = None if substeps is None else whole_number(substeps, "substeps", 1)
     if freeze_parameters and freeze:
         raise SymglepError("freeze_parameters (--freeze-parameters) keeps every parameter fixed already; drop "
                            "freeze (--freeze), or keep only it to fix some of them")

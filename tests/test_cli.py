@@ -122,15 +122,20 @@ def write(folder: Path, name: str, text: str) -> Path:
     return path
 
 
-def assert_user_error(result, *fragments):
-    """Exit code 2, exactly one line on stderr starting with 'error:', no traceback anywhere."""
+def assert_user_error(result, *fragments, json_out=False):
+    """Exit code 2, exactly one line on stderr starting with 'error:', no traceback anywhere; nothing on stdout,
+    or (``json_out``) the same error as a JSON object."""
     out, err = _streams(result)
     assert result.exit_code == 2, (result.exit_code, out, err, result.exception)
     lines = err.splitlines()
     assert len(lines) == 1, err
     assert lines[0].startswith("error:"), err
     assert "Traceback" not in out + err
-    assert out == ""
+    if json_out:
+        report = json.loads(out)
+        assert report["error"] == lines[0][len("error: "):] and report["exit_code"] == 2, (report, lines)
+    else:
+        assert out == ""
     for fragment in fragments:
         assert fragment in lines[0], (fragment, lines[0])
     return lines[0]
@@ -295,8 +300,13 @@ model = symglep.Model(lagrangian=x.diff()**2 / 2 - k * x**2 / 2 - zeta * x,
 
 @pytest.mark.parametrize("fmt", FORMATS)
 def test_every_format_reports_errors_the_same_way(tmp_path, fmt):
+    """The one-line error on stderr in every format; a reader of --format json also gets it as JSON on stdout
+    (derive and residuals printed nothing there, where check printed an error object), but never in a file."""
     path = write(tmp_path, "three.py", "model = 3\n")
-    assert_user_error(invoke("derive", path, "--format", fmt), "three.py")
+    for command in ("derive", "residuals"):
+        assert_user_error(invoke(command, path, "--format", fmt), "three.py", json_out=fmt == "json")
+        assert_user_error(invoke(command, path, "--format", fmt, "-o", tmp_path / "out"), "three.py")
+        assert not (tmp_path / "out").exists()
 
 
 def test_unknown_format_is_a_usage_error():

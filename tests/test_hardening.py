@@ -568,6 +568,39 @@ def test_steps_must_be_positive_and_agree_with_the_series(oscillator):
     assert np.array_equal(loss, oscillator.free([1.0, 1.0], q0, p0=p0, u=u, y=y)[2])
 
 
+@pytest.mark.parametrize("theta, q0, u, message", [
+    ("abc", None, None, "the parameter values must hold real numbers, got 'abc'"),
+    ({"k": 1 + 1j, "m": 1.0}, None, None, "parameter k must hold real numbers, got complex values"),
+    ({"k": [1.0, 2.0], "m": 1.0}, None, None, r"parameter k takes one number, got shape \(2,\)"),
+    ([1.0, 1.0], np.zeros((0, 1)), None, r"q0 holds no sequence \(B = 0\)"),
+    ([1.0, 1.0], None, "complex", "inputs u must hold real numbers, got complex values"),
+    ([1.0, 1.0], None, "text", "inputs u must hold real numbers, got an array of <U1")])
+def test_kernel_calls_refuse_arguments_that_are_not_real_numbers(oscillator, theta, q0, u, message):
+    """New-user probe: a string θ was NumPy's "could not convert", a complex input lost its imaginary part with
+    only NumPy's warning, an empty batch was a reshape error."""
+    start, p0, inputs, y = _blow_up_problem(10)
+    q0 = start if q0 is None else q0
+    p0 = p0[:q0.shape[0]]
+    if u == "complex":
+        inputs = inputs + 1j
+    elif u == "text":
+        inputs = np.full(inputs.shape, "a")
+    with pytest.raises(symglep.SymglepError, match=message):
+        oscillator.gradient(theta, q0, p0=p0, u=inputs, y=y[:q0.shape[0]] if q0.shape[0] else y, beta=1e-4)
+
+
+@pytest.mark.parametrize("option, message", [({"epochs": 1.5}, "epochs must be an integer >= 0, got 1.5"),
+                                             ({"seed": -1}, "seed must be an integer >= 0, got -1"),
+                                             ({"lr": "a"}, r"the learning rate \(lr\) must be a positive number"),
+                                             ({"batch": 0}, "batch must be an integer >= 1, got 0"),
+                                             ({"dt": "0.1"}, "dt must be a positive number")])
+def test_train_refuses_bad_arguments_before_it_compiles(option, message):
+    """New-user probe: epochs=1.5 ran, seed=-1 and lr="a" were NumPy's own errors."""
+    with pytest.raises(symglep.errors.ArgumentError, match=message) as caught:
+        symglep.train(symglep.load_model(OSCILLATOR), "sine", **option)
+    assert isinstance(caught.value, ValueError)
+
+
 def test_energy_refuses_trajectories_of_the_wrong_shape(oscillator):
     """New-user probe: traj_p of another shape than traj_q crashed the interpreter (segmentation fault)."""
     q0, p0, u, y = _blow_up_problem(10)

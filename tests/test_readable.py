@@ -192,8 +192,9 @@ def test_simplify_none_keeps_the_raw_forms():
 
 
 def test_bad_simplify_mode():
-    with pytest.raises(ValueError, match="simplify must be one of"):
+    with pytest.raises(symglep.SymglepError, match="simplify must be one of") as caught:
         symglep.derive(symglep.load_model(str(ROOT / "examples/harmonic_oscillator.py")), simplify="quick")
+    assert isinstance(caught.value, ValueError)  # as Python's own argument checks raise
     result = CliRunner().invoke(main, ["derive", str(ROOT / "examples/harmonic_oscillator.py"), "--simplify", "x"])
     assert result.exit_code == 2
     assert "Invalid value for '--simplify'" in result.output and "Traceback" not in result.output

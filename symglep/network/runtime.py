@@ -22,7 +22,7 @@ from ..diagnose import NumericalError, where_not_finite
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
 from ..parameter_values import values_by_name
-from ..run_arguments import nudge, start_time, step_count, time_step
+from ..run_arguments import nudge, real_array, start_time, step_count, time_step
 from .model import ArrayModel, readout_units
 from .render import content_hash, render_network
 
@@ -105,7 +105,7 @@ class NetworkKernels:
         parts, off, pos = [], [], 0
         for p in self.model.parameters:
             shape = self.model.parameter_shape(p, n, m, ne)
-            arr = np.asarray(keys[p.name], dtype=np.float64)
+            arr = real_array(keys[p.name], f"parameter {p.name}")
             if arr.shape != shape:
                 sizes = f"n = {n} units (from q0), m = {m} input channels (from u), {ne} edges"
                 raise SymglepError(f"parameter {p.name} must have shape {shape} at {sizes}, got {arr.shape}: "
@@ -128,13 +128,15 @@ class NetworkKernels:
         return out
 
     def _state(self, x, name):
-        arr = np.asarray(x, dtype=np.float64)
+        arr = real_array(x, name)
         if self.D > 1 and arr.ndim == 3:
             arr = arr.reshape(arr.shape[0], -1)
         if arr.ndim == 1:
             arr = arr[None]
         if arr.ndim != 2 or arr.shape[1] % self.D:
             raise SymglepError(f"{name} must have shape (B, n)" + (f" or (B, n, {self.D})" if self.D > 1 else ""))
+        if arr.shape[0] == 0 or arr.shape[1] == 0:
+            raise SymglepError(f"{name} holds no sequence or no unit (shape {arr.shape}): give at least one of each")
         if not np.all(np.isfinite(arr)):
             raise SymglepError(f"{name} holds a non-finite value")
         return np.ascontiguousarray(arr)
@@ -145,7 +147,7 @@ class NetworkKernels:
             if steps is None:
                 raise SymglepError(f"{name} missing: pass it, or pass steps=K")
             return np.zeros((batch, steps + 1, width))
-        arr = np.asarray(x, dtype=np.float64)
+        arr = real_array(x, name)
         if arr.ndim != 3 or arr.shape[0] != batch or arr.shape[1] < 2:
             raise SymglepError(f"{name} must have shape ({batch}, K+1, channels) with K >= 1, got {arr.shape}")
         step_count(steps, arr.shape[1], name)

@@ -14,7 +14,7 @@ from ..diagnose import where_not_finite
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
 from ..parameter_values import values_by_name
-from ..run_arguments import nudge, start_time, step_count, time_step
+from ..run_arguments import nudge, real_array, start_time, step_count, time_step
 from .codegen import render_stack, stack_hash
 from .model import Stack
 
@@ -66,11 +66,11 @@ class StackKernels:
             names = self.stack.parameter_names
             given = values_by_name(theta, names)
             theta = [given[name] for name in names]
-        th = np.asarray(theta, dtype=np.float64).reshape(-1)
+        th = real_array(theta, "the parameter values").reshape(-1)
         if th.shape != (self.n_theta,):
             raise SymglepError(f"the stack has {self.n_theta} parameters, got {th.size}")
-        x = np.ascontiguousarray(x, dtype=np.float64)
-        y = np.ascontiguousarray(y, dtype=np.float64)
+        x = np.ascontiguousarray(real_array(x, "inputs x"))
+        y = np.ascontiguousarray(real_array(y, "targets y"))
         if x.ndim != 3 or x.shape[2] != self.n_x:
             raise SymglepError(f"inputs must have shape (B, K+1, {self.n_x}), got {x.shape}")
         if y.ndim != 3 or y.shape[2] != self.n_y:
@@ -80,6 +80,8 @@ class StackKernels:
                                f"y {y.shape[0]} of {y.shape[1]}: they must agree")
         if x.shape[1] < 2:
             raise SymglepError("the sequences need at least 2 time nodes (K >= 1)")
+        if x.shape[0] == 0:
+            raise SymglepError("the inputs x hold no sequence (B = 0): give at least one")
         step_count(steps, x.shape[1], "inputs x")  # the inputs fix K; steps=, as the other kinds take it, must agree
         for name, a in (("theta", th), ("inputs", x), ("targets", y)):
             if not np.all(np.isfinite(a)):
@@ -89,8 +91,8 @@ class StackKernels:
             raise SymglepError("give the initial momenta p0 or the velocities v0, not both")
         start = p0 if v0 is None else v0
         zero = np.zeros((B, self.nq))
-        q0 = zero if q0 is None else np.ascontiguousarray(q0, dtype=np.float64)
-        start = zero.copy() if start is None else np.ascontiguousarray(start, dtype=np.float64)
+        q0 = zero if q0 is None else np.ascontiguousarray(real_array(q0, "q0"))
+        start = zero.copy() if start is None else np.ascontiguousarray(real_array(start, "p0" if v0 is None else "v0"))
         for name, a in (("q0", q0), ("v0" if v0 is not None else "p0", start)):
             if a.shape != (B, self.nq):
                 raise SymglepError(f"{name} must have shape ({B}, {self.nq}) (one row per sequence of x, every unit's "
