@@ -52,7 +52,9 @@ def load_system(spec: str):
     try:
         namespace = runpy.run_path(path, run_name="__symglep_model__")
     except SymglepError as exc:
-        raise type(exc)(f"{path}: {exc}") from exc
+        also = (f" (loading {path} builds every object in it, so this stops {name} too: build the refused one "
+                "in a function, or in a file of its own)") if str(spec) != path and name != "model" else ""
+        raise type(exc)(f"{path}: {exc}{also}") from exc
     except SystemExit as exc:
         raise ModelFileError(f"{path} called exit({exc.code}) while loading") from None
     except Exception as exc:  # the user's code failed: say where, in one line

@@ -133,6 +133,8 @@ def refuse_repeated_names(pairs) -> None:
     derivation would merge them (scalar models, array models)."""
     seen: dict[str, str] = {}
     for name, role in pairs:
+        if name in seen and seen[name] == role:
+            raise ModelError(f"{role} {name!r} is listed twice; list it once")
         if name in seen:
             raise ModelError(f"name {name!r} is used twice: as {seen[name]} and as {role}; rename one")
         seen[name] = role

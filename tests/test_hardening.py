@@ -744,6 +744,28 @@ def test_outputs_never_destroy_the_inputs_or_special_files(tmp_path):
     assert got and got[0].startswith("model harmonic_oscillator") and fifo.is_fifo()
 
 
+def test_a_refused_model_names_why_it_stops_its_neighbours_in_the_file(tmp_path):
+    """New-user probe: a file holding a good model and a refused one said only the refusal when asked for
+    `file.py:good` (loading runs the whole file); a parameter listed twice read "used twice: as parameter and as
+    parameter"."""
+    path = tmp_path / "two.py"
+    path.write_text(textwrap.dedent("""\
+        import sympy as sp
+        from sympy.physics.mechanics import dynamicsymbols
+        import symglep
+        x = dynamicsymbols("x")
+        k = sp.Symbol("k", positive=True)
+        good = symglep.Model(lagrangian=x.diff()**2 / 2 - k * x**2 / 2, coordinates=[x], parameters=[k], name="good")
+        bad = symglep.Model(lagrangian=x.diff()**2 / 2 - k * x**2 / 2, coordinates=[x], parameters=[k, k], name="bad")
+        """))
+    out = CliRunner().invoke(main, ["derive", f"{path}:good"])
+    assert out.exit_code == 2 and out.output.count("\n") == 1
+    assert "parameter 'k' is listed twice; list it once" in out.output
+    assert "builds every object in it, so this stops good too" in out.output
+    plain = CliRunner().invoke(main, ["derive", str(path)])
+    assert plain.exit_code == 2 and "listed twice" in plain.output and "stops" not in plain.output
+
+
 def test_model_specs_with_colons_and_damaged_resume_files_are_one_line_errors(tmp_path):
     """New-user probe: a model file whose name holds a colon was split at it ("model file not found: m/we"),
     `file.py:` said "not found"; damaged save files ("settings": "x", a null optimizer state, a string
