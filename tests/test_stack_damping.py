@@ -229,7 +229,13 @@ def test_derive_reports_the_damped_units():
     units = report["learning_rule"]["units"]
     assert units[1]["input_integrand"] == {"f": "-s0*exp(t*gamma)"}
     assert units[2]["input_integrand"] == {"g": "-z0*exp(t*rate)"}
-    assert "unit 2 (rayleigh_pair, top" in derive_report(damped_stack(), "text")
+    text = derive_report(damped_stack(), "text")
+    assert "unit 2 (rayleigh_pair, top, leapfrog)" in text
+    # the unit's own report says what `auto` picks for it alone (the midpoint rule): the stack's line says which
+    # integrator the stack runs (new-user probe: only the unit's "integrator (auto): midpoint" was shown)
+    unit1 = text.split("=== unit 1: ")[1].split("=== unit 2")[0]
+    assert unit1.splitlines()[1].startswith("in this stack: stepped by the leapfrog (weighted in time, theory §7)")
+    assert "integrator (auto): midpoint" in unit1
 
 
 def test_the_stack_check_names_each_damped_unit_and_its_rate():

@@ -28,6 +28,7 @@ from ..codegen.output import write_files
 from ..command_options import CheckOptions, require_plain_check
 from ..derivation import derive
 from ..errors import SymglepError
+from ..integrators import auto_integrator_reason
 from ..model import latex_symbol_names
 from ..network.derive import derive as derive_array
 from ..network.derive import render as render_array
@@ -294,9 +295,17 @@ def _unit_summary(stack: Stack, i: int) -> dict:
 
 
 def _unit_report(stack: Stack, i: int, d, fmt: str) -> str:
-    """Unit ``i``'s own ``symglep derive`` report in ``fmt`` (text, markdown, latex)."""
+    """Unit ``i``'s own ``symglep derive`` report in ``fmt`` (text, markdown, latex), with a line first where the
+    stack steps the unit by another integrator than ``auto`` picks for it alone (a Caldirola–Kanai unit: the
+    time-weighted leapfrog, theory §7, §9)."""
     if stack.arrays[i] is None:
-        return render_unit(d, fmt)
+        alone, used = auto_integrator_reason(d)[0], stack.integrators[i]
+        if alone == used or fmt == "latex":
+            return render_unit(d, fmt)
+        note = (f"in this stack: stepped by the {used}"
+                + (" (weighted in time, theory §7)" if used == "leapfrog" else "")
+                + f"; the unit's own report below says what `auto` picks for it alone ({alone})")
+        return (f"_{note}._\n\n" if fmt == "markdown" else f"{note}\n") + render_unit(d, fmt)
     return render_array_latex(stack.units[i]) if fmt == "latex" else render_array(d, fmt)
 
 
