@@ -44,8 +44,8 @@ class _Group(click.Group):
             ctx.exit(exc.exit_code)
         except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
             raise
-        except KeyboardInterrupt:
-            click.echo("interrupted", err=True)
+        except KeyboardInterrupt as exc:
+            click.echo(f"interrupted: {exc}" if str(exc) else "interrupted", err=True)
             ctx.exit(130)
         except MemoryError as exc:  # e.g. --steps 99999999999: the arrays of one run do not fit
             if ctx.meta.get("symglep.debug"):

@@ -39,3 +39,7 @@ class DerivationError(SymglepError):
 
 class ArgumentError(SymglepError, ValueError):
     """A bad argument to a Python API function (also a ``ValueError``, as Python's own checks raise)."""
+
+
+class TrainingInterrupted(KeyboardInterrupt):
+    """Ctrl-C during ``train(save=...)``: the completed epochs were saved; the message says where."""

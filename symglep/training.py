@@ -50,10 +50,11 @@ from .classification import (ClassificationTask, ClassifierLearner, Normalisatio
 from .command_options import TrainOptions, name_list
 from .diagnose import NumericalError
 from .distributed import DaskGradient, connect
-from .errors import SymglepError, listed
+from .errors import SymglepError, TrainingInterrupted, listed
 from .estimators import ESTIMATORS, NO_BETA, ORDERS
 from .fileio import read_json_object, write_atomic
 from .heads import CLASSIFIER_PREFIXES
+from .kernel_module import interrupted_by_user
 from .learners import compile_kernels, element_names, flatten_parameters, group_parameters, learner_for
 from .loader import load_system, split_spec
 from .optim import make_optimizer
@@ -686,6 +687,9 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     classifier = isinstance(learner, ClassifierLearner)
     scores = scores if classifier else None
     updates = 0  # optimizer steps in this run: a kernel failure after one may be the learning rate's doing
+    # the state after the last completed epoch: what a Ctrl-C saves when `save` is given
+    kept = (theta.copy(), initial, opt.state(), len(history), len(scores) if scores else 0)
+    stopped = False
     try:
         for done, epoch in enumerate(range(first, first + epochs), start=1):
             if repilot and epoch > 0 and epoch % repilot == 0 and (epoch > first or choice is None):
@@ -734,9 +738,20 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
                 scores.append(_scores(learner, theta, data, initial))
                 extra = "".join(f" {split} acc {v['accuracy']:.3f}" for split, v in scores[-1].items())
             bar.update(done, epoch + 1, history[-1], extra)
+            kept = (theta.copy(), initial, opt.state(), len(history), len(scores) if scores else 0)
+    except BaseException as exc:
+        if not (save and (isinstance(exc, KeyboardInterrupt) or interrupted_by_user(exc))):
+            raise
+        stopped = True  # Ctrl-C: save the completed epochs below, then stop as interrupted
+        theta, initial = kept[0], kept[1]
+        opt.load(kept[2])
+        del history[kept[3]:]
+        if scores:
+            del scores[kept[4]:]
     finally:
         bar.close()
         grad.close()
+    epochs = len(history) - first
     final = mean_loss(theta, initial)
     settings = {
         "task": data.info.get("task", data.name), "optimizer": optimizer, "lr": opt.lr, "batch": batch,
@@ -790,6 +805,9 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
                                   "readout that stays at rest and a teacher whose does too), so nothing is learned")
     if save:
         result.save(save)
+    if stopped:
+        raise TrainingInterrupted(f"{epochs} completed epoch(s) of this run saved to {save}: continue with "
+                                  f"--resume {save}")
     return result
 
 

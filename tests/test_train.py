@@ -125,6 +125,37 @@ def test_save_resume_continues_exactly(chain, tmp_path):
     assert loaded.epochs == 3 and loaded.optimizer_state["t"] == 3 * 3  # 3 batches of 3, 3, 2 per epoch
 
 
+def test_ctrl_c_saves_the_completed_epochs_and_resuming_them_continues_exactly(chain, tmp_path, monkeypatch):
+    """New-user probe: Ctrl-C in `train --save` saved nothing, losing every epoch run so far. Now the state after
+    the last completed epoch is saved (θ, Adam's moments, the losses) and the run stops as interrupted; resuming it
+    gives what the uninterrupted run gives, bit for bit."""
+    from symglep import training
+
+    whole = train(chain, "sine", epochs=4, batch=3)
+    path = tmp_path / "cut.json"
+    update = training.Progress.update
+
+    def ctrl_c_in_epoch_3(self, done, *args):
+        if done == 3:  # epoch 3's steps ran: they must not be saved
+            raise KeyboardInterrupt
+        update(self, done, *args)
+
+    monkeypatch.setattr(training.Progress, "update", ctrl_c_in_epoch_3)
+    with pytest.raises(KeyboardInterrupt, match=r"2 completed epoch\(s\) of this run saved to .*cut.json: "
+                                                r"continue with --resume"):
+        train(chain, "sine", epochs=4, batch=3, save=str(path))
+    with pytest.raises(KeyboardInterrupt):
+        train(chain, "sine", epochs=4, batch=3)  # without --save there is nothing to keep: a plain Ctrl-C
+    monkeypatch.setattr(training.Progress, "update", update)
+    saved = TrainResult.load(str(path))
+    assert saved.loss_history == whole.loss_history[:2] and saved.settings["epochs_run"] == 2
+    resumed = train(chain, "sine", epochs=2, batch=3, resume=str(path))
+    assert np.array_equal(resumed.theta, whole.theta) and resumed.loss_history == whole.loss_history
+    monkeypatch.setattr(training.Progress, "update", ctrl_c_in_epoch_3)
+    out = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "4", "--quiet", "--save", str(path)])
+    assert out.exit_code == 130 and "interrupted: 2 completed epoch(s) of this run saved to" in out.output
+
+
 def test_resuming_other_parameters_names_the_difference(tmp_path):
     """A training file of another model: one line naming what is missing and what the model lacks."""
     from symglep.training import FORMAT
