@@ -32,7 +32,7 @@ import sympy as sp
 from .beta import AUTO, BIAS_TOLERANCE, choose_beta, describe, parse_beta
 from .derivation import derive
 from .diagnose import NumericalError
-from .dissipation import damping_rate_at
+from .dissipation import anti_damping_warning, damping_rate_at, reports_anti_damping
 from .errors import ModelError, SymglepError
 from .fileio import read_json_object
 from .heads import CLASSIFIER_PREFIXES
@@ -226,6 +226,7 @@ def check_instance(model: Model, kernels, steps: int, dt: float, seed: int, para
     return th, q0, p0, u, y
 
 
+@reports_anti_damping
 def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed: int = 0,
               params: dict | None = None, integrator: str = "auto", tolerance: float = ECHO_TOLERANCE,
               cache: str | None = None, route: str = "auto", naive_echo: bool = False,
@@ -559,21 +560,6 @@ def singular_crossing(model: Model, theta, traj_q, dt: float, t0: float = 0.0) -
                     "singular there (e.g. r = 0 in polar coordinates) and the equations of motion do not hold; "
                     "start away from that set (Model(initial_positions=...)), or use --params or a shorter run")
     return None
-
-
-#: e^{γT} above which ``check`` says that the anti-damped echo amplifies round-off (theory §7)
-ANTI_DAMPING_AMPLIFICATION = 1e6
-
-
-def anti_damping_warning(gamma: float, T: float) -> list:
-    """A warning when uniform damping at rate ``gamma`` over a run of length ``T`` makes the echo (anti-damped:
-    it replays e^{γt} in reverse, theory §7) amplify round-off by ``e^{γT}`` ≥ :data:`ANTI_DAMPING_AMPLIFICATION`."""
-    if not gamma > 0 or gamma * T < math.log(ANTI_DAMPING_AMPLIFICATION):
-        return []
-    return [f"damping rate gamma = {gamma:.3g} over T = {T:g}: the echo runs anti-damped and amplifies round-off "
-            f"by e^(gamma T) = {math.exp(min(gamma * T, 700.0)):.1e} (theory §7), so the echo gradient carries that "
-            "much more error than an undamped run's; a shorter run or a smaller gamma T keeps it small "
-            "(BPTT is the reference)"]
 
 
 def sign_warnings(model: Model, theta) -> list:

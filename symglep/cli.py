@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import sys
+import warnings
 from contextlib import contextmanager
 
 import click
@@ -16,6 +17,7 @@ import click
 from . import __version__, commands
 from .beta import parse_beta
 from .command_options import CheckOptions, TrainOptions, name_list
+from .dissipation import AntiDampingWarning
 from .distributed import checked_address
 from .errors import SymglepError
 from .fileio import refuse_overwriting, require_writable, write_atomic
@@ -78,6 +80,7 @@ class _Group(click.Group):
 def main(ctx, debug):
     """Derive, analyse and generate learning code for physical learning systems."""
     ctx.meta["symglep.debug"] = debug
+    warnings.simplefilter("ignore", AntiDampingWarning)  # check and train report the anti-damped echo themselves
 
 
 MODEL_ARG = click.argument("model_spec", metavar="MODEL")

@@ -112,7 +112,8 @@ def unused_parameters(model: Model) -> list:
 
 
 def legendre_regularity(model: Model, mass: sp.Matrix, samples: int = 3) -> bool:
-    """``det M ≢ 0``: the mass matrix is evaluated at random points and its determinant taken numerically."""
+    """``det M ≢ 0``: the mass matrix is evaluated at random points and its determinant taken numerically,
+    relative to the product of its rows' lengths (Hadamard's bound: a mass of 1e-20 kg in SI units is regular)."""
     entries = list(mass)
     for seed in range(samples):
         values = sample_values(entries, seed=seed, fixed=model.constants)
@@ -123,8 +124,8 @@ def legendre_regularity(model: Model, mass: sp.Matrix, samples: int = 3) -> bool
                             for i in range(mass.rows)], dtype=complex)
         if not np.all(np.isfinite(numeric)):
             continue
-        scale = max(1.0, float(np.max(np.abs(numeric)))) ** mass.rows
-        if abs(np.linalg.det(numeric)) > 1e-12 * scale:
+        scale = float(np.prod(np.linalg.norm(numeric, axis=1)))
+        if scale > 0 and abs(np.linalg.det(numeric)) > 1e-12 * scale:
             return True
     return False
 

@@ -15,6 +15,9 @@ e^{γt} (ṗ + γ p − ∂L/∂q)``; symglep rewrites such a model into that fo
 
 from __future__ import annotations
 
+import functools
+import math
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -115,3 +118,41 @@ def damping_rate_at(model, theta) -> float:
     values = {**model.constants, **dict(zip(model.parameters, map(float, np.ravel(theta))))}
     value = complex(rate.xreplace(values))
     return value.real if value.imag == 0 and value.real > 0 else 0.0
+
+
+#: e^{γT} above which ``check`` says that the anti-damped echo amplifies round-off (theory §7)
+ANTI_DAMPING_AMPLIFICATION = 1e6
+
+
+def anti_damping_warning(gamma: float, T: float) -> list:
+    """A warning when uniform damping at rate ``gamma`` over a run of length ``T`` makes the echo (anti-damped:
+    it replays e^{γt} in reverse, theory §7) amplify round-off by ``e^{γT}`` ≥ :data:`ANTI_DAMPING_AMPLIFICATION`."""
+    if not gamma > 0 or gamma * T < math.log(ANTI_DAMPING_AMPLIFICATION):
+        return []
+    return [f"damping rate gamma = {gamma:.3g} over T = {T:g}: the echo runs anti-damped and amplifies round-off "
+            f"by e^(gamma T) = {math.exp(min(gamma * T, 700.0)):.1e} (theory §7), so the echo gradient carries that "
+            "much more error than an undamped run's; a shorter run or a smaller gamma T keeps it small "
+            "(BPTT is the reference)"]
+
+
+class AntiDampingWarning(RuntimeWarning):
+    """An echo gradient of a damped model whose anti-damped echo amplifies round-off by e^{γT} ≥
+    :data:`ANTI_DAMPING_AMPLIFICATION` (theory §7): the Python API warns; ``check`` and ``train`` report it
+    themselves."""
+
+
+def warn_anti_damping(gamma: float, T: float) -> None:
+    """Warn (:class:`AntiDampingWarning`) when an echo gradient of rate ``gamma`` over ``T`` amplifies round-off."""
+    for text in anti_damping_warning(gamma, T):
+        warnings.warn(text, AntiDampingWarning, stacklevel=3)
+
+
+def reports_anti_damping(function):
+    """Decorate a function that reports the anti-damped echo itself (``check``, ``train``): the
+    :class:`AntiDampingWarning` of the kernel calls inside it is not shown again."""
+    @functools.wraps(function)
+    def quiet(*args, **kwargs):
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", AntiDampingWarning)
+            return function(*args, **kwargs)
+    return quiet

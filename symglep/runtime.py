@@ -25,7 +25,7 @@ from .errors import SymglepError
 from .estimators import complex_nudge, contrast_order
 from .codegen.numba_source import content_hash, generate_source, kernel_options
 from .derivation import derive
-from .dissipation import non_variational_note
+from .dissipation import damping_rate_at, non_variational_note, warn_anti_damping
 from .model import Model
 from .parameter_values import values_by_name
 from .routes import LABELS, ROUTES
@@ -271,8 +271,9 @@ class Kernels:
             b = int(bad[0])
             why = ("the implicit midpoint step has more than one solution there and Newton took another one "
                    "(dt too large near a singular point of the model); reduce dt" if self.integrator == "midpoint"
-                   else "round-off grew along the run (a damped model's echo amplifies it by e^(gamma T), "
-                        "theory §7); shorten the run")
+                   else "the run grew without bound (dt past the leapfrog's stability limit: omega dt > 2 for "
+                        "its fastest mode) or round-off grew along it (a damped model's echo amplifies it by "
+                        "e^(gamma T), theory §7); reduce dt or shorten the run")
             raise NumericalError(f"{what}: the echo of sequence {b} did not retrace the free run (its mean end "
                                  f"misses the start by {miss[b]:.1e} relative), so its contrast is not the gradient: "
                                  f"{why}, or use bptt_gradient", what, b, None)
@@ -491,6 +492,7 @@ class Kernels:
                                       pT[0], u[b], y[b], h, t0, betas, learn_inputs, b, digital)
             raise back or NumericalError(f"{what}: non-finite gradient of sequence {b} although the free "
                                          "and backward passes are finite (the difference quotient overflowed)")
+        warn_anti_damping(damping_rate_at(self.model, th), (u.shape[1] - 1) * h)
         return Result(out[0], out[1], out[2], out[3], out[4] if learn_inputs else None, route)
 
     def complex_step_gradient(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0,

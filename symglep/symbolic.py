@@ -5,11 +5,16 @@ expressions and unreliable with trigonometry. symglep instead evaluates the
 expression at a few seeded random points with 30 significant digits: an
 expression that is not identically zero is non-zero at random points with
 probability one, and an identically zero one evaluates to round-off
-(~1e-28) there.
+(~1e-28) there. A value that small is evaluated again with twice the digits:
+round-off shrinks with them, a true value (a mass of 1e-20 kg in SI units)
+does not. An expression with a kink or a switch (``Max``, ``Piecewise``,
+``Heaviside``, ``Abs``, ...) is also evaluated at points of every scale up to
+1e3, so that a switch at ``x = 1/2`` or ``t = 1`` is seen from both sides.
 """
 
 from __future__ import annotations
 
+import math
 import random
 
 import sympy as sp
@@ -18,6 +23,12 @@ from sympy.core.function import AppliedUndef
 PRECISION = 30
 ZERO_TOLERANCE = 1e-18
 N_SAMPLES = 3
+#: extra points of every scale (10^-1 ... 10^3) for expressions with a kink or a switch
+WIDE_SAMPLES = 8
+#: functions whose value switches where their argument crosses a threshold
+SWITCHES = (sp.Piecewise, sp.Max, sp.Min, sp.Heaviside, sp.Abs, sp.sign, sp.floor, sp.ceiling)
+#: a value that shrinks by this factor or more when evaluated with twice the digits is round-off
+ROUND_OFF_SHRINKS = 1e-10
 
 
 def _atoms(exprs) -> list[sp.Basic]:
@@ -29,53 +40,84 @@ def _atoms(exprs) -> list[sp.Basic]:
     return sorted(atoms, key=sp.default_sort_key)
 
 
-def sample_values(exprs, seed: int = 0, fixed: dict | None = None) -> dict:
+def sample_values(exprs, seed: int = 0, fixed: dict | None = None, wide: bool = False) -> dict:
     """A random numeric value for every symbol and function of time in ``exprs``.
 
     Symbols assumed positive (and every symbol whose name starts like a
     physical constant) get values in [0.5, 2]; all others in [-0.45, 0.45],
     small enough to stay inside domains such as ``sqrt(1 - v**2)``.
-    ``fixed`` values (e.g. model constants) are kept.
+    ``wide``: magnitudes log-uniform in [0.1, 1000] instead (at the declared
+    signs), to reach the far side of a switch. ``fixed`` values (e.g. model
+    constants) are kept.
     """
     rng = random.Random(seed)
     fixed = dict(fixed or {})
     values = {}
     for atom in _atoms(exprs):
+        positive = getattr(atom, "is_positive", False) or getattr(atom, "is_nonnegative", False)
+        negative = getattr(atom, "is_negative", False)
         if atom in fixed:
             values[atom] = sp.Float(fixed[atom], PRECISION)
-        elif getattr(atom, "is_positive", False) or getattr(atom, "is_nonnegative", False):
+        elif wide:
+            size = 10 ** rng.uniform(-1.0, 3.0)
+            sign = 1 if positive else -1 if negative else rng.choice((-1, 1))
+            values[atom] = sp.Float(sign * size, PRECISION)
+        elif positive:
             values[atom] = sp.Float(rng.uniform(0.5, 2.0), PRECISION)
-        elif getattr(atom, "is_negative", False):
+        elif negative:
             values[atom] = sp.Float(-rng.uniform(0.5, 2.0), PRECISION)
         else:
             values[atom] = sp.Float(rng.uniform(-0.45, 0.45), PRECISION)
     return values
 
 
-def evaluate(expr, values: dict) -> complex:
-    """Evaluate ``expr`` at ``values`` with :data:`PRECISION` digits."""
+def evaluate(expr, values: dict, digits: int = PRECISION) -> complex:
+    """Evaluate ``expr`` at ``values`` with ``digits`` significant digits (the values and the expression's own
+    floating-point numbers carried at that precision too)."""
     expr = sp.sympify(expr)
+    if digits != PRECISION:
+        values = {k: sp.Float(v, digits) for k, v in values.items()}
+        expr = expr.xreplace({f: sp.Float(f, digits) for f in expr.atoms(sp.Float)})
     functions = {k: v for k, v in values.items() if isinstance(k, AppliedUndef)}
-    number = expr.xreplace(functions).xreplace(values).evalf(PRECISION)
+    number = expr.xreplace(functions).xreplace(values).evalf(digits)
     try:
         return complex(number)
-    except TypeError:
+    except (TypeError, OverflowError):
         return complex("nan")
+
+
+def _zero_at(expr, values: dict, small: float) -> bool | None:
+    """Whether ``expr`` is zero at ``values``: a value below ``small`` is evaluated again with twice the digits
+    and is zero when it shrinks with them (round-off), not when it stays (a true value, however small).
+    ``None`` where the value is not a finite number."""
+    value = evaluate(expr, values)
+    if not (math.isfinite(value.real) and math.isfinite(value.imag)):
+        return None
+    if value == 0:
+        return True
+    if not abs(value) < small:
+        return False
+    again = evaluate(expr, values, 2 * PRECISION)
+    return abs(again) <= ROUND_OFF_SHRINKS * abs(value)
 
 
 def is_zero(expr, fixed: dict | None = None, samples: int = N_SAMPLES) -> bool:
     """Whether ``expr`` vanishes identically, judged at ``samples`` random points (:func:`sample_values`:
-    symbols at their declared signs, the others of either sign)."""
+    symbols at their declared signs, the others of either sign), and for an expression with a switch
+    (:data:`SWITCHES`) also at :data:`WIDE_SAMPLES` points of every scale, where only a finite non-zero
+    value counts (a wide point may leave a domain such as ``sqrt(1 - v**2)``)."""
     expr = sp.sympify(expr)
     if expr == 0:
         return True
     if not expr.free_symbols and not expr.atoms(AppliedUndef):
         return abs(complex(expr.evalf(PRECISION))) < ZERO_TOLERANCE
     for seed in range(samples):
-        values = sample_values([expr], seed=seed, fixed=fixed)
-        value = evaluate(expr, values)
-        if not abs(value) < ZERO_TOLERANCE:  # also catches nan
+        if not _zero_at(expr, sample_values([expr], seed=seed, fixed=fixed), ZERO_TOLERANCE):  # also catches nan
             return False
+    if expr.has(*SWITCHES):
+        for seed in range(WIDE_SAMPLES):
+            if _zero_at(expr, sample_values([expr], seed=seed, fixed=fixed, wide=True), math.inf) is False:
+                return False
     return True
 
 

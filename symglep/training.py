@@ -44,11 +44,12 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .beta import AUTO, BIAS_TOLERANCE, PROBES, choose_beta, describe, parse_beta
-from .check import ANTI_DAMPING_AMPLIFICATION, rel_err
+from .check import rel_err
 from .classification import (ClassificationTask, ClassifierLearner, Normalisation, labelled_npz,
                              linear_readout_of, uea_name, uea_task)
 from .command_options import TrainOptions, name_list
 from .diagnose import NumericalError
+from .dissipation import ANTI_DAMPING_AMPLIFICATION, reports_anti_damping
 from .distributed import DaskGradient, connect
 from .errors import SymglepError, TrainingInterrupted, listed
 from .estimators import ESTIMATORS, NO_BETA, ORDERS
@@ -591,6 +592,7 @@ def _require_capabilities(system, task, estimator, batch, resume, scheduler, lea
             caps.require("train option", cell)
 
 
+@reports_anti_damping
 def train(system, task="sine", *, epochs: int | None = None, lr: float | None = None, optimizer: str = "adam",
           batch: int | None = None, beta="auto", estimator: str = "echo", seed: int | None = None,
           dt: float | None = None, resume=None, save: str | None = None, scheduler: str | None = None,

@@ -14,6 +14,7 @@ import subprocess
 import sys
 import textwrap
 import time
+import warnings
 
 import numpy as np
 import pytest
@@ -703,6 +704,44 @@ def test_an_echo_that_does_not_retrace_its_free_run_is_refused(tmp_path):
                     run()
         if not retraces:  # the measurement itself is still there for `symglep check`
             kern.gradient(theta, q0, p0=p0, u=u, y=y_, beta=1e-4, retrace=False)
+
+
+def test_an_echo_past_the_leapfrogs_stability_limit_is_refused(oscillator):
+    """New-user probe: at ω dt ≈ 2.5 both ±β echoes grew to 1e54 together, so their mean end missed the start by as
+    much as they spread and the retrace test passed: `gradient` returned 1e111 against BPTT's 1e59, silently. A
+    spread wider than the state is now no excuse for a miss. Below the limit (ω dt ≈ 1.7) the echo agrees."""
+    rng = np.random.default_rng(2)
+    u, y = rng.normal(0, 0.3, (1, 51, 1)), rng.normal(0, 0.3, (1, 51, 1))
+    theta = [0.9, 1.3]  # k, m: omega = 0.83
+    for dt in (2.4, 3.0):
+        for order in (2, 4):
+            with pytest.raises(NumericalError, match="did not retrace the free run .*dt past the leapfrog's "
+                                                     "stability limit"):
+                oscillator.gradient(theta, [[0.2]], p0=[[-0.1]], u=u, y=y, dt=dt, order=order)
+    bptt = oscillator.bptt_gradient(theta, [[0.2]], p0=[[-0.1]], u=u, y=y, dt=2.0).dtheta[0]
+    echo = oscillator.gradient(theta, [[0.2]], p0=[[-0.1]], u=u, y=y, dt=2.0, order=4).dtheta[0]
+    assert np.max(np.abs(echo - bptt)) <= 1e-8 * np.max(np.abs(bptt))
+
+
+def test_the_api_warns_of_an_anti_damped_echo_that_check_and_train_report_themselves():
+    """New-user probe: a damped oscillator's `gradient` at γT = 40 was 66 % off BPTT with no word from the Python
+    API (check and train said e^(γT) = 2e17). The kernels now warn (AntiDampingWarning); check and train, which
+    report it in their own words, do not repeat it."""
+    from symglep.dissipation import AntiDampingWarning
+
+    kern = symglep.compile(symglep.load_model(str(ROOT / "examples/damped_oscillator.py")), dt=0.05)
+    rng = np.random.default_rng(0)
+    short, long = (rng.normal(0, 0.3, (1, K + 1, 1)) for K in (200, 8000))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        kern.gradient([0.9, 1.3], [[0.2]], p0=[[-0.1]], u=short, y=short)  # gamma T = 1: nothing to say
+    with pytest.warns(AntiDampingWarning, match=r"e\^\(gamma T\) = 2\.4e\+17"):
+        kern.gradient([0.9, 1.3], [[0.2]], p0=[[-0.1]], u=long, y=long)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", AntiDampingWarning)
+        result = symglep.train(symglep.load_model(str(ROOT / "examples/damped_oscillator.py")), "sine", epochs=1,
+                               dt=0.5, beta=1e-4)
+    assert any("anti-damped" in w or "e^(gamma T)" in w for w in result.warnings), result.warnings
 
 
 def test_outputs_never_destroy_the_inputs_or_special_files(tmp_path):

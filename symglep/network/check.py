@@ -18,6 +18,7 @@ from ..beta import AUTO, describe
 from ..check import (anti_damping_warning, auto_beta, declared_sign, energy_drift, growth_warning,
                      read_parameter_file, rel_err, require_run_settings, roundtrip_warning, smooth_signal)
 from ..diagnose import NumericalError
+from ..dissipation import reports_anti_damping
 from ..errors import SymglepError
 from .runtime import compile_array_model as compile_network
 
@@ -71,6 +72,7 @@ def load_array_params(path: str, model) -> dict:
     return out
 
 
+@reports_anti_damping
 def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1e-6, cache=None,
               params: dict | None = None, integrator: str = "auto") -> dict:
     """The measurements of the module docstring, as a JSON-ready dict.

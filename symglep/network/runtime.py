@@ -19,6 +19,7 @@ import numpy as np
 
 from .. import cache as kernel_cache
 from ..diagnose import NumericalError, where_not_finite
+from ..dissipation import warn_anti_damping
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
 from ..parameter_values import values_by_name
@@ -233,8 +234,10 @@ class NetworkKernels:
         beta = nudge(beta)
         order = contrast_order(centred, order)
         args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
-        out = self.module.gradient(*args, time_step(dt, self.dt), start_time(t0), float(beta), int(order), bool(learn_inputs))
+        h = time_step(dt, self.dt)
+        out = self.module.gradient(*args, h, start_time(t0), float(beta), int(order), bool(learn_inputs))
         _finite(out, "echo gradient", self.module.INTEGRATOR, lambda: self._where(args, dt, t0))
+        warn_anti_damping(self.rate(args[0], args[1]), (args[6].shape[1] - 1) * h)
         return self._result(out, sizes, args, v0, learn_inputs, t0)
 
     def complex_step_gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, eps: float = 1e-20,
