@@ -28,6 +28,7 @@ import random
 import runpy
 from pathlib import Path
 
+import numpy as np
 import pytest
 import sympy as sp
 from sympy.calculus.euler import euler_equations
@@ -1152,3 +1153,52 @@ def test_a_weak_quartic_kinetic_term_has_an_accurate_velocity_map():
 
     report = run_check(model, steps=300, params={"C0": 1.0, "C2": 1e-6, "k": 1.0})
     assert report["passed"] and report["rel_err_echo_vs_bptt"] <= 1e-6 and report["rel_err_bptt_vs_fd"] <= 1e-5
+
+
+# -- session 35: switches beyond the sampled box, and SI scales (symglep/symbolic.py) --------------------------
+def test_a_switch_outside_the_sampled_box_is_seen_from_both_sides(tmp_path):
+    """New-user probe: the zero tests sampled coordinates and time in [-0.45, 0.45], so a mass switched on at t = 1
+    was 'separable' (its K read at t = 0: ∂K/∂g = 0, the echo gradient of g exactly 0 against BPTT's 4.3e-2), and a
+    vector potential g·Max(0, x − 1/2)·ẏ made L 'time-reversible' (a 61 % wrong echo) and its code generation fail.
+    Expressions with a switch are now also evaluated at points of every scale."""
+    x, y, u, target = dynamicsymbols("x y u target")
+    t = dynamicsymbols._t
+    g, k = sp.symbols("g k", positive=True)
+    switched = symglep.Model((1 + g * sp.Max(0, t - 1)) * x.diff() ** 2 / 2 - k * x**2 / 2 + x * u, [x], [g, k],
+                             inputs=[u], targets=[target], cost=(x - target) ** 2 / 2, name="switched_mass")
+    d = derive(switched)
+    assert not d.separable and "depends on time" in d.sym.separability_note
+    assert choose_integrator(d) == "midpoint"
+    field = symglep.Model((x.diff() ** 2 + y.diff() ** 2) / 2 + g * sp.Max(0, x - sp.Rational(1, 2)) * y.diff()
+                          - k * (x**2 + y**2) / 2, [x, y], [g, k], name="halfplane_field")
+    d = derive(field)
+    assert not d.time_reversible and d.sym.flip == [g] and not d.separable
+    # the time-weighted leapfrog now carries the switched mass's learning term: echo = BPTT = the discrete gradient
+    kern = symglep.compile(switched, dt=0.01, integrator="leapfrog", cache=str(tmp_path))
+    rng = np.random.default_rng(0)
+    K = 400
+    u_ = 0.5 * np.sin(np.linspace(0, 4, K + 1))[None, :, None]
+    y_ = rng.normal(0, 0.1, (1, K + 1, 1))
+    theta, q0, p0 = [0.54, 1.2], [[0.3]], [[0.1]]
+    echo = kern.gradient(theta, q0, p0=p0, u=u_, y=y_, order=4).dtheta[0]
+    bptt = kern.bptt_gradient(theta, q0, p0=p0, u=u_, y=y_).dtheta[0]
+    assert abs(bptt[0]) > 1e-3 and np.max(np.abs(echo - bptt)) <= 1e-7 * np.max(np.abs(bptt))
+
+
+def test_si_scales_are_not_round_off():
+    """New-user probe: a levitated nanoparticle of 1e-20 kg (det M = m) was 'Legendre regular: NO' and every route
+    refused; an electron's e·B(xẏ − yẋ)/2 (1e-19 C) was 'time-reversible: yes'. A small value is now evaluated again
+    with twice the digits (round-off shrinks, a true value stays) and det M is judged against Hadamard's bound."""
+    x, y = dynamicsymbols("x y")
+    B, k, m, e = sp.symbols("B k m e", positive=True)
+    particle = symglep.Model(m * x.diff() ** 2 / 2 - k * x**2 / 2, [x], [k], constants={m: 1e-20}, name="nano")
+    assert derive(particle).legendre_regular and derive(particle).separable
+    electron = symglep.Model(m * (x.diff() ** 2 + y.diff() ** 2) / 2 + e * B * (x * y.diff() - y * x.diff()) / 2
+                             - k * (x**2 + y**2) / 2, [x, y], [B, k], constants={m: 9.109e-31, e: 1.602e-19},
+                             name="electron")
+    d = derive(electron)
+    assert d.legendre_regular and not d.time_reversible and d.sym.flip == [B]
+    # and true zeros stay zeros at every scale: cos² + sin² − 1, a cancelling switch
+    from symglep.symbolic import is_zero
+    assert is_zero(sp.cos(x) ** 2 + sp.sin(x) ** 2 - 1) and is_zero(sp.Max(0, x - 2) * (sp.cosh(x) ** 2 - sp.sinh(x) ** 2 - 1))
+    assert not is_zero(1e-30 * x) and not is_zero(sp.Heaviside(x - 50) * x)
