@@ -712,9 +712,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
                 except NumericalError as exc:
                     if updates == 0:
                         raise
-                    raise NumericalError(f"epoch {epoch + 1}, after {updates} update(s) at lr {opt.lr:g}: "
-                                         f"{exc} (a learning rate too large can carry the parameters there; try a "
-                                         "smaller --lr)", exc.phase, exc.sequence, exc.step, exc.state) from None
+                    raise _after_updates(exc, f"epoch {epoch + 1}", updates, opt.lr) from None
                 total += float(loss.sum())
                 g = np.concatenate([a.sum(axis=0) for a in parts]) / len(index)
                 if fixed is not None:
@@ -754,7 +752,12 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
         bar.close()
         grad.close()
     epochs = len(history) - first
-    final = mean_loss(theta, initial)
+    try:
+        final = mean_loss(theta, initial)
+    except NumericalError as exc:  # the last update carried the parameters where the free run fails
+        if not updates:
+            raise
+        raise _after_updates(exc, f"the loss after the last update (epoch {len(history)})", updates, opt.lr) from None
     settings = {
         "task": data.info.get("task", data.name), "optimizer": optimizer, "lr": opt.lr, "batch": batch,
         "beta": grad.beta, "beta_auto": None if choice is None else choice.to_json(),
@@ -811,6 +814,13 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
         raise TrainingInterrupted(f"{epochs} completed epoch(s) of this run saved to {save}: continue with "
                                   f"--resume {save}")
     return result
+
+
+def _after_updates(exc: NumericalError, when: str, updates: int, lr: float) -> NumericalError:
+    """A kernel failure after ``updates`` optimiser steps: the learning rate may have carried the parameters there."""
+    return NumericalError(f"{when}, after {updates} update(s) at lr {lr:g}: {exc} (a learning rate too large can "
+                          "carry the parameters there; try a smaller --lr)", exc.phase, exc.sequence, exc.step,
+                          exc.state)
 
 
 def _scores(learner: ClassifierLearner, theta, data: Dataset, initial) -> dict:

@@ -195,6 +195,16 @@ def test_stack_cli_trains_on_a_data_file_in_minibatches(stack, tmp_path):
     assert len(saved["parameters"]) == 18 and saved["final_loss"] < saved["loss_history"][0]
 
 
+def test_a_stack_that_diverges_while_training_names_the_epoch_and_the_learning_rate():
+    """New-user probe: a stack that a large --lr carried out of its domain said only "the stacked echo produced a
+    non-finite value (... reduce dt)", exit 2, where an array model's run names the epoch and suggests a smaller
+    --lr; a failure of the loss after the last update was the same bare message. Both now say so, exit 3."""
+    code, out = run("train", EXAMPLES / "stack_hru.py", "--task", "sine", "--epochs", "10", "--lr", "5", "--quiet")
+    assert code == 3 and out.count("\n") == 1, out
+    assert re.search(r"error: epoch \d+, after \d+ update\(s\) at lr 5: the stacked echo produced a non-finite "
+                     r"value", out) and "try a smaller --lr" in out, out
+
+
 def test_stack_learner_gradients_are_the_kernels_numbers(stack):
     kernels = symglep.compile(stack)
     data, start = sine_task(stack, kernels, seed=1, config=SineTask(sequences=2, steps=80))

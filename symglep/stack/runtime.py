@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import cache as kernel_cache
-from ..diagnose import where_not_finite
+from ..diagnose import NumericalError, where_not_finite
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
 from ..parameter_values import values_by_name
@@ -146,15 +146,15 @@ class StackKernels:
         dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, dq0, dp0)
         return (loss, dth, dx, trip, dq0, dp0) if initial_state else (loss, dth, dx, trip)
 
-    def _diverged(self, what: str, args=None) -> SymglepError:
+    def _diverged(self, what: str, args=None) -> NumericalError:
         """One line for a non-finite result: a run that diverged, a start or parameters outside the model's
         domain (a distance between units at zero) or, with midpoint units, a Newton iteration that did not
         converge; ``args`` ``(th, q0, p0, x, y, dt, t0)``: where the free run first fails."""
         newton = (f", or the Newton iteration of a midpoint unit ({', '.join(map(str, self.stack.midpoint_units))}) "
                   "did not converge" if self.stack.midpoint_units else "")
         where = self._where(*args) if args is not None else ""
-        return SymglepError(f"{what} produced a non-finite value{where} (the free run or an echo diverged{newton}, "
-                            "or the start or parameters leave the model's domain: reduce dt, or check them)")
+        return NumericalError(f"{what} produced a non-finite value{where} (the free run or an echo diverged{newton}, "
+                              "or the start or parameters leave the model's domain: reduce dt, or check them)", what)
 
     def _where(self, th, q0, p0, x, y, dt, t0) -> str:
         """Where the free run first leaves the finite numbers (step, sequence, time, and the state's size
