@@ -508,7 +508,8 @@ def measured_warning(history: list, anti_damped: str | None = None) -> str | Non
     # same epoch that row is superseded, not judged (a probe: a resumed run warned where the same run unbroken
     # did not)
     current = [row for k, row in enumerate(history) if not (k + 1 < len(history) and history[k + 1][0] == row[0])]
-    bad = [row for row in current if not row[2] <= max(MEASURED_FLOOR, MEASURED_FACTOR * row[3])]
+    bad = [row for row in current
+           if not row[2] <= max(MEASURED_FLOOR, MEASURED_FACTOR * row[3]) or row[2] > MEASURED_UNUSABLE]
     if not bad:
         return None
     epoch, beta, measured, predicted = bad[0]
@@ -517,8 +518,8 @@ def measured_warning(history: list, anti_damped: str | None = None) -> str | Non
     if anti_damped:
         return said + (f"{anti_damped} (theory §7): no beta helps; train with --estimator bptt, or on shorter "
                        "sequences")
-    return said + ("the run is not smooth or stable there (parameters outside their declared signs, a growing "
-                   "free run); compare with --estimator bptt, or lower --lr")
+    return said + ("the run is not smooth or stable there (a chaotic run, parameters outside their declared signs, "
+                   "a growing free run); compare with --estimator bptt, shorter sequences, or a lower --lr")
 
 
 def anti_damping(learner, thetas, T: float) -> str | None:
@@ -846,6 +847,9 @@ CLASSIFICATION_LOCAL = ("classification tasks run on this machine only (the head
 #: MEASURED_FLOOR) is warned about (:func:`measured_warning`)
 MEASURED_FACTOR = 100
 MEASURED_FLOOR = 1e-6
+#: a measured echo-vs-BPTT error above which the gradient is warned about whatever its prediction (a probe's chaotic
+#: network: 87 % off, predicted 1e-2)
+MEASURED_UNUSABLE = 0.1
 
 
 #: a final loss this many times the first is called diverged

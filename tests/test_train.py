@@ -524,6 +524,10 @@ def test_a_choice_of_beta_measured_far_from_its_prediction_is_warned():
     text = measured_warning([[0, 1e-3, 2e-8, 1e-8], [10, 4e-3, 1.1, 1e-8]])
     assert text.startswith("at epoch 11 the echo gradient (beta 0.004) was 1.1e+00 off BPTT")
     assert measured_warning([[3, 1e-3, float("nan"), 1e-8]]) is not None
+    # a probe's chaotic network: 87 % off BPTT, predicted 9.75e-3 (under 100x): unusable whatever the prediction
+    said = measured_warning([[0, 1e-4, 0.87, 9.75e-3]])
+    assert said.startswith("at epoch 1 the echo gradient (beta 0.0001) was 8.7e-01 off BPTT") and "a chaotic run" in said
+    assert measured_warning([[0, 1e-4, 0.09, 9.75e-3]]) is None
 
 
 def test_a_resumed_runs_superseded_measurement_is_not_judged():
