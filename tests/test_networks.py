@@ -545,3 +545,28 @@ def test_a_name_given_to_two_things_is_refused(clash):
     first = "parameter" if clash == "input" else "coordinate"
     with pytest.raises(ModelError, match=rf"is used twice: as {first} and as {role}; rename one"):
         ArrayModel(**args)
+
+
+def test_a_dense_pair_term_that_reads_one_side_is_derived():
+    """New-user probe: Sum(W[i, j] q[j]²/2, i, j) (the pair's element reads only its second unit) made `derive` and
+    `residuals` an internal error (IndexError) while check and generate ran. Its force on unit i is
+    Σ_j W[j,i] q_i, checked here against the expanded model's ∂V/∂q_i."""
+    from symglep.commands import derive_report, residuals_report
+    from symglep.network.derive import force_contributions
+
+    q, W, y = Coordinates("q"), Parameter("W", ("n", "n")), Targets("y")
+    model = ArrayModel(lagrangian=Sum(q.dot[i] ** 2 / 2, i) - Sum(W[i, j] * q[j] ** 2 / 2, i, j),
+                       cost=Sum((q[r] - y[r]) ** 2 / 2, r), coordinates=q, parameters=[W], targets=y,
+                       name="pair_one_side", size=3, sizes={"r": 1})
+    assert force_contributions(model) == ["Σ_j W[j,i]*q[i]"]
+    small = expand(model, 3)
+    Ws = np.arange(9.0).reshape(3, 3) / 7
+    values = {s: Ws[a, b] for a in range(3) for b in range(3) for s in small.parameters if s.name == f"W_{a}_{b}"}
+    assert len(values) == 9
+    x = [0.3, -0.2, 0.5]
+    V = -small.lagrangian.xreplace({v: 0 for v in small.v})
+    for unit in range(3):
+        got = float(sp.diff(V, small.q[unit]).xreplace(values).xreplace(dict(zip(small.q, x))))
+        assert got == pytest.approx(sum(Ws[a, unit] for a in range(3)) * x[unit], rel=1e-12)
+    assert "Σ_j W[j,i]*q[i]" in derive_report(model, "text")
+    assert "CIVP" in residuals_report(model, "all", "text")

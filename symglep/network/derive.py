@@ -58,6 +58,28 @@ def _rename(model, term: Term, node_map: dict) -> dict:
     return out
 
 
+def _dense_force(model, term: Term, qs: list, show) -> str:
+    """``∂/∂q_i`` of a dense pair term ``Σ_ij φ(q_i, q_j)`` in index form: the sum over the other unit of φ's
+    derivative in its first slot, plus (renamed) in its second; a φ that reads one side only has one sum."""
+    first = next((s for s in qs if s.side == 0), None)
+    second = next((s for s in qs if s.side == 1), None)
+    indices = []
+    for sym in sorted(term.phi.free_symbols, key=str):
+        if getattr(sym, "_array", None) is not None:
+            indices += [x for x in model.element_info(sym)[1][0] if x not in indices]
+    unit = model.element_info((first or second).symbol)[1][0][0]
+    other = model.element_info(second.symbol)[1][0][0] if first and second else \
+        next((x for x in indices if x != unit), sp.Symbol("j"))
+    parts = []
+    if first is not None:  # the unit as the pair's first member, i = unit: sum over the second
+        parts.append(f"Σ_{other} {show(sp.diff(term.phi, first.symbol))}")
+    if second is not None:  # as the second member: rename so that the unit is i again
+        i_, j_ = (unit, other) if first is not None else (other, unit)
+        swapped = sp.diff(term.phi, second.symbol).xreplace(_rename(model, term, {i_: j_, j_: i_}))
+        parts.append(f"Σ_{other if first is not None else unit} {show(swapped)}")
+    return "  +  ".join(parts)
+
+
 def _reads(expr) -> list:
     return sorted({str(s) for s in expr.free_symbols})
 
@@ -81,12 +103,7 @@ def force_contributions(model, show=_plain) -> list:
                 row = model.element_info(s.symbol)[1][0][0]
                 out.append(f"Σ_{row} {A}[{row},i] · ({show(sp.diff(term.phi, s.symbol))})")
         elif term.kind == "dense":
-            a = [s for s in qs if s.side == 0][0]
-            b = [s for s in qs if s.side == 1][0]
-            i_, j_ = model.element_info(a.symbol)[1][0][0], model.element_info(b.symbol)[1][0][0]
-            d_first = sp.diff(term.phi, a.symbol)
-            d_second = sp.diff(term.phi, b.symbol).xreplace(_rename(model, term, {i_: j_, j_: i_}))
-            out.append(f"Σ_{j_} {show(d_first)}  +  Σ_{j_} {show(d_second)}")
+            out.append(_dense_force(model, term, qs, show))
         else:
             for s in qs:
                 where = "src_e = i" if s.side == 0 else "dst_e = i"
