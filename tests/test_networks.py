@@ -570,3 +570,14 @@ def test_a_dense_pair_term_that_reads_one_side_is_derived():
         assert got == pytest.approx(sum(Ws[a, unit] for a in range(3)) * x[unit], rel=1e-12)
     assert "Σ_j W[j,i]*q[i]" in derive_report(model, "text")
     assert "CIVP" in residuals_report(model, "all", "text")
+
+
+def test_a_scalar_parameter_is_a_symbol_and_a_zero_terminal_cost_is_none():
+    """New-user probe: Parameter("gamma", ()) was accepted and then a raw TypeError where it was used;
+    ArrayModel(terminal_cost=0) was refused where Model(cost=0) is not."""
+    with pytest.raises(ModelError, match=r"scalar parameter is a sympy Symbol, sp.Symbol\('gamma', positive=True\)"):
+        Parameter("gamma", (), positive=True)
+    q, y = Coordinates("q"), Targets("y")
+    model = ArrayModel(lagrangian=Sum(q.dot[i] ** 2 / 2, i) - Sum(q[i] ** 2 / 2, i), cost=Sum((q[r] - y[r]) ** 2 / 2, r),
+                       coordinates=q, targets=y, terminal_cost=0, size=3, name="no_terminal")
+    assert model.terminal_cost is None

@@ -124,6 +124,11 @@ class Parameter(_Array):
 
     def __init__(self, name: str, shape=(), positive: bool = False, init=None):
         shape = (shape,) if isinstance(shape, str) else tuple(shape)
+        if not shape:
+            raise ModelError(f"parameter {name}: an array model's scalar parameter is a sympy Symbol, "
+                             f"sp.Symbol({name!r}{', positive=True' if positive else ''}), not Parameter({name!r}, ()); "
+                             "check draws it in [0.5, 1.5] when positive, else [-0.5, 0.5] (start it elsewhere with "
+                             "check --params or train --resume)")
         self.positive = bool(positive)
         self.init = None if init is None else (float(init[0]), float(init[1]))  # range drawn by `check`
         for s in shape:

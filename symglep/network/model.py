@@ -79,7 +79,9 @@ class ArrayModel:
         self.sizes.update(_checked_sizes(sizes, size, inputs is not None))
         self.terms = [t for t in lagrangian.terms]
         self.cost = cost
-        self.terminal_cost = terminal_cost
+        # no terminal cost: None, or 0 as a scalar model's cost may be written
+        self.terminal_cost = None if (isinstance(terminal_cost, (int, float, sp.Expr)) and not isinstance(
+            terminal_cost, bool) and sp.sympify(terminal_cost) == 0) else terminal_cost
         self._elements = {}  # element name -> (array, (index, suffix)), from this model's own arrays
         arrays = [self.q] + [p for p in self.parameters if isinstance(p, Parameter)]
         arrays += [a for a in (inputs, targets) if a is not None]
