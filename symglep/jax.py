@@ -26,6 +26,7 @@ from .errors import SymglepError, listed
 from .extras import require
 from .network import render_jax as array_jax
 from .jax_stack import chain
+from .run_arguments import start_time
 from .network.model import ArrayModel, readout_units as checked_readout_units
 from .systems import kind_of
 
@@ -94,6 +95,7 @@ def _options(dt, estimator, beta, order, t0=0.0) -> None:
                                "the layer outside jit and call it inside")
     if not _positive(dt):
         raise SymglepError(f"dt must be a positive number, got {dt!r}")
+    start_time(t0)  # a finite number (a NaN start returned NaN states)
     if estimator not in ESTIMATORS:
         raise SymglepError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
     if order not in (1, 2, 4):

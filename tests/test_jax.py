@@ -343,3 +343,21 @@ def test_half_precision_a_dict_theta_and_an_infinite_step_are_refused():
     for dt in (float("inf"), float("nan")):
         with pytest.raises(SymglepError, match="dt must be a positive number"):
             sj.layer(model, dt)
+
+
+def test_a_generated_flipped_echo_module_takes_a_numpy_theta_and_a_layer_refuses_a_nan_start():
+    """New-user probe: the generated module of the charged particle (flipped echo) raised AttributeError 'at' when
+    jax.grad was called, without jit, on a NumPy θ (the flip used th.at[...]); sj.layer(model, dt, t0=nan) returned
+    NaN states where the Numba kernels refuse the start time."""
+    model = symglep.load_model(str(ROOT / "examples" / "charged_particle.py"))
+    mod = sj.module(model, "auto")
+    assert mod.ECHO_FLIP
+    th, u, y, q0, p0 = _instance(mod.N_THETA, mod.N, mod.N_U, mod.N_Y, steps=30)
+    loss = mod.make_loss(DT)
+    got = jax.grad(loss)(np.asarray(th), u, y, q0, p0)
+    # the same steps; NumPy and XLA round a*b + c apart (1e-16), which the echo's 1/beta amplifies
+    assert _relative(got, jax.grad(loss)(jnp.asarray(th), u, y, q0, p0)) <= 1e-9
+    assert _relative(got, jax.grad(mod.make_loss(DT, estimator="bptt"))(jnp.asarray(th), u, y, q0, p0)) <= 1e-6
+    for t0 in (float("nan"), float("inf")):
+        with pytest.raises(SymglepError, match="t0 must be a finite number"):
+            sj.layer(model, DT, t0=t0)
