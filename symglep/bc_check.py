@@ -332,6 +332,8 @@ def run_bc_check(model: Model, bcs=BCS, steps: int = 300, dt: float = 0.01, beta
                  tolerance: float = TOLERANCE) -> dict:
     """Estimates, errors, passes and memory for each requested boundary condition (in :data:`BCS` order);
     an exact estimate passes within ``tolerance`` of its true gradient."""
+    if ("cbvp" in bcs or "mixed" in bcs) and steps < 2:
+        raise SymglepError(f"the two-point problems (CBVP, mixed) need --steps >= 2, got {steps}")
     if ("cbvp" in bcs or "mixed" in bcs) and not 2 <= cbvp_steps <= steps:
         raise SymglepError(f"--cbvp-steps must be between 2 and --steps ({steps}), got {cbvp_steps}")
     kernels = compile_model(model, integrator=integrator, dt=dt)
