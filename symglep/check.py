@@ -23,7 +23,6 @@ On one sequence it reports (theory §5–§6):
 from __future__ import annotations
 
 import dataclasses
-import json
 import math
 
 import numpy as np
@@ -34,12 +33,10 @@ from .derivation import derive
 from .diagnose import NumericalError
 from .dissipation import anti_damping_warning, damping_rate_at, reports_anti_damping
 from .errors import ModelError, SymglepError
-from .fileio import read_json_object
-from .heads import CLASSIFIER_PREFIXES
 from .model import Model
 from .noise import parse_noise, study
 from .noise import render_text as render_noise
-from .parameter_values import draw_parameters
+from .parameter_values import draw_parameters, read_parameter_file
 from .routes import LABELS
 from .runtime import NoExactRouteError, compile_model
 from .symbolic import distinct_factors
@@ -102,32 +99,6 @@ def smooth_signal(rng: np.random.Generator, times: np.ndarray, width: int, ampli
             w, phase = rng.uniform(0.5, 3.0), rng.uniform(0, 2 * math.pi)
             out[:, c] += amplitude / 3 * np.sin(w * times + phase)
     return out
-
-
-def read_parameter_file(path: str, names: list) -> dict:
-    """The raw ``{name: value}`` of a JSON parameters file (or a training file's ``parameters``), every name
-    in ``names`` and no other."""
-    data = read_json_object(path, "parameters file")
-    if isinstance(data.get("parameters"), dict):  # a training file; a classifier's encoder and head are not the model's
-        data = {k: v for k, v in data["parameters"].items() if not k.startswith(CLASSIFIER_PREFIXES)}
-    unknown = [k for k in data if k not in names]
-    if unknown:
-        raise SymglepError(f"parameters file {path} names unknown parameter(s): {', '.join(unknown)}")
-    missing = [n for n in names if n not in data]
-    if missing:
-        raise SymglepError(f"parameters file {path} lacks value(s) for: {', '.join(missing)}")
-    for name, value in data.items():
-        if not _finite_numbers(value):
-            raise SymglepError(f"parameters file {path}: {name} = {json.dumps(value)[:80]} is not a finite number "
-                               "(or a nested list of them); write numbers unquoted, e.g. 1.5")
-    return data
-
-
-def _finite_numbers(value) -> bool:
-    """Whether a JSON value is a finite number or a (nested) list of them (``true`` and ``"1.5"`` are not)."""
-    if isinstance(value, list):
-        return all(_finite_numbers(v) for v in value)
-    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
 
 
 def load_params(path: str, model: Model) -> dict:

@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .check import load_params, read_parameter_file, start_positions
+from .check import load_params, start_positions
 from .check import sign_warnings as scalar_sign_warnings
 from .dissipation import damping_rate_at
 from .errors import SymglepError
@@ -347,11 +347,7 @@ class StackLearner(Learner):
         return np.asarray(params, dtype=np.float64).reshape(-1)
 
     def load_parameters(self, path: str) -> np.ndarray:
-        data = read_parameter_file(path, self.system.parameter_names)
-        try:
-            return np.array([float(data[name]) for name in self.system.parameter_names])
-        except (TypeError, ValueError):
-            raise SymglepError(f"parameters file {path}: every value must be a number") from None
+        return self.system.read_parameters(path)
 
     def readout_states(self, theta, u, q0, x0, dt, t0=0.0, start_velocity=False) -> tuple:
         """The top unit's coordinates and its inputs (the glue's drive), and every unit's end state;

@@ -4,8 +4,14 @@ or drawn for a seeded instance (``symglep check``, the tasks' teachers)."""
 from __future__ import annotations
 
 import itertools
+import json
+import math
+
+import numpy as np
 
 from .errors import SymglepError
+from .fileio import read_json_object
+from .heads import CLASSIFIER_PREFIXES
 
 
 def values_by_name(params: dict, names: list) -> dict:
@@ -35,3 +41,45 @@ def element_names(name: str, shape: tuple) -> list:
     if not shape:
         return [name]
     return [f"{name}[{','.join(map(str, idx))}]" for idx in itertools.product(*(range(s) for s in shape))]
+
+
+def read_parameter_file(path: str, names: list) -> dict:
+    """The raw ``{name: value}`` of a JSON parameters file (or a training file's ``parameters``), every name
+    in ``names`` and no other."""
+    data = read_json_object(path, "parameters file")
+    if isinstance(data.get("parameters"), dict):  # a training file; a classifier's encoder and head are not the model's
+        data = {k: v for k, v in data["parameters"].items() if not k.startswith(CLASSIFIER_PREFIXES)}
+    data = _by_element(data, set(names))
+    unknown = [k for k in data if k not in names]
+    if unknown:
+        raise SymglepError(f"parameters file {path} names unknown parameter(s): {', '.join(unknown)}")
+    missing = [n for n in names if n not in data]
+    if missing:
+        raise SymglepError(f"parameters file {path} lacks value(s) for: {', '.join(missing)}")
+    for name, value in data.items():
+        if not _finite_numbers(value):
+            raise SymglepError(f"parameters file {path}: {name} = {json.dumps(value)[:80]} is not a finite number "
+                               "(or a nested list of them); write numbers unquoted, e.g. 1.5")
+    return data
+
+
+def _by_element(data: dict, names: set) -> dict:
+    """``{"unit1.A": [[...], ...]}`` spelled element by element (``unit1.A[0,0]``, ...) where ``names`` (a stack's)
+    name the elements, not the array: the grouped form `--freeze unit1.A` and the docs use is read too."""
+    out = {}
+    for key, value in data.items():
+        if key not in names and isinstance(value, list) and _finite_numbers(value):
+            array = np.asarray(value, dtype=float)
+            spelled = element_names(key, array.shape)
+            if array.ndim and all(name in names for name in spelled):
+                out.update(zip(spelled, array.ravel().tolist()))
+                continue
+        out[key] = value
+    return out
+
+
+def _finite_numbers(value) -> bool:
+    """Whether a JSON value is a finite number or a (nested) list of them (``true`` and ``"1.5"`` are not)."""
+    if isinstance(value, list):
+        return all(_finite_numbers(v) for v in value)
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)

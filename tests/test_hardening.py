@@ -454,7 +454,7 @@ def test_check_params_reads_a_classifiers_training_file(tmp_path):
 def test_a_parameter_value_must_be_a_json_number(tmp_path, bad):
     """`true` read as 1.0 and `"1.5"` as 1.5 (new-user probe): a quoted or boolean value is a mistake in the
     file, so every kind's --params refuses it, naming the parameter; numbers and nested lists pass."""
-    from symglep.check import read_parameter_file
+    from symglep.parameter_values import read_parameter_file
 
     path = tmp_path / "p.json"
     path.write_text(json.dumps({"k": bad, "m": [[0.5, 2]]}))

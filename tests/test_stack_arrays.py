@@ -237,3 +237,25 @@ def test_stack_learns_its_initial_state():
     np.testing.assert_array_equal(result.theta, start)
     assert result.final_loss < 0.5 * result.loss_history[0]
     assert np.any(np.asarray(result.initial_state["q0"]) != 0)
+
+
+def test_a_parameter_file_may_give_an_array_units_parameter_whole(tmp_path):
+    """New-user probe: `--freeze unit1.A` and the docs name an array unit's parameter whole, but a --params or
+    --resume file {"unit0.B": [[...]]} was "unknown parameter(s): unit0.B": only element names were read. Both
+    spellings now give the same θ; a whole array of the wrong shape is still refused."""
+    import json
+
+    stack = mixed_stack()
+    theta = stack.draw_parameters(np.random.default_rng(5))
+    flat = dict(zip(stack.parameter_names, theta.tolist()))
+    grouped = {k: v for k, v in flat.items() if not k.startswith(("unit0.k[", "unit0.B["))}
+    grouped["unit0.k"] = [flat[f"unit0.k[{i}]"] for i in range(4)]
+    grouped["unit0.B"] = [[flat[f"unit0.B[{i},0]"]] for i in range(5)]
+    for values in (flat, grouped):
+        path = tmp_path / "params.json"
+        path.write_text(json.dumps(values))
+        assert np.array_equal(stack.read_parameters(str(path)), theta)
+    grouped["unit0.B"] = [[1.0, 2.0]] * 5
+    path.write_text(json.dumps(grouped))
+    with pytest.raises(symglep.SymglepError, match="unknown parameter"):
+        stack.read_parameters(str(path))

@@ -16,9 +16,10 @@ import numpy as np
 
 from ..beta import AUTO, describe
 from ..check import (anti_damping_warning, auto_beta, declared_sign, energy_drift, growth_warning,
-                     read_parameter_file, rel_err, require_run_settings, roundtrip_warning, smooth_signal)
+                     rel_err, require_run_settings, roundtrip_warning, smooth_signal)
 from ..diagnose import NumericalError
 from ..dissipation import reports_anti_damping
+from ..parameter_values import read_parameter_file
 from ..errors import SymglepError
 from .runtime import compile_array_model as compile_network
 

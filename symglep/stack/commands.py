@@ -21,7 +21,7 @@ from ..boundary import BOUNDARY_CONDITIONS as BOUNDARY_CONDITIONS_OF_UNITS
 from ..boundary import condition_names, latex_names
 from ..beta import AUTO, describe
 from ..check import (CONTRASTS, FD_TOLERANCE, anti_damping_warning, central_differences, choose_contrast,
-                     contrast_kind, read_parameter_file, rel_err, require_run_settings, smooth_signal,
+                     contrast_kind, rel_err, require_run_settings, smooth_signal,
                      suggested_beta)
 from ..boundary import residuals as boundary_residuals
 from ..codegen.output import write_files
@@ -614,14 +614,6 @@ def _groups(stack: Stack) -> list:
     return out
 
 
-def _read_parameters(stack: Stack, path: str) -> np.ndarray:
-    data = read_parameter_file(path, stack.parameter_names)
-    try:
-        return np.array([float(data[name]) for name in stack.parameter_names])
-    except (TypeError, ValueError):
-        raise SymglepError(f"parameters file {path}: every value must be a number") from None
-
-
 def check(stack: Stack, opts: CheckOptions) -> tuple:
     """``symglep check`` of a stack: (report dict, rendered text); theory §9.
 
@@ -643,7 +635,7 @@ def check(stack: Stack, opts: CheckOptions) -> tuple:
     stack = kernels.stack
     rng = np.random.default_rng(seed)
     drawn = stack.draw_parameters(rng)
-    theta = _read_parameters(stack, params_file) if params_file else drawn
+    theta = stack.read_parameters(params_file) if params_file else drawn
     times = np.arange(steps + 1) * dt
     x = smooth_signal(rng, times, kernels.n_x, 0.2)[None]
     y = smooth_signal(rng, times, kernels.n_y, 0.3)[None]

@@ -28,12 +28,12 @@ from sympy.core.function import AppliedUndef
 from .. import capabilities as capabilities_table
 from ..derivation import derive
 from ..dissipation import damping_rate_at
-from ..errors import ModelError
+from ..errors import ModelError, SymglepError
 from ..model import Model
 from ..network.arrays import Coordinates
 from ..network.expand import expand
 from ..network.model import ArrayModel
-from ..parameter_values import draw_parameters
+from ..parameter_values import draw_parameters, read_parameter_file
 from ..symmetry import odd_terms_text
 from .units import ArrayUnit
 
@@ -440,6 +440,15 @@ class Stack:
             out.append(slice(o, o + k))
             o += k
         return out
+
+    def read_parameters(self, path: str) -> np.ndarray:
+        """θ from a JSON file ``{name: value}`` (or a training file's ``parameters``): every element by name
+        (``unit1.A[0,1]``), or a unit's array whole (``"unit1.A": [[...]]``)."""
+        data = read_parameter_file(path, self.parameter_names)
+        try:
+            return np.array([float(data[name]) for name in self.parameter_names])
+        except (TypeError, ValueError):
+            raise SymglepError(f"parameters file {path}: every value must be a number") from None
 
     def draw_parameters(self, rng: np.random.Generator) -> np.ndarray:
         """Units as ``symglep check`` draws them; glue weights N(0, 1/n_r), biases N(0, 0.1²)."""
