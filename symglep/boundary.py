@@ -12,8 +12,8 @@ With ``p = ∂L/∂v(q, v, θ, t)`` the momentum sensitivities expand as
 ``c_T(q(T))`` (theory §10) adds ``−β c_T`` to the nudged action, so the momentum of the
 boundary term at ``T`` is ``p − β ∂c_T/∂q``: its β-variation gains ``−∂c_T/∂q`` there. The
 sensitivities are named symbols: ``d<q>_d<θ>_T``, ``d<q>_dot_d<θ>_T``,
-``d<q>_dbeta_T`` … at ``t = T`` (suffix ``_0`` at ``t = 0``), and the state at
-an end is ``<q>_T``, ``<q>_dot_T`` (``<q>_0``, ``<q>_dot_0``).
+``d<q>_dbeta_T`` … at ``t = T`` (suffix ``_0`` at the start ``t = t0``, 0 unless a run is
+started later), and the state at an end is ``<q>_T``, ``<q>_dot_T`` (``<q>_0``, ``<q>_dot_0``).
 """
 
 from __future__ import annotations
@@ -90,7 +90,7 @@ def end_symbols(d: Derivation, suffix: str) -> EndSymbols:
         suffix=suffix,
         q=[sym(s.name) for s in m.q],
         v=[sym(s.name) for s in m.v],
-        t=sp.Symbol("T") if suffix == "T" else sp.S.Zero,
+        t=sp.Symbol("T") if suffix == "T" else sp.Symbol("t0"),  # the run's start time (0 unless given)
         dq_dtheta={th: [sym(f"d{q.name}_d{th.name}") for q in m.q] for th in m.parameters},
         dv_dtheta={th: [sym(f"d{v.name}_d{th.name}") for v in m.v] for th in m.parameters},
         dq_dbeta=[sym(f"d{q.name}_dbeta") for q in m.q],
@@ -254,7 +254,7 @@ def residuals(d: Derivation) -> dict[str, Residual]:
         "pfvp", "0", correction,
         [*end_terms,
          "the start (α, γ) does not move with θ at β = 0: ∂θq(0) = 0 (and ∂θv(0) = 0 for a velocity start)",
-         "what remains is −X(0) = ∂θp(0)·∂βq(0) = ∂²L/∂θ∂v(q(0), v(0), 0)·∂βq(0); "
+         "what remains is −X(0) = ∂θp(0)·∂βq(0) = ∂²L/∂θ∂v(q(0), v(0), t0)·∂βq(0) (0 and t0: the start); "
          "it vanishes when the initial momentum is held fixed"],
         "with time-reversal symmetry: the echo — the same system run forward from the flipped final state",
         True, "O(1) in T (2–3 passes)", True,

@@ -123,3 +123,26 @@ def backward_failure(phase: str, sequence: int, steps: int, dt: float, t0: float
     return NumericalError(msg, phase, sequence, j,
                           {"q_before": np.asarray(q_prev), "p_before": np.asarray(p_prev),
                            "q_after": np.asarray(q), "p_after": np.asarray(p)})
+
+
+#: how far (relative to the start's size) the echoes' mean end may miss the start when that miss is ten times
+#: the spread of their ends (a retraced run misses by O(beta^2), less than its O(beta) spread)
+RETRACE_LIMIT = 1e-3
+
+
+def check_retrace(miss, integrator: str, what: str) -> None:
+    """A :class:`NumericalError` for the first sequence whose echoes' mean end missed the start by more than
+    :data:`RETRACE_LIMIT` (relative, as the kernels measure it; 0 where they retraced): the echo did not retrace
+    the free run, so the contrast is not the gradient (a probe's spherical pendulum near its pole: 300x off BPTT,
+    silently; a leapfrog past its stability limit: 1e52x)."""
+    bad = np.nonzero(~(np.asarray(miss) <= RETRACE_LIMIT))[0]
+    if bad.size:
+        b = int(bad[0])
+        why = ("the implicit midpoint step has more than one solution there and Newton took another one "
+               "(dt too large near a singular point of the model); reduce dt" if integrator == "midpoint"
+               else "the run grew without bound (dt past the leapfrog's stability limit: omega dt > 2 for "
+                    "its fastest mode) or round-off grew along it (a damped model's echo amplifies it by "
+                    "e^(gamma T), theory §7); reduce dt or shorten the run")
+        raise NumericalError(f"{what}: the echo of sequence {b} did not retrace the free run (its mean end "
+                             f"misses the start by {miss[b]:.1e} relative), so its contrast is not the gradient: "
+                             f"{why}, or use bptt_gradient", what, b, None)

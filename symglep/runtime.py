@@ -20,7 +20,7 @@ import numpy as np
 
 from . import cache as kernel_cache
 from . import diagnose
-from .diagnose import NumericalError
+from .diagnose import NumericalError, check_retrace
 from .errors import SymglepError
 from .estimators import complex_nudge, contrast_order
 from .codegen.numba_source import content_hash, generate_source, kernel_options
@@ -101,9 +101,6 @@ def _require_finite(arr: np.ndarray, name: str) -> None:
         raise SymglepError(f"{name} holds a non-finite value (first at index {where})")
 
 
-#: how far (relative to the start's size) the echoes' mean end may miss the start when that miss is ten times
-#: the spread of their ends (a retraced run misses by O(beta^2), less than its O(beta) spread)
-RETRACE_LIMIT = 1e-3
 
 
 @dataclass
@@ -263,20 +260,8 @@ class Kernels:
                 f"({detail}); reduce dt or check the model's regularity", what, b, at)
 
     def _check_retrace(self, status, miss, what: str) -> None:
-        """A :class:`NumericalError` for the first completed sequence whose echoes' mean end missed the start by
-        more than :data:`RETRACE_LIMIT` (relative): the echo did not retrace the free run, so the contrast is
-        not the gradient (a probe's spherical pendulum near its pole: 300x off BPTT, silently)."""
-        bad = np.nonzero((status < 0) & ~(miss <= RETRACE_LIMIT))[0]
-        if bad.size:
-            b = int(bad[0])
-            why = ("the implicit midpoint step has more than one solution there and Newton took another one "
-                   "(dt too large near a singular point of the model); reduce dt" if self.integrator == "midpoint"
-                   else "the run grew without bound (dt past the leapfrog's stability limit: omega dt > 2 for "
-                        "its fastest mode) or round-off grew along it (a damped model's echo amplifies it by "
-                        "e^(gamma T), theory §7); reduce dt or shorten the run")
-            raise NumericalError(f"{what}: the echo of sequence {b} did not retrace the free run (its mean end "
-                                 f"misses the start by {miss[b]:.1e} relative), so its contrast is not the gradient: "
-                                 f"{why}, or use bptt_gradient", what, b, None)
+        """:func:`check_retrace` of the sequences that completed (status -1)."""
+        check_retrace(np.where(status < 0, miss, 0.0), self.integrator, what)
 
     # -- locating NaN and overflow (symglep.diagnose) ---------------------------
     @staticmethod

@@ -346,6 +346,12 @@ class Progress:
             self.stream.write("\n")
             self.stream.flush()
 
+    def warn(self, text: str | None) -> None:
+        """A warning on its own line while the run goes on (the result's warnings repeat it at the end)."""
+        if self.enabled and text:
+            self.stream.write(("\n" if self.tty else "") + f"warning: {text} (the run goes on)\n")
+            self.stream.flush()
+
 
 def _worker_spec(spec: str) -> str:
     """``spec`` with an absolute path: workers may run in another folder."""
@@ -685,6 +691,14 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     # the loss before this run's first step (epoch 1's mean over mini-batches is not: θ moves within it)
     start_loss = mean_loss(theta, initial) if epochs else None
     bar = Progress(epochs, progress)
+    T = data.steps * data.dt
+
+    def warn_now(rows) -> None:
+        """A pilot that measured the echo far off BPTT: said when measured, not only after the run."""
+        if rows and epochs:
+            bar.warn(measured_warning(rows[-1:], anti_damping(learner, (theta,), T)))
+
+    warn_now(betas)
     first = len(history)
     repilot = repilot_interval(S, pilot_size(S, batch)) if beta == AUTO and estimator not in NO_BETA else 0
     classifier = isinstance(learner, ClassifierLearner)
@@ -699,6 +713,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
                 choice, row = _pilot_beta(learner, data, estimator, theta, initial, learn_theta, batch)
                 grad.beta = row[0]  # chosen at the current θ
                 betas.append([epoch, *row])
+                warn_now(betas)
             order = np.arange(S) if batch == S else np.random.default_rng([seed, epoch]).permutation(S)
             total = 0.0
             for lo in range(0, S, batch):

@@ -1,6 +1,7 @@
 """Boundary residuals: the symbolic analysis, its reports, and the numerical proof (`check --bc`)."""
 
 import json
+import math
 import pathlib
 import re
 
@@ -62,6 +63,22 @@ def test_pfvp_correction_of_learnable_mass():
     assert by_name["k"] == 0
     assert sp.simplify(by_name["m"] - sp.Symbol("dx_dbeta_0") * sp.Symbol("x_dot_0")) == 0
     assert res.extra["pfvp_correction_vanishes"] is False
+
+
+def test_the_start_residual_of_a_time_dependent_model_is_read_at_the_start_time():
+    """New-user probe: the PFVP residual of a damped model was printed at t = 0 (dx_dbeta_0*x_dot_0), which is
+    0.117 off the true velocity-start correction of a run started at t0 = 2 (the Python API's t0=); it is read at
+    the start time t0 now, exp(gamma t0) m's correction, and equals the old one at t0 = 0."""
+    res = residuals(_derive("damped_oscillator"))["pfvp"]
+    by_name = {th.name: e for th, e in res.residual_0.items()}
+    expr = by_name["m"]
+    values = {s: v for s, v in zip(sorted(expr.free_symbols, key=str), (0.3, 0.7, 2.0, -0.4))}
+    names = {s.name: v for s, v in values.items()}
+    assert set(names) == {"dx_dbeta_0", "gamma", "t0", "x_dot_0"}, names
+    want = names["dx_dbeta_0"] * names["x_dot_0"] * math.exp(names["gamma"] * names["t0"])
+    assert float(expr.xreplace(values)) == pytest.approx(want, rel=1e-14)
+    at_zero = expr.xreplace({s: 0 for s in expr.free_symbols if s.name == "t0"})
+    assert sp.simplify(at_zero - sp.Symbol("dx_dbeta_0") * sp.Symbol("x_dot_0")) == 0
 
 
 def test_pfvp_correction_vanishes_without_theta_in_kinetic_term():

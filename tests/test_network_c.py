@@ -139,7 +139,7 @@ def test_echo_gradient_matches_numba(case, order, beta):
     order to <= 1e-9; the un-nudged echo's round trip is round-off; without it, or without dC/du, the
     gradient is the same."""
     model, kern, c, args, _ = case
-    loss, dth, dq0, dp0, du = kern.module.gradient(*args, DT, c.t0, beta, order, True)
+    loss, dth, dq0, dp0, du, _ = kern.module.gradient(*args, DT, c.t0, beta, order, True)
     closs, cdth, cdq0, cdp0, trip, cdu = c.gradient(*_sequence(args), DT, beta, order, learn_u=True)
     assert relative_error(closs, loss[0]) <= 1e-12
     assert relative_error(cdth, dth[0]) <= 1e-9, relative_error(cdth, dth[0])

@@ -581,3 +581,36 @@ def test_a_scalar_parameter_is_a_symbol_and_a_zero_terminal_cost_is_none():
     model = ArrayModel(lagrangian=Sum(q.dot[i] ** 2 / 2, i) - Sum(q[i] ** 2 / 2, i), cost=Sum((q[r] - y[r]) ** 2 / 2, r),
                        coordinates=q, targets=y, terminal_cost=0, size=3, name="no_terminal")
     assert model.terminal_cost is None
+
+
+def test_an_array_echo_that_does_not_retrace_its_free_run_is_refused():
+    """New-user probe (scalar models): a leapfrog past its stability limit returned echo gradients 1e52x off BPTT,
+    silently. The array kernels now measure, as the scalar ones do, how far the echoes' mean end misses the start:
+    springs at dt = 2.2 (BPTT finite, the unguarded echo 1e134 off) raise; at dt = 0.05 the echo is BPTT's."""
+    from symglep.diagnose import NumericalError
+
+    model = symglep.load_system(str(ROOT / "examples" / "network_springs.py"))
+    kern = symglep.compile(model, dt=0.01)
+    rng = np.random.default_rng(0)
+    for dt, retraces in ((0.05, True), (2.2, False)):
+        theta, q0, p0, u, y = draw_instance(model, kern, 8, 1, 50, dt, rng)
+        bptt = kern.bptt_gradient(theta, q0, p0, u, y, dt=dt).flat[0]
+        unguarded = kern.gradient(theta, q0, p0, u, y, dt=dt, retrace=False).flat[0]
+        if retraces:
+            assert rel_err(kern.gradient(theta, q0, p0, u, y, dt=dt).flat[0], bptt) <= 1e-6
+        else:
+            assert rel_err(unguarded, bptt) > 1e3
+            with pytest.raises(NumericalError, match="did not retrace the free run .*stability limit"):
+                kern.gradient(theta, q0, p0, u, y, dt=dt)
+
+
+def test_an_element_of_a_parameter_with_a_digit_in_its_name_typesets():
+    """New-user probe: a parameter named W1 was written W_{1}_{i j} in the LaTeX derivation, a double subscript
+    TeX rejects; its base is grouped now. Typeset with matplotlib's mathtext where it is installed."""
+    from symglep.network.derive import element_latex
+
+    assert element_latex("W1[i,j]") == "{W_{1}}_{i j}" and element_latex("W[i,j]") == "W_{i j}"
+    mathtext = pytest.importorskip("matplotlib.mathtext")
+    parser = mathtext.MathTextParser("path")
+    for name in ("W1[i,j]", "b2[i]", "q.dot[i]"):
+        parser.parse(f"${element_latex(name)}$")

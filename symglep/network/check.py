@@ -108,13 +108,13 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
     choice = None
     if beta == AUTO:
         def contrast(b):
-            r = kern.gradient(theta, q0, p0, u, y, beta=b)
+            r = kern.gradient(theta, q0, p0, u, y, beta=b, retrace=False)
             return [r.flat[0], np.concatenate([r.dq0.ravel(), r.dp0.ravel()])]
 
         choice = auto_beta(contrast, tolerance)
         beta = choice.beta
     inputs = u.shape[2] > 0
-    echo = kern.gradient(theta, q0, p0, u, y, beta=beta, learn_inputs=inputs)
+    echo = kern.gradient(theta, q0, p0, u, y, beta=beta, learn_inputs=inputs, retrace=False)
     bptt = kern.bptt_gradient(theta, q0, p0, u, y, learn_inputs=inputs)
     # a velocity start (its own draw, so the finite-difference entries stay those of the seed):
     # dC/dv0 and the masses' PFVP term (theory §3, §5)
@@ -122,11 +122,11 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
     beta_v = beta
     if choice is not None:  # another instance, other curvature and round-off: its own automatic beta
         def contrast_v(b):
-            r = kern.gradient(theta, q0, u=u, y=y, v0=v0, beta=b)
+            r = kern.gradient(theta, q0, u=u, y=y, v0=v0, beta=b, retrace=False)
             return [r.flat[0], r.dv0.ravel()]
 
         beta_v = auto_beta(contrast_v, tolerance).beta
-    echo_v = kern.gradient(theta, q0, u=u, y=y, v0=v0, beta=beta_v)
+    echo_v = kern.gradient(theta, q0, u=u, y=y, v0=v0, beta=beta_v, retrace=False)
     bptt_v = kern.bptt_gradient(theta, q0, u=u, y=y, v0=v0)
     args, _ = kern.prepare(theta, q0, p0, u, y)
     th = args[0]

@@ -382,6 +382,8 @@ def element_latex(name: str) -> str:
         else sp.latex(sp.Symbol(plain))
     if suffix:
         base = rf"\{suffix[1:]}{{{base}}}"
+    elif index and "_" in base:  # a name with its own subscript (W1 -> W_{1}): one more would be a double subscript
+        base = f"{{{base}}}"
     return base + (f"_{{{' '.join(_index_latex(x.strip()) for x in index.split(','))}}}" if index else "")
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import cache as kernel_cache
-from ..diagnose import NumericalError, where_not_finite
+from ..diagnose import NumericalError, check_retrace, where_not_finite
 from ..dissipation import warn_anti_damping
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
@@ -224,24 +224,29 @@ class NetworkKernels:
 
     def gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, beta=1e-4, centred=True,
                  edges=None, readout=None, v0=None, learn_inputs=False, order: int | None = None,
-                 t0=0.0) -> NetworkResult:
+                 t0=0.0, retrace: bool = True) -> NetworkResult:
         """Echo estimate (theory §5): 3 passes (centred) or 2 (one-sided), O(1) memory in K.
 
         ``order`` (as :meth:`symglep.runtime.Kernels.gradient`): 2 centred, 1 one-sided, 4 the
         Richardson contrast of the echoes at ±β and ±2β; by default 2, or 1 when not ``centred``.
         ``learn_inputs``: also ``du = dC/du`` ``(B, K+1, m)``, the same contrast of ``∂V/∂u``.
+        ``retrace``: raise a :class:`NumericalError` when the echoes did not come back to the start
+        (:func:`symglep.runtime.check_retrace`; ``symglep check`` measures the round trip itself).
         """
         beta = nudge(beta)
         order = contrast_order(centred, order)
         args, sizes = self.prepare(theta, q0, p0, u, y, steps, edges, readout, v0, t0)
         h = time_step(dt, self.dt)
         out = self.module.gradient(*args, h, start_time(t0), float(beta), int(order), bool(learn_inputs))
-        _finite(out, "echo gradient", self.module.INTEGRATOR, lambda: self._where(args, dt, t0))
+        _finite(out[:5], "echo gradient", self.module.INTEGRATOR, lambda: self._where(args, dt, t0))
+        if retrace:
+            check_retrace(out[5], self.module.INTEGRATOR, "echo gradient")
         warn_anti_damping(self.rate(args[0], args[1]), (args[6].shape[1] - 1) * h)
-        return self._result(out, sizes, args, v0, learn_inputs, t0)
+        return self._result(out[:5], sizes, args, v0, learn_inputs, t0)
 
     def complex_step_gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, eps: float = 1e-20,
-                              edges=None, readout=None, v0=None, learn_inputs=False, t0=0.0) -> NetworkResult:
+                              edges=None, readout=None, v0=None, learn_inputs=False, t0=0.0,
+                              retrace: bool = True) -> NetworkResult:
         """The complex-step echo (theory §5; digital only), as :meth:`symglep.runtime.Kernels.complex_step_gradient`:
         the echo nudged by β = iε in complex arithmetic, ``Im G(iε) / ε``, exact to round-off."""
         nudge = complex_nudge(eps)
@@ -256,8 +261,10 @@ class NetworkKernels:
         # order 1 with beta = i eps: (G(i eps) - G(0)) / (i eps), whose real part is Im G(i eps) / eps
         out = self._complex.gradient(*args, time_step(dt, self.dt), start_time(t0), nudge, 1, bool(learn_inputs))
         out = tuple(np.ascontiguousarray(a.real) for a in out)
-        _finite(out, "complex-step echo gradient", self.module.INTEGRATOR)
-        return self._result(out, sizes, args, v0, learn_inputs, t0)
+        _finite(out[:5], "complex-step echo gradient", self.module.INTEGRATOR)
+        if retrace:
+            check_retrace(out[5], self.module.INTEGRATOR, "complex-step echo gradient")
+        return self._result(out[:5], sizes, args, v0, learn_inputs, t0)
 
     def bptt_gradient(self, theta, q0, p0=None, u=None, y=None, steps=None, dt=None, edges=None,
                       readout=None, v0=None, learn_inputs=False, t0=0.0) -> NetworkResult:
