@@ -530,6 +530,19 @@ def test_a_choice_of_beta_measured_far_from_its_prediction_is_warned():
     assert measured_warning([[0, 1e-4, 0.09, 9.75e-3]]) is None
 
 
+def test_a_pilot_that_measures_the_echo_far_off_is_said_when_it_is_measured(chain, monkeypatch, capsys):
+    """New-user probe: a pilot measured the echo 77 % off BPTT before epoch 1 and the run trained on it, saying so
+    only after the last epoch. The progress output now says it at once (the result's warnings still hold it)."""
+    from symglep import training
+
+    said = []
+    monkeypatch.setattr(training, "measured_warning", lambda rows, damped=None: said.append(rows) or "pilot off")
+    result = train(chain, "sine", epochs=2, progress=True)
+    err = capsys.readouterr().err
+    assert said and err.index("warning: pilot off (the run goes on)") < err.index("epoch     1")
+    assert "pilot off" in result.warnings
+
+
 def test_a_resumed_runs_superseded_measurement_is_not_judged():
     """New-user probe: a resumed run measures its saved β against the prediction of the pilot that chose it, epochs
     ago; where a new choice follows at the same epoch (as in the unbroken run, which warned of nothing) that row
