@@ -24,6 +24,7 @@ from .fileio import refuse_overwriting, require_writable, write_atomic
 from .kernel_module import interrupted_by_user
 from .estimators import ESTIMATORS
 from .loader import load_system, split_spec
+from .training import resumed_task
 from .noise import parse_noise
 
 
@@ -207,8 +208,9 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
 
 @main.command()
 @MODEL_ARG
-@click.option("--task", default="sine", show_default=True, metavar="sine|target|uea:NAME|DATA.npz",
-              help="Built-in task 'sine' or 'target' (reach a final state, HEB), 'uea:NAME' (classify a UEA "
+@click.option("--task", default=None, metavar="sine|target|uea:NAME|DATA.npz",
+              help="[default: sine; with --resume, the resumed run's task] "
+                   "Built-in task 'sine' or 'target' (reach a final state, HEB), 'uea:NAME' (classify a UEA "
                    "data set shipped with sktime, extra 'uea', docs/classification.md; or uea:PATH/NAME, a "
                    "downloaded set's folder holding NAME_TRAIN.ts and NAME_TEST.ts), or a .npz file of "
                    "inputs, targets and initial states (or of series and integer labels) (docs/training.md).")
@@ -253,6 +255,8 @@ def train(model_spec, task, substeps, epochs, lr, optimizer, batch, beta, estima
 
     Prints the loss before and after, and the learned parameters.
     """
+    if task is None:  # a resumed run continues on its own task
+        task = resumed_task(resume_path)
     opts = TrainOptions(spec=model_spec, task=task, substeps=substeps, epochs=epochs, lr=lr, optimizer=optimizer, batch=batch,
                         beta=parse_beta(beta), estimator=estimator, seed=seed, dt=dt, integrator=integrator, plot_path=plot_path,
                         save_path=save_path, resume_path=resume_path, scheduler=scheduler,

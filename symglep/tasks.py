@@ -78,6 +78,17 @@ def _teacher_run(learner, theta, u, q0, p0, dt: float, task: str, seed: int):
                              exc.state) from None
 
 
+#: targets above this size mean that the sine task's teacher ran away (its drawn parameters make the model unstable)
+RUNAWAY_TARGETS = 1e6
+
+
+def _brief(values: dict, shown: int = 6) -> str:
+    """``k = 0.5, m = 1.2, ...``: the first scalar parameters of a teacher, for a one-line message."""
+    items = [(k, v) for k, v in values.items() if isinstance(v, (int, float))]
+    text = ", ".join(f"{k} = {v:.3g}" for k, v in items[:shown])
+    return text + (", ..." if len(items) > shown or len(items) < len(values) else "")
+
+
 @dataclass(frozen=True)
 class SineTask:
     """Defaults of the ``sine`` task (tuned on examples/oscillator_chain.py, docs/training.md)."""
@@ -227,6 +238,11 @@ def sine_task(system, kernels, seed: int = 0, dt: float | None = None,
     if not np.all(np.isfinite(y)):
         raise SymglepError(f"the teacher run of the sine task diverged for {system.name!r} (dt = {dt}); "
                            "try a smaller --dt or give your own DATA.npz")
+    if np.max(np.abs(y)) > RUNAWAY_TARGETS:  # finite, but no task to learn: the teacher's run grew without bound
+        raise SymglepError(f"the teacher of the sine task (its parameters drawn from --seed {seed}: "
+                           f"{_brief(learner.parameters_json(teacher))}) runs away: its targets reach "
+                           f"{np.max(np.abs(y)):.1e} (an unstable model at those parameters, e.g. a spring of the wrong "
+                           "sign); try another --seed, declare the parameters' signs, or give your own DATA.npz")
     info = {"task": "sine", "omega": config.omega, "amplitude": config.amplitude,
             "teacher": learner.parameters_json(teacher)}
     return Dataset(u, y, q0, p0, dt, name="sine", info=info), start

@@ -36,6 +36,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import shlex
 import re
 import sys
 import time
@@ -58,7 +59,7 @@ from .heads import CLASSIFIER_PREFIXES
 from .kernel_module import interrupted_by_user
 from .learners import compile_kernels, element_names, flatten_parameters, group_parameters, learner_for
 from .loader import load_system, split_spec
-from .optim import make_optimizer
+from .optim import DEFAULT_LR, make_optimizer
 from .routes import short_label
 from .run_arguments import positive_number, whole_number
 from .systems import kind_of
@@ -229,9 +230,9 @@ def _describe(layout: list) -> list:
     return [name if not shape else f"{name} {tuple(shape)}" for name, shape in layout]
 
 
-def _resumed_seed(resume) -> int:
-    """The seed a resumed run was trained with (its task is drawn from it), or 0: no resume, a plain
-    ``{name: value}`` file, or a save without one."""
+def _resumed_settings(resume) -> dict:
+    """The settings a resumed run was trained with; ``{}`` without a resume, for a plain ``{name: value}`` file
+    or a save without them."""
     if isinstance(resume, TrainResult):
         settings = resume.settings
     elif resume is not None:
@@ -239,8 +240,25 @@ def _resumed_seed(resume) -> int:
         settings = data.get("settings", {}) if data.get("format") == FORMAT else {}
     else:
         settings = {}
-    seed = settings.get("seed") if isinstance(settings, dict) else None
+    return settings if isinstance(settings, dict) else {}
+
+
+def _resumed_seed(resume) -> int:
+    """The seed a resumed run was trained with (its task is drawn from it), or 0."""
+    seed = _resumed_settings(resume).get("seed")
     return seed if isinstance(seed, int) and not isinstance(seed, bool) and seed >= 0 else 0
+
+
+def resumed_task(resume):
+    """The task a resumed run was trained on (a resumed run continues on it), or ``"sine"``: no resume, or a file
+    that does not say. A task that cannot be named again (a :class:`Dataset` given in Python) is an error."""
+    task = _resumed_settings(resume).get("task")
+    if task is None:
+        return "sine"
+    if isinstance(task, str) and (task in ("sine", "target") or uea_name(task) is not None or os.path.isfile(task)):
+        return task
+    raise SymglepError(f"the resumed run was trained on the task {task!r}, which cannot be loaded here (a data set "
+                       "given in Python, or a file moved since): give the task (--task) to continue on")
 
 
 def require_same_classes(saved, classes) -> None:
@@ -600,7 +618,7 @@ def _require_capabilities(system, task, estimator, batch, resume, scheduler, lea
 
 
 @reports_anti_damping
-def train(system, task="sine", *, epochs: int | None = None, lr: float | None = None, optimizer: str = "adam",
+def train(system, task=None, *, epochs: int | None = None, lr: float | None = None, optimizer: str = "adam",
           batch: int | None = None, beta="auto", estimator: str = "echo", seed: int | None = None,
           dt: float | None = None, resume=None, save: str | None = None, scheduler: str | None = None,
           progress: bool = False, integrator: str = "auto", cache: str | None = None,
@@ -611,7 +629,8 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     ``system``: a :class:`~symglep.Model`, an array model, a :class:`~symglep.Stack`, or a model
     file path (``path.py[:NAME]``, needed by Dask workers in other processes); every kind goes
     through its :class:`~symglep.learners.Learner` and its capabilities (docs/training.md).
-    ``task``: ``"sine"``, ``"target"``, a ``DATA.npz`` path or a :class:`~symglep.tasks.Dataset`. ``batch``: sequences per step (default: all).
+    ``task``: ``"sine"``, ``"target"``, a ``DATA.npz`` path or a :class:`~symglep.tasks.Dataset`; by default
+    ``"sine"``, or the resumed run's task (a resumed run continues on it). ``batch``: sequences per step (default: all).
     ``estimator``: ``echo`` (centred, theory §5), ``echo-one-sided``, ``echo4``, ``echo-complex`` (the
     complex-step echo: no β) or ``bptt`` (:mod:`symglep.estimators`).
     ``beta``: the nudge, or ``"auto"``: chosen once by :func:`~symglep.beta.choose_beta` on the mean
@@ -630,6 +649,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     every epoch (``TrainResult.scores``).
     """
     started = time.perf_counter()
+    task = resumed_task(resume) if task is None else task
     model, spec = _as_system(system)
     if source is not None:
         spec = _worker_spec(source)
@@ -767,7 +787,7 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
     finally:
         bar.close()
         grad.close()
-    epochs = len(history) - first
+    requested, epochs = epochs, len(history) - first
     try:
         final = mean_loss(theta, initial)
     except NumericalError as exc:  # the last update carried the parameters where the free run fails
@@ -828,8 +848,31 @@ def train(system, task="sine", *, epochs: int | None = None, lr: float | None = 
         result.save(save)
     if stopped:
         raise TrainingInterrupted(f"{epochs} completed epoch(s) of this run saved to {save}: continue with "
-                                  f"--resume {save}")
+                                  f"--resume {save}{_continue_flags(settings, requested - epochs)}")
     return result
+
+
+def _continue_flags(settings: dict, remaining: int) -> str:
+    """The options that continue an interrupted run as it was started (the task and the seed come from the
+    resumed file; the rest from the command line)."""
+    flags = [f"--epochs {remaining}"]
+    if settings["batch"] != settings["sequences"]:
+        flags.append(f"--batch {settings['batch']}")
+    if settings["optimizer"] != "adam":
+        flags.append(f"--optimizer {settings['optimizer']}")
+    if settings["lr"] != DEFAULT_LR[settings["optimizer"]]:
+        flags.append(f"--lr {settings['lr']!r}")
+    if settings["estimator"] != "echo":
+        flags.append(f"--estimator {settings['estimator']}")
+    if settings["beta_auto"] is None and settings["estimator"] not in NO_BETA:
+        flags.append(f"--beta {settings['beta']!r}")
+    if settings["learn_initial_state"]:
+        flags.append("--learn-initial-state")
+    if settings["freeze_parameters"]:
+        flags.append("--freeze-parameters")
+    elif settings["frozen"]:
+        flags += [f"--freeze {shlex.quote(name)}" for name in settings["frozen"]]
+    return " " + " ".join(flags)
 
 
 def _after_updates(exc: NumericalError, when: str, updates: int, lr: float) -> NumericalError:

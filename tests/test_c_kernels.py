@@ -21,11 +21,13 @@ the same six models.
 
 from __future__ import annotations
 
+import ctypes
 import functools
 import os
 import pathlib
 import re
 import subprocess
+import textwrap
 
 import numpy as np
 import pytest
@@ -170,6 +172,54 @@ def test_c_arguments_are_checked(c_dir):
         c.echo(th, q0, p0, u, y, DT, [0.2, 0.1, 0.0, -0.1, -0.2])  # 5 echoes (MAX_ECHOES = 4)
     with pytest.raises(AssertionError, match="-1"):
         c.free(th, q0, p0, False, u[:1], y[:1], DT)              # K = 0
+    # new-user probe: h <= 0 and NaN returned 0 with a meaningless loss (the Python API refuses them)
+    for h in (-0.01, 0.0, float("nan"), float("inf")):
+        for call in (lambda: c.free(th, q0, p0, False, u, y, h), lambda: c.gradient(th, q0, p0, False, u, y, h, 1e-4, 2),
+                     lambda: c.echo(th, q0, p0, u, y, h, [1e-4, -1e-4])):
+            with pytest.raises(AssertionError, match="-1"):
+                call()
+    # a trajectory buffer for q without one for p wrote through NULL (ASan: SEGV); now -1, as the array kernels do
+    K = u.shape[0] - 1
+    out = [np.zeros(c.n) for _ in range(2)] + [np.zeros(1), np.zeros((K + 1, c.n))]
+    status = c.fn("free")(*(c.ptr(c.arr(a)) for a in (th, q0, p0)), 0, c.ptr(c.arr(u)), c.ptr(c.arr(y)),
+                          ctypes.c_long(K), c.real(DT), c.real(0.0), *(c.ptr(a) for a in out), None, c.ptr(c.work))
+    assert status == -1
+
+
+def test_the_headers_compile_as_cpp(c_dir, tmp_path):
+    """New-user probe: C++ (Arduino, mbed) could not include the header (restrict is not C++, no C linkage). The
+    scalar, array and stack headers now declare C linkage; a C++ program calls a kernel compiled as C."""
+    import shutil
+
+    if shutil.which("g++") is None:
+        pytest.skip("g++ is not installed")
+    folder = generate(_model("harmonic_oscillator"), c_dir / "cpp", "float64")
+    main = tmp_path / "use.cpp"
+    main.write_text(textwrap.dedent("""\
+        #include <cstdio>
+        #include "harmonic_oscillator.h"
+        int main() {
+            static double work[harmonic_oscillator_WORK_SIZE];
+            const double th[2] = {1.0, 1.0}, q0[1] = {0.3}, p0[1] = {0.0}, u[11] = {0}, y[11] = {0};
+            double qT[1], pT[1], loss[1];
+            int s = harmonic_oscillator_free(th, q0, p0, 0, u, y, 10, 0.01, 0.0, qT, pT, loss, nullptr, nullptr, work);
+            std::printf("%d %.17g\\n", s, qT[0]);
+            return s;
+        }
+        """))
+    obj = tmp_path / "ho.o"
+    subprocess.run(["gcc", "-std=c99", "-O2", "-c", str(folder / "harmonic_oscillator.c"), "-o", str(obj)], check=True)
+    exe = tmp_path / "use"
+    subprocess.run(["g++", "-std=c++17", "-Wall", "-Wextra", "-Werror", f"-I{folder}", str(main), str(obj), "-lm",
+                    "-o", str(exe)], check=True)
+    status, q = subprocess.run([str(exe)], capture_output=True, text=True, check=True).stdout.split()
+    assert status == "0" and abs(float(q) - 0.3 * np.cos(0.1)) < 1e-4
+    for name in ("network_chain", "stack_chain_hru"):
+        header = next((ROOT / "generated" / name / "c").glob("*.h"))
+        probe = tmp_path / f"{name}.cpp"
+        probe.write_text(f'#include "{header.name}"\nint main() {{ return 0; }}\n')
+        subprocess.run(["g++", "-std=c++17", "-Wall", "-Werror", "-fsyntax-only", f"-I{header.parent}", str(probe)],
+                       check=True)
 
 
 def test_newton_failure_is_reported_with_its_step(c_dir):
@@ -342,6 +392,7 @@ def test_hostile_names_give_inert_c_with_the_same_numbers(tmp_path):
     assert re.fullmatch(r"[A-Za-z][A-Za-z0-9_]*", api) and header.stem.replace("_", "").isalnum()
     for path, quotes in ((header, 0), (source, 2)):
         code = re.sub(r"/\*.*?\*/", "", path.read_text(), flags=re.S)   # the names appear in comments only
+        code = code.replace('extern "C" {', "extern C {")                # a header's C++ linkage block
         assert code.count('"') == quotes                                  # no string but the #include
         includes = [line for line in code.splitlines() if line.startswith("#include")]
         assert includes == ([] if quotes == 0 else ["#include <math.h>", "#include <stddef.h>", f'#include "{header.name}"'])

@@ -152,8 +152,41 @@ def test_ctrl_c_saves_the_completed_epochs_and_resuming_them_continues_exactly(c
     resumed = train(chain, "sine", epochs=2, batch=3, resume=str(path))
     assert np.array_equal(resumed.theta, whole.theta) and resumed.loss_history == whole.loss_history
     monkeypatch.setattr(training.Progress, "update", ctrl_c_in_epoch_3)
-    out = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "4", "--quiet", "--save", str(path)])
+    out = CliRunner().invoke(main, ["train", CHAIN, "--epochs", "4", "--quiet", "--save", str(path), "--batch", "3",
+                                    "--lr", "0.02", "--freeze", "k0"])
     assert out.exit_code == 130 and "interrupted: 2 completed epoch(s) of this run saved to" in out.output
+    # the message continues the run as it was started: the task and seed come from the file, the rest is said
+    assert out.output.rstrip().endswith(f"continue with --resume {path} --epochs 2 --batch 3 --lr 0.02 --freeze k0")
+
+
+def test_a_resumed_run_continues_on_its_own_task(chain, tmp_path):
+    """New-user probe: `train --resume RUN.json` after a run on DATA.npz trained on the sine task instead (no word)
+    and failed there; the resumed run's task is now the default (--task still chooses another)."""
+    kernels = symglep.compile(chain)
+    data, _ = sine_task(chain, kernels, seed=3)
+    npz = tmp_path / "data.npz"
+    np.savez(npz, inputs=data.u, targets=data.y, q0=data.q0, p0=next(iter(data.start().values())), dt=data.dt)
+    first = tmp_path / "first.json"
+    whole = train(chain, str(npz), epochs=4)
+    train(chain, str(npz), epochs=2, save=str(first))
+    resumed = train(chain, epochs=2, resume=str(first))
+    assert resumed.settings["task"] == str(npz) and resumed.loss_history == whole.loss_history
+    assert train(chain, "sine", epochs=1, resume=str(first)).settings["task"] != str(npz)
+    npz.unlink()
+    with pytest.raises(SymglepError, match="the resumed run was trained on the task .*data.npz.*give the task"):
+        train(chain, epochs=1, resume=str(first))
+
+
+def test_a_sine_teacher_that_runs_away_is_named():
+    """New-user probe: the sine task's teacher, drawn from the seed with a spring of the wrong sign, reached targets
+    of 3e12; training then reported a loss of 5e23 'unchanged', or blamed dt. The task is refused, naming it."""
+    x, u, y = dynamicsymbols("x u y")
+    k = sp.Symbol("k", positive=True)
+    unstable = symglep.Model(x.diff() ** 2 / 2 + k * x**2 / 2 + x * u, [x], [k], inputs=[u], targets=[y],
+                             cost=(x - y) ** 2 / 2, name="anti_spring")
+    with pytest.raises(SymglepError, match=r"the teacher of the sine task \(its parameters drawn from --seed 0: k = "
+                                           r"[0-9.]+\) runs away: its targets reach [0-9.]+e\+\d+"):
+        train(unstable, "sine", epochs=1, estimator="bptt")
 
 
 def test_resuming_other_parameters_names_the_difference(tmp_path):

@@ -81,8 +81,8 @@ def element_c_function(piece: Piece, precision: str, prefix: str = "") -> str:
         names[w] = f"t_{w.name}"
     printer = ElementPrinter(names, precision)
     params = [f"real {names[s.symbol]}" for s in piece.args] + ["real *restrict o"]
-    lines = [f"    (void){names[s.symbol]};" for s in piece.args if s.symbol not in used]
-    lines += [f"    const real {names[w]} = {printer.doprint(e)};" for w, e in replacements]
+    lines = [f"    const real {names[w]} = {printer.doprint(e)};" for w, e in replacements]
+    lines += [f"    (void){names[s.symbol]};" for s in piece.args if s.symbol not in used]  # after the declarations
     lines += [f"    o[{k}] = {printer.doprint(e)};" for k, e in enumerate(reduced)]
     if not reduced:
         lines.append("    (void)o;")
