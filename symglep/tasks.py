@@ -337,9 +337,12 @@ def load_npz(path: str, model, dt: float | None = None) -> Dataset:
         raise SymglepError(f"{path}: 'targets' has shape {y.shape}; need S >= 1 sequences of K+1 >= 2 nodes")
     if "inputs" in arrays:
         u = _float_array(path, "inputs", arrays["inputs"], 3)
-        if u.shape != (S, nodes, n_u):
-            raise SymglepError(f"{path}: 'inputs' has shape {u.shape}, expected {(S, nodes, n_u)} "
-                               f"(S and K+1 as in 'targets', {n_u} input(s))")
+        if u.shape[2] != n_u:
+            raise SymglepError(f"{path}: 'inputs' has shape {u.shape}; model {model.name!r} has {n_u} input(s): "
+                               f"expected (S, K+1, {n_u})")
+        if u.shape[:2] != (S, nodes):
+            raise SymglepError(f"{path}: 'inputs' hold {u.shape[0]} sequence(s) of {u.shape[1]} nodes, 'targets' "
+                               f"{S} of {nodes}: they must agree (one row of each per node k = 0..K)")
     elif n_u:
         raise SymglepError(f"{path} has no 'inputs' array; model {model.name!r} has {n_u} input(s): "
                            f"expected shape (S, K+1, {n_u})")

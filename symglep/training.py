@@ -442,6 +442,8 @@ def _prepare(model, spec, task, client, integrator, dt, cache, seed, estimator, 
     kernels = compile_kernels(model, integrator, dt or default_dt, cache)
     learner_for(model, kernels).require_estimator(estimator)
     data, start = make_dataset(model, kernels, task, seed, dt, substeps, _saved_normalisation(resume))
+    if batch is not None and not 1 <= batch <= data.size:  # before any run: bad input, not a numerical failure
+        raise SymglepError(f"batch must be between 1 and the number of sequences ({data.size}), got {batch}")
     width = data.q0.shape[1]
     learner = learner_for(model, kernels, size=width // getattr(model, "dim", 1))
     if data.classes is not None:
@@ -543,7 +545,8 @@ def measured_warning(history: list, anti_damped: str | None = None) -> str | Non
         return said + (f"{anti_damped} (theory §7): no beta helps; train with --estimator bptt, or on shorter "
                        "sequences")
     return said + ("the run is not smooth or stable there (a chaotic run, parameters outside their declared signs, "
-                   "a growing free run); compare with --estimator bptt, shorter sequences, or a lower --lr")
+                   "a growing free run), or its gradient is near zero (a near-perfect fit, where a relative error is "
+                   "round-off); compare with --estimator bptt, shorter sequences, or a lower --lr")
 
 
 def anti_damping(learner, thetas, T: float) -> str | None:

@@ -271,7 +271,10 @@ GOOD = dict(inputs=np.zeros((2, 5, 1)), targets=np.zeros((2, 5, 1)), dt=0.1)
 @pytest.mark.parametrize("arrays, fragment", [
     (dict(inputs=np.zeros((2, 5, 1)), dt=0.1), "no 'targets'"),
     (dict(GOOD, targets=np.zeros((2, 5, 2))), "expected (S, K+1, 1)"),
-    (dict(GOOD, inputs=np.zeros((3, 5, 1))), "'inputs' has shape (3, 5, 1), expected (2, 5, 1)"),
+    (dict(GOOD, inputs=np.zeros((3, 5, 1))), "'inputs' hold 3 sequence(s) of 5 nodes, 'targets' 2 of 5: they must agree"),
+    # new-user probe: targets cut to K nodes blamed the inputs' shape
+    (dict(GOOD, targets=np.zeros((2, 4, 1))), "'inputs' hold 2 sequence(s) of 5 nodes, 'targets' 2 of 4: they must agree"),
+    (dict(GOOD, inputs=np.zeros((2, 5, 2))), "'inputs' has shape (2, 5, 2); model 'oscillator_chain' has 1 input(s)"),
     (dict(GOOD, targets=np.zeros((2, 5))), "'targets' must have 3 dimensions"),
     (dict(GOOD, targets=np.full((2, 5, 1), np.nan)), "NaN"),
     (dict(GOOD, q0=np.zeros((2, 3))), "'q0' has shape (2, 3), expected (2, 4)"),
