@@ -28,7 +28,7 @@ from .model import Model
 from .readable import Readable, compact_mechanics, readable_forms
 from .routes import default_route, learning_routes
 from .simplify import Budget
-from .symbolic import canonical_srepr, evaluate, sample_values
+from .symbolic import canonical_srepr, evaluate, sample_values, surrogate
 from .symmetry import Symmetries, gauge_note, symmetries
 
 
@@ -114,7 +114,8 @@ def unused_parameters(model: Model) -> list:
 def legendre_regularity(model: Model, mass: sp.Matrix, samples: int = 3) -> bool:
     """``det M ≢ 0``: the mass matrix is evaluated at random points and its determinant taken numerically,
     relative to the product of its rows' lengths (Hadamard's bound: a mass of 1e-20 kg in SI units is regular)."""
-    entries = list(mass)
+    entries = [surrogate(e) for e in mass]  # a mass switched on in part of the domain is not zero everywhere
+    mass = sp.Matrix(mass.rows, mass.cols, entries)
     for seed in range(samples):
         values = sample_values(entries, seed=seed, fixed=model.constants)
         for s in model.parameters:

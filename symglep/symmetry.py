@@ -23,7 +23,7 @@ from itertools import combinations
 import sympy as sp
 
 from .model import Model
-from .symbolic import is_zero
+from .symbolic import is_zero, surrogate
 
 ECHO_TREATMENT = "replayed reversed in the echo: the echo at time τ reads it at t = T − τ"
 
@@ -98,7 +98,8 @@ def _momenta_read(model: Model, momenta: list, symbols: list):
     """``(i, s)``: the first momentum ``p_i`` that depends on one of ``symbols``, or ``None``."""
     for i, p in enumerate(momenta):
         for s in symbols:
-            if s in p.free_symbols and not is_zero(sp.diff(p, s), fixed=model.constants):
+            # a switch's stand-in (symbolic.surrogate) reads its argument everywhere: a mass 1 + H(x - a) reads x
+            if s in p.free_symbols and not is_zero(sp.diff(surrogate(p), s), fixed=model.constants):
                 return i, s
     return None
 

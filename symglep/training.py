@@ -662,7 +662,7 @@ def train(system, task=None, *, epochs: int | None = None, lr: float | None = No
     beta = parse_beta(beta, "beta")
     epochs = DEFAULT_EPOCHS if epochs is None else whole_number(epochs, "epochs", 0)
     dt = None if dt is None else positive_number(dt, "dt")
-    lr = None if lr is None else positive_number(lr, "the learning rate (lr)")
+    lr = None if lr is None else positive_number(lr, "the learning rate")
     seed = None if seed is None else whole_number(seed, "seed", 0)
     batch = None if batch is None else whole_number(batch, "batch", 1)
     substeps = None if substeps is None else whole_number(substeps, "substeps", 1)

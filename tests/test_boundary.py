@@ -37,6 +37,7 @@ def test_json_report_schema(path):
         for group in (e.q, e.v, e.dq_dbeta, e.dv_dbeta, *e.dq_dtheta.values(), *e.dv_dtheta.values()):
             names.update({s.name: s for s in group})
     names["T"] = sp.Symbol("T")
+    names["t0"] = sp.Symbol("t0")  # the start time (a time-dependent model's start residual reads it)
     for name, entry in data["bc"].items():
         for key in KEYS:
             assert key in entry, (name, key)

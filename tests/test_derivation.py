@@ -1202,3 +1202,35 @@ def test_si_scales_are_not_round_off():
     from symglep.symbolic import is_zero
     assert is_zero(sp.cos(x) ** 2 + sp.sin(x) ** 2 - 1) and is_zero(sp.Max(0, x - 2) * (sp.cosh(x) ** 2 - sp.sinh(x) ** 2 - 1))
     assert not is_zero(1e-30 * x) and not is_zero(sp.Heaviside(x - 50) * x)
+
+
+def test_a_term_confined_to_a_thin_band_or_a_time_window_is_seen():
+    """New-user probe: terms that act only in a thin band (0.01 < x < 0.05), a time window (1 < t < 2) or a speed
+    band hit no sampled point, even at every scale: a gyroscopic window and a field strip were 'time-reversible'
+    (echo 26 % and 100 % off BPTT), a band mass 'separable' (KeyError in generate), a flip of c 'restored' a field
+    c + 2·strip(x) (98x off), and a mass Max(0, x - 1) was 'det M = 0'. Each switch now also has a polynomial
+    stand-in (symbolic.surrogate) that must vanish too."""
+    from symglep.symbolic import is_zero, surrogate
+
+    x, z = dynamicsymbols("x z")
+    t = dynamicsymbols._t
+    c, k = sp.symbols("c k", positive=True)
+    H = sp.Heaviside
+    strip = H(x - sp.Rational(1, 100)) * H(sp.Rational(1, 20) - x)
+    spring = -k * (x**2 + z**2) / 2
+    kinetic = (x.diff() ** 2 + z.diff() ** 2) / 2
+    window = symglep.Model(kinetic + c * H(t - 1) * H(2 - t) * (x * z.diff() - z * x.diff()) / 2 + spring, [x, z],
+                           [c, k], name="gyro_window")
+    d = derive(window)
+    assert not d.time_reversible and d.sym.flip == [c] and not d.separable
+    field = symglep.Model(kinetic + (c + 2 * strip) * (x * z.diff() - z * x.diff()) / 2 + spring, [x, z], [c, k],
+                          name="field_strip")
+    d = derive(field)
+    assert not d.time_reversible and not d.sym.flip
+    band = symglep.Model((1 + strip) * x.diff() ** 2 / 2 - k * x**2 / 2, [x], [k], name="band_mass")
+    assert not derive(band).separable
+    far = symglep.Model(sp.Max(0, x - 1) * x.diff() ** 2 / 2 - k * x**2 / 2, [x], [k], name="mass_far")
+    assert derive(far).legendre_regular
+    # identities of switches stay zero; the stand-in only ever adds caution
+    assert is_zero(sp.Max(x, z) + sp.Min(x, z) - x - z) and is_zero(H(x - 3) - H(x - 3))
+    assert surrogate(sp.Abs(x.diff())) == x.diff() ** 2 and surrogate(sp.sign(x)) == x
