@@ -14,13 +14,17 @@ from .fileio import read_json_object
 from .heads import CLASSIFIER_PREFIXES
 
 
+def _compare(given, names: list) -> tuple:
+    """``(missing, unknown)``: the names of ``names`` not ``given``, and the given names not in ``names``."""
+    return [n for n in names if n not in given], [k for k in given if k not in names]
+
+
 def values_by_name(params: dict, names: list) -> dict:
     """``{name: value}`` from a mapping keyed by names or symbols; every name in ``names``, no other."""
     keys = {getattr(k, "name", k): v for k, v in params.items()}
-    missing = [n for n in names if n not in keys]
+    missing, extra = _compare(keys, names)
     if missing:
         raise SymglepError(f"missing parameter value(s): {', '.join(missing)}")
-    extra = [k for k in keys if k not in names]
     if extra:
         raise SymglepError(f"unknown parameter(s): {', '.join(map(str, extra))}")
     return keys
@@ -50,10 +54,9 @@ def read_parameter_file(path: str, names: list) -> dict:
     if isinstance(data.get("parameters"), dict):  # a training file; a classifier's encoder and head are not the model's
         data = {k: v for k, v in data["parameters"].items() if not k.startswith(CLASSIFIER_PREFIXES)}
     data = _by_element(data, set(names))
-    unknown = [k for k in data if k not in names]
+    missing, unknown = _compare(data, names)
     if unknown:
         raise SymglepError(f"parameters file {path} names unknown parameter(s): {', '.join(unknown)}")
-    missing = [n for n in names if n not in data]
     if missing:
         raise SymglepError(f"parameters file {path} lacks value(s) for: {', '.join(missing)}")
     for name, value in data.items():
