@@ -12,7 +12,7 @@ does not. An expression with a kink or a switch (``Max``, ``Piecewise``,
 1e3, so that a switch at ``x = 1/2`` or ``t = 1`` is seen from both sides, and
 its :func:`surrogate` (each switch replaced by a polynomial stand-in that reads
 the same arguments everywhere) must vanish too: a term confined to a thin band
-or a time window, which no sample may hit, still counts.
+or a time window, which no sample may hit, still counts (theory §11, "Deciding ≡ 0").
 """
 
 from __future__ import annotations
