@@ -15,7 +15,6 @@ imports JAX: install it with ``pip install 'symglep[jax]'``.
 
 from __future__ import annotations
 
-import math
 import numbers
 from dataclasses import dataclass
 
@@ -26,7 +25,7 @@ from .errors import SymglepError, listed
 from .extras import require
 from .network import render_jax as array_jax
 from .jax_stack import chain
-from .run_arguments import start_time
+from .run_arguments import is_positive_number, start_time
 from .network.model import ArrayModel, readout_units as checked_readout_units
 from .systems import kind_of
 
@@ -69,18 +68,6 @@ def bound(model, integrator: str = "auto", cache: str | None = None, size: int |
     return mod.bind(n, model.sizes["m"], model.edge_list(n, edges), units)
 
 
-def _positive(value) -> bool:
-    """A real number > 0: Python's, NumPy's (``np.float32``) or a 0-d array of one."""
-    if isinstance(value, bool):
-        return False
-    if not isinstance(value, numbers.Real):
-        shape = getattr(value, "shape", None)
-        if shape != () or not hasattr(value, "item"):
-            return False
-        value = value.item()
-    return isinstance(value, numbers.Real) and not isinstance(value, bool) and math.isfinite(value) and value > 0
-
-
 def _nudge(beta):
     """β as the generated module takes it: a float, or ``None`` (1e-4 in float64, 1e-2 in float32, chosen
     from the arrays' dtype when the backward pass is traced)."""
@@ -93,14 +80,14 @@ def _options(dt, estimator, beta, order, t0=0.0) -> None:
             raise SymglepError(f"{name} is a traced JAX value (the layer built inside jax.jit, or differentiated "
                                f"in {name}): dt, beta and t0 are fixed settings of a layer, concrete numbers; build "
                                "the layer outside jit and call it inside")
-    if not _positive(dt):
+    if not is_positive_number(dt):
         raise SymglepError(f"dt must be a positive number, got {dt!r}")
     start_time(t0)  # a finite number (a NaN start returned NaN states)
     if estimator not in ESTIMATORS:
         raise SymglepError(f"estimator must be one of {', '.join(ESTIMATORS)}, got {estimator!r}")
     if order not in (1, 2, 4):
         raise SymglepError(f"order must be 1 (one-sided), 2 (centred) or 4 (Richardson), got {order!r}")
-    if beta is not None and not _positive(beta):
+    if beta is not None and not is_positive_number(beta):
         raise SymglepError(f"beta must be a positive number (or None: by the dtype), got {beta!r}")
 
 

@@ -30,9 +30,7 @@ def time_step(dt, default: float | None) -> float:
     number, or a one-line error (``dt=0`` is refused, not read as "the default")."""
     if dt is None and default is not None:
         return float(default)
-    if not (_real(dt) and math.isfinite(dt) and dt > 0):
-        raise SymglepError(f"dt must be a positive number, got {dt!r}")
-    return float(dt)
+    return positive_number(dt, "dt")
 
 
 def step_count(steps, nodes: int | None = None, name: str = "inputs u") -> int | None:
@@ -69,9 +67,14 @@ def whole_number(value, name: str, minimum: int) -> int:
     return int(value)
 
 
+def is_positive_number(value) -> bool:
+    """A finite real number > 0: Python's, NumPy's (``np.float32``) or a 0-d array of one (not a bool)."""
+    return _real(value) and math.isfinite(value) and value > 0
+
+
 def positive_number(value, name: str) -> float:
     """A positive finite real argument (``lr``, ``dt``), or a one-line error."""
-    if not (_real(value) and math.isfinite(value) and value > 0):
+    if not is_positive_number(value):
         raise ArgumentError(f"{name} must be a positive number, got {value!r}")
     return float(value)
 

@@ -231,7 +231,7 @@ class NetworkKernels:
         Richardson contrast of the echoes at ±β and ±2β; by default 2, or 1 when not ``centred``.
         ``learn_inputs``: also ``du = dC/du`` ``(B, K+1, m)``, the same contrast of ``∂V/∂u``.
         ``retrace``: raise a :class:`NumericalError` when the echoes did not come back to the start
-        (:func:`symglep.runtime.check_retrace`; ``symglep check`` measures the round trip itself).
+        (:func:`symglep.diagnose.check_retrace`; ``symglep check`` measures the round trip itself).
         """
         beta = nudge(beta)
         order = contrast_order(centred, order)
