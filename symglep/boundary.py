@@ -26,9 +26,11 @@ from .derivation import Derivation
 from .dissipation import caldirola_kanai_rate
 from .errors import DerivationError, SymglepError
 from .report import expr_str
-from .symbolic import is_zero
+from .symbolic import is_zero, node_count
 from .symmetry import odd_terms_text
 
+#: a residual of at most this many nodes is expanded (a sum of products reads best); a larger one is left as built
+EXPANDED_NODES = 800
 BOUNDARY_CONDITIONS = ("civp", "cfvp", "cbvp", "periodic", "pfvp", "mixed")
 
 
@@ -65,6 +67,7 @@ class EndSymbols:
     dv_dtheta: dict
     dq_dbeta: list
     dv_dbeta: list
+    mechanics: tuple | None = None  # (M, ∂²L/∂v∂q) at this end, once computed
 
 
 @dataclass
@@ -104,43 +107,43 @@ def _at_end(expr, d: Derivation, e: EndSymbols):
     return sp.sympify(expr).xreplace(subs)
 
 
-def momentum_sensitivities(d: Derivation, e: EndSymbols, theta):
-    """``(∂θp, ∂βp)`` at one end, expanded through ``p = ∂L/∂v`` (module docstring)."""
+def _end_mechanics(d: Derivation, e: EndSymbols) -> tuple:
+    """``(M, ∂²L/∂v∂q)`` at the end ``e``, computed once per end."""
+    if e.mechanics is None:
+        m = d.model
+        momenta, mass = d.compact_mechanics
+        e.mechanics = (mass.applyfunc(lambda x: _at_end(x, d, e)),
+                       sp.Matrix(m.n, m.n, lambda i, j: _at_end(sp.diff(momenta[i], m.q[j]), d, e)))
+    return e.mechanics
+
+
+def momentum_sensitivities(d: Derivation, e: EndSymbols, theta, fixed: dict | None = None):
+    """``(∂θp, ∂βp)`` at one end, expanded through ``p = ∂L/∂v`` (module docstring), with ``fixed``
+    sensitivities set before the products are formed (a zero drops its terms)."""
     m = d.model
     n = m.n
-    momenta, M = d.compact_mechanics
-    Lvq = [[sp.diff(momenta[i], m.q[j]) for j in range(n)] for i in range(n)]
-    Lvth = [sp.diff(momenta[i], theta) for i in range(n)]
+    momenta = d.compact_mechanics[0]
+    M, Lvq = _end_mechanics(d, e)
+    held = lambda symbols: [(fixed or {}).get(s, s) for s in symbols]  # noqa: E731
+    dq_th, dv_th, dq_b, dv_b = (held(e.dq_dtheta[theta]), held(e.dv_dtheta[theta]), held(e.dq_dbeta),
+                                held(e.dv_dbeta))
     dth_p, dbeta_p = [], []
     for i in range(n):
-        a = sum((M[i, j] * e.dv_dtheta[theta][j] + Lvq[i][j] * e.dq_dtheta[theta][j] for j in range(n)), sp.S.Zero)
-        b = sum((M[i, j] * e.dv_dbeta[j] + Lvq[i][j] * e.dq_dbeta[j] for j in range(n)), sp.S.Zero)
-        dth_p.append(_at_end(a + Lvth[i], d, e))
-        dbeta_p.append(_at_end(b, d, e))
+        a = sum((M[i, j] * dv_th[j] + Lvq[i, j] * dq_th[j] for j in range(n)), sp.S.Zero)
+        dth_p.append(a + _at_end(sp.diff(momenta[i], theta), d, e))
+        dbeta_p.append(sum((M[i, j] * dv_b[j] + Lvq[i, j] * dq_b[j] for j in range(n)), sp.S.Zero))
     return dth_p, dbeta_p
 
 
-def symplectic_term(d: Derivation, e: EndSymbols, theta, fixed: dict | None = None) -> sp.Expr:
-    """``X = ∂βp·∂θq − ∂θp·∂βq`` at one end, with ``fixed`` sensitivities set (e.g. to zero)."""
-    dth_p, dbeta_p = momentum_sensitivities(d, e, theta)
+def symplectic_term(d: Derivation, e: EndSymbols, theta, fixed: dict | None = None,
+                    momenta: tuple | None = None) -> sp.Expr:
+    """``X = ∂βp·∂θq − ∂θp·∂βq`` at one end, with ``fixed`` sensitivities set (e.g. to zero); ``momenta``:
+    the momentum sensitivities ``(∂θp, ∂βp)`` a boundary condition holds, in place of their expansion
+    through ``p = ∂L/∂v`` (module docstring)."""
+    dth_p, dbeta_p = momenta or momentum_sensitivities(d, e, theta, fixed)
     x = sum((dbeta_p[i] * e.dq_dtheta[theta][i] - dth_p[i] * e.dq_dbeta[i] for i in range(d.model.n)), sp.S.Zero)
-    x = x.xreplace(fixed or {})
-    return sp.expand(x) if sp.count_ops(x) < 400 else x
-
-
-def fixed_momentum(d: Derivation, e: EndSymbols, theta, grad: list) -> dict:
-    """The velocity sensitivities at the end ``e`` when the boundary momentum ``p − β ∂c_T/∂q`` is held
-    fixed (``grad`` = ``∂c_T/∂q`` there): ``∂θp = 0`` and ``∂βp = ∂c_T/∂q`` solved for ``∂θv``, ``∂βv``."""
-    m = d.model
-    n = m.n
-    momenta, mass = d.compact_mechanics
-    M = mass.applyfunc(lambda x: _at_end(x, d, e))
-    Lvq = sp.Matrix(n, n, lambda i, j: _at_end(sp.diff(momenta[i], m.q[j]), d, e))
-    Lvth = sp.Matrix([_at_end(sp.diff(momenta[i], theta), d, e) for i in range(n)])
-    dq_th, dq_b = sp.Matrix(e.dq_dtheta[theta]), sp.Matrix(e.dq_dbeta)
-    dv_th = M.LUsolve(-(Lvq * dq_th + Lvth))
-    dv_b = M.LUsolve(sp.Matrix(grad) - Lvq * dq_b)
-    return {**dict(zip(e.dv_dtheta[theta], dv_th)), **dict(zip(e.dv_dbeta, dv_b))}
+    x = sp.sympify(x).xreplace(fixed or {})
+    return sp.expand(x) if node_count(x, stop_after=EXPANDED_NODES) <= EXPANDED_NODES else x
 
 
 def terminal_gradient(d: Derivation, e: EndSymbols) -> list:
@@ -171,9 +174,9 @@ def residuals(d: Derivation) -> dict[str, Residual]:
     all_0 = [*e0.dq_dbeta, *e0.dv_dbeta] + [s for th in m.parameters for s in (*e0.dq_dtheta[th], *e0.dv_dtheta[th])]
     grad_T = terminal_gradient(d, eT)
 
-    def X_T(th, fixed=None):
+    def X_T(th, fixed=None, momenta=None):
         """X(T) with the boundary momentum p − β∂c_T/∂q (theory §10): ∂βp gains −∂c_T/∂q."""
-        x = symplectic_term(d, eT, th, fixed)
+        x = symplectic_term(d, eT, th, fixed, momenta)
         extra = -sum((g * dq for g, dq in zip(grad_T, eT.dq_dtheta[th])), sp.S.Zero)
         return x + extra.xreplace(fixed or {})
 
@@ -217,9 +220,11 @@ def residuals(d: Derivation) -> dict[str, Residual]:
         "a periodic orbit: boundary value solve over the whole period",
         False, "O(T)", True, "exact (no residual) but not forward-only",
     )
+    # the boundary momentum p − β∂c_T/∂q held at T: ∂θp(T) = 0, ∂βp(T) = ∂c_T/∂q
+    held_momentum = ([sp.S.Zero] * m.n, grad_T)
     q0_fixed = _zeros([*e0.dq_dbeta] + [s for t in m.parameters for s in e0.dq_dtheta[t]])
     out["mixed"] = Residual(
-        "mixed", _per_theta(d, lambda th: X_T(th, fixed_momentum(d, eT, th, grad_T))),
+        "mixed", _per_theta(d, lambda th: X_T(th, momenta=held_momentum)),
         _per_theta(d, lambda th: minus_X_0(th, q0_fixed)),
         ["q(0) = α for every θ and β: ∂θq(0) = ∂βq(0) = 0, so X(0) = 0 (both variations have δq = 0)",
          "the boundary momentum at T is held fixed (p(T) = π, or p(T) − β ∂c_T/∂q = π with a terminal cost, "

@@ -15,10 +15,9 @@ from __future__ import annotations
 
 import os
 
-import sympy as sp
-
 from .errors import ModelError
 from .model import Model
+from .symbolic import node_count
 
 MAX_MODEL_SIZE = 200_000
 ENV_VAR = "SYMGLEP_MAX_MODEL_SIZE"
@@ -41,12 +40,7 @@ def max_model_size() -> int:
 def model_size(model: Model, stop_after: int | None = None) -> int:
     """``n × nodes(L)``; counting stops once it passes ``stop_after`` (huge trees are not walked to the end)."""
     n = max(model.n, 1)
-    nodes = 0
-    for _ in sp.preorder_traversal(model.lagrangian):
-        nodes += 1
-        if stop_after is not None and n * nodes > stop_after:
-            break
-    return n * nodes
+    return n * node_count(model.lagrangian, None if stop_after is None else stop_after // n)
 
 
 def check_size(model: Model) -> None:

@@ -57,12 +57,19 @@ def to_dict(model, res: dict[str, Residual]) -> dict:
 RESIDUAL_SHOWN = 2000
 
 
-def _cut(text: str) -> str:
-    """``text``, or its first :data:`RESIDUAL_SHOWN` characters and how many more there are (a model
-    declared by a non-quadratic H has p(v) in closed form: Cardano's roots run to kilobytes)."""
-    if len(text) <= RESIDUAL_SHOWN:
-        return text
-    return f"{text[:RESIDUAL_SHOWN]}... ({len(text) - RESIDUAL_SHOWN} more characters: --format json)"
+def _shown(expr) -> str:
+    """``expr`` printed, or, past :data:`RESIDUAL_SHOWN` characters, its leading terms and how many more there
+    are (a model declared by a non-quadratic H has p(v) in closed form: Cardano's roots run to kilobytes; the
+    residual of an 8-link pendulum has thousands of terms, printed one by one only until the limit)."""
+    terms = sp.Add.make_args(expr)
+    text = ""
+    for k, term in enumerate(terms):
+        piece = expr_str(term)
+        text = piece if k == 0 else text + (f" - {piece[1:]}" if piece.startswith("-") else f" + {piece}")
+        if len(text) > RESIDUAL_SHOWN:
+            more = f"{len(terms) - k - 1} more terms, " if k + 1 < len(terms) else ""
+            return f"{text[:RESIDUAL_SHOWN]}... ({more}the whole: --format json)"
+    return text
 
 
 def _lines_of(value, tex=False, names=None) -> list[str]:
@@ -70,7 +77,7 @@ def _lines_of(value, tex=False, names=None) -> list[str]:
         return [value]
     if tex:
         return [rf"\theta = {sp.latex(th)}:\ {sp.latex(e, symbol_names=names or {})}" for th, e in value.items()]
-    return [f"{th}: {_cut(expr_str(e))}" for th, e in value.items()]
+    return [f"{th}: {_shown(e)}" for th, e in value.items()]
 
 
 def render_text(model, res) -> str:

@@ -165,6 +165,17 @@ def is_zero(expr, fixed: dict | None = None, samples: int = N_SAMPLES) -> bool:
     return True
 
 
+def node_count(expr, stop_after: int | None = None) -> int:
+    """Nodes of the expression tree of ``expr``; counting stops once it passes ``stop_after`` (a cheap size
+    test: a huge tree is not walked to the end, unlike ``count_ops``)."""
+    nodes = 0
+    for _ in sp.preorder_traversal(expr):
+        nodes += 1
+        if stop_after is not None and nodes > stop_after:
+            break
+    return nodes
+
+
 def op_count(exprs) -> int:
     """Total number of operations of a list (or matrix) of expressions, without sharing."""
     if isinstance(exprs, sp.MatrixBase):

@@ -67,7 +67,7 @@ def _singular_model_file(tmp_path):
 
 
 def test_residuals_of_a_singular_lagrangian_is_one_line(tmp_path):
-    """It was ``internal error: NonInvertibleMatrixError`` (boundary.fixed_momentum's LU solve)."""
+    """It was ``internal error: NonInvertibleMatrixError`` (an LU solve of the mass matrix in the boundary analysis)."""
     res = CliRunner().invoke(main, ["residuals", _singular_model_file(tmp_path)])
     assert res.exit_code == 2, res.output
     assert "singular" in res.output and res.output.count("\n") == 1 and "Traceback" not in res.output
