@@ -34,7 +34,7 @@ import sympy as sp
 from .boundary import end_symbols, residuals
 from .check import central_differences, draw_parameters, rel_err, smooth_signal, start_positions
 from .derivation import derive
-from .dissipation import caldirola_kanai_rate
+from .dissipation import caldirola_kanai_rate, growth_text
 from .errors import SymglepError
 from .model import Model
 from .runtime import NumericalError
@@ -294,10 +294,12 @@ def _shooting_rows(kind: str, kernels, inst: Instance, beta: float, vec, exact: 
                     f"{m['unresolved_gap']:.1e} (a strongly curved solve)")
     if m["equilibrium"]:
         note.append("the periodic orbit found is a rest point")
-    if kind in ("periodic", "mixed") and caldirola_kanai_rate(kernels.model) is not None:
-        note.append("p is the canonical momentum of the damped model, e^(gamma t) × the physical one: "
-                    + ("periodic in q and p, not in the velocity (it returns scaled by e^(-gamma T))"
-                       if kind == "periodic" else "p(T) fixed is e^(gamma T) m v(T) fixed"))
+    rate = caldirola_kanai_rate(kernels.model) if kind in ("periodic", "mixed") else None
+    if rate is not None:
+        note.append(f"p is the canonical momentum of the damped model, {growth_text(rate, 't')} × the physical one: "
+                    + (f"periodic in q and p, not in the velocity (it returns scaled by {growth_text(rate, '-T')})"
+                       if kind == "periodic" else f"p(T) fixed is {growth_text(rate, 'T')} × the physical momentum "
+                       "fixed"))
     if not exact:
         note.insert(0, NOT_VARIATIONAL)
     rows = []

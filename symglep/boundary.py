@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 import sympy as sp
 
 from .derivation import Derivation
-from .dissipation import caldirola_kanai_rate
+from .dissipation import caldirola_kanai_rate, growth_text
 from .errors import DerivationError, SymglepError
 from .report import expr_str
 from .symbolic import is_zero, node_count
@@ -86,18 +86,40 @@ class Residual:
     extra: dict = field(default_factory=dict)
 
 
+def _model_names(m) -> set:
+    """Every symbol name the model uses: an end symbol must not take one of them (a parameter ``beta`` would
+    merge ∂x/∂beta with ∂x/∂β, a target ``y_T`` with the state y(T), a parameter ``x_0`` with x(0))."""
+    symbols = {m.time, *m.q, *m.v, *m.p, *m.parameters, *m.u, *m.y, *m.constants}
+    for expr in (m.lagrangian, m.cost, m.terminal_cost, m.damping):
+        symbols |= sp.sympify(expr).free_symbols
+    return {s.name for s in symbols}
+
+
 def end_symbols(d: Derivation, suffix: str) -> EndSymbols:
+    """The end's symbols, named ``<stem>_<suffix>`` (module docstring); a name the model or an earlier end symbol
+    already uses gets one more underscore before the suffix (``x__0`` beside a parameter ``x_0``) and ``T``,
+    ``t0`` a trailing one (``T_``)."""
     m = d.model
-    sym = lambda name: sp.Symbol(f"{name}_{suffix}")  # noqa: E731
+    taken = _model_names(m)
+
+    def fresh(stem: str, joined: bool = True) -> sp.Symbol:
+        sep = "_"
+        name = f"{stem}{sep}{suffix}" if joined else stem
+        while name in taken:
+            sep += "_"
+            name = f"{stem}{sep}{suffix}" if joined else name + "_"
+        taken.add(name)
+        return sp.Symbol(name)
+
     return EndSymbols(
         suffix=suffix,
-        q=[sym(s.name) for s in m.q],
-        v=[sym(s.name) for s in m.v],
-        t=sp.Symbol("T") if suffix == "T" else sp.Symbol("t0"),  # the run's start time (0 unless given)
-        dq_dtheta={th: [sym(f"d{q.name}_d{th.name}") for q in m.q] for th in m.parameters},
-        dv_dtheta={th: [sym(f"d{v.name}_d{th.name}") for v in m.v] for th in m.parameters},
-        dq_dbeta=[sym(f"d{q.name}_dbeta") for q in m.q],
-        dv_dbeta=[sym(f"d{v.name}_dbeta") for v in m.v],
+        t=fresh("T" if suffix == "T" else "t0", joined=False),  # the run's start time (0 unless given)
+        q=[fresh(s.name) for s in m.q],
+        v=[fresh(s.name) for s in m.v],
+        dq_dbeta=[fresh(f"d{q.name}_dbeta") for q in m.q],
+        dv_dbeta=[fresh(f"d{v.name}_dbeta") for v in m.v],
+        dq_dtheta={th: [fresh(f"d{q.name}_d{th.name}") for q in m.q] for th in m.parameters},
+        dv_dtheta={th: [fresh(f"d{v.name}_d{th.name}") for v in m.v] for th in m.parameters},
     )
 
 
@@ -195,7 +217,12 @@ def residuals(d: Derivation) -> dict[str, Residual]:
     )
     out["cfvp"] = Residual(
         "cfvp", _per_theta(d, lambda th: X_T(th, end_fixed)), _per_theta(d, minus_X_0),
-        ["q(T) and v(T) are the same for every θ and β: X(T) = 0"],
+        ["q(T) and p(T) are the same for every θ and β: ∂θq(T) = ∂βq(T) = ∂βp(T) = 0, so X(T) = 0 (holding v(T) "
+         "instead also gives X(T) = 0, a different problem when θ sits in the kinetic term; check --bc cfvp holds "
+         "p(T))"]
+        + (["with only a terminal cost the CFVP gradient is 0: c_T(q(T)) is a constant when q(T) is held, the "
+            "nudged runs do not move, and X(0) is 0 at ∂βq(0) = ∂βp(0) = 0"]
+           if m.cost == 0 and m.terminal_cost != 0 else []),
         f"backward sensitivities ∂θq(0), ∂θv(0) ({dim}) and the runs integrated backward from T",
         False, f"O(n·dim θ) = O({dim})", False,
         "mirror image of CIVP; inference runs backward in time: useless for causal models",
@@ -212,9 +239,9 @@ def residuals(d: Derivation) -> dict[str, Residual]:
                       "so X(T) = X(0) and R = X(T) − X(0) = 0"]
     rate = caldirola_kanai_rate(m)
     if rate is not None:  # p is the canonical momentum of e^{γt} L (theory §7)
-        periodic_notes.append(f"damped (Caldirola–Kanai, rate {expr_str(rate)}): p = e^(gamma t) × the physical "
-                              "momentum, so p(T) = p(0) means the physical momentum returns scaled by "
-                              "e^(-gamma T): not a periodic motion of the damped system")
+        periodic_notes.append(f"damped (Caldirola–Kanai, rate {expr_str(rate)}): p = {growth_text(rate, 't')} × the "
+                              "physical momentum, so p(T) = p(0) means the physical momentum returns scaled by "
+                              f"{growth_text(rate, '-T')}: not a periodic motion of the damped system")
     out["periodic"] = Residual(
         "periodic", "0", "0", periodic_notes,
         "a periodic orbit: boundary value solve over the whole period",
@@ -230,8 +257,8 @@ def residuals(d: Derivation) -> dict[str, Residual]:
          "the boundary momentum at T is held fixed (p(T) = π, or p(T) − β ∂c_T/∂q = π with a terminal cost, "
          "theory §10): ∂θp(T) = ∂βp(T) = 0, so X(T) = 0 (both variations have δp = 0)",
          "q(0) with q(T) fixed (the other mixed choice) is the constant two-point problem: see cbvp"]
-        + ([f"damped (Caldirola–Kanai, rate {expr_str(rate)}): the p(T) held fixed is e^(gamma T) × the physical "
-            "momentum at T"] if rate is not None else []),
+        + ([f"damped (Caldirola–Kanai, rate {expr_str(rate)}): the p(T) held fixed is "
+            f"{growth_text(rate, 'T')} × the physical momentum at T"] if rate is not None else []),
         "a two-point solve for the start momentum p(0) of every nudged run (shooting on n unknowns, "
         "or Newton over the whole trajectory)",
         False, "O(n²) for shooting (an n × n Jacobian), O(T) for a whole-trajectory solve", True,

@@ -95,6 +95,16 @@ def caldirola_kanai(lagrangian, rate, time) -> sp.Expr:
 RATE_SEARCH_OPS = 400
 
 
+def growth_text(rate, time: str) -> str:
+    """``e^(γ t)`` written with the model's own rate ``γ`` (``e^(gam/m t)`` reads wrong: ``e^((gam/m) t)``), the
+    factor between a Caldirola–Kanai model's canonical momentum and the physical one (theory §7); ``time``: e.g.
+    ``"t"``, ``"T"``, ``"-T"`` (``e^(-gamma T)``)."""
+    rate = sp.sympify(rate)
+    text = sp.sstr(rate) if rate.is_Atom else f"({sp.sstr(rate)})"
+    sign, time = ("-", time[1:]) if time.startswith("-") else ("", time)
+    return f"e^({sign}{text} {time})"
+
+
 def caldirola_kanai_rate(model):
     """The symbolic rate γ of a Caldirola–Kanai model (``None`` without one): its Rayleigh function's uniform
     rate, or that of a factor e^{γt} written into L itself (∂L/∂t = γ L with γ free of the state, inputs and t,
