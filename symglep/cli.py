@@ -34,18 +34,41 @@ def _one_line(exc: BaseException) -> str:
     return " / ".join(parts) or type(exc).__name__
 
 
+def _json_requested(args: list) -> bool:
+    """Whether a command line (after the group's options) asks for ``--format json`` on stdout (no ``-o``)."""
+    wants = any(a == "--format=json" or (a == "--format" and b == "json") for a, b in zip(args, [*args[1:], None]))
+    return wants and not any(a in ("-o", "--output") or a.startswith("--output=") for a in args)
+
+
+def _json_fallback(args: list, message: str, kind: str, exit_code: int, exc: BaseException | None = None) -> None:
+    """The JSON error object of :func:`_json_error` for a failure no command caught (an option's own check, an
+    internal error), printed once on stdout when ``--format json`` was asked for."""
+    if getattr(exc, "json_reported", False) or not _json_requested(args):
+        return
+    click.echo(json.dumps({"error": message, "kind": kind, "exit_code": exit_code}, indent=2))
+
+
 class _Group(click.Group):
     """Turns exceptions into one-line messages unless ``--debug`` was given."""
 
+    def parse_args(self, ctx, args):
+        ctx.meta["symglep.args"] = list(args)  # the command line, for a JSON error no command caught
+        return super().parse_args(ctx, args)
+
     def invoke(self, ctx):
+        args = ctx.meta.get("symglep.args", [])
         try:
             return super().invoke(ctx)
         except SymglepError as exc:
             if ctx.meta.get("symglep.debug"):
                 raise
+            _json_fallback(args, _one_line(exc), type(exc).__name__, exc.exit_code, exc)
             click.echo(f"error: {_one_line(exc)}", err=True)
             ctx.exit(exc.exit_code)
-        except (click.exceptions.Exit, click.exceptions.Abort, click.ClickException):
+        except click.ClickException as exc:  # an option's own check (e.g. --steps 0): usage error, exit 2
+            _json_fallback(args, _one_line(exc.format_message()), "UsageError", exc.exit_code)
+            raise
+        except (click.exceptions.Exit, click.exceptions.Abort):
             raise
         except KeyboardInterrupt as exc:
             click.echo(f"interrupted: {exc}" if str(exc) else "interrupted", err=True)
@@ -70,6 +93,7 @@ class _Group(click.Group):
                            "--size, fewer sequences", err=True)
                 ctx.exit(2)
             message = f"internal error: {type(exc).__name__}: {_one_line(exc)} (rerun with --debug for details)"
+            _json_fallback(args, message, "InternalError", 1)
             click.echo(message, err=True)
             ctx.exit(1)
 
@@ -98,6 +122,7 @@ def _json_error(fmt: str, to_stdout: bool = True, **fields):
         if fmt == "json" and to_stdout:
             click.echo(json.dumps({**fields, "error": _one_line(exc), "kind": type(exc).__name__,
                                    "exit_code": exc.exit_code}, indent=2))
+        exc.json_reported = True  # said once: the group's handler does not say it again
         raise
 
 
@@ -196,10 +221,10 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
     mixed q(0), p(T) (shooting) estimates against their true gradients (theory §3).
     Exits with code 1 when the gradients disagree beyond the printed tolerances.
     """
-    opts = CheckOptions(steps=steps, dt=dt, beta=parse_beta(beta), seed=seed, params_file=params_file,
-                        integrator=integrator, tolerance=tolerance, fmt=fmt, bc=bc, cbvp_steps=cbvp_steps,
-                        route=route, naive_echo=naive_echo, size=size, noise=parse_noise(noise))
     with _json_error(fmt, passed=False):
+        opts = CheckOptions(steps=steps, dt=dt, beta=parse_beta(beta), seed=seed, params_file=params_file,
+                            integrator=integrator, tolerance=tolerance, fmt=fmt, bc=bc, cbvp_steps=cbvp_steps,
+                            route=route, naive_echo=naive_echo, size=size, noise=parse_noise(noise))
         report, text = commands.check(load_system(model_spec), opts)
     click.echo(text, nl=fmt == "json")
     if not report["passed"]:

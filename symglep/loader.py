@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import runpy
 import sys
@@ -44,13 +45,16 @@ def load_system(spec: str):
             source = handle.read()
         compile(source, path, "exec")
     except SyntaxError as exc:
+        if exc.lineno is None:  # e.g. null bytes: a binary file
+            raise ModelFileError(f"{path} is not a Python model file ({exc.msg})") from None
         raise ModelFileError(f"syntax error in {path}, line {exc.lineno}: {exc.msg}") from None
     except (OSError, ValueError) as exc:
         raise ModelFileError(f"cannot read model file {path}: {exc}") from None
     folder = os.path.dirname(os.path.abspath(path))
     sys.path.insert(0, folder)  # let a model file import helpers that sit beside it
     try:
-        namespace = runpy.run_path(path, run_name="__symglep_model__")
+        with contextlib.redirect_stdout(sys.stderr):  # a print in the model file must not corrupt a JSON report
+            namespace = runpy.run_path(path, run_name="__symglep_model__")
     except SymglepError as exc:
         also = (f" (loading {path} builds every object in it, so this stops {name} too: build the refused one "
                 "in a function, or in a file of its own)") if str(spec) != path and name != "model" else ""

@@ -21,6 +21,7 @@ from . import capabilities as capabilities_table
 from .dissipation import Rayleigh, caldirola_kanai, uniform_rate
 from .errors import ModelError
 from .legendre import lagrangian_from_hamiltonian
+from .symbolic import not_real_number
 
 
 def velocity_name(coordinate: str) -> str:
@@ -357,12 +358,13 @@ class Model:
             if sym not in terminal_known:
                 raise ModelError(f"symbol {sym} in the terminal cost is not declared "
                                  "(add it to constants, targets or coordinates)")
-        if not (self.lagrangian.free_symbols & set(self.v)):
-            raise ModelError("the Lagrangian does not depend on any velocity: it has no dynamics")
         for expr, what in ((self.lagrangian, "Lagrangian"), (self.cost, "cost"),
                            (self.terminal_cost, "terminal cost")):
-            if expr.has(sp.I) or expr.has(sp.zoo) or expr.has(sp.nan):
-                raise ModelError(f"the {what} contains a complex or undefined number")
+            number = not_real_number(expr)
+            if number is not None:
+                raise ModelError(f"the {what} contains a complex, infinite or undefined number ({number})")
+        if not (self.lagrangian.free_symbols & set(self.v)):
+            raise ModelError("the Lagrangian does not depend on any velocity: it has no dynamics")
 
     def _dissipation(self, dissipation, rewrite: bool) -> None:
         """Set ``rayleigh`` (the declared R or None), ``damping`` (the R left in the dynamics, 0 if none)
@@ -409,6 +411,9 @@ class Model:
             if not (isinstance(p, sp.Symbol) or (isinstance(p, AppliedUndef) and p.args == (t,))):
                 raise ModelError(f"momentum {p!r} must be a symbol or a function of time")
         velocities = [sp.Derivative(c, t) for c in coordinates]
+        for d in hamiltonian.atoms(sp.Derivative):
+            raise ModelError(f"the Hamiltonian contains the velocity {d}: H is a function of the coordinates, the "
+                             "momenta and time; a velocity-dependent term is written through p (theory §4)")
         symbols = [s for s in _as_tuple(parameters, "parameters") if isinstance(s, sp.Symbol)]
         lagrangian, _ = lagrangian_from_hamiltonian(hamiltonian, list(momenta), velocities, symbols)
         model = cls(lagrangian, coordinates, parameters, inputs, targets, cost, name, constants,

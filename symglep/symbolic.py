@@ -165,6 +165,17 @@ def is_zero(expr, fixed: dict | None = None, samples: int = N_SAMPLES) -> bool:
     return True
 
 
+#: numbers no physical model holds: complex, infinite or undefined
+NOT_REAL_NUMBERS = (sp.I, sp.zoo, sp.nan, sp.oo, sp.S.NegativeInfinity)
+
+
+def not_real_number(expr) -> sp.Basic | None:
+    """The first of :data:`NOT_REAL_NUMBERS` that ``expr`` holds, or ``None`` (a model refuses them: SymPy folds
+    ``oo*k`` into ``oo`` and ``nan*k*x`` into ``nan``, so the symbols they hide are lost too)."""
+    expr = sp.sympify(expr)
+    return next((n for n in NOT_REAL_NUMBERS if expr.has(n)), None)
+
+
 def node_count(expr, stop_after: int | None = None) -> int:
     """Nodes of the expression tree of ``expr``; counting stops once it passes ``stop_after`` (a cheap size
     test: a huge tree is not walked to the end, unlike ``count_ops``)."""

@@ -729,7 +729,7 @@ def train(system, task=None, *, epochs: int | None = None, lr: float | None = No
     updates = 0  # optimizer steps in this run: a kernel failure after one may be the learning rate's doing
     # the state after the last completed epoch: what a Ctrl-C saves when `save` is given
     kept = (theta.copy(), initial, opt.state(), len(history), len(scores) if scores else 0)
-    stopped = False
+    stopped, failed = False, None
     try:
         for done, epoch in enumerate(range(first, first + epochs), start=1):
             if repilot and epoch > 0 and epoch % repilot == 0 and (epoch > first or choice is None):
@@ -779,9 +779,12 @@ def train(system, task=None, *, epochs: int | None = None, lr: float | None = No
             bar.update(done, epoch + 1, history[-1], extra)
             kept = (theta.copy(), initial, opt.state(), len(history), len(scores) if scores else 0)
     except BaseException as exc:
-        if not (save and (isinstance(exc, KeyboardInterrupt) or interrupted_by_user(exc))):
+        by_user = isinstance(exc, KeyboardInterrupt) or interrupted_by_user(exc)
+        # a run that fails after updates (the learning rate carried θ where the kernels fail) keeps its epochs too
+        if not (save and (by_user or (isinstance(exc, SymglepError) and updates and kept[3] > first))):
             raise
-        stopped = True  # Ctrl-C: save the completed epochs below, then stop as interrupted
+        stopped = True  # save the completed epochs below, then stop as interrupted (or failed)
+        failed = None if by_user else exc
         theta, initial = kept[0], kept[1]
         opt.load(kept[2])
         del history[kept[3]:]
@@ -794,6 +797,8 @@ def train(system, task=None, *, epochs: int | None = None, lr: float | None = No
     try:
         final = mean_loss(theta, initial)
     except NumericalError as exc:  # the last update carried the parameters where the free run fails
+        if failed is not None:  # the kept epochs end where the run fails: nothing worth saving
+            raise failed from None
         if not updates:
             raise
         raise _after_updates(exc, f"the loss after the last update (epoch {len(history)})", updates, opt.lr) from None
@@ -849,6 +854,14 @@ def train(system, task=None, *, epochs: int | None = None, lr: float | None = No
                                   "readout that stays at rest and a teacher whose does too), so nothing is learned")
     if save:
         result.save(save)
+    if failed is not None:
+        slower = {**settings, "lr": DEFAULT_LR[settings["optimizer"]]}  # the --lr flag written below
+        note = (f" -- the {epochs} epoch(s) completed before it were saved to {save}: continue with --resume {save}"
+                f"{_continue_flags(slower, requested - epochs)} --lr {settings['lr'] / 4:g} (a quarter of this "
+                "run's learning rate)")
+        if isinstance(failed, NumericalError):
+            raise NumericalError(f"{failed}{note}", failed.phase, failed.sequence, failed.step, failed.state) from None
+        raise type(failed)(f"{failed}{note}") from None
     if stopped:
         raise TrainingInterrupted(f"{epochs} completed epoch(s) of this run saved to {save}: continue with "
                                   f"--resume {save}{_continue_flags(settings, requested - epochs)}")

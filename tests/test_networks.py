@@ -515,13 +515,20 @@ def test_the_finite_differences_test_entries_whose_gradient_is_not_zero():
     from symglep.network.check import FD_ENTRIES, _fd_entries
 
     gradient = np.zeros(40)
-    gradient[[3, 17, 29]] = [0.5, -2.0, 1e-9]
+    gradient[[3, 17, 29]] = [0.5, -2.0, 1e-5]
     picks = _fd_entries(gradient, np.random.default_rng(0))
     assert len(picks) == FD_ENTRIES == 6 and {3, 17, 29} <= set(picks.tolist()) and len(set(picks.tolist())) == 6
     gradient = np.arange(1.0, 41.0)
     gradient[::2] = 0.0
     picks = _fd_entries(gradient, np.random.default_rng(1))
     assert len(picks) == 6 and np.all(gradient[picks] != 0)
+    # at n = 10⁵ most entries were 1e-21 … 1e-78, below the differences' round-off, and the check failed on them:
+    # entries under FD_RELEVANT of the largest are drawn only when too few others are
+    gradient = np.geomspace(1e-78, 1e-21, 1000)
+    gradient[[10, 500, 900, 901, 902, 903, 904]] = [0.3, -1.0, 2e-4, 5e-3, 0.1, -0.7, 1e-2]
+    for seed in range(5):
+        picks = _fd_entries(gradient, np.random.default_rng(seed))
+        assert len(picks) == 6 and np.all(np.abs(gradient[picks]) >= 2e-4), picks
 
 
 @pytest.mark.parametrize("clash", ["parameter", "target", "input", "constant"])

@@ -477,6 +477,42 @@ def test_an_overflow_after_an_update_names_the_learning_rate():
     assert res.output.rstrip().endswith("(a learning rate too large can carry the parameters there; try a smaller --lr)")
 
 
+def test_a_failure_after_an_update_keeps_the_completed_epochs_in_save(tmp_path, monkeypatch):
+    """A run that diverged in epoch 4 exited without writing --save, losing three epochs (new-user probe): the
+    epochs completed before the failure are saved, and the error says how to continue, with a smaller --lr.
+    Here the kernels fail at the fifth gradient call (epoch 3 of two mini-batches each)."""
+    from symglep.diagnose import NumericalError
+    from symglep.training import LocalGradient
+
+    calls = []
+    real = LocalGradient.__call__
+
+    def failing(self, *args, **kwargs):
+        calls.append(1)
+        if len(calls) == 5:
+            raise NumericalError("free phase: overflow (inf) first appears at step 3 of sequence 0", "free", 0, 3)
+        return real(self, *args, **kwargs)
+
+    monkeypatch.setattr(LocalGradient, "__call__", failing)
+    data = tmp_path / "data.npz"
+    rng = np.random.default_rng(0)
+    np.savez(data, inputs=rng.normal(size=(4, 21, 1)), targets=rng.normal(size=(4, 21, 1)) * 0.1, dt=0.1)
+    save = tmp_path / "run.json"
+    args = ["train", CHAIN, "--task", str(data), "--epochs", "4", "--batch", "2", "--lr", "0.01", "--beta", "1e-4",
+            "--quiet"]
+    res = CliRunner().invoke(main, [*args, "--save", str(save)])
+    assert res.exit_code == 3, res.output
+    assert res.output.startswith("error: epoch 3, after 4 update(s) at lr 0.01: free phase: overflow"), res.output
+    assert f"-- the 2 epoch(s) completed before it were saved to {save}: continue with --resume {save} --epochs 2 " \
+           "--batch 2 --beta 0.0001 --lr 0.0025 (a quarter of this run's learning rate)" in res.output, res.output
+    saved = json.loads(save.read_text())
+    assert saved["settings"]["epochs_run"] == 2 and len(saved["loss_history"]) == 2
+    # without --save the error is the kernels' own
+    calls.clear()
+    res = CliRunner().invoke(main, args)
+    assert res.exit_code == 3 and "saved to" not in res.output, res.output
+
+
 def test_a_model_without_an_exact_echo_is_refused_with_what_train_offers():
     """A non-uniform Rayleigh force: the refusal pointed at --naive-echo, an option of check, not of train
     (new-user probe); it names the reason and --estimator bptt."""

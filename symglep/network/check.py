@@ -194,12 +194,20 @@ def sign_warnings(model, theta: dict) -> list:
     return out
 
 
+#: an entry whose BPTT gradient is below this fraction of the largest is not drawn for the finite differences
+#: while enough others are: at n = 10⁵ most entries are 1e-21 … 1e-78 (units far from the readout), below the
+#: differences' round-off, and a check that drew them failed on round-off, not on BPTT (new-user probe)
+FD_RELEVANT = 1e-6
+
+
 def _fd_entries(gradient, rng) -> np.ndarray:
-    """The θ entries the finite differences test: drawn among those whose BPTT gradient is not zero (a probe's
-    disconnected readout drew six exact zeros, and "0.000e+00 ok" tested nothing), the rest of the
-    :data:`FD_ENTRIES` among the zeros only when too few are live."""
-    live = np.flatnonzero(gradient)
-    dead = np.flatnonzero(gradient == 0)
+    """The θ entries the finite differences test: drawn among those whose BPTT gradient is at least
+    :data:`FD_RELEVANT` of the largest (a probe's disconnected readout drew six exact zeros, and "0.000e+00 ok"
+    tested nothing), the rest of the :data:`FD_ENTRIES` among the others only when too few are."""
+    size = np.abs(gradient)
+    relevant = size >= FD_RELEVANT * size.max(initial=0.0)
+    live = np.flatnonzero(relevant & (size > 0))
+    dead = np.flatnonzero(~relevant | (size == 0))
     picks = rng.choice(live, size=min(FD_ENTRIES, live.size), replace=False)
     fill = min(FD_ENTRIES - picks.size, dead.size)
     return np.concatenate([picks, rng.choice(dead, size=fill, replace=False)]).astype(np.int64)

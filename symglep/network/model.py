@@ -13,8 +13,21 @@ import numpy as np
 from .. import capabilities as capabilities_table
 from ..errors import ModelError, SymglepError
 from ..model import constant_value, refuse_repeated_names
+from ..symbolic import not_real_number
 from .arrays import Coordinates, Element, Parameter, Sum, Terms
 from .terms import classify, damping_rate, terminal_readout
+
+
+def _checked_term(term: Sum, what: str) -> Sum:
+    """``term`` refused when it holds a complex, infinite or undefined number; a symbolic factor in front of it
+    (``c*Sum(...)``) moved into the summand, where every symbol is checked against the declarations."""
+    for part in (term.sign, term.expr):
+        number = not_real_number(part)
+        if number is not None:
+            raise ModelError(f"the {what} contains a complex, infinite or undefined number ({number}) in {term!r}")
+    if term.sign.free_symbols:
+        return Sum(term.sign * term.expr, *term.over)
+    return term
 
 
 class ArrayModel:
@@ -77,8 +90,8 @@ class ArrayModel:
         self.initial_positions = initial_positions
         self.sizes = {"m": 1 if inputs is not None else 0, "r": 1}
         self.sizes.update(_checked_sizes(sizes, size, inputs is not None))
-        self.terms = [t for t in lagrangian.terms]
-        self.cost = cost
+        self.terms = [_checked_term(t, "Lagrangian") for t in lagrangian.terms]
+        self.cost = _checked_term(cost, "cost")
         # no terminal cost: None, or 0 as a scalar model's cost may be written
         self.terminal_cost = None if (isinstance(terminal_cost, (int, float, sp.Expr)) and not isinstance(
             terminal_cost, bool) and sp.sympify(terminal_cost) == 0) else terminal_cost

@@ -1,0 +1,133 @@
+"""Bad model input of every kind gets one clear line, exit 2, and JSON on stdout when ``--format json`` asks.
+
+Each case was found by a new-user probe: an array model took an undeclared factor, ``I`` or ``oo`` in front of a
+term and crashed later (``KeyError: 'symbol c has no generated name'``) or wrote C that does not compile; a scalar
+model took ``oo`` (SymPy folds ``oo*k`` into ``oo``) and every command after derive crashed; a Hamiltonian took a
+velocity; a ``print`` in the model file corrupted the JSON report; usage errors left stdout empty.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+
+import pytest
+import sympy as sp
+from click.testing import CliRunner
+
+import symglep
+from symglep.cli import main
+
+ROOT = pathlib.Path(__file__).resolve().parents[1]
+
+ARRAY_HEAD = """
+import sympy as sp
+from symglep.network import ArrayModel, Coordinates, Inputs, Parameter, Sum, Targets, i, r
+x = Coordinates("x")
+k = Parameter("k", ("n",), positive=True, init=(0.5, 1.5))
+B = Parameter("B", ("n", "m"), init=(-0.5, 0.5))
+u = Inputs("u")
+y = Targets("y")
+w = sp.Symbol("w", positive=True)
+c = sp.Symbol("c", positive=True)
+KIN = Sum(x.dot[i] ** 2 / 2, i)
+POT = Sum(k[i] * x[i] ** 2 / 2 + w * x[i] ** 4 / 4, i)
+DRV = Sum(x[i] * (B @ u)[i], i)
+COST = Sum((x[r] - y[r]) ** 2 / 2, r)
+"""
+
+
+def _array_file(tmp_path, lagrangian: str, constants: str = "{w: 0.5}") -> str:
+    path = tmp_path / "arr.py"
+    path.write_text(ARRAY_HEAD + f"model = ArrayModel(lagrangian={lagrangian}, cost=COST, coordinates=x, "
+                    f"parameters=[k, B], inputs=u, targets=y, constants={constants}, name='arr', size=3, "
+                    "sizes={'m': 1, 'r': 1})\n")
+    return str(path)
+
+
+@pytest.mark.parametrize("factor, said", [
+    ("c*", "symbol c is not declared (add it to parameters or constants)"),
+    ("sp.I*", "the Lagrangian contains a complex, infinite or undefined number (I) in Sum("),
+    ("sp.oo*", "the Lagrangian contains a complex, infinite or undefined number (-oo) in Sum("),
+])
+@pytest.mark.parametrize("command", [["derive"], ["generate", "--target", "c"]])
+def test_an_array_model_refuses_a_bad_factor_in_front_of_a_term(tmp_path, factor, said, command):
+    path = _array_file(tmp_path, f"KIN - {factor}POT + DRV")
+    out = CliRunner().invoke(main, [*command, path, *(["--out", str(tmp_path / "gen")] if len(command) > 1 else [])])
+    assert out.exit_code == 2 and said in out.output and out.output.count("\n") == 1, out.output
+    assert not (tmp_path / "gen").exists()
+
+
+def test_a_declared_factor_in_front_of_an_array_term_is_the_same_model(tmp_path):
+    """``c*Sum(...)`` with ``c`` a declared constant is ``Sum(c*...)``: the same equations."""
+    factored = symglep.load_model(_array_file(tmp_path, "KIN - c*POT + DRV", "{w: 0.5, c: 2.0}"))
+    (tmp_path / "arr.py").unlink()
+    inside = ARRAY_HEAD.replace("POT = Sum(k[i]", "POT = Sum(c * k[i]").replace("+ w * x[i]", "+ c * w * x[i]")
+    (tmp_path / "arr.py").write_text(inside + "model = ArrayModel(lagrangian=KIN - POT + DRV, cost=COST, "
+                                     "coordinates=x, parameters=[k, B], inputs=u, targets=y, constants={w: 0.5, c: 2.0}, "
+                                     "name='arr', size=3, sizes={'m': 1, 'r': 1})\n")
+    plain = symglep.load_model(str(tmp_path / "arr.py"))
+    assert [sp.expand(t.sign * t.expr) for t in factored.terms] == [sp.expand(t.sign * t.expr) for t in plain.terms]
+    assert all(t.sign.free_symbols == set() for t in factored.terms)
+
+
+SCALAR = """
+import sympy as sp
+from sympy.physics.mechanics import dynamicsymbols
+import symglep
+x = dynamicsymbols('x'); u, y = dynamicsymbols('u y')
+k, m = sp.symbols('k m', positive=True)
+"""
+
+
+@pytest.mark.parametrize("lagrangian, said", [
+    ("m*x.diff()**2/2 - sp.oo*k*x**2/2 + u*x", "the Lagrangian contains a complex, infinite or undefined number (-oo)"),
+    ("m*x.diff()**2/2 - sp.nan*k*x**2/2 + u*x", "the Lagrangian contains a complex, infinite or undefined number (nan)"),
+])
+def test_a_scalar_model_refuses_infinity_and_nan(tmp_path, lagrangian, said):
+    """``oo*k`` folds into ``oo`` (derive then said k 'appears nowhere'); ``nan*...`` folds the whole L into nan
+    (the error said 'does not depend on any velocity')."""
+    path = tmp_path / "model.py"
+    path.write_text(SCALAR + f"model = symglep.Model({lagrangian}, [x], parameters=[k, m], inputs=[u], targets=[y], "
+                    "cost=(x - y)**2/2)\n")
+    out = CliRunner().invoke(main, ["derive", str(path)])
+    assert out.exit_code == 2 and said in out.output and out.output.count("\n") == 1, out.output
+
+
+def test_a_hamiltonian_with_a_velocity_is_refused(tmp_path):
+    path = tmp_path / "model.py"
+    path.write_text(SCALAR + "p = sp.Symbol('p')\nmodel = symglep.Model.from_hamiltonian(p**2/(2*m) + k*x**2/2 + "
+                    "x.diff(), [x], [p], parameters=[k, m])\n")
+    out = CliRunner().invoke(main, ["derive", str(path)])
+    assert out.exit_code == 2 and "the Hamiltonian contains the velocity Derivative(x(t), t)" in out.output, out.output
+
+
+@pytest.mark.parametrize("command", ["derive", "residuals"])
+def test_a_print_in_the_model_file_leaves_the_json_report_whole(tmp_path, command):
+    path = tmp_path / "model.py"
+    source = (ROOT / "examples" / "harmonic_oscillator.py").read_text()
+    path.write_text('print("hello from the model file")\n' + source)
+    out = CliRunner().invoke(main, [command, str(path), "--format", "json"])
+    assert out.exit_code == 0, out.output
+    json.loads(out.stdout)
+    assert "hello from the model file" in out.stderr
+
+
+def test_a_binary_file_is_not_a_model_file(tmp_path):
+    path = tmp_path / "data.npz"
+    path.write_bytes(b"PK\x03\x04\x00\x00binary")
+    out = CliRunner().invoke(main, ["derive", str(path)])
+    assert out.exit_code == 2 and "is not a Python model file" in out.output and "line None" not in out.output
+
+
+@pytest.mark.parametrize("options, kind, said", [
+    (["--steps", "0"], "UsageError", "Invalid value for '--steps'"),
+    (["--beta", "abc"], "SymglepError", "--beta must be a positive number or 'auto'"),
+    (["--tolerance", "0"], "SymglepError", "--tolerance must be a positive finite number"),
+])
+def test_check_json_reports_an_option_error_on_stdout(options, kind, said):
+    path = str(ROOT / "examples" / "harmonic_oscillator.py")
+    out = CliRunner().invoke(main, ["check", path, "--format", "json", *options])
+    assert out.exit_code == 2, out.output
+    report = json.loads(out.stdout)
+    assert report["kind"] == kind and said in report["error"] and report["exit_code"] == 2, report
