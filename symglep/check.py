@@ -462,15 +462,16 @@ def growth_warning(model, q0, p0, qT, pT, drawn: bool, drawn_in: str = "[-1, 1]"
             f"every finite difference (the echo's beta error among them){hint}"]
 
 
-def _mass_of(model: Model, t0: float | None = None):
+def _mass_of(model: Model, t0: float | None = None, timed: bool = False):
     """M of theory §1 with the constants in (and the time at ``t0``, when given), and ``M(q, θ)`` as a NumPy
-    function; ``None`` when M reads more than the positions and parameters (velocities, inputs, time)."""
+    function (``M(q, θ, t)`` when ``timed``); ``None`` when M reads more than the positions and parameters
+    (velocities, inputs, and the time unless ``timed``)."""
     mass = derive(model, simplify="none").el.mass_matrix.xreplace(model.constants)
     if t0 is not None:
         mass = mass.xreplace({model.time: t0})
-    if not mass.free_symbols <= set(model.q) | set(model.parameters):
+    if not mass.free_symbols <= set(model.q) | set(model.parameters) | ({model.time} if timed else set()):
         return None, None
-    return mass, sp.lambdify([*model.q, *model.parameters], mass, "numpy")
+    return mass, sp.lambdify([*model.q, *model.parameters, *([model.time] if timed else [])], mass, "numpy")
 
 
 def _start_mass(model: Model, theta, q0) -> np.ndarray | None:
@@ -506,20 +507,23 @@ def singular_start(model: Model, theta, q0) -> str | None:
 def singular_crossing(model: Model, theta, traj_q, dt: float, t0: float = 0.0) -> str | None:
     """Where a recorded free run ``traj_q`` ``(K+1, n)`` (or a function that records it, called only where M
     reads the positions) crosses det M = 0 (M of theory §1): a factor of det M that reads the positions changes
-    sign between two nodes (r of det M = m² r² in polar coordinates, sin θ of Euler angles). The coordinates
-    are singular there and the equations of motion do not hold. ``None`` when it does not, or when M reads
-    more than the positions and parameters."""
-    mass, mass_function = _mass_of(model)
-    if mass is None or not mass.free_symbols & set(model.q):
+    sign between two nodes (r of det M = m² r² in polar coordinates, sin θ of Euler angles; a mass
+    1 + e cos(ωt) that a drawn e > 1 takes through zero). The coordinates are singular there and the equations
+    of motion do not hold. ``None`` when it does not, or when M reads more than the positions, parameters and
+    time."""
+    mass, mass_function = _mass_of(model, timed=True)
+    moving = set(model.q) | {model.time}
+    if mass is None or not mass.free_symbols & moving:
         return None
     traj_q = traj_q() if callable(traj_q) else traj_q
     parts = distinct_factors(mass.det(method="berkowitz")) if mass.rows <= 3 else []
-    parts = [f for f in parts if f.free_symbols & set(model.q)] or [None]  # None: the numerical det
+    parts = [f for f in parts if f.free_symbols & moving] or [None]  # None: the numerical det
     values = np.ravel(theta)
+    arguments = [*model.q, *model.parameters, model.time]
     for factor in parts:
-        function = mass_function if factor is None else sp.lambdify([*model.q, *model.parameters], factor, "numpy")
+        function = mass_function if factor is None else sp.lambdify(arguments, factor, "numpy")
         with np.errstate(all="ignore"):
-            raw = [np.asarray(function(*q, *values), dtype=np.float64) for q in traj_q]
+            raw = [np.asarray(function(*q, *values, t0 + k * dt), dtype=np.float64) for k, q in enumerate(traj_q)]
             signs = np.sign([np.linalg.det(r) if factor is None else float(r) for r in raw])
         if not np.all(np.isfinite(signs)) or signs[0] == 0:
             continue
@@ -527,6 +531,10 @@ def singular_crossing(model: Model, theta, traj_q, dt: float, t0: float = 0.0) -
         if flips.size:
             k = int(flips[0])
             where = "det M" if factor is None else f"{factor} (a factor of det M)"
+            if factor is not None and not factor.free_symbols & set(model.q):
+                return (f"the free run crosses {where} = 0 between steps {k} and {k + 1} (t = {t0 + k * dt:.4g}): "
+                        "at these parameters M is singular at that time, and the equations of motion do not hold "
+                        "there; use --params that keep it regular, or a shorter run")
             return (f"the free run crosses {where} = 0 between steps {k} and {k + 1} (t = {t0 + k * dt:.4g}): M is "
                     "singular there (e.g. r = 0 in polar coordinates) and the equations of motion do not hold; "
                     "start away from that set (Model(initial_positions=...)), or use --params or a shorter run")

@@ -108,13 +108,20 @@ def growth_text(rate, time: str) -> str:
 def caldirola_kanai_rate(model):
     """The symbolic rate γ of a Caldirola–Kanai model (``None`` without one): its Rayleigh function's uniform
     rate, or that of a factor e^{γt} written into L itself (∂L/∂t = γ L with γ free of the state, inputs and t,
-    as examples/damped_oscillator.py). Its canonical momentum is e^{γt} times the physical one."""
+    as examples/damped_oscillator.py, or a factor e^{γt} of an L that also reads t elsewhere). Its canonical momentum is e^{γt} times the physical one."""
     rayleigh = model.rayleigh
     if rayleigh is not None and rayleigh.rewritable:
         return sp.sympify(rayleigh.rate)
     if model.time in model.lagrangian.free_symbols and sp.count_ops(model.lagrangian) <= RATE_SEARCH_OPS:
+        allowed = set(model.parameters) | set(model.constants)
         rate = sp.cancel(sp.diff(model.lagrangian, model.time) / model.lagrangian)
-        if rate != 0 and rate.free_symbols <= set(model.parameters) | set(model.constants):
+        if rate != 0 and rate.free_symbols <= allowed:
+            return rate
+        # e^{γt} in front of a Lagrangian that reads the time otherwise too (a drive cos(ωt), new-user probe)
+        slopes = [sp.diff(f.args[0], model.time) for f in sp.Mul.make_args(sp.factor_terms(model.lagrangian))
+                  if isinstance(f, sp.exp)]
+        rate = sp.Add(*[s for s in slopes if s.free_symbols <= allowed])
+        if rate != 0:
             return rate
     return None
 

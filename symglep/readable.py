@@ -234,10 +234,13 @@ def readable_forms(model: Model, el, hamiltonian, learning_rule: dict, budget: B
     n = raw_mass.rows
     mass = simplified_matrix(el.mass_matrix, budget)
     det = adj = None
-    if n <= SMALL_MODEL and budget.mode != "none":
-        det = tidy(mass.det(method="berkowitz"), budget)
-        if not _is_diagonal(mass):
-            adj = simplified_matrix(mass.adjugate(method="berkowitz"), budget)
+    if n <= SMALL_MODEL and budget.mode != "none":  # within the budget: SymPy's det cancels as it goes (minutes
+        diagonal = _is_diagonal(mass)            # on a relativistic H's square roots, new-user probe)
+        det = sp.Mul(*mass.diagonal()) if diagonal else within(budget.remaining(), mass.det, "berkowitz")
+        det = None if det is None else tidy(det, budget)
+        if not diagonal:
+            adj = within(budget.remaining(), mass.adjugate, "berkowitz")
+            adj = None if adj is None else simplified_matrix(adj, budget)
     momenta = [tidy(p, budget) for p in el.momenta]
 
     h, parts, form = hamiltonian, None, "raw"

@@ -694,3 +694,25 @@ def test_train_names_an_anti_damped_echo_as_the_cause(tmp_path):
     assert learner.damping_rates(theta) == [("the model", 0.9)]
     assert "e^(gamma T) = 6.6e+07" in anti_damping(learner, [theta], 20.0)
     assert anti_damping(learner, [theta], 10.0) is None  # e^9 = 8.1e3
+
+
+def test_the_rate_of_e_gamma_t_is_found_beside_a_drive():
+    """L = e^{γt}(ẋ²/2 − kx²/2 + A x cos(ωt)) with γ learnable: ∂L/∂t / L reads t through the drive, so the rate
+    was not found; check then called the decaying run 'unstable' (its canonical momentum grows as e^{γT}) and gave
+    no anti-damping warning (new-user probe). The factor e^{γt} is read off L's product form."""
+    from symglep.dissipation import caldirola_kanai_rate, damping_rate_at
+
+    x = dynamicsymbols("x")
+    t = dynamicsymbols._t
+    k, gam, A = sp.symbols("k gamma A", positive=True)
+    w = sp.Symbol("omega", positive=True)
+    drive = sp.exp(gam * t) * (x.diff() ** 2 / 2 - k * x ** 2 / 2 + A * x * sp.cos(w * t))
+    model = symglep.Model(drive, [x], parameters=[k, gam, A], constants={w: 2.0})
+    assert caldirola_kanai_rate(model) == gam and damping_rate_at(model, [1.0, 1.45, 0.3]) == 1.45
+    # no factor e^{γt}: no rate (a time-dependent mass is not Caldirola–Kanai)
+    assert caldirola_kanai_rate(symglep.Model((1 + A * sp.cos(w * t)) * x.diff() ** 2 / 2 - k * x ** 2 / 2, [x],
+                                              parameters=[k, A], constants={w: 2.0})) is None
+    # e^{γt²} is not a uniform rate
+    assert caldirola_kanai_rate(symglep.Model(sp.exp(gam * t ** 2) * (x.diff() ** 2 / 2 - k * x ** 2 / 2
+                                                                      + A * x * sp.cos(w * t)), [x],
+                                              parameters=[k, gam, A], constants={w: 2.0})) is None

@@ -493,6 +493,17 @@ def test_a_free_run_through_a_singular_set_is_named():
     assert message.startswith("the free run crosses r (a factor of det M) = 0 between steps 4 and 5 (t = 0.4)")
     assert singular_crossing(kepler, [1.0, 2.0], np.abs(through) + 0.1, 0.1) is None
     assert singular_crossing(symglep.load_model(OSCILLATOR), [1.0, 1.0], np.zeros((3, 1)), 0.1) is None
+    # a mass 1 + e cos(1.7 t) that a drawn e = 1.45 takes through zero at t ≈ 1.38: check passed in silence
+    # (new-user probe); e < 1 keeps it positive
+    x = dynamicsymbols("x")
+    e = sp.Symbol("e", positive=True)
+    pumped = symglep.Model((1 + e * sp.cos(1.7 * dynamicsymbols._t)) * x.diff() ** 2 / 2 - k * x ** 2 / 2, [x],
+                           parameters=[e, k], name="pumped")
+    still = np.full((201, 1), 0.2)
+    message = singular_crossing(pumped, [1.45, 1.0], still, 0.01)
+    assert message.startswith("the free run crosses e*cos(1.7*t) + 1 (a factor of det M) = 0 between steps 137 and "
+                              "138 (t = 1.37): at these parameters M is singular at that time"), message
+    assert singular_crossing(pumped, [0.9, 1.0], still, 0.01) is None
     # a start where M is singular (a zero mass given by --params) is refused before anything is measured: it
     # printed numpy warnings, a finite difference of 2.7e306 and FAILED (new-user probe)
     from symglep.check import singular_start

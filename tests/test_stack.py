@@ -46,7 +46,7 @@ def test_stacked_echo_matches_bptt_per_layer(stack, kernels, problem):
     """Every unit's parameters and every glue's weights: echo vs BPTT through the stack <= 1e-6."""
     x, y, theta = problem
     loss, g, dx, trip = kernels.gradient(theta, x, y, beta=1e-4, learn_inputs=True)
-    loss_b, g_b, dx_b = kernels.bptt_gradient(theta, x, y)
+    loss_b, g_b, dx_b = kernels.bptt_gradient(theta, x, y, learn_inputs=True)  # the keywords of gradient (probe)
     np.testing.assert_allclose(loss, loss_b, rtol=1e-13)
     assert np.all(trip < 1e-10), trip  # the un-nudged echoes retrace the free run
     G, GB = g.sum(axis=0), g_b.sum(axis=0)

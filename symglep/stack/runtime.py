@@ -185,9 +185,10 @@ class StackKernels:
         return (loss, dth, dx, trip, dq0, dp0) if initial_state else (loss, dth, dx, trip)
 
     def bptt_gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, initial_state: bool = False,
-                      v0=None, steps=None):
+                      v0=None, steps=None, learn_inputs: bool = True):
         """Reference: BPTT through the stack, ``(loss, dtheta, dx)`` and with ``initial_state`` also
-        ``dq0, dp0`` (``dv0`` with a velocity start); O(K) memory."""
+        ``dq0, dp0`` (``dv0`` with a velocity start); O(K) memory. ``learn_inputs`` is taken for the
+        interface of :meth:`gradient` (a call may pass the same keywords to both): BPTT always gives ``dx``."""
         th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0, steps)
         loss, dth, dx, dq0, dp0 = self.module.bptt_gradient(th, q0, p0, x, y, time_step(dt, self.dt), start_time(t0))
         if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(dth))):
