@@ -18,6 +18,7 @@ from .training import TrainResult, train
 from .stack import Stack  # stacks of units (RHEL's deep models), theory §9
 from .stack.training import train_stack
 from . import network  # noqa: E402 - array (network) models, docs/networks.md
+from . import commands  # noqa: E402 - every command's report for any kind (README: symglep.commands.derive_report)
 
 __all__ = [
     "Derivation",
@@ -28,6 +29,7 @@ __all__ = [
     "Result",
     "Dataset",
     "TrainResult",
+    "commands",
     "compile",
     "DerivationError",
     "Model",

@@ -32,6 +32,7 @@ from .fileio import read_npz
 from .learners import data_sizes, learner_for
 from .model import Model
 from .network.model import ArrayModel
+from .run_arguments import real_array
 from .stack.model import Stack
 
 
@@ -50,6 +51,14 @@ class Dataset:
     info: dict = field(default_factory=dict)
     classes: list | None = None    # a classification task: y holds masked one-hot labels (symglep.classification)
     test: "Dataset | None" = None  # the held-out split, scored every epoch
+
+    def __post_init__(self):
+        """Lists and other array-likes as float64 arrays (a list made training an AttributeError on .shape)."""
+        for name, label in (("u", "the inputs u"), ("y", "the targets y"), ("q0", "the start q0"),
+                            ("x0", "the start momenta or velocities x0")):
+            value = getattr(self, name)
+            if value is not None and not isinstance(value, np.ndarray):
+                setattr(self, name, real_array(value, label).astype(np.float64))
 
     @property
     def size(self) -> int:

@@ -55,6 +55,17 @@ def test_echo_matches_bptt_at_n64(network):
     assert set(echo.dtheta) == {p.name for p in model.parameters}
 
 
+@pytest.mark.parametrize("t0", ["1", np.nan, [0.5]])
+def test_a_bad_start_time_is_one_line(network, t0):
+    """t0 = "1" was NumPy's own TypeError (ufunc 'isfinite' not supported) in an array model's kernels, where the
+    other kinds say "t0 must be a finite number" (new-user probe)."""
+    model, kern = network
+    theta, q0, p0, u, y = instance(model, kern, 4, steps=10)
+    for call in (kern.free, kern.gradient, kern.bptt_gradient):
+        with pytest.raises(SymglepError, match="t0 must be a finite number"):
+            call(theta, q0, p0, u, y, t0=t0)
+
+
 def test_one_sided_is_first_order_in_beta(network):
     """One-sided (2 passes) errs by O(beta): 10x smaller beta, about 10x smaller error; centred is better."""
     model, kern = network
@@ -439,7 +450,7 @@ def test_more_readout_units_than_units_is_refused(tmp_path):
         "    name='three_readouts', size=4, sizes={'r': 3})\n")
     res = CliRunner().invoke(main, ["check", str(path), "--size", "2", "--steps", "20"])
     assert res.exit_code == 2 and res.output.count("\n") == 1, res.output
-    assert "3 readout units (sizes['r']) but the network has 2 units" in res.output
+    assert "3 readout units (sizes['r'], or the width of the targets y given) but the network has 2 units" in res.output
 
 
 def test_the_expanded_model_starts_where_the_array_model_does():
@@ -621,3 +632,33 @@ def test_an_element_of_a_parameter_with_a_digit_in_its_name_typesets():
     parser = mathtext.MathTextParser("path")
     for name in ("W1[i,j]", "b2[i]", "q.dot[i]"):
         parser.parse(f"${element_latex(name)}$")
+
+
+def test_a_site_term_over_another_index_is_shown_at_unit_i():
+    """Sum(q[k] tanh((A@q)[k] + b[k]), k): the direct part of ∂V/∂q[i] was printed as tanh((A@q)[k] + b[k]) in
+    unit i's equation (new-user probe); it is tanh((A@q)[i] + b[i]), checked against the expanded model."""
+    from sympy import Symbol
+
+    from symglep.network.derive import force_contributions
+
+    kk = Symbol("k", integer=True, nonnegative=True)
+    q, A, b = Coordinates("q"), Parameter("A", ("n", "n")), Parameter("b", "n")
+    y = Targets("y")
+    model = ArrayModel(lagrangian=Sum(q.dot[i] ** 2 / 2, i) - Sum(q[kk] * sp.tanh((A @ q)[kk] + b[kk]), kk),
+                       cost=Sum((q[r] - y[r]) ** 2 / 2, r), coordinates=q, parameters=[A, b], targets=y,
+                       name="projection", size=3, sizes={"r": 1})
+    forces = force_contributions(model)
+    assert forces[0] == "tanh((A@q)[i] + b[i])", forces
+    assert forces[1].startswith("Σ_k A[k,i] · ("), forces
+    # the expanded model: ∂V/∂q_u = tanh(z_u + b_u) + Σ_k A[k,u] q_k (1 − tanh²(z_k + b_k)), z = A q
+    small = expand(model, 3)
+    rng = np.random.default_rng(0)
+    As, bs, x = rng.normal(size=(3, 3)) / 2, rng.normal(size=3), rng.normal(size=3) / 2
+    values = {s: (As[int(s.name[2]), int(s.name[4])] if s.name.startswith("A_") else bs[int(s.name[2])])
+              for s in small.parameters}
+    V = -small.lagrangian.xreplace({v: 0 for v in small.v})
+    z = As @ x + bs
+    for unit in range(3):
+        got = float(sp.diff(V, small.q[unit]).xreplace(values).xreplace(dict(zip(small.q, x))))
+        want = np.tanh(z[unit]) + sum(As[a, unit] * x[a] * (1 - np.tanh(z[a]) ** 2) for a in range(3))
+        assert got == pytest.approx(want, rel=1e-12)

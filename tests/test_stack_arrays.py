@@ -259,3 +259,19 @@ def test_a_parameter_file_may_give_an_array_units_parameter_whole(tmp_path):
     path.write_text(json.dumps(grouped))
     with pytest.raises(symglep.SymglepError, match="unknown parameter"):
         stack.read_parameters(str(path))
+
+
+def test_a_strided_theta_and_an_unasked_dx(instance):
+    """A strided view of θ (float64, the right length) made the array units' kernels a Numba TypingError
+    ("reshape() supports contiguous array only"), and gradient without learn_inputs returned dx as a (B, 1, 1)
+    array of zeros that broadcasts against x (new-user probe): θ is made contiguous, and dx is None unless asked."""
+    stack, kernels, theta, x, y, q0, p0 = instance
+    strided = np.repeat(np.asarray(theta, dtype=float), 2)[::2]
+    assert not strided.flags.c_contiguous
+    loss, g, dx, trip = kernels.gradient(strided, x, y, q0, p0, beta=1e-4)
+    loss_c, g_c, dx_c, _ = kernels.gradient(np.ascontiguousarray(strided), x, y, q0, p0, beta=1e-4,
+                                             learn_inputs=True)
+    assert np.array_equal(loss, loss_c) and np.array_equal(g, g_c)
+    assert dx is None and dx_c.shape == x.shape
+    assert np.array_equal(kernels.bptt_gradient(strided, x, y, q0, p0)[1],
+                          kernels.bptt_gradient(np.ascontiguousarray(strided), x, y, q0, p0)[1])

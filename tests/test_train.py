@@ -625,3 +625,19 @@ def test_a_resumed_runs_superseded_measurement_is_not_judged():
     assert measured_warning(history) is None
     said = measured_warning(history[:2])
     assert said.startswith("at epoch 5 the echo gradient (beta 0.001) was 5.9e-06 off BPTT")
+
+
+def test_a_dataset_of_lists_trains_as_one_of_arrays():
+    """symglep.Dataset(u=[...], ...) made train an AttributeError ('list' object has no attribute 'shape'; new-user
+    probe): lists are read as float64 arrays, with the numbers of the same arrays."""
+    from symglep.tasks import Dataset
+
+    model = symglep.load_model(CHAIN)
+    rng = np.random.default_rng(0)
+    u, y = rng.normal(size=(2, 11, 1)), rng.normal(size=(2, 11, 1)) * 0.1
+    q0, p0 = rng.normal(size=(2, 4)) * 0.1, np.zeros((2, 4))
+    runs = [train(model, Dataset(make(u), make(y), make(q0), make(p0), 0.1), epochs=2, beta=1e-4, progress=False)
+            for make in (np.asarray, lambda a: a.tolist())]
+    assert runs[0].loss_history == runs[1].loss_history and np.array_equal(runs[0].theta, runs[1].theta)
+    with pytest.raises(SymglepError, match="the inputs u must hold real numbers"):
+        Dataset([["a"]], y, q0, p0, 0.1)

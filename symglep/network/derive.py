@@ -21,6 +21,7 @@ from ..errors import SymglepError
 from ..report import latex_text
 from ..simplify import within
 from .arrays import Parameter
+from .arrays import i as UNIT
 from .elements import kinetic_pieces, readout_pieces, term_pieces
 from .terms import Term
 
@@ -97,7 +98,9 @@ def force_contributions(model, show=_plain) -> list:
         if term.kind == "site":
             for s in qs:
                 comp = f"   (component {s.comp})" if model.dim > 1 else ""
-                out.append(f"{show(sp.diff(term.phi, s.symbol))}{comp}")
+                site = model.element_info(s.symbol)[1][0][0]  # the term's own index (Sum(..., k)): unit i here
+                direct = sp.diff(term.phi, s.symbol).xreplace(_rename(model, term, {site: UNIT}))
+                out.append(f"{show(direct)}{comp}")
             for s in [x for x in term.slots if x.role == "z"]:
                 A = s.param.name
                 row = model.element_info(s.symbol)[1][0][0]
@@ -344,7 +347,8 @@ def render(d: dict, fmt: str) -> str:
     qn = d["coordinates"].split("[")[0]
     accel = f"({qn}.ddot[i] + γ {qn}.dot[i])" if "dissipation" in d else f"{qn}.ddot[i]"
     lines += [h("Euler–Lagrange equation of unit i"), code(f"{d.get('inertia', f'm_i {accel}')} = −∂V/∂{qn}[i]"),
-              code(f"∂V/∂{qn}[i] =")] + [code(f"    + {t}") for t in d["force_terms"]]
+              code(f"∂V/∂{qn}[i] =")] + [code(f"    − {t[1:]}" if t.startswith("-") else f"    + {t}")
+                                         for t in d["force_terms"]]
     lines += [h("Verdicts"), code(f"regular: {d['regular']}"),
               code(f"time-reversible: yes ({d['time_reversal_note']})"),
               code(f"separable: {'yes' if d['separable'] else 'no'} -> {d['integrator']}")]

@@ -213,7 +213,8 @@ def readout_units(n: int, n_y: int, readout=None, what: str = "readout") -> np.n
     given at run time, checked (that many integers in ``0..n-1``; no truncation of non-integers)."""
     if readout is None:
         if not 0 <= n_y <= n:
-            raise SymglepError(f"{n_y} {what} units (sizes['r']) but the network has {n} units: the default {what} "
+            raise SymglepError(f"{n_y} {what} units (sizes['r'], or the width of the targets y given) but the network "
+                               f"has {n} units: the default {what} "
                                f"is the last {n_y} units, so use at least {n_y} units, or give {what}= with {n_y} "
                                f"units in 0..{n - 1}")
         return np.arange(n - n_y, n, dtype=np.int64)

@@ -170,8 +170,7 @@ class NetworkKernels:
 
         With ``v0`` instead of ``p0`` the momentum is ``p0 = m v0`` (theory §5; damped, ``e^{γ t0} m v0``).
         """
-        if not np.isfinite(t0):
-            raise SymglepError(f"t0 must be a finite number, got {t0}")
+        t0 = start_time(t0)  # a string or NaN: one line, as every kind says it
         if (p0 is None) == (v0 is None):
             raise SymglepError("give exactly one of p0 (initial momentum) or v0 (initial velocity)")
         q0 = self._state(q0, "q0")

@@ -66,7 +66,7 @@ class StackKernels:
             names = self.stack.parameter_names
             given = values_by_name(theta, names)
             theta = [given[name] for name in names]
-        th = real_array(theta, "the parameter values").reshape(-1)
+        th = np.ascontiguousarray(real_array(theta, "the parameter values").reshape(-1))  # kernels reshape views
         if th.shape != (self.n_theta,):
             raise SymglepError(f"the stack has {self.n_theta} parameters, got {th.size}")
         x = np.ascontiguousarray(real_array(x, "inputs x"))
@@ -128,7 +128,8 @@ class StackKernels:
 
     def gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, beta=1e-4, learn_inputs=False,
                  order: int = 2, initial_state: bool = False, v0=None, steps=None):
-        """Stacked echo (theory §9): ``(loss (B,), dtheta (B, n_θ), dx, round_trip (B,))``, and with
+        """Stacked echo (theory §9): ``(loss (B,), dtheta (B, n_θ), dx, round_trip (B,))`` (``dx`` None unless
+        ``learn_inputs``), and with
         ``initial_state`` also ``dq0, dp0 (B, NQ)`` (``dv0`` with a velocity start), every unit's start
         gradient from its echoes' end points (theory §5); memory O(1) in K.
 
@@ -144,6 +145,7 @@ class StackKernels:
             raise self._diverged("the stacked echo", (th, q0, p0, x, y, dt, t0))
         loss, dth, dx, trip, dq0, dp0 = out
         dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, dq0, dp0)
+        dx = dx if learn_inputs else None  # not a (B, 1, 1) placeholder that broadcasts against x (probe)
         return (loss, dth, dx, trip, dq0, dp0) if initial_state else (loss, dth, dx, trip)
 
     def _diverged(self, what: str, args=None) -> NumericalError:
@@ -182,6 +184,7 @@ class StackKernels:
             raise self._diverged("the complex-step stacked echo")
         dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, np.ascontiguousarray(dq0.real),
                                                np.ascontiguousarray(dp0.real))
+        dx = dx if learn_inputs else None
         return (loss, dth, dx, trip, dq0, dp0) if initial_state else (loss, dth, dx, trip)
 
     def bptt_gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, initial_state: bool = False,
