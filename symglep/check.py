@@ -62,15 +62,22 @@ def energy_drift(energies, at_rest) -> float:
     return float(np.max(np.abs(e - e[0])) / scale)
 
 
+#: below this |θ_i| the finite-difference step is relative to θ_i (SMALL_PARAMETER · rel_step · |θ_i| ... scaled so
+#: that both rules meet here): an absolute step of 1e-6 on a mass of 1e-6 kg moved it by half its value
+SMALL_PARAMETER = 1e-3
+
+
 def central_differences(loss, theta: np.ndarray, rel_step: float) -> np.ndarray:
-    """``(loss(θ + ε e_i) − loss(θ − ε e_i)) / 2ε`` for each parameter, ``ε = rel_step·max(1, |θ_i|)``, at most
-    half of a nonzero ``|θ_i|``: the step keeps a parameter's sign (a probe's C2 = 1e-6 under √C2 was stepped to
-    −1e-4 and the free run failed)."""
+    """``(loss(θ + ε e_i) − loss(θ − ε e_i)) / 2ε`` for each parameter, ``ε = rel_step·max(1, |θ_i|)``, and for
+    ``0 < |θ_i| <`` :data:`SMALL_PARAMETER` ``ε = rel_step·|θ_i| / SMALL_PARAMETER`` (the same at the boundary): the
+    step keeps a parameter's sign and scale (a probe's C2 = 1e-6 under √C2 was stepped to −1e-4 and the free run
+    failed; a mass of 1e-6 stepped by half its value gave differences 1.7e3 off, and the Richardson step ε/2 was
+    capped to the same ε)."""
     out = np.empty(theta.size)
     for i in range(theta.size):
         eps = rel_step * max(1.0, abs(theta[i]))
-        if theta[i] != 0:
-            eps = min(eps, abs(theta[i]) / 2)
+        if 0 < abs(theta[i]) < SMALL_PARAMETER:
+            eps = rel_step * abs(theta[i]) / SMALL_PARAMETER
         hi, lo = theta.copy(), theta.copy()
         hi[i] += eps
         lo[i] -= eps
@@ -239,6 +246,16 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
     return report
 
 
+def zero_gradient_warning(bptt, fd) -> list:
+    """A warning when BPTT and the finite differences are both exactly 0 for every parameter: "0.000e+00 ok"
+    then tested nothing (a wall k·Max(0, x − a)² that this instance never reaches, new-user probe)."""
+    if np.size(bptt) == 0 or np.any(np.asarray(bptt) != 0) or np.any(np.asarray(fd) != 0):
+        return []
+    return ["every parameter's gradient is exactly 0 on this instance (BPTT and the finite differences), so the "
+            "comparison tested nothing: the run never reaches where the parameters act (e.g. a wall or a switch it "
+            "does not touch); try another --seed, longer --steps or --params"]
+
+
 def drawn_note(model: Model, th) -> str:
     """The drawn parameters of a failed check, naming those of undeclared sign drawn negative (undeclared
     signs are drawn in [-1, 1], :func:`~symglep.parameter_values.draw_parameters`): a mass or stiffness
@@ -346,7 +363,8 @@ def _measure(model, kernels, route, exact, th, q0, p0, u, y, qT, pT, loss, steps
         "warnings": warnings(roundtrip, beta, beta_error, tolerance, order, exact, choice, kinked)
                     + growth_warning(model, q0, p0, qT, pT, params is None, gamma=gamma, T=steps * dt,
                                      least_mass=least_mass(model, th, q0))
-                    + anti_damping_warning(gamma, steps * dt) + sign_warnings(model, th),
+                    + anti_damping_warning(gamma, steps * dt) + sign_warnings(model, th)
+                    + zero_gradient_warning(bptt.dtheta[0], fd),
         "noise": noise_study,
         "passed": bool((not exact or (err_theta <= tolerance and err_init <= tolerance)) and err_fd <= FD_TOLERANCE),
         "gradients": {

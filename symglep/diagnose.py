@@ -139,10 +139,11 @@ def check_retrace(miss, integrator: str, what: str) -> None:
     if bad.size:
         b = int(bad[0])
         why = ("the implicit midpoint step has more than one solution there and Newton took another one "
-               "(dt too large near a singular point of the model); reduce dt" if integrator == "midpoint"
+               "(dt too large near a singular point of the model), or a chaotic run amplified the echo's "
+               "round-off and nudge beyond recovery; reduce dt or shorten the run" if integrator == "midpoint"
                else "the run grew without bound (dt past the leapfrog's stability limit: omega dt > 2 for "
-                    "its fastest mode) or round-off grew along it (a damped model's echo amplifies it by "
-                    "e^(gamma T), theory §7); reduce dt or shorten the run")
+                    "its fastest mode) or round-off grew along it (a chaotic run, or a damped model's echo, "
+                    "which amplifies it by e^(gamma T), theory §7); reduce dt or shorten the run")
         raise NumericalError(f"{what}: the echo of sequence {b} did not retrace the free run (its mean end "
                              f"misses the start by {miss[b]:.1e} relative), so its contrast is not the gradient: "
                              f"{why}, or use bptt_gradient", what, b, None)

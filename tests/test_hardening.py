@@ -879,3 +879,40 @@ def test_a_kinked_model_checks_at_a_small_beta_when_the_automatic_choice_fails(t
 
     said = warnings(0.0, 3e-4, {"centred": 3e-3, "one_sided": 1e-2}, 1e-6, kinked=["Max(0, x - 0.2)"])
     assert said and said[0].startswith("the model has a kink (Max(0, x - 0.2))") and "chaotic" not in said[0]
+
+
+def test_finite_differences_step_a_tiny_parameter_by_a_small_fraction_of_it():
+    """A mass of 1e-6 (SI units) was stepped by half its value, and the Richardson half step was capped to the same
+    step: check FAILed BPTT vs finite differences at 1.7e3 (new-user probe). Below SMALL_PARAMETER the step is
+    relative to the parameter; the differences of m³ then match its derivative at every scale."""
+    from symglep.check import FD_STEP, SMALL_PARAMETER, central_differences, finite_differences
+
+    cube = lambda t: float(t[0] ** 3)  # noqa: E731
+    for m in (1e-6, -1e-9, 3e-5, SMALL_PARAMETER, 0.2, 2.0, 0.0):
+        theta = np.array([m])
+        plain = central_differences(cube, theta, FD_STEP)
+        assert abs(plain[0] - 3 * m**2) <= 1e-5 * 3 * m**2 + 1e-12, (m, plain)
+        half = central_differences(cube, theta, FD_STEP / 2)
+        assert m == 0 or half[0] != plain[0]  # the Richardson step is a step of its own
+    fd, rule = finite_differences(cube, np.array([1e-6]), np.array([3e-12]))
+    assert rule == "" and np.allclose(fd, [3e-12], rtol=1e-5)
+
+
+def test_a_check_that_compared_only_zeros_says_so(tmp_path):
+    """A wall k·Max(0, x − a)² that the seeded run never reaches: echo, BPTT and the finite differences are all
+    exactly 0, and check printed "0.000e+00 ok ... passed" with no word (new-user probe)."""
+    from symglep.check import zero_gradient_warning
+
+    assert zero_gradient_warning(np.zeros(2), np.zeros(2))[0].startswith("every parameter's gradient is exactly 0")
+    assert zero_gradient_warning(np.array([0.0, 1e-30]), np.zeros(2)) == []
+    path = tmp_path / "wall.py"
+    path.write_text(
+        "import sympy as sp\nfrom sympy.physics.mechanics import dynamicsymbols\nimport symglep\n"
+        "x = dynamicsymbols('x'); u, y = dynamicsymbols('u y')\nk, a = sp.symbols('k a', positive=True)\n"
+        "model = symglep.Model(x.diff()**2/2 - x**2/2 - k*sp.Max(0, x - a)**2/2 + x*u, [x], parameters=[k, a],\n"
+        "    inputs=[u], targets=[y], cost=(x - y)**2/2, constants={}, name='wall')\n")
+    params = tmp_path / "far.json"
+    params.write_text(json.dumps({"k": 2.0, "a": 50.0}))  # the wall far beyond the run's reach
+    res = CliRunner().invoke(main, ["check", str(path), "--params", str(params), "--steps", "50"])
+    assert res.exit_code == 0 and "warning: every parameter's gradient is exactly 0 on this instance" in res.output, \
+        res.output
