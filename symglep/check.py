@@ -62,8 +62,8 @@ def energy_drift(energies, at_rest) -> float:
     return float(np.max(np.abs(e - e[0])) / scale)
 
 
-#: below this |θ_i| the finite-difference step is relative to θ_i (SMALL_PARAMETER · rel_step · |θ_i| ... scaled so
-#: that both rules meet here): an absolute step of 1e-6 on a mass of 1e-6 kg moved it by half its value
+#: below this |θ_i| the finite-difference step is relative to θ_i, rel_step·|θ_i| / SMALL_PARAMETER (the two rules
+#: meet here): an absolute step of 1e-6 on a mass of 1e-6 kg moved it by half its value
 SMALL_PARAMETER = 1e-3
 
 

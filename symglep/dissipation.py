@@ -108,7 +108,8 @@ def growth_text(rate, time: str) -> str:
 def caldirola_kanai_rate(model):
     """The symbolic rate γ of a Caldirola–Kanai model (``None`` without one): its Rayleigh function's uniform
     rate, or that of a factor e^{γt} written into L itself (∂L/∂t = γ L with γ free of the state, inputs and t,
-    as examples/damped_oscillator.py, or a factor e^{γt} of an L that also reads t elsewhere). Its canonical momentum is e^{γt} times the physical one."""
+    as examples/damped_oscillator.py, or a factor e^{γt} of an L that also reads t elsewhere). Its canonical
+    momentum is e^{γt} times the physical one."""
     rayleigh = model.rayleigh
     if rayleigh is not None and rayleigh.rewritable:
         return sp.sympify(rayleigh.rate)
