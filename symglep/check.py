@@ -249,7 +249,9 @@ def run_check(model: Model, steps: int = 1000, dt: float = 0.01, beta=AUTO, seed
 def zero_gradient_warning(bptt, fd) -> list:
     """A warning when BPTT and the finite differences are both exactly 0 for every parameter: "0.000e+00 ok"
     then tested nothing (a wall k·Max(0, x − a)² that this instance never reaches, new-user probe)."""
-    if np.size(bptt) == 0 or np.any(np.asarray(bptt) != 0) or np.any(np.asarray(fd) != 0):
+    if np.size(bptt) == 0:
+        return ["the model has no parameters: only the start-state gradients (dC/dq0, dC/dp0) were compared"]
+    if np.any(np.asarray(bptt) != 0) or np.any(np.asarray(fd) != 0):
         return []
     return ["every parameter's gradient is exactly 0 on this instance (BPTT and the finite differences), so the "
             "comparison tested nothing: the run never reaches where the parameters act (e.g. a wall or a switch it "

@@ -8,6 +8,8 @@ import runpy
 import sys
 import traceback
 
+import sympy as sp
+
 from .errors import ModelError, ModelFileError, SymglepError
 from .model import Model
 from .network.model import ArrayModel
@@ -68,15 +70,16 @@ def load_system(spec: str):
     finally:
         if sys.path and sys.path[0] == folder:
             del sys.path[0]
-    if name == "model" and name not in namespace and isinstance(namespace.get("stack"), Stack):
-        name = "stack"
+    if name == "model" and name not in namespace and "stack" in namespace:
+        name = "stack"  # a file that defines only `stack`: that object, whatever it is (checked below)
     if name not in namespace:
         found = sorted(k for k, v in namespace.items() if isinstance(v, (Model, ArrayModel, Stack)) and not k.startswith("_"))
         hint = f"; it defines {', '.join(found)}: choose one with {path}:NAME" if found else ""
         raise ModelFileError(f"{path} defines no object named {name!r}{hint}")
     obj = namespace[name]
     if not isinstance(obj, (Model, ArrayModel, Stack)):
-        raise ModelFileError(f"{name!r} in {path} is a {type(obj).__name__}, not a symglep.Model, "
+        what = "a SymPy expression" if isinstance(obj, sp.Basic) else f"a {type(obj).__name__}"  # not the class y
+        raise ModelFileError(f"{name!r} in {path} is {what}, not a symglep.Model, "
                              "symglep.network.ArrayModel or symglep.Stack")
     return obj
 

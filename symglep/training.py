@@ -697,6 +697,9 @@ def train(system, task=None, *, epochs: int | None = None, lr: float | None = No
         if not 1 <= batch <= S:
             raise SymglepError(f"batch must be between 1 and the number of sequences ({S}), got {batch}")
         fixed = frozen_entries(learner, freeze, learn_initial_state)
+        if not learner.names and not learn_initial_state and epochs:
+            raise SymglepError(f"{model.name!r} has no parameters: nothing is left to learn (declare parameters=..., "
+                               "or learn the initial state with --learn-initial-state)")
     except SymglepError:
         grad.close()
         raise

@@ -131,3 +131,29 @@ def test_check_json_reports_an_option_error_on_stdout(options, kind, said):
     assert out.exit_code == 2, out.output
     report = json.loads(out.stdout)
     assert report["kind"] == kind and said in report["error"] and report["exit_code"] == 2, report
+
+
+@pytest.mark.parametrize("source, said", [
+    ("stack = 'not a stack'\n", "'stack' in {path} is a str, not a symglep.Model"),
+    ("from sympy.physics.mechanics import dynamicsymbols\ny = dynamicsymbols('y')\n",
+     "'y' in {path} is a SymPy expression, not a symglep.Model"),
+])
+def test_a_wrong_object_is_named_by_what_it_is(tmp_path, source, said):
+    """'stack' holding a str was "defines no object named 'model'"; a function of time y(t) was "is a y" (the
+    class SymPy makes for it) (new-user probe)."""
+    path = tmp_path / "wrong.py"
+    path.write_text(source)
+    spec = str(path) + ("" if source.startswith("stack") else ":y")
+    out = CliRunner().invoke(main, ["derive", spec])
+    assert out.exit_code == 2 and said.format(path=path) in out.output, out.output
+
+
+def test_training_a_model_without_parameters_is_refused(tmp_path):
+    """It ran and printed '(unchanged)', exit 0, where --freeze of every parameter is refused (new-user probe)."""
+    path = tmp_path / "fixed.py"
+    path.write_text("import sympy as sp\nfrom sympy.physics.mechanics import dynamicsymbols\nimport symglep\n"
+                    "x = dynamicsymbols('x'); u, y = dynamicsymbols('u y')\n"
+                    "model = symglep.Model(x.diff()**2/2 - x**2/2 + u*x, [x], inputs=[u], targets=[y], "
+                    "cost=(x - y)**2/2, name='fixed')\n")
+    out = CliRunner().invoke(main, ["train", str(path), "--epochs", "2", "--quiet"])
+    assert out.exit_code == 2 and "'fixed' has no parameters: nothing is left to learn" in out.output, out.output

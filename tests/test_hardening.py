@@ -905,6 +905,7 @@ def test_a_check_that_compared_only_zeros_says_so(tmp_path):
 
     assert zero_gradient_warning(np.zeros(2), np.zeros(2))[0].startswith("every parameter's gradient is exactly 0")
     assert zero_gradient_warning(np.array([0.0, 1e-30]), np.zeros(2)) == []
+    assert zero_gradient_warning(np.zeros(0), np.zeros(0))[0].startswith("the model has no parameters")
     path = tmp_path / "wall.py"
     path.write_text(
         "import sympy as sp\nfrom sympy.physics.mechanics import dynamicsymbols\nimport symglep\n"
