@@ -327,8 +327,13 @@ def _resume_state(resume, learner) -> TrainResult:
         mine = state.layout or [(n, ()) for n in state.names]
         missing = [n for n in names if n not in state.names]
         unknown = [n for n in state.names if n not in names]
+        # a parameter in both with another shape (a scalar k saved, an array k[i] in the model) is not "missing"
+        reshaped = sorted({_parameter_head(n) for n in missing} & {_parameter_head(n) for n in unknown})
+        missing = [n for n in missing if _parameter_head(n) not in reshaped]
+        unknown = [n for n in unknown if _parameter_head(n) not in reshaped]
         raise SymglepError(f"the resumed parameters ({listed(_describe(mine))}) are not those of "
                            f"{KIND_WORDS[learner.kind]} {system.name!r} ({listed(_describe(learner.layout))})"
+                           + (f"; of another shape: {listed(reshaped)}" if reshaped else "")
                            + (f"; missing: {listed(missing)}" if missing else "")
                            + (f"; not in the model: {listed(unknown)}" if unknown else ""))
     order = [state.names.index(n) for n in names]

@@ -641,3 +641,14 @@ def test_a_dataset_of_lists_trains_as_one_of_arrays():
     assert runs[0].loss_history == runs[1].loss_history and np.array_equal(runs[0].theta, runs[1].theta)
     with pytest.raises(SymglepError, match="the inputs u must hold real numbers"):
         Dataset([["a"]], y, q0, p0, 0.1)
+
+
+def test_a_resumed_parameter_of_another_shape_is_named_so(tmp_path):
+    """An array model resumed from a file whose k is a scalar said "missing: k[0], k[1], ...; not in the model: k",
+    although k is in the model, at another shape (new-user probe)."""
+    path = tmp_path / "scalar_k.json"
+    TrainResult("other", ["k", "B"], np.array([1.0, 0.5]), [1.0], 1.0, {}).save(str(path))  # a scalar model's run
+    res = CliRunner().invoke(main, ["train", str(EXAMPLES / "network_chain.py"), "--resume", str(path),
+                                    "--epochs", "1", "--quiet"])
+    assert res.exit_code == 2 and "; of another shape: B, k" in res.output, res.output
+    assert "missing" not in res.output and "not in the model" not in res.output, res.output
