@@ -50,6 +50,10 @@ BIAS_TOLERANCE = 1e-8
 #: first pilot β; divided by 10 (at most ``PILOT_TRIES`` times) while the pilot is not in the β^p regime
 PILOT_BETA = 1e-3
 PILOT_TRIES = 3
+#: a pilot β whose nudged run fails (NaN, no retrace) before any has run is divided by FAILED_PILOT_STEP, at most
+#: FAILED_PILOTS times: a model at a small scale (k = m = 1e-6) is overwhelmed by a nudge of 1e-3
+FAILED_PILOTS = 3
+FAILED_PILOT_STEP = 1e3
 #: a pilot estimate above this is outside the asymptotic β^p regime
 PILOT_MAX_ERROR = 1e-3
 #: the pilot's β^p law is also checked at β0/2: its difference shrinks by 2^p, within this factor ...
@@ -152,15 +156,21 @@ def _pilot(contrast, order: int, pilot_beta: float) -> tuple:
     differences at β0; down: the law fails for another reason (a kink), or the bias is too large. A try that
     would reverse the direction, or that fails after a move up, ends the search at the best try so far."""
     k = 2.0 ** order - 1.0
-    beta0, moved, tried = pilot_beta, "", []
-    for _ in range(PILOT_TRIES):
+    beta0, moved, tried, failed = pilot_beta, "", [], 0
+    for _ in range(PILOT_TRIES + FAILED_PILOTS):
+        if len(tried) >= PILOT_TRIES:
+            break
         try:
             one = [np.asarray(g, dtype=np.float64) for g in contrast(beta0)]
             two = [np.asarray(g, dtype=np.float64) for g in contrast(2 * beta0)]
         except SymglepError:
-            if moved != "up":
+            if moved == "up":
+                return (*tried[-1], moved)  # a larger nudge broke the run: keep the last β that ran
+            failed += 1
+            if tried or failed > FAILED_PILOTS:
                 raise
-            return (*tried[-1], moved)  # a larger nudge broke the run: keep the last β that ran
+            beta0 /= FAILED_PILOT_STEP  # a nudge too strong for this model's scale (a mass of 1e-6): try smaller
+            continue
         estimate = _worst(two, one) / k
         tried.append((beta0, one, two, estimate))
         if estimate <= PILOT_MAX_ERROR and _follows_the_power_law(contrast, beta0, one, estimate, order):

@@ -238,3 +238,30 @@ def test_check_falls_back_to_the_fourth_order_contrast_where_the_centred_one_can
     assert report["rel_err_echo_vs_bptt"] <= 1e-7 and report["rel_err_init_state"] <= 1e-7
     plain = json.loads(CliRunner().invoke(main, ["check", OSCILLATOR, "--format", "json"]).output)
     assert plain["contrast"].startswith("centred") and plain["beta_auto"]["order"] == 2
+
+
+def test_a_pilot_whose_nudged_runs_fail_tries_a_smaller_beta():
+    """A harmonic oscillator at k = m = 1e-6: the pilot's nudge of 1e-3 overwhelms it, the nudged runs fail (NaN),
+    and check stopped with "Reduce dt or beta" where β = 1e-9 gives 1e-8 agreement (new-user probe). A failed pilot
+    is retried at β/1e3 (at most FAILED_PILOTS times); a contrast that fails at every β still raises."""
+    from symglep.beta import FAILED_PILOTS, FAILED_PILOT_STEP, PILOT_BETA
+    from symglep.errors import SymglepError
+
+    g, smooth = synthetic(3e6, 2e-20)
+
+    def fragile(beta):
+        if beta > 1e-7:
+            raise SymglepError("echo phase: NaN first appears at step 3")
+        return smooth(beta)
+
+    choice = choose_beta(fragile, tolerance=1e-8)
+    assert choice.pilot_beta == pytest.approx(PILOT_BETA / FAILED_PILOT_STEP ** 2) and choice.beta <= 1e-7
+    assert rel_err(fragile(choice.beta)[0], g) <= 1.5e-8
+
+    def broken(beta):
+        raise SymglepError("echo phase: NaN first appears at step 3")
+
+    calls = []
+    with pytest.raises(SymglepError, match="NaN first appears"):
+        choose_beta(lambda b: calls.append(b) or broken(b), tolerance=1e-8)
+    assert len(calls) == FAILED_PILOTS + 1
