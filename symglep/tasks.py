@@ -363,8 +363,10 @@ def load_npz(path: str, model, dt: float | None = None) -> Dataset:
         given = [arrays[k] for k in ("q0", "p0", "v0") if k in arrays and np.ndim(arrays[k]) == 2]
         n = given[0].shape[1] if given else sizes["default_n"]
         if n % sizes["dim"] or n // sizes["dim"] < 2:
-            raise SymglepError(f"{path}: the start has {n} coordinates per sequence; {model.name!r} needs "
-                               f"a multiple of {sizes['dim']} for at least 2 units")
+            need = ("one per unit, at least 2" if sizes["dim"] == 1 else
+                    f"{sizes['dim']} per unit (a multiple of {sizes['dim']}), at least 2 units")
+            raise SymglepError(f"{path}: its start (q0, p0 or v0) has {n} coordinate(s) per sequence, which sets the "
+                               f"array model {model.name!r}'s number of units; it needs {need}")
     start = {}
     for key in ("q0", "p0", "v0"):
         if key in arrays:

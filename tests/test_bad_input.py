@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import pathlib
 
+import numpy as np
 import pytest
 import sympy as sp
 from click.testing import CliRunner
@@ -157,3 +158,13 @@ def test_training_a_model_without_parameters_is_refused(tmp_path):
                     "cost=(x - y)**2/2, name='fixed')\n")
     out = CliRunner().invoke(main, ["train", str(path), "--epochs", "2", "--quiet"])
     assert out.exit_code == 2 and "'fixed' has no parameters: nothing is left to learn" in out.output, out.output
+
+
+def test_a_data_file_whose_start_sets_one_unit_says_so(tmp_path):
+    """The message read "needs a multiple of 1 for at least 2 units" (new-user probe)."""
+    data = tmp_path / "one.npz"
+    np.savez(data, inputs=np.zeros((2, 5, 1)), targets=np.zeros((2, 5, 1)), q0=np.zeros((2, 1)), dt=0.1)
+    out = CliRunner().invoke(main, ["train", str(ROOT / "examples" / "network_chain.py"), "--task", str(data),
+                                    "--epochs", "1", "--quiet"])
+    assert out.exit_code == 2 and "has 1 coordinate(s) per sequence, which sets the array model 'network_chain'" \
+        "'s number of units; it needs one per unit, at least 2" in out.output, out.output
