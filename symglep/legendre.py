@@ -112,6 +112,10 @@ def _solve_one(form, expr, x, y, parameters=()):
             return None, (f"no closed-form branch of the inverse for {x} {BOTH_SIGNS} of {names} "
                           f"(undeclared): declare the sign (e.g. sp.Symbol('{undeclared[0]}', positive=True)) "
                           "for a closed form")
+        if roots:  # closed-form roots exist, but none is the inverse everywhere: the map folds (p = v + c v²)
+            return None, (f"no single closed-form branch of the inverse for {x}: the momentum map has {len(roots)} "
+                          "roots, none of which inverts it for every value (it is not one-to-one, e.g. it folds "
+                          "where ∂p/∂v = 0)")
         return None, f"no closed-form branch of the inverse for {x}"
     return good[0][x], ""
 

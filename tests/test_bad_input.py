@@ -168,3 +168,15 @@ def test_a_data_file_whose_start_sets_one_unit_says_so(tmp_path):
                                     "--epochs", "1", "--quiet"])
     assert out.exit_code == 2 and "has 1 coordinate(s) per sequence, which sets the array model 'network_chain'" \
         "'s number of units; it needs one per unit, at least 2" in out.output, out.output
+
+
+def test_a_folding_momentum_map_is_named(tmp_path):
+    """L = ẋ²/2 + c ẋ³/3: p = ẋ + c ẋ² has closed-form roots, but none inverts it everywhere (it folds at
+    ẋ = −1/(2c)); the refusal said "no closed-form branch of the inverse" (new-user probe)."""
+    path = tmp_path / "fold.py"
+    path.write_text(SCALAR + "c = sp.Symbol('c', positive=True)\n"
+                    "model = symglep.Model(x.diff()**2/2 + c*x.diff()**3/3 - k*x**2/2, [x], parameters=[k], "
+                    "constants={c: 0.2})\n")
+    out = CliRunner().invoke(main, ["derive", str(path)])
+    assert out.exit_code == 0 and "the momentum map has 2 roots, none of which inverts it for every value (it is " \
+        "not one-to-one" in out.output, out.output
