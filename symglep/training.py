@@ -592,13 +592,15 @@ def frozen_entries(learner, freeze, learn_start: bool = False) -> np.ndarray | N
     position = {name: k for k, name in enumerate(names)}
     for w in wanted:
         w = re.sub(r"\s+", "", w) if "[" in w else w  # "A[0, 1]" (numpy's spelling) is A[0,1]
+        glue = re.fullmatch(r"(glue\d+\.[Wb])\[(\d+)(?:,(\d+))?\]", w)  # a stack's glue0.W[0,7] is glue0.W0_7
+        w = glue.group(1) + glue.group(2) + (f"_{glue.group(3)}" if glue.group(3) else "") if glue else w
         members = groups.get(w) or ([w] if w in position else None) or \
             [name for name in names if _parameter_head(name) == w or name.startswith(w + ".")] or None
         if members is None:
             heads = list(dict.fromkeys(_parameter_head(name) for name in names))
             shown = ", ".join(heads[:40]) + (f", … ({len(heads)} in all)" if len(heads) > 40 else "")
             raise SymglepError(f"freeze: no parameter or element {w!r}; the parameters are {shown} (an element "
-                               "is named like A[0,1])")
+                               "is named like A[0,1]; a stack's glue entry like glue0.W[0,7] or glue0.W0_7)")
         for member in members:
             fixed[position[member]] = True
     if fixed.all() and not learn_start:

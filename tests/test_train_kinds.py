@@ -291,6 +291,8 @@ def test_freeze_names_a_whole_parameter_unit_or_glue_of_a_stack():
     assert set(picked(frozen_entries(learner, "glue0.b, unit1.m[3]"))) == {f"glue0.b{i}" for i in range(8)} | \
         {"unit1.m[3]"}
     assert picked(frozen_entries(learner, ["unit0.A[0, 1]"])) == ["unit0.A[0,1]"]  # numpy's spacing
+    # a glue entry in the bracket spelling the refusal suggested (new-user probe: refused)
+    assert picked(frozen_entries(learner, "glue0.W[0,7], glue0.b[3]")) == ["glue0.W0_7", "glue0.b3"]
     heads = ", ".join(dict.fromkeys(n.split("[")[0] for n in names if not n.startswith("glue")))
     assert heads == "unit0.A, unit0.B, unit0.b, unit0.m, unit1.A, unit1.B, unit1.b, unit1.m"
     with pytest.raises(SymglepError, match=r"no parameter or element 'unit1\.Q'; the parameters are ") as refused:
