@@ -345,8 +345,9 @@ def test_dask_gives_the_local_parameters(chain, processes):
     """Batches spread over a LocalCluster on loopback give bit-identical parameters and losses."""
     import dask.distributed as distributed  # in the test extra
     local = train(CHAIN, "sine", epochs=3, batch=5)
+    # dashboard on a free port: the two test workers may run a cluster at once (8787 taken)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=processes, protocol="tcp://",
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
+                                  host="127.0.0.1", dashboard_address=":0") as cluster:
         spread = train(CHAIN if processes else chain, "sine", epochs=3, batch=5, scheduler=cluster.scheduler_address)
     assert np.array_equal(spread.theta, local.theta)
     assert spread.loss_history == local.loss_history

@@ -223,8 +223,9 @@ def test_array_dask_gives_the_local_parameters(network):
     """Dask ships the array model and compiles it on the worker (symglep.compile): bit-identical."""
     import dask.distributed as distributed  # in the test extra
     local = train(network, ARRAY_TASK, epochs=2, batch=3)
+    # dashboard on a free port: the two test workers may run a cluster at once (8787 taken)
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=False, protocol="tcp://",
-                                  host="127.0.0.1", dashboard_address=None) as cluster:
+                                  host="127.0.0.1", dashboard_address=":0") as cluster:
         spread = train(network, ARRAY_TASK, epochs=2, batch=3, scheduler=cluster.scheduler_address)
     assert np.array_equal(spread.theta, local.theta)
     assert spread.loss_history == local.loss_history
