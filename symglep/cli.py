@@ -40,12 +40,16 @@ def _json_requested(args: list) -> bool:
     return wants and not any(a in ("-o", "--output") or a.startswith("--output=") for a in args)
 
 
+def _echo_json_error(message: str, kind: str, exit_code: int, **fields) -> None:
+    """The JSON error object on stdout: ``fields`` first, then the error, its kind and the exit code."""
+    click.echo(json.dumps({**fields, "error": message, "kind": kind, "exit_code": exit_code}, indent=2))
+
+
 def _json_fallback(args: list, message: str, kind: str, exit_code: int, exc: BaseException | None = None) -> None:
     """The JSON error object of :func:`_json_error` for a failure no command caught (an option's own check, an
     internal error), printed once on stdout when ``--format json`` was asked for."""
-    if getattr(exc, "json_reported", False) or not _json_requested(args):
-        return
-    click.echo(json.dumps({"error": message, "kind": kind, "exit_code": exit_code}, indent=2))
+    if not getattr(exc, "json_reported", False) and _json_requested(args):
+        _echo_json_error(message, kind, exit_code)
 
 
 class _Group(click.Group):
@@ -120,8 +124,7 @@ def _json_error(fmt: str, to_stdout: bool = True, **fields):
         yield
     except SymglepError as exc:
         if fmt == "json" and to_stdout:
-            click.echo(json.dumps({**fields, "error": _one_line(exc), "kind": type(exc).__name__,
-                                   "exit_code": exc.exit_code}, indent=2))
+            _echo_json_error(_one_line(exc), type(exc).__name__, exc.exit_code, **fields)
         exc.json_reported = True  # said once: the group's handler does not say it again
         raise
 

@@ -866,10 +866,9 @@ def train(system, task=None, *, epochs: int | None = None, lr: float | None = No
     if save:
         result.save(save)
     if failed is not None:
-        slower = {**settings, "lr": DEFAULT_LR[settings["optimizer"]]}  # the --lr flag written below
         note = (f" -- the {epochs} epoch(s) completed before it were saved to {save}: continue with --resume {save}"
-                f"{_continue_flags(slower, requested - epochs)} --lr {settings['lr'] / 4:g} (a quarter of this "
-                "run's learning rate)")
+                f"{_continue_flags(settings, requested - epochs, lr=settings['lr'] / 4)} (a quarter of this run's "
+                "learning rate)")
         if isinstance(failed, NumericalError):
             raise NumericalError(f"{failed}{note}", failed.phase, failed.sequence, failed.step, failed.state) from None
         raise type(failed)(f"{failed}{note}") from None
@@ -879,15 +878,15 @@ def train(system, task=None, *, epochs: int | None = None, lr: float | None = No
     return result
 
 
-def _continue_flags(settings: dict, remaining: int) -> str:
+def _continue_flags(settings: dict, remaining: int, lr: float | None = None) -> str:
     """The options that continue an interrupted run as it was started (the task and the seed come from the
-    resumed file; the rest from the command line)."""
+    resumed file; the rest from the command line); ``lr``: another learning rate, written last whatever it is."""
     flags = [f"--epochs {remaining}"]
     if settings["batch"] != settings["sequences"]:
         flags.append(f"--batch {settings['batch']}")
     if settings["optimizer"] != "adam":
         flags.append(f"--optimizer {settings['optimizer']}")
-    if settings["lr"] != DEFAULT_LR[settings["optimizer"]]:
+    if lr is None and settings["lr"] != DEFAULT_LR[settings["optimizer"]]:
         flags.append(f"--lr {settings['lr']!r}")
     if settings["estimator"] != "echo":
         flags.append(f"--estimator {settings['estimator']}")
@@ -899,6 +898,8 @@ def _continue_flags(settings: dict, remaining: int) -> str:
         flags.append("--freeze-parameters")
     elif settings["frozen"]:
         flags += [f"--freeze {shlex.quote(name)}" for name in settings["frozen"]]
+    if lr is not None:
+        flags.append(f"--lr {lr:g}")
     return " " + " ".join(flags)
 
 
