@@ -25,6 +25,7 @@ import gc
 import signal
 import threading
 import time
+import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -102,11 +103,13 @@ def _alarm(signum, frame):  # noqa: ARG001 - signal handler signature
 
 def _exceptions_dropped_in(frame) -> bool:
     """Whether an exception raised in ``frame`` would be dropped by Python: the frame runs inside an
-    object's ``__del__`` or a garbage-collector callback (e.g. JAX's, which a collection inside the
-    attempt calls). Other such places (weakref callbacks) are left to the repeating alarm."""
-    callbacks = {getattr(cb, "__code__", None) for cb in gc.callbacks}
+    object's ``__del__``, a garbage-collector callback (e.g. JAX's, which a collection inside the
+    attempt calls) or a ``weakref.finalize`` (e.g. the one ``sympy.lambdify`` registers to clean the
+    line cache; seen in CI). Plain weakref callbacks cannot be told from their frames and are left to
+    the repeating alarm."""
+    dropping = {getattr(cb, "__code__", None) for cb in gc.callbacks} | {weakref.finalize.__call__.__code__}
     while frame is not None:
-        if frame.f_code.co_name == "__del__" or frame.f_code in callbacks:
+        if frame.f_code.co_name == "__del__" or frame.f_code in dropping:
             return True
         frame = frame.f_back
     return False

@@ -406,6 +406,7 @@ def test_the_alarm_waits_outside_finalisers_and_gc_callbacks():
     import gc
     import signal
     import sys
+    import weakref
 
     from symglep.simplify import _alarm, _OverTime
 
@@ -420,12 +421,15 @@ def test_the_alarm_waits_outside_finalisers_and_gc_callbacks():
             seen["gc"] = _alarm(signal.SIGALRM, sys._getframe())
 
     Finalised()  # dropped at once: __del__ runs here
+    watched = type("Watched", (), {})()
+    weakref.finalize(watched, lambda: seen.setdefault("finalize", _alarm(signal.SIGALRM, sys._getframe())))
+    del watched  # its finaliser (like sympy.lambdify's line-cache cleanup) runs here
     gc.callbacks.append(callback)
     try:
         gc.collect()
     finally:
         gc.callbacks.remove(callback)
-    assert seen == {"__del__": None, "gc": None}
+    assert seen == {"__del__": None, "finalize": None, "gc": None}
     with pytest.raises(_OverTime):
         _alarm(signal.SIGALRM, sys._getframe())
 
