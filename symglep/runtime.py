@@ -464,7 +464,7 @@ class Kernels:
                                    th_echo, digital)
         what = "digital PFVP gradient" if digital else "echo gradient"
         self._check(out[5], out[6], what, u.shape[1] - 1, "backward" if digital else "echo")
-        if retrace and route != "naive_echo" and order != 1:
+        if retrace and route != "naive_echo":
             self._check_retrace(out[5], out[6], what)
         for b in self._non_finite(*out[:5]):
             free = self._free_failure(f"{what}, free phase", th, q0, x0, sv, u, y, h, t0, b)

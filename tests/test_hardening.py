@@ -720,18 +720,22 @@ def test_an_echo_that_does_not_retrace_its_free_run_is_refused(tmp_path):
 def test_an_echo_past_the_leapfrogs_stability_limit_is_refused(oscillator):
     """New-user probe: at ω dt ≈ 2.5 both ±β echoes grew to 1e54 together, so their mean end missed the start by as
     much as they spread and the retrace test passed: `gradient` returned 1e111 against BPTT's 1e59, silently. A
-    spread wider than the state is now no excuse for a miss. Below the limit (ω dt ≈ 1.7) the echo agrees."""
+    spread wider than the state is now no excuse for a miss. Below the limit (ω dt ≈ 1.7) the echo agrees. The
+    one-sided echo (order 1; a later probe: 5e41x off, silently) is held to the same test: its single echo misses the
+    start by its O(β) spread, so only a miss beyond the state's size is caught, and past the limit it is."""
     rng = np.random.default_rng(2)
     u, y = rng.normal(0, 0.3, (1, 51, 1)), rng.normal(0, 0.3, (1, 51, 1))
     theta = [0.9, 1.3]  # k, m: omega = 0.83
     for dt in (2.4, 3.0):
-        for order in (2, 4):
+        for order in (1, 2, 4):
             with pytest.raises(NumericalError, match="did not retrace the free run .*dt past the leapfrog's "
                                                      "stability limit"):
                 oscillator.gradient(theta, [[0.2]], p0=[[-0.1]], u=u, y=y, dt=dt, order=order)
     bptt = oscillator.bptt_gradient(theta, [[0.2]], p0=[[-0.1]], u=u, y=y, dt=2.0).dtheta[0]
     echo = oscillator.gradient(theta, [[0.2]], p0=[[-0.1]], u=u, y=y, dt=2.0, order=4).dtheta[0]
     assert np.max(np.abs(echo - bptt)) <= 1e-8 * np.max(np.abs(bptt))
+    one_sided = oscillator.gradient(theta, [[0.2]], p0=[[-0.1]], u=u, y=y, dt=2.0, order=1, beta=1e-7).dtheta[0]
+    assert np.max(np.abs(one_sided - bptt)) <= 1e-5 * np.max(np.abs(bptt))  # O(β) bias
 
 
 def test_the_api_warns_of_an_anti_damped_echo_that_check_and_train_report_themselves():

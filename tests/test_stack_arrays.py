@@ -154,6 +154,29 @@ def test_stack_of_array_layers_trains_by_the_echo():
     assert result.final_loss < 0.2 * result.loss_history[0]
 
 
+def test_a_stacked_echo_that_does_not_retrace_its_free_run_is_refused():
+    """New-user probe: examples/stack_hru.py at dt = 0.5 (past a unit's stability limit) returned a stacked echo
+    7x off BPTT, silently, while the un-nudged echo's round trip was 4e-9. The nudged echoes' mean end is now
+    measured as the scalar and array kernels measure it (passes.retrace), for every order; at dt = 0.05 the echo
+    is BPTT's and passes."""
+    from symglep.diagnose import NumericalError
+
+    stack = symglep.load_system(str(ROOT / "examples" / "stack_hru.py"))
+    kernels = symglep.compile(stack, dt=0.05)
+    rng = np.random.default_rng(0)
+    theta = rng.uniform(0.5, 1.5, kernels.n_theta)
+    x, y = rng.normal(0, 0.5, (1, 201, kernels.n_x)), rng.normal(0, 0.5, (1, 201, kernels.n_y))
+    for dt, retraces in ((0.05, True), (0.5, False)):
+        bptt = kernels.bptt_gradient(theta, x, y, dt=dt)[1]
+        for order in (1, 2):
+            unguarded = kernels.gradient(theta, x, y, dt=dt, order=order, beta=1e-6, retrace=False)[1]
+            if retraces:
+                assert rel(kernels.gradient(theta, x, y, dt=dt, order=order, beta=1e-6)[1], bptt) < 1e-5
+            else:
+                assert rel(unguarded, bptt) > 1.0
+                with pytest.raises(NumericalError, match="stacked echo: the echo of sequence 0 did not retrace"):
+                    kernels.gradient(theta, x, y, dt=dt, order=order, beta=1e-6)
+
 def test_an_array_units_coordinates_read_out_every_coordinate():
     chain = example_model("network_chain", 5)
     springs = example_model("network_springs", 4)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import numpy as np
 
 from .. import cache as kernel_cache
-from ..diagnose import NumericalError, where_not_finite
+from ..diagnose import NumericalError, check_retrace, where_not_finite
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
 from ..parameter_values import values_by_name
@@ -127,7 +127,7 @@ class StackKernels:
         return out if record else out[:3]
 
     def gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, beta=1e-4, learn_inputs=False,
-                 order: int = 2, initial_state: bool = False, v0=None, steps=None):
+                 order: int = 2, initial_state: bool = False, v0=None, steps=None, retrace: bool = True):
         """Stacked echo (theory §9): ``(loss (B,), dtheta (B, n_θ), dx, round_trip (B,))`` (``dx`` None unless
         ``learn_inputs``), and with
         ``initial_state`` also ``dq0, dp0 (B, NQ)`` (``dv0`` with a velocity start), every unit's start
@@ -135,7 +135,10 @@ class StackKernels:
 
         ``order`` 2: every unit's echoes at ±β (centred contrast, error O(β²)); 4: at ±β and ±2β
         combined by Richardson (O(β⁴), theory §5); 1: at β and 0 (one-sided, O(β): what a physical
-        system that runs one nudged echo per unit measures)."""
+        system that runs one nudged echo per unit measures).
+
+        ``retrace``: raise a :class:`NumericalError` when the nudged echoes did not come back to the start
+        (:func:`symglep.diagnose.check_retrace`; ``symglep check`` measures the round trip itself)."""
         th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0, steps)
         beta = nudge(beta)
         order = contrast_order(True, order)
@@ -143,7 +146,9 @@ class StackKernels:
                                    bool(learn_inputs))
         if not all(np.all(np.isfinite(a)) for a in out[:2]):
             raise self._diverged("the stacked echo", (th, q0, p0, x, y, dt, t0))
-        loss, dth, dx, trip, dq0, dp0 = out
+        loss, dth, dx, trip, dq0, dp0, miss = out
+        if retrace:
+            check_retrace(miss, "midpoint" if self.stack.midpoint_units else "leapfrog", "stacked echo")
         dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, dq0, dp0)
         dx = dx if learn_inputs else None  # not a (B, 1, 1) placeholder that broadcasts against x (probe)
         return (loss, dth, dx, trip, dq0, dp0) if initial_state else (loss, dth, dx, trip)
@@ -166,7 +171,8 @@ class StackKernels:
         return where_not_finite(tq, tp, start_time(t0), dt)
 
     def complex_step_gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, eps: float = 1e-20,
-                              learn_inputs=False, initial_state: bool = False, v0=None, steps=None):
+                              learn_inputs=False, initial_state: bool = False, v0=None, steps=None,
+                              retrace: bool = True):
         """The stacked echo nudged by ±iε in complex arithmetic (theory §5, §9; digital only): every
         contrast is ``Im X(iε) / ε``, exact to round-off. Returns what :meth:`gradient` returns."""
         th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0, steps)
@@ -177,11 +183,13 @@ class StackKernels:
             self._complex, _ = kernel_cache.load(f"stack_{self.stack.name}_complex", digest,
                                                  lambda: render_stack(self.stack, digest, complex_step=True),
                                                  cache=cache, jit=jit)
-        loss, dth, dx, trip, dq0, dp0 = self._complex.gradient(th, q0, p0, x, y, time_step(dt, self.dt), start_time(t0),
-                                                               nudge, 2, bool(learn_inputs))
+        loss, dth, dx, trip, dq0, dp0, miss = self._complex.gradient(th, q0, p0, x, y, time_step(dt, self.dt),
+                                                                     start_time(t0), nudge, 2, bool(learn_inputs))
         dth, dx = np.ascontiguousarray(dth.real), np.ascontiguousarray(dx.real)
         if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(dth))):
             raise self._diverged("the complex-step stacked echo")
+        if retrace:
+            check_retrace(miss, "midpoint" if self.stack.midpoint_units else "leapfrog", "complex-step stacked echo")
         dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, np.ascontiguousarray(dq0.real),
                                                np.ascontiguousarray(dp0.real))
         dx = dx if learn_inputs else None
