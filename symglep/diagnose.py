@@ -130,14 +130,36 @@ def backward_failure(phase: str, sequence: int, steps: int, dt: float, t0: float
 RETRACE_LIMIT = 1e-3
 
 
-def check_retrace(miss, integrator: str, what: str) -> None:
+#: a miss that falls by at least this factor when beta falls tenfold is the nudge's O(beta^2) bias (100x), not a
+#: failure to retrace (which does not depend on beta)
+BETA_BIAS_FALL = 30.0
+
+
+def check_retrace(miss, integrator: str, what: str, rerun=None, beta: float | None = None) -> None:
     """A :class:`NumericalError` for the first sequence whose echoes' mean end missed the start by more than
     :data:`RETRACE_LIMIT` (relative, as the kernels measure it; 0 where they retraced): the echo did not retrace
     the free run, so the contrast is not the gradient (a probe's spherical pendulum near its pole: 300x off BPTT,
-    silently; a leapfrog past its stability limit: 1e52x)."""
+    silently; a leapfrog past its stability limit: 1e52x).
+
+    ``rerun(beta)``, when given, measures the misses again at another nudge: where the miss falls with β², it is
+    the nudge's own O(β²) bias (β large for the model's scale: a probe's 1e-6 kg oscillator at β = 1e-10), and
+    the message says so and names a β that retraces, instead of blaming the run's stability."""
     bad = np.nonzero(~(np.asarray(miss) <= RETRACE_LIMIT))[0]
     if bad.size:
         b = int(bad[0])
+        if rerun is not None and beta is not None and np.isfinite(miss[b]):
+            smaller = float(np.asarray(rerun(beta / 10.0))[b])
+            if smaller * BETA_BIAS_FALL <= miss[b]:
+                advice = beta * np.sqrt(RETRACE_LIMIT / miss[b]) / 3.0
+                amplifier = ("dt past the leapfrog's stability limit: omega dt > 2 for its fastest mode, or a "
+                             "chaotic or long run" if integrator != "midpoint" else "a chaotic or long run")
+                raise NumericalError(
+                    f"{what}: the echoes of sequence {b} did not retrace the free run: they miss the start by "
+                    f"{miss[b]:.1e} relative at beta = {beta:.1e} and by {smaller:.1e} at beta / 10, so the miss is "
+                    f"the nudge's own O(beta^2) effect, which is not small: beta is large for this model's scale "
+                    f"(small masses, large gradients), or the run amplifies the nudge ({amplifier}); use "
+                    f"beta <= {advice:.1e} where the free run is stable, else reduce dt or shorten the run; or use "
+                    "bptt_gradient", what, b, None)
         why = ("the implicit midpoint step has more than one solution there and Newton took another one "
                "(dt too large near a singular point of the model), or a chaotic run amplified the echo's "
                "round-off and nudge beyond recovery; reduce dt or shorten the run" if integrator == "midpoint"

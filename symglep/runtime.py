@@ -259,9 +259,11 @@ class Kernels:
                 f"{what}: Newton iteration of the midpoint rule did not converge {where} of sequence {b} "
                 f"({detail}); reduce dt or check the model's regularity", what, b, at)
 
-    def _check_retrace(self, status, miss, what: str) -> None:
-        """:func:`check_retrace` of the sequences that completed (status -1)."""
-        check_retrace(np.where(status < 0, miss, 0.0), self.integrator, what)
+    def _check_retrace(self, status, miss, what: str, rerun=None, beta: float | None = None) -> None:
+        """:func:`check_retrace` of the sequences that completed (status -1); ``rerun(beta)`` the kernel's
+        (status, miss) at another nudge."""
+        again = None if rerun is None else (lambda b: (lambda s, m: np.where(s < 0, m, 0.0))(*rerun(b)))
+        check_retrace(np.where(status < 0, miss, 0.0), self.integrator, what, again, beta)
 
     # -- locating NaN and overflow (symglep.diagnose) ---------------------------
     @staticmethod
@@ -465,7 +467,9 @@ class Kernels:
         what = "digital PFVP gradient" if digital else "echo gradient"
         self._check(out[5], out[6], what, u.shape[1] - 1, "backward" if digital else "echo")
         if retrace and route != "naive_echo":
-            self._check_retrace(out[5], out[6], what)
+            rerun = lambda b: self.module.gradient(th, q0, x0, sv, u, y, h, t0, b, int(order), False,  # noqa: E731
+                                                   th_echo, digital)[5:7]
+            self._check_retrace(out[5], out[6], what, rerun, beta)
         for b in self._non_finite(*out[:5]):
             free = self._free_failure(f"{what}, free phase", th, q0, x0, sv, u, y, h, t0, b)
             if free is not None:

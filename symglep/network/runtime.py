@@ -239,7 +239,8 @@ class NetworkKernels:
         out = self.module.gradient(*args, h, start_time(t0), float(beta), int(order), bool(learn_inputs))
         _finite(out[:5], "echo gradient", self.module.INTEGRATOR, lambda: self._where(args, dt, t0))
         if retrace:
-            check_retrace(out[5], self.module.INTEGRATOR, "echo gradient")
+            rerun = lambda b: self.module.gradient(*args, h, start_time(t0), b, int(order), False)[5]  # noqa: E731
+            check_retrace(out[5], self.module.INTEGRATOR, "echo gradient", rerun, float(beta))
         warn_anti_damping(self.rate(args[0], args[1]), (args[6].shape[1] - 1) * h)
         return self._result(out[:5], sizes, args, v0, learn_inputs, t0)
 

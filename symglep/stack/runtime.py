@@ -148,7 +148,10 @@ class StackKernels:
             raise self._diverged("the stacked echo", (th, q0, p0, x, y, dt, t0))
         loss, dth, dx, trip, dq0, dp0, miss = out
         if retrace:
-            check_retrace(miss, "midpoint" if self.stack.midpoint_units else "leapfrog", "stacked echo")
+            rerun = lambda b: self.module.gradient(th, q0, p0, x, y, time_step(dt, self.dt), start_time(t0),  # noqa: E731
+                                                   b, order, False)[6]
+            check_retrace(miss, "midpoint" if self.stack.midpoint_units else "leapfrog", "stacked echo", rerun,
+                          float(beta))
         dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, dq0, dp0)
         dx = dx if learn_inputs else None  # not a (B, 1, 1) placeholder that broadcasts against x (probe)
         return (loss, dth, dx, trip, dq0, dp0) if initial_state else (loss, dth, dx, trip)
