@@ -306,7 +306,7 @@ def _measure(model, kernels, route, exact, th, q0, p0, u, y, qT, pT, loss, steps
         echo = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, order=order, route=route, naive_echo=naive,
                                 retrace=False)
         one_sided = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta, centred=False, route=route,
-                                     naive_echo=naive)
+                                     naive_echo=naive, retrace=False)
         doubled = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=2 * beta, order=order, route=route,
                                    naive_echo=naive, retrace=False)
         return echo, beta_error_estimates(echo.dtheta[0], one_sided.dtheta[0], doubled.dtheta[0], order)
@@ -324,6 +324,12 @@ def _measure(model, kernels, route, exact, th, q0, p0, u, y, qT, pT, loss, steps
                 f"the model has a kink ({', '.join(kinked)}): the pilot's choice measured a beta error "
                 f"above the tolerance, so beta = {KINK_BETA:g} (centred), small enough to cross the kink on the "
                 "free run's step"))
+    roundoff_bound = False
+    if choice is None and beta_error["centred"] > tolerance and not kinked:
+        # a fixed beta: is the estimate's excess bias (it falls with beta^order) or round-off (it grows)?
+        tenth = kernels.gradient(th, q0, p0=p0, u=u, y=y, beta=beta / 10, order=order, route=route,
+                                 naive_echo=naive, retrace=False)
+        roundoff_bound = rel_err(tenth.dtheta[0], echo.dtheta[0]) > ROUNDOFF_RATIO * beta_error["centred"]
     bptt = kernels.bptt_gradient(th, q0, p0=p0, u=u, y=y)
     fd, fd_rule = finite_differences(lambda t: kernels.free(t, q0, p0=p0, u=u, y=y)[2][0], th, bptt.dtheta[0])
     err_theta = rel_err(echo.dtheta[0], bptt.dtheta[0])
@@ -362,7 +368,7 @@ def _measure(model, kernels, route, exact, th, q0, p0, u, y, qT, pT, loss, steps
         "fd_rule": fd_rule,
         "one_sided_vs_centred": beta_error["one_sided"],
         "centred_error_estimate": beta_error["centred"],
-        "warnings": warnings(roundtrip, beta, beta_error, tolerance, order, exact, choice, kinked)
+        "warnings": warnings(roundtrip, beta, beta_error, tolerance, order, exact, choice, kinked, roundoff_bound)
                     + growth_warning(model, q0, p0, qT, pT, params is None, gamma=gamma, T=steps * dt,
                                      least_mass=least_mass(model, th, q0))
                     + anti_damping_warning(gamma, steps * dt) + sign_warnings(model, th)
@@ -405,13 +411,20 @@ def kinks(model: Model) -> list:
     return sorted(set(found))[:3]
 
 
+#: at a fixed beta, the estimate moving this many times its beta error estimate when beta falls tenfold marks a
+#: contrast dominated by round-off (a bias falls with beta^order and moves it by about its estimate)
+ROUNDOFF_RATIO = 3.0
+
+
 def warnings(roundtrip: float, beta: float, beta_error: dict, tolerance: float, order: int = 2,
-             exact: bool = True, choice=None, kinked: list = ()) -> list:
+             exact: bool = True, choice=None, kinked: list = (), roundoff_bound: bool = False) -> list:
     """What the measurements say about the trust one can put in the echo gradient (theory §6); ``exact``
     False: the route is the naive echo of a model that is not reversible (theory §4, §7); ``choice``: the
     automatic β's :class:`~symglep.beta.BetaChoice`, when β was chosen (no smaller β can help when even its
     best β leaves bias plus round-off above the tolerance); ``kinked``: the model's kinks (:func:`kinks`), across
-    which the contrast is not smooth in β, so that the β laws behind the choice and its estimates do not hold."""
+    which the contrast is not smooth in β, so that the β laws behind the choice and its estimates do not hold;
+    ``roundoff_bound``: at a fixed β, the estimate moved more than :data:`ROUNDOFF_RATIO` times its β error
+    estimate when β fell tenfold, so round-off, not bias, dominates it and a larger β helps."""
     out = []
     if not exact:
         out.append(f"the naive echo does not retrace the free run (round-trip error {roundtrip:.1e}): the model "
@@ -429,6 +442,11 @@ def warnings(roundtrip: float, beta: float, beta_error: dict, tolerance: float, 
                    f"({beta:g}) the predicted beta error is {choice.predicted_bias:.1e} and the round-off "
                    f"{choice.predicted_roundoff:.1e} (theory §6), so neither a smaller nor a larger beta helps; a "
                    "strongly curved or chaotic run: shorten it (--steps), or judge it at a looser --tolerance")
+    elif beta_error["centred"] > tolerance and roundoff_bound:
+        out.append(f"beta = {beta:g} is so small that round-off dominates the {contrast_kind(CONTRASTS[order])} "
+                   f"echo estimate: its error estimate ({beta_error['centred']:.1e} > tolerance {tolerance:.0e}) "
+                   f"grows as beta falls instead of falling with beta^{order}; try a larger beta (--beta "
+                   f"{10 * beta:.1g}) or --beta auto")
     elif beta_error["centred"] > tolerance:
         better = suggested_beta(beta, beta_error["centred"], tolerance, order)
         out.append(f"beta = {beta:g} is too large for this model's curvature: the {contrast_kind(CONTRASTS[order])} "

@@ -147,6 +147,17 @@ def test_check_warns_when_beta_is_too_large():
     assert small["one_sided_vs_centred"] > 1e3 * small["centred_error_estimate"]   # first vs second order
 
 
+def test_check_names_round_off_at_a_small_fixed_beta():
+    """New-user probe: at a fixed β small enough that round-off dominates (a stiff chain at β = 2e-9), check said
+    "beta is too large ... try --beta 1e-10", which made it worse. It now measures the contrast again at β/10:
+    where it moves more than the β error estimate, it names round-off and suggests a larger β, which passes."""
+    model = symglep.load_model(OSCILLATOR)
+    tiny = run_check(model, steps=300, beta=1e-12)
+    assert tiny["centred_error_estimate"] > 1e-6
+    (w,) = [w for w in tiny["warnings"] if "beta" in w]
+    assert w.startswith("beta = 1e-12 is so small that round-off dominates") and "--beta 1e-11" in w, w
+    assert run_check(model, steps=300, beta=1e-4)["passed"]
+
 def test_check_warns_when_the_round_trip_exceeds_the_tolerance():
     model = symglep.load_model(OSCILLATOR)
     strict = run_check(model, steps=300, tolerance=1e-17)
