@@ -62,6 +62,22 @@ def energy_drift(energies, at_rest) -> float:
     return float(np.max(np.abs(e - e[0])) / scale)
 
 
+#: an undriven run whose energy drifts by more than this fraction of its scale is near the integrator's limit
+DRIFT_LIMIT = 0.1
+
+
+def drift_warning(drift: float | None, integrator: str) -> list:
+    """A warning when the undriven run's energy drifts by more than :data:`DRIFT_LIMIT` (a probe: ω dt = 1.9999,
+    drift 2.8, no word): the gradient is still the discrete system's, but that system is far from the
+    continuous one, and near the leapfrog's limit every perturbation (the nudge, round-off) is amplified."""
+    if drift is None or not drift > DRIFT_LIMIT:
+        return []
+    why = ("dt is close to the leapfrog's stability limit for the fastest mode (omega dt -> 2) or the run is stiff"
+           if integrator != "midpoint" else "dt is large for the run's fastest motion")
+    return [f"the energy of the undriven run drifts by {drift:.1e} of its scale (> {DRIFT_LIMIT:g}): {why}; the "
+            "gradient is that of the discrete system, which is then far from the continuous one: reduce dt"]
+
+
 #: below this |θ_i| the finite-difference step is relative to θ_i, rel_step·|θ_i| / SMALL_PARAMETER (the two rules
 #: meet here): an absolute step of 1e-6 on a mass of 1e-6 kg moved it by half its value
 SMALL_PARAMETER = 1e-3
@@ -371,7 +387,8 @@ def _measure(model, kernels, route, exact, th, q0, p0, u, y, qT, pT, loss, steps
         "warnings": warnings(roundtrip, beta, beta_error, tolerance, order, exact, choice, kinked, roundoff_bound)
                     + growth_warning(model, q0, p0, qT, pT, params is None, gamma=gamma, T=steps * dt,
                                      least_mass=least_mass(model, th, q0))
-                    + anti_damping_warning(gamma, steps * dt) + sign_warnings(model, th)
+                    + anti_damping_warning(gamma, steps * dt) + drift_warning(drift, kernels.integrator)
+                    + sign_warnings(model, th)
                     + zero_gradient_warning(bptt.dtheta[0], fd),
         "noise": noise_study,
         "passed": bool((not exact or (err_theta <= tolerance and err_init <= tolerance)) and err_fd <= FD_TOLERANCE),

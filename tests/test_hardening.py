@@ -158,6 +158,16 @@ def test_check_names_round_off_at_a_small_fixed_beta():
     assert w.startswith("beta = 1e-12 is so small that round-off dominates") and "--beta 1e-11" in w, w
     assert run_check(model, steps=300, beta=1e-4)["passed"]
 
+def test_check_warns_of_an_energy_drift_near_the_stability_limit():
+    """New-user probe: at ω dt = 1.9999 the undriven run's energy drifted by 2.8 of its scale and check passed
+    without a word. A drift above 10 % now names the stability limit; at ω dt = 0.01 nothing is said."""
+    model = symglep.load_model(OSCILLATOR)
+    near = run_check(model, steps=300, dt=1.9999, params={"k": 1.0, "m": 1.0})
+    assert near["energy_drift"] > 1.0
+    assert any("drifts by" in w and "stability limit" in w for w in near["warnings"]), near["warnings"]
+    normal = run_check(model, steps=300, dt=0.01, params={"k": 1.0, "m": 1.0})
+    assert normal["energy_drift"] < 1e-3 and not any("drifts by" in w for w in normal["warnings"])
+
 def test_check_warns_when_the_round_trip_exceeds_the_tolerance():
     model = symglep.load_model(OSCILLATOR)
     strict = run_check(model, steps=300, tolerance=1e-17)

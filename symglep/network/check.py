@@ -15,7 +15,7 @@ import math
 import numpy as np
 
 from ..beta import AUTO, describe
-from ..check import (anti_damping_warning, auto_beta, declared_sign, energy_drift, growth_warning,
+from ..check import (anti_damping_warning, auto_beta, declared_sign, drift_warning, energy_drift, growth_warning,
                      rel_err, require_run_settings, roundtrip_warning, smooth_signal)
 from ..diagnose import NumericalError
 from ..dissipation import reports_anti_damping
@@ -163,7 +163,8 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
                     + growth_warning(model, q0, p0, qT, pT, params is None, "their init ranges",
                                      gamma=gamma, T=steps * dt,
                                      least_mass=float(np.min(kern.start_masses(args[0], args[1], q0)[0])))
-                    + anti_damping_warning(gamma, steps * dt),
+                    + anti_damping_warning(gamma, steps * dt)
+                    + drift_warning(None if gamma else drift, kern.module.INTEGRATOR),
         "tolerance_echo_vs_bptt": tolerance, "tolerance_bptt_vs_fd": 1e-5,
         "passed": bool(max(errors) <= tolerance and err_fd <= 1e-5),
     }
