@@ -26,6 +26,7 @@ from .estimators import ESTIMATORS
 from .loader import load_system, split_spec
 from .training import resumed_task
 from .noise import parse_noise
+from .parameter_values import trained_run
 
 
 def _one_line(exc: BaseException) -> str:
@@ -225,6 +226,7 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
     Exits with code 1 when the gradients disagree beyond the printed tolerances.
     """
     with _json_error(fmt, passed=False):
+        steps, dt = _trained_run_settings(params_file, steps, dt, fmt)
         opts = CheckOptions(steps=steps, dt=dt, beta=parse_beta(beta), seed=seed, params_file=params_file,
                             integrator=integrator, tolerance=tolerance, fmt=fmt, bc=bc, cbvp_steps=cbvp_steps,
                             route=route, naive_echo=naive_echo, size=size, noise=parse_noise(noise))
@@ -232,6 +234,22 @@ def check(model_spec, steps, dt, beta, seed, params_file, integrator, tolerance,
     click.echo(text, nl=fmt == "json")
     if not report["passed"]:
         sys.exit(1)
+
+
+def _trained_run_settings(params_file, steps: int, dt: float, fmt: str) -> tuple:
+    """``(steps, dt)`` of the check: a training file's own run (``settings``) where ``--steps`` or ``--dt`` was
+    not given, so that the trained parameters are checked where they were trained (a probe: parameters
+    trained at dt = 0.05 were checked at the default 0.01); a note says so in the text format."""
+    if not params_file:
+        return steps, dt
+    ctx = click.get_current_context()
+    given = {"steps": steps, "dt": dt}
+    run = {key: value for key, value in trained_run(params_file).items()
+           if ctx.get_parameter_source(key) is click.core.ParameterSource.DEFAULT and value != given[key]}
+    if run and fmt == "text":
+        taken = ", ".join(f"--{key} {value:g}" for key, value in run.items())
+        click.echo(f"note: {taken} from the training run recorded in {params_file} (give them to override)")
+    return run.get("steps", steps), run.get("dt", dt)
 
 
 @main.command()

@@ -66,6 +66,21 @@ def read_parameter_file(path: str, names: list) -> dict:
     return data
 
 
+def trained_run(path: str) -> dict:
+    """``{"dt": ..., "steps": ...}`` of the run a training file (``train --save``) records in its ``settings``;
+    ``{}`` for a plain ``{name: value}`` file or a setting that is not a valid number."""
+    settings = read_json_object(path, "parameters file").get("settings")
+    if not isinstance(settings, dict):
+        return {}
+    out = {}
+    dt, steps = settings.get("dt"), settings.get("steps")
+    if isinstance(dt, (int, float)) and not isinstance(dt, bool) and math.isfinite(dt) and dt > 0:
+        out["dt"] = float(dt)
+    if isinstance(steps, int) and not isinstance(steps, bool) and steps >= 1:
+        out["steps"] = steps
+    return out
+
+
 def _by_element(data: dict, names: set) -> dict:
     """``{"unit1.A": [[...], ...]}`` spelled element by element (``unit1.A[0,0]``, ...) where ``names`` (a stack's)
     name the elements, not the array: the grouped form `--freeze unit1.A` and the docs use is read too."""

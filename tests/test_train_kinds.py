@@ -312,6 +312,15 @@ def test_train_takes_an_array_models_size_and_check_reads_it_back(network_file, 
     saved = json.loads(save.read_text())
     assert saved["settings"]["units"] == 4 and len(saved["parameters"]["B"]) == 4
     code, out = run("check", network_file, "--params", save, "--steps", "100")
-    assert code == 0 and out.startswith("model network_chain (array model, n = 4 units"), out
+    assert code == 0 and out.splitlines()[1].startswith("model network_chain (array model, n = 4 units"), out
+    # the run's own dt and steps where none is given (a probe: trained at dt = 0.05, checked at 0.01)
+    saved["settings"].update(dt=0.02, steps=60)
+    save.write_text(json.dumps(saved))
+    code, out = run("check", network_file, "--params", save, "--dt", "0.01")
+    first, second = out.splitlines()[:2]
+    assert code == 0 and first == f"note: --steps 60 from the training run recorded in {save} (give them to override)"
+    assert "K = 60 steps of dt = 0.01" in second, out
+    code, out = run("check", network_file, "--params", save)
+    assert out.startswith("note: --dt 0.02, --steps 60 from the training run") and "K = 60 steps of dt = 0.02" in out
     code, out = run("train", network_file, "--size", "4", "--epochs", "1", "--scheduler", "tcp://127.0.0.1:1")
     assert code == 2 and "--size with --scheduler" in out
