@@ -125,47 +125,62 @@ def backward_failure(phase: str, sequence: int, steps: int, dt: float, t0: float
                            "q_after": np.asarray(q), "p_after": np.asarray(p)})
 
 
-#: how far (relative to the start's size) the echoes' mean end may miss the start when that miss is ten times
-#: the spread of their ends (a retraced run misses by O(beta^2), less than its O(beta) spread)
-RETRACE_LIMIT = 1e-3
-
-
-#: a miss that falls by at least this factor when beta falls tenfold is the nudge's O(beta^2) bias (100x), not a
-#: failure to retrace (which does not depend on beta)
-BETA_BIAS_FALL = 30.0
+#: the retrace test itself runs in the kernels (templates/numba/passes.j2, ``retrace``; the JAX layer's
+#: ``_retrace_factor``): a miss over 1e-3 of the state's size (1e-6 for the complex step) with a spread ten times
+#: smaller or beyond the state's size is a run that did not retrace; a miss over 0.03 of the ±β ends' spread (0.3
+#: for the Richardson contrast) and 1e-8 of the state is a response not linear in β, whose contrast's bias is about
+#: (miss / spread)^2. The kernels return the miss (relative to the state's size) where either holds, else 0.
+#: On a failure, β is divided by these factors, in turn, to find one that passes.
+SMALLER_BETAS = (10.0, 100.0)
 
 
 def check_retrace(miss, integrator: str, what: str, rerun=None, beta: float | None = None) -> None:
-    """A :class:`NumericalError` for the first sequence whose echoes' mean end missed the start by more than
-    :data:`RETRACE_LIMIT` (relative, as the kernels measure it; 0 where they retraced): the echo did not retrace
-    the free run, so the contrast is not the gradient (a probe's spherical pendulum near its pole: 300x off BPTT,
-    silently; a leapfrog past its stability limit: 1e52x).
+    """A :class:`NumericalError` for the first sequence whose echoes the kernels flagged (``miss`` > 0: its mean
+    end's miss relative to the state's size): the echo did not retrace the free run, or not linearly in β, so the
+    contrast is not the gradient (probes: a spherical pendulum near its pole 300x off BPTT, a leapfrog past its
+    stability limit 1e52x, chaotic Henon-Heiles runs 10-300 %, all silently before).
 
-    ``rerun(beta)``, when given, measures the misses again at another nudge: where the miss falls with β², it is
-    the nudge's own O(β²) bias (β large for the model's scale: a probe's 1e-6 kg oscillator at β = 1e-10), and
-    the message says so and names a β that retraces, instead of blaming the run's stability."""
-    bad = np.nonzero(~(np.asarray(miss) <= RETRACE_LIMIT))[0]
-    if bad.size:
-        b = int(bad[0])
-        if rerun is not None and beta is not None and np.isfinite(miss[b]):
-            smaller = float(np.asarray(rerun(beta / 10.0))[b])
-            if smaller * BETA_BIAS_FALL <= miss[b]:
-                advice = beta * np.sqrt(RETRACE_LIMIT / miss[b]) / 3.0
-                amplifier = ("dt past the leapfrog's stability limit: omega dt > 2 for its fastest mode, or a "
-                             "chaotic or long run" if integrator != "midpoint" else "a chaotic or long run")
+    ``rerun(beta)``, when given, measures the misses again at smaller nudges (:data:`SMALLER_BETAS`): where one
+    passes, the failure is the nudge's own non-linear effect (β large for the model's scale, or a run that
+    amplifies it: chaos, a long run, a run near the stability limit), and the message names that β; where the
+    miss falls with β but none passes, the run amplifies any nudge too much; where it does not fall, the run did
+    not retrace (stability, another Newton root, round-off growth)."""
+    miss = np.asarray(miss)
+    bad = np.nonzero(~(miss <= 0.0))[0]
+    if not bad.size:
+        return
+    b = int(bad[0])
+    beyond = miss[b] > 1.0  # beyond the state's size
+    amplifier = ("a chaotic or long run" if integrator == "midpoint" else
+                 "dt past the leapfrog's stability limit (omega dt > 2 for its fastest mode), or a chaotic or long "
+                 "run" if beyond else
+                 "a chaotic or long run, or dt near the leapfrog's stability limit (omega dt -> 2 for its fastest "
+                 "mode)")
+    if rerun is not None and beta is not None and np.isfinite(miss[b]):
+        tried = []
+        for factor in SMALLER_BETAS:
+            smaller = float(np.asarray(rerun(beta / factor))[b])
+            if smaller <= 0.0:
                 raise NumericalError(
-                    f"{what}: the echoes of sequence {b} did not retrace the free run: they miss the start by "
-                    f"{miss[b]:.1e} relative at beta = {beta:.1e} and by {smaller:.1e} at beta / 10, so the miss is "
-                    f"the nudge's own O(beta^2) effect, which is not small: beta is large for this model's scale "
-                    f"(small masses, large gradients), or the run amplifies the nudge ({amplifier}); use "
-                    f"beta <= {advice:.1e} where the free run is stable, else reduce dt or shorten the run; or use "
-                    "bptt_gradient", what, b, None)
-        why = ("the implicit midpoint step has more than one solution there and Newton took another one "
-               "(dt too large near a singular point of the model), or a chaotic run amplified the echo's "
-               "round-off and nudge beyond recovery; reduce dt or shorten the run" if integrator == "midpoint"
-               else "the run grew without bound (dt past the leapfrog's stability limit: omega dt > 2 for "
-                    "its fastest mode) or round-off grew along it (a chaotic run, or a damped model's echo, "
-                    "which amplifies it by e^(gamma T), theory §7); reduce dt or shorten the run")
-        raise NumericalError(f"{what}: the echo of sequence {b} did not retrace the free run (its mean end "
-                             f"misses the start by {miss[b]:.1e} relative), so its contrast is not the gradient: "
-                             f"{why}, or use bptt_gradient", what, b, None)
+                    f"{what}: the echoes of sequence {b} did not retrace the free run linearly in beta at beta = "
+                    f"{beta:.1e} (their mean end misses the start by {miss[b]:.1e} relative, the nudge's own "
+                    f"non-linear effect), so the contrast carries a large beta bias; at beta = {beta / factor:.1e} "
+                    f"they do: use beta <= {beta / factor:.1e} (the model's scale is small, or the run amplifies "
+                    f"the nudge: {amplifier}), or bptt_gradient", what, b, None)
+            tried.append(smaller)
+        if tried[-1] * SMALLER_BETAS[-1] ** 1.5 <= miss[b]:  # falls with beta, faster than linearly
+            raise NumericalError(
+                f"{what}: the echoes of sequence {b} did not retrace the free run linearly in beta, even at "
+                f"beta = {beta / SMALLER_BETAS[-1]:.1e} (their mean end misses the start by {miss[b]:.1e} relative at "
+                f"beta = {beta:.1e}, {tried[-1]:.1e} at beta / {SMALLER_BETAS[-1]:g}): the run amplifies the nudge "
+                f"({amplifier}), so the echo's contrast is not the gradient; shorten the run or reduce dt, or use "
+                "bptt_gradient", what, b, None)
+    why = ("the implicit midpoint step has more than one solution there and Newton took another one "
+           "(dt too large near a singular point of the model), or a chaotic run amplified the echo's "
+           "round-off and nudge beyond recovery; reduce dt or shorten the run" if integrator == "midpoint"
+           else "the run grew without bound (dt past the leapfrog's stability limit: omega dt > 2 for "
+                "its fastest mode) or round-off grew along it (a chaotic run, or a damped model's echo, "
+                "which amplifies it by e^(gamma T), theory §7); reduce dt or shorten the run")
+    raise NumericalError(f"{what}: the echo of sequence {b} did not retrace the free run (its mean end "
+                         f"misses the start by {miss[b]:.1e} relative), so its contrast is not the gradient: "
+                         f"{why}, or use bptt_gradient", what, b, None)

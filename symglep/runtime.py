@@ -485,14 +485,17 @@ class Kernels:
         return Result(out[0], out[1], out[2], out[3], out[4] if learn_inputs else None, route)
 
     def complex_step_gradient(self, theta, q0, p0=None, v0=None, u=None, y=None, steps=None, dt=None, t0=0.0,
-                              eps: float = 1e-20, learn_inputs=False, route="auto", naive_echo=False) -> Result:
+                              eps: float = 1e-20, learn_inputs=False, route="auto", naive_echo=False,
+                              retrace: bool = True) -> Result:
         """The complex-step echo (theory §5; digital only): the echo nudged by β = iε in complex
         arithmetic, ``dC/dθ = Im G(iε) / ε`` -- no difference of nearly equal numbers, so ε can be
         1e-20 and the estimate is the discrete gradient to round-off, in O(1) memory in K.
 
         The kernels come from a second, complex-safe module (NumPy ufuncs in the model functions,
         complex work arrays), generated and compiled on the first call; a model whose maths is not analytic
-        (abs, max, piecewise, ...) is refused with one line. ``route`` as in :meth:`gradient`.
+        (abs, max, piecewise, ...) is refused with one line. ``route`` and ``retrace`` as in :meth:`gradient`
+        (its real part must come back to the start within 1e-6 of the state's size: the round-off that grew
+        along a long or chaotic run is in the gradient too, tens of times larger).
         """
         route = self.route(route, naive_echo)
         if route == "bptt":
@@ -508,7 +511,7 @@ class Kernels:
         out = self._complex.gradient(th, q0, x0, sv, u, y, h, t0, nudge, 1, bool(learn_inputs), th_echo, digital)
         what = "complex-step echo gradient"
         self._check(out[5], out[6], what, u.shape[1] - 1, "backward" if digital else "echo")
-        if route != "naive_echo":
+        if retrace and route != "naive_echo":
             self._check_retrace(out[5], out[6], what)
         real = [np.ascontiguousarray(a.real) for a in out[:5]]
         for b in self._non_finite(*real):

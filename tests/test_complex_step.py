@@ -133,6 +133,32 @@ def test_the_step_size_does_not_matter():
         assert rel_err(cs.dtheta, ref.dtheta) <= TOL, eps
 
 
+def test_a_chaotic_run_is_refused_by_every_echo_instead_of_returned_wrong():
+    """Probe r3 (session 37): on bounded chaotic runs the centred and Richardson echoes came back 10-300 % off BPTT
+    and the complex step 1e-3 off, silently: the echoes' mean end missed the start by about their spread (the old
+    guard wanted ten times it) and the complex step's round-off drift was let through up to 1e-3. The double
+    pendulum started near inverted (K = 1000, midpoint): the centred echo is 99 % off and raises, naming the
+    non-linear response; the complex step, 2e-6 off, raises on its 1e-6 drift; from a mild start every estimate
+    passes and meets BPTT."""
+    from symglep.diagnose import NumericalError
+
+    kern = symglep.compile(symglep.load_model(str(EXAMPLES / "double_pendulum.py")), dt=DT)
+    theta, p0 = np.ones(kern.n_theta), np.zeros((1, 2))
+    rng = np.random.default_rng(0)
+    u, y = rng.normal(0, 0.3, (1, 1001, kern.module.N_U)), rng.normal(0, 0.3, (1, 1001, kern.module.N_Y))
+    chaotic = [[2.8, -2.8]]
+    bptt = kern.bptt_gradient(theta, chaotic, p0=p0, u=u, y=y).dtheta
+    assert rel_err(kern.gradient(theta, chaotic, p0=p0, u=u, y=y, beta=1e-6, retrace=False).dtheta, bptt) > 0.1
+    with pytest.raises(NumericalError, match="did not retrace the free run"):
+        kern.gradient(theta, chaotic, p0=p0, u=u, y=y, beta=1e-6)
+    assert rel_err(kern.complex_step_gradient(theta, chaotic, p0=p0, u=u, y=y, retrace=False).dtheta, bptt) > 1e-6
+    with pytest.raises(NumericalError, match="complex-step echo gradient: the echo of sequence 0 did not retrace"):
+        kern.complex_step_gradient(theta, chaotic, p0=p0, u=u, y=y)
+    mild = [[1.0, -1.0]]
+    bptt = kern.bptt_gradient(theta, mild, p0=p0, u=u, y=y).dtheta
+    assert rel_err(kern.gradient(theta, mild, p0=p0, u=u, y=y).dtheta, bptt) <= 1e-6
+    assert rel_err(kern.complex_step_gradient(theta, mild, p0=p0, u=u, y=y).dtheta, bptt) <= TOL
+
 def _model_with(term, name):
     x = dynamicsymbols("x")
     k = sp.Symbol("k", positive=True)

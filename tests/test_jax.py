@@ -361,3 +361,39 @@ def test_a_generated_flipped_echo_module_takes_a_numpy_theta_and_a_layer_refuses
     for t0 in (float("nan"), float("inf")):
         with pytest.raises(SymglepError, match="t0 must be a finite number"):
             sj.layer(model, DT, t0=t0)
+
+
+def test_an_echo_that_does_not_retrace_gives_nan_not_a_wrong_gradient():
+    """The Numba kernels raise where the echoes do not retrace the free run (docs/robustness.md); a JAX VJP cannot
+    raise, and returned the contrast silently (a probe: the one-sided echo 5e41x off past the stability limit).
+    It now gives NaN there, for every order and for the layer: the harmonic oscillator at ω dt = 2.0 and 2.5 (BPTT
+    finite), and the double pendulum started near inverted (chaotic, K = 1000). Below the limit, and from a
+    mild start, the echo is autodiff's."""
+    rng = np.random.default_rng(2)
+    u, y = rng.normal(0, 0.3, (51, 1)), rng.normal(0, 0.3, (51, 1))
+    oscillator = symglep.load_model(str(ROOT / "examples" / "harmonic_oscillator.py"))
+    theta, q0, p0 = jnp.array([0.9, 1.3]), jnp.array([0.2]), jnp.array([-0.1])  # omega = 0.83
+    for dt in (0.05, 2.4, 3.0):
+        bptt = jax.grad(sj.loss(oscillator, dt=dt, estimator="bptt"))(theta, u, y, q0, p0)
+        assert np.all(np.isfinite(bptt))
+        for order in (1, 2, 4):
+            echo = jax.grad(sj.loss(oscillator, dt=dt, order=order))(theta, u, y, q0, p0)
+            if dt == 0.05:
+                assert _relative(echo, bptt) < (1e-4 if order == 1 else 1e-8)
+            else:
+                assert np.all(np.isnan(echo)), (dt, order, echo)
+        grads = [jax.grad(lambda th: jnp.sum(layer(th, u, q0, p0)[0] ** 2))(theta)
+                 for layer in (sj.layer(oscillator, dt=dt), sj.layer(oscillator, dt=dt, estimator="bptt"))]
+        if dt == 3.0:  # past the limit; at 2.4 (omega dt = 1.997) the layer's relative nudge may still retrace
+            assert np.all(np.isnan(grads[0]))
+        elif not np.all(np.isnan(grads[0])):
+            assert _relative(*grads) < 1e-6, (dt, grads)
+    pendulum = symglep.load_model(str(ROOT / "examples" / "double_pendulum.py"))
+    u, y = rng.normal(0, 0.3, (1001, 1)), rng.normal(0, 0.3, (1001, 1))
+    for start, retraces in ((1.0, True), (2.8, False)):
+        args = (jnp.ones(4), u, y, jnp.array([start, -start]), jnp.zeros(2))
+        echo = jax.grad(sj.loss(pendulum, dt=0.01))(*args)
+        if retraces:
+            assert _relative(echo, jax.grad(sj.loss(pendulum, dt=0.01, estimator="bptt"))(*args)) < 1e-6
+        else:
+            assert np.all(np.isnan(echo))
