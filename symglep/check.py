@@ -83,35 +83,38 @@ def drift_warning(drift: float | None, integrator: str) -> list:
 SMALL_PARAMETER = 1e-3
 
 
-def central_differences(loss, theta: np.ndarray, rel_step: float) -> np.ndarray:
+def central_differences(loss, theta: np.ndarray, rel_step: float, entries=None) -> np.ndarray:
     """``(loss(θ + ε e_i) − loss(θ − ε e_i)) / 2ε`` for each parameter, ``ε = rel_step·max(1, |θ_i|)``, and for
     ``0 < |θ_i| <`` :data:`SMALL_PARAMETER` ``ε = rel_step·|θ_i| / SMALL_PARAMETER`` (the same at the boundary): the
     step keeps a parameter's sign and scale (a probe's C2 = 1e-6 under √C2 was stepped to −1e-4 and the free run
     failed; a mass of 1e-6 stepped by half its value gave differences 1.7e3 off, and the Richardson step ε/2 was
-    capped to the same ε)."""
-    out = np.empty(theta.size)
-    for i in range(theta.size):
+    capped to the same ε). ``entries``: only these indices of θ (in their order), by default all."""
+    entries = range(theta.size) if entries is None else entries
+    out = np.empty(len(entries))
+    for n, i in enumerate(entries):
         eps = rel_step * max(1.0, abs(theta[i]))
         if 0 < abs(theta[i]) < SMALL_PARAMETER:
             eps = rel_step * abs(theta[i]) / SMALL_PARAMETER
         hi, lo = theta.copy(), theta.copy()
         hi[i] += eps
         lo[i] -= eps
-        out[i] = (loss(hi) - loss(lo)) / (2 * eps)
+        out[n] = (loss(hi) - loss(lo)) / (2 * eps)
     return out
 
 
-def finite_differences(loss, theta: np.ndarray, reference: np.ndarray) -> tuple:
-    """Central differences at the relative step FD_STEP and, when they miss ``reference`` (BPTT) by more than
-    FD_TOLERANCE, Richardson's ``(4 D(ε/2) − D(ε)) / 3``, whose O(ε²) truncation is gone: a loss that bends
-    sharply in θ (a run passing close to a singular point) makes the plain step's error the larger one, not
-    the gradient's. Returns ``(differences, rule)``, ``rule`` '' for the plain step."""
-    plain = central_differences(loss, theta, FD_STEP)
+def finite_differences(loss, theta: np.ndarray, reference: np.ndarray, step: float = FD_STEP,
+                       entries=None) -> tuple:
+    """Central differences at the relative ``step`` and, when they miss ``reference`` (BPTT at ``entries``) by
+    more than FD_TOLERANCE, Richardson's ``(4 D(ε/2) − D(ε)) / 3``, whose O(ε²) truncation is gone: a loss that
+    bends sharply in θ (a run passing close to a singular point, a strongly curved trained network: probes of
+    scalar, array and stack checks) makes the plain step's error the larger one, not the gradient's. Every kind's
+    check uses it. Returns ``(differences, rule)``, ``rule`` '' for the plain step."""
+    plain = central_differences(loss, theta, step, entries)
     if rel_err(reference, plain) <= FD_TOLERANCE:
         return plain, ""
-    half = central_differences(loss, theta, FD_STEP / 2)
+    half = central_differences(loss, theta, step / 2, entries)
     richardson = (4 * half - plain) / 3
-    return richardson, f"Richardson differences at steps {FD_STEP:g}, {FD_STEP / 2:g}; plain {rel_err(reference, plain):.1e}"
+    return richardson, f"Richardson differences at steps {step:g}, {step / 2:g}; plain {rel_err(reference, plain):.1e}"
 
 
 def smooth_signal(rng: np.random.Generator, times: np.ndarray, width: int, amplitude: float) -> np.ndarray:

@@ -137,6 +137,11 @@ def test_check_takes_richardson_differences_where_the_plain_step_bends():
     wrong = exact * (1 + 1e-3)  # a wrong reference stays wrong: Richardson removes truncation, not errors
     fd, rule = finite_differences(lambda t: float(np.sum(np.sin(w * t))), theta, wrong)
     assert rel_err(fd, wrong) > 1e-4
+    # the array and stack checks use it too (probe r1, session 37: a trained network's entry and a classifier's
+    # inputs failed at the plain step with BPTT right): on chosen entries, at another step
+    fd, rule = finite_differences(lambda t: float(np.sum(np.sin(w * t))), theta, exact[[0]], step=1e-5, entries=[0])
+    assert fd.shape == (1,) and rule.startswith("Richardson differences at steps 1e-05, 5e-06")
+    assert rel_err(fd, exact[[0]]) < 1e-6
 
 
 def test_a_failed_check_names_the_drawn_parameters_and_an_undeclared_sign_drawn_negative():

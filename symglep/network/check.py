@@ -15,8 +15,8 @@ import math
 import numpy as np
 
 from ..beta import AUTO, describe
-from ..check import (anti_damping_warning, auto_beta, declared_sign, drift_warning, energy_drift, growth_warning,
-                     rel_err, require_run_settings, roundtrip_warning, smooth_signal)
+from ..check import (anti_damping_warning, auto_beta, declared_sign, drift_warning, energy_drift, finite_differences,
+                     growth_warning, rel_err, require_run_settings, roundtrip_warning, smooth_signal)
 from ..diagnose import NumericalError
 from ..dissipation import reports_anti_damping
 from ..parameter_values import read_parameter_file
@@ -131,15 +131,8 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
     args, _ = kern.prepare(theta, q0, p0, u, y)
     th = args[0]
     picks = _fd_entries(bptt.flat[0], rng)
-    fd = []
-    for idx in picks:
-        eps = 1e-6 * max(1.0, abs(th[idx]))
-        hi, lo = th.copy(), th.copy()
-        hi[idx] += eps
-        lo[idx] -= eps
-        fd.append((kern.module.free(hi, *args[1:], dt, 0.0, False)[2][0]
-                   - kern.module.free(lo, *args[1:], dt, 0.0, False)[2][0])
-                  / (2 * eps))
+    fd, fd_rule = finite_differences(lambda t: kern.module.free(t, *args[1:], dt, 0.0, False)[2][0], th,
+                                     bptt.flat[0, picks], entries=picks)
     err_theta = rel_err(echo.flat[0], bptt.flat[0])
     err_init = rel_err(np.concatenate([echo.dq0.ravel(), echo.dp0.ravel()]),
                        np.concatenate([bptt.dq0.ravel(), bptt.dp0.ravel()]))
@@ -158,7 +151,7 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
         "rel_err_inputs": err_inputs, "rel_err_velocity_start": err_velocity, "beta_velocity_start": beta_v,
         "inputs_gradient_zero": bool(inputs and not np.any(bptt.du)),
         "terminal_cost": model.terminal is not None, "damping": gamma,
-        "fd_entries": [int(i) for i in picks],
+        "fd_entries": [int(i) for i in picks], "fd_rule": fd_rule,
         "warnings": roundtrip_warning(roundtrip, tolerance) + signs
                     + growth_warning(model, q0, p0, qT, pT, params is None, "their init ranges",
                                      gamma=gamma, T=steps * dt,
@@ -242,6 +235,7 @@ def render_text(r: dict) -> str:
         + f"tolerance {r['tolerance_echo_vs_bptt']:.0e}) "
         f"{ok(r['rel_err_velocity_start'], r['tolerance_echo_vs_bptt'])}",
         f"rel. error BPTT vs finite diff.   {r['rel_err_bptt_vs_fd']:.3e}  ({len(r['fd_entries'])} entries; "
+        f"{r['fd_rule'] + '; ' if r.get('fd_rule') else ''}"
         f"tolerance {r['tolerance_bptt_vs_fd']:.0e}) {ok(r['rel_err_bptt_vs_fd'], r['tolerance_bptt_vs_fd'])}",
         *[f"warning: {w}" for w in r.get("warnings", [])],
         "passed" if r["passed"] else "FAILED",
