@@ -663,3 +663,45 @@ def test_a_site_term_over_another_index_is_shown_at_unit_i():
         got = float(sp.diff(V, small.q[unit]).xreplace(values).xreplace(dict(zip(small.q, x))))
         want = np.tanh(z[unit]) + sum(As[a, unit] * x[a] * (1 - np.tanh(z[a]) ** 2) for a in range(3))
         assert got == pytest.approx(want, rel=1e-12)
+
+
+def test_the_learning_rule_of_a_node_parameter_read_across_a_term_sums_over_its_partners():
+    """Probe r1 (session 37): a node parameter h read at both ends of an edge printed ∂L/∂h[E_src] as the sum of its
+    partials at the source and at the destination, and c[j] read at a pair's partner index printed without the sum
+    over the pair's other unit. Each contribution now sums over the edges (or partners) that meet unit i, with the
+    element renamed to unit i; each sum's summand is the partial at that end (checked here against sympy)."""
+    from symglep.network import Edges
+    from symglep.network.derive import learning_rules
+
+    x, u, y = Coordinates("x"), Inputs("u"), Targets("y")
+    E = Edges("E", default=lambda n: [(a, a + 1) for a in range(n - 1)])
+    k = Parameter("k", "e", positive=True)
+    h, c = Parameter("h", "n", positive=True), Parameter("c", "n")
+    W, B = Parameter("W", ("n", "n")), Parameter("B", ("n", "m"))
+    model = ArrayModel(
+        lagrangian=(Sum(x.dot[i] ** 2 / 2, i) - Sum(x[i] ** 2 / 2, i)
+                    - Sum(k[E.e] * h[E.src] * h[E.dst] ** 2 * (x[E.src] - x[E.dst]) ** 2 / 2, E)
+                    + Sum(W[i, j] * c[j] * sp.exp(-(x[i] - x[j]) ** 2) / 2, i, j) + Sum(x[i] * (B @ u)[i], i)),
+        cost=Sum((x[r] - y[r]) ** 2 / 2, r), coordinates=x, parameters=[k, h, c, W, B], inputs=u, targets=y,
+        edges=E, name="node_rules", size=4, sizes={"m": 1, "r": 1})
+    rules = {rule["parameter"]: rule for rule in learning_rules(model)}
+    assert rules["h"]["element"] == "h[i]" and rules["c"]["element"] == "c[i]"
+    src, dst = rules["h"]["dL"].split("  +  ")[::-1] if "dst_e" in rules["h"]["dL"].split("  +  ")[0] else \
+        rules["h"]["dL"].split("  +  ")
+    assert src.startswith("Σ_(e: src_e = i) ") and dst.startswith("Σ_(e: dst_e = i) ")
+    hs, hd, kk, xs, xd = sp.symbols("h_s h_d k x_s x_d")
+    V = kk * hs * hd ** 2 * (xs - xd) ** 2 / 2
+    names = {"h[E_src]": hs, "h[E_dst]": hd, "k[E_e]": kk, "x[E_src]": xs, "x[E_dst]": xd}
+
+    def parsed(text):
+        for name, sym in names.items():
+            text = text.replace(name, sym.name)
+        return sp.sympify(text)
+
+    assert sp.simplify(parsed(src.split(") ", 1)[1]) + sp.diff(V, hs)) == 0
+    assert sp.simplify(parsed(dst.split(") ", 1)[1]) + sp.diff(V, hd)) == 0
+    assert rules["c"]["dL"].startswith("Σ_j ")
+    ci = parsed(rules["c"]["dL"][len("Σ_j "):].replace("W[j,i]", "w_ji").replace("x[i]", "x_i").replace("x[j]", "x_j"))
+    w_ji, x_i, x_j = sp.symbols("w_ji x_i x_j")
+    # ∂L/∂c_i of Σ_ab W_ab c_b e^{-(x_a - x_b)^2}/2: the terms with b = i, summed over a (renamed j)
+    assert sp.simplify(ci - w_ji * sp.exp(-(x_j - x_i) ** 2) / 2) == 0

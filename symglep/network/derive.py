@@ -22,6 +22,7 @@ from ..report import latex_text
 from ..simplify import within
 from .arrays import Parameter
 from .arrays import i as UNIT
+from .arrays import j as OTHER
 from .elements import kinetic_pieces, readout_pieces, term_pieces
 from .terms import Term
 
@@ -151,6 +152,10 @@ def learning_rules(model, show=_plain) -> list:
                     pieces.append(f"Σ_{{{over}}} {show(g)}")
                     reads |= set(_reads(g))
                     element = p.name
+                elif s.role == "node" and term.kind != "site":
+                    piece, g, element = _node_rule(model, term, s, g, show)
+                    pieces.append(piece)
+                    reads |= set(_reads(g)) - {element}
                 elif s.role in ("node", "pair"):
                     pieces.append(show(g))
                     reads |= set(_reads(g)) - {str(s.symbol)}
@@ -163,6 +168,25 @@ def learning_rules(model, show=_plain) -> list:
         rules.append({"parameter": p.name, "element": element, "dL": "  +  ".join(pieces) or "0",
                       "reads": sorted(reads), "locality": _locality(p, element, reads)})
     return rules
+
+
+def _node_rule(model, term: Term, slot, g, show) -> tuple:
+    """``(text, g, element)``: the contribution of a node parameter read in an edge or pair term to ∂L/∂p[i] of a
+    generic unit i: over the edges whose source (or destination) is i, or over the other unit of the pair, with
+    the element renamed to unit i (a probe: p read at both ends of an edge printed both partials under p[E_src])."""
+    if term.kind == "edge":
+        where = "src_e = i" if slot.side == 0 else "dst_e = i"
+        return f"Σ_(e: {where}) {show(g)}", g, f"{slot.param.name}[{UNIT}]"
+    unit = model.element_info(slot.symbol)[1][0][0]
+    indices = []
+    for sym in sorted(term.phi.free_symbols, key=str):
+        if getattr(sym, "_array", None) is not None:
+            indices += [x for x in model.element_info(sym)[1][0] if x not in indices]
+    other = next((x for x in indices if x != unit), None)
+    if other is None:
+        return show(g), g, str(slot.symbol)
+    renamed = g.xreplace(_rename(model, term, {unit: UNIT, other: OTHER}))  # simultaneous: a swap where needed
+    return f"Σ_{OTHER} {show(renamed)}", renamed, f"{slot.param.name}[{UNIT}]"
 
 
 def _locality(p, element, reads) -> str:
