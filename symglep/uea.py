@@ -190,6 +190,18 @@ def _fill_missing(x: np.ndarray) -> np.ndarray:
     return x
 
 
+def _occurring(train_labels: np.ndarray, test_labels: np.ndarray, classes: list) -> tuple:
+    """The labels and classes without the classes the header declares that no series has (a probe: a header's
+    third class made a head of three outputs on a set of two, start loss ln 3; a labelled DATA.npz keeps only
+    the labels that occur too). A class only the test split has stays, for the classifier to refuse."""
+    present = sorted(set(train_labels.tolist()) | set(test_labels.tolist()))
+    if len(present) == len(classes):
+        return train_labels, test_labels, classes
+    index = np.full(len(classes), -1, dtype=np.int64)
+    index[present] = np.arange(len(present))
+    return index[train_labels], index[test_labels], [classes[c] for c in present]
+
+
 def read_ts(path: str, classes: list[str] | None = None) -> tuple[list[np.ndarray], np.ndarray, list[str]]:
     """Read a classification ``.ts`` file: ``(series, labels, classes)``.
 
@@ -339,6 +351,7 @@ def load(name: str) -> UEADataset:
         train_path, test_path = (os.path.join(source, f"{name}_{split}.ts") for split in ("TRAIN", "TEST"))
     train_series, train_labels, classes = read_ts(train_path)
     test_series, test_labels, _ = read_ts(test_path, classes)
+    train_labels, test_labels, classes = _occurring(train_labels, test_labels, classes)
     train, test = Split(train_series, train_labels), Split(test_series, test_labels)
     if test.channels != train.channels:
         raise SymglepError(f"{test_path}: {test.channels} channels, the TRAIN file has {train.channels}")

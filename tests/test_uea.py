@@ -126,6 +126,23 @@ def test_a_set_on_disk_is_read_from_its_folder_or_its_train_file(tmp_path, monke
         uea.load("BasicMotions")
 
 
+def test_a_declared_class_that_no_series_has_is_dropped(tmp_path, monkeypatch):
+    """Probe r1 (session 37): a header that declares a class no series has made the head one output wider
+    (start loss ln 3 on a two-class set), where a labelled DATA.npz keeps the labels that occur. The loader
+    drops such a class, keeps the header's order of the others and maps the labels to it; a class that only
+    the test split has stays, for the classifier to refuse."""
+    monkeypatch.setattr(uea, "data_folder", lambda: None)
+    folder = tmp_path / "Toy"
+    folder.mkdir()
+    header = HEADER.replace("@classLabel true up down", "@classLabel true left up down")
+    write(folder, header + "1,2,3:4,5,6:down\n-1,0,2:7,8,9:up\n", "Toy_TRAIN.ts")
+    write(folder, header + "0,0,1:1,1,1:down\n", "Toy_TEST.ts")
+    data = uea.load(str(folder))
+    assert data.classes == ["up", "down"] and data.train.labels.tolist() == [1, 0] and data.test.labels.tolist() == [1]
+    write(folder, header + "0,0,1:1,1,1:left\n", "Toy_TEST.ts")
+    data = uea.load(str(folder))
+    assert data.classes == ["left", "up", "down"] and data.train.labels.tolist() == [2, 1]
+
 # --- the sets shipped in sktime's wheel ---
 
 
