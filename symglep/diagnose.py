@@ -64,12 +64,12 @@ def first_failing(fails: Callable[[int], bool], lo: int, hi: int) -> int:
     return lo
 
 
-def _vector(x) -> str:
+def vector_text(x) -> str:
     """A state for a message: its first 8 entries; a ``(lanes, n)`` state (the echoes at ±β run as lanes of
     one pass) row by row, so that n numbers are one lane."""
     x = np.asarray(x, dtype=np.float64)
     if x.ndim == 2 and x.shape[0] > 1:
-        return "[" + "; ".join(_vector(row) for row in x[:4]) + ("; ..." if x.shape[0] > 4 else "") + "]"
+        return "[" + "; ".join(vector_text(row) for row in x[:4]) + ("; ..." if x.shape[0] > 4 else "") + "]"
     x = np.ravel(x)
     shown = ", ".join(f"{v:.6g}" for v in x[:8])
     return f"[{shown}{', ...' if x.size > 8 else ''}]"
@@ -91,8 +91,8 @@ def forward_failure(phase: str, sequence: int, steps: int, dt: float, t0: float,
     before = run(m - 1)
     after = run(m)
     msg = (f"{phase}: {_kind(*after)} first appears at step {m} of sequence {sequence} "
-           f"(t = {t0 + m * dt:.6g}); state before it: q = {_vector(before[0])}, p = {_vector(before[1])}; "
-           f"after it: q = {_vector(after[0])}, p = {_vector(after[1])}")
+           f"(t = {t0 + m * dt:.6g}); state before it: q = {vector_text(before[0])}, p = {vector_text(before[1])}; "
+           f"after it: q = {vector_text(after[0])}, p = {vector_text(after[1])}")
     if all_finite(after[0], after[1]):
         msg += " (the state is finite: the loss or an accumulated sum overflowed)"
     msg += ". Reduce dt, or check the parameters, inputs and initial state."
@@ -117,8 +117,8 @@ def backward_failure(phase: str, sequence: int, steps: int, dt: float, t0: float
     msg = (f"{phase}: {_kind(*run(j))} first appears at the step from node {j + 1} to node {j} "
            f"of sequence {sequence} (t = {t0 + j * dt:.6g}, running backward in time"
            + ("; one row per nudged echo, in the order of their β" if lanes else "") + "); "
-           f"state at node {j + 1}: q = {_vector(q_prev)}, p = {_vector(p_prev)}; "
-           f"at node {j}: q = {_vector(q)}, p = {_vector(p)}. "
+           f"state at node {j + 1}: q = {vector_text(q_prev)}, p = {vector_text(p_prev)}; "
+           f"at node {j}: q = {vector_text(q)}, p = {vector_text(p)}. "
            "Reduce dt or beta, or check the parameters, inputs and initial state.")
     return NumericalError(msg, phase, sequence, j,
                           {"q_before": np.asarray(q_prev), "p_before": np.asarray(p_prev),

@@ -255,9 +255,13 @@ class Kernels:
                 where = f"in the {second} pass, at its step {at - steps} of {steps} (counted from the final time)"
             detail = (f"residual {residual[b]:.3e}" if residual[b] > 0 else  # it stopped at a singular Jacobian
                       "its Jacobian is singular there: a singular mass matrix, e.g. a coordinate at a singular point")
+            start = " (the start itself may sit on such a point)" if at == 0 else ""
             raise NumericalError(
                 f"{what}: Newton iteration of the midpoint rule did not converge {where} of sequence {b} "
-                f"({detail}); reduce dt or check the model's regularity", what, b, at)
+                f"({detail}); reduce dt, or, where the run meets a point at which the mass matrix is singular "
+                f"(symglep derive names them: a pole of the coordinates, a fold of the momentum map, the edge of "
+                f"the real domain){start}, move the start or the parameters away from it: a smaller dt does not "
+                "cure that", what, b, at)
 
     def _check_retrace(self, status, miss, what: str, rerun=None, beta: float | None = None) -> None:
         """:func:`check_retrace` of the sequences that completed (status -1); ``rerun(beta)`` the kernel's
@@ -276,7 +280,18 @@ class Kernels:
         return [int(b) for b in np.nonzero(bad)[0]]
 
     def _free_failure(self, phase, th, q0, x0, sv, u, y, h, t0, b):
-        """The located error if the free run of sequence ``b`` is not finite, else ``None``."""
+        """The located error if the free run of sequence ``b`` is not finite, else ``None``; a velocity start whose
+        momentum ∂L/∂v is not finite is named as outside the model's domain (a probe: v0 > c of a relativistic
+        kinetic term was reported as a NaN at step 1 with "reduce dt")."""
+        if sv:
+            start = self.module.free(th, q0[b:b + 1], x0[b:b + 1], sv, u[b:b + 1, :1], y[b:b + 1, :1], h, t0, False)[1]
+            if not np.all(np.isfinite(start)):
+                return NumericalError(
+                    f"{phase}: the start of sequence {b} lies outside the model's real domain: the momentum "
+                    f"p0 = dL/dv at q0 = {diagnose.vector_text(q0[b])}, v0 = {diagnose.vector_text(x0[b])} is "
+                    f"{diagnose.vector_text(start[0])} (e.g. the square root of a negative number); give a start where "
+                    "L and its momenta are real (symglep derive prints the model's domain)", phase, b, 0)
+
         def run(m):
             out = self.module.free(th, q0[b:b + 1], x0[b:b + 1], sv, u[b:b + 1, :m + 1], y[b:b + 1, :m + 1],
                                    h, t0, False)

@@ -180,3 +180,16 @@ def test_a_folding_momentum_map_is_named(tmp_path):
     out = CliRunner().invoke(main, ["derive", str(path)])
     assert out.exit_code == 0 and "the momentum map has 2 roots, none of which inverts it for every value (it is " \
         "not one-to-one" in out.output, out.output
+
+
+def test_a_velocity_start_outside_the_real_domain_is_named():
+    """Probe r2 (session 37): a relativistic kinetic term started at v0 > c was reported as "NaN first appears at
+    step 1 ... reduce dt": its momentum p0 = dL/dv is already NaN at the start. It is now named as a start outside
+    the model's real domain; below c the run is finite."""
+    kern = symglep.compile(symglep.load_model(str(ROOT / "examples" / "relativistic_particle.py")), dt=0.01)
+    u = np.zeros((1, 11, 1))
+    qT, pT, loss = kern.free([1.0, 1.0], [[0.3]], v0=[[0.5]], u=u, y=u)
+    assert np.all(np.isfinite(pT))
+    with pytest.raises(symglep.NumericalError, match=r"the start of sequence 0 lies outside the model's real domain: "
+                                                     r"the momentum p0 = dL/dv at q0 = \[0.3\], v0 = \[1.2\] is \[nan\]"):
+        kern.free([1.0, 1.0], [[0.3]], v0=[[1.2]], u=u, y=u)
