@@ -187,7 +187,11 @@ def reversing_flip(model: Model, breaking: list) -> tuple[list | None, str]:
     candidates = [s for s in model.parameters if s in odd_symbols]
     if not candidates:
         fixed = sorted((s.name for s in odd_symbols & set(model.constants)), key=str)
-        what = f"their coefficient(s) {', '.join(fixed)} are fixed constants" if fixed else "they have no parameter"
+        what = (f"their coefficient(s) {', '.join(fixed)} are fixed constants; declared as parameters, a flip "
+                f"of their signs may restore it (derive then says which), and train --freeze {','.join(fixed)} keeps "
+                "them fixed" if fixed
+                else "they have no parameter: reversing an input that multiplies them (u -> -u) would restore "
+                     "it, which the echo does not do")
         return None, f"no parameter flip restores time reversal: the odd term(s) hold no learnable parameter ({what})"
     if len(candidates) > MAX_FLIP_CANDIDATES:
         return None, (f"{len(candidates)} parameters appear in the odd terms; the exhaustive flip search "
@@ -257,7 +261,9 @@ def gauge_note(model: Model, breaking: list) -> str | None:
     what = f"F = {potential}" if potential is not None else "some F(q, t) with dF/dq = A"
     return (f"the odd term(s) {odd_terms_text([linear])} are a total time derivative plus an even term: "
             f"A·v = dF/dt − ∂F/∂t with {what}. L − dF/dt has the same equations of motion and is even in v: "
-            "declared that way, the model takes the plain echo (theory §4)")
+            "declared that way, the model takes the plain echo (theory §4); its canonical momentum is then "
+            "p − ∂F/∂q, so a start given by momentum is another start (give the start by velocity to keep the "
+            "same problem)")
 
 
 def symmetries(model: Model, momenta: list) -> Symmetries:

@@ -268,8 +268,11 @@ def data_folders() -> list[str]:
 
 def _split_files(path: str) -> tuple[str, str, str]:
     """``(name, TRAIN file, TEST file)`` of a set on disk: a folder ``NAME/`` holding ``NAME_TRAIN.ts`` and
-    ``NAME_TEST.ts``, or the path of ``NAME_TRAIN.ts`` (its ``_TEST.ts`` beside it)."""
+    ``NAME_TEST.ts``, the path of ``NAME_TRAIN.ts`` (its ``_TEST.ts`` beside it), or ``PATH/NAME`` where no folder
+    of that name exists but ``PATH/NAME_TRAIN.ts`` does (a probe's files unpacked without their folder)."""
     path = os.path.expanduser(path)
+    if not os.path.isdir(path) and os.path.isfile(path.rstrip("/\\") + "_TRAIN.ts"):
+        path = path.rstrip("/\\") + "_TRAIN.ts"
     if os.path.isdir(path):
         name = os.path.basename(os.path.normpath(path))
         train, test = (os.path.join(path, f"{name}_{split}.ts") for split in ("TRAIN", "TEST"))

@@ -922,6 +922,8 @@ def test_an_odd_term_that_is_a_total_derivative_is_named_with_its_potential():
         d = derive(model)
         assert not d.time_reversible
         assert any("are a total time derivative plus an even term" in n for n in d.notes)
+        # the rewrite changes the canonical momentum (probe r2, session 37): a momentum start is another start
+        assert any("its canonical momentum is then p − ∂F/∂q" in n for n in d.notes)
         linear, F = total_derivative(model, d.sym.breaking_terms)
         (q,), (v,) = model.q, model.v
         assert sp.simplify(sp.diff(F, q) * v - linear) == 0

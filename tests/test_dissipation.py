@@ -506,6 +506,9 @@ def test_constants_are_never_flipped():
     assert [s.name for s in symglep.derive(model(lag, [b, k])).sym.flip] == ["b"]
     fixed = symglep.derive(model(lag, [k], constants={b: 0.5}))
     assert fixed.sym.flip is None and "fixed constants" in fixed.sym.flip_note
+    # what to do about it (probe r2, session 37): declare it a parameter, and freeze it while training
+    assert "declared as parameters, a flip of their signs may restore it" in fixed.sym.flip_note
+    assert "train --freeze b keeps them fixed" in fixed.sym.flip_note
 
 
 def test_uniform_damping_with_masses_is_rewritten():

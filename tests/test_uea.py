@@ -114,7 +114,7 @@ def test_a_set_on_disk_is_read_from_its_folder_or_its_train_file(tmp_path, monke
     folder.mkdir()
     write(folder, HEADER + "1,2,3:4,5,6:down\n-1,0,2:7,8,9:up\n", "Toy_TRAIN.ts")
     write(folder, HEADER + "0,0,1:1,1,1:up\n", "Toy_TEST.ts")
-    for spec in (str(folder), str(folder / "Toy_TRAIN.ts"), str(folder) + "/"):
+    for spec in (str(folder), str(folder / "Toy_TRAIN.ts"), str(folder) + "/", str(folder / "Toy")):
         data = uea.load(spec)
         assert data.name == "Toy" and data.classes == ["up", "down"] and data.source == str(folder)
         assert data.train.labels.tolist() == [1, 0] and data.test.labels.tolist() == [0]
