@@ -519,3 +519,20 @@ def test_fractional_and_negative_powers_round_as_numba_does(tmp_path):
         lib.f(value, c_out.ctypes.data_as(ctypes.POINTER(ctypes.c_double)))
         g(value, n_out)
         assert np.array_equal(c_out, n_out), (value, c_out - n_out)
+
+
+def test_a_c_gradient_whose_echoes_do_not_retrace_returns_minus_2(c_dir):
+    """Probe r2 (session 37): the C gradient returned status 0 and a contrast 1e-3 off BPTT where the Numba kernels
+    raise (the echoes did not retrace the free run, or not linearly in β). The C kernels now run the same test and
+    return -2 with their outputs written, which are the Numba kernels' unguarded contrast; below the stability
+    limit the status is 0."""
+    c, kern = _library(c_dir, "harmonic_oscillator", "float64"), _numba("harmonic_oscillator")
+    rng = np.random.default_rng(2)
+    u, y = rng.normal(0, 0.3, (51, 1)), rng.normal(0, 0.3, (51, 1))
+    th, q0, p0 = np.array([0.9, 1.3]), np.array([0.2]), np.array([-0.1])  # omega = 0.83
+    assert c.gradient(th, q0, p0, False, u, y, 0.05, 1e-4, 2)[1].shape == (2,)
+    for order in (1, 2, 4):
+        with pytest.raises(AssertionError, match="-2"):
+            c.gradient(th, q0, p0, False, u, y, 3.0, 1e-4, order)  # omega dt = 2.5
+        with pytest.raises(symglep.NumericalError, match="did not retrace the free run"):
+            kern.gradient(th, q0[None], p0=p0[None], u=u[None], y=y[None], dt=3.0, beta=1e-4, order=order)

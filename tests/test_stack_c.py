@@ -75,9 +75,9 @@ class StackC:
         return qT, pT, loss[0]
 
     def gradient(self, th, q0, x0, x, y, h, beta, learn_x=True, order=2, t0=0.0, start_velocity=False,
-                 initial_state=False):
+                 initial_state=False, unguarded=False):
         """``(loss, dth, dx, round trip)``, and with ``initial_state`` also ``dq0, dx0`` (dC/dp0, or dC/dv0
-        with a velocity start)."""
+        with a velocity start); ``unguarded``: status -2 (the echoes did not retrace linearly in β) is taken too."""
         loss, dth, trip = np.zeros(1), np.zeros(self.nth), np.zeros(1)
         dq0, dx0 = (np.zeros(self.nq), np.zeros(self.nq)) if initial_state else (None, None)
         dx = np.zeros(x.shape) if learn_x else None
@@ -85,7 +85,7 @@ class StackC:
                                      ctypes.c_long(x.shape[0] - 1), ctypes.c_double(h), ctypes.c_double(t0),
                                      ctypes.c_double(beta), ctypes.c_int(order),
                                      *map(self.ptr, (loss, dth, dq0, dx0, dx, trip, self.work)))
-        assert status == 0
+        assert status == 0 or (unguarded and status == -2), status
         out = (loss[0], dth, dx, trip[0])
         return out + (dq0, dx0) if initial_state else out
 
@@ -134,11 +134,12 @@ def test_c_stacked_echo_matches_numba(stack, kernels, c_stack, problem, order, b
     theta, x, y, q0, p0 = problem
     match = MATCH_BETA[stack.name] or beta
     loss, g, dx, trip, dq0, dp0 = kernels.gradient(theta, x, y, q0=q0, p0=p0, beta=match, learn_inputs=True,
-                                                   order=order, initial_state=True)
+                                                   order=order, initial_state=True,
+                                                   retrace=False)  # β = 1e-2 is not linear enough to pass the guard
     _, g_b, _ = kernels.bptt_gradient(theta, x, y, q0=q0, p0=p0)
     for b in range(x.shape[0]):
         closs, cg, cdx, ctrip, cdq0, cdp0 = c_stack.gradient(theta, q0[b], p0[b], x[b], y[b], DT, match, order=order,
-                                                             initial_state=True)
+                                                             initial_state=True, unguarded=True)
         assert relative_error(closs, loss[b]) <= 1e-12
         assert relative_error(cg, g[b]) <= 1e-12, relative_error(cg, g[b])
         assert relative_error(cdx, dx[b]) <= 1e-12
@@ -175,7 +176,7 @@ def test_c_velocity_start_matches_numba(stack, kernels, c_stack, problem):
     match = MATCH_BETA[stack.name] or 1e-4
     p0 = kernels.module.momenta(theta, q0, v0, x, 0.0)
     qT, pT, loss = kernels.free(theta, x, y, q0=q0, v0=v0)
-    _, g, _, _, dq0, dv0 = kernels.gradient(theta, x, y, q0=q0, v0=v0, beta=match, initial_state=True)
+    _, g, _, _, dq0, dv0 = kernels.gradient(theta, x, y, q0=q0, v0=v0, beta=match, initial_state=True, retrace=False)
     for b in range(x.shape[0]):
         cp = np.zeros(c_stack.nq)
         c_stack.fn("momenta")(*map(c_stack.ptr, (theta, q0[b], v0[b], x[b, 0])), ctypes.c_double(0.0),
@@ -184,7 +185,7 @@ def test_c_velocity_start_matches_numba(stack, kernels, c_stack, problem):
         cq, cpT, closs = c_stack.free(theta, q0[b], v0[b], x[b], y[b], DT, start_velocity=True)
         assert relative_error(closs, loss[b]) <= 1e-12 and relative_error(cq, qT[b]) <= 1e-12
         _, cg, _, _, cdq0, cdv0 = c_stack.gradient(theta, q0[b], v0[b], x[b], y[b], DT, match, learn_x=False,
-                                                   start_velocity=True, initial_state=True)
+                                                   start_velocity=True, initial_state=True, unguarded=True)
         assert relative_error(cg, g[b]) <= 1e-12
         assert relative_error(np.concatenate([cdq0, cdv0]), np.concatenate([dq0[b], dv0[b]])) <= 1e-12
 
