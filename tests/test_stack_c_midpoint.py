@@ -184,7 +184,8 @@ def test_float32_compiles_cleanly_and_example_runs(stack, kernels, folder, tmp_p
         x = np.repeat(np.sin(0.05 * k)[None, :, None], kernels.n_x, axis=2)
         y = np.repeat((0.5 * np.sin(0.05 * k - 0.5))[None, :, None], kernels.n_y, axis=2)
         q0 = 0.1 * np.sin(np.arange(1, kernels.nq + 1))[None]  # the example's start: 0.1 sin(i + 1), at rest
-        loss, g, _, _ = kernels.gradient(th, x, y, q0, np.zeros_like(q0), dt=h, beta=beta)
+        loss, g, _, _ = kernels.gradient(th, x, y, q0, np.zeros_like(q0), dt=h, beta=beta,
+                                         retrace=False)  # float32's beta 0.05, not linear enough for the guard
         single = precision == "float32"
         assert relative_error(values["loss"], loss) <= (1e-5 if single else 1e-12)
         assert relative_error(values["dth"], g[0]) <= (1e-3 if single else 1e-10), relative_error(values["dth"], g[0])

@@ -181,18 +181,19 @@ def test_c_kernels_equal_numba(instance, tmp_path):
     compile_c("gcc", src, lib, [f"{stack.name}.c"], STRICT + EXTRA + ["-Wconversion", "-O2", "-fPIC", "-shared"])
     c = StackC(lib, stack)
     qT, pT, loss = kernels.free(theta, x, y, q0, p0, t0=T0)
-    _, g, dx, _ = kernels.gradient(theta, x, y, q0, p0, t0=T0, beta=MATCH_BETA, learn_inputs=True)
+    _, g, dx, _ = kernels.gradient(theta, x, y, q0, p0, t0=T0, beta=MATCH_BETA, learn_inputs=True, retrace=False)
     for b in range(2):
         cq, cp, closs = c.free(theta, q0[b], p0[b], x[b], y[b], DT, t0=T0)
         assert relative_error(closs, loss[b]) <= 1e-12
         assert relative_error(cq, qT[b]) <= 1e-12 and relative_error(cp, pT[b]) <= 1e-12
-        closs, cg, cdx, ctrip = c.gradient(theta, q0[b], p0[b], x[b], y[b], DT, MATCH_BETA, t0=T0)
+        closs, cg, cdx, ctrip = c.gradient(theta, q0[b], p0[b], x[b], y[b], DT, MATCH_BETA, t0=T0, unguarded=True)
         assert relative_error(cg, g[b]) <= 1e-12 and relative_error(cdx, dx[b]) <= 1e-11 and ctrip < 1e-10
     v0 = np.full((2, kernels.nq), 0.2)  # a velocity start: p0 = e^{γ t0} m v0 per unit, and its chain rule
-    _, g, _, _, dq0, dv0 = kernels.gradient(theta, x, y, q0, v0=v0, t0=T0, beta=MATCH_BETA, initial_state=True)
+    _, g, _, _, dq0, dv0 = kernels.gradient(theta, x, y, q0, v0=v0, t0=T0, beta=MATCH_BETA, initial_state=True,
+                                            retrace=False)
     for b in range(2):
         _, cg, _, _, cdq0, cdv0 = c.gradient(theta, q0[b], v0[b], x[b], y[b], DT, MATCH_BETA, learn_x=False, t0=T0,
-                                             start_velocity=True, initial_state=True)
+                                             start_velocity=True, initial_state=True, unguarded=True)
         assert relative_error(cg, g[b]) <= 1e-12
         assert relative_error(np.concatenate([cdq0, cdv0]), np.concatenate([dq0[b], dv0[b]])) <= 1e-12
 
