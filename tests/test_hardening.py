@@ -961,3 +961,23 @@ def test_a_check_that_compared_only_zeros_says_so(tmp_path):
     res = CliRunner().invoke(main, ["check", str(path), "--params", str(params), "--steps", "50"])
     assert res.exit_code == 0 and "warning: every parameter's gradient is exactly 0 on this instance" in res.output, \
         res.output
+
+
+def test_a_failed_finite_difference_comparison_names_the_inaccurate_side():
+    """Probe r3 (session 37): on chaotic runs check read "BPTT vs finite diff. 2.0 FAIL", pointing at the
+    derivation, while the complex-step echo met BPTT to 3e-8. Where the differences miss BPTT, check runs the
+    complex step; where it meets BPTT within the tolerance and a hundred times closer, a warning says the
+    differences are the inaccurate side. A complex step that cannot run, or disagrees, says nothing."""
+    from symglep.check import complex_step_agreement, fd_side_warning
+    from symglep.errors import SymglepError
+
+    (w,) = fd_side_warning(0.28, 3.8e-7)
+    assert w.startswith("BPTT and the complex-step echo, two exact routes to the discrete gradient, agree to 3.8e-07")
+    assert fd_side_warning(0.28, 1e-4) == [] and fd_side_warning(1e-6, 1e-12) == [] and fd_side_warning(0.2, None) == []
+    assert fd_side_warning(5e-5, 1e-6) == []  # not a hundred times closer
+
+    def refused():
+        raise SymglepError("not analytic")
+
+    assert complex_step_agreement(refused, np.ones(2)) is None
+    assert complex_step_agreement(lambda: np.array([1.0, 2.0 + 2e-9]), np.array([1.0, 2.0])) < 1e-9
