@@ -477,7 +477,9 @@ def warnings(roundtrip: float, beta: float, beta_error: dict, tolerance: float, 
     out = []
     if not exact:
         out.append(f"the naive echo does not retrace the free run (round-trip error {roundtrip:.1e}): the model "
-                   "is not time-reversible or not variational, so the echo runs a different system by construction "
+                   "is not time-reversible in its canonical variables (H(q, -p) differs from H(q, p): a term odd in "
+                   "the velocities, a magnetic or a gauge term, which symglep derive names) or not variational "
+                   "(damping), so the echo runs a different system by construction "
                    "and its gradient is biased (theory §4, §7); the comparison with BPTT measures that bias")
         return out
     floor = None if choice is None else choice.predicted_bias + choice.predicted_roundoff

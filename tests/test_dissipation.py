@@ -450,6 +450,8 @@ def test_check_cli_on_nonuniform_damping(nonuniform):
     assert "naive echo" in naive.output and "not a pass criterion" in naive.output
     # its warning names the model, not drift, and the verdict says what it judged
     assert "warning: the naive echo does not retrace the free run" in naive.output
+    # the two reasons, each with an example (probe r2, session 37: a pure-gauge model read "not time-reversible")
+    assert "not time-reversible in its canonical variables" in naive.output and "or not variational (damping)" in naive.output
     assert "floating-point drift" not in naive.output
     # its one-sided line (6e+03 here) is the round-trip gap over beta, not a beta error: the line says so
     assert "does not retrace the free run: its one-sided estimate carries that gap / beta" in naive.output
