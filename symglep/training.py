@@ -979,7 +979,8 @@ def _excursion_warning(history: list, lr: float) -> str | None:
 
 
 def _change(first: float, final: float) -> str:
-    """``(x5.02 lower)``, or ``(x14.1 higher)`` when training raised the loss (not ``x0.0707 lower``);
+    """``(x5.02 lower)``, or ``(x14.1 higher)`` when training raised the loss (not ``x0.0707 lower``); a change
+    by less than half (or a half more) as a percentage, ``(33 % lower)``;
     ``(unchanged)`` when no epoch ran (or none moved the loss)."""
     if final == first:
         return "(unchanged)"
@@ -987,7 +988,7 @@ def _change(first: float, final: float) -> str:
         return f"({final - first:+.3g})"
     if final == 0:
         return "(to zero)"
-    if first > 0 and final > 0 and abs(final / first - 1) < 0.01:  # "x1 lower" said nothing: a percentage
+    if first > 0 and final > 0 and 0.5 < final / first < 1.5:  # "x1.01 lower" beside "0.67 % lower": a percentage
         return f"({abs(1 - final / first) * 100:.2g} % {'lower' if final < first else 'higher'})"
     if final < first:
         return f"(x{first / final:.3g} lower)"

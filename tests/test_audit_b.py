@@ -129,3 +129,5 @@ def test_loss_change_wording():
     assert _change(0.0, 1.0) == "(+1)" and _change(-0.5, -1.2) == "(-0.7)"  # no ratio of signed losses (probe: x-2.41)
     # within 1 %: a percentage, not "(x1 lower)" (new-user probe)
     assert _change(1.0, 0.996) == "(0.4 % lower)" and _change(1.0, 1.0012) == "(0.12 % higher)"
+    # and up to a half either way, so that near-equal changes read alike (probe r1: "x1.01 lower" beside "0.67 %")
+    assert _change(1.0, 0.99) == "(1 % lower)" and _change(1.0, 0.7) == "(30 % lower)" and _change(1.0, 1.3) == "(30 % higher)"
