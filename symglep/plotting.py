@@ -15,6 +15,11 @@ def pyplot():
     return require("matplotlib.pyplot", "plot", "plotting")
 
 
+def integer_ticks():
+    """A tick locator of whole numbers (matplotlib's ``MaxNLocator(integer=True)``)."""
+    return require("matplotlib.ticker", "plot", "plotting").MaxNLocator(integer=True)
+
+
 def save_figure(fig, path: str, dpi: int = 120) -> None:
     """Render ``fig`` as PNG and write it atomically (no half-written file)."""
     buffer = io.BytesIO()
@@ -35,6 +40,7 @@ def plot_loss(curves: dict, path: str, title: str = "") -> None:
         ax.semilogy(range(1, len(losses) + 1), losses, label=label, marker="o" if len(losses) == 1 else None)
     ax.set_xlabel("epoch")
     ax.set_ylabel("loss (mean per sequence)")
+    ax.xaxis.set_major_locator(integer_ticks())  # epochs are whole (a probe's axis read 1.25, 1.5)
     if title:
         ax.set_title(title)
     ax.grid(True, which="both", alpha=0.3)
@@ -46,6 +52,7 @@ def plot_loss(curves: dict, path: str, title: str = "") -> None:
             right.plot(range(1, len(values) + 1), values, label=label, marker="o" if len(values) == 1 else None)
         right.set_xlabel("epoch")
         right.set_ylabel("accuracy")
+        right.xaxis.set_major_locator(integer_ticks())
         right.set_ylim(0, 1.02)
         right.grid(True, alpha=0.3)
         right.legend()
