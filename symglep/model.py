@@ -11,6 +11,7 @@ symbols, not functions of t").
 from __future__ import annotations
 
 import math
+import random
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
@@ -21,6 +22,7 @@ from . import capabilities as capabilities_table
 from .dissipation import Rayleigh, caldirola_kanai, uniform_rate
 from .errors import ModelError
 from .legendre import lagrangian_from_hamiltonian
+from .simplify import within
 from .symbolic import not_real_number
 
 
@@ -141,6 +143,34 @@ def refuse_repeated_names(pairs) -> None:
         seen[name] = role
 
 
+#: random points at which an explicit t must change ∂/∂t from 0 to count as explicit time, and the seconds
+#: allowed to confirm a cancellation symbolically
+TIME_PROBES = 3
+TIME_CANCEL_S = 2.0
+#: functions whose derivative is a distribution: random points miss it, so their t is never dropped
+NOT_SMOOTH = (sp.Heaviside, sp.DiracDelta, sp.Piecewise, sp.Max, sp.Min, sp.sign, sp.Abs, sp.floor, sp.ceiling)
+
+
+def without_cancelling_time(expr: sp.Expr, t: sp.Symbol) -> sp.Expr:
+    """``expr`` at t = 0 where its explicit t cancels (∂expr/∂t is 0 at random points and simplifies to 0: a
+    rotating frame written in Cartesian components, cos²(Ωt) + sin²(Ωt) = 1; a probe's bead on a hoop was
+    reported time-dependent, with no energy check), else ``expr`` itself. Exact: ∂expr/∂t ≡ 0 makes expr(t)
+    expr(0) for every t."""
+    if t not in expr.free_symbols or expr.has(*NOT_SMOOTH):  # a switch in t (a time window) is kept as written
+        return expr
+    rate = sp.diff(expr, t)
+    rng = random.Random(0)
+    for _ in range(TIME_PROBES):
+        point = {s: sp.Float(rng.uniform(0.3, 1.7)) for s in rate.free_symbols}
+        try:
+            value = complex(rate.evalf(subs=point))
+        except (TypeError, ValueError):  # not a number there (a pole, an undefined function): keep t
+            return expr
+        if not abs(value) <= 1e-9:
+            return expr
+    return expr.subs(t, 0) if within(TIME_CANCEL_S, sp.simplify, rate) == 0 else expr
+
+
 class Model:
     """A physical learning system: ``L(q, v, t; θ)``, inputs, targets and a cost (theory §1).
 
@@ -257,8 +287,8 @@ class Model:
         for v in variables:
             if v.kind != "parameter" and v.kind != "constant" and v.user != v.symbol:
                 self._to_plain[v.user] = v.symbol
-        self.lagrangian = self._plain(lagrangian, "Lagrangian")
-        self.cost = self._plain(cost, "cost")
+        self.lagrangian = without_cancelling_time(self._plain(lagrangian, "Lagrangian"), t)
+        self.cost = without_cancelling_time(self._plain(cost, "cost"), t)
         self.terminal_cost = self._plain(terminal_cost, "terminal cost")
         self._validate()
         self._dissipation(dissipation, rewrite_dissipation)

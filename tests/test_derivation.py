@@ -1236,3 +1236,31 @@ def test_a_term_confined_to_a_thin_band_or_a_time_window_is_seen():
     # identities of switches stay zero; the stand-in only ever adds caution
     assert is_zero(sp.Max(x, z) + sp.Min(x, z) - x - z) and is_zero(H(x - 3) - H(x - 3))
     assert surrogate(sp.Abs(x.diff())) == x.diff() ** 2 and surrogate(sp.sign(x)) == x
+
+
+def test_an_explicit_time_that_cancels_is_dropped():
+    """Probe r2 (session 37): a bead on a hoop turning at Ω, written in Cartesian components (X = R sin θ cos Ωt, ...),
+    was reported time-dependent (cos²Ωt + sin²Ωt = 1 cancels t), so check gave no energy drift. A t whose
+    ∂/∂t vanishes identically is dropped (L(t) = L(0)), and the Euler–Lagrange equation is sympy's of the
+    user's L; a real drive, and a time window (a Heaviside switch), keep theirs."""
+    from symglep.model import without_cancelling_time
+
+    t = dynamicsymbols._t
+    th, u = dynamicsymbols("theta u")
+    R, W, m, g = sp.symbols("R Omega m g", positive=True)
+    X, Y, Z = R * sp.sin(th) * sp.cos(W * t), R * sp.sin(th) * sp.sin(W * t), -R * sp.cos(th)
+    lag = m * (X.diff(t) ** 2 + Y.diff(t) ** 2 + Z.diff(t) ** 2) / 2 - m * g * Z + th * u
+    model = symglep.Model(lag, [th], [R, W], constants={m: 1.0, g: 9.81}, inputs=[u], name="hoop")
+    assert model.time not in model.lagrangian.free_symbols
+    d = derive(model)
+    assert not any(e["kind"] == "explicit time" for e in d.sym.explicit_time)
+    (expected,) = euler_equations(lag, [th], t)
+    reference = to_plain(model, -expected.lhs)  # euler_equations' sign is the negative of symglep's residual
+    for seed in range(N_POINTS):
+        values = random_point(model, seed, [reference, d.el.residuals[0]])
+        assert_same(d.el.residuals[0], reference, values, 1e-12, "hoop residual")
+    x = sp.Symbol("x")
+    drive = x ** 2 + sp.sin(W * t) * x
+    assert without_cancelling_time(drive, t) == drive
+    window = sp.Heaviside(t - 1) * x
+    assert without_cancelling_time(window, t) == window
