@@ -127,7 +127,7 @@ def backward_failure(phase: str, sequence: int, steps: int, dt: float, t0: float
 
 #: the retrace test itself runs in the kernels (templates/numba/passes.j2, ``retrace``; the JAX layer's
 #: ``_retrace_factor``): a miss over 1e-3 of the state's size (1e-6 for the complex step) with a spread ten times
-#: smaller or beyond the state's size is a run that did not retrace; a miss over 0.03 of the ±β ends' spread (0.3
+#: smaller or beyond the state's size is a run that did not retrace; a miss over 0.3 of the ±β ends' spread (1
 #: for the Richardson contrast) and 1e-8 of the state is a response not linear in β, whose contrast's bias is about
 #: (miss / spread)^2. The kernels return the miss (relative to the state's size) where either holds, else 0.
 #: On a failure, β is divided by these factors, in turn, to find one that passes.
@@ -166,7 +166,7 @@ def check_retrace(miss, integrator: str, what: str, rerun=None, beta: float | No
                     f"{beta:.1e} (their mean end misses the start by {miss[b]:.1e} relative, the nudge's own "
                     f"non-linear effect), so the contrast carries a large beta bias; at beta = {beta / factor:.1e} "
                     f"they do: use beta <= {beta / factor:.1e} (the model's scale is small, or the run amplifies "
-                    f"the nudge: {amplifier}), or bptt_gradient", what, b, None)
+                    f"the nudge: {amplifier}), or BPTT (bptt_gradient; train --estimator bptt)", what, b, None)
             tried.append(smaller)
         if tried[-1] * SMALLER_BETAS[-1] ** 1.5 <= miss[b]:  # falls with beta, faster than linearly
             raise NumericalError(
@@ -174,13 +174,13 @@ def check_retrace(miss, integrator: str, what: str, rerun=None, beta: float | No
                 f"beta = {beta / SMALLER_BETAS[-1]:.1e} (their mean end misses the start by {miss[b]:.1e} relative at "
                 f"beta = {beta:.1e}, {tried[-1]:.1e} at beta / {SMALLER_BETAS[-1]:g}): the run amplifies the nudge "
                 f"({amplifier}), so the echo's contrast is not the gradient; shorten the run or reduce dt, or use "
-                "bptt_gradient", what, b, None)
-    why = ("the implicit midpoint step has more than one solution there and Newton took another one "
-           "(dt too large near a singular point of the model), or a chaotic run amplified the echo's "
-           "round-off and nudge beyond recovery; reduce dt or shorten the run" if integrator == "midpoint"
+                "BPTT (bptt_gradient; train --estimator bptt)", what, b, None)
+    why = ("a chaotic run amplified the echo's round-off and nudge beyond recovery (shorten the run: a smaller dt "
+           "does not help there), or the implicit midpoint step has more than one solution and Newton took "
+           "another one (dt too large near a singular point of the model: reduce dt)" if integrator == "midpoint"
            else "the run grew without bound (dt past the leapfrog's stability limit: omega dt > 2 for "
                 "its fastest mode) or round-off grew along it (a chaotic run, or a damped model's echo, "
                 "which amplifies it by e^(gamma T), theory §7); reduce dt or shorten the run")
     raise NumericalError(f"{what}: the echo of sequence {b} did not retrace the free run (its mean end "
                          f"misses the start by {miss[b]:.1e} relative), so its contrast is not the gradient: "
-                         f"{why}, or use bptt_gradient", what, b, None)
+                         f"{why}, or use BPTT (bptt_gradient; train --estimator bptt)", what, b, None)
