@@ -266,8 +266,11 @@ class Kernels:
     def _check_retrace(self, status, miss, what: str, rerun=None, beta: float | None = None) -> None:
         """:func:`check_retrace` of the sequences that completed (status -1); ``rerun(beta)`` the kernel's
         (status, miss) at another nudge."""
-        again = None if rerun is None else (lambda b: (lambda s, m: np.where(s < 0, m, 0.0))(*rerun(b)))
-        check_retrace(np.where(status < 0, miss, 0.0), self.integrator, what, again, beta)
+        def completed(status, miss):
+            return np.where(status < 0, miss, 0.0)
+
+        again = None if rerun is None else (lambda b: completed(*rerun(b)))
+        check_retrace(completed(status, miss), self.integrator, what, again, beta)
 
     # -- locating NaN and overflow (symglep.diagnose) ---------------------------
     @staticmethod

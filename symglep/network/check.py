@@ -15,9 +15,9 @@ import math
 import numpy as np
 
 from ..beta import AUTO, describe
-from ..check import (anti_damping_warning, auto_beta, complex_step_agreement, declared_sign, drift_warning,
-                     energy_drift, fd_side_warning, finite_differences, growth_warning, rel_err, require_run_settings,
-                     roundtrip_warning, smooth_signal)
+from ..check import (FD_TOLERANCE, anti_damping_warning, auto_beta, complex_step_agreement, declared_sign,
+                     drift_warning, energy_drift, fd_side_warning, finite_differences, growth_warning, rel_err,
+                     require_run_settings, roundtrip_warning, smooth_signal)
 from ..diagnose import NumericalError
 from ..dissipation import reports_anti_damping
 from ..parameter_values import read_parameter_file
@@ -139,7 +139,7 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
                        np.concatenate([bptt.dq0.ravel(), bptt.dp0.ravel()]))
     err_fd = rel_err(bptt.flat[0, picks], np.array(fd))
     complex_rel = None
-    if err_fd > 1e-5:
+    if err_fd > FD_TOLERANCE:
         complex_rel = complex_step_agreement(
             lambda: kern.complex_step_gradient(theta, q0, p0, u, y, retrace=False).flat[0], bptt.flat[0])
     err_inputs = input_error(echo.du, bptt.du, bptt.flat[0]) if inputs else None
@@ -164,8 +164,8 @@ def run_check(model, steps=1000, dt=0.01, beta=AUTO, seed=0, n=None, tolerance=1
                     + anti_damping_warning(gamma, steps * dt)
                     + drift_warning(None if gamma else drift, kern.module.INTEGRATOR)
                     + fd_side_warning(err_fd, complex_rel),
-        "tolerance_echo_vs_bptt": tolerance, "tolerance_bptt_vs_fd": 1e-5,
-        "passed": bool(max(errors) <= tolerance and err_fd <= 1e-5),
+        "tolerance_echo_vs_bptt": tolerance, "tolerance_bptt_vs_fd": FD_TOLERANCE,
+        "passed": bool(max(errors) <= tolerance and err_fd <= FD_TOLERANCE),
     }
 
 
