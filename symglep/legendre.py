@@ -255,6 +255,34 @@ def _singular_hessian_note(h, ps, names: dict) -> str:
     return f": det ∂²H/∂p² = {shown(det)} is infinite where {where(poles)}, the edge of the momenta H is defined for"
 
 
+def _asinh_form(expr: sp.Expr) -> sp.Expr:
+    """``log(z + √(z² + 1))`` written ``asinh(z)`` (sums of logs combined first): how ``solve`` inverts the velocity
+    map of a ``cosh`` kinetic energy (``v = sinh(p/m)``). With ``asinh`` in the momentum, ``cosh(asinh z)`` and
+    ``sinh(asinh z)`` evaluate to ``√(z² + 1)`` and ``z``, so L, M and the learning rule read as a physicist writes
+    them (theory §4); the caller keeps the form only where it inverts the map at random points."""
+    if not expr.has(sp.log):
+        return expr
+
+    def named(log):
+        arg = log.args[0]
+        z = within(TIDY_SECONDS, sp.simplify, (arg - 1 / arg) / 2)  # arg = z + √(z² + 1) ⇔ arg − 1/arg = 2z
+        if z is None or z.has(sp.log) or sp.count_ops(z) >= sp.count_ops(arg):
+            return log
+        return sp.asinh(z)
+
+    def combined(add):  # log(z + √(a² + z²)) − log(a): the logs of a sum, with coefficients ±1, as one
+        logs = [t for t in add.args if isinstance(t, sp.log) or (t.is_Mul and len(t.args) == 2 and t.args[0] == -1
+                                                                 and isinstance(t.args[1], sp.log))]
+        if len(logs) < 2:
+            return add
+        one = sp.log(sp.Mul(*[t.args[0] if isinstance(t, sp.log) else 1 / t.args[1].args[0] for t in logs]))
+        return add.func(*[t for t in add.args if t not in logs]) + named(one)
+
+    rewritten = expr.replace(lambda e: isinstance(e, sp.Add) and e.has(sp.log), combined)
+    rewritten = rewritten.replace(lambda e: isinstance(e, sp.log), named)
+    return rewritten if rewritten.has(sp.asinh) and sp.count_ops(rewritten) < sp.count_ops(expr) else expr
+
+
 def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, parameters=()):
     """Inverse transform ``L = p·v − H`` with ``p(q, v, t)`` solved from ``v = ∂H/∂p``."""
     ps = [sp.Dummy(f"p{i}") for i in range(len(momentum_objects))]
@@ -272,6 +300,9 @@ def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, parameter
             raise ModelError(f"cannot invert v = ∂H/∂p in closed form: {how}")
         raise ModelError(f"cannot invert v = ∂H/∂p in closed form ({how}){_singular_hessian_note(h_d, ps, names)}; "
                          "declare the Lagrangian instead")
+    named = [_asinh_form(p) for p in p_of_v]
+    if named != list(p_of_v) and _verify_root(v_of_p, ps, vs, dict(zip(ps, named)), parameters):
+        p_of_v = named
     subs = dict(zip(ps, p_of_v))
     lag = sum(p * v for p, v in zip(p_of_v, vs)) - h_d.xreplace(subs)
     lag = tidy(sp.expand(lag) if sp.count_ops(lag) < 150 else lag)

@@ -546,3 +546,37 @@ def test_the_determinant_of_a_diagonal_mass_is_the_product_of_its_entries(monkey
     mass = d.readable.mass_matrix
     assert mass[0, 1] == 0 and mass[1, 0] == 0
     assert sp.simplify(d.readable.det_mass - mass[0, 0] * mass[1, 1]) == 0
+
+
+def test_a_cosh_kinetic_energy_reads_with_asinh_and_its_forms_agree_with_euler_equations():
+    """``H = m cosh(p/m)``-type kinetic energies invert to ``log(v + √(v² + 1))``, which left L, M and p
+    unreadable (M 128 ops for ``m/√(1 + v²)``; probe, session 37): the momentum is written ``asinh``, and the
+    accelerations still solve sympy's own Euler–Lagrange equations of the H-built L at random points."""
+    q, q2 = dynamicsymbols("q q2")
+    p, p2 = sp.symbols("p p2")
+    m, k, a = sp.symbols("m k a", positive=True)
+    model = symglep.Model.from_hamiltonian(m * sp.cosh(p / m) + a * sp.cosh(p2) + k * (q**2 + q2**2) / 2,
+                                           [q, q2], [p, p2], parameters=[m, k, a])
+    d = symglep.derive(model)
+    (x, x2), (v, v2) = model.q, model.v
+    expected = (m * v * sp.asinh(v) - m * sp.sqrt(1 + v**2) + v2 * sp.asinh(v2 / a) - sp.sqrt(a**2 + v2**2)
+                - k * (x**2 + x2**2) / 2)
+    assert not model.lagrangian.has(sp.log)
+    assert sp.simplify(model.lagrangian - expected) == 0
+    mass = d.readable.mass_matrix
+    assert sp.count_ops(mass[0, 0]) <= 6 and sp.simplify(mass[0, 0] - m / sp.sqrt(1 + v**2)) == 0
+    assert sp.simplify(mass[1, 1] - 1 / sp.sqrt(a**2 + v2**2)) == 0
+    # the accelerations solve sympy's Euler-Lagrange equations of L (an independent route), at random points
+    t = sp.Symbol("t")
+    f, f2 = sp.Function("f")(t), sp.Function("f2")(t)
+    timed = {x: f, x2: f2, v: f.diff(t), v2: f2.diff(t)}
+    reference = euler_equations(model.lagrangian.subs(timed), [f, f2], t)
+    rng = random.Random(3)
+    for _ in range(3):
+        constants = {m: rng.uniform(0.5, 2), k: rng.uniform(0.5, 2), a: rng.uniform(0.5, 2)}
+        state = {x: rng.uniform(-1, 1), x2: rng.uniform(-1, 1), v: rng.uniform(-2, 2), v2: rng.uniform(-2, 2)}
+        accelerations = [float(d.el.accelerations[i].subs(constants).subs(state)) for i in range(2)]
+        at = {f.diff(t, 2): accelerations[0], f2.diff(t, 2): accelerations[1], f.diff(t): state[v],
+              f2.diff(t): state[v2], f: state[x], f2: state[x2]}
+        for eq in reference:
+            assert abs(float(eq.lhs.subs(constants).subs(at))) < 1e-12
