@@ -364,6 +364,9 @@ class ClassifierLearner(Learner):
     def sign_warnings(self, grouped: dict) -> list:
         return self.inner.sign_warnings(grouped)
 
+    def parameter_named(self, name: str):
+        return self.inner.parameter_named(name)  # the head's groups: none
+
     def damping_rates(self, theta) -> list:
         return self.inner.damping_rates(np.asarray(theta)[:self.n_model])
 

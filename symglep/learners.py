@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .check import load_params, start_positions
+from .check import declared_sign, load_params, start_positions
 from .check import sign_warnings as scalar_sign_warnings
 from .dissipation import damping_rate_at
 from .errors import SymglepError
@@ -120,6 +120,20 @@ class Learner:
         """A warning per parameter whose values (``{name: value or nested list}``) contradict its declared
         sign; none for a kind whose parameters declare none (stacks' glue, element-named units)."""
         return []
+
+    def parameter_named(self, name: str):
+        """The declared parameter (a SymPy symbol or an array parameter) that θ's group ``name`` holds; ``None``
+        for a group no parameter declares (stacks' glue, a classifier's head)."""
+        return next((p for p in self.system.parameters if p.name == name), None)
+
+    def declared_signs(self) -> np.ndarray:
+        """``+1``, ``−1`` or ``0`` per entry of the flat θ: its parameter declared ``positive=True``,
+        ``negative=True``, or neither (what :func:`symglep.training.kept_signs` keeps across a step)."""
+        signs = []
+        for name, shape in self.layout:
+            sign = declared_sign(self.parameter_named(name))
+            signs += [{"positive": 1, "negative": -1}.get(sign, 0)] * (int(np.prod(shape)) if shape else 1)
+        return np.array(signs, dtype=np.int64)
 
     def damping_rates(self, theta) -> list:
         """``(label, γ)`` of each part damped uniformly at rate γ > 0 at ``theta`` (its echo runs anti-damped and
@@ -316,6 +330,14 @@ class StackLearner(Learner):
 
     def damping_rates(self, theta) -> list:
         return [(f"unit {i} ({self.system.units[i].name})", gamma) for i, gamma in self.system.damping_rates(theta)]
+
+    def parameter_named(self, name: str):
+        """``unit<i>.<name>`` or ``unit<i>.<name>[j]``: unit i's parameter; ``None`` for the glue's."""
+        unit, dot, rest = name.partition(".")
+        if not (dot and unit.startswith("unit") and unit[4:].isdigit() and int(unit[4:]) < len(self.system.units)):
+            return None
+        base = rest.split("[")[0]
+        return next((p for p in self.system.units[int(unit[4:])].parameters if p.name == base), None)
 
     def sign_warnings(self, grouped: dict) -> list:
         """Each unit's parameters against their declared signs (``unit<i>.<name>``; the glue declares none)."""

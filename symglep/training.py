@@ -129,6 +129,7 @@ class TrainResult:
     layout: list | None = None          # [(name, shape)]; None: one scalar per name
     scores: list | None = None          # classification: per epoch {"train": {loss, accuracy}, "test": {...}}
     warnings: list = field(default_factory=list)  # parameters against their declared sign (not saved)
+    notes: list = field(default_factory=list)  # steps that kept_signs held (not saved)
 
     @property
     def parameters(self) -> dict:
@@ -711,6 +712,8 @@ def train(system, task=None, *, epochs: int | None = None, lr: float | None = No
         grad.close()
         raise
     names, width = learner.names, data.q0.shape[1]
+    signs = learner.declared_signs()
+    stops = np.zeros(theta.size, dtype=np.int64)  # per entry: the steps kept_signs held at a tenth of its value
 
     def mean_loss(theta, initial) -> float:
         """The loss over the whole data set at ``theta`` (and the learned start ``initial``)."""
@@ -778,7 +781,9 @@ def train(system, task=None, *, epochs: int | None = None, lr: float | None = No
                 z = opt.step(z, g)
                 updates += 1
                 if learn_theta:
-                    theta, z = z[:theta.size], z[theta.size:]
+                    stepped, z = z[:theta.size], z[theta.size:]
+                    theta, held = kept_signs(theta, stepped, signs)
+                    stops += held
                 if initial is not None:
                     initial = (z[:width], z[width:])
             history.append(total / S)
@@ -840,6 +845,7 @@ def train(system, task=None, *, epochs: int | None = None, lr: float | None = No
     result = TrainResult(model.name, names, theta, history, final, settings, opt.state(),
                          time.perf_counter() - started, learned, learner.layout, scores)
     result.warnings = learner.sign_warnings(result.grouped)  # a resumed or trained value against its sign
+    result.notes = _sign_stop_notes(names, stops, signs)
     diverged = (_divergence_warning(history[0] if history else final, final, opt.lr)
                 or _excursion_warning(history, opt.lr))
     if diverged:
@@ -954,14 +960,42 @@ def _divergence_warning(first: float, final: float, lr: float) -> str | None:
 
 
 def _sign_hint(system) -> str:
-    """``", or declare the parameters' signs"`` where some parameter has none; where all have one, that the
-    optimiser does not keep them (a mass declared positive can be stepped below zero)."""
+    """``", or declare the parameters' signs"`` (which training keeps, :func:`kept_signs`) where some parameter
+    has none; ``""`` where all have one."""
     parameters = getattr(system, "parameters", None) or []
     declared = [any((s.is_positive, s.is_negative, s.is_nonnegative, s.is_nonpositive)) for s in parameters
                 if hasattr(s, "is_positive")]
     if declared and all(declared):
-        return " (the optimiser does not keep the declared signs: a step can carry a positive mass below zero)"
-    return ", or declare the parameters' signs"
+        return ""
+    return ", or declare the parameters' signs (positive=True: training keeps them)"
+
+
+#: a step may carry a parameter declared positive (negative) at most this fraction of the way to zero
+#: (the fraction-to-the-boundary rule of interior-point methods)
+FRACTION_TO_BOUNDARY = 0.9
+
+
+def kept_signs(theta: np.ndarray, stepped: np.ndarray, signs: np.ndarray) -> tuple:
+    """``(θ', held)``: the optimiser's step ``stepped`` with each entry declared positive (``signs`` +1) kept at
+    or above a tenth of its value before the step (declared negative: at or below), so no step carries a mass
+    or a stiffness across zero, where the derivation's sign assumptions (a mass in a square root, the Legendre
+    transform) fail (theory §4), nor shrinks it more than tenfold at once (a stiffness that jumps past the
+    integrator's stability limit). ``held`` marks the entries so held. An entry that already contradicts its sign
+    (a resumed or given value; ``train`` warns of it) is left to the optimiser."""
+    bound = (1 - FRACTION_TO_BOUNDARY) * theta
+    held = (((signs > 0) & (theta > 0) & (stepped < bound)) | ((signs < 0) & (theta < 0) & (stepped > bound)))
+    return np.where(held, bound, stepped), held.astype(np.int64)
+
+
+def _sign_stop_notes(names: list, stops: np.ndarray, signs: np.ndarray) -> list:
+    """One note naming the parameters whose declared sign :func:`kept_signs` held, and at how many steps."""
+    held = [(name, int(n), "positive" if s > 0 else "negative") for name, n, s in zip(names, stops, signs) if n]
+    if not held:
+        return []
+    shown = ", ".join(f"{name} at {n} step{'s' if n > 1 else ''}" for name, n, _ in held[:6])
+    more = f" and {len(held) - 6} more" if len(held) > 6 else ""
+    return [f"steps that would have taken a parameter of declared sign below a tenth of its value (towards or "
+            f"across zero) stopped there: {shown}{more}; if this recurs, the learning rate is large for them (--lr)"]
 
 
 def _excursion_warning(history: list, lr: float) -> str | None:
@@ -1027,7 +1061,7 @@ def train_command(system, opts: TrainOptions) -> tuple:
             lines.insert(2, warning)
     elif result.settings.get("beta") is not None:
         lines.insert(1, f"beta = {result.settings['beta']:.3g}")
-    lines += [f"warning: {w}" for w in result.warnings]
+    lines += [f"warning: {w}" for w in result.warnings] + [f"note: {n}" for n in result.notes]
     curves = {result.settings["estimator"]: history}
     if result.scores:
         last = result.scores[-1]

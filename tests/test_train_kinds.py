@@ -201,8 +201,8 @@ def test_a_stack_that_diverges_while_training_names_the_epoch_and_the_learning_r
     --lr; a failure of the loss after the last update was the same bare message. Both now say so, exit 3."""
     code, out = run("train", EXAMPLES / "stack_hru.py", "--task", "sine", "--epochs", "10", "--lr", "5", "--quiet")
     assert code == 3 and out.count("\n") == 1, out
-    assert re.search(r"error: epoch \d+, after \d+ update\(s\) at lr 5: the stacked echo produced a non-finite "
-                     r"value", out) and "try a smaller --lr" in out, out
+    assert re.search(r"error: epoch \d+, after \d+ update\(s\) at lr 5: (the )?stacked echo", out), out
+    assert "try a smaller --lr" in out, out
 
 
 def test_stack_learner_gradients_are_the_kernels_numbers(stack):
