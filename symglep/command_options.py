@@ -98,10 +98,11 @@ class TrainOptions:
 
 
 def name_list(text: str) -> list:
-    """``"A, B[0,1]"`` as ``["A", "B[0,1]"]``: commas split names, except inside an element's brackets."""
+    """``"A, B[0,1]"`` as ``["A", "B[0,1]"]``: commas split names, except inside an element's brackets or a
+    LaTeX-style name's braces (``k_{1,2}``)."""
     names, depth, current = [], 0, ""
     for ch in text:
-        depth += (ch == "[") - (ch == "]")
+        depth += (ch in "[{") - (ch in "]}")
         if ch == "," and depth == 0:
             names.append(current)
             current = ""

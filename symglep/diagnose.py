@@ -39,6 +39,10 @@ def all_finite(*arrays) -> bool:
     return all(a is None or bool(np.all(np.isfinite(a))) for a in arrays)
 
 
+#: the phrase of a run whose first step from a finite start is not finite (callers drop their dt advice)
+START_NOT_FINITE = "the first step from a finite start fails: the force is not finite at the start state, which no dt cures"
+
+
 def where_not_finite(tq, tp, t0: float, dt: float) -> str:
     """Where recorded trajectories ``(B, K+1, n)`` first leave the finite numbers: step, sequence, time and
     the state's size just before (a phrase to follow "produced a non-finite value"); '' when they stay
@@ -49,8 +53,12 @@ def where_not_finite(tq, tp, t0: float, dt: float) -> str:
     b = int(np.argmax(bad.any(axis=1)))
     k = int(np.argmax(bad[b]))
     before = max(k - 1, 0)
+    first = (f"; {START_NOT_FINITE} (a 0/0 such as the direction between two units at the same point, e.g. springs with rest "
+             "lengths started at rest at the origin): start elsewhere: the model's "
+             "initial_positions (docs/networks.md, docs/robustness.md)" if k == 1 and np.all(np.isfinite(tq[b, 0])) and np.all(np.isfinite(tp[b, 0]))
+             else "")
     return (f" first at step {k} of sequence {b} (t = {t0 + k * dt:g}); before it max |q| = "
-            f"{np.max(np.abs(tq[b, before])):.3g}, max |p| = {np.max(np.abs(tp[b, before])):.3g}")
+            f"{np.max(np.abs(tq[b, before])):.3g}, max |p| = {np.max(np.abs(tp[b, before])):.3g}{first}")
 
 
 def first_failing(fails: Callable[[int], bool], lo: int, hi: int) -> int:

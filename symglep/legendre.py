@@ -13,7 +13,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .errors import ModelError
-from .simplify import within
+from .simplify import as_real, within
 from .symbolic import distinct_factors, evaluate, sample_values
 
 #: Largest dense matrix inverted symbolically (DESIGN: never a symbolic inverse of a large M).
@@ -42,12 +42,13 @@ def _verify_root(exprs, xs, ys, root: dict, parameters=()) -> bool:
     values of their declared signs; a parameter of undeclared sign at both signs (a branch such as
     ``v = p/√(m² + p²)`` holds for m > 0 only: taken for a negative m it runs other dynamics)."""
     undeclared = any(_declared_sign(s) == 0 for s in parameters)
-    for seed in range(3):
+    for seed, shift in ((0, 1), (1, 1), (2, 1), (3, 0), (4, 0)):
         for side in ((1, -1) if undeclared else (1,)):
             values = sample_values(list(exprs) + list(root.values()), seed=seed)
             for s in parameters:
-                if s in values:
-                    values[s] = (_declared_sign(s) or side) * (abs(values[s]) + 1)
+                if s in values:  # shift 0: parameters also near 0 (a Cardano root of p = (1 + a) v + b v² + v³/3
+                    # is real for b² > 1 + a only: one sampled at a, b >= 1.5 held there and was complex elsewhere)
+                    values[s] = (_declared_sign(s) or side) * (abs(values[s]) + shift)
             point = {x: values.get(x, sp.Float(0.3)) for x in xs}
             values.update(point)
             image = {y: sp.Float(evaluate(e, values).real, 30) for y, e in zip(ys, exprs)}
@@ -114,8 +115,9 @@ def _solve_one(form, expr, x, y, parameters=()):
                           "for a closed form")
         if roots:  # closed-form roots exist, but none is the inverse everywhere: the map folds (p = v + c v²)
             return None, (f"no single closed-form branch of the inverse for {x}: the momentum map has {len(roots)} "
-                          "roots, none of which inverts it for every value (it is not one-to-one, e.g. it folds "
-                          "where ∂p/∂v = 0)")
+                          "roots, none of which inverts it at every sampled value of the velocities and parameters "
+                          "(where the map folds, ∂p/∂v = 0, it has no single inverse; elsewhere its real inverse "
+                          "may be a different root in different regions)")
         return None, f"no closed-form branch of the inverse for {x}"
     return good[0][x], ""
 
@@ -188,7 +190,66 @@ def invert_map(exprs, xs, ys, parameters=(), jacobian: sp.Matrix | None = None) 
                 return None, why
             solution.append(root)
         return solution, "decoupled, solved per coordinate"
+    isotropic = _isotropic_inverse(exprs, xs, ys, parameters)
+    if isotropic is not None:
+        return isotropic, "isotropic: y = b + (x − a) g(|x − a|²), solved for |x − a|² once"
     return None, "the momentum map is coupled and non-linear in the velocities"
+
+
+def _reciprocal_roots(expr):
+    """``√B`` written ``1/√(1/B)`` where ``1/B`` is the shorter (``√(−1/(w − 1))`` → ``1/√(1 − w)``): equal
+    where ``B > 0``."""
+    def flipped(power):
+        inverse = sp.factor(1 / power.base)
+        return 1 / sp.sqrt(inverse) if sp.count_ops(inverse) <= sp.count_ops(power.base) and not (
+            sp.fraction(sp.together(inverse))[1].free_symbols) else power
+    return expr.replace(lambda e: e.is_Pow and e.exp == sp.S.Half, flipped)
+
+
+def _isotropic_inverse(exprs, xs, ys, parameters=()) -> list | None:
+    """``xs`` from ``ys = b + (xs − a)·g(|xs − a|²)`` with ``a``, ``b`` and the scalar ``g`` free of the other
+    directions (a relativistic particle in the plane or in space: ``H = √(m² + |p − e A|²)`` gives
+    ``v = (p − e A)/√(m² + |p − e A|²)``, ``L = −m √(1 − |v|²) + e A·v`` gives ``p = e A + m v/√(1 − |v|²)``):
+    ``|y − b|² = s g(s)²`` is one scalar equation for ``s = |x − a|²``, and ``x = a + (y − b)/g(s)`` (theory §4).
+    ``None`` when the map is not of that form or no root inverts it at random points."""
+    n = len(xs)
+    if n < 2 or n > 3:
+        return None
+    at_rest = {x: 0 for x in xs}
+    offsets = [sp.S.Zero] * n
+    shifts = []  # a: where each component of the map vanishes, when that point is free of every x
+    for x, e in zip(xs, exprs):
+        roots = within(TIDY_SECONDS, sp.solve, sp.numer(sp.together(e)), x)
+        free = [r for r in (roots or []) if not (r.free_symbols & set(xs))]
+        shifts.append(free[0] if len(free) == 1 else None)
+    forms = [([e.xreplace(at_rest) for e in exprs], [sp.S.Zero] * n)]
+    if all(a is not None for a in shifts):
+        forms.append((offsets, shifts))
+    us = [sp.Dummy(f"u{i}", real=True) for i in range(n)]
+    s, w = sp.Dummy("s", positive=True), sp.Dummy("w", positive=True)
+    for b, a in forms:
+        moved = {x: ai + u for x, ai, u in zip(xs, a, us)}
+        ratios = [within(TIDY_SECONDS, sp.simplify, ((e - bi) / u).xreplace(moved))
+                  for e, bi, u in zip(exprs, b, us)]
+        if any(r is None for r in ratios) or any(within(TIDY_SECONDS, sp.simplify, r - ratios[0]) != 0
+                                                 for r in ratios[1:]):
+            continue
+        g = ratios[0]
+        if any(within(TIDY_SECONDS, sp.simplify, us[0] * sp.diff(g, u) - u * sp.diff(g, us[0])) != 0
+               for u in us[1:]):
+            continue  # g reads a direction, not only |x − a|²
+        g_of_s = g.xreplace({us[0]: sp.sqrt(s), **{u: 0 for u in us[1:]}})
+        roots = within(TIDY_SECONDS, sp.solve, sp.Eq(s * g_of_s**2, w), s) or []
+        norm = sum(((y - bi) ** 2 for y, bi in zip(ys, b)), sp.S.Zero)
+        for root in roots:
+            scale = g_of_s.xreplace({s: root}).xreplace({w: norm})
+            plain = {x: ai + (y - bi) / scale for x, ai, y, bi in zip(xs, a, ys, b)}
+            # √(−1/(w − 1)) as 1/√(1 − w): the same inside the real domain |v| < 1, which the check below samples
+            denested = {x: tidy(_reciprocal_roots(e)) for x, e in plain.items()}
+            for candidate in (denested, {x: tidy(e) for x, e in plain.items()}):
+                if _verify_root(exprs, xs, ys, candidate, parameters):
+                    return [candidate[x] for x in xs]
+    return None
 
 
 def momenta(lagrangian, velocities) -> list[sp.Expr]:
@@ -243,7 +304,9 @@ def _singular_hessian_note(h, ps, names: dict) -> str:
         return ""
     det = sp.factor(sp.hessian(h, ps).det(method="berkowitz"))
     numerator, denominator = sp.fraction(det)
-    zeros, poles = ([f for f in distinct_factors(part) if f.free_symbols & set(ps)] for part in (numerator, denominator))
+    def vanishes_somewhere(f):  # m² + p² with m > 0 is never 0 for real momenta: no obstacle there
+        return bool(f.free_symbols & set(ps)) and as_real(f)[0].is_zero is not False
+    zeros, poles = ([f for f in distinct_factors(part) if vanishes_somewhere(f)] for part in (numerator, denominator))
     if not zeros and not poles:
         return ""
     shown = lambda e: str(e.xreplace(names))  # noqa: E731
@@ -256,8 +319,9 @@ def _singular_hessian_note(h, ps, names: dict) -> str:
 
 
 def _asinh_form(expr: sp.Expr) -> sp.Expr:
-    """``log(z + √(z² + 1))`` written ``asinh(z)`` (sums of logs combined first): how ``solve`` inverts the velocity
-    map of a ``cosh`` kinetic energy (``v = sinh(p/m)``). With ``asinh`` in the momentum, ``cosh(asinh z)`` and
+    """``log(z + √(z² + 1))`` written ``asinh(z)`` and ``log((1 + z)/(1 − z))`` written ``2 atanh(z)`` (sums of
+    logs combined first): how ``solve`` inverts the velocity map of a ``cosh`` kinetic energy (``v = sinh(p/m)``)
+    or a ``log cosh`` one (``v = a tanh p``). With ``asinh`` in the momentum, ``cosh(asinh z)`` and
     ``sinh(asinh z)`` evaluate to ``√(z² + 1)`` and ``z``, so L, M and the learning rule read as a physicist writes
     them (theory §4); the caller keeps the form only where it inverts the map at random points."""
     if not expr.has(sp.log):
@@ -266,9 +330,12 @@ def _asinh_form(expr: sp.Expr) -> sp.Expr:
     def named(log):
         arg = log.args[0]
         z = within(TIDY_SECONDS, sp.simplify, (arg - 1 / arg) / 2)  # arg = z + √(z² + 1) ⇔ arg − 1/arg = 2z
-        if z is None or z.has(sp.log) or sp.count_ops(z) >= sp.count_ops(arg):
-            return log
-        return sp.asinh(z)
+        if z is not None and not z.has(sp.log) and sp.count_ops(z) < sp.count_ops(arg):
+            return sp.asinh(z)
+        z = within(TIDY_SECONDS, sp.simplify, (arg - 1) / (arg + 1))  # arg = (1 + z)/(1 − z): log arg = 2 atanh z
+        if z is not None and not z.has(sp.log) and sp.count_ops(z) < sp.count_ops(arg):
+            return 2 * sp.atanh(z)
+        return log
 
     def combined(add):  # log(z + √(a² + z²)) − log(a): the logs of a sum, with coefficients ±1, as one
         logs = [t for t in add.args if isinstance(t, sp.log) or (t.is_Mul and len(t.args) == 2 and t.args[0] == -1
@@ -278,9 +345,12 @@ def _asinh_form(expr: sp.Expr) -> sp.Expr:
         one = sp.log(sp.Mul(*[t.args[0] if isinstance(t, sp.log) else 1 / t.args[1].args[0] for t in logs]))
         return add.func(*[t for t in add.args if t not in logs]) + named(one)
 
-    rewritten = expr.replace(lambda e: isinstance(e, sp.Add) and e.has(sp.log), combined)
+    rewritten = expr.replace(  # log √X = ½ log X on the principal branches, for every X ≠ 0
+        lambda e: isinstance(e, sp.log) and e.args[0].is_Pow and e.args[0].exp == sp.S.Half,
+        lambda e: sp.log(e.args[0].base) / 2)
+    rewritten = rewritten.replace(lambda e: isinstance(e, sp.Add) and e.has(sp.log), combined)
     rewritten = rewritten.replace(lambda e: isinstance(e, sp.log), named)
-    return rewritten if rewritten.has(sp.asinh) and sp.count_ops(rewritten) < sp.count_ops(expr) else expr
+    return rewritten if rewritten.has(sp.asinh, sp.atanh) and sp.count_ops(rewritten) < sp.count_ops(expr) else expr
 
 
 def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, parameters=()):
@@ -306,6 +376,8 @@ def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, parameter
     subs = dict(zip(ps, p_of_v))
     lag = sum(p * v for p, v in zip(p_of_v, vs)) - h_d.xreplace(subs)
     lag = tidy(sp.expand(lag) if sp.count_ops(lag) < 150 else lag)
+    if how.startswith("isotropic"):  # H(p(v)) holds √(m² + m² w/(1 − w)) = m √(−1/(w − 1)): one root of 1 − w
+        lag = tidy(_reciprocal_roots(lag))
     if how.startswith("affine"):
         lag = min((lag, tidy(_affine_transform(h_d, ps, v_of_p, vs, p_of_v))), key=sp.count_ops)
     return lag.xreplace(dict(zip(vs, velocity_objects))), how

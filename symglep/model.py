@@ -343,9 +343,20 @@ class Model:
 
     def _time_hint(self, sym) -> str:
         """A note when an undeclared symbol is named like the time but is not it (a Symbol('t') with
-        assumptions is another symbol to SymPy)."""
+        assumptions is another symbol to SymPy), or like a declared symbol with other assumptions
+        (``Symbol('m', positive=True)`` in L, ``Symbol('m')`` in ``parameters``)."""
         if sym.name != self.time.name:
-            return ""
+            twins = [s for s in (*self.parameters, *self.constants, *self.q, *self.u, *self.y)
+                     if getattr(s, "name", None) == sym.name and s != sym]
+            if not twins:
+                return ""
+            def said(s):  # the strongest assumption given, as it was written
+                flag = next((k for k in ("positive", "negative", "nonnegative", "nonpositive", "integer", "real")
+                             if s.assumptions0.get(k)), None)
+                return f"Symbol('{s.name}'{f', {flag}=True' if flag else ''})"
+            return (f"; a symbol named {sym.name} is declared, but with other assumptions: {said(sym)} here, "
+                    f"{said(twins[0])} declared, which SymPy takes for two symbols: create it once and use it in "
+                    "both places")
         declared = ", ".join(f"{k}=True" for k in ("real", "positive", "nonnegative", "integer")
                              if sym.assumptions0.get(k))
         return (f"; the time of a model is dynamicsymbols._t (Symbol('{sym.name}') without assumptions): "
@@ -387,7 +398,7 @@ class Model:
                                  "it may depend only on the final coordinates, targets and constants (theory §10)")
             if sym not in terminal_known:
                 raise ModelError(f"symbol {sym} in the terminal cost is not declared "
-                                 "(add it to constants, targets or coordinates)")
+                                 "(add it to constants, targets or coordinates)" + self._time_hint(sym))
         for expr, what in ((self.lagrangian, "Lagrangian"), (self.cost, "cost"),
                            (self.terminal_cost, "terminal cost")):
             number = not_real_number(expr)

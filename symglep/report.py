@@ -10,6 +10,7 @@ LaTeX print the readable forms (:mod:`symglep.readable`, theory §11).
 from __future__ import annotations
 
 import json
+import re
 import unicodedata
 
 import numpy as np
@@ -295,6 +296,9 @@ def _verdicts(d) -> list[tuple[str, str]]:
     rev = "yes" if d.sym.time_reversible else f"NO (odd in velocity: {odd_terms_text(d.sym.breaking_terms, expr_str)})"
     if d.sym.time_reversible and d.model.rayleigh is not None and not d.model.rayleigh.rewritable:
         rev = "yes, but the Rayleigh force is odd in v: the dynamics are not time-reversible"
+    elif d.sym.time_reversible and d.model.rayleigh is not None:  # Caldirola–Kanai: L is e^{γt} L₀
+        rev = ("yes, as e^{γt} L: the damped motion itself is not reversible; its weight e^{γt} is replayed "
+               "anti-damped by the echo (theory §7)")
     return [
         ("Legendre regular (det M ≢ 0)", _regular_verdict(d)),
         ("L and H real where", _domain_verdict(d)),
@@ -346,32 +350,59 @@ PART_LABELS = {"kinetic": "kinetic ½ (p − b)ᵀ M⁻¹ (p − b)", "potential
                "time_and_inputs": "time and input terms W(q, t, u)"}
 
 
+#: the report's own symbols, and what they become where the model names a symbol the same (a pendulum's length L,
+#: a cart's mass M, a height H): script and bold letters, as physicists write them
+OWN_SYMBOLS = {"L": "ℒ", "H": "ℋ", "M": "𝐌"}
+OWN_SYMBOLS_LATEX = {"L": r"\mathcal{L}", "H": r"\mathcal{H}"}
+
+
+def model_names(m) -> set:
+    """Every name the model declares: coordinates, parameters, constants, inputs, targets."""
+    return {getattr(s, "name", str(s)) for s in (*m.q, *m.parameters, *m.constants, *m.u, *m.y)}
+
+
+def own_labels(m):
+    """A function that rewrites the report's own letters L, H, M in a line of its wording (never in a printed
+    expression) as ℒ, ℋ, 𝐌 where the model declares a symbol of that name (``∂L/∂L`` read as ``∂ℒ/∂L``)."""
+    clash = {k: v for k, v in OWN_SYMBOLS.items() if k in model_names(m)}
+    if not clash:
+        return lambda text: text
+    pattern = re.compile(r"(?<![A-Za-z_])(" + "|".join(clash) + r")(?![A-Za-z_0-9])")
+    return lambda text: pattern.sub(lambda x: clash[x.group(1)], text)
+
+
+def cost_label(m) -> str:
+    """``"cost c"``, or ``"cost"`` where the model declares a symbol ``c``."""
+    return "cost" if "c" in model_names(m) else "cost c"
+
+
 def render_text(d) -> str:
     m = d.model
     el = d.el
     r = d.readable
     mass, momenta, h, accelerations, rule = shown(d)
     show = readable_str if r is not None else expr_str
+    own = own_labels(m)
     out = [f"model {m.name}: {m.n} coordinate(s) {', '.join(s.name for s in m.q)}; "
            f"parameters {', '.join(s.name for s in m.parameters) or 'none'}", ""]
-    out += [f"L = {expr_str(m.lagrangian)}", f"cost c = {expr_str(m.cost)}"]
+    out += [f"{own('L')} = {expr_str(m.lagrangian)}", f"{cost_label(m)} = {expr_str(m.cost)}"]
     if m.terminal_cost != 0:
         out.append(f"c_T = {expr_str(m.terminal_cost)}    [terminal cost at t = T; the echo starts from "
                    "(q(T), −p(T) − β ∂c_T/∂q), theory §10]")
     out.append("")
     force = m.rayleigh is not None and not m.rayleigh.rewritable  # kept as a force: it enters the equations
-    out.append("Euler–Lagrange (d/dt ∂L/∂v − ∂L/∂q + ∂R/∂v = 0, R the Rayleigh function):" if force
-               else "Euler–Lagrange (d/dt ∂L/∂v − ∂L/∂q = 0):")
+    out.append(own("Euler–Lagrange (d/dt ∂L/∂v − ∂L/∂q + ∂R/∂v = 0, R the Rayleigh function):" if force
+                   else "Euler–Lagrange (d/dt ∂L/∂v − ∂L/∂q = 0):"))
     forcing, residuals = shown_equations(d)
     out += [f"  0 = {show(e)}" for e in residuals]
-    out.append("mass matrix M:")
+    out.append(own("mass matrix M:"))
     out += ["  [" + ", ".join(show(mass[i, j]) for j in range(m.n)) + "]" for i in range(m.n)]
     if r is not None and r.det_mass is not None:
-        out.append(f"  det M = {show(r.det_mass)}")
-    out.append("forcing f (M·a = f):")
+        out.append(f"  {own('det M')} = {show(r.det_mass)}")
+    out.append(own("forcing f (M·a = f):"))
     out += [f"  {show(f)}" for f in forcing]
     if accelerations:
-        out.append("accelerations (a = M⁻¹ f = adj(M) f / det M):" if r is not None and r.adjugate is not None
+        out.append(own("accelerations (a = M⁻¹ f = adj(M) f / det M):") if r is not None and r.adjugate is not None
                    else "accelerations:")
         out += [f"  {a} = {show(e)}" for a, e in zip(m.a, accelerations)]
     else:
@@ -379,34 +410,34 @@ def render_text(d) -> str:
     out.append("momenta:")
     out += [f"  {p} = {show(e)}" for p, e in zip(m.p, momenta)]
     if h is not None:
-        out.append(f"Hamiltonian: H = {show(h)}")
+        out.append(f"Hamiltonian: {own('H')} = {show(h)}")
         if r is not None and r.hamiltonian_parts is not None:
-            out += [f"  {PART_LABELS[k]} = {show(e)}" for k, e in r.hamiltonian_parts.items()]
+            out += [f"  {own(PART_LABELS[k])} = {show(e)}" for k, e in r.hamiltonian_parts.items()]
     elif r is not None and r.hamiltonian_implicit is not None:
-        out += [f"Hamiltonian: H = {IMPLICIT_H} with the M above (M⁻¹ is not written out: "
+        out += [own(f"Hamiltonian: H = {IMPLICIT_H} with the M above (M⁻¹ is not written out: ") +
                 f"{d.hamiltonian_note})", *[f"  {line}" for line in _implicit_parts(r.hamiltonian_implicit, show)]]
     else:
         out.append(f"Hamiltonian: not available ({d.hamiltonian_note})")
     if r is not None and r.hamilton_equations is not None:
-        out.append(f"Hamilton's equations ({r.hamilton_note}):")
+        out.append(own(f"Hamilton's equations ({r.hamilton_note}):"))
         for q, p, v, pr, (qd, pd) in zip(m.q, m.p, m.v, r.momentum_rates, r.hamilton_equations):
             friction = f" − ∂R/∂{v}" if force else ""  # the Rayleigh force kept in the equations
-            out += [f"  {v} = ∂H/∂{p} = {show(qd)}", f"  {pr} = −∂H/∂{q}{friction} = {show(pd)}"]
+            out += [f"  {v} = ∂{own('H')}/∂{p} = {show(qd)}", f"  {pr} = −∂{own('H')}/∂{q}{friction} = {show(pd)}"]
     if r is not None:
-        out.append(_op_summary(d))
+        out.append(own(_op_summary(d)))
     out.append("")
-    out += [f"{k}: {v}" for k, v in _verdicts(d)]
+    out += [f"{own(k)}: {own(v) if k.startswith('integrator') else v}" for k, v in _verdicts(d)]
     out.append("")
     out.append(f"learning routes (default: {_default_text(d, '; ')}):")
     out += [f"  {_route_line(x)}" for x in d.routes]
     out.append("")
-    out.append("learning rule ∂L/∂θ:")
+    out.append(own("learning rule ∂L/∂θ:"))
     damping = d.model.damping
     for th, e in rule.items():
         where = describe_locality(d.locality[th])
         if damping != 0 and str(th) in {s.name for s in damping.free_symbols}:
             where += "; also acts through the Rayleigh force, which no ∂L/∂θ sees: its gradient comes from BPTT"
-        out.append(f"  ∂L/∂{th} = {show(e)}    [{where}]")
+        out.append(f"  ∂{own('L')}/∂{th} = {show(e)}    [{where}]")
     out += [f"note: {n}" for n in d.notes]
     return "\n".join(out) + "\n"
 
@@ -438,17 +469,20 @@ def render_markdown(d) -> str:
     mass, momenta, h, accelerations, rule = shown(d)
     names = latex_names(d)
     tex = lambda e: sp.latex(e, symbol_names=names)  # noqa: E731
-    out = [f"# Derivation of `{m.name}`", "", f"$$L = {tex(m.lagrangian)}$$", "",
-           f"$$c = {tex(m.cost)}$$", ""]
+    lag, ham = (OWN_SYMBOLS_LATEX.get(x, x) if x in model_names(m) else x for x in ("L", "H"))
+    cost = r"\mathrm{cost}" if "c" in model_names(m) else "c"
+    out = [f"# Derivation of `{m.name}`", "", f"$${lag} = {tex(m.lagrangian)}$$", "",
+           f"$${cost} = {tex(m.cost)}$$", ""]
     if m.terminal_cost != 0:
         out += [f"$$c_T = {tex(m.terminal_cost)}$$", "",
                 "Terminal cost at $t = T$: the echo starts from $(q(T), -p(T) - \\beta\\,\\partial c_T/\\partial q)$ "
                 "(theory §10).", ""]
     out += ["## Euler–Lagrange equations", ""]
     out += [f"$$0 = {tex(e)}$$" for e in shown_equations(d)[1]]
-    out += ["", "## Mass matrix", "", f"$$M = {tex(mass)}$$", ""]
+    mm = r"\mathbf{M}" if "M" in model_names(m) else "M"
+    out += ["", "## Mass matrix", "", f"$${mm} = {tex(mass)}$$", ""]
     if r is not None and r.det_mass is not None:
-        out += [f"$$\\det M = {tex(r.det_mass)}$$", ""]
+        out += [f"$$\\det {mm} = {tex(r.det_mass)}$$", ""]
     if accelerations:
         out += ["## Accelerations", ""]
         out += [f"$${names[a]} = {tex(e)}$$" for a, e in zip(m.a, accelerations)]
@@ -456,7 +490,7 @@ def render_markdown(d) -> str:
     out += ["## Legendre transform", ""]
     out += [f"- ${names[p]} = {tex(e)}$" for p, e in zip(m.p, momenta)]
     if h is not None:
-        out += ["", f"$$H = {tex(h)}$$"]
+        out += ["", f"$${ham} = {tex(h)}$$"]
     elif r is not None and r.hamiltonian_implicit is not None:
         out += ["", "$$H = \\frac{1}{2} (p - b)^T M^{-1} (p - b) + V + W$$", "",
                 f"with the M above (M⁻¹ is not written out: {d.hamiltonian_note}):", ""]
@@ -470,13 +504,13 @@ def render_markdown(d) -> str:
     if r is not None:
         out += ["", _op_summary(d) + "."]
     out += ["", "## Verdicts", "", "| property | verdict |", "|---|---|"]
-    out += [f"| {k} | {v} |" for k, v in _verdicts(d)]
+    out += [f"| {own_labels(m)(k)} | {v} |" for k, v in _verdicts(d)]
     out += ["", "## Learning routes", "", f"Default: `{_default_text(d, ': ')}`.", "",
             "| route | available | exact | forward-only | why |", "|---|---|---|---|---|"]
     yn = lambda b: "yes" if b else "no"  # noqa: E731
     out += [f"| {x['route']} | {yn(x['available'])} | {yn(x['exact'])} | {yn(x['forward_only'])} | "
             f"{x['why'].replace('|', '/')} |" for x in d.routes]
-    out += ["", "## Learning rule", "", "| parameter | ∂L/∂θ | locality |", "|---|---|---|"]
+    out += ["", "## Learning rule", "", own_labels(m)("| parameter | ∂L/∂θ | locality |"), "|---|---|---|"]
     out += [f"| `{th}` | ${tex(e)}$ | {describe_locality(d.locality[th])} |" for th, e in rule.items()]
     return "\n".join(out) + "\n"
 
@@ -492,7 +526,9 @@ def render_latex(d) -> str:
         if s not in names and sp.latex(s).isalpha() and len(sp.latex(s)) > 1:
             names[s] = rf"\mathrm{{{sp.latex(s)}}}"
     tex = lambda e: sp.latex(e, symbol_names=names)  # noqa: E731
-    lines = [r"\begin{align}", rf"L &= {tex(m.lagrangian)} \\", rf"c &= {tex(m.cost)} \\"]
+    lag, ham = (OWN_SYMBOLS_LATEX.get(x, x) if x in model_names(m) else x for x in ("L", "H"))
+    cost = r"\mathrm{cost}" if "c" in model_names(m) else "c"
+    lines = [r"\begin{align}", rf"{lag} &= {tex(m.lagrangian)} \\", rf"{cost} &= {tex(m.cost)} \\"]
     if m.terminal_cost != 0:
         lines.append(rf"c_T &= {tex(m.terminal_cost)} \\")
     if m.rayleigh is not None and not m.rayleigh.rewritable:  # its force is in the equations below
@@ -501,9 +537,9 @@ def render_latex(d) -> str:
     lines.append(rf"\mathbf{{M}} &= {tex(mass)} \\")  # bold: a parameter may be named M (cart_pole)
     lines += [rf"{names[p]} &= {tex(e)} \\" for p, e in zip(m.p, momenta)]
     if h is not None:
-        lines.append(rf"H &= {tex(h)} \\")
+        lines.append(rf"{ham} &= {tex(h)} \\")
     lines += [rf"{left} &= {right} \\" for left, right in hamilton_rows(d, tex)]
-    lines += [rf"\frac{{\partial L}}{{\partial {tex(th)}}} &= {tex(e)} \\" for th, e in rule.items()]
+    lines += [rf"\frac{{\partial {lag}}}{{\partial {tex(th)}}} &= {tex(e)} \\" for th, e in rule.items()]
     lines += [rf"\intertext{{{latex_text(f'{k}: {v}')}}}" for k, v in _verdicts(d)]
     lines += [rf"\intertext{{{latex_text(_route_line(x))}}}" for x in d.routes]
     lines[-1] = lines[-1].rstrip(" \\")

@@ -65,8 +65,8 @@ def learning_routes(model: Model, sym: Symmetries, regular: bool = True) -> list
         out.append({"route": route, "label": LABELS[route], "available": available, "exact": exact,
                     "forward_only": forward_only, "why": why})
 
-    not_variational = ("the Rayleigh dissipation is not variational (the damping differs between coordinates "
-                       "or is not linear): theory §2 does not apply (theory §7)")
+    not_variational = ("the Rayleigh dissipation is not variational (∂R/∂v is not one rate times the momentum "
+                       "∂L/∂v: see the dissipation line): theory §2 does not apply (theory §7)")
     if not variational:
         add("echo", False, False, True, not_variational)
     elif reversible:

@@ -25,6 +25,7 @@ import gc
 import signal
 import threading
 import time
+import types
 import weakref
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -95,6 +96,12 @@ class Budget:
         return self.mode != "none" and self.remaining() > 0 and sp.count_ops(expr) <= self.max_ops
 
 
+#: the code of the removal callbacks the weak containers define in their ``__init__``
+_WEAK_CONTAINER_CALLBACKS = frozenset(
+    const for container in (weakref.WeakSet, weakref.WeakKeyDictionary, weakref.WeakValueDictionary)
+    for const in container.__init__.__code__.co_consts if isinstance(const, types.CodeType))
+
+
 def _alarm(signum, frame):  # noqa: ARG001 - signal handler signature
     if _exceptions_dropped_in(frame):
         return  # Python would report and drop it ("Exception ignored"); the alarm repeats in REPEAT_S
@@ -105,9 +112,11 @@ def _exceptions_dropped_in(frame) -> bool:
     """Whether an exception raised in ``frame`` would be dropped by Python: the frame runs inside an
     object's ``__del__``, a garbage-collector callback (e.g. JAX's, which a collection inside the
     attempt calls) or a ``weakref.finalize`` (e.g. the one ``sympy.lambdify`` registers to clean the
-    line cache; seen in CI). Plain weakref callbacks cannot be told from their frames and are left to
-    the repeating alarm."""
-    dropping = {getattr(cb, "__code__", None) for cb in gc.callbacks} | {weakref.finalize.__call__.__code__}
+    line cache; seen in CI), or the removal callbacks of the weak containers (``WeakSet``, ``WeakKeyDictionary``,
+    ``WeakValueDictionary``: SymPy's caches, seen in a test run). Other plain weakref callbacks cannot be told
+    from their frames and are left to the repeating alarm."""
+    dropping = ({getattr(cb, "__code__", None) for cb in gc.callbacks} | {weakref.finalize.__call__.__code__}
+                | _WEAK_CONTAINER_CALLBACKS)
     while frame is not None:
         if frame.f_code.co_name == "__del__" or frame.f_code in dropping:
             return True
@@ -189,7 +198,8 @@ def smallest(candidates):
 
 def attempts(mode: str, ops: int):
     """The rewritings tried in ``mode`` on an expression of ``ops`` operations, cheapest first."""
-    out = [sp.factor_terms, trig_factor_pass, sp.expand]  # expand: terms that cancel once multiplied out
+    out = [sp.factor_terms, trig_factor_pass, sp.expand,  # expand: terms that cancel once multiplied out
+           over_shared_denominators, sp.together]  # m²/√D + p²/√D = √D; m (1 + v²/(1 − v²))/√(1 − v²)
     if ops <= TRIGSIMP_OPS or mode == "full":
         out += [sp.trigsimp, lambda e: sp.factor(sp.cancel(e))]
     if mode == "full":
@@ -197,19 +207,42 @@ def attempts(mode: str, ops: int):
     return out
 
 
+def over_shared_denominators(expr):
+    """The terms of a sum that share a denominator written over it once: ``m²/√D + p²/√D`` becomes ``D/√D``,
+    which SymPy writes ``√D`` (the relativistic Hamiltonian, theory §4)."""
+    if not isinstance(expr, sp.Add):
+        return expr
+    groups: dict = {}
+    for term in expr.args:
+        numerator, denominator = sp.fraction(term)
+        groups.setdefault(denominator, []).append(numerator)
+    return sp.Add(*[sp.Add(*numerators) / denominator for denominator, numerators in groups.items()])
+
+
+def as_real(expr) -> tuple:
+    """``(expr', back)``: ``expr`` with each symbol of unknown realness replaced by a real one of the same name,
+    and the map back. A model's coordinates, velocities, momenta, inputs and parameters are real numbers
+    (theory §1), which lets ``(m² + p²)·√(1/(m² + p²))`` become ``√(m² + p²)`` (the relativistic H)."""
+    swap = {s: sp.Dummy(s.name, real=True) for s in expr.free_symbols
+            if isinstance(s, sp.Symbol) and s.is_real is None}
+    return expr.xreplace(swap), {d: s for s, d in swap.items()}
+
+
 def tidy(expr, budget: Budget):
-    """The smallest equal form of ``expr`` found within ``budget`` (``expr`` itself when none is smaller)."""
+    """The smallest equal form of ``expr`` found within ``budget`` (``expr`` itself when none is smaller), for
+    real values of its symbols (:func:`as_real`)."""
     expr = sp.sympify(expr)
     if expr.is_Atom or not budget.allows(expr):
         return expr
     best, best_ops = expr, sp.count_ops(expr)
+    real, back = as_real(expr)
     for attempt in attempts(budget.mode, best_ops):
         seconds = min(budget.per_expression, budget.remaining())
         if seconds <= 0:
             break
         try:
             with deadline(seconds):
-                candidate = attempt(expr)
+                candidate = attempt(real).xreplace(back)
         except _OverTime:
             budget.attempts_dropped += 1
             continue

@@ -21,9 +21,19 @@ from .codegen.names import identifier
 from .model import Model
 
 
+#: names of the functions a report's expressions can call: a symbol of the same name (a parameter ``exp``) would
+#: shadow the function in ``parse_expr``'s ``local_dict`` (``2*x*exp*exp(-x**2)`` did not parse back)
+FUNCTION_NAMES = frozenset({
+    "exp", "log", "sqrt", "sin", "cos", "tan", "cot", "sec", "csc", "sinh", "cosh", "tanh", "coth", "asin", "acos",
+    "atan", "atan2", "acot", "asinh", "acosh", "atanh", "Abs", "sign", "Heaviside", "Piecewise", "Max", "Min",
+    "erf", "re", "im", "floor", "ceiling", "Mod", "ITE", "And", "Or", "Not"})
+
+
 def is_plain_name(name: str) -> bool:
-    """Whether ``name`` is usable verbatim in a ``parse_expr`` string."""
-    return name.isascii() and name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
+    """Whether ``name`` is usable verbatim in a ``parse_expr`` string (an identifier, not a keyword, not a
+    function the expressions may call)."""
+    return (name.isascii() and name.isidentifier() and not keyword.iskeyword(name) and not name.startswith("_")
+            and name not in FUNCTION_NAMES)
 
 
 def model_symbols(model: Model, extra=()) -> list[tuple[sp.Symbol, str]]:

@@ -191,7 +191,9 @@ def reversing_flip(model: Model, breaking: list) -> tuple[list | None, str]:
                 f"of their signs may restore it (derive then says which), and train --freeze {','.join(fixed)} keeps "
                 "them fixed" if fixed
                 else "they have no parameter: reversing an input that multiplies them (u -> -u) would restore "
-                     "it, which the echo does not do")
+                     "it, which the echo does not do" if odd_symbols & set(model.u)
+                else "they read only coordinates, velocities and numbers, e.g. z·ẋ of a first-order Lagrangian: "
+                     "no sign flip reaches them")
         return None, f"no parameter flip restores time reversal: the odd term(s) hold no learnable parameter ({what})"
     if len(candidates) > MAX_FLIP_CANDIDATES:
         return None, (f"{len(candidates)} parameters appear in the odd terms; the exhaustive flip search "

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from .diagnose import NumericalError
+from .diagnose import START_NOT_FINITE, NumericalError
 from .errors import SymglepError
 from .fileio import read_npz
 from .learners import data_sizes, learner_for
@@ -82,8 +82,9 @@ def _teacher_run(learner, theta, u, q0, p0, dt: float, task: str, seed: int):
         start = ("every sequence starts at rest at q = 0, which may lie where the mass matrix is singular "
                  "(symglep derive names where); " if task == "sine" and exc.step == 0 else "")
         raise NumericalError(f"the teacher run of the {task} task (its parameters drawn from --seed {seed}, not "
-                             f"those trained or resumed) failed: {str(exc).rstrip('.')}; {start}try another --seed, a smaller "
-                             "--dt, or give your own DATA.npz", exc.phase, exc.sequence, exc.step,
+                             f"those trained or resumed) failed: {str(exc).rstrip('.')}; {start}try another --seed, "
+                             f"{'' if START_NOT_FINITE in str(exc) else 'a smaller --dt, '}or give your own DATA.npz",
+                             exc.phase, exc.sequence, exc.step,
                              exc.state) from None
 
 

@@ -892,6 +892,57 @@ def test_a_hamiltonian_even_in_p_gives_a_reversible_model_whatever_the_closed_fo
     assert not derive(odd).time_reversible
 
 
+def test_a_cubic_momentum_map_never_gets_a_branch_that_holds_for_some_parameters_only():
+    """p = (1 + a) v + a x + b v² + v³/3 (a, b > 0): the Cardano root sympy offers first is real for b² > 1 + a
+    only, and the inverse was checked at parameters >= 1.5, inside that region: the report's v(p) was
+    -0.725 - 1.93i at a = 0.3, b = 0.4 (probe), and check crashed compiling a complex energy. Whatever map the
+    derivation gives must invert p(v) on both sides of b² = 1 + a; here none can, so H is reported unavailable."""
+    x, y = dynamicsymbols("x y")
+    a, b, k = sp.symbols("a b k", positive=True)
+    v = x.diff()
+    model = symglep.Model((1 + a) * v**2 / 2 + a * x * v + b * v**3 / 3 + v**4 / 12 - k * x**2 / 2, [x],
+                          parameters=[a, b, k], targets=[y], cost=(x - y) ** 2 / 2)
+    d = derive(model)
+    momentum = sp.diff(model.lagrangian, model.v[0])
+    for av, bv in ((0.3, 0.4), (1.5, 1.8), (1.5, 1.0)):
+        for vv in (-0.7, 0.25, 0.6):
+            at = {a: av, b: bv, model.q[0]: 0.2, model.v[0]: vv}
+            pv = float(momentum.subs(at))
+            if d.velocity_map is not None:
+                back = complex(d.velocity_map[0].subs({a: av, b: bv, model.q[0]: 0.2, model.p[0]: pv}).evalf())
+                assert abs(back - vv) < 1e-10, (av, bv, vv, back)
+    assert d.velocity_map is None and "no single closed-form branch" in d.hamiltonian_note
+
+
+def test_an_isotropic_momentum_map_is_inverted_in_closed_form():
+    """A relativistic particle in the plane, H = √(m² + |p|²) + ..., was refused ("cannot invert v = ∂H/∂p ... is
+    infinite where m² + p_x² + p_y² = 0", an empty set), and written as L = −m √(1 − |v|²) (+ a magnetic
+    term) had no H and ran the midpoint rule (probe, session 38). y = b + (x − a) g(|x − a|²) is one scalar
+    equation: the velocity map must invert the momenta at random points, and the H-built model runs the leapfrog."""
+    x, y, u = dynamicsymbols("x y u")
+    px, py = sp.symbols("p_x p_y")
+    m, k, e = sp.symbols("m k e", positive=True)
+    built = symglep.Model.from_hamiltonian(sp.sqrt(m**2 + px**2 + py**2) + k * (x**2 + y**2) / 2 - u * x,
+                                           [x, y], [px, py], parameters=[m, k], inputs=[u])
+    v = (x.diff(), y.diff())
+    magnetic = symglep.Model(-m * sp.sqrt(1 - v[0] ** 2 - v[1] ** 2) + e * (x * v[1] - y * v[0]) / 2
+                             - k * (x**2 + y**2) / 2, [x, y], parameters=[m, k, e])
+    rng = random.Random(4)
+    for model in (built, magnetic):
+        d = derive(model)
+        assert d.velocity_map is not None and d.hamiltonian is not None, d.hamiltonian_note
+        momenta = [sp.diff(model.lagrangian, w) for w in model.v]
+        for _ in range(3):
+            at = {m: rng.uniform(0.5, 2), k: rng.uniform(0.5, 2), e: rng.uniform(-1, 1),
+                  model.q[0]: rng.uniform(-1, 1), model.q[1]: rng.uniform(-1, 1), **{s: 0.3 for s in model.u}}
+            speed = {model.v[0]: rng.uniform(-0.6, 0.6), model.v[1]: rng.uniform(-0.6, 0.6)}
+            p = {pi: float(mi.subs(at).subs(speed)) for pi, mi in zip(model.p, momenta)}
+            back = [float(vm.subs(at).subs(p)) for vm in d.velocity_map]
+            assert max(abs(b - speed[w]) for b, w in zip(back, model.v)) < 1e-12
+    from symglep.integrators import choose_integrator
+    assert choose_integrator(derive(built)) == "leapfrog"
+
+
 def test_long_odd_terms_are_cut_in_one_line_messages():
     """A term odd in p inside Cardano's roots makes kilobytes of odd terms: the report's verdict line shows
     the first symmetry.TERMS_SHOWN characters and says where the whole list is."""

@@ -80,6 +80,28 @@ def test_the_rate_is_a_parameter_and_the_report_says_how_it_learns(model):
     assert "γ = gamma, a learned parameter" in report["dissipation"]
 
 
+def test_every_learning_rule_carries_the_caldirola_kanai_weight(model):
+    """The report's ∂L/∂k, ∂L/∂m, ∂L/∂B dropped the factor exp(γt) that the rewritten L (e^{γt} L, theory §7)
+    gives them (probe, session 38), while ∂L/∂γ and the residuals carried it. Independently: the same model
+    expanded to 3 units and derived as a scalar model has rules equal to exp(γt) times a t-free expression."""
+    import sympy as sp
+    from symglep.network.expand import expand
+
+    report = json.loads(derive_report(model, "json"))
+    for rule in report["learning_rule"]:
+        if rule["parameter"] != "gamma":
+            assert rule["dL"].startswith("exp(gamma·t)·"), rule
+            assert "t" in rule["reads"]
+    scalar = expand(model, 3)
+    derivation = symglep.derive(scalar)
+    gamma = next(s for s in scalar.parameters if s.name == "gamma")
+    t = scalar.time
+    for parameter, rule in derivation.learning_rule.items():
+        if parameter is not gamma:
+            assert sp.simplify(rule * sp.exp(-gamma * t)).diff(t) == 0, (parameter, rule)
+            assert rule != 0
+
+
 @pytest.mark.parametrize("t0", [0.0, 1.3])
 def test_leapfrog_echo_bptt_and_finite_differences(model, leapfrog, t0):
     theta, q0, p0, u, y = _instance(model, leapfrog, 300)

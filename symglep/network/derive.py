@@ -160,6 +160,11 @@ def learning_rules(model, show=_plain) -> list:
                     pieces.append(show(g))
                     reads |= set(_reads(g)) - {str(s.symbol)}
                     element = str(s.symbol)
+        if model.damping_rate and pieces:  # the rewritten L is e^{γt} L: every other piece carries e^{γt} (§7)
+            weight = f"exp({model.damping_parameter or format(model.damping_rate, 'g')}·t)"
+            joined = "  +  ".join(pieces)
+            pieces = [f"{weight}·({joined})" if len(pieces) > 1 or joined.startswith("-") else f"{weight}·{joined}"]
+            reads |= {"t"}
         if p is model.damping_parameter:  # ∂(e^{γt} L)/∂γ = t e^{γt} L (theory §7)
             qn = model.q.name
             pieces.append(f"t·exp({p}·t)·(Σ_i ½ m_i |{qn}.dot[i]|² − V)")
