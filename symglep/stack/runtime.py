@@ -7,6 +7,8 @@ and the generators.
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 
 from .. import cache as kernel_cache
@@ -17,6 +19,45 @@ from ..parameter_values import values_by_name
 from ..run_arguments import nudge, real_array, start_time, step_count, time_step
 from .codegen import render_stack, stack_hash
 from .model import Stack
+
+
+class StackEcho(NamedTuple):
+    """:meth:`StackKernels.gradient` and ``complex_step_gradient`` (``dx``: None unless ``learn_inputs``)."""
+
+    loss: np.ndarray
+    dtheta: np.ndarray
+    dx: np.ndarray | None
+    round_trip: np.ndarray
+
+
+class StackEchoWithStart(NamedTuple):
+    """The same with ``initial_state=True``: ``dp0`` is the gradient of the start given (``dv0`` for a velocity
+    start). Read it by name: its position differs from :class:`StackBPTTWithStart` (no round trip there)."""
+
+    loss: np.ndarray
+    dtheta: np.ndarray
+    dx: np.ndarray | None
+    round_trip: np.ndarray
+    dq0: np.ndarray
+    dp0: np.ndarray
+
+
+class StackBPTT(NamedTuple):
+    """:meth:`StackKernels.bptt_gradient`."""
+
+    loss: np.ndarray
+    dtheta: np.ndarray
+    dx: np.ndarray
+
+
+class StackBPTTWithStart(NamedTuple):
+    """The same with ``initial_state=True`` (``dq0``, ``dp0`` by name as in :class:`StackEchoWithStart`)."""
+
+    loss: np.ndarray
+    dtheta: np.ndarray
+    dx: np.ndarray
+    dq0: np.ndarray
+    dp0: np.ndarray
 
 
 def compile_stack(stack: Stack, dt: float = 0.05, cache: str | None = None, jit: bool = True,
@@ -128,9 +169,9 @@ class StackKernels:
 
     def gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, beta=1e-4, learn_inputs=False,
                  order: int = 2, initial_state: bool = False, v0=None, steps=None, retrace: bool = True):
-        """Stacked echo (theory §9): ``(loss (B,), dtheta (B, n_θ), dx, round_trip (B,))`` (``dx`` None unless
-        ``learn_inputs``), and with
-        ``initial_state`` also ``dq0, dp0 (B, NQ)`` (``dv0`` with a velocity start), every unit's start
+        """Stacked echo (theory §9): :class:`StackEcho` ``(loss (B,), dtheta (B, n_θ), dx, round_trip (B,))``
+        (``dx`` None unless ``learn_inputs``), and with ``initial_state`` also ``dq0, dp0 (B, NQ)``
+        (:class:`StackEchoWithStart`; ``dv0`` with a velocity start), every unit's start
         gradient from its echoes' end points (theory §5); memory O(1) in K.
 
         ``order`` 2: every unit's echoes at ±β (centred contrast, error O(β²)); 4: at ±β and ±2β
@@ -154,7 +195,9 @@ class StackKernels:
                           float(beta))
         dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, dq0, dp0)
         dx = dx if learn_inputs else None  # not a (B, 1, 1) placeholder that broadcasts against x (probe)
-        return (loss, dth, dx, trip, dq0, dp0) if initial_state else (loss, dth, dx, trip)
+        if initial_state:
+            return StackEchoWithStart(loss, dth, dx, trip, dq0, dp0)
+        return StackEcho(loss, dth, dx, trip)
 
     def _diverged(self, what: str, args=None) -> NumericalError:
         """One line for a non-finite result: a run that diverged, a start or parameters outside the model's
@@ -196,16 +239,19 @@ class StackKernels:
         dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, np.ascontiguousarray(dq0.real),
                                                np.ascontiguousarray(dp0.real))
         dx = dx if learn_inputs else None
-        return (loss, dth, dx, trip, dq0, dp0) if initial_state else (loss, dth, dx, trip)
+        if initial_state:
+            return StackEchoWithStart(loss, dth, dx, trip, dq0, dp0)
+        return StackEcho(loss, dth, dx, trip)
 
     def bptt_gradient(self, theta, x, y, q0=None, p0=None, dt=None, t0=0.0, initial_state: bool = False,
                       v0=None, steps=None, learn_inputs: bool = True):
-        """Reference: BPTT through the stack, ``(loss, dtheta, dx)`` and with ``initial_state`` also
-        ``dq0, dp0`` (``dv0`` with a velocity start); O(K) memory. ``learn_inputs`` is taken for the
-        interface of :meth:`gradient` (a call may pass the same keywords to both): BPTT always gives ``dx``."""
+        """Reference: BPTT through the stack, :class:`StackBPTT` ``(loss, dtheta, dx)`` and with ``initial_state``
+        also ``dq0, dp0`` (:class:`StackBPTTWithStart`, read by name; ``dv0`` with a velocity start); O(K)
+        memory. ``learn_inputs`` is taken for the interface of :meth:`gradient` (a call may pass the same
+        keywords to both): BPTT always gives ``dx``."""
         th, x, y, q0, p0 = self._args(theta, x, y, q0, p0, v0, t0, steps)
         loss, dth, dx, dq0, dp0 = self.module.bptt_gradient(th, q0, p0, x, y, time_step(dt, self.dt), start_time(t0))
         if not (np.all(np.isfinite(loss)) and np.all(np.isfinite(dth))):
             raise self._diverged("BPTT through the stack")
         dth, dq0, dp0 = self._through_velocity(th, x, q0, v0, t0, dth, dq0, dp0)
-        return (loss, dth, dx, dq0, dp0) if initial_state else (loss, dth, dx)
+        return StackBPTTWithStart(loss, dth, dx, dq0, dp0) if initial_state else StackBPTT(loss, dth, dx)
