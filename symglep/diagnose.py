@@ -187,8 +187,9 @@ def check_retrace(miss, integrator: str, what: str, rerun=None, beta: float | No
            "does not help there), or the implicit midpoint step has more than one solution and Newton took "
            "another one (dt too large near a singular point of the model: reduce dt)" if integrator == "midpoint"
            else "the run grew without bound (dt past the leapfrog's stability limit: omega dt > 2 for "
-                "its fastest mode) or round-off grew along it (a chaotic run, or a damped model's echo, "
-                "which amplifies it by e^(gamma T), theory §7); reduce dt or shorten the run")
+                "its fastest mode, or a model unstable at these parameters, e.g. a stiffness of the wrong sign: "
+                "declare the signs of parameters that have one) or round-off grew along it (a chaotic run, or "
+                "a damped model's echo, which amplifies it by e^(gamma T), theory §7); reduce dt or shorten the run")
     raise NumericalError(f"{what}: the echo of sequence {b} did not retrace the free run (its mean end "
                          f"misses the start by {miss[b]:.1e} relative), so its contrast is not the gradient: "
                          f"{why}, or use BPTT (bptt_gradient; train --estimator bptt)", what, b, None)

@@ -361,6 +361,10 @@ def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, parameter
     v_of_p = [sp.diff(h_d, p) for p in ps]
     if all(e == 0 for e in v_of_p):
         raise ModelError("the Hamiltonian does not depend on the momenta")
+    if all(sp.diff(e, p) == 0 for e in v_of_p for p in ps):  # H = a(q)·p + V: v = a(q) names no p at all
+        raise ModelError("the Hamiltonian is linear in the momenta (v = ∂H/∂p does not depend on p): a first-order "
+                         "system, q̇ = f(q), with no mass; its Lagrangian is degenerate (det M ≡ 0), and symglep "
+                         "steps second-order systems only")
     p_of_v, how = invert_map(v_of_p, ps, vs, parameters)
     if p_of_v is None:
         names = {d: sp.Symbol(getattr(m, "name", None) or str(m)) for d, m in zip(ps, momentum_objects)}

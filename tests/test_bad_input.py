@@ -247,3 +247,15 @@ def test_a_first_step_that_is_not_finite_from_a_finite_start_is_not_blamed_on_dt
     assert START_NOT_FINITE not in where_not_finite(later, tp, 0.0, 0.1)
     with pytest.raises(NumericalError, match="reduce dt"):
         _finite([later], "free phase", where=lambda: where_not_finite(later, tp, 0.0, 0.1))
+
+
+def test_a_hamiltonian_linear_in_the_momenta_is_named_a_first_order_system(tmp_path):
+    """H = a p sin q + q²/2 was refused as "the momentum map is singular; declare the Lagrangian instead", whose
+    Lagrangian would be refused too (probe, session 38): the message names the first-order system."""
+    path = tmp_path / "linear_h.py"
+    path.write_text(SCALAR + "p = sp.Symbol('p'); a = sp.Symbol('a', positive=True)\n"
+                    "model = symglep.Model.from_hamiltonian(a*p*sp.sin(x) + x**2/2, [x], [p], parameters=[a])\n")
+    out = CliRunner().invoke(main, ["derive", str(path)])
+    assert out.exit_code == 2 and out.output.count("\n") == 1, out.output
+    assert "linear in the momenta" in out.output and "first-order system" in out.output
+    assert "declare the Lagrangian instead" not in out.output
