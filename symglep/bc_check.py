@@ -145,7 +145,7 @@ def civp(model, d, kernels, inst: Instance, beta: float) -> dict:
                       **dict(zip(e.dq_dbeta, dq_db)), **dict(zip(e.dv_dbeta, dv_db)),
                       **{s: float(v) for s, v in zip(model.parameters, th)},
                       **{s: float(v) for s, v in model.constants.items()},
-                      **dict(zip(model.u, uT)), **dict(zip(model.y, inst.y[0, K]))}
+                      **dict(zip(model.u, uT)), **dict(zip(e.u, uT)), **dict(zip(model.y, inst.y[0, K]))}
             symbolic[j] = float(sp.sympify(res[theta]).xreplace({k: sp.Float(v) for k, v in values.items()}))
     return {
         "true": true, "bulk": bulk, "estimate": estimate,

@@ -13,7 +13,8 @@ With ``p = ∂L/∂v(q, v, θ, t)`` the momentum sensitivities expand as
 boundary term at ``T`` is ``p − β ∂c_T/∂q``: its β-variation gains ``−∂c_T/∂q`` there. The
 sensitivities are named symbols: ``d<q>_d<θ>_T``, ``d<q>_dot_d<θ>_T``,
 ``d<q>_dbeta_T`` … at ``t = T`` (suffix ``_0`` at the start ``t = t0``, 0 unless a run is
-started later), and the state at an end is ``<q>_T``, ``<q>_dot_T`` (``<q>_0``, ``<q>_dot_0``).
+started later), and the state at an end is ``<q>_T``, ``<q>_dot_T`` (``<q>_0``, ``<q>_dot_0``), an input
+there ``<u>_T`` (``<u>_0``).
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class EndSymbols:
     dq_dbeta: list
     dv_dbeta: list
     mechanics: tuple | None = None  # (M, ∂²L/∂v∂q) at this end, once computed
+    u: list = field(default_factory=list)  # the inputs' values at this end (``u_T``, ``u_0``)
 
 
 @dataclass
@@ -129,12 +131,13 @@ def end_symbols(d: Derivation, suffix: str) -> EndSymbols:
         dv_dbeta=[fresh(f"d{v.name}_dbeta") for v in m.v],
         dq_dtheta={th: [fresh(f"d{q.name}_d{th.name}") for q in m.q] for th in m.parameters},
         dv_dtheta={th: [fresh(f"d{v.name}_d{th.name}") for v in m.v] for th in m.parameters},
+        u=[fresh(s.name) for s in m.u],  # last: the other names stay as they were before inputs were renamed
     )
 
 
 def _at_end(expr, d: Derivation, e: EndSymbols):
     m = d.model
-    subs = {**dict(zip(m.q, e.q)), **dict(zip(m.v, e.v)), m.time: e.t}
+    subs = {**dict(zip(m.q, e.q)), **dict(zip(m.v, e.v)), **dict(zip(m.u, e.u)), m.time: e.t}
     return sp.sympify(expr).xreplace(subs)
 
 
@@ -341,6 +344,8 @@ def latex_names(d: Derivation) -> dict:
                 names[s] = rf"\partial_{{{sp.latex(th)}}} {sp.latex(q)}_{{{suffix}}}"
             for q, s in zip(m.q, e.dv_dtheta[th]):
                 names[s] = rf"\partial_{{{sp.latex(th)}}} \dot{{{sp.latex(q)}}}_{{{suffix}}}"
+        for u, s in zip(m.u, e.u):
+            names[s] = f"{sp.latex(u)}_{{{suffix}}}"
         for q, s in zip(m.q, e.dq_dbeta):
             names[s] = rf"\partial_{{\beta}} {sp.latex(q)}_{{{suffix}}}"
         for q, s in zip(m.q, e.dv_dbeta):

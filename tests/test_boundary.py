@@ -8,6 +8,7 @@ import re
 import pytest
 import sympy as sp
 from click.testing import CliRunner
+from sympy.physics.mechanics import dynamicsymbols
 
 import symglep
 from symglep.bc_check import run_bc_check
@@ -337,3 +338,24 @@ def test_the_residuals_command_prints_each_residual_simplified_and_equal_to_the_
         for _ in range(3):
             at = {s: rng.uniform(0.5, 1.5) for s in expr.free_symbols}
             assert abs(float(printed.subs(at)) - float(expr.subs(at))) <= 1e-12 * (1 + abs(float(expr.subs(at))))
+
+
+def test_an_input_in_a_residual_is_named_at_its_end():
+    """p = m ẋ + g u x reads the input: the CIVP residual printed ``u`` beside ``x_T`` (probe, session 38); it is
+    the input's value at T, ``u_T`` (``u_0`` at the start), and the residual is X(T) written with it."""
+    x, u = dynamicsymbols("x u")
+    m, g, k = sp.symbols("m g k", positive=True)
+    model = symglep.Model(m * x.diff() ** 2 / 2 + g * u * x * x.diff() - k * x**2 / 2, [x], parameters=[m, g, k],
+                          inputs=[u])
+    d = symglep.derive(model, simplify="none")
+    table = residuals(d)
+    e = end_symbols(d, "T")
+    civp = table["civp"].residual_T
+    names = {s.name for expr in civp.values() for s in expr.free_symbols}
+    assert "u_T" in names and "u" not in names
+    expected = -(e.dq_dbeta[0] * e.u[0] * e.q[0])  # the g-part of −∂θp·∂βq: ∂p/∂g = u x at T
+    gpar = next(s for s in model.parameters if s.name == "g")
+    gv = civp[gpar]
+    assert sp.expand(gv - (m * e.dv_dbeta[0] * e.dq_dtheta[gpar][0] + g * e.u[0] * e.dq_dbeta[0] * e.dq_dtheta[gpar][0]
+                           - m * e.dv_dtheta[gpar][0] * e.dq_dbeta[0] - g * e.u[0] * e.dq_dtheta[gpar][0] * e.dq_dbeta[0]
+                           + expected)) == 0
