@@ -13,7 +13,7 @@ from __future__ import annotations
 import sympy as sp
 
 from .errors import ModelError
-from .simplify import as_real, within
+from .simplify import as_real, over_shared_denominators, within
 from .symbolic import distinct_factors, evaluate, sample_values
 
 #: Largest dense matrix inverted symbolically (DESIGN: never a symbolic inverse of a large M).
@@ -206,6 +206,23 @@ def _reciprocal_roots(expr):
     return expr.replace(lambda e: e.is_Pow and e.exp == sp.S.Half, flipped)
 
 
+#: seconds each step of :func:`_isotropic_inverse` may take (a map that is not isotropic costs a few of them)
+ISOTROPIC_SECONDS = 0.5
+
+
+def _over_common_roots(expr):
+    """The terms of ``expr`` multiplied out and grouped by denominator, each group's numerator factored against its
+    root: ``(m w − m)/√(1 − w) − k x²/2`` becomes ``−m √(1 − w) − k x²/2`` (the relativistic L, whose
+    mass matrix and det then stay small; built raw, a 3-D one made SymPy's det run for minutes)."""
+    grouped = over_shared_denominators(sp.expand(expr))
+    terms = []
+    for term in sp.Add.make_args(grouped):
+        numerator, denominator = sp.fraction(term)
+        rooted = any(p.is_Pow and p.exp.is_Rational and not p.exp.is_integer for p in sp.Mul.make_args(denominator))
+        terms.append(sp.powsimp(sp.factor(numerator) / denominator) if rooted else term)
+    return sp.Add(*terms)
+
+
 def _isotropic_inverse(exprs, xs, ys, parameters=()) -> list | None:
     """``xs`` from ``ys = b + (xs − a)·g(|xs − a|²)`` with ``a``, ``b`` and the scalar ``g`` free of the other
     directions (a relativistic particle in the plane or in space: ``H = √(m² + |p − e A|²)`` gives
@@ -216,30 +233,36 @@ def _isotropic_inverse(exprs, xs, ys, parameters=()) -> list | None:
     if n < 2 or n > 3:
         return None
     at_rest = {x: 0 for x in xs}
-    offsets = [sp.S.Zero] * n
-    shifts = []  # a: where each component of the map vanishes, when that point is free of every x
-    for x, e in zip(xs, exprs):
-        roots = within(TIDY_SECONDS, sp.solve, sp.numer(sp.together(e)), x)
-        free = [r for r in (roots or []) if not (r.free_symbols & set(xs))]
-        shifts.append(free[0] if len(free) == 1 else None)
-    forms = [([e.xreplace(at_rest) for e in exprs], [sp.S.Zero] * n)]
-    if all(a is not None for a in shifts):
-        forms.append((offsets, shifts))
+
+    def shifted():  # a: where each component of the map vanishes, when that point is free of every x
+        shifts = []
+        for x, e in zip(xs, exprs):
+            roots = within(ISOTROPIC_SECONDS, sp.solve, sp.numer(sp.together(e)), x)
+            free = [r for r in (roots or []) if not (r.free_symbols & set(xs))]
+            if len(free) != 1:
+                return None
+            shifts.append(free[0])
+        return [sp.S.Zero] * n, shifts
+
     us = [sp.Dummy(f"u{i}", real=True) for i in range(n)]
     s, w = sp.Dummy("s", positive=True), sp.Dummy("w", positive=True)
-    for b, a in forms:
+    for form in (lambda: ([e.xreplace(at_rest) for e in exprs], [sp.S.Zero] * n), shifted):
+        b_a = form()
+        if b_a is None:
+            continue
+        b, a = b_a
         moved = {x: ai + u for x, ai, u in zip(xs, a, us)}
-        ratios = [within(TIDY_SECONDS, sp.simplify, ((e - bi) / u).xreplace(moved))
+        ratios = [within(ISOTROPIC_SECONDS, sp.simplify, ((e - bi) / u).xreplace(moved))
                   for e, bi, u in zip(exprs, b, us)]
-        if any(r is None for r in ratios) or any(within(TIDY_SECONDS, sp.simplify, r - ratios[0]) != 0
+        if any(r is None for r in ratios) or any(within(ISOTROPIC_SECONDS, sp.simplify, r - ratios[0]) != 0
                                                  for r in ratios[1:]):
             continue
         g = ratios[0]
-        if any(within(TIDY_SECONDS, sp.simplify, us[0] * sp.diff(g, u) - u * sp.diff(g, us[0])) != 0
+        if any(within(ISOTROPIC_SECONDS, sp.simplify, us[0] * sp.diff(g, u) - u * sp.diff(g, us[0])) != 0
                for u in us[1:]):
             continue  # g reads a direction, not only |x − a|²
         g_of_s = g.xreplace({us[0]: sp.sqrt(s), **{u: 0 for u in us[1:]}})
-        roots = within(TIDY_SECONDS, sp.solve, sp.Eq(s * g_of_s**2, w), s) or []
+        roots = within(ISOTROPIC_SECONDS, sp.solve, sp.Eq(s * g_of_s**2, w), s) or []
         norm = sum(((y - bi) ** 2 for y, bi in zip(ys, b)), sp.S.Zero)
         for root in roots:
             scale = g_of_s.xreplace({s: root}).xreplace({w: norm})
@@ -381,7 +404,7 @@ def lagrangian_from_hamiltonian(h, momentum_objects, velocity_objects, parameter
     lag = sum(p * v for p, v in zip(p_of_v, vs)) - h_d.xreplace(subs)
     lag = tidy(sp.expand(lag) if sp.count_ops(lag) < 150 else lag)
     if how.startswith("isotropic"):  # H(p(v)) holds √(m² + m² w/(1 − w)) = m √(−1/(w − 1)): one root of 1 − w
-        lag = tidy(_reciprocal_roots(lag))
+        lag = tidy(_over_common_roots(_reciprocal_roots(lag)))
     if how.startswith("affine"):
         lag = min((lag, tidy(_affine_transform(h_d, ps, v_of_p, vs, p_of_v))), key=sp.count_ops)
     return lag.xreplace(dict(zip(vs, velocity_objects))), how

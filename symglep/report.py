@@ -229,10 +229,11 @@ def _regular_verdict(d) -> str:
     factors = [f for f in parts if may_vanish(f) and not never_real_zero(f)]
     diverging = _diverges_at_zero(r.det_mass, (*d.model.q, *d.model.v))
     clauses = []
+    mm = OWN_SYMBOLS["M"] if "M" in model_names(d.model) else "M"  # a model's own M (a cart's mass) is not this
     if factors:
-        clauses.append(" or ".join(f"{readable_str(f)} = 0" for f in factors) + " (M is singular there)")
+        clauses.append(" or ".join(f"{readable_str(f)} = 0" for f in factors) + f" ({mm} is singular there)")
     if diverging:
-        clauses.append(" or ".join(f"{s} = 0" for s in diverging) + " (M diverges there: no velocity map)")
+        clauses.append(" or ".join(f"{s} = 0" for s in diverging) + f" ({mm} diverges there: no velocity map)")
     return "yes, except where " + "; and where ".join(clauses) if clauses else "yes"
 
 

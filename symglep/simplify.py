@@ -242,7 +242,12 @@ def tidy(expr, budget: Budget):
             break
         try:
             with deadline(seconds):
-                candidate = attempt(real).xreplace(back)
+                candidate = attempt(real)
+            with sp.evaluate(False):  # the names back, without redistributing −(a + b) to −a − b
+                candidate = candidate.xreplace(back)
+            if candidate.has(sp.Abs, sp.sign) and not expr.has(sp.Abs, sp.sign):
+                continue  # √(r²) = |r| holds for real r, but |r| of a symbol SymPy thinks complex differentiates
+                # to sign(r)·Derivative(r, r) (Hamilton's equations of the printed H)
         except _OverTime:
             budget.attempts_dropped += 1
             continue

@@ -633,3 +633,44 @@ def test_a_log_cosh_kinetic_energy_reads_with_atanh_and_the_relativistic_h_as_a_
     (xr,), (vr,), (pr,), (u,) = rel.model.q, rel.model.v, rel.model.p, rel.model.u
     assert rel.readable.hamiltonian == kk * xr**2 / 2 - u * xr + sp.sqrt(m**2 + pr**2)
     assert rel.readable.mass_matrix[0, 0] == m / (1 - vr**2) ** sp.Rational(3, 2)
+
+
+def test_readable_forms_over_the_reals_keep_factored_signs_and_never_print_abs_or_derivative():
+    """Regressions of taking the symbols real in tidy (probe p4, session 38): mapping the names back rebuilt
+    −(a x (x² + z²) + k z + w x) as −a x (x² + z²) − k z − w x (longer: heb_nonlinear_oscillator's accelerations
+    20 → 20 instead of 16), and √(r²) became |r|, whose derivative printed sign(r)·Derivative(r, r) in Hamilton's
+    equations. Both forms must stay equal to the raw ones."""
+    heb = symglep.derive(symglep.load_model(str(ROOT / "examples" / "heb_nonlinear_oscillator.py")))
+    assert heb.readable.op_counts["accelerations"]["readable"] < heb.readable.op_counts["accelerations"]["raw"]
+    r, th, u = dynamicsymbols("r theta u")
+    m, k = sp.symbols("m k", positive=True)
+    polar = symglep.Model(m * (r.diff() ** 2 + r**2 * th.diff() ** 2) / 2 - k * sp.sqrt(r**2) + r * u, [r, th],
+                          parameters=[m, k], inputs=[u])
+    d = symglep.derive(polar)
+    shown = report.render_text(d)
+    assert "Derivative" not in shown and "Abs" not in shown and "sign(" not in shown
+    rates = d.readable.hamilton_equations
+    raw = [-sp.diff(d.hamiltonian, q) for q in polar.q]
+    rng = random.Random(5)
+    for _ in range(3):
+        at = {s: rng.uniform(0.5, 1.5) for e in raw for s in e.free_symbols}
+        for (_, rate), want in zip(rates, raw):
+            assert abs(float(rate.subs(at)) - float(want.subs(at))) < 1e-12 * (1 + abs(float(want.subs(at))))
+
+
+def test_a_relativistic_particle_in_space_built_from_h_reads_its_textbook_lagrangian():
+    """H = √(m² + |p|²) + k|q|²/2 in three dimensions: the isotropic inverse built L as a raw quotient whose 3 × 3
+    mass matrix kept SymPy's det busy for minutes (probe p4); L is grouped over its root: −m √(1 − |v|²) − k|q|²/2."""
+    x, y, z = dynamicsymbols("x y z")
+    px, py, pz = sp.symbols("p_x p_y p_z")
+    m, k = sp.symbols("m k", positive=True)
+    model = symglep.Model.from_hamiltonian(sp.sqrt(m**2 + px**2 + py**2 + pz**2) + k * (x**2 + y**2 + z**2) / 2,
+                                           [x, y, z], [px, py, pz], parameters=[m, k])
+    (qx, qy, qz), (vx, vy, vz) = model.q, model.v
+    expected = -m * sp.sqrt(1 - vx**2 - vy**2 - vz**2) - k * (qx**2 + qy**2 + qz**2) / 2
+    assert sp.expand(model.lagrangian - expected) == 0
+    d = symglep.derive(model)
+    # M = m γ (1 + γ² v vᵀ), det M = m³ γ⁵ (γ = 1/√(1 − |v|²)), at a random speed below 1
+    at = {m: 1.3, vx: 0.2, vy: -0.35, vz: 0.4}
+    gamma = 1 / (1 - 0.2**2 - 0.35**2 - 0.4**2) ** 0.5
+    assert abs(float(d.readable.det_mass.subs(at)) - 1.3**3 * gamma**5) < 1e-12 * 1.3**3 * gamma**5
