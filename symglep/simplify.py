@@ -31,6 +31,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import sympy as sp
+from sympy.core.parameters import distribute
 from sympy.simplify.fu import TR10i
 
 from .errors import ArgumentError
@@ -243,7 +244,7 @@ def tidy(expr, budget: Budget):
         try:
             with deadline(seconds):
                 candidate = attempt(real)
-            with sp.evaluate(False):  # the names back, without redistributing −(a + b) to −a − b
+            with distribute(False):  # the names back, without redistributing −(a + b) to −a − b
                 candidate = candidate.xreplace(back)
             if candidate.has(sp.Abs, sp.sign) and not expr.has(sp.Abs, sp.sign):
                 continue  # √(r²) = |r| holds for real r, but |r| of a symbol SymPy thinks complex differentiates
