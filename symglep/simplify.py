@@ -199,13 +199,28 @@ def smallest(candidates):
 
 def attempts(mode: str, ops: int):
     """The rewritings tried in ``mode`` on an expression of ``ops`` operations, cheapest first."""
-    out = [sp.factor_terms, trig_factor_pass, sp.expand,  # expand: terms that cancel once multiplied out
+    out = [hyperbolic_tangents, lambda e: sp.factor_terms(hyperbolic_tangents(e)),  # cheap: first
+           sp.factor_terms, trig_factor_pass, sp.expand,  # expand: terms that cancel once multiplied out
            over_shared_denominators, sp.together]  # m²/√D + p²/√D = √D; m (1 + v²/(1 − v²))/√(1 − v²)
     if ops <= TRIGSIMP_OPS or mode == "full":
         out += [sp.trigsimp, lambda e: sp.factor(sp.cancel(e))]
     if mode == "full":
         out.append(sp.simplify)
     return out
+
+
+def hyperbolic_tangents(expr):
+    """``sinh(a)/cosh(a)`` written ``tanh(a)``: the force of a ``log cosh`` potential, as a physicist writes it."""
+    def rewrite(mul):
+        factors = list(mul.args)
+        for f in mul.args:
+            denominator = 1 / sp.cosh(f.args[0]) if isinstance(f, sp.sinh) else None
+            if denominator is not None and denominator in factors and f in factors:
+                factors.remove(f)
+                factors.remove(denominator)
+                factors.append(sp.tanh(f.args[0]))
+        return sp.Mul(*factors)
+    return expr.replace(lambda e: e.is_Mul and e.has(sp.sinh) and e.has(sp.cosh), rewrite)
 
 
 def over_shared_denominators(expr):

@@ -674,3 +674,18 @@ def test_a_relativistic_particle_in_space_built_from_h_reads_its_textbook_lagran
     at = {m: 1.3, vx: 0.2, vy: -0.35, vz: 0.4}
     gamma = 1 / (1 - 0.2**2 - 0.35**2 - 0.4**2) ** 0.5
     assert abs(float(d.readable.det_mass.subs(at)) - 1.3**3 * gamma**5) < 1e-12 * 1.3**3 * gamma**5
+
+
+def test_the_force_of_a_log_cosh_potential_reads_tanh():
+    """The force of V = log cosh(a x + b) printed a·sinh(a x + b)/cosh(a x + b) (probe, session 38): the readable
+    accelerations write tanh, equal to the raw ones at random points."""
+    x = dynamicsymbols("x")
+    a, b, k = sp.symbols("a b k", positive=True)
+    model = symglep.Model(x.diff() ** 2 / 2 - sp.log(sp.cosh(a * x + b)) - k * x**2 / 2, [x], parameters=[a, b, k])
+    d = symglep.derive(model)
+    shown = d.readable.accelerations[0]
+    assert shown.has(sp.tanh) and not shown.has(sp.sinh)
+    rng = random.Random(6)
+    for _ in range(3):
+        at = {s: rng.uniform(0.5, 1.5) for s in d.el.accelerations[0].free_symbols}
+        assert abs(float(shown.subs(at)) - float(d.el.accelerations[0].subs(at))) < 1e-12
