@@ -125,7 +125,7 @@ def to_dict(d) -> dict:
         **{k: ex[k] for k in ("momentum_map", "velocity_map", "hamiltonian")},
         "hamiltonian_note": d.hamiltonian_note,
         "legendre_regular": d.legendre_regular,
-        "real_where": [expr_str(c) for c in real_domain(m.lagrangian, d.hamiltonian)],
+        "real_where": [expr_str(_plain_condition(c)) for c in real_domain(m.lagrangian, d.hamiltonian)],
         "separable": d.sym.separable,
         "separability_note": d.sym.separability_note,
         **dict(zip(("integrator", "integrator_note"), auto_integrator_reason(d))),
@@ -280,7 +280,18 @@ def _domain_verdict(d) -> str:
     conditions = real_domain(d.model.lagrangian, d.hamiltonian)
     if not conditions:
         return "everywhere"
-    return " and ".join(expr_str(c) for c in conditions) + " (the equations hold there only)"
+    return " and ".join(expr_str(_plain_condition(c)) for c in conditions) + " (the equations hold there only)"
+
+
+def _plain_condition(condition):
+    """``c/g ≥ 0`` with a constant ``c`` written ``g > 0`` (``c > 0``) or ``g < 0`` (``c < 0``): the relativistic
+    ``−1/(ẋ² − c²) ≥ 0`` reads ``ẋ² − c² < 0``; any other condition as it is."""
+    if not isinstance(condition, (sp.GreaterThan, sp.StrictGreaterThan)) or condition.rhs != 0:
+        return condition
+    numerator, denominator = sp.fraction(sp.together(condition.lhs))
+    if not numerator.is_number or numerator == 0 or not denominator.free_symbols:
+        return condition
+    return sp.StrictGreaterThan(denominator, 0) if numerator > 0 else sp.StrictLessThan(denominator, 0)
 
 
 def _separable_verdict(d) -> str:

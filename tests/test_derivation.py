@@ -1315,3 +1315,15 @@ def test_an_explicit_time_that_cancels_is_dropped():
     assert without_cancelling_time(drive, t) == drive
     window = sp.Heaviside(t - 1) * x
     assert without_cancelling_time(window, t) == window
+
+
+def test_a_reciprocal_domain_condition_is_written_on_its_denominator():
+    """``−1/(ẋ² − c²) ≥ 0`` (an H = c √(1 + p²) model's domain, probe session 38) reads ``ẋ² − c² < 0``; a
+    condition that is not a constant over an expression keeps its form."""
+    from symglep.report import _plain_condition
+
+    v, c, r, a = sp.symbols("x_dot c r a")
+    assert _plain_condition(sp.GreaterThan(-1 / (v**2 - c**2), 0)) == sp.StrictLessThan(v**2 - c**2, 0)
+    assert _plain_condition(sp.GreaterThan(2 / (1 - v**2), 0)) == sp.StrictGreaterThan(1 - v**2, 0)
+    assert _plain_condition(sp.StrictGreaterThan(r / a, 0)) == sp.StrictGreaterThan(r / a, 0)
+    assert _plain_condition(sp.GreaterThan(1 - v**2, 0)) == sp.GreaterThan(1 - v**2, 0)
