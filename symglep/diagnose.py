@@ -40,7 +40,8 @@ def all_finite(*arrays) -> bool:
 
 
 #: the phrase of a run whose first step from a finite start is not finite (callers drop their dt advice)
-START_NOT_FINITE = "the first step from a finite start fails: the force is not finite at the start state, which no dt cures"
+START_NOT_FINITE = ("the first step from a finite start fails: the force is not finite at the start state, "
+                    "which no dt cures")
 
 
 def where_not_finite(tq, tp, t0: float, dt: float) -> str:
@@ -53,10 +54,10 @@ def where_not_finite(tq, tp, t0: float, dt: float) -> str:
     b = int(np.argmax(bad.any(axis=1)))
     k = int(np.argmax(bad[b]))
     before = max(k - 1, 0)
-    first = (f"; {START_NOT_FINITE} (a 0/0 such as the direction between two units at the same point, e.g. springs with rest "
-             "lengths started at rest at the origin): start elsewhere: the model's "
-             "initial_positions (docs/networks.md, docs/robustness.md)" if k == 1 and np.all(np.isfinite(tq[b, 0])) and np.all(np.isfinite(tp[b, 0]))
-             else "")
+    started_finite = bool(np.all(np.isfinite(tq[b, 0])) and np.all(np.isfinite(tp[b, 0])))
+    first = (f"; {START_NOT_FINITE} (a 0/0 such as the direction between two units at the same point, e.g. springs "
+             "with rest lengths started at rest at the origin): start elsewhere: the model's initial_positions "
+             "(docs/networks.md, docs/robustness.md)" if k == 1 and started_finite else "")
     return (f" first at step {k} of sequence {b} (t = {t0 + k * dt:g}); before it max |q| = "
             f"{np.max(np.abs(tq[b, before])):.3g}, max |p| = {np.max(np.abs(tp[b, before])):.3g}{first}")
 

@@ -336,5 +336,6 @@ def _finite(outputs, what: str, integrator: str = "leapfrog", where=None) -> Non
             cause = ("a midpoint step did not converge or a value overflowed" if integrator == "midpoint"
                      else "a non-finite value appeared")
             place = where() if where is not None else ""
-            advice = "" if START_NOT_FINITE in place else " (reduce dt, or check the parameters, inputs and initial state)"
+            advice = ("" if START_NOT_FINITE in place
+                      else " (reduce dt, or check the parameters, inputs and initial state)")
             raise NumericalError(f"{what}: {cause}{place}{advice}")
