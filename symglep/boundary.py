@@ -27,7 +27,7 @@ from .derivation import Derivation
 from .dissipation import caldirola_kanai_rate, growth_text
 from .errors import DerivationError, SymglepError
 from .report import expr_str
-from .simplify import tidy
+from .simplify import Budget, tidy
 from .symbolic import is_zero, node_count
 from .symmetry import odd_terms_text
 
@@ -87,6 +87,14 @@ class Residual:
     tractable: bool
     verdict: str
     extra: dict = field(default_factory=dict)
+
+
+def shown_residuals(d: Derivation, bcs) -> dict:
+    """``{bc: Residual}`` of the conditions ``bcs``, each expression tidied within the budget ``symglep derive
+    --simplify fast`` gives this model (theory §11): what ``symglep residuals`` prints."""
+    res = residuals(d)
+    budget = Budget.for_model("fast", d.model.n, d.raw_seconds)
+    return {bc: readable_residual(res[bc], budget) for bc in bcs}
 
 
 def readable_residual(r: Residual, budget) -> Residual:

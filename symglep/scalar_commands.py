@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import time
 
 from .bc_check import parse_bcs, run_bc_check
 from .beta import AUTO, FIXED_BETA_NOTE, fixed_or
 from .bc_check import render_text as render_bc_check
-from .boundary import condition_names, latex_names, readable_residual
-from .boundary import residuals as boundary_residuals
+from .boundary import condition_names, latex_names, shown_residuals
 from .check import load_params, render_text, run_check
 from .codegen.output import write_generated as write_model_files
 from .codegen.render_c import missing_gradient_note
@@ -20,7 +18,6 @@ from .model import Model
 from .report import render as render_derivation
 from .residual_report import render as render_residuals
 from .routes import short_label
-from .simplify import Budget
 from .training import train_command as train
 
 
@@ -32,11 +29,8 @@ def derive_report(model: Model, fmt: str, simplify: str = "fast") -> str:
 def residuals_report(model: Model, bcs: tuple, fmt: str) -> str:
     """``symglep residuals``: the boundary residual of each boundary condition of ``bcs`` (theory §2–§3), each
     expression in the smallest form found within ``derive``'s ``fast`` budget (theory §11)."""
-    started = time.perf_counter()
     derivation = derive(model, simplify="none")
-    res = boundary_residuals(derivation)
-    budget = Budget.for_model("fast", model.n, time.perf_counter() - started)
-    shown = {bc: readable_residual(res[bc], budget) for bc in condition_names(bcs)}
+    shown = shown_residuals(derivation, condition_names(bcs))
     return render_residuals(model, shown, fmt, latex_names(derivation))
 
 

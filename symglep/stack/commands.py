@@ -18,12 +18,11 @@ import sympy as sp
 
 from .. import __version__
 from ..boundary import BOUNDARY_CONDITIONS as BOUNDARY_CONDITIONS_OF_UNITS
-from ..boundary import condition_names, latex_names
+from ..boundary import condition_names, latex_names, shown_residuals
 from ..beta import AUTO, describe
 from ..check import (CONTRASTS, FD_TOLERANCE, anti_damping_warning, choose_contrast, finite_differences,
                      contrast_kind, rel_err, require_run_settings, smooth_signal,
                      suggested_beta)
-from ..boundary import residuals as boundary_residuals
 from ..codegen.output import write_files
 from ..command_options import CheckOptions, require_plain_check
 from ..derivation import derive
@@ -542,7 +541,7 @@ def residuals_report(stack: Stack, bcs: tuple, fmt: str) -> str:
     for u, a in zip(stack.units, stack.arrays):
         if a is None:
             d = derive(u, simplify="none")
-            res = boundary_residuals(d)
+            res = shown_residuals(d, bcs)  # tidied as the scalar command prints them
         else:  # an array unit: index form
             d, res = None, derive_array(u)["residuals"]
         per_unit.append((u, d, {bc: res[bc] for bc in bcs}))
