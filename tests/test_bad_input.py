@@ -259,3 +259,18 @@ def test_a_hamiltonian_linear_in_the_momenta_is_named_a_first_order_system(tmp_p
     assert out.exit_code == 2 and out.output.count("\n") == 1, out.output
     assert "linear in the momenta" in out.output and "first-order system" in out.output
     assert "declare the Lagrangian instead" not in out.output
+
+
+def test_a_stack_whose_first_step_is_not_finite_drops_the_dt_advice_too():
+    """The array kernels drop "reduce dt" when the force is not finite at the start state; the stack's message
+    still ended "(… reduce dt, or check them)" after it (noted in session 38). A later divergence keeps it."""
+    from types import SimpleNamespace
+
+    from symglep.diagnose import START_NOT_FINITE
+    from symglep.stack.runtime import StackKernels
+
+    fake = SimpleNamespace(stack=SimpleNamespace(midpoint_units=[]))
+    fake._where = lambda *args: f" first at step 1 of sequence 0; {START_NOT_FINITE} (a 0/0 …)"
+    assert "reduce dt" not in str(StackKernels._diverged(fake, "the free pass of the stack", (None,) * 7))
+    fake._where = lambda *args: " first at step 40 of sequence 0"
+    assert "reduce dt" in str(StackKernels._diverged(fake, "the free pass of the stack", (None,) * 7))
