@@ -44,6 +44,12 @@ START_NOT_FINITE = ("the first step from a finite start fails: the force is not 
                     "which no dt cures")
 
 
+def dt_advice(where: str, advice: str) -> str:
+    """``advice`` (a phrase that suggests a smaller dt), or ``""`` where ``where`` (:func:`where_not_finite`)
+    says the first step from a finite start failed, which no dt cures."""
+    return "" if START_NOT_FINITE in where else advice
+
+
 def where_not_finite(tq, tp, t0: float, dt: float) -> str:
     """Where recorded trajectories ``(B, K+1, n)`` first leave the finite numbers: step, sequence, time and
     the state's size just before (a phrase to follow "produced a non-finite value"); '' when they stay

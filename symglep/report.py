@@ -369,8 +369,16 @@ OWN_SYMBOLS_LATEX = {"L": r"\mathcal{L}", "H": r"\mathcal{H}"}
 
 
 def model_names(m) -> set:
-    """Every name the model declares: coordinates, parameters, constants, inputs, targets."""
-    return {getattr(s, "name", str(s)) for s in (*m.q, *m.parameters, *m.constants, *m.u, *m.y)}
+    """Every name a report of the model can print (:func:`symglep.symbol_table.model_symbols`)."""
+    return {s.name for s, _ in model_symbols(m)}
+
+
+def latex_labels(m) -> tuple:
+    """``(Lagrangian, Hamiltonian, cost)`` as the LaTeX and Markdown reports write them: ``\\mathcal{L}``,
+    ``\\mathcal{H}``, ``\\mathrm{cost}`` where the model declares a symbol ``L``, ``H``, ``c``."""
+    names = model_names(m)
+    lag, ham = (OWN_SYMBOLS_LATEX[x] if x in names else x for x in ("L", "H"))
+    return lag, ham, (r"\mathrm{cost}" if "c" in names else "c")
 
 
 def own_labels(m):
@@ -481,8 +489,7 @@ def render_markdown(d) -> str:
     mass, momenta, h, accelerations, rule = shown(d)
     names = latex_names(d)
     tex = lambda e: sp.latex(e, symbol_names=names)  # noqa: E731
-    lag, ham = (OWN_SYMBOLS_LATEX.get(x, x) if x in model_names(m) else x for x in ("L", "H"))
-    cost = r"\mathrm{cost}" if "c" in model_names(m) else "c"
+    lag, ham, cost = latex_labels(m)
     out = [f"# Derivation of `{m.name}`", "", f"$${lag} = {tex(m.lagrangian)}$$", "",
            f"$${cost} = {tex(m.cost)}$$", ""]
     if m.terminal_cost != 0:
@@ -538,8 +545,7 @@ def render_latex(d) -> str:
         if s not in names and sp.latex(s).isalpha() and len(sp.latex(s)) > 1:
             names[s] = rf"\mathrm{{{sp.latex(s)}}}"
     tex = lambda e: sp.latex(e, symbol_names=names)  # noqa: E731
-    lag, ham = (OWN_SYMBOLS_LATEX.get(x, x) if x in model_names(m) else x for x in ("L", "H"))
-    cost = r"\mathrm{cost}" if "c" in model_names(m) else "c"
+    lag, ham, cost = latex_labels(m)
     lines = [r"\begin{align}", rf"{lag} &= {tex(m.lagrangian)} \\", rf"{cost} &= {tex(m.cost)} \\"]
     if m.terminal_cost != 0:
         lines.append(rf"c_T &= {tex(m.terminal_cost)} \\")

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import sympy as sp
 
-from .diagnose import START_NOT_FINITE, NumericalError
+from .diagnose import NumericalError, dt_advice
 from .errors import SymglepError
 from .fileio import read_npz
 from .learners import data_sizes, learner_for
@@ -83,7 +83,7 @@ def _teacher_run(learner, theta, u, q0, p0, dt: float, task: str, seed: int):
                  "(symglep derive names where); " if task == "sine" and exc.step == 0 else "")
         raise NumericalError(f"the teacher run of the {task} task (its parameters drawn from --seed {seed}, not "
                              f"those trained or resumed) failed: {str(exc).rstrip('.')}; {start}try another --seed, "
-                             f"{'' if START_NOT_FINITE in str(exc) else 'a smaller --dt, '}or give your own DATA.npz",
+                             f"{dt_advice(str(exc), 'a smaller --dt, ')}or give your own DATA.npz",
                              exc.phase, exc.sequence, exc.step,
                              exc.state) from None
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .. import cache as kernel_cache
-from ..diagnose import START_NOT_FINITE, NumericalError, check_retrace, where_not_finite
+from ..diagnose import NumericalError, check_retrace, dt_advice, where_not_finite
 from ..dissipation import warn_anti_damping
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
@@ -336,6 +336,5 @@ def _finite(outputs, what: str, integrator: str = "leapfrog", where=None) -> Non
             cause = ("a midpoint step did not converge or a value overflowed" if integrator == "midpoint"
                      else "a non-finite value appeared")
             place = where() if where is not None else ""
-            advice = ("" if START_NOT_FINITE in place
-                      else " (reduce dt, or check the parameters, inputs and initial state)")
+            advice = dt_advice(place, " (reduce dt, or check the parameters, inputs and initial state)")
             raise NumericalError(f"{what}: {cause}{place}{advice}")

@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from .. import cache as kernel_cache
-from ..diagnose import START_NOT_FINITE, NumericalError, check_retrace, where_not_finite
+from ..diagnose import NumericalError, check_retrace, dt_advice, where_not_finite
 from ..errors import SymglepError
 from ..estimators import complex_nudge, contrast_order
 from ..parameter_values import values_by_name
@@ -206,10 +206,9 @@ class StackKernels:
         newton = (f", or the Newton iteration of a midpoint unit ({', '.join(map(str, self.stack.midpoint_units))}) "
                   "did not converge" if self.stack.midpoint_units else "")
         where = self._where(*args) if args is not None else ""
-        if START_NOT_FINITE in where:  # the force at the start itself: no dt helps
-            return NumericalError(f"{what} produced a non-finite value{where}", what)
-        return NumericalError(f"{what} produced a non-finite value{where} (the free run or an echo diverged{newton}, "
-                              "or the start or parameters leave the model's domain: reduce dt, or check them)", what)
+        advice = dt_advice(where, f" (the free run or an echo diverged{newton}, or the start or parameters leave the "
+                                  "model's domain: reduce dt, or check them)")
+        return NumericalError(f"{what} produced a non-finite value{where}{advice}", what)
 
     def _where(self, th, q0, p0, x, y, dt, t0) -> str:
         """Where the free run first leaves the finite numbers (step, sequence, time, and the state's size
